@@ -1,0 +1,24 @@
+//! garrison's domain types. Everything here is pure: no I/O, no clocks, no randomness.
+//! Input from the wire is validated here so that every front end (HTTP, CLI, onboarding)
+//! reports the same precise errors.
+
+pub mod account;
+pub mod credential;
+pub mod deployment;
+pub mod error;
+pub mod json_path;
+pub mod ops;
+pub mod policy;
+pub mod scope;
+
+pub use error::{FieldError, ValidationError};
+
+/// Seconds since the Unix epoch, as the reference services report times.
+pub type Timestamp = i64;
+
+/// `{at, by}` pairs on created/modified objects.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct Stamp {
+    pub at: Timestamp,
+    pub by: String,
+}
