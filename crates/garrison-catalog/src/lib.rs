@@ -1,1 +1,8 @@
+//! What garrison knows as data: the IAM role types it asks customers to create (versioned
+//! data files), the CloudFormation template rendered from them, and the protection policies.
 
+pub mod cft;
+pub mod policies;
+pub mod roles;
+
+pub use roles::{Catalog, RoleDef};
