@@ -1,1 +1,12 @@
+//! Persistence for garrison: one SQL dialect subset that runs on SQLite (embedded default)
+//! and PostgreSQL, migrations applied at open, and secrets sealed with AES-256-GCM.
 
+mod db;
+mod migrations;
+pub mod seal;
+mod tenants;
+mod objects;
+
+pub use db::{Store, StoreError};
+pub use seal::{SealKey, Sealer};
+pub use tenants::{KeyRecord, NewRoot};

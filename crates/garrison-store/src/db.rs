@@ -1,0 +1,163 @@
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{AnyPool, Row};
+
+use crate::migrations::MIGRATIONS;
+use crate::seal::{SealError, SealKey, Sealer};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("the seal key does not open this store's secrets (it was created with another key)")]
+    WrongKey,
+    #[error(transparent)]
+    Seal(#[from] SealError),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("not found")]
+    NotFound,
+    #[error("conflict: {0}")]
+    Conflict(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A handle on the store; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pub(crate) pool: AnyPool,
+    pub(crate) sealer: Sealer,
+    pub(crate) backend: Backend,
+}
+
+pub(crate) fn now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+const SEAL_CHECK: &str = "garrison seal check";
+
+impl Store {
+    /// Opens (creating if needed) the database at `url` (`sqlite://…` or `postgres://…`),
+    /// applies pending migrations and checks that `key` opens this store's secrets.
+    pub async fn open(url: &str, key: &SealKey) -> Result<Store, StoreError> {
+        install_default_drivers();
+        let backend = if url.starts_with("postgres") { Backend::Postgres } else { Backend::Sqlite };
+        let max = if backend == Backend::Sqlite { 8 } else { 16 };
+        let pool = AnyPoolOptions::new()
+            .max_connections(max)
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        sqlx::query("PRAGMA busy_timeout = 10000").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(url)
+            .await?;
+        if backend == Backend::Sqlite {
+            sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
+        }
+        let store = Store { pool, sealer: Sealer::new(key), backend };
+        store.migrate().await?;
+        store.check_key().await?;
+        Ok(store)
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn sealer(&self) -> &Sealer {
+        &self.sealer
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        sqlx::query("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, description TEXT NOT NULL, applied_at BIGINT NOT NULL)")
+            .execute(&self.pool)
+            .await?;
+        for (version, description, statements) in MIGRATIONS {
+            let mut tx = self.pool.begin().await?;
+            // Concurrent starters (several servers on one PostgreSQL) race here; the
+            // primary key makes exactly one of them apply each migration.
+            let done: Option<i64> = sqlx::query("SELECT version FROM schema_migrations WHERE version = $1")
+                .bind(*version)
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|r| r.get(0));
+            if done.is_some() {
+                continue;
+            }
+            sqlx::query("INSERT INTO schema_migrations (version, description, applied_at) VALUES ($1, $2, $3)")
+                .bind(*version)
+                .bind(*description)
+                .bind(now())
+                .execute(&mut *tx)
+                .await?;
+            for st in *statements {
+                sqlx::query(*st).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            tracing::info!(version, description, "migration applied");
+        }
+        Ok(())
+    }
+
+    async fn check_key(&self) -> Result<(), StoreError> {
+        match self.meta("seal_check").await? {
+            Some(sealed) => match self.sealer.open("meta:seal_check", &sealed) {
+                Ok(v) if v == SEAL_CHECK.as_bytes() => Ok(()),
+                _ => Err(StoreError::WrongKey),
+            },
+            None => {
+                let sealed = self.sealer.seal("meta:seal_check", SEAL_CHECK.as_bytes());
+                self.put_meta_if_absent("seal_check", &sealed).await?;
+                // Another starter may have won the race with another key.
+                Box::pin(self.check_key()).await
+            }
+        }
+    }
+
+    pub(crate) async fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query("SELECT value FROM meta WHERE key = $1")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| r.get(0)))
+    }
+
+    pub(crate) async fn put_meta_if_absent(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
+            .bind(key)
+            .bind(value)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// A sealed random secret kept in the store (e.g. the token signing key), created on first use.
+    pub async fn sealed_secret(&self, name: &str) -> Result<Vec<u8>, StoreError> {
+        let key = format!("secret:{name}");
+        let ctx = format!("meta:{key}");
+        if self.meta(&key).await?.is_none() {
+            let fresh = SealKey::generate().to_hex();
+            self.put_meta_if_absent(&key, &self.sealer.seal(&ctx, fresh.as_bytes())).await?;
+        }
+        let sealed = self.meta(&key).await?.ok_or_else(|| StoreError::Corrupt(key.clone()))?;
+        let hexed = self.sealer.open_string(&ctx, &sealed)?;
+        hex::decode(hexed).map_err(|_| StoreError::Corrupt(key))
+    }
+
+    /// Liveness probe for /health.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
