@@ -1,1 +1,88 @@
+//! garrison's HTTP API: the Alert Logic-compatible services (aims, endpoints, themis,
+//! credentials, policies, deployments) over axum, with the OpenAPI document at /openapi.json.
 
+pub mod auth;
+pub mod body;
+pub mod error;
+pub mod openapi;
+pub mod services;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::get;
+use garrison_catalog::Catalog;
+use garrison_store::Store;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::trace::TraceLayer;
+use utoipa_axum::router::OpenApiRouter;
+
+pub use auth::{Ancestry, Caller, Tokens};
+
+/// Largest request body accepted (the reference's limit is 1 MB too).
+pub const MAX_BODY: usize = 1024 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Base URL clients reach this server at, e.g. `http://127.0.0.1:8080`.
+    pub public_url: String,
+    /// The AWS principal garrison runs as: a 12-digit account id (trusted as `:root`) or a role ARN.
+    pub aws_principal: String,
+    /// Bucket the role templates are published to, when the operator set one.
+    pub template_bucket: Option<String>,
+    /// Lifetime of an aims token in seconds.
+    pub token_ttl_secs: i64,
+}
+
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub store: Store,
+    pub catalog: Catalog,
+    pub config: ApiConfig,
+    pub tokens: Tokens,
+    pub ancestry: Ancestry,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    pub async fn new(store: Store, config: ApiConfig) -> Result<AppState, garrison_store::StoreError> {
+        let key = store.sealed_secret("token_signing_key").await?;
+        Ok(AppState(Arc::new(Inner {
+            store,
+            catalog: Catalog::builtin(),
+            tokens: Tokens::new(key, config.token_ttl_secs),
+            config,
+            ancestry: Ancestry::default(),
+        })))
+    }
+}
+
+/// All service routes with their OpenAPI description.
+pub fn api_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::base())
+        .merge(services::aims::routes())
+        .merge(services::endpoints::routes())
+        .merge(services::themis::routes())
+        .merge(services::credentials::routes())
+        .merge(services::policies::routes())
+        .merge(services::deployments::routes())
+}
+
+pub fn router(state: AppState) -> Router {
+    let (router, doc) = api_router().split_for_parts();
+    let doc = Arc::new(doc);
+    router
+        .route("/health", get(services::health))
+        .route("/openapi.json", get(move || { let d = doc.clone(); async move { axum::Json((*d).clone()) } }))
+        .layer(RequestBodyLimitLayer::new(MAX_BODY))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}

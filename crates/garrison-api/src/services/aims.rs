@@ -1,0 +1,235 @@
+//! aims: authentication, tokens, accounts with managed children, users and access keys.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use base64::Engine as _;
+use garrison_model::FieldError;
+use garrison_model::account::{AccessKey, Account, User};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::auth::Caller;
+use crate::body;
+use crate::error::{ApiError, ApiResult};
+use crate::AppState;
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(authenticate))
+        .routes(routes!(get_token_info))
+        .routes(routes!(get_account_details))
+        .routes(routes!(list_accounts_by_relationship))
+        .routes(routes!(create_managed_account))
+        .routes(routes!(create_user, list_users))
+        .routes(routes!(create_access_key, list_access_keys))
+        .routes(routes!(delete_access_key))
+}
+
+fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let b64 = v.strip_prefix("Basic ").or_else(|| v.strip_prefix("basic "))?;
+    let raw = base64::engine::general_purpose::STANDARD.decode(b64.trim()).ok()?;
+    let text = String::from_utf8(raw).ok()?;
+    let (id, secret) = text.split_once(':')?;
+    Some((id.to_string(), secret.to_string()))
+}
+
+/// Exchange an access key for a token (HTTP Basic `access_key_id:secret_key`).
+#[utoipa::path(post, path = "/aims/v1/authenticate", tag = "aims", operation_id = "authenticate",
+    security(("BasicAuth" = [])),
+    responses((status = 200, description = "token and profile"), (status = 401, description = "bad credentials")))]
+async fn authenticate(State(s): State<AppState>, headers: HeaderMap) -> ApiResult<Json<Value>> {
+    let denied = || ApiError::Unauthorized("access key id or secret key not recognised".into());
+    let (key_id, secret) = basic_credentials(&headers).ok_or_else(denied)?;
+    let rec = s.store.find_key(&key_id).await?.ok_or_else(denied)?;
+    if !rec.verify(&secret) {
+        return Err(denied());
+    }
+    let account = s.store.get_account(&rec.account_id).await?.ok_or_else(denied)?;
+    let user = s.store.get_user(&rec.account_id, &rec.user_id).await?.ok_or_else(denied)?;
+    let (token, exp) = s.tokens.mint(&account.id, &user.id);
+    tracing::info!(account = %account.id, access_key = %rec.access_key_id, "authenticated");
+    Ok(Json(json!({"authentication": {"user": user, "account": account, "token": token, "token_expiration": exp}})))
+}
+
+/// Describe the caller's token.
+#[utoipa::path(get, path = "/aims/v1/token_info", tag = "aims", operation_id = "get_token_info",
+    security(("X-AIMS-Auth-Token" = [])), responses((status = 200, description = "token information")))]
+async fn get_token_info(State(s): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
+    let account = s.store.get_account(&caller.account_id).await?;
+    let user = s.store.get_user(&caller.account_id, &caller.user_id).await?;
+    Ok(Json(json!({
+        "account": account, "entity_id": caller.user_id, "entity_type": "user",
+        "requester_id": format!("{}:user:{}", caller.account_id, caller.user_id),
+        "roles": [], "token_expiration": caller.expires, "user": user,
+    })))
+}
+
+/// Get an account.
+#[utoipa::path(get, path = "/aims/v1/{account_id}/account", tag = "aims", operation_id = "get_account_details",
+    params(("account_id" = String, Path)), security(("X-AIMS-Auth-Token" = [])),
+    responses((status = 200, body = Account), (status = 403, description = "not accessible")))]
+async fn get_account_details(State(s): State<AppState>, caller: Caller, Path(account_id): Path<String>) -> ApiResult<Json<Account>> {
+    s.authorize(&caller, &account_id).await?;
+    Ok(Json(s.store.get_account(&account_id).await?.ok_or_else(|| ApiError::NotFound("no such account".into()))?))
+}
+
+/// List managed (child) or managing (parent) accounts.
+#[utoipa::path(get, path = "/aims/v1/{account_id}/accounts/{relationship}", tag = "aims", operation_id = "list_accounts_by_relationship",
+    params(("account_id" = String, Path), ("relationship" = String, Path, description = "managed | managing")),
+    security(("X-AIMS-Auth-Token" = [])), responses((status = 200, description = "{accounts: [...]}")))]
+async fn list_accounts_by_relationship(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((account_id, relationship)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    s.authorize(&caller, &account_id).await?;
+    let accounts = match relationship.as_str() {
+        "managed" => s.store.list_children(&account_id).await?,
+        "managing" => {
+            // Only parents the caller may see: never above the caller's own account.
+            let mut out = vec![];
+            if account_id != caller.account_id
+                && let Some(Some(parent)) = s.store.account_parent(&account_id).await?
+                && let Some(a) = s.store.get_account(&parent).await?
+            {
+                out.push(a);
+            }
+            out
+        }
+        other => {
+            return Err(ApiError::field(FieldError::new("relationship", "one of [managed, managing]", format!("{other:?}"))));
+        }
+    };
+    Ok(Json(json!({"accounts": accounts})))
+}
+
+/// Create a child account managed by this one (garrison extension: the reference has no such call).
+#[utoipa::path(post, path = "/aims/v1/{account_id}/accounts/managed", tag = "aims", operation_id = "create_managed_account",
+    params(("account_id" = String, Path)), security(("X-AIMS-Auth-Token" = [])),
+    responses((status = 201, body = Account), (status = 400, description = "invalid name")))]
+async fn create_managed_account(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(account_id): Path<String>,
+    bytes: Bytes,
+) -> ApiResult<(StatusCode, Json<Account>)> {
+    s.authorize(&caller, &account_id).await?;
+    let v = body::parse(&bytes)?;
+    let name = required_string(&v, "name", 256)?;
+    only_keys(&v, &["name"])?;
+    let a = s.store.create_child_account(&account_id, &name, &caller.user_id).await?;
+    Ok((StatusCode::CREATED, Json(a)))
+}
+
+fn required_string(v: &Value, field: &str, max: usize) -> ApiResult<String> {
+    match v.get(field) {
+        Some(Value::String(x)) if !x.trim().is_empty() && x.len() <= max => Ok(x.clone()),
+        Some(other) => Err(ApiError::field(FieldError::new(field, format!("a string of 1 to {max} characters"), garrison_model::error::describe(other)))),
+        None => Err(ApiError::field(FieldError::new(field, "a string", "nothing"))),
+    }
+}
+
+fn only_keys(v: &Value, allowed: &[&str]) -> ApiResult<()> {
+    let Some(m) = v.as_object() else {
+        return Err(ApiError::field(FieldError::new("body", "a JSON object", garrison_model::error::describe(v))));
+    };
+    let mut errors = garrison_model::ValidationError::default();
+    garrison_model::json_path::Reader { errors: &mut errors }.known_keys("", m, allowed);
+    if errors.is_empty() { Ok(()) } else { Err(errors.into()) }
+}
+
+/// Create a user in an account.
+#[utoipa::path(post, path = "/aims/v1/{account_id}/users", tag = "aims", operation_id = "create_user",
+    params(("account_id" = String, Path)), security(("X-AIMS-Auth-Token" = [])),
+    responses((status = 201, body = User), (status = 409, description = "user exists")))]
+async fn create_user(State(s): State<AppState>, caller: Caller, Path(account_id): Path<String>, bytes: Bytes) -> ApiResult<(StatusCode, Json<User>)> {
+    s.authorize(&caller, &account_id).await?;
+    let v = body::parse(&bytes)?;
+    only_keys(&v, &["name", "email", "password", "role_id", "active", "mobile_phone", "phone", "webhook_url", "notifications_only"])?;
+    let name = required_string(&v, "name", 256)?;
+    let email = required_string(&v, "email", 256)?;
+    if !email.contains('@') {
+        return Err(ApiError::field(FieldError::new("email", "an email address", format!("{email:?}"))));
+    }
+    Ok((StatusCode::CREATED, Json(s.store.create_user(&account_id, &name, &email, &caller.user_id).await?)))
+}
+
+/// List an account's users.
+#[utoipa::path(get, path = "/aims/v1/{account_id}/users", tag = "aims", operation_id = "list_users",
+    params(("account_id" = String, Path)), security(("X-AIMS-Auth-Token" = [])), responses((status = 200, description = "{users: [...]}")))]
+async fn list_users(State(s): State<AppState>, caller: Caller, Path(account_id): Path<String>) -> ApiResult<Json<Value>> {
+    s.authorize(&caller, &account_id).await?;
+    Ok(Json(json!({"users": s.store.list_users(&account_id).await?})))
+}
+
+async fn user_in(s: &AppState, caller: &Caller, account_id: &str, user_id: &str) -> ApiResult<User> {
+    s.authorize(caller, account_id).await?;
+    s.store.get_user(account_id, user_id).await?.ok_or_else(|| ApiError::NotFound(format!("no user {user_id:?} in account {account_id}")))
+}
+
+/// Create an access key; the secret is in this response only.
+#[utoipa::path(post, path = "/aims/v1/{account_id}/users/{user_id}/access_keys", tag = "aims", operation_id = "create_access_key",
+    params(("account_id" = String, Path), ("user_id" = String, Path)), security(("X-AIMS-Auth-Token" = [])),
+    responses((status = 201, body = AccessKey), (status = 409, description = "limit of 5 keys")))]
+async fn create_access_key(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((account_id, user_id)): Path<(String, String)>,
+    bytes: Bytes,
+) -> ApiResult<(StatusCode, Json<AccessKey>)> {
+    user_in(&s, &caller, &account_id, &user_id).await?;
+    let v = body::parse_optional(&bytes)?;
+    only_keys(&v, &["label"])?;
+    let label = match v.get("label") {
+        None => None,
+        Some(_) => Some(required_string(&v, "label", 256)?),
+    };
+    let key = s.store.create_access_key(&account_id, &user_id, label.as_deref(), &caller.user_id).await?;
+    Ok((StatusCode::CREATED, Json(key)))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+struct OutQuery {
+    out: Option<String>,
+}
+
+/// List a user's access keys (ids only unless `out=full`).
+#[utoipa::path(get, path = "/aims/v1/{account_id}/users/{user_id}/access_keys", tag = "aims", operation_id = "list_access_keys",
+    params(("account_id" = String, Path), ("user_id" = String, Path), OutQuery), security(("X-AIMS-Auth-Token" = [])),
+    responses((status = 200, description = "{access_keys: [...]}")))]
+async fn list_access_keys(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((account_id, user_id)): Path<(String, String)>,
+    Query(q): Query<OutQuery>,
+) -> ApiResult<Json<Value>> {
+    user_in(&s, &caller, &account_id, &user_id).await?;
+    let keys = s.store.list_access_keys(&user_id).await?;
+    match q.out.as_deref() {
+        None | Some("ids_only") => Ok(Json(json!({"access_keys": keys.iter().map(|k| &k.access_key_id).collect::<Vec<_>>()}))),
+        Some("full") => Ok(Json(json!({"access_keys": keys}))),
+        Some(other) => Err(ApiError::field(FieldError::new("out", "one of [ids_only, full]", format!("{other:?}")))),
+    }
+}
+
+/// Delete an access key.
+#[utoipa::path(delete, path = "/aims/v1/{account_id}/users/{user_id}/access_keys/{access_key_id}", tag = "aims", operation_id = "delete_access_key",
+    params(("account_id" = String, Path), ("user_id" = String, Path), ("access_key_id" = String, Path)), security(("X-AIMS-Auth-Token" = [])),
+    responses((status = 204, description = "deleted"), (status = 404, description = "no such key")))]
+async fn delete_access_key(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((account_id, user_id, key_id)): Path<(String, String, String)>,
+) -> ApiResult<StatusCode> {
+    user_in(&s, &caller, &account_id, &user_id).await?;
+    if s.store.delete_access_key(&user_id, &key_id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound(format!("no access key {key_id:?} for this user")))
+    }
+}

@@ -1,0 +1,121 @@
+//! deployments v1: create, read, update (optimistic concurrency on `version`), delete.
+
+use std::collections::HashSet;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use garrison_model::deployment::{Deployment, Refs, parse_request};
+use garrison_store::StoreError;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::body;
+use crate::error::{ApiError, ApiResult};
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_deployment, list_deployments))
+        .routes(routes!(get_deployment, update_deployment, delete_deployment))
+}
+
+fn policy_ids() -> HashSet<String> {
+    garrison_catalog::policies::all().into_iter().map(|p| p.id).collect()
+}
+
+fn not_found(id: &str, account_id: &str) -> ApiError {
+    ApiError::NotFound(format!("no deployment {id:?} in account {account_id}"))
+}
+
+/// Create a deployment.
+#[utoipa::path(post, path = "/deployments/v1/{account_id}/deployments", tag = "deployments", operation_id = "create_deployment",
+    params(("account_id" = String, Path)), security(("X-AIMS-Auth-Token" = [])),
+    responses((status = 201, body = Deployment), (status = 400, description = "invalid field")))]
+async fn create_deployment(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(account_id): Path<String>,
+    bytes: Bytes,
+) -> ApiResult<(StatusCode, Json<Deployment>)> {
+    s.authorize(&caller, &account_id).await?;
+    let v = body::parse(&bytes)?;
+    let creds = s.store.credential_accounts(&account_id).await?;
+    let policies = policy_ids();
+    let req = parse_request(&v, None, &Refs { policies: &policies, credentials: &creds })?;
+    let d = s.store.create_deployment(&account_id, req.spec, &caller.user_id).await?;
+    tracing::info!(account = %account_id, deployment = %d.id, "deployment created");
+    Ok((StatusCode::CREATED, Json(d)))
+}
+
+/// List deployments.
+#[utoipa::path(get, path = "/deployments/v1/{account_id}/deployments", tag = "deployments", operation_id = "list_deployments",
+    params(("account_id" = String, Path)), security(("X-AIMS-Auth-Token" = [])), responses((status = 200, body = Vec<Deployment>)))]
+async fn list_deployments(State(s): State<AppState>, caller: Caller, Path(account_id): Path<String>) -> ApiResult<Json<Vec<Deployment>>> {
+    s.authorize(&caller, &account_id).await?;
+    Ok(Json(s.store.list_deployments(&account_id).await?))
+}
+
+/// Get a deployment.
+#[utoipa::path(get, path = "/deployments/v1/{account_id}/deployments/{deployment_id}", tag = "deployments", operation_id = "get_deployment",
+    params(("account_id" = String, Path), ("deployment_id" = String, Path)), security(("X-AIMS-Auth-Token" = [])),
+    responses((status = 200, body = Deployment), (status = 404, description = "no such deployment")))]
+async fn get_deployment(State(s): State<AppState>, caller: Caller, Path((account_id, id)): Path<(String, String)>) -> ApiResult<Json<Deployment>> {
+    s.authorize(&caller, &account_id).await?;
+    s.store.get_deployment(&account_id, &id).await?.map(Json).ok_or_else(|| not_found(&id, &account_id))
+}
+
+/// Update a deployment: the fields given replace the current ones, the others stay. With
+/// `version`, the update applies only to that version (else 409); without, to the latest.
+#[utoipa::path(put, path = "/deployments/v1/{account_id}/deployments/{deployment_id}", tag = "deployments", operation_id = "update_deployment",
+    params(("account_id" = String, Path), ("deployment_id" = String, Path)), security(("X-AIMS-Auth-Token" = [])),
+    responses((status = 200, body = Deployment), (status = 400, description = "invalid field"), (status = 404, description = "no such deployment"), (status = 409, description = "stale version")))]
+async fn update_deployment(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((account_id, id)): Path<(String, String)>,
+    bytes: Bytes,
+) -> ApiResult<Json<Deployment>> {
+    s.authorize(&caller, &account_id).await?;
+    let v = body::parse(&bytes)?;
+    let policies = policy_ids();
+    // Without a client version a concurrent writer is not a conflict: re-read and re-apply.
+    for _ in 0..8 {
+        let current = s.store.get_deployment(&account_id, &id).await?.ok_or_else(|| not_found(&id, &account_id))?;
+        let creds = s.store.credential_accounts(&account_id).await?;
+        let req = parse_request(&v, Some(&current), &Refs { policies: &policies, credentials: &creds })?;
+        if let Some(asked) = req.version
+            && asked != current.version
+        {
+            return Err(ApiError::Conflict(format!(
+                "version {asked} is stale: the deployment is at version {}; get it again and reapply your change",
+                current.version
+            )));
+        }
+        match s.store.update_deployment(&account_id, &id, current.version, req.spec, &caller.user_id).await {
+            Ok(d) => return Ok(Json(d)),
+            Err(StoreError::Conflict(m)) if req.version.is_some() => {
+                return Err(ApiError::Conflict(format!("version {} is stale: {m}", current.version)));
+            }
+            Err(StoreError::Conflict(_)) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::Conflict("the deployment kept changing; try again".into()))
+}
+
+/// Delete a deployment.
+#[utoipa::path(delete, path = "/deployments/v1/{account_id}/deployments/{deployment_id}", tag = "deployments", operation_id = "delete_deployment",
+    params(("account_id" = String, Path), ("deployment_id" = String, Path)), security(("X-AIMS-Auth-Token" = [])),
+    responses((status = 204, description = "deleted"), (status = 404, description = "no such deployment")))]
+async fn delete_deployment(State(s): State<AppState>, caller: Caller, Path((account_id, id)): Path<(String, String)>) -> ApiResult<StatusCode> {
+    s.authorize(&caller, &account_id).await?;
+    if s.store.delete_deployment(&account_id, &id).await? {
+        tracing::info!(account = %account_id, deployment = %id, "deployment deleted");
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(not_found(&id, &account_id))
+    }
+}
