@@ -1,1 +1,33 @@
-fn main() {}
+//! `garrison`: the server (`serve`), the demo (`demo`), and the alcli-grammar client
+//! (`garrison <service> <operation> --param value …`).
+
+mod args;
+mod client;
+mod demo;
+mod output;
+mod serve;
+mod service_cli;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().collect();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("garrison: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    rt.block_on(run(argv))
+}
+
+async fn run(argv: Vec<String>) -> ExitCode {
+    // The first word that is not a global option decides: a command or a service.
+    let first = service_cli::first_word(&argv[1..]);
+    match first.as_deref() {
+        Some("serve") => serve::main(argv).await,
+        Some("demo") => demo::main(argv).await,
+        _ => service_cli::main(argv).await,
+    }
+}
