@@ -6,6 +6,7 @@ mod migrations;
 pub mod seal;
 mod tenants;
 mod objects;
+pub mod testing;
 
 pub use db::{Store, StoreError};
 pub use seal::{SealKey, Sealer};

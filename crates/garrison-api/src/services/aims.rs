@@ -109,7 +109,7 @@ async fn list_accounts_by_relationship(
 }
 
 /// Create a child account managed by this one (garrison extension: the reference has no such call).
-#[utoipa::path(post, path = "/aims/v1/{account_id}/accounts/managed", tag = "aims", operation_id = "create_managed_account",
+#[utoipa::path(post, path = "/aims/v1/{account_id}/managed_accounts", tag = "aims", operation_id = "create_managed_account",
     params(("account_id" = String, Path)), security(("X-AIMS-Auth-Token" = [])),
     responses((status = 201, body = Account), (status = 400, description = "invalid name")))]
 async fn create_managed_account(

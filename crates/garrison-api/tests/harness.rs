@@ -1,0 +1,165 @@
+//! Test harness: a real server on a loopback port over SQLite (temp file) or a fresh
+//! PostgreSQL database (when GARRISON_TEST_DATABASE_URL is set), and a small client.
+
+#![allow(dead_code)]
+
+use garrison_api::{ApiConfig, AppState};
+use garrison_store::{SealKey, Store};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+pub const PRINCIPAL: &str = "210987654321";
+pub const ESSENTIALS: &str = "A8E8B104-8F45-411D-A240-A30EA5FE25B0";
+pub const PROFESSIONAL: &str = "D12D5E67-166C-474F-87AA-6F86FC9FB9BC";
+
+#[derive(Clone, Copy, Debug)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+pub struct Server {
+    pub base: String,
+    pub state: AppState,
+    pub root: Key,
+    pub http: reqwest::Client,
+    _dir: Option<TempDir>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Key {
+    pub id: String,
+    pub secret: String,
+}
+
+pub struct TempDir(pub std::path::PathBuf);
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn temp_dir(tag: &str) -> TempDir {
+    let d = std::env::temp_dir().join(format!("garrison-test-{tag}-{}-{:x}", std::process::id(), rand::random::<u64>()));
+    std::fs::create_dir_all(&d).unwrap();
+    TempDir(d)
+}
+
+/// `None` when the test should not run on this backend here (PostgreSQL not configured).
+pub async fn start(db: Db) -> Option<Server> {
+    let (url, dir) = match db {
+        Db::Sqlite => {
+            let dir = temp_dir("api");
+            (format!("sqlite://{}?mode=rwc", dir.0.join("g.db").display()), Some(dir))
+        }
+        Db::Postgres => {
+            let Ok(admin) = std::env::var("GARRISON_TEST_DATABASE_URL") else {
+                eprintln!("NOTE: GARRISON_TEST_DATABASE_URL is not set; the PostgreSQL variant of this test did not run");
+                return None;
+            };
+            (garrison_store::testing::fresh_postgres(&admin).await.expect("create test database"), None)
+        }
+    };
+    let store = Store::open(&url, &SealKey::generate()).await.expect("open store");
+    let root = store.init_root(Some("10000001".into()), None).await.unwrap().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let base = format!("http://{addr}");
+    let config = ApiConfig { public_url: base.clone(), aws_principal: PRINCIPAL.into(), template_bucket: None, token_ttl_secs: 3600 };
+    let state = AppState::new(store, config).await.unwrap();
+    let app = garrison_api::router(state.clone());
+    tokio::spawn(async move { axum_serve(listener, app).await });
+    Some(Server { base, state, root: Key { id: root.access_key_id, secret: root.secret_key }, http: reqwest::Client::new(), _dir: dir })
+}
+
+async fn axum_serve(listener: tokio::net::TcpListener, app: axum::Router) {
+    axum::serve(listener, app).await.unwrap();
+}
+
+pub struct Resp {
+    pub status: StatusCode,
+    pub body: Value,
+}
+
+impl Server {
+    pub async fn login(&self, key: &Key) -> (String, String) {
+        let r = self.http.post(format!("{}/aims/v1/authenticate", self.base)).basic_auth(&key.id, Some(&key.secret)).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let v: Value = r.json().await.unwrap();
+        (v["authentication"]["token"].as_str().unwrap().to_string(), v["authentication"]["account"]["id"].as_str().unwrap().to_string())
+    }
+
+    pub async fn raw(&self, method: Method, path: &str, token: Option<&str>, body: Option<Vec<u8>>) -> Resp {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.header("x-aims-auth-token", t);
+        }
+        if let Some(b) = body {
+            req = req.header("content-type", "application/json").body(b);
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status();
+        let text = r.text().await.unwrap();
+        let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        Resp { status, body }
+    }
+
+    pub async fn req(&self, method: Method, path: &str, token: &str, body: Option<Value>) -> Resp {
+        self.raw(method, path, Some(token), body.map(|b| serde_json::to_vec(&b).unwrap())).await
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Resp {
+        self.req(Method::GET, path, token, None).await
+    }
+
+    /// Creates a child account of `parent` with a user and key; returns the key and account id.
+    pub async fn child(&self, token: &str, parent: &str, name: &str) -> (Key, String) {
+        let a = self.req(Method::POST, &format!("/aims/v1/{parent}/managed_accounts"), token, Some(serde_json::json!({"name": name}))).await;
+        assert_eq!(a.status, 201, "{:?}", a.body);
+        let id = a.body["id"].as_str().unwrap().to_string();
+        let u = self.req(Method::POST, &format!("/aims/v1/{id}/users"), token, Some(serde_json::json!({"name": name, "email": format!("{name}-{id}@example.com")}))).await;
+        assert_eq!(u.status, 201, "{:?}", u.body);
+        let uid = u.body["id"].as_str().unwrap();
+        let k = self.req(Method::POST, &format!("/aims/v1/{id}/users/{uid}/access_keys"), token, Some(serde_json::json!({"label": "test"}))).await;
+        assert_eq!(k.status, 201, "{:?}", k.body);
+        (Key { id: k.body["access_key_id"].as_str().unwrap().into(), secret: k.body["secret_key"].as_str().unwrap().into() }, id)
+    }
+
+    pub async fn credential(&self, token: &str, account: &str, aws_account: &str) -> String {
+        let r = self
+            .req(Method::POST, &format!("/credentials/v2/{account}/credentials"), token,
+                Some(serde_json::json!({"name": "role", "secrets": {"type": "aws_iam_role", "arn": format!("arn:aws:iam::{aws_account}:role/garrison")}})))
+            .await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        r.body["id"].as_str().unwrap().to_string()
+    }
+}
+
+pub fn deployment_body(cred: &str) -> Value {
+    serde_json::json!({
+        "name": "My Deployment", "platform": {"type": "aws", "id": "123412341234"}, "mode": "automatic",
+        "credentials": [{"id": cred, "purpose": "discover"}],
+        "scope": {"include": [{"type": "region", "key": "/aws/us-east-1", "policy": {"id": PROFESSIONAL}}], "exclude": []}
+    })
+}
+
+/// Runs a test body against SQLite and against PostgreSQL.
+#[macro_export]
+macro_rules! both_backends {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let s = harness::start(harness::Db::Sqlite).await.unwrap();
+                ($body)(s).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(s) = harness::start(harness::Db::Postgres).await {
+                    ($body)(s).await;
+                }
+            }
+        }
+    };
+}
