@@ -47,7 +47,11 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, body) = match self {
             ApiError::Invalid(v) => {
-                let first = v.errors.first().cloned().unwrap_or_else(|| FieldError::new("body", "valid input", "invalid input"));
+                let first = v
+                    .errors
+                    .first()
+                    .cloned()
+                    .unwrap_or_else(|| FieldError::new("body", "valid input", "invalid input"));
                 let mut body = json!({
                     "error": "invalid_request",
                     "message": v.to_string(),
@@ -61,11 +65,26 @@ impl IntoResponse for ApiError {
                 }
                 (StatusCode::BAD_REQUEST, body)
             }
-            ApiError::Unauthorized(m) => (StatusCode::UNAUTHORIZED, json!({"error": "unauthorized", "message": m})),
-            ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, json!({"error": "forbidden", "message": m})),
-            ApiError::NotFound(m) => (StatusCode::NOT_FOUND, json!({"error": "not_found", "message": m})),
-            ApiError::Conflict(m) => (StatusCode::CONFLICT, json!({"error": "conflict", "message": m})),
-            ApiError::Internal(m) => (StatusCode::INTERNAL_SERVER_ERROR, json!({"error": "internal", "message": m})),
+            ApiError::Unauthorized(m) => (
+                StatusCode::UNAUTHORIZED,
+                json!({"error": "unauthorized", "message": m}),
+            ),
+            ApiError::Forbidden(m) => (
+                StatusCode::FORBIDDEN,
+                json!({"error": "forbidden", "message": m}),
+            ),
+            ApiError::NotFound(m) => (
+                StatusCode::NOT_FOUND,
+                json!({"error": "not_found", "message": m}),
+            ),
+            ApiError::Conflict(m) => (
+                StatusCode::CONFLICT,
+                json!({"error": "conflict", "message": m}),
+            ),
+            ApiError::Internal(m) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                json!({"error": "internal", "message": m}),
+            ),
         };
         (status, axum::Json(body)).into_response()
     }

@@ -53,7 +53,10 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
-    pub async fn new(store: Store, config: ApiConfig) -> Result<AppState, garrison_store::StoreError> {
+    pub async fn new(
+        store: Store,
+        config: ApiConfig,
+    ) -> Result<AppState, garrison_store::StoreError> {
         let key = store.sealed_secret("token_signing_key").await?;
         Ok(AppState(Arc::new(Inner {
             store,
@@ -81,7 +84,13 @@ pub fn router(state: AppState) -> Router {
     let doc = Arc::new(doc);
     router
         .route("/health", get(services::health))
-        .route("/openapi.json", get(move || { let d = doc.clone(); async move { axum::Json((*d).clone()) } }))
+        .route(
+            "/openapi.json",
+            get(move || {
+                let d = doc.clone();
+                async move { axum::Json((*d).clone()) }
+            }),
+        )
         .layer(RequestBodyLimitLayer::new(MAX_BODY))
         .layer(TraceLayer::new_for_http())
         .with_state(state)

@@ -8,13 +8,21 @@ pub fn base() -> OpenApi {
             InfoBuilder::new()
                 .title("garrison")
                 .version(env!("CARGO_PKG_VERSION"))
-                .description(Some("Alert Logic MDR-compatible control plane for protecting AWS accounts"))
+                .description(Some(
+                    "Alert Logic MDR-compatible control plane for protecting AWS accounts",
+                ))
                 .build(),
         )
         .components(Some(
             ComponentsBuilder::new()
-                .security_scheme("X-AIMS-Auth-Token", SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("x-aims-auth-token"))))
-                .security_scheme("BasicAuth", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Basic).build()))
+                .security_scheme(
+                    "X-AIMS-Auth-Token",
+                    SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("x-aims-auth-token"))),
+                )
+                .security_scheme(
+                    "BasicAuth",
+                    SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Basic).build()),
+                )
                 .build(),
         ))
         .build()

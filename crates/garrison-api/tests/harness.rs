@@ -40,7 +40,11 @@ impl Drop for TempDir {
 }
 
 pub fn temp_dir(tag: &str) -> TempDir {
-    let d = std::env::temp_dir().join(format!("garrison-test-{tag}-{}-{:x}", std::process::id(), rand::random::<u64>()));
+    let d = std::env::temp_dir().join(format!(
+        "garrison-test-{tag}-{}-{:x}",
+        std::process::id(),
+        rand::random::<u64>()
+    ));
     std::fs::create_dir_all(&d).unwrap();
     TempDir(d)
 }
@@ -50,26 +54,56 @@ pub async fn start(db: Db) -> Option<Server> {
     let (url, dir) = match db {
         Db::Sqlite => {
             let dir = temp_dir("api");
-            (format!("sqlite://{}?mode=rwc", dir.0.join("g.db").display()), Some(dir))
+            (
+                format!("sqlite://{}?mode=rwc", dir.0.join("g.db").display()),
+                Some(dir),
+            )
         }
         Db::Postgres => {
             let Ok(admin) = std::env::var("GARRISON_TEST_DATABASE_URL") else {
-                eprintln!("NOTE: GARRISON_TEST_DATABASE_URL is not set; the PostgreSQL variant of this test did not run");
+                eprintln!(
+                    "NOTE: GARRISON_TEST_DATABASE_URL is not set; the PostgreSQL variant of this test did not run"
+                );
                 return None;
             };
-            (garrison_store::testing::fresh_postgres(&admin).await.expect("create test database"), None)
+            (
+                garrison_store::testing::fresh_postgres(&admin)
+                    .await
+                    .expect("create test database"),
+                None,
+            )
         }
     };
-    let store = Store::open(&url, &SealKey::generate()).await.expect("open store");
-    let root = store.init_root(Some("10000001".into()), None).await.unwrap().unwrap();
+    let store = Store::open(&url, &SealKey::generate())
+        .await
+        .expect("open store");
+    let root = store
+        .init_root(Some("10000001".into()), None)
+        .await
+        .unwrap()
+        .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let base = format!("http://{addr}");
-    let config = ApiConfig { public_url: base.clone(), aws_principal: PRINCIPAL.into(), template_bucket: None, token_ttl_secs: 3600 };
+    let config = ApiConfig {
+        public_url: base.clone(),
+        aws_principal: PRINCIPAL.into(),
+        template_bucket: None,
+        token_ttl_secs: 3600,
+    };
     let state = AppState::new(store, config).await.unwrap();
     let app = garrison_api::router(state.clone());
     tokio::spawn(async move { axum_serve(listener, app).await });
-    Some(Server { base, state, root: Key { id: root.access_key_id, secret: root.secret_key }, http: reqwest::Client::new(), _dir: dir })
+    Some(Server {
+        base,
+        state,
+        root: Key {
+            id: root.access_key_id,
+            secret: root.secret_key,
+        },
+        http: reqwest::Client::new(),
+        _dir: dir,
+    })
 }
 
 async fn axum_serve(listener: tokio::net::TcpListener, app: axum::Router) {
@@ -83,13 +117,31 @@ pub struct Resp {
 
 impl Server {
     pub async fn login(&self, key: &Key) -> (String, String) {
-        let r = self.http.post(format!("{}/aims/v1/authenticate", self.base)).basic_auth(&key.id, Some(&key.secret)).send().await.unwrap();
+        let r = self
+            .http
+            .post(format!("{}/aims/v1/authenticate", self.base))
+            .basic_auth(&key.id, Some(&key.secret))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200);
         let v: Value = r.json().await.unwrap();
-        (v["authentication"]["token"].as_str().unwrap().to_string(), v["authentication"]["account"]["id"].as_str().unwrap().to_string())
+        (
+            v["authentication"]["token"].as_str().unwrap().to_string(),
+            v["authentication"]["account"]["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        )
     }
 
-    pub async fn raw(&self, method: Method, path: &str, token: Option<&str>, body: Option<Vec<u8>>) -> Resp {
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Vec<u8>>,
+    ) -> Resp {
         let mut req = self.http.request(method, format!("{}{path}", self.base));
         if let Some(t) = token {
             req = req.header("x-aims-auth-token", t);
@@ -100,12 +152,22 @@ impl Server {
         let r = req.send().await.unwrap();
         let status = r.status();
         let text = r.text().await.unwrap();
-        let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
         Resp { status, body }
     }
 
     pub async fn req(&self, method: Method, path: &str, token: &str, body: Option<Value>) -> Resp {
-        self.raw(method, path, Some(token), body.map(|b| serde_json::to_vec(&b).unwrap())).await
+        self.raw(
+            method,
+            path,
+            Some(token),
+            body.map(|b| serde_json::to_vec(&b).unwrap()),
+        )
+        .await
     }
 
     pub async fn get(&self, path: &str, token: &str) -> Resp {
@@ -114,15 +176,44 @@ impl Server {
 
     /// Creates a child account of `parent` with a user and key; returns the key and account id.
     pub async fn child(&self, token: &str, parent: &str, name: &str) -> (Key, String) {
-        let a = self.req(Method::POST, &format!("/aims/v1/{parent}/managed_accounts"), token, Some(serde_json::json!({"name": name}))).await;
+        let a = self
+            .req(
+                Method::POST,
+                &format!("/aims/v1/{parent}/managed_accounts"),
+                token,
+                Some(serde_json::json!({"name": name})),
+            )
+            .await;
         assert_eq!(a.status, 201, "{:?}", a.body);
         let id = a.body["id"].as_str().unwrap().to_string();
-        let u = self.req(Method::POST, &format!("/aims/v1/{id}/users"), token, Some(serde_json::json!({"name": name, "email": format!("{name}-{id}@example.com")}))).await;
+        let u = self
+            .req(
+                Method::POST,
+                &format!("/aims/v1/{id}/users"),
+                token,
+                Some(
+                    serde_json::json!({"name": name, "email": format!("{name}-{id}@example.com")}),
+                ),
+            )
+            .await;
         assert_eq!(u.status, 201, "{:?}", u.body);
         let uid = u.body["id"].as_str().unwrap();
-        let k = self.req(Method::POST, &format!("/aims/v1/{id}/users/{uid}/access_keys"), token, Some(serde_json::json!({"label": "test"}))).await;
+        let k = self
+            .req(
+                Method::POST,
+                &format!("/aims/v1/{id}/users/{uid}/access_keys"),
+                token,
+                Some(serde_json::json!({"label": "test"})),
+            )
+            .await;
         assert_eq!(k.status, 201, "{:?}", k.body);
-        (Key { id: k.body["access_key_id"].as_str().unwrap().into(), secret: k.body["secret_key"].as_str().unwrap().into() }, id)
+        (
+            Key {
+                id: k.body["access_key_id"].as_str().unwrap().into(),
+                secret: k.body["secret_key"].as_str().unwrap().into(),
+            },
+            id,
+        )
     }
 
     pub async fn credential(&self, token: &str, account: &str, aws_account: &str) -> String {

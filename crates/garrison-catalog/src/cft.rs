@@ -20,7 +20,9 @@ pub fn principal_arn(principal: &str) -> String {
 
 /// Size as IAM counts it: the policy without insignificant white space.
 pub fn policy_size(doc: &Value) -> usize {
-    serde_json::to_string(doc).map(|s| s.len()).unwrap_or(usize::MAX)
+    serde_json::to_string(doc)
+        .map(|s| s.len())
+        .unwrap_or(usize::MAX)
 }
 
 fn document(statements: Vec<Value>) -> Value {
@@ -32,7 +34,9 @@ fn split_statement(st: &Value, limit: usize) -> Vec<Value> {
     if policy_size(&document(vec![st.clone()])) <= limit {
         return vec![st.clone()];
     }
-    let Some(actions) = st.get("Action").and_then(Value::as_array) else { return vec![st.clone()] };
+    let Some(actions) = st.get("Action").and_then(Value::as_array) else {
+        return vec![st.clone()];
+    };
     let mut out: Vec<Value> = Vec::new();
     let mut current: Vec<Value> = Vec::new();
     let with = |acts: &[Value], n: usize| {
@@ -45,7 +49,8 @@ fn split_statement(st: &Value, limit: usize) -> Vec<Value> {
     };
     for a in actions {
         current.push(a.clone());
-        if policy_size(&document(vec![with(&current, out.len() + 1)])) > limit && current.len() > 1 {
+        if policy_size(&document(vec![with(&current, out.len() + 1)])) > limit && current.len() > 1
+        {
             let last = current.pop().unwrap();
             out.push(with(&current, out.len() + 1));
             current = vec![last];
@@ -70,11 +75,12 @@ pub fn split_policy(doc: &Value, limit: usize) -> Vec<Value> {
     let mut docs: Vec<Vec<Value>> = vec![];
     for st in statements {
         match docs.last_mut() {
-            Some(last) if {
-                let mut t = last.clone();
-                t.push(st.clone());
-                policy_size(&document(t)) <= limit
-            } =>
+            Some(last)
+                if {
+                    let mut t = last.clone();
+                    t.push(st.clone());
+                    policy_size(&document(t)) <= limit
+                } =>
             {
                 last.push(st)
             }
@@ -159,7 +165,10 @@ mod tests {
         docs.iter()
             .flat_map(|d| d["Statement"].as_array().unwrap().clone())
             .flat_map(|s| match &s["Action"] {
-                Value::Array(a) => a.iter().map(|x| x.as_str().unwrap().to_string()).collect::<Vec<_>>(),
+                Value::Array(a) => a
+                    .iter()
+                    .map(|x| x.as_str().unwrap().to_string())
+                    .collect::<Vec<_>>(),
                 Value::String(a) => vec![a.clone()],
                 _ => vec![],
             })
@@ -169,7 +178,11 @@ mod tests {
     #[test]
     fn every_role_renders_within_limits_and_keeps_every_action() {
         let c = Catalog::builtin();
-        for r in c.latest().into_iter().chain([c.get("aws", "ci_full", "2020-01-10").unwrap()]) {
+        for r in c
+            .latest()
+            .into_iter()
+            .chain([c.get("aws", "ci_full", "2020-01-10").unwrap()])
+        {
             let t = render(r, "123456789012");
             let policies: Vec<Value> = t["Resources"]
                 .as_object()
@@ -179,12 +192,25 @@ mod tests {
                 .map(|v| v["Properties"]["PolicyDocument"].clone())
                 .collect();
             for p in &policies {
-                assert!(policy_size(p) <= MANAGED_POLICY_LIMIT, "{} part too big", r.role_type);
+                assert!(
+                    policy_size(p) <= MANAGED_POLICY_LIMIT,
+                    "{} part too big",
+                    r.role_type
+                );
             }
-            assert_eq!(actions(&policies), actions(&[r.policy_document.clone()]), "{}", r.role_type);
-            let trust = &t["Resources"]["GarrisonRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0];
+            assert_eq!(
+                actions(&policies),
+                actions(std::slice::from_ref(&r.policy_document)),
+                "{}",
+                r.role_type
+            );
+            let trust = &t["Resources"]["GarrisonRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+                [0];
             assert_eq!(trust["Principal"]["AWS"], "arn:aws:iam::123456789012:root");
-            assert_eq!(trust["Condition"]["StringEquals"]["sts:ExternalId"], json!({"Ref": "ExternalId"}));
+            assert_eq!(
+                trust["Condition"]["StringEquals"]["sts:ExternalId"],
+                json!({"Ref": "ExternalId"})
+            );
             assert!(t["Outputs"]["RoleARN"].is_object() && t["Outputs"]["IAMRole"].is_object());
         }
     }
@@ -194,7 +220,10 @@ mod tests {
         let c = Catalog::builtin();
         let r = c.get("aws", "ci_full", "latest").unwrap();
         assert!(policy_size(&r.policy_document) > MANAGED_POLICY_LIMIT);
-        assert_eq!(split_policy(&r.policy_document, MANAGED_POLICY_LIMIT).len(), 2);
+        assert_eq!(
+            split_policy(&r.policy_document, MANAGED_POLICY_LIMIT).len(),
+            2
+        );
     }
 
     proptest! {

@@ -21,7 +21,13 @@ pub enum Mode {
 }
 
 impl Mode {
-    pub const ALL: [Mode; 5] = [Mode::Manual, Mode::Readonly, Mode::Automatic, Mode::Guided, Mode::None];
+    pub const ALL: [Mode; 5] = [
+        Mode::Manual,
+        Mode::Readonly,
+        Mode::Automatic,
+        Mode::Guided,
+        Mode::None,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -221,8 +227,19 @@ pub struct DeploymentRequest {
 }
 
 const FIELDS: &[&str] = &[
-    "name", "platform", "mode", "enabled", "discover", "scan", "scope", "features", "cloud_defender",
-    "credentials", "version", "is_control_tower", "control_tower",
+    "name",
+    "platform",
+    "mode",
+    "enabled",
+    "discover",
+    "scan",
+    "scope",
+    "features",
+    "cloud_defender",
+    "credentials",
+    "version",
+    "is_control_tower",
+    "control_tower",
 ];
 /// Response-only fields a client may send back unchanged in a PUT (GET, edit, PUT).
 const READ_ONLY: &[&str] = &["id", "account_id", "status", "created", "modified"];
@@ -237,8 +254,12 @@ pub fn parse_request(
     refs: &Refs<'_>,
 ) -> Result<DeploymentRequest, ValidationError> {
     let mut errors = ValidationError::default();
-    let mut r = Reader { errors: &mut errors };
-    let Some(m) = r.object("body", body) else { return Err(errors) };
+    let mut r = Reader {
+        errors: &mut errors,
+    };
+    let Some(m) = r.object("body", body) else {
+        return Err(errors);
+    };
     let mut allowed: Vec<&str> = FIELDS.to_vec();
     if existing.is_some() {
         allowed.extend_from_slice(READ_ONLY);
@@ -249,7 +270,11 @@ pub fn parse_request(
             if let Some(v) = m.get(k)
                 && v.as_str() != Some(want.as_str())
             {
-                r.fail(FieldError::new(k, format!("{want:?} (it cannot be changed)"), describe(v)));
+                r.fail(FieldError::new(
+                    k,
+                    format!("{want:?} (it cannot be changed)"),
+                    describe(v),
+                ));
             }
         }
     }
@@ -257,7 +282,11 @@ pub fn parse_request(
     let name = match (m.get("name"), existing) {
         (Some(v), _) => r.string("name", v).and_then(|n| {
             if n.trim().is_empty() || n.len() > MAX_NAME {
-                r.fail(FieldError::new("name", format!("1 to {MAX_NAME} characters"), describe(v)));
+                r.fail(FieldError::new(
+                    "name",
+                    format!("1 to {MAX_NAME} characters"),
+                    describe(v),
+                ));
                 None
             } else {
                 Some(n)
@@ -265,7 +294,10 @@ pub fn parse_request(
         }),
         (None, Some(d)) => Some(d.name.clone()),
         (None, None) => {
-            r.fail(FieldError::new("name", "a deployment name (string)", "nothing").hint("--name \"My Deployment\""));
+            r.fail(
+                FieldError::new("name", "a deployment name (string)", "nothing")
+                    .hint("--name \"My Deployment\""),
+            );
             None
         }
     };
@@ -280,8 +312,12 @@ pub fn parse_request(
         (None, Some(d)) => Some(d.platform.clone()),
         (None, None) => {
             r.fail(
-                FieldError::new("platform", "an object {\"type\": \"aws\", \"id\": \"<12-digit AWS account id>\"}", "nothing")
-                    .hint("--platform '{\"type\": \"aws\", \"id\": \"123456789012\"}'"),
+                FieldError::new(
+                    "platform",
+                    "an object {\"type\": \"aws\", \"id\": \"<12-digit AWS account id>\"}",
+                    "nothing",
+                )
+                .hint("--platform '{\"type\": \"aws\", \"id\": \"123456789012\"}'"),
             );
             None
         }
@@ -294,7 +330,12 @@ pub fn parse_request(
     let enabled = flag(&mut r, "enabled", existing.map(|d| d.enabled), true);
     let discover = flag(&mut r, "discover", existing.map(|d| d.discover), true);
     let scan = flag(&mut r, "scan", existing.map(|d| d.scan), true);
-    let is_control_tower = flag(&mut r, "is_control_tower", existing.map(|d| d.is_control_tower), false);
+    let is_control_tower = flag(
+        &mut r,
+        "is_control_tower",
+        existing.map(|d| d.is_control_tower),
+        false,
+    );
 
     let scope = match m.get("scope") {
         Some(v) => parse_scope(&mut r, v, mode.unwrap_or(Mode::Automatic), refs),
@@ -320,7 +361,11 @@ pub fn parse_request(
 
     let cloud_defender = match m.get("cloud_defender") {
         Some(v) => parse_cloud_defender(&mut r, v),
-        None => Some(existing.map(|d| d.cloud_defender.clone()).unwrap_or_default()),
+        None => Some(
+            existing
+                .map(|d| d.cloud_defender.clone())
+                .unwrap_or_default(),
+        ),
     };
 
     let control_tower = match m.get("control_tower") {
@@ -331,9 +376,13 @@ pub fn parse_request(
     let version = match m.get("version") {
         None => None,
         Some(v) => match v.as_f64() {
-            Some(f) if f.fract() == 0.0 && f >= 0.0 && f < 1e15 => Some(f as i64),
+            Some(f) if f.fract() == 0.0 && (0.0..1e15).contains(&f) => Some(f as i64),
             _ => {
-                r.fail(FieldError::new("version", "a whole number (the version your change is based on)", describe(v)));
+                r.fail(FieldError::new(
+                    "version",
+                    "a whole number (the version your change is based on)",
+                    describe(v),
+                ));
                 None
             }
         },
@@ -344,7 +393,20 @@ pub fn parse_request(
         check_credentials(&mut r, mode, creds, platform, refs);
     }
 
-    match (name, platform, mode, enabled, discover, scan, scope, features, cloud_defender, credentials, is_control_tower, control_tower) {
+    match (
+        name,
+        platform,
+        mode,
+        enabled,
+        discover,
+        scan,
+        scope,
+        features,
+        cloud_defender,
+        credentials,
+        is_control_tower,
+        control_tower,
+    ) {
         (
             Some(name),
             Some(platform),
@@ -381,10 +443,17 @@ pub fn parse_request(
 
 fn parse_mode(r: &mut Reader<'_>, v: &Value) -> Option<Mode> {
     let names: Vec<&str> = Mode::ALL.iter().map(|m| m.as_str()).collect();
-    match v.as_str().and_then(|s| Mode::ALL.into_iter().find(|m| m.as_str() == s)) {
+    match v
+        .as_str()
+        .and_then(|s| Mode::ALL.into_iter().find(|m| m.as_str() == s))
+    {
         Some(m) => Some(m),
         None => {
-            r.fail(FieldError::new("mode", format!("one of [{}]", names.join(", ")), describe(v)));
+            r.fail(FieldError::new(
+                "mode",
+                format!("one of [{}]", names.join(", ")),
+                describe(v),
+            ));
             None
         }
     }
@@ -412,16 +481,26 @@ fn parse_platform(r: &mut Reader<'_>, v: &Value, existing: Option<&Platform>) ->
         }
     };
     let id = match m.get("id") {
-        Some(Value::String(s)) if s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit()) => Some(s.clone()),
+        Some(Value::String(s)) if s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit()) => {
+            Some(s.clone())
+        }
         Some(other) => {
             r.fail(
-                FieldError::new("platform.id", "a 12-digit AWS account id as a string", describe(other))
-                    .hint("quote it so leading zeros survive: \"id\": \"012345678901\""),
+                FieldError::new(
+                    "platform.id",
+                    "a 12-digit AWS account id as a string",
+                    describe(other),
+                )
+                .hint("quote it so leading zeros survive: \"id\": \"012345678901\""),
             );
             None
         }
         None => {
-            r.fail(FieldError::new("platform.id", "a 12-digit AWS account id", "nothing"));
+            r.fail(FieldError::new(
+                "platform.id",
+                "a 12-digit AWS account id",
+                "nothing",
+            ));
             None
         }
     };
@@ -429,8 +508,15 @@ fn parse_platform(r: &mut Reader<'_>, v: &Value, existing: Option<&Platform>) ->
         && &old.id != new
     {
         r.fail(
-            FieldError::new("platform.id", format!("{:?} (the AWS account of a deployment cannot change)", old.id), format!("{new:?}"))
-                .hint("create a new deployment for another AWS account"),
+            FieldError::new(
+                "platform.id",
+                format!(
+                    "{:?} (the AWS account of a deployment cannot change)",
+                    old.id
+                ),
+                format!("{new:?}"),
+            )
+            .hint("create a new deployment for another AWS account"),
         );
     }
     let monitor = match m.get("monitor") {
@@ -441,12 +527,20 @@ fn parse_platform(r: &mut Reader<'_>, v: &Value, existing: Option<&Platform>) ->
         })),
         Some(v) => parse_monitor(r, v),
     };
-    Some(Platform { kind: kind?, id: id?, monitor: monitor? })
+    Some(Platform {
+        kind: kind?,
+        id: id?,
+        monitor: monitor?,
+    })
 }
 
 fn parse_monitor(r: &mut Reader<'_>, v: &Value) -> Option<Monitor> {
     let m = r.object("platform.monitor", v)?;
-    r.known_keys("platform.monitor", m, &["enabled", "ct_install_region", "preferred_ct_arn"]);
+    r.known_keys(
+        "platform.monitor",
+        m,
+        &["enabled", "ct_install_region", "preferred_ct_arn"],
+    );
     let enabled = match m.get("enabled") {
         Some(v) => r.boolean("platform.monitor.enabled", v)?,
         None => false,
@@ -464,15 +558,22 @@ fn parse_monitor(r: &mut Reader<'_>, v: &Value) -> Option<Monitor> {
         Some(v) => match v.as_str() {
             Some(s) if is_region(s) && enabled => Some(s.to_string()),
             Some(s) if is_region(s) => {
-                r.fail(FieldError::new(
-                    "platform.monitor.ct_install_region",
-                    "no value while monitor.enabled is false",
-                    format!("{s:?}"),
-                ).hint("set \"enabled\": true to install the audit source in that region"));
+                r.fail(
+                    FieldError::new(
+                        "platform.monitor.ct_install_region",
+                        "no value while monitor.enabled is false",
+                        format!("{s:?}"),
+                    )
+                    .hint("set \"enabled\": true to install the audit source in that region"),
+                );
                 return None;
             }
             _ => {
-                r.fail(FieldError::new("platform.monitor.ct_install_region", "an AWS region such as \"us-east-1\"", describe(v)));
+                r.fail(FieldError::new(
+                    "platform.monitor.ct_install_region",
+                    "an AWS region such as \"us-east-1\"",
+                    describe(v),
+                ));
                 return None;
             }
         },
@@ -480,7 +581,13 @@ fn parse_monitor(r: &mut Reader<'_>, v: &Value) -> Option<Monitor> {
     let arn = match m.get("preferred_ct_arn") {
         None => None,
         Some(v) => match v.as_str() {
-            Some(s) if s.starts_with("arn:aws") && s.contains(":cloudtrail:") && s.contains(":trail/") => Some(s.to_string()),
+            Some(s)
+                if s.starts_with("arn:aws")
+                    && s.contains(":cloudtrail:")
+                    && s.contains(":trail/") =>
+            {
+                Some(s.to_string())
+            }
             _ => {
                 r.fail(FieldError::new(
                     "platform.monitor.preferred_ct_arn",
@@ -491,28 +598,54 @@ fn parse_monitor(r: &mut Reader<'_>, v: &Value) -> Option<Monitor> {
             }
         },
     };
-    Some(Monitor { enabled, ct_install_region: region, preferred_ct_arn: arn })
+    Some(Monitor {
+        enabled,
+        ct_install_region: region,
+        preferred_ct_arn: arn,
+    })
 }
 
-fn scope_type(r: &mut Reader<'_>, path: &str, m: &Map<String, Value>, allowed: &[ScopeType]) -> Option<ScopeType> {
+fn scope_type(
+    r: &mut Reader<'_>,
+    path: &str,
+    m: &Map<String, Value>,
+    allowed: &[ScopeType],
+) -> Option<ScopeType> {
     let names: Vec<&str> = allowed.iter().map(|t| t.as_str()).collect();
     let field = join(path, "type");
     match m.get("type") {
         None => {
-            r.fail(FieldError::new(field, format!("one of [{}]", names.join(", ")), "nothing"));
+            r.fail(FieldError::new(
+                field,
+                format!("one of [{}]", names.join(", ")),
+                "nothing",
+            ));
             None
         }
-        Some(v) => match v.as_str().and_then(ScopeType::parse).filter(|t| allowed.contains(t)) {
+        Some(v) => match v
+            .as_str()
+            .and_then(ScopeType::parse)
+            .filter(|t| allowed.contains(t))
+        {
             Some(t) => Some(t),
             None => {
-                r.fail(FieldError::new(field, format!("one of [{}]", names.join(", ")), describe(v)));
+                r.fail(FieldError::new(
+                    field,
+                    format!("one of [{}]", names.join(", ")),
+                    describe(v),
+                ));
                 None
             }
         },
     }
 }
 
-fn scope_key(r: &mut Reader<'_>, path: &str, m: &Map<String, Value>, t: ScopeType) -> Option<String> {
+fn scope_key(
+    r: &mut Reader<'_>,
+    path: &str,
+    m: &Map<String, Value>,
+    t: ScopeType,
+) -> Option<String> {
     let field = join(path, "key");
     match m.get("key") {
         // The whole-deployment item needs no key.
@@ -520,11 +653,19 @@ fn scope_key(r: &mut Reader<'_>, path: &str, m: &Map<String, Value>, t: ScopeTyp
         Some(Value::String(k)) if key_matches(t, k) => Some(k.clone()),
         other => {
             let found = other.map_or("nothing".to_string(), describe);
-            let mut e = FieldError::new(field, format!("a {} key: {}", t.as_str(), t.key_shape()), found);
+            let mut e = FieldError::new(
+                field,
+                format!("a {} key: {}", t.as_str(), t.key_shape()),
+                found,
+            );
             if let Some(Value::String(k)) = other
                 && let Some(actual) = crate::scope::AssetKey::parse(k)
             {
-                e = e.hint(format!("that is a {} key; set \"type\": \"{}\"", actual.scope_type().as_str(), actual.scope_type().as_str()));
+                e = e.hint(format!(
+                    "that is a {} key; set \"type\": \"{}\"",
+                    actual.scope_type().as_str(),
+                    actual.scope_type().as_str()
+                ));
             }
             r.fail(e);
             None
@@ -556,9 +697,17 @@ fn parse_scope(r: &mut Reader<'_>, v: &Value, mode: Mode, refs: &Refs<'_>) -> Op
                 match (t, key) {
                     (Some(t), Some(key)) => {
                         if !seen.insert(key.clone()) {
-                            r.fail(FieldError::new(join(&path, "key"), "each key at most once in scope.include", format!("{key:?} again")));
+                            r.fail(FieldError::new(
+                                join(&path, "key"),
+                                "each key at most once in scope.include",
+                                format!("{key:?} again"),
+                            ));
                         }
-                        scope.include.push(IncludeItem { kind: t, key, policy });
+                        scope.include.push(IncludeItem {
+                            kind: t,
+                            key,
+                            policy,
+                        });
                     }
                     _ => ok = false,
                 }
@@ -582,9 +731,17 @@ fn parse_scope(r: &mut Reader<'_>, v: &Value, mode: Mode, refs: &Refs<'_>) -> Op
                 match (t, key) {
                     (Some(t), Some(key)) => {
                         if seen.contains(&key) {
-                            r.fail(FieldError::new(join(&path, "key"), "a key that is not also in scope.include", format!("{key:?}")));
+                            r.fail(FieldError::new(
+                                join(&path, "key"),
+                                "a key that is not also in scope.include",
+                                format!("{key:?}"),
+                            ));
                         } else if !seen_ex.insert(key.clone()) {
-                            r.fail(FieldError::new(join(&path, "key"), "each key at most once in scope.exclude", format!("{key:?} again")));
+                            r.fail(FieldError::new(
+                                join(&path, "key"),
+                                "each key at most once in scope.exclude",
+                                format!("{key:?} again"),
+                            ));
                         }
                         scope.exclude.push(ExcludeItem { kind: t, key });
                     }
@@ -603,21 +760,34 @@ fn parse_scope(r: &mut Reader<'_>, v: &Value, mode: Mode, refs: &Refs<'_>) -> Op
     }
 }
 
-fn parse_policy_ref(r: &mut Reader<'_>, path: &str, v: &Value, refs: &Refs<'_>) -> Option<PolicyRef> {
+fn parse_policy_ref(
+    r: &mut Reader<'_>,
+    path: &str,
+    v: &Value,
+    refs: &Refs<'_>,
+) -> Option<PolicyRef> {
     let m = r.object(path, v)?;
     r.known_keys(path, m, &["id"]);
     let field = join(path, "id");
     match m.get("id") {
         Some(Value::String(id)) if refs.policies.contains(id) => Some(PolicyRef { id: id.clone() }),
         // Policy ids are UUIDs; accept any case as clients copy them around.
-        Some(Value::String(id)) if refs.policies.contains(&id.to_ascii_uppercase()) => Some(PolicyRef { id: id.to_ascii_uppercase() }),
+        Some(Value::String(id)) if refs.policies.contains(&id.to_ascii_uppercase()) => {
+            Some(PolicyRef {
+                id: id.to_ascii_uppercase(),
+            })
+        }
         other => {
             let mut ids: Vec<&String> = refs.policies.iter().collect();
             ids.sort();
             let ids: Vec<&str> = ids.iter().map(|s| s.as_str()).collect();
             r.fail(
-                FieldError::new(field, format!("the id of an existing policy, one of [{}]", ids.join(", ")), other.map_or("nothing".into(), describe))
-                    .hint("list them with: garrison policies list_policies --account_id <account>"),
+                FieldError::new(
+                    field,
+                    format!("the id of an existing policy, one of [{}]", ids.join(", ")),
+                    other.map_or("nothing".into(), describe),
+                )
+                .hint("list them with: garrison policies list_policies --account_id <account>"),
             );
             None
         }
@@ -638,7 +808,11 @@ fn check_policies(r: &mut Reader<'_>, scope: &Scope, mode: Mode, _refs: &Refs<'_
     }
 }
 
-fn parse_credentials(r: &mut Reader<'_>, v: &Value, refs: &Refs<'_>) -> Option<Vec<DeploymentCredential>> {
+fn parse_credentials(
+    r: &mut Reader<'_>,
+    v: &Value,
+    refs: &Refs<'_>,
+) -> Option<Vec<DeploymentCredential>> {
     let items = match v {
         Value::Array(a) => a,
         Value::Object(_) => {
@@ -649,7 +823,11 @@ fn parse_credentials(r: &mut Reader<'_>, v: &Value, refs: &Refs<'_>) -> Option<V
             return None;
         }
         other => {
-            r.fail(FieldError::new("credentials", "an array of credential objects", describe(other)));
+            r.fail(FieldError::new(
+                "credentials",
+                "an array of credential objects",
+                describe(other),
+            ));
             return None;
         }
     };
@@ -672,7 +850,11 @@ fn parse_credentials(r: &mut Reader<'_>, v: &Value, refs: &Refs<'_>) -> Option<V
                 None
             }
             other => {
-                r.fail(FieldError::new(join(&path, "id"), "a credential id (string)", other.map_or("nothing".into(), describe)));
+                r.fail(FieldError::new(
+                    join(&path, "id"),
+                    "a credential id (string)",
+                    other.map_or("nothing".into(), describe),
+                ));
                 None
             }
         };
@@ -680,7 +862,11 @@ fn parse_credentials(r: &mut Reader<'_>, v: &Value, refs: &Refs<'_>) -> Option<V
             Some(Value::String(p)) if p == "discover" => Some(Purpose::Discover),
             Some(Value::String(p)) if p == "x-account-monitor" => Some(Purpose::XAccountMonitor),
             other => {
-                r.fail(FieldError::new(join(&path, "purpose"), "one of [discover, x-account-monitor]", other.map_or("nothing".into(), describe)));
+                r.fail(FieldError::new(
+                    join(&path, "purpose"),
+                    "one of [discover, x-account-monitor]",
+                    other.map_or("nothing".into(), describe),
+                ));
                 None
             }
         };
@@ -688,22 +874,39 @@ fn parse_credentials(r: &mut Reader<'_>, v: &Value, refs: &Refs<'_>) -> Option<V
             None => None,
             Some(Value::String(s)) if is_date(s) => Some(s.clone()),
             Some(other) => {
-                r.fail(FieldError::new(join(&path, "version"), "a role version date YYYY-MM-DD", describe(other)));
+                r.fail(FieldError::new(
+                    join(&path, "version"),
+                    "a role version date YYYY-MM-DD",
+                    describe(other),
+                ));
                 ok = false;
                 None
             }
         };
         match (id, purpose) {
-            (Some(id), Some(purpose)) => out.push(DeploymentCredential { id, purpose, version }),
+            (Some(id), Some(purpose)) => out.push(DeploymentCredential {
+                id,
+                purpose,
+                version,
+            }),
             _ => ok = false,
         }
     }
     ok.then_some(out)
 }
 
-fn check_credentials(r: &mut Reader<'_>, mode: Mode, creds: &[DeploymentCredential], platform: &Platform, refs: &Refs<'_>) {
-    let discover: Vec<(usize, &DeploymentCredential)> =
-        creds.iter().enumerate().filter(|(_, c)| c.purpose == Purpose::Discover).collect();
+fn check_credentials(
+    r: &mut Reader<'_>,
+    mode: Mode,
+    creds: &[DeploymentCredential],
+    platform: &Platform,
+    refs: &Refs<'_>,
+) {
+    let discover: Vec<(usize, &DeploymentCredential)> = creds
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.purpose == Purpose::Discover)
+        .collect();
     if discover.len() > 1 {
         r.fail(FieldError::new(
             format!("credentials[{}].purpose", discover[1].0),
@@ -713,8 +916,19 @@ fn check_credentials(r: &mut Reader<'_>, mode: Mode, creds: &[DeploymentCredenti
     }
     if mode != Mode::None && discover.is_empty() {
         r.fail(
-            FieldError::new("credentials", format!("a credential with purpose \"discover\" (mode {} reads the AWS account)", mode.as_str()), if creds.is_empty() { "none".into() } else { format!("{} without purpose discover", creds.len()) })
-                .hint("--credentials '[{\"id\": \"<credential id>\", \"purpose\": \"discover\"}]'"),
+            FieldError::new(
+                "credentials",
+                format!(
+                    "a credential with purpose \"discover\" (mode {} reads the AWS account)",
+                    mode.as_str()
+                ),
+                if creds.is_empty() {
+                    "none".into()
+                } else {
+                    format!("{} without purpose discover", creds.len())
+                },
+            )
+            .hint("--credentials '[{\"id\": \"<credential id>\", \"purpose\": \"discover\"}]'"),
         );
     }
     for (i, c) in discover {
@@ -750,7 +964,10 @@ fn parse_features(r: &mut Reader<'_>, v: &Value) -> Option<Value> {
                 continue;
             };
             r.known_keys(&ipath, im, &["scope"]);
-            let Some(scope) = im.get("scope").and_then(|s| r.array(&join(&ipath, "scope"), s)) else {
+            let Some(scope) = im
+                .get("scope")
+                .and_then(|s| r.array(&join(&ipath, "scope"), s))
+            else {
                 ok = false;
                 continue;
             };
@@ -761,8 +978,17 @@ fn parse_features(r: &mut Reader<'_>, v: &Value) -> Option<Value> {
                     continue;
                 };
                 r.known_keys(&spath, sm, &["type", "key"]);
-                let all = [ScopeType::Deployment, ScopeType::Region, ScopeType::Vpc, ScopeType::Subnet, ScopeType::Host];
-                if scope_type(r, &spath, sm, &all).and_then(|t| scope_key(r, &spath, sm, t)).is_none() {
+                let all = [
+                    ScopeType::Deployment,
+                    ScopeType::Region,
+                    ScopeType::Vpc,
+                    ScopeType::Subnet,
+                    ScopeType::Host,
+                ];
+                if scope_type(r, &spath, sm, &all)
+                    .and_then(|t| scope_key(r, &spath, sm, t))
+                    .is_none()
+                {
                     ok = false;
                 }
             }
@@ -779,14 +1005,21 @@ fn parse_cloud_defender(r: &mut Reader<'_>, v: &Value) -> Option<CloudDefender> 
         Some(v) => r.boolean("cloud_defender.enabled", v)?,
     };
     if enabled {
-        r.fail(FieldError::new("cloud_defender.enabled", "false (the Cloud Defender integration is not offered)", "true"));
+        r.fail(FieldError::new(
+            "cloud_defender.enabled",
+            "false (the Cloud Defender integration is not offered)",
+            "true",
+        ));
         return None;
     }
     let location_id = match m.get("location_id").or_else(|| m.get("location")) {
         None => None,
         Some(v) => Some(r.string("cloud_defender.location_id", v)?),
     };
-    Some(CloudDefender { enabled, location_id })
+    Some(CloudDefender {
+        enabled,
+        location_id,
+    })
 }
 
 fn is_date(s: &str) -> bool {
@@ -794,7 +1027,9 @@ fn is_date(s: &str) -> bool {
     b.len() == 10
         && b[4] == b'-'
         && b[7] == b'-'
-        && b.iter().enumerate().all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
 }
 
 #[cfg(test)]

@@ -9,7 +9,11 @@ pub struct Reader<'a> {
 }
 
 pub fn join(parent: &str, key: &str) -> String {
-    if parent.is_empty() { key.to_string() } else { format!("{parent}.{key}") }
+    if parent.is_empty() {
+        key.to_string()
+    } else {
+        format!("{parent}.{key}")
+    }
 }
 
 pub fn index(parent: &str, i: usize) -> String {
@@ -48,7 +52,11 @@ impl Reader<'_> {
             Value::String(s) if s.eq_ignore_ascii_case("true") => Some(true),
             Value::String(s) if s.eq_ignore_ascii_case("false") => Some(false),
             other => {
-                self.fail(FieldError::new(path, "a boolean (true or false)", describe(other)));
+                self.fail(FieldError::new(
+                    path,
+                    "a boolean (true or false)",
+                    describe(other),
+                ));
                 None
             }
         }
@@ -70,8 +78,12 @@ impl Reader<'_> {
             if !allowed.contains(&k.as_str()) {
                 let field = join(path, k);
                 self.fail(
-                    FieldError::new(field, format!("one of the fields [{}]", allowed.join(", ")), format!("unknown field {k:?}"))
-                        .hint("check the spelling; unknown fields are refused rather than ignored"),
+                    FieldError::new(
+                        field,
+                        format!("one of the fields [{}]", allowed.join(", ")),
+                        format!("unknown field {k:?}"),
+                    )
+                    .hint("check the spelling; unknown fields are refused rather than ignored"),
                 );
             }
         }

@@ -48,30 +48,108 @@ pub struct Operation {
 }
 
 const fn p(name: &'static str, help: &'static str) -> Param {
-    Param { name, kind: Kind::String, location: In::Path, required: true, help }
+    Param {
+        name,
+        kind: Kind::String,
+        location: In::Path,
+        required: true,
+        help,
+    }
 }
 const fn q(name: &'static str, kind: Kind, help: &'static str) -> Param {
-    Param { name, kind, location: In::Query, required: false, help }
+    Param {
+        name,
+        kind,
+        location: In::Query,
+        required: false,
+        help,
+    }
 }
 const fn b(name: &'static str, kind: Kind, required: bool, help: &'static str) -> Param {
-    Param { name, kind, location: In::Body, required, help }
+    Param {
+        name,
+        kind,
+        location: In::Body,
+        required,
+        help,
+    }
 }
 
 const ACCOUNT: Param = p("account_id", "garrison (AIMS) account id, 8 digits");
 const DEPLOYMENT_BODY: [Param; 13] = [
     b("name", Kind::String, false, "deployment name"),
-    b("platform", Kind::Object, false, "{\"type\": \"aws\", \"id\": \"<12-digit AWS account>\", \"monitor\": {...}}"),
-    b("mode", Kind::String, false, "automatic | manual | readonly | guided | none (default automatic)"),
-    b("enabled", Kind::Boolean, false, "whether the deployment is enabled (default true)"),
-    b("discover", Kind::Boolean, false, "whether the account is discovered (default true)"),
-    b("scan", Kind::Boolean, false, "whether hosts are scanned (default true)"),
-    b("scope", Kind::Object, false, "{\"include\": [{\"type\", \"key\", \"policy\": {\"id\"}}], \"exclude\": [{\"type\", \"key\"}]}"),
-    b("features", Kind::Object, false, "feature scopes {abs, scan, fim}"),
-    b("cloud_defender", Kind::Object, false, "{\"enabled\": false}"),
-    b("credentials", Kind::Array, false, "[{\"id\": \"<credential id>\", \"purpose\": \"discover\"}]"),
-    b("version", Kind::Integer, false, "the version this update is based on (stale → 409)"),
-    b("is_control_tower", Kind::Boolean, false, "Control Tower deployment (default false)"),
-    b("control_tower", Kind::Object, false, "Control Tower details"),
+    b(
+        "platform",
+        Kind::Object,
+        false,
+        "{\"type\": \"aws\", \"id\": \"<12-digit AWS account>\", \"monitor\": {...}}",
+    ),
+    b(
+        "mode",
+        Kind::String,
+        false,
+        "automatic | manual | readonly | guided | none (default automatic)",
+    ),
+    b(
+        "enabled",
+        Kind::Boolean,
+        false,
+        "whether the deployment is enabled (default true)",
+    ),
+    b(
+        "discover",
+        Kind::Boolean,
+        false,
+        "whether the account is discovered (default true)",
+    ),
+    b(
+        "scan",
+        Kind::Boolean,
+        false,
+        "whether hosts are scanned (default true)",
+    ),
+    b(
+        "scope",
+        Kind::Object,
+        false,
+        "{\"include\": [{\"type\", \"key\", \"policy\": {\"id\"}}], \"exclude\": [{\"type\", \"key\"}]}",
+    ),
+    b(
+        "features",
+        Kind::Object,
+        false,
+        "feature scopes {abs, scan, fim}",
+    ),
+    b(
+        "cloud_defender",
+        Kind::Object,
+        false,
+        "{\"enabled\": false}",
+    ),
+    b(
+        "credentials",
+        Kind::Array,
+        false,
+        "[{\"id\": \"<credential id>\", \"purpose\": \"discover\"}]",
+    ),
+    b(
+        "version",
+        Kind::Integer,
+        false,
+        "the version this update is based on (stale → 409)",
+    ),
+    b(
+        "is_control_tower",
+        Kind::Boolean,
+        false,
+        "Control Tower deployment (default false)",
+    ),
+    b(
+        "control_tower",
+        Kind::Object,
+        false,
+        "Control Tower details",
+    ),
 ];
 
 macro_rules! params {
@@ -80,53 +158,345 @@ macro_rules! params {
 
 pub static OPERATIONS: &[Operation] = &[
     // aims
-    Operation { service: "aims", name: "authenticate", method: "POST", path: "/aims/v1/authenticate", params: &[], summary: "Exchange an access key (HTTP Basic) for a token", needs_token: false },
-    Operation { service: "aims", name: "get_token_info", method: "GET", path: "/aims/v1/token_info", params: &[], summary: "Describe the caller's token", needs_token: true },
-    Operation { service: "aims", name: "get_account_details", method: "GET", path: "/aims/v1/{account_id}/account", params: params![ACCOUNT], summary: "Get an account", needs_token: true },
-    Operation { service: "aims", name: "list_accounts_by_relationship", method: "GET", path: "/aims/v1/{account_id}/accounts/{relationship}", params: params![ACCOUNT, p("relationship", "managed | managing")], summary: "List managed (child) or managing (parent) accounts", needs_token: true },
-    Operation { service: "aims", name: "create_managed_account", method: "POST", path: "/aims/v1/{account_id}/managed_accounts", params: params![ACCOUNT, b("name", Kind::String, true, "name of the new child account")], summary: "Create a child account managed by this one (garrison extension)", needs_token: true },
-    Operation { service: "aims", name: "create_user", method: "POST", path: "/aims/v1/{account_id}/users", params: params![ACCOUNT, b("name", Kind::String, true, "user's name"), b("email", Kind::String, true, "user's email (also the username)")], summary: "Create a user in an account", needs_token: true },
-    Operation { service: "aims", name: "list_users", method: "GET", path: "/aims/v1/{account_id}/users", params: params![ACCOUNT], summary: "List an account's users", needs_token: true },
-    Operation { service: "aims", name: "create_access_key", method: "POST", path: "/aims/v1/{account_id}/users/{user_id}/access_keys", params: params![ACCOUNT, p("user_id", "user id"), b("label", Kind::String, false, "label for the key")], summary: "Create an access key (the secret is shown once)", needs_token: true },
-    Operation { service: "aims", name: "list_access_keys", method: "GET", path: "/aims/v1/{account_id}/users/{user_id}/access_keys", params: params![ACCOUNT, p("user_id", "user id"), q("out", Kind::String, "ids_only | full")], summary: "List a user's access keys", needs_token: true },
-    Operation { service: "aims", name: "delete_access_key", method: "DELETE", path: "/aims/v1/{account_id}/users/{user_id}/access_keys/{access_key_id}", params: params![ACCOUNT, p("user_id", "user id"), p("access_key_id", "access key id")], summary: "Delete an access key", needs_token: true },
+    Operation {
+        service: "aims",
+        name: "authenticate",
+        method: "POST",
+        path: "/aims/v1/authenticate",
+        params: &[],
+        summary: "Exchange an access key (HTTP Basic) for a token",
+        needs_token: false,
+    },
+    Operation {
+        service: "aims",
+        name: "get_token_info",
+        method: "GET",
+        path: "/aims/v1/token_info",
+        params: &[],
+        summary: "Describe the caller's token",
+        needs_token: true,
+    },
+    Operation {
+        service: "aims",
+        name: "get_account_details",
+        method: "GET",
+        path: "/aims/v1/{account_id}/account",
+        params: params![ACCOUNT],
+        summary: "Get an account",
+        needs_token: true,
+    },
+    Operation {
+        service: "aims",
+        name: "list_accounts_by_relationship",
+        method: "GET",
+        path: "/aims/v1/{account_id}/accounts/{relationship}",
+        params: params![ACCOUNT, p("relationship", "managed | managing")],
+        summary: "List managed (child) or managing (parent) accounts",
+        needs_token: true,
+    },
+    Operation {
+        service: "aims",
+        name: "create_managed_account",
+        method: "POST",
+        path: "/aims/v1/{account_id}/managed_accounts",
+        params: params![
+            ACCOUNT,
+            b("name", Kind::String, true, "name of the new child account")
+        ],
+        summary: "Create a child account managed by this one (garrison extension)",
+        needs_token: true,
+    },
+    Operation {
+        service: "aims",
+        name: "create_user",
+        method: "POST",
+        path: "/aims/v1/{account_id}/users",
+        params: params![
+            ACCOUNT,
+            b("name", Kind::String, true, "user's name"),
+            b(
+                "email",
+                Kind::String,
+                true,
+                "user's email (also the username)"
+            )
+        ],
+        summary: "Create a user in an account",
+        needs_token: true,
+    },
+    Operation {
+        service: "aims",
+        name: "list_users",
+        method: "GET",
+        path: "/aims/v1/{account_id}/users",
+        params: params![ACCOUNT],
+        summary: "List an account's users",
+        needs_token: true,
+    },
+    Operation {
+        service: "aims",
+        name: "create_access_key",
+        method: "POST",
+        path: "/aims/v1/{account_id}/users/{user_id}/access_keys",
+        params: params![
+            ACCOUNT,
+            p("user_id", "user id"),
+            b("label", Kind::String, false, "label for the key")
+        ],
+        summary: "Create an access key (the secret is shown once)",
+        needs_token: true,
+    },
+    Operation {
+        service: "aims",
+        name: "list_access_keys",
+        method: "GET",
+        path: "/aims/v1/{account_id}/users/{user_id}/access_keys",
+        params: params![
+            ACCOUNT,
+            p("user_id", "user id"),
+            q("out", Kind::String, "ids_only | full")
+        ],
+        summary: "List a user's access keys",
+        needs_token: true,
+    },
+    Operation {
+        service: "aims",
+        name: "delete_access_key",
+        method: "DELETE",
+        path: "/aims/v1/{account_id}/users/{user_id}/access_keys/{access_key_id}",
+        params: params![
+            ACCOUNT,
+            p("user_id", "user id"),
+            p("access_key_id", "access key id")
+        ],
+        summary: "Delete an access key",
+        needs_token: true,
+    },
     // endpoints
-    Operation { service: "endpoints", name: "get_endpoint", method: "GET", path: "/endpoints/v1/{account_id}/residency/{residency}/services/{service_name}/endpoint", params: params![ACCOUNT, p("residency", "default | us | emea"), p("service_name", "service name, e.g. deployments")], summary: "The host serving a service for an account", needs_token: true },
-    Operation { service: "endpoints", name: "get_endpoints", method: "POST", path: "/endpoints/v1/{account_id}/residency/{residency}/endpoints", params: params![ACCOUNT, p("residency", "default | us | emea"), Param { name: "data", kind: Kind::Array, location: In::WholeBody, required: true, help: "[\"service\", …]" }], summary: "Hosts for several services", needs_token: true },
+    Operation {
+        service: "endpoints",
+        name: "get_endpoint",
+        method: "GET",
+        path: "/endpoints/v1/{account_id}/residency/{residency}/services/{service_name}/endpoint",
+        params: params![
+            ACCOUNT,
+            p("residency", "default | us | emea"),
+            p("service_name", "service name, e.g. deployments")
+        ],
+        summary: "The host serving a service for an account",
+        needs_token: true,
+    },
+    Operation {
+        service: "endpoints",
+        name: "get_endpoints",
+        method: "POST",
+        path: "/endpoints/v1/{account_id}/residency/{residency}/endpoints",
+        params: params![
+            ACCOUNT,
+            p("residency", "default | us | emea"),
+            Param {
+                name: "data",
+                kind: Kind::Array,
+                location: In::WholeBody,
+                required: true,
+                help: "[\"service\", …]"
+            }
+        ],
+        summary: "Hosts for several services",
+        needs_token: true,
+    },
     // themis
-    Operation { service: "themis", name: "get_role", method: "GET", path: "/themis/v1/{account_id}/roles/{platform_type}/{role_type}/{role_version}", params: params![ACCOUNT, p("platform_type", "aws"), p("role_type", "ci_full | ci_manual | ci_essentials | ci_readonly | ci_x_account_ct"), p("role_version", "YYYY-MM-DD or latest")], summary: "The IAM role to create for garrison, with its CloudFormation template", needs_token: true },
-    Operation { service: "themis", name: "get_roles", method: "GET", path: "/themis/v1/{account_id}/roles", params: params![ACCOUNT, q("platform_type", Kind::String, "aws")], summary: "The latest version of every role", needs_token: true },
-    Operation { service: "themis", name: "get_role_template", method: "GET", path: "/themis/v1/templates/{platform_type}/{role_type}/{role_version}", params: params![p("platform_type", "aws"), p("role_type", "role type"), p("role_version", "YYYY-MM-DD or latest")], summary: "The CloudFormation template of a role version (public)", needs_token: false },
-    Operation { service: "themis", name: "validate_credentials", method: "POST", path: "/themis/v1/validate/{platform_type}/{role_type}", params: params![p("platform_type", "aws"), p("role_type", "role type"), b("credential", Kind::Object, true, "{\"platform_type\", \"role_type\", \"arn\", \"external_id\", \"role_version\"}")], summary: "Check a customer's role against the role type", needs_token: true },
+    Operation {
+        service: "themis",
+        name: "get_role",
+        method: "GET",
+        path: "/themis/v1/{account_id}/roles/{platform_type}/{role_type}/{role_version}",
+        params: params![
+            ACCOUNT,
+            p("platform_type", "aws"),
+            p(
+                "role_type",
+                "ci_full | ci_manual | ci_essentials | ci_readonly | ci_x_account_ct"
+            ),
+            p("role_version", "YYYY-MM-DD or latest")
+        ],
+        summary: "The IAM role to create for garrison, with its CloudFormation template",
+        needs_token: true,
+    },
+    Operation {
+        service: "themis",
+        name: "get_roles",
+        method: "GET",
+        path: "/themis/v1/{account_id}/roles",
+        params: params![ACCOUNT, q("platform_type", Kind::String, "aws")],
+        summary: "The latest version of every role",
+        needs_token: true,
+    },
+    Operation {
+        service: "themis",
+        name: "get_role_template",
+        method: "GET",
+        path: "/themis/v1/templates/{platform_type}/{role_type}/{role_version}",
+        params: params![
+            p("platform_type", "aws"),
+            p("role_type", "role type"),
+            p("role_version", "YYYY-MM-DD or latest")
+        ],
+        summary: "The CloudFormation template of a role version (public)",
+        needs_token: false,
+    },
+    Operation {
+        service: "themis",
+        name: "validate_credentials",
+        method: "POST",
+        path: "/themis/v1/validate/{platform_type}/{role_type}",
+        params: params![
+            p("platform_type", "aws"),
+            p("role_type", "role type"),
+            b(
+                "credential",
+                Kind::Object,
+                true,
+                "{\"platform_type\", \"role_type\", \"arn\", \"external_id\", \"role_version\"}"
+            )
+        ],
+        summary: "Check a customer's role against the role type",
+        needs_token: true,
+    },
     // credentials
-    Operation { service: "credentials", name: "create_credential", method: "POST", path: "/credentials/v2/{account_id}/credentials", params: params![ACCOUNT, b("name", Kind::String, true, "credential name"), b("secrets", Kind::Object, true, "{\"type\": \"aws_iam_role\", \"arn\": \"arn:aws:iam::…:role/…\"}")], summary: "Store an IAM role garrison will assume", needs_token: true },
-    Operation { service: "credentials", name: "list_credentials", method: "GET", path: "/credentials/v2/{account_id}/credentials", params: params![ACCOUNT], summary: "List credentials", needs_token: true },
-    Operation { service: "credentials", name: "get_credential", method: "GET", path: "/credentials/v2/{account_id}/credentials/{credential_id}", params: params![ACCOUNT, p("credential_id", "credential id")], summary: "Get a credential", needs_token: true },
-    Operation { service: "credentials", name: "delete_credential", method: "DELETE", path: "/credentials/v2/{account_id}/credentials/{credential_id}", params: params![ACCOUNT, p("credential_id", "credential id")], summary: "Delete a credential (refused while a deployment uses it)", needs_token: true },
+    Operation {
+        service: "credentials",
+        name: "create_credential",
+        method: "POST",
+        path: "/credentials/v2/{account_id}/credentials",
+        params: params![
+            ACCOUNT,
+            b("name", Kind::String, true, "credential name"),
+            b(
+                "secrets",
+                Kind::Object,
+                true,
+                "{\"type\": \"aws_iam_role\", \"arn\": \"arn:aws:iam::…:role/…\"}"
+            )
+        ],
+        summary: "Store an IAM role garrison will assume",
+        needs_token: true,
+    },
+    Operation {
+        service: "credentials",
+        name: "list_credentials",
+        method: "GET",
+        path: "/credentials/v2/{account_id}/credentials",
+        params: params![ACCOUNT],
+        summary: "List credentials",
+        needs_token: true,
+    },
+    Operation {
+        service: "credentials",
+        name: "get_credential",
+        method: "GET",
+        path: "/credentials/v2/{account_id}/credentials/{credential_id}",
+        params: params![ACCOUNT, p("credential_id", "credential id")],
+        summary: "Get a credential",
+        needs_token: true,
+    },
+    Operation {
+        service: "credentials",
+        name: "delete_credential",
+        method: "DELETE",
+        path: "/credentials/v2/{account_id}/credentials/{credential_id}",
+        params: params![ACCOUNT, p("credential_id", "credential id")],
+        summary: "Delete a credential (refused while a deployment uses it)",
+        needs_token: true,
+    },
     // policies
-    Operation { service: "policies", name: "list_policies", method: "GET", path: "/policies/v1/{account_id}/policies", params: params![ACCOUNT], summary: "List protection policies", needs_token: true },
-    Operation { service: "policies", name: "get_policy", method: "GET", path: "/policies/v1/{account_id}/policies/{policy_id}", params: params![ACCOUNT, p("policy_id", "policy id")], summary: "Get a protection policy", needs_token: true },
+    Operation {
+        service: "policies",
+        name: "list_policies",
+        method: "GET",
+        path: "/policies/v1/{account_id}/policies",
+        params: params![ACCOUNT],
+        summary: "List protection policies",
+        needs_token: true,
+    },
+    Operation {
+        service: "policies",
+        name: "get_policy",
+        method: "GET",
+        path: "/policies/v1/{account_id}/policies/{policy_id}",
+        params: params![ACCOUNT, p("policy_id", "policy id")],
+        summary: "Get a protection policy",
+        needs_token: true,
+    },
     // deployments
-    Operation { service: "deployments", name: "create_deployment", method: "POST", path: "/deployments/v1/{account_id}/deployments", params: &{
-        let mut a = [ACCOUNT; 14];
-        let mut i = 0;
-        while i < 13 { a[i + 1] = DEPLOYMENT_BODY[i]; i += 1; }
-        a
-    }, summary: "Create a deployment", needs_token: true },
-    Operation { service: "deployments", name: "list_deployments", method: "GET", path: "/deployments/v1/{account_id}/deployments", params: params![ACCOUNT], summary: "List deployments", needs_token: true },
-    Operation { service: "deployments", name: "get_deployment", method: "GET", path: "/deployments/v1/{account_id}/deployments/{deployment_id}", params: params![ACCOUNT, p("deployment_id", "deployment id")], summary: "Get a deployment", needs_token: true },
-    Operation { service: "deployments", name: "update_deployment", method: "PUT", path: "/deployments/v1/{account_id}/deployments/{deployment_id}", params: &{
-        let mut a = [ACCOUNT; 15];
-        a[1] = p("deployment_id", "deployment id");
-        let mut i = 0;
-        while i < 13 { a[i + 2] = DEPLOYMENT_BODY[i]; i += 1; }
-        a
-    }, summary: "Update a deployment (fields given replace, others stay)", needs_token: true },
-    Operation { service: "deployments", name: "delete_deployment", method: "DELETE", path: "/deployments/v1/{account_id}/deployments/{deployment_id}", params: params![ACCOUNT, p("deployment_id", "deployment id")], summary: "Delete a deployment", needs_token: true },
+    Operation {
+        service: "deployments",
+        name: "create_deployment",
+        method: "POST",
+        path: "/deployments/v1/{account_id}/deployments",
+        params: &{
+            let mut a = [ACCOUNT; 14];
+            let mut i = 0;
+            while i < 13 {
+                a[i + 1] = DEPLOYMENT_BODY[i];
+                i += 1;
+            }
+            a
+        },
+        summary: "Create a deployment",
+        needs_token: true,
+    },
+    Operation {
+        service: "deployments",
+        name: "list_deployments",
+        method: "GET",
+        path: "/deployments/v1/{account_id}/deployments",
+        params: params![ACCOUNT],
+        summary: "List deployments",
+        needs_token: true,
+    },
+    Operation {
+        service: "deployments",
+        name: "get_deployment",
+        method: "GET",
+        path: "/deployments/v1/{account_id}/deployments/{deployment_id}",
+        params: params![ACCOUNT, p("deployment_id", "deployment id")],
+        summary: "Get a deployment",
+        needs_token: true,
+    },
+    Operation {
+        service: "deployments",
+        name: "update_deployment",
+        method: "PUT",
+        path: "/deployments/v1/{account_id}/deployments/{deployment_id}",
+        params: &{
+            let mut a = [ACCOUNT; 15];
+            a[1] = p("deployment_id", "deployment id");
+            let mut i = 0;
+            while i < 13 {
+                a[i + 2] = DEPLOYMENT_BODY[i];
+                i += 1;
+            }
+            a
+        },
+        summary: "Update a deployment (fields given replace, others stay)",
+        needs_token: true,
+    },
+    Operation {
+        service: "deployments",
+        name: "delete_deployment",
+        method: "DELETE",
+        path: "/deployments/v1/{account_id}/deployments/{deployment_id}",
+        params: params![ACCOUNT, p("deployment_id", "deployment id")],
+        summary: "Delete a deployment",
+        needs_token: true,
+    },
 ];
 
 pub fn find(service: &str, name: &str) -> Option<&'static Operation> {
-    OPERATIONS.iter().find(|o| o.service == service && o.name == name)
+    OPERATIONS
+        .iter()
+        .find(|o| o.service == service && o.name == name)
 }
 
 pub fn services() -> Vec<&'static str> {
@@ -143,10 +513,23 @@ mod tests {
     fn path_params_are_declared_and_unique() {
         let mut seen = std::collections::HashSet::new();
         for op in OPERATIONS {
-            assert!(seen.insert((op.service, op.name)), "duplicate {}.{}", op.service, op.name);
-            let placeholders: Vec<&str> =
-                op.path.split('/').filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}'))).collect();
-            let declared: Vec<&str> = op.params.iter().filter(|p| p.location == In::Path).map(|p| p.name).collect();
+            assert!(
+                seen.insert((op.service, op.name)),
+                "duplicate {}.{}",
+                op.service,
+                op.name
+            );
+            let placeholders: Vec<&str> = op
+                .path
+                .split('/')
+                .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+                .collect();
+            let declared: Vec<&str> = op
+                .params
+                .iter()
+                .filter(|p| p.location == In::Path)
+                .map(|p| p.name)
+                .collect();
             assert_eq!(placeholders, declared, "{}.{}", op.service, op.name);
         }
     }

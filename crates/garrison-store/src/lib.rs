@@ -3,9 +3,9 @@
 
 mod db;
 mod migrations;
+mod objects;
 pub mod seal;
 mod tenants;
-mod objects;
 pub mod testing;
 
 pub use db::{Store, StoreError};

@@ -17,7 +17,10 @@ pub struct Connection {
 
 impl std::fmt::Debug for Connection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Connection").field("endpoint", &self.endpoint).field("access_key_id", &self.access_key_id).finish_non_exhaustive()
+        f.debug_struct("Connection")
+            .field("endpoint", &self.endpoint)
+            .field("access_key_id", &self.access_key_id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -31,7 +34,9 @@ pub struct Overrides {
 
 /// Reads one `[profile]` section of an INI file (the alcli config format).
 fn profile_section(path: &PathBuf, profile: &str) -> HashMap<String, String> {
-    let Ok(text) = std::fs::read_to_string(path) else { return HashMap::new() };
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return HashMap::new();
+    };
     let mut out = HashMap::new();
     let mut inside = false;
     for line in text.lines() {
@@ -46,7 +51,9 @@ fn profile_section(path: &PathBuf, profile: &str) -> HashMap<String, String> {
 }
 
 fn env(names: &[&str]) -> Option<String> {
-    names.iter().find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
+    names
+        .iter()
+        .find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
 }
 
 fn config_files() -> Vec<PathBuf> {
@@ -67,7 +74,11 @@ fn config_files() -> Vec<PathBuf> {
 
 /// Flags, then GARRISON_*, then ALERTLOGIC_*, then the profile file.
 pub fn resolve(o: &Overrides) -> Result<Connection, String> {
-    let profile = o.profile.clone().or_else(|| env(&["GARRISON_PROFILE", "ALERTLOGIC_PROFILE"])).unwrap_or_else(|| "default".into());
+    let profile = o
+        .profile
+        .clone()
+        .or_else(|| env(&["GARRISON_PROFILE", "ALERTLOGIC_PROFILE"]))
+        .unwrap_or_else(|| "default".into());
     let file: HashMap<String, String> = config_files()
         .iter()
         .map(|p| profile_section(p, &profile))
@@ -77,17 +88,36 @@ pub fn resolve(o: &Overrides) -> Result<Connection, String> {
         .endpoint
         .clone()
         .or_else(|| env(&["GARRISON_ENDPOINT", "ALERTLOGIC_ENDPOINT"]))
-        .or_else(|| file.get("endpoint").or_else(|| file.get("global_endpoint")).cloned())
+        .or_else(|| {
+            file.get("endpoint")
+                .or_else(|| file.get("global_endpoint"))
+                .cloned()
+        })
         .unwrap_or_else(|| "http://127.0.0.1:8080".into());
     if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
-        return Err(format!("endpoint: expected a URL such as http://127.0.0.1:8080, found {endpoint:?}"));
+        return Err(format!(
+            "endpoint: expected a URL such as http://127.0.0.1:8080, found {endpoint:?}"
+        ));
     }
-    let key_id = o.access_key_id.clone().or_else(|| env(&["GARRISON_ACCESS_KEY_ID", "ALERTLOGIC_ACCESS_KEY_ID"])).or_else(|| file.get("access_key_id").cloned());
-    let secret = o.secret_key.clone().or_else(|| env(&["GARRISON_SECRET_KEY", "ALERTLOGIC_SECRET_KEY"])).or_else(|| file.get("secret_key").cloned());
+    let key_id = o
+        .access_key_id
+        .clone()
+        .or_else(|| env(&["GARRISON_ACCESS_KEY_ID", "ALERTLOGIC_ACCESS_KEY_ID"]))
+        .or_else(|| file.get("access_key_id").cloned());
+    let secret = o
+        .secret_key
+        .clone()
+        .or_else(|| env(&["GARRISON_SECRET_KEY", "ALERTLOGIC_SECRET_KEY"]))
+        .or_else(|| file.get("secret_key").cloned());
     let (Some(access_key_id), Some(secret_key)) = (key_id, secret) else {
         return Err("no access key: pass --access_key_id and --secret_key, set GARRISON_ACCESS_KEY_ID and GARRISON_SECRET_KEY, or add them to a profile in ~/.garrison/config".into());
     };
-    Ok(Connection { endpoint: endpoint.trim_end_matches('/').to_string(), access_key_id, secret_key, account_id: file.get("account_id").cloned() })
+    Ok(Connection {
+        endpoint: endpoint.trim_end_matches('/').to_string(),
+        access_key_id,
+        secret_key,
+        account_id: file.get("account_id").cloned(),
+    })
 }
 
 #[derive(Debug)]
@@ -111,20 +141,33 @@ fn body_of(text: &str) -> Value {
 
 impl Client {
     pub fn new(conn: Connection) -> Client {
-        let http = reqwest::Client::builder().user_agent(concat!("garrison/", env!("CARGO_PKG_VERSION"))).build().expect("HTTP client");
-        Client { http, account_id: conn.account_id.clone(), conn, token: None }
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("garrison/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("HTTP client");
+        Client {
+            http,
+            account_id: conn.account_id.clone(),
+            conn,
+            token: None,
+        }
     }
 
     /// POST /aims/v1/authenticate with the access key; keeps the token and default account.
     pub async fn authenticate(&mut self) -> Result<Value, CallError> {
-        let basic = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", self.conn.access_key_id, self.conn.secret_key));
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!(
+            "{}:{}",
+            self.conn.access_key_id, self.conn.secret_key
+        ));
         let resp = self
             .http
             .post(format!("{}/aims/v1/authenticate", self.conn.endpoint))
             .header("authorization", format!("Basic {basic}"))
             .send()
             .await
-            .map_err(|e| CallError::Transport(format!("cannot reach {}: {e}", self.conn.endpoint)))?;
+            .map_err(|e| {
+                CallError::Transport(format!("cannot reach {}: {e}", self.conn.endpoint))
+            })?;
         let status = resp.status().as_u16();
         let body = body_of(&resp.text().await.unwrap_or_default());
         if status != 200 {
@@ -132,15 +175,26 @@ impl Client {
         }
         self.token = body["authentication"]["token"].as_str().map(str::to_string);
         if self.account_id.is_none() {
-            self.account_id = body["authentication"]["account"]["id"].as_str().map(str::to_string);
+            self.account_id = body["authentication"]["account"]["id"]
+                .as_str()
+                .map(str::to_string);
         }
         Ok(body)
     }
 
     /// One call; returns the status and the parsed body (JSON, or the text as a string).
-    pub async fn call(&self, method: &str, path: &str, query: &[(String, String)], body: Option<&Value>) -> Result<(u16, Value), CallError> {
-        let m = reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| CallError::Transport(e.to_string()))?;
-        let mut req = self.http.request(m, format!("{}{path}", self.conn.endpoint));
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        query: &[(String, String)],
+        body: Option<&Value>,
+    ) -> Result<(u16, Value), CallError> {
+        let m = reqwest::Method::from_bytes(method.as_bytes())
+            .map_err(|e| CallError::Transport(e.to_string()))?;
+        let mut req = self
+            .http
+            .request(m, format!("{}{path}", self.conn.endpoint));
         if !query.is_empty() {
             req = req.query(query);
         }
@@ -150,10 +204,20 @@ impl Client {
         if let Some(b) = body {
             req = req.json(b);
         }
-        let resp = req.send().await.map_err(|e| CallError::Transport(format!("cannot reach {}: {e}", self.conn.endpoint)))?;
+        let resp = req.send().await.map_err(|e| {
+            CallError::Transport(format!("cannot reach {}: {e}", self.conn.endpoint))
+        })?;
         let status = resp.status().as_u16();
         let text = resp.text().await.unwrap_or_default();
-        let body = if text.is_empty() { Value::Null } else { body_of(&text) };
-        if status >= 400 { Err(CallError::Http { status, body }) } else { Ok((status, body)) }
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            body_of(&text)
+        };
+        if status >= 400 {
+            Err(CallError::Http { status, body })
+        } else {
+            Ok((status, body))
+        }
     }
 }

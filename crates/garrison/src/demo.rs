@@ -18,7 +18,14 @@ struct Demo {
 }
 
 impl Demo {
-    async fn call(&mut self, what: &str, cli: &str, method: &str, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+    async fn call(
+        &mut self,
+        what: &str,
+        cli: &str,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
         self.step += 1;
         println!("\n[{}] {what}\n    $ garrison {cli}", self.step);
         match self.client.call(method, path, &[], body.as_ref()).await {
@@ -30,17 +37,43 @@ impl Demo {
 }
 
 async fn run() -> anyhow::Result<()> {
-    let dir = std::env::temp_dir().join(format!("garrison-demo-{}-{}", std::process::id(), rand::random::<u32>()));
-    let settings = serve::resolve(ServeArgs { listen: Some("127.0.0.1:0".into()), data_dir: Some(dir.clone()), ..Default::default() })?;
-    let key = (format!("{:016x}", rand::random::<u64>()), hex::encode(rand::random::<[u8; 32]>()));
+    let dir = std::env::temp_dir().join(format!(
+        "garrison-demo-{}-{}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
+    let settings = serve::resolve(ServeArgs {
+        listen: Some("127.0.0.1:0".into()),
+        data_dir: Some(dir.clone()),
+        ..Default::default()
+    })?;
+    let key = (
+        format!("{:016x}", rand::random::<u64>()),
+        hex::encode(rand::random::<[u8; 32]>()),
+    );
     let (addr, handle, stop) = serve::start(&settings, Some(key.clone())).await?;
     let endpoint = format!("http://{addr}");
-    println!("garrison demo: server on {endpoint}, embedded SQLite in {}", dir.display());
+    println!(
+        "garrison demo: server on {endpoint}, embedded SQLite in {}",
+        dir.display()
+    );
 
-    let mut client = Client::new(Connection { endpoint: endpoint.clone(), access_key_id: key.0, secret_key: key.1, account_id: None });
-    client.authenticate().await.map_err(|e| anyhow::anyhow!("authenticate: {e:?}"))?;
+    let mut client = Client::new(Connection {
+        endpoint: endpoint.clone(),
+        access_key_id: key.0,
+        secret_key: key.1,
+        account_id: None,
+    });
+    client
+        .authenticate()
+        .await
+        .map_err(|e| anyhow::anyhow!("authenticate: {e:?}"))?;
     let account = client.account_id.clone().unwrap_or_default();
-    let mut d = Demo { client, account: account.clone(), step: 0 };
+    let mut d = Demo {
+        client,
+        account: account.clone(),
+        step: 0,
+    };
     let a = d.account.clone();
 
     let role = d
@@ -52,7 +85,18 @@ async fn run() -> anyhow::Result<()> {
             None,
         )
         .await?;
-    println!("    role ci_full version {}, trust AWS account {}, external id {}…, template {}", role["version"], role["aws_account_id"], &role["external_id"].as_str().unwrap_or("").chars().take(6).collect::<String>(), role["cft"]["s3_url"]);
+    println!(
+        "    role ci_full version {}, trust AWS account {}, external id {}…, template {}",
+        role["version"],
+        role["aws_account_id"],
+        &role["external_id"]
+            .as_str()
+            .unwrap_or("")
+            .chars()
+            .take(6)
+            .collect::<String>(),
+        role["cft"]["s3_url"]
+    );
     let arn = format!("arn:aws:iam::{DEMO_AWS_ACCOUNT}:role/garrison-ci-full");
     println!("    (the customer creates the role from that template; the demo uses {arn})");
 
@@ -68,7 +112,15 @@ async fn run() -> anyhow::Result<()> {
     let cred_id = cred["id"].as_str().unwrap_or_default().to_string();
     println!("    credential {cred_id}");
 
-    let policies = d.call("List protection policies", &format!("policies list_policies --account_id {a}"), "GET", &format!("/policies/v1/{a}/policies"), None).await?;
+    let policies = d
+        .call(
+            "List protection policies",
+            &format!("policies list_policies --account_id {a}"),
+            "GET",
+            &format!("/policies/v1/{a}/policies"),
+            None,
+        )
+        .await?;
     let pro = policies
         .as_array()
         .and_then(|ps| ps.iter().find(|p| p["name"] == "Professional"))
@@ -89,20 +141,57 @@ async fn run() -> anyhow::Result<()> {
         )
         .await?;
     let dep_id = dep["id"].as_str().unwrap_or_default().to_string();
-    let got = d.call("Read it back", &format!("deployments get_deployment --account_id {a} --deployment_id {dep_id}"), "GET", &format!("/deployments/v1/{a}/deployments/{dep_id}"), None).await?;
+    let got = d
+        .call(
+            "Read it back",
+            &format!("deployments get_deployment --account_id {a} --deployment_id {dep_id}"),
+            "GET",
+            &format!("/deployments/v1/{a}/deployments/{dep_id}"),
+            None,
+        )
+        .await?;
 
     println!("\nSummary");
     println!("  account            {account}");
-    println!("  deployment         {} ({}), version {}", got["name"].as_str().unwrap_or(""), dep_id, got["version"]);
-    println!("  AWS account        {}", got["platform"]["id"].as_str().unwrap_or(""));
-    println!("  mode               {}", got["mode"].as_str().unwrap_or(""));
+    println!(
+        "  deployment         {} ({}), version {}",
+        got["name"].as_str().unwrap_or(""),
+        dep_id,
+        got["version"]
+    );
+    println!(
+        "  AWS account        {}",
+        got["platform"]["id"].as_str().unwrap_or("")
+    );
+    println!(
+        "  mode               {}",
+        got["mode"].as_str().unwrap_or("")
+    );
     for it in got["scope"]["include"].as_array().into_iter().flatten() {
-        let level = policies.as_array().and_then(|ps| ps.iter().find(|p| p["id"] == it["policy"]["id"])).and_then(|p| p["name"].as_str()).unwrap_or("?");
-        println!("  in scope           {} {} → {level}", it["type"].as_str().unwrap_or(""), it["key"].as_str().unwrap_or(""));
+        let level = policies
+            .as_array()
+            .and_then(|ps| ps.iter().find(|p| p["id"] == it["policy"]["id"]))
+            .and_then(|p| p["name"].as_str())
+            .unwrap_or("?");
+        println!(
+            "  in scope           {} {} → {level}",
+            it["type"].as_str().unwrap_or(""),
+            it["key"].as_str().unwrap_or("")
+        );
     }
-    println!("  audit source       CloudTrail in {}", got["platform"]["monitor"]["ct_install_region"].as_str().unwrap_or(""));
-    println!("  status             {}", got["status"]["status"].as_str().unwrap_or(""));
-    println!("  protection         recorded; garrison's AWS layer installs appliances in a later release of this demo");
+    println!(
+        "  audit source       CloudTrail in {}",
+        got["platform"]["monitor"]["ct_install_region"]
+            .as_str()
+            .unwrap_or("")
+    );
+    println!(
+        "  status             {}",
+        got["status"]["status"].as_str().unwrap_or("")
+    );
+    println!(
+        "  protection         recorded; garrison's AWS layer installs appliances in a later release of this demo"
+    );
 
     let _ = stop.send(());
     let _ = handle.await;

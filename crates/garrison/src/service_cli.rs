@@ -14,7 +14,16 @@ use crate::client::{CallError, Client, Overrides, resolve};
 use crate::output;
 
 /// Global options and whether they take a value.
-const GLOBALS: &[&str] = &["--endpoint", "--global_endpoint", "--access_key_id", "--secret_key", "--profile", "--query", "--output", "--residency"];
+const GLOBALS: &[&str] = &[
+    "--endpoint",
+    "--global_endpoint",
+    "--access_key_id",
+    "--secret_key",
+    "--profile",
+    "--query",
+    "--output",
+    "--residency",
+];
 
 /// The first argument that is neither a global option nor its value.
 pub fn first_word(args: &[String]) -> Option<String> {
@@ -37,31 +46,81 @@ pub const EXIT_USAGE: u8 = 2;
 pub const EXIT_UNREACHABLE: u8 = 3;
 
 fn global(name: &'static str, help: &'static str) -> Arg {
-    Arg::new(name).long(name).global(true).value_name("VALUE").help(help)
+    Arg::new(name)
+        .long(name)
+        .global(true)
+        .value_name("VALUE")
+        .help(help)
 }
 
 pub fn command() -> Command {
     let mut cmd = Command::new("garrison")
         .version(env!("CARGO_PKG_VERSION"))
-        .about("garrison: protect AWS accounts automatically (Alert Logic MDR-compatible API and CLI)")
+        .about(
+            "garrison: protect AWS accounts automatically (Alert Logic MDR-compatible API and CLI)",
+        )
         .subcommand_required(true)
-        .arg(global("endpoint", "garrison server URL (env GARRISON_ENDPOINT or ALERTLOGIC_ENDPOINT)").alias("global_endpoint"))
-        .arg(global("access_key_id", "access key id (env GARRISON_ACCESS_KEY_ID or ALERTLOGIC_ACCESS_KEY_ID)"))
-        .arg(global("secret_key", "secret key (env GARRISON_SECRET_KEY or ALERTLOGIC_SECRET_KEY)"))
-        .arg(global("profile", "profile in ~/.garrison/config (env GARRISON_PROFILE)"))
+        .arg(
+            global(
+                "endpoint",
+                "garrison server URL (env GARRISON_ENDPOINT or ALERTLOGIC_ENDPOINT)",
+            )
+            .alias("global_endpoint"),
+        )
+        .arg(global(
+            "access_key_id",
+            "access key id (env GARRISON_ACCESS_KEY_ID or ALERTLOGIC_ACCESS_KEY_ID)",
+        ))
+        .arg(global(
+            "secret_key",
+            "secret key (env GARRISON_SECRET_KEY or ALERTLOGIC_SECRET_KEY)",
+        ))
+        .arg(global(
+            "profile",
+            "profile in ~/.garrison/config (env GARRISON_PROFILE)",
+        ))
         .arg(global("query", "JMESPath expression applied to the result"))
         .arg(global("output", "json (default) or table").value_parser(["json", "table"]))
-        .arg(global("residency", "accepted for alcli compatibility; garrison has one residency").hide(true))
-        .subcommand(Command::new("serve").about("Run the API server (garrison serve --help)").disable_help_flag(true).allow_external_subcommands(true))
-        .subcommand(Command::new("demo").about("Run the reference workflow end to end against a private server").disable_help_flag(true).allow_external_subcommands(true));
+        .arg(
+            global(
+                "residency",
+                "accepted for alcli compatibility; garrison has one residency",
+            )
+            .hide(true),
+        )
+        .subcommand(
+            Command::new("serve")
+                .about("Run the API server (garrison serve --help)")
+                .disable_help_flag(true)
+                .allow_external_subcommands(true),
+        )
+        .subcommand(
+            Command::new("demo")
+                .about("Run the reference workflow end to end against a private server")
+                .disable_help_flag(true)
+                .allow_external_subcommands(true),
+        );
     for service in ops::services() {
-        let mut s = Command::new(service).subcommand_required(true).about(format!("{service} service operations"));
+        let mut s = Command::new(service)
+            .subcommand_required(true)
+            .about(format!("{service} service operations"));
         for op in ops::OPERATIONS.iter().filter(|o| o.service == service) {
             let mut c = Command::new(op.name).about(op.summary);
             for p in op.params {
                 let required = p.required && p.name != "account_id";
-                let help = if p.name == "account_id" { format!("{} [default: the authenticated account]", p.help) } else { p.help.to_string() };
-                c = c.arg(Arg::new(p.name).long(p.name).required(required).value_name(kind_name(p.kind)).help(help).action(ArgAction::Set));
+                let help = if p.name == "account_id" {
+                    format!("{} [default: the authenticated account]", p.help)
+                } else {
+                    p.help.to_string()
+                };
+                c = c.arg(
+                    Arg::new(p.name)
+                        .long(p.name)
+                        .required(required)
+                        .value_name(kind_name(p.kind))
+                        .help(help)
+                        .action(ArgAction::Set),
+                );
             }
             s = s.subcommand(c);
         }
@@ -93,13 +152,19 @@ pub struct Request {
 fn encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
 }
 
-pub fn build(op: &Operation, m: &ArgMatches, default_account: Option<&str>) -> Result<Request, ArgError> {
+pub fn build(
+    op: &Operation,
+    m: &ArgMatches,
+    default_account: Option<&str>,
+) -> Result<Request, ArgError> {
     let mut path = op.path.to_string();
     let mut query = vec![];
     let mut body = Map::new();
@@ -117,7 +182,10 @@ pub fn build(op: &Operation, m: &ArgMatches, default_account: Option<&str>) -> R
             In::Path => {
                 let v = args::load(p.name, &raw)?;
                 if v.is_empty() {
-                    return Err(ArgError(format!("--{}: expected a value, found an empty string", p.name)));
+                    return Err(ArgError(format!(
+                        "--{}: expected a value, found an empty string",
+                        p.name
+                    )));
                 }
                 path = path.replace(&format!("{{{}}}", p.name), &encode(&v));
             }
@@ -128,13 +196,37 @@ pub fn build(op: &Operation, m: &ArgMatches, default_account: Option<&str>) -> R
             In::WholeBody => whole = Some(args::convert(p, &raw)?),
         }
     }
-    let body = whole.or_else(|| if body.is_empty() && op.method != "POST" && op.method != "PUT" { None } else { Some(Value::Object(body)) });
-    Ok(Request { method: op.method, path, query, body })
+    let body = whole.or_else(|| {
+        if body.is_empty() && op.method != "POST" && op.method != "PUT" {
+            None
+        } else {
+            Some(Value::Object(body))
+        }
+    });
+    Ok(Request {
+        method: op.method,
+        path,
+        query,
+        body,
+    })
 }
 
 fn print_http_error(op: &Operation, status: u16, body: &Value) {
-    let summary = body.get("message").and_then(Value::as_str).map(str::to_string).unwrap_or_default();
-    eprintln!("garrison {} {}: HTTP {status}{}", op.service, op.name, if summary.is_empty() { String::new() } else { format!(": {summary}") });
+    let summary = body
+        .get("message")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .unwrap_or_default();
+    eprintln!(
+        "garrison {} {}: HTTP {status}{}",
+        op.service,
+        op.name,
+        if summary.is_empty() {
+            String::new()
+        } else {
+            format!(": {summary}")
+        }
+    );
     if !body.is_null() {
         eprintln!("{}", serde_json::to_string_pretty(body).unwrap_or_default());
     }
@@ -148,11 +240,22 @@ pub async fn main(argv: Vec<String>) -> ExitCode {
             return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { 0 });
         }
     };
-    let Some((service, sm)) = m.subcommand() else { return ExitCode::from(EXIT_USAGE) };
-    let Some((op_name, om)) = sm.subcommand() else { return ExitCode::from(EXIT_USAGE) };
-    let Some(op) = ops::find(service, op_name) else { return ExitCode::from(EXIT_USAGE) };
+    let Some((service, sm)) = m.subcommand() else {
+        return ExitCode::from(EXIT_USAGE);
+    };
+    let Some((op_name, om)) = sm.subcommand() else {
+        return ExitCode::from(EXIT_USAGE);
+    };
+    let Some(op) = ops::find(service, op_name) else {
+        return ExitCode::from(EXIT_USAGE);
+    };
     let get = |k: &str| om.get_one::<String>(k).cloned();
-    let overrides = Overrides { endpoint: get("endpoint"), access_key_id: get("access_key_id"), secret_key: get("secret_key"), profile: get("profile") };
+    let overrides = Overrides {
+        endpoint: get("endpoint"),
+        access_key_id: get("access_key_id"),
+        secret_key: get("secret_key"),
+        profile: get("profile"),
+    };
     let query = get("query");
     let format = get("output").unwrap_or_else(|| "json".into());
 
@@ -174,7 +277,11 @@ pub async fn main(argv: Vec<String>) -> ExitCode {
         match resolve(&overrides) {
             Ok(c) => c,
             Err(_) => crate::client::Connection {
-                endpoint: overrides.endpoint.clone().or_else(|| std::env::var("GARRISON_ENDPOINT").ok()).unwrap_or_else(|| "http://127.0.0.1:8080".into()),
+                endpoint: overrides
+                    .endpoint
+                    .clone()
+                    .or_else(|| std::env::var("GARRISON_ENDPOINT").ok())
+                    .unwrap_or_else(|| "http://127.0.0.1:8080".into()),
                 access_key_id: String::new(),
                 secret_key: String::new(),
                 account_id: None,
@@ -189,9 +296,16 @@ pub async fn main(argv: Vec<String>) -> ExitCode {
                 return Ok((200, auth));
             }
         }
-        let default_account = if explicit_account { None } else { client.account_id.clone() };
-        let req = build(op, om, default_account.as_deref()).map_err(|e| CallError::Transport(e.0))?;
-        client.call(req.method, &req.path, &req.query, req.body.as_ref()).await
+        let default_account = if explicit_account {
+            None
+        } else {
+            client.account_id.clone()
+        };
+        let req =
+            build(op, om, default_account.as_deref()).map_err(|e| CallError::Transport(e.0))?;
+        client
+            .call(req.method, &req.path, &req.query, req.body.as_ref())
+            .await
     }
     .await;
     match result {
@@ -223,21 +337,41 @@ mod tests {
 
     #[test]
     fn first_word_skips_globals() {
-        let a: Vec<String> = ["--endpoint", "http://x", "--query=a", "deployments", "list"].iter().map(|s| s.to_string()).collect();
+        let a: Vec<String> = ["--endpoint", "http://x", "--query=a", "deployments", "list"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         assert_eq!(first_word(&a).as_deref(), Some("deployments"));
     }
 
     #[test]
     fn reference_create_deployment_builds_the_reference_request() {
         let argv = [
-            "garrison", "deployments", "create_deployment", "--account_id", "12345678", "--name", "My Deployment",
-            "--platform", "{\"type\": \"aws\", \"id\": \"123412341234\"}", "--credentials", "[{\"id\": \"ABC\", \"purpose\": \"discover\"}]",
-            "--mode", "automatic", "--scope", "{\"include\": [{\"type\": \"region\", \"key\": \"/aws/us-east-1\"}], \"exclude\": []}",
+            "garrison",
+            "deployments",
+            "create_deployment",
+            "--account_id",
+            "12345678",
+            "--name",
+            "My Deployment",
+            "--platform",
+            "{\"type\": \"aws\", \"id\": \"123412341234\"}",
+            "--credentials",
+            "[{\"id\": \"ABC\", \"purpose\": \"discover\"}]",
+            "--mode",
+            "automatic",
+            "--scope",
+            "{\"include\": [{\"type\": \"region\", \"key\": \"/aws/us-east-1\"}], \"exclude\": []}",
         ];
         let m = command().try_get_matches_from(argv).unwrap();
         let (_, sm) = m.subcommand().unwrap();
         let (_, om) = sm.subcommand().unwrap();
-        let r = build(ops::find("deployments", "create_deployment").unwrap(), om, None).unwrap();
+        let r = build(
+            ops::find("deployments", "create_deployment").unwrap(),
+            om,
+            None,
+        )
+        .unwrap();
         assert_eq!(r.method, "POST");
         assert_eq!(r.path, "/deployments/v1/12345678/deployments");
         let b = r.body.unwrap();
@@ -248,10 +382,23 @@ mod tests {
 
     #[test]
     fn path_values_are_encoded_and_account_defaults() {
-        let m = command().try_get_matches_from(["garrison", "credentials", "get_credential", "--credential_id", "a/b c"]).unwrap();
+        let m = command()
+            .try_get_matches_from([
+                "garrison",
+                "credentials",
+                "get_credential",
+                "--credential_id",
+                "a/b c",
+            ])
+            .unwrap();
         let (_, sm) = m.subcommand().unwrap();
         let (_, om) = sm.subcommand().unwrap();
-        let r = build(ops::find("credentials", "get_credential").unwrap(), om, Some("10000001")).unwrap();
+        let r = build(
+            ops::find("credentials", "get_credential").unwrap(),
+            om,
+            Some("10000001"),
+        )
+        .unwrap();
         assert_eq!(r.path, "/credentials/v2/10000001/credentials/a%2Fb%20c");
         assert_eq!(r.body, None);
     }
@@ -260,7 +407,14 @@ mod tests {
     fn every_operation_has_a_command() {
         let cmd = command();
         for op in ops::OPERATIONS {
-            assert!(cmd.find_subcommand(op.service).and_then(|s| s.find_subcommand(op.name)).is_some(), "{}.{}", op.service, op.name);
+            assert!(
+                cmd.find_subcommand(op.service)
+                    .and_then(|s| s.find_subcommand(op.name))
+                    .is_some(),
+                "{}.{}",
+                op.service,
+                op.name
+            );
         }
     }
 }

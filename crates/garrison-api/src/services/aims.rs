@@ -12,10 +12,10 @@ use serde_json::{Value, json};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::AppState;
 use crate::auth::Caller;
 use crate::body;
 use crate::error::{ApiError, ApiResult};
-use crate::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -31,8 +31,12 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let b64 = v.strip_prefix("Basic ").or_else(|| v.strip_prefix("basic "))?;
-    let raw = base64::engine::general_purpose::STANDARD.decode(b64.trim()).ok()?;
+    let b64 = v
+        .strip_prefix("Basic ")
+        .or_else(|| v.strip_prefix("basic "))?;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .ok()?;
     let text = String::from_utf8(raw).ok()?;
     let (id, secret) = text.split_once(':')?;
     Some((id.to_string(), secret.to_string()))
@@ -49,11 +53,21 @@ async fn authenticate(State(s): State<AppState>, headers: HeaderMap) -> ApiResul
     if !rec.verify(&secret) {
         return Err(denied());
     }
-    let account = s.store.get_account(&rec.account_id).await?.ok_or_else(denied)?;
-    let user = s.store.get_user(&rec.account_id, &rec.user_id).await?.ok_or_else(denied)?;
+    let account = s
+        .store
+        .get_account(&rec.account_id)
+        .await?
+        .ok_or_else(denied)?;
+    let user = s
+        .store
+        .get_user(&rec.account_id, &rec.user_id)
+        .await?
+        .ok_or_else(denied)?;
     let (token, exp) = s.tokens.mint(&account.id, &user.id);
     tracing::info!(account = %account.id, access_key = %rec.access_key_id, "authenticated");
-    Ok(Json(json!({"authentication": {"user": user, "account": account, "token": token, "token_expiration": exp}})))
+    Ok(Json(
+        json!({"authentication": {"user": user, "account": account, "token": token, "token_expiration": exp}}),
+    ))
 }
 
 /// Describe the caller's token.
@@ -61,7 +75,10 @@ async fn authenticate(State(s): State<AppState>, headers: HeaderMap) -> ApiResul
     security(("X-AIMS-Auth-Token" = [])), responses((status = 200, description = "token information")))]
 async fn get_token_info(State(s): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
     let account = s.store.get_account(&caller.account_id).await?;
-    let user = s.store.get_user(&caller.account_id, &caller.user_id).await?;
+    let user = s
+        .store
+        .get_user(&caller.account_id, &caller.user_id)
+        .await?;
     Ok(Json(json!({
         "account": account, "entity_id": caller.user_id, "entity_type": "user",
         "requester_id": format!("{}:user:{}", caller.account_id, caller.user_id),
@@ -73,9 +90,15 @@ async fn get_token_info(State(s): State<AppState>, caller: Caller) -> ApiResult<
 #[utoipa::path(get, path = "/aims/v1/{account_id}/account", tag = "aims", operation_id = "get_account_details",
     params(("account_id" = String, Path)), security(("X-AIMS-Auth-Token" = [])),
     responses((status = 200, body = Account), (status = 403, description = "not accessible")))]
-async fn get_account_details(State(s): State<AppState>, caller: Caller, Path(account_id): Path<String>) -> ApiResult<Json<Account>> {
+async fn get_account_details(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(account_id): Path<String>,
+) -> ApiResult<Json<Account>> {
     s.authorize(&caller, &account_id).await?;
-    Ok(Json(s.store.get_account(&account_id).await?.ok_or_else(|| ApiError::NotFound("no such account".into()))?))
+    Ok(Json(s.store.get_account(&account_id).await?.ok_or_else(
+        || ApiError::NotFound("no such account".into()),
+    )?))
 }
 
 /// List managed (child) or managing (parent) accounts.
@@ -102,7 +125,11 @@ async fn list_accounts_by_relationship(
             out
         }
         other => {
-            return Err(ApiError::field(FieldError::new("relationship", "one of [managed, managing]", format!("{other:?}"))));
+            return Err(ApiError::field(FieldError::new(
+                "relationship",
+                "one of [managed, managing]",
+                format!("{other:?}"),
+            )));
         }
     };
     Ok(Json(json!({"accounts": accounts})))
@@ -122,54 +149,117 @@ async fn create_managed_account(
     let v = body::parse(&bytes)?;
     let name = required_string(&v, "name", 256)?;
     only_keys(&v, &["name"])?;
-    let a = s.store.create_child_account(&account_id, &name, &caller.user_id).await?;
+    let a = s
+        .store
+        .create_child_account(&account_id, &name, &caller.user_id)
+        .await?;
     Ok((StatusCode::CREATED, Json(a)))
 }
 
 fn required_string(v: &Value, field: &str, max: usize) -> ApiResult<String> {
     match v.get(field) {
         Some(Value::String(x)) if !x.trim().is_empty() && x.len() <= max => Ok(x.clone()),
-        Some(other) => Err(ApiError::field(FieldError::new(field, format!("a string of 1 to {max} characters"), garrison_model::error::describe(other)))),
-        None => Err(ApiError::field(FieldError::new(field, "a string", "nothing"))),
+        Some(other) => Err(ApiError::field(FieldError::new(
+            field,
+            format!("a string of 1 to {max} characters"),
+            garrison_model::error::describe(other),
+        ))),
+        None => Err(ApiError::field(FieldError::new(
+            field, "a string", "nothing",
+        ))),
     }
 }
 
 fn only_keys(v: &Value, allowed: &[&str]) -> ApiResult<()> {
     let Some(m) = v.as_object() else {
-        return Err(ApiError::field(FieldError::new("body", "a JSON object", garrison_model::error::describe(v))));
+        return Err(ApiError::field(FieldError::new(
+            "body",
+            "a JSON object",
+            garrison_model::error::describe(v),
+        )));
     };
     let mut errors = garrison_model::ValidationError::default();
-    garrison_model::json_path::Reader { errors: &mut errors }.known_keys("", m, allowed);
-    if errors.is_empty() { Ok(()) } else { Err(errors.into()) }
+    garrison_model::json_path::Reader {
+        errors: &mut errors,
+    }
+    .known_keys("", m, allowed);
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors.into())
+    }
 }
 
 /// Create a user in an account.
 #[utoipa::path(post, path = "/aims/v1/{account_id}/users", tag = "aims", operation_id = "create_user",
     params(("account_id" = String, Path)), security(("X-AIMS-Auth-Token" = [])),
     responses((status = 201, body = User), (status = 409, description = "user exists")))]
-async fn create_user(State(s): State<AppState>, caller: Caller, Path(account_id): Path<String>, bytes: Bytes) -> ApiResult<(StatusCode, Json<User>)> {
+async fn create_user(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(account_id): Path<String>,
+    bytes: Bytes,
+) -> ApiResult<(StatusCode, Json<User>)> {
     s.authorize(&caller, &account_id).await?;
     let v = body::parse(&bytes)?;
-    only_keys(&v, &["name", "email", "password", "role_id", "active", "mobile_phone", "phone", "webhook_url", "notifications_only"])?;
+    only_keys(
+        &v,
+        &[
+            "name",
+            "email",
+            "password",
+            "role_id",
+            "active",
+            "mobile_phone",
+            "phone",
+            "webhook_url",
+            "notifications_only",
+        ],
+    )?;
     let name = required_string(&v, "name", 256)?;
     let email = required_string(&v, "email", 256)?;
     if !email.contains('@') {
-        return Err(ApiError::field(FieldError::new("email", "an email address", format!("{email:?}"))));
+        return Err(ApiError::field(FieldError::new(
+            "email",
+            "an email address",
+            format!("{email:?}"),
+        )));
     }
-    Ok((StatusCode::CREATED, Json(s.store.create_user(&account_id, &name, &email, &caller.user_id).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(
+            s.store
+                .create_user(&account_id, &name, &email, &caller.user_id)
+                .await?,
+        ),
+    ))
 }
 
 /// List an account's users.
 #[utoipa::path(get, path = "/aims/v1/{account_id}/users", tag = "aims", operation_id = "list_users",
     params(("account_id" = String, Path)), security(("X-AIMS-Auth-Token" = [])), responses((status = 200, description = "{users: [...]}")))]
-async fn list_users(State(s): State<AppState>, caller: Caller, Path(account_id): Path<String>) -> ApiResult<Json<Value>> {
+async fn list_users(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(account_id): Path<String>,
+) -> ApiResult<Json<Value>> {
     s.authorize(&caller, &account_id).await?;
-    Ok(Json(json!({"users": s.store.list_users(&account_id).await?})))
+    Ok(Json(
+        json!({"users": s.store.list_users(&account_id).await?}),
+    ))
 }
 
-async fn user_in(s: &AppState, caller: &Caller, account_id: &str, user_id: &str) -> ApiResult<User> {
+async fn user_in(
+    s: &AppState,
+    caller: &Caller,
+    account_id: &str,
+    user_id: &str,
+) -> ApiResult<User> {
     s.authorize(caller, account_id).await?;
-    s.store.get_user(account_id, user_id).await?.ok_or_else(|| ApiError::NotFound(format!("no user {user_id:?} in account {account_id}")))
+    s.store
+        .get_user(account_id, user_id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no user {user_id:?} in account {account_id}")))
 }
 
 /// Create an access key; the secret is in this response only.
@@ -189,7 +279,10 @@ async fn create_access_key(
         None => None,
         Some(_) => Some(required_string(&v, "label", 256)?),
     };
-    let key = s.store.create_access_key(&account_id, &user_id, label.as_deref(), &caller.user_id).await?;
+    let key = s
+        .store
+        .create_access_key(&account_id, &user_id, label.as_deref(), &caller.user_id)
+        .await?;
     Ok((StatusCode::CREATED, Json(key)))
 }
 
@@ -211,9 +304,15 @@ async fn list_access_keys(
     user_in(&s, &caller, &account_id, &user_id).await?;
     let keys = s.store.list_access_keys(&user_id).await?;
     match q.out.as_deref() {
-        None | Some("ids_only") => Ok(Json(json!({"access_keys": keys.iter().map(|k| &k.access_key_id).collect::<Vec<_>>()}))),
+        None | Some("ids_only") => Ok(Json(
+            json!({"access_keys": keys.iter().map(|k| &k.access_key_id).collect::<Vec<_>>()}),
+        )),
         Some("full") => Ok(Json(json!({"access_keys": keys}))),
-        Some(other) => Err(ApiError::field(FieldError::new("out", "one of [ids_only, full]", format!("{other:?}")))),
+        Some(other) => Err(ApiError::field(FieldError::new(
+            "out",
+            "one of [ids_only, full]",
+            format!("{other:?}"),
+        ))),
     }
 }
 
@@ -230,6 +329,8 @@ async fn delete_access_key(
     if s.store.delete_access_key(&user_id, &key_id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
-        Err(ApiError::NotFound(format!("no access key {key_id:?} for this user")))
+        Err(ApiError::NotFound(format!(
+            "no access key {key_id:?} for this user"
+        )))
     }
 }

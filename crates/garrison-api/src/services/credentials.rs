@@ -23,10 +23,18 @@ pub fn routes() -> OpenApiRouter<AppState> {
 #[utoipa::path(post, path = "/credentials/v2/{account_id}/credentials", tag = "credentials", operation_id = "create_credential",
     params(("account_id" = String, Path)), security(("X-AIMS-Auth-Token" = [])),
     responses((status = 200, body = Credential), (status = 400, description = "invalid field")))]
-async fn create_credential(State(s): State<AppState>, caller: Caller, Path(account_id): Path<String>, bytes: Bytes) -> ApiResult<Json<Credential>> {
+async fn create_credential(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(account_id): Path<String>,
+    bytes: Bytes,
+) -> ApiResult<Json<Credential>> {
     s.authorize(&caller, &account_id).await?;
     let c = NewCredential::from_json(&body::parse(&bytes)?)?;
-    let created = s.store.create_credential(&account_id, &c, &caller.user_id).await?;
+    let created = s
+        .store
+        .create_credential(&account_id, &c, &caller.user_id)
+        .await?;
     tracing::info!(account = %account_id, credential = %created.id, "credential created");
     Ok(Json(created))
 }
@@ -34,7 +42,11 @@ async fn create_credential(State(s): State<AppState>, caller: Caller, Path(accou
 /// List credentials.
 #[utoipa::path(get, path = "/credentials/v2/{account_id}/credentials", tag = "credentials", operation_id = "list_credentials",
     params(("account_id" = String, Path)), security(("X-AIMS-Auth-Token" = [])), responses((status = 200, body = Vec<Credential>)))]
-async fn list_credentials(State(s): State<AppState>, caller: Caller, Path(account_id): Path<String>) -> ApiResult<Json<Vec<Credential>>> {
+async fn list_credentials(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(account_id): Path<String>,
+) -> ApiResult<Json<Vec<Credential>>> {
     s.authorize(&caller, &account_id).await?;
     Ok(Json(s.store.list_credentials(&account_id).await?))
 }
@@ -43,20 +55,34 @@ async fn list_credentials(State(s): State<AppState>, caller: Caller, Path(accoun
 #[utoipa::path(get, path = "/credentials/v2/{account_id}/credentials/{credential_id}", tag = "credentials", operation_id = "get_credential",
     params(("account_id" = String, Path), ("credential_id" = String, Path)), security(("X-AIMS-Auth-Token" = [])),
     responses((status = 200, body = Credential), (status = 404, description = "no such credential")))]
-async fn get_credential(State(s): State<AppState>, caller: Caller, Path((account_id, id)): Path<(String, String)>) -> ApiResult<Json<Credential>> {
+async fn get_credential(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((account_id, id)): Path<(String, String)>,
+) -> ApiResult<Json<Credential>> {
     s.authorize(&caller, &account_id).await?;
-    s.store.get_credential(&account_id, &id).await?.map(Json).ok_or_else(|| ApiError::NotFound(format!("no credential {id:?} in account {account_id}")))
+    s.store
+        .get_credential(&account_id, &id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound(format!("no credential {id:?} in account {account_id}")))
 }
 
 /// Delete a credential; refused (409) while a deployment uses it.
 #[utoipa::path(delete, path = "/credentials/v2/{account_id}/credentials/{credential_id}", tag = "credentials", operation_id = "delete_credential",
     params(("account_id" = String, Path), ("credential_id" = String, Path)), security(("X-AIMS-Auth-Token" = [])),
     responses((status = 204, description = "deleted"), (status = 404, description = "no such credential"), (status = 409, description = "in use")))]
-async fn delete_credential(State(s): State<AppState>, caller: Caller, Path((account_id, id)): Path<(String, String)>) -> ApiResult<StatusCode> {
+async fn delete_credential(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((account_id, id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
     s.authorize(&caller, &account_id).await?;
     if s.store.delete_credential(&account_id, &id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
-        Err(ApiError::NotFound(format!("no credential {id:?} in account {account_id}")))
+        Err(ApiError::NotFound(format!(
+            "no credential {id:?} in account {account_id}"
+        )))
     }
 }

@@ -29,9 +29,19 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 fn lookup_error(e: LookupError) -> ApiError {
     match e {
-        LookupError::Platform(p) => ApiError::field(FieldError::new("platform_type", "\"aws\"", format!("{p:?}"))),
-        LookupError::RoleType { found, known } => ApiError::field(FieldError::new("role_type", format!("one of [{known}]"), format!("{found:?}"))),
-        e @ (LookupError::Retired(..) | LookupError::Version { .. }) => ApiError::NotFound(e.to_string()),
+        LookupError::Platform(p) => ApiError::field(FieldError::new(
+            "platform_type",
+            "\"aws\"",
+            format!("{p:?}"),
+        )),
+        LookupError::RoleType { found, known } => ApiError::field(FieldError::new(
+            "role_type",
+            format!("one of [{known}]"),
+            format!("{found:?}"),
+        )),
+        e @ (LookupError::Retired(..) | LookupError::Version { .. }) => {
+            ApiError::NotFound(e.to_string())
+        }
     }
 }
 
@@ -40,7 +50,9 @@ fn lookup_error(e: LookupError) -> ApiError {
 pub fn cft_location(s: &AppState, role: &RoleDef) -> Value {
     let key = format!("{}/{}", role.role_type, role.version);
     match &s.config.template_bucket {
-        Some(bucket) => json!({"s3_bucket": bucket, "s3_key": key, "s3_url": format!("https://{bucket}.s3.amazonaws.com/{key}")}),
+        Some(bucket) => {
+            json!({"s3_bucket": bucket, "s3_key": key, "s3_url": format!("https://{bucket}.s3.amazonaws.com/{key}")})
+        }
         None => json!({
             "s3_bucket": "",
             "s3_key": key,
@@ -52,7 +64,11 @@ pub fn cft_location(s: &AppState, role: &RoleDef) -> Value {
 /// The 12-digit account of garrison's principal.
 fn principal_account(s: &AppState) -> String {
     let p = &s.config.aws_principal;
-    if p.len() == 12 { p.clone() } else { p.split(':').nth(4).unwrap_or_default().to_string() }
+    if p.len() == 12 {
+        p.clone()
+    } else {
+        p.split(':').nth(4).unwrap_or_default().to_string()
+    }
 }
 
 fn role_info(s: &AppState, role: &RoleDef, external_id: &str) -> Value {
@@ -78,7 +94,10 @@ async fn get_role(
     Path((account_id, platform, role_type, version)): Path<(String, String, String, String)>,
 ) -> ApiResult<Json<Value>> {
     s.authorize(&caller, &account_id).await?;
-    let role = s.catalog.get(&platform, &role_type, &version).map_err(lookup_error)?;
+    let role = s
+        .catalog
+        .get(&platform, &role_type, &version)
+        .map_err(lookup_error)?;
     let ext = s.store.external_id(&account_id).await?;
     Ok(Json(role_info(&s, role, &ext)))
 }
@@ -92,16 +111,33 @@ struct PlatformQuery {
 #[utoipa::path(get, path = "/themis/v1/{account_id}/roles", tag = "themis", operation_id = "get_roles",
     params(("account_id" = String, Path), PlatformQuery), security(("X-AIMS-Auth-Token" = [])),
     responses((status = 200, description = "[ThemisRoleInfo]")))]
-async fn get_roles(State(s): State<AppState>, caller: Caller, Path(account_id): Path<String>, Query(q): Query<PlatformQuery>) -> ApiResult<Json<Vec<Value>>> {
+async fn get_roles(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(account_id): Path<String>,
+    Query(q): Query<PlatformQuery>,
+) -> ApiResult<Json<Vec<Value>>> {
     s.authorize(&caller, &account_id).await?;
     match q.platform_type.as_deref() {
         None | Some("aws") => {}
         // A platform of the reference that garrison has no roles for.
         Some("azure") => return Ok(Json(vec![])),
-        Some(other) => return Err(ApiError::field(FieldError::new("platform_type", "one of [aws, azure]", format!("{other:?}")))),
+        Some(other) => {
+            return Err(ApiError::field(FieldError::new(
+                "platform_type",
+                "one of [aws, azure]",
+                format!("{other:?}"),
+            )));
+        }
     }
     let ext = s.store.external_id(&account_id).await?;
-    Ok(Json(s.catalog.latest().into_iter().map(|r| role_info(&s, r, &ext)).collect()))
+    Ok(Json(
+        s.catalog
+            .latest()
+            .into_iter()
+            .map(|r| role_info(&s, r, &ext))
+            .collect(),
+    ))
 }
 
 /// The CloudFormation template of a role version (public: it holds no tenant data; the
@@ -109,8 +145,14 @@ async fn get_roles(State(s): State<AppState>, caller: Caller, Path(account_id): 
 #[utoipa::path(get, path = "/themis/v1/templates/{platform_type}/{role_type}/{role_version}", tag = "themis", operation_id = "get_role_template",
     params(("platform_type" = String, Path), ("role_type" = String, Path), ("role_version" = String, Path)),
     responses((status = 200, description = "CloudFormation template (JSON)")))]
-async fn get_role_template(State(s): State<AppState>, Path((platform, role_type, version)): Path<(String, String, String)>) -> ApiResult<Json<Value>> {
-    let role = s.catalog.get(&platform, &role_type, &version).map_err(lookup_error)?;
+async fn get_role_template(
+    State(s): State<AppState>,
+    Path((platform, role_type, version)): Path<(String, String, String)>,
+) -> ApiResult<Json<Value>> {
+    let role = s
+        .catalog
+        .get(&platform, &role_type, &version)
+        .map_err(lookup_error)?;
     Ok(Json(cft::render(role, &s.config.aws_principal)))
 }
 
@@ -127,42 +169,84 @@ async fn validate_credentials(
 ) -> ApiResult<Json<Value>> {
     let v = body::parse(&bytes)?;
     let Some(c) = v.get("credential") else {
-        return Err(ApiError::field(FieldError::new("credential", "an object {platform_type, role_type, arn, external_id, role_version?}", "nothing")));
+        return Err(ApiError::field(FieldError::new(
+            "credential",
+            "an object {platform_type, role_type, arn, external_id, role_version?}",
+            "nothing",
+        )));
     };
     let get = |k: &str| c.get(k).and_then(Value::as_str);
     let mut errors = garrison_model::ValidationError::default();
     if !c.is_object() {
-        return Err(ApiError::field(FieldError::new("credential", "an object", describe(c))));
+        return Err(ApiError::field(FieldError::new(
+            "credential",
+            "an object",
+            describe(c),
+        )));
     }
     if get("platform_type").is_some_and(|p| p != platform) {
-        errors.push(FieldError::new("credential.platform_type", format!("{platform:?} (as in the path)"), describe(&c["platform_type"])));
+        errors.push(FieldError::new(
+            "credential.platform_type",
+            format!("{platform:?} (as in the path)"),
+            describe(&c["platform_type"]),
+        ));
     }
     if get("role_type").is_some_and(|r| r != role_type) {
-        errors.push(FieldError::new("credential.role_type", format!("{role_type:?} (as in the path)"), describe(&c["role_type"])));
+        errors.push(FieldError::new(
+            "credential.role_type",
+            format!("{role_type:?} (as in the path)"),
+            describe(&c["role_type"]),
+        ));
     }
     match get("arn") {
         Some(a) if is_role_arn(a) => {}
-        _ => errors.push(FieldError::new("credential.arn", "an IAM role ARN", c.get("arn").map_or("nothing".into(), describe))),
+        _ => errors.push(FieldError::new(
+            "credential.arn",
+            "an IAM role ARN",
+            c.get("arn").map_or("nothing".into(), describe),
+        )),
     }
     let ext = s.store.external_id(&caller.account_id).await?;
     match get("external_id") {
         Some(e) if e == ext => {}
         Some(_) => errors.push(
-            FieldError::new("credential.external_id", "this account's external id", "another value")
-                .hint("use the external_id from themis get_role"),
+            FieldError::new(
+                "credential.external_id",
+                "this account's external id",
+                "another value",
+            )
+            .hint("use the external_id from themis get_role"),
         ),
-        None => errors.push(FieldError::new("credential.external_id", "this account's external id", "nothing")),
+        None => errors.push(FieldError::new(
+            "credential.external_id",
+            "this account's external id",
+            "nothing",
+        )),
     }
     if !errors.is_empty() {
         return Err(errors.into());
     }
-    let latest = s.catalog.get(&platform, &role_type, "latest").map_err(lookup_error)?;
+    let latest = s
+        .catalog
+        .get(&platform, &role_type, "latest")
+        .map_err(lookup_error)?;
     let asked = get("role_version").unwrap_or(&latest.version);
-    let role = s.catalog.get(&platform, &role_type, asked).map_err(lookup_error)?;
+    let role = s
+        .catalog
+        .get(&platform, &role_type, asked)
+        .map_err(lookup_error)?;
     let (status, message) = if role.version == latest.version {
         ("latest", "Validation successful".to_string())
     } else {
-        ("outdated", format!("Validation successful; version {} is superseded by {}", role.version, latest.version))
+        (
+            "outdated",
+            format!(
+                "Validation successful; version {} is superseded by {}",
+                role.version, latest.version
+            ),
+        )
     };
-    Ok(Json(json!({"status": status, "message": message, "version": role.version})))
+    Ok(Json(
+        json!({"status": status, "message": message, "version": role.version}),
+    ))
 }

@@ -1,0 +1,368 @@
+//! End to end through the binaries: `garrison serve` as a process, the reference workflow
+//! through the `garrison` CLI and through the real alcli (PyPI alcli==1.0.70 in the venv
+//! that scripts/setup-python makes).
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const KEY_ID: &str = "0123456789abcdef";
+const SECRET: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+const ACCOUNT: &str = "12345678";
+const PRO: &str = "D12D5E67-166C-474F-87AA-6F86FC9FB9BC";
+
+struct Server {
+    child: Child,
+    url: String,
+    dir: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn serve() -> Server {
+    let dir = std::env::temp_dir().join(format!(
+        "garrison-cli-{}-{:x}",
+        std::process::id(),
+        rand_u64()
+    ));
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_garrison"))
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(&dir)
+        .env("GARRISON_ROOT_ACCESS_KEY_ID", KEY_ID)
+        .env("GARRISON_ROOT_SECRET_KEY", SECRET)
+        .env("GARRISON_ROOT_ACCOUNT_ID", ACCOUNT)
+        .env("GARRISON_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start garrison serve");
+    let url = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "garrison serve did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Server { child, url, dir }
+}
+
+fn rand_u64() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        ^ u64::from(std::process::id())
+}
+
+fn garrison(s: &Server, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_garrison"))
+        .args(args)
+        .env("GARRISON_ENDPOINT", &s.url)
+        .env("GARRISON_ACCESS_KEY_ID", KEY_ID)
+        .env("GARRISON_SECRET_KEY", SECRET)
+        .env("HOME", &s.dir)
+        .output()
+        .unwrap()
+}
+
+fn json_out(o: &Output) -> Value {
+    assert!(
+        o.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stdout)))
+}
+
+#[test]
+fn reference_workflow_through_the_garrison_cli() {
+    let s = serve();
+    let role = json_out(&garrison(
+        &s,
+        &[
+            "themis",
+            "get_role",
+            "--account_id",
+            ACCOUNT,
+            "--platform_type",
+            "aws",
+            "--role_type",
+            "ci_full",
+            "--role_version",
+            "latest",
+        ],
+    ));
+    assert_eq!(role["type"], "ci_full");
+    let secrets = r#"{"arn": "arn:aws:iam::123412341234:role/garrison", "type": "aws_iam_role"}"#;
+    let cred = json_out(&garrison(
+        &s,
+        &[
+            "credentials",
+            "create_credential",
+            "--account_id",
+            ACCOUNT,
+            "--name",
+            "IAM policy",
+            "--secrets",
+            secrets,
+        ],
+    ));
+    assert_eq!(cred["secrets"]["external_id"], role["external_id"]);
+    let cid = cred["id"].as_str().unwrap();
+    let creds = format!(r#"[{{"id": "{cid}", "purpose": "discover"}}]"#);
+    let scope = format!(
+        r#"{{"include": [{{"type": "region", "key": "/aws/us-east-1", "policy": {{"id": "{PRO}"}}}}], "exclude": []}}"#
+    );
+    let dep = json_out(&garrison(
+        &s,
+        &[
+            "deployments",
+            "create_deployment",
+            "--account_id",
+            ACCOUNT,
+            "--name",
+            "My Deployment",
+            "--platform",
+            r#"{"type": "aws", "id": "123412341234"}"#,
+            "--credentials",
+            &creds,
+            "--mode",
+            "automatic",
+            "--scope",
+            &scope,
+        ],
+    ));
+    assert_eq!(
+        (dep["version"].as_i64(), dep["status"]["status"].as_str()),
+        (Some(1), Some("new"))
+    );
+    let id = dep["id"].as_str().unwrap();
+    // --query, --output table, account defaulting to the key's account.
+    let names = garrison(
+        &s,
+        &["--query", "[].name", "deployments", "list_deployments"],
+    );
+    assert_eq!(json_out(&names), serde_json::json!(["My Deployment"]));
+    let table = garrison(
+        &s,
+        &[
+            "deployments",
+            "list_deployments",
+            "--output",
+            "table",
+            "--query",
+            "[].{id: id, mode: mode}",
+        ],
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&table.stdout).trim(),
+        format!("ID{}  MODE\n{id}  automatic", " ".repeat(id.len() - 2))
+    );
+    // Stale version: HTTP 409 on stderr, non-zero exit.
+    let stale = garrison(
+        &s,
+        &[
+            "deployments",
+            "update_deployment",
+            "--account_id",
+            ACCOUNT,
+            "--deployment_id",
+            id,
+            "--version",
+            "7",
+            "--name",
+            "x",
+        ],
+    );
+    assert_eq!(stale.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&stale.stderr).contains("HTTP 409"));
+    // The reference sample's mistakes get precise errors, and nothing is sent.
+    let obj = garrison(
+        &s,
+        &[
+            "deployments",
+            "create_deployment",
+            "--name",
+            "x",
+            "--credentials",
+            &format!(r#"{{"id": "{cid}", "purpose": "discover"}}"#),
+        ],
+    );
+    assert_eq!(obj.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&obj.stderr);
+    assert!(
+        err.contains("--credentials: expected a JSON array […], found a single object")
+            && err.contains("wrap it in brackets"),
+        "{err}"
+    );
+    let bad_scope = garrison(
+        &s,
+        &[
+            "deployments",
+            "create_deployment",
+            "--name",
+            "x",
+            "--scope",
+            r#"{"include": [{"type": "region", key: "/aws/us-east-1"}]}"#,
+        ],
+    );
+    assert_eq!(bad_scope.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&bad_scope.stderr);
+    assert!(err.contains("--scope: expected a JSON object; found invalid JSON: key must be a string at line 1 column 33") && err.contains("^ here"), "{err}");
+    let after = json_out(&garrison(&s, &["deployments", "list_deployments"]));
+    assert_eq!(after.as_array().unwrap().len(), 1, "nothing half-written");
+    // A server-side validation error names the field on stderr.
+    let bad = garrison(
+        &s,
+        &[
+            "deployments",
+            "create_deployment",
+            "--name",
+            "x",
+            "--platform",
+            "type=aws,id=1",
+            "--credentials",
+            &creds,
+            "--scope",
+            &scope,
+        ],
+    );
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("\"field\": \"platform.id\""));
+    // Delete: 204 prints nothing and exits 0.
+    let del = garrison(
+        &s,
+        &["deployments", "delete_deployment", "--deployment_id", id],
+    );
+    assert!(del.status.success() && del.stdout.is_empty());
+    // Unreachable server: exit 3.
+    let dead = Command::new(env!("CARGO_BIN_EXE_garrison"))
+        .args([
+            "--endpoint",
+            &format!("http://127.0.0.1:{}", free_port()),
+            "--access_key_id",
+            "a",
+            "--secret_key",
+            "b",
+            "policies",
+            "list_policies",
+        ])
+        .env("HOME", &s.dir)
+        .output()
+        .unwrap();
+    assert_eq!(dead.status.code(), Some(3));
+}
+
+fn alcli_path() -> PathBuf {
+    if let Ok(p) = std::env::var("GARRISON_ALCLI") {
+        return PathBuf::from(p);
+    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/alcli")
+}
+
+#[test]
+fn reference_workflow_through_the_real_alcli() {
+    let alcli = alcli_path();
+    assert!(
+        alcli.exists(),
+        "alcli not found at {} — run scripts/setup-python (it installs alcli==1.0.70 into .venv)",
+        alcli.display()
+    );
+    let s = serve();
+    let run = |args: &[&str]| {
+        let o = Command::new(&alcli)
+            .args(args)
+            .env("ALERTLOGIC_ENDPOINT", &s.url)
+            .env("ALERTLOGIC_ACCESS_KEY_ID", KEY_ID)
+            .env("ALERTLOGIC_SECRET_KEY", SECRET)
+            .env("HOME", &s.dir)
+            .output()
+            .unwrap();
+        json_out(&o)
+    };
+    let role = run(&[
+        "themis",
+        "get_role",
+        "--account_id",
+        ACCOUNT,
+        "--platform_type",
+        "aws",
+        "--role_type",
+        "ci_full",
+        "--role_version",
+        "latest",
+    ]);
+    assert_eq!(
+        (role["type"].as_str(), role["version"].as_str()),
+        (Some("ci_full"), Some("2026-11-30"))
+    );
+    let cred = run(&[
+        "credentials",
+        "create_credential",
+        "--account_id",
+        ACCOUNT,
+        "--name",
+        "IAM policy",
+        "--secrets",
+        r#"{"arn": "arn:aws:iam::123412341234:role/garrison", "type": "aws_iam_role"}"#,
+    ]);
+    assert_eq!(cred["secrets"]["external_id"], role["external_id"]);
+    let cid = cred["id"].as_str().unwrap();
+    let dep = run(&[
+        "deployments",
+        "create_deployment",
+        "--account_id",
+        ACCOUNT,
+        "--name",
+        "My Deployment",
+        "--platform",
+        r#"{"type": "aws", "id": "123412341234"}"#,
+        "--credentials",
+        &format!(r#"[{{"id": "{cid}", "purpose": "discover"}}]"#),
+        "--mode",
+        "automatic",
+        "--scope",
+        &format!(
+            r#"{{"include": [{{"type": "region", "key": "/aws/us-east-1", "policy": {{"id": "{PRO}"}}}}], "exclude": []}}"#
+        ),
+    ]);
+    assert_eq!(dep["name"], "My Deployment");
+    assert_eq!(dep["credentials"][0]["id"], cid);
+    // alcli injects enabled/discover/scan/is_control_tower defaults; they arrive as sent.
+    assert_eq!(
+        (dep["enabled"].as_bool(), dep["is_control_tower"].as_bool()),
+        (Some(true), Some(false))
+    );
+    let got = run(&[
+        "deployments",
+        "get_deployment",
+        "--account_id",
+        ACCOUNT,
+        "--deployment_id",
+        dep["id"].as_str().unwrap(),
+    ]);
+    assert_eq!(got["scope"]["include"][0]["policy"]["id"], PRO);
+}
