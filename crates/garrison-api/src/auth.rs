@@ -28,10 +28,7 @@ pub struct Caller {
 }
 
 pub fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 pub struct Tokens {
@@ -62,9 +59,7 @@ impl Tokens {
 
     pub fn verify(&self, token: &str) -> Result<Caller, ApiError> {
         let bad = || {
-            ApiError::Unauthorized(
-                "the x-aims-auth-token is not valid; authenticate again (aims authenticate)".into(),
-            )
+            ApiError::Unauthorized("the x-aims-auth-token is not valid; authenticate again (aims authenticate)".into())
         };
         let (payload, sig) = token.split_once('.').ok_or_else(bad)?;
         let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC takes any key length");
@@ -78,38 +73,26 @@ impl Tokens {
         };
         let expires: i64 = exp.parse().map_err(|_| bad())?;
         if expires <= unix_now() {
-            return Err(ApiError::Unauthorized(
-                "the x-aims-auth-token has expired; authenticate again".into(),
-            ));
+            return Err(ApiError::Unauthorized("the x-aims-auth-token has expired; authenticate again".into()));
         }
-        Ok(Caller {
-            account_id: account_id.to_string(),
-            user_id: user_id.to_string(),
-            expires,
-        })
+        Ok(Caller { account_id: account_id.to_string(), user_id: user_id.to_string(), expires })
     }
 }
 
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let token = parts
             .headers
             .get(TOKEN_HEADER)
             .ok_or_else(|| {
                 ApiError::Unauthorized(
-                    "missing x-aims-auth-token header; authenticate first (aims authenticate)"
-                        .into(),
+                    "missing x-aims-auth-token header; authenticate first (aims authenticate)".into(),
                 )
             })?
             .to_str()
-            .map_err(|_| {
-                ApiError::Unauthorized("the x-aims-auth-token header is not valid text".into())
-            })?;
+            .map_err(|_| ApiError::Unauthorized("the x-aims-auth-token header is not valid text".into()))?;
         state.tokens.verify(token)
     }
 }
@@ -127,11 +110,7 @@ impl AppState {
         }
         let p = self.store.account_parent(id).await?;
         if let Some(p) = &p {
-            self.ancestry
-                .parents
-                .write()
-                .expect("lock")
-                .insert(id.to_string(), p.clone());
+            self.ancestry.parents.write().expect("lock").insert(id.to_string(), p.clone());
         }
         Ok(p)
     }
@@ -139,11 +118,7 @@ impl AppState {
     /// Refuses (403) unless `caller` is `account_id` or one of its managing ancestors.
     /// An account that does not exist is refused the same way, so probing tells nothing.
     pub async fn authorize(&self, caller: &Caller, account_id: &str) -> Result<(), ApiError> {
-        let refused = || {
-            ApiError::Forbidden(format!(
-                "account {account_id:?} is not accessible with this token"
-            ))
-        };
+        let refused = || ApiError::Forbidden(format!("account {account_id:?} is not accessible with this token"));
         let mut current = account_id.to_string();
         for _ in 0..64 {
             if current == caller.account_id {

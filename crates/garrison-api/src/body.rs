@@ -9,23 +9,14 @@ use crate::error::ApiError;
 
 pub fn parse(bytes: &Bytes) -> Result<Value, ApiError> {
     if bytes.is_empty() {
-        return Err(ApiError::field(FieldError::new(
-            "body",
-            "a JSON body",
-            "an empty body",
-        )));
+        return Err(ApiError::field(FieldError::new("body", "a JSON body", "an empty body")));
     }
     serde_json::from_slice(bytes).map_err(|e| {
         ApiError::field(
             FieldError::new(
                 "body",
                 "valid JSON",
-                format!(
-                    "{} at line {} column {}",
-                    e.classify_word(),
-                    e.line(),
-                    e.column()
-                ),
+                format!("{} at line {} column {}", e.classify_word(), e.line(), e.column()),
             )
             .hint(e.to_string()),
         )
@@ -34,11 +25,7 @@ pub fn parse(bytes: &Bytes) -> Result<Value, ApiError> {
 
 /// Like `parse`, but an empty body counts as `{}` (for calls whose body is optional).
 pub fn parse_optional(bytes: &Bytes) -> Result<Value, ApiError> {
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        Ok(Value::Object(Default::default()))
-    } else {
-        parse(bytes)
-    }
+    if bytes.iter().all(u8::is_ascii_whitespace) { Ok(Value::Object(Default::default())) } else { parse(bytes) }
 }
 
 trait Classify {

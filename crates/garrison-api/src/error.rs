@@ -65,26 +65,11 @@ impl IntoResponse for ApiError {
                 }
                 (StatusCode::BAD_REQUEST, body)
             }
-            ApiError::Unauthorized(m) => (
-                StatusCode::UNAUTHORIZED,
-                json!({"error": "unauthorized", "message": m}),
-            ),
-            ApiError::Forbidden(m) => (
-                StatusCode::FORBIDDEN,
-                json!({"error": "forbidden", "message": m}),
-            ),
-            ApiError::NotFound(m) => (
-                StatusCode::NOT_FOUND,
-                json!({"error": "not_found", "message": m}),
-            ),
-            ApiError::Conflict(m) => (
-                StatusCode::CONFLICT,
-                json!({"error": "conflict", "message": m}),
-            ),
-            ApiError::Internal(m) => (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                json!({"error": "internal", "message": m}),
-            ),
+            ApiError::Unauthorized(m) => (StatusCode::UNAUTHORIZED, json!({"error": "unauthorized", "message": m})),
+            ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, json!({"error": "forbidden", "message": m})),
+            ApiError::NotFound(m) => (StatusCode::NOT_FOUND, json!({"error": "not_found", "message": m})),
+            ApiError::Conflict(m) => (StatusCode::CONFLICT, json!({"error": "conflict", "message": m})),
+            ApiError::Internal(m) => (StatusCode::INTERNAL_SERVER_ERROR, json!({"error": "internal", "message": m})),
         };
         (status, axum::Json(body)).into_response()
     }

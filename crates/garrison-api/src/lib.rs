@@ -53,10 +53,7 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
-    pub async fn new(
-        store: Store,
-        config: ApiConfig,
-    ) -> Result<AppState, garrison_store::StoreError> {
+    pub async fn new(store: Store, config: ApiConfig) -> Result<AppState, garrison_store::StoreError> {
         let key = store.sealed_secret("token_signing_key").await?;
         Ok(AppState(Arc::new(Inner {
             store,

@@ -8,9 +8,7 @@ pub fn base() -> OpenApi {
             InfoBuilder::new()
                 .title("garrison")
                 .version(env!("CARGO_PKG_VERSION"))
-                .description(Some(
-                    "Alert Logic MDR-compatible control plane for protecting AWS accounts",
-                ))
+                .description(Some("Alert Logic MDR-compatible control plane for protecting AWS accounts"))
                 .build(),
         )
         .components(Some(

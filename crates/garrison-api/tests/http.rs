@@ -19,50 +19,21 @@ both_backends!(authenticate_and_tokens, |s: Server| async move {
         .await
         .unwrap();
     assert_eq!(bad.status(), 401);
-    let none = s
-        .http
-        .post(format!("{}/aims/v1/authenticate", s.base))
-        .send()
-        .await
-        .unwrap();
+    let none = s.http.post(format!("{}/aims/v1/authenticate", s.base)).send().await.unwrap();
     assert_eq!(none.status(), 401);
     let info = s.get("/aims/v1/token_info", &token).await;
     assert_eq!(info.status, 200);
     assert_eq!(info.body["account"]["id"], "10000001");
     assert_eq!(info.body["entity_type"], "user");
     // No token, a malformed one, a forged one, an expired one.
-    let r = s
-        .raw(
-            Method::GET,
-            "/deployments/v1/10000001/deployments",
-            None,
-            None,
-        )
-        .await;
+    let r = s.raw(Method::GET, "/deployments/v1/10000001/deployments", None, None).await;
     assert_eq!(r.status, 401);
-    assert!(
-        r.body["message"]
-            .as_str()
-            .unwrap()
-            .contains("missing x-aims-auth-token")
-    );
-    assert_eq!(
-        s.get("/deployments/v1/10000001/deployments", "garbage")
-            .await
-            .status,
-        401
-    );
+    assert!(r.body["message"].as_str().unwrap().contains("missing x-aims-auth-token"));
+    assert_eq!(s.get("/deployments/v1/10000001/deployments", "garbage").await.status, 401);
     let forged = format!("{}x", &token[..token.len() - 1]);
-    assert_eq!(
-        s.get("/deployments/v1/10000001/deployments", &forged)
-            .await
-            .status,
-        401
-    );
+    assert_eq!(s.get("/deployments/v1/10000001/deployments", &forged).await.status, 401);
     let (expired, _) = s.state.tokens.mint_until("10000001", "u", 1);
-    let r = s
-        .get("/deployments/v1/10000001/deployments", &expired)
-        .await;
+    let r = s.get("/deployments/v1/10000001/deployments", &expired).await;
     assert_eq!(r.status, 401);
     assert!(r.body["message"].as_str().unwrap().contains("expired"));
 });
@@ -74,79 +45,28 @@ both_backends!(tenants_and_children, |s: Server| async move {
     let (ta, _) = s.login(&ka).await;
     let (tb, _) = s.login(&kb).await;
     // A parent may act on its children, a child not on its parent nor a sibling.
-    assert_eq!(
-        s.get(&format!("/deployments/v1/{a}/deployments"), &root)
-            .await
-            .status,
-        200
-    );
-    assert_eq!(
-        s.get(&format!("/deployments/v1/{a}/deployments"), &ta)
-            .await
-            .status,
-        200
-    );
-    assert_eq!(
-        s.get("/deployments/v1/10000001/deployments", &ta)
-            .await
-            .status,
-        403
-    );
-    let r = s
-        .get(&format!("/deployments/v1/{b}/deployments"), &ta)
-        .await;
+    assert_eq!(s.get(&format!("/deployments/v1/{a}/deployments"), &root).await.status, 200);
+    assert_eq!(s.get(&format!("/deployments/v1/{a}/deployments"), &ta).await.status, 200);
+    assert_eq!(s.get("/deployments/v1/10000001/deployments", &ta).await.status, 403);
+    let r = s.get(&format!("/deployments/v1/{b}/deployments"), &ta).await;
     assert_eq!(r.status, 403);
     assert!(!r.body.to_string().contains("beta"));
-    assert_eq!(
-        s.get("/deployments/v1/99999999/deployments", &tb)
-            .await
-            .status,
-        403
-    );
+    assert_eq!(s.get("/deployments/v1/99999999/deployments", &tb).await.status, 403);
     // Grandchildren are reachable from the top.
     let (_, grand) = s.child(&ta, &a, "gamma").await;
-    assert_eq!(
-        s.get(&format!("/aims/v1/{grand}/account"), &root)
-            .await
-            .status,
-        200
-    );
-    assert_eq!(
-        s.get(&format!("/aims/v1/{grand}/account"), &tb)
-            .await
-            .status,
-        403
-    );
+    assert_eq!(s.get(&format!("/aims/v1/{grand}/account"), &root).await.status, 200);
+    assert_eq!(s.get(&format!("/aims/v1/{grand}/account"), &tb).await.status, 403);
     let managed = s.get("/aims/v1/10000001/accounts/managed", &root).await;
-    let names: Vec<&str> = managed.body["accounts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["name"].as_str().unwrap())
-        .collect();
+    let names: Vec<&str> =
+        managed.body["accounts"].as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap()).collect();
     assert_eq!(names.len(), 2);
     assert!(names.contains(&"alpha") && names.contains(&"beta"));
-    let managing = s
-        .get(&format!("/aims/v1/{a}/accounts/managing"), &root)
-        .await;
+    let managing = s.get(&format!("/aims/v1/{a}/accounts/managing"), &root).await;
     assert_eq!(managing.body["accounts"][0]["id"], "10000001");
-    assert_eq!(
-        s.get(&format!("/aims/v1/{a}/accounts/bogus"), &root)
-            .await
-            .body["field"],
-        "relationship"
-    );
+    assert_eq!(s.get(&format!("/aims/v1/{a}/accounts/bogus"), &root).await.body["field"], "relationship");
     // Each tenant has its own external id.
-    let ea = s
-        .get(&format!("/themis/v1/{a}/roles/aws/ci_full/latest"), &ta)
-        .await
-        .body["external_id"]
-        .clone();
-    let eb = s
-        .get(&format!("/themis/v1/{b}/roles/aws/ci_full/latest"), &tb)
-        .await
-        .body["external_id"]
-        .clone();
+    let ea = s.get(&format!("/themis/v1/{a}/roles/aws/ci_full/latest"), &ta).await.body["external_id"].clone();
+    let eb = s.get(&format!("/themis/v1/{b}/roles/aws/ci_full/latest"), &tb).await.body["external_id"].clone();
     assert_ne!(ea, eb);
     // Access keys: list shows ids only by default, never secrets.
     let users = s.get(&format!("/aims/v1/{a}/users"), &root).await;
@@ -154,25 +74,11 @@ both_backends!(tenants_and_children, |s: Server| async move {
         .as_str()
         .unwrap_or_else(|| panic!("{:?} {:?}", users.status, users.body))
         .to_string();
-    let keys = s
-        .get(&format!("/aims/v1/{a}/users/{uid}/access_keys"), &root)
-        .await;
+    let keys = s.get(&format!("/aims/v1/{a}/users/{uid}/access_keys"), &root).await;
     assert_eq!(keys.body, json!({"access_keys": [ka.id]}));
-    let full = s
-        .get(
-            &format!("/aims/v1/{a}/users/{uid}/access_keys?out=full"),
-            &root,
-        )
-        .await;
+    let full = s.get(&format!("/aims/v1/{a}/users/{uid}/access_keys?out=full"), &root).await;
     assert!(full.body["access_keys"][0].get("secret_key").is_none());
-    let del = s
-        .req(
-            Method::DELETE,
-            &format!("/aims/v1/{a}/users/{uid}/access_keys/{}", ka.id),
-            &root,
-            None,
-        )
-        .await;
+    let del = s.req(Method::DELETE, &format!("/aims/v1/{a}/users/{uid}/access_keys/{}", ka.id), &root, None).await;
     assert_eq!(del.status, 204);
     let again = s
         .http
@@ -186,24 +92,11 @@ both_backends!(tenants_and_children, |s: Server| async move {
 
 both_backends!(themis_roles_and_templates, |s: Server| async move {
     let (t, _) = s.login(&s.root).await;
-    let r = s
-        .get("/themis/v1/10000001/roles/aws/ci_full/latest", &t)
-        .await;
+    let r = s.get("/themis/v1/10000001/roles/aws/ci_full/latest", &t).await;
     assert_eq!(r.status, 200);
     let b = &r.body;
     let keys: Vec<&str> = b.as_object().unwrap().keys().map(|k| k.as_str()).collect();
-    assert_eq!(
-        keys,
-        [
-            "type",
-            "platform_type",
-            "policy_document",
-            "external_id",
-            "aws_account_id",
-            "version",
-            "cft"
-        ]
-    );
+    assert_eq!(keys, ["type", "platform_type", "policy_document", "external_id", "aws_account_id", "version", "cft"]);
     assert_eq!(b["type"], "ci_full");
     assert_eq!(b["version"], "2026-11-30");
     assert_eq!(b["aws_account_id"], PRINCIPAL);
@@ -211,150 +104,51 @@ both_backends!(themis_roles_and_templates, |s: Server| async move {
     assert_eq!(ext.len(), 32);
     assert_ne!(ext, "10000001");
     assert_eq!(
-        s.get("/themis/v1/10000001/roles/aws/ci_full/latest", &t)
-            .await
-            .body["external_id"],
+        s.get("/themis/v1/10000001/roles/aws/ci_full/latest", &t).await.body["external_id"],
         ext,
         "stable per tenant"
     );
     assert_eq!(b["cft"]["s3_key"], "ci_full/2026-11-30");
     let url = b["cft"]["s3_url"].as_str().unwrap().to_string();
-    assert_eq!(
-        url,
-        format!("{}/themis/v1/templates/aws/ci_full/2026-11-30", s.base)
-    );
+    assert_eq!(url, format!("{}/themis/v1/templates/aws/ci_full/2026-11-30", s.base));
     // The template is public and trusts our principal with the ExternalId parameter.
     let tpl: Value = s.http.get(&url).send().await.unwrap().json().await.unwrap();
-    let trust =
-        &tpl["Resources"]["GarrisonRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0];
-    assert_eq!(
-        trust["Principal"]["AWS"],
-        format!("arn:aws:iam::{PRINCIPAL}:root")
-    );
-    assert_eq!(
-        trust["Condition"]["StringEquals"]["sts:ExternalId"],
-        json!({"Ref": "ExternalId"})
-    );
-    assert!(
-        tpl["Resources"]["GarrisonPolicy2"].is_object(),
-        "ci_full splits into two managed policies"
-    );
+    let trust = &tpl["Resources"]["GarrisonRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0];
+    assert_eq!(trust["Principal"]["AWS"], format!("arn:aws:iam::{PRINCIPAL}:root"));
+    assert_eq!(trust["Condition"]["StringEquals"]["sts:ExternalId"], json!({"Ref": "ExternalId"}));
+    assert!(tpl["Resources"]["GarrisonPolicy2"].is_object(), "ci_full splits into two managed policies");
     assert!(tpl["Outputs"]["RoleARN"].is_object() && tpl["Outputs"]["IAMRole"].is_object());
-    assert_eq!(
-        s.get("/themis/v1/10000001/roles/aws/ci_full/2020-01-10", &t)
-            .await
-            .body["version"],
-        "2020-01-10"
-    );
-    let missing = s
-        .get("/themis/v1/10000001/roles/aws/ci_full/2001-01-01", &t)
-        .await;
+    assert_eq!(s.get("/themis/v1/10000001/roles/aws/ci_full/2020-01-10", &t).await.body["version"], "2020-01-10");
+    let missing = s.get("/themis/v1/10000001/roles/aws/ci_full/2001-01-01", &t).await;
     assert_eq!(missing.status, 404);
-    assert!(
-        missing.body["message"]
-            .as_str()
-            .unwrap()
-            .contains("2020-01-10, 2026-11-30")
-    );
-    assert_eq!(
-        s.get("/themis/v1/10000001/roles/aws/cd_full/latest", &t)
-            .await
-            .status,
-        404
-    );
-    let bad = s
-        .get("/themis/v1/10000001/roles/aws/ci_fulll/latest", &t)
-        .await;
-    assert_eq!(
-        (bad.status.as_u16(), bad.body["field"].as_str()),
-        (400, Some("role_type"))
-    );
-    let all = s
-        .get("/themis/v1/10000001/roles?platform_type=aws", &t)
-        .await;
-    let types: Vec<&str> = all
-        .body
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["type"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        types,
-        [
-            "ci_essentials",
-            "ci_full",
-            "ci_manual",
-            "ci_readonly",
-            "ci_x_account_ct"
-        ]
-    );
-    assert_eq!(
-        s.get("/themis/v1/10000001/roles?platform_type=azure", &t)
-            .await
-            .body,
-        json!([])
-    );
+    assert!(missing.body["message"].as_str().unwrap().contains("2020-01-10, 2026-11-30"));
+    assert_eq!(s.get("/themis/v1/10000001/roles/aws/cd_full/latest", &t).await.status, 404);
+    let bad = s.get("/themis/v1/10000001/roles/aws/ci_fulll/latest", &t).await;
+    assert_eq!((bad.status.as_u16(), bad.body["field"].as_str()), (400, Some("role_type")));
+    let all = s.get("/themis/v1/10000001/roles?platform_type=aws", &t).await;
+    let types: Vec<&str> = all.body.as_array().unwrap().iter().map(|r| r["type"].as_str().unwrap()).collect();
+    assert_eq!(types, ["ci_essentials", "ci_full", "ci_manual", "ci_readonly", "ci_x_account_ct"]);
+    assert_eq!(s.get("/themis/v1/10000001/roles?platform_type=azure", &t).await.body, json!([]));
     // validate_credentials, from stored data.
     let cred = json!({"credential": {"platform_type": "aws", "role_type": "ci_full", "arn": "arn:aws:iam::123412341234:role/garrison", "external_id": ext}});
-    let v = s
-        .req(
-            Method::POST,
-            "/themis/v1/validate/aws/ci_full",
-            &t,
-            Some(cred.clone()),
-        )
-        .await;
-    assert_eq!(
-        v.body,
-        json!({"status": "latest", "message": "Validation successful", "version": "2026-11-30"})
-    );
+    let v = s.req(Method::POST, "/themis/v1/validate/aws/ci_full", &t, Some(cred.clone())).await;
+    assert_eq!(v.body, json!({"status": "latest", "message": "Validation successful", "version": "2026-11-30"}));
     let mut old = cred.clone();
     old["credential"]["role_version"] = json!("2020-01-10");
-    assert_eq!(
-        s.req(
-            Method::POST,
-            "/themis/v1/validate/aws/ci_full",
-            &t,
-            Some(old)
-        )
-        .await
-        .body["status"],
-        "outdated"
-    );
+    assert_eq!(s.req(Method::POST, "/themis/v1/validate/aws/ci_full", &t, Some(old)).await.body["status"], "outdated");
     let mut wrong = cred.clone();
     wrong["credential"]["external_id"] = json!("10000001");
-    let w = s
-        .req(
-            Method::POST,
-            "/themis/v1/validate/aws/ci_full",
-            &t,
-            Some(wrong),
-        )
-        .await;
-    assert_eq!(
-        (w.status.as_u16(), w.body["field"].as_str()),
-        (400, Some("credential.external_id"))
-    );
+    let w = s.req(Method::POST, "/themis/v1/validate/aws/ci_full", &t, Some(wrong)).await;
+    assert_eq!((w.status.as_u16(), w.body["field"].as_str()), (400, Some("credential.external_id")));
 });
 
 both_backends!(credentials_crud, |s: Server| async move {
     let (t, _) = s.login(&s.root).await;
-    let ext = s
-        .get("/themis/v1/10000001/roles/aws/ci_full/latest", &t)
-        .await
-        .body["external_id"]
-        .clone();
+    let ext = s.get("/themis/v1/10000001/roles/aws/ci_full/latest", &t).await.body["external_id"].clone();
     let user = s.get("/aims/v1/token_info", &t).await.body["entity_id"].clone();
-    let body = json!({"name": "IAM policy", "secrets": {"arn": "arn:aws:iam::123412341234:role/x", "type": "aws_iam_role"}});
-    let c = s
-        .req(
-            Method::POST,
-            "/credentials/v2/10000001/credentials",
-            &t,
-            Some(body),
-        )
-        .await;
+    let body =
+        json!({"name": "IAM policy", "secrets": {"arn": "arn:aws:iam::123412341234:role/x", "type": "aws_iam_role"}});
+    let c = s.req(Method::POST, "/credentials/v2/10000001/credentials", &t, Some(body)).await;
     assert_eq!(c.status, 200);
     let id = c.body["id"].as_str().unwrap().to_string();
     let at = c.body["created"]["at"].clone();
@@ -362,124 +156,48 @@ both_backends!(credentials_crud, |s: Server| async move {
         c.body,
         json!({"id": id, "name": "IAM policy", "secrets": {"type": "aws_iam_role", "arn": "arn:aws:iam::123412341234:role/x", "external_id": ext}, "created": {"at": at, "by": user}})
     );
-    assert_eq!(
-        s.get(&format!("/credentials/v2/10000001/credentials/{id}"), &t)
-            .await
-            .body,
-        c.body
-    );
-    assert_eq!(
-        s.get("/credentials/v2/10000001/credentials", &t).await.body,
-        json!([c.body])
-    );
+    assert_eq!(s.get(&format!("/credentials/v2/10000001/credentials/{id}"), &t).await.body, c.body);
+    assert_eq!(s.get("/credentials/v2/10000001/credentials", &t).await.body, json!([c.body]));
     for (bad, field) in [
-        (
-            json!({"name": "x", "secrets": {"type": "aws_iam_role", "arn": "arn:aws:iam::1234:role/x"}}),
-            "secrets.arn",
-        ),
+        (json!({"name": "x", "secrets": {"type": "aws_iam_role", "arn": "arn:aws:iam::1234:role/x"}}), "secrets.arn"),
         (
             json!({"name": "x", "secrets": {"type": "keypair", "arn": "arn:aws:iam::123412341234:role/x"}}),
             "secrets.type",
         ),
-        (
-            json!({"secrets": {"arn": "arn:aws:iam::123412341234:role/x"}}),
-            "name",
-        ),
+        (json!({"secrets": {"arn": "arn:aws:iam::123412341234:role/x"}}), "name"),
         (json!({"name": "x"}), "secrets"),
-        (
-            json!({"name": "x", "secrets": {"arn": "arn:aws:iam::123412341234:role/x"}, "extra": 1}),
-            "extra",
-        ),
+        (json!({"name": "x", "secrets": {"arn": "arn:aws:iam::123412341234:role/x"}, "extra": 1}), "extra"),
     ] {
-        let r = s
-            .req(
-                Method::POST,
-                "/credentials/v2/10000001/credentials",
-                &t,
-                Some(bad.clone()),
-            )
-            .await;
-        assert_eq!(
-            (r.status.as_u16(), r.body["field"].as_str()),
-            (400, Some(field)),
-            "{bad}"
-        );
+        let r = s.req(Method::POST, "/credentials/v2/10000001/credentials", &t, Some(bad.clone())).await;
+        assert_eq!((r.status.as_u16(), r.body["field"].as_str()), (400, Some(field)), "{bad}");
         assert!(r.body["expected"].is_string() && r.body["found"].is_string());
     }
     assert_eq!(
-        s.get("/credentials/v2/10000001/credentials", &t)
-            .await
-            .body
-            .as_array()
-            .unwrap()
-            .len(),
+        s.get("/credentials/v2/10000001/credentials", &t).await.body.as_array().unwrap().len(),
         1,
         "nothing half-written"
     );
     // Another tenant: its path is refused, and our id under its path is not found.
     let (kc, other) = s.child(&t, "10000001", "other").await;
     let (tc, _) = s.login(&kc).await;
-    assert_eq!(
-        s.get(&format!("/credentials/v2/10000001/credentials/{id}"), &tc)
-            .await
-            .status,
-        403
-    );
-    assert_eq!(
-        s.get(&format!("/credentials/v2/{other}/credentials/{id}"), &tc)
-            .await
-            .status,
-        404
-    );
+    assert_eq!(s.get(&format!("/credentials/v2/10000001/credentials/{id}"), &tc).await.status, 403);
+    assert_eq!(s.get(&format!("/credentials/v2/{other}/credentials/{id}"), &tc).await.status, 404);
     // In use by a deployment → 409; after the deployment is gone → 204, then 404.
     let cred = s.credential(&t, "10000001", "123412341234").await;
-    let d = s
-        .req(
-            Method::POST,
-            "/deployments/v1/10000001/deployments",
-            &t,
-            Some(deployment_body(&cred)),
-        )
-        .await;
+    let d = s.req(Method::POST, "/deployments/v1/10000001/deployments", &t, Some(deployment_body(&cred))).await;
     let did = d.body["id"].as_str().unwrap().to_string();
-    let r = s
-        .req(
-            Method::DELETE,
-            &format!("/credentials/v2/10000001/credentials/{cred}"),
-            &t,
-            None,
-        )
-        .await;
+    let r = s.req(Method::DELETE, &format!("/credentials/v2/10000001/credentials/{cred}"), &t, None).await;
     assert_eq!(r.status, 409);
     assert!(r.body["message"].as_str().unwrap().contains(&did));
     assert_eq!(
-        s.req(
-            Method::DELETE,
-            &format!("/deployments/v1/10000001/deployments/{did}"),
-            &t,
-            None
-        )
-        .await
-        .status,
+        s.req(Method::DELETE, &format!("/deployments/v1/10000001/deployments/{did}"), &t, None).await.status,
         204
     );
     assert_eq!(
-        s.req(
-            Method::DELETE,
-            &format!("/credentials/v2/10000001/credentials/{cred}"),
-            &t,
-            None
-        )
-        .await
-        .status,
+        s.req(Method::DELETE, &format!("/credentials/v2/10000001/credentials/{cred}"), &t, None).await.status,
         204
     );
-    assert_eq!(
-        s.get(&format!("/credentials/v2/10000001/credentials/{cred}"), &t)
-            .await
-            .status,
-        404
-    );
+    assert_eq!(s.get(&format!("/credentials/v2/10000001/credentials/{cred}"), &t).await.status, 404);
 });
 
 both_backends!(policies_and_endpoints, |s: Server| async move {
@@ -489,57 +207,19 @@ both_backends!(policies_and_endpoints, |s: Server| async move {
         p.body[1],
         json!({"id": PROFESSIONAL, "name": "Professional", "product_family": "detect", "features": [{"type": "scan"}, {"type": "config_assessment"}, {"type": "ids"}, {"type": "log"}]})
     );
-    let ids: Vec<&str> = p
-        .body
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x["id"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        ids,
-        [
-            ESSENTIALS,
-            PROFESSIONAL,
-            "EC735B49-2517-4D98-BB9D-BEBC1E75D56D"
-        ]
-    );
-    assert_eq!(
-        s.get(&format!("/policies/v1/10000001/policies/{ESSENTIALS}"), &t)
-            .await
-            .body["name"],
-        "Essentials"
-    );
-    assert_eq!(
-        s.get("/policies/v1/10000001/policies/nope", &t)
-            .await
-            .status,
-        404
-    );
+    let ids: Vec<&str> = p.body.as_array().unwrap().iter().map(|x| x["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, [ESSENTIALS, PROFESSIONAL, "EC735B49-2517-4D98-BB9D-BEBC1E75D56D"]);
+    assert_eq!(s.get(&format!("/policies/v1/10000001/policies/{ESSENTIALS}"), &t).await.body["name"], "Essentials");
+    assert_eq!(s.get("/policies/v1/10000001/policies/nope", &t).await.status, 404);
     let host = s.base.trim_start_matches("http://");
-    let e = s
-        .get(
-            "/endpoints/v1/10000001/residency/default/services/deployments/endpoint",
-            &t,
-        )
-        .await;
+    let e = s.get("/endpoints/v1/10000001/residency/default/services/deployments/endpoint", &t).await;
     assert_eq!(e.body, json!({"deployments": host}));
     assert_eq!(
-        s.get(
-            "/endpoints/v1/10000001/residency/mars/services/deployments/endpoint",
-            &t
-        )
-        .await
-        .body["field"],
+        s.get("/endpoints/v1/10000001/residency/mars/services/deployments/endpoint", &t).await.body["field"],
         "residency"
     );
     let m = s
-        .req(
-            Method::POST,
-            "/endpoints/v1/10000001/residency/us/endpoints",
-            &t,
-            Some(json!(["themis", "credentials"])),
-        )
+        .req(Method::POST, "/endpoints/v1/10000001/residency/us/endpoints", &t, Some(json!(["themis", "credentials"])))
         .await;
     assert_eq!(m.body, json!({"themis": host, "credentials": host}));
 });
@@ -548,14 +228,7 @@ both_backends!(deployments_lifecycle, |s: Server| async move {
     let (t, _) = s.login(&s.root).await;
     let user = s.get("/aims/v1/token_info", &t).await.body["entity_id"].clone();
     let cred = s.credential(&t, "10000001", "123412341234").await;
-    let c = s
-        .req(
-            Method::POST,
-            "/deployments/v1/10000001/deployments",
-            &t,
-            Some(deployment_body(&cred)),
-        )
-        .await;
+    let c = s.req(Method::POST, "/deployments/v1/10000001/deployments", &t, Some(deployment_body(&cred))).await;
     assert_eq!(c.status, 201, "{:?}", c.body);
     let id = c.body["id"].as_str().unwrap().to_string();
     let at = c.body["created"]["at"].clone();
@@ -571,16 +244,8 @@ both_backends!(deployments_lifecycle, |s: Server| async move {
         "version": 1, "is_control_tower": false
     });
     assert_eq!(c.body, expected);
-    assert_eq!(
-        s.get(&format!("/deployments/v1/10000001/deployments/{id}"), &t)
-            .await
-            .body,
-        expected
-    );
-    assert_eq!(
-        s.get("/deployments/v1/10000001/deployments", &t).await.body,
-        json!([expected])
-    );
+    assert_eq!(s.get(&format!("/deployments/v1/10000001/deployments/{id}"), &t).await.body, expected);
+    assert_eq!(s.get("/deployments/v1/10000001/deployments", &t).await.body, json!([expected]));
 
     // Update: fields given replace, others stay; version goes up.
     let u = s
@@ -592,29 +257,13 @@ both_backends!(deployments_lifecycle, |s: Server| async move {
         )
         .await;
     assert_eq!(u.status, 200, "{:?}", u.body);
-    assert_eq!(
-        (u.body["name"].as_str(), u.body["version"].as_i64()),
-        (Some("Renamed"), Some(2))
-    );
+    assert_eq!((u.body["name"].as_str(), u.body["version"].as_i64()), (Some("Renamed"), Some(2)));
     assert_eq!(u.body["scope"], expected["scope"]);
     // GET, edit, PUT the whole object back works.
-    let mut whole = s
-        .get(&format!("/deployments/v1/10000001/deployments/{id}"), &t)
-        .await
-        .body;
+    let mut whole = s.get(&format!("/deployments/v1/10000001/deployments/{id}"), &t).await.body;
     whole["scope"]["exclude"] = json!([{"type": "vpc", "key": "/aws/us-east-1/vpc/vpc-0123abcd"}]);
-    let u = s
-        .req(
-            Method::PUT,
-            &format!("/deployments/v1/10000001/deployments/{id}"),
-            &t,
-            Some(whole),
-        )
-        .await;
-    assert_eq!(
-        (u.status.as_u16(), u.body["version"].as_i64()),
-        (200, Some(3))
-    );
+    let u = s.req(Method::PUT, &format!("/deployments/v1/10000001/deployments/{id}"), &t, Some(whole)).await;
+    assert_eq!((u.status.as_u16(), u.body["version"].as_i64()), (200, Some(3)));
     // Stale version → 409 and nothing changes.
     let stale = s
         .req(
@@ -625,71 +274,27 @@ both_backends!(deployments_lifecycle, |s: Server| async move {
         )
         .await;
     assert_eq!(stale.status, 409);
-    assert!(
-        stale.body["message"]
-            .as_str()
-            .unwrap()
-            .contains("version 3")
-    );
-    assert_eq!(
-        s.get(&format!("/deployments/v1/10000001/deployments/{id}"), &t)
-            .await
-            .body["name"],
-        "Renamed"
-    );
+    assert!(stale.body["message"].as_str().unwrap().contains("version 3"));
+    assert_eq!(s.get(&format!("/deployments/v1/10000001/deployments/{id}"), &t).await.body["name"], "Renamed");
     // Another tenant cannot see or touch it.
     let (kc, other) = s.child(&t, "10000001", "other").await;
     let (tc, _) = s.login(&kc).await;
+    assert_eq!(s.get(&format!("/deployments/v1/10000001/deployments/{id}"), &tc).await.status, 403);
+    assert_eq!(s.get(&format!("/deployments/v1/{other}/deployments/{id}"), &tc).await.status, 404);
     assert_eq!(
-        s.get(&format!("/deployments/v1/10000001/deployments/{id}"), &tc)
-            .await
-            .status,
-        403
-    );
-    assert_eq!(
-        s.get(&format!("/deployments/v1/{other}/deployments/{id}"), &tc)
-            .await
-            .status,
-        404
-    );
-    assert_eq!(
-        s.req(
-            Method::DELETE,
-            &format!("/deployments/v1/{other}/deployments/{id}"),
-            &tc,
-            None
-        )
-        .await
-        .status,
+        s.req(Method::DELETE, &format!("/deployments/v1/{other}/deployments/{id}"), &tc, None).await.status,
         404
     );
     // Delete.
     assert_eq!(
-        s.req(
-            Method::DELETE,
-            &format!("/deployments/v1/10000001/deployments/{id}"),
-            &t,
-            None
-        )
-        .await
-        .status,
+        s.req(Method::DELETE, &format!("/deployments/v1/10000001/deployments/{id}"), &t, None).await.status,
         204
     );
+    assert_eq!(s.get(&format!("/deployments/v1/10000001/deployments/{id}"), &t).await.status, 404);
     assert_eq!(
-        s.get(&format!("/deployments/v1/10000001/deployments/{id}"), &t)
+        s.req(Method::PUT, &format!("/deployments/v1/10000001/deployments/{id}"), &t, Some(json!({"name": "x"})))
             .await
             .status,
-        404
-    );
-    assert_eq!(
-        s.req(
-            Method::PUT,
-            &format!("/deployments/v1/10000001/deployments/{id}"),
-            &t,
-            Some(json!({"name": "x"}))
-        )
-        .await
-        .status,
         404
     );
 });
@@ -700,10 +305,7 @@ both_backends!(deployment_validation, |s: Server| async move {
     let foreign = s.credential(&t, "10000001", "999999999999").await;
     type Mutation = Box<dyn Fn(&mut Value)>;
     let cases: Vec<(Mutation, &str)> = vec![
-        (
-            Box::new(|b: &mut Value| b["credentials"] = json!({"id": "x", "purpose": "discover"})),
-            "credentials",
-        ),
+        (Box::new(|b: &mut Value| b["credentials"] = json!({"id": "x", "purpose": "discover"})), "credentials"),
         (Box::new(|b: &mut Value| b["mode"] = json!("bogus")), "mode"),
         (Box::new(|b: &mut Value| b["name"] = json!(42)), "name"),
         (
@@ -712,73 +314,34 @@ both_backends!(deployment_validation, |s: Server| async move {
             }),
             "platform",
         ),
+        (Box::new(|b: &mut Value| b["platform"]["id"] = json!(123412341234u64)), "platform.id"),
+        (Box::new(|b: &mut Value| b["platform"]["type"] = json!("azure")), "platform.type"),
+        (Box::new(|b: &mut Value| b["scope"]["include"][0]["type"] = json!("subnet")), "scope.include[0].type"),
         (
-            Box::new(|b: &mut Value| b["platform"]["id"] = json!(123412341234u64)),
-            "platform.id",
-        ),
-        (
-            Box::new(|b: &mut Value| b["platform"]["type"] = json!("azure")),
-            "platform.type",
-        ),
-        (
-            Box::new(|b: &mut Value| b["scope"]["include"][0]["type"] = json!("subnet")),
-            "scope.include[0].type",
-        ),
-        (
-            Box::new(|b: &mut Value| {
-                b["scope"]["include"][0]["key"] = json!("/aws/us-east-1/vpc/nope")
-            }),
+            Box::new(|b: &mut Value| b["scope"]["include"][0]["key"] = json!("/aws/us-east-1/vpc/nope")),
             "scope.include[0].key",
         ),
         (
             Box::new(|b: &mut Value| {
-                b["scope"]["include"][0]["policy"]["id"] =
-                    json!("00000000-0000-0000-0000-000000000000")
+                b["scope"]["include"][0]["policy"]["id"] = json!("00000000-0000-0000-0000-000000000000")
             }),
             "scope.include[0].policy.id",
         ),
         (
-            Box::new(|b: &mut Value| {
-                b["scope"]["exclude"] = json!([{"type": "deployment", "key": "/aws"}])
-            }),
+            Box::new(|b: &mut Value| b["scope"]["exclude"] = json!([{"type": "deployment", "key": "/aws"}])),
             "scope.exclude[0].type",
         ),
-        (
-            Box::new(|b: &mut Value| b["credentials"][0]["id"] = json!("no-such-credential")),
-            "credentials[0].id",
-        ),
-        (
-            Box::new(|b: &mut Value| b["credentials"][0]["purpose"] = json!("spy")),
-            "credentials[0].purpose",
-        ),
-        (
-            Box::new(move |b: &mut Value| b["credentials"][0]["id"] = json!(foreign.clone())),
-            "credentials[0].id",
-        ),
-        (
-            Box::new(|b: &mut Value| b["cloud_defender"] = json!({"enabled": true})),
-            "cloud_defender.enabled",
-        ),
-        (
-            Box::new(|b: &mut Value| b["enabled"] = json!("perhaps")),
-            "enabled",
-        ),
-        (
-            Box::new(|b: &mut Value| b["surprise"] = json!(true)),
-            "surprise",
-        ),
+        (Box::new(|b: &mut Value| b["credentials"][0]["id"] = json!("no-such-credential")), "credentials[0].id"),
+        (Box::new(|b: &mut Value| b["credentials"][0]["purpose"] = json!("spy")), "credentials[0].purpose"),
+        (Box::new(move |b: &mut Value| b["credentials"][0]["id"] = json!(foreign.clone())), "credentials[0].id"),
+        (Box::new(|b: &mut Value| b["cloud_defender"] = json!({"enabled": true})), "cloud_defender.enabled"),
+        (Box::new(|b: &mut Value| b["enabled"] = json!("perhaps")), "enabled"),
+        (Box::new(|b: &mut Value| b["surprise"] = json!(true)), "surprise"),
     ];
     for (mutate, field) in cases {
         let mut b = deployment_body(&cred);
         mutate(&mut b);
-        let r = s
-            .req(
-                Method::POST,
-                "/deployments/v1/10000001/deployments",
-                &t,
-                Some(b.clone()),
-            )
-            .await;
+        let r = s.req(Method::POST, "/deployments/v1/10000001/deployments", &t, Some(b.clone())).await;
         assert_eq!(r.status, 400, "{field}: {b}");
         assert_eq!(r.body["field"], field, "{:?}", r.body);
         assert!(r.body["expected"].as_str().is_some_and(|e| !e.is_empty()));
@@ -792,80 +355,43 @@ both_backends!(deployment_validation, |s: Server| async move {
             Some(json!({"credentials": {"id": "x", "purpose": "discover"}})),
         )
         .await;
-    assert!(
-        r.body["errors"].as_array().unwrap().len() >= 2,
-        "all problems are reported at once"
-    );
-    assert!(
-        r.body["message"]
-            .as_str()
-            .unwrap()
-            .contains("wrap it in brackets")
-    );
-    assert_eq!(
-        s.get("/deployments/v1/10000001/deployments", &t).await.body,
-        json!([]),
-        "nothing half-written"
-    );
+    assert!(r.body["errors"].as_array().unwrap().len() >= 2, "all problems are reported at once");
+    assert!(r.body["message"].as_str().unwrap().contains("wrap it in brackets"));
+    assert_eq!(s.get("/deployments/v1/10000001/deployments", &t).await.body, json!([]), "nothing half-written");
 });
 
 both_backends!(hostile_bodies, |s: Server| async move {
     let (t, _) = s.login(&s.root).await;
     let r = s
-        .raw(
-            Method::POST,
-            "/deployments/v1/10000001/deployments",
-            Some(&t),
-            Some(b"{\"name\": \"x\",".to_vec()),
-        )
+        .raw(Method::POST, "/deployments/v1/10000001/deployments", Some(&t), Some(b"{\"name\": \"x\",".to_vec()))
         .await;
-    assert_eq!(
-        (r.status.as_u16(), r.body["field"].as_str()),
-        (400, Some("body"))
-    );
+    assert_eq!((r.status.as_u16(), r.body["field"].as_str()), (400, Some("body")));
     assert!(r.body["found"].as_str().unwrap().contains("line 1 column"));
-    let r = s
-        .raw(
-            Method::POST,
-            "/deployments/v1/10000001/deployments",
-            Some(&t),
-            Some(Vec::new()),
-        )
-        .await;
+    let r = s.raw(Method::POST, "/deployments/v1/10000001/deployments", Some(&t), Some(Vec::new())).await;
     assert_eq!(r.status, 400);
     let deep = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
-    let r = s
-        .raw(
-            Method::POST,
-            "/deployments/v1/10000001/deployments",
-            Some(&t),
-            Some(deep.into_bytes()),
-        )
-        .await;
+    let r = s.raw(Method::POST, "/deployments/v1/10000001/deployments", Some(&t), Some(deep.into_bytes())).await;
     assert_eq!(r.status, 400);
-    let big = format!("{{\"name\": \"{}\"}}", "x".repeat(2 * 1024 * 1024));
-    let r = s
-        .raw(
-            Method::POST,
-            "/deployments/v1/10000001/deployments",
-            Some(&t),
-            Some(big.into_bytes()),
-        )
-        .await;
-    assert_eq!(r.status, 413);
+    // Oversized: refused from the Content-Length alone, before the body is read. A raw
+    // connection reads that answer without racing the server's close against the upload.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = s.base.trim_start_matches("http://").to_string();
+    let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /deployments/v1/10000001/deployments HTTP/1.1\r\nhost: {addr}\r\nx-aims-auth-token: {t}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        2 * 1024 * 1024
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = vec![0u8; 512];
+    let n = conn.read(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]).to_string();
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
 });
 
 both_backends!(concurrent_updates_one_wins, |s: Server| async move {
     let (t, _) = s.login(&s.root).await;
     let cred = s.credential(&t, "10000001", "123412341234").await;
-    let d = s
-        .req(
-            Method::POST,
-            "/deployments/v1/10000001/deployments",
-            &t,
-            Some(deployment_body(&cred)),
-        )
-        .await;
+    let d = s.req(Method::POST, "/deployments/v1/10000001/deployments", &t, Some(deployment_body(&cred))).await;
     let id = d.body["id"].as_str().unwrap().to_string();
     let s = std::sync::Arc::new(s);
     let mut tasks = vec![];
@@ -889,33 +415,18 @@ both_backends!(concurrent_updates_one_wins, |s: Server| async move {
     }
     assert_eq!(codes.iter().filter(|c| **c == 200).count(), 1, "{codes:?}");
     assert_eq!(codes.iter().filter(|c| **c == 409).count(), 19, "{codes:?}");
-    let now = s
-        .get(&format!("/deployments/v1/10000001/deployments/{id}"), &t)
-        .await
-        .body;
+    let now = s.get(&format!("/deployments/v1/10000001/deployments/{id}"), &t).await.body;
     assert_eq!(now["version"], 2);
 });
 
 #[tokio::test]
 async fn openapi_matches_the_operation_table() {
     let s = harness::start(harness::Db::Sqlite).await.unwrap();
-    let doc: Value = s
-        .http
-        .get(format!("{}/openapi.json", s.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc: Value = s.http.get(format!("{}/openapi.json", s.base)).send().await.unwrap().json().await.unwrap();
     let mut documented = std::collections::BTreeSet::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
         for (method, op) in item.as_object().unwrap() {
-            documented.insert((
-                method.to_uppercase(),
-                path.clone(),
-                op["operationId"].as_str().unwrap().to_string(),
-            ));
+            documented.insert((method.to_uppercase(), path.clone(), op["operationId"].as_str().unwrap().to_string()));
         }
     }
     let table: std::collections::BTreeSet<_> = garrison_model::ops::OPERATIONS
@@ -925,23 +436,9 @@ async fn openapi_matches_the_operation_table() {
     assert_eq!(documented, table);
     // Every documented operation has a live route (anything but 404/405 without a token).
     for (method, path, _) in &table {
-        let concrete = path
-            .split('/')
-            .map(|seg| if seg.starts_with('{') { "X" } else { seg })
-            .collect::<Vec<_>>()
-            .join("/");
-        let r = s
-            .raw(
-                Method::from_bytes(method.as_bytes()).unwrap(),
-                &concrete,
-                None,
-                None,
-            )
-            .await;
-        assert!(
-            r.status != 404 && r.status != 405 || path.contains("templates"),
-            "{method} {path}: {}",
-            r.status
-        );
+        let concrete =
+            path.split('/').map(|seg| if seg.starts_with('{') { "X" } else { seg }).collect::<Vec<_>>().join("/");
+        let r = s.raw(Method::from_bytes(method.as_bytes()).unwrap(), &concrete, None, None).await;
+        assert!(r.status != 404 && r.status != 405 || path.contains("templates"), "{method} {path}: {}", r.status);
     }
 }

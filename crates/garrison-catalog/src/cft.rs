@@ -20,9 +20,7 @@ pub fn principal_arn(principal: &str) -> String {
 
 /// Size as IAM counts it: the policy without insignificant white space.
 pub fn policy_size(doc: &Value) -> usize {
-    serde_json::to_string(doc)
-        .map(|s| s.len())
-        .unwrap_or(usize::MAX)
+    serde_json::to_string(doc).map(|s| s.len()).unwrap_or(usize::MAX)
 }
 
 fn document(statements: Vec<Value>) -> Value {
@@ -49,8 +47,7 @@ fn split_statement(st: &Value, limit: usize) -> Vec<Value> {
     };
     for a in actions {
         current.push(a.clone());
-        if policy_size(&document(vec![with(&current, out.len() + 1)])) > limit && current.len() > 1
-        {
+        if policy_size(&document(vec![with(&current, out.len() + 1)])) > limit && current.len() > 1 {
             let last = current.pop().unwrap();
             out.push(with(&current, out.len() + 1));
             current = vec![last];
@@ -165,10 +162,7 @@ mod tests {
         docs.iter()
             .flat_map(|d| d["Statement"].as_array().unwrap().clone())
             .flat_map(|s| match &s["Action"] {
-                Value::Array(a) => a
-                    .iter()
-                    .map(|x| x.as_str().unwrap().to_string())
-                    .collect::<Vec<_>>(),
+                Value::Array(a) => a.iter().map(|x| x.as_str().unwrap().to_string()).collect::<Vec<_>>(),
                 Value::String(a) => vec![a.clone()],
                 _ => vec![],
             })
@@ -178,11 +172,7 @@ mod tests {
     #[test]
     fn every_role_renders_within_limits_and_keeps_every_action() {
         let c = Catalog::builtin();
-        for r in c
-            .latest()
-            .into_iter()
-            .chain([c.get("aws", "ci_full", "2020-01-10").unwrap()])
-        {
+        for r in c.latest().into_iter().chain([c.get("aws", "ci_full", "2020-01-10").unwrap()]) {
             let t = render(r, "123456789012");
             let policies: Vec<Value> = t["Resources"]
                 .as_object()
@@ -192,25 +182,12 @@ mod tests {
                 .map(|v| v["Properties"]["PolicyDocument"].clone())
                 .collect();
             for p in &policies {
-                assert!(
-                    policy_size(p) <= MANAGED_POLICY_LIMIT,
-                    "{} part too big",
-                    r.role_type
-                );
+                assert!(policy_size(p) <= MANAGED_POLICY_LIMIT, "{} part too big", r.role_type);
             }
-            assert_eq!(
-                actions(&policies),
-                actions(std::slice::from_ref(&r.policy_document)),
-                "{}",
-                r.role_type
-            );
-            let trust = &t["Resources"]["GarrisonRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
-                [0];
+            assert_eq!(actions(&policies), actions(std::slice::from_ref(&r.policy_document)), "{}", r.role_type);
+            let trust = &t["Resources"]["GarrisonRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0];
             assert_eq!(trust["Principal"]["AWS"], "arn:aws:iam::123456789012:root");
-            assert_eq!(
-                trust["Condition"]["StringEquals"]["sts:ExternalId"],
-                json!({"Ref": "ExternalId"})
-            );
+            assert_eq!(trust["Condition"]["StringEquals"]["sts:ExternalId"], json!({"Ref": "ExternalId"}));
             assert!(t["Outputs"]["RoleARN"].is_object() && t["Outputs"]["IAMRole"].is_object());
         }
     }
@@ -220,10 +197,7 @@ mod tests {
         let c = Catalog::builtin();
         let r = c.get("aws", "ci_full", "latest").unwrap();
         assert!(policy_size(&r.policy_document) > MANAGED_POLICY_LIMIT);
-        assert_eq!(
-            split_policy(&r.policy_document, MANAGED_POLICY_LIMIT).len(),
-            2
-        );
+        assert_eq!(split_policy(&r.policy_document, MANAGED_POLICY_LIMIT).len(), 2);
     }
 
     proptest! {

@@ -11,33 +11,15 @@ fn policy(id: &str, name: &str, family: &str, features: &[&str]) -> Policy {
         id: id.into(),
         name: name.into(),
         product_family: family.into(),
-        features: features
-            .iter()
-            .map(|f| PolicyFeature { kind: (*f).into() })
-            .collect(),
+        features: features.iter().map(|f| PolicyFeature { kind: (*f).into() }).collect(),
     }
 }
 
 pub fn all() -> Vec<Policy> {
     vec![
-        policy(
-            ESSENTIALS,
-            "Essentials",
-            "assess",
-            &["scan", "config_assessment"],
-        ),
-        policy(
-            PROFESSIONAL,
-            "Professional",
-            "detect",
-            &["scan", "config_assessment", "ids", "log"],
-        ),
-        policy(
-            ENTERPRISE,
-            "Enterprise",
-            "respond",
-            &["scan", "config_assessment", "ids", "log"],
-        ),
+        policy(ESSENTIALS, "Essentials", "assess", &["scan", "config_assessment"]),
+        policy(PROFESSIONAL, "Professional", "detect", &["scan", "config_assessment", "ids", "log"]),
+        policy(ENTERPRISE, "Enterprise", "respond", &["scan", "config_assessment", "ids", "log"]),
     ]
 }
 

@@ -25,10 +25,7 @@ const FILES: &[&str] = &[
 ];
 
 /// Role types of the reference that garrison does not offer, with the reason.
-pub const RETIRED: &[(&str, &str)] = &[(
-    "cd_full",
-    "the legacy Cloud Defender role is not offered by garrison",
-)];
+pub const RETIRED: &[(&str, &str)] = &[("cd_full", "the legacy Cloud Defender role is not offered by garrison")];
 
 pub const PLATFORMS: &[&str] = &["aws"];
 
@@ -46,19 +43,13 @@ pub enum LookupError {
     #[error("role_type {0:?}: {1}")]
     Retired(String, String),
     #[error("role {role_type} has no version {found:?}; versions: {known} (or \"latest\")")]
-    Version {
-        role_type: String,
-        found: String,
-        known: String,
-    },
+    Version { role_type: String, found: String, known: String },
 }
 
 impl Catalog {
     pub fn builtin() -> Catalog {
-        let mut roles: Vec<RoleDef> = FILES
-            .iter()
-            .map(|f| serde_json::from_str(f).expect("embedded role file is valid JSON"))
-            .collect();
+        let mut roles: Vec<RoleDef> =
+            FILES.iter().map(|f| serde_json::from_str(f).expect("embedded role file is valid JSON")).collect();
         roles.sort_by(|a, b| (&a.role_type, &a.version).cmp(&(&b.role_type, &b.version)));
         Catalog { roles }
     }
@@ -70,26 +61,14 @@ impl Catalog {
     }
 
     pub fn versions(&self, role_type: &str) -> Vec<&str> {
-        self.roles
-            .iter()
-            .filter(|r| r.role_type == role_type)
-            .map(|r| r.version.as_str())
-            .collect()
+        self.roles.iter().filter(|r| r.role_type == role_type).map(|r| r.version.as_str()).collect()
     }
 
     pub fn latest(&self) -> Vec<&RoleDef> {
-        self.role_types()
-            .into_iter()
-            .filter_map(|t| self.roles.iter().rfind(|r| r.role_type == t))
-            .collect()
+        self.role_types().into_iter().filter_map(|t| self.roles.iter().rfind(|r| r.role_type == t)).collect()
     }
 
-    pub fn get(
-        &self,
-        platform: &str,
-        role_type: &str,
-        version: &str,
-    ) -> Result<&RoleDef, LookupError> {
+    pub fn get(&self, platform: &str, role_type: &str, version: &str) -> Result<&RoleDef, LookupError> {
         if !PLATFORMS.contains(&platform) {
             return Err(LookupError::Platform(platform.into()));
         }
@@ -98,17 +77,12 @@ impl Catalog {
         }
         let versions = self.versions(role_type);
         if versions.is_empty() {
-            return Err(LookupError::RoleType {
-                found: role_type.into(),
-                known: self.role_types().join(", "),
-            });
+            return Err(LookupError::RoleType { found: role_type.into(), known: self.role_types().join(", ") });
         }
         let found = if version == "latest" {
             self.roles.iter().rfind(|r| r.role_type == role_type)
         } else {
-            self.roles
-                .iter()
-                .find(|r| r.role_type == role_type && r.version == version)
+            self.roles.iter().find(|r| r.role_type == role_type && r.version == version)
         };
         found.ok_or_else(|| LookupError::Version {
             role_type: role_type.into(),
@@ -125,16 +99,7 @@ mod tests {
     #[test]
     fn every_reference_role_type_is_there() {
         let c = Catalog::builtin();
-        assert_eq!(
-            c.role_types(),
-            [
-                "ci_essentials",
-                "ci_full",
-                "ci_manual",
-                "ci_readonly",
-                "ci_x_account_ct"
-            ]
-        );
+        assert_eq!(c.role_types(), ["ci_essentials", "ci_full", "ci_manual", "ci_readonly", "ci_x_account_ct"]);
         for r in c.latest() {
             let st = r.policy_document["Statement"].as_array().unwrap();
             assert!(!st.is_empty(), "{}", r.role_type);
@@ -145,29 +110,11 @@ mod tests {
     #[test]
     fn latest_resolves_to_the_newest_date() {
         let c = Catalog::builtin();
-        assert_eq!(
-            c.get("aws", "ci_full", "latest").unwrap().version,
-            "2026-11-30"
-        );
-        assert_eq!(
-            c.get("aws", "ci_full", "2020-01-10").unwrap().version,
-            "2020-01-10"
-        );
-        assert!(matches!(
-            c.get("aws", "ci_full", "2019-01-01"),
-            Err(LookupError::Version { .. })
-        ));
-        assert!(matches!(
-            c.get("aws", "cd_full", "latest"),
-            Err(LookupError::Retired(..))
-        ));
-        assert!(matches!(
-            c.get("azure", "ci_full", "latest"),
-            Err(LookupError::Platform(_))
-        ));
-        assert!(matches!(
-            c.get("aws", "nope", "latest"),
-            Err(LookupError::RoleType { .. })
-        ));
+        assert_eq!(c.get("aws", "ci_full", "latest").unwrap().version, "2026-11-30");
+        assert_eq!(c.get("aws", "ci_full", "2020-01-10").unwrap().version, "2020-01-10");
+        assert!(matches!(c.get("aws", "ci_full", "2019-01-01"), Err(LookupError::Version { .. })));
+        assert!(matches!(c.get("aws", "cd_full", "latest"), Err(LookupError::Retired(..))));
+        assert!(matches!(c.get("azure", "ci_full", "latest"), Err(LookupError::Platform(_))));
+        assert!(matches!(c.get("aws", "nope", "latest"), Err(LookupError::RoleType { .. })));
     }
 }

@@ -47,8 +47,7 @@ pub struct CredentialSecrets {
 }
 
 static ROLE_ARN: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^arn:aws(-us-gov|-cn)?:iam::[0-9]{12}:role/([\w+=,.@-]+/)*[\w+=,.@-]{1,64}$")
-        .unwrap()
+    Regex::new(r"^arn:aws(-us-gov|-cn)?:iam::[0-9]{12}:role/([\w+=,.@-]+/)*[\w+=,.@-]{1,64}$").unwrap()
 });
 
 pub fn is_role_arn(s: &str) -> bool {
@@ -65,20 +64,14 @@ pub const MAX_NAME: usize = 256;
 impl NewCredential {
     pub fn from_json(body: &Value) -> Result<NewCredential, ValidationError> {
         let mut errors = ValidationError::default();
-        let mut r = Reader {
-            errors: &mut errors,
-        };
+        let mut r = Reader { errors: &mut errors };
         let Some(m) = r.object("body", body) else {
             return Err(errors);
         };
         r.known_keys("", m, &["name", "secrets"]);
         let name = match m.get("name") {
             None => {
-                r.fail(FieldError::new(
-                    "name",
-                    "a credential name (string)",
-                    "nothing",
-                ));
+                r.fail(FieldError::new("name", "a credential name (string)", "nothing"));
                 None
             }
             Some(v) => r.string("name", v).filter(|n| {
@@ -104,10 +97,7 @@ impl NewCredential {
             Some(v) => secrets(&mut r, v),
         };
         match (name, arn) {
-            (Some(name), Some(arn)) if errors.is_empty() => Ok(NewCredential {
-                name,
-                secret: RoleSecret { arn },
-            }),
+            (Some(name), Some(arn)) if errors.is_empty() => Ok(NewCredential { name, secret: RoleSecret { arn } }),
             _ => Err(errors),
         }
     }
@@ -124,11 +114,7 @@ fn secrets(r: &mut Reader<'_>, v: &Value) -> Option<String> {
             FieldError::new("secrets.type", "\"aws_iam_role\"", "\"azure_ad_user\"")
                 .hint("garrison protects AWS accounts only; Azure credentials are not supported"),
         ),
-        Some(other) => r.fail(FieldError::new(
-            "secrets.type",
-            "\"aws_iam_role\"",
-            describe(other),
-        )),
+        Some(other) => r.fail(FieldError::new("secrets.type", "\"aws_iam_role\"", describe(other))),
     }
     match m.get("arn") {
         None => {
@@ -172,10 +158,8 @@ mod tests {
 
     #[test]
     fn names_the_bad_field() {
-        let e = NewCredential::from_json(
-            &json!({"name": "x", "secrets": {"arn": "arn:aws:iam::1234:role/x"}}),
-        )
-        .unwrap_err();
+        let e = NewCredential::from_json(&json!({"name": "x", "secrets": {"arn": "arn:aws:iam::1234:role/x"}}))
+            .unwrap_err();
         assert_eq!(e.errors.len(), 1);
         assert_eq!(e.errors[0].field, "secrets.arn");
         let e = NewCredential::from_json(
@@ -188,12 +172,7 @@ mod tests {
 
     #[test]
     fn debug_never_shows_the_arn() {
-        let s = format!(
-            "{:?}",
-            RoleSecret {
-                arn: "arn:aws:iam::123412341234:role/x".into()
-            }
-        );
+        let s = format!("{:?}", RoleSecret { arn: "arn:aws:iam::123412341234:role/x".into() });
         assert!(!s.contains("123412341234"));
     }
 }

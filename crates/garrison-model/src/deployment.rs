@@ -21,13 +21,7 @@ pub enum Mode {
 }
 
 impl Mode {
-    pub const ALL: [Mode; 5] = [
-        Mode::Manual,
-        Mode::Readonly,
-        Mode::Automatic,
-        Mode::Guided,
-        Mode::None,
-    ];
+    pub const ALL: [Mode; 5] = [Mode::Manual, Mode::Readonly, Mode::Automatic, Mode::Guided, Mode::None];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -254,9 +248,7 @@ pub fn parse_request(
     refs: &Refs<'_>,
 ) -> Result<DeploymentRequest, ValidationError> {
     let mut errors = ValidationError::default();
-    let mut r = Reader {
-        errors: &mut errors,
-    };
+    let mut r = Reader { errors: &mut errors };
     let Some(m) = r.object("body", body) else {
         return Err(errors);
     };
@@ -270,11 +262,7 @@ pub fn parse_request(
             if let Some(v) = m.get(k)
                 && v.as_str() != Some(want.as_str())
             {
-                r.fail(FieldError::new(
-                    k,
-                    format!("{want:?} (it cannot be changed)"),
-                    describe(v),
-                ));
+                r.fail(FieldError::new(k, format!("{want:?} (it cannot be changed)"), describe(v)));
             }
         }
     }
@@ -282,11 +270,7 @@ pub fn parse_request(
     let name = match (m.get("name"), existing) {
         (Some(v), _) => r.string("name", v).and_then(|n| {
             if n.trim().is_empty() || n.len() > MAX_NAME {
-                r.fail(FieldError::new(
-                    "name",
-                    format!("1 to {MAX_NAME} characters"),
-                    describe(v),
-                ));
+                r.fail(FieldError::new("name", format!("1 to {MAX_NAME} characters"), describe(v)));
                 None
             } else {
                 Some(n)
@@ -294,10 +278,7 @@ pub fn parse_request(
         }),
         (None, Some(d)) => Some(d.name.clone()),
         (None, None) => {
-            r.fail(
-                FieldError::new("name", "a deployment name (string)", "nothing")
-                    .hint("--name \"My Deployment\""),
-            );
+            r.fail(FieldError::new("name", "a deployment name (string)", "nothing").hint("--name \"My Deployment\""));
             None
         }
     };
@@ -330,12 +311,7 @@ pub fn parse_request(
     let enabled = flag(&mut r, "enabled", existing.map(|d| d.enabled), true);
     let discover = flag(&mut r, "discover", existing.map(|d| d.discover), true);
     let scan = flag(&mut r, "scan", existing.map(|d| d.scan), true);
-    let is_control_tower = flag(
-        &mut r,
-        "is_control_tower",
-        existing.map(|d| d.is_control_tower),
-        false,
-    );
+    let is_control_tower = flag(&mut r, "is_control_tower", existing.map(|d| d.is_control_tower), false);
 
     let scope = match m.get("scope") {
         Some(v) => parse_scope(&mut r, v, mode.unwrap_or(Mode::Automatic), refs),
@@ -361,11 +337,7 @@ pub fn parse_request(
 
     let cloud_defender = match m.get("cloud_defender") {
         Some(v) => parse_cloud_defender(&mut r, v),
-        None => Some(
-            existing
-                .map(|d| d.cloud_defender.clone())
-                .unwrap_or_default(),
-        ),
+        None => Some(existing.map(|d| d.cloud_defender.clone()).unwrap_or_default()),
     };
 
     let control_tower = match m.get("control_tower") {
@@ -378,11 +350,7 @@ pub fn parse_request(
         Some(v) => match v.as_f64() {
             Some(f) if f.fract() == 0.0 && (0.0..1e15).contains(&f) => Some(f as i64),
             _ => {
-                r.fail(FieldError::new(
-                    "version",
-                    "a whole number (the version your change is based on)",
-                    describe(v),
-                ));
+                r.fail(FieldError::new("version", "a whole number (the version your change is based on)", describe(v)));
                 None
             }
         },
@@ -443,17 +411,10 @@ pub fn parse_request(
 
 fn parse_mode(r: &mut Reader<'_>, v: &Value) -> Option<Mode> {
     let names: Vec<&str> = Mode::ALL.iter().map(|m| m.as_str()).collect();
-    match v
-        .as_str()
-        .and_then(|s| Mode::ALL.into_iter().find(|m| m.as_str() == s))
-    {
+    match v.as_str().and_then(|s| Mode::ALL.into_iter().find(|m| m.as_str() == s)) {
         Some(m) => Some(m),
         None => {
-            r.fail(FieldError::new(
-                "mode",
-                format!("one of [{}]", names.join(", ")),
-                describe(v),
-            ));
+            r.fail(FieldError::new("mode", format!("one of [{}]", names.join(", ")), describe(v)));
             None
         }
     }
@@ -481,26 +442,16 @@ fn parse_platform(r: &mut Reader<'_>, v: &Value, existing: Option<&Platform>) ->
         }
     };
     let id = match m.get("id") {
-        Some(Value::String(s)) if s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit()) => {
-            Some(s.clone())
-        }
+        Some(Value::String(s)) if s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit()) => Some(s.clone()),
         Some(other) => {
             r.fail(
-                FieldError::new(
-                    "platform.id",
-                    "a 12-digit AWS account id as a string",
-                    describe(other),
-                )
-                .hint("quote it so leading zeros survive: \"id\": \"012345678901\""),
+                FieldError::new("platform.id", "a 12-digit AWS account id as a string", describe(other))
+                    .hint("quote it so leading zeros survive: \"id\": \"012345678901\""),
             );
             None
         }
         None => {
-            r.fail(FieldError::new(
-                "platform.id",
-                "a 12-digit AWS account id",
-                "nothing",
-            ));
+            r.fail(FieldError::new("platform.id", "a 12-digit AWS account id", "nothing"));
             None
         }
     };
@@ -510,10 +461,7 @@ fn parse_platform(r: &mut Reader<'_>, v: &Value, existing: Option<&Platform>) ->
         r.fail(
             FieldError::new(
                 "platform.id",
-                format!(
-                    "{:?} (the AWS account of a deployment cannot change)",
-                    old.id
-                ),
+                format!("{:?} (the AWS account of a deployment cannot change)", old.id),
                 format!("{new:?}"),
             )
             .hint("create a new deployment for another AWS account"),
@@ -527,20 +475,12 @@ fn parse_platform(r: &mut Reader<'_>, v: &Value, existing: Option<&Platform>) ->
         })),
         Some(v) => parse_monitor(r, v),
     };
-    Some(Platform {
-        kind: kind?,
-        id: id?,
-        monitor: monitor?,
-    })
+    Some(Platform { kind: kind?, id: id?, monitor: monitor? })
 }
 
 fn parse_monitor(r: &mut Reader<'_>, v: &Value) -> Option<Monitor> {
     let m = r.object("platform.monitor", v)?;
-    r.known_keys(
-        "platform.monitor",
-        m,
-        &["enabled", "ct_install_region", "preferred_ct_arn"],
-    );
+    r.known_keys("platform.monitor", m, &["enabled", "ct_install_region", "preferred_ct_arn"]);
     let enabled = match m.get("enabled") {
         Some(v) => r.boolean("platform.monitor.enabled", v)?,
         None => false,
@@ -581,11 +521,7 @@ fn parse_monitor(r: &mut Reader<'_>, v: &Value) -> Option<Monitor> {
     let arn = match m.get("preferred_ct_arn") {
         None => None,
         Some(v) => match v.as_str() {
-            Some(s)
-                if s.starts_with("arn:aws")
-                    && s.contains(":cloudtrail:")
-                    && s.contains(":trail/") =>
-            {
+            Some(s) if s.starts_with("arn:aws") && s.contains(":cloudtrail:") && s.contains(":trail/") => {
                 Some(s.to_string())
             }
             _ => {
@@ -598,54 +534,28 @@ fn parse_monitor(r: &mut Reader<'_>, v: &Value) -> Option<Monitor> {
             }
         },
     };
-    Some(Monitor {
-        enabled,
-        ct_install_region: region,
-        preferred_ct_arn: arn,
-    })
+    Some(Monitor { enabled, ct_install_region: region, preferred_ct_arn: arn })
 }
 
-fn scope_type(
-    r: &mut Reader<'_>,
-    path: &str,
-    m: &Map<String, Value>,
-    allowed: &[ScopeType],
-) -> Option<ScopeType> {
+fn scope_type(r: &mut Reader<'_>, path: &str, m: &Map<String, Value>, allowed: &[ScopeType]) -> Option<ScopeType> {
     let names: Vec<&str> = allowed.iter().map(|t| t.as_str()).collect();
     let field = join(path, "type");
     match m.get("type") {
         None => {
-            r.fail(FieldError::new(
-                field,
-                format!("one of [{}]", names.join(", ")),
-                "nothing",
-            ));
+            r.fail(FieldError::new(field, format!("one of [{}]", names.join(", ")), "nothing"));
             None
         }
-        Some(v) => match v
-            .as_str()
-            .and_then(ScopeType::parse)
-            .filter(|t| allowed.contains(t))
-        {
+        Some(v) => match v.as_str().and_then(ScopeType::parse).filter(|t| allowed.contains(t)) {
             Some(t) => Some(t),
             None => {
-                r.fail(FieldError::new(
-                    field,
-                    format!("one of [{}]", names.join(", ")),
-                    describe(v),
-                ));
+                r.fail(FieldError::new(field, format!("one of [{}]", names.join(", ")), describe(v)));
                 None
             }
         },
     }
 }
 
-fn scope_key(
-    r: &mut Reader<'_>,
-    path: &str,
-    m: &Map<String, Value>,
-    t: ScopeType,
-) -> Option<String> {
+fn scope_key(r: &mut Reader<'_>, path: &str, m: &Map<String, Value>, t: ScopeType) -> Option<String> {
     let field = join(path, "key");
     match m.get("key") {
         // The whole-deployment item needs no key.
@@ -653,11 +563,7 @@ fn scope_key(
         Some(Value::String(k)) if key_matches(t, k) => Some(k.clone()),
         other => {
             let found = other.map_or("nothing".to_string(), describe);
-            let mut e = FieldError::new(
-                field,
-                format!("a {} key: {}", t.as_str(), t.key_shape()),
-                found,
-            );
+            let mut e = FieldError::new(field, format!("a {} key: {}", t.as_str(), t.key_shape()), found);
             if let Some(Value::String(k)) = other
                 && let Some(actual) = crate::scope::AssetKey::parse(k)
             {
@@ -703,11 +609,7 @@ fn parse_scope(r: &mut Reader<'_>, v: &Value, mode: Mode, refs: &Refs<'_>) -> Op
                                 format!("{key:?} again"),
                             ));
                         }
-                        scope.include.push(IncludeItem {
-                            kind: t,
-                            key,
-                            policy,
-                        });
+                        scope.include.push(IncludeItem { kind: t, key, policy });
                     }
                     _ => ok = false,
                 }
@@ -760,12 +662,7 @@ fn parse_scope(r: &mut Reader<'_>, v: &Value, mode: Mode, refs: &Refs<'_>) -> Op
     }
 }
 
-fn parse_policy_ref(
-    r: &mut Reader<'_>,
-    path: &str,
-    v: &Value,
-    refs: &Refs<'_>,
-) -> Option<PolicyRef> {
+fn parse_policy_ref(r: &mut Reader<'_>, path: &str, v: &Value, refs: &Refs<'_>) -> Option<PolicyRef> {
     let m = r.object(path, v)?;
     r.known_keys(path, m, &["id"]);
     let field = join(path, "id");
@@ -773,9 +670,7 @@ fn parse_policy_ref(
         Some(Value::String(id)) if refs.policies.contains(id) => Some(PolicyRef { id: id.clone() }),
         // Policy ids are UUIDs; accept any case as clients copy them around.
         Some(Value::String(id)) if refs.policies.contains(&id.to_ascii_uppercase()) => {
-            Some(PolicyRef {
-                id: id.to_ascii_uppercase(),
-            })
+            Some(PolicyRef { id: id.to_ascii_uppercase() })
         }
         other => {
             let mut ids: Vec<&String> = refs.policies.iter().collect();
@@ -808,26 +703,17 @@ fn check_policies(r: &mut Reader<'_>, scope: &Scope, mode: Mode, _refs: &Refs<'_
     }
 }
 
-fn parse_credentials(
-    r: &mut Reader<'_>,
-    v: &Value,
-    refs: &Refs<'_>,
-) -> Option<Vec<DeploymentCredential>> {
+fn parse_credentials(r: &mut Reader<'_>, v: &Value, refs: &Refs<'_>) -> Option<Vec<DeploymentCredential>> {
     let items = match v {
         Value::Array(a) => a,
         Value::Object(_) => {
-            r.fail(
-                FieldError::new("credentials", "an array of credential objects", "a single object")
-                    .hint("wrap it in brackets: --credentials '[{\"id\": \"<credential id>\", \"purpose\": \"discover\"}]'"),
-            );
+            r.fail(FieldError::new("credentials", "an array of credential objects", "a single object").hint(
+                "wrap it in brackets: --credentials '[{\"id\": \"<credential id>\", \"purpose\": \"discover\"}]'",
+            ));
             return None;
         }
         other => {
-            r.fail(FieldError::new(
-                "credentials",
-                "an array of credential objects",
-                describe(other),
-            ));
+            r.fail(FieldError::new("credentials", "an array of credential objects", describe(other)));
             return None;
         }
     };
@@ -844,8 +730,14 @@ fn parse_credentials(
             Some(Value::String(id)) if refs.credentials.contains_key(id) => Some(id.clone()),
             Some(Value::String(id)) => {
                 r.fail(
-                    FieldError::new(join(&path, "id"), "the id of a credential of this account", format!("{id:?}, which is not one"))
-                        .hint("create one with: garrison credentials create_credential, or list them with list_credentials"),
+                    FieldError::new(
+                        join(&path, "id"),
+                        "the id of a credential of this account",
+                        format!("{id:?}, which is not one"),
+                    )
+                    .hint(
+                        "create one with: garrison credentials create_credential, or list them with list_credentials",
+                    ),
                 );
                 None
             }
@@ -874,21 +766,13 @@ fn parse_credentials(
             None => None,
             Some(Value::String(s)) if is_date(s) => Some(s.clone()),
             Some(other) => {
-                r.fail(FieldError::new(
-                    join(&path, "version"),
-                    "a role version date YYYY-MM-DD",
-                    describe(other),
-                ));
+                r.fail(FieldError::new(join(&path, "version"), "a role version date YYYY-MM-DD", describe(other)));
                 ok = false;
                 None
             }
         };
         match (id, purpose) {
-            (Some(id), Some(purpose)) => out.push(DeploymentCredential {
-                id,
-                purpose,
-                version,
-            }),
+            (Some(id), Some(purpose)) => out.push(DeploymentCredential { id, purpose, version }),
             _ => ok = false,
         }
     }
@@ -902,11 +786,8 @@ fn check_credentials(
     platform: &Platform,
     refs: &Refs<'_>,
 ) {
-    let discover: Vec<(usize, &DeploymentCredential)> = creds
-        .iter()
-        .enumerate()
-        .filter(|(_, c)| c.purpose == Purpose::Discover)
-        .collect();
+    let discover: Vec<(usize, &DeploymentCredential)> =
+        creds.iter().enumerate().filter(|(_, c)| c.purpose == Purpose::Discover).collect();
     if discover.len() > 1 {
         r.fail(FieldError::new(
             format!("credentials[{}].purpose", discover[1].0),
@@ -918,15 +799,8 @@ fn check_credentials(
         r.fail(
             FieldError::new(
                 "credentials",
-                format!(
-                    "a credential with purpose \"discover\" (mode {} reads the AWS account)",
-                    mode.as_str()
-                ),
-                if creds.is_empty() {
-                    "none".into()
-                } else {
-                    format!("{} without purpose discover", creds.len())
-                },
+                format!("a credential with purpose \"discover\" (mode {} reads the AWS account)", mode.as_str()),
+                if creds.is_empty() { "none".into() } else { format!("{} without purpose discover", creds.len()) },
             )
             .hint("--credentials '[{\"id\": \"<credential id>\", \"purpose\": \"discover\"}]'"),
         );
@@ -964,10 +838,7 @@ fn parse_features(r: &mut Reader<'_>, v: &Value) -> Option<Value> {
                 continue;
             };
             r.known_keys(&ipath, im, &["scope"]);
-            let Some(scope) = im
-                .get("scope")
-                .and_then(|s| r.array(&join(&ipath, "scope"), s))
-            else {
+            let Some(scope) = im.get("scope").and_then(|s| r.array(&join(&ipath, "scope"), s)) else {
                 ok = false;
                 continue;
             };
@@ -978,17 +849,9 @@ fn parse_features(r: &mut Reader<'_>, v: &Value) -> Option<Value> {
                     continue;
                 };
                 r.known_keys(&spath, sm, &["type", "key"]);
-                let all = [
-                    ScopeType::Deployment,
-                    ScopeType::Region,
-                    ScopeType::Vpc,
-                    ScopeType::Subnet,
-                    ScopeType::Host,
-                ];
-                if scope_type(r, &spath, sm, &all)
-                    .and_then(|t| scope_key(r, &spath, sm, t))
-                    .is_none()
-                {
+                let all =
+                    [ScopeType::Deployment, ScopeType::Region, ScopeType::Vpc, ScopeType::Subnet, ScopeType::Host];
+                if scope_type(r, &spath, sm, &all).and_then(|t| scope_key(r, &spath, sm, t)).is_none() {
                     ok = false;
                 }
             }
@@ -1016,10 +879,7 @@ fn parse_cloud_defender(r: &mut Reader<'_>, v: &Value) -> Option<CloudDefender> 
         None => None,
         Some(v) => Some(r.string("cloud_defender.location_id", v)?),
     };
-    Some(CloudDefender {
-        enabled,
-        location_id,
-    })
+    Some(CloudDefender { enabled, location_id })
 }
 
 fn is_date(s: &str) -> bool {
@@ -1027,9 +887,7 @@ fn is_date(s: &str) -> bool {
     b.len() == 10
         && b[4] == b'-'
         && b[7] == b'-'
-        && b.iter()
-            .enumerate()
-            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
+        && b.iter().enumerate().all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
 }
 
 #[cfg(test)]

@@ -12,17 +12,8 @@ pub struct FieldError {
 }
 
 impl FieldError {
-    pub fn new(
-        field: impl Into<String>,
-        expected: impl Into<String>,
-        found: impl Into<String>,
-    ) -> Self {
-        Self {
-            field: field.into(),
-            expected: expected.into(),
-            found: found.into(),
-            hint: None,
-        }
+    pub fn new(field: impl Into<String>, expected: impl Into<String>, found: impl Into<String>) -> Self {
+        Self { field: field.into(), expected: expected.into(), found: found.into(), hint: None }
     }
 
     pub fn hint(mut self, hint: impl Into<String>) -> Self {
@@ -33,11 +24,7 @@ impl FieldError {
 
 impl std::fmt::Display for FieldError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{}: expected {}, found {}",
-            self.field, self.expected, self.found
-        )?;
+        write!(f, "{}: expected {}, found {}", self.field, self.expected, self.found)?;
         if let Some(h) = &self.hint {
             write!(f, " (hint: {h})")?;
         }
@@ -72,11 +59,7 @@ impl ValidationError {
     }
 
     pub fn into_result<T>(self, ok: T) -> Result<T, ValidationError> {
-        if self.errors.is_empty() {
-            Ok(ok)
-        } else {
-            Err(self)
-        }
+        if self.errors.is_empty() { Ok(ok) } else { Err(self) }
     }
 }
 
@@ -87,10 +70,7 @@ pub fn describe(v: &serde_json::Value) -> String {
         Value::Null => "null".into(),
         Value::Bool(b) => format!("boolean {b}"),
         Value::Number(n) => format!("number {n}"),
-        Value::String(s) => format!(
-            "string {}",
-            clip(&serde_json::to_string(s).unwrap_or_default())
-        ),
+        Value::String(s) => format!("string {}", clip(&serde_json::to_string(s).unwrap_or_default())),
         Value::Array(a) => format!("an array of {} item(s)", a.len()),
         Value::Object(o) => {
             let keys: Vec<&str> = o.keys().map(|k| k.as_str()).take(6).collect();

@@ -9,11 +9,7 @@ pub struct Reader<'a> {
 }
 
 pub fn join(parent: &str, key: &str) -> String {
-    if parent.is_empty() {
-        key.to_string()
-    } else {
-        format!("{parent}.{key}")
-    }
+    if parent.is_empty() { key.to_string() } else { format!("{parent}.{key}") }
 }
 
 pub fn index(parent: &str, i: usize) -> String {
@@ -52,11 +48,7 @@ impl Reader<'_> {
             Value::String(s) if s.eq_ignore_ascii_case("true") => Some(true),
             Value::String(s) if s.eq_ignore_ascii_case("false") => Some(false),
             other => {
-                self.fail(FieldError::new(
-                    path,
-                    "a boolean (true or false)",
-                    describe(other),
-                ));
+                self.fail(FieldError::new(path, "a boolean (true or false)", describe(other)));
                 None
             }
         }

@@ -48,108 +48,35 @@ pub struct Operation {
 }
 
 const fn p(name: &'static str, help: &'static str) -> Param {
-    Param {
-        name,
-        kind: Kind::String,
-        location: In::Path,
-        required: true,
-        help,
-    }
+    Param { name, kind: Kind::String, location: In::Path, required: true, help }
 }
 const fn q(name: &'static str, kind: Kind, help: &'static str) -> Param {
-    Param {
-        name,
-        kind,
-        location: In::Query,
-        required: false,
-        help,
-    }
+    Param { name, kind, location: In::Query, required: false, help }
 }
 const fn b(name: &'static str, kind: Kind, required: bool, help: &'static str) -> Param {
-    Param {
-        name,
-        kind,
-        location: In::Body,
-        required,
-        help,
-    }
+    Param { name, kind, location: In::Body, required, help }
 }
 
 const ACCOUNT: Param = p("account_id", "garrison (AIMS) account id, 8 digits");
 const DEPLOYMENT_BODY: [Param; 13] = [
     b("name", Kind::String, false, "deployment name"),
-    b(
-        "platform",
-        Kind::Object,
-        false,
-        "{\"type\": \"aws\", \"id\": \"<12-digit AWS account>\", \"monitor\": {...}}",
-    ),
-    b(
-        "mode",
-        Kind::String,
-        false,
-        "automatic | manual | readonly | guided | none (default automatic)",
-    ),
-    b(
-        "enabled",
-        Kind::Boolean,
-        false,
-        "whether the deployment is enabled (default true)",
-    ),
-    b(
-        "discover",
-        Kind::Boolean,
-        false,
-        "whether the account is discovered (default true)",
-    ),
-    b(
-        "scan",
-        Kind::Boolean,
-        false,
-        "whether hosts are scanned (default true)",
-    ),
+    b("platform", Kind::Object, false, "{\"type\": \"aws\", \"id\": \"<12-digit AWS account>\", \"monitor\": {...}}"),
+    b("mode", Kind::String, false, "automatic | manual | readonly | guided | none (default automatic)"),
+    b("enabled", Kind::Boolean, false, "whether the deployment is enabled (default true)"),
+    b("discover", Kind::Boolean, false, "whether the account is discovered (default true)"),
+    b("scan", Kind::Boolean, false, "whether hosts are scanned (default true)"),
     b(
         "scope",
         Kind::Object,
         false,
         "{\"include\": [{\"type\", \"key\", \"policy\": {\"id\"}}], \"exclude\": [{\"type\", \"key\"}]}",
     ),
-    b(
-        "features",
-        Kind::Object,
-        false,
-        "feature scopes {abs, scan, fim}",
-    ),
-    b(
-        "cloud_defender",
-        Kind::Object,
-        false,
-        "{\"enabled\": false}",
-    ),
-    b(
-        "credentials",
-        Kind::Array,
-        false,
-        "[{\"id\": \"<credential id>\", \"purpose\": \"discover\"}]",
-    ),
-    b(
-        "version",
-        Kind::Integer,
-        false,
-        "the version this update is based on (stale → 409)",
-    ),
-    b(
-        "is_control_tower",
-        Kind::Boolean,
-        false,
-        "Control Tower deployment (default false)",
-    ),
-    b(
-        "control_tower",
-        Kind::Object,
-        false,
-        "Control Tower details",
-    ),
+    b("features", Kind::Object, false, "feature scopes {abs, scan, fim}"),
+    b("cloud_defender", Kind::Object, false, "{\"enabled\": false}"),
+    b("credentials", Kind::Array, false, "[{\"id\": \"<credential id>\", \"purpose\": \"discover\"}]"),
+    b("version", Kind::Integer, false, "the version this update is based on (stale → 409)"),
+    b("is_control_tower", Kind::Boolean, false, "Control Tower deployment (default false)"),
+    b("control_tower", Kind::Object, false, "Control Tower details"),
 ];
 
 macro_rules! params {
@@ -199,10 +126,7 @@ pub static OPERATIONS: &[Operation] = &[
         name: "create_managed_account",
         method: "POST",
         path: "/aims/v1/{account_id}/managed_accounts",
-        params: params![
-            ACCOUNT,
-            b("name", Kind::String, true, "name of the new child account")
-        ],
+        params: params![ACCOUNT, b("name", Kind::String, true, "name of the new child account")],
         summary: "Create a child account managed by this one (garrison extension)",
         needs_token: true,
     },
@@ -214,12 +138,7 @@ pub static OPERATIONS: &[Operation] = &[
         params: params![
             ACCOUNT,
             b("name", Kind::String, true, "user's name"),
-            b(
-                "email",
-                Kind::String,
-                true,
-                "user's email (also the username)"
-            )
+            b("email", Kind::String, true, "user's email (also the username)")
         ],
         summary: "Create a user in an account",
         needs_token: true,
@@ -238,11 +157,7 @@ pub static OPERATIONS: &[Operation] = &[
         name: "create_access_key",
         method: "POST",
         path: "/aims/v1/{account_id}/users/{user_id}/access_keys",
-        params: params![
-            ACCOUNT,
-            p("user_id", "user id"),
-            b("label", Kind::String, false, "label for the key")
-        ],
+        params: params![ACCOUNT, p("user_id", "user id"), b("label", Kind::String, false, "label for the key")],
         summary: "Create an access key (the secret is shown once)",
         needs_token: true,
     },
@@ -251,11 +166,7 @@ pub static OPERATIONS: &[Operation] = &[
         name: "list_access_keys",
         method: "GET",
         path: "/aims/v1/{account_id}/users/{user_id}/access_keys",
-        params: params![
-            ACCOUNT,
-            p("user_id", "user id"),
-            q("out", Kind::String, "ids_only | full")
-        ],
+        params: params![ACCOUNT, p("user_id", "user id"), q("out", Kind::String, "ids_only | full")],
         summary: "List a user's access keys",
         needs_token: true,
     },
@@ -264,11 +175,7 @@ pub static OPERATIONS: &[Operation] = &[
         name: "delete_access_key",
         method: "DELETE",
         path: "/aims/v1/{account_id}/users/{user_id}/access_keys/{access_key_id}",
-        params: params![
-            ACCOUNT,
-            p("user_id", "user id"),
-            p("access_key_id", "access key id")
-        ],
+        params: params![ACCOUNT, p("user_id", "user id"), p("access_key_id", "access key id")],
         summary: "Delete an access key",
         needs_token: true,
     },
@@ -314,10 +221,7 @@ pub static OPERATIONS: &[Operation] = &[
         params: params![
             ACCOUNT,
             p("platform_type", "aws"),
-            p(
-                "role_type",
-                "ci_full | ci_manual | ci_essentials | ci_readonly | ci_x_account_ct"
-            ),
+            p("role_type", "ci_full | ci_manual | ci_essentials | ci_readonly | ci_x_account_ct"),
             p("role_version", "YYYY-MM-DD or latest")
         ],
         summary: "The IAM role to create for garrison, with its CloudFormation template",
@@ -372,12 +276,7 @@ pub static OPERATIONS: &[Operation] = &[
         params: params![
             ACCOUNT,
             b("name", Kind::String, true, "credential name"),
-            b(
-                "secrets",
-                Kind::Object,
-                true,
-                "{\"type\": \"aws_iam_role\", \"arn\": \"arn:aws:iam::…:role/…\"}"
-            )
+            b("secrets", Kind::Object, true, "{\"type\": \"aws_iam_role\", \"arn\": \"arn:aws:iam::…:role/…\"}")
         ],
         summary: "Store an IAM role garrison will assume",
         needs_token: true,
@@ -494,9 +393,7 @@ pub static OPERATIONS: &[Operation] = &[
 ];
 
 pub fn find(service: &str, name: &str) -> Option<&'static Operation> {
-    OPERATIONS
-        .iter()
-        .find(|o| o.service == service && o.name == name)
+    OPERATIONS.iter().find(|o| o.service == service && o.name == name)
 }
 
 pub fn services() -> Vec<&'static str> {
@@ -513,23 +410,10 @@ mod tests {
     fn path_params_are_declared_and_unique() {
         let mut seen = std::collections::HashSet::new();
         for op in OPERATIONS {
-            assert!(
-                seen.insert((op.service, op.name)),
-                "duplicate {}.{}",
-                op.service,
-                op.name
-            );
-            let placeholders: Vec<&str> = op
-                .path
-                .split('/')
-                .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
-                .collect();
-            let declared: Vec<&str> = op
-                .params
-                .iter()
-                .filter(|p| p.location == In::Path)
-                .map(|p| p.name)
-                .collect();
+            assert!(seen.insert((op.service, op.name)), "duplicate {}.{}", op.service, op.name);
+            let placeholders: Vec<&str> =
+                op.path.split('/').filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}'))).collect();
+            let declared: Vec<&str> = op.params.iter().filter(|p| p.location == In::Path).map(|p| p.name).collect();
             assert_eq!(placeholders, declared, "{}.{}", op.service, op.name);
         }
     }

@@ -27,18 +27,8 @@ pub enum ScopeType {
 }
 
 impl ScopeType {
-    pub const INCLUDE: [ScopeType; 4] = [
-        ScopeType::Deployment,
-        ScopeType::Region,
-        ScopeType::Vpc,
-        ScopeType::Host,
-    ];
-    pub const EXCLUDE: [ScopeType; 4] = [
-        ScopeType::Region,
-        ScopeType::Vpc,
-        ScopeType::Subnet,
-        ScopeType::Host,
-    ];
+    pub const INCLUDE: [ScopeType; 4] = [ScopeType::Deployment, ScopeType::Region, ScopeType::Vpc, ScopeType::Host];
+    pub const EXCLUDE: [ScopeType; 4] = [ScopeType::Region, ScopeType::Vpc, ScopeType::Subnet, ScopeType::Host];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -67,20 +57,15 @@ impl ScopeType {
             ScopeType::Deployment => "/aws (the whole AWS account of the deployment)",
             ScopeType::Region => "/aws/<region>, e.g. /aws/us-east-1",
             ScopeType::Vpc => "/aws/<region>/vpc/<vpc-id>, e.g. /aws/us-east-1/vpc/vpc-0a1b2c3d",
-            ScopeType::Subnet => {
-                "/aws/<region>/subnet/<subnet-id>, e.g. /aws/us-east-1/subnet/subnet-0a1b2c3d"
-            }
-            ScopeType::Host => {
-                "/aws/<region>/host/<instance-id>, e.g. /aws/us-east-1/host/i-0a1b2c3d"
-            }
+            ScopeType::Subnet => "/aws/<region>/subnet/<subnet-id>, e.g. /aws/us-east-1/subnet/subnet-0a1b2c3d",
+            ScopeType::Host => "/aws/<region>/host/<instance-id>, e.g. /aws/us-east-1/host/i-0a1b2c3d",
         }
     }
 }
 
 static REGION: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]{1,2}$").unwrap());
-static RESOURCE_ID: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^(vpc|subnet|i)-[0-9a-f]{8,17}$").unwrap());
+static RESOURCE_ID: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^(vpc|subnet|i)-[0-9a-f]{8,17}$").unwrap());
 
 pub fn is_region(s: &str) -> bool {
     REGION.is_match(s)
@@ -98,18 +83,9 @@ impl AssetKey {
         let region = parts.first().copied().filter(|r| is_region(r))?.to_string();
         match parts.as_slice() {
             [_] => Some(AssetKey::Region { region }),
-            [_, "vpc", id] if id_ok("vpc", id) => Some(AssetKey::Vpc {
-                region,
-                vpc: id.to_string(),
-            }),
-            [_, "subnet", id] if id_ok("subnet", id) => Some(AssetKey::Subnet {
-                region,
-                subnet: id.to_string(),
-            }),
-            [_, "host", id] if id_ok("i", id) => Some(AssetKey::Host {
-                region,
-                instance: id.to_string(),
-            }),
+            [_, "vpc", id] if id_ok("vpc", id) => Some(AssetKey::Vpc { region, vpc: id.to_string() }),
+            [_, "subnet", id] if id_ok("subnet", id) => Some(AssetKey::Subnet { region, subnet: id.to_string() }),
+            [_, "host", id] if id_ok("i", id) => Some(AssetKey::Host { region, instance: id.to_string() }),
             _ => None,
         }
     }
@@ -157,18 +133,10 @@ mod tests {
 
     #[test]
     fn parses_the_reference_shapes() {
-        assert_eq!(
-            AssetKey::parse("/aws/us-east-1"),
-            Some(AssetKey::Region {
-                region: "us-east-1".into()
-            })
-        );
+        assert_eq!(AssetKey::parse("/aws/us-east-1"), Some(AssetKey::Region { region: "us-east-1".into() }));
         assert_eq!(
             AssetKey::parse("/aws/eu-west-2/vpc/vpc-0123abcd"),
-            Some(AssetKey::Vpc {
-                region: "eu-west-2".into(),
-                vpc: "vpc-0123abcd".into()
-            })
+            Some(AssetKey::Vpc { region: "eu-west-2".into(), vpc: "vpc-0123abcd".into() })
         );
         assert!(AssetKey::parse("/aws/us-gov-west-1/subnet/subnet-0123456789abcdef0").is_some());
         assert!(AssetKey::parse("/aws/ap-southeast-2/host/i-0123456789abcdef0").is_some());
@@ -196,14 +164,8 @@ mod tests {
 
     #[test]
     fn key_matches_type() {
-        assert!(key_matches(
-            ScopeType::Vpc,
-            "/aws/us-east-1/vpc/vpc-0123abcd"
-        ));
-        assert!(!key_matches(
-            ScopeType::Region,
-            "/aws/us-east-1/vpc/vpc-0123abcd"
-        ));
+        assert!(key_matches(ScopeType::Vpc, "/aws/us-east-1/vpc/vpc-0123abcd"));
+        assert!(!key_matches(ScopeType::Region, "/aws/us-east-1/vpc/vpc-0123abcd"));
         assert!(key_matches(ScopeType::Deployment, "/aws"));
     }
 

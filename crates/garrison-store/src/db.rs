@@ -37,10 +37,7 @@ pub struct Store {
 }
 
 pub(crate) fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 const SEAL_CHECK: &str = "garrison seal check";
@@ -50,23 +47,15 @@ impl Store {
     /// applies pending migrations and checks that `key` opens this store's secrets.
     pub async fn open(url: &str, key: &SealKey) -> Result<Store, StoreError> {
         install_default_drivers();
-        let backend = if url.starts_with("postgres") {
-            Backend::Postgres
-        } else {
-            Backend::Sqlite
-        };
+        let backend = if url.starts_with("postgres") { Backend::Postgres } else { Backend::Sqlite };
         let max = if backend == Backend::Sqlite { 8 } else { 16 };
         let pool = AnyPoolOptions::new()
             .max_connections(max)
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
-                        sqlx::query("PRAGMA busy_timeout = 10000")
-                            .execute(&mut *conn)
-                            .await?;
-                        sqlx::query("PRAGMA foreign_keys = ON")
-                            .execute(&mut *conn)
-                            .await?;
+                        sqlx::query("PRAGMA busy_timeout = 10000").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
                     }
                     Ok(())
                 })
@@ -74,15 +63,9 @@ impl Store {
             .connect(url)
             .await?;
         if backend == Backend::Sqlite {
-            sqlx::query("PRAGMA journal_mode = WAL")
-                .execute(&pool)
-                .await?;
+            sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
         }
-        let store = Store {
-            pool,
-            sealer: Sealer::new(key),
-            backend,
-        };
+        let store = Store { pool, sealer: Sealer::new(key), backend };
         store.migrate().await?;
         store.check_key().await?;
         Ok(store)
@@ -104,12 +87,11 @@ impl Store {
             let mut tx = self.pool.begin().await?;
             // Concurrent starters (several servers on one PostgreSQL) race here; the
             // primary key makes exactly one of them apply each migration.
-            let done: Option<i64> =
-                sqlx::query("SELECT version FROM schema_migrations WHERE version = $1")
-                    .bind(*version)
-                    .fetch_optional(&mut *tx)
-                    .await?
-                    .map(|r| r.get(0));
+            let done: Option<i64> = sqlx::query("SELECT version FROM schema_migrations WHERE version = $1")
+                .bind(*version)
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|r| r.get(0));
             if done.is_some() {
                 continue;
             }
@@ -151,11 +133,7 @@ impl Store {
             .map(|r| r.get(0)))
     }
 
-    pub(crate) async fn put_meta_if_absent(
-        &self,
-        key: &str,
-        value: &str,
-    ) -> Result<(), StoreError> {
+    pub(crate) async fn put_meta_if_absent(&self, key: &str, value: &str) -> Result<(), StoreError> {
         sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
             .bind(key)
             .bind(value)
@@ -170,13 +148,9 @@ impl Store {
         let ctx = format!("meta:{key}");
         if self.meta(&key).await?.is_none() {
             let fresh = SealKey::generate().to_hex();
-            self.put_meta_if_absent(&key, &self.sealer.seal(&ctx, fresh.as_bytes()))
-                .await?;
+            self.put_meta_if_absent(&key, &self.sealer.seal(&ctx, fresh.as_bytes())).await?;
         }
-        let sealed = self
-            .meta(&key)
-            .await?
-            .ok_or_else(|| StoreError::Corrupt(key.clone()))?;
+        let sealed = self.meta(&key).await?.ok_or_else(|| StoreError::Corrupt(key.clone()))?;
         let hexed = self.sealer.open_string(&ctx, &sealed)?;
         hex::decode(hexed).map_err(|_| StoreError::Corrupt(key))
     }

@@ -3,9 +3,7 @@
 use std::collections::HashMap;
 
 use garrison_model::Stamp;
-use garrison_model::credential::{
-    Credential, CredentialSecrets, NewCredential, RoleSecret, arn_account,
-};
+use garrison_model::credential::{Credential, CredentialSecrets, NewCredential, RoleSecret, arn_account};
 use garrison_model::deployment::{Deployment, DeploymentSpec, Status, StatusKind};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
@@ -24,8 +22,7 @@ impl Store {
         by: &str,
     ) -> Result<Credential, StoreError> {
         let id = uuid::Uuid::new_v4().to_string().to_uppercase();
-        let secret =
-            serde_json::to_vec(&c.secret).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let secret = serde_json::to_vec(&c.secret).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let sealed = self.sealer.seal(&secret_ctx(account_id, &id), &secret);
         let aws_account = arn_account(&c.secret.arn).unwrap_or_default();
         sqlx::query("INSERT INTO credentials (id, account_id, name, aws_account_id, sealed_secret, created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7)")
@@ -38,22 +35,15 @@ impl Store {
             .bind(by)
             .execute(&self.pool)
             .await?;
-        self.get_credential(account_id, &id)
-            .await?
-            .ok_or(StoreError::NotFound)
+        self.get_credential(account_id, &id).await?.ok_or(StoreError::NotFound)
     }
 
-    async fn credential_from(
-        &self,
-        r: &AnyRow,
-        external_id: &str,
-    ) -> Result<Credential, StoreError> {
+    async fn credential_from(&self, r: &AnyRow, external_id: &str) -> Result<Credential, StoreError> {
         let id: String = r.get("id");
         let account_id: String = r.get("account_id");
         let sealed: String = r.get("sealed_secret");
-        let secret: RoleSecret =
-            serde_json::from_slice(&self.sealer.open(&secret_ctx(&account_id, &id), &sealed)?)
-                .map_err(|e| StoreError::Corrupt(format!("credential {id}: {e}")))?;
+        let secret: RoleSecret = serde_json::from_slice(&self.sealer.open(&secret_ctx(&account_id, &id), &sealed)?)
+            .map_err(|e| StoreError::Corrupt(format!("credential {id}: {e}")))?;
         Ok(Credential {
             id,
             name: r.get("name"),
@@ -62,18 +52,11 @@ impl Store {
                 arn: secret.arn,
                 external_id: external_id.to_string(),
             },
-            created: Stamp {
-                at: r.get("created_at"),
-                by: r.get("created_by"),
-            },
+            created: Stamp { at: r.get("created_at"), by: r.get("created_by") },
         })
     }
 
-    pub async fn get_credential(
-        &self,
-        account_id: &str,
-        id: &str,
-    ) -> Result<Option<Credential>, StoreError> {
+    pub async fn get_credential(&self, account_id: &str, id: &str) -> Result<Option<Credential>, StoreError> {
         let Some(r) = sqlx::query("SELECT * FROM credentials WHERE id = $1 AND account_id = $2")
             .bind(id)
             .bind(account_id)
@@ -87,11 +70,10 @@ impl Store {
     }
 
     pub async fn list_credentials(&self, account_id: &str) -> Result<Vec<Credential>, StoreError> {
-        let rows =
-            sqlx::query("SELECT * FROM credentials WHERE account_id = $1 ORDER BY created_at, id")
-                .bind(account_id)
-                .fetch_all(&self.pool)
-                .await?;
+        let rows = sqlx::query("SELECT * FROM credentials WHERE account_id = $1 ORDER BY created_at, id")
+            .bind(account_id)
+            .fetch_all(&self.pool)
+            .await?;
         let ext = self.external_id(account_id).await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in &rows {
@@ -101,36 +83,30 @@ impl Store {
     }
 
     /// Credential id → AWS account of its role, for deployment validation (no unsealing).
-    pub async fn credential_accounts(
-        &self,
-        account_id: &str,
-    ) -> Result<HashMap<String, String>, StoreError> {
-        Ok(
-            sqlx::query("SELECT id, aws_account_id FROM credentials WHERE account_id = $1")
-                .bind(account_id)
-                .fetch_all(&self.pool)
-                .await?
-                .iter()
-                .map(|r| (r.get(0), r.get(1)))
-                .collect(),
-        )
+    pub async fn credential_accounts(&self, account_id: &str) -> Result<HashMap<String, String>, StoreError> {
+        Ok(sqlx::query("SELECT id, aws_account_id FROM credentials WHERE account_id = $1")
+            .bind(account_id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect())
     }
 
     /// Deletes a credential unless a deployment refers to it (then `Conflict` naming them).
     pub async fn delete_credential(&self, account_id: &str, id: &str) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let users: Vec<String> = sqlx::query("SELECT deployment_id FROM deployment_credentials WHERE credential_id = $1 ORDER BY deployment_id")
-            .bind(id)
-            .fetch_all(&mut *tx)
-            .await?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
+        let users: Vec<String> = sqlx::query(
+            "SELECT deployment_id FROM deployment_credentials WHERE credential_id = $1 ORDER BY deployment_id",
+        )
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
         if !users.is_empty() {
-            return Err(StoreError::Conflict(format!(
-                "credential is used by deployment(s) {}",
-                users.join(", ")
-            )));
+            return Err(StoreError::Conflict(format!("credential is used by deployment(s) {}", users.join(", "))));
         }
         let r = sqlx::query("DELETE FROM credentials WHERE id = $1 AND account_id = $2")
             .bind(id)
@@ -162,44 +138,28 @@ impl Store {
             features: None,
             cloud_defender: Default::default(),
             credentials: vec![],
-            status: Status {
-                status: StatusKind::New,
-                updated: t,
-                message: None,
-            },
-            created: Stamp {
-                at: t,
-                by: by.into(),
-            },
-            modified: Stamp {
-                at: t,
-                by: by.into(),
-            },
+            status: Status { status: StatusKind::New, updated: t, message: None },
+            created: Stamp { at: t, by: by.into() },
+            modified: Stamp { at: t, by: by.into() },
             version: 1,
             is_control_tower: false,
             control_tower: None,
         };
         d.apply(spec);
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO deployments (id, account_id, version, body) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(&id)
-        .bind(account_id)
-        .bind(d.version)
-        .bind(to_json(&d)?)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query("INSERT INTO deployments (id, account_id, version, body) VALUES ($1, $2, $3, $4)")
+            .bind(&id)
+            .bind(account_id)
+            .bind(d.version)
+            .bind(to_json(&d)?)
+            .execute(&mut *tx)
+            .await?;
         link_credentials(&mut tx, &d).await?;
         tx.commit().await?;
         Ok(d)
     }
 
-    pub async fn get_deployment(
-        &self,
-        account_id: &str,
-        id: &str,
-    ) -> Result<Option<Deployment>, StoreError> {
+    pub async fn get_deployment(&self, account_id: &str, id: &str) -> Result<Option<Deployment>, StoreError> {
         sqlx::query("SELECT body FROM deployments WHERE id = $1 AND account_id = $2")
             .bind(id)
             .bind(account_id)
@@ -229,10 +189,7 @@ impl Store {
         spec: DeploymentSpec,
         by: &str,
     ) -> Result<Deployment, StoreError> {
-        let mut d = self
-            .get_deployment(account_id, id)
-            .await?
-            .ok_or(StoreError::NotFound)?;
+        let mut d = self.get_deployment(account_id, id).await?.ok_or(StoreError::NotFound)?;
         if d.version != base_version {
             return Err(StoreError::Conflict(format!(
                 "the deployment is at version {}, not {base_version}",
@@ -241,28 +198,22 @@ impl Store {
         }
         d.apply(spec);
         d.version = base_version + 1;
-        d.modified = Stamp {
-            at: now(),
-            by: by.into(),
-        };
+        d.modified = Stamp { at: now(), by: by.into() };
         let mut tx = self.pool.begin().await?;
-        let r = sqlx::query("UPDATE deployments SET version = $1, body = $2 WHERE id = $3 AND account_id = $4 AND version = $5")
-            .bind(d.version)
-            .bind(to_json(&d)?)
-            .bind(id)
-            .bind(account_id)
-            .bind(base_version)
-            .execute(&mut *tx)
-            .await?;
+        let r = sqlx::query(
+            "UPDATE deployments SET version = $1, body = $2 WHERE id = $3 AND account_id = $4 AND version = $5",
+        )
+        .bind(d.version)
+        .bind(to_json(&d)?)
+        .bind(id)
+        .bind(account_id)
+        .bind(base_version)
+        .execute(&mut *tx)
+        .await?;
         if r.rows_affected() != 1 {
-            return Err(StoreError::Conflict(format!(
-                "the deployment changed after version {base_version}"
-            )));
+            return Err(StoreError::Conflict(format!("the deployment changed after version {base_version}")));
         }
-        sqlx::query("DELETE FROM deployment_credentials WHERE deployment_id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query("DELETE FROM deployment_credentials WHERE deployment_id = $1").bind(id).execute(&mut *tx).await?;
         link_credentials(&mut tx, &d).await?;
         tx.commit().await?;
         Ok(d)
@@ -291,13 +242,11 @@ async fn link_credentials(tx: &mut Transaction<'_, Any>, d: &Deployment) -> Resu
     ids.sort();
     ids.dedup();
     for cid in ids {
-        sqlx::query(
-            "INSERT INTO deployment_credentials (deployment_id, credential_id) VALUES ($1, $2)",
-        )
-        .bind(&d.id)
-        .bind(cid)
-        .execute(&mut **tx)
-        .await?;
+        sqlx::query("INSERT INTO deployment_credentials (deployment_id, credential_id) VALUES ($1, $2)")
+            .bind(&d.id)
+            .bind(cid)
+            .execute(&mut **tx)
+            .await?;
     }
     Ok(())
 }

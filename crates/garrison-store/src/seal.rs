@@ -33,9 +33,7 @@ impl SealKey {
     pub fn from_hex(s: &str) -> Result<SealKey, SealError> {
         let s = s.trim();
         let bytes = hex::decode(s).map_err(|_| SealError::KeyFormat(s.len()))?;
-        let arr: [u8; 32] = bytes
-            .try_into()
-            .map_err(|_| SealError::KeyFormat(s.len()))?;
+        let arr: [u8; 32] = bytes.try_into().map_err(|_| SealError::KeyFormat(s.len()))?;
         Ok(SealKey(arr))
     }
 
@@ -63,9 +61,7 @@ impl std::fmt::Debug for Sealer {
 
 impl Sealer {
     pub fn new(key: &SealKey) -> Sealer {
-        Sealer {
-            cipher: Aes256Gcm::new_from_slice(&key.0).expect("32-byte key"),
-        }
+        Sealer { cipher: Aes256Gcm::new_from_slice(&key.0).expect("32-byte key") }
     }
 
     pub fn seal(&self, context: &str, plaintext: &[u8]) -> String {
@@ -73,39 +69,22 @@ impl Sealer {
         rand::rng().fill_bytes(&mut nonce);
         let ct = self
             .cipher
-            .encrypt(
-                Nonce::from_slice(&nonce),
-                Payload {
-                    msg: plaintext,
-                    aad: context.as_bytes(),
-                },
-            )
+            .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext, aad: context.as_bytes() })
             .expect("AES-GCM encryption does not fail for in-memory buffers");
         let mut out = nonce.to_vec();
         out.extend_from_slice(&ct);
-        format!(
-            "{PREFIX}{}",
-            base64::engine::general_purpose::STANDARD_NO_PAD.encode(out)
-        )
+        format!("{PREFIX}{}", base64::engine::general_purpose::STANDARD_NO_PAD.encode(out))
     }
 
     pub fn open(&self, context: &str, sealed: &str) -> Result<Vec<u8>, SealError> {
         let b64 = sealed.strip_prefix(PREFIX).ok_or(SealError::Malformed)?;
-        let raw = base64::engine::general_purpose::STANDARD_NO_PAD
-            .decode(b64)
-            .map_err(|_| SealError::Malformed)?;
+        let raw = base64::engine::general_purpose::STANDARD_NO_PAD.decode(b64).map_err(|_| SealError::Malformed)?;
         if raw.len() < 12 + 16 {
             return Err(SealError::Malformed);
         }
         let (nonce, ct) = raw.split_at(12);
         self.cipher
-            .decrypt(
-                Nonce::from_slice(nonce),
-                Payload {
-                    msg: ct,
-                    aad: context.as_bytes(),
-                },
-            )
+            .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad: context.as_bytes() })
             .map_err(|_| SealError::Open)
     }
 
@@ -123,10 +102,7 @@ mod tests {
         let s = Sealer::new(&SealKey::generate());
         let sealed = s.seal("credential:1", b"arn:aws:iam::123456789012:role/x");
         assert!(!sealed.contains("123456789012"));
-        assert_eq!(
-            s.open("credential:1", &sealed).unwrap(),
-            b"arn:aws:iam::123456789012:role/x"
-        );
+        assert_eq!(s.open("credential:1", &sealed).unwrap(), b"arn:aws:iam::123456789012:role/x");
         assert_eq!(s.open("credential:2", &sealed), Err(SealError::Open));
         let other = Sealer::new(&SealKey::generate());
         assert_eq!(other.open("credential:1", &sealed), Err(SealError::Open));
@@ -135,14 +111,8 @@ mod tests {
     #[test]
     fn key_parsing() {
         let k = SealKey::generate();
-        assert_eq!(
-            SealKey::from_hex(&format!(" {}\n", k.to_hex())).unwrap().0,
-            k.0
-        );
-        assert_eq!(
-            SealKey::from_hex("abcd").unwrap_err(),
-            SealError::KeyFormat(4)
-        );
+        assert_eq!(SealKey::from_hex(&format!(" {}\n", k.to_hex())).unwrap().0, k.0);
+        assert_eq!(SealKey::from_hex("abcd").unwrap_err(), SealError::KeyFormat(4));
         assert!(!format!("{k:?}").contains(&k.to_hex()));
     }
 }

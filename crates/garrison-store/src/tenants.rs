@@ -23,11 +23,7 @@ impl KeyRecord {
     pub fn verify(&self, secret: &str) -> bool {
         let presented = hash_secret(secret);
         presented.len() == self.secret_hash.len()
-            && presented
-                .bytes()
-                .zip(self.secret_hash.bytes())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0
+            && presented.bytes().zip(self.secret_hash.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
     }
 }
 
@@ -57,10 +53,7 @@ pub fn new_key_pair() -> (String, String) {
 }
 
 fn stamp(r: &AnyRow, at: &str, by: &str) -> Stamp {
-    Stamp {
-        at: r.get(at),
-        by: r.get(by),
-    }
+    Stamp { at: r.get(at), by: r.get(by) }
 }
 
 fn account_from(r: &AnyRow) -> Account {
@@ -84,35 +77,16 @@ impl Store {
         account_id: Option<String>,
         key: Option<(String, String)>,
     ) -> Result<Option<NewRoot>, StoreError> {
-        let existing: i64 = sqlx::query("SELECT COUNT(*) FROM accounts WHERE parent_id IS NULL")
-            .fetch_one(&self.pool)
-            .await?
-            .get(0);
+        let existing: i64 =
+            sqlx::query("SELECT COUNT(*) FROM accounts WHERE parent_id IS NULL").fetch_one(&self.pool).await?.get(0);
         if existing > 0 {
             return Ok(None);
         }
-        let account = self
-            .insert_account(account_id, "root", None, "system")
-            .await?;
-        let user = self
-            .create_user(&account.id, "root", "root@garrison.local", "system")
-            .await?;
+        let account = self.insert_account(account_id, "root", None, "system").await?;
+        let user = self.create_user(&account.id, "root", "root@garrison.local", "system").await?;
         let (key_id, secret) = key.unwrap_or_else(new_key_pair);
-        self.insert_key(
-            &key_id,
-            &secret,
-            &user.id,
-            &account.id,
-            Some("root"),
-            "system",
-        )
-        .await?;
-        Ok(Some(NewRoot {
-            account_id: account.id,
-            name: account.name,
-            access_key_id: key_id,
-            secret_key: secret,
-        }))
+        self.insert_key(&key_id, &secret, &user.id, &account.id, Some("root"), "system").await?;
+        Ok(Some(NewRoot { account_id: account.id, name: account.name, access_key_id: key_id, secret_key: secret }))
     }
 
     async fn insert_account(
@@ -127,15 +101,10 @@ impl Store {
             let id = match (&id, attempt) {
                 (Some(id), 0) => id.clone(),
                 (Some(_), _) => return Err(StoreError::Conflict("account id taken".into())),
-                (None, _) => format!(
-                    "{:08}",
-                    rand::rng().random_range(10_000_000..100_000_000u32)
-                ),
+                (None, _) => format!("{:08}", rand::rng().random_range(10_000_000..100_000_000u32)),
             };
             let external_id = random_hex(16);
-            let sealed = self
-                .sealer
-                .seal(&format!("account:{id}:external_id"), external_id.as_bytes());
+            let sealed = self.sealer.seal(&format!("account:{id}:external_id"), external_id.as_bytes());
             let res = sqlx::query(
                 "INSERT INTO accounts (id, name, parent_id, sealed_external_id, active, version, created_at, created_by, modified_at, modified_by) VALUES ($1, $2, $3, $4, 1, 1, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING",
             )
@@ -153,17 +122,10 @@ impl Store {
                 return self.get_account(&id).await?.ok_or(StoreError::NotFound);
             }
         }
-        Err(StoreError::Conflict(
-            "could not find a free account id".into(),
-        ))
+        Err(StoreError::Conflict("could not find a free account id".into()))
     }
 
-    pub async fn create_child_account(
-        &self,
-        parent: &str,
-        name: &str,
-        by: &str,
-    ) -> Result<Account, StoreError> {
+    pub async fn create_child_account(&self, parent: &str, name: &str, by: &str) -> Result<Account, StoreError> {
         self.insert_account(None, name, Some(parent), by).await
     }
 
@@ -184,15 +146,13 @@ impl Store {
     }
 
     pub async fn list_children(&self, id: &str) -> Result<Vec<Account>, StoreError> {
-        Ok(
-            sqlx::query("SELECT * FROM accounts WHERE parent_id = $1 ORDER BY id")
-                .bind(id)
-                .fetch_all(&self.pool)
-                .await?
-                .iter()
-                .map(account_from)
-                .collect(),
-        )
+        Ok(sqlx::query("SELECT * FROM accounts WHERE parent_id = $1 ORDER BY id")
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(account_from)
+            .collect())
     }
 
     /// The tenant's ExternalId, unsealed.
@@ -203,18 +163,10 @@ impl Store {
             .await?
             .ok_or(StoreError::NotFound)?
             .get(0);
-        Ok(self
-            .sealer
-            .open_string(&format!("account:{account_id}:external_id"), &sealed)?)
+        Ok(self.sealer.open_string(&format!("account:{account_id}:external_id"), &sealed)?)
     }
 
-    pub async fn create_user(
-        &self,
-        account_id: &str,
-        name: &str,
-        email: &str,
-        by: &str,
-    ) -> Result<User, StoreError> {
+    pub async fn create_user(&self, account_id: &str, name: &str, email: &str, by: &str) -> Result<User, StoreError> {
         let id = uuid::Uuid::new_v4().to_string().to_uppercase();
         let t = now();
         let res = sqlx::query(
@@ -229,36 +181,28 @@ impl Store {
         .execute(&self.pool)
         .await?;
         if res.rows_affected() == 0 {
-            return Err(StoreError::Conflict(format!(
-                "a user with email {email:?} exists"
-            )));
+            return Err(StoreError::Conflict(format!("a user with email {email:?} exists")));
         }
-        self.get_user(account_id, &id)
-            .await?
-            .ok_or(StoreError::NotFound)
+        self.get_user(account_id, &id).await?.ok_or(StoreError::NotFound)
     }
 
     pub async fn get_user(&self, account_id: &str, id: &str) -> Result<Option<User>, StoreError> {
-        Ok(
-            sqlx::query("SELECT * FROM users WHERE id = $1 AND account_id = $2")
-                .bind(id)
-                .bind(account_id)
-                .fetch_optional(&self.pool)
-                .await?
-                .map(|r| user_from(&r)),
-        )
+        Ok(sqlx::query("SELECT * FROM users WHERE id = $1 AND account_id = $2")
+            .bind(id)
+            .bind(account_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| user_from(&r)))
     }
 
     pub async fn list_users(&self, account_id: &str) -> Result<Vec<User>, StoreError> {
-        Ok(
-            sqlx::query("SELECT * FROM users WHERE account_id = $1 ORDER BY created_at, id")
-                .bind(account_id)
-                .fetch_all(&self.pool)
-                .await?
-                .iter()
-                .map(user_from)
-                .collect(),
-        )
+        Ok(sqlx::query("SELECT * FROM users WHERE account_id = $1 ORDER BY created_at, id")
+            .bind(account_id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(user_from)
+            .collect())
     }
 
     async fn insert_key(
@@ -297,46 +241,32 @@ impl Store {
             .await?
             .get(0);
         if count >= 5 {
-            return Err(StoreError::Conflict(
-                "limit_exceeded: a user has at most 5 access keys".into(),
-            ));
+            return Err(StoreError::Conflict("limit_exceeded: a user has at most 5 access keys".into()));
         }
         let (key_id, secret) = new_key_pair();
-        self.insert_key(&key_id, &secret, user_id, account_id, label, by)
-            .await?;
-        let mut k = self
-            .get_access_key(user_id, &key_id)
-            .await?
-            .ok_or(StoreError::NotFound)?;
+        self.insert_key(&key_id, &secret, user_id, account_id, label, by).await?;
+        let mut k = self.get_access_key(user_id, &key_id).await?.ok_or(StoreError::NotFound)?;
         k.secret_key = Some(secret);
         Ok(k)
     }
 
-    pub async fn get_access_key(
-        &self,
-        user_id: &str,
-        key_id: &str,
-    ) -> Result<Option<AccessKey>, StoreError> {
-        Ok(
-            sqlx::query("SELECT * FROM access_keys WHERE id = $1 AND user_id = $2")
-                .bind(key_id)
-                .bind(user_id)
-                .fetch_optional(&self.pool)
-                .await?
-                .map(|r| key_from(&r)),
-        )
+    pub async fn get_access_key(&self, user_id: &str, key_id: &str) -> Result<Option<AccessKey>, StoreError> {
+        Ok(sqlx::query("SELECT * FROM access_keys WHERE id = $1 AND user_id = $2")
+            .bind(key_id)
+            .bind(user_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| key_from(&r)))
     }
 
     pub async fn list_access_keys(&self, user_id: &str) -> Result<Vec<AccessKey>, StoreError> {
-        Ok(
-            sqlx::query("SELECT * FROM access_keys WHERE user_id = $1 ORDER BY created_at, id")
-                .bind(user_id)
-                .fetch_all(&self.pool)
-                .await?
-                .iter()
-                .map(key_from)
-                .collect(),
-        )
+        Ok(sqlx::query("SELECT * FROM access_keys WHERE user_id = $1 ORDER BY created_at, id")
+            .bind(user_id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(key_from)
+            .collect())
     }
 
     pub async fn delete_access_key(&self, user_id: &str, key_id: &str) -> Result<bool, StoreError> {
@@ -350,18 +280,16 @@ impl Store {
 
     /// Looks up an access key for authentication.
     pub async fn find_key(&self, key_id: &str) -> Result<Option<KeyRecord>, StoreError> {
-        Ok(sqlx::query(
-            "SELECT id, user_id, account_id, secret_hash FROM access_keys WHERE id = $1",
-        )
-        .bind(key_id)
-        .fetch_optional(&self.pool)
-        .await?
-        .map(|r| KeyRecord {
-            access_key_id: r.get("id"),
-            user_id: r.get("user_id"),
-            account_id: r.get("account_id"),
-            secret_hash: r.get("secret_hash"),
-        }))
+        Ok(sqlx::query("SELECT id, user_id, account_id, secret_hash FROM access_keys WHERE id = $1")
+            .bind(key_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| KeyRecord {
+                access_key_id: r.get("id"),
+                user_id: r.get("user_id"),
+                account_id: r.get("account_id"),
+                secret_hash: r.get("secret_hash"),
+            }))
     }
 }
 

@@ -6,14 +6,9 @@ use sqlx::any::{AnyPoolOptions, install_default_drivers};
 /// Creates database `garrison_t_<random>` on the server of `admin_url` and returns its URL.
 pub async fn fresh_postgres(admin_url: &str) -> Result<String, sqlx::Error> {
     install_default_drivers();
-    let pool = AnyPoolOptions::new()
-        .max_connections(1)
-        .connect(admin_url)
-        .await?;
+    let pool = AnyPoolOptions::new().max_connections(1).connect(admin_url).await?;
     let name = format!("garrison_t_{:016x}", rand::random::<u64>());
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&pool)
-        .await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&pool).await?;
     pool.close().await;
     let base = admin_url.rsplit_once('/').map_or(admin_url, |(b, _)| b);
     Ok(format!("{base}/{name}"))
@@ -22,23 +17,15 @@ pub async fn fresh_postgres(admin_url: &str) -> Result<String, sqlx::Error> {
 /// Drops every database a test run created on that server.
 pub async fn drop_test_databases(admin_url: &str) -> Result<usize, sqlx::Error> {
     install_default_drivers();
-    let pool = AnyPoolOptions::new()
-        .max_connections(1)
-        .connect(admin_url)
-        .await?;
-    let names: Vec<String> =
-        sqlx::query("SELECT datname FROM pg_database WHERE datname LIKE 'garrison_t_%'")
-            .fetch_all(&pool)
-            .await?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
+    let pool = AnyPoolOptions::new().max_connections(1).connect(admin_url).await?;
+    let names: Vec<String> = sqlx::query("SELECT datname FROM pg_database WHERE datname LIKE 'garrison_t_%'")
+        .fetch_all(&pool)
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
     for n in &names {
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {n} WITH (FORCE)"
-        )))
-        .execute(&pool)
-        .await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {n} WITH (FORCE)"))).execute(&pool).await?;
     }
     Ok(names.len())
 }

@@ -31,13 +31,7 @@ fn pointer(text: &str, line: usize, column: usize) -> String {
     format!("    {shown}\n    {caret}^ here")
 }
 
-fn json_error(
-    param: &str,
-    expected: &str,
-    text: &str,
-    e: &serde_json::Error,
-    hint: &str,
-) -> ArgError {
+fn json_error(param: &str, expected: &str, text: &str, e: &serde_json::Error, hint: &str) -> ArgError {
     ArgError(format!(
         "--{param}: expected {expected}; found invalid JSON: {e}\n{}\n  hint: {hint}",
         pointer(text, e.line(), e.column())
@@ -84,9 +78,7 @@ pub fn convert(p: &Param, raw: &str) -> Result<Value, ArgError> {
         Kind::Boolean => match text.trim().to_ascii_lowercase().as_str() {
             "true" | "yes" | "y" | "1" => Ok(Value::Bool(true)),
             "false" | "no" | "n" | "0" => Ok(Value::Bool(false)),
-            _ => Err(ArgError(format!(
-                "--{name}: expected true or false, found {text:?}"
-            ))),
+            _ => Err(ArgError(format!("--{name}: expected true or false, found {text:?}"))),
         },
         Kind::Object => {
             if let Some(v) = shorthand(&text) {
@@ -98,21 +90,12 @@ pub fn convert(p: &Param, raw: &str) -> Result<Value, ArgError> {
             if v.is_object() {
                 Ok(v)
             } else {
-                Err(ArgError(format!(
-                    "--{name}: expected a JSON object {{…}}, found {}",
-                    kind_word(&v)
-                )))
+                Err(ArgError(format!("--{name}: expected a JSON object {{…}}, found {}", kind_word(&v))))
             }
         }
         Kind::Array => {
             let v: Value = serde_json::from_str(&text).map_err(|e| {
-                json_error(
-                    name,
-                    "a JSON array",
-                    &text,
-                    &e,
-                    "an array looks like '[{\"key\": \"value\"}]'",
-                )
+                json_error(name, "a JSON array", &text, &e, "an array looks like '[{\"key\": \"value\"}]'")
             })?;
             match v {
                 Value::Array(_) => Ok(v),
@@ -120,14 +103,10 @@ pub fn convert(p: &Param, raw: &str) -> Result<Value, ArgError> {
                     "--{name}: expected a JSON array […], found a single object\n  hint: wrap it in brackets: --{name} '[{}]'",
                     text.trim()
                 ))),
-                other => Err(ArgError(format!(
-                    "--{name}: expected a JSON array […], found {}",
-                    kind_word(&other)
-                ))),
+                other => Err(ArgError(format!("--{name}: expected a JSON array […], found {}", kind_word(&other)))),
             }
         }
-        Kind::Json => serde_json::from_str(&text)
-            .map_err(|e| json_error(name, "JSON", &text, &e, "check quoting")),
+        Kind::Json => serde_json::from_str(&text).map_err(|e| json_error(name, "JSON", &text, &e, "check quoting")),
     }
 }
 
@@ -137,49 +116,37 @@ mod tests {
     use garrison_model::ops::In;
 
     fn param(name: &'static str, kind: Kind) -> Param {
-        Param {
-            name,
-            kind,
-            location: In::Body,
-            required: false,
-            help: "",
-        }
+        Param { name, kind, location: In::Body, required: false, help: "" }
     }
 
     #[test]
     fn reference_scope_sample_error_points_at_the_problem() {
         // The reference sample's --scope is not valid JSON (unquoted key).
-        let e = convert(
-            &param("scope", Kind::Object),
-            "{\"include\": [{\"type\": \"region\", key: \"/aws/us-east-1\"}]}",
-        )
-        .unwrap_err();
-        assert!(e.0.starts_with("--scope: expected a JSON object; found invalid JSON: key must be a string at line 1 column"), "{}", e.0);
+        let e =
+            convert(&param("scope", Kind::Object), "{\"include\": [{\"type\": \"region\", key: \"/aws/us-east-1\"}]}")
+                .unwrap_err();
+        assert!(
+            e.0.starts_with(
+                "--scope: expected a JSON object; found invalid JSON: key must be a string at line 1 column"
+            ),
+            "{}",
+            e.0
+        );
         assert!(e.0.contains("^ here") && e.0.contains("hint:"));
     }
 
     #[test]
     fn credentials_object_instead_of_array() {
-        let e = convert(
-            &param("credentials", Kind::Array),
-            "{\"id\": \"X\", \"purpose\": \"discover\"}",
-        )
-        .unwrap_err();
+        let e = convert(&param("credentials", Kind::Array), "{\"id\": \"X\", \"purpose\": \"discover\"}").unwrap_err();
         assert!(e.0.contains("found a single object"));
         assert!(e.0.contains("--credentials '[{\"id\": \"X\", \"purpose\": \"discover\"}]'"));
     }
 
     #[test]
     fn scalars_and_shorthand() {
-        assert_eq!(
-            convert(&param("v", Kind::Integer), "3").unwrap(),
-            Value::from(3)
-        );
+        assert_eq!(convert(&param("v", Kind::Integer), "3").unwrap(), Value::from(3));
         assert!(convert(&param("v", Kind::Integer), "three").is_err());
-        assert_eq!(
-            convert(&param("b", Kind::Boolean), "Yes").unwrap(),
-            Value::Bool(true)
-        );
+        assert_eq!(convert(&param("b", Kind::Boolean), "Yes").unwrap(), Value::Bool(true));
         assert!(convert(&param("b", Kind::Boolean), "maybe").is_err());
         assert_eq!(
             convert(&param("platform", Kind::Object), "type=aws,id=123412341234").unwrap(),
@@ -193,17 +160,10 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("scope.json");
         std::fs::write(&f, "{\"include\": []}\n").unwrap();
-        let v = convert(
-            &param("scope", Kind::Object),
-            &format!("file://{}", f.display()),
-        )
-        .unwrap();
+        let v = convert(&param("scope", Kind::Object), &format!("file://{}", f.display())).unwrap();
         assert_eq!(v, serde_json::json!({"include": []}));
         assert!(
-            convert(&param("scope", Kind::Object), "file:///nonexistent/x.json")
-                .unwrap_err()
-                .0
-                .contains("cannot read")
+            convert(&param("scope", Kind::Object), "file:///nonexistent/x.json").unwrap_err().0.contains("cannot read")
         );
     }
 }

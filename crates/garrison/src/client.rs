@@ -51,9 +51,7 @@ fn profile_section(path: &PathBuf, profile: &str) -> HashMap<String, String> {
 }
 
 fn env(names: &[&str]) -> Option<String> {
-    names
-        .iter()
-        .find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
+    names.iter().find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
 }
 
 fn config_files() -> Vec<PathBuf> {
@@ -79,25 +77,16 @@ pub fn resolve(o: &Overrides) -> Result<Connection, String> {
         .clone()
         .or_else(|| env(&["GARRISON_PROFILE", "ALERTLOGIC_PROFILE"]))
         .unwrap_or_else(|| "default".into());
-    let file: HashMap<String, String> = config_files()
-        .iter()
-        .map(|p| profile_section(p, &profile))
-        .find(|m| !m.is_empty())
-        .unwrap_or_default();
+    let file: HashMap<String, String> =
+        config_files().iter().map(|p| profile_section(p, &profile)).find(|m| !m.is_empty()).unwrap_or_default();
     let endpoint = o
         .endpoint
         .clone()
         .or_else(|| env(&["GARRISON_ENDPOINT", "ALERTLOGIC_ENDPOINT"]))
-        .or_else(|| {
-            file.get("endpoint")
-                .or_else(|| file.get("global_endpoint"))
-                .cloned()
-        })
+        .or_else(|| file.get("endpoint").or_else(|| file.get("global_endpoint")).cloned())
         .unwrap_or_else(|| "http://127.0.0.1:8080".into());
     if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
-        return Err(format!(
-            "endpoint: expected a URL such as http://127.0.0.1:8080, found {endpoint:?}"
-        ));
+        return Err(format!("endpoint: expected a URL such as http://127.0.0.1:8080, found {endpoint:?}"));
     }
     let key_id = o
         .access_key_id
@@ -145,29 +134,20 @@ impl Client {
             .user_agent(concat!("garrison/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("HTTP client");
-        Client {
-            http,
-            account_id: conn.account_id.clone(),
-            conn,
-            token: None,
-        }
+        Client { http, account_id: conn.account_id.clone(), conn, token: None }
     }
 
     /// POST /aims/v1/authenticate with the access key; keeps the token and default account.
     pub async fn authenticate(&mut self) -> Result<Value, CallError> {
-        let basic = base64::engine::general_purpose::STANDARD.encode(format!(
-            "{}:{}",
-            self.conn.access_key_id, self.conn.secret_key
-        ));
+        let basic = base64::engine::general_purpose::STANDARD
+            .encode(format!("{}:{}", self.conn.access_key_id, self.conn.secret_key));
         let resp = self
             .http
             .post(format!("{}/aims/v1/authenticate", self.conn.endpoint))
             .header("authorization", format!("Basic {basic}"))
             .send()
             .await
-            .map_err(|e| {
-                CallError::Transport(format!("cannot reach {}: {e}", self.conn.endpoint))
-            })?;
+            .map_err(|e| CallError::Transport(format!("cannot reach {}: {e}", self.conn.endpoint)))?;
         let status = resp.status().as_u16();
         let body = body_of(&resp.text().await.unwrap_or_default());
         if status != 200 {
@@ -175,9 +155,7 @@ impl Client {
         }
         self.token = body["authentication"]["token"].as_str().map(str::to_string);
         if self.account_id.is_none() {
-            self.account_id = body["authentication"]["account"]["id"]
-                .as_str()
-                .map(str::to_string);
+            self.account_id = body["authentication"]["account"]["id"].as_str().map(str::to_string);
         }
         Ok(body)
     }
@@ -190,11 +168,8 @@ impl Client {
         query: &[(String, String)],
         body: Option<&Value>,
     ) -> Result<(u16, Value), CallError> {
-        let m = reqwest::Method::from_bytes(method.as_bytes())
-            .map_err(|e| CallError::Transport(e.to_string()))?;
-        let mut req = self
-            .http
-            .request(m, format!("{}{path}", self.conn.endpoint));
+        let m = reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| CallError::Transport(e.to_string()))?;
+        let mut req = self.http.request(m, format!("{}{path}", self.conn.endpoint));
         if !query.is_empty() {
             req = req.query(query);
         }
@@ -204,20 +179,11 @@ impl Client {
         if let Some(b) = body {
             req = req.json(b);
         }
-        let resp = req.send().await.map_err(|e| {
-            CallError::Transport(format!("cannot reach {}: {e}", self.conn.endpoint))
-        })?;
+        let resp =
+            req.send().await.map_err(|e| CallError::Transport(format!("cannot reach {}: {e}", self.conn.endpoint)))?;
         let status = resp.status().as_u16();
         let text = resp.text().await.unwrap_or_default();
-        let body = if text.is_empty() {
-            Value::Null
-        } else {
-            body_of(&text)
-        };
-        if status >= 400 {
-            Err(CallError::Http { status, body })
-        } else {
-            Ok((status, body))
-        }
+        let body = if text.is_empty() { Value::Null } else { body_of(&text) };
+        if status >= 400 { Err(CallError::Http { status, body }) } else { Ok((status, body)) }
     }
 }

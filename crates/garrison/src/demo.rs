@@ -37,26 +37,16 @@ impl Demo {
 }
 
 async fn run() -> anyhow::Result<()> {
-    let dir = std::env::temp_dir().join(format!(
-        "garrison-demo-{}-{}",
-        std::process::id(),
-        rand::random::<u32>()
-    ));
+    let dir = std::env::temp_dir().join(format!("garrison-demo-{}-{}", std::process::id(), rand::random::<u32>()));
     let settings = serve::resolve(ServeArgs {
         listen: Some("127.0.0.1:0".into()),
         data_dir: Some(dir.clone()),
         ..Default::default()
     })?;
-    let key = (
-        format!("{:016x}", rand::random::<u64>()),
-        hex::encode(rand::random::<[u8; 32]>()),
-    );
+    let key = (format!("{:016x}", rand::random::<u64>()), hex::encode(rand::random::<[u8; 32]>()));
     let (addr, handle, stop) = serve::start(&settings, Some(key.clone())).await?;
     let endpoint = format!("http://{addr}");
-    println!(
-        "garrison demo: server on {endpoint}, embedded SQLite in {}",
-        dir.display()
-    );
+    println!("garrison demo: server on {endpoint}, embedded SQLite in {}", dir.display());
 
     let mut client = Client::new(Connection {
         endpoint: endpoint.clone(),
@@ -64,16 +54,9 @@ async fn run() -> anyhow::Result<()> {
         secret_key: key.1,
         account_id: None,
     });
-    client
-        .authenticate()
-        .await
-        .map_err(|e| anyhow::anyhow!("authenticate: {e:?}"))?;
+    client.authenticate().await.map_err(|e| anyhow::anyhow!("authenticate: {e:?}"))?;
     let account = client.account_id.clone().unwrap_or_default();
-    let mut d = Demo {
-        client,
-        account: account.clone(),
-        step: 0,
-    };
+    let mut d = Demo { client, account: account.clone(), step: 0 };
     let a = d.account.clone();
 
     let role = d
@@ -89,12 +72,7 @@ async fn run() -> anyhow::Result<()> {
         "    role ci_full version {}, trust AWS account {}, external id {}…, template {}",
         role["version"],
         role["aws_account_id"],
-        &role["external_id"]
-            .as_str()
-            .unwrap_or("")
-            .chars()
-            .take(6)
-            .collect::<String>(),
+        &role["external_id"].as_str().unwrap_or("").chars().take(6).collect::<String>(),
         role["cft"]["s3_url"]
     );
     let arn = format!("arn:aws:iam::{DEMO_AWS_ACCOUNT}:role/garrison-ci-full");
@@ -153,20 +131,9 @@ async fn run() -> anyhow::Result<()> {
 
     println!("\nSummary");
     println!("  account            {account}");
-    println!(
-        "  deployment         {} ({}), version {}",
-        got["name"].as_str().unwrap_or(""),
-        dep_id,
-        got["version"]
-    );
-    println!(
-        "  AWS account        {}",
-        got["platform"]["id"].as_str().unwrap_or("")
-    );
-    println!(
-        "  mode               {}",
-        got["mode"].as_str().unwrap_or("")
-    );
+    println!("  deployment         {} ({}), version {}", got["name"].as_str().unwrap_or(""), dep_id, got["version"]);
+    println!("  AWS account        {}", got["platform"]["id"].as_str().unwrap_or(""));
+    println!("  mode               {}", got["mode"].as_str().unwrap_or(""));
     for it in got["scope"]["include"].as_array().into_iter().flatten() {
         let level = policies
             .as_array()
@@ -181,17 +148,10 @@ async fn run() -> anyhow::Result<()> {
     }
     println!(
         "  audit source       CloudTrail in {}",
-        got["platform"]["monitor"]["ct_install_region"]
-            .as_str()
-            .unwrap_or("")
+        got["platform"]["monitor"]["ct_install_region"].as_str().unwrap_or("")
     );
-    println!(
-        "  status             {}",
-        got["status"]["status"].as_str().unwrap_or("")
-    );
-    println!(
-        "  protection         recorded; garrison's AWS layer installs appliances in a later release of this demo"
-    );
+    println!("  status             {}", got["status"]["status"].as_str().unwrap_or(""));
+    println!("  protection         recorded; garrison's AWS layer installs appliances in a later release of this demo");
 
     let _ = stop.send(());
     let _ = handle.await;

@@ -4,10 +4,8 @@ use serde_json::Value;
 
 pub fn apply_query(v: &Value, query: Option<&str>) -> Result<Value, String> {
     let Some(q) = query else { return Ok(v.clone()) };
-    let expr = jmespath::compile(q)
-        .map_err(|e| format!("--query: not a valid JMESPath expression: {e}"))?;
-    let data =
-        jmespath::Variable::from_json(&v.to_string()).map_err(|e| format!("--query: {e}"))?;
+    let expr = jmespath::compile(q).map_err(|e| format!("--query: not a valid JMESPath expression: {e}"))?;
+    let data = jmespath::Variable::from_json(&v.to_string()).map_err(|e| format!("--query: {e}"))?;
     let out = expr.search(data).map_err(|e| format!("--query: {e}"))?;
     serde_json::to_value(&*out).map_err(|e| format!("--query: {e}"))
 }
@@ -29,35 +27,18 @@ pub fn table(v: &Value) -> String {
         }
         Value::Object(m) => {
             let width = m.keys().map(|k| k.len()).max().unwrap_or(0);
-            return m
-                .iter()
-                .map(|(k, v)| format!("{k:width$}  {}", cell(v)))
-                .collect::<Vec<_>>()
-                .join("\n");
+            return m.iter().map(|(k, v)| format!("{k:width$}  {}", cell(v))).collect::<Vec<_>>().join("\n");
         }
         Value::Array(a) => return a.iter().map(cell).collect::<Vec<_>>().join("\n"),
         other => return cell(other),
     };
     let cols: Vec<&String> = rows[0].keys().collect();
-    let cells: Vec<Vec<String>> = rows
-        .iter()
-        .map(|r| {
-            cols.iter()
-                .map(|c| cell(r.get(*c).unwrap_or(&Value::Null)))
-                .collect()
-        })
-        .collect();
+    let cells: Vec<Vec<String>> =
+        rows.iter().map(|r| cols.iter().map(|c| cell(r.get(*c).unwrap_or(&Value::Null))).collect()).collect();
     let widths: Vec<usize> = cols
         .iter()
         .enumerate()
-        .map(|(i, c)| {
-            cells
-                .iter()
-                .map(|r| r[i].chars().count().min(60))
-                .max()
-                .unwrap_or(0)
-                .max(c.len())
-        })
+        .map(|(i, c)| cells.iter().map(|r| r[i].chars().count().min(60)).max().unwrap_or(0).max(c.len()))
         .collect();
     let line = |vals: Vec<String>| {
         vals.iter()
@@ -91,10 +72,7 @@ mod tests {
     #[test]
     fn query_and_table() {
         let v = json!([{"id": "A", "name": "x", "status": {"status": "ok"}}, {"id": "B", "name": "yy", "status": {"status": "new"}}]);
-        assert_eq!(
-            apply_query(&v, Some("[].status.status")).unwrap(),
-            json!(["ok", "new"])
-        );
+        assert_eq!(apply_query(&v, Some("[].status.status")).unwrap(), json!(["ok", "new"]));
         assert!(apply_query(&v, Some("[.")).is_err());
         let t = table(&apply_query(&v, Some("[].{id: id, name: name}")).unwrap());
         assert_eq!(t, "ID  NAME\nA   x\nB   yy");

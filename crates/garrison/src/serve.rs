@@ -21,11 +21,7 @@ pub struct ServeArgs {
     #[arg(long = "data-dir", env = "GARRISON_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
     /// PostgreSQL (postgres://…) or SQLite (sqlite://…) URL [default: SQLite in the data dir]
-    #[arg(
-        long = "database-url",
-        env = "GARRISON_DATABASE_URL",
-        hide_env_values = true
-    )]
+    #[arg(long = "database-url", env = "GARRISON_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
     /// File holding the 32-byte seal key as 64 hex characters [default: <data-dir>/seal.key, created if absent]
     #[arg(long = "seal-key-file", env = "GARRISON_SEAL_KEY_FILE")]
@@ -75,51 +71,29 @@ pub const DEFAULT_PRINCIPAL: &str = "123456789012";
 pub fn resolve(a: ServeArgs) -> anyhow::Result<Settings> {
     let file: FileConfig = match &a.config {
         Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .with_context(|| format!("reading config file {}", p.display()))?;
+            let text = std::fs::read_to_string(p).with_context(|| format!("reading config file {}", p.display()))?;
             toml::from_str(&text).with_context(|| format!("config file {}", p.display()))?
         }
         None => FileConfig::default(),
     };
-    let listen = a
-        .listen
-        .or(file.listen)
-        .unwrap_or_else(|| "127.0.0.1:8080".into());
-    listen.parse::<SocketAddr>().with_context(|| {
-        format!("--listen: expected HOST:PORT such as 127.0.0.1:8080, found {listen:?}")
-    })?;
-    let data_dir = a
-        .data_dir
-        .or(file.data_dir)
-        .unwrap_or_else(|| PathBuf::from(".garrison"));
+    let listen = a.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:8080".into());
+    listen
+        .parse::<SocketAddr>()
+        .with_context(|| format!("--listen: expected HOST:PORT such as 127.0.0.1:8080, found {listen:?}"))?;
+    let data_dir = a.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from(".garrison"));
     let database_url = match a.database_url.or(file.database_url) {
-        Some(u)
-            if u.starts_with("postgres://")
-                || u.starts_with("postgresql://")
-                || u.starts_with("sqlite:") =>
-        {
-            u
-        }
+        Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") || u.starts_with("sqlite:") => u,
         Some(u) => bail!(
             "--database-url: expected postgres://… or sqlite://…, found a URL starting {:?}",
             u.split(':').next().unwrap_or("")
         ),
-        None => format!(
-            "sqlite://{}?mode=rwc",
-            data_dir.join("garrison.db").display()
-        ),
+        None => format!("sqlite://{}?mode=rwc", data_dir.join("garrison.db").display()),
     };
-    let principal = a
-        .aws_principal
-        .or(file.aws_principal)
-        .unwrap_or_else(|| DEFAULT_PRINCIPAL.into());
+    let principal = a.aws_principal.or(file.aws_principal).unwrap_or_else(|| DEFAULT_PRINCIPAL.into());
     let principal_ok = (principal.len() == 12 && principal.bytes().all(|b| b.is_ascii_digit()))
-        || (principal.starts_with("arn:aws")
-            && principal.split(':').nth(4).is_some_and(|a| a.len() == 12));
+        || (principal.starts_with("arn:aws") && principal.split(':').nth(4).is_some_and(|a| a.len() == 12));
     if !principal_ok {
-        bail!(
-            "--aws-principal: expected a 12-digit AWS account id or an IAM ARN, found {principal:?}"
-        );
+        bail!("--aws-principal: expected a 12-digit AWS account id or an IAM ARN, found {principal:?}");
     }
     let token_ttl_secs = a.token_ttl.or(file.token_ttl).unwrap_or(6 * 3600);
     if !(60..=7 * 24 * 3600).contains(&token_ttl_secs) {
@@ -147,24 +121,16 @@ pub fn seal_key(s: &Settings) -> anyhow::Result<SealKey> {
     if let Ok(hexed) = std::env::var("GARRISON_SEAL_KEY") {
         return SealKey::from_hex(&hexed).map_err(|e| anyhow::anyhow!("GARRISON_SEAL_KEY: {e}"));
     }
-    let path = s
-        .seal_key_file
-        .clone()
-        .unwrap_or_else(|| s.data_dir.join("seal.key"));
+    let path = s.seal_key_file.clone().unwrap_or_else(|| s.data_dir.join("seal.key"));
     match std::fs::read_to_string(&path) {
-        Ok(text) => {
-            SealKey::from_hex(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
-        }
+        Ok(text) => SealKey::from_hex(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && s.seal_key_file.is_none() => {
             let key = SealKey::generate();
             write_private(&path, &key.to_hex())?;
             tracing::warn!(path = %path.display(), "generated a new seal key; back it up: without it the stored secrets cannot be opened");
             Ok(key)
         }
-        Err(e) => Err(anyhow::anyhow!(
-            "reading seal key file {}: {e}",
-            path.display()
-        )),
+        Err(e) => Err(anyhow::anyhow!("reading seal key file {}: {e}", path.display())),
     }
 }
 
@@ -185,29 +151,20 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
 }
 
 /// Opens the store and makes sure the root tenant exists; prints its key once.
-pub async fn open_store(
-    s: &Settings,
-    root_override: Option<(String, String)>,
-) -> anyhow::Result<Store> {
+pub async fn open_store(s: &Settings, root_override: Option<(String, String)>) -> anyhow::Result<Store> {
     if s.database_url.starts_with("sqlite:") {
-        std::fs::create_dir_all(&s.data_dir)
-            .with_context(|| format!("creating data dir {}", s.data_dir.display()))?;
+        std::fs::create_dir_all(&s.data_dir).with_context(|| format!("creating data dir {}", s.data_dir.display()))?;
     }
     let key = seal_key(s)?;
-    let store = Store::open(&s.database_url, &key)
-        .await
-        .context("opening the store")?;
+    let store = Store::open(&s.database_url, &key).await.context("opening the store")?;
     let root_id = std::env::var("GARRISON_ROOT_ACCOUNT_ID").ok();
     let root_key = match root_override {
         Some(k) => Some(k),
-        None => match (
-            std::env::var("GARRISON_ROOT_ACCESS_KEY_ID"),
-            std::env::var("GARRISON_ROOT_SECRET_KEY"),
-        ) {
+        None => match (std::env::var("GARRISON_ROOT_ACCESS_KEY_ID"), std::env::var("GARRISON_ROOT_SECRET_KEY")) {
             (Ok(id), Ok(secret)) => Some((id, secret)),
-            (Ok(_), Err(_)) | (Err(_), Ok(_)) => bail!(
-                "set both GARRISON_ROOT_ACCESS_KEY_ID and GARRISON_ROOT_SECRET_KEY, or neither"
-            ),
+            (Ok(_), Err(_)) | (Err(_), Ok(_)) => {
+                bail!("set both GARRISON_ROOT_ACCESS_KEY_ID and GARRISON_ROOT_SECRET_KEY, or neither")
+            }
             _ => None,
         },
     };
@@ -219,10 +176,7 @@ pub async fn open_store(
     let quiet = root_key.is_some();
     if let Some(root) = store.init_root(root_id, root_key).await? {
         if quiet {
-            println!(
-                "garrison: created root account {} with the access key from the environment",
-                root.account_id
-            );
+            println!("garrison: created root account {} with the access key from the environment", root.account_id);
         } else {
             // Printed once, on stdout only; never logged.
             println!("garrison: created root account {}", root.account_id);
@@ -234,20 +188,11 @@ pub async fn open_store(
     Ok(store)
 }
 
-pub type Running = (
-    SocketAddr,
-    tokio::task::JoinHandle<()>,
-    tokio::sync::oneshot::Sender<()>,
-);
+pub type Running = (SocketAddr, tokio::task::JoinHandle<()>, tokio::sync::oneshot::Sender<()>);
 
-pub async fn start(
-    s: &Settings,
-    root_override: Option<(String, String)>,
-) -> anyhow::Result<Running> {
+pub async fn start(s: &Settings, root_override: Option<(String, String)>) -> anyhow::Result<Running> {
     let store = open_store(s, root_override).await?;
-    let listener = tokio::net::TcpListener::bind(&s.listen)
-        .await
-        .with_context(|| format!("binding {}", s.listen))?;
+    let listener = tokio::net::TcpListener::bind(&s.listen).await.with_context(|| format!("binding {}", s.listen))?;
     let addr = listener.local_addr()?;
     let mut api = s.api.clone();
     if api.public_url.is_empty() {
@@ -263,10 +208,7 @@ pub async fn start(
                 _ = shutdown_signal() => {},
             }
         };
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-        {
+        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
             tracing::error!(error = %e, "server stopped");
         }
     });
@@ -275,8 +217,7 @@ pub async fn start(
 
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("SIGTERM handler");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
     tokio::select! {
         _ = ctrl_c => {},
         _ = term.recv() => {},
@@ -287,22 +228,15 @@ pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("GARRISON_LOG")
         .unwrap_or_else(|_| "info,sqlx=warn,tower_http=warn".into());
     let json = std::env::var("GARRISON_LOG_FORMAT").is_ok_and(|v| v == "json");
-    let b = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = if json {
-        b.json().try_init()
-    } else {
-        b.try_init()
-    };
+    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if json { b.json().try_init() } else { b.try_init() };
 }
 
 pub async fn main(argv: Vec<String>) -> ExitCode {
     init_tracing();
     let pos = argv.iter().position(|a| a == "serve").unwrap_or(1);
-    let args = ServeArgs::parse_from(
-        std::iter::once("garrison serve".to_string()).chain(argv[pos + 1..].iter().cloned()),
-    );
+    let args =
+        ServeArgs::parse_from(std::iter::once("garrison serve".to_string()).chain(argv[pos + 1..].iter().cloned()));
     let settings = match resolve(args) {
         Ok(s) => s,
         Err(e) => {

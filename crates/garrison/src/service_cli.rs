@@ -46,48 +46,24 @@ pub const EXIT_USAGE: u8 = 2;
 pub const EXIT_UNREACHABLE: u8 = 3;
 
 fn global(name: &'static str, help: &'static str) -> Arg {
-    Arg::new(name)
-        .long(name)
-        .global(true)
-        .value_name("VALUE")
-        .help(help)
+    Arg::new(name).long(name).global(true).value_name("VALUE").help(help)
 }
 
 pub fn command() -> Command {
     let mut cmd = Command::new("garrison")
         .version(env!("CARGO_PKG_VERSION"))
-        .about(
-            "garrison: protect AWS accounts automatically (Alert Logic MDR-compatible API and CLI)",
-        )
+        .about("garrison: protect AWS accounts automatically (Alert Logic MDR-compatible API and CLI)")
         .subcommand_required(true)
         .arg(
-            global(
-                "endpoint",
-                "garrison server URL (env GARRISON_ENDPOINT or ALERTLOGIC_ENDPOINT)",
-            )
-            .alias("global_endpoint"),
+            global("endpoint", "garrison server URL (env GARRISON_ENDPOINT or ALERTLOGIC_ENDPOINT)")
+                .alias("global_endpoint"),
         )
-        .arg(global(
-            "access_key_id",
-            "access key id (env GARRISON_ACCESS_KEY_ID or ALERTLOGIC_ACCESS_KEY_ID)",
-        ))
-        .arg(global(
-            "secret_key",
-            "secret key (env GARRISON_SECRET_KEY or ALERTLOGIC_SECRET_KEY)",
-        ))
-        .arg(global(
-            "profile",
-            "profile in ~/.garrison/config (env GARRISON_PROFILE)",
-        ))
+        .arg(global("access_key_id", "access key id (env GARRISON_ACCESS_KEY_ID or ALERTLOGIC_ACCESS_KEY_ID)"))
+        .arg(global("secret_key", "secret key (env GARRISON_SECRET_KEY or ALERTLOGIC_SECRET_KEY)"))
+        .arg(global("profile", "profile in ~/.garrison/config (env GARRISON_PROFILE)"))
         .arg(global("query", "JMESPath expression applied to the result"))
         .arg(global("output", "json (default) or table").value_parser(["json", "table"]))
-        .arg(
-            global(
-                "residency",
-                "accepted for alcli compatibility; garrison has one residency",
-            )
-            .hide(true),
-        )
+        .arg(global("residency", "accepted for alcli compatibility; garrison has one residency").hide(true))
         .subcommand(
             Command::new("serve")
                 .about("Run the API server (garrison serve --help)")
@@ -101,9 +77,7 @@ pub fn command() -> Command {
                 .allow_external_subcommands(true),
         );
     for service in ops::services() {
-        let mut s = Command::new(service)
-            .subcommand_required(true)
-            .about(format!("{service} service operations"));
+        let mut s = Command::new(service).subcommand_required(true).about(format!("{service} service operations"));
         for op in ops::OPERATIONS.iter().filter(|o| o.service == service) {
             let mut c = Command::new(op.name).about(op.summary);
             for p in op.params {
@@ -152,19 +126,13 @@ pub struct Request {
 fn encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
             _ => format!("%{b:02X}"),
         })
         .collect()
 }
 
-pub fn build(
-    op: &Operation,
-    m: &ArgMatches,
-    default_account: Option<&str>,
-) -> Result<Request, ArgError> {
+pub fn build(op: &Operation, m: &ArgMatches, default_account: Option<&str>) -> Result<Request, ArgError> {
     let mut path = op.path.to_string();
     let mut query = vec![];
     let mut body = Map::new();
@@ -173,19 +141,16 @@ pub fn build(
         let raw = m.get_one::<String>(p.name).cloned();
         let raw = match (raw, p.name) {
             (Some(v), _) => v,
-            (None, "account_id") => default_account
-                .map(str::to_string)
-                .ok_or_else(|| ArgError("--account_id: required (the server did not say which account the key belongs to)".into()))?,
+            (None, "account_id") => default_account.map(str::to_string).ok_or_else(|| {
+                ArgError("--account_id: required (the server did not say which account the key belongs to)".into())
+            })?,
             (None, _) => continue,
         };
         match p.location {
             In::Path => {
                 let v = args::load(p.name, &raw)?;
                 if v.is_empty() {
-                    return Err(ArgError(format!(
-                        "--{}: expected a value, found an empty string",
-                        p.name
-                    )));
+                    return Err(ArgError(format!("--{}: expected a value, found an empty string", p.name)));
                 }
                 path = path.replace(&format!("{{{}}}", p.name), &encode(&v));
             }
@@ -197,35 +162,18 @@ pub fn build(
         }
     }
     let body = whole.or_else(|| {
-        if body.is_empty() && op.method != "POST" && op.method != "PUT" {
-            None
-        } else {
-            Some(Value::Object(body))
-        }
+        if body.is_empty() && op.method != "POST" && op.method != "PUT" { None } else { Some(Value::Object(body)) }
     });
-    Ok(Request {
-        method: op.method,
-        path,
-        query,
-        body,
-    })
+    Ok(Request { method: op.method, path, query, body })
 }
 
 fn print_http_error(op: &Operation, status: u16, body: &Value) {
-    let summary = body
-        .get("message")
-        .and_then(Value::as_str)
-        .map(str::to_string)
-        .unwrap_or_default();
+    let summary = body.get("message").and_then(Value::as_str).map(str::to_string).unwrap_or_default();
     eprintln!(
         "garrison {} {}: HTTP {status}{}",
         op.service,
         op.name,
-        if summary.is_empty() {
-            String::new()
-        } else {
-            format!(": {summary}")
-        }
+        if summary.is_empty() { String::new() } else { format!(": {summary}") }
     );
     if !body.is_null() {
         eprintln!("{}", serde_json::to_string_pretty(body).unwrap_or_default());
@@ -296,16 +244,9 @@ pub async fn main(argv: Vec<String>) -> ExitCode {
                 return Ok((200, auth));
             }
         }
-        let default_account = if explicit_account {
-            None
-        } else {
-            client.account_id.clone()
-        };
-        let req =
-            build(op, om, default_account.as_deref()).map_err(|e| CallError::Transport(e.0))?;
-        client
-            .call(req.method, &req.path, &req.query, req.body.as_ref())
-            .await
+        let default_account = if explicit_account { None } else { client.account_id.clone() };
+        let req = build(op, om, default_account.as_deref()).map_err(|e| CallError::Transport(e.0))?;
+        client.call(req.method, &req.path, &req.query, req.body.as_ref()).await
     }
     .await;
     match result {
@@ -337,10 +278,8 @@ mod tests {
 
     #[test]
     fn first_word_skips_globals() {
-        let a: Vec<String> = ["--endpoint", "http://x", "--query=a", "deployments", "list"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let a: Vec<String> =
+            ["--endpoint", "http://x", "--query=a", "deployments", "list"].iter().map(|s| s.to_string()).collect();
         assert_eq!(first_word(&a).as_deref(), Some("deployments"));
     }
 
@@ -366,12 +305,7 @@ mod tests {
         let m = command().try_get_matches_from(argv).unwrap();
         let (_, sm) = m.subcommand().unwrap();
         let (_, om) = sm.subcommand().unwrap();
-        let r = build(
-            ops::find("deployments", "create_deployment").unwrap(),
-            om,
-            None,
-        )
-        .unwrap();
+        let r = build(ops::find("deployments", "create_deployment").unwrap(), om, None).unwrap();
         assert_eq!(r.method, "POST");
         assert_eq!(r.path, "/deployments/v1/12345678/deployments");
         let b = r.body.unwrap();
@@ -383,22 +317,11 @@ mod tests {
     #[test]
     fn path_values_are_encoded_and_account_defaults() {
         let m = command()
-            .try_get_matches_from([
-                "garrison",
-                "credentials",
-                "get_credential",
-                "--credential_id",
-                "a/b c",
-            ])
+            .try_get_matches_from(["garrison", "credentials", "get_credential", "--credential_id", "a/b c"])
             .unwrap();
         let (_, sm) = m.subcommand().unwrap();
         let (_, om) = sm.subcommand().unwrap();
-        let r = build(
-            ops::find("credentials", "get_credential").unwrap(),
-            om,
-            Some("10000001"),
-        )
-        .unwrap();
+        let r = build(ops::find("credentials", "get_credential").unwrap(), om, Some("10000001")).unwrap();
         assert_eq!(r.path, "/credentials/v2/10000001/credentials/a%2Fb%20c");
         assert_eq!(r.body, None);
     }
@@ -408,9 +331,7 @@ mod tests {
         let cmd = command();
         for op in ops::OPERATIONS {
             assert!(
-                cmd.find_subcommand(op.service)
-                    .and_then(|s| s.find_subcommand(op.name))
-                    .is_some(),
+                cmd.find_subcommand(op.service).and_then(|s| s.find_subcommand(op.name)).is_some(),
                 "{}.{}",
                 op.service,
                 op.name

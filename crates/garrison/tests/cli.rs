@@ -28,27 +28,14 @@ impl Drop for Server {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn serve() -> Server {
-    let dir = std::env::temp_dir().join(format!(
-        "garrison-cli-{}-{:x}",
-        std::process::id(),
-        rand_u64()
-    ));
+    let dir = std::env::temp_dir().join(format!("garrison-cli-{}-{:x}", std::process::id(), rand_u64()));
     let port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_garrison"))
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
         .arg(&dir)
         .env("GARRISON_ROOT_ACCESS_KEY_ID", KEY_ID)
         .env("GARRISON_ROOT_SECRET_KEY", SECRET)
@@ -67,10 +54,7 @@ fn serve() -> Server {
 }
 
 fn rand_u64() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
         ^ u64::from(std::process::id())
 }
 
@@ -93,8 +77,7 @@ fn json_out(o: &Output) -> Value {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     );
-    serde_json::from_slice(&o.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stdout)))
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stdout)))
 }
 
 #[test]
@@ -119,16 +102,7 @@ fn reference_workflow_through_the_garrison_cli() {
     let secrets = r#"{"arn": "arn:aws:iam::123412341234:role/garrison", "type": "aws_iam_role"}"#;
     let cred = json_out(&garrison(
         &s,
-        &[
-            "credentials",
-            "create_credential",
-            "--account_id",
-            ACCOUNT,
-            "--name",
-            "IAM policy",
-            "--secrets",
-            secrets,
-        ],
+        &["credentials", "create_credential", "--account_id", ACCOUNT, "--name", "IAM policy", "--secrets", secrets],
     ));
     assert_eq!(cred["secrets"]["external_id"], role["external_id"]);
     let cid = cred["id"].as_str().unwrap();
@@ -155,28 +129,13 @@ fn reference_workflow_through_the_garrison_cli() {
             &scope,
         ],
     ));
-    assert_eq!(
-        (dep["version"].as_i64(), dep["status"]["status"].as_str()),
-        (Some(1), Some("new"))
-    );
+    assert_eq!((dep["version"].as_i64(), dep["status"]["status"].as_str()), (Some(1), Some("new")));
     let id = dep["id"].as_str().unwrap();
     // --query, --output table, account defaulting to the key's account.
-    let names = garrison(
-        &s,
-        &["--query", "[].name", "deployments", "list_deployments"],
-    );
+    let names = garrison(&s, &["--query", "[].name", "deployments", "list_deployments"]);
     assert_eq!(json_out(&names), serde_json::json!(["My Deployment"]));
-    let table = garrison(
-        &s,
-        &[
-            "deployments",
-            "list_deployments",
-            "--output",
-            "table",
-            "--query",
-            "[].{id: id, mode: mode}",
-        ],
-    );
+    let table =
+        garrison(&s, &["deployments", "list_deployments", "--output", "table", "--query", "[].{id: id, mode: mode}"]);
     assert_eq!(
         String::from_utf8_lossy(&table.stdout).trim(),
         format!("ID{}  MODE\n{id}  automatic", " ".repeat(id.len() - 2))
@@ -231,7 +190,11 @@ fn reference_workflow_through_the_garrison_cli() {
     );
     assert_eq!(bad_scope.status.code(), Some(2));
     let err = String::from_utf8_lossy(&bad_scope.stderr);
-    assert!(err.contains("--scope: expected a JSON object; found invalid JSON: key must be a string at line 1 column 33") && err.contains("^ here"), "{err}");
+    assert!(
+        err.contains("--scope: expected a JSON object; found invalid JSON: key must be a string at line 1 column 33")
+            && err.contains("^ here"),
+        "{err}"
+    );
     let after = json_out(&garrison(&s, &["deployments", "list_deployments"]));
     assert_eq!(after.as_array().unwrap().len(), 1, "nothing half-written");
     // A server-side validation error names the field on stderr.
@@ -253,10 +216,7 @@ fn reference_workflow_through_the_garrison_cli() {
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("\"field\": \"platform.id\""));
     // Delete: 204 prints nothing and exits 0.
-    let del = garrison(
-        &s,
-        &["deployments", "delete_deployment", "--deployment_id", id],
-    );
+    let del = garrison(&s, &["deployments", "delete_deployment", "--deployment_id", id]);
     assert!(del.status.success() && del.stdout.is_empty());
     // Unreachable server: exit 3.
     let dead = Command::new(env!("CARGO_BIN_EXE_garrison"))
@@ -315,10 +275,7 @@ fn reference_workflow_through_the_real_alcli() {
         "--role_version",
         "latest",
     ]);
-    assert_eq!(
-        (role["type"].as_str(), role["version"].as_str()),
-        (Some("ci_full"), Some("2026-11-30"))
-    );
+    assert_eq!((role["type"].as_str(), role["version"].as_str()), (Some("ci_full"), Some("2026-11-30")));
     let cred = run(&[
         "credentials",
         "create_credential",
@@ -352,10 +309,7 @@ fn reference_workflow_through_the_real_alcli() {
     assert_eq!(dep["name"], "My Deployment");
     assert_eq!(dep["credentials"][0]["id"], cid);
     // alcli injects enabled/discover/scan/is_control_tower defaults; they arrive as sent.
-    assert_eq!(
-        (dep["enabled"].as_bool(), dep["is_control_tower"].as_bool()),
-        (Some(true), Some(false))
-    );
+    assert_eq!((dep["enabled"].as_bool(), dep["is_control_tower"].as_bool()), (Some(true), Some(false)));
     let got = run(&[
         "deployments",
         "get_deployment",

@@ -31,12 +31,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let b64 = v
-        .strip_prefix("Basic ")
-        .or_else(|| v.strip_prefix("basic "))?;
-    let raw = base64::engine::general_purpose::STANDARD
-        .decode(b64.trim())
-        .ok()?;
+    let b64 = v.strip_prefix("Basic ").or_else(|| v.strip_prefix("basic "))?;
+    let raw = base64::engine::general_purpose::STANDARD.decode(b64.trim()).ok()?;
     let text = String::from_utf8(raw).ok()?;
     let (id, secret) = text.split_once(':')?;
     Some((id.to_string(), secret.to_string()))
@@ -53,21 +49,11 @@ async fn authenticate(State(s): State<AppState>, headers: HeaderMap) -> ApiResul
     if !rec.verify(&secret) {
         return Err(denied());
     }
-    let account = s
-        .store
-        .get_account(&rec.account_id)
-        .await?
-        .ok_or_else(denied)?;
-    let user = s
-        .store
-        .get_user(&rec.account_id, &rec.user_id)
-        .await?
-        .ok_or_else(denied)?;
+    let account = s.store.get_account(&rec.account_id).await?.ok_or_else(denied)?;
+    let user = s.store.get_user(&rec.account_id, &rec.user_id).await?.ok_or_else(denied)?;
     let (token, exp) = s.tokens.mint(&account.id, &user.id);
     tracing::info!(account = %account.id, access_key = %rec.access_key_id, "authenticated");
-    Ok(Json(
-        json!({"authentication": {"user": user, "account": account, "token": token, "token_expiration": exp}}),
-    ))
+    Ok(Json(json!({"authentication": {"user": user, "account": account, "token": token, "token_expiration": exp}})))
 }
 
 /// Describe the caller's token.
@@ -75,10 +61,7 @@ async fn authenticate(State(s): State<AppState>, headers: HeaderMap) -> ApiResul
     security(("X-AIMS-Auth-Token" = [])), responses((status = 200, description = "token information")))]
 async fn get_token_info(State(s): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
     let account = s.store.get_account(&caller.account_id).await?;
-    let user = s
-        .store
-        .get_user(&caller.account_id, &caller.user_id)
-        .await?;
+    let user = s.store.get_user(&caller.account_id, &caller.user_id).await?;
     Ok(Json(json!({
         "account": account, "entity_id": caller.user_id, "entity_type": "user",
         "requester_id": format!("{}:user:{}", caller.account_id, caller.user_id),
@@ -96,9 +79,7 @@ async fn get_account_details(
     Path(account_id): Path<String>,
 ) -> ApiResult<Json<Account>> {
     s.authorize(&caller, &account_id).await?;
-    Ok(Json(s.store.get_account(&account_id).await?.ok_or_else(
-        || ApiError::NotFound("no such account".into()),
-    )?))
+    Ok(Json(s.store.get_account(&account_id).await?.ok_or_else(|| ApiError::NotFound("no such account".into()))?))
 }
 
 /// List managed (child) or managing (parent) accounts.
@@ -149,10 +130,7 @@ async fn create_managed_account(
     let v = body::parse(&bytes)?;
     let name = required_string(&v, "name", 256)?;
     only_keys(&v, &["name"])?;
-    let a = s
-        .store
-        .create_child_account(&account_id, &name, &caller.user_id)
-        .await?;
+    let a = s.store.create_child_account(&account_id, &name, &caller.user_id).await?;
     Ok((StatusCode::CREATED, Json(a)))
 }
 
@@ -164,30 +142,17 @@ fn required_string(v: &Value, field: &str, max: usize) -> ApiResult<String> {
             format!("a string of 1 to {max} characters"),
             garrison_model::error::describe(other),
         ))),
-        None => Err(ApiError::field(FieldError::new(
-            field, "a string", "nothing",
-        ))),
+        None => Err(ApiError::field(FieldError::new(field, "a string", "nothing"))),
     }
 }
 
 fn only_keys(v: &Value, allowed: &[&str]) -> ApiResult<()> {
     let Some(m) = v.as_object() else {
-        return Err(ApiError::field(FieldError::new(
-            "body",
-            "a JSON object",
-            garrison_model::error::describe(v),
-        )));
+        return Err(ApiError::field(FieldError::new("body", "a JSON object", garrison_model::error::describe(v))));
     };
     let mut errors = garrison_model::ValidationError::default();
-    garrison_model::json_path::Reader {
-        errors: &mut errors,
-    }
-    .known_keys("", m, allowed);
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(errors.into())
-    }
+    garrison_model::json_path::Reader { errors: &mut errors }.known_keys("", m, allowed);
+    if errors.is_empty() { Ok(()) } else { Err(errors.into()) }
 }
 
 /// Create a user in an account.
@@ -219,20 +184,9 @@ async fn create_user(
     let name = required_string(&v, "name", 256)?;
     let email = required_string(&v, "email", 256)?;
     if !email.contains('@') {
-        return Err(ApiError::field(FieldError::new(
-            "email",
-            "an email address",
-            format!("{email:?}"),
-        )));
+        return Err(ApiError::field(FieldError::new("email", "an email address", format!("{email:?}"))));
     }
-    Ok((
-        StatusCode::CREATED,
-        Json(
-            s.store
-                .create_user(&account_id, &name, &email, &caller.user_id)
-                .await?,
-        ),
-    ))
+    Ok((StatusCode::CREATED, Json(s.store.create_user(&account_id, &name, &email, &caller.user_id).await?)))
 }
 
 /// List an account's users.
@@ -244,17 +198,10 @@ async fn list_users(
     Path(account_id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     s.authorize(&caller, &account_id).await?;
-    Ok(Json(
-        json!({"users": s.store.list_users(&account_id).await?}),
-    ))
+    Ok(Json(json!({"users": s.store.list_users(&account_id).await?})))
 }
 
-async fn user_in(
-    s: &AppState,
-    caller: &Caller,
-    account_id: &str,
-    user_id: &str,
-) -> ApiResult<User> {
+async fn user_in(s: &AppState, caller: &Caller, account_id: &str, user_id: &str) -> ApiResult<User> {
     s.authorize(caller, account_id).await?;
     s.store
         .get_user(account_id, user_id)
@@ -279,10 +226,7 @@ async fn create_access_key(
         None => None,
         Some(_) => Some(required_string(&v, "label", 256)?),
     };
-    let key = s
-        .store
-        .create_access_key(&account_id, &user_id, label.as_deref(), &caller.user_id)
-        .await?;
+    let key = s.store.create_access_key(&account_id, &user_id, label.as_deref(), &caller.user_id).await?;
     Ok((StatusCode::CREATED, Json(key)))
 }
 
@@ -304,15 +248,11 @@ async fn list_access_keys(
     user_in(&s, &caller, &account_id, &user_id).await?;
     let keys = s.store.list_access_keys(&user_id).await?;
     match q.out.as_deref() {
-        None | Some("ids_only") => Ok(Json(
-            json!({"access_keys": keys.iter().map(|k| &k.access_key_id).collect::<Vec<_>>()}),
-        )),
+        None | Some("ids_only") => {
+            Ok(Json(json!({"access_keys": keys.iter().map(|k| &k.access_key_id).collect::<Vec<_>>()})))
+        }
         Some("full") => Ok(Json(json!({"access_keys": keys}))),
-        Some(other) => Err(ApiError::field(FieldError::new(
-            "out",
-            "one of [ids_only, full]",
-            format!("{other:?}"),
-        ))),
+        Some(other) => Err(ApiError::field(FieldError::new("out", "one of [ids_only, full]", format!("{other:?}")))),
     }
 }
 
@@ -329,8 +269,6 @@ async fn delete_access_key(
     if s.store.delete_access_key(&user_id, &key_id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
-        Err(ApiError::NotFound(format!(
-            "no access key {key_id:?} for this user"
-        )))
+        Err(ApiError::NotFound(format!("no access key {key_id:?} for this user")))
     }
 }

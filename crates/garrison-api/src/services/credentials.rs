@@ -31,10 +31,7 @@ async fn create_credential(
 ) -> ApiResult<Json<Credential>> {
     s.authorize(&caller, &account_id).await?;
     let c = NewCredential::from_json(&body::parse(&bytes)?)?;
-    let created = s
-        .store
-        .create_credential(&account_id, &c, &caller.user_id)
-        .await?;
+    let created = s.store.create_credential(&account_id, &c, &caller.user_id).await?;
     tracing::info!(account = %account_id, credential = %created.id, "credential created");
     Ok(Json(created))
 }
@@ -81,8 +78,6 @@ async fn delete_credential(
     if s.store.delete_credential(&account_id, &id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
-        Err(ApiError::NotFound(format!(
-            "no credential {id:?} in account {account_id}"
-        )))
+        Err(ApiError::NotFound(format!("no credential {id:?} in account {account_id}")))
     }
 }

@@ -17,20 +17,15 @@ use crate::body;
 use crate::error::{ApiError, ApiResult};
 
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(create_deployment, list_deployments))
-        .routes(routes!(
-            get_deployment,
-            update_deployment,
-            delete_deployment
-        ))
+    OpenApiRouter::new().routes(routes!(create_deployment, list_deployments)).routes(routes!(
+        get_deployment,
+        update_deployment,
+        delete_deployment
+    ))
 }
 
 fn policy_ids() -> HashSet<String> {
-    garrison_catalog::policies::all()
-        .into_iter()
-        .map(|p| p.id)
-        .collect()
+    garrison_catalog::policies::all().into_iter().map(|p| p.id).collect()
 }
 
 fn not_found(id: &str, account_id: &str) -> ApiError {
@@ -51,18 +46,8 @@ async fn create_deployment(
     let v = body::parse(&bytes)?;
     let creds = s.store.credential_accounts(&account_id).await?;
     let policies = policy_ids();
-    let req = parse_request(
-        &v,
-        None,
-        &Refs {
-            policies: &policies,
-            credentials: &creds,
-        },
-    )?;
-    let d = s
-        .store
-        .create_deployment(&account_id, req.spec, &caller.user_id)
-        .await?;
+    let req = parse_request(&v, None, &Refs { policies: &policies, credentials: &creds })?;
+    let d = s.store.create_deployment(&account_id, req.spec, &caller.user_id).await?;
     tracing::info!(account = %account_id, deployment = %d.id, "deployment created");
     Ok((StatusCode::CREATED, Json(d)))
 }
@@ -89,11 +74,7 @@ async fn get_deployment(
     Path((account_id, id)): Path<(String, String)>,
 ) -> ApiResult<Json<Deployment>> {
     s.authorize(&caller, &account_id).await?;
-    s.store
-        .get_deployment(&account_id, &id)
-        .await?
-        .map(Json)
-        .ok_or_else(|| not_found(&id, &account_id))
+    s.store.get_deployment(&account_id, &id).await?.map(Json).ok_or_else(|| not_found(&id, &account_id))
 }
 
 /// Update a deployment: the fields given replace the current ones, the others stay. With
@@ -112,20 +93,9 @@ async fn update_deployment(
     let policies = policy_ids();
     // Without a client version a concurrent writer is not a conflict: re-read and re-apply.
     for _ in 0..8 {
-        let current = s
-            .store
-            .get_deployment(&account_id, &id)
-            .await?
-            .ok_or_else(|| not_found(&id, &account_id))?;
+        let current = s.store.get_deployment(&account_id, &id).await?.ok_or_else(|| not_found(&id, &account_id))?;
         let creds = s.store.credential_accounts(&account_id).await?;
-        let req = parse_request(
-            &v,
-            Some(&current),
-            &Refs {
-                policies: &policies,
-                credentials: &creds,
-            },
-        )?;
+        let req = parse_request(&v, Some(&current), &Refs { policies: &policies, credentials: &creds })?;
         if let Some(asked) = req.version
             && asked != current.version
         {
@@ -134,25 +104,16 @@ async fn update_deployment(
                 current.version
             )));
         }
-        match s
-            .store
-            .update_deployment(&account_id, &id, current.version, req.spec, &caller.user_id)
-            .await
-        {
+        match s.store.update_deployment(&account_id, &id, current.version, req.spec, &caller.user_id).await {
             Ok(d) => return Ok(Json(d)),
             Err(StoreError::Conflict(m)) if req.version.is_some() => {
-                return Err(ApiError::Conflict(format!(
-                    "version {} is stale: {m}",
-                    current.version
-                )));
+                return Err(ApiError::Conflict(format!("version {} is stale: {m}", current.version)));
             }
             Err(StoreError::Conflict(_)) => continue,
             Err(e) => return Err(e.into()),
         }
     }
-    Err(ApiError::Conflict(
-        "the deployment kept changing; try again".into(),
-    ))
+    Err(ApiError::Conflict("the deployment kept changing; try again".into()))
 }
 
 /// Delete a deployment.

@@ -16,29 +16,20 @@ use crate::error::{ApiError, ApiResult};
 pub const RESIDENCIES: [&str; 3] = ["default", "us", "emea"];
 
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(get_endpoint))
-        .routes(routes!(get_endpoints))
+    OpenApiRouter::new().routes(routes!(get_endpoint)).routes(routes!(get_endpoints))
 }
 
 /// The host (no scheme) clients should use, as the reference answers.
 fn host(s: &AppState) -> String {
     let u = &s.config.public_url;
-    u.split_once("://")
-        .map_or(u.as_str(), |(_, rest)| rest)
-        .trim_end_matches('/')
-        .to_string()
+    u.split_once("://").map_or(u.as_str(), |(_, rest)| rest).trim_end_matches('/').to_string()
 }
 
 fn residency(r: &str) -> ApiResult<()> {
     if RESIDENCIES.contains(&r) {
         Ok(())
     } else {
-        Err(ApiError::field(FieldError::new(
-            "residency",
-            "one of [default, us, emea]",
-            format!("{r:?}"),
-        )))
+        Err(ApiError::field(FieldError::new("residency", "one of [default, us, emea]", format!("{r:?}"))))
     }
 }
 
@@ -81,14 +72,6 @@ async fn get_endpoints(
     };
     let h = host(&s);
     Ok(Json(Value::Object(
-        names
-            .iter()
-            .map(|n| {
-                (
-                    n.as_str().unwrap_or_default().to_string(),
-                    Value::String(h.clone()),
-                )
-            })
-            .collect(),
+        names.iter().map(|n| (n.as_str().unwrap_or_default().to_string(), Value::String(h.clone()))).collect(),
     )))
 }

@@ -14,13 +14,7 @@ use crate::AppState;
 /// 200 once the store answers.
 pub async fn health(State(s): State<AppState>) -> impl IntoResponse {
     match s.store.ping().await {
-        Ok(()) => (
-            StatusCode::OK,
-            axum::Json(serde_json::json!({"status": "ok"})),
-        ),
-        Err(_) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(serde_json::json!({"status": "store unavailable"})),
-        ),
+        Ok(()) => (StatusCode::OK, axum::Json(serde_json::json!({"status": "ok"}))),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, axum::Json(serde_json::json!({"status": "store unavailable"}))),
     }
 }

@@ -11,9 +11,7 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(list_policies))
-        .routes(routes!(get_policy))
+    OpenApiRouter::new().routes(routes!(list_policies)).routes(routes!(get_policy))
 }
 
 /// List protection policies.
@@ -38,11 +36,7 @@ async fn get_policy(
     Path((account_id, id)): Path<(String, String)>,
 ) -> ApiResult<Json<Policy>> {
     s.authorize(&caller, &account_id).await?;
-    garrison_catalog::policies::get(&id)
-        .map(Json)
-        .ok_or_else(|| {
-            ApiError::NotFound(format!(
-                "Policy can not be found: {id:?}; list them with policies list_policies"
-            ))
-        })
+    garrison_catalog::policies::get(&id).map(Json).ok_or_else(|| {
+        ApiError::NotFound(format!("Policy can not be found: {id:?}; list them with policies list_policies"))
+    })
 }

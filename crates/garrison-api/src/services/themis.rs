@@ -29,19 +29,11 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 fn lookup_error(e: LookupError) -> ApiError {
     match e {
-        LookupError::Platform(p) => ApiError::field(FieldError::new(
-            "platform_type",
-            "\"aws\"",
-            format!("{p:?}"),
-        )),
-        LookupError::RoleType { found, known } => ApiError::field(FieldError::new(
-            "role_type",
-            format!("one of [{known}]"),
-            format!("{found:?}"),
-        )),
-        e @ (LookupError::Retired(..) | LookupError::Version { .. }) => {
-            ApiError::NotFound(e.to_string())
+        LookupError::Platform(p) => ApiError::field(FieldError::new("platform_type", "\"aws\"", format!("{p:?}"))),
+        LookupError::RoleType { found, known } => {
+            ApiError::field(FieldError::new("role_type", format!("one of [{known}]"), format!("{found:?}")))
         }
+        e @ (LookupError::Retired(..) | LookupError::Version { .. }) => ApiError::NotFound(e.to_string()),
     }
 }
 
@@ -64,11 +56,7 @@ pub fn cft_location(s: &AppState, role: &RoleDef) -> Value {
 /// The 12-digit account of garrison's principal.
 fn principal_account(s: &AppState) -> String {
     let p = &s.config.aws_principal;
-    if p.len() == 12 {
-        p.clone()
-    } else {
-        p.split(':').nth(4).unwrap_or_default().to_string()
-    }
+    if p.len() == 12 { p.clone() } else { p.split(':').nth(4).unwrap_or_default().to_string() }
 }
 
 fn role_info(s: &AppState, role: &RoleDef, external_id: &str) -> Value {
@@ -94,10 +82,7 @@ async fn get_role(
     Path((account_id, platform, role_type, version)): Path<(String, String, String, String)>,
 ) -> ApiResult<Json<Value>> {
     s.authorize(&caller, &account_id).await?;
-    let role = s
-        .catalog
-        .get(&platform, &role_type, &version)
-        .map_err(lookup_error)?;
+    let role = s.catalog.get(&platform, &role_type, &version).map_err(lookup_error)?;
     let ext = s.store.external_id(&account_id).await?;
     Ok(Json(role_info(&s, role, &ext)))
 }
@@ -123,21 +108,11 @@ async fn get_roles(
         // A platform of the reference that garrison has no roles for.
         Some("azure") => return Ok(Json(vec![])),
         Some(other) => {
-            return Err(ApiError::field(FieldError::new(
-                "platform_type",
-                "one of [aws, azure]",
-                format!("{other:?}"),
-            )));
+            return Err(ApiError::field(FieldError::new("platform_type", "one of [aws, azure]", format!("{other:?}"))));
         }
     }
     let ext = s.store.external_id(&account_id).await?;
-    Ok(Json(
-        s.catalog
-            .latest()
-            .into_iter()
-            .map(|r| role_info(&s, r, &ext))
-            .collect(),
-    ))
+    Ok(Json(s.catalog.latest().into_iter().map(|r| role_info(&s, r, &ext)).collect()))
 }
 
 /// The CloudFormation template of a role version (public: it holds no tenant data; the
@@ -149,10 +124,7 @@ async fn get_role_template(
     State(s): State<AppState>,
     Path((platform, role_type, version)): Path<(String, String, String)>,
 ) -> ApiResult<Json<Value>> {
-    let role = s
-        .catalog
-        .get(&platform, &role_type, &version)
-        .map_err(lookup_error)?;
+    let role = s.catalog.get(&platform, &role_type, &version).map_err(lookup_error)?;
     Ok(Json(cft::render(role, &s.config.aws_principal)))
 }
 
@@ -178,11 +150,7 @@ async fn validate_credentials(
     let get = |k: &str| c.get(k).and_then(Value::as_str);
     let mut errors = garrison_model::ValidationError::default();
     if !c.is_object() {
-        return Err(ApiError::field(FieldError::new(
-            "credential",
-            "an object",
-            describe(c),
-        )));
+        return Err(ApiError::field(FieldError::new("credential", "an object", describe(c))));
     }
     if get("platform_type").is_some_and(|p| p != platform) {
         errors.push(FieldError::new(
@@ -210,43 +178,21 @@ async fn validate_credentials(
     match get("external_id") {
         Some(e) if e == ext => {}
         Some(_) => errors.push(
-            FieldError::new(
-                "credential.external_id",
-                "this account's external id",
-                "another value",
-            )
-            .hint("use the external_id from themis get_role"),
+            FieldError::new("credential.external_id", "this account's external id", "another value")
+                .hint("use the external_id from themis get_role"),
         ),
-        None => errors.push(FieldError::new(
-            "credential.external_id",
-            "this account's external id",
-            "nothing",
-        )),
+        None => errors.push(FieldError::new("credential.external_id", "this account's external id", "nothing")),
     }
     if !errors.is_empty() {
         return Err(errors.into());
     }
-    let latest = s
-        .catalog
-        .get(&platform, &role_type, "latest")
-        .map_err(lookup_error)?;
+    let latest = s.catalog.get(&platform, &role_type, "latest").map_err(lookup_error)?;
     let asked = get("role_version").unwrap_or(&latest.version);
-    let role = s
-        .catalog
-        .get(&platform, &role_type, asked)
-        .map_err(lookup_error)?;
+    let role = s.catalog.get(&platform, &role_type, asked).map_err(lookup_error)?;
     let (status, message) = if role.version == latest.version {
         ("latest", "Validation successful".to_string())
     } else {
-        (
-            "outdated",
-            format!(
-                "Validation successful; version {} is superseded by {}",
-                role.version, latest.version
-            ),
-        )
+        ("outdated", format!("Validation successful; version {} is superseded by {}", role.version, latest.version))
     };
-    Ok(Json(
-        json!({"status": status, "message": message, "version": role.version}),
-    ))
+    Ok(Json(json!({"status": status, "message": message, "version": role.version})))
 }

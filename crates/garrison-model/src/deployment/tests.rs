@@ -4,15 +4,9 @@ use serde_json::json;
 const PRO: &str = "D12D5E67-166C-474F-87AA-6F86FC9FB9BC";
 
 fn refs_data() -> (HashSet<String>, HashMap<String, String>) {
-    let p: HashSet<String> = [PRO, "A8E8B104-8F45-411D-A240-A30EA5FE25B0"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    let c: HashMap<String, String> = [
-        ("cred-1".to_string(), "123412341234".to_string()),
-        ("cred-x".to_string(), "999999999999".to_string()),
-    ]
-    .into();
+    let p: HashSet<String> = [PRO, "A8E8B104-8F45-411D-A240-A30EA5FE25B0"].iter().map(|s| s.to_string()).collect();
+    let c: HashMap<String, String> =
+        [("cred-1".to_string(), "123412341234".to_string()), ("cred-x".to_string(), "999999999999".to_string())].into();
     (p, c)
 }
 
@@ -29,22 +23,11 @@ fn fields(e: &ValidationError) -> Vec<&str> {
 #[test]
 fn reference_body_gets_defaults() {
     let (p, c) = refs_data();
-    let req = parse_request(
-        &reference_body(),
-        None,
-        &Refs {
-            policies: &p,
-            credentials: &c,
-        },
-    )
-    .unwrap();
+    let req = parse_request(&reference_body(), None, &Refs { policies: &p, credentials: &c }).unwrap();
     let s = req.spec;
     assert_eq!(s.mode, Mode::Automatic);
     assert!(s.enabled && s.discover && s.scan && !s.is_control_tower);
-    assert_eq!(
-        s.platform.monitor.ct_install_region.as_deref(),
-        Some("us-east-1")
-    );
+    assert_eq!(s.platform.monitor.ct_install_region.as_deref(), Some("us-east-1"));
     assert_eq!(s.scope.include[0].policy.as_ref().unwrap().id, PRO);
 }
 
@@ -53,24 +36,10 @@ fn credentials_as_object_gets_a_hint() {
     let (p, c) = refs_data();
     let mut b = reference_body();
     b["credentials"] = json!({"id": "cred-1", "purpose": "discover"});
-    let e = parse_request(
-        &b,
-        None,
-        &Refs {
-            policies: &p,
-            credentials: &c,
-        },
-    )
-    .unwrap_err();
+    let e = parse_request(&b, None, &Refs { policies: &p, credentials: &c }).unwrap_err();
     assert_eq!(fields(&e), ["credentials"]);
     assert_eq!(e.errors[0].found, "a single object");
-    assert!(
-        e.errors[0]
-            .hint
-            .as_ref()
-            .unwrap()
-            .contains("wrap it in brackets")
-    );
+    assert!(e.errors[0].hint.as_ref().unwrap().contains("wrap it in brackets"));
 }
 
 #[test]
@@ -82,15 +51,7 @@ fn every_bad_field_is_named() {
                               {"type": "vpc", "key": "/aws/us-east-1/vpc/vpc-0123abcd", "policy": {"id": PRO}}],
                   "exclude": [{"type": "deployment", "key": "/aws"}]},
         "scpoe": 1});
-    let e = parse_request(
-        &b,
-        None,
-        &Refs {
-            policies: &p,
-            credentials: &c,
-        },
-    )
-    .unwrap_err();
+    let e = parse_request(&b, None, &Refs { policies: &p, credentials: &c }).unwrap_err();
     let f = fields(&e);
     for want in [
         "scpoe",
@@ -105,11 +66,7 @@ fn every_bad_field_is_named() {
     ] {
         assert!(f.contains(&want), "{want} missing from {f:?}");
     }
-    let key_err = e
-        .errors
-        .iter()
-        .find(|e| e.field == "scope.include[0].key")
-        .unwrap();
+    let key_err = e.errors.iter().find(|e| e.field == "scope.include[0].key").unwrap();
     assert!(key_err.hint.as_ref().unwrap().contains("\"type\": \"vpc\""));
 }
 
@@ -118,28 +75,10 @@ fn policy_required_for_automatic_but_not_readonly() {
     let (p, c) = refs_data();
     let mut b = reference_body();
     b["scope"] = json!({"include": [{"type": "region", "key": "/aws/us-east-1"}]});
-    let e = parse_request(
-        &b,
-        None,
-        &Refs {
-            policies: &p,
-            credentials: &c,
-        },
-    )
-    .unwrap_err();
+    let e = parse_request(&b, None, &Refs { policies: &p, credentials: &c }).unwrap_err();
     assert_eq!(fields(&e), ["scope.include[0].policy"]);
     b["mode"] = json!("readonly");
-    assert!(
-        parse_request(
-            &b,
-            None,
-            &Refs {
-                policies: &p,
-                credentials: &c
-            }
-        )
-        .is_ok()
-    );
+    assert!(parse_request(&b, None, &Refs { policies: &p, credentials: &c }).is_ok());
 }
 
 #[test]
@@ -147,15 +86,7 @@ fn discover_role_must_be_in_the_platform_account() {
     let (p, c) = refs_data();
     let mut b = reference_body();
     b["credentials"] = json!([{"id": "cred-x", "purpose": "discover"}]);
-    let e = parse_request(
-        &b,
-        None,
-        &Refs {
-            policies: &p,
-            credentials: &c,
-        },
-    )
-    .unwrap_err();
+    let e = parse_request(&b, None, &Refs { policies: &p, credentials: &c }).unwrap_err();
     assert_eq!(fields(&e), ["credentials[0].id"]);
     assert!(e.errors[0].found.contains("999999999999"));
 }
@@ -163,10 +94,7 @@ fn discover_role_must_be_in_the_platform_account() {
 #[test]
 fn update_merges_and_keeps_the_rest() {
     let (p, c) = refs_data();
-    let refs = Refs {
-        policies: &p,
-        credentials: &c,
-    };
+    let refs = Refs { policies: &p, credentials: &c };
     let spec = parse_request(&reference_body(), None, &refs).unwrap().spec;
     let mut d = Deployment {
         id: "D".into(),
@@ -181,19 +109,9 @@ fn update_merges_and_keeps_the_rest() {
         features: None,
         cloud_defender: CloudDefender::default(),
         credentials: vec![],
-        status: Status {
-            status: StatusKind::New,
-            updated: 0,
-            message: None,
-        },
-        created: crate::Stamp {
-            at: 0,
-            by: "u".into(),
-        },
-        modified: crate::Stamp {
-            at: 0,
-            by: "u".into(),
-        },
+        status: Status { status: StatusKind::New, updated: 0, message: None },
+        created: crate::Stamp { at: 0, by: "u".into() },
+        modified: crate::Stamp { at: 0, by: "u".into() },
         version: 3,
         is_control_tower: false,
         control_tower: None,
@@ -208,32 +126,18 @@ fn update_merges_and_keeps_the_rest() {
     assert_eq!(req.version, Some(3));
     assert_eq!(req.spec.name, "Renamed");
     assert_eq!(req.spec.scope, d.scope);
-    let e = parse_request(
-        &json!({"platform": {"type": "aws", "id": "555555555555"}}),
-        Some(&d),
-        &refs,
-    )
-    .unwrap_err();
+    let e = parse_request(&json!({"platform": {"type": "aws", "id": "555555555555"}}), Some(&d), &refs).unwrap_err();
     assert_eq!(fields(&e), ["platform.id", "credentials[0].id"]);
 }
 
 #[test]
 fn monitor_rules() {
     let (p, c) = refs_data();
-    let refs = Refs {
-        policies: &p,
-        credentials: &c,
-    };
+    let refs = Refs { policies: &p, credentials: &c };
     let mut b = reference_body();
     b["platform"]["monitor"] = json!({"enabled": true});
-    assert_eq!(
-        fields(&parse_request(&b, None, &refs).unwrap_err()),
-        ["platform.monitor.ct_install_region"]
-    );
+    assert_eq!(fields(&parse_request(&b, None, &refs).unwrap_err()), ["platform.monitor.ct_install_region"]);
     b["platform"]["monitor"] = json!({"enabled": true, "ct_install_region": "eu-west-1"});
     let s = parse_request(&b, None, &refs).unwrap().spec;
-    assert_eq!(
-        s.platform.monitor.ct_install_region.as_deref(),
-        Some("eu-west-1")
-    );
+    assert_eq!(s.platform.monitor.ct_install_region.as_deref(), Some("eu-west-1"));
 }

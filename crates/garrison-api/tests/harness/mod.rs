@@ -40,11 +40,8 @@ impl Drop for TempDir {
 }
 
 pub fn temp_dir(tag: &str) -> TempDir {
-    let d = std::env::temp_dir().join(format!(
-        "garrison-test-{tag}-{}-{:x}",
-        std::process::id(),
-        rand::random::<u64>()
-    ));
+    let d =
+        std::env::temp_dir().join(format!("garrison-test-{tag}-{}-{:x}", std::process::id(), rand::random::<u64>()));
     std::fs::create_dir_all(&d).unwrap();
     TempDir(d)
 }
@@ -54,10 +51,7 @@ pub async fn start(db: Db) -> Option<Server> {
     let (url, dir) = match db {
         Db::Sqlite => {
             let dir = temp_dir("api");
-            (
-                format!("sqlite://{}?mode=rwc", dir.0.join("g.db").display()),
-                Some(dir),
-            )
+            (format!("sqlite://{}?mode=rwc", dir.0.join("g.db").display()), Some(dir))
         }
         Db::Postgres => {
             let Ok(admin) = std::env::var("GARRISON_TEST_DATABASE_URL") else {
@@ -66,22 +60,11 @@ pub async fn start(db: Db) -> Option<Server> {
                 );
                 return None;
             };
-            (
-                garrison_store::testing::fresh_postgres(&admin)
-                    .await
-                    .expect("create test database"),
-                None,
-            )
+            (garrison_store::testing::fresh_postgres(&admin).await.expect("create test database"), None)
         }
     };
-    let store = Store::open(&url, &SealKey::generate())
-        .await
-        .expect("open store");
-    let root = store
-        .init_root(Some("10000001".into()), None)
-        .await
-        .unwrap()
-        .unwrap();
+    let store = Store::open(&url, &SealKey::generate()).await.expect("open store");
+    let root = store.init_root(Some("10000001".into()), None).await.unwrap().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let base = format!("http://{addr}");
@@ -97,10 +80,7 @@ pub async fn start(db: Db) -> Option<Server> {
     Some(Server {
         base,
         state,
-        root: Key {
-            id: root.access_key_id,
-            secret: root.secret_key,
-        },
+        root: Key { id: root.access_key_id, secret: root.secret_key },
         http: reqwest::Client::new(),
         _dir: dir,
     })
@@ -128,20 +108,11 @@ impl Server {
         let v: Value = r.json().await.unwrap();
         (
             v["authentication"]["token"].as_str().unwrap().to_string(),
-            v["authentication"]["account"]["id"]
-                .as_str()
-                .unwrap()
-                .to_string(),
+            v["authentication"]["account"]["id"].as_str().unwrap().to_string(),
         )
     }
 
-    pub async fn raw(
-        &self,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Vec<u8>>,
-    ) -> Resp {
+    pub async fn raw(&self, method: Method, path: &str, token: Option<&str>, body: Option<Vec<u8>>) -> Resp {
         let mut req = self.http.request(method, format!("{}{path}", self.base));
         if let Some(t) = token {
             req = req.header("x-aims-auth-token", t);
@@ -152,22 +123,13 @@ impl Server {
         let r = req.send().await.unwrap();
         let status = r.status();
         let text = r.text().await.unwrap();
-        let body = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        };
+        let body =
+            if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
         Resp { status, body }
     }
 
     pub async fn req(&self, method: Method, path: &str, token: &str, body: Option<Value>) -> Resp {
-        self.raw(
-            method,
-            path,
-            Some(token),
-            body.map(|b| serde_json::to_vec(&b).unwrap()),
-        )
-        .await
+        self.raw(method, path, Some(token), body.map(|b| serde_json::to_vec(&b).unwrap())).await
     }
 
     pub async fn get(&self, path: &str, token: &str) -> Resp {
@@ -191,9 +153,7 @@ impl Server {
                 Method::POST,
                 &format!("/aims/v1/{id}/users"),
                 token,
-                Some(
-                    serde_json::json!({"name": name, "email": format!("{name}-{id}@example.com")}),
-                ),
+                Some(serde_json::json!({"name": name, "email": format!("{name}-{id}@example.com")})),
             )
             .await;
         assert_eq!(u.status, 201, "{:?}", u.body);
