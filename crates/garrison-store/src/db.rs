@@ -3,6 +3,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Row};
 
+use std::sync::Arc;
+
+use crate::cache::{DeploymentCache, read_generation, spawn_poller};
 use crate::migrations::MIGRATIONS;
 use crate::seal::{SealError, SealKey, Sealer};
 
@@ -34,6 +37,7 @@ pub struct Store {
     pub(crate) pool: AnyPool,
     pub(crate) sealer: Sealer,
     pub(crate) backend: Backend,
+    pub(crate) cache: Arc<DeploymentCache>,
 }
 
 pub(crate) fn now() -> i64 {
@@ -65,9 +69,11 @@ impl Store {
         if backend == Backend::Sqlite {
             sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
         }
-        let store = Store { pool, sealer: Sealer::new(key), backend };
+        let store = Store { pool, sealer: Sealer::new(key), backend, cache: Arc::default() };
         store.migrate().await?;
         store.check_key().await?;
+        store.cache.wrote(read_generation(&store.pool).await?, "", None);
+        spawn_poller(store.pool.clone(), Arc::downgrade(&store.cache));
         Ok(store)
     }
 

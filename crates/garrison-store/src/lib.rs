@@ -1,6 +1,7 @@
 //! Persistence for garrison: one SQL dialect subset that runs on SQLite (embedded default)
 //! and PostgreSQL, migrations applied at open, and secrets sealed with AES-256-GCM.
 
+mod cache;
 mod db;
 mod migrations;
 mod objects;

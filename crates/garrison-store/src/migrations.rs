@@ -1,22 +1,32 @@
 //! Schema migrations in the SQL subset SQLite and PostgreSQL share (TEXT, BIGINT,
 //! `$n` placeholders). Each entry runs once, in order, recorded in `schema_migrations`.
 
-pub const MIGRATIONS: &[(i64, &str, &[&str])] = &[(
-    1,
-    "tenants, credentials, deployments",
-    &[
-        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-        "CREATE TABLE accounts (id TEXT PRIMARY KEY, name TEXT NOT NULL, parent_id TEXT, sealed_external_id TEXT NOT NULL, active BIGINT NOT NULL, version BIGINT NOT NULL, created_at BIGINT NOT NULL, created_by TEXT NOT NULL, modified_at BIGINT NOT NULL, modified_by TEXT NOT NULL)",
-        "CREATE INDEX accounts_parent ON accounts (parent_id)",
-        "CREATE TABLE users (id TEXT PRIMARY KEY, account_id TEXT NOT NULL, name TEXT NOT NULL, email TEXT NOT NULL UNIQUE, created_at BIGINT NOT NULL, created_by TEXT NOT NULL)",
-        "CREATE INDEX users_account ON users (account_id)",
-        "CREATE TABLE access_keys (id TEXT PRIMARY KEY, user_id TEXT NOT NULL, account_id TEXT NOT NULL, secret_hash TEXT NOT NULL, label TEXT, created_at BIGINT NOT NULL, created_by TEXT NOT NULL)",
-        "CREATE INDEX access_keys_user ON access_keys (user_id)",
-        "CREATE TABLE credentials (id TEXT PRIMARY KEY, account_id TEXT NOT NULL, name TEXT NOT NULL, aws_account_id TEXT NOT NULL, sealed_secret TEXT NOT NULL, created_at BIGINT NOT NULL, created_by TEXT NOT NULL)",
-        "CREATE INDEX credentials_account ON credentials (account_id)",
-        "CREATE TABLE deployments (id TEXT PRIMARY KEY, account_id TEXT NOT NULL, version BIGINT NOT NULL, body TEXT NOT NULL)",
-        "CREATE INDEX deployments_account ON deployments (account_id)",
-        "CREATE TABLE deployment_credentials (deployment_id TEXT NOT NULL, credential_id TEXT NOT NULL, PRIMARY KEY (deployment_id, credential_id))",
-        "CREATE INDEX deployment_credentials_cred ON deployment_credentials (credential_id)",
-    ],
-)];
+pub const MIGRATIONS: &[(i64, &str, &[&str])] = &[
+    (
+        1,
+        "tenants, credentials, deployments",
+        &[
+            "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+            "CREATE TABLE accounts (id TEXT PRIMARY KEY, name TEXT NOT NULL, parent_id TEXT, sealed_external_id TEXT NOT NULL, active BIGINT NOT NULL, version BIGINT NOT NULL, created_at BIGINT NOT NULL, created_by TEXT NOT NULL, modified_at BIGINT NOT NULL, modified_by TEXT NOT NULL)",
+            "CREATE INDEX accounts_parent ON accounts (parent_id)",
+            "CREATE TABLE users (id TEXT PRIMARY KEY, account_id TEXT NOT NULL, name TEXT NOT NULL, email TEXT NOT NULL UNIQUE, created_at BIGINT NOT NULL, created_by TEXT NOT NULL)",
+            "CREATE INDEX users_account ON users (account_id)",
+            "CREATE TABLE access_keys (id TEXT PRIMARY KEY, user_id TEXT NOT NULL, account_id TEXT NOT NULL, secret_hash TEXT NOT NULL, label TEXT, created_at BIGINT NOT NULL, created_by TEXT NOT NULL)",
+            "CREATE INDEX access_keys_user ON access_keys (user_id)",
+            "CREATE TABLE credentials (id TEXT PRIMARY KEY, account_id TEXT NOT NULL, name TEXT NOT NULL, aws_account_id TEXT NOT NULL, sealed_secret TEXT NOT NULL, created_at BIGINT NOT NULL, created_by TEXT NOT NULL)",
+            "CREATE INDEX credentials_account ON credentials (account_id)",
+            "CREATE TABLE deployments (id TEXT PRIMARY KEY, account_id TEXT NOT NULL, version BIGINT NOT NULL, body TEXT NOT NULL)",
+            "CREATE INDEX deployments_account ON deployments (account_id)",
+            "CREATE TABLE deployment_credentials (deployment_id TEXT NOT NULL, credential_id TEXT NOT NULL, PRIMARY KEY (deployment_id, credential_id))",
+            "CREATE INDEX deployment_credentials_cred ON deployment_credentials (credential_id)",
+        ],
+    ),
+    (
+        2,
+        "change counters for read caches",
+        &[
+            "CREATE TABLE change_counters (name TEXT PRIMARY KEY, generation BIGINT NOT NULL)",
+            "INSERT INTO change_counters (name, generation) VALUES ('deployments', 0)",
+        ],
+    ),
+];

@@ -155,11 +155,27 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         link_credentials(&mut tx, &d).await?;
+        let generation = bump(&mut tx).await?;
         tx.commit().await?;
+        self.cache.wrote(generation, &id, Some(d.clone()));
         Ok(d)
     }
 
+    /// A deployment, from the read cache when it holds it (see `cache`).
     pub async fn get_deployment(&self, account_id: &str, id: &str) -> Result<Option<Deployment>, StoreError> {
+        if let Some(d) = self.cache.get(id) {
+            return Ok((d.account_id == account_id).then(|| (*d).clone()));
+        }
+        let seen = self.cache.generation();
+        let d = self.get_deployment_fresh(account_id, id).await?;
+        if let Some(d) = &d {
+            self.cache.fill(seen, d.clone());
+        }
+        Ok(d)
+    }
+
+    /// A deployment read from the database, bypassing the cache (for read-modify-write).
+    pub async fn get_deployment_fresh(&self, account_id: &str, id: &str) -> Result<Option<Deployment>, StoreError> {
         sqlx::query("SELECT body FROM deployments WHERE id = $1 AND account_id = $2")
             .bind(id)
             .bind(account_id)
@@ -189,7 +205,7 @@ impl Store {
         spec: DeploymentSpec,
         by: &str,
     ) -> Result<Deployment, StoreError> {
-        let mut d = self.get_deployment(account_id, id).await?.ok_or(StoreError::NotFound)?;
+        let mut d = self.get_deployment_fresh(account_id, id).await?.ok_or(StoreError::NotFound)?;
         if d.version != base_version {
             return Err(StoreError::Conflict(format!(
                 "the deployment is at version {}, not {base_version}",
@@ -215,7 +231,9 @@ impl Store {
         }
         sqlx::query("DELETE FROM deployment_credentials WHERE deployment_id = $1").bind(id).execute(&mut *tx).await?;
         link_credentials(&mut tx, &d).await?;
+        let generation = bump(&mut tx).await?;
         tx.commit().await?;
+        self.cache.wrote(generation, id, Some(d.clone()));
         Ok(d)
     }
 
@@ -231,10 +249,24 @@ impl Store {
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
+            let generation = bump(&mut tx).await?;
+            tx.commit().await?;
+            self.cache.wrote(generation, id, None);
+            return Ok(true);
         }
         tx.commit().await?;
-        Ok(r.rows_affected() == 1)
+        Ok(false)
     }
+}
+
+/// Bumps the deployments generation inside the writing transaction (see `cache`).
+async fn bump(tx: &mut Transaction<'_, Any>) -> Result<i64, StoreError> {
+    Ok(sqlx::query(
+        "UPDATE change_counters SET generation = generation + 1 WHERE name = 'deployments' RETURNING generation",
+    )
+    .fetch_one(&mut **tx)
+    .await?
+    .get(0))
 }
 
 async fn link_credentials(tx: &mut Transaction<'_, Any>, d: &Deployment) -> Result<(), StoreError> {

@@ -93,7 +93,8 @@ async fn update_deployment(
     let policies = policy_ids();
     // Without a client version a concurrent writer is not a conflict: re-read and re-apply.
     for _ in 0..8 {
-        let current = s.store.get_deployment(&account_id, &id).await?.ok_or_else(|| not_found(&id, &account_id))?;
+        let current =
+            s.store.get_deployment_fresh(&account_id, &id).await?.ok_or_else(|| not_found(&id, &account_id))?;
         let creds = s.store.credential_accounts(&account_id).await?;
         let req = parse_request(&v, Some(&current), &Refs { policies: &policies, credentials: &creds })?;
         if let Some(asked) = req.version

@@ -1,0 +1,172 @@
+//! bench/api: GET deployment throughput and latency of garrison (release build, embedded
+//! SQLite) against a minimal axum handler serving the same bytes — the framework's ceiling —
+//! measured in the same run, interleaved, with the same load generator.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use bytes::Bytes;
+use garrison_bench::{LoadResult, run};
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+
+const KEY_ID: &str = "0123456789abcdef";
+const SECRET: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+
+struct Proc(Child);
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn wait_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "server on {port} did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+async fn call(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: Option<Value>,
+) -> anyhow::Result<(u16, Value)> {
+    let stream = tokio::net::TcpStream::connect(addr).await?;
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    let mut req =
+        Request::builder().method(method).uri(path).header("host", addr).header("content-type", "application/json");
+    for (k, v) in headers {
+        req = req.header(*k, v);
+    }
+    let bytes = body.map(|b| b.to_string()).unwrap_or_default();
+    let resp = send.send_request(req.body(Full::new(Bytes::from(bytes)))?).await?;
+    let status = resp.status().as_u16();
+    let body = resp.into_body().collect().await?.to_bytes();
+    Ok((status, serde_json::from_slice(&body).unwrap_or(Value::Null)))
+}
+
+async fn ceiling_server(port: u16, body_file: &str) -> anyhow::Result<()> {
+    let body = Bytes::from(std::fs::read(body_file)?);
+    let app = axum::Router::new().route(
+        "/deployments/v1/{account_id}/deployments/{id}",
+        axum::routing::get(move || {
+            let b = body.clone();
+            async move { ([("content-type", "application/json")], b) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    axum::serve(listener, app).await?;
+    Ok(())
+}
+
+fn line(name: &str, r: &LoadResult) -> String {
+    format!(
+        "| {name} | {:.0} | {:.2} | {:.2} | {} |",
+        r.rps(),
+        r.p50_us as f64 / 1000.0,
+        r.p99_us as f64 / 1000.0,
+        r.errors
+    )
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--ceiling-server") {
+        return ceiling_server(args[2].parse()?, &args[3]).await;
+    }
+    let secs: f64 = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(8.0);
+    let conns: usize = std::env::var("BENCH_CONNECTIONS").ok().and_then(|s| s.parse().ok()).unwrap_or(32);
+    let exe = std::env::current_exe()?;
+    let garrison = exe.with_file_name("garrison");
+    anyhow::ensure!(garrison.exists(), "{} not found: build it first (bench/api/run does)", garrison.display());
+    let dir = std::env::temp_dir().join(format!("garrison-bench-api-{}", std::process::id()));
+
+    // garrison, with one deployment to read.
+    let gport = free_port();
+    let _g = Proc(
+        Command::new(&garrison)
+            .args(["serve", "--listen", &format!("127.0.0.1:{gport}"), "--data-dir"])
+            .arg(&dir)
+            .env("GARRISON_ROOT_ACCESS_KEY_ID", KEY_ID)
+            .env("GARRISON_ROOT_SECRET_KEY", SECRET)
+            .env("GARRISON_ROOT_ACCOUNT_ID", "12345678")
+            .env("GARRISON_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()?,
+    );
+    wait_port(gport);
+    let gaddr = format!("127.0.0.1:{gport}");
+    let basic = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{KEY_ID}:{SECRET}")));
+    let (_, auth) = call(&gaddr, "POST", "/aims/v1/authenticate", &[("authorization", basic)], None).await?;
+    let token = auth["authentication"]["token"].as_str().unwrap_or_default().to_string();
+    let h = [("x-aims-auth-token", token.clone())];
+    let (_, cred) = call(&gaddr, "POST", "/credentials/v2/12345678/credentials", &h,
+        Some(json!({"name": "bench", "secrets": {"type": "aws_iam_role", "arn": "arn:aws:iam::123412341234:role/garrison"}}))).await?;
+    let (st, dep) = call(&gaddr, "POST", "/deployments/v1/12345678/deployments", &h, Some(json!({
+        "name": "bench", "platform": {"type": "aws", "id": "123412341234"}, "mode": "automatic",
+        "credentials": [{"id": cred["id"], "purpose": "discover"}],
+        "scope": {"include": [{"type": "region", "key": "/aws/us-east-1", "policy": {"id": "D12D5E67-166C-474F-87AA-6F86FC9FB9BC"}}], "exclude": []}}))).await?;
+    anyhow::ensure!(st == 201, "create_deployment: {st} {dep}");
+    let path = format!("/deployments/v1/12345678/deployments/{}", dep["id"].as_str().unwrap_or_default());
+    let (_, body) = call(&gaddr, "GET", &path, &h, None).await?;
+    let body_file = dir.join("deployment.json");
+    std::fs::write(&body_file, serde_json::to_vec(&body)?)?;
+
+    // The ceiling: the same bytes from a bare axum handler, in its own process too.
+    let cport = free_port();
+    let _c = Proc(Command::new(&exe).args(["--ceiling-server", &cport.to_string()]).arg(&body_file).spawn()?);
+    wait_port(cport);
+    let caddr = format!("127.0.0.1:{cport}");
+
+    println!(
+        "bench/api: GET deployment, {conns} keep-alive connections, {secs}s per round, 2 interleaved rounds, best round kept"
+    );
+    run(&caddr, &path, &[], conns, 1.0).await?;
+    run(&gaddr, &path, &h, conns, 1.0).await?;
+    let mut best_c: Option<LoadResult> = None;
+    let mut best_g: Option<LoadResult> = None;
+    for _ in 0..2 {
+        let c = run(&caddr, &path, &[], conns, secs).await?;
+        let g = run(&gaddr, &path, &h, conns, secs).await?;
+        if best_c.as_ref().is_none_or(|b| c.rps() > b.rps()) {
+            best_c = Some(c);
+        }
+        if best_g.as_ref().is_none_or(|b| g.rps() > b.rps()) {
+            best_g = Some(g);
+        }
+    }
+    let (c, g) = (best_c.unwrap(), best_g.unwrap());
+    let ratio = g.rps() / c.rps();
+    println!("\n| server | req/s | p50 ms | p99 ms | errors |\n|---|---|---|---|---|");
+    println!("{}", line("minimal axum handler (ceiling)", &c));
+    println!("{}", line("garrison get_deployment (SQLite)", &g));
+    println!("\nratio garrison / ceiling: {ratio:.2} (target >= 0.5); garrison {:.0} req/s (target >= 20000)", g.rps());
+    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("out");
+    std::fs::create_dir_all(&out)?;
+    std::fs::write(
+        out.join("api.json"),
+        serde_json::to_vec_pretty(&json!({
+            "connections": conns, "seconds": secs,
+            "ceiling": {"rps": c.rps(), "p50_ms": c.p50_us as f64 / 1e3, "p99_ms": c.p99_us as f64 / 1e3, "errors": c.errors},
+            "garrison": {"rps": g.rps(), "p50_ms": g.p50_us as f64 / 1e3, "p99_ms": g.p99_us as f64 / 1e3, "errors": g.errors},
+            "ratio": ratio,
+        }))?,
+    )?;
+    let _ = std::fs::remove_dir_all(&dir);
+    anyhow::ensure!(g.errors == 0 && c.errors == 0, "errors during the run");
+    Ok(())
+}

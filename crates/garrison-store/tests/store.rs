@@ -1,0 +1,107 @@
+//! Store behaviour that needs a real database: two processes' views of one database
+//! (cache coherence), sealing at rest, and a wrong key refused at open.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use garrison_model::credential::{NewCredential, RoleSecret};
+use garrison_model::deployment::{Refs, parse_request};
+use garrison_store::{SealKey, Store, StoreError};
+
+async fn urls() -> Vec<(String, String)> {
+    let dir = std::env::temp_dir().join(format!("garrison-store-{}-{:x}", std::process::id(), rand_u64()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut v = vec![("sqlite".to_string(), format!("sqlite://{}?mode=rwc", dir.join("s.db").display()))];
+    match std::env::var("GARRISON_TEST_DATABASE_URL") {
+        Ok(admin) => v.push(("postgres".into(), garrison_store::testing::fresh_postgres(&admin).await.unwrap())),
+        Err(_) => eprintln!("NOTE: GARRISON_TEST_DATABASE_URL is not set; PostgreSQL variant not run"),
+    }
+    v
+}
+
+fn rand_u64() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
+}
+
+async fn seed(store: &Store) -> (String, String) {
+    let root = store.init_root(None, None).await.unwrap().unwrap();
+    let cred = store
+        .create_credential(
+            &root.account_id,
+            &NewCredential {
+                name: "c".into(),
+                secret: RoleSecret { arn: "arn:aws:iam::123412341234:role/secret-role-name".into() },
+            },
+            "u",
+        )
+        .await
+        .unwrap();
+    let policies: HashSet<String> = ["D12D5E67-166C-474F-87AA-6F86FC9FB9BC".to_string()].into();
+    let creds: HashMap<String, String> = [(cred.id.clone(), "123412341234".to_string())].into();
+    let body = serde_json::json!({"name": "d", "platform": {"type": "aws", "id": "123412341234"}, "mode": "readonly",
+        "credentials": [{"id": cred.id, "purpose": "discover"}], "scope": {"include": [{"type": "region", "key": "/aws/us-east-1"}]}});
+    let spec = parse_request(&body, None, &Refs { policies: &policies, credentials: &creds }).unwrap().spec;
+    let d = store.create_deployment(&root.account_id, spec, "u").await.unwrap();
+    (root.account_id, d.id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_through_one_process_is_seen_by_another() {
+    for (name, url) in urls().await {
+        let key = SealKey::generate();
+        let a = Store::open(&url, &key).await.unwrap();
+        let b = Store::open(&url, &key).await.unwrap();
+        let (acct, id) = seed(&a).await;
+        // b caches version 1.
+        assert_eq!(b.get_deployment(&acct, &id).await.unwrap().unwrap().version, 1);
+        let mut d = a.get_deployment(&acct, &id).await.unwrap().unwrap();
+        d.name = "renamed".into();
+        a.update_deployment(&acct, &id, 1, d.spec(), "u").await.unwrap();
+        // a reads its own write at once; b within the poll interval.
+        assert_eq!(a.get_deployment(&acct, &id).await.unwrap().unwrap().name, "renamed");
+        let t = Instant::now();
+        loop {
+            if b.get_deployment(&acct, &id).await.unwrap().unwrap().name == "renamed" {
+                break;
+            }
+            assert!(t.elapsed() < Duration::from_secs(2), "{name}: b never saw the write");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // A stale base version is refused even when a cache holds the old one.
+        let err = b.update_deployment(&acct, &id, 1, d.spec(), "u").await.unwrap_err();
+        assert!(matches!(err, StoreError::Conflict(_)), "{name}");
+        // Deletion through b disappears from a too.
+        assert!(b.delete_deployment(&acct, &id).await.unwrap());
+        let t = Instant::now();
+        while a.get_deployment(&acct, &id).await.unwrap().is_some() {
+            assert!(t.elapsed() < Duration::from_secs(2), "{name}: a still serves a deleted deployment");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn secrets_are_sealed_at_rest_and_a_wrong_key_is_refused() {
+    let dir = std::env::temp_dir().join(format!("garrison-seal-{}-{:x}", std::process::id(), rand_u64()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("s.db");
+    let url = format!("sqlite://{}?mode=rwc", file.display());
+    let key = SealKey::generate();
+    let store = Store::open(&url, &key).await.unwrap();
+    let (acct, _) = seed(&store).await;
+    let ext = store.external_id(&acct).await.unwrap();
+    drop(store);
+    // Nothing secret in the file (WAL included).
+    let mut bytes = std::fs::read(&file).unwrap();
+    if let Ok(w) = std::fs::read(dir.join("s.db-wal")) {
+        bytes.extend(w);
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(!text.contains("secret-role-name"), "role ARN in plaintext");
+    assert!(!text.contains(&ext), "external id in plaintext");
+    match Store::open(&url, &SealKey::generate()).await {
+        Err(StoreError::WrongKey) => {}
+        other => panic!("a wrong key must fail at open, got {other:?}"),
+    }
+    assert!(Store::open(&url, &key).await.is_ok());
+}
