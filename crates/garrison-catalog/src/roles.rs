@@ -64,6 +64,10 @@ impl Catalog {
         self.roles.iter().filter(|r| r.role_type == role_type).map(|r| r.version.as_str()).collect()
     }
 
+    pub fn all(&self) -> &[RoleDef] {
+        &self.roles
+    }
+
     pub fn latest(&self) -> Vec<&RoleDef> {
         self.role_types().into_iter().filter_map(|t| self.roles.iter().rfind(|r| r.role_type == t)).collect()
     }

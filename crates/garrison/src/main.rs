@@ -5,6 +5,7 @@ mod args;
 mod client;
 mod demo;
 mod output;
+mod publish;
 mod serve;
 mod service_cli;
 
@@ -28,6 +29,7 @@ async fn run(argv: Vec<String>) -> ExitCode {
     match first.as_deref() {
         Some("serve") => serve::main(argv).await,
         Some("demo") => demo::main(argv).await,
+        Some("publish-templates") => publish::main(argv).await,
         _ => service_cli::main(argv).await,
     }
 }

@@ -32,11 +32,16 @@ fn free_port() -> u16 {
 }
 
 fn serve() -> Server {
+    serve_with(&[])
+}
+
+fn serve_with(extra: &[&str]) -> Server {
     let dir = std::env::temp_dir().join(format!("garrison-cli-{}-{:x}", std::process::id(), rand_u64()));
     let port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_garrison"))
         .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
         .arg(&dir)
+        .args(extra)
         .env("GARRISON_ROOT_ACCESS_KEY_ID", KEY_ID)
         .env("GARRISON_ROOT_SECRET_KEY", SECRET)
         .env("GARRISON_ROOT_ACCOUNT_ID", ACCOUNT)
@@ -240,7 +245,7 @@ fn alcli_path() -> PathBuf {
     if let Ok(p) = std::env::var("GARRISON_ALCLI") {
         return PathBuf::from(p);
     }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/alcli")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv-alcli/bin/alcli")
 }
 
 #[test]
@@ -319,4 +324,41 @@ fn reference_workflow_through_the_real_alcli() {
         dep["id"].as_str().unwrap(),
     ]);
     assert_eq!(got["scope"]["include"][0]["policy"]["id"], PRO);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn templates_published_to_s3_are_what_themis_points_at() {
+    let moto = garrison_cloud::emulator::Moto::start().expect("the AWS emulator is required for this test");
+    let aws = garrison_cloud::Aws::from_config(moto.sdk_config("us-east-1").await);
+    aws.s3().create_bucket().bucket("operator-templates").send().await.unwrap();
+    // The standard AWS environment variables, AWS_ENDPOINT_URL included: no emulator switch.
+    let out = Command::new(env!("CARGO_BIN_EXE_garrison"))
+        .args(["publish-templates", "--bucket", "operator-templates", "--aws-principal", "210987654321"])
+        .env("AWS_ENDPOINT_URL", &moto.url)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env("GARRISON_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(printed.lines().count(), 6, "{printed}");
+    let obj = aws.s3().get_object().bucket("operator-templates").key("ci_full/2026-11-30").send().await.unwrap();
+    let body: Value = serde_json::from_slice(&obj.body.collect().await.unwrap().into_bytes()).unwrap();
+    assert_eq!(
+        body["Resources"]["GarrisonRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]["AWS"],
+        "arn:aws:iam::210987654321:root"
+    );
+
+    // A server configured with the bucket points get_role's cft there.
+    let s = serve_with(&["--template-bucket", "operator-templates"]);
+    let role = json_out(&garrison(
+        &s,
+        &["themis", "get_role", "--platform_type", "aws", "--role_type", "ci_full", "--role_version", "latest"],
+    ));
+    assert_eq!(
+        role["cft"],
+        serde_json::json!({"s3_bucket": "operator-templates", "s3_key": "ci_full/2026-11-30", "s3_url": "https://operator-templates.s3.amazonaws.com/ci_full/2026-11-30"})
+    );
 }
