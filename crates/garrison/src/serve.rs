@@ -256,3 +256,36 @@ pub async fn main(argv: Vec<String>) -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_beat_the_file_and_the_file_beats_defaults() {
+        let dir = std::env::temp_dir().join(format!("garrison-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("garrison.toml");
+        std::fs::write(&f, "listen = \"127.0.0.1:9000\"\ndata_dir = \"/var/lib/garrison\"\naws_principal = \"111122223333\"\ntoken_ttl = 600\n").unwrap();
+        let s =
+            resolve(ServeArgs { config: Some(f.clone()), listen: Some("127.0.0.1:9100".into()), ..Default::default() })
+                .unwrap();
+        assert_eq!(s.listen, "127.0.0.1:9100");
+        assert_eq!(s.data_dir, PathBuf::from("/var/lib/garrison"));
+        assert_eq!(s.database_url, "sqlite:///var/lib/garrison/garrison.db?mode=rwc");
+        assert_eq!((s.api.aws_principal.as_str(), s.api.token_ttl_secs), ("111122223333", 600));
+        let d = resolve(ServeArgs::default()).unwrap();
+        assert_eq!((d.listen.as_str(), d.api.aws_principal.as_str()), ("127.0.0.1:8080", DEFAULT_PRINCIPAL));
+        std::fs::write(&f, "listen = \"127.0.0.1:9000\"\nlisten_port = 3\n").unwrap();
+        let e = resolve(ServeArgs { config: Some(f.clone()), ..Default::default() }).unwrap_err();
+        assert!(format!("{e:#}").contains("unknown field `listen_port`"), "{e:#}");
+        for (args, needle) in [
+            (ServeArgs { listen: Some("localhost".into()), ..Default::default() }, "--listen"),
+            (ServeArgs { database_url: Some("mysql://x".into()), ..Default::default() }, "--database-url"),
+            (ServeArgs { aws_principal: Some("12".into()), ..Default::default() }, "--aws-principal"),
+            (ServeArgs { token_ttl: Some(1), ..Default::default() }, "--token-ttl"),
+        ] {
+            assert!(format!("{:#}", resolve(args).unwrap_err()).contains(needle), "{needle}");
+        }
+    }
+}

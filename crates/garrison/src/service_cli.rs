@@ -208,7 +208,7 @@ pub async fn main(argv: Vec<String>) -> ExitCode {
     let format = get("output").unwrap_or_else(|| "json".into());
 
     // Arguments are checked before anything is sent.
-    let explicit_account = om.get_one::<String>("account_id").is_some();
+    let explicit_account = om.try_get_one::<String>("account_id").ok().flatten().is_some();
     if let Err(e) = build(op, om, Some("00000000")) {
         eprintln!("garrison {service} {op_name}: {e}");
         return ExitCode::from(EXIT_USAGE);

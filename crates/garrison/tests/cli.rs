@@ -362,3 +362,84 @@ async fn templates_published_to_s3_are_what_themis_points_at() {
         serde_json::json!({"s3_bucket": "operator-templates", "s3_key": "ci_full/2026-11-30", "s3_url": "https://operator-templates.s3.amazonaws.com/ci_full/2026-11-30"})
     );
 }
+
+#[test]
+fn first_start_prints_the_root_key_once_and_it_works() {
+    use std::io::{BufRead, BufReader};
+    let dir = std::env::temp_dir().join(format!("garrison-cli-first-{}", rand_u64()));
+    let start = |port: u16| {
+        Command::new(env!("CARGO_BIN_EXE_garrison"))
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+            .arg(&dir)
+            .env("GARRISON_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let port = free_port();
+    let mut first = start(port);
+    let mut lines = BufReader::new(first.stdout.take().unwrap()).lines();
+    let mut printed = vec![];
+    for _ in 0..4 {
+        printed.push(lines.next().unwrap().unwrap());
+    }
+    let grab = |prefix: &str| {
+        printed.iter().find_map(|l| l.trim().strip_prefix(prefix).map(|v| v.trim().to_string())).unwrap()
+    };
+    let (key, secret) = (grab("access_key_id:"), grab("secret_key:"));
+    assert_eq!((key.len(), secret.len()), (16, 64));
+    let _ = first.kill();
+    let _ = first.wait();
+    // Second start on the same data: nothing printed, the same key still works.
+    let port = free_port();
+    let mut second = start(port);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_garrison"))
+        .args([
+            "--endpoint",
+            &format!("http://127.0.0.1:{port}"),
+            "--access_key_id",
+            &key,
+            "--secret_key",
+            &secret,
+            "aims",
+            "get_token_info",
+            "--query",
+            "account.name",
+        ])
+        .env("HOME", &dir)
+        .output()
+        .unwrap();
+    let _ = second.kill();
+    let mut rest = String::new();
+    let _ = std::io::Read::read_to_string(&mut second.stdout.take().unwrap(), &mut rest);
+    let _ = second.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "\"root\"", "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!rest.contains("secret_key"), "printed again: {rest}");
+}
+
+#[test]
+fn keys_come_from_a_profile_file_when_not_given() {
+    let s = serve();
+    let home = s.dir.join("home");
+    std::fs::create_dir_all(home.join(".garrison")).unwrap();
+    std::fs::write(
+        home.join(".garrison/config"),
+        format!("[default]\nendpoint = http://127.0.0.1:1\n\n[lab]\nendpoint = {}\naccess_key_id = {KEY_ID}\nsecret_key = {SECRET}\n", s.url),
+    )
+    .unwrap();
+    let run =
+        |args: &[&str]| Command::new(env!("CARGO_BIN_EXE_garrison")).args(args).env("HOME", &home).output().unwrap();
+    let ok = run(&["--profile", "lab", "policies", "list_policies", "--query", "length(@)"]);
+    assert_eq!(String::from_utf8_lossy(&ok.stdout).trim(), "3", "{}", String::from_utf8_lossy(&ok.stderr));
+    // The default profile has no key: a precise message, exit 2, nothing sent.
+    let missing = run(&["policies", "list_policies"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no access key"));
+}
