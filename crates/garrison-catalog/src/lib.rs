@@ -2,6 +2,7 @@
 //! data files), the CloudFormation template rendered from them, and the protection policies.
 
 pub mod cft;
+pub mod iam_check;
 pub mod policies;
 pub mod roles;
 

@@ -10,6 +10,7 @@ pub mod json_path;
 pub mod ops;
 pub mod policy;
 pub mod scope;
+pub mod snapshot;
 
 pub use error::{FieldError, ValidationError};
 

@@ -1,0 +1,361 @@
+//! What discovery saw in one AWS account: per region and resource kind, the facts and
+//! whether the read was complete. A failed read is kept as a failure with its AWS error
+//! code, never as an empty list, so nothing downstream mistakes "could not look" for "absent".
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+pub type Tags = BTreeMap<String, String>;
+
+/// The resource kinds discovery reads, one (paginated) describe each per region.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Zones,
+    Vpcs,
+    Subnets,
+    Instances,
+    SecurityGroups,
+    RouteTables,
+    NetworkAcls,
+    InternetGateways,
+    FlowLogs,
+    Trails,
+    GuarddutyDetectors,
+    ConfigRecorders,
+    EcsClusters,
+    EksClusters,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 14] = [
+        Kind::Zones,
+        Kind::Vpcs,
+        Kind::Subnets,
+        Kind::Instances,
+        Kind::SecurityGroups,
+        Kind::RouteTables,
+        Kind::NetworkAcls,
+        Kind::InternetGateways,
+        Kind::FlowLogs,
+        Kind::Trails,
+        Kind::GuarddutyDetectors,
+        Kind::ConfigRecorders,
+        Kind::EcsClusters,
+        Kind::EksClusters,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Zones => "zones",
+            Kind::Vpcs => "vpcs",
+            Kind::Subnets => "subnets",
+            Kind::Instances => "instances",
+            Kind::SecurityGroups => "security_groups",
+            Kind::RouteTables => "route_tables",
+            Kind::NetworkAcls => "network_acls",
+            Kind::InternetGateways => "internet_gateways",
+            Kind::FlowLogs => "flow_logs",
+            Kind::Trails => "trails",
+            Kind::GuarddutyDetectors => "guardduty_detectors",
+            Kind::ConfigRecorders => "config_recorders",
+            Kind::EcsClusters => "ecs_clusters",
+            Kind::EksClusters => "eks_clusters",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum ReadStatus {
+    Complete,
+    Failed { code: String, message: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Zone {
+    pub name: String,
+    pub zone_id: String,
+    pub state: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Vpc {
+    pub id: String,
+    pub cidr: String,
+    pub is_default: bool,
+    pub tags: Tags,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subnet {
+    pub id: String,
+    pub vpc_id: String,
+    pub zone: String,
+    pub cidr: String,
+    pub tags: Tags,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Instance {
+    pub id: String,
+    pub vpc_id: Option<String>,
+    pub subnet_id: Option<String>,
+    pub zone: String,
+    /// pending | running | shutting-down | terminated | stopping | stopped
+    pub state: String,
+    pub instance_type: String,
+    pub private_ip: Option<String>,
+    pub security_groups: Vec<String>,
+    pub tags: Tags,
+}
+
+impl Instance {
+    pub fn is_running(&self) -> bool {
+        self.state == "running" || self.state == "pending"
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rule {
+    /// "-1" for all, else tcp | udp | icmp or a number.
+    pub protocol: String,
+    pub from_port: Option<i32>,
+    pub to_port: Option<i32>,
+    pub cidrs: Vec<String>,
+    pub groups: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecurityGroup {
+    pub id: String,
+    pub vpc_id: Option<String>,
+    pub name: String,
+    pub ingress: Vec<Rule>,
+    pub egress: Vec<Rule>,
+    pub tags: Tags,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Route {
+    pub destination: String,
+    pub target: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteTable {
+    pub id: String,
+    pub vpc_id: String,
+    pub main: bool,
+    pub subnet_ids: Vec<String>,
+    pub routes: Vec<Route>,
+    pub tags: Tags,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkAcl {
+    pub id: String,
+    pub vpc_id: String,
+    pub is_default: bool,
+    pub subnet_ids: Vec<String>,
+    pub tags: Tags,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InternetGateway {
+    pub id: String,
+    pub vpc_ids: Vec<String>,
+    pub tags: Tags,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlowLog {
+    pub id: String,
+    pub resource_id: String,
+    pub tags: Tags,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Trail {
+    pub name: String,
+    pub arn: String,
+    pub home_region: String,
+    pub multi_region: bool,
+    /// Read only for multi-region trails homed in the region (one call each, at most a few).
+    pub logging: Option<bool>,
+    pub s3_bucket: Option<String>,
+    pub sns_topic_arn: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Detector {
+    pub id: String,
+    pub status: Option<String>,
+    pub tags: Tags,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigRecorder {
+    pub name: String,
+    pub recording: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EcsCluster {
+    pub arn: String,
+    pub name: String,
+    pub services: Vec<String>,
+    pub tasks: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EksCluster {
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct RegionSnapshot {
+    pub status: BTreeMap<Kind, ReadStatus>,
+    pub zones: Vec<Zone>,
+    pub vpcs: Vec<Vpc>,
+    pub subnets: Vec<Subnet>,
+    pub instances: Vec<Instance>,
+    pub security_groups: Vec<SecurityGroup>,
+    pub route_tables: Vec<RouteTable>,
+    pub network_acls: Vec<NetworkAcl>,
+    pub internet_gateways: Vec<InternetGateway>,
+    pub flow_logs: Vec<FlowLog>,
+    pub trails: Vec<Trail>,
+    pub detectors: Vec<Detector>,
+    pub config_recorders: Vec<ConfigRecorder>,
+    pub ecs_clusters: Vec<EcsCluster>,
+    pub eks_clusters: Vec<EksCluster>,
+}
+
+impl RegionSnapshot {
+    pub fn complete(&self, k: Kind) -> bool {
+        matches!(self.status.get(&k), Some(ReadStatus::Complete))
+    }
+
+    /// Carries `previous`'s facts for every kind this read could not complete.
+    fn keep_known(&mut self, previous: &RegionSnapshot) {
+        for (k, st) in self.status.clone() {
+            if matches!(st, ReadStatus::Complete) {
+                continue;
+            }
+            match k {
+                Kind::Zones => self.zones = previous.zones.clone(),
+                Kind::Vpcs => self.vpcs = previous.vpcs.clone(),
+                Kind::Subnets => self.subnets = previous.subnets.clone(),
+                Kind::Instances => self.instances = previous.instances.clone(),
+                Kind::SecurityGroups => self.security_groups = previous.security_groups.clone(),
+                Kind::RouteTables => self.route_tables = previous.route_tables.clone(),
+                Kind::NetworkAcls => self.network_acls = previous.network_acls.clone(),
+                Kind::InternetGateways => self.internet_gateways = previous.internet_gateways.clone(),
+                Kind::FlowLogs => self.flow_logs = previous.flow_logs.clone(),
+                Kind::Trails => self.trails = previous.trails.clone(),
+                Kind::GuarddutyDetectors => self.detectors = previous.detectors.clone(),
+                Kind::ConfigRecorders => self.config_recorders = previous.config_recorders.clone(),
+                Kind::EcsClusters => self.ecs_clusters = previous.ecs_clusters.clone(),
+                Kind::EksClusters => self.eks_clusters = previous.eks_clusters.clone(),
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub aws_account: String,
+    pub taken_at: i64,
+    pub regions: BTreeMap<String, RegionSnapshot>,
+}
+
+/// One (region, kind) that could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Gap {
+    pub region: String,
+    pub kind: Kind,
+    pub code: String,
+    pub message: String,
+}
+
+impl Snapshot {
+    pub fn gaps(&self) -> Vec<Gap> {
+        self.regions
+            .iter()
+            .flat_map(|(r, rs)| {
+                rs.status.iter().filter_map(move |(k, st)| match st {
+                    ReadStatus::Failed { code, message } => {
+                        Some(Gap { region: r.clone(), kind: *k, code: code.clone(), message: message.clone() })
+                    }
+                    ReadStatus::Complete => None,
+                })
+            })
+            .collect()
+    }
+
+    pub fn is_partial(&self) -> bool {
+        !self.gaps().is_empty()
+    }
+
+    /// The snapshot to keep after a new read: new facts where the read completed, the
+    /// previous facts (still marked as not freshly read) where it failed.
+    pub fn merged_over(mut self, previous: Option<&Snapshot>) -> Snapshot {
+        if let Some(prev) = previous {
+            for (region, rs) in self.regions.iter_mut() {
+                if let Some(p) = prev.regions.get(region) {
+                    rs.keep_known(p);
+                }
+            }
+        }
+        self
+    }
+
+    pub fn count(&self, k: Kind) -> usize {
+        self.regions
+            .values()
+            .map(|r| match k {
+                Kind::Zones => r.zones.len(),
+                Kind::Vpcs => r.vpcs.len(),
+                Kind::Subnets => r.subnets.len(),
+                Kind::Instances => r.instances.len(),
+                Kind::SecurityGroups => r.security_groups.len(),
+                Kind::RouteTables => r.route_tables.len(),
+                Kind::NetworkAcls => r.network_acls.len(),
+                Kind::InternetGateways => r.internet_gateways.len(),
+                Kind::FlowLogs => r.flow_logs.len(),
+                Kind::Trails => r.trails.len(),
+                Kind::GuarddutyDetectors => r.detectors.len(),
+                Kind::ConfigRecorders => r.config_recorders.len(),
+                Kind::EcsClusters => r.ecs_clusters.len(),
+                Kind::EksClusters => r.eks_clusters.len(),
+            })
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_read_keeps_the_previous_facts_and_is_reported() {
+        let mut old = RegionSnapshot::default();
+        old.vpcs.push(Vpc { id: "vpc-1".into(), cidr: "10.0.0.0/16".into(), is_default: false, tags: Tags::new() });
+        old.instances.push(Instance {
+            id: "i-1".into(), vpc_id: Some("vpc-1".into()), subnet_id: None, zone: "us-east-1a".into(), state: "running".into(),
+            instance_type: "t3.micro".into(), private_ip: None, security_groups: vec![], tags: Tags::new(),
+        });
+        let prev = Snapshot { aws_account: "1".into(), taken_at: 1, regions: [("us-east-1".to_string(), old)].into() };
+        let mut new = RegionSnapshot::default();
+        new.status.insert(Kind::Vpcs, ReadStatus::Complete);
+        new.status.insert(Kind::Instances, ReadStatus::Failed { code: "AccessDenied".into(), message: "no".into() });
+        let snap = Snapshot { aws_account: "1".into(), taken_at: 2, regions: [("us-east-1".to_string(), new)].into() };
+        assert!(snap.is_partial());
+        let merged = snap.merged_over(Some(&prev));
+        assert_eq!(merged.count(Kind::Vpcs), 0, "a complete read of no VPCs means none");
+        assert_eq!(merged.count(Kind::Instances), 1, "a failed read keeps what was known");
+        assert_eq!(merged.gaps()[0].code, "AccessDenied");
+    }
+}
