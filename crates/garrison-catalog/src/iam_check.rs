@@ -27,7 +27,8 @@ fn statements(doc: &Value) -> Vec<Value> {
 
 /// `*`-glob match, case-insensitive as IAM action names are.
 pub fn glob(pattern: &str, text: &str) -> bool {
-    let (p, t): (Vec<char>, Vec<char>) = (pattern.to_ascii_lowercase().chars().collect(), text.to_ascii_lowercase().chars().collect());
+    let (p, t): (Vec<char>, Vec<char>) =
+        (pattern.to_ascii_lowercase().chars().collect(), text.to_ascii_lowercase().chars().collect());
     let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
     while ti < t.len() {
         if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
@@ -69,11 +70,17 @@ pub enum TrustProblem {
 impl std::fmt::Display for TrustProblem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            TrustProblem::GarrisonNotTrusted => f.write_str("the trust policy does not let garrison's principal assume the role"),
+            TrustProblem::GarrisonNotTrusted => {
+                f.write_str("the trust policy does not let garrison's principal assume the role")
+            }
             TrustProblem::WildcardPrincipal => f.write_str("the trust policy lets anyone (\"*\") assume the role"),
             TrustProblem::ForeignPrincipal(p) => write!(f, "the trust policy also lets {p} assume the role"),
-            TrustProblem::NoExternalIdCondition => f.write_str("the trust policy does not require the ExternalId (StringEquals sts:ExternalId)"),
-            TrustProblem::WrongExternalId => f.write_str("the trust policy requires another ExternalId than this account's"),
+            TrustProblem::NoExternalIdCondition => {
+                f.write_str("the trust policy does not require the ExternalId (StringEquals sts:ExternalId)")
+            }
+            TrustProblem::WrongExternalId => {
+                f.write_str("the trust policy requires another ExternalId than this account's")
+            }
         }
     }
 }
@@ -113,7 +120,8 @@ pub fn check_trust(doc: &Value, garrison: &str, external_id: &str) -> Vec<TrustP
                 trusted = true;
                 let cond = st.get("Condition");
                 let eq = cond.and_then(|c| c.get("StringEquals")).and_then(|c| c.get("sts:ExternalId"));
-                let any_ext = cond.map(|c| c.to_string().to_ascii_lowercase().contains("sts:externalid")).unwrap_or(false);
+                let any_ext =
+                    cond.map(|c| c.to_string().to_ascii_lowercase().contains("sts:externalid")).unwrap_or(false);
                 match eq {
                     Some(v) if as_list(v) == [external_id.to_string()] => {}
                     Some(_) => problems.push(TrustProblem::WrongExternalId),
@@ -153,7 +161,9 @@ impl Capability {
             "config" if !read && name != "deliverconfigsnapshot" => Capability::Config,
             "ec2" if name.contains("flowlogs") => Capability::FlowLogs,
             "logs" if !read => Capability::FlowLogs,
-            "cloudtrail" | "s3" | "sns" | "sqs" if !read || service == "sqs" && name.starts_with("receive") => Capability::AuditSource,
+            "cloudtrail" | "s3" | "sns" | "sqs" if !read || service == "sqs" && name.starts_with("receive") => {
+                Capability::AuditSource
+            }
             "ec2" | "autoscaling" if !read => Capability::Appliances,
             "iam" if name == "createservicelinkedrole" => Capability::Appliances,
             _ => Capability::Discover,
@@ -213,20 +223,34 @@ mod tests {
     #[test]
     fn unsafe_trust_policies_are_named() {
         let ok_cond = Some(json!({"StringEquals": {"sts:ExternalId": "ext-1"}}));
-        assert_eq!(check_trust(&trust(json!(format!("arn:aws:iam::{G}:root")), None), G, "ext-1"), vec![TrustProblem::NoExternalIdCondition]);
+        assert_eq!(
+            check_trust(&trust(json!(format!("arn:aws:iam::{G}:root")), None), G, "ext-1"),
+            vec![TrustProblem::NoExternalIdCondition]
+        );
         assert_eq!(
             check_trust(&trust(json!("*"), ok_cond.clone()), G, "ext-1"),
             vec![TrustProblem::WildcardPrincipal, TrustProblem::GarrisonNotTrusted]
         );
         assert_eq!(
-            check_trust(&trust(json!([format!("arn:aws:iam::{G}:root"), "arn:aws:iam::999999999999:root"]), ok_cond.clone()), G, "ext-1"),
+            check_trust(
+                &trust(json!([format!("arn:aws:iam::{G}:root"), "arn:aws:iam::999999999999:root"]), ok_cond.clone()),
+                G,
+                "ext-1"
+            ),
             vec![TrustProblem::ForeignPrincipal("arn:aws:iam::999999999999:root".into())]
         );
         assert_eq!(
-            check_trust(&trust(json!(format!("arn:aws:iam::{G}:root")), Some(json!({"StringLike": {"sts:ExternalId": "*"}}))), G, "ext-1"),
+            check_trust(
+                &trust(json!(format!("arn:aws:iam::{G}:root")), Some(json!({"StringLike": {"sts:ExternalId": "*"}}))),
+                G,
+                "ext-1"
+            ),
             vec![TrustProblem::WrongExternalId]
         );
-        assert_eq!(check_trust(&trust(json!(format!("arn:aws:iam::{G}:root")), ok_cond), G, "ext-2"), vec![TrustProblem::WrongExternalId]);
+        assert_eq!(
+            check_trust(&trust(json!(format!("arn:aws:iam::{G}:root")), ok_cond), G, "ext-2"),
+            vec![TrustProblem::WrongExternalId]
+        );
         let service_only = json!({"Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]});
         assert_eq!(check_trust(&service_only, G, "x"), vec![TrustProblem::GarrisonNotTrusted]);
     }
@@ -252,7 +276,10 @@ mod tests {
         assert!(m[&Capability::Guardduty].contains(&"guardduty:CreateDetector".to_string()));
         assert!(m[&Capability::FlowLogs].contains(&"ec2:CreateFlowLogs".to_string()));
         assert!(m[&Capability::Discover].contains(&"ecs:Describe*".to_string()));
-        assert_eq!(m[&Capability::Appliances], ["ec2:DetachInternetGateway", "ec2:DeleteInternetGateway", "ec2:DisassociateRouteTable"]);
+        assert_eq!(
+            m[&Capability::Appliances],
+            ["ec2:DetachInternetGateway", "ec2:DeleteInternetGateway", "ec2:DisassociateRouteTable"]
+        );
         // `*` covers everything.
         assert!(missing_actions(&role.policy_document, &["*".to_string()]).values().all(Vec::is_empty));
     }

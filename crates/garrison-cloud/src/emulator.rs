@@ -116,3 +116,19 @@ impl Moto {
             .await
     }
 }
+
+/// SDK configuration for an emulator (or a proxy in front of it) at `endpoint`.
+pub async fn sdk_config(endpoint: &str, region: &str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new(region.to_string()))
+        .endpoint_url(endpoint)
+        .credentials_provider(aws_sdk_sts::config::Credentials::new(
+            "testing",
+            "testing",
+            None,
+            None,
+            "garrison-emulator",
+        ))
+        .load()
+        .await
+}

@@ -56,6 +56,10 @@ impl CloudError {
         CloudError { service, operation, code, message, class }
     }
 
+    pub fn terminal(service: &'static str, operation: &'static str, code: &str, message: &str) -> CloudError {
+        CloudError { service, operation, code: code.into(), message: message.into(), class: Class::Terminal }
+    }
+
     pub fn is_retryable(&self) -> bool {
         self.class == Class::Retryable
     }

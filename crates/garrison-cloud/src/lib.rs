@@ -1,10 +1,17 @@
 //! Everything garrison says to AWS. Only this crate names aws-sdk types; the rest of the
 //! workspace sees plain data and `CloudError`.
 
+pub mod calls;
+pub mod discovery;
 pub mod emulator;
 pub mod error;
+pub mod estate;
+pub mod limiter;
+pub mod proxy;
+pub mod role_check;
 pub mod session;
 pub mod templates;
 
+pub use calls::CallLog;
 pub use error::CloudError;
-pub use session::Aws;
+pub use session::{Aws, Sessions};

@@ -1,46 +1,160 @@
 //! SDK configuration from the standard AWS chain (environment, profiles, instance roles),
-//! `AWS_ENDPOINT_URL` included, so the emulator needs no special code path.
+//! `AWS_ENDPOINT_URL` included, so the emulator needs no special code path; clients that
+//! count their calls and retry throttling and server errors with the SDK's standard mode;
+//! and sessions in customer accounts through AssumeRole with the tenant's ExternalId,
+//! cached until shortly before they expire.
 
-use aws_config::{BehaviorVersion, SdkConfig};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use aws_config::retry::RetryConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_sts::config::{Credentials, SharedCredentialsProvider};
+
+use crate::CloudError;
+use crate::calls::{CallLog, Counter};
+use crate::limiter::Limiter;
+
+/// Attempts per call, the first included (the SDK's standard retry mode).
+pub const MAX_ATTEMPTS: u32 = 4;
 
 #[derive(Clone, Debug)]
 pub struct Aws {
     pub config: SdkConfig,
+    pub calls: CallLog,
+    pub limiter: Arc<Limiter>,
+    /// The AWS account these credentials act in, when known.
+    pub account: String,
+}
+
+macro_rules! client {
+    ($name:ident, $krate:ident) => {
+        pub fn $name(&self) -> $krate::Client {
+            let conf = $krate::config::Builder::from(&self.config).interceptor(Counter(self.calls.clone())).build();
+            $krate::Client::from_conf(conf)
+        }
+    };
 }
 
 impl Aws {
     /// The standard chain; `profile` selects a named profile.
     pub async fn from_env(profile: Option<&str>) -> Aws {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS));
         if let Some(p) = profile {
             loader = loader.profile_name(p);
         }
-        Aws { config: loader.load().await }
+        Aws::from_config(loader.load().await)
     }
 
     pub fn from_config(config: SdkConfig) -> Aws {
-        Aws { config }
+        let config = config.to_builder().retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS)).build();
+        Aws { config, calls: CallLog::default(), limiter: Arc::new(Limiter::default()), account: String::new() }
+    }
+
+    /// The same identity in another region.
+    pub fn in_region(&self, region: &str) -> Aws {
+        Aws { config: self.config.to_builder().region(Region::new(region.to_string())).build(), ..self.clone() }
     }
 
     /// S3 against a custom endpoint (the emulator) needs path-style addressing.
     pub fn s3(&self) -> aws_sdk_s3::Client {
-        let b = aws_sdk_s3::config::Builder::from(&self.config).force_path_style(self.config.endpoint_url().is_some());
-        aws_sdk_s3::Client::from_conf(b.build())
+        let conf = aws_sdk_s3::config::Builder::from(&self.config)
+            .force_path_style(self.config.endpoint_url().is_some())
+            .interceptor(Counter(self.calls.clone()))
+            .build();
+        aws_sdk_s3::Client::from_conf(conf)
     }
 
-    pub fn iam(&self) -> aws_sdk_iam::Client {
-        aws_sdk_iam::Client::new(&self.config)
+    client!(iam, aws_sdk_iam);
+    client!(cloudformation, aws_sdk_cloudformation);
+    client!(sts, aws_sdk_sts);
+    client!(ec2, aws_sdk_ec2);
+    client!(cloudtrail, aws_sdk_cloudtrail);
+    client!(guardduty, aws_sdk_guardduty);
+    client!(configservice, aws_sdk_config);
+    client!(ecs, aws_sdk_ecs);
+    client!(eks, aws_sdk_eks);
+
+    pub fn region(&self) -> String {
+        self.config.region().map(|r| r.to_string()).unwrap_or_else(|| "us-east-1".into())
     }
 
-    pub fn cloudformation(&self) -> aws_sdk_cloudformation::Client {
-        aws_sdk_cloudformation::Client::new(&self.config)
+    /// Waits for this (account, region, service)'s rate budget.
+    pub async fn pace(&self, service: &'static str) {
+        self.limiter.acquire(&self.account, &self.region(), service).await;
+    }
+}
+
+struct Cached {
+    creds: Credentials,
+    expires: SystemTime,
+}
+
+/// Sessions in customer accounts, from garrison's own identity.
+pub struct Sessions {
+    pub base: Aws,
+    cache: Mutex<HashMap<(String, String), Cached>>,
+}
+
+/// Renewed this long before the credentials expire.
+const EARLY: Duration = Duration::from_secs(300);
+
+impl Sessions {
+    pub fn new(base: Aws) -> Sessions {
+        Sessions { base, cache: Mutex::new(HashMap::new()) }
     }
 
-    pub fn sts(&self) -> aws_sdk_sts::Client {
-        aws_sdk_sts::Client::new(&self.config)
+    /// An `Aws` acting as `role_arn` (AssumeRole with `external_id`), sharing this
+    /// process's call log and rate limits.
+    pub async fn assume(&self, role_arn: &str, external_id: &str) -> Result<Aws, CloudError> {
+        let key = (role_arn.to_string(), external_id.to_string());
+        let cached = self
+            .cache
+            .lock()
+            .expect("sessions")
+            .get(&key)
+            .filter(|c| c.expires > SystemTime::now() + EARLY)
+            .map(|c| c.creds.clone());
+        let creds = match cached {
+            Some(c) => c,
+            None => {
+                self.base.pace("sts").await;
+                let out = self
+                    .base
+                    .sts()
+                    .assume_role()
+                    .role_arn(role_arn)
+                    .role_session_name("garrison")
+                    .external_id(external_id)
+                    .duration_seconds(3600)
+                    .send()
+                    .await
+                    .map_err(|e| CloudError::from_sdk("sts", "AssumeRole", e))?;
+                let c = out.credentials().ok_or_else(|| {
+                    CloudError::terminal("sts", "AssumeRole", "NoCredentials", "AssumeRole returned no credentials")
+                })?;
+                let expires = SystemTime::try_from(*c.expiration())
+                    .unwrap_or_else(|_| SystemTime::now() + Duration::from_secs(900));
+                let creds = Credentials::new(
+                    c.access_key_id(),
+                    c.secret_access_key(),
+                    Some(c.session_token().to_string()),
+                    Some(expires),
+                    "garrison-assume-role",
+                );
+                self.cache.lock().expect("sessions").insert(key, Cached { creds: creds.clone(), expires });
+                creds
+            }
+        };
+        let config = self.base.config.to_builder().credentials_provider(SharedCredentialsProvider::new(creds)).build();
+        let account = garrison_model::credential::arn_account(role_arn).unwrap_or_default().to_string();
+        Ok(Aws { config, account, ..self.base.clone() })
     }
 
-    pub fn region(&self) -> Option<String> {
-        self.config.region().map(|r| r.to_string())
+    /// Forgets cached credentials of a role (after an access error, for instance).
+    pub fn forget(&self, role_arn: &str) {
+        self.cache.lock().expect("sessions").retain(|(r, _), _| r != role_arn);
     }
 }

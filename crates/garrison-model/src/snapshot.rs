@@ -344,8 +344,15 @@ mod tests {
         let mut old = RegionSnapshot::default();
         old.vpcs.push(Vpc { id: "vpc-1".into(), cidr: "10.0.0.0/16".into(), is_default: false, tags: Tags::new() });
         old.instances.push(Instance {
-            id: "i-1".into(), vpc_id: Some("vpc-1".into()), subnet_id: None, zone: "us-east-1a".into(), state: "running".into(),
-            instance_type: "t3.micro".into(), private_ip: None, security_groups: vec![], tags: Tags::new(),
+            id: "i-1".into(),
+            vpc_id: Some("vpc-1".into()),
+            subnet_id: None,
+            zone: "us-east-1a".into(),
+            state: "running".into(),
+            instance_type: "t3.micro".into(),
+            private_ip: None,
+            security_groups: vec![],
+            tags: Tags::new(),
         });
         let prev = Snapshot { aws_account: "1".into(), taken_at: 1, regions: [("us-east-1".to_string(), old)].into() };
         let mut new = RegionSnapshot::default();

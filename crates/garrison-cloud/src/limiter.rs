@@ -1,0 +1,70 @@
+//! A token bucket per (AWS account, region, service), so garrison stays inside each
+//! account's API budget however many regions and kinds it reads at once. Waits are
+//! jittered so that many waiters do not wake in lockstep.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+
+/// (AWS account, region, service).
+type Key = (String, String, &'static str);
+
+#[derive(Debug)]
+pub struct Limiter {
+    rate: f64,
+    burst: f64,
+    buckets: Mutex<HashMap<Key, (f64, Instant)>>,
+}
+
+impl Default for Limiter {
+    /// 20 calls/s with bursts of 50: under EC2's documented refill for describe calls.
+    fn default() -> Self {
+        Limiter::new(20.0, 50.0)
+    }
+}
+
+impl Limiter {
+    pub fn new(rate_per_sec: f64, burst: f64) -> Limiter {
+        Limiter { rate: rate_per_sec, burst, buckets: Mutex::new(HashMap::new()) }
+    }
+
+    /// How long the caller must wait for its token (tokens are reserved in arrival order).
+    fn reserve(&self, key: Key, now: Instant) -> Duration {
+        let mut b = self.buckets.lock().expect("limiter");
+        let (tokens, last) = b.entry(key).or_insert((self.burst, now));
+        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * self.rate).min(self.burst);
+        *last = now;
+        *tokens -= 1.0;
+        if *tokens >= 0.0 { Duration::ZERO } else { Duration::from_secs_f64(-*tokens / self.rate) }
+    }
+
+    pub async fn acquire(&self, account: &str, region: &str, service: &'static str) {
+        let wait = self.reserve((account.to_string(), region.to_string(), service), Instant::now());
+        if !wait.is_zero() {
+            let jitter = rand::rng().random_range(0.0..0.2);
+            tokio::time::sleep(wait.mul_f64(1.0 + jitter)).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bursts_then_paces() {
+        let l = Limiter::new(10.0, 3.0);
+        let t = Instant::now();
+        let k = || ("1".to_string(), "us-east-1".to_string(), "ec2");
+        let waits: Vec<Duration> = (0..5).map(|_| l.reserve(k(), t)).collect();
+        assert_eq!(&waits[..3], &[Duration::ZERO; 3]);
+        assert_eq!(waits[3], Duration::from_millis(100));
+        assert_eq!(waits[4], Duration::from_millis(200));
+        // Other keys have their own budget.
+        assert_eq!(l.reserve(("1".into(), "eu-west-1".into(), "ec2"), t), Duration::ZERO);
+        // Time refills the bucket.
+        assert_eq!(l.reserve(k(), t + Duration::from_secs(1)), Duration::ZERO);
+    }
+}

@@ -1,0 +1,129 @@
+//! A loopback proxy in front of the emulator that makes it behave like a far-away, less
+//! reliable AWS: latency added to every call, and chosen regions refused with each
+//! protocol's real access-denied error. Tests and benchmarks point the SDK at it.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+
+#[derive(Debug, Default)]
+pub struct Faults {
+    /// Added before each request is forwarded.
+    pub latency: Mutex<Duration>,
+    /// Regions whose every call is refused.
+    pub deny_regions: Mutex<BTreeSet<String>>,
+    /// Services (signing names, e.g. "ec2") refused in every region.
+    pub deny_services: Mutex<BTreeSet<String>>,
+    pub requests: AtomicU64,
+    pub denied: AtomicU64,
+}
+
+pub struct Proxy {
+    pub url: String,
+    pub faults: Arc<Faults>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// (region, service) from the SigV4 credential scope of the Authorization header.
+fn scope(req: &Request<Incoming>) -> (String, String) {
+    let auth = req.headers().get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let cred = auth.split("Credential=").nth(1).unwrap_or_default();
+    let parts: Vec<&str> = cred.split(',').next().unwrap_or_default().split('/').collect();
+    (parts.get(2).unwrap_or(&"").to_string(), parts.get(3).unwrap_or(&"").to_string())
+}
+
+fn denied(service: &str, region: &str) -> Response<Full<Bytes>> {
+    let msg = format!("injected: access to {service} in {region} is denied");
+    let (body, json_type) = match service {
+        "ec2" => (
+            format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Errors><Error><Code>UnauthorizedOperation</Code><Message>{msg}</Message></Error></Errors><RequestID>garrison-proxy</RequestID></Response>"
+            ),
+            None,
+        ),
+        "iam" | "sts" | "sns" | "sqs" => (
+            format!(
+                "<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>{msg}</Message></Error><RequestId>garrison-proxy</RequestId></ErrorResponse>"
+            ),
+            None,
+        ),
+        "s3" => (format!("<Error><Code>AccessDenied</Code><Message>{msg}</Message></Error>"), None),
+        _ => (format!("{{\"__type\":\"AccessDeniedException\",\"message\":\"{msg}\"}}"), Some("AccessDeniedException")),
+    };
+    let mut r = Response::builder().status(StatusCode::FORBIDDEN);
+    r = match json_type {
+        Some(t) => r.header("x-amzn-errortype", t).header("content-type", "application/x-amz-json-1.1"),
+        None => r.header("content-type", "text/xml"),
+    };
+    r.body(Full::new(Bytes::from(body))).expect("response")
+}
+
+async fn forward(upstream: SocketAddr, req: Request<Incoming>) -> anyhow::Result<Response<Full<Bytes>>> {
+    let (parts, body) = req.into_parts();
+    let body = body.collect().await?.to_bytes();
+    let stream = tokio::net::TcpStream::connect(upstream).await?;
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    let resp = send.send_request(Request::from_parts(parts, Full::new(body))).await?;
+    let (parts, body) = resp.into_parts();
+    Ok(Response::from_parts(parts, Full::new(body.collect().await?.to_bytes())))
+}
+
+impl Proxy {
+    /// Listens on a free loopback port and forwards to `upstream` (http://127.0.0.1:PORT).
+    pub async fn start(upstream: &str) -> anyhow::Result<Proxy> {
+        let up: SocketAddr = upstream.trim_start_matches("http://").trim_end_matches('/').parse()?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let faults = Arc::new(Faults::default());
+        let f = faults.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { continue };
+                let f = f.clone();
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+                        let f = f.clone();
+                        async move {
+                            f.requests.fetch_add(1, Ordering::Relaxed);
+                            let (region, service) = scope(&req);
+                            let latency = *f.latency.lock().expect("faults");
+                            if !latency.is_zero() {
+                                tokio::time::sleep(latency).await;
+                            }
+                            let deny = f.deny_regions.lock().expect("faults").contains(&region)
+                                || f.deny_services.lock().expect("faults").contains(&service);
+                            if deny {
+                                f.denied.fetch_add(1, Ordering::Relaxed);
+                                return Ok::<_, std::convert::Infallible>(denied(&service, &region));
+                            }
+                            Ok(forward(up, req).await.unwrap_or_else(|e| {
+                                Response::builder()
+                                    .status(StatusCode::BAD_GATEWAY)
+                                    .body(Full::new(Bytes::from(e.to_string())))
+                                    .expect("response")
+                            }))
+                        }
+                    });
+                    let _ =
+                        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+                });
+            }
+        });
+        Ok(Proxy { url, faults, task })
+    }
+}

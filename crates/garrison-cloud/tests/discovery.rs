@@ -1,0 +1,172 @@
+//! Discovery on the emulator: exact counts and relationships for estates S and M, one
+//! describe per kind per region (counted), and a region answering AccessDenied giving a
+//! snapshot flagged partial that names it.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use garrison_cloud::emulator::{Moto, sdk_config};
+use garrison_cloud::estate::{self, ESTATE_EXTERNAL_ID, Estate, EstateSpec};
+use garrison_cloud::proxy::Proxy;
+use garrison_cloud::{Aws, Sessions, discovery};
+use garrison_model::snapshot::{Kind, ReadStatus, Snapshot};
+
+fn check_exact(estate: &Estate, snap: &Snapshot) {
+    let spec = &estate.spec;
+    assert!(!snap.is_partial(), "{:?}", snap.gaps());
+    assert_eq!(snap.regions.keys().cloned().collect::<Vec<_>>(), {
+        let mut r = spec.regions.clone();
+        r.sort();
+        r
+    });
+    for (region, rs) in &snap.regions {
+        // The emulator's default VPC, plus exactly the estate's.
+        let want: BTreeSet<&str> = estate.vpcs().filter(|v| &v.region == region).map(|v| v.id.as_str()).collect();
+        let got: BTreeSet<&str> = rs.vpcs.iter().filter(|v| !v.is_default).map(|v| v.id.as_str()).collect();
+        assert_eq!(got, want, "{region}: VPCs");
+        assert_eq!(rs.vpcs.iter().filter(|v| v.is_default).count(), 1, "{region}: one default VPC");
+        for v in estate.vpcs().filter(|v| &v.region == region) {
+            let vpc = rs.vpcs.iter().find(|x| x.id == v.id).unwrap();
+            assert_eq!(vpc.cidr, v.cidr);
+            let subnets: BTreeSet<(String, String)> =
+                rs.subnets.iter().filter(|s| s.vpc_id == v.id).map(|s| (s.id.clone(), s.zone.clone())).collect();
+            assert_eq!(subnets, v.subnets.iter().cloned().collect(), "{}: subnets and zones", v.id);
+            let instances: BTreeMap<&str, (&str, &str, bool)> = rs
+                .instances
+                .iter()
+                .filter(|i| i.vpc_id.as_deref() == Some(v.id.as_str()))
+                .map(|i| (i.id.as_str(), (i.subnet_id.as_deref().unwrap(), i.zone.as_str(), i.is_running())))
+                .collect();
+            let want: BTreeMap<&str, (&str, &str, bool)> =
+                v.instances.iter().map(|i| (i.id.as_str(), (i.subnet.as_str(), i.zone.as_str(), i.running))).collect();
+            assert_eq!(instances, want, "{}: instances, their subnet, zone and state", v.id);
+            let sg = rs.security_groups.iter().find(|g| g.id == v.security_group).expect("app security group");
+            assert_eq!(sg.vpc_id.as_deref(), Some(v.id.as_str()));
+            assert!(
+                sg.ingress.iter().any(|r| r.protocol == "tcp" && r.from_port == Some(443) && r.cidrs == ["0.0.0.0/0"])
+            );
+            assert!(
+                rs.security_groups.iter().any(|g| g.vpc_id.as_deref() == Some(v.id.as_str()) && g.name == "default")
+            );
+            assert_eq!(
+                rs.route_tables.iter().filter(|t| t.vpc_id == v.id && t.main).count(),
+                1,
+                "{}: main route table",
+                v.id
+            );
+            assert_eq!(
+                rs.network_acls.iter().filter(|a| a.vpc_id == v.id && a.is_default).count(),
+                1,
+                "{}: default NACL",
+                v.id
+            );
+        }
+        let zones: BTreeSet<&str> = rs.zones.iter().map(|z| z.name.as_str()).collect();
+        for v in estate.vpcs().filter(|v| &v.region == region) {
+            for (_, z) in &v.subnets {
+                assert!(zones.contains(z.as_str()), "{z} listed among the region's zones");
+            }
+        }
+    }
+    let total: usize = estate.vpcs().map(|v| v.instances.len()).sum();
+    let running: usize = estate.vpcs().flat_map(|v| &v.instances).filter(|i| i.running).count();
+    assert_eq!(total, spec.instances);
+    assert_eq!(snap.count(Kind::Instances), total);
+    assert_eq!(snap.regions.values().flat_map(|r| &r.instances).filter(|i| i.is_running()).count(), running);
+}
+
+/// One describe per kind per region; the only extra calls are per parent (ECS cluster) or
+/// per singleton (a region's detector, a multi-region trail's status).
+fn check_calls(aws: &Aws, regions: usize, clusters: u64, detectors: u64, trails: u64) {
+    let calls = aws.calls.snapshot();
+    for op in [
+        "DescribeVpcs",
+        "DescribeSubnets",
+        "DescribeInstances",
+        "DescribeSecurityGroups",
+        "DescribeRouteTables",
+        "DescribeNetworkAcls",
+        "DescribeInternetGateways",
+        "DescribeFlowLogs",
+        "DescribeAvailabilityZones",
+        "DescribeTrails",
+        "ListDetectors",
+        "DescribeConfigurationRecorders",
+        "ListClusters",
+    ] {
+        let n = aws.calls.count(op);
+        let expected = if op == "ListClusters" { 2 * regions as u64 } else { regions as u64 };
+        assert_eq!(n, expected, "{op}: {calls:?}");
+    }
+    assert_eq!(aws.calls.count("GetDetector"), detectors, "{calls:?}");
+    assert_eq!(aws.calls.count("GetTrailStatus"), trails, "{calls:?}");
+    assert_eq!(aws.calls.count("ListServices"), clusters);
+    assert_eq!(aws.calls.count("ListTasks"), clusters);
+    assert!(aws.calls.count("DescribeConfigurationRecorderStatus") <= regions as u64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn estates_s_and_m_are_discovered_exactly() {
+    let moto = Moto::start().expect("the AWS emulator is required for this test");
+    for spec in [EstateSpec::s(), EstateSpec::m()] {
+        moto.reset().unwrap();
+        let sessions = Sessions::new(Aws::from_config(moto.sdk_config("us-east-1").await));
+        let estate = estate::build(&sessions, &spec).await.unwrap();
+        let acct = &estate.accounts[0];
+        let aws = sessions.assume(&acct.role_arn, ESTATE_EXTERNAL_ID).await.unwrap();
+        aws.calls.reset();
+        let snap = discovery::discover(&aws, &spec.regions, 1).await;
+        check_exact(&estate, &snap);
+        if spec.name == "S" {
+            let home = &snap.regions["us-east-1"];
+            assert_eq!(
+                home.trails
+                    .iter()
+                    .filter(|t| t.name == "customer-trail" && t.multi_region && t.logging == Some(true))
+                    .count(),
+                1
+            );
+            assert_eq!(snap.regions["us-west-2"].trails.len(), 1, "the multi-region trail shows in every region");
+            assert_eq!(
+                home.detectors.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(),
+                [acct.detector.as_deref().unwrap()]
+            );
+            assert_eq!(
+                home.config_recorders.iter().map(|r| (r.name.as_str(), r.recording)).collect::<Vec<_>>(),
+                [("default", true)]
+            );
+            assert_eq!(home.ecs_clusters.len(), 1);
+            assert_eq!(home.ecs_clusters[0].services.len(), 1);
+            assert_eq!(home.eks_clusters.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["platform"]);
+            check_calls(&aws, spec.regions.len(), 1, 1, 1);
+        } else {
+            check_calls(&aws, spec.regions.len(), 0, 0, 0);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_region_answering_access_denied_makes_the_snapshot_partial() {
+    let moto = Moto::start().expect("the AWS emulator is required for this test");
+    let proxy = Proxy::start(&moto.url).await.unwrap();
+    let sessions = Sessions::new(Aws::from_config(sdk_config(&proxy.url, "us-east-1").await));
+    let spec = EstateSpec { containers: false, ..EstateSpec::s() };
+    let estate = estate::build(&sessions, &spec).await.unwrap();
+    let aws = sessions.assume(&estate.accounts[0].role_arn, ESTATE_EXTERNAL_ID).await.unwrap();
+    let before = discovery::discover(&aws, &spec.regions, 1).await;
+    assert!(!before.is_partial());
+    proxy.faults.deny_regions.lock().unwrap().insert("us-west-2".into());
+    let snap = discovery::discover(&aws, &spec.regions, 2).await;
+    assert!(snap.is_partial());
+    let gaps = snap.gaps();
+    assert!(gaps.iter().all(|g| g.region == "us-west-2"), "{gaps:?}");
+    assert_eq!(gaps.len(), Kind::ALL.len(), "every kind of the region is named");
+    let ec2 = gaps.iter().find(|g| g.kind == Kind::Instances).unwrap();
+    assert_eq!(ec2.code, "UnauthorizedOperation");
+    assert_eq!(gaps.iter().find(|g| g.kind == Kind::GuarddutyDetectors).unwrap().code, "AccessDeniedException");
+    assert!(snap.regions["us-east-1"].status.values().all(|s| *s == ReadStatus::Complete));
+    // Facts are not replaced by absence: the merged snapshot keeps what was known there.
+    let merged = snap.merged_over(Some(&before));
+    assert_eq!(merged.regions["us-west-2"].instances, before.regions["us-west-2"].instances);
+    assert!(!merged.regions["us-west-2"].instances.is_empty());
+    assert!(merged.is_partial(), "still flagged");
+}
