@@ -376,3 +376,13 @@ pub async fn discover(aws: &Aws, regions: &[String], now: i64) -> Snapshot {
     }
     Snapshot { aws_account: aws.account.clone(), taken_at: now, regions: out }
 }
+
+/// The regions enabled in the account (for scopes that include the whole deployment).
+pub async fn enabled_regions(aws: &Aws) -> Result<Vec<String>, CloudError> {
+    aws.pace("ec2").await;
+    let out =
+        aws.ec2().describe_regions().send().await.map_err(|e| CloudError::from_sdk("ec2", "DescribeRegions", e))?;
+    let mut r: Vec<String> = out.regions().iter().filter_map(|r| r.region_name().map(str::to_string)).collect();
+    r.sort();
+    Ok(r)
+}

@@ -59,7 +59,7 @@ pub struct Monitor {
 /// Where the audit source goes when the request does not say.
 pub const DEFAULT_CT_REGION: &str = "us-east-1";
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PolicyRef {
     pub id: String,
 }

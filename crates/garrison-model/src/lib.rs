@@ -3,6 +3,7 @@
 //! reports the same precise errors.
 
 pub mod account;
+pub mod coverage;
 pub mod credential;
 pub mod deployment;
 pub mod error;

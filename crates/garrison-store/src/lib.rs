@@ -6,6 +6,7 @@ mod db;
 mod migrations;
 mod objects;
 pub mod seal;
+mod snapshots;
 mod tenants;
 pub mod testing;
 

@@ -29,4 +29,11 @@ pub const MIGRATIONS: &[(i64, &str, &[&str])] = &[
             "INSERT INTO change_counters (name, generation) VALUES ('deployments', 0)",
         ],
     ),
+    (
+        3,
+        "discovery snapshots",
+        &[
+            "CREATE TABLE snapshots (deployment_id TEXT PRIMARY KEY, account_id TEXT NOT NULL, taken_at BIGINT NOT NULL, body TEXT NOT NULL)",
+        ],
+    ),
 ];

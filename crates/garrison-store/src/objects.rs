@@ -260,7 +260,7 @@ impl Store {
 }
 
 /// Bumps the deployments generation inside the writing transaction (see `cache`).
-async fn bump(tx: &mut Transaction<'_, Any>) -> Result<i64, StoreError> {
+pub(crate) async fn bump(tx: &mut Transaction<'_, Any>) -> Result<i64, StoreError> {
     Ok(sqlx::query(
         "UPDATE change_counters SET generation = generation + 1 WHERE name = 'deployments' RETURNING generation",
     )

@@ -1,0 +1,43 @@
+//! The engine: discovery of deployments into persisted snapshots, role validation, and
+//! the worker loop that runs them when deployments change and periodically.
+
+pub mod discover;
+pub mod validation;
+pub mod worker;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use garrison_catalog::Catalog;
+use garrison_cloud::Sessions;
+use garrison_store::Store;
+use tokio::sync::Notify;
+
+pub struct Engine {
+    pub store: Store,
+    pub sessions: Arc<Sessions>,
+    /// garrison's AWS principal, which roles must trust.
+    pub principal: String,
+    pub catalog: Catalog,
+    /// Poked by the API when a deployment is created or changed.
+    pub wake: Arc<Notify>,
+    /// Attempts and pause while a new role propagates.
+    pub propagation: (u32, Duration),
+}
+
+impl Engine {
+    pub fn new(store: Store, sessions: Arc<Sessions>, principal: String) -> Engine {
+        Engine {
+            store,
+            sessions,
+            principal,
+            catalog: Catalog::builtin(),
+            wake: Arc::new(Notify::new()),
+            propagation: (12, Duration::from_secs(5)),
+        }
+    }
+}
+
+pub fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}

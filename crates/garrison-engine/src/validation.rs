@@ -1,0 +1,95 @@
+//! Role validation: the trust policy must let in only garrison's principal and only with
+//! the tenant's ExternalId; the policies must grant the role type's actions. One result
+//! per capability, and "not assumable yet" told apart from "trust wrong".
+
+use std::collections::BTreeMap;
+
+use garrison_catalog::RoleDef;
+use garrison_catalog::iam_check::{Capability, check_trust, granted_actions, missing_actions};
+use garrison_cloud::role_check::{self, FetchError};
+use serde::Serialize;
+
+use crate::Engine;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ValidationStatus {
+    Ok,
+    /// The trust policy lets in someone else, or garrison without the ExternalId.
+    Unsafe,
+    MissingPermissions,
+    /// Not assumable or not found after the bounded retries (new roles take a while).
+    NotAssumableYet,
+    Error,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CapabilityResult {
+    pub ok: bool,
+    pub missing: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RoleValidation {
+    pub status: ValidationStatus,
+    pub message: String,
+    pub role_arn: String,
+    pub role_type: String,
+    pub version: String,
+    pub trust_problems: Vec<String>,
+    pub capabilities: BTreeMap<Capability, CapabilityResult>,
+}
+
+pub async fn validate(e: &Engine, role_arn: &str, external_id: &str, role: &RoleDef, attempts: u32) -> RoleValidation {
+    let mut v = RoleValidation {
+        status: ValidationStatus::Ok,
+        message: String::new(),
+        role_arn: role_arn.to_string(),
+        role_type: role.role_type.clone(),
+        version: role.version.clone(),
+        trust_problems: vec![],
+        capabilities: BTreeMap::new(),
+    };
+    let docs = match role_check::fetch(&e.sessions, role_arn, external_id, attempts, e.propagation.1).await {
+        Ok(d) => d,
+        Err(FetchError::NotAssumableYet { attempts, code, message }) => {
+            v.status = ValidationStatus::NotAssumableYet;
+            v.message = format!(
+                "the role is not assumable yet after {attempts} attempt(s) ({code}: {message}); a new role takes up to a minute, else check that it exists and trusts garrison with this ExternalId"
+            );
+            return v;
+        }
+        Err(FetchError::Failed(err)) => {
+            v.status = ValidationStatus::Error;
+            v.message = err.to_string();
+            return v;
+        }
+    };
+    let problems = check_trust(&docs.trust, &e.principal, external_id);
+    v.trust_problems = problems.iter().map(|p| p.to_string()).collect();
+    let missing = missing_actions(&role.policy_document, &granted_actions(&docs.policies));
+    v.capabilities = missing.into_iter().map(|(c, m)| (c, CapabilityResult { ok: m.is_empty(), missing: m })).collect();
+    let lacking: Vec<String> = v
+        .capabilities
+        .iter()
+        .filter(|(_, r)| !r.ok)
+        .map(|(c, r)| {
+            format!(
+                "{} ({} action(s), e.g. {})",
+                serde_json::to_value(c).ok().and_then(|x| x.as_str().map(str::to_string)).unwrap_or_default(),
+                r.missing.len(),
+                r.missing[0]
+            )
+        })
+        .collect();
+    if !v.trust_problems.is_empty() {
+        v.status = ValidationStatus::Unsafe;
+        v.message = format!("unsafe role: {}", v.trust_problems.join("; "));
+    } else if !lacking.is_empty() {
+        v.status = ValidationStatus::MissingPermissions;
+        v.message = format!("the role lacks permissions for: {}", lacking.join(", "));
+    } else {
+        v.message = "Validation successful".into();
+    }
+    v
+}

@@ -1,0 +1,147 @@
+//! The engine on the emulator: role validation (safe, unsafe, missing permissions, not
+//! assumable yet) and deployment discovery persisted with its status, including a region
+//! that answers AccessDenied.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use garrison_catalog::{Catalog, cft};
+use garrison_cloud::emulator::{Moto, sdk_config};
+use garrison_cloud::estate::{self, EstateSpec};
+use garrison_cloud::proxy::Proxy;
+use garrison_cloud::{Aws, Sessions};
+use garrison_engine::Engine;
+use garrison_engine::discover::discover_deployment;
+use garrison_engine::validation::{ValidationStatus, validate};
+use garrison_model::credential::{NewCredential, RoleSecret};
+use garrison_model::deployment::{Refs, StatusKind, parse_request};
+use garrison_model::snapshot::Kind;
+use garrison_store::{SealKey, Store};
+use serde_json::{Value, json};
+
+const GARRISON: &str = "123456789012";
+
+async fn store() -> Store {
+    let dir = std::env::temp_dir().join(format!(
+        "garrison-engine-{}-{:x}",
+        std::process::id(),
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    Store::open(&format!("sqlite://{}?mode=rwc", dir.join("e.db").display()), &SealKey::generate()).await.unwrap()
+}
+
+/// Creates role `name` with `trust` and the given policy documents attached as managed policies.
+async fn make_role(aws: &Aws, name: &str, trust: &Value, policies: &[Value]) -> String {
+    let iam = aws.iam();
+    let r = iam.create_role().role_name(name).assume_role_policy_document(trust.to_string()).send().await.unwrap();
+    for (i, p) in policies.iter().enumerate() {
+        let pol =
+            iam.create_policy().policy_name(format!("{name}-{i}")).policy_document(p.to_string()).send().await.unwrap();
+        iam.attach_role_policy().role_name(name).policy_arn(pol.policy().unwrap().arn().unwrap()).send().await.unwrap();
+    }
+    r.role().unwrap().arn().to_string()
+}
+
+fn parts(role: &garrison_catalog::RoleDef) -> Vec<Value> {
+    cft::split_policy(&role.policy_document, cft::MANAGED_POLICY_LIMIT)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn role_validation_tells_safe_unsafe_incomplete_and_not_yet() {
+    let moto = Moto::start().expect("the AWS emulator is required for this test");
+    let aws = Aws::from_config(moto.sdk_config("us-east-1").await);
+    let mut e = Engine::new(store().await, Arc::new(Sessions::new(aws.clone())), GARRISON.into());
+    e.propagation = (3, Duration::from_millis(300));
+    let catalog = Catalog::builtin();
+    let full = catalog.get("aws", "ci_full", "latest").unwrap();
+    let ext = "ext-abc";
+
+    let safe = make_role(&aws, "safe", &cft::trust_policy(GARRISON, json!(ext)), &parts(full)).await;
+    let v = validate(&e, &safe, ext, full, 1).await;
+    assert_eq!(v.status, ValidationStatus::Ok, "{}", v.message);
+    assert!(v.capabilities.values().all(|c| c.ok));
+
+    let no_cond = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": format!("arn:aws:iam::{GARRISON}:root")}, "Action": "sts:AssumeRole"}]});
+    let r = make_role(&aws, "no-condition", &no_cond, &parts(full)).await;
+    let v = validate(&e, &r, ext, full, 1).await;
+    assert_eq!(v.status, ValidationStatus::Unsafe);
+    assert!(v.message.contains("does not require the ExternalId"), "{}", v.message);
+
+    let star = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole", "Condition": {"StringEquals": {"sts:ExternalId": ext}}}]});
+    let r = make_role(&aws, "star", &star, &parts(full)).await;
+    assert_eq!(validate(&e, &r, ext, full, 1).await.status, ValidationStatus::Unsafe);
+
+    let foreign = cft::trust_policy("999999999999", json!(ext));
+    let r = make_role(&aws, "foreign", &foreign, &parts(full)).await;
+    let v = validate(&e, &r, ext, full, 1).await;
+    assert_eq!(v.status, ValidationStatus::Unsafe);
+    assert!(v.trust_problems.iter().any(|p| p.contains("999999999999")), "{:?}", v.trust_problems);
+
+    let old = catalog.get("aws", "ci_full", "2020-01-10").unwrap();
+    let r = make_role(&aws, "old", &cft::trust_policy(GARRISON, json!(ext)), &parts(old)).await;
+    let v = validate(&e, &r, ext, full, 1).await;
+    assert_eq!(v.status, ValidationStatus::MissingPermissions);
+    let gd = &v.capabilities[&garrison_catalog::iam_check::Capability::Guardduty];
+    assert!(!gd.ok && gd.missing.contains(&"guardduty:CreateDetector".to_string()));
+    assert!(v.capabilities[&garrison_catalog::iam_check::Capability::AuditSource].missing.contains(&"cloudtrail:CreateTrail".to_string()));
+
+    let t = Instant::now();
+    let v = validate(&e, &format!("arn:aws:iam::{GARRISON}:role/not-created-yet"), ext, full, 3).await;
+    assert_eq!(v.status, ValidationStatus::NotAssumableYet, "{}", v.message);
+    assert!(v.message.contains("after 3 attempt(s)"));
+    assert!(t.elapsed() >= Duration::from_millis(600), "retried with pauses");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployment_is_discovered_persisted_and_reported() {
+    let moto = Moto::start().expect("the AWS emulator is required for this test");
+    let proxy = Proxy::start(&moto.url).await.unwrap();
+    let aws = Aws::from_config(sdk_config(&proxy.url, "us-east-1").await);
+    let sessions = Arc::new(Sessions::new(aws.clone()));
+    let spec = EstateSpec { containers: false, ..EstateSpec::s() };
+    let estate = estate::build(&sessions, &spec).await.unwrap();
+    let store = store().await;
+    let root = store.init_root(None, None).await.unwrap().unwrap();
+    let ext = store.external_id(&root.account_id).await.unwrap();
+    let readonly = Catalog::builtin().get("aws", "ci_readonly", "latest").unwrap().clone();
+    let role = make_role(&aws, "garrison-ro", &cft::trust_policy(GARRISON, json!(ext)), &parts(&readonly)).await;
+    let cred = store
+        .create_credential(
+            &root.account_id,
+            &NewCredential { name: "ro".into(), secret: RoleSecret { arn: role } },
+            "u",
+        )
+        .await
+        .unwrap();
+    let policies: HashSet<String> = garrison_catalog::policies::all().into_iter().map(|p| p.id).collect();
+    let creds: HashMap<String, String> = [(cred.id.clone(), GARRISON.to_string())].into();
+    let body = json!({"name": "s", "platform": {"type": "aws", "id": GARRISON}, "mode": "readonly",
+        "credentials": [{"id": cred.id, "purpose": "discover"}],
+        "scope": {"include": [{"type": "region", "key": "/aws/us-east-1"}, {"type": "region", "key": "/aws/us-west-2"}]}});
+    let spec_d = parse_request(&body, None, &Refs { policies: &policies, credentials: &creds }).unwrap().spec;
+    let d = store.create_deployment(&root.account_id, spec_d, "u").await.unwrap();
+    let e = Engine::new(store.clone(), sessions.clone(), GARRISON.into());
+
+    let out = discover_deployment(&e, &d).await.unwrap();
+    assert_eq!(out.status.status, StatusKind::Ok, "{:?}", out.status.message);
+    let got = store.get_deployment(&root.account_id, &d.id).await.unwrap().unwrap();
+    assert_eq!(got.status.status, StatusKind::Ok);
+    assert_eq!(got.version, 1, "a status change is not a user edit");
+    assert!(got.status.message.unwrap().contains(&format!("{} instance(s)", spec.instances)));
+    let snap = store.get_snapshot(&root.account_id, &d.id).await.unwrap().unwrap();
+    assert_eq!(snap.count(Kind::Instances), spec.instances);
+    assert_eq!(snap.count(Kind::Vpcs), spec.vpcs + 2, "the estate's and one default VPC per region");
+
+    proxy.faults.deny_regions.lock().unwrap().insert("us-west-2".into());
+    let out = discover_deployment(&e, &d).await.unwrap();
+    assert_eq!(out.status.status, StatusKind::Warning);
+    let msg = out.status.message.unwrap();
+    assert!(msg.contains("us-west-2 instances (UnauthorizedOperation)"), "{msg}");
+    let snap = store.get_snapshot(&root.account_id, &d.id).await.unwrap().unwrap();
+    assert!(snap.is_partial());
+    assert_eq!(snap.count(Kind::Instances), spec.instances, "facts kept, none replaced by absence");
+    let west: usize = estate.vpcs().filter(|v| v.region == "us-west-2").map(|v| v.instances.len()).sum();
+    assert_eq!(snap.regions["us-west-2"].instances.len(), west);
+}
