@@ -99,12 +99,14 @@ async fn main() -> anyhow::Result<()> {
     let gport = free_port();
     let _g = Proc(
         Command::new(&garrison)
-            .args(["serve", "--listen", &format!("127.0.0.1:{gport}"), "--data-dir"])
+            .args(["serve", "--no-worker", "--listen", &format!("127.0.0.1:{gport}"), "--data-dir"])
             .arg(&dir)
             .env("GARRISON_ROOT_ACCESS_KEY_ID", KEY_ID)
             .env("GARRISON_ROOT_SECRET_KEY", SECRET)
             .env("GARRISON_ROOT_ACCOUNT_ID", "12345678")
             .env("GARRISON_LOG", "warn")
+            .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
             .stdout(Stdio::null())
             .spawn()?,
     );

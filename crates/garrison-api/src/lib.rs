@@ -38,6 +38,8 @@ pub struct ApiConfig {
 pub struct AppState(Arc<Inner>);
 
 pub struct Inner {
+    /// The engine behind live checks and discovery; `None` only in tests of the API alone.
+    pub engine: Option<Arc<garrison_engine::Engine>>,
     pub store: Store,
     pub catalog: Catalog,
     pub config: ApiConfig,
@@ -53,9 +55,25 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
+    /// Tells the engine that deployments changed.
+    pub fn wake_engine(&self) {
+        if let Some(e) = &self.engine {
+            e.wake.notify_one();
+        }
+    }
+
     pub async fn new(store: Store, config: ApiConfig) -> Result<AppState, garrison_store::StoreError> {
+        AppState::with_engine(store, config, None).await
+    }
+
+    pub async fn with_engine(
+        store: Store,
+        config: ApiConfig,
+        engine: Option<Arc<garrison_engine::Engine>>,
+    ) -> Result<AppState, garrison_store::StoreError> {
         let key = store.sealed_secret("token_signing_key").await?;
         Ok(AppState(Arc::new(Inner {
+            engine,
             store,
             catalog: Catalog::builtin(),
             tokens: Tokens::new(key, config.token_ttl_secs),
@@ -74,6 +92,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(services::credentials::routes())
         .merge(services::policies::routes())
         .merge(services::deployments::routes())
+        .merge(services::assets_query::routes())
 }
 
 pub fn router(state: AppState) -> Router {

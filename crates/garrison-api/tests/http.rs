@@ -442,3 +442,93 @@ async fn openapi_matches_the_operation_table() {
         assert!(r.status != 404 && r.status != 405 || path.contains("templates"), "{method} {path}: {}", r.status);
     }
 }
+
+fn synthetic_snapshot() -> garrison_model::snapshot::Snapshot {
+    use garrison_model::snapshot::*;
+    let mut r = RegionSnapshot::default();
+    for (v, n) in [("vpc-0000000a", 2), ("vpc-0000000b", 1)] {
+        r.vpcs.push(Vpc { id: v.into(), cidr: "10.0.0.0/16".into(), is_default: false, tags: Tags::new() });
+        let sid = v.replace("vpc", "subnet");
+        r.subnets.push(Subnet {
+            id: sid.clone(),
+            vpc_id: v.into(),
+            zone: "us-east-1a".into(),
+            cidr: "10.0.0.0/24".into(),
+            tags: Tags::new(),
+        });
+        for k in 0..n {
+            r.instances.push(Instance {
+                id: format!("i-{}{k}", &v[4..]),
+                vpc_id: Some(v.into()),
+                subnet_id: Some(sid.clone()),
+                zone: "us-east-1a".into(),
+                state: "running".into(),
+                instance_type: "t3.micro".into(),
+                private_ip: None,
+                security_groups: vec![],
+                tags: Tags::new(),
+            });
+        }
+    }
+    Snapshot { aws_account: "123412341234".into(), taken_at: 100, regions: [("us-east-1".to_string(), r)].into() }
+}
+
+both_backends!(assets_query_shapes_and_paging, |s: Server| async move {
+    let (t, _) = s.login(&s.root).await;
+    let cred = s.credential(&t, "10000001", "123412341234").await;
+    let mut body = deployment_body(&cred);
+    body["scope"]["exclude"] = json!([{"type": "vpc", "key": "/aws/us-east-1/vpc/vpc-0000000b"}]);
+    let d = s.req(Method::POST, "/deployments/v1/10000001/deployments", &t, Some(body)).await;
+    let id = d.body["id"].as_str().unwrap().to_string();
+    // Before discovery: no rows.
+    let r = s.get(&format!("/assets_query/v1/10000001/deployments/{id}/assets?asset_types=v:vpc"), &t).await;
+    assert_eq!(r.body, json!({"assets": [], "rows": 0}));
+    s.state.store.put_snapshot("10000001", &id, &synthetic_snapshot()).await.unwrap();
+
+    let r = s.get(&format!("/assets_query/v1/10000001/deployments/{id}/assets?asset_types=r:region,v:vpc"), &t).await;
+    assert_eq!(r.body["rows"], 2);
+    let row = &r.body["assets"][0];
+    assert_eq!(
+        (row[0]["key"].as_str(), row[1]["key"].as_str()),
+        (Some("/aws/us-east-1"), Some("/aws/us-east-1/vpc/vpc-0000000a"))
+    );
+    assert_eq!(row[1]["deployment_id"], id.as_str());
+    assert_eq!(row[1]["account_id"], "10000001");
+    assert_eq!(row[1]["type"], "vpc");
+    let hosts = s
+        .get(&format!("/assets_query/v1/10000001/deployments/{id}/assets?asset_types=h:host,s:subnet&scope=true"), &t)
+        .await;
+    assert_eq!(hosts.body["rows"], 2, "the excluded VPC's host is out of scope");
+    assert_eq!(hosts.body["assets"][0][1]["key"], "/aws/us-east-1/subnet/subnet-0000000a");
+    let bad = s.get(&format!("/assets_query/v1/10000001/deployments/{id}/assets?asset_types=v:vpcs"), &t).await;
+    assert_eq!((bad.status.as_u16(), bad.body["field"].as_str()), (400, Some("asset_types")));
+
+    // Paging across the account: 3 hosts, 2 per page.
+    let p1 = s.get("/assets_query/v1/10000001/assets?asset_types=h:host&page_size=2", &t).await;
+    assert_eq!((p1.body["rows"].as_u64(), p1.body["total_assets"].as_u64()), (Some(2), Some(3)));
+    let next = p1.body["continue"].as_str().unwrap();
+    let p2 = s.get(&format!("/assets_query/v1/10000001/assets?continue={next}"), &t).await;
+    assert_eq!(p2.body["rows"], 1);
+    assert!(p2.body.get("continue").is_none());
+    let keys: Vec<String> = [&p1, &p2]
+        .iter()
+        .flat_map(|p| p.body["assets"].as_array().unwrap().iter().map(|r| r[0]["key"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(keys.len(), 3);
+    assert_eq!(keys.iter().collect::<std::collections::BTreeSet<_>>().len(), 3, "no row twice");
+    assert_eq!(
+        s.get("/assets_query/v1/10000001/assets?asset_types=host&page_size=10001", &t).await.body["field"],
+        "page_size"
+    );
+    assert_eq!(s.get("/assets_query/v1/10000001/assets?continue=bogus", &t).await.body["field"], "continue");
+
+    let topo = s.get(&format!("/assets_query/v1/10000001/deployments/{id}/topology"), &t).await;
+    assert_eq!(topo.body["topology"]["rows"], 3);
+    let first: Vec<&str> =
+        topo.body["topology"]["assets"][0].as_array().unwrap().iter().map(|a| a["type"].as_str().unwrap()).collect();
+    assert_eq!(first, ["region", "vpc", "subnet", "host"]);
+    // Other tenants see nothing.
+    let (kc, _) = s.child(&t, "10000001", "other").await;
+    let (tc, _) = s.login(&kc).await;
+    assert_eq!(s.get(&format!("/assets_query/v1/10000001/deployments/{id}/topology"), &tc).await.status, 403);
+});

@@ -85,7 +85,11 @@ async fn role_validation_tells_safe_unsafe_incomplete_and_not_yet() {
     assert_eq!(v.status, ValidationStatus::MissingPermissions);
     let gd = &v.capabilities[&garrison_catalog::iam_check::Capability::Guardduty];
     assert!(!gd.ok && gd.missing.contains(&"guardduty:CreateDetector".to_string()));
-    assert!(v.capabilities[&garrison_catalog::iam_check::Capability::AuditSource].missing.contains(&"cloudtrail:CreateTrail".to_string()));
+    assert!(
+        v.capabilities[&garrison_catalog::iam_check::Capability::AuditSource]
+            .missing
+            .contains(&"cloudtrail:CreateTrail".to_string())
+    );
 
     let t = Instant::now();
     let v = validate(&e, &format!("arn:aws:iam::{GARRISON}:role/not-created-yet"), ext, full, 3).await;

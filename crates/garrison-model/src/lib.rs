@@ -3,6 +3,7 @@
 //! reports the same precise errors.
 
 pub mod account;
+pub mod assets;
 pub mod coverage;
 pub mod credential;
 pub mod deployment;

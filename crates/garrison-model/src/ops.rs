@@ -327,6 +327,45 @@ pub static OPERATIONS: &[Operation] = &[
         summary: "Get a protection policy",
         needs_token: true,
     },
+    // assets_query
+    Operation {
+        service: "assets_query",
+        name: "query_assets",
+        method: "GET",
+        path: "/assets_query/v1/{account_id}/assets",
+        params: params![
+            ACCOUNT,
+            q("asset_types", Kind::String, "r:region,v:vpc,s:subnet,h:host (types joined along the hierarchy)"),
+            q("scope", Kind::Boolean, "only in-scope assets"),
+            q("page_size", Kind::Integer, "rows per page, at most 10000"),
+            q("continue", Kind::String, "token of the next page")
+        ],
+        summary: "Assets of all deployments, paged",
+        needs_token: true,
+    },
+    Operation {
+        service: "assets_query",
+        name: "query_deployment_assets",
+        method: "GET",
+        path: "/assets_query/v1/{account_id}/deployments/{deployment_id}/assets",
+        params: params![
+            ACCOUNT,
+            p("deployment_id", "deployment id"),
+            q("asset_types", Kind::String, "r:region,v:vpc,s:subnet,h:host"),
+            q("scope", Kind::Boolean, "only in-scope assets")
+        ],
+        summary: "Assets of one deployment",
+        needs_token: true,
+    },
+    Operation {
+        service: "assets_query",
+        name: "query_topology",
+        method: "GET",
+        path: "/assets_query/v1/{account_id}/deployments/{deployment_id}/topology",
+        params: params![ACCOUNT, p("deployment_id", "deployment id")],
+        summary: "region → vpc → subnet → host paths of a deployment",
+        needs_token: true,
+    },
     // deployments
     Operation {
         service: "deployments",

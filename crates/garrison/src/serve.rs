@@ -38,6 +38,12 @@ pub struct ServeArgs {
     /// Lifetime of aims tokens in seconds [default: 21600]
     #[arg(long = "token-ttl", env = "GARRISON_TOKEN_TTL")]
     pub token_ttl: Option<i64>,
+    /// Seconds between full discovery resyncs of every deployment [default: 300]
+    #[arg(long = "resync-interval", env = "GARRISON_RESYNC_INTERVAL")]
+    pub resync_interval: Option<u64>,
+    /// Serve the API only; run no worker in this process (another process runs `garrison worker`)
+    #[arg(long = "no-worker", env = "GARRISON_NO_WORKER")]
+    pub no_worker: bool,
     /// TOML file with any of the settings above (keys with underscores)
     #[arg(long, env = "GARRISON_CONFIG")]
     pub config: Option<PathBuf>,
@@ -54,6 +60,8 @@ struct FileConfig {
     aws_principal: Option<String>,
     template_bucket: Option<String>,
     token_ttl: Option<i64>,
+    resync_interval: Option<u64>,
+    no_worker: Option<bool>,
 }
 
 /// Settings after merging every source.
@@ -64,6 +72,8 @@ pub struct Settings {
     pub database_url: String,
     pub seal_key_file: Option<PathBuf>,
     pub api: ApiConfig,
+    pub resync: std::time::Duration,
+    pub worker: bool,
 }
 
 pub const DEFAULT_PRINCIPAL: &str = "123456789012";
@@ -101,7 +111,13 @@ pub fn resolve(a: ServeArgs) -> anyhow::Result<Settings> {
     }
     // Empty means "the address actually bound", filled in by `start`.
     let public_url = a.public_url.or(file.public_url).unwrap_or_default();
+    let resync = a.resync_interval.or(file.resync_interval).unwrap_or(300);
+    if resync == 0 {
+        bail!("--resync-interval: expected at least 1 second, found 0");
+    }
     Ok(Settings {
+        resync: std::time::Duration::from_secs(resync),
+        worker: !(a.no_worker || file.no_worker.unwrap_or(false)),
         listen,
         data_dir,
         database_url,
@@ -198,7 +214,14 @@ pub async fn start(s: &Settings, root_override: Option<(String, String)>) -> any
     if api.public_url.is_empty() {
         api.public_url = format!("http://{addr}");
     }
-    let state = AppState::new(store, api).await?;
+    // AWS configuration comes from the standard chain; nothing is called until needed.
+    let aws = garrison_cloud::Aws::from_env(None).await;
+    let sessions = std::sync::Arc::new(garrison_cloud::Sessions::new(aws));
+    let engine = std::sync::Arc::new(garrison_engine::Engine::new(store.clone(), sessions, api.aws_principal.clone()));
+    if s.worker {
+        tokio::spawn(garrison_engine::worker::run(engine.clone(), s.resync));
+    }
+    let state = AppState::with_engine(store, api, Some(engine)).await?;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let app = garrison_api::router(state);
     let h = tokio::spawn(async move {

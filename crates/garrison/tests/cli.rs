@@ -12,6 +12,14 @@ const KEY_ID: &str = "0123456789abcdef";
 const SECRET: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 const ACCOUNT: &str = "12345678";
 const PRO: &str = "D12D5E67-166C-474F-87AA-6F86FC9FB9BC";
+/// Servers under test never reach beyond loopback: AWS calls go to a closed local port.
+const NO_AWS: [(&str, &str); 5] = [
+    ("AWS_ENDPOINT_URL", "http://127.0.0.1:9"),
+    ("AWS_ACCESS_KEY_ID", "testing"),
+    ("AWS_SECRET_ACCESS_KEY", "testing"),
+    ("AWS_REGION", "us-east-1"),
+    ("AWS_EC2_METADATA_DISABLED", "true"),
+];
 
 struct Server {
     child: Child,
@@ -39,9 +47,10 @@ fn serve_with(extra: &[&str]) -> Server {
     let dir = std::env::temp_dir().join(format!("garrison-cli-{}-{:x}", std::process::id(), rand_u64()));
     let port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_garrison"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .args(["serve", "--no-worker", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
         .arg(&dir)
         .args(extra)
+        .envs(NO_AWS)
         .env("GARRISON_ROOT_ACCESS_KEY_ID", KEY_ID)
         .env("GARRISON_ROOT_SECRET_KEY", SECRET)
         .env("GARRISON_ROOT_ACCOUNT_ID", ACCOUNT)
@@ -369,8 +378,9 @@ fn first_start_prints_the_root_key_once_and_it_works() {
     let dir = std::env::temp_dir().join(format!("garrison-cli-first-{}", rand_u64()));
     let start = |port: u16| {
         Command::new(env!("CARGO_BIN_EXE_garrison"))
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+            .args(["serve", "--no-worker", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
             .arg(&dir)
+            .envs(NO_AWS)
             .env("GARRISON_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

@@ -49,6 +49,7 @@ async fn create_deployment(
     let req = parse_request(&v, None, &Refs { policies: &policies, credentials: &creds })?;
     let d = s.store.create_deployment(&account_id, req.spec, &caller.user_id).await?;
     tracing::info!(account = %account_id, deployment = %d.id, "deployment created");
+    s.wake_engine();
     Ok((StatusCode::CREATED, Json(d)))
 }
 
@@ -106,7 +107,10 @@ async fn update_deployment(
             )));
         }
         match s.store.update_deployment(&account_id, &id, current.version, req.spec, &caller.user_id).await {
-            Ok(d) => return Ok(Json(d)),
+            Ok(d) => {
+                s.wake_engine();
+                return Ok(Json(d));
+            }
             Err(StoreError::Conflict(m)) if req.version.is_some() => {
                 return Err(ApiError::Conflict(format!("version {} is stale: {m}", current.version)));
             }

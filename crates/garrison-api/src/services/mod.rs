@@ -1,4 +1,5 @@
 pub mod aims;
+pub mod assets_query;
 pub mod credentials;
 pub mod deployments;
 pub mod endpoints;

@@ -4,6 +4,7 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use garrison_catalog::roles::LookupError;
 use garrison_catalog::{RoleDef, cft};
 use garrison_model::FieldError;
@@ -138,7 +139,7 @@ async fn validate_credentials(
     caller: Caller,
     Path((platform, role_type)): Path<(String, String)>,
     bytes: Bytes,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<(StatusCode, Json<Value>)> {
     let v = body::parse(&bytes)?;
     let Some(c) = v.get("credential") else {
         return Err(ApiError::field(FieldError::new(
@@ -189,10 +190,33 @@ async fn validate_credentials(
     let latest = s.catalog.get(&platform, &role_type, "latest").map_err(lookup_error)?;
     let asked = get("role_version").unwrap_or(&latest.version);
     let role = s.catalog.get(&platform, &role_type, asked).map_err(lookup_error)?;
-    let (status, message) = if role.version == latest.version {
-        ("latest", "Validation successful".to_string())
-    } else {
-        ("outdated", format!("Validation successful; version {} is superseded by {}", role.version, latest.version))
+    let freshness = if role.version == latest.version { "latest" } else { "outdated" };
+    let Some(engine) = &s.engine else {
+        // API-only test setups have no AWS layer: only what garrison stores is checked.
+        return Ok((
+            StatusCode::OK,
+            Json(json!({"status": freshness, "message": "Validation successful", "version": role.version})),
+        ));
     };
-    Ok(Json(json!({"status": status, "message": message, "version": role.version})))
+    let arn = get("arn").unwrap_or_default();
+    let v = garrison_engine::validation::validate(engine, arn, &ext, role, engine.propagation.0).await;
+    let details = serde_json::to_value(&v).unwrap_or(Value::Null);
+    if v.status == garrison_engine::validation::ValidationStatus::Ok {
+        let message = if freshness == "latest" {
+            "Validation successful".to_string()
+        } else {
+            format!("Validation successful; version {} is superseded by {}", role.version, latest.version)
+        };
+        Ok((
+            StatusCode::OK,
+            Json(json!({"status": freshness, "message": message, "version": role.version, "validation": details})),
+        ))
+    } else {
+        Ok((
+            StatusCode::BAD_REQUEST,
+            Json(
+                json!({"status": details["status"], "message": v.message, "version": role.version, "validation": details}),
+            ),
+        ))
+    }
 }
