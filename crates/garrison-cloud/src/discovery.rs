@@ -386,3 +386,31 @@ pub async fn enabled_regions(aws: &Aws) -> Result<Vec<String>, CloudError> {
     r.sort();
     Ok(r)
 }
+
+/// The baseline a simple script is: the same reads, one call after another.
+pub async fn discover_sequential(aws: &Aws, regions: &[String], now: i64) -> Snapshot {
+    let mut out = BTreeMap::new();
+    for r in regions {
+        let a = aws.in_region(r);
+        let mut st = BTreeMap::new();
+        let snap = RegionSnapshot {
+            zones: settle(&mut st, Kind::Zones, zones(&a).await),
+            vpcs: settle(&mut st, Kind::Vpcs, vpcs(&a).await),
+            subnets: settle(&mut st, Kind::Subnets, subnets(&a).await),
+            instances: settle(&mut st, Kind::Instances, instances(&a).await),
+            security_groups: settle(&mut st, Kind::SecurityGroups, security_groups(&a).await),
+            route_tables: settle(&mut st, Kind::RouteTables, route_tables(&a).await),
+            network_acls: settle(&mut st, Kind::NetworkAcls, network_acls(&a).await),
+            internet_gateways: settle(&mut st, Kind::InternetGateways, internet_gateways(&a).await),
+            flow_logs: settle(&mut st, Kind::FlowLogs, flow_logs(&a).await),
+            trails: settle(&mut st, Kind::Trails, trails(&a, r).await),
+            detectors: settle(&mut st, Kind::GuarddutyDetectors, detectors(&a).await),
+            config_recorders: settle(&mut st, Kind::ConfigRecorders, config_recorders(&a).await),
+            ecs_clusters: settle(&mut st, Kind::EcsClusters, ecs_clusters(&a).await),
+            eks_clusters: settle(&mut st, Kind::EksClusters, eks_clusters(&a).await),
+            status: BTreeMap::new(),
+        };
+        out.insert(r.clone(), RegionSnapshot { status: st, ..snap });
+    }
+    Snapshot { aws_account: aws.account.clone(), taken_at: now, regions: out }
+}

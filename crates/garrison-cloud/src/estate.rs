@@ -159,9 +159,18 @@ async fn build_account(aws: &Aws, acct: &str, role_arn: &str, spec: &EstateSpec)
     let per =
         |k: usize| spec.instances / inhabited.len().max(1) + usize::from(k < spec.instances % inhabited.len().max(1));
     let mut n = 0usize;
+    let mut zones_of: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
     for i in 0..spec.vpcs {
         let region = spec.regions[i % spec.regions.len()].clone();
         let ec2 = aws.in_region(&region).ec2();
+        if !zones_of.contains_key(&region) {
+            let z = ec2.describe_availability_zones().send().await?;
+            let mut names: Vec<String> =
+                z.availability_zones().iter().filter_map(|z| z.zone_name().map(str::to_string)).collect();
+            names.sort();
+            zones_of.insert(region.clone(), names);
+        }
+        let zones = &zones_of[&region];
         let cidr = format!("10.{}.0.0/16", i % 250);
         let vpc = ec2
             .create_vpc()
@@ -174,7 +183,7 @@ async fn build_account(aws: &Aws, acct: &str, role_arn: &str, spec: &EstateSpec)
             .to_string();
         let mut subnets = vec![];
         for z in 0..spec.zones_per_vpc {
-            let zone = format!("{region}{}", (b'a' + z as u8) as char);
+            let zone = zones[z % zones.len()].clone();
             let s = ec2
                 .create_subnet()
                 .vpc_id(&vpc)

@@ -10,6 +10,7 @@ pub mod limiter;
 pub mod proxy;
 pub mod role_check;
 pub mod session;
+pub mod stacks;
 pub mod templates;
 
 pub use calls::CallLog;

@@ -1,23 +1,31 @@
-//! `garrison demo`: the reference workflow end to end against a private server with
-//! embedded SQLite in a fresh temporary directory, then a summary.
+//! `garrison demo`: the reference workflow end to end on the AWS emulator (moto on a free
+//! loopback port) with embedded SQLite in a fresh temporary directory: a customer account
+//! (estate S) is built, garrison hands out its role, the customer creates it with
+//! CloudFormation, garrison validates it, stores it, takes a deployment, discovers the
+//! account, and the summary shows what it found and what is in scope.
 
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
+use garrison_cloud::emulator::Moto;
+use garrison_cloud::estate::{self, EstateSpec};
+use garrison_cloud::{Aws, Sessions};
 use serde_json::{Value, json};
 
 use crate::client::{CallError, Client, Connection};
 use crate::serve::{self, ServeArgs};
 
-/// The AWS account the demo's role lives in (the emulator's default account).
-const DEMO_AWS_ACCOUNT: &str = "123456789012";
-
 struct Demo {
     client: Client,
-    account: String,
     step: usize,
 }
 
 impl Demo {
+    fn say(&mut self, what: &str, cli: &str) {
+        self.step += 1;
+        println!("\n[{}] {what}\n    $ {cli}", self.step);
+    }
+
     async fn call(
         &mut self,
         what: &str,
@@ -26,38 +34,49 @@ impl Demo {
         path: &str,
         body: Option<Value>,
     ) -> anyhow::Result<Value> {
-        self.step += 1;
-        println!("\n[{}] {what}\n    $ garrison {cli}", self.step);
+        self.say(what, &format!("garrison {cli}"));
+        self.quiet(method, path, body).await
+    }
+
+    async fn quiet(&self, method: &str, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
         match self.client.call(method, path, &[], body.as_ref()).await {
             Ok((_, v)) => Ok(v),
-            Err(CallError::Http { status, body }) => anyhow::bail!("{what}: HTTP {status}: {body}"),
-            Err(CallError::Transport(e)) => anyhow::bail!("{what}: {e}"),
+            Err(CallError::Http { status, body }) => anyhow::bail!("{method} {path}: HTTP {status}: {body}"),
+            Err(CallError::Transport(e)) => anyhow::bail!("{method} {path}: {e}"),
         }
     }
 }
 
 async fn run() -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("garrison-demo-{}-{}", std::process::id(), rand::random::<u32>()));
+    println!("garrison demo: starting the AWS emulator (moto) on loopback");
+    let moto = Moto::start()?;
+    let aws = Aws::from_config(moto.sdk_config("us-east-1").await);
+    let spec = EstateSpec::s();
+    let built = estate::build(&Sessions::new(aws.clone()), &spec).await?;
+    let acct = &built.accounts[0];
+    println!(
+        "garrison demo: customer AWS account {} — {} regions, {} VPCs (one empty), {} instances (every 5th stopped), its own trail, GuardDuty detector and Config recorder",
+        acct.account,
+        spec.regions.len(),
+        spec.vpcs,
+        spec.instances
+    );
+
     let settings = serve::resolve(ServeArgs {
         listen: Some("127.0.0.1:0".into()),
         data_dir: Some(dir.clone()),
+        resync_interval: Some(60),
         ..Default::default()
     })?;
     let key = (format!("{:016x}", rand::random::<u64>()), hex::encode(rand::random::<[u8; 32]>()));
-    let (addr, handle, stop) = serve::start(&settings, Some(key.clone())).await?;
+    let (addr, handle, stop) = serve::start_with(&settings, Some(key.clone()), Some(aws.clone())).await?;
     let endpoint = format!("http://{addr}");
     println!("garrison demo: server on {endpoint}, embedded SQLite in {}", dir.display());
-
-    let mut client = Client::new(Connection {
-        endpoint: endpoint.clone(),
-        access_key_id: key.0,
-        secret_key: key.1,
-        account_id: None,
-    });
+    let mut client = Client::new(Connection { endpoint, access_key_id: key.0, secret_key: key.1, account_id: None });
     client.authenticate().await.map_err(|e| anyhow::anyhow!("authenticate: {e:?}"))?;
-    let account = client.account_id.clone().unwrap_or_default();
-    let mut d = Demo { client, account: account.clone(), step: 0 };
-    let a = d.account.clone();
+    let a = client.account_id.clone().unwrap_or_default();
+    let mut d = Demo { client, step: 0 };
 
     let role = d
         .call(
@@ -68,90 +87,148 @@ async fn run() -> anyhow::Result<()> {
             None,
         )
         .await?;
+    let ext = role["external_id"].as_str().unwrap_or_default().to_string();
     println!(
-        "    role ci_full version {}, trust AWS account {}, external id {}…, template {}",
-        role["version"],
-        role["aws_account_id"],
-        &role["external_id"].as_str().unwrap_or("").chars().take(6).collect::<String>(),
-        role["cft"]["s3_url"]
+        "    ci_full version {}, trusting AWS account {}, template {}",
+        role["version"], role["aws_account_id"], role["cft"]["s3_url"]
     );
-    let arn = format!("arn:aws:iam::{DEMO_AWS_ACCOUNT}:role/garrison-ci-full");
-    println!("    (the customer creates the role from that template; the demo uses {arn})");
+
+    d.say(
+        "The customer creates the role with CloudFormation",
+        "aws cloudformation create-stack --stack-name garrison --template-body file://ci_full.json --parameters ParameterKey=ExternalId,ParameterValue=<external_id> --capabilities CAPABILITY_IAM",
+    );
+    let template = d
+        .quiet(
+            "GET",
+            &format!("/themis/v1/templates/aws/ci_full/{}", role["version"].as_str().unwrap_or("latest")),
+            None,
+        )
+        .await?;
+    let stack = garrison_cloud::stacks::create_role_stack(
+        &aws,
+        "garrison",
+        &template.to_string(),
+        &ext,
+        Duration::from_secs(60),
+    )
+    .await?;
+    let arn = stack.role_arn.clone();
+    println!("    stack complete, output RoleARN {arn}");
+
+    let v = d
+        .call(
+            "Validate the role (trust policy, ExternalId, permissions)",
+            &format!("themis validate_credentials --platform_type aws --role_type ci_full --credential '{{\"platform_type\": \"aws\", \"role_type\": \"ci_full\", \"arn\": \"{arn}\", \"external_id\": \"…\"}}'"),
+            "POST",
+            "/themis/v1/validate/aws/ci_full",
+            Some(json!({"credential": {"platform_type": "aws", "role_type": "ci_full", "arn": arn, "external_id": ext}})),
+        )
+        .await?;
+    println!("    {}: {}", v["status"], v["message"]);
 
     let cred = d
         .call(
             "Store the role as a credential",
-            &format!("credentials create_credential --account_id {a} --name demo-role --secrets '{{\"type\": \"aws_iam_role\", \"arn\": \"{arn}\"}}'"),
+            &format!("credentials create_credential --account_id {a} --name customer-role --secrets '{{\"type\": \"aws_iam_role\", \"arn\": \"{arn}\"}}'"),
             "POST",
             &format!("/credentials/v2/{a}/credentials"),
-            Some(json!({"name": "demo-role", "secrets": {"type": "aws_iam_role", "arn": arn}})),
+            Some(json!({"name": "customer-role", "secrets": {"type": "aws_iam_role", "arn": arn}})),
         )
         .await?;
     let cred_id = cred["id"].as_str().unwrap_or_default().to_string();
-    println!("    credential {cred_id}");
 
-    let policies = d
-        .call(
-            "List protection policies",
-            &format!("policies list_policies --account_id {a}"),
-            "GET",
-            &format!("/policies/v1/{a}/policies"),
-            None,
-        )
-        .await?;
-    let pro = policies
-        .as_array()
-        .and_then(|ps| ps.iter().find(|p| p["name"] == "Professional"))
-        .and_then(|p| p["id"].as_str())
-        .unwrap_or_default()
-        .to_string();
-    println!("    Professional = {pro}");
-
-    let scope = json!({"include": [{"type": "region", "key": "/aws/us-east-1", "policy": {"id": pro}}], "exclude": []});
+    let pro = "D12D5E67-166C-474F-87AA-6F86FC9FB9BC";
+    let ess = "A8E8B104-8F45-411D-A240-A30EA5FE25B0";
+    let scope = json!({"include": [
+        {"type": "region", "key": "/aws/us-east-1", "policy": {"id": pro}},
+        {"type": "region", "key": "/aws/us-west-2", "policy": {"id": ess}}], "exclude": []});
     let dep = d
         .call(
-            "Create the deployment (automatic mode, Professional in us-east-1)",
-            &format!("deployments create_deployment --account_id {a} --name demo --platform '{{\"type\": \"aws\", \"id\": \"{DEMO_AWS_ACCOUNT}\"}}' --mode automatic --credentials '[{{\"id\": \"{cred_id}\", \"purpose\": \"discover\"}}]' --scope '{scope}'"),
+            "Create the deployment: automatic mode, Professional in us-east-1, Essentials in us-west-2",
+            &format!("deployments create_deployment --account_id {a} --name demo --platform '{{\"type\": \"aws\", \"id\": \"{}\"}}' --mode automatic --credentials '[{{\"id\": \"{cred_id}\", \"purpose\": \"discover\"}}]' --scope '{scope}'", acct.account),
             "POST",
             &format!("/deployments/v1/{a}/deployments"),
-            Some(json!({"name": "demo", "platform": {"type": "aws", "id": DEMO_AWS_ACCOUNT}, "mode": "automatic",
+            Some(json!({"name": "demo", "platform": {"type": "aws", "id": acct.account}, "mode": "automatic",
                         "credentials": [{"id": cred_id, "purpose": "discover"}], "scope": scope})),
         )
         .await?;
     let dep_id = dep["id"].as_str().unwrap_or_default().to_string();
-    let got = d
+
+    d.say(
+        "Wait for garrison to discover the account",
+        &format!("garrison deployments get_deployment --account_id {a} --deployment_id {dep_id} --query status"),
+    );
+    let t = Instant::now();
+    let got = loop {
+        let g = d.quiet("GET", &format!("/deployments/v1/{a}/deployments/{dep_id}"), None).await?;
+        if g["status"]["status"] != "new" || t.elapsed() > Duration::from_secs(60) {
+            break g;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    println!(
+        "    {} after {:.1}s: {}",
+        got["status"]["status"],
+        t.elapsed().as_secs_f64(),
+        got["status"]["message"].as_str().unwrap_or("")
+    );
+
+    let topo = d
         .call(
-            "Read it back",
-            &format!("deployments get_deployment --account_id {a} --deployment_id {dep_id}"),
+            "Read the discovered topology",
+            &format!("assets_query query_topology --account_id {a} --deployment_id {dep_id}"),
             "GET",
-            &format!("/deployments/v1/{a}/deployments/{dep_id}"),
+            &format!("/assets_query/v1/{a}/deployments/{dep_id}/topology"),
             None,
         )
         .await?;
+    let hosts = d
+        .quiet("GET", &format!("/assets_query/v1/{a}/deployments/{dep_id}/assets?asset_types=v:vpc,h:host"), None)
+        .await?;
 
     println!("\nSummary");
-    println!("  account            {account}");
-    println!("  deployment         {} ({}), version {}", got["name"].as_str().unwrap_or(""), dep_id, got["version"]);
-    println!("  AWS account        {}", got["platform"]["id"].as_str().unwrap_or(""));
-    println!("  mode               {}", got["mode"].as_str().unwrap_or(""));
-    for it in got["scope"]["include"].as_array().into_iter().flatten() {
-        let level = policies
+    println!(
+        "  deployment   {} ({dep_id}), AWS account {}, mode {}",
+        got["name"].as_str().unwrap_or(""),
+        acct.account,
+        got["mode"].as_str().unwrap_or("")
+    );
+    println!("  role         {arn}: {}", v["status"].as_str().unwrap_or(""));
+    println!(
+        "  status       {}: {}",
+        got["status"]["status"].as_str().unwrap_or(""),
+        got["status"]["message"].as_str().unwrap_or("")
+    );
+    println!("  topology     {} region → VPC → subnet → host paths", topo["topology"]["rows"]);
+    for v in &built.accounts[0].vpcs {
+        let rows: Vec<&Value> = hosts["assets"]
             .as_array()
-            .and_then(|ps| ps.iter().find(|p| p["id"] == it["policy"]["id"]))
-            .and_then(|p| p["name"].as_str())
-            .unwrap_or("?");
+            .into_iter()
+            .flatten()
+            .filter(|r| r[0]["key"].as_str().is_some_and(|k| k.ends_with(&v.id)))
+            .collect();
+        let running = rows.iter().filter(|r| r[1]["state"] == "running").count();
+        let level = if v.region == "us-east-1" { "Professional" } else { "Essentials" };
         println!(
-            "  in scope           {} {} → {level}",
-            it["type"].as_str().unwrap_or(""),
-            it["key"].as_str().unwrap_or("")
+            "  {:<10} {:<22} {:>2} running, {:>2} stopped  → {}",
+            v.region,
+            v.id,
+            running,
+            rows.len() - running,
+            if running > 0 {
+                format!(
+                    "{level}: scan appliance{} (installed by the protection release)",
+                    if level == "Professional" { " + IDS per zone" } else { "" }
+                )
+            } else {
+                "nothing running: no appliance".to_string()
+            }
         );
     }
     println!(
-        "  audit source       CloudTrail in {}",
-        got["platform"]["monitor"]["ct_install_region"].as_str().unwrap_or("")
+        "  audit source existing multi-region trail {} found (adopted, never modified)",
+        acct.trail.as_deref().unwrap_or("-")
     );
-    println!("  status             {}", got["status"]["status"].as_str().unwrap_or(""));
-    println!("  protection         recorded; garrison's AWS layer installs appliances in a later release of this demo");
 
     let _ = stop.send(());
     let _ = handle.await;
@@ -160,7 +237,8 @@ async fn run() -> anyhow::Result<()> {
 }
 
 pub async fn main(_argv: Vec<String>) -> ExitCode {
-    serve::init_tracing();
+    // The demo's own narration is the output; the server's log is kept to warnings.
+    serve::init_tracing_default("warn");
     match run().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -207,6 +207,15 @@ pub async fn open_store(s: &Settings, root_override: Option<(String, String)>) -
 pub type Running = (SocketAddr, tokio::task::JoinHandle<()>, tokio::sync::oneshot::Sender<()>);
 
 pub async fn start(s: &Settings, root_override: Option<(String, String)>) -> anyhow::Result<Running> {
+    start_with(s, root_override, None).await
+}
+
+/// `start`, with garrison's own AWS identity given instead of read from the standard chain.
+pub async fn start_with(
+    s: &Settings,
+    root_override: Option<(String, String)>,
+    aws: Option<garrison_cloud::Aws>,
+) -> anyhow::Result<Running> {
     let store = open_store(s, root_override).await?;
     let listener = tokio::net::TcpListener::bind(&s.listen).await.with_context(|| format!("binding {}", s.listen))?;
     let addr = listener.local_addr()?;
@@ -215,7 +224,10 @@ pub async fn start(s: &Settings, root_override: Option<(String, String)>) -> any
         api.public_url = format!("http://{addr}");
     }
     // AWS configuration comes from the standard chain; nothing is called until needed.
-    let aws = garrison_cloud::Aws::from_env(None).await;
+    let aws = match aws {
+        Some(a) => a,
+        None => garrison_cloud::Aws::from_env(None).await,
+    };
     let sessions = std::sync::Arc::new(garrison_cloud::Sessions::new(aws));
     let engine = std::sync::Arc::new(garrison_engine::Engine::new(store.clone(), sessions, api.aws_principal.clone()));
     if s.worker {
@@ -248,8 +260,11 @@ async fn shutdown_signal() {
 }
 
 pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("GARRISON_LOG")
-        .unwrap_or_else(|_| "info,sqlx=warn,tower_http=warn".into());
+    init_tracing_default("info,sqlx=warn,tower_http=warn");
+}
+
+pub fn init_tracing_default(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("GARRISON_LOG").unwrap_or_else(|_| default.into());
     let json = std::env::var("GARRISON_LOG_FORMAT").is_ok_and(|v| v == "json");
     let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let _ = if json { b.json().try_init() } else { b.try_init() };

@@ -453,3 +453,106 @@ fn keys_come_from_a_profile_file_when_not_given() {
     assert_eq!(missing.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no access key"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn themis_validate_reads_the_real_role() {
+    let moto = garrison_cloud::emulator::Moto::start().expect("the AWS emulator is required for this test");
+    let aws = garrison_cloud::Aws::from_config(moto.sdk_config("us-east-1").await);
+    let dir = std::env::temp_dir().join(format!("garrison-cli-v-{}", rand_u64()));
+    let port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_garrison"))
+        .args(["serve", "--no-worker", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .arg(&dir)
+        .env("GARRISON_ROOT_ACCESS_KEY_ID", KEY_ID)
+        .env("GARRISON_ROOT_SECRET_KEY", SECRET)
+        .env("GARRISON_ROOT_ACCOUNT_ID", ACCOUNT)
+        .env("GARRISON_LOG", "warn")
+        .env("AWS_ENDPOINT_URL", &moto.url)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let s = Server { child: Command::new("true").spawn().unwrap(), url: format!("http://127.0.0.1:{port}"), dir };
+    let role = json_out(&garrison(
+        &s,
+        &["themis", "get_role", "--platform_type", "aws", "--role_type", "ci_full", "--role_version", "latest"],
+    ));
+    let ext = role["external_id"].as_str().unwrap().to_string();
+    let template = json_out(&garrison(
+        &s,
+        &[
+            "themis",
+            "get_role_template",
+            "--platform_type",
+            "aws",
+            "--role_type",
+            "ci_full",
+            "--role_version",
+            "latest",
+        ],
+    ));
+    let stack = garrison_cloud::stacks::create_role_stack(
+        &aws,
+        "garrison",
+        &template.to_string(),
+        &ext,
+        Duration::from_secs(30),
+    )
+    .await
+    .unwrap();
+    let cred = |arn: &str| {
+        serde_json::json!({"platform_type": "aws", "role_type": "ci_full", "arn": arn, "external_id": ext}).to_string()
+    };
+    let ok = json_out(&garrison(
+        &s,
+        &[
+            "themis",
+            "validate_credentials",
+            "--platform_type",
+            "aws",
+            "--role_type",
+            "ci_full",
+            "--credential",
+            &cred(&stack.role_arn),
+        ],
+    ));
+    assert_eq!((ok["status"].as_str(), ok["message"].as_str()), (Some("latest"), Some("Validation successful")));
+    assert_eq!(ok["validation"]["capabilities"]["guardduty"]["ok"], true);
+
+    // A role any principal may assume with that ExternalId is refused, with the reason.
+    let trust = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole", "Condition": {"StringEquals": {"sts:ExternalId": ext}}}]});
+    let r = aws
+        .iam()
+        .create_role()
+        .role_name("too-open")
+        .assume_role_policy_document(trust.to_string())
+        .send()
+        .await
+        .unwrap();
+    let out = garrison(
+        &s,
+        &[
+            "themis",
+            "validate_credentials",
+            "--platform_type",
+            "aws",
+            "--role_type",
+            "ci_full",
+            "--credential",
+            &cred(r.role().unwrap().arn()),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("\"status\": \"unsafe\"") && err.contains("lets anyone"), "{err}");
+    let _ = child.kill();
+    let _ = child.wait();
+}
