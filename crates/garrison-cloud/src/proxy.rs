@@ -86,7 +86,20 @@ async fn forward(upstream: SocketAddr, req: Request<Incoming>) -> anyhow::Result
 impl Proxy {
     /// Listens on a free loopback port and forwards to `upstream` (http://127.0.0.1:PORT).
     pub async fn start(upstream: &str) -> anyhow::Result<Proxy> {
-        let up: SocketAddr = upstream.trim_start_matches("http://").trim_end_matches('/').parse()?;
+        Proxy::start_sharded(&[upstream.to_string()]).await
+    }
+
+    /// Like `start`, with each region served by one of several emulators, assigned in turn
+    /// as regions are first seen (global calls signed for us-east-1 go with us-east-1). Real AWS
+    /// regions are independent services; one single-threaded emulator process is not.
+    pub async fn start_sharded(upstreams: &[String]) -> anyhow::Result<Proxy> {
+        let ups: Vec<SocketAddr> = upstreams
+            .iter()
+            .map(|u| u.trim_start_matches("http://").trim_end_matches('/').parse())
+            .collect::<Result<_, _>>()?;
+        anyhow::ensure!(!ups.is_empty(), "no upstream");
+        let ups = Arc::new(ups);
+        let assigned: Arc<Mutex<std::collections::HashMap<String, usize>>> = Arc::default();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
         let faults = Arc::new(Faults::default());
@@ -94,10 +107,10 @@ impl Proxy {
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else { continue };
-                let f = f.clone();
+                let (f, ups, assigned) = (f.clone(), ups.clone(), assigned.clone());
                 tokio::spawn(async move {
                     let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
-                        let f = f.clone();
+                        let (f, ups, assigned) = (f.clone(), ups.clone(), assigned.clone());
                         async move {
                             f.requests.fetch_add(1, Ordering::Relaxed);
                             let (region, service) = scope(&req);
@@ -111,7 +124,12 @@ impl Proxy {
                                 f.denied.fetch_add(1, Ordering::Relaxed);
                                 return Ok::<_, std::convert::Infallible>(denied(&service, &region));
                             }
-                            Ok(forward(up, req).await.unwrap_or_else(|e| {
+                            let shard = {
+                                let mut a = assigned.lock().expect("shards");
+                                let next = a.len() % ups.len();
+                                *a.entry(region.clone()).or_insert(next)
+                            };
+                            Ok(forward(ups[shard], req).await.unwrap_or_else(|e| {
                                 Response::builder()
                                     .status(StatusCode::BAD_GATEWAY)
                                     .body(Full::new(Bytes::from(e.to_string())))

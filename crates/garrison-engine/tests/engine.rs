@@ -127,6 +127,7 @@ async fn a_deployment_is_discovered_persisted_and_reported() {
     let spec_d = parse_request(&body, None, &Refs { policies: &policies, credentials: &creds }).unwrap().spec;
     let d = store.create_deployment(&root.account_id, spec_d, "u").await.unwrap();
     let e = Engine::new(store.clone(), sessions.clone(), GARRISON.into());
+    sessions.base.calls.reset();
 
     let out = discover_deployment(&e, &d).await.unwrap();
     assert_eq!(out.status.status, StatusKind::Ok, "{:?}", out.status.message);
@@ -140,6 +141,7 @@ async fn a_deployment_is_discovered_persisted_and_reported() {
 
     proxy.faults.deny_regions.lock().unwrap().insert("us-west-2".into());
     let out = discover_deployment(&e, &d).await.unwrap();
+    assert_eq!(sessions.base.calls.count("AssumeRole"), 1, "the session is cached across validation and runs");
     assert_eq!(out.status.status, StatusKind::Warning);
     let msg = out.status.message.unwrap();
     assert!(msg.contains("us-west-2 instances (UnauthorizedOperation)"), "{msg}");
