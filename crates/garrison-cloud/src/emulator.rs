@@ -102,18 +102,7 @@ impl Moto {
 
     /// SDK configuration pointing at the emulator with test credentials.
     pub async fn sdk_config(&self, region: &str) -> SdkConfig {
-        aws_config::defaults(BehaviorVersion::latest())
-            .region(Region::new(region.to_string()))
-            .endpoint_url(&self.url)
-            .credentials_provider(aws_sdk_sts::config::Credentials::new(
-                "testing",
-                "testing",
-                None,
-                None,
-                "garrison-emulator",
-            ))
-            .load()
-            .await
+        sdk_config(&self.url, region).await
     }
 }
 

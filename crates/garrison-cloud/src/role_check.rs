@@ -24,7 +24,8 @@ pub enum FetchError {
     Failed(CloudError),
 }
 
-fn decode(doc: &str) -> Value {
+/// A policy document as IAM returns it (URL-encoded JSON) or as plain JSON.
+pub fn decode(doc: &str) -> Value {
     serde_json::from_str(doc).unwrap_or_else(|_| {
         // IAM returns documents URL-encoded.
         let b = doc.as_bytes();

@@ -12,27 +12,8 @@ use serde_json::Value;
 
 const PRINCIPAL: &str = "210987654321";
 
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%'
-            && i + 2 < b.len()
-            && let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16)
-        {
-            out.push(v);
-            i += 3;
-            continue;
-        }
-        out.push(if b[i] == b'+' { b' ' } else { b[i] });
-        i += 1;
-    }
-    String::from_utf8(out).unwrap()
-}
-
 fn policy_json(doc: &str) -> Value {
-    serde_json::from_str(doc).unwrap_or_else(|_| serde_json::from_str(&percent_decode(doc)).unwrap())
+    garrison_cloud::role_check::decode(doc)
 }
 
 fn actions(doc: &Value) -> BTreeSet<String> {

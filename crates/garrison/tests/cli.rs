@@ -44,13 +44,18 @@ fn serve() -> Server {
 }
 
 fn serve_with(extra: &[&str]) -> Server {
+    serve_env(extra, &NO_AWS)
+}
+
+/// A server whose AWS calls use `aws_env` (the standard AWS variables).
+fn serve_env(extra: &[&str], aws_env: &[(&str, &str)]) -> Server {
     let dir = std::env::temp_dir().join(format!("garrison-cli-{}-{:x}", std::process::id(), rand_u64()));
     let port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_garrison"))
         .args(["serve", "--no-worker", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
         .arg(&dir)
         .args(extra)
-        .envs(NO_AWS)
+        .envs(aws_env.iter().copied())
         .env("GARRISON_ROOT_ACCESS_KEY_ID", KEY_ID)
         .env("GARRISON_ROOT_SECRET_KEY", SECRET)
         .env("GARRISON_ROOT_ACCOUNT_ID", ACCOUNT)
@@ -458,29 +463,16 @@ fn keys_come_from_a_profile_file_when_not_given() {
 async fn themis_validate_reads_the_real_role() {
     let moto = garrison_cloud::emulator::Moto::start().expect("the AWS emulator is required for this test");
     let aws = garrison_cloud::Aws::from_config(moto.sdk_config("us-east-1").await);
-    let dir = std::env::temp_dir().join(format!("garrison-cli-v-{}", rand_u64()));
-    let port = free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_garrison"))
-        .args(["serve", "--no-worker", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
-        .arg(&dir)
-        .env("GARRISON_ROOT_ACCESS_KEY_ID", KEY_ID)
-        .env("GARRISON_ROOT_SECRET_KEY", SECRET)
-        .env("GARRISON_ROOT_ACCOUNT_ID", ACCOUNT)
-        .env("GARRISON_LOG", "warn")
-        .env("AWS_ENDPOINT_URL", &moto.url)
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let s = Server { child: Command::new("true").spawn().unwrap(), url: format!("http://127.0.0.1:{port}"), dir };
+    let s = serve_env(
+        &[],
+        &[
+            ("AWS_ENDPOINT_URL", moto.url.as_str()),
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ],
+    );
     let role = json_out(&garrison(
         &s,
         &["themis", "get_role", "--platform_type", "aws", "--role_type", "ci_full", "--role_version", "latest"],
@@ -553,6 +545,4 @@ async fn themis_validate_reads_the_real_role() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("\"status\": \"unsafe\"") && err.contains("lets anyone"), "{err}");
-    let _ = child.kill();
-    let _ = child.wait();
 }
