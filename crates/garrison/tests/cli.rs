@@ -47,13 +47,23 @@ fn serve_with(extra: &[&str]) -> Server {
     serve_env(extra, &NO_AWS)
 }
 
+/// A server that runs its discovery worker, with `aws_env`.
+fn serve_env_worker(aws_env: &[(&str, &str)]) -> Server {
+    serve_cmd(&[], aws_env, true)
+}
+
 /// A server whose AWS calls use `aws_env` (the standard AWS variables).
 fn serve_env(extra: &[&str], aws_env: &[(&str, &str)]) -> Server {
+    serve_cmd(extra, aws_env, false)
+}
+
+fn serve_cmd(extra: &[&str], aws_env: &[(&str, &str)], worker: bool) -> Server {
     let dir = std::env::temp_dir().join(format!("garrison-cli-{}-{:x}", std::process::id(), rand_u64()));
     let port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_garrison"))
-        .args(["serve", "--no-worker", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
         .arg(&dir)
+        .args(if worker { &[][..] } else { &["--no-worker"][..] })
         .args(extra)
         .envs(aws_env.iter().copied())
         .env("GARRISON_ROOT_ACCESS_KEY_ID", KEY_ID)
@@ -545,4 +555,124 @@ async fn themis_validate_reads_the_real_role() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("\"status\": \"unsafe\"") && err.contains("lets anyone"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_discovers_a_new_deployment_and_assets_query_shows_it() {
+    let moto = garrison_cloud::emulator::Moto::start().expect("the AWS emulator is required for this test");
+    let aws = garrison_cloud::Aws::from_config(moto.sdk_config("us-east-1").await);
+    let spec = garrison_cloud::estate::EstateSpec { containers: false, ..garrison_cloud::estate::EstateSpec::s() };
+    let estate = garrison_cloud::estate::build(&garrison_cloud::Sessions::new(aws.clone()), &spec).await.unwrap();
+    let env = [
+        ("AWS_ENDPOINT_URL", moto.url.as_str()),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ];
+    // This server runs its worker (no --no-worker).
+    let s = serve_env_worker(&env);
+    let role = json_out(&garrison(
+        &s,
+        &["themis", "get_role", "--platform_type", "aws", "--role_type", "ci_readonly", "--role_version", "latest"],
+    ));
+    let ext = role["external_id"].as_str().unwrap().to_string();
+    let template = json_out(&garrison(
+        &s,
+        &[
+            "themis",
+            "get_role_template",
+            "--platform_type",
+            "aws",
+            "--role_type",
+            "ci_readonly",
+            "--role_version",
+            "latest",
+        ],
+    ));
+    let stack = garrison_cloud::stacks::create_role_stack(
+        &aws,
+        "garrison-ro",
+        &template.to_string(),
+        &ext,
+        Duration::from_secs(30),
+    )
+    .await
+    .unwrap();
+    let cred = json_out(&garrison(
+        &s,
+        &[
+            "credentials",
+            "create_credential",
+            "--name",
+            "ro",
+            "--secrets",
+            &format!(r#"{{"type": "aws_iam_role", "arn": "{}"}}"#, stack.role_arn),
+        ],
+    ));
+    let dep = json_out(&garrison(
+        &s,
+        &[
+            "deployments",
+            "create_deployment",
+            "--name",
+            "estate",
+            "--mode",
+            "readonly",
+            "--platform",
+            r#"{"type": "aws", "id": "123456789012"}"#,
+            "--credentials",
+            &format!(r#"[{{"id": "{}", "purpose": "discover"}}]"#, cred["id"].as_str().unwrap()),
+            "--scope",
+            r#"{"include": [{"type": "region", "key": "/aws/us-east-1"}], "exclude": []}"#,
+        ],
+    ));
+    let id = dep["id"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        let st =
+            json_out(&garrison(&s, &["deployments", "get_deployment", "--deployment_id", &id, "--query", "status"]));
+        if st["status"] != "new" {
+            break st;
+        }
+        assert!(Instant::now() < deadline, "the worker never ran");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(status["status"], "ok", "{status}");
+    let east: Vec<&garrison_cloud::estate::BuiltVpc> = estate.vpcs().filter(|v| v.region == "us-east-1").collect();
+    let want_hosts: usize = east.iter().map(|v| v.instances.len()).sum();
+    let hosts = json_out(&garrison(
+        &s,
+        &[
+            "assets_query",
+            "query_deployment_assets",
+            "--deployment_id",
+            &id,
+            "--asset_types",
+            "h:host",
+            "--query",
+            "rows",
+        ],
+    ));
+    assert_eq!(hosts.as_u64(), Some(want_hosts as u64));
+    let vpcs = json_out(&garrison(
+        &s,
+        &[
+            "assets_query",
+            "query_deployment_assets",
+            "--deployment_id",
+            &id,
+            "--asset_types",
+            "v:vpc",
+            "--query",
+            "assets[*][0].key",
+        ],
+    ));
+    for v in &east {
+        assert!(
+            vpcs.as_array().unwrap().iter().any(|k| k.as_str() == Some(&format!("/aws/us-east-1/vpc/{}", v.id))),
+            "{vpcs}"
+        );
+    }
+    assert!(!vpcs.to_string().contains("us-west-2"), "out-of-scope regions are not read");
 }
