@@ -22,8 +22,11 @@ pub struct Faults {
     pub deny_regions: Mutex<BTreeSet<String>>,
     /// Services (signing names, e.g. "ec2") refused in every region.
     pub deny_services: Mutex<BTreeSet<String>>,
+    /// The next this-many calls are answered with the service's throttling error.
+    pub throttle_next: AtomicU64,
     pub requests: AtomicU64,
     pub denied: AtomicU64,
+    pub throttled: AtomicU64,
 }
 
 pub struct Proxy {
@@ -44,6 +47,33 @@ fn scope(req: &Request<Incoming>) -> (String, String) {
     let cred = auth.split("Credential=").nth(1).unwrap_or_default();
     let parts: Vec<&str> = cred.split(',').next().unwrap_or_default().split('/').collect();
     (parts.get(2).unwrap_or(&"").to_string(), parts.get(3).unwrap_or(&"").to_string())
+}
+
+fn throttled(service: &str) -> Response<Full<Bytes>> {
+    let (status, body, json_type) = match service {
+        "ec2" => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Errors><Error><Code>RequestLimitExceeded</Code><Message>injected: request limit exceeded</Message></Error></Errors><RequestID>garrison-proxy</RequestID></Response>".to_string(),
+            None,
+        ),
+        "iam" | "sts" | "sns" | "sqs" => (
+            StatusCode::BAD_REQUEST,
+            "<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>injected: rate exceeded</Message></Error><RequestId>garrison-proxy</RequestId></ErrorResponse>".to_string(),
+            None,
+        ),
+        "s3" => (StatusCode::SERVICE_UNAVAILABLE, "<Error><Code>SlowDown</Code><Message>injected: slow down</Message></Error>".to_string(), None),
+        _ => (
+            StatusCode::BAD_REQUEST,
+            "{\"__type\":\"ThrottlingException\",\"message\":\"injected: rate exceeded\"}".to_string(),
+            Some("ThrottlingException"),
+        ),
+    };
+    let mut r = Response::builder().status(status);
+    r = match json_type {
+        Some(t) => r.header("x-amzn-errortype", t).header("content-type", "application/x-amz-json-1.1"),
+        None => r.header("content-type", "text/xml"),
+    };
+    r.body(Full::new(Bytes::from(body))).expect("response")
 }
 
 fn denied(service: &str, region: &str) -> Response<Full<Bytes>> {
@@ -123,6 +153,14 @@ impl Proxy {
                             if deny {
                                 f.denied.fetch_add(1, Ordering::Relaxed);
                                 return Ok::<_, std::convert::Infallible>(denied(&service, &region));
+                            }
+                            let throttle = f
+                                .throttle_next
+                                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+                                .is_ok();
+                            if throttle {
+                                f.throttled.fetch_add(1, Ordering::Relaxed);
+                                return Ok(throttled(&service));
                             }
                             let shard = {
                                 let mut a = assigned.lock().expect("shards");

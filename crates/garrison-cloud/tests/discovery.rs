@@ -170,3 +170,32 @@ async fn a_region_answering_access_denied_makes_the_snapshot_partial() {
     assert!(!merged.regions["us-west-2"].instances.is_empty());
     assert!(merged.is_partial(), "still flagged");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_is_retried_by_the_sdk_and_terminal_errors_are_not() {
+    let moto = Moto::start().expect("the AWS emulator is required for this test");
+    let proxy = Proxy::start(&moto.url).await.unwrap();
+    let sessions = Sessions::new(Aws::from_config(sdk_config(&proxy.url, "us-east-1").await));
+    let spec =
+        EstateSpec { containers: false, regions: vec!["us-east-1".into()], vpcs: 2, instances: 4, ..EstateSpec::s() };
+    let estate = estate::build(&sessions, &spec).await.unwrap();
+    let aws = sessions.assume(&estate.accounts[0].role_arn, ESTATE_EXTERNAL_ID).await.unwrap();
+    let clean = discovery::discover(&aws, &spec.regions, 1).await;
+    // Three throttling answers, spread over whichever calls come first: each is retried.
+    aws.calls.reset();
+    proxy.faults.throttle_next.store(3, std::sync::atomic::Ordering::SeqCst);
+    let snap = discovery::discover(&aws, &spec.regions, 2).await;
+    assert_eq!(proxy.faults.throttled.load(std::sync::atomic::Ordering::SeqCst), 3);
+    assert!(!snap.is_partial(), "{:?}", snap.gaps());
+    assert_eq!(snap.count(Kind::Instances), clean.count(Kind::Instances));
+    let attempts = aws.calls.total();
+    aws.calls.reset();
+    discovery::discover(&aws, &spec.regions, 3).await;
+    assert_eq!(attempts, aws.calls.total() + 3, "each throttled call was attempted again");
+    // Access denied is terminal: one attempt, then a gap.
+    proxy.faults.deny_services.lock().unwrap().insert("guardduty".into());
+    aws.calls.reset();
+    let snap = discovery::discover(&aws, &spec.regions, 4).await;
+    assert_eq!(aws.calls.count("ListDetectors"), 1, "not retried");
+    assert_eq!(snap.gaps().iter().map(|g| g.kind).collect::<Vec<_>>(), [Kind::GuarddutyDetectors]);
+}
