@@ -4,6 +4,7 @@
 pub mod cft;
 pub mod iam_check;
 pub mod policies;
+pub mod prices;
 pub mod roles;
 
 pub use roles::{Catalog, RoleDef};

@@ -4,6 +4,7 @@
 
 pub mod account;
 pub mod assets;
+pub mod cidr;
 pub mod coverage;
 pub mod credential;
 pub mod deployment;

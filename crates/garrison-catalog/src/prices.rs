@@ -1,0 +1,106 @@
+//! Instance types and on-demand prices (a dated data file with its source), and the
+//! choice of the cheapest type that is offered where it must run and is big enough.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+pub struct Spec {
+    pub vcpu: u32,
+    pub memory_gib: f64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct PriceTable {
+    pub date: String,
+    pub source: String,
+    pub currency: String,
+    pub specs: BTreeMap<String, Spec>,
+    pub regions: BTreeMap<String, BTreeMap<String, f64>>,
+}
+
+/// Minimum sizes of the appliances.
+pub const SCANNER_MIN: Spec = Spec { vcpu: 1, memory_gib: 3.5 };
+pub const IDS_MIN: Spec = Spec { vcpu: 4, memory_gib: 7.5 };
+
+/// The reference's default types, in its order of preference.
+pub const REFERENCE_SCANNER: [&str; 3] = ["m3.medium", "c5.large", "c4.large"];
+pub const REFERENCE_IDS: [&str; 3] = ["c5.xlarge", "m5.xlarge", "c4.xlarge"];
+
+pub const HOURS_PER_MONTH: f64 = 730.0;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Price {
+    pub per_hour: f64,
+    /// True when the region is not in the table and us-east-1's figure stands in.
+    pub estimated: bool,
+}
+
+impl PriceTable {
+    pub fn builtin() -> PriceTable {
+        serde_json::from_str(include_str!("../data/prices/2026-11-30.json")).expect("embedded price table is valid")
+    }
+
+    pub fn price(&self, region: &str, instance_type: &str) -> Option<Price> {
+        match self.regions.get(region).and_then(|r| r.get(instance_type)) {
+            Some(p) => Some(Price { per_hour: *p, estimated: false }),
+            None => self
+                .regions
+                .get("us-east-1")
+                .and_then(|r| r.get(instance_type))
+                .map(|p| Price { per_hour: *p, estimated: true }),
+        }
+    }
+
+    /// The cheapest type of `candidates` (all known types when empty) that `offered` allows
+    /// and that meets `min`; ties go to the earlier candidate.
+    pub fn cheapest(
+        &self,
+        region: &str,
+        candidates: &[&str],
+        offered: &dyn Fn(&str) -> bool,
+        min: Spec,
+    ) -> Option<(String, Price)> {
+        let all: Vec<&str> =
+            if candidates.is_empty() { self.specs.keys().map(String::as_str).collect() } else { candidates.to_vec() };
+        let mut best: Option<(String, Price)> = None;
+        for t in all {
+            let Some(spec) = self.specs.get(t) else { continue };
+            if spec.vcpu < min.vcpu || spec.memory_gib < min.memory_gib || !offered(t) {
+                continue;
+            }
+            let Some(p) = self.price(region, t) else { continue };
+            if best.as_ref().is_none_or(|(_, b)| p.per_hour < b.per_hour) {
+                best = Some((t.to_string(), p));
+            }
+        }
+        best
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cheapest_fit_respects_size_and_offer() {
+        let t = PriceTable::builtin();
+        let any = |_: &str| true;
+        assert_eq!(t.cheapest("us-east-1", &[], &any, SCANNER_MIN).unwrap().0, "t3a.medium");
+        let no_t3a = |x: &str| x != "t3a.medium";
+        assert_eq!(t.cheapest("us-east-1", &[], &no_t3a, SCANNER_MIN).unwrap().0, "t3.medium");
+        assert_eq!(t.cheapest("us-east-1", &[], &any, IDS_MIN).unwrap().0, "c5.xlarge");
+        assert_eq!(t.cheapest("us-east-1", &REFERENCE_SCANNER, &any, SCANNER_MIN).unwrap().0, "m3.medium");
+        assert!(t.cheapest("us-east-1", &[], &|_: &str| false, SCANNER_MIN).is_none());
+        let est = t.cheapest("eu-west-1", &[], &any, SCANNER_MIN).unwrap().1;
+        assert!(est.estimated);
+        assert!(!t.price("us-east-1", "c5.xlarge").unwrap().estimated);
+        // Every priced type has a spec.
+        for r in t.regions.values() {
+            for ty in r.keys() {
+                assert!(t.specs.contains_key(ty), "{ty}");
+            }
+        }
+    }
+}
