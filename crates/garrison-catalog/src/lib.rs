@@ -3,6 +3,7 @@
 
 pub mod cft;
 pub mod iam_check;
+pub mod network;
 pub mod policies;
 pub mod prices;
 pub mod roles;
