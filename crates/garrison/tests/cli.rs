@@ -35,6 +35,50 @@ impl Drop for Server {
     }
 }
 
+/// The standard AWS variables pointing at the emulator.
+fn moto_env(url: &str) -> [(&str, &str); 5] {
+    [
+        ("AWS_ENDPOINT_URL", url),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ]
+}
+
+/// What a customer does with get_role: create the role from garrison's template with the
+/// external id. Returns the external id and the stack's outputs.
+async fn customer_creates_role(
+    s: &Server,
+    aws: &garrison_cloud::Aws,
+    role_type: &str,
+    stack: &str,
+) -> (String, garrison_cloud::stacks::RoleStack) {
+    let role = json_out(&garrison(
+        s,
+        &["themis", "get_role", "--platform_type", "aws", "--role_type", role_type, "--role_version", "latest"],
+    ));
+    let ext = role["external_id"].as_str().unwrap().to_string();
+    let template = json_out(&garrison(
+        s,
+        &[
+            "themis",
+            "get_role_template",
+            "--platform_type",
+            "aws",
+            "--role_type",
+            role_type,
+            "--role_version",
+            "latest",
+        ],
+    ));
+    let made =
+        garrison_cloud::stacks::create_role_stack(aws, stack, &template.to_string(), &ext, Duration::from_secs(30))
+            .await
+            .unwrap();
+    (ext, made)
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
@@ -473,43 +517,8 @@ fn keys_come_from_a_profile_file_when_not_given() {
 async fn themis_validate_reads_the_real_role() {
     let moto = garrison_cloud::emulator::Moto::start().expect("the AWS emulator is required for this test");
     let aws = garrison_cloud::Aws::from_config(moto.sdk_config("us-east-1").await);
-    let s = serve_env(
-        &[],
-        &[
-            ("AWS_ENDPOINT_URL", moto.url.as_str()),
-            ("AWS_ACCESS_KEY_ID", "testing"),
-            ("AWS_SECRET_ACCESS_KEY", "testing"),
-            ("AWS_REGION", "us-east-1"),
-            ("AWS_EC2_METADATA_DISABLED", "true"),
-        ],
-    );
-    let role = json_out(&garrison(
-        &s,
-        &["themis", "get_role", "--platform_type", "aws", "--role_type", "ci_full", "--role_version", "latest"],
-    ));
-    let ext = role["external_id"].as_str().unwrap().to_string();
-    let template = json_out(&garrison(
-        &s,
-        &[
-            "themis",
-            "get_role_template",
-            "--platform_type",
-            "aws",
-            "--role_type",
-            "ci_full",
-            "--role_version",
-            "latest",
-        ],
-    ));
-    let stack = garrison_cloud::stacks::create_role_stack(
-        &aws,
-        "garrison",
-        &template.to_string(),
-        &ext,
-        Duration::from_secs(30),
-    )
-    .await
-    .unwrap();
+    let s = serve_env(&[], &moto_env(&moto.url));
+    let (ext, stack) = customer_creates_role(&s, &aws, "ci_full", "garrison").await;
     let cred = |arn: &str| {
         serde_json::json!({"platform_type": "aws", "role_type": "ci_full", "arn": arn, "external_id": ext}).to_string()
     };
@@ -563,42 +572,9 @@ async fn the_worker_discovers_a_new_deployment_and_assets_query_shows_it() {
     let aws = garrison_cloud::Aws::from_config(moto.sdk_config("us-east-1").await);
     let spec = garrison_cloud::estate::EstateSpec { containers: false, ..garrison_cloud::estate::EstateSpec::s() };
     let estate = garrison_cloud::estate::build(&garrison_cloud::Sessions::new(aws.clone()), &spec).await.unwrap();
-    let env = [
-        ("AWS_ENDPOINT_URL", moto.url.as_str()),
-        ("AWS_ACCESS_KEY_ID", "testing"),
-        ("AWS_SECRET_ACCESS_KEY", "testing"),
-        ("AWS_REGION", "us-east-1"),
-        ("AWS_EC2_METADATA_DISABLED", "true"),
-    ];
     // This server runs its worker (no --no-worker).
-    let s = serve_env_worker(&env);
-    let role = json_out(&garrison(
-        &s,
-        &["themis", "get_role", "--platform_type", "aws", "--role_type", "ci_readonly", "--role_version", "latest"],
-    ));
-    let ext = role["external_id"].as_str().unwrap().to_string();
-    let template = json_out(&garrison(
-        &s,
-        &[
-            "themis",
-            "get_role_template",
-            "--platform_type",
-            "aws",
-            "--role_type",
-            "ci_readonly",
-            "--role_version",
-            "latest",
-        ],
-    ));
-    let stack = garrison_cloud::stacks::create_role_stack(
-        &aws,
-        "garrison-ro",
-        &template.to_string(),
-        &ext,
-        Duration::from_secs(30),
-    )
-    .await
-    .unwrap();
+    let s = serve_env_worker(&moto_env(&moto.url));
+    let (_, stack) = customer_creates_role(&s, &aws, "ci_readonly", "garrison-ro").await;
     let cred = json_out(&garrison(
         &s,
         &[
