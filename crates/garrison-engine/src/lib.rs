@@ -2,6 +2,7 @@
 //! the worker loop that runs them when deployments change and periodically.
 
 pub mod discover;
+pub mod plan;
 pub mod validation;
 pub mod worker;
 

@@ -1,0 +1,134 @@
+//! What each VPC needs: a scan appliance where at least one running, in-scope instance is
+//! covered by a policy with the `scan` feature, and (policies with `ids`) an IDS appliance
+//! in every zone holding such an instance. Instances in excluded subnets or excluded
+//! hosts do not count; stopped instances do not count.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use garrison_model::coverage::{Coverage, Place, coverage};
+use garrison_model::deployment::Deployment;
+use garrison_model::policy::Policy;
+use garrison_model::snapshot::Snapshot;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VpcNeed {
+    pub region: String,
+    pub vpc_id: String,
+    pub cidr: String,
+    /// Running, counted instances.
+    pub hosts: usize,
+    pub scan: bool,
+    /// Zones that need an IDS appliance.
+    pub ids_zones: BTreeSet<String>,
+    /// The highest-ranked policy covering a counted instance (by feature count).
+    pub policy: Option<String>,
+}
+
+/// Every in-scope VPC of the snapshot with what it needs (VPCs needing nothing included,
+/// so that a planner can stop or remove what they no longer need).
+pub fn needs(d: &Deployment, snap: &Snapshot, policies: &[Policy]) -> Vec<VpcNeed> {
+    let by_id: BTreeMap<String, &Policy> = policies.iter().map(|p| (p.id.to_ascii_uppercase(), p)).collect();
+    let mut out = vec![];
+    for (region, rs) in &snap.regions {
+        for v in &rs.vpcs {
+            let vpc_cov = coverage(&d.scope, Place { region, vpc: Some(&v.id), ..Default::default() });
+            let mut need = VpcNeed {
+                region: region.clone(),
+                vpc_id: v.id.clone(),
+                cidr: v.cidr.clone(),
+                hosts: 0,
+                scan: false,
+                ids_zones: BTreeSet::new(),
+                policy: None,
+            };
+            let mut best_rank = 0usize;
+            for i in rs.instances.iter().filter(|i| i.vpc_id.as_deref() == Some(v.id.as_str()) && i.is_running()) {
+                let place = Place { region, vpc: Some(&v.id), subnet: i.subnet_id.as_deref(), host: Some(&i.id) };
+                let Coverage::Included(Some(pref)) = coverage(&d.scope, place) else { continue };
+                let Some(p) = by_id.get(&pref.id.to_ascii_uppercase()) else { continue };
+                need.hosts += 1;
+                if p.has_feature("scan") {
+                    need.scan = true;
+                }
+                if p.has_feature("ids") {
+                    need.ids_zones.insert(i.zone.clone());
+                }
+                if p.features.len() > best_rank {
+                    best_rank = p.features.len();
+                    need.policy = Some(p.id.clone());
+                }
+            }
+            if vpc_cov.is_included() || need.hosts > 0 {
+                out.push(need);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use garrison_model::snapshot::*;
+    use serde_json::json;
+
+    const ESS: &str = "A8E8B104-8F45-411D-A240-A30EA5FE25B0";
+    const PRO: &str = "D12D5E67-166C-474F-87AA-6F86FC9FB9BC";
+
+    fn inst(id: &str, vpc: &str, subnet: &str, zone: &str, state: &str) -> Instance {
+        Instance {
+            id: id.into(),
+            vpc_id: Some(vpc.into()),
+            subnet_id: Some(subnet.into()),
+            zone: zone.into(),
+            state: state.into(),
+            instance_type: "t3.micro".into(),
+            private_ip: None,
+            security_groups: vec![],
+            tags: Tags::new(),
+        }
+    }
+
+    fn vpc(id: &str) -> Vpc {
+        Vpc { id: id.into(), cidr: "10.0.0.0/16".into(), is_default: false, tags: Tags::new() }
+    }
+
+    #[test]
+    fn scan_where_running_ids_per_zone_exclusions_respected() {
+        let r = RegionSnapshot {
+            vpcs: vec![vpc("vpc-0000000a"), vpc("vpc-0000000b"), vpc("vpc-0000000c")],
+            instances: vec![
+                inst("i-00000001", "vpc-0000000a", "subnet-0000000a", "us-east-1a", "running"),
+                inst("i-00000002", "vpc-0000000a", "subnet-0000000b", "us-east-1b", "running"),
+                inst("i-00000003", "vpc-0000000a", "subnet-0000000c", "us-east-1c", "running"),
+                inst("i-00000004", "vpc-0000000a", "subnet-0000000a", "us-east-1a", "running"),
+                inst("i-00000005", "vpc-0000000b", "subnet-0000000d", "us-east-1a", "stopped"),
+            ],
+            ..Default::default()
+        };
+        let snap = Snapshot { aws_account: "1".into(), taken_at: 0, regions: [("us-east-1".to_string(), r)].into() };
+        let d: Deployment = serde_json::from_value(json!({
+            "id": "D", "account_id": "1", "name": "n", "platform": {"type": "aws", "id": "123412341234", "monitor": {"enabled": false}},
+            "mode": "automatic", "enabled": true, "discover": true, "scan": true,
+            "scope": {"include": [{"type": "region", "key": "/aws/us-east-1", "policy": {"id": ESS}},
+                                  {"type": "vpc", "key": "/aws/us-east-1/vpc/vpc-0000000a", "policy": {"id": PRO}}],
+                      "exclude": [{"type": "subnet", "key": "/aws/us-east-1/subnet/subnet-0000000c"},
+                                  {"type": "host", "key": "/aws/us-east-1/host/i-00000002"}]},
+            "cloud_defender": {"enabled": false}, "credentials": [], "status": {"status": "ok", "updated": 0},
+            "created": {"at": 0, "by": "u"}, "modified": {"at": 0, "by": "u"}, "version": 1, "is_control_tower": false
+        }))
+        .unwrap();
+        let n = needs(&d, &snap, &garrison_catalog::policies::all());
+        let a = n.iter().find(|x| x.vpc_id == "vpc-0000000a").unwrap();
+        assert_eq!(a.hosts, 2, "the excluded subnet's and the excluded host's instances do not count");
+        assert!(a.scan);
+        assert_eq!(a.ids_zones.iter().map(String::as_str).collect::<Vec<_>>(), ["us-east-1a"]);
+        assert_eq!(a.policy.as_deref(), Some(PRO));
+        let b = n.iter().find(|x| x.vpc_id == "vpc-0000000b").unwrap();
+        assert!(!b.scan && b.ids_zones.is_empty() && b.hosts == 0, "only a stopped instance: nothing to scan");
+        assert!(
+            n.iter().any(|x| x.vpc_id == "vpc-0000000c" && !x.scan),
+            "an empty in-scope VPC is listed, needing nothing"
+        );
+    }
+}
