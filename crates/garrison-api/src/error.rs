@@ -10,6 +10,8 @@ use serde_json::json;
 pub enum ApiError {
     /// 400 with every field error.
     Invalid(ValidationError),
+    /// 400 that also carries the reference's `error_type` (assets_query's 400s do).
+    InvalidTyped(&'static str, ValidationError),
     Unauthorized(String),
     Forbidden(String),
     NotFound(String),
@@ -46,23 +48,10 @@ impl From<StoreError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, body) = match self {
-            ApiError::Invalid(v) => {
-                let first = v
-                    .errors
-                    .first()
-                    .cloned()
-                    .unwrap_or_else(|| FieldError::new("body", "valid input", "invalid input"));
-                let mut body = json!({
-                    "error": "invalid_request",
-                    "message": v.to_string(),
-                    "field": first.field,
-                    "expected": first.expected,
-                    "found": first.found,
-                    "errors": v.errors,
-                });
-                if let Some(h) = first.hint {
-                    body["hint"] = json!(h);
-                }
+            ApiError::Invalid(v) => (StatusCode::BAD_REQUEST, invalid_body(v)),
+            ApiError::InvalidTyped(error_type, v) => {
+                let mut body = invalid_body(v);
+                body["error_type"] = json!(error_type);
                 (StatusCode::BAD_REQUEST, body)
             }
             ApiError::Unauthorized(m) => (StatusCode::UNAUTHORIZED, json!({"error": "unauthorized", "message": m})),
@@ -76,3 +65,19 @@ impl IntoResponse for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+fn invalid_body(v: ValidationError) -> serde_json::Value {
+    let first = v.errors.first().cloned().unwrap_or_else(|| FieldError::new("body", "valid input", "invalid input"));
+    let mut body = json!({
+        "error": "invalid_request",
+        "message": v.to_string(),
+        "field": first.field,
+        "expected": first.expected,
+        "found": first.found,
+        "errors": v.errors,
+    });
+    if let Some(h) = first.hint {
+        body["hint"] = json!(h);
+    }
+    body
+}

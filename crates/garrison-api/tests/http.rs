@@ -502,6 +502,7 @@ both_backends!(assets_query_shapes_and_paging, |s: Server| async move {
     assert_eq!(hosts.body["assets"][0][1]["key"], "/aws/us-east-1/subnet/subnet-0000000a");
     let bad = s.get(&format!("/assets_query/v1/10000001/deployments/{id}/assets?asset_types=v:vpcs"), &t).await;
     assert_eq!((bad.status.as_u16(), bad.body["field"].as_str()), (400, Some("asset_types")));
+    assert_eq!(bad.body["error_type"], "invalid_asset_type");
 
     // Paging across the account: 3 hosts, 2 per page.
     let p1 = s.get("/assets_query/v1/10000001/assets?asset_types=h:host&page_size=2", &t).await;

@@ -38,9 +38,8 @@ struct AssetsQuery {
     cont: Option<String>,
 }
 
-fn invalid(error_type: &str, field: &str, expected: &str, found: &str) -> ApiError {
-    let _ = error_type;
-    ApiError::field(FieldError::new(field, expected, found))
+fn invalid(error_type: &'static str, field: &str, expected: &str, found: &str) -> ApiError {
+    ApiError::InvalidTyped(error_type, garrison_model::ValidationError::one(FieldError::new(field, expected, found)))
 }
 
 fn parse_types(s: Option<&str>) -> ApiResult<Vec<AssetType>> {
