@@ -40,8 +40,8 @@ macro_rules! client {
 impl Aws {
     /// The standard chain; `profile` selects a named profile.
     pub async fn from_env(profile: Option<&str>) -> Aws {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS));
+        // from_config sets the retry policy, for every way an Aws is made.
+        let mut loader = aws_config::defaults(BehaviorVersion::latest());
         if let Some(p) = profile {
             loader = loader.profile_name(p);
         }

@@ -79,6 +79,25 @@ const DEPLOYMENT_BODY: [Param; 13] = [
     b("control_tower", Kind::Object, false, "Control Tower details"),
 ];
 
+/// `head` followed by the deployment body's properties.
+const fn with_deployment_body<const N: usize>(head: &[Param]) -> [Param; N] {
+    let mut a = [ACCOUNT; N];
+    let mut i = 0;
+    while i < head.len() {
+        a[i] = head[i];
+        i += 1;
+    }
+    let mut j = 0;
+    while j < DEPLOYMENT_BODY.len() {
+        a[head.len() + j] = DEPLOYMENT_BODY[j];
+        j += 1;
+    }
+    a
+}
+
+const CREATE_DEPLOYMENT_PARAMS: [Param; 14] = with_deployment_body(&[ACCOUNT]);
+const UPDATE_DEPLOYMENT_PARAMS: [Param; 15] = with_deployment_body(&[ACCOUNT, p("deployment_id", "deployment id")]);
+
 macro_rules! params {
     ($($x:expr),* $(,)?) => { &[$($x),*] };
 }
@@ -372,15 +391,7 @@ pub static OPERATIONS: &[Operation] = &[
         name: "create_deployment",
         method: "POST",
         path: "/deployments/v1/{account_id}/deployments",
-        params: &{
-            let mut a = [ACCOUNT; 14];
-            let mut i = 0;
-            while i < 13 {
-                a[i + 1] = DEPLOYMENT_BODY[i];
-                i += 1;
-            }
-            a
-        },
+        params: &CREATE_DEPLOYMENT_PARAMS,
         summary: "Create a deployment",
         needs_token: true,
     },
@@ -407,16 +418,7 @@ pub static OPERATIONS: &[Operation] = &[
         name: "update_deployment",
         method: "PUT",
         path: "/deployments/v1/{account_id}/deployments/{deployment_id}",
-        params: &{
-            let mut a = [ACCOUNT; 15];
-            a[1] = p("deployment_id", "deployment id");
-            let mut i = 0;
-            while i < 13 {
-                a[i + 2] = DEPLOYMENT_BODY[i];
-                i += 1;
-            }
-            a
-        },
+        params: &UPDATE_DEPLOYMENT_PARAMS,
         summary: "Update a deployment (fields given replace, others stay)",
         needs_token: true,
     },

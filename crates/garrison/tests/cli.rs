@@ -12,6 +12,19 @@ const KEY_ID: &str = "0123456789abcdef";
 const SECRET: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 const ACCOUNT: &str = "12345678";
 const PRO: &str = "D12D5E67-166C-474F-87AA-6F86FC9FB9BC";
+/// The reference workflow's first command, run verbatim by both CLIs.
+const REFERENCE_GET_ROLE: [&str; 10] = [
+    "themis",
+    "get_role",
+    "--account_id",
+    ACCOUNT,
+    "--platform_type",
+    "aws",
+    "--role_type",
+    "ci_full",
+    "--role_version",
+    "latest",
+];
 /// Servers under test never reach beyond loopback: AWS calls go to a closed local port.
 const NO_AWS: [(&str, &str); 5] = [
     ("AWS_ENDPOINT_URL", "http://127.0.0.1:9"),
@@ -156,21 +169,7 @@ fn json_out(o: &Output) -> Value {
 #[test]
 fn reference_workflow_through_the_garrison_cli() {
     let s = serve();
-    let role = json_out(&garrison(
-        &s,
-        &[
-            "themis",
-            "get_role",
-            "--account_id",
-            ACCOUNT,
-            "--platform_type",
-            "aws",
-            "--role_type",
-            "ci_full",
-            "--role_version",
-            "latest",
-        ],
-    ));
+    let role = json_out(&garrison(&s, &REFERENCE_GET_ROLE));
     assert_eq!(role["type"], "ci_full");
     let secrets = r#"{"arn": "arn:aws:iam::123412341234:role/garrison", "type": "aws_iam_role"}"#;
     let cred = json_out(&garrison(
@@ -336,18 +335,7 @@ fn reference_workflow_through_the_real_alcli() {
             .unwrap();
         json_out(&o)
     };
-    let role = run(&[
-        "themis",
-        "get_role",
-        "--account_id",
-        ACCOUNT,
-        "--platform_type",
-        "aws",
-        "--role_type",
-        "ci_full",
-        "--role_version",
-        "latest",
-    ]);
+    let role = run(&REFERENCE_GET_ROLE);
     assert_eq!((role["type"].as_str(), role["version"].as_str()), (Some("ci_full"), Some("2026-11-30")));
     let cred = run(&[
         "credentials",
