@@ -1,6 +1,7 @@
 //! What garrison knows as data: the IAM role types it asks customers to create (versioned
 //! data files), the CloudFormation template rendered from them, and the protection policies.
 
+pub mod appliances;
 pub mod cft;
 pub mod iam_check;
 pub mod network;

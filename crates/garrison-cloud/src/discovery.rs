@@ -305,6 +305,24 @@ async fn eks_clusters(aws: &Aws) -> Result<Vec<EksCluster>, CloudError> {
     Ok(out)
 }
 
+/// Where the instance types appliances may use are offered (one filtered call per region).
+async fn offerings(aws: &Aws, types: &[String]) -> Result<Vec<Offering>, CloudError> {
+    use aws_sdk_ec2::types::{Filter, LocationType};
+    let mut out = vec![];
+    let req = aws
+        .ec2()
+        .describe_instance_type_offerings()
+        .location_type(LocationType::AvailabilityZone)
+        .filters(Filter::builder().name("instance-type").set_values(Some(types.to_vec())).build());
+    pages!(aws, "ec2", "DescribeInstanceTypeOfferings", req, |p| {
+        out.extend(p.instance_type_offerings().iter().map(|o| Offering {
+            zone: o.location().unwrap_or_default().into(),
+            instance_type: o.instance_type().map(|t| t.as_str().to_string()).unwrap_or_default(),
+        }))
+    });
+    Ok(out)
+}
+
 fn settle<T>(status: &mut BTreeMap<Kind, ReadStatus>, kind: Kind, r: Result<Vec<T>, CloudError>) -> Vec<T> {
     match r {
         Ok(v) => {
@@ -319,10 +337,31 @@ fn settle<T>(status: &mut BTreeMap<Kind, ReadStatus>, kind: Kind, r: Result<Vec<
     }
 }
 
+/// The instance types whose offerings discovery reads: every type the price table knows.
+pub fn appliance_types() -> Vec<String> {
+    APPLIANCE_TYPES.iter().map(|s| s.to_string()).collect()
+}
+
+/// Kept in step with the catalog's price table (a test checks), since this crate does not
+/// depend on the catalog.
+pub const APPLIANCE_TYPES: &[&str] = &[
+    "m3.medium",
+    "t3.medium",
+    "t3a.medium",
+    "t3.large",
+    "c5.large",
+    "c4.large",
+    "m5.large",
+    "c5.xlarge",
+    "m5.xlarge",
+    "c4.xlarge",
+];
+
 /// Reads every kind of one region concurrently.
 pub async fn discover_region(aws: &Aws, region: &str) -> RegionSnapshot {
     let a = aws.in_region(region);
-    let (z, v, s, i, sg, rt, na, ig, fl, tr, gd, cr, ec, ek) = tokio::join!(
+    let types = appliance_types();
+    let (z, v, s, i, sg, rt, na, ig, fl, tr, gd, cr, ec, ek, of) = tokio::join!(
         zones(&a),
         vpcs(&a),
         subnets(&a),
@@ -337,6 +376,7 @@ pub async fn discover_region(aws: &Aws, region: &str) -> RegionSnapshot {
         config_recorders(&a),
         ecs_clusters(&a),
         eks_clusters(&a),
+        offerings(&a, &types),
     );
     let mut st = BTreeMap::new();
     RegionSnapshot {
@@ -354,6 +394,7 @@ pub async fn discover_region(aws: &Aws, region: &str) -> RegionSnapshot {
         config_recorders: settle(&mut st, Kind::ConfigRecorders, cr),
         ecs_clusters: settle(&mut st, Kind::EcsClusters, ec),
         eks_clusters: settle(&mut st, Kind::EksClusters, ek),
+        offerings: settle(&mut st, Kind::Offerings, of),
         status: st,
     }
 }
@@ -408,6 +449,7 @@ pub async fn discover_sequential(aws: &Aws, regions: &[String], now: i64) -> Sna
             config_recorders: settle(&mut st, Kind::ConfigRecorders, config_recorders(&a).await),
             ecs_clusters: settle(&mut st, Kind::EcsClusters, ecs_clusters(&a).await),
             eks_clusters: settle(&mut st, Kind::EksClusters, eks_clusters(&a).await),
+            offerings: settle(&mut st, Kind::Offerings, offerings(&a, &appliance_types()).await),
             status: BTreeMap::new(),
         };
         out.insert(r.clone(), RegionSnapshot { status: st, ..snap });

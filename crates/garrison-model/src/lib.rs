@@ -12,6 +12,7 @@ pub mod error;
 pub mod json_path;
 pub mod ops;
 pub mod policy;
+pub mod protection;
 pub mod scope;
 pub mod snapshot;
 

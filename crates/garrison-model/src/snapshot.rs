@@ -26,10 +26,11 @@ pub enum Kind {
     ConfigRecorders,
     EcsClusters,
     EksClusters,
+    Offerings,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 14] = [
+    pub const ALL: [Kind; 15] = [
         Kind::Zones,
         Kind::Vpcs,
         Kind::Subnets,
@@ -44,6 +45,7 @@ impl Kind {
         Kind::ConfigRecorders,
         Kind::EcsClusters,
         Kind::EksClusters,
+        Kind::Offerings,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -62,6 +64,7 @@ impl Kind {
             Kind::ConfigRecorders => "config_recorders",
             Kind::EcsClusters => "ecs_clusters",
             Kind::EksClusters => "eks_clusters",
+            Kind::Offerings => "instance_type_offerings",
         }
     }
 }
@@ -214,6 +217,13 @@ pub struct EksCluster {
     pub name: String,
 }
 
+/// An instance type offered in a zone (read only for the types appliances may use).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Offering {
+    pub zone: String,
+    pub instance_type: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct RegionSnapshot {
     pub status: BTreeMap<Kind, ReadStatus>,
@@ -231,6 +241,8 @@ pub struct RegionSnapshot {
     pub config_recorders: Vec<ConfigRecorder>,
     pub ecs_clusters: Vec<EcsCluster>,
     pub eks_clusters: Vec<EksCluster>,
+    #[serde(default)]
+    pub offerings: Vec<Offering>,
 }
 
 impl RegionSnapshot {
@@ -259,6 +271,7 @@ impl RegionSnapshot {
                 Kind::ConfigRecorders => self.config_recorders = previous.config_recorders.clone(),
                 Kind::EcsClusters => self.ecs_clusters = previous.ecs_clusters.clone(),
                 Kind::EksClusters => self.eks_clusters = previous.eks_clusters.clone(),
+                Kind::Offerings => self.offerings = previous.offerings.clone(),
             }
         }
     }
@@ -330,6 +343,7 @@ impl Snapshot {
                 Kind::ConfigRecorders => r.config_recorders.len(),
                 Kind::EcsClusters => r.ecs_clusters.len(),
                 Kind::EksClusters => r.eks_clusters.len(),
+                Kind::Offerings => r.offerings.len(),
             })
             .sum()
     }

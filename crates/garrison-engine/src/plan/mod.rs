@@ -1,5 +1,27 @@
-//! The pure centre of protection. This first part decides what each VPC needs from the
-//! deployment and the snapshot; the planner that turns needs and owned resources into
-//! actions builds on it.
+//! The pure centre of protection: what each VPC needs (`needs`), what the deployment
+//! should have (`desired`), and the difference as ordered actions (`planner`).
 
+pub mod desired;
 pub mod needs;
+pub mod planner;
+#[cfg(test)]
+mod tests;
+
+use garrison_model::deployment::Deployment;
+use garrison_model::protection::{Owned, Plan};
+use garrison_model::snapshot::Snapshot;
+
+pub use desired::{Desired, Inputs, desired};
+pub use planner::{plan, recover};
+
+/// Records completed from the snapshot's tags, then the plan for `d` (None: the
+/// deployment is being removed, so nothing is desired).
+pub fn plan_deployment(d: Option<&Deployment>, deployment_id: &str, snap: &Snapshot, owned: &Owned, inputs: &Inputs<'_>) -> (Plan, Owned) {
+    let mut owned = owned.clone();
+    recover(&mut owned, snap, deployment_id);
+    let want = match d {
+        Some(d) => desired(d, snap, &owned, inputs),
+        None => Desired::default(),
+    };
+    (plan(&want, snap, &owned), owned)
+}

@@ -22,6 +22,20 @@ pub struct VpcNeed {
     pub ids_zones: BTreeSet<String>,
     /// The highest-ranked policy covering a counted instance (by feature count).
     pub policy: Option<String>,
+    /// The policy the VPC itself is covered by (None for a VPC reached only through hosts).
+    pub vpc_policy: Option<String>,
+    /// Counted instances per zone.
+    pub zone_hosts: BTreeMap<String, usize>,
+}
+
+impl VpcNeed {
+    /// Professional and up: the VPC or one of its counted hosts is under a policy with `ids`.
+    pub fn detect(&self) -> bool {
+        let ids = |p: &Option<String>| {
+            p.as_deref().and_then(garrison_catalog::policies::get).is_some_and(|p| p.has_feature("ids"))
+        };
+        !self.ids_zones.is_empty() || ids(&self.vpc_policy)
+    }
 }
 
 /// Every in-scope VPC of the snapshot with what it needs (VPCs needing nothing included,
@@ -40,13 +54,19 @@ pub fn needs(d: &Deployment, snap: &Snapshot, policies: &[Policy]) -> Vec<VpcNee
                 scan: false,
                 ids_zones: BTreeSet::new(),
                 policy: None,
+                vpc_policy: match &vpc_cov {
+                    Coverage::Included(Some(p)) => Some(p.id.clone()),
+                    _ => None,
+                },
+                zone_hosts: BTreeMap::new(),
             };
             let mut best_rank = 0usize;
-            for i in rs.instances.iter().filter(|i| i.vpc_id.as_deref() == Some(v.id.as_str()) && i.is_running()) {
+            for i in rs.instances.iter().filter(|i| i.vpc_id.as_deref() == Some(v.id.as_str()) && i.is_running() && !super::desired::is_appliance(i)) {
                 let place = Place { region, vpc: Some(&v.id), subnet: i.subnet_id.as_deref(), host: Some(&i.id) };
                 let Coverage::Included(Some(pref)) = coverage(&d.scope, place) else { continue };
                 let Some(p) = by_id.get(&pref.id.to_ascii_uppercase()) else { continue };
                 need.hosts += 1;
+                *need.zone_hosts.entry(i.zone.clone()).or_default() += 1;
                 if p.has_feature("scan") {
                     need.scan = true;
                 }

@@ -1,0 +1,415 @@
+//! What a deployment should have in its account, per plan key: resources to build (with
+//! names, CIDRs and instance types decided here) and customer resources to adopt. Choices
+//! already made are kept (a subnet keeps its CIDR, an appliance its zone and type) so that
+//! protection does not churn as the estate moves.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use garrison_catalog::appliances::Images;
+use garrison_catalog::network::{SgRules, ids_rules, scan_rules};
+use garrison_catalog::prices::{IDS_MIN, PriceTable, SCANNER_MIN, Spec as Size};
+use garrison_model::cidr::{Ipv4Net, free_block};
+use garrison_model::deployment::{DEFAULT_CT_REGION, Deployment};
+use garrison_model::protection::{Owned, Perm, ResKind, Role, Spec, TAG_DEPLOYMENT, TAG_OWNER};
+use garrison_model::snapshot::{Kind, RegionSnapshot, Snapshot};
+
+use super::needs::{VpcNeed, needs};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Want {
+    Build { region: String, spec: Spec, running: bool },
+    Adopt { region: String, kind: ResKind, id: String, arn: Option<String> },
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Desired {
+    pub items: BTreeMap<String, Want>,
+    pub problems: Vec<String>,
+}
+
+/// Catalog data the choices depend on.
+pub struct Inputs<'a> {
+    pub prices: &'a PriceTable,
+    pub images: &'a Images,
+}
+
+pub mod keys {
+    pub const BUCKET: &str = "audit/bucket";
+    pub const TOPIC: &str = "audit/topic";
+    pub const QUEUE: &str = "audit/queue";
+    pub const SUBSCRIPTION: &str = "audit/subscription";
+    pub const NOTIFICATION: &str = "audit/notification";
+    pub const TRAIL: &str = "audit/trail";
+
+    pub fn vpc(region: &str, vpc: &str, what: &str) -> String {
+        format!("{region}/{vpc}/{what}")
+    }
+    pub fn zone(region: &str, vpc: &str, zone: &str, what: &str) -> String {
+        format!("{region}/{vpc}/{zone}/{what}")
+    }
+    pub fn region(region: &str, what: &str) -> String {
+        format!("{region}/{what}")
+    }
+}
+
+/// Short, lower-case form of a deployment id for AWS names (bucket names are lower case).
+pub fn short(id: &str) -> String {
+    id.chars().filter(|c| c.is_ascii_alphanumeric()).take(8).collect::<String>().to_ascii_lowercase()
+}
+
+fn perms(r: &[garrison_catalog::network::SgRule]) -> Vec<Perm> {
+    let mut v: Vec<Perm> = r.iter().map(|r| Perm::new(&r.protocol, r.from_port, r.to_port, &r.cidr)).collect();
+    v.sort();
+    v
+}
+
+fn group(vpc: &str, name: String, rules: SgRules) -> Spec {
+    Spec::SecurityGroup { vpc: vpc.into(), name, ingress: perms(&rules.ingress), egress: perms(&rules.egress) }
+}
+
+fn is_ours(tags: &garrison_model::snapshot::Tags, deployment: &str) -> bool {
+    tags.get(TAG_DEPLOYMENT).is_some_and(|d| d == deployment)
+}
+
+fn is_garrisons(tags: &garrison_model::snapshot::Tags) -> bool {
+    tags.get(TAG_OWNER.0).is_some_and(|v| v == TAG_OWNER.1)
+}
+
+struct Builder<'a> {
+    d: &'a Deployment,
+    snap: &'a Snapshot,
+    owned: &'a Owned,
+    inputs: &'a Inputs<'a>,
+    out: Desired,
+}
+
+impl Builder<'_> {
+    fn build(&mut self, key: String, region: &str, spec: Spec, running: bool) {
+        self.out.items.insert(key, Want::Build { region: region.into(), spec, running });
+    }
+
+    fn adopt(&mut self, key: &str, region: &str, kind: ResKind, id: &str, arn: Option<String>) {
+        self.out.items.insert(key.into(), Want::Adopt { region: region.into(), kind, id: id.into(), arn });
+    }
+
+    /// We built it and still hold a record of it (so it stays ours rather than re-adopted).
+    fn built(&self, key: &str) -> bool {
+        self.owned.get(key).is_some_and(|o| !o.adopted)
+    }
+
+    fn owned_spec(&self, key: &str) -> Option<&Spec> {
+        self.owned.get(key).filter(|o| !o.adopted).and_then(|o| o.spec.as_ref())
+    }
+
+    fn audit_region(&self) -> String {
+        self.d.platform.monitor.ct_install_region.clone().unwrap_or_else(|| DEFAULT_CT_REGION.into())
+    }
+
+    fn bucket(&mut self) {
+        let name = format!("garrison-audit-{}-{}", self.snap.aws_account, short(&self.d.id));
+        let region = self.audit_region();
+        self.build(keys::BUCKET.into(), &region, Spec::Bucket { name }, false);
+    }
+
+    fn audit_source(&mut self) {
+        let region = self.audit_region();
+        let dep = short(&self.d.id);
+        let ours = format!("garrison-{dep}");
+        if !self.built(keys::TRAIL) {
+            let mut trails: Vec<_> = self.snap.regions.values().flat_map(|r| r.trails.iter()).collect();
+            trails.sort_by(|a, b| a.arn.cmp(&b.arn));
+            trails.dedup_by(|a, b| a.arn == b.arn);
+            let preferred = self.d.platform.monitor.preferred_ct_arn.as_deref();
+            let adoptable = |t: &&garrison_model::snapshot::Trail| t.multi_region && t.logging == Some(true) && t.name != ours;
+            let pick = trails
+                .iter()
+                .find(|t| Some(t.arn.as_str()) == preferred && adoptable(t))
+                .or_else(|| trails.iter().find(|t| adoptable(t)));
+            if let Some(t) = pick {
+                let (name, arn, home, topic) = (t.name.clone(), t.arn.clone(), t.home_region.clone(), t.sns_topic_arn.clone());
+                self.adopt(keys::TRAIL, &home, ResKind::Trail, &name, Some(arn));
+                match topic {
+                    Some(topic) => {
+                        let topic_region = topic.split(':').nth(3).unwrap_or(&home).to_string();
+                        self.adopt(keys::TOPIC, &topic_region, ResKind::Topic, &topic, Some(topic.clone()));
+                        self.build(
+                            keys::QUEUE.into(),
+                            &topic_region,
+                            Spec::Queue { name: format!("garrison-audit-{dep}"), topic: keys::TOPIC.into() },
+                            false,
+                        );
+                        self.build(
+                            keys::SUBSCRIPTION.into(),
+                            &topic_region,
+                            Spec::Subscription { topic: keys::TOPIC.into(), queue: keys::QUEUE.into() },
+                            false,
+                        );
+                    }
+                    None => self.out.problems.push(format!(
+                        "the adopted trail {name} publishes no SNS notifications: changes are seen at each periodic resync only"
+                    )),
+                }
+                return;
+            }
+        }
+        self.bucket();
+        let bucket_name = match &self.out.items[keys::BUCKET] {
+            Want::Build { spec: Spec::Bucket { name }, .. } => name.clone(),
+            _ => unreachable!("just built"),
+        };
+        let b = |k: &str| k.to_string();
+        self.build(b(keys::TOPIC), &region, Spec::Topic { name: format!("garrison-audit-{dep}"), bucket: bucket_name }, false);
+        self.build(
+            b(keys::QUEUE),
+            &region,
+            Spec::Queue { name: format!("garrison-audit-{dep}"), topic: b(keys::TOPIC) },
+            false,
+        );
+        self.build(
+            b(keys::SUBSCRIPTION),
+            &region,
+            Spec::Subscription { topic: b(keys::TOPIC), queue: b(keys::QUEUE) },
+            false,
+        );
+        self.build(
+            b(keys::NOTIFICATION),
+            &region,
+            Spec::BucketNotification { bucket: b(keys::BUCKET), topic: b(keys::TOPIC) },
+            false,
+        );
+        self.build(b(keys::TRAIL), &region, Spec::Trail { name: ours, bucket: b(keys::BUCKET) }, false);
+    }
+
+    fn offered(rs: &RegionSnapshot, zone: &str) -> impl Fn(&str) -> bool {
+        let known: BTreeSet<String> = rs.offerings.iter().filter(|o| o.zone == zone).map(|o| o.instance_type.clone()).collect();
+        // No offering facts for the zone (read failed or region unknown): trust the table.
+        let unknown = known.is_empty();
+        move |t: &str| unknown || known.contains(t)
+    }
+
+    fn pick_type(&mut self, region: &str, zone: &str, min: Size) -> Option<String> {
+        let rs = self.snap.regions.get(region)?;
+        let offered = Self::offered(rs, zone);
+        self.inputs.prices.cheapest(region, &[], &offered, min).map(|(t, _)| t)
+    }
+
+    fn vpc(&mut self, n: &VpcNeed) {
+        let (region, vpc) = (n.region.as_str(), n.vpc_id.as_str());
+        let Some(rs) = self.snap.regions.get(region) else { return };
+        let dep = self.d.id.clone();
+        let tenant = self.d.account_id.clone();
+        let scanner_key = keys::vpc(region, vpc, "scanner");
+        // Where the appliances go: kept where they are, else where most hosts are.
+        let mut zones: BTreeMap<String, Vec<(Role, bool)>> = BTreeMap::new();
+        let owned_zone = |k: &str| match self.owned_spec(k) {
+            Some(Spec::Appliance { zone, .. }) => Some(zone.clone()),
+            _ => None,
+        };
+        if n.scan || self.built(&scanner_key) {
+            let zone = owned_zone(&scanner_key).or_else(|| {
+                let mut by: Vec<(&String, &usize)> = n.zone_hosts.iter().collect();
+                by.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+                by.first().map(|(z, _)| (*z).clone())
+            });
+            if let Some(z) = zone {
+                zones.entry(z).or_default().push((Role::Scan, n.scan));
+            }
+        }
+        if n.detect() {
+            let mut ids_zones: BTreeSet<String> = n.ids_zones.clone();
+            for (k, o) in &self.owned.items {
+                if !o.adopted
+                    && k.starts_with(&keys::vpc(region, vpc, ""))
+                    && let Some(Spec::Appliance { role: Role::Ids, zone, .. }) = &o.spec
+                    && self.owned.get(k).is_some()
+                {
+                    ids_zones.insert(zone.clone());
+                }
+            }
+            for z in ids_zones {
+                let running = n.ids_zones.contains(&z);
+                zones.entry(z).or_default().push((Role::Ids, running));
+            }
+        }
+        if n.detect() {
+            self.flow_logs(rs, region, vpc);
+        }
+        if zones.is_empty() {
+            return;
+        }
+        // The gateway: the VPC's own when it has one (a VPC takes only one), else ours.
+        let igw_key = keys::vpc(region, vpc, "igw");
+        let theirs = rs.internet_gateways.iter().find(|g| g.vpc_ids.iter().any(|v| v == vpc) && !is_ours(&g.tags, &dep));
+        match theirs {
+            Some(g) if !self.built(&igw_key) => {
+                let id = g.id.clone();
+                self.adopt(&igw_key, region, ResKind::InternetGateway, &id, None)
+            }
+            _ => self.build(igw_key.clone(), region, Spec::InternetGateway { vpc: vpc.into() }, false),
+        }
+        let Ok(vpc_net) = n.cidr.parse::<Ipv4Net>() else {
+            self.out.problems.push(format!("{region} {vpc}: unreadable CIDR {}", n.cidr));
+            return;
+        };
+        let mut taken: Vec<Ipv4Net> =
+            rs.subnets.iter().filter(|s| s.vpc_id == vpc).filter_map(|s| s.cidr.parse().ok()).collect();
+        for o in self.owned.items.values() {
+            if let Some(Spec::Subnet { cidr, vpc: v, .. }) = &o.spec
+                && v == vpc
+                && let Ok(c) = cidr.parse()
+            {
+                taken.push(c);
+            }
+        }
+        let mut groups_needed = BTreeSet::new();
+        for (zone, roles) in &zones {
+            let subnet_key = keys::zone(region, vpc, zone, "subnet");
+            let cidr = match self.owned_spec(&subnet_key) {
+                Some(Spec::Subnet { cidr, .. }) => cidr.clone(),
+                _ => match free_block(&vpc_net, &taken, 28) {
+                    Some(c) => {
+                        taken.push(c);
+                        c.to_string()
+                    }
+                    None => {
+                        self.out.problems.push(format!("{region} {vpc}: no free /28 for a security subnet in {zone}"));
+                        continue;
+                    }
+                },
+            };
+            self.build(
+                subnet_key.clone(),
+                region,
+                Spec::Subnet { vpc: vpc.into(), zone: zone.clone(), cidr },
+                false,
+            );
+            self.build(
+                keys::zone(region, vpc, zone, "route_table"),
+                region,
+                Spec::RouteTable { vpc: vpc.into(), subnet: subnet_key.clone(), gateway: igw_key.clone() },
+                false,
+            );
+            self.build(
+                keys::zone(region, vpc, zone, "nacl"),
+                region,
+                Spec::NetworkAcl { vpc: vpc.into(), subnet: subnet_key.clone(), vpc_cidr: n.cidr.clone() },
+                false,
+            );
+            for (role, running) in roles {
+                let (key, group_key, min) = match role {
+                    Role::Scan => (scanner_key.clone(), keys::vpc(region, vpc, "scan_sg"), SCANNER_MIN),
+                    Role::Ids => (keys::zone(region, vpc, zone, "ids"), keys::vpc(region, vpc, "ids_sg"), IDS_MIN),
+                };
+                let kept = match self.owned_spec(&key) {
+                    Some(Spec::Appliance { instance_type, .. }) => Some(instance_type.clone()),
+                    _ => None,
+                };
+                let Some(instance_type) = kept.or_else(|| self.pick_type(region, zone, min)) else {
+                    self.out.problems.push(format!("{region} {zone}: no {role:?} appliance instance type is offered"));
+                    continue;
+                };
+                groups_needed.insert(*role);
+                let image = self.inputs.images.image(*role, region);
+                self.build(
+                    key,
+                    region,
+                    Spec::Appliance {
+                        role: *role,
+                        vpc: vpc.into(),
+                        zone: zone.clone(),
+                        instance_type,
+                        image,
+                        subnet: subnet_key.clone(),
+                        group: group_key,
+                    },
+                    *running,
+                );
+            }
+        }
+        for role in groups_needed {
+            let (key, spec) = match role {
+                Role::Scan => (
+                    keys::vpc(region, vpc, "scan_sg"),
+                    group(vpc, format!("AlertLogic Security Group {tenant}/{dep}/{vpc}"), scan_rules(&n.cidr)),
+                ),
+                Role::Ids => (
+                    keys::vpc(region, vpc, "ids_sg"),
+                    group(vpc, format!("AlertLogic IDS Security Group {tenant}/{dep}/{vpc}"), ids_rules(&n.cidr)),
+                ),
+            };
+            self.build(key, region, spec, false);
+        }
+    }
+
+    fn flow_logs(&mut self, rs: &RegionSnapshot, region: &str, vpc: &str) {
+        let key = keys::vpc(region, vpc, "flow_logs");
+        if !self.built(&key)
+            && let Some(f) = rs.flow_logs.iter().find(|f| f.resource_id == vpc && !is_ours(&f.tags, &self.d.id))
+        {
+            let id = f.id.clone();
+            self.adopt(&key, region, ResKind::FlowLogs, &id, None);
+            return;
+        }
+        if !self.out.items.contains_key(keys::BUCKET) {
+            self.bucket();
+        }
+        self.build(key, region, Spec::FlowLogs { vpc: vpc.into(), bucket: keys::BUCKET.into() }, false);
+    }
+
+    fn detection(&mut self, region: &str) {
+        let Some(rs) = self.snap.regions.get(region) else { return };
+        let key = keys::region(region, "guardduty");
+        match rs.detectors.iter().find(|d| !is_ours(&d.tags, &self.d.id)) {
+            Some(det) if !self.built(&key) => {
+                let id = det.id.clone();
+                self.adopt(&key, region, ResKind::Detector, &id, None)
+            }
+            _ => self.build(key, region, Spec::Detector, false),
+        }
+        let key = keys::region(region, "config");
+        match rs.config_recorders.iter().find(|r| r.name != "garrison") {
+            Some(rec) if !self.built(&key) => {
+                let id = rec.name.clone();
+                self.adopt(&key, region, ResKind::Recorder, &id, None)
+            }
+            _ => {
+                if !self.out.items.contains_key(keys::BUCKET) {
+                    self.bucket();
+                }
+                self.build(key, region, Spec::Recorder { name: "garrison".into(), bucket: keys::BUCKET.into() }, false)
+            }
+        }
+    }
+}
+
+/// The desired state of an active deployment. An inactive or deleted deployment desires
+/// nothing (`Desired::default()`), which the planner turns into an uninstall.
+pub fn desired(d: &Deployment, snap: &Snapshot, owned: &Owned, inputs: &Inputs<'_>) -> Desired {
+    let all = garrison_catalog::policies::all();
+    let needs = needs(d, snap, &all);
+    let mut b = Builder { d, snap, owned, inputs, out: Desired::default() };
+    if d.platform.monitor.enabled {
+        b.audit_source();
+    }
+    let mut detect_regions = BTreeSet::new();
+    for n in &needs {
+        b.vpc(n);
+        if n.detect() {
+            detect_regions.insert(n.region.clone());
+        }
+    }
+    for r in detect_regions {
+        b.detection(&r);
+    }
+    b.out
+}
+
+/// Instances garrison made (any deployment's appliances) are not hosts to protect.
+pub fn is_appliance(i: &garrison_model::snapshot::Instance) -> bool {
+    is_garrisons(&i.tags)
+}
+
+/// Whether every kind a removal in `region` depends on was read completely.
+pub fn region_complete(snap: &Snapshot, region: &str) -> bool {
+    snap.regions.get(region).is_some_and(|r| Kind::ALL.iter().all(|k| r.complete(*k)))
+}

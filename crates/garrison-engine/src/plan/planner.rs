@@ -1,0 +1,277 @@
+//! `plan(desired, observed, owned) -> Plan`: the difference between what should be and
+//! what is, as ordered actions. Only resources garrison owns are ever changed; adoption
+//! and forgetting are records. Nothing is removed in a region whose discovery was
+//! incomplete, and what the snapshot cannot show (bucket, topic, queue) is trusted to
+//! exist while its record does.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use garrison_model::protection::{
+    Action, Op, Owned, OwnedItem, Perm, Plan, ResKind, Spec, TAG_DEPLOYMENT, TAG_KEY,
+};
+use garrison_model::snapshot::{Kind, RegionSnapshot, Snapshot, Tags};
+
+use super::desired::{Desired, Want, region_complete};
+
+/// What the snapshot says of an owned resource.
+#[derive(Debug, PartialEq)]
+pub enum Seen<'a> {
+    Present(Observed<'a>),
+    Gone,
+    /// Not read (a failed read, or a kind discovery does not list).
+    Unknown,
+}
+
+#[derive(Debug, PartialEq)]
+pub enum Observed<'a> {
+    Instance { state: &'a str },
+    Group { ingress: Vec<Perm>, egress: Vec<Perm> },
+    Other,
+}
+
+fn kind_of(k: ResKind) -> Option<Kind> {
+    Some(match k {
+        ResKind::Subnet => Kind::Subnets,
+        ResKind::InternetGateway => Kind::InternetGateways,
+        ResKind::RouteTable => Kind::RouteTables,
+        ResKind::NetworkAcl => Kind::NetworkAcls,
+        ResKind::SecurityGroup => Kind::SecurityGroups,
+        ResKind::Appliance => Kind::Instances,
+        ResKind::FlowLogs => Kind::FlowLogs,
+        ResKind::Detector => Kind::GuarddutyDetectors,
+        ResKind::Recorder => Kind::ConfigRecorders,
+        ResKind::Trail => Kind::Trails,
+        _ => return None,
+    })
+}
+
+pub fn flatten(rules: &[garrison_model::snapshot::Rule]) -> Vec<Perm> {
+    let mut v: Vec<Perm> = rules
+        .iter()
+        .flat_map(|r| {
+            r.cidrs.iter().map(|c| Perm::new(&r.protocol, r.from_port.unwrap_or(0), r.to_port.unwrap_or(0), c))
+        })
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+pub fn seen<'a>(snap: &'a Snapshot, o: &OwnedItem) -> Seen<'a> {
+    let Some(kind) = kind_of(o.kind) else { return Seen::Unknown };
+    let Some(rs) = snap.regions.get(&o.region) else { return Seen::Unknown };
+    if !rs.complete(kind) {
+        return Seen::Unknown;
+    }
+    let id = o.id.as_str();
+    let found = match o.kind {
+        ResKind::Subnet => rs.subnets.iter().any(|s| s.id == id).then_some(Observed::Other),
+        ResKind::InternetGateway => rs.internet_gateways.iter().any(|g| g.id == id).then_some(Observed::Other),
+        ResKind::RouteTable => rs.route_tables.iter().any(|t| t.id == id).then_some(Observed::Other),
+        ResKind::NetworkAcl => rs.network_acls.iter().any(|t| t.id == id).then_some(Observed::Other),
+        ResKind::SecurityGroup => rs
+            .security_groups
+            .iter()
+            .find(|g| g.id == id)
+            .map(|g| Observed::Group { ingress: flatten(&g.ingress), egress: flatten(&g.egress) }),
+        ResKind::Appliance => rs
+            .instances
+            .iter()
+            .find(|i| i.id == id && !matches!(i.state.as_str(), "terminated" | "shutting-down"))
+            .map(|i| Observed::Instance { state: i.state.as_str() }),
+        ResKind::FlowLogs => rs.flow_logs.iter().any(|f| f.id == id).then_some(Observed::Other),
+        ResKind::Detector => rs.detectors.iter().any(|d| d.id == id).then_some(Observed::Other),
+        ResKind::Recorder => rs.config_recorders.iter().any(|r| r.name == id).then_some(Observed::Other),
+        ResKind::Trail => rs.trails.iter().any(|t| t.name == id || t.arn == id).then_some(Observed::Other),
+        _ => None,
+    };
+    found.map(Seen::Present).unwrap_or(Seen::Gone)
+}
+
+/// Adds to `owned` what the snapshot shows garrison made for this deployment but has no
+/// record of (a create whose outcome was lost in a crash). A second resource under a key
+/// that already has one is recorded as an orphan, which the planner then removes.
+pub fn recover(owned: &mut Owned, snap: &Snapshot, deployment: &str) {
+    let mut found: Vec<(String, String, ResKind, String)> = vec![];
+    for (region, rs) in &snap.regions {
+        let mut note = |tags: &Tags, kind: ResKind, id: &str| {
+            if tags.get(TAG_DEPLOYMENT).is_some_and(|d| d == deployment)
+                && let Some(k) = tags.get(TAG_KEY)
+            {
+                found.push((k.clone(), region.clone(), kind, id.to_string()));
+            }
+        };
+        scan_region(rs, &mut note);
+    }
+    for (key, region, kind, id) in found {
+        match owned.items.get(&key) {
+            Some(o) if o.id == id => {}
+            Some(o) if !o.id.is_empty() => {
+                let orphan = format!("orphan/{id}");
+                owned.items.entry(orphan.clone()).or_insert(OwnedItem {
+                    key: orphan,
+                    region,
+                    kind,
+                    id,
+                    arn: None,
+                    adopted: false,
+                    spec: None,
+                    token: None,
+                });
+            }
+            prior => {
+                let spec = prior.and_then(|p| p.spec.clone());
+                owned.items.insert(
+                    key.clone(),
+                    OwnedItem { key, region, kind, id, arn: None, adopted: false, spec, token: None },
+                );
+            }
+        }
+    }
+}
+
+fn scan_region(rs: &RegionSnapshot, note: &mut impl FnMut(&Tags, ResKind, &str)) {
+    for s in &rs.subnets {
+        note(&s.tags, ResKind::Subnet, &s.id);
+    }
+    for g in &rs.internet_gateways {
+        note(&g.tags, ResKind::InternetGateway, &g.id);
+    }
+    for t in &rs.route_tables {
+        note(&t.tags, ResKind::RouteTable, &t.id);
+    }
+    for t in &rs.network_acls {
+        note(&t.tags, ResKind::NetworkAcl, &t.id);
+    }
+    for g in &rs.security_groups {
+        note(&g.tags, ResKind::SecurityGroup, &g.id);
+    }
+    for i in rs.instances.iter().filter(|i| !matches!(i.state.as_str(), "terminated" | "shutting-down")) {
+        note(&i.tags, ResKind::Appliance, &i.id);
+    }
+    for f in &rs.flow_logs {
+        note(&f.tags, ResKind::FlowLogs, &f.id);
+    }
+    for d in &rs.detectors {
+        note(&d.tags, ResKind::Detector, &d.id);
+    }
+}
+
+fn diff(want: &[Perm], have: &[Perm]) -> (Vec<Perm>, Vec<Perm>) {
+    let w: BTreeSet<&Perm> = want.iter().collect();
+    let h: BTreeSet<&Perm> = have.iter().collect();
+    (w.difference(&h).map(|p| (*p).clone()).collect(), h.difference(&w).map(|p| (*p).clone()).collect())
+}
+
+pub fn plan(desired: &Desired, snap: &Snapshot, owned: &Owned) -> Plan {
+    let mut actions: Vec<Action> = vec![];
+    let act = |key: &str, region: &str, kind: ResKind, op: Op| Action {
+        key: key.into(),
+        region: region.into(),
+        kind,
+        op,
+        after: vec![],
+    };
+    for (key, want) in &desired.items {
+        match want {
+            Want::Adopt { region, kind, id, .. } => {
+                if owned.get(key).is_none_or(|o| &o.id != id) {
+                    actions.push(act(key, region, *kind, Op::Adopt { id: id.clone() }));
+                }
+            }
+            Want::Build { region, spec, running } => {
+                let create = act(key, region, spec.kind(), Op::Create { spec: spec.clone(), running: *running });
+                let Some(o) = owned.get(key) else {
+                    actions.push(create);
+                    continue;
+                };
+                if o.adopted {
+                    // The customer's resource no longer serves (gone, or a trail that
+                    // stopped logging): build ours; theirs is left as it is.
+                    actions.push(create);
+                    continue;
+                }
+                match seen(snap, o) {
+                    Seen::Gone => actions.push(create),
+                    Seen::Unknown => {}
+                    Seen::Present(Observed::Instance { state }) => {
+                        let up = matches!(state, "running" | "pending");
+                        if *running && !up {
+                            actions.push(act(key, region, o.kind, Op::Start { id: o.id.clone() }));
+                        } else if !*running && up {
+                            actions.push(act(key, region, o.kind, Op::Stop { id: o.id.clone() }));
+                        }
+                    }
+                    Seen::Present(Observed::Group { ingress, egress }) => {
+                        if let Spec::SecurityGroup { ingress: wi, egress: we, .. } = spec {
+                            let (add_ingress, remove_ingress) = diff(wi, &ingress);
+                            let (add_egress, remove_egress) = diff(we, &egress);
+                            if !(add_ingress.is_empty()
+                                && remove_ingress.is_empty()
+                                && add_egress.is_empty()
+                                && remove_egress.is_empty())
+                            {
+                                actions.push(act(
+                                    key,
+                                    region,
+                                    o.kind,
+                                    Op::SetRules { id: o.id.clone(), add_ingress, remove_ingress, add_egress, remove_egress },
+                                ));
+                            }
+                        }
+                    }
+                    Seen::Present(Observed::Other) => {}
+                }
+            }
+        }
+    }
+    for (key, o) in &owned.items {
+        if desired.items.contains_key(key) {
+            continue;
+        }
+        if o.adopted || o.id.is_empty() {
+            actions.push(act(key, &o.region, o.kind, Op::Forget { id: o.id.clone() }));
+            continue;
+        }
+        let complete = if o.kind.is_audit() { true } else { region_complete(snap, &o.region) };
+        match seen(snap, o) {
+            Seen::Gone => actions.push(act(key, &o.region, o.kind, Op::Forget { id: o.id.clone() })),
+            Seen::Unknown if kind_of(o.kind).is_some() => {}
+            _ if !complete => {}
+            _ => actions.push(act(key, &o.region, o.kind, Op::Delete { id: o.id.clone() })),
+        }
+    }
+    order(&mut actions);
+    Plan { actions, problems: desired.problems.clone() }
+}
+
+/// Fills `after`: creates wait for the creates and adoptions they reference; removals wait
+/// for the lower-ranked removals in their region (audit resources: in any region).
+fn order(actions: &mut [Action]) {
+    let preparing: BTreeSet<String> = actions
+        .iter()
+        .filter(|a| matches!(a.op, Op::Create { .. } | Op::Adopt { .. }))
+        .map(|a| a.key.clone())
+        .collect();
+    let removing: BTreeMap<String, (String, ResKind)> = actions
+        .iter()
+        .filter(|a| matches!(a.op, Op::Delete { .. }))
+        .map(|a| (a.key.clone(), (a.region.clone(), a.kind)))
+        .collect();
+    for a in actions.iter_mut() {
+        a.after = match &a.op {
+            Op::Create { spec, .. } => {
+                spec.refs().into_iter().filter(|r| preparing.contains(*r)).map(str::to_string).collect()
+            }
+            Op::Delete { .. } => removing
+                .iter()
+                .filter(|(_, (region, kind))| {
+                    kind.removal_rank() < a.kind.removal_rank()
+                        && (region == &a.region || a.kind.is_audit() || kind.is_audit())
+                })
+                .map(|(k, _)| k.clone())
+                .collect(),
+            _ => vec![],
+        };
+    }
+}

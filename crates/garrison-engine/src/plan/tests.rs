@@ -1,0 +1,603 @@
+//! The planner's properties over random estates: applying a plan and planning again gives
+//! an empty plan (also after the estate drifts), and no action ever touches a resource
+//! garrison does not own.
+
+use std::collections::BTreeMap;
+
+use garrison_catalog::appliances::Images;
+use garrison_catalog::policies::{ESSENTIALS, PROFESSIONAL};
+use garrison_catalog::prices::PriceTable;
+use garrison_model::deployment::Deployment;
+use garrison_model::protection::*;
+use garrison_model::snapshot::*;
+use proptest::prelude::*;
+use serde_json::json;
+
+use super::desired::keys;
+use super::*;
+
+const DEP: &str = "6F7A1C2E-0000-4000-8000-00000000D001";
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+    fn chance(&mut self, pct: u64) -> bool {
+        self.below(100) < pct
+    }
+}
+
+fn tags_of(key: &str) -> Tags {
+    [
+        (TAG_OWNER.0.to_string(), TAG_OWNER.1.to_string()),
+        (TAG_DEPLOYMENT.to_string(), DEP.to_string()),
+        (TAG_TENANT.to_string(), "2".to_string()),
+        (TAG_KEY.to_string(), key.to_string()),
+    ]
+    .into()
+}
+
+struct World {
+    snap: Snapshot,
+    owned: Owned,
+    deployment: Deployment,
+    next: u64,
+}
+
+fn rules(p: &[Perm]) -> Vec<Rule> {
+    p.iter()
+        .map(|p| Rule {
+            protocol: p.protocol.clone(),
+            from_port: (p.protocol != "-1").then_some(p.from_port),
+            to_port: (p.protocol != "-1").then_some(p.to_port),
+            cidrs: vec![p.cidr.clone()],
+            groups: vec![],
+        })
+        .collect()
+}
+
+fn random_world(seed: u64) -> World {
+    let mut r = Rng(seed | 1);
+    let zones = ["a", "b", "c"];
+    let mut regions = BTreeMap::new();
+    let mut include = vec![];
+    let mut exclude = vec![];
+    for (ri, region) in ["us-east-1", "eu-west-1"].iter().enumerate() {
+        let mut rs = RegionSnapshot::default();
+        for k in Kind::ALL {
+            rs.status.insert(k, ReadStatus::Complete);
+        }
+        for z in zones {
+            rs.zones.push(Zone { name: format!("{region}{z}"), zone_id: z.into(), state: "available".into() });
+            for t in ["t3a.medium", "t3.medium", "m3.medium", "c5.xlarge", "m5.xlarge"] {
+                if r.chance(70) {
+                    rs.offerings.push(Offering { zone: format!("{region}{z}"), instance_type: t.into() });
+                }
+            }
+        }
+        if r.chance(80) {
+            let p = if r.chance(50) { ESSENTIALS } else { PROFESSIONAL };
+            include.push(json!({"type": "region", "key": format!("/aws/{region}"), "policy": {"id": p}}));
+        }
+        for v in 0..r.below(4) {
+            let vpc = format!("vpc-{ri}{v:07}");
+            let cidr = format!("10.{v}.0.0/{}", if r.chance(10) { 28 } else { 16 });
+            rs.vpcs.push(Vpc { id: vpc.clone(), cidr: cidr.clone(), is_default: false, tags: Tags::new() });
+            if r.chance(30) {
+                let p = if r.chance(50) { ESSENTIALS } else { PROFESSIONAL };
+                include.push(json!({"type": "vpc", "key": format!("/aws/{region}/vpc/{vpc}"), "policy": {"id": p}}));
+            }
+            if r.chance(20) {
+                rs.internet_gateways.push(InternetGateway {
+                    id: format!("igw-c{ri}{v}"),
+                    vpc_ids: vec![vpc.clone()],
+                    tags: Tags::new(),
+                });
+            }
+            if r.chance(15) {
+                rs.flow_logs.push(FlowLog { id: format!("fl-c{ri}{v}"), resource_id: vpc.clone(), tags: Tags::new() });
+            }
+            for s in 0..1 + r.below(3) {
+                let subnet = format!("subnet-{ri}{v}{s:06}");
+                let zone = format!("{region}{}", zones[s as usize % 3]);
+                let scidr = if cidr.ends_with("/28") { cidr.clone() } else { format!("10.{v}.{s}.0/24") };
+                rs.subnets.push(Subnet {
+                    id: subnet.clone(),
+                    vpc_id: vpc.clone(),
+                    zone: zone.clone(),
+                    cidr: scidr,
+                    tags: Tags::new(),
+                });
+                if r.chance(10) {
+                    exclude.push(json!({"type": "subnet", "key": format!("/aws/{region}/subnet/{subnet}")}));
+                }
+                for h in 0..r.below(4) {
+                    let id = format!("i-{ri}{v}{s}{h:05}");
+                    if r.chance(10) {
+                        exclude.push(json!({"type": "host", "key": format!("/aws/{region}/host/{id}")}));
+                    }
+                    rs.instances.push(Instance {
+                        id,
+                        vpc_id: Some(vpc.clone()),
+                        subnet_id: Some(subnet.clone()),
+                        zone: zone.clone(),
+                        state: if r.chance(75) { "running" } else { "stopped" }.into(),
+                        instance_type: "t3.micro".into(),
+                        private_ip: None,
+                        security_groups: vec![],
+                        tags: Tags::new(),
+                    });
+                }
+            }
+        }
+        if r.chance(30) {
+            rs.detectors.push(Detector { id: format!("det-c{ri}"), status: Some("ENABLED".into()), tags: Tags::new() });
+        }
+        if r.chance(30) {
+            rs.config_recorders.push(ConfigRecorder { name: "default".into(), recording: true });
+        }
+        regions.insert(region.to_string(), rs);
+    }
+    if r.chance(30) {
+        let topic = r.chance(50).then(|| "arn:aws:sns:us-east-1:123456789012:customer".to_string());
+        let t = Trail {
+            name: "customer".into(),
+            arn: "arn:aws:cloudtrail:us-east-1:123456789012:trail/customer".into(),
+            home_region: "us-east-1".into(),
+            multi_region: true,
+            logging: Some(r.chance(80)),
+            s3_bucket: Some("customer-logs".into()),
+            sns_topic_arn: topic,
+        };
+        for rs in regions.values_mut() {
+            rs.trails.push(t.clone());
+        }
+    }
+    let deployment: Deployment = serde_json::from_value(json!({
+        "id": DEP, "account_id": "2", "name": "n",
+        "platform": {"type": "aws", "id": "123456789012", "monitor": {"enabled": r.chance(70), "ct_install_region": "us-east-1"}},
+        "mode": "automatic", "enabled": true, "discover": true, "scan": true,
+        "scope": {"include": include, "exclude": exclude},
+        "cloud_defender": {"enabled": false}, "credentials": [], "status": {"status": "ok", "updated": 0},
+        "created": {"at": 0, "by": "u"}, "modified": {"at": 0, "by": "u"}, "version": 1, "is_control_tower": false
+    }))
+    .unwrap();
+    World {
+        snap: Snapshot { aws_account: "123456789012".into(), taken_at: 0, regions },
+        owned: Owned::default(),
+        deployment,
+        next: 0,
+    }
+}
+
+impl World {
+    fn id(&mut self, prefix: &str) -> String {
+        self.next += 1;
+        format!("{prefix}-g{:08}", self.next)
+    }
+
+    fn resolve(&self, key: &str) -> String {
+        self.owned.items[key].id.clone()
+    }
+
+    /// What the executor does to the account, as the next discovery would see it.
+    fn apply(&mut self, p: &Plan) {
+        // In dependency order, as the executor runs them.
+        let mut done = std::collections::BTreeSet::new();
+        let mut ordered = vec![];
+        while ordered.len() < p.actions.len() {
+            let before = ordered.len();
+            for a in &p.actions {
+                if !done.contains(&a.key) && a.after.iter().all(|k| done.contains(k)) {
+                    ordered.push(a.clone());
+                }
+            }
+            for a in &ordered[before..] {
+                done.insert(a.key.clone());
+            }
+            assert!(ordered.len() > before, "the plan's order has a cycle");
+        }
+        for a in &ordered {
+            match &a.op {
+                Op::Create { spec, running } => {
+                    let key = a.key.clone();
+                    let (id, arn) = self.create(&a.region, &key, spec, *running);
+                    self.owned.items.insert(
+                        key.clone(),
+                        OwnedItem {
+                            key,
+                            region: a.region.clone(),
+                            kind: spec.kind(),
+                            id,
+                            arn,
+                            adopted: false,
+                            spec: Some(spec.clone()),
+                            token: None,
+                        },
+                    );
+                }
+                Op::Adopt { id } => {
+                    self.owned.items.insert(
+                        a.key.clone(),
+                        OwnedItem {
+                            key: a.key.clone(),
+                            region: a.region.clone(),
+                            kind: a.kind,
+                            id: id.clone(),
+                            arn: None,
+                            adopted: true,
+                            spec: None,
+                            token: None,
+                        },
+                    );
+                }
+                Op::Forget { .. } => {
+                    self.owned.items.remove(&a.key);
+                }
+                Op::Delete { id } => {
+                    self.owned.items.remove(&a.key);
+                    let rs = self.snap.regions.get_mut(&a.region).unwrap();
+                    rs.subnets.retain(|x| &x.id != id);
+                    rs.internet_gateways.retain(|x| &x.id != id);
+                    rs.route_tables.retain(|x| &x.id != id);
+                    rs.network_acls.retain(|x| &x.id != id);
+                    rs.security_groups.retain(|x| &x.id != id);
+                    rs.flow_logs.retain(|x| &x.id != id);
+                    rs.detectors.retain(|x| &x.id != id);
+                    rs.config_recorders.retain(|x| &x.name != id);
+                    for rs in self.snap.regions.values_mut() {
+                        rs.trails.retain(|x| &x.name != id);
+                        rs.instances.retain(|x| &x.id != id);
+                    }
+                }
+                Op::Start { id } | Op::Stop { id } => {
+                    let state = if matches!(a.op, Op::Start { .. }) { "running" } else { "stopped" };
+                    for i in self.snap.regions.get_mut(&a.region).unwrap().instances.iter_mut().filter(|i| &i.id == id) {
+                        i.state = state.into();
+                    }
+                }
+                Op::SetRules { id, add_ingress, remove_ingress, add_egress, remove_egress } => {
+                    let g = self.snap.regions.get_mut(&a.region).unwrap().security_groups.iter_mut().find(|g| &g.id == id).unwrap();
+                    let mut i = planner::flatten(&g.ingress);
+                    i.retain(|p| !remove_ingress.contains(p));
+                    i.extend(add_ingress.iter().cloned());
+                    let mut e = planner::flatten(&g.egress);
+                    e.retain(|p| !remove_egress.contains(p));
+                    e.extend(add_egress.iter().cloned());
+                    g.ingress = rules(&i);
+                    g.egress = rules(&e);
+                }
+            }
+        }
+    }
+
+    fn create(&mut self, region: &str, key: &str, spec: &Spec, running: bool) -> (String, Option<String>) {
+        let tags = tags_of(key);
+        match spec {
+            Spec::Bucket { name } => (name.clone(), Some(format!("arn:aws:s3:::{name}"))),
+            Spec::Topic { name, .. } | Spec::Queue { name, .. } => {
+                let arn = format!("arn:aws:sns:{region}:123456789012:{name}");
+                (arn.clone(), Some(arn))
+            }
+            Spec::Subscription { .. } | Spec::BucketNotification { .. } => (self.id("sub"), None),
+            Spec::Trail { name, .. } => {
+                let t = Trail {
+                    name: name.clone(),
+                    arn: format!("arn:aws:cloudtrail:{region}:123456789012:trail/{name}"),
+                    home_region: region.into(),
+                    multi_region: true,
+                    logging: Some(true),
+                    s3_bucket: None,
+                    sns_topic_arn: None,
+                };
+                for rs in self.snap.regions.values_mut() {
+                    rs.trails.push(t.clone());
+                }
+                (name.clone(), Some(t.arn))
+            }
+            Spec::Recorder { name, .. } => {
+                self.snap.regions.get_mut(region).unwrap().config_recorders.push(ConfigRecorder { name: name.clone(), recording: true });
+                (name.clone(), None)
+            }
+            _ => {
+                let id = self.id(spec.kind().as_str());
+                let sub = |w: &World, k: &str| w.resolve(k);
+                let rs_entry = match spec {
+                    Spec::Subnet { vpc, zone, cidr } => {
+                        let s = Subnet { id: id.clone(), vpc_id: vpc.clone(), zone: zone.clone(), cidr: cidr.clone(), tags };
+                        Box::new(move |rs: &mut RegionSnapshot| rs.subnets.push(s)) as Box<dyn FnOnce(&mut RegionSnapshot)>
+                    }
+                    Spec::InternetGateway { vpc } => {
+                        let g = InternetGateway { id: id.clone(), vpc_ids: vec![vpc.clone()], tags };
+                        Box::new(move |rs: &mut RegionSnapshot| rs.internet_gateways.push(g))
+                    }
+                    Spec::RouteTable { vpc, subnet, gateway } => {
+                        let t = RouteTable {
+                            id: id.clone(),
+                            vpc_id: vpc.clone(),
+                            main: false,
+                            subnet_ids: vec![sub(self, subnet)],
+                            routes: vec![Route { destination: "0.0.0.0/0".into(), target: Some(sub(self, gateway)) }],
+                            tags,
+                        };
+                        Box::new(move |rs: &mut RegionSnapshot| rs.route_tables.push(t))
+                    }
+                    Spec::NetworkAcl { vpc, subnet, .. } => {
+                        let t = NetworkAcl { id: id.clone(), vpc_id: vpc.clone(), is_default: false, subnet_ids: vec![sub(self, subnet)], tags };
+                        Box::new(move |rs: &mut RegionSnapshot| rs.network_acls.push(t))
+                    }
+                    Spec::SecurityGroup { vpc, name, ingress, egress } => {
+                        let g = SecurityGroup {
+                            id: id.clone(),
+                            vpc_id: Some(vpc.clone()),
+                            name: name.clone(),
+                            ingress: rules(ingress),
+                            egress: rules(egress),
+                            tags,
+                        };
+                        Box::new(move |rs: &mut RegionSnapshot| rs.security_groups.push(g))
+                    }
+                    Spec::Appliance { vpc, zone, instance_type, subnet, .. } => {
+                        let i = Instance {
+                            id: id.clone(),
+                            vpc_id: Some(vpc.clone()),
+                            subnet_id: Some(sub(self, subnet)),
+                            zone: zone.clone(),
+                            state: if running { "running" } else { "stopped" }.into(),
+                            instance_type: instance_type.clone(),
+                            private_ip: None,
+                            security_groups: vec![],
+                            tags,
+                        };
+                        Box::new(move |rs: &mut RegionSnapshot| rs.instances.push(i))
+                    }
+                    Spec::FlowLogs { vpc, .. } => {
+                        let f = FlowLog { id: id.clone(), resource_id: vpc.clone(), tags };
+                        Box::new(move |rs: &mut RegionSnapshot| rs.flow_logs.push(f))
+                    }
+                    Spec::Detector => {
+                        let d = Detector { id: id.clone(), status: Some("ENABLED".into()), tags };
+                        Box::new(move |rs: &mut RegionSnapshot| rs.detectors.push(d))
+                    }
+                    _ => unreachable!(),
+                };
+                rs_entry(self.snap.regions.get_mut(region).unwrap());
+                (id, None)
+            }
+        }
+    }
+
+    fn plan(&self, d: Option<&Deployment>) -> (Plan, Owned) {
+        let prices = PriceTable::builtin();
+        let images = Images::builtin();
+        plan_deployment(d, DEP, &self.snap, &self.owned, &Inputs { prices: &prices, images: &images })
+    }
+
+    /// Applies plans until converged; returns how many rounds it took.
+    fn converge(&mut self, d: Option<&Deployment>) -> usize {
+        for round in 1..=3 {
+            let (p, owned) = self.plan(d);
+            self.owned = owned;
+            self.check_touches_only_owned(&p);
+            if p.is_empty() {
+                return round;
+            }
+            self.apply(&p);
+        }
+        panic!("no convergence: {:#?}", self.plan(d).0)
+    }
+
+    fn check_touches_only_owned(&self, p: &Plan) {
+        for a in &p.actions {
+            if let Op::Delete { id } | Op::Start { id } | Op::Stop { id } | Op::SetRules { id, .. } = &a.op {
+                let o = self.owned.items.get(&a.key).unwrap_or_else(|| panic!("{} is not owned", a.key));
+                assert!(!o.adopted && &o.id == id, "{a:?} touches what garrison does not own");
+            }
+        }
+    }
+
+    /// The customer changes things: hosts stop and start, one of ours is deleted, a
+    /// rule is added to our group.
+    fn drift(&mut self, seed: u64) {
+        let mut r = Rng(seed.rotate_left(17) | 1);
+        for rs in self.snap.regions.values_mut() {
+            for i in rs.instances.iter_mut().filter(|i| !i.tags.contains_key(TAG_KEY)) {
+                if r.chance(30) {
+                    i.state = if i.state == "running" { "stopped" } else { "running" }.into();
+                }
+            }
+            if r.chance(30)
+                && let Some(g) = rs.security_groups.iter_mut().find(|g| g.tags.contains_key(TAG_KEY))
+            {
+                g.egress.push(Rule { protocol: "tcp".into(), from_port: Some(25), to_port: Some(25), cidrs: vec!["0.0.0.0/0".into()], groups: vec![] });
+            }
+            if r.chance(30) {
+                rs.instances.retain(|i| !(i.tags.get(TAG_KEY).is_some_and(|k| k.ends_with("/scanner"))));
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    #[test]
+    fn applying_a_plan_then_planning_again_gives_an_empty_plan(seed in any::<u64>()) {
+        let mut w = random_world(seed);
+        let d = w.deployment.clone();
+        prop_assert!(w.converge(Some(&d)) <= 2, "one plan applied converges");
+        w.drift(seed);
+        prop_assert!(w.converge(Some(&d)) <= 2, "after drift, one plan applied converges");
+        // Removal leaves nothing of garrison's and everything of the customer's.
+        let before_customer = customer_view(&w.snap);
+        prop_assert!(w.converge(None) <= 2);
+        prop_assert!(w.owned.items.is_empty(), "{:?}", w.owned);
+        prop_assert_eq!(customer_view(&w.snap), before_customer);
+        for rs in w.snap.regions.values() {
+            prop_assert!(rs.instances.iter().all(|i| !i.tags.contains_key(TAG_KEY)));
+            prop_assert!(rs.subnets.iter().all(|i| !i.tags.contains_key(TAG_KEY)));
+            prop_assert!(rs.security_groups.iter().all(|i| !i.tags.contains_key(TAG_KEY)));
+        }
+    }
+}
+
+/// Everything in the snapshot that garrison did not make, as text.
+fn customer_view(s: &Snapshot) -> String {
+    let mut s = s.clone();
+    for rs in s.regions.values_mut() {
+        rs.instances.retain(|x| !x.tags.contains_key(TAG_KEY));
+        rs.subnets.retain(|x| !x.tags.contains_key(TAG_KEY));
+        rs.security_groups.retain(|x| !x.tags.contains_key(TAG_KEY));
+        rs.route_tables.retain(|x| !x.tags.contains_key(TAG_KEY));
+        rs.network_acls.retain(|x| !x.tags.contains_key(TAG_KEY));
+        rs.internet_gateways.retain(|x| !x.tags.contains_key(TAG_KEY));
+        rs.flow_logs.retain(|x| !x.tags.contains_key(TAG_KEY));
+        rs.detectors.retain(|x| !x.tags.contains_key(TAG_KEY));
+        rs.config_recorders.retain(|x| x.name != "garrison");
+        rs.trails.retain(|x| !x.name.starts_with("garrison-"));
+    }
+    serde_json::to_string(&s).unwrap()
+}
+
+fn estate() -> World {
+    // A fixed estate: one Professional VPC with hosts in two zones, one Essentials VPC
+    // with a single host, one empty VPC, a customer detector to adopt.
+    let mut w = random_world(1);
+    let mut rs = RegionSnapshot::default();
+    for k in Kind::ALL {
+        rs.status.insert(k, ReadStatus::Complete);
+    }
+    for (v, cidr) in [("vpc-0000000a", "10.1.0.0/16"), ("vpc-0000000b", "10.2.0.0/16"), ("vpc-0000000c", "10.3.0.0/16")] {
+        rs.vpcs.push(Vpc { id: v.into(), cidr: cidr.into(), is_default: false, tags: Tags::new() });
+    }
+    let host = |id: &str, vpc: &str, subnet: &str, zone: &str| Instance {
+        id: id.into(),
+        vpc_id: Some(vpc.into()),
+        subnet_id: Some(subnet.into()),
+        zone: zone.into(),
+        state: "running".into(),
+        instance_type: "t3.micro".into(),
+        private_ip: None,
+        security_groups: vec![],
+        tags: Tags::new(),
+    };
+    rs.subnets.push(Subnet { id: "subnet-000000a1".into(), vpc_id: "vpc-0000000a".into(), zone: "us-east-1a".into(), cidr: "10.1.0.0/24".into(), tags: Tags::new() });
+    rs.instances.push(host("i-000000a1", "vpc-0000000a", "subnet-000000a1", "us-east-1a"));
+    rs.instances.push(host("i-000000a2", "vpc-0000000a", "subnet-000000a2", "us-east-1b"));
+    rs.instances.push(host("i-000000b1", "vpc-0000000b", "subnet-000000b1", "us-east-1a"));
+    rs.offerings.push(Offering { zone: "us-east-1a".into(), instance_type: "t3.medium".into() });
+    rs.offerings.push(Offering { zone: "us-east-1a".into(), instance_type: "c5.xlarge".into() });
+    rs.detectors.push(Detector { id: "det-customer".into(), status: None, tags: Tags::new() });
+    w.snap.regions = [("us-east-1".to_string(), rs)].into();
+    w.deployment.platform.monitor.enabled = true;
+    w.deployment.scope = serde_json::from_value(json!({
+        "include": [{"type": "region", "key": "/aws/us-east-1", "policy": {"id": ESSENTIALS}},
+                    {"type": "vpc", "key": "/aws/us-east-1/vpc/vpc-0000000a", "policy": {"id": PROFESSIONAL}}],
+        "exclude": []
+    }))
+    .unwrap();
+    w
+}
+
+#[test]
+fn a_fixed_estate_gets_what_the_reference_builds() {
+    let mut w = estate();
+    let d = w.deployment.clone();
+    let (p, _) = w.plan(Some(&d));
+    assert!(p.problems.is_empty(), "{:?}", p.problems);
+    let creates: BTreeMap<&str, &Spec> = p
+        .actions
+        .iter()
+        .filter_map(|a| match &a.op {
+            Op::Create { spec, .. } => Some((a.key.as_str(), spec)),
+            _ => None,
+        })
+        .collect();
+    let appliances: Vec<(&str, &str)> = creates
+        .iter()
+        .filter_map(|(k, s)| match s {
+            Spec::Appliance { instance_type, .. } => Some((*k, instance_type.as_str())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        appliances,
+        [
+            ("us-east-1/vpc-0000000a/scanner", "t3.medium"),
+            ("us-east-1/vpc-0000000a/us-east-1a/ids", "c5.xlarge"),
+            // us-east-1b has no offering facts: the table's cheapest IDS type is trusted.
+            ("us-east-1/vpc-0000000a/us-east-1b/ids", "c5.xlarge"),
+            ("us-east-1/vpc-0000000b/scanner", "t3.medium"),
+        ],
+        "one scanner per inhabited VPC, one IDS per inhabited zone of the Professional VPC, none for the empty VPC"
+    );
+    assert!(matches!(creates["us-east-1/vpc-0000000a/us-east-1a/subnet"], Spec::Subnet { cidr, .. } if cidr == "10.1.255.240/28"));
+    assert!(matches!(creates["us-east-1/vpc-0000000a/us-east-1b/subnet"], Spec::Subnet { cidr, .. } if cidr == "10.1.255.224/28"));
+    assert!(!creates.keys().any(|k| k.contains("vpc-0000000c")), "the empty VPC gets nothing");
+    assert!(creates.contains_key("us-east-1/vpc-0000000a/flow_logs") && !creates.contains_key("us-east-1/vpc-0000000b/flow_logs"));
+    assert!(creates.contains_key(keys::TRAIL) && creates.contains_key(keys::QUEUE));
+    let adopt: Vec<&str> = p.actions.iter().filter(|a| matches!(a.op, Op::Adopt { .. })).map(|a| a.key.as_str()).collect();
+    assert_eq!(adopt, ["us-east-1/guardduty"], "the customer's detector is adopted, not duplicated");
+    let scanner = p.actions.iter().find(|a| a.key == "us-east-1/vpc-0000000a/scanner").unwrap();
+    assert_eq!(scanner.after, ["us-east-1/vpc-0000000a/us-east-1a/subnet", "us-east-1/vpc-0000000a/scan_sg"]);
+    // Egress exactly per reference.
+    let Spec::SecurityGroup { ingress, egress, .. } = creates["us-east-1/vpc-0000000a/scan_sg"] else { panic!() };
+    assert!(ingress.is_empty());
+    assert_eq!(egress.len(), 6);
+    assert!(egress.contains(&Perm::new("-1", 0, 0, "10.1.0.0/16")));
+
+    // Stopping the last host of the Essentials VPC stops its scanner; starting one starts it.
+    w.apply(&p);
+    let set = |w: &mut World, state: &str| {
+        w.snap.regions.get_mut("us-east-1").unwrap().instances.iter_mut().filter(|i| i.id == "i-000000b1").for_each(|i| i.state = state.into())
+    };
+    set(&mut w, "stopped");
+    let (p, _) = w.plan(Some(&d));
+    assert_eq!(p.actions.iter().map(|a| (a.key.as_str(), a.op.verb())).collect::<Vec<_>>(), [("us-east-1/vpc-0000000b/scanner", "stop")]);
+    w.apply(&p);
+    set(&mut w, "running");
+    let (p, _) = w.plan(Some(&d));
+    assert_eq!(p.actions.iter().map(|a| (a.key.as_str(), a.op.verb())).collect::<Vec<_>>(), [("us-east-1/vpc-0000000b/scanner", "start")]);
+}
+
+#[test]
+fn nothing_is_removed_where_discovery_was_incomplete() {
+    let mut w = estate();
+    let d = w.deployment.clone();
+    w.converge(Some(&d));
+    let rs = w.snap.regions.get_mut("us-east-1").unwrap();
+    rs.status.insert(Kind::Instances, ReadStatus::Failed { code: "AccessDenied".into(), message: "no".into() });
+    let (p, _) = w.plan(None);
+    assert!(
+        p.actions.iter().all(|a| !matches!(a.op, Op::Delete { .. }) || a.kind.is_audit()),
+        "no EC2 removal while a read of the region failed: {:?}",
+        p.actions
+    );
+}
+
+#[test]
+fn a_resource_created_before_a_crash_is_recognised_by_its_tags() {
+    let mut w = estate();
+    let d = w.deployment.clone();
+    w.converge(Some(&d));
+    let lost = w.owned.items.remove("us-east-1/vpc-0000000b/scanner").unwrap();
+    let (p, owned) = w.plan(Some(&d));
+    assert!(p.is_empty(), "{:?}", p.actions);
+    assert_eq!(owned.items["us-east-1/vpc-0000000b/scanner"].id, lost.id);
+}
+
+#[test]
+fn discovery_reads_the_offerings_of_exactly_the_priced_types() {
+    let mut priced: Vec<String> = PriceTable::builtin().specs.keys().cloned().collect();
+    let mut read = garrison_cloud::discovery::appliance_types();
+    priced.sort();
+    read.sort();
+    assert_eq!(priced, read);
+}
