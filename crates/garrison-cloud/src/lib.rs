@@ -12,6 +12,7 @@ pub mod role_check;
 pub mod session;
 pub mod stacks;
 pub mod templates;
+pub mod writes;
 
 pub use calls::CallLog;
 pub use error::CloudError;

@@ -76,6 +76,8 @@ impl Aws {
     client!(configservice, aws_sdk_config);
     client!(ecs, aws_sdk_ecs);
     client!(eks, aws_sdk_eks);
+    client!(sns, aws_sdk_sns);
+    client!(sqs, aws_sdk_sqs);
 
     pub fn region(&self) -> String {
         self.config.region().map(|r| r.to_string()).unwrap_or_else(|| "us-east-1".into())

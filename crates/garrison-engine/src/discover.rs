@@ -1,7 +1,7 @@
 //! Discovery of one deployment: assume its discover role, read its in-scope regions, keep
 //! known facts where a read failed, persist, and report in the deployment's status.
 
-use garrison_cloud::discovery;
+use garrison_cloud::{Aws, discovery};
 use garrison_model::coverage::named_regions;
 use garrison_model::deployment::{Deployment, Mode, Purpose, Status, StatusKind};
 use garrison_model::snapshot::{Kind, Snapshot};
@@ -15,36 +15,74 @@ pub struct Outcome {
     pub snapshot: Option<Snapshot>,
 }
 
-fn status(kind: StatusKind, message: String) -> Status {
+pub fn status(kind: StatusKind, message: String) -> Status {
     Status { status: kind, updated: now(), message: Some(message) }
 }
 
 /// Runs discovery for `d` and records the outcome (snapshot and status).
 pub async fn discover_deployment(e: &Engine, d: &Deployment) -> anyhow::Result<Outcome> {
     let outcome = run(e, d).await;
-    if let Some(s) = &outcome.snapshot {
-        e.store.put_snapshot(&d.account_id, &d.id, s).await?;
-    }
     e.store.set_status(&d.account_id, &d.id, outcome.status.clone()).await?;
     Ok(outcome)
 }
 
 async fn run(e: &Engine, d: &Deployment) -> Outcome {
-    let fail = |kind, msg: String| Outcome { status: status(kind, msg), snapshot: None };
     if d.mode == Mode::None || !d.discover || !d.enabled {
-        return fail(StatusKind::Ok, "nothing to do: discovery is off for this deployment".into());
+        return Outcome {
+            status: status(StatusKind::Ok, "nothing to do: discovery is off for this deployment".into()),
+            snapshot: None,
+        };
     }
+    match observe(e, d, &[]).await {
+        Ok(seen) => Outcome { status: seen.status(), snapshot: Some(seen.snapshot) },
+        Err(st) => Outcome { status: st, snapshot: None },
+    }
+}
+
+/// A session in the deployment's account and what discovery saw there.
+pub struct Observation {
+    pub aws: Aws,
+    pub snapshot: Snapshot,
+    /// Reasons for a warning status (incomplete discovery, missing permissions).
+    pub warnings: Vec<String>,
+}
+
+impl Observation {
+    pub fn summary(&self) -> String {
+        format!(
+            "discovered {} region(s): {} VPC(s), {} subnet(s), {} instance(s)",
+            self.snapshot.regions.len(),
+            self.snapshot.count(Kind::Vpcs),
+            self.snapshot.count(Kind::Subnets),
+            self.snapshot.count(Kind::Instances)
+        )
+    }
+
+    pub fn status(&self) -> Status {
+        if self.warnings.is_empty() {
+            status(StatusKind::Ok, self.summary())
+        } else {
+            status(StatusKind::Warning, format!("{}; {}", self.warnings.join("; "), self.summary()))
+        }
+    }
+}
+
+/// Validates and assumes the deployment's role, then reads its in-scope regions plus
+/// `extra` (regions where garrison still owns something), keeping known facts where a
+/// read failed. The snapshot is persisted. An `Err` is the status to report.
+pub async fn observe(e: &Engine, d: &Deployment, extra: &[String]) -> Result<Observation, Status> {
+    let fail = |kind, msg: String| status(kind, msg);
     let Some(cred) = d.credentials.iter().find(|c| c.purpose == Purpose::Discover) else {
-        return fail(StatusKind::Error, "no credential with purpose discover".into());
+        return Err(fail(StatusKind::Error, "no credential with purpose discover".into()));
     };
     let role_arn = match e.store.get_credential(&d.account_id, &cred.id).await {
         Ok(Some(c)) => c.secrets.arn,
-        Ok(None) => return fail(StatusKind::Error, format!("credential {} no longer exists", cred.id)),
-        Err(err) => return fail(StatusKind::Error, format!("reading credential: {err}")),
+        Ok(None) => return Err(fail(StatusKind::Error, format!("credential {} no longer exists", cred.id))),
+        Err(err) => return Err(fail(StatusKind::Error, format!("reading credential: {err}"))),
     };
     let external_id = match e.store.external_id(&d.account_id).await {
         Ok(x) => x,
-        Err(err) => return fail(StatusKind::Error, format!("reading the external id: {err}")),
+        Err(err) => return Err(fail(StatusKind::Error, format!("reading the external id: {err}"))),
     };
     // The role type follows the mode; its permissions are checked before use.
     let role_type = match d.mode {
@@ -61,20 +99,27 @@ async fn run(e: &Engine, d: &Deployment) -> Outcome {
         let v = validate(e, &role_arn, &external_id, role, 1).await;
         match v.status {
             ValidationStatus::Ok => {}
-            ValidationStatus::Unsafe => return fail(StatusKind::Error, v.message),
-            ValidationStatus::NotAssumableYet | ValidationStatus::Error => return fail(StatusKind::Error, v.message),
+            ValidationStatus::Unsafe => return Err(fail(StatusKind::Error, v.message)),
+            ValidationStatus::NotAssumableYet | ValidationStatus::Error => {
+                return Err(fail(StatusKind::Error, v.message));
+            }
             ValidationStatus::MissingPermissions => warnings.push(v.message),
         }
     }
     let aws = match e.sessions.assume(&role_arn, &external_id).await {
         Ok(a) => a,
-        Err(err) => return fail(StatusKind::Error, format!("cannot assume {role_arn}: {err}")),
+        Err(err) => return Err(fail(StatusKind::Error, format!("cannot assume {role_arn}: {err}"))),
     };
     let (all, mut regions) = named_regions(&d.scope);
     if all {
         match discovery::enabled_regions(&aws).await {
             Ok(r) => regions = r,
-            Err(err) => return fail(StatusKind::Error, format!("listing regions: {err}")),
+            Err(err) => return Err(fail(StatusKind::Error, format!("listing regions: {err}"))),
+        }
+    }
+    for r in extra {
+        if !regions.contains(r) {
+            regions.push(r.clone());
         }
     }
     let snap = discovery::discover(&aws, &regions, now()).await;
@@ -86,17 +131,8 @@ async fn run(e: &Engine, d: &Deployment) -> Outcome {
             gaps.iter().map(|g| format!("{} {} ({})", g.region, g.kind.as_str(), g.code)).collect();
         warnings.insert(0, format!("discovery incomplete, earlier facts kept: {}", named.join(", ")));
     }
-    let summary = format!(
-        "discovered {} region(s): {} VPC(s), {} subnet(s), {} instance(s)",
-        merged.regions.len(),
-        merged.count(Kind::Vpcs),
-        merged.count(Kind::Subnets),
-        merged.count(Kind::Instances)
-    );
-    let st = if warnings.is_empty() {
-        status(StatusKind::Ok, summary)
-    } else {
-        status(StatusKind::Warning, format!("{}; {summary}", warnings.join("; ")))
-    };
-    Outcome { status: st, snapshot: Some(merged) }
+    if let Err(err) = e.store.put_snapshot(&d.account_id, &d.id, &merged).await {
+        tracing::warn!(deployment = %d.id, error = %err, "cannot store the snapshot");
+    }
+    Ok(Observation { aws, snapshot: merged, warnings })
 }

@@ -2,7 +2,9 @@
 //! the worker loop that runs them when deployments change and periodically.
 
 pub mod discover;
+pub mod execute;
 pub mod plan;
+pub mod protect;
 pub mod validation;
 pub mod worker;
 

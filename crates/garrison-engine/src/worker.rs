@@ -1,12 +1,26 @@
-//! The worker loop: discovery for deployments that are new or changed (woken by the API)
-//! and for all of them at each periodic resync.
+//! The reconcile loop: deployments that are new or changed (woken by the API) and all of
+//! them at each periodic resync go through discover → plan → execute; deployments being
+//! removed are uninstalled until the removal is verified.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use garrison_model::deployment::{Deployment, Mode};
+
 use crate::Engine;
 use crate::discover::discover_deployment;
+use crate::protect::{reconcile, uninstall};
+
+/// One deployment's turn: protection for active ones, discovery status for the rest.
+pub async fn run_one(engine: &Engine, d: &Deployment) {
+    let active = d.enabled && d.discover && d.mode != Mode::None;
+    let r =
+        if active { reconcile(engine, d).await.map(|_| ()) } else { discover_deployment(engine, d).await.map(|_| ()) };
+    if let Err(err) = r {
+        tracing::warn!(deployment = %d.id, error = %err, "reconcile failed");
+    }
+}
 
 /// Runs until the task is dropped.
 pub async fn run(engine: Arc<Engine>, resync: Duration) {
@@ -17,6 +31,20 @@ pub async fn run(engine: Arc<Engine>, resync: Duration) {
         if full {
             last_full = Instant::now();
         }
+        match engine.store.removals().await {
+            Ok(list) => {
+                for d in list {
+                    match uninstall(&engine, &d).await {
+                        Ok(r) if r.verified => tracing::info!(deployment = %d.id, "removed"),
+                        Ok(r) => {
+                            tracing::warn!(deployment = %d.id, remaining = ?r.remaining, "removal not complete yet")
+                        }
+                        Err(err) => tracing::warn!(deployment = %d.id, error = %err, "removal failed"),
+                    }
+                }
+            }
+            Err(err) => tracing::warn!(error = %err, "worker cannot list removals"),
+        }
         match engine.store.all_deployments().await {
             Ok(all) => {
                 seen.retain(|id, _| all.iter().any(|d| &d.id == id));
@@ -25,14 +53,17 @@ pub async fn run(engine: Arc<Engine>, resync: Duration) {
                         continue;
                     }
                     seen.insert(d.id.clone(), d.version);
-                    if let Err(err) = discover_deployment(&engine, &d).await {
-                        tracing::warn!(deployment = %d.id, error = %err, "discovery run failed");
-                    }
+                    run_one(&engine, &d).await;
                 }
             }
             Err(err) => tracing::warn!(error = %err, "worker cannot list deployments"),
         }
-        let wait = resync.saturating_sub(last_full.elapsed()).max(Duration::from_millis(50));
+        let pending_removals = engine.store.removals().await.map(|r| !r.is_empty()).unwrap_or(false);
+        let wait = if pending_removals {
+            Duration::from_secs(2)
+        } else {
+            resync.saturating_sub(last_full.elapsed()).max(Duration::from_millis(50))
+        };
         tokio::select! {
             _ = engine.wake.notified() => {},
             _ = tokio::time::sleep(wait) => {},

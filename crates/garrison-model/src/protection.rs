@@ -55,8 +55,8 @@ impl ResKind {
     }
 
     /// Removal order: a resource is removed after every lower-ranked one (instances before
-    /// the groups and subnets they sit in, subnets before their ACL, publishers before the
-    /// bucket and topic they publish to).
+    /// the groups and subnets they sit in, the subnet's ACL and route table before the
+    /// subnet, publishers before the bucket and topic they publish to).
     pub fn removal_rank(self) -> u8 {
         match self {
             ResKind::Appliance
@@ -66,9 +66,9 @@ impl ResKind {
             | ResKind::Recorder
             | ResKind::BucketNotification
             | ResKind::Subscription => 0,
-            ResKind::SecurityGroup | ResKind::RouteTable | ResKind::Queue => 1,
+            ResKind::SecurityGroup | ResKind::RouteTable | ResKind::NetworkAcl | ResKind::Queue => 1,
             ResKind::Subnet | ResKind::Topic => 2,
-            ResKind::NetworkAcl | ResKind::InternetGateway | ResKind::Bucket => 3,
+            ResKind::InternetGateway | ResKind::Bucket => 3,
         }
     }
 
@@ -210,13 +210,29 @@ pub enum Op {
         running: bool,
     },
     /// Record a customer's resource as adopted (no AWS write).
-    Adopt { id: String },
+    Adopt {
+        id: String,
+    },
     /// Drop the record of an adopted or vanished resource (no AWS write).
-    Forget { id: String },
-    Delete { id: String },
-    Start { id: String },
-    Stop { id: String },
-    SetRules { id: String, add_ingress: Vec<Perm>, remove_ingress: Vec<Perm>, add_egress: Vec<Perm>, remove_egress: Vec<Perm> },
+    Forget {
+        id: String,
+    },
+    Delete {
+        id: String,
+    },
+    Start {
+        id: String,
+    },
+    Stop {
+        id: String,
+    },
+    SetRules {
+        id: String,
+        add_ingress: Vec<Perm>,
+        remove_ingress: Vec<Perm>,
+        add_egress: Vec<Perm>,
+        remove_egress: Vec<Perm>,
+    },
 }
 
 impl Op {

@@ -5,11 +5,13 @@ mod cache;
 mod db;
 mod migrations;
 mod objects;
+mod protection;
 pub mod seal;
 mod snapshots;
 mod tenants;
 pub mod testing;
 
 pub use db::{Store, StoreError};
+pub use protection::AuditEntry;
 pub use seal::{SealKey, Sealer};
 pub use tenants::{KeyRecord, NewRoot};

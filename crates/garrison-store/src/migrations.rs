@@ -36,4 +36,15 @@ pub const MIGRATIONS: &[(i64, &str, &[&str])] = &[
             "CREATE TABLE snapshots (deployment_id TEXT PRIMARY KEY, account_id TEXT NOT NULL, taken_at BIGINT NOT NULL, body TEXT NOT NULL)",
         ],
     ),
+    (
+        4,
+        "protection: owned resources, audit log, reports and generations, removals",
+        &[
+            "CREATE TABLE owned_resources (deployment_id TEXT NOT NULL, key TEXT NOT NULL, account_id TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (deployment_id, key))",
+            "CREATE TABLE audit_log (id TEXT PRIMARY KEY, at_ms BIGINT NOT NULL, account_id TEXT NOT NULL, deployment_id TEXT NOT NULL, generation BIGINT NOT NULL, region TEXT NOT NULL, call TEXT NOT NULL, resource TEXT NOT NULL, outcome TEXT NOT NULL, message TEXT)",
+            "CREATE INDEX audit_log_deployment ON audit_log (deployment_id, at_ms)",
+            "CREATE TABLE protection (deployment_id TEXT PRIMARY KEY, account_id TEXT NOT NULL, generation BIGINT NOT NULL, updated BIGINT NOT NULL, body TEXT)",
+            "CREATE TABLE removals (deployment_id TEXT PRIMARY KEY, account_id TEXT NOT NULL, requested_at BIGINT NOT NULL, requested_by TEXT NOT NULL, body TEXT NOT NULL)",
+        ],
+    ),
 ];

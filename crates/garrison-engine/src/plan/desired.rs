@@ -120,13 +120,15 @@ impl Builder<'_> {
             trails.sort_by(|a, b| a.arn.cmp(&b.arn));
             trails.dedup_by(|a, b| a.arn == b.arn);
             let preferred = self.d.platform.monitor.preferred_ct_arn.as_deref();
-            let adoptable = |t: &&garrison_model::snapshot::Trail| t.multi_region && t.logging == Some(true) && t.name != ours;
+            let adoptable =
+                |t: &&garrison_model::snapshot::Trail| t.multi_region && t.logging == Some(true) && t.name != ours;
             let pick = trails
                 .iter()
                 .find(|t| Some(t.arn.as_str()) == preferred && adoptable(t))
                 .or_else(|| trails.iter().find(|t| adoptable(t)));
             if let Some(t) = pick {
-                let (name, arn, home, topic) = (t.name.clone(), t.arn.clone(), t.home_region.clone(), t.sns_topic_arn.clone());
+                let (name, arn, home, topic) =
+                    (t.name.clone(), t.arn.clone(), t.home_region.clone(), t.sns_topic_arn.clone());
                 self.adopt(keys::TRAIL, &home, ResKind::Trail, &name, Some(arn));
                 match topic {
                     Some(topic) => {
@@ -158,7 +160,12 @@ impl Builder<'_> {
             _ => unreachable!("just built"),
         };
         let b = |k: &str| k.to_string();
-        self.build(b(keys::TOPIC), &region, Spec::Topic { name: format!("garrison-audit-{dep}"), bucket: bucket_name }, false);
+        self.build(
+            b(keys::TOPIC),
+            &region,
+            Spec::Topic { name: format!("garrison-audit-{dep}"), bucket: bucket_name },
+            false,
+        );
         self.build(
             b(keys::QUEUE),
             &region,
@@ -181,7 +188,8 @@ impl Builder<'_> {
     }
 
     fn offered(rs: &RegionSnapshot, zone: &str) -> impl Fn(&str) -> bool {
-        let known: BTreeSet<String> = rs.offerings.iter().filter(|o| o.zone == zone).map(|o| o.instance_type.clone()).collect();
+        let known: BTreeSet<String> =
+            rs.offerings.iter().filter(|o| o.zone == zone).map(|o| o.instance_type.clone()).collect();
         // No offering facts for the zone (read failed or region unknown): trust the table.
         let unknown = known.is_empty();
         move |t: &str| unknown || known.contains(t)
@@ -239,7 +247,8 @@ impl Builder<'_> {
         }
         // The gateway: the VPC's own when it has one (a VPC takes only one), else ours.
         let igw_key = keys::vpc(region, vpc, "igw");
-        let theirs = rs.internet_gateways.iter().find(|g| g.vpc_ids.iter().any(|v| v == vpc) && !is_ours(&g.tags, &dep));
+        let theirs =
+            rs.internet_gateways.iter().find(|g| g.vpc_ids.iter().any(|v| v == vpc) && !is_ours(&g.tags, &dep));
         match theirs {
             Some(g) if !self.built(&igw_key) => {
                 let id = g.id.clone();
@@ -277,12 +286,7 @@ impl Builder<'_> {
                     }
                 },
             };
-            self.build(
-                subnet_key.clone(),
-                region,
-                Spec::Subnet { vpc: vpc.into(), zone: zone.clone(), cidr },
-                false,
-            );
+            self.build(subnet_key.clone(), region, Spec::Subnet { vpc: vpc.into(), zone: zone.clone(), cidr }, false);
             self.build(
                 keys::zone(region, vpc, zone, "route_table"),
                 region,

@@ -16,7 +16,13 @@ pub use planner::{plan, recover};
 
 /// Records completed from the snapshot's tags, then the plan for `d` (None: the
 /// deployment is being removed, so nothing is desired).
-pub fn plan_deployment(d: Option<&Deployment>, deployment_id: &str, snap: &Snapshot, owned: &Owned, inputs: &Inputs<'_>) -> (Plan, Owned) {
+pub fn plan_deployment(
+    d: Option<&Deployment>,
+    deployment_id: &str,
+    snap: &Snapshot,
+    owned: &Owned,
+    inputs: &Inputs<'_>,
+) -> (Plan, Owned) {
     let mut owned = owned.clone();
     recover(&mut owned, snap, deployment_id);
     let want = match d {

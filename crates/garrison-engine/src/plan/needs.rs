@@ -61,7 +61,9 @@ pub fn needs(d: &Deployment, snap: &Snapshot, policies: &[Policy]) -> Vec<VpcNee
                 zone_hosts: BTreeMap::new(),
             };
             let mut best_rank = 0usize;
-            for i in rs.instances.iter().filter(|i| i.vpc_id.as_deref() == Some(v.id.as_str()) && i.is_running() && !super::desired::is_appliance(i)) {
+            for i in rs.instances.iter().filter(|i| {
+                i.vpc_id.as_deref() == Some(v.id.as_str()) && i.is_running() && !super::desired::is_appliance(i)
+            }) {
                 let place = Place { region, vpc: Some(&v.id), subnet: i.subnet_id.as_deref(), host: Some(&i.id) };
                 let Coverage::Included(Some(pref)) = coverage(&d.scope, place) else { continue };
                 let Some(p) = by_id.get(&pref.id.to_ascii_uppercase()) else { continue };

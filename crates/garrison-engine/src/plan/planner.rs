@@ -6,9 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use garrison_model::protection::{
-    Action, Op, Owned, OwnedItem, Perm, Plan, ResKind, Spec, TAG_DEPLOYMENT, TAG_KEY,
-};
+use garrison_model::protection::{Action, Op, Owned, OwnedItem, Perm, Plan, ResKind, Spec, TAG_DEPLOYMENT, TAG_KEY};
 use garrison_model::snapshot::{Kind, RegionSnapshot, Snapshot, Tags};
 
 use super::desired::{Desired, Want, region_complete};
@@ -215,7 +213,13 @@ pub fn plan(desired: &Desired, snap: &Snapshot, owned: &Owned) -> Plan {
                                     key,
                                     region,
                                     o.kind,
-                                    Op::SetRules { id: o.id.clone(), add_ingress, remove_ingress, add_egress, remove_egress },
+                                    Op::SetRules {
+                                        id: o.id.clone(),
+                                        add_ingress,
+                                        remove_ingress,
+                                        add_egress,
+                                        remove_egress,
+                                    },
                                 ));
                             }
                         }

@@ -259,12 +259,21 @@ impl World {
                 }
                 Op::Start { id } | Op::Stop { id } => {
                     let state = if matches!(a.op, Op::Start { .. }) { "running" } else { "stopped" };
-                    for i in self.snap.regions.get_mut(&a.region).unwrap().instances.iter_mut().filter(|i| &i.id == id) {
+                    for i in self.snap.regions.get_mut(&a.region).unwrap().instances.iter_mut().filter(|i| &i.id == id)
+                    {
                         i.state = state.into();
                     }
                 }
                 Op::SetRules { id, add_ingress, remove_ingress, add_egress, remove_egress } => {
-                    let g = self.snap.regions.get_mut(&a.region).unwrap().security_groups.iter_mut().find(|g| &g.id == id).unwrap();
+                    let g = self
+                        .snap
+                        .regions
+                        .get_mut(&a.region)
+                        .unwrap()
+                        .security_groups
+                        .iter_mut()
+                        .find(|g| &g.id == id)
+                        .unwrap();
                     let mut i = planner::flatten(&g.ingress);
                     i.retain(|p| !remove_ingress.contains(p));
                     i.extend(add_ingress.iter().cloned());
@@ -303,7 +312,12 @@ impl World {
                 (name.clone(), Some(t.arn))
             }
             Spec::Recorder { name, .. } => {
-                self.snap.regions.get_mut(region).unwrap().config_recorders.push(ConfigRecorder { name: name.clone(), recording: true });
+                self.snap
+                    .regions
+                    .get_mut(region)
+                    .unwrap()
+                    .config_recorders
+                    .push(ConfigRecorder { name: name.clone(), recording: true });
                 (name.clone(), None)
             }
             _ => {
@@ -311,8 +325,15 @@ impl World {
                 let sub = |w: &World, k: &str| w.resolve(k);
                 let rs_entry = match spec {
                     Spec::Subnet { vpc, zone, cidr } => {
-                        let s = Subnet { id: id.clone(), vpc_id: vpc.clone(), zone: zone.clone(), cidr: cidr.clone(), tags };
-                        Box::new(move |rs: &mut RegionSnapshot| rs.subnets.push(s)) as Box<dyn FnOnce(&mut RegionSnapshot)>
+                        let s = Subnet {
+                            id: id.clone(),
+                            vpc_id: vpc.clone(),
+                            zone: zone.clone(),
+                            cidr: cidr.clone(),
+                            tags,
+                        };
+                        Box::new(move |rs: &mut RegionSnapshot| rs.subnets.push(s))
+                            as Box<dyn FnOnce(&mut RegionSnapshot)>
                     }
                     Spec::InternetGateway { vpc } => {
                         let g = InternetGateway { id: id.clone(), vpc_ids: vec![vpc.clone()], tags };
@@ -330,7 +351,13 @@ impl World {
                         Box::new(move |rs: &mut RegionSnapshot| rs.route_tables.push(t))
                     }
                     Spec::NetworkAcl { vpc, subnet, .. } => {
-                        let t = NetworkAcl { id: id.clone(), vpc_id: vpc.clone(), is_default: false, subnet_ids: vec![sub(self, subnet)], tags };
+                        let t = NetworkAcl {
+                            id: id.clone(),
+                            vpc_id: vpc.clone(),
+                            is_default: false,
+                            subnet_ids: vec![sub(self, subnet)],
+                            tags,
+                        };
                         Box::new(move |rs: &mut RegionSnapshot| rs.network_acls.push(t))
                     }
                     Spec::SecurityGroup { vpc, name, ingress, egress } => {
@@ -416,7 +443,13 @@ impl World {
             if r.chance(30)
                 && let Some(g) = rs.security_groups.iter_mut().find(|g| g.tags.contains_key(TAG_KEY))
             {
-                g.egress.push(Rule { protocol: "tcp".into(), from_port: Some(25), to_port: Some(25), cidrs: vec!["0.0.0.0/0".into()], groups: vec![] });
+                g.egress.push(Rule {
+                    protocol: "tcp".into(),
+                    from_port: Some(25),
+                    to_port: Some(25),
+                    cidrs: vec!["0.0.0.0/0".into()],
+                    groups: vec![],
+                });
             }
             if r.chance(30) {
                 rs.instances.retain(|i| !(i.tags.get(TAG_KEY).is_some_and(|k| k.ends_with("/scanner"))));
@@ -474,7 +507,8 @@ fn estate() -> World {
     for k in Kind::ALL {
         rs.status.insert(k, ReadStatus::Complete);
     }
-    for (v, cidr) in [("vpc-0000000a", "10.1.0.0/16"), ("vpc-0000000b", "10.2.0.0/16"), ("vpc-0000000c", "10.3.0.0/16")] {
+    for (v, cidr) in [("vpc-0000000a", "10.1.0.0/16"), ("vpc-0000000b", "10.2.0.0/16"), ("vpc-0000000c", "10.3.0.0/16")]
+    {
         rs.vpcs.push(Vpc { id: v.into(), cidr: cidr.into(), is_default: false, tags: Tags::new() });
     }
     let host = |id: &str, vpc: &str, subnet: &str, zone: &str| Instance {
@@ -488,7 +522,13 @@ fn estate() -> World {
         security_groups: vec![],
         tags: Tags::new(),
     };
-    rs.subnets.push(Subnet { id: "subnet-000000a1".into(), vpc_id: "vpc-0000000a".into(), zone: "us-east-1a".into(), cidr: "10.1.0.0/24".into(), tags: Tags::new() });
+    rs.subnets.push(Subnet {
+        id: "subnet-000000a1".into(),
+        vpc_id: "vpc-0000000a".into(),
+        zone: "us-east-1a".into(),
+        cidr: "10.1.0.0/24".into(),
+        tags: Tags::new(),
+    });
     rs.instances.push(host("i-000000a1", "vpc-0000000a", "subnet-000000a1", "us-east-1a"));
     rs.instances.push(host("i-000000a2", "vpc-0000000a", "subnet-000000a2", "us-east-1b"));
     rs.instances.push(host("i-000000b1", "vpc-0000000b", "subnet-000000b1", "us-east-1a"));
@@ -538,12 +578,20 @@ fn a_fixed_estate_gets_what_the_reference_builds() {
         ],
         "one scanner per inhabited VPC, one IDS per inhabited zone of the Professional VPC, none for the empty VPC"
     );
-    assert!(matches!(creates["us-east-1/vpc-0000000a/us-east-1a/subnet"], Spec::Subnet { cidr, .. } if cidr == "10.1.255.240/28"));
-    assert!(matches!(creates["us-east-1/vpc-0000000a/us-east-1b/subnet"], Spec::Subnet { cidr, .. } if cidr == "10.1.255.224/28"));
+    assert!(
+        matches!(creates["us-east-1/vpc-0000000a/us-east-1a/subnet"], Spec::Subnet { cidr, .. } if cidr == "10.1.255.240/28")
+    );
+    assert!(
+        matches!(creates["us-east-1/vpc-0000000a/us-east-1b/subnet"], Spec::Subnet { cidr, .. } if cidr == "10.1.255.224/28")
+    );
     assert!(!creates.keys().any(|k| k.contains("vpc-0000000c")), "the empty VPC gets nothing");
-    assert!(creates.contains_key("us-east-1/vpc-0000000a/flow_logs") && !creates.contains_key("us-east-1/vpc-0000000b/flow_logs"));
+    assert!(
+        creates.contains_key("us-east-1/vpc-0000000a/flow_logs")
+            && !creates.contains_key("us-east-1/vpc-0000000b/flow_logs")
+    );
     assert!(creates.contains_key(keys::TRAIL) && creates.contains_key(keys::QUEUE));
-    let adopt: Vec<&str> = p.actions.iter().filter(|a| matches!(a.op, Op::Adopt { .. })).map(|a| a.key.as_str()).collect();
+    let adopt: Vec<&str> =
+        p.actions.iter().filter(|a| matches!(a.op, Op::Adopt { .. })).map(|a| a.key.as_str()).collect();
     assert_eq!(adopt, ["us-east-1/guardduty"], "the customer's detector is adopted, not duplicated");
     let scanner = p.actions.iter().find(|a| a.key == "us-east-1/vpc-0000000a/scanner").unwrap();
     assert_eq!(scanner.after, ["us-east-1/vpc-0000000a/us-east-1a/subnet", "us-east-1/vpc-0000000a/scan_sg"]);
@@ -556,15 +604,28 @@ fn a_fixed_estate_gets_what_the_reference_builds() {
     // Stopping the last host of the Essentials VPC stops its scanner; starting one starts it.
     w.apply(&p);
     let set = |w: &mut World, state: &str| {
-        w.snap.regions.get_mut("us-east-1").unwrap().instances.iter_mut().filter(|i| i.id == "i-000000b1").for_each(|i| i.state = state.into())
+        w.snap
+            .regions
+            .get_mut("us-east-1")
+            .unwrap()
+            .instances
+            .iter_mut()
+            .filter(|i| i.id == "i-000000b1")
+            .for_each(|i| i.state = state.into())
     };
     set(&mut w, "stopped");
     let (p, _) = w.plan(Some(&d));
-    assert_eq!(p.actions.iter().map(|a| (a.key.as_str(), a.op.verb())).collect::<Vec<_>>(), [("us-east-1/vpc-0000000b/scanner", "stop")]);
+    assert_eq!(
+        p.actions.iter().map(|a| (a.key.as_str(), a.op.verb())).collect::<Vec<_>>(),
+        [("us-east-1/vpc-0000000b/scanner", "stop")]
+    );
     w.apply(&p);
     set(&mut w, "running");
     let (p, _) = w.plan(Some(&d));
-    assert_eq!(p.actions.iter().map(|a| (a.key.as_str(), a.op.verb())).collect::<Vec<_>>(), [("us-east-1/vpc-0000000b/scanner", "start")]);
+    assert_eq!(
+        p.actions.iter().map(|a| (a.key.as_str(), a.op.verb())).collect::<Vec<_>>(),
+        [("us-east-1/vpc-0000000b/scanner", "start")]
+    );
 }
 
 #[test]

@@ -1,0 +1,301 @@
+//! The executor: applies a plan in dependency order, independent actions concurrently.
+//! Before each action it checks that its generation is still the deployment's current one
+//! (a newer executor or a removal fences it off); before a create it records the intent
+//! with the idempotency token, after it the outcome; every AWS call it makes goes to the
+//! audit log. Throttling and transient conflicts are retried, other errors are final for
+//! this run and reported.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use garrison_cloud::writes::{self, Ctx, Journal};
+use garrison_cloud::{Aws, CloudError};
+use garrison_model::protection::{
+    Action, Op, Owned, OwnedItem, ResKind, Role, Spec, TAG_DEPLOYMENT, TAG_KEY, TAG_OWNER, TAG_TENANT,
+};
+use garrison_store::{AuditEntry, Store};
+use serde::Serialize;
+use tokio::sync::Mutex;
+
+/// How one action ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ActionOutcome {
+    pub key: String,
+    pub op: &'static str,
+    /// done | failed | skipped | fenced
+    pub result: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Ids (and ARNs) by key, for resolving references, and the records as they change.
+type State = (BTreeMap<String, (String, Option<String>)>, Owned);
+
+pub struct Executor {
+    pub store: Store,
+    pub aws: Aws,
+    /// The tenant (garrison account) and deployment the resources belong to.
+    pub account_id: String,
+    pub deployment_id: String,
+    pub generation: i64,
+    /// At most this many actions at once.
+    pub parallel: usize,
+}
+
+/// Codes AWS gives while a dependency is still going away (an instance terminating, a
+/// gateway detaching): worth another try shortly.
+const SETTLING: &[&str] =
+    &["DependencyViolation", "InvalidGroup.InUse", "IncorrectState", "InvalidInstanceID.NotFound"];
+
+fn name_tag(spec: Option<&Spec>, kind: ResKind) -> String {
+    let what = match (kind, spec) {
+        (ResKind::Appliance, Some(Spec::Appliance { role: Role::Ids, .. })) => "AlertLogic IDS Appliance",
+        (ResKind::Appliance, _) => "AlertLogic Scan Appliance",
+        (ResKind::SecurityGroup, Some(Spec::SecurityGroup { name, .. })) if name.contains("IDS") => {
+            "AlertLogic IDS Security Group"
+        }
+        (ResKind::SecurityGroup, _) => "AlertLogic Security Group",
+        (ResKind::Subnet, _) => "AlertLogic Security Subnet",
+        (ResKind::RouteTable, _) => "AlertLogic Security Route Table",
+        (ResKind::NetworkAcl, _) => "AlertLogic Security Network ACL",
+        (ResKind::InternetGateway, _) => "AlertLogic Internet Gateway",
+        _ => "AlertLogic Audit",
+    };
+    what.to_string()
+}
+
+/// A ClientToken: the deployment, the key and the generation that first meant to create it.
+fn token(deployment: &str, key: &str, generation: i64) -> String {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in deployment.bytes().chain(key.bytes()) {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    format!("garrison-{h:016x}-{generation}")
+}
+
+impl Executor {
+    fn tags(&self, key: &str, spec: Option<&Spec>, kind: ResKind) -> Vec<(String, String)> {
+        vec![
+            (TAG_OWNER.0.into(), TAG_OWNER.1.into()),
+            (TAG_TENANT.into(), self.account_id.clone()),
+            (TAG_DEPLOYMENT.into(), self.deployment_id.clone()),
+            ("Name".into(), name_tag(spec, kind)),
+            (TAG_KEY.into(), key.into()),
+        ]
+    }
+
+    async fn current(&self) -> bool {
+        self.store.generation(&self.deployment_id).await.map(|g| g == self.generation).unwrap_or(false)
+    }
+
+    async fn audit(&self, journal: &Journal) {
+        let at_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        let entries: Vec<AuditEntry> = journal
+            .take()
+            .into_iter()
+            .map(|e| AuditEntry {
+                at_ms,
+                deployment_id: self.deployment_id.clone(),
+                generation: self.generation,
+                region: e.region,
+                call: e.call,
+                resource: e.resource,
+                outcome: e.outcome,
+                message: e.message,
+            })
+            .collect();
+        if let Err(err) = self.store.append_audit(&self.account_id, &entries).await {
+            tracing::error!(deployment = %self.deployment_id, error = %err, "cannot write the audit log");
+        }
+    }
+
+    /// Applies `actions`; `owned` is updated as records change.
+    pub async fn run(&self, actions: &[Action], owned: &mut Owned) -> Vec<ActionOutcome> {
+        let resolved: BTreeMap<String, (String, Option<String>)> = owned
+            .items
+            .values()
+            .filter(|o| !o.id.is_empty())
+            .map(|o| (o.key.clone(), (o.id.clone(), o.arn.clone())))
+            .collect();
+        let state = Arc::new(Mutex::new((resolved, owned.clone())));
+        let mut outcomes: BTreeMap<String, ActionOutcome> = BTreeMap::new();
+        let mut done: BTreeSet<String> = BTreeSet::new();
+        let keys: BTreeSet<&str> = actions.iter().map(|a| a.key.as_str()).collect();
+        loop {
+            let mut ready = vec![];
+            for a in actions {
+                if outcomes.contains_key(&a.key) {
+                    continue;
+                }
+                let blocked = a.after.iter().find(|k| outcomes.get(*k).is_some_and(|o| o.result != "done"));
+                if let Some(k) = blocked {
+                    outcomes.insert(
+                        a.key.clone(),
+                        ActionOutcome {
+                            key: a.key.clone(),
+                            op: a.op.verb(),
+                            result: "skipped",
+                            error: Some(format!("{k} did not complete")),
+                        },
+                    );
+                    continue;
+                }
+                if a.after.iter().all(|k| done.contains(k) || !keys.contains(k.as_str())) {
+                    ready.push(a);
+                }
+            }
+            if ready.is_empty() {
+                break;
+            }
+            let mut results = vec![];
+            for chunk in ready.chunks(self.parallel.max(1)) {
+                let futs = chunk.iter().map(|a| self.apply(a, state.clone()));
+                results.extend(futures_util::future::join_all(futs).await);
+            }
+            for o in results {
+                if o.result == "done" {
+                    done.insert(o.key.clone());
+                }
+                outcomes.insert(o.key.clone(), o);
+            }
+        }
+        *owned = state.lock().await.1.clone();
+        actions.iter().filter_map(|a| outcomes.remove(&a.key)).collect()
+    }
+
+    async fn apply(&self, a: &Action, state: Arc<Mutex<State>>) -> ActionOutcome {
+        let outcome = |result: &'static str, error: Option<String>| ActionOutcome {
+            key: a.key.clone(),
+            op: a.op.verb(),
+            result,
+            error,
+        };
+        if !self.current().await {
+            return outcome("fenced", Some("a newer run or a removal took over this deployment".into()));
+        }
+        let journal = Journal::default();
+        let mut attempt = 0u32;
+        let r = loop {
+            let r = self.try_apply(a, &journal, &state).await;
+            match &r {
+                Err(e) if (e.is_retryable() || SETTLING.contains(&e.code.as_str())) && attempt < 6 => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(250 * 2u64.pow(attempt.min(5)))).await;
+                }
+                _ => break r,
+            }
+        };
+        self.audit(&journal).await;
+        match r {
+            Ok(()) => outcome("done", None),
+            Err(e) => {
+                tracing::warn!(deployment = %self.deployment_id, key = %a.key, error = %e, "action failed");
+                outcome("failed", Some(e.to_string()))
+            }
+        }
+    }
+
+    async fn record(&self, state: &Mutex<State>, item: OwnedItem) -> Result<(), CloudError> {
+        self.store
+            .put_owned(&self.account_id, &self.deployment_id, &item)
+            .await
+            .map_err(|e| CloudError::terminal("garrison", "Record", "StoreError", &e.to_string()))?;
+        let mut s = state.lock().await;
+        if !item.id.is_empty() {
+            s.0.insert(item.key.clone(), (item.id.clone(), item.arn.clone()));
+        }
+        s.1.items.insert(item.key.clone(), item);
+        Ok(())
+    }
+
+    async fn forget(&self, state: &Mutex<State>, key: &str) -> Result<(), CloudError> {
+        self.store
+            .remove_owned(&self.deployment_id, key)
+            .await
+            .map_err(|e| CloudError::terminal("garrison", "Record", "StoreError", &e.to_string()))?;
+        let mut s = state.lock().await;
+        s.0.remove(key);
+        s.1.items.remove(key);
+        Ok(())
+    }
+
+    async fn try_apply(&self, a: &Action, journal: &Journal, state: &Mutex<State>) -> Result<(), CloudError> {
+        let aws = self.aws.in_region(&a.region);
+        let resolved = state.lock().await.0.clone();
+        let spec = match &a.op {
+            Op::Create { spec, .. } => Some(spec),
+            _ => None,
+        };
+        let prior = state.lock().await.1.items.get(&a.key).cloned();
+        let ctx = Ctx {
+            aws,
+            region: a.region.clone(),
+            account: self.aws.account.clone(),
+            tags: self.tags(&a.key, spec.or(prior.as_ref().and_then(|p| p.spec.as_ref())), a.kind),
+            journal,
+            resolved: &resolved,
+        };
+        match &a.op {
+            Op::Create { spec, running } => {
+                // The intent, with the token a retry after a crash will reuse.
+                let token = prior
+                    .as_ref()
+                    .filter(|p| p.id.is_empty())
+                    .and_then(|p| p.token.clone())
+                    .unwrap_or_else(|| token(&self.deployment_id, &a.key, self.generation));
+                let mut item = OwnedItem {
+                    key: a.key.clone(),
+                    region: a.region.clone(),
+                    kind: a.kind,
+                    id: String::new(),
+                    arn: None,
+                    adopted: false,
+                    spec: Some(spec.clone()),
+                    token: Some(token.clone()),
+                };
+                self.record(state, item.clone()).await?;
+                let made = writes::create(&ctx, spec, *running, &token).await?;
+                item.id = made.id;
+                item.arn = made.arn;
+                item.token = None;
+                self.record(state, item).await
+            }
+            Op::Adopt { id } => {
+                let arn = match &a.op {
+                    Op::Adopt { .. } if id.starts_with("arn:") => Some(id.clone()),
+                    _ => None,
+                };
+                self.record(
+                    state,
+                    OwnedItem {
+                        key: a.key.clone(),
+                        region: a.region.clone(),
+                        kind: a.kind,
+                        id: id.clone(),
+                        arn,
+                        adopted: true,
+                        spec: None,
+                        token: None,
+                    },
+                )
+                .await
+            }
+            Op::Forget { .. } => self.forget(state, &a.key).await,
+            Op::Delete { id } => {
+                let arn = prior.as_ref().and_then(|p| p.arn.clone());
+                writes::delete(&ctx, a.kind, id, arn.as_deref()).await?;
+                self.forget(state, &a.key).await
+            }
+            Op::Start { id } => writes::start(&ctx, id).await,
+            Op::Stop { id } => writes::stop(&ctx, id).await,
+            Op::SetRules { id, add_ingress, remove_ingress, add_egress, remove_egress } => {
+                writes::set_rules(&ctx, id, (add_ingress, add_egress), (remove_ingress, remove_egress)).await
+            }
+        }
+    }
+}

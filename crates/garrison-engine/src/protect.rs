@@ -1,0 +1,268 @@
+//! One reconcile of a deployment: discover → plan → execute (automatic mode only), then
+//! the status and a protection report (plan, outcomes, what protects each VPC). And the
+//! uninstall of a deployment being removed, verified before its record goes.
+
+use std::collections::BTreeMap;
+
+use garrison_catalog::appliances::Images;
+use garrison_catalog::prices::{HOURS_PER_MONTH, PriceTable};
+use garrison_model::deployment::{Deployment, Mode, Status, StatusKind};
+use garrison_model::protection::{Op, Owned, Plan, ResKind, Role, Spec};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::discover::{Observation, observe, status};
+use crate::execute::{ActionOutcome, Executor};
+use crate::plan::desired::Want;
+use crate::plan::{Inputs, desired, plan_deployment};
+use crate::{Engine, now};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ApplianceView {
+    pub key: String,
+    pub role: Role,
+    pub zone: String,
+    pub instance_type: String,
+    pub instance_id: String,
+    /// running | stopped (as garrison left it)
+    pub state: String,
+    pub monthly_usd: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VpcView {
+    pub region: String,
+    pub vpc_id: String,
+    pub appliances: Vec<ApplianceView>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub deployment_id: String,
+    pub mode: Mode,
+    pub at: i64,
+    pub generation: i64,
+    pub plan: Plan,
+    /// Automatic mode: how each action ended.
+    pub outcomes: Vec<ActionOutcome>,
+    pub audit_source: Value,
+    pub vpcs: Vec<VpcView>,
+    pub monthly_appliance_usd: f64,
+}
+
+pub fn inputs() -> (PriceTable, Images) {
+    (PriceTable::builtin(), Images::builtin())
+}
+
+/// What protects the account according to the records (after execution) and the desired
+/// running state.
+pub fn summarize(owned: &Owned, running: &BTreeMap<String, bool>, prices: &PriceTable) -> (Value, Vec<VpcView>, f64) {
+    let mut vpcs: BTreeMap<(String, String), Vec<ApplianceView>> = BTreeMap::new();
+    let mut total = 0.0;
+    for o in owned.items.values().filter(|o| !o.id.is_empty()) {
+        if let Some(Spec::Appliance { role, vpc, zone, instance_type, .. }) = &o.spec {
+            let up = running.get(&o.key).copied().unwrap_or(true);
+            let hourly = prices.price(&o.region, instance_type).map(|p| p.per_hour).unwrap_or(0.0);
+            let monthly = if up { (hourly * HOURS_PER_MONTH * 100.0).round() / 100.0 } else { 0.0 };
+            total += monthly;
+            vpcs.entry((o.region.clone(), vpc.clone())).or_default().push(ApplianceView {
+                key: o.key.clone(),
+                role: *role,
+                zone: zone.clone(),
+                instance_type: instance_type.clone(),
+                instance_id: o.id.clone(),
+                state: if up { "running" } else { "stopped" }.into(),
+                monthly_usd: monthly,
+            });
+        }
+    }
+    let item =
+        |k: &str| owned.get(k).map(|o| json!({"id": o.id, "arn": o.arn, "region": o.region, "adopted": o.adopted}));
+    let audit = json!({
+        "trail": item(crate::plan::desired::keys::TRAIL),
+        "bucket": item(crate::plan::desired::keys::BUCKET),
+        "topic": item(crate::plan::desired::keys::TOPIC),
+        "queue": item(crate::plan::desired::keys::QUEUE),
+        "detectors": owned.items.values().filter(|o| o.kind == ResKind::Detector).map(|o| json!({"region": o.region, "id": o.id, "adopted": o.adopted})).collect::<Vec<_>>(),
+        "recorders": owned.items.values().filter(|o| o.kind == ResKind::Recorder).map(|o| json!({"region": o.region, "name": o.id, "adopted": o.adopted})).collect::<Vec<_>>(),
+        "flow_logs": owned.items.values().filter(|o| o.kind == ResKind::FlowLogs).count(),
+    });
+    let views = vpcs.into_iter().map(|((region, vpc_id), appliances)| VpcView { region, vpc_id, appliances }).collect();
+    (audit, views, (total * 100.0).round() / 100.0)
+}
+
+fn regions_of(owned: &Owned) -> Vec<String> {
+    let mut r: Vec<String> = owned.items.values().map(|o| o.region.clone()).collect();
+    r.sort();
+    r.dedup();
+    r
+}
+
+/// The plan for `d` from a fresh discovery, without writing anything (plan preview).
+pub async fn preview(e: &Engine, d: &Deployment) -> Result<(Plan, Observation), Status> {
+    let owned = e.store.owned(&d.id).await.map_err(|err| status(StatusKind::Error, err.to_string()))?;
+    let seen = observe(e, d, &regions_of(&owned)).await?;
+    let (prices, images) = inputs();
+    let (plan, _) =
+        plan_deployment(Some(d), &d.id, &seen.snapshot, &owned, &Inputs { prices: &prices, images: &images });
+    Ok((plan, seen))
+}
+
+/// Discover, plan and (automatic mode) execute; records the report and the status.
+pub async fn reconcile(e: &Engine, d: &Deployment) -> anyhow::Result<Report> {
+    let generation = e.store.claim_generation(&d.account_id, &d.id).await?;
+    let owned = e.store.owned(&d.id).await?;
+    let seen = match observe(e, d, &regions_of(&owned)).await {
+        Ok(s) => s,
+        Err(st) => {
+            e.store.set_status(&d.account_id, &d.id, st.clone()).await?;
+            anyhow::bail!(st.message.unwrap_or_default());
+        }
+    };
+    let (prices, images) = inputs();
+    let inputs = Inputs { prices: &prices, images: &images };
+    let (plan, mut owned) = plan_deployment(Some(d), &d.id, &seen.snapshot, &owned, &inputs);
+    // Records recovered from tags are kept whatever the mode.
+    for o in owned.items.values() {
+        e.store.put_owned(&d.account_id, &d.id, o).await?;
+    }
+    let want = desired(d, &seen.snapshot, &owned, &inputs);
+    let running: BTreeMap<String, bool> = want
+        .items
+        .iter()
+        .filter_map(|(k, w)| match w {
+            Want::Build { running, spec: Spec::Appliance { .. }, .. } => Some((k.clone(), *running)),
+            _ => None,
+        })
+        .collect();
+    let outcomes = if d.mode == Mode::Automatic && !plan.is_empty() {
+        let ex = Executor {
+            store: e.store.clone(),
+            aws: seen.aws.clone(),
+            account_id: d.account_id.clone(),
+            deployment_id: d.id.clone(),
+            generation,
+            parallel: 16,
+        };
+        ex.run(&plan.actions, &mut owned).await
+    } else {
+        vec![]
+    };
+    let (audit_source, vpcs, monthly) = summarize(&owned, &running, &prices);
+    let report = Report {
+        deployment_id: d.id.clone(),
+        mode: d.mode,
+        at: now(),
+        generation,
+        plan: plan.clone(),
+        outcomes: outcomes.clone(),
+        audit_source,
+        vpcs,
+        monthly_appliance_usd: monthly,
+    };
+    e.store.put_report(&d.account_id, &d.id, &serde_json::to_value(&report)?).await?;
+    e.store.set_status(&d.account_id, &d.id, protection_status(d, &seen, &plan, &outcomes, &report)).await?;
+    Ok(report)
+}
+
+fn protection_status(
+    d: &Deployment,
+    seen: &Observation,
+    plan: &Plan,
+    outcomes: &[ActionOutcome],
+    r: &Report,
+) -> Status {
+    let mut reasons: Vec<String> = seen.warnings.clone();
+    reasons.extend(plan.problems.iter().cloned());
+    let failed: Vec<String> = outcomes
+        .iter()
+        .filter(|o| o.result != "done")
+        .map(|o| format!("{} {}: {}", o.op, o.key, o.error.clone().unwrap_or_default()))
+        .collect();
+    let appliances: usize = r.vpcs.iter().map(|v| v.appliances.len()).sum();
+    let summary = match d.mode {
+        Mode::Automatic => format!(
+            "{}; protected: {} VPC(s), {} appliance(s), {} change(s) applied",
+            seen.summary(),
+            r.vpcs.len(),
+            appliances,
+            outcomes.iter().filter(|o| o.result == "done").count()
+        ),
+        Mode::Manual => format!(
+            "{}; manual mode: {} change(s) planned for the customer to apply (plan_deployment; CloudFormation with format=cloudformation)",
+            seen.summary(),
+            plan.actions.iter().filter(|a| a.op.writes()).count()
+        ),
+        _ => format!(
+            "{}; {} mode: {} change(s) would be made, none written",
+            seen.summary(),
+            d.mode.as_str(),
+            plan.actions.iter().filter(|a| a.op.writes()).count()
+        ),
+    };
+    if !failed.is_empty() {
+        let kind = if failed.len() == outcomes.len() { StatusKind::Error } else { StatusKind::Warning };
+        reasons.extend(failed.into_iter().take(5));
+        return status(kind, format!("{}; {summary}", reasons.join("; ")));
+    }
+    if reasons.is_empty() {
+        status(StatusKind::Ok, summary)
+    } else {
+        status(StatusKind::Warning, format!("{}; {summary}", reasons.join("; ")))
+    }
+}
+
+/// Outcome of one uninstall attempt.
+#[derive(Debug, Clone, Serialize)]
+pub struct Removal {
+    pub outcomes: Vec<ActionOutcome>,
+    /// Everything owned is gone (checked by a fresh discovery) and the record was deleted.
+    pub verified: bool,
+    pub remaining: Vec<String>,
+}
+
+/// Removes every resource garrison made for `d` (adopted ones are only forgotten), then
+/// verifies with a fresh discovery that none is left before deleting the record.
+pub async fn uninstall(e: &Engine, d: &Deployment) -> anyhow::Result<Removal> {
+    let generation = e.store.claim_generation(&d.account_id, &d.id).await?;
+    let owned = e.store.owned(&d.id).await?;
+    let regions = regions_of(&owned);
+    let (prices, images) = inputs();
+    let inputs = Inputs { prices: &prices, images: &images };
+    let observe_owned = |d: &Deployment| {
+        // Only the regions where something is owned matter now.
+        let mut d = d.clone();
+        d.scope.include.clear();
+        d
+    };
+    let scoped = observe_owned(d);
+    let seen = match observe(e, &scoped, &regions).await {
+        Ok(s) => s,
+        Err(st) => anyhow::bail!("cannot look at the account: {}", st.message.unwrap_or_default()),
+    };
+    let (plan, mut owned) = plan_deployment(None, &d.id, &seen.snapshot, &owned, &inputs);
+    for o in owned.items.values() {
+        e.store.put_owned(&d.account_id, &d.id, o).await?;
+    }
+    let ex = Executor {
+        store: e.store.clone(),
+        aws: seen.aws.clone(),
+        account_id: d.account_id.clone(),
+        deployment_id: d.id.clone(),
+        generation,
+        parallel: 16,
+    };
+    let outcomes = ex.run(&plan.actions, &mut owned).await;
+    // Verify: a fresh look must show nothing of ours, and the records must be empty.
+    let after = observe(e, &scoped, &regions).await.map_err(|st| anyhow::anyhow!(st.message.unwrap_or_default()))?;
+    let (again, owned_after) = plan_deployment(None, &d.id, &after.snapshot, &e.store.owned(&d.id).await?, &inputs);
+    let mut remaining: Vec<String> = owned_after.items.keys().cloned().collect();
+    remaining.extend(again.actions.iter().filter(|a| matches!(a.op, Op::Delete { .. })).map(|a| a.key.clone()));
+    remaining.sort();
+    remaining.dedup();
+    let verified = remaining.is_empty() && after.snapshot.gaps().is_empty();
+    if verified {
+        e.store.finish_removal(&d.id).await?;
+    }
+    Ok(Removal { outcomes, verified, remaining })
+}

@@ -1,0 +1,277 @@
+//! Protection on the emulator: an estate with the customer's own trail, detector and
+//! recorder, a mixed Professional/Essentials scope with exclusions. Checks what gets
+//! built (appliances per VPC and zone, exact group rules), that the customer's singletons
+//! are adopted and not duplicated, that a second reconcile writes nothing, that scanners
+//! follow their VPC's hosts, and that removal leaves the account as it was.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use garrison_catalog::policies::{ESSENTIALS, PROFESSIONAL};
+use garrison_catalog::{Catalog, cft};
+use garrison_cloud::emulator::Moto;
+use garrison_cloud::estate::{self, EstateSpec};
+use garrison_cloud::{Aws, Sessions};
+use garrison_engine::Engine;
+use garrison_engine::protect::{reconcile, uninstall};
+use garrison_model::credential::{NewCredential, RoleSecret};
+use garrison_model::deployment::{Deployment, Refs, StatusKind, parse_request};
+use garrison_model::protection::{Perm, TAG_DEPLOYMENT, TAG_KEY};
+use garrison_model::snapshot::{Snapshot, Tags};
+use garrison_store::{SealKey, Store};
+use serde_json::{Value, json};
+
+const GARRISON: &str = "123456789012";
+
+async fn store() -> Store {
+    let dir = std::env::temp_dir().join(format!(
+        "garrison-protect-{}-{:x}",
+        std::process::id(),
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    Store::open(&format!("sqlite://{}?mode=rwc", dir.join("p.db").display()), &SealKey::generate()).await.unwrap()
+}
+
+async fn full_role(aws: &Aws, ext: &str) -> String {
+    let iam = aws.iam();
+    let role = Catalog::builtin().get("aws", "ci_full", "latest").unwrap().clone();
+    let r = iam
+        .create_role()
+        .role_name("garrison-full")
+        .assume_role_policy_document(cft::trust_policy(GARRISON, json!(ext)).to_string())
+        .send()
+        .await
+        .unwrap();
+    for (i, p) in cft::split_policy(&role.policy_document, cft::MANAGED_POLICY_LIMIT).iter().enumerate() {
+        let pol =
+            iam.create_policy().policy_name(format!("full-{i}")).policy_document(p.to_string()).send().await.unwrap();
+        iam.attach_role_policy()
+            .role_name("garrison-full")
+            .policy_arn(pol.policy().unwrap().arn().unwrap())
+            .send()
+            .await
+            .unwrap();
+    }
+    r.role().unwrap().arn().to_string()
+}
+
+fn tagged(tags: &Tags, dep: &str) -> bool {
+    tags.get(TAG_DEPLOYMENT).is_some_and(|d| d == dep)
+}
+
+/// The snapshot with garrison's own resources and the volatile fields taken out.
+fn customer_view(s: &Snapshot) -> Value {
+    let mut s = s.clone();
+    s.taken_at = 0;
+    for rs in s.regions.values_mut() {
+        rs.instances.retain(|x| !x.tags.contains_key(TAG_KEY));
+        rs.subnets.retain(|x| !x.tags.contains_key(TAG_KEY));
+        rs.security_groups.retain(|x| !x.tags.contains_key(TAG_KEY));
+        rs.route_tables.retain(|x| !x.tags.contains_key(TAG_KEY));
+        rs.network_acls.retain(|x| !x.tags.contains_key(TAG_KEY));
+        rs.internet_gateways.retain(|x| !x.tags.contains_key(TAG_KEY));
+        rs.flow_logs.retain(|x| !x.tags.contains_key(TAG_KEY));
+        rs.detectors.retain(|x| !x.tags.contains_key(TAG_KEY));
+        // The emulator keeps an ACL association to a deleted subnet, which AWS drops with
+        // the subnet: only associations to existing subnets are the customer's state.
+        let subnets: Vec<String> = rs.subnets.iter().map(|s| s.id.clone()).collect();
+        for acl in rs.network_acls.iter_mut() {
+            acl.subnet_ids.retain(|s| subnets.contains(s));
+        }
+    }
+    serde_json::to_value(&s).unwrap()
+}
+
+/// The first differing field of two customer views, for a readable failure.
+fn first_difference(a: &Value, b: &Value, path: &str) -> Option<String> {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            for k in x.keys().chain(y.keys()) {
+                let (l, r) = (x.get(k).unwrap_or(&Value::Null), y.get(k).unwrap_or(&Value::Null));
+                if let Some(d) = first_difference(l, r, &format!("{path}.{k}")) {
+                    return Some(d);
+                }
+            }
+            None
+        }
+        _ if a != b => Some(format!("{path}: {a} != {b}")),
+        _ => None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protection_adopts_builds_converges_follows_hosts_and_uninstalls_cleanly() {
+    let moto = Moto::start().expect("the AWS emulator is required for this test");
+    let aws = Aws::from_config(moto.sdk_config("us-east-1").await);
+    let sessions = Arc::new(Sessions::new(aws.clone()));
+    let spec = EstateSpec { containers: false, ..EstateSpec::s() };
+    let est = estate::build(&sessions, &spec).await.unwrap();
+    let store = store().await;
+    let root = store.init_root(None, None).await.unwrap().unwrap();
+    let ext = store.external_id(&root.account_id).await.unwrap();
+    let role = full_role(&aws, &ext).await;
+    let cred = store
+        .create_credential(
+            &root.account_id,
+            &NewCredential { name: "full".into(), secret: RoleSecret { arn: role } },
+            "u",
+        )
+        .await
+        .unwrap();
+    // us-east-1 Professional, us-west-2 Essentials with one subnet and one host excluded.
+    let west: Vec<_> = est.vpcs().filter(|v| v.region == "us-west-2" && !v.instances.is_empty()).collect();
+    let excluded_subnet = west[0].subnets[0].0.clone();
+    let excluded_host = west[0].instances.iter().find(|i| i.subnet != excluded_subnet).unwrap().id.clone();
+    let body = json!({"name": "s", "platform": {"type": "aws", "id": GARRISON, "monitor": {"enabled": true, "ct_install_region": "us-east-1"}},
+        "mode": "automatic",
+        "credentials": [{"id": cred.id, "purpose": "discover"}],
+        "scope": {"include": [{"type": "region", "key": "/aws/us-east-1", "policy": {"id": PROFESSIONAL}},
+                              {"type": "region", "key": "/aws/us-west-2", "policy": {"id": ESSENTIALS}}],
+                  "exclude": [{"type": "subnet", "key": format!("/aws/us-west-2/subnet/{excluded_subnet}")},
+                              {"type": "host", "key": format!("/aws/us-west-2/host/{excluded_host}")}]}});
+    let policies: HashSet<String> = garrison_catalog::policies::all().into_iter().map(|p| p.id).collect();
+    let creds: HashMap<String, String> = [(cred.id.clone(), GARRISON.to_string())].into();
+    let d_spec = parse_request(&body, None, &Refs { policies: &policies, credentials: &creds }).unwrap().spec;
+    let d: Deployment = store.create_deployment(&root.account_id, d_spec, "u").await.unwrap();
+    let e = Engine::new(store.clone(), sessions.clone(), GARRISON.into());
+
+    let before = garrison_cloud::discovery::discover(&aws, &spec.regions, 0).await;
+
+    let report = reconcile(&e, &d).await.unwrap();
+    assert!(report.outcomes.iter().all(|o| o.result == "done"), "{:#?}", report.outcomes);
+    let got = store.get_deployment(&root.account_id, &d.id).await.unwrap().unwrap();
+    assert_eq!(got.status.status, StatusKind::Warning, "{:?}", got.status.message);
+    assert!(
+        got.status.message.as_deref().unwrap().contains("publishes no SNS notifications"),
+        "the adopted trail has no topic to subscribe to: said so"
+    );
+
+    let snap = garrison_cloud::discovery::discover(&aws, &spec.regions, 0).await;
+    let mut appliances: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+    for rs in snap.regions.values() {
+        for i in rs.instances.iter().filter(|i| tagged(&i.tags, &d.id)) {
+            let key = &i.tags[TAG_KEY];
+            appliances
+                .entry(i.vpc_id.clone().unwrap())
+                .or_default()
+                .push((key.rsplit('/').next().unwrap().into(), i.zone.clone()));
+            assert_eq!(i.state, "running");
+            assert_eq!(i.tags["AlertLogic"], "Security");
+            assert_eq!(i.tags["AlertLogic-AccountID"], root.account_id);
+        }
+    }
+    for v in est.vpcs() {
+        let counted: Vec<_> =
+            v.instances.iter().filter(|i| i.running && i.subnet != excluded_subnet && i.id != excluded_host).collect();
+        let got = appliances.get(&v.id).cloned().unwrap_or_default();
+        let scanners = got.iter().filter(|(k, _)| k == "scanner").count();
+        assert_eq!(scanners, usize::from(!counted.is_empty()), "{}: exactly one scanner where hosts run", v.id);
+        let mut ids: Vec<&String> = got.iter().filter(|(k, _)| k == "ids").map(|(_, z)| z).collect();
+        ids.sort();
+        let mut zones: Vec<&String> = counted.iter().map(|i| &i.zone).collect();
+        zones.sort();
+        zones.dedup();
+        if v.region == "us-east-1" {
+            assert_eq!(ids, zones, "{}: one IDS per inhabited zone", v.id);
+        } else {
+            assert!(ids.is_empty(), "Essentials has no IDS");
+        }
+    }
+    // Group rules exactly as the reference.
+    let east = &snap.regions["us-east-1"];
+    let inhabited = est.vpcs().find(|v| v.region == "us-east-1" && !v.instances.is_empty()).unwrap();
+    let flat = |g: &garrison_model::snapshot::SecurityGroup| {
+        (garrison_engine::plan::planner::flatten(&g.ingress), garrison_engine::plan::planner::flatten(&g.egress))
+    };
+    let scan_sg = east
+        .security_groups
+        .iter()
+        .find(|g| g.tags.get(TAG_KEY) == Some(&format!("us-east-1/{}/scan_sg", inhabited.id)))
+        .unwrap();
+    let (ingress, egress) = flat(scan_sg);
+    assert!(ingress.is_empty());
+    let mut want = vec![
+        Perm::new("tcp", 22, 22, "0.0.0.0/0"),
+        Perm::new("tcp", 53, 53, "0.0.0.0/0"),
+        Perm::new("udp", 53, 53, "0.0.0.0/0"),
+        Perm::new("tcp", 80, 80, "0.0.0.0/0"),
+        Perm::new("tcp", 443, 443, "0.0.0.0/0"),
+        Perm::new("-1", 0, 0, &inhabited.cidr),
+    ];
+    want.sort();
+    assert_eq!(egress, want);
+    let ids_sg = east
+        .security_groups
+        .iter()
+        .find(|g| g.tags.get(TAG_KEY) == Some(&format!("us-east-1/{}/ids_sg", inhabited.id)))
+        .unwrap();
+    let (ingress, egress) = flat(ids_sg);
+    let mut want_in = vec![Perm::new("tcp", 443, 443, &inhabited.cidr), Perm::new("tcp", 7777, 7777, &inhabited.cidr)];
+    want_in.sort();
+    assert_eq!(ingress, want_in);
+    assert_eq!(egress.len(), 12, "443 and 4138 to four data-centre ranges, DNS tcp/udp to two resolvers");
+    // The customer's singletons are adopted, not duplicated.
+    assert_eq!(report.audit_source["trail"]["adopted"], true);
+    assert_eq!(east.trails.iter().filter(|t| t.name.starts_with("garrison")).count(), 0);
+    assert_eq!(east.detectors.len(), 1);
+    assert_eq!(east.config_recorders.len(), 1);
+    assert_eq!(report.audit_source["detectors"][0]["adopted"], true);
+    assert!(report.monthly_appliance_usd > 0.0);
+
+    // A second reconcile plans nothing and writes nothing.
+    let audit_before = store.audit_log(&root.account_id, &d.id, 100_000).await.unwrap().len();
+    assert!(audit_before > 20);
+    let again = reconcile(&e, &d).await.unwrap();
+    assert!(again.plan.actions.is_empty(), "{:#?}", again.plan.actions);
+    assert_eq!(store.audit_log(&root.account_id, &d.id, 100_000).await.unwrap().len(), audit_before);
+
+    // Stopping the last running host of a VPC stops its scanner; starting one starts it.
+    let vpc = est.vpcs().find(|v| v.region == "us-east-1" && v.instances.iter().any(|i| i.running)).unwrap();
+    let running: Vec<String> = vpc.instances.iter().filter(|i| i.running).map(|i| i.id.clone()).collect();
+    let ec2 = aws.ec2();
+    ec2.stop_instances().set_instance_ids(Some(running.clone())).send().await.unwrap();
+    let r = reconcile(&e, &d).await.unwrap();
+    let verbs: Vec<(String, &str)> = r.plan.actions.iter().map(|a| (a.key.clone(), a.op.verb())).collect();
+    assert!(verbs.contains(&(format!("us-east-1/{}/scanner", vpc.id), "stop")), "{verbs:?}");
+    let scanner_state = |snap: &Snapshot| {
+        snap.regions["us-east-1"]
+            .instances
+            .iter()
+            .find(|i| i.tags.get(TAG_KEY) == Some(&format!("us-east-1/{}/scanner", vpc.id)))
+            .map(|i| i.state.clone())
+    };
+    let snap = garrison_cloud::discovery::discover(&aws, &spec.regions, 0).await;
+    assert_eq!(scanner_state(&snap).as_deref(), Some("stopped"));
+    ec2.start_instances().set_instance_ids(Some(running.clone())).send().await.unwrap();
+    let r = reconcile(&e, &d).await.unwrap();
+    assert!(r.plan.actions.iter().any(|a| a.key == format!("us-east-1/{}/scanner", vpc.id) && a.op.verb() == "start"));
+    let snap = garrison_cloud::discovery::discover(&aws, &spec.regions, 0).await;
+    assert_eq!(scanner_state(&snap).as_deref(), Some("running"));
+
+    // Removal: everything of ours goes, the customer's estate describes as before.
+    assert!(store.request_removal(&root.account_id, &d.id, "u").await.unwrap());
+    let removal = uninstall(&e, &d).await.unwrap();
+    assert!(removal.verified, "{:?} {:#?}", removal.remaining, removal.outcomes);
+    assert!(store.removals().await.unwrap().is_empty());
+    let after = garrison_cloud::discovery::discover(&aws, &spec.regions, 0).await;
+    for rs in after.regions.values() {
+        assert!(rs.instances.iter().all(|i| !tagged(&i.tags, &d.id) || i.state == "terminated"));
+        assert!(rs.subnets.iter().chain(rs.subnets.iter()).all(|s| !tagged(&s.tags, &d.id)));
+        assert!(rs.security_groups.iter().all(|s| !tagged(&s.tags, &d.id)));
+        assert!(rs.internet_gateways.iter().all(|s| !tagged(&s.tags, &d.id)));
+        assert!(rs.flow_logs.iter().all(|s| !tagged(&s.tags, &d.id)));
+    }
+    let mut a = customer_view(&after);
+    let mut b = customer_view(&before);
+    // Terminated appliances linger in describe output for a while; they are not the customer's.
+    for v in [&mut a, &mut b] {
+        for rs in v["regions"].as_object_mut().unwrap().values_mut() {
+            rs["instances"].as_array_mut().unwrap().retain(|i| i["state"] != "terminated");
+        }
+    }
+    assert_eq!(first_difference(&a, &b, ""), None, "the customer's resources describe exactly as before");
+    assert!(after.regions["us-east-1"].trails.iter().any(|t| t.name == "customer-trail" && t.logging == Some(true)));
+    assert_eq!(after.regions["us-east-1"].detectors.len(), 1);
+    assert_eq!(after.regions["us-east-1"].config_recorders.len(), 1);
+}

@@ -1,0 +1,248 @@
+//! Protection state: the records of what garrison owns or adopted per deployment, the
+//! audit log of every AWS write, the per-deployment generation that fences stale
+//! executors, the latest protection report, and deployments waiting to be uninstalled.
+
+use garrison_model::deployment::Deployment;
+use garrison_model::protection::{Owned, OwnedItem};
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+
+use crate::db::{Store, StoreError, now};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// Milliseconds since the epoch.
+    pub at_ms: i64,
+    pub deployment_id: String,
+    pub generation: i64,
+    pub region: String,
+    pub call: String,
+    pub resource: String,
+    pub outcome: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+fn corrupt(what: &str, e: serde_json::Error) -> StoreError {
+    StoreError::Corrupt(format!("{what}: {e}"))
+}
+
+impl Store {
+    pub async fn owned(&self, deployment_id: &str) -> Result<Owned, StoreError> {
+        let rows = sqlx::query("SELECT body FROM owned_resources WHERE deployment_id = $1")
+            .bind(deployment_id)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut owned = Owned::default();
+        for r in rows {
+            let item: OwnedItem = serde_json::from_str(&r.get::<String, _>(0)).map_err(|e| corrupt("owned", e))?;
+            owned.items.insert(item.key.clone(), item);
+        }
+        Ok(owned)
+    }
+
+    pub async fn put_owned(&self, account_id: &str, deployment_id: &str, item: &OwnedItem) -> Result<(), StoreError> {
+        let body = serde_json::to_string(item).map_err(|e| corrupt("owned", e))?;
+        sqlx::query(
+            "INSERT INTO owned_resources (deployment_id, key, account_id, body) VALUES ($1, $2, $3, $4) ON CONFLICT (deployment_id, key) DO UPDATE SET body = excluded.body",
+        )
+        .bind(deployment_id)
+        .bind(&item.key)
+        .bind(account_id)
+        .bind(body)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn remove_owned(&self, deployment_id: &str, key: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM owned_resources WHERE deployment_id = $1 AND key = $2")
+            .bind(deployment_id)
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Starts a new executor generation for the deployment; older executors see they are stale.
+    pub async fn claim_generation(&self, account_id: &str, deployment_id: &str) -> Result<i64, StoreError> {
+        Ok(sqlx::query(
+            "INSERT INTO protection (deployment_id, account_id, generation, updated) VALUES ($1, $2, 1, $3) ON CONFLICT (deployment_id) DO UPDATE SET generation = protection.generation + 1 RETURNING generation",
+        )
+        .bind(deployment_id)
+        .bind(account_id)
+        .bind(now())
+        .fetch_one(&self.pool)
+        .await?
+        .get(0))
+    }
+
+    pub async fn generation(&self, deployment_id: &str) -> Result<i64, StoreError> {
+        Ok(sqlx::query("SELECT generation FROM protection WHERE deployment_id = $1")
+            .bind(deployment_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| r.get(0))
+            .unwrap_or(0))
+    }
+
+    /// Stores the latest protection report (JSON) for the deployment.
+    pub async fn put_report(
+        &self,
+        account_id: &str,
+        deployment_id: &str,
+        report: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO protection (deployment_id, account_id, generation, updated, body) VALUES ($1, $2, 0, $3, $4) ON CONFLICT (deployment_id) DO UPDATE SET updated = excluded.updated, body = excluded.body",
+        )
+        .bind(deployment_id)
+        .bind(account_id)
+        .bind(now())
+        .bind(report.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn get_report(
+        &self,
+        account_id: &str,
+        deployment_id: &str,
+    ) -> Result<Option<serde_json::Value>, StoreError> {
+        let row = sqlx::query("SELECT body FROM protection WHERE deployment_id = $1 AND account_id = $2")
+            .bind(deployment_id)
+            .bind(account_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        match row.and_then(|r| r.get::<Option<String>, _>(0)) {
+            Some(b) => Ok(Some(serde_json::from_str(&b).map_err(|e| corrupt("report", e))?)),
+            None => Ok(None),
+        }
+    }
+
+    pub async fn append_audit(&self, account_id: &str, entries: &[AuditEntry]) -> Result<(), StoreError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        for e in entries {
+            sqlx::query(
+                "INSERT INTO audit_log (id, at_ms, account_id, deployment_id, generation, region, call, resource, outcome, message) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .bind(uuid::Uuid::new_v4().to_string())
+            .bind(e.at_ms)
+            .bind(account_id)
+            .bind(&e.deployment_id)
+            .bind(e.generation)
+            .bind(&e.region)
+            .bind(&e.call)
+            .bind(&e.resource)
+            .bind(&e.outcome)
+            .bind(&e.message)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The audit log of a deployment (also after it was removed), oldest first.
+    pub async fn audit_log(
+        &self,
+        account_id: &str,
+        deployment_id: &str,
+        limit: i64,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT at_ms, deployment_id, generation, region, call, resource, outcome, message FROM audit_log WHERE account_id = $1 AND deployment_id = $2 ORDER BY at_ms, id LIMIT $3",
+        )
+        .bind(account_id)
+        .bind(deployment_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| AuditEntry {
+                at_ms: r.get(0),
+                deployment_id: r.get(1),
+                generation: r.get(2),
+                region: r.get(3),
+                call: r.get(4),
+                resource: r.get(5),
+                outcome: r.get(6),
+                message: r.get(7),
+            })
+            .collect())
+    }
+
+    /// Moves a deployment to the removal queue: it disappears from the API at once, its
+    /// credentials stay in use until the uninstall is verified, and any executor still at
+    /// work on it is fenced off. `false` when there is no such deployment.
+    pub async fn request_removal(&self, account_id: &str, id: &str, by: &str) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let Some(row) = sqlx::query("SELECT body FROM deployments WHERE id = $1 AND account_id = $2")
+            .bind(id)
+            .bind(account_id)
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Ok(false);
+        };
+        let body: String = row.get(0);
+        sqlx::query(
+            "INSERT INTO removals (deployment_id, account_id, requested_at, requested_by, body) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (deployment_id) DO NOTHING",
+        )
+        .bind(id)
+        .bind(account_id)
+        .bind(now())
+        .bind(by)
+        .bind(body)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM deployments WHERE id = $1").bind(id).execute(&mut *tx).await?;
+        sqlx::query(
+            "INSERT INTO protection (deployment_id, account_id, generation, updated) VALUES ($1, $2, 1, $3) ON CONFLICT (deployment_id) DO UPDATE SET generation = protection.generation + 1",
+        )
+        .bind(id)
+        .bind(account_id)
+        .bind(now())
+        .execute(&mut *tx)
+        .await?;
+        let generation = crate::objects::bump(&mut tx).await?;
+        tx.commit().await?;
+        self.cache.wrote(generation, id, None);
+        Ok(true)
+    }
+
+    /// Deployments waiting for their uninstall.
+    pub async fn removals(&self) -> Result<Vec<Deployment>, StoreError> {
+        sqlx::query("SELECT body FROM removals ORDER BY requested_at, deployment_id")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| serde_json::from_str(&r.get::<String, _>(0)).map_err(|e| corrupt("removal", e)))
+            .collect()
+    }
+
+    pub async fn pending_removals(&self, account_id: &str) -> Result<Vec<Deployment>, StoreError> {
+        Ok(self.removals().await?.into_iter().filter(|d| d.account_id == account_id).collect())
+    }
+
+    /// The uninstall is verified: forget the deployment entirely (its audit log stays).
+    pub async fn finish_removal(&self, deployment_id: &str) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for q in [
+            "DELETE FROM removals WHERE deployment_id = $1",
+            "DELETE FROM deployment_credentials WHERE deployment_id = $1",
+            "DELETE FROM owned_resources WHERE deployment_id = $1",
+            "DELETE FROM protection WHERE deployment_id = $1",
+            "DELETE FROM snapshots WHERE deployment_id = $1",
+        ] {
+            sqlx::query(q).bind(deployment_id).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
