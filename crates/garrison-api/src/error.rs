@@ -16,6 +16,10 @@ pub enum ApiError {
     Forbidden(String),
     NotFound(String),
     Conflict(String),
+    /// 502: the customer's AWS account could not be read.
+    Upstream(String),
+    /// 503: this server has no engine.
+    Unavailable(String),
     Internal(String),
 }
 
@@ -58,6 +62,10 @@ impl IntoResponse for ApiError {
             ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, json!({"error": "forbidden", "message": m})),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, json!({"error": "not_found", "message": m})),
             ApiError::Conflict(m) => (StatusCode::CONFLICT, json!({"error": "conflict", "message": m})),
+            ApiError::Upstream(m) => (StatusCode::BAD_GATEWAY, json!({"error": "aws_unreachable", "message": m})),
+            ApiError::Unavailable(m) => {
+                (StatusCode::SERVICE_UNAVAILABLE, json!({"error": "unavailable", "message": m}))
+            }
             ApiError::Internal(m) => (StatusCode::INTERNAL_SERVER_ERROR, json!({"error": "internal", "message": m})),
         };
         (status, axum::Json(body)).into_response()

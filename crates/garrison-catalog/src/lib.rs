@@ -5,6 +5,7 @@ pub mod appliances;
 pub mod cft;
 pub mod iam_check;
 pub mod network;
+pub mod plan_cft;
 pub mod policies;
 pub mod prices;
 pub mod roles;

@@ -205,6 +205,7 @@ fn protection_status(
         reasons.extend(failed.into_iter().take(5));
         return status(kind, format!("{}; {summary}", reasons.join("; ")));
     }
+    let summary = if plan.notes.is_empty() { summary } else { format!("{summary}; note: {}", plan.notes.join("; ")) };
     if reasons.is_empty() {
         status(StatusKind::Ok, summary)
     } else {

@@ -428,7 +428,51 @@ pub static OPERATIONS: &[Operation] = &[
         method: "DELETE",
         path: "/deployments/v1/{account_id}/deployments/{deployment_id}",
         params: params![ACCOUNT, p("deployment_id", "deployment id")],
-        summary: "Delete a deployment",
+        summary: "Delete a deployment (garrison removes what it built first)",
+        needs_token: true,
+    },
+    Operation {
+        service: "deployments",
+        name: "plan_deployment",
+        method: "GET",
+        path: "/deployments/v1/{account_id}/deployments/{deployment_id}/plan",
+        params: params![
+            ACCOUNT,
+            p("deployment_id", "deployment id"),
+            q("format", Kind::String, "json (default) | cloudformation")
+        ],
+        summary: "What protection would create, change or remove now (nothing is written)",
+        needs_token: true,
+    },
+    Operation {
+        service: "deployments",
+        name: "get_protection",
+        method: "GET",
+        path: "/deployments/v1/{account_id}/deployments/{deployment_id}/protection",
+        params: params![ACCOUNT, p("deployment_id", "deployment id")],
+        summary: "The latest protection report: appliances per VPC, audit source, cost, outcomes",
+        needs_token: true,
+    },
+    Operation {
+        service: "deployments",
+        name: "list_audit_log",
+        method: "GET",
+        path: "/deployments/v1/{account_id}/deployments/{deployment_id}/audit",
+        params: params![
+            ACCOUNT,
+            p("deployment_id", "deployment id"),
+            q("limit", Kind::Integer, "at most this many entries (default 1000)")
+        ],
+        summary: "Every AWS write made for a deployment, oldest first",
+        needs_token: true,
+    },
+    Operation {
+        service: "deployments",
+        name: "list_removals",
+        method: "GET",
+        path: "/deployments/v1/{account_id}/removals",
+        params: params![ACCOUNT],
+        summary: "Deleted deployments whose resources are still being removed",
         needs_token: true,
     },
 ];

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 
 /// The ownership tags of the reference, plus `garrison-key` naming the resource's place in
 /// the plan so that a resource created just before a crash is recognised afterwards.
@@ -270,6 +271,9 @@ pub struct Plan {
     pub actions: Vec<Action>,
     /// What cannot be protected and why (no free /28, no instance type offered, …).
     pub problems: Vec<String>,
+    /// Facts worth knowing that are not failures (an adopted trail without notifications).
+    #[serde(default)]
+    pub notes: Vec<String>,
 }
 
 impl Plan {
@@ -285,4 +289,61 @@ impl Plan {
         }
         m
     }
+}
+
+/// The audit bucket's policy: CloudTrail, VPC flow logs and AWS Config may deliver to this
+/// account's prefix; nothing over plain HTTP.
+pub fn bucket_policy(bucket: &str, account: &str) -> Value {
+    let arn = format!("arn:aws:s3:::{bucket}");
+    let logs = format!("{arn}/AWSLogs/{account}/*");
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": "CloudTrailAclCheck", "Effect": "Allow", "Principal": {"Service": "cloudtrail.amazonaws.com"},
+             "Action": "s3:GetBucketAcl", "Resource": arn},
+            {"Sid": "CloudTrailWrite", "Effect": "Allow", "Principal": {"Service": "cloudtrail.amazonaws.com"},
+             "Action": "s3:PutObject", "Resource": logs,
+             "Condition": {"StringEquals": {"s3:x-amz-acl": "bucket-owner-full-control", "aws:SourceAccount": account}}},
+            {"Sid": "DeliveryAclCheck", "Effect": "Allow",
+             "Principal": {"Service": ["delivery.logs.amazonaws.com", "config.amazonaws.com"]},
+             "Action": ["s3:GetBucketAcl", "s3:ListBucket"], "Resource": arn,
+             "Condition": {"StringEquals": {"aws:SourceAccount": account}}},
+            {"Sid": "DeliveryWrite", "Effect": "Allow",
+             "Principal": {"Service": ["delivery.logs.amazonaws.com", "config.amazonaws.com"]},
+             "Action": "s3:PutObject", "Resource": logs,
+             "Condition": {"StringEquals": {"s3:x-amz-acl": "bucket-owner-full-control", "aws:SourceAccount": account}}},
+            {"Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+             "Resource": [arn.clone(), format!("{arn}/*")],
+             "Condition": {"Bool": {"aws:SecureTransport": "false"}}}
+        ]
+    })
+}
+
+/// The audit topic's policy: the bucket and CloudTrail of this account may publish.
+pub fn topic_policy(topic: Value, bucket: &str, account: &str) -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "BucketPublishes", "Effect": "Allow",
+            "Principal": {"Service": ["s3.amazonaws.com", "cloudtrail.amazonaws.com"]},
+            "Action": "SNS:Publish", "Resource": topic,
+            "Condition": {
+                "StringEquals": {"aws:SourceAccount": account},
+                "ArnLike": {"aws:SourceArn": [format!("arn:aws:s3:::{bucket}"), format!("arn:aws:cloudtrail:*:{account}:trail/*")]}
+            }
+        }]
+    })
+}
+
+/// The queue's policy admits SendMessage from the one topic's ARN, nothing else.
+pub fn queue_policy(queue: Value, topic: Value) -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "FromTheAuditTopicOnly", "Effect": "Allow",
+            "Principal": {"Service": "sns.amazonaws.com"},
+            "Action": "sqs:SendMessage", "Resource": queue,
+            "Condition": {"ArnEquals": {"aws:SourceArn": topic}}
+        }]
+    })
 }

@@ -245,10 +245,14 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         if r.rows_affected() == 1 {
-            sqlx::query("DELETE FROM deployment_credentials WHERE deployment_id = $1")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+            for q in [
+                "DELETE FROM deployment_credentials WHERE deployment_id = $1",
+                "DELETE FROM snapshots WHERE deployment_id = $1",
+                // An executor still at work on it stops at its next action.
+                "UPDATE protection SET generation = generation + 1 WHERE deployment_id = $1",
+            ] {
+                sqlx::query(q).bind(id).execute(&mut *tx).await?;
+            }
             let generation = bump(&mut tx).await?;
             tx.commit().await?;
             self.cache.wrote(generation, id, None);

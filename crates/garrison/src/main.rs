@@ -1,4 +1,4 @@
-//! `garrison`: the server (`serve`), the demo (`demo`), and the alcli-grammar client
+//! `garrison`: the server (`serve`), the reconcile loop alone (`worker`), the demo (`demo`), and the alcli-grammar client
 //! (`garrison <service> <operation> --param value …`).
 
 mod args;
@@ -28,6 +28,7 @@ async fn run(argv: Vec<String>) -> ExitCode {
     let first = service_cli::first_word(&argv[1..]);
     match first.as_deref() {
         Some("serve") => serve::main(argv).await,
+        Some("worker") => serve::worker_main(argv).await,
         Some("demo") => demo::main(argv).await,
         Some("publish-templates") => publish::main(argv).await,
         _ => service_cli::main(argv).await,

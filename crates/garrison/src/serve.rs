@@ -284,6 +284,8 @@ pub async fn main(argv: Vec<String>) -> ExitCode {
     };
     match start(&settings, None).await {
         Ok((addr, handle, _tx)) => {
+            // On stdout so that scripts (and tests) binding port 0 learn the address.
+            println!("garrison: listening on http://{addr}");
             tracing::info!(%addr, "garrison listening");
             let _ = handle.await;
             ExitCode::SUCCESS
@@ -293,6 +295,37 @@ pub async fn main(argv: Vec<String>) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// `garrison worker`: the reconcile loop alone, on the same store and settings as `serve`
+/// (for running the API and the worker in separate processes).
+pub async fn worker_main(argv: Vec<String>) -> ExitCode {
+    init_tracing();
+    let pos = argv.iter().position(|a| a == "worker").unwrap_or(1);
+    let args =
+        ServeArgs::parse_from(std::iter::once("garrison worker".to_string()).chain(argv[pos + 1..].iter().cloned()));
+    let settings = match resolve(args) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("garrison worker: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let store = match open_store(&settings, None).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("garrison worker: {e:#}");
+            return ExitCode::from(1);
+        }
+    };
+    let sessions = std::sync::Arc::new(garrison_cloud::Sessions::new(garrison_cloud::Aws::from_env(None).await));
+    let engine = std::sync::Arc::new(garrison_engine::Engine::new(store, sessions, settings.api.aws_principal.clone()));
+    tracing::info!("garrison worker running");
+    tokio::select! {
+        _ = garrison_engine::worker::run(engine, settings.resync) => {},
+        _ = shutdown_signal() => {},
+    }
+    ExitCode::SUCCESS
 }
 
 #[cfg(test)]

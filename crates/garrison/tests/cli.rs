@@ -115,10 +115,11 @@ fn serve_env(extra: &[&str], aws_env: &[(&str, &str)]) -> Server {
 }
 
 fn serve_cmd(extra: &[&str], aws_env: &[(&str, &str)], worker: bool) -> Server {
+    use std::io::BufRead;
     let dir = std::env::temp_dir().join(format!("garrison-cli-{}-{:x}", std::process::id(), rand_u64()));
-    let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_garrison"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+    // Port 0: the server picks a free port and says which, so parallel tests cannot collide.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_garrison"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(&dir)
         .args(if worker { &[][..] } else { &["--no-worker"][..] })
         .args(extra)
@@ -127,15 +128,22 @@ fn serve_cmd(extra: &[&str], aws_env: &[(&str, &str)], worker: bool) -> Server {
         .env("GARRISON_ROOT_SECRET_KEY", SECRET)
         .env("GARRISON_ROOT_ACCOUNT_ID", ACCOUNT)
         .env("GARRISON_LOG", "warn")
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .spawn()
         .expect("start garrison serve");
-    let url = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "garrison serve did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = loop {
+        match lines.next() {
+            Some(Ok(l)) => {
+                if let Some(u) = l.strip_prefix("garrison: listening on ") {
+                    break u.to_string();
+                }
+            }
+            _ => panic!("garrison serve exited before listening"),
+        }
+    };
+    // Keep draining stdout so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
     Server { child, url, dir }
 }
 
@@ -423,9 +431,9 @@ async fn templates_published_to_s3_are_what_themis_points_at() {
 fn first_start_prints_the_root_key_once_and_it_works() {
     use std::io::{BufRead, BufReader};
     let dir = std::env::temp_dir().join(format!("garrison-cli-first-{}", rand_u64()));
-    let start = |port: u16| {
+    let start = || {
         Command::new(env!("CARGO_BIN_EXE_garrison"))
-            .args(["serve", "--no-worker", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+            .args(["serve", "--no-worker", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(&dir)
             .envs(NO_AWS)
             .env("GARRISON_LOG", "warn")
@@ -434,8 +442,7 @@ fn first_start_prints_the_root_key_once_and_it_works() {
             .spawn()
             .unwrap()
     };
-    let port = free_port();
-    let mut first = start(port);
+    let mut first = start();
     let mut lines = BufReader::new(first.stdout.take().unwrap()).lines();
     let mut printed = vec![];
     for _ in 0..4 {
@@ -449,17 +456,14 @@ fn first_start_prints_the_root_key_once_and_it_works() {
     let _ = first.kill();
     let _ = first.wait();
     // Second start on the same data: nothing printed, the same key still works.
-    let port = free_port();
-    let mut second = start(port);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut second = start();
+    let mut lines = BufReader::new(second.stdout.take().unwrap()).lines();
+    let first_line = lines.next().unwrap().unwrap();
+    let url = first_line.strip_prefix("garrison: listening on ").expect("nothing but the address printed").to_string();
     let out = Command::new(env!("CARGO_BIN_EXE_garrison"))
         .args([
             "--endpoint",
-            &format!("http://127.0.0.1:{port}"),
+            &url,
             "--access_key_id",
             &key,
             "--secret_key",
@@ -473,8 +477,7 @@ fn first_start_prints_the_root_key_once_and_it_works() {
         .output()
         .unwrap();
     let _ = second.kill();
-    let mut rest = String::new();
-    let _ = std::io::Read::read_to_string(&mut second.stdout.take().unwrap(), &mut rest);
+    let rest: String = lines.map_while(Result::ok).collect::<Vec<_>>().join("\n");
     let _ = second.wait();
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "\"root\"", "{}", String::from_utf8_lossy(&out.stderr));

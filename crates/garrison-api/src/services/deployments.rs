@@ -24,11 +24,11 @@ pub fn routes() -> OpenApiRouter<AppState> {
     ))
 }
 
-fn policy_ids() -> HashSet<String> {
+pub(crate) fn policy_ids() -> HashSet<String> {
     garrison_catalog::policies::all().into_iter().map(|p| p.id).collect()
 }
 
-fn not_found(id: &str, account_id: &str) -> ApiError {
+pub(crate) fn not_found(id: &str, account_id: &str) -> ApiError {
     ApiError::NotFound(format!("no deployment {id:?} in account {account_id}"))
 }
 
@@ -131,8 +131,17 @@ async fn delete_deployment(
     Path((account_id, id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     s.authorize(&caller, &account_id).await?;
-    if s.store.delete_deployment(&account_id, &id).await? {
-        tracing::info!(account = %account_id, deployment = %id, "deployment deleted");
+    // Resources garrison made are removed by the engine before the record goes; the
+    // deployment leaves the API at once either way (see removals).
+    let built = !s.store.owned(&id).await?.items.is_empty();
+    let gone = if built && s.engine.is_some() {
+        s.store.request_removal(&account_id, &id, &caller.user_id).await?
+    } else {
+        s.store.delete_deployment(&account_id, &id).await?
+    };
+    if gone {
+        tracing::info!(account = %account_id, deployment = %id, uninstall = built, "deployment deleted");
+        s.wake_engine();
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(not_found(&id, &account_id))

@@ -4,6 +4,7 @@ pub mod credentials;
 pub mod deployments;
 pub mod endpoints;
 pub mod policies;
+pub mod protection;
 pub mod themis;
 
 use axum::extract::State;

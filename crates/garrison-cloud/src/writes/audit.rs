@@ -5,6 +5,7 @@
 use aws_sdk_s3::types::{
     BucketLocationConstraint, CreateBucketConfiguration, Event, NotificationConfiguration, Tagging, TopicConfiguration,
 };
+use garrison_model::protection::{bucket_policy, queue_policy, topic_policy};
 use serde_json::json;
 
 use super::{Created, Ctx};
@@ -21,33 +22,6 @@ fn gone_ok(r: Result<(), CloudError>) -> Result<(), CloudError> {
         Err(e) if absent(&e.code) => Ok(()),
         other => other,
     }
-}
-
-pub fn bucket_policy(bucket: &str, account: &str) -> String {
-    let arn = format!("arn:aws:s3:::{bucket}");
-    let logs = format!("{arn}/AWSLogs/{account}/*");
-    json!({
-        "Version": "2012-10-17",
-        "Statement": [
-            {"Sid": "CloudTrailAclCheck", "Effect": "Allow", "Principal": {"Service": "cloudtrail.amazonaws.com"},
-             "Action": "s3:GetBucketAcl", "Resource": arn},
-            {"Sid": "CloudTrailWrite", "Effect": "Allow", "Principal": {"Service": "cloudtrail.amazonaws.com"},
-             "Action": "s3:PutObject", "Resource": logs,
-             "Condition": {"StringEquals": {"s3:x-amz-acl": "bucket-owner-full-control", "aws:SourceAccount": account}}},
-            {"Sid": "DeliveryAclCheck", "Effect": "Allow",
-             "Principal": {"Service": ["delivery.logs.amazonaws.com", "config.amazonaws.com"]},
-             "Action": ["s3:GetBucketAcl", "s3:ListBucket"], "Resource": arn,
-             "Condition": {"StringEquals": {"aws:SourceAccount": account}}},
-            {"Sid": "DeliveryWrite", "Effect": "Allow",
-             "Principal": {"Service": ["delivery.logs.amazonaws.com", "config.amazonaws.com"]},
-             "Action": "s3:PutObject", "Resource": logs,
-             "Condition": {"StringEquals": {"s3:x-amz-acl": "bucket-owner-full-control", "aws:SourceAccount": account}}},
-            {"Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
-             "Resource": [arn.clone(), format!("{arn}/*")],
-             "Condition": {"Bool": {"aws:SecureTransport": "false"}}}
-        ]
-    })
-    .to_string()
 }
 
 pub async fn bucket(c: &Ctx<'_>, name: &str) -> Result<Created, CloudError> {
@@ -70,7 +44,7 @@ pub async fn bucket(c: &Ctx<'_>, name: &str) -> Result<Created, CloudError> {
         "s3",
         "PutBucketPolicy",
         name,
-        s3.put_bucket_policy().bucket(name).policy(bucket_policy(name, &c.account)).send(),
+        s3.put_bucket_policy().bucket(name).policy(bucket_policy(name, &c.account).to_string()).send(),
     )
     .await?;
     let tagging = Tagging::builder()
@@ -89,22 +63,7 @@ pub async fn topic(c: &Ctx<'_>, name: &str, bucket: &str) -> Result<Created, Clo
         c.tags.iter().filter_map(|(k, v)| aws_sdk_sns::types::Tag::builder().key(k).value(v).build().ok()).collect();
     let out = c.call("sns", "CreateTopic", name, sns.create_topic().name(name).set_tags(Some(tags)).send()).await?;
     let arn = out.topic_arn().ok_or_else(|| CloudError::terminal("sns", "CreateTopic", "EmptyResponse", "no ARN"))?;
-    let policy = json!({
-        "Version": "2012-10-17",
-        "Statement": [{
-            "Sid": "BucketPublishes", "Effect": "Allow",
-            "Principal": {"Service": ["s3.amazonaws.com", "cloudtrail.amazonaws.com"]},
-            "Action": "SNS:Publish", "Resource": arn,
-            "Condition": {
-                "StringEquals": {"aws:SourceAccount": c.account},
-                "ArnLike": {"aws:SourceArn": [
-                    format!("arn:aws:s3:::{bucket}"),
-                    format!("arn:aws:cloudtrail:*:{}:trail/*", c.account)
-                ]}
-            }
-        }]
-    })
-    .to_string();
+    let policy = topic_policy(json!(arn), bucket, &c.account).to_string();
     c.call(
         "sns",
         "SetTopicAttributes",
@@ -115,20 +74,6 @@ pub async fn topic(c: &Ctx<'_>, name: &str, bucket: &str) -> Result<Created, Clo
     Ok(Created { id: arn.into(), arn: Some(arn.into()) })
 }
 
-/// The queue's policy admits SendMessage from the one topic's ARN, nothing else.
-pub fn queue_policy(queue_arn: &str, topic_arn: &str) -> String {
-    json!({
-        "Version": "2012-10-17",
-        "Statement": [{
-            "Sid": "FromTheAuditTopicOnly", "Effect": "Allow",
-            "Principal": {"Service": "sns.amazonaws.com"},
-            "Action": "sqs:SendMessage", "Resource": queue_arn,
-            "Condition": {"ArnEquals": {"aws:SourceArn": topic_arn}}
-        }]
-    })
-    .to_string()
-}
-
 pub async fn queue(c: &Ctx<'_>, name: &str, topic_arn: &str) -> Result<Created, CloudError> {
     use aws_sdk_sqs::types::QueueAttributeName;
     let arn = format!("arn:aws:sqs:{}:{}:{name}", c.region, c.account);
@@ -137,7 +82,7 @@ pub async fn queue(c: &Ctx<'_>, name: &str, topic_arn: &str) -> Result<Created, 
         .sqs()
         .create_queue()
         .queue_name(name)
-        .attributes(QueueAttributeName::Policy, queue_policy(&arn, topic_arn))
+        .attributes(QueueAttributeName::Policy, queue_policy(json!(arn), json!(topic_arn)).to_string())
         .attributes(QueueAttributeName::MessageRetentionPeriod, "1209600");
     for (k, v) in &c.tags {
         req = req.tags(k, v);

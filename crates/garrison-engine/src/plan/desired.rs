@@ -25,6 +25,7 @@ pub enum Want {
 pub struct Desired {
     pub items: BTreeMap<String, Want>,
     pub problems: Vec<String>,
+    pub notes: Vec<String>,
 }
 
 /// Catalog data the choices depend on.
@@ -147,7 +148,7 @@ impl Builder<'_> {
                             false,
                         );
                     }
-                    None => self.out.problems.push(format!(
+                    None => self.out.notes.push(format!(
                         "the adopted trail {name} publishes no SNS notifications: changes are seen at each periodic resync only"
                     )),
                 }

@@ -246,7 +246,7 @@ pub fn plan(desired: &Desired, snap: &Snapshot, owned: &Owned) -> Plan {
         }
     }
     order(&mut actions);
-    Plan { actions, problems: desired.problems.clone() }
+    Plan { actions, problems: desired.problems.clone(), notes: desired.notes.clone() }
 }
 
 /// Fills `after`: creates wait for the creates and adoptions they reference; removals wait

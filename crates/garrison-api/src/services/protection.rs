@@ -1,0 +1,141 @@
+//! garrison extensions under deployments v1: plan preview (also as CloudFormation for
+//! manual mode), the latest protection report, the audit log of AWS writes, and the
+//! deployments whose removal is still in progress.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use garrison_engine::protect::preview;
+use garrison_model::FieldError;
+use garrison_model::protection::{TAG_DEPLOYMENT, TAG_OWNER, TAG_TENANT};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::deployments::not_found;
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(plan_deployment))
+        .routes(routes!(get_protection))
+        .routes(routes!(list_audit_log))
+        .routes(routes!(list_removals))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+struct PlanQuery {
+    /// json (default) | cloudformation
+    format: Option<String>,
+}
+
+/// What protection would create, change or remove now, from a fresh discovery; nothing is
+/// written. `format=cloudformation` gives the creates as one template per region.
+#[utoipa::path(get, path = "/deployments/v1/{account_id}/deployments/{deployment_id}/plan", tag = "deployments", operation_id = "plan_deployment",
+    params(("account_id" = String, Path), ("deployment_id" = String, Path), PlanQuery), security(("X-AIMS-Auth-Token" = [])),
+    responses((status = 200, description = "{actions, counts, problems} or {templates}"), (status = 404, description = "no such deployment"), (status = 502, description = "the AWS account could not be read")))]
+async fn plan_deployment(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((account_id, id)): Path<(String, String)>,
+    Query(q): Query<PlanQuery>,
+) -> ApiResult<Json<Value>> {
+    s.authorize(&caller, &account_id).await?;
+    let cfn = match q.format.as_deref() {
+        None | Some("json") => false,
+        Some("cloudformation") => true,
+        Some(other) => {
+            return Err(ApiError::field(FieldError::new(
+                "format",
+                "one of [json, cloudformation]",
+                format!("{other:?}"),
+            )));
+        }
+    };
+    let d = s.store.get_deployment(&account_id, &id).await?.ok_or_else(|| not_found(&id, &account_id))?;
+    let engine = s.engine.as_ref().ok_or_else(|| ApiError::Unavailable("this server runs without an engine".into()))?;
+    let (plan, seen) = preview(engine, &d).await.map_err(|st| ApiError::Upstream(st.message.unwrap_or_default()))?;
+    if cfn {
+        let owned = s.store.owned(&id).await?;
+        let existing: BTreeMap<String, String> = owned.items.values().map(|o| (o.key.clone(), o.id.clone())).collect();
+        let tags = vec![
+            (TAG_OWNER.0.to_string(), TAG_OWNER.1.to_string()),
+            (TAG_TENANT.to_string(), account_id.clone()),
+            (TAG_DEPLOYMENT.to_string(), id.clone()),
+        ];
+        let templates = garrison_catalog::plan_cft::render(&plan, &seen.snapshot.aws_account, &tags, &existing);
+        return Ok(Json(json!({"deployment_id": id, "templates": templates})));
+    }
+    Ok(Json(json!({
+        "deployment_id": id,
+        "mode": d.mode,
+        "discovery": seen.summary(),
+        "counts": plan.counts(),
+        "actions": plan.actions,
+        "problems": plan.problems,
+    })))
+}
+
+/// The latest protection report: plan, outcomes, appliances per VPC, audit source, cost.
+#[utoipa::path(get, path = "/deployments/v1/{account_id}/deployments/{deployment_id}/protection", tag = "deployments", operation_id = "get_protection",
+    params(("account_id" = String, Path), ("deployment_id" = String, Path)), security(("X-AIMS-Auth-Token" = [])),
+    responses((status = 200, description = "protection report"), (status = 404, description = "no such deployment or not reconciled yet")))]
+async fn get_protection(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((account_id, id)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    s.authorize(&caller, &account_id).await?;
+    s.store.get_report(&account_id, &id).await?.map(Json).ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "no protection report for deployment {id:?} in account {account_id} (not reconciled yet)"
+        ))
+    })
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+struct AuditQuery {
+    /// At most this many entries (default 1000, at most 100000).
+    limit: Option<i64>,
+}
+
+/// Every AWS write garrison made for a deployment, oldest first (kept after removal).
+#[utoipa::path(get, path = "/deployments/v1/{account_id}/deployments/{deployment_id}/audit", tag = "deployments", operation_id = "list_audit_log",
+    params(("account_id" = String, Path), ("deployment_id" = String, Path), AuditQuery), security(("X-AIMS-Auth-Token" = [])),
+    responses((status = 200, description = "{entries: [...]}")))]
+async fn list_audit_log(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((account_id, id)): Path<(String, String)>,
+    Query(q): Query<AuditQuery>,
+) -> ApiResult<Json<Value>> {
+    s.authorize(&caller, &account_id).await?;
+    let limit = q.limit.unwrap_or(1000);
+    if !(1..=100_000).contains(&limit) {
+        return Err(ApiError::field(FieldError::new("limit", "an integer from 1 to 100000", limit.to_string())));
+    }
+    let entries = s.store.audit_log(&account_id, &id, limit).await?;
+    Ok(Json(json!({"deployment_id": id, "entries": entries})))
+}
+
+/// Deleted deployments whose resources are still being removed.
+#[utoipa::path(get, path = "/deployments/v1/{account_id}/removals", tag = "deployments", operation_id = "list_removals",
+    params(("account_id" = String, Path)), security(("X-AIMS-Auth-Token" = [])),
+    responses((status = 200, description = "{removals: [...]}")))]
+async fn list_removals(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(account_id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    s.authorize(&caller, &account_id).await?;
+    let mut out = vec![];
+    for d in s.store.pending_removals(&account_id).await? {
+        let left = s.store.owned(&d.id).await?.items.len();
+        out.push(json!({"id": d.id, "name": d.name, "resources_left": left}));
+    }
+    Ok(Json(json!({"removals": out})))
+}
