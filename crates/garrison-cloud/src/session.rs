@@ -49,7 +49,17 @@ impl Aws {
     }
 
     pub fn from_config(config: SdkConfig) -> Aws {
-        let config = config.to_builder().retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS)).build();
+        // A call that hangs must not hang its reconcile: bounded attempts, bounded calls.
+        let timeouts = aws_config::timeout::TimeoutConfig::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .operation_attempt_timeout(Duration::from_secs(30))
+            .operation_timeout(Duration::from_secs(120))
+            .build();
+        let config = config
+            .to_builder()
+            .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
+            .timeout_config(timeouts)
+            .build();
         Aws { config, calls: CallLog::default(), limiter: Arc::new(Limiter::default()), account: String::new() }
     }
 

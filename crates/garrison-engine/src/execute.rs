@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use garrison_cloud::writes::{self, Ctx, Journal};
 use garrison_cloud::{Aws, CloudError};
 use garrison_model::protection::{
@@ -152,10 +153,20 @@ impl Executor {
             if ready.is_empty() {
                 break;
             }
-            let mut results = vec![];
-            for chunk in ready.chunks(self.parallel.max(1)) {
-                let futs = chunk.iter().map(|a| self.apply(a, state.clone()));
-                results.extend(futures_util::future::join_all(futs).await);
+            // At most `parallel` at once; a slow action holds one slot, not a whole batch.
+            let mut results: Vec<ActionOutcome> = vec![];
+            let mut queue = ready.into_iter();
+            let mut running = futures_util::stream::FuturesUnordered::new();
+            for _ in 0..self.parallel.max(1) {
+                if let Some(a) = queue.next() {
+                    running.push(self.apply(a, state.clone()));
+                }
+            }
+            while let Some(o) = running.next().await {
+                results.push(o);
+                if let Some(a) = queue.next() {
+                    running.push(self.apply(a, state.clone()));
+                }
             }
             for o in results {
                 if o.result == "done" {
@@ -178,6 +189,7 @@ impl Executor {
         if !self.current().await {
             return outcome("fenced", Some("a newer run or a removal took over this deployment".into()));
         }
+        tracing::debug!(deployment = %self.deployment_id, key = %a.key, op = a.op.verb(), "action starting");
         let journal = Journal::default();
         let mut attempt = 0u32;
         let r = loop {
@@ -185,12 +197,14 @@ impl Executor {
             match &r {
                 Err(e) if (e.is_retryable() || SETTLING.contains(&e.code.as_str())) && attempt < 6 => {
                     attempt += 1;
+                    tracing::debug!(deployment = %self.deployment_id, key = %a.key, code = %e.code, attempt, "retrying");
                     tokio::time::sleep(Duration::from_millis(250 * 2u64.pow(attempt.min(5)))).await;
                 }
                 _ => break r,
             }
         };
         self.audit(&journal).await;
+        tracing::debug!(deployment = %self.deployment_id, key = %a.key, op = a.op.verb(), ok = r.is_ok(), "action finished");
         match r {
             Ok(()) => outcome("done", None),
             Err(e) => {
@@ -287,8 +301,7 @@ impl Executor {
             }
             Op::Forget { .. } => self.forget(state, &a.key).await,
             Op::Delete { id } => {
-                let arn = prior.as_ref().and_then(|p| p.arn.clone());
-                writes::delete(&ctx, a.kind, id, arn.as_deref()).await?;
+                writes::delete(&ctx, a.kind, id).await?;
                 self.forget(state, &a.key).await
             }
             Op::Start { id } => writes::start(&ctx, id).await,

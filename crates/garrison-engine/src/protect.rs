@@ -253,15 +253,22 @@ pub async fn uninstall(e: &Engine, d: &Deployment) -> anyhow::Result<Removal> {
         generation,
         parallel: 16,
     };
+    tracing::info!(deployment = %d.id, actions = plan.actions.len(), "removing");
     let outcomes = ex.run(&plan.actions, &mut owned).await;
     // Verify: a fresh look must show nothing of ours, and the records must be empty.
     let after = observe(e, &scoped, &regions).await.map_err(|st| anyhow::anyhow!(st.message.unwrap_or_default()))?;
     let (again, owned_after) = plan_deployment(None, &d.id, &after.snapshot, &e.store.owned(&d.id).await?, &inputs);
     let mut remaining: Vec<String> = owned_after.items.keys().cloned().collect();
     remaining.extend(again.actions.iter().filter(|a| matches!(a.op, Op::Delete { .. })).map(|a| a.key.clone()));
+    // Trails carry no tags in discovery: ours is known by its name.
+    let trail = format!("garrison-{}", crate::plan::desired::short(&d.id));
+    if after.snapshot.regions.values().any(|r| r.trails.iter().any(|t| t.name == trail)) {
+        remaining.push(crate::plan::desired::keys::TRAIL.to_string());
+    }
     remaining.sort();
     remaining.dedup();
     let verified = remaining.is_empty() && after.snapshot.gaps().is_empty();
+    tracing::info!(deployment = %d.id, verified, remaining = ?remaining, "removal checked");
     if verified {
         e.store.finish_removal(&d.id).await?;
     }

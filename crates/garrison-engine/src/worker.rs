@@ -34,6 +34,7 @@ pub async fn run(engine: Arc<Engine>, resync: Duration) {
         match engine.store.removals().await {
             Ok(list) => {
                 for d in list {
+                    tracing::info!(deployment = %d.id, "uninstalling");
                     match uninstall(&engine, &d).await {
                         Ok(r) if r.verified => tracing::info!(deployment = %d.id, "removed"),
                         Ok(r) => {

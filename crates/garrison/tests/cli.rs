@@ -3,14 +3,15 @@
 //! that scripts/setup-python makes).
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const KEY_ID: &str = "0123456789abcdef";
-const SECRET: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
-const ACCOUNT: &str = "12345678";
+mod common;
+
+use common::*;
+
 const PRO: &str = "D12D5E67-166C-474F-87AA-6F86FC9FB9BC";
 /// The reference workflow's first command, run verbatim by both CLIs.
 const REFERENCE_GET_ROLE: [&str; 10] = [
@@ -25,155 +26,6 @@ const REFERENCE_GET_ROLE: [&str; 10] = [
     "--role_version",
     "latest",
 ];
-/// Servers under test never reach beyond loopback: AWS calls go to a closed local port.
-const NO_AWS: [(&str, &str); 5] = [
-    ("AWS_ENDPOINT_URL", "http://127.0.0.1:9"),
-    ("AWS_ACCESS_KEY_ID", "testing"),
-    ("AWS_SECRET_ACCESS_KEY", "testing"),
-    ("AWS_REGION", "us-east-1"),
-    ("AWS_EC2_METADATA_DISABLED", "true"),
-];
-
-struct Server {
-    child: Child,
-    url: String,
-    dir: PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// The standard AWS variables pointing at the emulator.
-fn moto_env(url: &str) -> [(&str, &str); 5] {
-    [
-        ("AWS_ENDPOINT_URL", url),
-        ("AWS_ACCESS_KEY_ID", "testing"),
-        ("AWS_SECRET_ACCESS_KEY", "testing"),
-        ("AWS_REGION", "us-east-1"),
-        ("AWS_EC2_METADATA_DISABLED", "true"),
-    ]
-}
-
-/// What a customer does with get_role: create the role from garrison's template with the
-/// external id. Returns the external id and the stack's outputs.
-async fn customer_creates_role(
-    s: &Server,
-    aws: &garrison_cloud::Aws,
-    role_type: &str,
-    stack: &str,
-) -> (String, garrison_cloud::stacks::RoleStack) {
-    let role = json_out(&garrison(
-        s,
-        &["themis", "get_role", "--platform_type", "aws", "--role_type", role_type, "--role_version", "latest"],
-    ));
-    let ext = role["external_id"].as_str().unwrap().to_string();
-    let template = json_out(&garrison(
-        s,
-        &[
-            "themis",
-            "get_role_template",
-            "--platform_type",
-            "aws",
-            "--role_type",
-            role_type,
-            "--role_version",
-            "latest",
-        ],
-    ));
-    let made =
-        garrison_cloud::stacks::create_role_stack(aws, stack, &template.to_string(), &ext, Duration::from_secs(30))
-            .await
-            .unwrap();
-    (ext, made)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn serve() -> Server {
-    serve_with(&[])
-}
-
-fn serve_with(extra: &[&str]) -> Server {
-    serve_env(extra, &NO_AWS)
-}
-
-/// A server that runs its discovery worker, with `aws_env`.
-fn serve_env_worker(aws_env: &[(&str, &str)]) -> Server {
-    serve_cmd(&[], aws_env, true)
-}
-
-/// A server whose AWS calls use `aws_env` (the standard AWS variables).
-fn serve_env(extra: &[&str], aws_env: &[(&str, &str)]) -> Server {
-    serve_cmd(extra, aws_env, false)
-}
-
-fn serve_cmd(extra: &[&str], aws_env: &[(&str, &str)], worker: bool) -> Server {
-    use std::io::BufRead;
-    let dir = std::env::temp_dir().join(format!("garrison-cli-{}-{:x}", std::process::id(), rand_u64()));
-    // Port 0: the server picks a free port and says which, so parallel tests cannot collide.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_garrison"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(&dir)
-        .args(if worker { &[][..] } else { &["--no-worker"][..] })
-        .args(extra)
-        .envs(aws_env.iter().copied())
-        .env("GARRISON_ROOT_ACCESS_KEY_ID", KEY_ID)
-        .env("GARRISON_ROOT_SECRET_KEY", SECRET)
-        .env("GARRISON_ROOT_ACCOUNT_ID", ACCOUNT)
-        .env("GARRISON_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start garrison serve");
-    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let url = loop {
-        match lines.next() {
-            Some(Ok(l)) => {
-                if let Some(u) = l.strip_prefix("garrison: listening on ") {
-                    break u.to_string();
-                }
-            }
-            _ => panic!("garrison serve exited before listening"),
-        }
-    };
-    // Keep draining stdout so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    Server { child, url, dir }
-}
-
-fn rand_u64() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
-        ^ u64::from(std::process::id())
-}
-
-fn garrison(s: &Server, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_garrison"))
-        .args(args)
-        .env("GARRISON_ENDPOINT", &s.url)
-        .env("GARRISON_ACCESS_KEY_ID", KEY_ID)
-        .env("GARRISON_SECRET_KEY", SECRET)
-        .env("HOME", &s.dir)
-        .output()
-        .unwrap()
-}
-
-fn json_out(o: &Output) -> Value {
-    assert!(
-        o.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stdout)))
-}
-
 #[test]
 fn reference_workflow_through_the_garrison_cli() {
     let s = serve();

@@ -193,11 +193,14 @@ pub async fn delete_topic(c: &Ctx<'_>, arn: &str) -> Result<(), CloudError> {
     gone_ok(c.call("sns", "DeleteTopic", arn, c.aws.sns().delete_topic().topic_arn(arn).send()).await.map(|_| ()))
 }
 
-/// Empties the bucket (the logs garrison had delivered there) and removes it.
+/// Removes the bucket's policy (a restrictive policy must not block its own removal),
+/// empties it (the logs garrison had delivered there) and deletes it.
 pub async fn delete_bucket(c: &Ctx<'_>, name: &str) -> Result<(), CloudError> {
     use aws_sdk_s3::types::{Delete, ObjectIdentifier};
     let s3 = c.aws.s3();
-    loop {
+    gone_ok(c.call("s3", "DeleteBucketPolicy", name, s3.delete_bucket_policy().bucket(name).send()).await.map(|_| ()))?;
+    // Bounded: a page that cannot be deleted is an error, not a reason to loop.
+    for _ in 0..10_000 {
         c.aws.pace("s3").await;
         let page = match s3.list_objects_v2().bucket(name).max_keys(1000).send().await {
             Ok(p) => p,
@@ -209,16 +212,26 @@ pub async fn delete_bucket(c: &Ctx<'_>, name: &str) -> Result<(), CloudError> {
         let keys: Vec<ObjectIdentifier> =
             page.contents().iter().filter_map(|o| ObjectIdentifier::builder().key(o.key()?).build().ok()).collect();
         if keys.is_empty() {
-            break;
+            return gone_ok(
+                c.call("s3", "DeleteBucket", name, s3.delete_bucket().bucket(name).send()).await.map(|_| ()),
+            );
         }
         let del = Delete::builder()
             .set_objects(Some(keys))
             .quiet(true)
             .build()
             .map_err(|e| CloudError::terminal("s3", "DeleteObjects", "Build", &e.to_string()))?;
-        c.call("s3", "DeleteObjects", name, s3.delete_objects().bucket(name).delete(del).send()).await?;
+        let out = c.call("s3", "DeleteObjects", name, s3.delete_objects().bucket(name).delete(del).send()).await?;
+        if let Some(err) = out.errors().first() {
+            return Err(CloudError::terminal(
+                "s3",
+                "DeleteObjects",
+                err.code().unwrap_or("Unknown"),
+                &format!("{}: {}", err.key().unwrap_or_default(), err.message().unwrap_or_default()),
+            ));
+        }
     }
-    gone_ok(c.call("s3", "DeleteBucket", name, s3.delete_bucket().bucket(name).send()).await.map(|_| ()))
+    Err(CloudError::terminal("s3", "DeleteBucket", "TooManyObjects", &format!("{name} could not be emptied")))
 }
 
 pub async fn bucket_exists(c: &Ctx<'_>, name: &str) -> Result<bool, CloudError> {

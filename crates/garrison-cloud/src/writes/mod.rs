@@ -126,14 +126,15 @@ pub async fn create(c: &Ctx<'_>, spec: &Spec, running: bool, token: &str) -> Res
 }
 
 /// Removes one owned resource (the caller checked ownership).
-pub async fn delete(c: &Ctx<'_>, kind: ResKind, id: &str, arn: Option<&str>) -> Result<(), CloudError> {
+pub async fn delete(c: &Ctx<'_>, kind: ResKind, id: &str) -> Result<(), CloudError> {
     match kind {
         ResKind::Bucket => audit::delete_bucket(c, id).await,
         ResKind::Topic => audit::delete_topic(c, id).await,
         ResKind::Queue => audit::delete_queue(c, id).await,
         ResKind::Subscription => audit::unsubscribe(c, id).await,
         ResKind::BucketNotification => audit::unnotify(c, id).await,
-        ResKind::Trail => audit::delete_trail(c, arn.unwrap_or(id)).await,
+        // By name, in its home region: some implementations ignore an ARN here.
+        ResKind::Trail => audit::delete_trail(c, id).await,
         ResKind::Detector => detect::delete_detector(c, id).await,
         ResKind::Recorder => detect::delete_recorder(c, id).await,
         ResKind::FlowLogs => detect::delete_flow_logs(c, id).await,

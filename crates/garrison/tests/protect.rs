@@ -1,0 +1,309 @@
+//! Automatic protection end to end through the CLI, against `garrison serve` running its
+//! worker and the emulator: estate M, a mixed Professional/Essentials scope with an
+//! excluded subnet and host and an out-of-scope region. Manual mode first (a plan and
+//! CloudFormation, nothing written), then automatic: appliances exactly where they
+//! belong, group rules as the reference, the audit source wired end to end, a second
+//! reconcile that writes nothing, and a delete that leaves the account as it was.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use common::*;
+use garrison_cloud::estate::{self, EstateSpec};
+use garrison_model::protection::{Perm, TAG_DEPLOYMENT, TAG_KEY};
+use garrison_model::snapshot::Snapshot;
+use serde_json::{Value, json};
+
+const ESS: &str = "A8E8B104-8F45-411D-A240-A30EA5FE25B0";
+const PRO: &str = "D12D5E67-166C-474F-87AA-6F86FC9FB9BC";
+
+fn ours(tags: &BTreeMap<String, String>, dep: &str) -> bool {
+    tags.get(TAG_DEPLOYMENT).is_some_and(|d| d == dep)
+}
+
+/// Waits until the worker has written a report satisfying `done`.
+fn report_when(s: &Server, id: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(240);
+    loop {
+        let o = garrison(s, &["deployments", "get_protection", "--deployment_id", id]);
+        if o.status.success() {
+            let r: Value = serde_json::from_slice(&o.stdout).unwrap();
+            if done(&r) {
+                return r;
+            }
+        }
+        assert!(Instant::now() < deadline, "the worker never got to: {what}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+fn customer_view(s: &Snapshot) -> Value {
+    let mut s = s.clone();
+    s.taken_at = 0;
+    for rs in s.regions.values_mut() {
+        rs.instances.retain(|x| !x.tags.contains_key(TAG_KEY));
+        rs.subnets.retain(|x| !x.tags.contains_key(TAG_KEY));
+        rs.security_groups.retain(|x| !x.tags.contains_key(TAG_KEY));
+        rs.route_tables.retain(|x| !x.tags.contains_key(TAG_KEY));
+        rs.network_acls.retain(|x| !x.tags.contains_key(TAG_KEY));
+        rs.internet_gateways.retain(|x| !x.tags.contains_key(TAG_KEY));
+        rs.flow_logs.retain(|x| !x.tags.contains_key(TAG_KEY));
+        rs.detectors.retain(|x| !x.tags.contains_key(TAG_KEY));
+        rs.config_recorders.retain(|x| x.name != "garrison");
+        rs.trails.retain(|x| !x.name.starts_with("garrison-"));
+        // The emulator keeps ACL associations of deleted subnets; AWS drops them.
+        let subnets: BTreeSet<String> = rs.subnets.iter().map(|s| s.id.clone()).collect();
+        for acl in rs.network_acls.iter_mut() {
+            acl.subnet_ids.retain(|s| subnets.contains(s));
+        }
+    }
+    serde_json::to_value(&s).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn estate_m_is_protected_hands_off_and_removed_cleanly() {
+    let moto = garrison_cloud::emulator::Moto::start().expect("the AWS emulator is required for this test");
+    let aws = garrison_cloud::Aws::from_config(moto.sdk_config("us-east-1").await);
+    let spec = EstateSpec::m();
+    let est = estate::build(&garrison_cloud::Sessions::new(aws.clone()), &spec).await.unwrap();
+    let regions = spec.regions.clone();
+    let (east, west, eu, out_of_scope) = (&regions[0], &regions[1], &regions[2], &regions[3]);
+    let s = serve_env_worker(&moto_env(&moto.url));
+    let (_, stack) = customer_creates_role(&s, &aws, "ci_full", "garrison-full").await;
+    let cred = json_out(&garrison(
+        &s,
+        &[
+            "credentials",
+            "create_credential",
+            "--name",
+            "full",
+            "--secrets",
+            &format!(r#"{{"type": "aws_iam_role", "arn": "{}"}}"#, stack.role_arn),
+        ],
+    ));
+    // Scope: east Professional, west Essentials (one subnet and one host excluded), eu
+    // Essentials with one VPC Professional, the fourth region out of scope.
+    let west_vpc =
+        est.vpcs().find(|v| &v.region == west && v.instances.iter().filter(|i| i.running).count() >= 2).unwrap();
+    let excluded_subnet = west_vpc.subnets[0].0.clone();
+    let east_vpc = est.vpcs().find(|v| &v.region == east && v.instances.iter().any(|i| i.running)).unwrap();
+    let excluded_host = east_vpc.instances.iter().find(|i| i.running).unwrap().id.clone();
+    let eu_pro = est.vpcs().find(|v| &v.region == eu && !v.instances.is_empty()).unwrap();
+    let scope = json!({
+        "include": [
+            {"type": "region", "key": format!("/aws/{east}"), "policy": {"id": PRO}},
+            {"type": "region", "key": format!("/aws/{west}"), "policy": {"id": ESS}},
+            {"type": "region", "key": format!("/aws/{eu}"), "policy": {"id": ESS}},
+            {"type": "vpc", "key": format!("/aws/{eu}/vpc/{}", eu_pro.id), "policy": {"id": PRO}},
+        ],
+        "exclude": [
+            {"type": "subnet", "key": format!("/aws/{west}/subnet/{excluded_subnet}")},
+            {"type": "host", "key": format!("/aws/{east}/host/{excluded_host}")},
+        ]
+    });
+    let before = garrison_cloud::discovery::discover(&aws, &regions, 0).await;
+
+    // Manual mode: a plan and its CloudFormation, nothing written.
+    let dep = json_out(&garrison(
+        &s,
+        &[
+            "deployments",
+            "create_deployment",
+            "--name",
+            "estate-m",
+            "--mode",
+            "manual",
+            "--platform",
+            &json!({"type": "aws", "id": "123456789012", "monitor": {"enabled": true, "ct_install_region": east}})
+                .to_string(),
+            "--credentials",
+            &format!(r#"[{{"id": "{}", "purpose": "discover"}}]"#, cred["id"].as_str().unwrap()),
+            "--scope",
+            &scope.to_string(),
+        ],
+    ));
+    let id = dep["id"].as_str().unwrap().to_string();
+    let manual = report_when(&s, &id, "the manual-mode plan", |r| r["mode"] == "manual");
+    assert!(manual["outcomes"].as_array().unwrap().is_empty());
+    let audit = json_out(&garrison(
+        &s,
+        &["deployments", "list_audit_log", "--deployment_id", &id, "--query", "length(entries)"],
+    ));
+    assert_eq!(audit, json!(0), "manual mode writes nothing");
+    let preview = json_out(&garrison(&s, &["deployments", "plan_deployment", "--deployment_id", &id]));
+    let creates = preview["counts"]["create"].as_u64().unwrap();
+    assert!(creates > 100, "{}", preview["counts"]);
+    let cfn = json_out(&garrison(
+        &s,
+        &["deployments", "plan_deployment", "--deployment_id", &id, "--format", "cloudformation"],
+    ));
+    let templates = cfn["templates"].as_object().unwrap();
+    assert!(templates.contains_key(east.as_str()) && !templates.contains_key(out_of_scope.as_str()));
+    let east_resources = templates[east.as_str()]["Resources"].as_object().unwrap();
+    assert!(east_resources.values().any(|r| r["Type"] == "AWS::CloudTrail::Trail"));
+    assert!(east_resources.values().filter(|r| r["Type"] == "AWS::EC2::Instance").count() >= 2);
+    let bad = garrison(&s, &["deployments", "plan_deployment", "--deployment_id", &id, "--format", "yaml"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("\"field\": \"format\""),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+
+    // Automatic: the worker protects the account hands-off.
+    let t = Instant::now();
+    json_out(&garrison(&s, &["deployments", "update_deployment", "--deployment_id", &id, "--mode", "automatic"]));
+    let report = report_when(&s, &id, "automatic protection", |r| r["mode"] == "automatic");
+    let took = t.elapsed();
+    let failed: Vec<&Value> = report["outcomes"].as_array().unwrap().iter().filter(|o| o["result"] != "done").collect();
+    assert!(failed.is_empty(), "{failed:#?}");
+    let st = json_out(&garrison(&s, &["deployments", "get_deployment", "--deployment_id", &id, "--query", "status"]));
+    assert_eq!(st["status"], "ok", "{st}");
+    eprintln!("estate M protected in {took:?}: {} actions", report["outcomes"].as_array().unwrap().len());
+
+    let snap = garrison_cloud::discovery::discover(&aws, &regions, 0).await;
+    let mut found: BTreeMap<String, (usize, BTreeSet<String>)> = BTreeMap::new();
+    for rs in snap.regions.values() {
+        for i in rs.instances.iter().filter(|i| ours(&i.tags, &id)) {
+            let e = found.entry(i.vpc_id.clone().unwrap()).or_default();
+            match i.tags[TAG_KEY].rsplit('/').next().unwrap() {
+                "scanner" => e.0 += 1,
+                "ids" => assert!(e.1.insert(i.zone.clone()), "one IDS per zone"),
+                other => panic!("unexpected appliance {other}"),
+            }
+        }
+    }
+    for v in est.vpcs() {
+        let counted: Vec<_> =
+            v.instances.iter().filter(|i| i.running && i.subnet != excluded_subnet && i.id != excluded_host).collect();
+        let (scanners, ids) = found.get(&v.id).cloned().unwrap_or_default();
+        if &v.region == out_of_scope {
+            assert_eq!((scanners, ids.len()), (0, 0), "{}: out of scope, untouched", v.id);
+            continue;
+        }
+        assert_eq!(scanners, usize::from(!counted.is_empty()), "{}: one scanner where hosts run", v.id);
+        let pro = &v.region == east || v.id == eu_pro.id;
+        let zones: BTreeSet<String> =
+            if pro { counted.iter().map(|i| i.zone.clone()).collect() } else { BTreeSet::new() };
+        assert_eq!(ids, zones, "{}: one IDS per inhabited zone, Professional only", v.id);
+    }
+    let rs = &snap.regions[out_of_scope.as_str()];
+    assert!(rs.subnets.iter().all(|x| !ours(&x.tags, &id)) && rs.security_groups.iter().all(|x| !ours(&x.tags, &id)));
+    // Empty VPCs get nothing at all.
+    for v in est.vpcs().filter(|v| v.instances.is_empty()) {
+        let rs = &snap.regions[v.region.as_str()];
+        assert!(rs.subnets.iter().all(|x| x.vpc_id != v.id || !ours(&x.tags, &id)), "{}: empty VPC untouched", v.id);
+    }
+    // Group rules exactly as the reference.
+    let rs = &snap.regions[east.as_str()];
+    let sg = |what: &str| {
+        rs.security_groups
+            .iter()
+            .find(|g| g.tags.get(TAG_KEY) == Some(&format!("{east}/{}/{what}", east_vpc.id)))
+            .unwrap()
+    };
+    let flat = |r| garrison_engine::plan::planner::flatten(r);
+    let mut scan_egress = vec![
+        Perm::new("tcp", 22, 22, "0.0.0.0/0"),
+        Perm::new("tcp", 53, 53, "0.0.0.0/0"),
+        Perm::new("udp", 53, 53, "0.0.0.0/0"),
+        Perm::new("tcp", 80, 80, "0.0.0.0/0"),
+        Perm::new("tcp", 443, 443, "0.0.0.0/0"),
+        Perm::new("-1", 0, 0, &east_vpc.cidr),
+    ];
+    scan_egress.sort();
+    assert!(flat(&sg("scan_sg").ingress).is_empty());
+    assert_eq!(flat(&sg("scan_sg").egress), scan_egress);
+    let mut ids_in = vec![Perm::new("tcp", 7777, 7777, &east_vpc.cidr), Perm::new("tcp", 443, 443, &east_vpc.cidr)];
+    ids_in.sort();
+    assert_eq!(flat(&sg("ids_sg").ingress), ids_in);
+    let ids_out = flat(&sg("ids_sg").egress);
+    assert_eq!(ids_out.len(), 12);
+    assert!(ids_out.contains(&Perm::new("tcp", 4138, 4138, "204.110.218.96/27")));
+    assert!(ids_out.contains(&Perm::new("udp", 53, 53, "8.8.8.8/32")));
+
+    // The audit source is wired: an object in the bucket becomes a message in the queue.
+    let bucket = report["audit_source"]["bucket"]["id"].as_str().unwrap();
+    let queue = report["audit_source"]["queue"]["id"].as_str().unwrap();
+    assert_eq!(report["audit_source"]["trail"]["adopted"], false);
+    let ct = aws.in_region(east);
+    // The emulator evaluates any bucket-policy statement whose condition it cannot read
+    // (aws:SourceAccount, aws:SecureTransport) as a deny of every object write, so the
+    // CloudTrail delivery is simulated with the policy set aside and then put back as it was.
+    let policy = ct.s3().get_bucket_policy().bucket(bucket).send().await.unwrap().policy().unwrap().to_string();
+    assert!(policy.contains("cloudtrail.amazonaws.com") && policy.contains("DenyInsecureTransport"), "{policy}");
+    ct.s3().delete_bucket_policy().bucket(bucket).send().await.unwrap();
+    ct.s3()
+        .put_object()
+        .bucket(bucket)
+        .key("AWSLogs/123456789012/CloudTrail/us-east-1/2026/11/30/x.json.gz")
+        .body(b"{}".to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    ct.s3().put_bucket_policy().bucket(bucket).policy(&policy).send().await.unwrap();
+    let got = ct.sqs().receive_message().queue_url(queue).wait_time_seconds(5).send().await.unwrap();
+    let body = got.messages().first().and_then(|m| m.body()).expect("a message for the new object").to_string();
+    assert!(body.contains("x.json.gz"), "{body}");
+
+    // A second reconcile plans nothing and makes no AWS write.
+    let writes = json_out(&garrison(
+        &s,
+        &["deployments", "list_audit_log", "--deployment_id", &id, "--limit", "100000", "--query", "length(entries)"],
+    ));
+    let generation = report["generation"].as_i64().unwrap();
+    json_out(&garrison(&s, &["deployments", "update_deployment", "--deployment_id", &id, "--name", "estate-m-2"]));
+    let again = report_when(&s, &id, "a second reconcile", |r| r["generation"].as_i64().unwrap() > generation);
+    assert_eq!(again["plan"]["actions"], json!([]), "{}", again["plan"]);
+    let writes_after = json_out(&garrison(
+        &s,
+        &["deployments", "list_audit_log", "--deployment_id", &id, "--limit", "100000", "--query", "length(entries)"],
+    ));
+    assert_eq!(writes, writes_after, "no AWS write");
+    let preview =
+        json_out(&garrison(&s, &["deployments", "plan_deployment", "--deployment_id", &id, "--query", "actions"]));
+    assert_eq!(preview, json!([]));
+
+    // Delete: everything garrison made goes, the customer's account describes as before.
+    assert!(garrison(&s, &["deployments", "delete_deployment", "--deployment_id", &id]).status.success());
+    let gone = garrison(&s, &["deployments", "get_deployment", "--deployment_id", &id]);
+    assert_eq!(gone.status.code(), Some(1), "the deployment leaves the API at once");
+    let deadline = Instant::now() + Duration::from_secs(240);
+    loop {
+        let r = json_out(&garrison(&s, &["deployments", "list_removals", "--query", "length(removals)"]));
+        if r == json!(0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the removal never completed");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let after = garrison_cloud::discovery::discover(&aws, &regions, 0).await;
+    for rs in after.regions.values() {
+        assert!(rs.instances.iter().all(|i| !ours(&i.tags, &id) || i.state == "terminated"));
+        assert!(rs.subnets.iter().all(|x| !ours(&x.tags, &id)));
+        assert!(rs.security_groups.iter().all(|x| !ours(&x.tags, &id)));
+        assert!(rs.route_tables.iter().all(|x| !ours(&x.tags, &id)));
+        assert!(rs.network_acls.iter().all(|x| !ours(&x.tags, &id)));
+        assert!(rs.internet_gateways.iter().all(|x| !ours(&x.tags, &id)));
+        assert!(rs.flow_logs.iter().all(|x| !ours(&x.tags, &id)));
+        assert!(rs.detectors.iter().all(|x| !ours(&x.tags, &id)));
+        assert!(rs.trails.iter().all(|t| !t.name.starts_with("garrison-")), "{:?}", rs.trails);
+    }
+    assert!(ct.s3().head_bucket().bucket(bucket).send().await.is_err(), "the audit bucket is gone");
+    assert_eq!(customer_view(&after), customer_view(&before), "the customer's resources describe exactly as before");
+    // The audit log outlives the deployment.
+    let log = json_out(&garrison(&s, &["deployments", "list_audit_log", "--deployment_id", &id, "--limit", "100000"]));
+    let calls: BTreeSet<&str> =
+        log["entries"].as_array().unwrap().iter().map(|e| e["call"].as_str().unwrap()).collect();
+    for c in [
+        "ec2:RunInstances",
+        "ec2:TerminateInstances",
+        "cloudtrail:CreateTrail",
+        "cloudtrail:DeleteTrail",
+        "s3:DeleteBucket",
+    ] {
+        assert!(calls.contains(c), "{c} in {calls:?}");
+    }
+}
