@@ -1,8 +1,9 @@
 //! `garrison demo`: the reference workflow end to end on the AWS emulator (moto on a free
 //! loopback port) with embedded SQLite in a fresh temporary directory: a customer account
 //! (estate S) is built, garrison hands out its role, the customer creates it with
-//! CloudFormation, garrison validates it, stores it, takes a deployment, discovers the
-//! account, and the summary shows what it found and what is in scope.
+//! CloudFormation, garrison validates it, stores it, takes a deployment in automatic mode,
+//! and its worker discovers and protects the account; the summary shows what protects each
+//! VPC (appliances, types, state, cost) and the audit source.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -155,36 +156,50 @@ async fn run() -> anyhow::Result<()> {
     let dep_id = dep["id"].as_str().unwrap_or_default().to_string();
 
     d.say(
-        "Wait for garrison to discover the account",
-        &format!("garrison deployments get_deployment --account_id {a} --deployment_id {dep_id} --query status"),
+        "Wait for the worker to discover the account and protect it",
+        &format!("garrison deployments get_protection --account_id {a} --deployment_id {dep_id}"),
     );
     let t = Instant::now();
-    let got = loop {
-        let g = d.quiet("GET", &format!("/deployments/v1/{a}/deployments/{dep_id}"), None).await?;
-        if g["status"]["status"] != "new" || t.elapsed() > Duration::from_secs(60) {
-            break g;
+    let report = loop {
+        if let Ok(r) = d.quiet("GET", &format!("/deployments/v1/{a}/deployments/{dep_id}/protection"), None).await
+            && r["mode"] == "automatic"
+        {
+            break r;
+        }
+        if t.elapsed() > Duration::from_secs(180) {
+            anyhow::bail!("the worker did not protect the account within 180 s");
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
+    let got = d.quiet("GET", &format!("/deployments/v1/{a}/deployments/{dep_id}"), None).await?;
     println!(
         "    {} after {:.1}s: {}",
         got["status"]["status"],
         t.elapsed().as_secs_f64(),
         got["status"]["message"].as_str().unwrap_or("")
     );
-
-    let topo = d
+    let again = d
         .call(
-            "Read the discovered topology",
-            &format!("assets_query query_topology --account_id {a} --deployment_id {dep_id}"),
+            "Preview the next reconcile: nothing left to do",
+            &format!("deployments plan_deployment --account_id {a} --deployment_id {dep_id} --query counts"),
             "GET",
-            &format!("/assets_query/v1/{a}/deployments/{dep_id}/topology"),
+            &format!("/deployments/v1/{a}/deployments/{dep_id}/plan"),
             None,
         )
         .await?;
-    let hosts = d
-        .quiet("GET", &format!("/assets_query/v1/{a}/deployments/{dep_id}/assets?asset_types=v:vpc,h:host"), None)
+    println!("    {} action(s) planned", again["actions"].as_array().map(|x| x.len()).unwrap_or(0));
+    let audit = d
+        .call(
+            "Read the audit log of AWS writes",
+            &format!("deployments list_audit_log --account_id {a} --deployment_id {dep_id} --limit 100000"),
+            "GET",
+            &format!("/deployments/v1/{a}/deployments/{dep_id}/audit?limit=100000"),
+            None,
+        )
         .await?;
+    let entries = audit["entries"].as_array().cloned().unwrap_or_default();
+    let failed = entries.iter().filter(|e| e["outcome"] != "ok").count();
+    println!("    {} write(s), {} failed", entries.len(), failed);
 
     println!("\nSummary");
     println!(
@@ -194,42 +209,63 @@ async fn run() -> anyhow::Result<()> {
         got["mode"].as_str().unwrap_or("")
     );
     println!("  role         {arn}: {}", v["status"].as_str().unwrap_or(""));
-    println!(
-        "  status       {}: {}",
-        got["status"]["status"].as_str().unwrap_or(""),
-        got["status"]["message"].as_str().unwrap_or("")
-    );
-    println!("  topology     {} region → VPC → subnet → host paths", topo["topology"]["rows"]);
+    println!("  status       {}", got["status"]["status"].as_str().unwrap_or(""));
+    let vpcs = report["vpcs"].as_array().cloned().unwrap_or_default();
     for v in &built.accounts[0].vpcs {
-        let rows: Vec<&Value> = hosts["assets"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|r| r[0]["key"].as_str().is_some_and(|k| k.ends_with(&v.id)))
-            .collect();
-        let running = rows.iter().filter(|r| r[1]["state"] == "running").count();
+        let running = v.instances.iter().filter(|i| i.running).count();
         let level = if v.region == "us-east-1" { "Professional" } else { "Essentials" };
         println!(
-            "  {:<10} {:<22} {:>2} running, {:>2} stopped  → {}",
+            "  {:<10} {:<22} {:>2} host(s) running, {:>2} stopped, {level}",
             v.region,
             v.id,
             running,
-            rows.len() - running,
-            if running > 0 {
-                format!(
-                    "{level}: scan appliance{} (installed by the protection release)",
-                    if level == "Professional" { " + IDS per zone" } else { "" }
-                )
-            } else {
-                "nothing running: no appliance".to_string()
+            v.instances.len() - running
+        );
+        let here = vpcs.iter().find(|x| x["vpc_id"] == v.id.as_str());
+        match here.and_then(|x| x["appliances"].as_array()) {
+            Some(apps) => {
+                for ap in apps {
+                    println!(
+                        "      {:<4} {:<20} {:<11} {:<12} {:<8} ${:.2}/month",
+                        if ap["role"] == "ids" { "IDS" } else { "scan" },
+                        ap["instance_id"].as_str().unwrap_or(""),
+                        ap["instance_type"].as_str().unwrap_or(""),
+                        ap["zone"].as_str().unwrap_or(""),
+                        ap["state"].as_str().unwrap_or(""),
+                        ap["monthly_usd"].as_f64().unwrap_or(0.0)
+                    );
+                }
             }
+            None => println!("      no appliance: nothing running to protect"),
+        }
+    }
+    let src = &report["audit_source"];
+    let trail = &src["trail"];
+    println!(
+        "  audit source trail {} ({}), bucket {}, queue {}",
+        trail["id"].as_str().unwrap_or("-"),
+        if trail["adopted"] == true { "the customer's, adopted and left as it is" } else { "created by garrison" },
+        src["bucket"]["id"].as_str().unwrap_or("-"),
+        src["queue"]["id"].as_str().unwrap_or("- (the adopted trail publishes no notifications)"),
+    );
+    for det in src["detectors"].as_array().into_iter().flatten() {
+        println!(
+            "  GuardDuty    {} detector {} ({})",
+            det["region"].as_str().unwrap_or(""),
+            det["id"].as_str().unwrap_or(""),
+            if det["adopted"] == true { "adopted" } else { "created" }
         );
     }
-    println!(
-        "  audit source existing multi-region trail {} found (adopted, never modified)",
-        acct.trail.as_deref().unwrap_or("-")
-    );
-
+    for rec in src["recorders"].as_array().into_iter().flatten() {
+        println!(
+            "  Config       {} recorder {} ({})",
+            rec["region"].as_str().unwrap_or(""),
+            rec["name"].as_str().unwrap_or(""),
+            if rec["adopted"] == true { "adopted" } else { "created" }
+        );
+    }
+    println!("  flow logs    {} VPC(s)", src["flow_logs"]);
+    println!("  cost         ${:.2}/month in appliances", report["monthly_appliance_usd"].as_f64().unwrap_or(0.0));
     let _ = stop.send(());
     let _ = handle.await;
     let _ = std::fs::remove_dir_all(&dir);
