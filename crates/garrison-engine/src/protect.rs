@@ -50,6 +50,9 @@ pub struct Report {
     pub monthly_appliance_usd: f64,
 }
 
+/// Actions in flight at once per deployment: writes wait on AWS, not on this machine.
+pub const PARALLEL: usize = 64;
+
 pub fn inputs() -> (PriceTable, Images) {
     (PriceTable::builtin(), Images::builtin())
 }
@@ -142,7 +145,7 @@ pub async fn reconcile(e: &Engine, d: &Deployment) -> anyhow::Result<Report> {
             account_id: d.account_id.clone(),
             deployment_id: d.id.clone(),
             generation,
-            parallel: 16,
+            parallel: PARALLEL,
         };
         ex.run(&plan.actions, &mut owned).await
     } else {
@@ -251,7 +254,7 @@ pub async fn uninstall(e: &Engine, d: &Deployment) -> anyhow::Result<Removal> {
         account_id: d.account_id.clone(),
         deployment_id: d.id.clone(),
         generation,
-        parallel: 16,
+        parallel: PARALLEL,
     };
     tracing::info!(deployment = %d.id, actions = plan.actions.len(), "removing");
     let outcomes = ex.run(&plan.actions, &mut owned).await;

@@ -60,6 +60,8 @@ impl Store {
                     if backend == Backend::Sqlite {
                         sqlx::query("PRAGMA busy_timeout = 10000").execute(&mut *conn).await?;
                         sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
+                        // With WAL, NORMAL keeps the database consistent and skips an fsync per commit.
+                        sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
                     }
                     Ok(())
                 })

@@ -77,7 +77,8 @@ impl Ctx<'_> {
         E: aws_sdk_s3::error::ProvideErrorMetadata + std::fmt::Debug,
         R: std::fmt::Debug,
     {
-        self.aws.pace(service).await;
+        let budget = if service == "ec2" && !op.starts_with("Describe") { crate::limiter::EC2_WRITES } else { service };
+        self.aws.pace(budget).await;
         let r = fut.await.map_err(|e| CloudError::from_sdk(service, op, e));
         let (outcome, message) = match &r {
             Ok(_) => ("ok".to_string(), None),

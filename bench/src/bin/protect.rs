@@ -1,0 +1,263 @@
+//! bench/protect: time to protection of estate M (4 regions, 40 VPCs, 400 instances) on
+//! the emulator behind a proxy adding 50 ms to every AWS call, against the critical-path
+//! bound measured on the same plan; and the monthly appliance cost against the reference
+//! defaults (an m3.medium scanner always on in every in-scope VPC, a c5.xlarge IDS in every
+//! inhabited zone of Professional VPCs).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use garrison_catalog::policies::{ESSENTIALS, PROFESSIONAL};
+use garrison_catalog::prices::{HOURS_PER_MONTH, PriceTable};
+use garrison_catalog::{Catalog, cft};
+use garrison_cloud::emulator::{Moto, sdk_config};
+use garrison_cloud::estate::{self, EstateSpec};
+use garrison_cloud::proxy::Proxy;
+use garrison_cloud::{Aws, Sessions};
+use garrison_engine::Engine;
+use garrison_engine::protect::reconcile;
+use garrison_model::credential::{NewCredential, RoleSecret};
+use garrison_model::deployment::{Refs, parse_request};
+use garrison_model::protection::{Op, Plan, ResKind, Spec};
+use garrison_store::{SealKey, Store};
+use serde_json::json;
+
+const GARRISON: &str = "123456789012";
+
+/// AWS calls one create makes one after another (see garrison-cloud's writes).
+fn calls(spec: &Spec) -> u32 {
+    match spec.kind() {
+        ResKind::Bucket => 3,
+        ResKind::Topic => 2,
+        ResKind::Queue | ResKind::Subscription | ResKind::BucketNotification => 1,
+        ResKind::Trail => 2,
+        ResKind::Detector | ResKind::FlowLogs | ResKind::Subnet | ResKind::Appliance => 1,
+        ResKind::Recorder => 3,
+        ResKind::InternetGateway => 2,
+        ResKind::RouteTable => 3,
+        // create, four entries, find the association, replace it
+        ResKind::NetworkAcl => 7,
+        ResKind::SecurityGroup => match spec {
+            Spec::SecurityGroup { ingress, .. } if ingress.is_empty() => 3,
+            _ => 4,
+        },
+    }
+}
+
+/// The longest chain of dependent calls in the plan.
+fn chain(plan: &Plan) -> u32 {
+    let by_key: BTreeMap<&str, &garrison_model::protection::Action> =
+        plan.actions.iter().map(|a| (a.key.as_str(), a)).collect();
+    let mut memo: HashMap<&str, u32> = HashMap::new();
+    fn depth<'a>(
+        k: &'a str,
+        by: &BTreeMap<&'a str, &'a garrison_model::protection::Action>,
+        memo: &mut HashMap<&'a str, u32>,
+    ) -> u32 {
+        if let Some(d) = memo.get(k) {
+            return *d;
+        }
+        let a = by[k];
+        let own = match &a.op {
+            Op::Create { spec, .. } => calls(spec),
+            Op::Adopt { .. } | Op::Forget { .. } => 0,
+            _ => 1,
+        };
+        let before =
+            a.after.iter().filter(|d| by.contains_key(d.as_str())).map(|d| depth(d, by, memo)).max().unwrap_or(0);
+        memo.insert(k, own + before);
+        own + before
+    }
+    plan.actions.iter().map(|a| depth(&a.key, &by_key, &mut memo)).max().unwrap_or(0)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    let latency =
+        Duration::from_millis(std::env::var("BENCH_LATENCY_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(50));
+    let spec = match std::env::var("BENCH_ESTATE").as_deref() {
+        Ok("S") => EstateSpec::s(),
+        _ => EstateSpec::m(),
+    };
+    let shards: usize = std::env::var("BENCH_SHARDS").ok().and_then(|v| v.parse().ok()).unwrap_or(2);
+    let motos: Vec<Moto> = (0..shards).map(|_| Moto::start()).collect::<Result<_, _>>()?;
+    let proxy = Proxy::start_sharded(&motos.iter().map(|m| m.url.clone()).collect::<Vec<_>>()).await?;
+    let mut aws = Aws::from_config(sdk_config(&proxy.url, "us-east-1").await);
+    // BENCH_LIMITER=off measures garrison without its AWS rate budget (the emulator has none).
+    let limited = std::env::var("BENCH_LIMITER").as_deref() != Ok("off");
+    if !limited {
+        aws.limiter = Arc::new(garrison_cloud::limiter::Limiter::unlimited());
+    }
+    let sessions = Arc::new(Sessions::new(aws.clone()));
+    let t = Instant::now();
+    let est = estate::build(&sessions, &spec).await?;
+    println!(
+        "bench/protect: estate {} built in {:.1}s ({} regions, {} VPCs, {} instances)",
+        spec.name,
+        t.elapsed().as_secs_f64(),
+        spec.regions.len(),
+        spec.vpcs,
+        spec.instances
+    );
+
+    let dir = std::env::temp_dir().join(format!("garrison-bench-protect-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let store = Store::open(&format!("sqlite://{}?mode=rwc", dir.join("b.db").display()), &SealKey::generate()).await?;
+    let root = store.init_root(None, None).await?.expect("a fresh store");
+    let ext = store.external_id(&root.account_id).await?;
+    // The customer's role, as the template makes it.
+    let iam = aws.iam();
+    let full = Catalog::builtin().get("aws", "ci_full", "latest")?.clone();
+    let role = iam
+        .create_role()
+        .role_name("garrison-bench")
+        .assume_role_policy_document(cft::trust_policy(GARRISON, json!(ext)).to_string())
+        .send()
+        .await?;
+    for (i, p) in cft::split_policy(&full.policy_document, cft::MANAGED_POLICY_LIMIT).iter().enumerate() {
+        let pol = iam.create_policy().policy_name(format!("bench-{i}")).policy_document(p.to_string()).send().await?;
+        iam.attach_role_policy()
+            .role_name("garrison-bench")
+            .policy_arn(pol.policy().and_then(|p| p.arn()).unwrap_or_default())
+            .send()
+            .await?;
+    }
+    let arn = role.role().map(|r| r.arn().to_string()).unwrap_or_default();
+    let cred = store
+        .create_credential(&root.account_id, &NewCredential { name: "b".into(), secret: RoleSecret { arn } }, "b")
+        .await?;
+    // Professional in the first region, Essentials elsewhere.
+    let include: Vec<_> = spec
+        .regions
+        .iter()
+        .enumerate()
+        .map(|(i, r)| json!({"type": "region", "key": format!("/aws/{r}"), "policy": {"id": if i == 0 { PROFESSIONAL } else { ESSENTIALS }}}))
+        .collect();
+    let body = json!({"name": "bench", "platform": {"type": "aws", "id": GARRISON, "monitor": {"enabled": true, "ct_install_region": spec.regions[0]}},
+        "mode": "automatic", "credentials": [{"id": cred.id, "purpose": "discover"}], "scope": {"include": include, "exclude": []}});
+    let policies: HashSet<String> = garrison_catalog::policies::all().into_iter().map(|p| p.id).collect();
+    let creds: HashMap<String, String> = [(cred.id.clone(), GARRISON.to_string())].into();
+    let d_spec = parse_request(&body, None, &Refs { policies: &policies, credentials: &creds })
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .spec;
+    let d = store.create_deployment(&root.account_id, d_spec, "b").await?;
+    let mut engine = Engine::new(store.clone(), sessions.clone(), GARRISON.into());
+    engine.propagation = (1, Duration::ZERO);
+
+    *proxy.faults.latency.lock().unwrap() = latency;
+    let before = proxy.faults.requests.load(std::sync::atomic::Ordering::Relaxed);
+    let t = Instant::now();
+    let report = reconcile(&engine, &d).await?;
+    let wall = t.elapsed();
+    let total_calls = proxy.faults.requests.load(std::sync::atomic::Ordering::Relaxed) - before;
+    let failed = report.outcomes.iter().filter(|o| o.result != "done").count();
+    anyhow::ensure!(
+        failed == 0,
+        "{failed} action(s) failed: {:?}",
+        report.outcomes.iter().find(|o| o.result != "done")
+    );
+    let log = store.audit_log(&root.account_id, &d.id, 1_000_000).await?;
+    let writes = log.len();
+    // EC2's documented budget for mutating calls (200 at once, then 5/s per region) is a
+    // floor of its own: the busiest region's writes beyond the bucket, at the refill rate.
+    let mut per_region: BTreeMap<&str, u32> = BTreeMap::new();
+    for e in log.iter().filter(|e| e.call.starts_with("ec2:") && !e.call.starts_with("ec2:Describe")) {
+        *per_region.entry(e.region.as_str()).or_default() += 1;
+    }
+    let busiest = per_region.values().copied().max().unwrap_or(0);
+    let budget_floor = if limited { f64::from(busiest.saturating_sub(200)) / 5.0 } else { 0.0 };
+
+    // Critical path: AssumeRole, role validation (GetRole, the attached-policy list, then
+    // each policy and its version, the inline list), discovery's longest chain (a list then
+    // a status), then the plan's longest chain of dependent writes.
+    let attached = cft::split_policy(&full.policy_document, cft::MANAGED_POLICY_LIMIT).len() as u32;
+    let validation = 3 + 2 * attached;
+    let discovery = 2;
+    let exec = chain(&report.plan);
+    let bound_calls = 1 + validation + discovery + exec;
+    let bound = latency * bound_calls;
+
+    // A second reconcile: nothing to do, no write.
+    let t2 = Instant::now();
+    let again = reconcile(&engine, &d).await?;
+    let second = t2.elapsed();
+    anyhow::ensure!(again.plan.actions.is_empty(), "second plan not empty: {:?}", again.plan.actions.first());
+
+    // Cost against the reference defaults on the same estate and scope.
+    let prices = PriceTable::builtin();
+    let hourly = |t: &str| prices.price("us-east-1", t).map(|p| p.per_hour).unwrap_or(0.0);
+    let snap = store.get_snapshot(&root.account_id, &d.id).await?.expect("snapshot");
+    let in_scope_vpcs: usize = snap.regions.values().map(|r| r.vpcs.len()).sum();
+    let pro = &spec.regions[0];
+    let ids_zones: usize = est
+        .vpcs()
+        .filter(|v| &v.region == pro)
+        .map(|v| v.instances.iter().filter(|i| i.running).map(|i| i.zone.clone()).collect::<HashSet<_>>().len())
+        .sum();
+    let reference =
+        (in_scope_vpcs as f64 * hourly("m3.medium") + ids_zones as f64 * hourly("c5.xlarge")) * HOURS_PER_MONTH;
+    let ours = report.monthly_appliance_usd;
+    let scanners: usize = report
+        .vpcs
+        .iter()
+        .flat_map(|v| &v.appliances)
+        .filter(|a| a.role == garrison_model::protection::Role::Scan)
+        .count();
+    let ids: usize = report
+        .vpcs
+        .iter()
+        .flat_map(|v| &v.appliances)
+        .filter(|a| a.role == garrison_model::protection::Role::Ids)
+        .count();
+    let ours_scan: f64 = report
+        .vpcs
+        .iter()
+        .flat_map(|v| &v.appliances)
+        .filter(|a| a.role == garrison_model::protection::Role::Scan)
+        .map(|a| a.monthly_usd)
+        .sum();
+    let ref_scan = in_scope_vpcs as f64 * hourly("m3.medium") * HOURS_PER_MONTH;
+
+    println!("\n| measure | value | baseline | ratio |\n|---|---|---|---|");
+    println!(
+        "| time to protection, {} ms per call ({} AWS calls, {} writes, {} actions) | {:.2} s | critical path {} calls = {:.2} s | {:.1}x the bound (target <= 3x) |",
+        latency.as_millis(),
+        total_calls,
+        writes,
+        report.outcomes.len(),
+        wall.as_secs_f64(),
+        bound_calls,
+        bound.as_secs_f64(),
+        wall.as_secs_f64() / bound.as_secs_f64()
+    );
+    println!(
+        "| EC2 write budget floor ({busiest} writes in the busiest region, 200 burst then 5/s) | {budget_floor:.2} s | limiter {} | garrison at {:.1}x max(bound, floor) |",
+        if limited { "on" } else { "off (BENCH_LIMITER=off)" },
+        wall.as_secs_f64() / bound.as_secs_f64().max(budget_floor)
+    );
+    println!("| second reconcile (nothing to do, no write) | {:.2} s | - | - |", second.as_secs_f64());
+    println!(
+        "| monthly appliance cost | ${ours:.0} ({scanners} scanners, {ids} IDS) | reference ${reference:.0} ({in_scope_vpcs} m3.medium, {ids_zones} c5.xlarge) | {:.0}% (target <= 40%) |",
+        100.0 * ours / reference
+    );
+    println!("| of which scanners | ${ours_scan:.0} | ${ref_scan:.0} | {:.0}% |", 100.0 * ours_scan / ref_scan);
+    println!("\n{shards} emulator process(es); the plan's longest write chain is {exec} calls");
+    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("out");
+    std::fs::create_dir_all(&out)?;
+    std::fs::write(
+        out.join(format!("protect-{}.json", spec.name)),
+        serde_json::to_vec_pretty(&json!({
+            "estate": spec.name, "latency_ms": latency.as_millis() as u64, "emulator_processes": shards,
+            "wall_s": wall.as_secs_f64(), "aws_calls": total_calls, "writes": writes, "actions": report.outcomes.len(),
+            "critical_path_calls": bound_calls, "critical_path_s": bound.as_secs_f64(),
+            "ratio_to_bound": wall.as_secs_f64() / bound.as_secs_f64(),
+            "second_reconcile_s": second.as_secs_f64(),
+            "limiter": limited, "busiest_region_ec2_writes": busiest, "write_budget_floor_s": budget_floor,
+            "monthly_usd": ours, "reference_monthly_usd": reference, "cost_ratio": ours / reference,
+            "scanner_monthly_usd": ours_scan, "reference_scanner_monthly_usd": ref_scan,
+        }))?,
+    )?;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
