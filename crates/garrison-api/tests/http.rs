@@ -533,3 +533,36 @@ both_backends!(assets_query_shapes_and_paging, |s: Server| async move {
     let (tc, _) = s.login(&kc).await;
     assert_eq!(s.get(&format!("/assets_query/v1/10000001/deployments/{id}/topology"), &tc).await.status, 403);
 });
+
+both_backends!(protection_extensions, |s: Server| async move {
+    let (t, a) = s.login(&s.root).await;
+    let cred = s.credential(&t, &a, "123412341234").await;
+    let d = s.req(Method::POST, &format!("/deployments/v1/{a}/deployments"), &t, Some(deployment_body(&cred))).await;
+    let id = d.body["id"].as_str().unwrap().to_string();
+    let base = format!("/deployments/v1/{a}/deployments/{id}");
+    // Not reconciled yet: no report; an empty audit log.
+    let r = s.get(&format!("{base}/protection"), &t).await;
+    assert_eq!(r.status, 404);
+    assert!(r.body["message"].as_str().unwrap().contains("not reconciled yet"));
+    let r = s.get(&format!("{base}/audit"), &t).await;
+    assert_eq!((r.status.as_u16(), r.body["entries"].clone()), (200, json!([])));
+    let r = s.get(&format!("{base}/audit?limit=0"), &t).await;
+    assert_eq!(
+        (r.status.as_u16(), r.body["field"].clone(), r.body["found"].clone()),
+        (400, json!("limit"), json!("0"))
+    );
+    // Plan preview: the format is checked first; this server has no engine to plan with.
+    let r = s.get(&format!("{base}/plan?format=yaml"), &t).await;
+    assert_eq!((r.status.as_u16(), r.body["field"].clone()), (400, json!("format")));
+    assert_eq!(r.body["expected"], "one of [json, cloudformation]");
+    assert_eq!(s.get(&format!("{base}/plan"), &t).await.status, 503);
+    assert_eq!(s.get(&format!("/deployments/v1/{a}/deployments/nope/plan"), &t).await.status, 404);
+    // Nothing was built: delete is immediate, no removal queued, and the credential is free.
+    assert_eq!(s.req(Method::DELETE, &base, &t, None).await.status, 204);
+    assert_eq!(s.get(&base, &t).await.status, 404);
+    let r = s.get(&format!("/deployments/v1/{a}/removals"), &t).await;
+    assert_eq!(r.body, json!({"removals": []}));
+    assert_eq!(s.req(Method::DELETE, &format!("/credentials/v2/{a}/credentials/{cred}"), &t, None).await.status, 204);
+    // Another tenant sees none of it.
+    assert_eq!(s.get("/deployments/v1/99999999/removals", &t).await.status, 403);
+});

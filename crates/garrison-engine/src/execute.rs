@@ -273,6 +273,15 @@ impl Executor {
                     token: Some(token.clone()),
                 };
                 self.record(state, item.clone()).await?;
+                // A removal may have begun between the first check and the intent.
+                if !self.current().await {
+                    return Err(CloudError::terminal(
+                        "garrison",
+                        "Execute",
+                        "Fenced",
+                        "a removal or newer run took over",
+                    ));
+                }
                 let made = writes::create(&ctx, spec, *running, &token).await?;
                 item.id = made.id;
                 item.arn = made.arn;

@@ -276,3 +276,47 @@ async fn protection_adopts_builds_converges_follows_hosts_and_uninstalls_cleanly
     assert_eq!(after.regions["us-east-1"].detectors.len(), 1);
     assert_eq!(after.regions["us-east-1"].config_recorders.len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_executor_is_fenced_before_any_write() {
+    use garrison_engine::execute::Executor;
+    use garrison_model::protection::{Action, Op, ResKind, Spec};
+    let store = store().await;
+    let root = store.init_root(None, None).await.unwrap().unwrap();
+    let dep = "D0000000-0000-4000-8000-000000000001";
+    let old = store.claim_generation(&root.account_id, dep).await.unwrap();
+    let newer = store.claim_generation(&root.account_id, dep).await.unwrap();
+    assert!(newer > old);
+    // Nothing listens there: any AWS call would fail, not be fenced.
+    let aws = Aws::from_config(garrison_cloud::emulator::sdk_config("http://127.0.0.1:9", "us-east-1").await);
+    let ex = Executor {
+        store: store.clone(),
+        aws,
+        account_id: root.account_id.clone(),
+        deployment_id: dep.into(),
+        generation: old,
+        parallel: 4,
+    };
+    let spec = Spec::Subnet { vpc: "vpc-1".into(), zone: "us-east-1a".into(), cidr: "10.0.255.240/28".into() };
+    let plan = vec![
+        Action {
+            key: "k1".into(),
+            region: "us-east-1".into(),
+            kind: ResKind::Subnet,
+            op: Op::Create { spec: spec.clone(), running: false },
+            after: vec![],
+        },
+        Action {
+            key: "k2".into(),
+            region: "us-east-1".into(),
+            kind: ResKind::RouteTable,
+            op: Op::Delete { id: "rtb-1".into() },
+            after: vec![],
+        },
+    ];
+    let mut owned = Default::default();
+    let out = ex.run(&plan, &mut owned).await;
+    assert_eq!(out.iter().map(|o| o.result).collect::<Vec<_>>(), ["fenced", "fenced"]);
+    assert!(store.owned(dep).await.unwrap().items.is_empty(), "no intent recorded");
+    assert!(store.audit_log(&root.account_id, dep, 10).await.unwrap().is_empty(), "no AWS write");
+}

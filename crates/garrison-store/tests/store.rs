@@ -105,3 +105,64 @@ async fn secrets_are_sealed_at_rest_and_a_wrong_key_is_refused() {
     }
     assert!(Store::open(&url, &key).await.is_ok());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protection_records_generations_audit_and_removal() {
+    use garrison_model::protection::{OwnedItem, ResKind};
+    use garrison_store::AuditEntry;
+    for (name, url) in urls().await {
+        let store = Store::open(&url, &SealKey::generate()).await.unwrap();
+        let (acct, id) = seed(&store).await;
+        let item = |key: &str, rid: &str| OwnedItem {
+            key: key.into(),
+            region: "us-east-1".into(),
+            kind: ResKind::Subnet,
+            id: rid.into(),
+            arn: None,
+            adopted: false,
+            spec: None,
+            token: Some("t".into()),
+        };
+        store.put_owned(&acct, &id, &item("a", "")).await.unwrap();
+        store.put_owned(&acct, &id, &item("a", "subnet-1")).await.unwrap();
+        store.put_owned(&acct, &id, &item("b", "subnet-2")).await.unwrap();
+        store.remove_owned(&id, "b").await.unwrap();
+        let owned = store.owned(&id).await.unwrap();
+        assert_eq!(owned.items.len(), 1, "{name}");
+        assert_eq!(owned.items["a"].id, "subnet-1", "{name}: the outcome replaces the intent");
+        // Generations: each claim supersedes the previous one.
+        let g1 = store.claim_generation(&acct, &id).await.unwrap();
+        let g2 = store.claim_generation(&acct, &id).await.unwrap();
+        assert_eq!((g2, store.generation(&id).await.unwrap()), (g1 + 1, g2), "{name}");
+        store.put_report(&acct, &id, &serde_json::json!({"ok": true})).await.unwrap();
+        assert_eq!(store.generation(&id).await.unwrap(), g2, "{name}: a report does not move the generation");
+        assert_eq!(store.get_report(&acct, &id).await.unwrap().unwrap()["ok"], true);
+        assert!(store.get_report("99999999", &id).await.unwrap().is_none(), "{name}: tenancy");
+        let entry = |at: i64, call: &str| AuditEntry {
+            at_ms: at,
+            deployment_id: id.clone(),
+            generation: g2,
+            region: "us-east-1".into(),
+            call: call.into(),
+            resource: "subnet-1".into(),
+            outcome: "ok".into(),
+            message: None,
+        };
+        store.append_audit(&acct, &[entry(2, "ec2:CreateRouteTable"), entry(1, "ec2:CreateSubnet")]).await.unwrap();
+        let log = store.audit_log(&acct, &id, 10).await.unwrap();
+        assert_eq!(
+            log.iter().map(|e| e.call.as_str()).collect::<Vec<_>>(),
+            ["ec2:CreateSubnet", "ec2:CreateRouteTable"]
+        );
+        assert!(store.audit_log("99999999", &id, 10).await.unwrap().is_empty(), "{name}: tenancy");
+        // Removal: gone from the API at once, fenced, queued until finished; the log stays.
+        assert!(store.request_removal(&acct, &id, "u").await.unwrap());
+        assert!(store.get_deployment(&acct, &id).await.unwrap().is_none(), "{name}");
+        assert_eq!(store.generation(&id).await.unwrap(), g2 + 1, "{name}: a running executor is fenced");
+        assert_eq!(store.removals().await.unwrap().len(), 1);
+        assert!(!store.request_removal(&acct, &id, "u").await.unwrap(), "{name}: already removed");
+        store.finish_removal(&id).await.unwrap();
+        assert!(store.removals().await.unwrap().is_empty() && store.owned(&id).await.unwrap().items.is_empty());
+        assert_eq!(store.audit_log(&acct, &id, 10).await.unwrap().len(), 2, "{name}: the audit log outlives it");
+    }
+}
