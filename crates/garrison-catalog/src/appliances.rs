@@ -16,6 +16,20 @@ impl Images {
         serde_json::from_str(include_str!("../data/appliances/images.json")).expect("embedded image table is valid")
     }
 
+    /// An operator's table: `scan` and `ids`, each region → image id, with a `default`.
+    pub fn from_json(text: &str) -> Result<Images, String> {
+        let i: Images = serde_json::from_str(text).map_err(|e| format!("not an image table: {e}"))?;
+        for (role, t) in [("scan", &i.scan), ("ids", &i.ids)] {
+            if !t.contains_key("default") {
+                return Err(format!("{role}.default: expected an image id for regions not listed, found none"));
+            }
+            if let Some((r, id)) = t.iter().find(|(_, id)| !id.starts_with("ami-")) {
+                return Err(format!("{role}.{r}: expected an image id (ami-…), found {id:?}"));
+            }
+        }
+        Ok(i)
+    }
+
     /// The image for `role` in `region`, else the table's default.
     pub fn image(&self, role: Role, region: &str) -> String {
         let t = match role {
@@ -29,6 +43,21 @@ impl Images {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_operator_table_is_checked() {
+        assert!(Images::from_json(r#"{"scan": {"default": "ami-1"}, "ids": {"default": "ami-2"}}"#).is_ok());
+        assert!(
+            Images::from_json(r#"{"scan": {"us-east-1": "ami-1"}, "ids": {"default": "ami-2"}}"#)
+                .unwrap_err()
+                .contains("scan.default")
+        );
+        assert!(
+            Images::from_json(r#"{"scan": {"default": "ami-1"}, "ids": {"default": "img"}}"#)
+                .unwrap_err()
+                .contains("ids.default")
+        );
+    }
 
     #[test]
     fn region_then_default() {

@@ -42,6 +42,26 @@ impl PriceTable {
         serde_json::from_str(include_str!("../data/prices/2026-11-30.json")).expect("embedded price table is valid")
     }
 
+    /// An operator's table (same shape as the built-in file), checked: every priced type has
+    /// a size, every price is positive.
+    pub fn from_json(text: &str) -> Result<PriceTable, String> {
+        let t: PriceTable = serde_json::from_str(text).map_err(|e| format!("not a price table: {e}"))?;
+        for (region, types) in &t.regions {
+            for (ty, p) in types {
+                if !t.specs.contains_key(ty) {
+                    return Err(format!("regions.{region}.{ty}: no entry in specs (vcpu, memory_gib)"));
+                }
+                if !(p.is_finite() && *p > 0.0) {
+                    return Err(format!("regions.{region}.{ty}: expected a positive hourly price, found {p}"));
+                }
+            }
+        }
+        if t.regions.is_empty() {
+            return Err("regions: expected at least one region's prices, found none".into());
+        }
+        Ok(t)
+    }
+
     pub fn price(&self, region: &str, instance_type: &str) -> Option<Price> {
         match self.regions.get(region).and_then(|r| r.get(instance_type)) {
             Some(p) => Some(Price { per_hour: *p, estimated: false }),
@@ -82,6 +102,21 @@ impl PriceTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_operator_table_is_checked() {
+        let ok = r#"{"date": "2027-01-01", "source": "s", "currency": "USD",
+            "specs": {"m3.medium": {"vcpu": 1, "memory_gib": 3.75}}, "regions": {"us-east-1": {"m3.medium": 0.05}}}"#;
+        assert_eq!(PriceTable::from_json(ok).unwrap().price("us-east-1", "m3.medium").unwrap().per_hour, 0.05);
+        let unsized_ = ok.replace(
+            r#""regions": {"us-east-1": {"m3.medium": 0.05}}"#,
+            r#""regions": {"us-east-1": {"x1.huge": 0.05}}"#,
+        );
+        assert!(PriceTable::from_json(&unsized_).unwrap_err().contains("regions.us-east-1.x1.huge"));
+        let negative = ok.replace("0.05", "-1");
+        assert!(PriceTable::from_json(&negative).unwrap_err().contains("positive"));
+        assert!(PriceTable::from_json("{}").unwrap_err().starts_with("not a price table"));
+    }
 
     #[test]
     fn cheapest_fit_respects_size_and_offer() {

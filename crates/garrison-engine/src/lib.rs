@@ -26,6 +26,9 @@ pub struct Engine {
     pub wake: Arc<Notify>,
     /// Attempts and pause while a new role propagates.
     pub propagation: (u32, Duration),
+    /// Instance prices and appliance images the planner decides with (built in, or the operator's).
+    pub prices: Arc<garrison_catalog::prices::PriceTable>,
+    pub images: Arc<garrison_catalog::appliances::Images>,
 }
 
 impl Engine {
@@ -37,6 +40,8 @@ impl Engine {
             catalog: Catalog::builtin(),
             wake: Arc::new(Notify::new()),
             propagation: (12, Duration::from_secs(5)),
+            prices: Arc::new(garrison_catalog::prices::PriceTable::builtin()),
+            images: Arc::new(garrison_catalog::appliances::Images::builtin()),
         }
     }
 }

@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 
-use garrison_catalog::appliances::Images;
 use garrison_catalog::prices::{HOURS_PER_MONTH, PriceTable};
 use garrison_model::deployment::{Deployment, Mode, Status, StatusKind};
 use garrison_model::protection::{Op, Owned, Plan, ResKind, Role, Spec};
@@ -53,8 +52,8 @@ pub struct Report {
 /// Actions in flight at once per deployment: writes wait on AWS, not on this machine.
 pub const PARALLEL: usize = 64;
 
-pub fn inputs() -> (PriceTable, Images) {
-    (PriceTable::builtin(), Images::builtin())
+fn inputs(e: &Engine) -> Inputs<'_> {
+    Inputs { prices: &e.prices, images: &e.images }
 }
 
 /// What protects the account according to the records (after execution) and the desired
@@ -105,9 +104,7 @@ fn regions_of(owned: &Owned) -> Vec<String> {
 pub async fn preview(e: &Engine, d: &Deployment) -> Result<(Plan, Observation), Status> {
     let owned = e.store.owned(&d.id).await.map_err(|err| status(StatusKind::Error, err.to_string()))?;
     let seen = observe(e, d, &regions_of(&owned)).await?;
-    let (prices, images) = inputs();
-    let (plan, _) =
-        plan_deployment(Some(d), &d.id, &seen.snapshot, &owned, &Inputs { prices: &prices, images: &images });
+    let (plan, _) = plan_deployment(Some(d), &d.id, &seen.snapshot, &owned, &inputs(e));
     Ok((plan, seen))
 }
 
@@ -122,8 +119,7 @@ pub async fn reconcile(e: &Engine, d: &Deployment) -> anyhow::Result<Report> {
             anyhow::bail!(st.message.unwrap_or_default());
         }
     };
-    let (prices, images) = inputs();
-    let inputs = Inputs { prices: &prices, images: &images };
+    let inputs = inputs(e);
     let (plan, mut owned) = plan_deployment(Some(d), &d.id, &seen.snapshot, &owned, &inputs);
     // Records recovered from tags are kept whatever the mode.
     for o in owned.items.values() {
@@ -151,7 +147,7 @@ pub async fn reconcile(e: &Engine, d: &Deployment) -> anyhow::Result<Report> {
     } else {
         vec![]
     };
-    let (audit_source, vpcs, monthly) = summarize(&owned, &running, &prices);
+    let (audit_source, vpcs, monthly) = summarize(&owned, &running, &e.prices);
     let report = Report {
         deployment_id: d.id.clone(),
         mode: d.mode,
@@ -231,8 +227,7 @@ pub async fn uninstall(e: &Engine, d: &Deployment) -> anyhow::Result<Removal> {
     let generation = e.store.claim_generation(&d.account_id, &d.id).await?;
     let owned = e.store.owned(&d.id).await?;
     let regions = regions_of(&owned);
-    let (prices, images) = inputs();
-    let inputs = Inputs { prices: &prices, images: &images };
+    let inputs = inputs(e);
     let observe_owned = |d: &Deployment| {
         // Only the regions where something is owned matter now.
         let mut d = d.clone();

@@ -44,6 +44,12 @@ pub struct ServeArgs {
     /// Serve the API only; run no worker in this process (another process runs `garrison worker`)
     #[arg(long = "no-worker", env = "GARRISON_NO_WORKER")]
     pub no_worker: bool,
+    /// JSON price table (shape of crates/garrison-catalog/data/prices/*.json) the planner picks appliance types with [default: built in]
+    #[arg(long = "price-table", env = "GARRISON_PRICE_TABLE")]
+    pub price_table: Option<PathBuf>,
+    /// JSON appliance image table ({"scan": {"default": "ami-…", "<region>": …}, "ids": {…}}) [default: built in]
+    #[arg(long = "appliance-images", env = "GARRISON_APPLIANCE_IMAGES")]
+    pub appliance_images: Option<PathBuf>,
     /// TOML file with any of the settings above (keys with underscores)
     #[arg(long, env = "GARRISON_CONFIG")]
     pub config: Option<PathBuf>,
@@ -62,6 +68,8 @@ struct FileConfig {
     token_ttl: Option<i64>,
     resync_interval: Option<u64>,
     no_worker: Option<bool>,
+    price_table: Option<PathBuf>,
+    appliance_images: Option<PathBuf>,
 }
 
 /// Settings after merging every source.
@@ -74,6 +82,8 @@ pub struct Settings {
     pub api: ApiConfig,
     pub resync: std::time::Duration,
     pub worker: bool,
+    pub prices: Option<garrison_catalog::prices::PriceTable>,
+    pub images: Option<garrison_catalog::appliances::Images>,
 }
 
 pub const DEFAULT_PRINCIPAL: &str = "123456789012";
@@ -115,7 +125,26 @@ pub fn resolve(a: ServeArgs) -> anyhow::Result<Settings> {
     if resync == 0 {
         bail!("--resync-interval: expected at least 1 second, found 0");
     }
+    let read = |flag: &str, p: &PathBuf| {
+        std::fs::read_to_string(p).with_context(|| format!("{flag}: reading {}", p.display()))
+    };
+    let prices = match a.price_table.or(file.price_table) {
+        Some(p) => Some(
+            garrison_catalog::prices::PriceTable::from_json(&read("--price-table", &p)?)
+                .map_err(|e| anyhow::anyhow!("--price-table {}: {e}", p.display()))?,
+        ),
+        None => None,
+    };
+    let images = match a.appliance_images.or(file.appliance_images) {
+        Some(p) => Some(
+            garrison_catalog::appliances::Images::from_json(&read("--appliance-images", &p)?)
+                .map_err(|e| anyhow::anyhow!("--appliance-images {}: {e}", p.display()))?,
+        ),
+        None => None,
+    };
     Ok(Settings {
+        prices,
+        images,
         resync: std::time::Duration::from_secs(resync),
         worker: !(a.no_worker || file.no_worker.unwrap_or(false)),
         listen,
@@ -229,7 +258,7 @@ pub async fn start_with(
         None => garrison_cloud::Aws::from_env(None).await,
     };
     let sessions = std::sync::Arc::new(garrison_cloud::Sessions::new(aws));
-    let engine = std::sync::Arc::new(garrison_engine::Engine::new(store.clone(), sessions, api.aws_principal.clone()));
+    let engine = std::sync::Arc::new(engine_for(s, store.clone(), sessions, api.aws_principal.clone()));
     if s.worker {
         tokio::spawn(garrison_engine::worker::run(engine.clone(), s.resync));
     }
@@ -248,6 +277,23 @@ pub async fn start_with(
         }
     });
     Ok((addr, h, tx))
+}
+
+/// The engine with the operator's price and image tables where given.
+fn engine_for(
+    s: &Settings,
+    store: Store,
+    sessions: std::sync::Arc<garrison_cloud::Sessions>,
+    principal: String,
+) -> garrison_engine::Engine {
+    let mut e = garrison_engine::Engine::new(store, sessions, principal);
+    if let Some(p) = &s.prices {
+        e.prices = std::sync::Arc::new(p.clone());
+    }
+    if let Some(i) = &s.images {
+        e.images = std::sync::Arc::new(i.clone());
+    }
+    e
 }
 
 async fn shutdown_signal() {
@@ -355,6 +401,7 @@ mod tests {
             (ServeArgs { database_url: Some("mysql://x".into()), ..Default::default() }, "--database-url"),
             (ServeArgs { aws_principal: Some("12".into()), ..Default::default() }, "--aws-principal"),
             (ServeArgs { token_ttl: Some(1), ..Default::default() }, "--token-ttl"),
+            (ServeArgs { price_table: Some("/nonexistent/prices.json".into()), ..Default::default() }, "--price-table"),
         ] {
             assert!(format!("{:#}", resolve(args).unwrap_err()).contains(needle), "{needle}");
         }

@@ -662,3 +662,22 @@ fn discovery_reads_the_offerings_of_exactly_the_priced_types() {
     read.sort();
     assert_eq!(priced, read);
 }
+
+#[test]
+fn the_operators_price_table_decides_among_the_offered_types() {
+    let w = estate();
+    let d = w.deployment.clone();
+    let prices = PriceTable::from_json(
+        r#"{"date": "2027-01-01", "source": "operator", "currency": "USD",
+            "specs": {"m3.medium": {"vcpu": 1, "memory_gib": 3.75}, "t3.medium": {"vcpu": 2, "memory_gib": 4.0},
+                      "c5.xlarge": {"vcpu": 4, "memory_gib": 8.0}},
+            "regions": {"us-east-1": {"m3.medium": 0.01, "t3.medium": 0.5, "c5.xlarge": 0.9}}}"#,
+    )
+    .unwrap();
+    let images = Images::from_json(r#"{"scan": {"default": "ami-5ca9"}, "ids": {"default": "ami-1d5"}}"#).unwrap();
+    let (p, _) = plan_deployment(Some(&d), DEP, &w.snap, &w.owned, &Inputs { prices: &prices, images: &images });
+    let scanner = p.actions.iter().find(|a| a.key == "us-east-1/vpc-0000000b/scanner").unwrap();
+    let Op::Create { spec: Spec::Appliance { instance_type, image, zone, .. }, .. } = &scanner.op else { panic!() };
+    // m3.medium is cheapest but not offered in us-east-1a, where the VPC's host is.
+    assert_eq!((instance_type.as_str(), image.as_str(), zone.as_str()), ("t3.medium", "ami-5ca9", "us-east-1a"));
+}
