@@ -46,7 +46,51 @@ pub struct Report {
     pub outcomes: Vec<ActionOutcome>,
     pub audit_source: Value,
     pub vpcs: Vec<VpcView>,
+    /// Per include item of the scope: the protected VPCs and appliances it accounts for.
+    pub scope: Vec<ScopeView>,
     pub monthly_appliance_usd: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ScopeView {
+    pub key: String,
+    pub policy: Option<String>,
+    pub vpcs: usize,
+    pub scanners: usize,
+    pub ids: usize,
+}
+
+/// Each protected VPC counts under its most specific include item (VPC, then region, then
+/// the whole deployment); host items protect hosts inside VPCs already counted.
+pub fn scope_summary(d: &Deployment, vpcs: &[VpcView]) -> Vec<ScopeView> {
+    use garrison_model::scope::{AssetKey, ScopeType};
+    let mut out: Vec<ScopeView> = d
+        .scope
+        .include
+        .iter()
+        .map(|i| ScopeView {
+            key: i.key.clone(),
+            policy: i.policy.as_ref().map(|p| p.id.clone()),
+            vpcs: 0,
+            scanners: 0,
+            ids: 0,
+        })
+        .collect();
+    for v in vpcs {
+        let rank = |i: &garrison_model::deployment::IncludeItem| match (i.kind, AssetKey::parse(&i.key)) {
+            (_, Some(AssetKey::Vpc { region, vpc })) if region == v.region && vpc == v.vpc_id => Some(3),
+            (_, Some(AssetKey::Region { region })) if region == v.region => Some(2),
+            (ScopeType::Deployment, _) => Some(1),
+            _ => None,
+        };
+        let best = d.scope.include.iter().enumerate().filter_map(|(n, i)| rank(i).map(|r| (r, n))).max();
+        if let Some((_, n)) = best {
+            out[n].vpcs += 1;
+            out[n].scanners += v.appliances.iter().filter(|a| a.role == Role::Scan).count();
+            out[n].ids += v.appliances.iter().filter(|a| a.role == Role::Ids).count();
+        }
+    }
+    out
 }
 
 /// Actions in flight at once per deployment: writes wait on AWS, not on this machine.
@@ -156,6 +200,7 @@ pub async fn reconcile(e: &Engine, d: &Deployment) -> anyhow::Result<Report> {
         plan: plan.clone(),
         outcomes: outcomes.clone(),
         audit_source,
+        scope: scope_summary(d, &vpcs),
         vpcs,
         monthly_appliance_usd: monthly,
     };

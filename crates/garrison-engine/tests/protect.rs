@@ -219,6 +219,13 @@ async fn protection_adopts_builds_converges_follows_hosts_and_uninstalls_cleanly
     assert_eq!(east.config_recorders.len(), 1);
     assert_eq!(report.audit_source["detectors"][0]["adopted"], true);
     assert!(report.monthly_appliance_usd > 0.0);
+    // The summary per scope item: Professional us-east-1 holds the IDS, Essentials us-west-2 none.
+    let by_key: BTreeMap<&str, &garrison_engine::protect::ScopeView> =
+        report.scope.iter().map(|s| (s.key.as_str(), s)).collect();
+    let (e1, w2) = (by_key["/aws/us-east-1"], by_key["/aws/us-west-2"]);
+    assert_eq!(e1.scanners + w2.scanners, appliances.values().flatten().filter(|(k, _)| k == "scanner").count());
+    assert_eq!(e1.ids, appliances.values().flatten().filter(|(k, _)| k == "ids").count());
+    assert!(e1.ids > 0 && w2.ids == 0 && e1.vpcs > 0);
 
     // A second reconcile plans nothing and writes nothing.
     let audit_before = store.audit_log(&root.account_id, &d.id, 100_000).await.unwrap().len();
