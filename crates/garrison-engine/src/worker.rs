@@ -25,6 +25,8 @@ pub async fn run_one(engine: &Engine, d: &Deployment) {
 /// Runs until the task is dropped.
 pub async fn run(engine: Arc<Engine>, resync: Duration) {
     let mut seen: HashMap<String, i64> = HashMap::new();
+    // Removals that did not verify: when to try again, and how many times they failed.
+    let mut retry: HashMap<String, (Instant, u32)> = HashMap::new();
     let mut last_full = Instant::now() - resync;
     loop {
         let full = last_full.elapsed() >= resync;
@@ -33,14 +35,33 @@ pub async fn run(engine: Arc<Engine>, resync: Duration) {
         }
         match engine.store.removals().await {
             Ok(list) => {
+                retry.retain(|id, _| list.iter().any(|d| &d.id == id));
                 for d in list {
+                    if retry.get(&d.id).is_some_and(|(next, _)| Instant::now() < *next) {
+                        continue;
+                    }
                     tracing::info!(deployment = %d.id, "uninstalling");
-                    match uninstall(&engine, &d).await {
-                        Ok(r) if r.verified => tracing::info!(deployment = %d.id, "removed"),
-                        Ok(r) => {
-                            tracing::warn!(deployment = %d.id, remaining = ?r.remaining, "removal not complete yet")
+                    let ok = match uninstall(&engine, &d).await {
+                        Ok(r) if r.verified => {
+                            tracing::info!(deployment = %d.id, "removed");
+                            true
                         }
-                        Err(err) => tracing::warn!(deployment = %d.id, error = %err, "removal failed"),
+                        Ok(r) => {
+                            tracing::warn!(deployment = %d.id, remaining = ?r.remaining, "removal not complete yet");
+                            false
+                        }
+                        Err(err) => {
+                            tracing::warn!(deployment = %d.id, error = %err, "removal failed");
+                            false
+                        }
+                    };
+                    if ok {
+                        retry.remove(&d.id);
+                    } else {
+                        // Back off: 2 s, 4 s, … up to the resync interval.
+                        let n = retry.get(&d.id).map(|(_, n)| n + 1).unwrap_or(0);
+                        let wait = Duration::from_secs(2u64.saturating_pow(n + 1)).min(resync);
+                        retry.insert(d.id.clone(), (Instant::now() + wait, n));
                     }
                 }
             }
