@@ -313,7 +313,7 @@ impl Executor {
                 writes::delete(&ctx, a.kind, id).await?;
                 self.forget(state, &a.key).await
             }
-            Op::Start { id } => writes::start(&ctx, id).await,
+            Op::Start { id } => writes::start(&ctx, a.kind, id).await,
             Op::Stop { id } => writes::stop(&ctx, id).await,
             Op::SetRules { id, add_ingress, remove_ingress, add_egress, remove_egress } => {
                 writes::set_rules(&ctx, id, (add_ingress, add_egress), (remove_ingress, remove_egress)).await

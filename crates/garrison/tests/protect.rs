@@ -266,6 +266,17 @@ async fn estate_m_is_protected_hands_off_and_removed_cleanly() {
         json_out(&garrison(&s, &["deployments", "plan_deployment", "--deployment_id", &id, "--query", "actions"]));
     assert_eq!(preview, json!([]));
 
+    // Logging stopped on garrison's trail is started again at the next reconcile.
+    let trail = report["audit_source"]["trail"]["id"].as_str().unwrap().to_string();
+    ct.cloudtrail().stop_logging().name(&trail).send().await.unwrap();
+    let generation = again["generation"].as_i64().unwrap();
+    json_out(&garrison(&s, &["deployments", "update_deployment", "--deployment_id", &id, "--name", "estate-m-3"]));
+    let third =
+        report_when(&s, &id, "a reconcile after logging stopped", |r| r["generation"].as_i64().unwrap() > generation);
+    assert_eq!(third["plan"]["actions"][0]["op"], "start", "{}", third["plan"]);
+    let st = ct.cloudtrail().get_trail_status().name(&trail).send().await.unwrap();
+    assert_eq!(st.is_logging(), Some(true));
+
     // Delete: everything garrison made goes, the customer's account describes as before.
     assert!(garrison(&s, &["deployments", "delete_deployment", "--deployment_id", &id]).status.success());
     let gone = garrison(&s, &["deployments", "get_deployment", "--deployment_id", &id]);

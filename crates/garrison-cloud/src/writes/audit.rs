@@ -155,6 +155,10 @@ pub async fn trail(c: &Ctx<'_>, name: &str, bucket: &str) -> Result<Created, Clo
     Ok(Created { id: name.into(), arn })
 }
 
+pub async fn start_logging(c: &Ctx<'_>, name: &str) -> Result<(), CloudError> {
+    c.call("cloudtrail", "StartLogging", name, c.aws.cloudtrail().start_logging().name(name).send()).await.map(|_| ())
+}
+
 pub async fn delete_trail(c: &Ctx<'_>, name_or_arn: &str) -> Result<(), CloudError> {
     gone_ok(
         c.call("cloudtrail", "DeleteTrail", name_or_arn, c.aws.cloudtrail().delete_trail().name(name_or_arn).send())

@@ -148,8 +148,12 @@ pub async fn delete(c: &Ctx<'_>, kind: ResKind, id: &str) -> Result<(), CloudErr
     }
 }
 
-pub async fn start(c: &Ctx<'_>, id: &str) -> Result<(), CloudError> {
-    network::start(c, id).await
+/// Starts an appliance, or a trail's logging.
+pub async fn start(c: &Ctx<'_>, kind: ResKind, id: &str) -> Result<(), CloudError> {
+    match kind {
+        ResKind::Trail => audit::start_logging(c, id).await,
+        _ => network::start(c, id).await,
+    }
 }
 
 pub async fn stop(c: &Ctx<'_>, id: &str) -> Result<(), CloudError> {

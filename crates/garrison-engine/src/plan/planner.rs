@@ -22,8 +22,17 @@ pub enum Seen<'a> {
 
 #[derive(Debug, PartialEq)]
 pub enum Observed<'a> {
-    Instance { state: &'a str },
-    Group { ingress: Vec<Perm>, egress: Vec<Perm> },
+    Instance {
+        state: &'a str,
+    },
+    Group {
+        ingress: Vec<Perm>,
+        egress: Vec<Perm>,
+    },
+    /// Whether it logs (read for trails homed in the region).
+    Trail {
+        logging: Option<bool>,
+    },
     Other,
 }
 
@@ -80,7 +89,9 @@ pub fn seen<'a>(snap: &'a Snapshot, o: &OwnedItem) -> Seen<'a> {
         ResKind::FlowLogs => rs.flow_logs.iter().any(|f| f.id == id).then_some(Observed::Other),
         ResKind::Detector => rs.detectors.iter().any(|d| d.id == id).then_some(Observed::Other),
         ResKind::Recorder => rs.config_recorders.iter().any(|r| r.name == id).then_some(Observed::Other),
-        ResKind::Trail => rs.trails.iter().any(|t| t.name == id || t.arn == id).then_some(Observed::Other),
+        ResKind::Trail => {
+            rs.trails.iter().find(|t| t.name == id || t.arn == id).map(|t| Observed::Trail { logging: t.logging })
+        }
         _ => None,
     };
     found.map(Seen::Present).unwrap_or(Seen::Gone)
@@ -224,7 +235,11 @@ pub fn plan(desired: &Desired, snap: &Snapshot, owned: &Owned) -> Plan {
                             }
                         }
                     }
-                    Seen::Present(Observed::Other) => {}
+                    // Our trail stopped logging (by hand or by an attacker): start it again.
+                    Seen::Present(Observed::Trail { logging: Some(false) }) => {
+                        actions.push(act(key, region, o.kind, Op::Start { id: o.id.clone() }));
+                    }
+                    Seen::Present(Observed::Trail { .. } | Observed::Other) => {}
                 }
             }
         }

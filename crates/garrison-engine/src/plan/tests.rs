@@ -257,6 +257,13 @@ impl World {
                         rs.instances.retain(|x| &x.id != id);
                     }
                 }
+                Op::Start { id } if a.kind == ResKind::Trail => {
+                    for rs in self.snap.regions.values_mut() {
+                        for t in rs.trails.iter_mut().filter(|t| &t.name == id && t.logging.is_some()) {
+                            t.logging = Some(true);
+                        }
+                    }
+                }
                 Op::Start { id } | Op::Stop { id } => {
                     let state = if matches!(a.op, Op::Start { .. }) { "running" } else { "stopped" };
                     for i in self.snap.regions.get_mut(&a.region).unwrap().instances.iter_mut().filter(|i| &i.id == id)
@@ -306,8 +313,13 @@ impl World {
                     s3_bucket: None,
                     sns_topic_arn: None,
                 };
-                for rs in self.snap.regions.values_mut() {
-                    rs.trails.push(t.clone());
+                // Discovery reads the status only where the trail is homed.
+                for (r, rs) in self.snap.regions.iter_mut() {
+                    let mut t = t.clone();
+                    if r != region {
+                        t.logging = None;
+                    }
+                    rs.trails.push(t);
                 }
                 (name.clone(), Some(t.arn))
             }
@@ -453,6 +465,12 @@ impl World {
             }
             if r.chance(30) {
                 rs.instances.retain(|i| !(i.tags.get(TAG_KEY).is_some_and(|k| k.ends_with("/scanner"))));
+            }
+            // Somebody stops our trail's logging.
+            if r.chance(30) {
+                for t in rs.trails.iter_mut().filter(|t| t.name.starts_with("garrison-") && t.logging.is_some()) {
+                    t.logging = Some(false);
+                }
             }
         }
     }
@@ -680,4 +698,19 @@ fn the_operators_price_table_decides_among_the_offered_types() {
     let Op::Create { spec: Spec::Appliance { instance_type, image, zone, .. }, .. } = &scanner.op else { panic!() };
     // m3.medium is cheapest but not offered in us-east-1a, where the VPC's host is.
     assert_eq!((instance_type.as_str(), image.as_str(), zone.as_str()), ("t3.medium", "ami-5ca9", "us-east-1a"));
+}
+
+#[test]
+fn logging_stopped_on_our_trail_is_started_again() {
+    let mut w = estate();
+    let d = w.deployment.clone();
+    w.converge(Some(&d));
+    for t in w.snap.regions.get_mut("us-east-1").unwrap().trails.iter_mut().filter(|t| t.name.starts_with("garrison-"))
+    {
+        t.logging = Some(false);
+    }
+    let (p, _) = w.plan(Some(&d));
+    assert_eq!(p.actions.iter().map(|a| (a.key.as_str(), a.op.verb())).collect::<Vec<_>>(), [(keys::TRAIL, "start")]);
+    w.apply(&p);
+    assert!(w.plan(Some(&d)).0.is_empty());
 }
