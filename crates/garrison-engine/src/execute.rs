@@ -240,12 +240,14 @@ impl Executor {
 
     async fn try_apply(&self, a: &Action, journal: &Journal, state: &Mutex<State>) -> Result<(), CloudError> {
         let aws = self.aws.in_region(&a.region);
-        let resolved = state.lock().await.0.clone();
+        let (resolved, prior) = {
+            let s = state.lock().await;
+            (s.0.clone(), s.1.items.get(&a.key).cloned())
+        };
         let spec = match &a.op {
             Op::Create { spec, .. } => Some(spec),
             _ => None,
         };
-        let prior = state.lock().await.1.items.get(&a.key).cloned();
         let ctx = Ctx {
             aws,
             region: a.region.clone(),

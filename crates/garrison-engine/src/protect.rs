@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use crate::discover::{Observation, observe, status};
 use crate::execute::{ActionOutcome, Executor};
 use crate::plan::desired::Want;
-use crate::plan::{Inputs, desired, plan_deployment};
+use crate::plan::{Inputs, plan_deployment, plan_with_desired};
 use crate::{Engine, now};
 
 #[derive(Debug, Clone, Serialize)]
@@ -96,6 +96,17 @@ pub fn scope_summary(d: &Deployment, vpcs: &[VpcView]) -> Vec<ScopeView> {
 /// Actions in flight at once per deployment: writes wait on AWS, not on this machine.
 pub const PARALLEL: usize = 64;
 
+fn executor(e: &Engine, seen: &Observation, d: &Deployment, generation: i64) -> Executor {
+    Executor {
+        store: e.store.clone(),
+        aws: seen.aws.clone(),
+        account_id: d.account_id.clone(),
+        deployment_id: d.id.clone(),
+        generation,
+        parallel: PARALLEL,
+    }
+}
+
 fn inputs(e: &Engine) -> Inputs<'_> {
     Inputs { prices: &e.prices, images: &e.images }
 }
@@ -164,12 +175,11 @@ pub async fn reconcile(e: &Engine, d: &Deployment) -> anyhow::Result<Report> {
         }
     };
     let inputs = inputs(e);
-    let (plan, mut owned) = plan_deployment(Some(d), &d.id, &seen.snapshot, &owned, &inputs);
+    let (plan, mut owned, want) = plan_with_desired(Some(d), &d.id, &seen.snapshot, &owned, &inputs);
     // Records recovered from tags are kept whatever the mode.
     for o in owned.items.values() {
         e.store.put_owned(&d.account_id, &d.id, o).await?;
     }
-    let want = desired(d, &seen.snapshot, &owned, &inputs);
     let running: BTreeMap<String, bool> = want
         .items
         .iter()
@@ -179,14 +189,7 @@ pub async fn reconcile(e: &Engine, d: &Deployment) -> anyhow::Result<Report> {
         })
         .collect();
     let outcomes = if d.mode == Mode::Automatic && !plan.is_empty() {
-        let ex = Executor {
-            store: e.store.clone(),
-            aws: seen.aws.clone(),
-            account_id: d.account_id.clone(),
-            deployment_id: d.id.clone(),
-            generation,
-            parallel: PARALLEL,
-        };
+        let ex = executor(e, &seen, d, generation);
         ex.run(&plan.actions, &mut owned).await
     } else {
         vec![]
@@ -288,14 +291,7 @@ pub async fn uninstall(e: &Engine, d: &Deployment) -> anyhow::Result<Removal> {
     for o in owned.items.values() {
         e.store.put_owned(&d.account_id, &d.id, o).await?;
     }
-    let ex = Executor {
-        store: e.store.clone(),
-        aws: seen.aws.clone(),
-        account_id: d.account_id.clone(),
-        deployment_id: d.id.clone(),
-        generation,
-        parallel: PARALLEL,
-    };
+    let ex = executor(e, &seen, d, generation);
     tracing::info!(deployment = %d.id, actions = plan.actions.len(), "removing");
     let outcomes = ex.run(&plan.actions, &mut owned).await;
     // Verify: a fresh look must show nothing of ours, and the records must be empty.
@@ -304,7 +300,7 @@ pub async fn uninstall(e: &Engine, d: &Deployment) -> anyhow::Result<Removal> {
     let mut remaining: Vec<String> = owned_after.items.keys().cloned().collect();
     remaining.extend(again.actions.iter().filter(|a| matches!(a.op, Op::Delete { .. })).map(|a| a.key.clone()));
     // Trails carry no tags in discovery: ours is known by its name.
-    let trail = format!("garrison-{}", crate::plan::desired::short(&d.id));
+    let trail = format!("{}{}", garrison_model::protection::TRAIL_PREFIX, crate::plan::desired::short(&d.id));
     if after.snapshot.regions.values().any(|r| r.trails.iter().any(|t| t.name == trail)) {
         remaining.push(crate::plan::desired::keys::TRAIL.to_string());
     }

@@ -13,6 +13,9 @@ pub const TAG_OWNER: (&str, &str) = ("AlertLogic", "Security");
 pub const TAG_TENANT: &str = "AlertLogic-AccountID";
 pub const TAG_DEPLOYMENT: &str = "AlertLogic-EnvironmentID";
 pub const TAG_KEY: &str = "garrison-key";
+/// Trails and Config recorders carry no tags in discovery: garrison's are known by name.
+pub const TRAIL_PREFIX: &str = "garrison-";
+pub const RECORDER_NAME: &str = "garrison";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -325,6 +325,32 @@ impl Snapshot {
         self
     }
 
+    /// Everything garrison did not make, with the read time cleared: what must describe the
+    /// same before protection and after its removal. ACL associations of subnets that no
+    /// longer exist are dropped (AWS drops them with the subnet; the emulator keeps them).
+    pub fn customer_view(&self) -> Snapshot {
+        use crate::protection::{RECORDER_NAME, TAG_KEY, TRAIL_PREFIX};
+        let mut s = self.clone();
+        s.taken_at = 0;
+        for rs in s.regions.values_mut() {
+            rs.instances.retain(|x| !x.tags.contains_key(TAG_KEY));
+            rs.subnets.retain(|x| !x.tags.contains_key(TAG_KEY));
+            rs.security_groups.retain(|x| !x.tags.contains_key(TAG_KEY));
+            rs.route_tables.retain(|x| !x.tags.contains_key(TAG_KEY));
+            rs.network_acls.retain(|x| !x.tags.contains_key(TAG_KEY));
+            rs.internet_gateways.retain(|x| !x.tags.contains_key(TAG_KEY));
+            rs.flow_logs.retain(|x| !x.tags.contains_key(TAG_KEY));
+            rs.detectors.retain(|x| !x.tags.contains_key(TAG_KEY));
+            rs.config_recorders.retain(|x| x.name != RECORDER_NAME);
+            rs.trails.retain(|x| !x.name.starts_with(TRAIL_PREFIX));
+            let subnets: std::collections::BTreeSet<String> = rs.subnets.iter().map(|s| s.id.clone()).collect();
+            for acl in rs.network_acls.iter_mut() {
+                acl.subnet_ids.retain(|s| subnets.contains(s));
+            }
+        }
+        s
+    }
+
     pub fn count(&self, k: Kind) -> usize {
         self.regions
             .values()

@@ -8,21 +8,8 @@ use aws_sdk_s3::types::{
 use garrison_model::protection::{bucket_policy, queue_policy, topic_policy};
 use serde_json::json;
 
-use super::{Created, Ctx};
+use super::{Created, Ctx, absent, gone_ok};
 use crate::CloudError;
-
-fn absent(code: &str) -> bool {
-    matches!(code, "NoSuchBucket" | "NotFound" | "NotFoundException" | "AWS.SimpleQueueService.NonExistentQueue")
-        || code.contains("NonExistent")
-        || code.contains("NotFound")
-}
-
-fn gone_ok(r: Result<(), CloudError>) -> Result<(), CloudError> {
-    match r {
-        Err(e) if absent(&e.code) => Ok(()),
-        other => other,
-    }
-}
 
 pub async fn bucket(c: &Ctx<'_>, name: &str) -> Result<Created, CloudError> {
     let s3 = c.aws.s3();

@@ -4,15 +4,8 @@
 use aws_sdk_config::types::{ConfigurationRecorder, DeliveryChannel, RecordingGroup};
 use aws_sdk_ec2::types::{FlowLogsResourceType, LogDestinationType, ResourceType, Tag, TagSpecification, TrafficType};
 
-use super::{Created, Ctx};
+use super::{Created, Ctx, gone_ok};
 use crate::CloudError;
-
-fn gone_ok(r: Result<(), CloudError>) -> Result<(), CloudError> {
-    match r {
-        Err(e) if e.code.contains("NotFound") || e.code.contains("NoSuch") || e.code == "BadRequestException" => Ok(()),
-        other => other,
-    }
-}
 
 pub async fn detector(c: &Ctx<'_>) -> Result<Created, CloudError> {
     let mut req = c.aws.guardduty().create_detector().enable(true);
@@ -27,11 +20,12 @@ pub async fn detector(c: &Ctx<'_>) -> Result<Created, CloudError> {
 }
 
 pub async fn delete_detector(c: &Ctx<'_>, id: &str) -> Result<(), CloudError> {
-    gone_ok(
-        c.call("guardduty", "DeleteDetector", id, c.aws.guardduty().delete_detector().detector_id(id).send())
-            .await
-            .map(|_| ()),
-    )
+    let r = c.call("guardduty", "DeleteDetector", id, c.aws.guardduty().delete_detector().detector_id(id).send()).await;
+    match gone_ok(r.map(|_| ())) {
+        // GuardDuty answers a detector that no longer exists with a bad request.
+        Err(e) if e.code == "BadRequestException" => Ok(()),
+        other => other,
+    }
 }
 
 /// The recorder uses AWS Config's service-linked role; the delivery channel writes to the

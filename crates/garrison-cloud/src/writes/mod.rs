@@ -95,6 +95,20 @@ impl Ctx<'_> {
     }
 }
 
+/// AWS error codes meaning "no such resource" (EC2's `…NotFound`, S3's `NoSuch…`, SQS's
+/// `…NonExistentQueue`, Config's `NoSuch…Exception`).
+pub(crate) fn absent(code: &str) -> bool {
+    code.contains("NotFound") || code.contains("NoSuch") || code.contains("NonExistent")
+}
+
+/// A removal that finds nothing to remove has done its job.
+pub(crate) fn gone_ok(r: Result<(), CloudError>) -> Result<(), CloudError> {
+    match r {
+        Err(e) if absent(&e.code) => Ok(()),
+        other => other,
+    }
+}
+
 /// What a create made.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Created {

@@ -8,7 +8,7 @@ use aws_sdk_ec2::types::{
 };
 use garrison_model::protection::Perm;
 
-use super::{Created, Ctx};
+use super::{Created, Ctx, absent, gone_ok};
 use crate::CloudError;
 
 fn tags(c: &Ctx<'_>, rt: ResourceType) -> TagSpecification {
@@ -24,15 +24,6 @@ fn missing(op: &'static str, what: &str) -> CloudError {
 
 fn created(id: Option<&str>, op: &'static str, what: &str) -> Result<Created, CloudError> {
     Ok(Created { id: id.ok_or_else(|| missing(op, what))?.to_string(), arn: None })
-}
-
-/// AWS reports "not found" for a resource that is already gone: a removal that finds
-/// nothing to remove has done its job.
-fn gone_ok(r: Result<(), CloudError>) -> Result<(), CloudError> {
-    match r {
-        Err(e) if e.code.contains("NotFound") => Ok(()),
-        other => other,
-    }
 }
 
 pub async fn gateway(c: &Ctx<'_>, vpc: &str) -> Result<Created, CloudError> {
@@ -320,7 +311,7 @@ pub async fn terminate(c: &Ctx<'_>, id: &str) -> Result<(), CloudError> {
                 .iter()
                 .flat_map(|r| r.instances())
                 .find_map(|i| i.state().and_then(|s| s.name()).cloned()),
-            Err(e) if e.code.contains("NotFound") => return Ok(()),
+            Err(e) if absent(&e.code) => return Ok(()),
             Err(e) => return Err(e),
         };
         if matches!(state, None | Some(InstanceStateName::Terminated)) {
@@ -354,7 +345,7 @@ pub async fn delete_route_table(c: &Ctx<'_>, id: &str) -> Result<(), CloudError>
         .map_err(|e| CloudError::from_sdk("ec2", "DescribeRouteTables", e));
     let found = match found {
         Ok(f) => f,
-        Err(e) if e.code.contains("NotFound") => return Ok(()),
+        Err(e) if absent(&e.code) => return Ok(()),
         Err(e) => return Err(e),
     };
     for a in found.route_tables().iter().flat_map(|t| t.associations()) {
@@ -384,7 +375,7 @@ pub async fn delete_acl(c: &Ctx<'_>, id: &str) -> Result<(), CloudError> {
         Ok(f) => f,
         Err(e) => {
             let e = CloudError::from_sdk("ec2", "DescribeNetworkAcls", e);
-            return if e.code.contains("NotFound") { Ok(()) } else { Err(e) };
+            return if absent(&e.code) { Ok(()) } else { Err(e) };
         }
     };
     let Some(acl) = found.network_acls().first() else { return Ok(()) };
@@ -433,7 +424,7 @@ pub async fn delete_gateway(c: &Ctx<'_>, id: &str) -> Result<(), CloudError> {
         .map_err(|e| CloudError::from_sdk("ec2", "DescribeInternetGateways", e));
     let found = match found {
         Ok(f) => f,
-        Err(e) if e.code.contains("NotFound") => return Ok(()),
+        Err(e) if absent(&e.code) => return Ok(()),
         Err(e) => return Err(e),
     };
     for vpc in found.internet_gateways().iter().flat_map(|g| g.attachments()).filter_map(|a| a.vpc_id()) {

@@ -10,7 +10,9 @@ use garrison_catalog::network::{SgRules, ids_rules, scan_rules};
 use garrison_catalog::prices::{IDS_MIN, PriceTable, SCANNER_MIN, Spec as Size};
 use garrison_model::cidr::{Ipv4Net, free_block};
 use garrison_model::deployment::{DEFAULT_CT_REGION, Deployment};
-use garrison_model::protection::{Owned, Perm, ResKind, Role, Spec, TAG_DEPLOYMENT, TAG_OWNER};
+use garrison_model::protection::{
+    Owned, Perm, RECORDER_NAME, ResKind, Role, Spec, TAG_DEPLOYMENT, TAG_OWNER, TRAIL_PREFIX,
+};
 use garrison_model::snapshot::{Kind, RegionSnapshot, Snapshot};
 
 use super::needs::{VpcNeed, needs};
@@ -115,7 +117,7 @@ impl Builder<'_> {
     fn audit_source(&mut self) {
         let region = self.audit_region();
         let dep = short(&self.d.id);
-        let ours = format!("garrison-{dep}");
+        let ours = format!("{TRAIL_PREFIX}{dep}");
         if !self.built(keys::TRAIL) {
             let mut trails: Vec<_> = self.snap.regions.values().flat_map(|r| r.trails.iter()).collect();
             trails.sort_by(|a, b| a.arn.cmp(&b.arn));
@@ -372,7 +374,7 @@ impl Builder<'_> {
             _ => self.build(key, region, Spec::Detector, false),
         }
         let key = keys::region(region, "config");
-        match rs.config_recorders.iter().find(|r| r.name != "garrison") {
+        match rs.config_recorders.iter().find(|r| r.name != RECORDER_NAME) {
             Some(rec) if !self.built(&key) => {
                 let id = rec.name.clone();
                 self.adopt(&key, region, ResKind::Recorder, &id, None)
@@ -381,7 +383,12 @@ impl Builder<'_> {
                 if !self.out.items.contains_key(keys::BUCKET) {
                     self.bucket();
                 }
-                self.build(key, region, Spec::Recorder { name: "garrison".into(), bucket: keys::BUCKET.into() }, false)
+                self.build(
+                    key,
+                    region,
+                    Spec::Recorder { name: RECORDER_NAME.into(), bucket: keys::BUCKET.into() },
+                    false,
+                )
             }
         }
     }

@@ -23,11 +23,23 @@ pub fn plan_deployment(
     owned: &Owned,
     inputs: &Inputs<'_>,
 ) -> (Plan, Owned) {
+    let (plan, owned, _) = plan_with_desired(d, deployment_id, snap, owned, inputs);
+    (plan, owned)
+}
+
+/// `plan_deployment`, also returning the desired state it planned towards.
+pub fn plan_with_desired(
+    d: Option<&Deployment>,
+    deployment_id: &str,
+    snap: &Snapshot,
+    owned: &Owned,
+    inputs: &Inputs<'_>,
+) -> (Plan, Owned, Desired) {
     let mut owned = owned.clone();
     recover(&mut owned, snap, deployment_id);
     let want = match d {
         Some(d) => desired(d, snap, &owned, inputs),
         None => Desired::default(),
     };
-    (plan(&want, snap, &owned), owned)
+    (plan(&want, snap, &owned), owned, want)
 }

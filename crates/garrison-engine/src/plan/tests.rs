@@ -487,34 +487,16 @@ proptest! {
         w.drift(seed);
         prop_assert!(w.converge(Some(&d)) <= 2, "after drift, one plan applied converges");
         // Removal leaves nothing of garrison's and everything of the customer's.
-        let before_customer = customer_view(&w.snap);
+        let before_customer = serde_json::to_string(&w.snap.customer_view()).unwrap();
         prop_assert!(w.converge(None) <= 2);
         prop_assert!(w.owned.items.is_empty(), "{:?}", w.owned);
-        prop_assert_eq!(customer_view(&w.snap), before_customer);
+        prop_assert_eq!(serde_json::to_string(&w.snap.customer_view()).unwrap(), before_customer);
         for rs in w.snap.regions.values() {
             prop_assert!(rs.instances.iter().all(|i| !i.tags.contains_key(TAG_KEY)));
             prop_assert!(rs.subnets.iter().all(|i| !i.tags.contains_key(TAG_KEY)));
             prop_assert!(rs.security_groups.iter().all(|i| !i.tags.contains_key(TAG_KEY)));
         }
     }
-}
-
-/// Everything in the snapshot that garrison did not make, as text.
-fn customer_view(s: &Snapshot) -> String {
-    let mut s = s.clone();
-    for rs in s.regions.values_mut() {
-        rs.instances.retain(|x| !x.tags.contains_key(TAG_KEY));
-        rs.subnets.retain(|x| !x.tags.contains_key(TAG_KEY));
-        rs.security_groups.retain(|x| !x.tags.contains_key(TAG_KEY));
-        rs.route_tables.retain(|x| !x.tags.contains_key(TAG_KEY));
-        rs.network_acls.retain(|x| !x.tags.contains_key(TAG_KEY));
-        rs.internet_gateways.retain(|x| !x.tags.contains_key(TAG_KEY));
-        rs.flow_logs.retain(|x| !x.tags.contains_key(TAG_KEY));
-        rs.detectors.retain(|x| !x.tags.contains_key(TAG_KEY));
-        rs.config_recorders.retain(|x| x.name != "garrison");
-        rs.trails.retain(|x| !x.name.starts_with("garrison-"));
-    }
-    serde_json::to_string(&s).unwrap()
 }
 
 fn estate() -> World {
