@@ -8,36 +8,36 @@ use std::borrow::Cow;
 use std::io::Read;
 
 use serde::Deserialize;
-use serde_json::value::RawValue;
 
-/// The fields garrison looks at; the rest of a record is skipped without being built.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+/// The fields garrison looks at. A record is walked field by field at its top level;
+/// only these are decoded, and the nested ones (who called, with what) only when asked,
+/// since nearly every record is a read that is dropped on its name.
+#[derive(Debug)]
 pub struct Record<'a> {
-    #[serde(borrow)]
     pub event_source: Cow<'a, str>,
-    #[serde(borrow)]
     pub event_name: Cow<'a, str>,
-    #[serde(borrow)]
     pub aws_region: Cow<'a, str>,
-    #[serde(borrow, default)]
     pub event_id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
     pub event_time: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
     pub error_code: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
     pub recipient_account_id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    pub user_identity: Option<Identity<'a>>,
-    #[serde(borrow, default)]
-    pub request_parameters: Option<&'a RawValue>,
+    /// The raw JSON of `userIdentity` and `requestParameters`.
+    pub user_identity: Option<&'a [u8]>,
+    pub request_parameters: Option<&'a [u8]>,
 }
 
 #[derive(Debug, Deserialize)]
-pub struct Identity<'a> {
+struct Identity<'a> {
     #[serde(borrow, default)]
-    pub arn: Option<Cow<'a, str>>,
+    arn: Option<Cow<'a, str>>,
+}
+
+impl<'a> Record<'a> {
+    /// `userIdentity.arn`: the principal that made the call.
+    pub fn principal(&self) -> Option<Cow<'a, str>> {
+        let raw = self.user_identity?;
+        serde_json::from_slice::<Identity<'a>>(raw).ok()?.arn
+    }
 }
 
 /// The file cannot be read on (not gzip, not the CloudTrail shape, truncated, too large).
@@ -101,17 +101,18 @@ pub fn read_json<R: Read>(src: R, mut each: impl FnMut(Result<Record<'_>, BadRec
             } else {
                 loop {
                     s.peek_token()?;
-                    let end = s.value_end()?;
+                    let (len, fields) = s.record()?;
                     let index = stats.records;
                     stats.records += 1;
-                    match serde_json::from_slice::<Record<'_>>(&s.buf[s.pos..end]) {
+                    let b = &s.buf[s.pos..s.pos + len];
+                    match fields.and_then(|f| f.decode(b)) {
                         Ok(r) => each(Ok(r)),
                         Err(e) => {
                             stats.bad += 1;
                             each(Err(BadRecord { index, reason: format!("record {index}: {e}") }));
                         }
                     }
-                    s.pos = end;
+                    s.pos += len;
                     match s.peek_token()? {
                         Some(b',') => s.pos += 1,
                         Some(b']') => {
@@ -142,9 +143,25 @@ pub fn read_json<R: Read>(src: R, mut each: impl FnMut(Result<Record<'_>, BadRec
     Ok(stats)
 }
 
+/// Inflates `gz` and throws the bytes away: the floor the reader is measured against.
+pub fn inflate_only(gz: &[u8]) -> Result<u64, Unreadable> {
+    let mut d = flate2::read::MultiGzDecoder::new(gz);
+    let mut buf = vec![0u8; CHUNK];
+    let mut total = 0u64;
+    loop {
+        match d.read(&mut buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => total += n as u64,
+            Err(e) => return Err(Unreadable(format!("cannot inflate: {e}"))),
+        }
+    }
+}
+
 fn unexpected(want: &str, found: Option<u8>) -> Unreadable {
     match found {
-        Some(b) if b.is_ascii_graphic() => Unreadable(format!("not a CloudTrail log: expected {want}, found '{}'", b as char)),
+        Some(b) if b.is_ascii_graphic() => {
+            Unreadable(format!("not a CloudTrail log: expected {want}, found '{}'", b as char))
+        }
         Some(b) => Unreadable(format!("not a CloudTrail log: expected {want}, found byte 0x{b:02x}")),
         None => Unreadable(format!("not a CloudTrail log: expected {want}, found the end of the file")),
     }
@@ -219,6 +236,19 @@ impl<R: Read> Stream<R> {
         }
     }
 
+    /// The record starting at `pos`: its length and where its fields are, reading more as needed.
+    fn record(&mut self) -> Result<(usize, Result<Fields, String>), Unreadable> {
+        loop {
+            if let Some(r) = walk(&self.buf[self.pos..self.end], self.eof) {
+                return Ok(r);
+            }
+            if !self.fill()? {
+                return walk(&self.buf[self.pos..self.end], true)
+                    .ok_or_else(|| Unreadable("truncated: the file ends inside a record".into()));
+            }
+        }
+    }
+
     /// The end of the value starting at `pos`, reading more as needed.
     fn value_end(&mut self) -> Result<usize, Unreadable> {
         loop {
@@ -231,6 +261,120 @@ impl<R: Read> Stream<R> {
                     .map(|n| self.pos + n)
                     .ok_or_else(|| Unreadable("truncated: the file ends inside a value".into()));
             }
+        }
+    }
+}
+
+type Span = Option<std::ops::Range<usize>>;
+
+/// Where the wanted fields of one record are, relative to its start.
+#[derive(Default)]
+struct Fields {
+    source: Span,
+    name: Span,
+    region: Span,
+    id: Span,
+    time: Span,
+    error: Span,
+    recipient: Span,
+    identity: Span,
+    request: Span,
+}
+
+impl Fields {
+    fn decode(self, b: &[u8]) -> Result<Record<'_>, String> {
+        let need = |span: Span, field: &str| -> Result<Cow<'_, str>, String> {
+            text(b, span.clone(), field)?.ok_or_else(|| format!("field {field}: expected a string, found nothing"))
+        };
+        Ok(Record {
+            event_source: need(self.source, "eventSource")?,
+            event_name: need(self.name, "eventName")?,
+            aws_region: need(self.region, "awsRegion")?,
+            event_id: text(b, self.id, "eventID")?,
+            event_time: text(b, self.time, "eventTime")?,
+            error_code: text(b, self.error, "errorCode")?,
+            recipient_account_id: text(b, self.recipient, "recipientAccountId")?,
+            user_identity: self.identity.map(|r| &b[r]),
+            request_parameters: self.request.map(|r| &b[r]),
+        })
+    }
+}
+
+/// A string field's value (null and absent are None); escapes are decoded only where present.
+fn text<'a>(b: &'a [u8], span: Span, field: &str) -> Result<Option<Cow<'a, str>>, String> {
+    let Some(r) = span else { return Ok(None) };
+    let v = &b[r];
+    match v.first() {
+        Some(b'"') if v.len() >= 2 => {
+            let inner = &v[1..v.len() - 1];
+            if memchr::memchr(b'\\', inner).is_none() {
+                std::str::from_utf8(inner)
+                    .map(|s| Some(Cow::Borrowed(s)))
+                    .map_err(|_| format!("field {field}: not UTF-8"))
+            } else {
+                serde_json::from_slice::<String>(v)
+                    .map(|s| Some(Cow::Owned(s)))
+                    .map_err(|e| format!("field {field}: {e}"))
+            }
+        }
+        _ if v == b"null" => Ok(None),
+        _ => Err(format!("field {field}: expected a string, found {}", String::from_utf8_lossy(&v[..v.len().min(20)]))),
+    }
+}
+
+fn skip_ws(b: &[u8], mut i: usize) -> Option<usize> {
+    while i < b.len() {
+        if !matches!(b[i], b' ' | b'\n' | b'\r' | b'\t') {
+            return Some(i);
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Walks the record at the start of `b` over its top-level fields, noting where the
+/// wanted ones are. None if `b` ends before the record does. A record that is not an
+/// object of named fields is still cut out whole, and reported.
+fn walk(b: &[u8], at_eof: bool) -> Option<(usize, Result<Fields, String>)> {
+    let bad = |why: &str| scan(b, at_eof).map(|n| (n, Err(why.to_string())));
+    if b.first()? != &b'{' {
+        return bad("expected an object");
+    }
+    let mut f = Fields::default();
+    let mut i = skip_ws(b, 1)?;
+    if b[i] == b'}' {
+        return Some((i + 1, Ok(f)));
+    }
+    loop {
+        if b[i] != b'"' {
+            return bad("expected a field name");
+        }
+        let key_end = string_end(b, i + 1)?;
+        let key = &b[i + 1..key_end - 1];
+        i = skip_ws(b, key_end)?;
+        if b[i] != b':' {
+            return bad("expected a : after a field name");
+        }
+        i = skip_ws(b, i + 1)?;
+        let n = scan(&b[i..], at_eof)?;
+        let span = Some(i..i + n);
+        match key {
+            b"eventSource" => f.source = span,
+            b"eventName" => f.name = span,
+            b"awsRegion" => f.region = span,
+            b"eventID" => f.id = span,
+            b"eventTime" => f.time = span,
+            b"errorCode" => f.error = span,
+            b"recipientAccountId" => f.recipient = span,
+            b"userIdentity" => f.identity = span,
+            b"requestParameters" => f.request = span,
+            _ => {}
+        }
+        i = skip_ws(b, i + n)?;
+        match b[i] {
+            b',' => i = skip_ws(b, i + 1)?,
+            b'}' => return Some((i + 1, Ok(f))),
+            _ => return bad("expected a , or } after a field"),
         }
     }
 }
@@ -350,9 +494,8 @@ mod tests {
     #[test]
     fn records_larger_than_a_chunk_are_read_across_refills() {
         let big = "x".repeat(3 * CHUNK);
-        let rec = format!(
-            r#"{{"eventSource":"s","eventName":"n","awsRegion":"r","requestParameters":{{"blob":"{big}"}}}}"#
-        );
+        let rec =
+            format!(r#"{{"eventSource":"s","eventName":"n","awsRegion":"r","requestParameters":{{"blob":"{big}"}}}}"#);
         let doc = format!(r#"{{"Records":[{rec},{A},{rec}]}}"#);
         // A reader that returns a few bytes at a time exercises every refill path.
         struct Trickle<'a>(&'a [u8]);

@@ -40,8 +40,8 @@ pub fn parse(body: &str) -> Result<Message, Malformed> {
 }
 
 fn parse_at(body: &str, depth: usize) -> Result<Message, Malformed> {
-    let v: Value =
-        serde_json::from_str(body).map_err(|e| Malformed(format!("message body is not JSON: expected an object, {e}")))?;
+    let v: Value = serde_json::from_str(body)
+        .map_err(|e| Malformed(format!("message body is not JSON: expected an object, {e}")))?;
     let Value::Object(o) = &v else {
         return Err(Malformed(format!("message body: expected a JSON object, found {}", kind(&v))));
     };
@@ -113,8 +113,9 @@ fn s3_event(records: &Value) -> Result<Message, Malformed> {
     };
     let mut out = vec![];
     for (n, r) in list.iter().enumerate() {
-        let r: S3Record = serde_json::from_value(r.clone())
-            .map_err(|e| Malformed(format!("S3 event: Records[{n}]: expected s3.bucket.name and s3.object.key, {e}")))?;
+        let r: S3Record = serde_json::from_value(r.clone()).map_err(|e| {
+            Malformed(format!("S3 event: Records[{n}]: expected s3.bucket.name and s3.object.key, {e}"))
+        })?;
         if r.event_name.as_deref().is_some_and(|e| !e.starts_with("ObjectCreated")) {
             continue;
         }

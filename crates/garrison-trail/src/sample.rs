@@ -15,8 +15,9 @@ pub fn record(
     request: Value,
     response: Value,
 ) -> Value {
-    let n = fastrand(name.len() as u64 ^ principal.len() as u64);
-    let uuid = format!("{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}", n as u32, n >> 48, n & 0xfff, (n >> 12) & 0xfff, n >> 16);
+    let n = next_id();
+    let uuid =
+        format!("{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}", n as u32, n >> 48, n & 0xfff, (n >> 12) & 0xfff, n >> 16);
     let read_only = ["Describe", "Get", "List", "Lookup"].iter().any(|p| name.starts_with(p));
     json!({
         "eventVersion": "1.09",
@@ -32,16 +33,16 @@ pub fn record(
                 "attributes": {"creationDate": "2026-11-30T12:00:00Z", "mfaAuthenticated": "false"}
             }
         },
-        "eventTime": "2026-11-30T12:00:01Z",
+        "eventTime": format!("2026-11-30T12:{:02}:{:02}Z", (n >> 8) % 60, n % 60),
         "eventSource": format!("{source}.amazonaws.com"),
         "eventName": name,
         "awsRegion": region,
-        "sourceIPAddress": "203.0.113.10",
+        "sourceIPAddress": format!("{}.{}.{}.{}", 3 + (n >> 24) % 200, (n >> 16) % 256, (n >> 8) % 256, n % 256),
         "userAgent": "aws-cli/2.15.0 md/Botocore#1.34.0 ua/2.0 os/linux#6.1.0 md/arch#x86_64 lang/python#3.11.6 md/pyimpl#CPython cfg/retry-mode#standard md/installer#exe",
         "requestParameters": request,
         "responseElements": response,
         "requestID": uuid,
-        "eventID": uuid,
+        "eventID": format!("{:016x}-{:016x}", fastrand(n), fastrand(n ^ 1)),
         "readOnly": read_only,
         "eventType": "AwsApiCall",
         "managementEvent": true,
@@ -70,6 +71,13 @@ pub fn log_key(account: &str, region: &str, unique: &str) -> String {
     )
 }
 
+/// Distinct ids for distinct records, reproducible from run to run.
+fn next_id() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(1);
+    fastrand(N.fetch_add(1, Ordering::Relaxed))
+}
+
 fn fastrand(mut x: u64) -> u64 {
     x ^= 0x9e37_79b9_7f4a_7c15;
     x ^= x << 13;
@@ -84,22 +92,105 @@ fn fastrand(mut x: u64) -> u64 {
 pub fn busy_file(seed: u64, n: usize, account: &str, region: &str) -> Vec<u8> {
     let mut s = seed.wrapping_add(1);
     let mut records = Vec::with_capacity(n);
-    let who = [format!("arn:aws:sts::{account}:assumed-role/Admin/alice"), format!("arn:aws:sts::{account}:assumed-role/ci/deploy")];
+    let who = [
+        format!("arn:aws:sts::{account}:assumed-role/Admin/alice"),
+        format!("arn:aws:sts::{account}:assumed-role/ci/deploy"),
+    ];
     for i in 0..n {
         s = fastrand(s);
         let p = &who[(s >> 8) as usize % who.len()];
         let id = format!("{:017x}", s & 0xffff_ffff_ffff_f);
         let r = match s % 100 {
-            0..=29 => record("ec2", "DescribeInstances", region, account, p, json!({"instancesSet": {}, "filterSet": {"items": [{"name": "tag:env", "valueSet": {"items": [{"value": "prod"}]}}]}}), Value::Null),
-            30..=44 => record("sts", "AssumeRole", region, account, p, json!({"roleArn": format!("arn:aws:iam::{account}:role/app"), "roleSessionName": format!("s{i}"), "durationSeconds": 3600}), json!({"credentials": {"accessKeyId": "ASIAEXAMPLE", "sessionToken": "IQoJb3JpZ2luX2VjEXAMPLETOKEN".repeat(8), "expiration": "Nov 30, 2026, 1:00:00 PM"}, "assumedRoleUser": {"assumedRoleId": "AROAEXAMPLE:s", "arn": p}})),
-            45..=59 => record("s3", "GetBucketAcl", region, account, p, json!({"bucketName": "app-data", "Host": "app-data.s3.amazonaws.com", "acl": ""}), Value::Null),
-            60..=69 => record("kms", "Decrypt", region, account, p, json!({"encryptionAlgorithm": "SYMMETRIC_DEFAULT", "encryptionContext": {"aws:lambda:FunctionArn": format!("arn:aws:lambda:{region}:{account}:function:f")}}), Value::Null),
-            70..=79 => record("logs", "CreateLogStream", region, account, p, json!({"logGroupName": "/aws/lambda/f", "logStreamName": format!("2026/11/30/[$LATEST]{id}")}), Value::Null),
-            80..=87 => record("ssm", "GetParameters", region, account, p, json!({"names": ["/app/db/host", "/app/db/port"], "withDecryption": true}), Value::Null),
-            88..=91 => record("ec2", "CreateTags", region, account, p, json!({"resourcesSet": {"items": [{"resourceId": format!("i-{id}")}]}, "tagSet": {"items": [{"key": "owner", "value": "team-a"}]}}), json!({"_return": true})),
-            92..=94 => record("ec2", "AuthorizeSecurityGroupIngress", region, account, p, json!({"groupId": format!("sg-{id}"), "ipPermissions": {"items": [{"ipProtocol": "tcp", "fromPort": 443, "toPort": 443, "ipRanges": {"items": [{"cidrIp": "10.0.0.0/8"}]}}]}}), json!({"_return": true})),
-            95..=97 => record("ec2", "RunInstances", region, account, p, json!({"instancesSet": {"items": [{"imageId": "ami-0abcdef1234567890", "minCount": 1, "maxCount": 1}]}, "instanceType": "t3.micro", "subnetId": format!("subnet-{id}")}), run_response(&id, region)),
-            _ => record("ec2", "TerminateInstances", region, account, p, json!({"instancesSet": {"items": [{"instanceId": format!("i-{id}")}]}}), json!({"instancesSet": {"items": [{"instanceId": format!("i-{id}"), "currentState": {"code": 32, "name": "shutting-down"}, "previousState": {"code": 16, "name": "running"}}]}})),
+            0..=29 => record(
+                "ec2",
+                "DescribeInstances",
+                region,
+                account,
+                p,
+                json!({"instancesSet": {}, "filterSet": {"items": [{"name": "tag:env", "valueSet": {"items": [{"value": "prod"}]}}]}}),
+                Value::Null,
+            ),
+            30..=44 => record(
+                "sts",
+                "AssumeRole",
+                region,
+                account,
+                p,
+                json!({"roleArn": format!("arn:aws:iam::{account}:role/app"), "roleSessionName": format!("s{i}"), "durationSeconds": 3600}),
+                json!({"credentials": {"accessKeyId": "ASIAEXAMPLE", "sessionToken": "IQoJb3JpZ2luX2VjEXAMPLETOKEN".repeat(8), "expiration": "Nov 30, 2026, 1:00:00 PM"}, "assumedRoleUser": {"assumedRoleId": "AROAEXAMPLE:s", "arn": p}}),
+            ),
+            45..=59 => record(
+                "s3",
+                "GetBucketAcl",
+                region,
+                account,
+                p,
+                json!({"bucketName": "app-data", "Host": "app-data.s3.amazonaws.com", "acl": ""}),
+                Value::Null,
+            ),
+            60..=69 => record(
+                "kms",
+                "Decrypt",
+                region,
+                account,
+                p,
+                json!({"encryptionAlgorithm": "SYMMETRIC_DEFAULT", "encryptionContext": {"aws:lambda:FunctionArn": format!("arn:aws:lambda:{region}:{account}:function:f")}}),
+                Value::Null,
+            ),
+            70..=79 => record(
+                "logs",
+                "CreateLogStream",
+                region,
+                account,
+                p,
+                json!({"logGroupName": "/aws/lambda/f", "logStreamName": format!("2026/11/30/[$LATEST]{id}")}),
+                Value::Null,
+            ),
+            80..=87 => record(
+                "ssm",
+                "GetParameters",
+                region,
+                account,
+                p,
+                json!({"names": ["/app/db/host", "/app/db/port"], "withDecryption": true}),
+                Value::Null,
+            ),
+            88..=91 => record(
+                "ec2",
+                "CreateTags",
+                region,
+                account,
+                p,
+                json!({"resourcesSet": {"items": [{"resourceId": format!("i-{id}")}]}, "tagSet": {"items": [{"key": "owner", "value": "team-a"}]}}),
+                json!({"_return": true}),
+            ),
+            92..=94 => record(
+                "ec2",
+                "AuthorizeSecurityGroupIngress",
+                region,
+                account,
+                p,
+                json!({"groupId": format!("sg-{id}"), "ipPermissions": {"items": [{"ipProtocol": "tcp", "fromPort": 443, "toPort": 443, "ipRanges": {"items": [{"cidrIp": "10.0.0.0/8"}]}}]}}),
+                json!({"_return": true}),
+            ),
+            95..=97 => record(
+                "ec2",
+                "RunInstances",
+                region,
+                account,
+                p,
+                json!({"instancesSet": {"items": [{"imageId": "ami-0abcdef1234567890", "minCount": 1, "maxCount": 1}]}, "instanceType": "t3.micro", "subnetId": format!("subnet-{id}")}),
+                run_response(&id, region),
+            ),
+            _ => record(
+                "ec2",
+                "TerminateInstances",
+                region,
+                account,
+                p,
+                json!({"instancesSet": {"items": [{"instanceId": format!("i-{id}")}]}}),
+                json!({"instancesSet": {"items": [{"instanceId": format!("i-{id}"), "currentState": {"code": 32, "name": "shutting-down"}, "previousState": {"code": 16, "name": "running"}}]}}),
+            ),
         };
         records.push(r);
     }
