@@ -99,7 +99,7 @@ pub fn busy_file(seed: u64, n: usize, account: &str, region: &str) -> Vec<u8> {
     for i in 0..n {
         s = fastrand(s);
         let p = &who[(s >> 8) as usize % who.len()];
-        let id = format!("{:017x}", s & 0xffff_ffff_ffff_f);
+        let id = format!("{:017x}", s & 0x000f_ffff_ffff_ffff);
         let r = match s % 100 {
             0..=29 => record(
                 "ec2",
