@@ -1,6 +1,7 @@
 //! Everything garrison says to AWS. Only this crate names aws-sdk types; the rest of the
 //! workspace sees plain data and `CloudError`.
 
+pub mod audit_queue;
 pub mod calls;
 pub mod discovery;
 pub mod emulator;

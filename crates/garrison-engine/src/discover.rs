@@ -67,10 +67,17 @@ impl Observation {
     }
 }
 
-/// Validates and assumes the deployment's role, then reads its in-scope regions plus
-/// `extra` (regions where garrison still owns something), keeping known facts where a
-/// read failed. The snapshot is persisted. An `Err` is the status to report.
-pub async fn observe(e: &Engine, d: &Deployment, extra: &[String]) -> Result<Observation, Status> {
+/// The deployment's discover role and a session in its account (cached), without the
+/// permission check `observe` makes first.
+pub async fn session(e: &Engine, d: &Deployment) -> Result<(Aws, String), Status> {
+    let (role_arn, external_id, _) = role(e, d).await?;
+    match e.sessions.assume(&role_arn, &external_id).await {
+        Ok(a) => Ok((a, role_arn)),
+        Err(err) => Err(status(StatusKind::Error, format!("cannot assume {role_arn}: {err}"))),
+    }
+}
+
+async fn role(e: &Engine, d: &Deployment) -> Result<(String, String, Option<String>), Status> {
     let fail = |kind, msg: String| status(kind, msg);
     let Some(cred) = d.credentials.iter().find(|c| c.purpose == Purpose::Discover) else {
         return Err(fail(StatusKind::Error, "no credential with purpose discover".into()));
@@ -84,6 +91,15 @@ pub async fn observe(e: &Engine, d: &Deployment, extra: &[String]) -> Result<Obs
         Ok(x) => x,
         Err(err) => return Err(fail(StatusKind::Error, format!("reading the external id: {err}"))),
     };
+    Ok((role_arn, external_id, cred.version.clone()))
+}
+
+/// Validates and assumes the deployment's role, then reads its in-scope regions plus
+/// `extra` (regions where garrison still owns something), keeping known facts where a
+/// read failed. The snapshot is persisted. An `Err` is the status to report.
+pub async fn observe(e: &Engine, d: &Deployment, extra: &[String]) -> Result<Observation, Status> {
+    let fail = |kind, msg: String| status(kind, msg);
+    let (role_arn, external_id, version) = role(e, d).await?;
     // The role type follows the mode; its permissions are checked before use.
     let role_type = match d.mode {
         Mode::Automatic => "ci_full",
@@ -92,7 +108,7 @@ pub async fn observe(e: &Engine, d: &Deployment, extra: &[String]) -> Result<Obs
     };
     let role = e
         .catalog
-        .get("aws", role_type, cred.version.as_deref().unwrap_or("latest"))
+        .get("aws", role_type, version.as_deref().unwrap_or("latest"))
         .or_else(|_| e.catalog.get("aws", role_type, "latest"));
     let mut warnings = vec![];
     if let Ok(role) = role {
@@ -125,14 +141,21 @@ pub async fn observe(e: &Engine, d: &Deployment, extra: &[String]) -> Result<Obs
     let snap = discovery::discover(&aws, &regions, now()).await;
     let previous = e.store.get_snapshot(&d.account_id, &d.id).await.ok().flatten();
     let merged = snap.merged_over(previous.as_ref());
-    let gaps = merged.gaps();
-    if !gaps.is_empty() {
-        let named: Vec<String> =
-            gaps.iter().map(|g| format!("{} {} ({})", g.region, g.kind.as_str(), g.code)).collect();
-        warnings.insert(0, format!("discovery incomplete, earlier facts kept: {}", named.join(", ")));
+    if let Some(w) = gap_warning(&merged) {
+        warnings.insert(0, w);
     }
     if let Err(err) = e.store.put_snapshot(&d.account_id, &d.id, &merged).await {
         tracing::warn!(deployment = %d.id, error = %err, "cannot store the snapshot");
     }
     Ok(Observation { aws, snapshot: merged, warnings })
+}
+
+/// The warning for reads that failed (their earlier facts were kept), if any did.
+pub fn gap_warning(snap: &Snapshot) -> Option<String> {
+    let gaps = snap.gaps();
+    if gaps.is_empty() {
+        return None;
+    }
+    let named: Vec<String> = gaps.iter().map(|g| format!("{} {} ({})", g.region, g.kind.as_str(), g.code)).collect();
+    Some(format!("discovery incomplete, earlier facts kept: {}", named.join(", ")))
 }

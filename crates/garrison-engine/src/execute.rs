@@ -92,15 +92,11 @@ impl Executor {
     }
 
     async fn audit(&self, journal: &Journal) {
-        let at_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0);
         let entries: Vec<AuditEntry> = journal
             .take()
             .into_iter()
             .map(|e| AuditEntry {
-                at_ms,
+                at_ms: e.at_ms,
                 deployment_id: self.deployment_id.clone(),
                 generation: self.generation,
                 region: e.region,

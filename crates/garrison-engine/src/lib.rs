@@ -1,6 +1,7 @@
 //! The engine: discovery of deployments into persisted snapshots, role validation, and
 //! the worker loop that runs them when deployments change and periodically.
 
+pub mod collect;
 pub mod discover;
 pub mod execute;
 pub mod plan;
@@ -8,7 +9,8 @@ pub mod protect;
 pub mod validation;
 pub mod worker;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use garrison_catalog::Catalog;
@@ -29,6 +31,10 @@ pub struct Engine {
     /// Instance prices and appliance images the planner decides with (built in, or the operator's).
     pub prices: Arc<garrison_catalog::prices::PriceTable>,
     pub images: Arc<garrison_catalog::appliances::Images>,
+    /// One writer per deployment at a time: the worker's reconciles, the collector's
+    /// targeted ones and removals take turns (generations fence whatever slips past).
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    pub collector: collect::Options,
 }
 
 impl Engine {
@@ -42,8 +48,24 @@ impl Engine {
             propagation: (12, Duration::from_secs(5)),
             prices: Arc::new(garrison_catalog::prices::PriceTable::builtin()),
             images: Arc::new(garrison_catalog::appliances::Images::builtin()),
+            locks: Mutex::new(HashMap::new()),
+            collector: collect::Options::default(),
         }
     }
+
+    /// Waits for the deployment's turn to write.
+    pub async fn lock(&self, deployment_id: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let m = {
+            let mut locks = self.locks.lock().expect("locks");
+            locks.retain(|_, m| Arc::strong_count(m) > 1 || m.try_lock().is_err());
+            locks.entry(deployment_id.to_string()).or_default().clone()
+        };
+        m.lock_owned().await
+    }
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 pub fn now() -> i64 {

@@ -2,15 +2,17 @@
 //! the status and a protection report (plan, outcomes, what protects each VPC). And the
 //! uninstall of a deployment being removed, verified before its record goes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use garrison_catalog::prices::{HOURS_PER_MONTH, PriceTable};
 use garrison_model::deployment::{Deployment, Mode, Status, StatusKind};
-use garrison_model::protection::{Op, Owned, Plan, ResKind, Role, Spec};
+use garrison_model::protection::{Op, Owned, OwnedItem, Plan, ResKind, Role, Spec};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::discover::{Observation, observe, status};
+use garrison_cloud::discovery;
+
+use crate::discover::{Observation, gap_warning, observe, session, status};
 use crate::execute::{ActionOutcome, Executor};
 use crate::plan::desired::Want;
 use crate::plan::{Inputs, plan_deployment, plan_with_desired};
@@ -49,6 +51,9 @@ pub struct Report {
     /// Per include item of the scope: the protected VPCs and appliances it accounts for.
     pub scope: Vec<ScopeView>,
     pub monthly_appliance_usd: f64,
+    /// Set for a targeted reconcile: the events it followed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<Trigger>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -165,8 +170,9 @@ pub async fn preview(e: &Engine, d: &Deployment) -> Result<(Plan, Observation), 
 
 /// Discover, plan and (automatic mode) execute; records the report and the status.
 pub async fn reconcile(e: &Engine, d: &Deployment) -> anyhow::Result<Report> {
+    let _turn = e.lock(&d.id).await;
     let generation = e.store.claim_generation(&d.account_id, &d.id).await?;
-    let owned = e.store.owned(&d.id).await?;
+    let mut owned = e.store.owned(&d.id).await?;
     let seen = match observe(e, d, &regions_of(&owned)).await {
         Ok(s) => s,
         Err(st) => {
@@ -174,10 +180,161 @@ pub async fn reconcile(e: &Engine, d: &Deployment) -> anyhow::Result<Report> {
             anyhow::bail!(st.message.unwrap_or_default());
         }
     };
+    if d.mode == Mode::Automatic {
+        let missing = missing_audit_items(d, &seen.aws, &owned).await;
+        forget_missing(e, d, generation, &mut owned, &missing).await?;
+    }
+    apply(e, d, generation, seen, owned, None, None).await
+}
+
+/// What set off a targeted reconcile, kept in its report.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Trigger {
+    /// Log objects read (`s3://bucket/key`) and queue messages handled.
+    pub files: Vec<String>,
+    pub messages: usize,
+    /// The asset deltas: region, what changed, by which call.
+    pub changes: Vec<Value>,
+    /// The audit path was checked (a periodic check or an event touching it).
+    pub audit_path: bool,
+}
+
+/// A targeted reconcile after events: only `regions` are read again (the rest of the
+/// snapshot is kept) and only actions there are executed; with `audit_path` the queue,
+/// topic, subscription, notification and bucket are checked too. None when there was
+/// nothing to do (an audit path check that found everything in place). Falls back to a
+/// full reconcile when there is no snapshot yet.
+pub async fn react(
+    e: &Engine,
+    d: &Deployment,
+    regions: &BTreeSet<String>,
+    trigger: Trigger,
+) -> anyhow::Result<Option<Report>> {
+    let Some(previous) = e.store.get_snapshot(&d.account_id, &d.id).await? else {
+        return reconcile(e, d).await.map(Some);
+    };
+    let _turn = e.lock(&d.id).await;
+    let mut owned = e.store.owned(&d.id).await?;
+    let (aws, _) = match session(e, d).await {
+        Ok(s) => s,
+        Err(st) => {
+            e.store.set_status(&d.account_id, &d.id, st.clone()).await?;
+            anyhow::bail!(st.message.unwrap_or_default());
+        }
+    };
+    // Only regions garrison looks at: in scope (they are in the snapshot) or holding something of ours.
+    let mut regions: BTreeSet<String> = regions
+        .iter()
+        .filter(|r| previous.regions.contains_key(*r) || owned.items.values().any(|o| &o.region == *r))
+        .cloned()
+        .collect();
+    let missing = if trigger.audit_path { missing_audit_items(d, &aws, &owned).await } else { vec![] };
+    if regions.is_empty() && missing.is_empty() {
+        return Ok(None);
+    }
+    let generation = e.store.claim_generation(&d.account_id, &d.id).await?;
+    forget_missing(e, d, generation, &mut owned, &missing).await?;
+    regions.extend(missing.iter().map(|o| o.region.clone()));
+    let list: Vec<String> = regions.iter().cloned().collect();
+    let fresh = discovery::discover(&aws, &list, now()).await.merged_over(Some(&previous));
+    let mut snapshot = previous;
+    snapshot.taken_at = fresh.taken_at;
+    snapshot.regions.extend(fresh.regions);
+    if let Err(err) = e.store.put_snapshot(&d.account_id, &d.id, &snapshot).await {
+        tracing::warn!(deployment = %d.id, error = %err, "cannot store the snapshot");
+    }
+    let warnings = gap_warning(&snapshot).into_iter().collect();
+    let seen = Observation { aws, snapshot, warnings };
+    apply(e, d, generation, seen, owned, Some(&regions), Some(trigger)).await.map(Some)
+}
+
+/// The audit resources discovery cannot list (bucket, topic, queue, subscription, bucket
+/// notification) that no longer exist. One that cannot be checked now is trusted.
+async fn missing_audit_items(d: &Deployment, aws: &garrison_cloud::Aws, owned: &Owned) -> Vec<OwnedItem> {
+    use garrison_cloud::writes::{Ctx, Journal, exists};
+    let journal = Journal::default();
+    let resolved = BTreeMap::new();
+    let checks: Vec<&OwnedItem> = owned
+        .items
+        .values()
+        .filter(|o| !o.adopted && !o.id.is_empty())
+        .filter(|o| {
+            matches!(
+                o.kind,
+                ResKind::Bucket | ResKind::Topic | ResKind::Queue | ResKind::Subscription | ResKind::BucketNotification
+            )
+        })
+        .collect();
+    let probes = checks.into_iter().map(|o| {
+        let c = Ctx {
+            aws: aws.in_region(&o.region),
+            region: o.region.clone(),
+            account: aws.account.clone(),
+            tags: vec![],
+            journal: &journal,
+            resolved: &resolved,
+        };
+        async move { (o, exists(&c, o.kind, &o.id).await) }
+    });
+    let mut out = vec![];
+    for (o, r) in futures_util::future::join_all(probes).await {
+        match r {
+            Ok(true) => {}
+            Ok(false) => out.push(o.clone()),
+            Err(err) => tracing::warn!(deployment = %d.id, key = %o.key, error = %err, "audit path: cannot check"),
+        }
+    }
+    out
+}
+
+/// Drops the records of missing audit resources (so that the plan builds them again) and
+/// writes the finding to the audit log.
+async fn forget_missing(
+    e: &Engine,
+    d: &Deployment,
+    generation: i64,
+    owned: &mut Owned,
+    missing: &[OwnedItem],
+) -> anyhow::Result<()> {
+    let mut entries = vec![];
+    for o in missing {
+        tracing::warn!(deployment = %d.id, key = %o.key, id = %o.id, "audit path: missing, to be restored");
+        e.store.remove_owned(&d.id, &o.key).await?;
+        owned.items.remove(&o.key);
+        entries.push(garrison_store::AuditEntry {
+            at_ms: crate::now_ms(),
+            deployment_id: d.id.clone(),
+            generation,
+            region: o.region.clone(),
+            call: "garrison:TamperDetected".into(),
+            resource: o.id.clone(),
+            outcome: "missing".into(),
+            message: Some(format!("{} ({}) no longer exists", o.key, o.kind.as_str())),
+        });
+    }
+    e.store.append_audit(&d.account_id, &entries).await?;
+    Ok(())
+}
+
+/// Plans over `seen`, executes (automatic mode; only in `only` regions when given), and
+/// records the report and the status.
+async fn apply(
+    e: &Engine,
+    d: &Deployment,
+    generation: i64,
+    seen: Observation,
+    owned: Owned,
+    only: Option<&BTreeSet<String>>,
+    trigger: Option<Trigger>,
+) -> anyhow::Result<Report> {
     let inputs = inputs(e);
-    let (plan, mut owned, want) = plan_with_desired(Some(d), &d.id, &seen.snapshot, &owned, &inputs);
+    let (mut plan, mut owned, want) = plan_with_desired(Some(d), &d.id, &seen.snapshot, &owned, &inputs);
+    if let Some(only) = only {
+        // The other regions' facts may predate the last run's changes; they wait for a full reconcile.
+        plan.actions.retain(|a| only.contains(&a.region));
+    }
     // Records recovered from tags are kept whatever the mode.
-    for o in owned.items.values() {
+    for o in owned.items.values().filter(|o| only.is_none_or(|r| r.contains(&o.region))) {
         e.store.put_owned(&d.account_id, &d.id, o).await?;
     }
     let running: BTreeMap<String, bool> = want
@@ -189,6 +346,28 @@ pub async fn reconcile(e: &Engine, d: &Deployment) -> anyhow::Result<Report> {
         })
         .collect();
     let outcomes = if d.mode == Mode::Automatic && !plan.is_empty() {
+        if let Some(t) = &trigger {
+            let changes: Vec<String> =
+                t.changes.iter().filter_map(|c| c["event"].as_str().map(str::to_string)).collect();
+            e.store
+                .append_audit(
+                    &d.account_id,
+                    &[garrison_store::AuditEntry {
+                        at_ms: crate::now_ms(),
+                        deployment_id: d.id.clone(),
+                        generation,
+                        region: only.map(|r| r.iter().cloned().collect::<Vec<_>>().join(",")).unwrap_or_default(),
+                        call: "garrison:Reconcile".into(),
+                        resource: format!("{} action(s)", plan.actions.len()),
+                        outcome: "triggered".into(),
+                        message: Some(format!(
+                            "after {}",
+                            if changes.is_empty() { "an audit path check".into() } else { changes.join(", ") }
+                        )),
+                    }],
+                )
+                .await?;
+        }
         let ex = executor(e, &seen, d, generation);
         ex.run(&plan.actions, &mut owned).await
     } else {
@@ -206,6 +385,7 @@ pub async fn reconcile(e: &Engine, d: &Deployment) -> anyhow::Result<Report> {
         scope: scope_summary(d, &vpcs),
         vpcs,
         monthly_appliance_usd: monthly,
+        trigger,
     };
     e.store.put_report(&d.account_id, &d.id, &serde_json::to_value(&report)?).await?;
     e.store.set_status(&d.account_id, &d.id, protection_status(d, &seen, &plan, &outcomes, &report)).await?;
@@ -272,6 +452,7 @@ pub struct Removal {
 /// Removes every resource garrison made for `d` (adopted ones are only forgotten), then
 /// verifies with a fresh discovery that none is left before deleting the record.
 pub async fn uninstall(e: &Engine, d: &Deployment) -> anyhow::Result<Removal> {
+    let _turn = e.lock(&d.id).await;
     let generation = e.store.claim_generation(&d.account_id, &d.id).await?;
     let owned = e.store.owned(&d.id).await?;
     let regions = regions_of(&owned);

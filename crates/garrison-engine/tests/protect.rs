@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use garrison_catalog::policies::{ESSENTIALS, PROFESSIONAL};
-use garrison_catalog::{Catalog, cft};
+
 use garrison_cloud::emulator::Moto;
 use garrison_cloud::estate::{self, EstateSpec};
 use garrison_cloud::{Aws, Sessions};
@@ -18,43 +18,10 @@ use garrison_model::credential::{NewCredential, RoleSecret};
 use garrison_model::deployment::{Deployment, Refs, StatusKind, parse_request};
 use garrison_model::protection::{Perm, TAG_DEPLOYMENT, TAG_KEY};
 use garrison_model::snapshot::{Snapshot, Tags};
-use garrison_store::{SealKey, Store};
 use serde_json::{Value, json};
 
-const GARRISON: &str = "123456789012";
-
-async fn store() -> Store {
-    let dir = std::env::temp_dir().join(format!(
-        "garrison-protect-{}-{:x}",
-        std::process::id(),
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    Store::open(&format!("sqlite://{}?mode=rwc", dir.join("p.db").display()), &SealKey::generate()).await.unwrap()
-}
-
-async fn full_role(aws: &Aws, ext: &str) -> String {
-    let iam = aws.iam();
-    let role = Catalog::builtin().get("aws", "ci_full", "latest").unwrap().clone();
-    let r = iam
-        .create_role()
-        .role_name("garrison-full")
-        .assume_role_policy_document(cft::trust_policy(GARRISON, json!(ext)).to_string())
-        .send()
-        .await
-        .unwrap();
-    for (i, p) in cft::split_policy(&role.policy_document, cft::MANAGED_POLICY_LIMIT).iter().enumerate() {
-        let pol =
-            iam.create_policy().policy_name(format!("full-{i}")).policy_document(p.to_string()).send().await.unwrap();
-        iam.attach_role_policy()
-            .role_name("garrison-full")
-            .policy_arn(pol.policy().unwrap().arn().unwrap())
-            .send()
-            .await
-            .unwrap();
-    }
-    r.role().unwrap().arn().to_string()
-}
+mod common;
+use common::{GARRISON, full_role, store};
 
 fn tagged(tags: &Tags, dep: &str) -> bool {
     tags.get(TAG_DEPLOYMENT).is_some_and(|d| d == dep)

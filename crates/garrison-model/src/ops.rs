@@ -468,6 +468,19 @@ pub static OPERATIONS: &[Operation] = &[
     },
     Operation {
         service: "deployments",
+        name: "list_dead_letters",
+        method: "GET",
+        path: "/deployments/v1/{account_id}/deployments/{deployment_id}/dead_letters",
+        params: params![
+            ACCOUNT,
+            p("deployment_id", "deployment id"),
+            q("limit", Kind::Integer, "at most this many entries (default 100)")
+        ],
+        summary: "Audit-queue input the collector set aside, newest first, with the reason",
+        needs_token: true,
+    },
+    Operation {
+        service: "deployments",
         name: "list_removals",
         method: "GET",
         path: "/deployments/v1/{account_id}/removals",

@@ -3,6 +3,7 @@
 
 mod cache;
 mod db;
+mod dead_letters;
 mod migrations;
 mod objects;
 mod protection;
@@ -12,6 +13,7 @@ mod tenants;
 pub mod testing;
 
 pub use db::{Store, StoreError};
+pub use dead_letters::{DeadLetter, EXCERPT_CHARS};
 pub use protection::AuditEntry;
 pub use seal::{SealKey, Sealer};
 pub use tenants::{KeyRecord, NewRoot};

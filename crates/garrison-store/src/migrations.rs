@@ -47,4 +47,12 @@ pub const MIGRATIONS: &[(i64, &str, &[&str])] = &[
             "CREATE TABLE removals (deployment_id TEXT PRIMARY KEY, account_id TEXT NOT NULL, requested_at BIGINT NOT NULL, requested_by TEXT NOT NULL, body TEXT NOT NULL)",
         ],
     ),
+    (
+        5,
+        "collector: input set aside with the reason",
+        &[
+            "CREATE TABLE dead_letters (id TEXT PRIMARY KEY, at_ms BIGINT NOT NULL, account_id TEXT NOT NULL, deployment_id TEXT NOT NULL, source TEXT NOT NULL, reason TEXT NOT NULL, excerpt TEXT NOT NULL)",
+            "CREATE INDEX dead_letters_deployment ON dead_letters (deployment_id, at_ms)",
+        ],
+    ),
 ];

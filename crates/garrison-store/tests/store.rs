@@ -166,3 +166,27 @@ async fn protection_records_generations_audit_and_removal() {
         assert_eq!(store.audit_log(&acct, &id, 10).await.unwrap().len(), 2, "{name}: the audit log outlives it");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_keep_reason_and_a_bounded_excerpt_per_tenant() {
+    use garrison_store::{DeadLetter, EXCERPT_CHARS};
+    for (name, url) in urls().await {
+        let store = Store::open(&url, &SealKey::generate()).await.unwrap();
+        let (acct, id) = seed(&store).await;
+        let letter = |at: i64, source: &str| DeadLetter {
+            at_ms: at,
+            deployment_id: id.clone(),
+            source: source.into(),
+            reason: "message body is not JSON".into(),
+            excerpt: "x".repeat(10_000),
+        };
+        store.add_dead_letter(&acct, &letter(1, "m-1")).await.unwrap();
+        store.add_dead_letter(&acct, &letter(2, "s3://b/k.json.gz")).await.unwrap();
+        let got = store.dead_letters(&acct, &id, 10).await.unwrap();
+        assert_eq!(got.iter().map(|d| d.source.as_str()).collect::<Vec<_>>(), ["s3://b/k.json.gz", "m-1"], "{name}");
+        assert_eq!(got[0].excerpt.len(), EXCERPT_CHARS, "{name}");
+        assert_eq!(got[0].reason, "message body is not JSON");
+        assert_eq!(store.dead_letters(&acct, &id, 1).await.unwrap().len(), 1, "{name}: limit");
+        assert!(store.dead_letters("99999999", &id, 10).await.unwrap().is_empty(), "{name}: tenancy");
+    }
+}

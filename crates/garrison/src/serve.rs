@@ -41,6 +41,12 @@ pub struct ServeArgs {
     /// Seconds between full discovery resyncs of every deployment [default: 300]
     #[arg(long = "resync-interval", env = "GARRISON_RESYNC_INTERVAL")]
     pub resync_interval: Option<u64>,
+    /// Seconds between checks that the audit path (queue, subscription, bucket notification) is intact [default: 60]
+    #[arg(long = "audit-check-interval", env = "GARRISON_AUDIT_CHECK_INTERVAL")]
+    pub audit_check_interval: Option<u64>,
+    /// Seconds the collector long-polls each audit queue per receive, 1 to 20 [default: 20]
+    #[arg(long = "collector-wait", env = "GARRISON_COLLECTOR_WAIT")]
+    pub collector_wait: Option<i32>,
     /// Serve the API only; run no worker in this process (another process runs `garrison worker`)
     #[arg(long = "no-worker", env = "GARRISON_NO_WORKER")]
     pub no_worker: bool,
@@ -67,6 +73,8 @@ struct FileConfig {
     template_bucket: Option<String>,
     token_ttl: Option<i64>,
     resync_interval: Option<u64>,
+    audit_check_interval: Option<u64>,
+    collector_wait: Option<i32>,
     no_worker: Option<bool>,
     price_table: Option<PathBuf>,
     appliance_images: Option<PathBuf>,
@@ -81,6 +89,7 @@ pub struct Settings {
     pub seal_key_file: Option<PathBuf>,
     pub api: ApiConfig,
     pub resync: std::time::Duration,
+    pub collector: garrison_engine::collect::Options,
     pub worker: bool,
     pub prices: Option<garrison_catalog::prices::PriceTable>,
     pub images: Option<garrison_catalog::appliances::Images>,
@@ -125,6 +134,19 @@ pub fn resolve(a: ServeArgs) -> anyhow::Result<Settings> {
     if resync == 0 {
         bail!("--resync-interval: expected at least 1 second, found 0");
     }
+    let audit_check = a.audit_check_interval.or(file.audit_check_interval).unwrap_or(60);
+    if audit_check == 0 {
+        bail!("--audit-check-interval: expected at least 1 second, found 0");
+    }
+    let collector_wait = a.collector_wait.or(file.collector_wait).unwrap_or(20);
+    if !(1..=20).contains(&collector_wait) {
+        bail!("--collector-wait: expected 1 to 20 seconds (SQS long polling), found {collector_wait}");
+    }
+    let collector = garrison_engine::collect::Options {
+        wait_secs: collector_wait,
+        audit_check: std::time::Duration::from_secs(audit_check),
+        ..Default::default()
+    };
     let read = |flag: &str, p: &PathBuf| {
         std::fs::read_to_string(p).with_context(|| format!("{flag}: reading {}", p.display()))
     };
@@ -146,6 +168,7 @@ pub fn resolve(a: ServeArgs) -> anyhow::Result<Settings> {
         prices,
         images,
         resync: std::time::Duration::from_secs(resync),
+        collector,
         worker: !(a.no_worker || file.no_worker.unwrap_or(false)),
         listen,
         data_dir,
@@ -261,6 +284,7 @@ pub async fn start_with(
     let engine = std::sync::Arc::new(engine_for(s, store.clone(), sessions, api.aws_principal.clone()));
     if s.worker {
         tokio::spawn(garrison_engine::worker::run(engine.clone(), s.resync));
+        tokio::spawn(garrison_engine::collect::run(engine.clone()));
     }
     let state = AppState::with_engine(store, api, Some(engine)).await?;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -287,6 +311,7 @@ fn engine_for(
     principal: String,
 ) -> garrison_engine::Engine {
     let mut e = garrison_engine::Engine::new(store, sessions, principal);
+    e.collector = s.collector.clone();
     if let Some(p) = &s.prices {
         e.prices = std::sync::Arc::new(p.clone());
     }
@@ -343,7 +368,7 @@ pub async fn main(argv: Vec<String>) -> ExitCode {
     }
 }
 
-/// `garrison worker`: the reconcile loop alone, on the same store and settings as `serve`
+/// `garrison worker`: the reconcile loop and the collector alone, on the same store and settings as `serve`
 /// (for running the API and the worker in separate processes).
 pub async fn worker_main(argv: Vec<String>) -> ExitCode {
     init_tracing();
@@ -365,10 +390,11 @@ pub async fn worker_main(argv: Vec<String>) -> ExitCode {
         }
     };
     let sessions = std::sync::Arc::new(garrison_cloud::Sessions::new(garrison_cloud::Aws::from_env(None).await));
-    let engine = std::sync::Arc::new(garrison_engine::Engine::new(store, sessions, settings.api.aws_principal.clone()));
+    let engine = std::sync::Arc::new(engine_for(&settings, store, sessions, settings.api.aws_principal.clone()));
     tracing::info!("garrison worker running");
     tokio::select! {
-        _ = garrison_engine::worker::run(engine, settings.resync) => {},
+        _ = garrison_engine::worker::run(engine.clone(), settings.resync) => {},
+        _ = garrison_engine::collect::run(engine) => {},
         _ = shutdown_signal() => {},
     }
     ExitCode::SUCCESS

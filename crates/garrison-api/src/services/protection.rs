@@ -1,6 +1,6 @@
 //! garrison extensions under deployments v1: plan preview (also as CloudFormation for
-//! manual mode), the latest protection report, the audit log of AWS writes, and the
-//! deployments whose removal is still in progress.
+//! manual mode), the latest protection report, the audit log of AWS writes, the input the
+//! collector set aside, and the deployments whose removal is still in progress.
 
 use std::collections::BTreeMap;
 
@@ -24,6 +24,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(plan_deployment))
         .routes(routes!(get_protection))
         .routes(routes!(list_audit_log))
+        .routes(routes!(list_dead_letters))
         .routes(routes!(list_removals))
 }
 
@@ -120,6 +121,26 @@ async fn list_audit_log(
     }
     let entries = s.store.audit_log(&account_id, &id, limit).await?;
     Ok(Json(json!({"deployment_id": id, "entries": entries})))
+}
+
+/// Audit-queue input the collector could not use (malformed messages, unreadable log
+/// objects, records of unknown shape), newest first, each with the reason.
+#[utoipa::path(get, path = "/deployments/v1/{account_id}/deployments/{deployment_id}/dead_letters", tag = "deployments", operation_id = "list_dead_letters",
+    params(("account_id" = String, Path), ("deployment_id" = String, Path), AuditQuery), security(("X-AIMS-Auth-Token" = [])),
+    responses((status = 200, description = "{dead_letters: [...]}")))]
+async fn list_dead_letters(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((account_id, id)): Path<(String, String)>,
+    Query(q): Query<AuditQuery>,
+) -> ApiResult<Json<Value>> {
+    s.authorize(&caller, &account_id).await?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=100_000).contains(&limit) {
+        return Err(ApiError::field(FieldError::new("limit", "an integer from 1 to 100000", limit.to_string())));
+    }
+    let letters = s.store.dead_letters(&account_id, &id, limit).await?;
+    Ok(Json(json!({"deployment_id": id, "dead_letters": letters})))
 }
 
 /// Deleted deployments whose resources are still being removed.

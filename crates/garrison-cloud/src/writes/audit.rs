@@ -257,3 +257,26 @@ pub async fn queue_exists(c: &Ctx<'_>, url: &str) -> Result<bool, CloudError> {
         }
     }
 }
+
+pub async fn subscription_exists(c: &Ctx<'_>, arn: &str) -> Result<bool, CloudError> {
+    c.aws.pace("sns").await;
+    match c.aws.sns().get_subscription_attributes().subscription_arn(arn).send().await {
+        Ok(_) => Ok(true),
+        Err(e) => {
+            let e = CloudError::from_sdk("sns", "GetSubscriptionAttributes", e);
+            if absent(&e.code) { Ok(false) } else { Err(e) }
+        }
+    }
+}
+
+/// Whether the bucket still notifies through garrison's configuration.
+pub async fn notification_exists(c: &Ctx<'_>, bucket: &str) -> Result<bool, CloudError> {
+    c.aws.pace("s3").await;
+    match c.aws.s3().get_bucket_notification_configuration().bucket(bucket).send().await {
+        Ok(out) => Ok(out.topic_configurations().iter().any(|t| t.id() == Some("garrison-audit"))),
+        Err(e) => {
+            let e = CloudError::from_sdk("s3", "GetBucketNotificationConfiguration", e);
+            if absent(&e.code) { Ok(false) } else { Err(e) }
+        }
+    }
+}

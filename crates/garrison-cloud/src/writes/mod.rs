@@ -17,6 +17,8 @@ use crate::{Aws, CloudError};
 /// One AWS write and how it ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
+    /// When the call was made, in milliseconds since the epoch.
+    pub at_ms: i64,
     pub region: String,
     pub call: String,
     pub resource: String,
@@ -79,12 +81,17 @@ impl Ctx<'_> {
     {
         let budget = if service == "ec2" && !op.starts_with("Describe") { crate::limiter::EC2_WRITES } else { service };
         self.aws.pace(budget).await;
+        let at_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
         let r = fut.await.map_err(|e| CloudError::from_sdk(service, op, e));
         let (outcome, message) = match &r {
             Ok(_) => ("ok".to_string(), None),
             Err(e) => (e.code.clone(), Some(e.message.chars().take(300).collect())),
         };
         self.journal.push(Entry {
+            at_ms,
             region: self.region.clone(),
             call: format!("{service}:{op}"),
             resource: resource.to_string(),
@@ -183,13 +190,15 @@ pub async fn set_rules(
     network::set_rules(c, id, add, remove).await
 }
 
-/// Whether an owned resource still exists, for verifying a removal (EC2 kinds are checked
-/// by the next discovery; these are the ones it does not list).
+/// Whether an owned resource still exists, for verifying a removal and the audit path
+/// (EC2 kinds are checked by discovery; these are the ones it does not list).
 pub async fn exists(c: &Ctx<'_>, kind: ResKind, id: &str) -> Result<bool, CloudError> {
     match kind {
         ResKind::Bucket => audit::bucket_exists(c, id).await,
         ResKind::Topic => audit::topic_exists(c, id).await,
         ResKind::Queue => audit::queue_exists(c, id).await,
+        ResKind::Subscription => audit::subscription_exists(c, id).await,
+        ResKind::BucketNotification => audit::notification_exists(c, id).await,
         _ => Ok(false),
     }
 }

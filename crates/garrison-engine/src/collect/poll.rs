@@ -1,0 +1,265 @@
+//! One deployment's poller: receive a batch, read what it names, react, delete.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use garrison_cloud::audit_queue::{self, QueueMessage};
+use garrison_cloud::{Aws, CloudError};
+use garrison_model::deployment::Deployment;
+use garrison_store::DeadLetter;
+use garrison_trail::{Message, ObjectRef, Target, message};
+use serde_json::json;
+
+use super::Queue;
+use crate::discover::session;
+use crate::protect::{Trigger, react};
+use crate::{Engine, now_ms};
+
+pub(super) async fn run(e: Arc<Engine>, account_id: String, id: String, q: Queue) {
+    let mut next_check = Instant::now() + e.collector.audit_check;
+    let mut failures = 0u32;
+    loop {
+        let d = match e.store.get_deployment(&account_id, &id).await {
+            Ok(Some(d)) => d,
+            Ok(None) => return,
+            Err(err) => {
+                tracing::warn!(deployment = %id, error = %err, "collector: cannot read the deployment");
+                backoff(&mut failures).await;
+                continue;
+            }
+        };
+        let aws = match session(&e, &d).await {
+            Ok((aws, role)) => (aws.in_region(&q.region), own_principal(&role)),
+            Err(st) => {
+                tracing::warn!(deployment = %id, status = ?st.message, "collector: no session");
+                backoff(&mut failures).await;
+                continue;
+            }
+        };
+        let (aws, own) = aws;
+        match audit_queue::receive(&aws, &q.url, e.collector.wait_secs).await {
+            Ok(batch) if batch.is_empty() => {
+                failures = 0;
+                if Instant::now() >= next_check {
+                    next_check = Instant::now() + e.collector.audit_check;
+                    let t = Trigger { audit_path: true, ..Default::default() };
+                    if let Err(err) = react(&e, &d, &BTreeSet::new(), t).await {
+                        tracing::warn!(deployment = %id, error = %err, "collector: audit path check failed");
+                    }
+                }
+            }
+            Ok(batch) => {
+                failures = 0;
+                handle(&e, &d, &aws, &q, own.as_deref(), batch).await;
+            }
+            Err(err) => {
+                tracing::warn!(deployment = %id, error = %err, "collector: cannot receive");
+                if err.code.contains("NonExistentQueue") {
+                    // Our queue is gone: the audit path check restores it (and the
+                    // supervisor starts a poller on the new one).
+                    let t = Trigger { audit_path: true, ..Default::default() };
+                    if let Err(err) = react(&e, &d, &BTreeSet::new(), t).await {
+                        tracing::warn!(deployment = %id, error = %err, "collector: audit path repair failed");
+                    }
+                    return;
+                }
+                backoff(&mut failures).await;
+            }
+        }
+    }
+}
+
+async fn backoff(failures: &mut u32) {
+    *failures += 1;
+    tokio::time::sleep(Duration::from_millis(500 * 2u64.pow((*failures).min(6)))).await;
+}
+
+/// garrison's own session in the account (its calls are known already). Sessions are
+/// named "garrison"; the role may have a path, the assumed-role ARN has only its name.
+fn own_principal(role_arn: &str) -> Option<String> {
+    let account = role_arn.split(':').nth(4)?;
+    let name = role_arn.rsplit('/').next()?;
+    Some(format!("arn:aws:sts::{account}:assumed-role/{name}/garrison"))
+}
+
+/// What became of one message.
+enum Fate {
+    /// Applied or set aside: delete it.
+    Done,
+    /// Its changes wait for the reconcile below.
+    Pending,
+    /// A read failed for now: leave it to come back after its visibility timeout.
+    Retry,
+}
+
+async fn handle(e: &Engine, d: &Deployment, aws: &Aws, q: &Queue, own: Option<&str>, batch: Vec<QueueMessage>) {
+    let mut fates = Vec::with_capacity(batch.len());
+    let mut trigger = Trigger::default();
+    let mut regions = BTreeSet::new();
+    let mut dead = vec![];
+    for m in &batch {
+        let refs = match message::parse(&m.body) {
+            Err(bad) => {
+                dead.push(letter(d, &format!("sqs:{}", m.id), bad.to_string(), &m.body));
+                fates.push(Fate::Done);
+                continue;
+            }
+            Ok(Message::Ignore(why)) => {
+                tracing::debug!(deployment = %d.id, message = %m.id, why, "collector: nothing to do");
+                fates.push(Fate::Done);
+                continue;
+            }
+            Ok(Message::Logs(refs)) => refs,
+        };
+        trigger.messages += 1;
+        let mut fate = Fate::Done;
+        for r in refs {
+            match read(e, aws, &r, own).await {
+                Ok(digest) => {
+                    trigger.files.push(format!("s3://{}/{}", r.bucket, r.key));
+                    if !digest.bad.is_empty() {
+                        let reasons: Vec<&str> = digest.bad.iter().take(3).map(|b| b.reason.as_str()).collect();
+                        dead.push(letter(
+                            d,
+                            &format!("s3://{}/{}", r.bucket, r.key),
+                            format!(
+                                "{} of {} record(s) of unknown shape, the rest applied: {}",
+                                digest.bad.len(),
+                                digest.stats.records,
+                                reasons.join("; ")
+                            ),
+                            "",
+                        ));
+                    }
+                    for c in digest.changes {
+                        if c.target == Target::AuditPath {
+                            trigger.audit_path = true;
+                        }
+                        regions.insert(c.region.clone());
+                        let what = match c.target {
+                            Target::Asset(k) => k.as_str(),
+                            Target::AuditPath => "audit_path",
+                        };
+                        let v = json!({"region": c.region, "target": what, "event": c.event});
+                        if !trigger.changes.contains(&v) {
+                            trigger.changes.push(v);
+                        }
+                        fate = Fate::Pending;
+                    }
+                }
+                Err(Read::Unusable(reason, excerpt)) => {
+                    dead.push(letter(d, &format!("s3://{}/{}", r.bucket, r.key), reason, &excerpt));
+                }
+                Err(Read::Later(err)) => {
+                    tracing::warn!(deployment = %d.id, key = %r.key, error = %err, "collector: log object not read yet");
+                    fate = Fate::Retry;
+                }
+            }
+        }
+        // A message that keeps failing is set aside rather than retried for ever.
+        if matches!(fate, Fate::Retry) && m.receives >= e.collector.max_receives {
+            dead.push(letter(
+                d,
+                &format!("sqs:{}", m.id),
+                format!("not applied after {} attempts", m.receives),
+                &m.body,
+            ));
+            fate = Fate::Done;
+        }
+        fates.push(fate);
+    }
+    let applied = if regions.is_empty() && !trigger.audit_path {
+        true
+    } else {
+        tracing::info!(deployment = %d.id, regions = ?regions, changes = trigger.changes.len(), "collector: reconciling");
+        match react(e, d, &regions, trigger).await {
+            Ok(_) => true,
+            Err(err) => {
+                tracing::warn!(deployment = %d.id, error = %err, "collector: targeted reconcile failed; messages kept");
+                for (m, f) in batch.iter().zip(&fates) {
+                    if matches!(f, Fate::Pending) && m.receives >= e.collector.max_receives {
+                        let why = format!("not applied after {} attempts: {err}", m.receives);
+                        dead.push(letter(d, &format!("sqs:{}", m.id), why, &m.body));
+                    }
+                }
+                false
+            }
+        }
+    };
+    for l in &dead {
+        tracing::warn!(deployment = %d.id, source = %l.source, reason = %l.reason, "collector: set aside");
+        if let Err(err) = e.store.add_dead_letter(&d.account_id, l).await {
+            tracing::error!(deployment = %d.id, error = %err, "collector: cannot record a dead letter");
+        }
+    }
+    let receipts: Vec<String> = batch
+        .iter()
+        .zip(&fates)
+        .filter(|(m, f)| match f {
+            Fate::Done => true,
+            Fate::Pending => applied || m.receives >= e.collector.max_receives,
+            Fate::Retry => false,
+        })
+        .map(|(m, _)| m.receipt.clone())
+        .collect();
+    if let Err(err) = audit_queue::delete(aws, &q.url, &receipts).await {
+        tracing::warn!(deployment = %d.id, error = %err, "collector: cannot delete handled messages; they will be applied again");
+    }
+}
+
+enum Read {
+    /// Never readable: set aside with the reason and the start of the object.
+    Unusable(String, String),
+    /// Worth another try (throttled, a server fault).
+    Later(CloudError),
+}
+
+async fn read(e: &Engine, aws: &Aws, r: &ObjectRef, own: Option<&str>) -> Result<garrison_trail::Digest, Read> {
+    let bytes = match audit_queue::get_object(aws, &r.bucket, &r.key, e.collector.max_object).await {
+        Ok(b) => b,
+        Err(err) if err.is_retryable() => return Err(Read::Later(err)),
+        Err(err) => {
+            return Err(Read::Unusable(
+                format!("cannot read the log object: {}: {}", err.code, err.message),
+                String::new(),
+            ));
+        }
+    };
+    let own = own.map(str::to_string);
+    // Inflating and parsing is CPU work: off the async threads.
+    let parsed = tokio::task::spawn_blocking(move || {
+        let r = garrison_trail::digest_gz(&bytes, own.as_deref());
+        (r, bytes)
+    })
+    .await;
+    match parsed {
+        Ok((Ok(d), _)) => Ok(d),
+        Ok((Err(bad), bytes)) => {
+            let excerpt = String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned();
+            Err(Read::Unusable(format!("unreadable log object: {bad}"), excerpt))
+        }
+        Err(join) => Err(Read::Unusable(format!("the reader failed: {join}"), String::new())),
+    }
+}
+
+fn letter(d: &Deployment, source: &str, reason: String, excerpt: &str) -> DeadLetter {
+    DeadLetter {
+        at_ms: now_ms(),
+        deployment_id: d.id.clone(),
+        source: source.to_string(),
+        reason,
+        excerpt: excerpt.chars().take(garrison_store::EXCERPT_CHARS).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn own_principal_is_the_assumed_role_session() {
+        assert_eq!(
+            super::own_principal("arn:aws:iam::111122223333:role/path/to/garrison-full").as_deref(),
+            Some("arn:aws:sts::111122223333:assumed-role/garrison-full/garrison")
+        );
+    }
+}
