@@ -200,36 +200,46 @@ async fn estate_m_is_protected_hands_off_and_removed_cleanly() {
     assert!(ids_out.contains(&Perm::new("tcp", 4138, 4138, "204.110.218.96/27")));
     assert!(ids_out.contains(&Perm::new("udp", 53, 53, "8.8.8.8/32")));
 
-    // The audit source is wired: an object in the bucket becomes a message in the queue.
+    // The audit source is wired end to end: a CloudTrail file in the bucket reaches the
+    // collector in `serve` through S3 → SNS → SQS and sets off a targeted reconcile.
     let bucket = report["audit_source"]["bucket"]["id"].as_str().unwrap();
-    let queue = report["audit_source"]["queue"]["id"].as_str().unwrap();
+    assert!(report["audit_source"]["queue"]["id"].as_str().unwrap().starts_with("http"));
     assert_eq!(report["audit_source"]["trail"]["adopted"], false);
     let ct = aws.in_region(east);
     // The emulator evaluates any bucket-policy statement whose condition it cannot read
-    // (aws:SourceAccount, aws:SecureTransport) as a deny of every object write, so the
-    // CloudTrail delivery is simulated with the policy set aside and then put back as it was.
+    // (aws:SourceAccount, aws:SecureTransport) as a deny of every object read and write, so
+    // the policy is set aside while CloudTrail's delivery is simulated and put back after.
     let policy = ct.s3().get_bucket_policy().bucket(bucket).send().await.unwrap().policy().unwrap().to_string();
     assert!(policy.contains("cloudtrail.amazonaws.com") && policy.contains("DenyInsecureTransport"), "{policy}");
     ct.s3().delete_bucket_policy().bucket(bucket).send().await.unwrap();
-    ct.s3()
-        .put_object()
-        .bucket(bucket)
-        .key("AWSLogs/123456789012/CloudTrail/us-east-1/2026/11/30/x.json.gz")
-        .body(b"{}".to_vec().into())
-        .send()
+    let host = &east_vpc.instances[0].id;
+    let record = garrison_trail::sample::record(
+        "ec2",
+        "CreateTags",
+        east,
+        &est.accounts[0].account,
+        "arn:aws:sts::123456789012:assumed-role/Admin/alice",
+        json!({"resourcesSet": {"items": [{"resourceId": host}]}, "tagSet": {"items": [{"key": "team", "value": "a"}]}}),
+        Value::Null,
+    );
+    let key = garrison_trail::sample::log_key(&est.accounts[0].account, east, "cli");
+    garrison_cloud::audit_queue::deliver_as_cloudtrail(&ct, bucket, &key, garrison_trail::sample::gzip(&[record]))
         .await
         .unwrap();
+    let generation = report["generation"].as_i64().unwrap();
+    let reacted = report_when(&s, &id, "a reconcile after the CloudTrail file", |r| {
+        r["generation"].as_i64().unwrap() > generation && r["trigger"]["files"].to_string().contains(&key)
+    });
+    assert_eq!(reacted["trigger"]["changes"], json!([{"region": east, "target": "instances", "event": "CreateTags"}]));
+    assert_eq!(reacted["plan"]["actions"], json!([]), "a tag on a customer host changes nothing to do");
     ct.s3().put_bucket_policy().bucket(bucket).policy(&policy).send().await.unwrap();
-    let got = ct.sqs().receive_message().queue_url(queue).wait_time_seconds(5).send().await.unwrap();
-    let body = got.messages().first().and_then(|m| m.body()).expect("a message for the new object").to_string();
-    assert!(body.contains("x.json.gz"), "{body}");
 
     // A second reconcile plans nothing and makes no AWS write.
     let writes = json_out(&garrison(
         &s,
         &["deployments", "list_audit_log", "--deployment_id", &id, "--limit", "100000", "--query", "length(entries)"],
     ));
-    let generation = report["generation"].as_i64().unwrap();
+    let generation = reacted["generation"].as_i64().unwrap();
     json_out(&garrison(&s, &["deployments", "update_deployment", "--deployment_id", &id, "--name", "estate-m-2"]));
     let again = report_when(&s, &id, "a second reconcile", |r| r["generation"].as_i64().unwrap() > generation);
     assert_eq!(again["plan"]["actions"], json!([]), "{}", again["plan"]);

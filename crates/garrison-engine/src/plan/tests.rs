@@ -479,6 +479,29 @@ impl World {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
 
+    /// What the collector does: plan over the stored snapshot (read before the last run
+    /// executed, so stale everywhere) with only the region an event touched read again,
+    /// and act in that region only. There it must do exactly what a full reconcile would.
+    #[test]
+    fn a_targeted_plan_acts_in_its_region_as_a_full_plan_would(seed in any::<u64>()) {
+        let mut w = random_world(seed);
+        let d = w.deployment.clone();
+        let stale = w.snap.clone();
+        w.converge(Some(&d));
+        w.drift(seed);
+        let (full, _) = w.plan(Some(&d));
+        let prices = PriceTable::builtin();
+        let images = Images::builtin();
+        for region in w.snap.regions.keys() {
+            let mut view = stale.clone();
+            view.regions.insert(region.clone(), w.snap.regions[region].clone());
+            let (targeted, _) =
+                plan_deployment(Some(&d), DEP, &view, &w.owned, &Inputs { prices: &prices, images: &images });
+            let only = |p: &Plan| p.actions.iter().filter(|a| &a.region == region).cloned().collect::<Vec<_>>();
+            prop_assert_eq!(only(&targeted), only(&full), "region {}", region);
+        }
+    }
+
     #[test]
     fn applying_a_plan_then_planning_again_gives_an_empty_plan(seed in any::<u64>()) {
         let mut w = random_world(seed);
