@@ -1,5 +1,7 @@
 //! Shared pieces of the benchmarks: a closed-loop HTTP/1.1 load generator with keep-alive
-//! connections and exact latency percentiles.
+//! connections and exact latency percentiles, and a protected-deployment fixture.
+
+pub mod fixture;
 
 use std::time::{Duration, Instant};
 

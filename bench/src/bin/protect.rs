@@ -17,10 +17,7 @@ use garrison_cloud::proxy::Proxy;
 use garrison_cloud::{Aws, Sessions};
 use garrison_engine::Engine;
 use garrison_engine::protect::reconcile;
-use garrison_model::credential::{NewCredential, RoleSecret};
-use garrison_model::deployment::{Refs, parse_request};
 use garrison_model::protection::{Op, Plan, ResKind, Spec};
-use garrison_store::{SealKey, Store};
 use serde_json::json;
 
 const GARRISON: &str = "123456789012";
@@ -101,47 +98,10 @@ async fn main() -> anyhow::Result<()> {
         spec.instances
     );
 
-    let dir = std::env::temp_dir().join(format!("garrison-bench-protect-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let store = Store::open(&format!("sqlite://{}?mode=rwc", dir.join("b.db").display()), &SealKey::generate()).await?;
-    let root = store.init_root(None, None).await?.expect("a fresh store");
-    let ext = store.external_id(&root.account_id).await?;
-    // The customer's role, as the template makes it.
-    let iam = aws.iam();
-    let full = Catalog::builtin().get("aws", "ci_full", "latest")?.clone();
-    let role = iam
-        .create_role()
-        .role_name("garrison-bench")
-        .assume_role_policy_document(cft::trust_policy(GARRISON, json!(ext)).to_string())
-        .send()
-        .await?;
-    for (i, p) in cft::split_policy(&full.policy_document, cft::MANAGED_POLICY_LIMIT).iter().enumerate() {
-        let pol = iam.create_policy().policy_name(format!("bench-{i}")).policy_document(p.to_string()).send().await?;
-        iam.attach_role_policy()
-            .role_name("garrison-bench")
-            .policy_arn(pol.policy().and_then(|p| p.arn()).unwrap_or_default())
-            .send()
-            .await?;
-    }
-    let arn = role.role().map(|r| r.arn().to_string()).unwrap_or_default();
-    let cred = store
-        .create_credential(&root.account_id, &NewCredential { name: "b".into(), secret: RoleSecret { arn } }, "b")
-        .await?;
     // Professional in the first region, Essentials elsewhere.
-    let include: Vec<_> = spec
-        .regions
-        .iter()
-        .enumerate()
-        .map(|(i, r)| json!({"type": "region", "key": format!("/aws/{r}"), "policy": {"id": if i == 0 { PROFESSIONAL } else { ESSENTIALS }}}))
-        .collect();
-    let body = json!({"name": "bench", "platform": {"type": "aws", "id": GARRISON, "monitor": {"enabled": true, "ct_install_region": spec.regions[0]}},
-        "mode": "automatic", "credentials": [{"id": cred.id, "purpose": "discover"}], "scope": {"include": include, "exclude": []}});
-    let policies: HashSet<String> = garrison_catalog::policies::all().into_iter().map(|p| p.id).collect();
-    let creds: HashMap<String, String> = [(cred.id.clone(), GARRISON.to_string())].into();
-    let d_spec = parse_request(&body, None, &Refs { policies: &policies, credentials: &creds })
-        .map_err(|e| anyhow::anyhow!("{e}"))?
-        .spec;
-    let d = store.create_deployment(&root.account_id, d_spec, "b").await?;
+    let garrison_bench::fixture::Fixture { store, d, root: root_account, dir } =
+        garrison_bench::fixture::deployment(&aws, &spec, "protect", |i| if i == 0 { PROFESSIONAL } else { ESSENTIALS })
+            .await?;
     let mut engine = Engine::new(store.clone(), sessions.clone(), GARRISON.into());
     engine.propagation = (1, Duration::ZERO);
 
@@ -157,7 +117,7 @@ async fn main() -> anyhow::Result<()> {
         "{failed} action(s) failed: {:?}",
         report.outcomes.iter().find(|o| o.result != "done")
     );
-    let log = store.audit_log(&root.account_id, &d.id, 1_000_000).await?;
+    let log = store.audit_log(&root_account, &d.id, 1_000_000).await?;
     let writes = log.len();
     // EC2's documented budget for mutating calls (200 at once, then 5/s per region) is a
     // floor of its own: the busiest region's writes beyond the bucket, at the refill rate.
@@ -171,6 +131,7 @@ async fn main() -> anyhow::Result<()> {
     // Critical path: AssumeRole, role validation (GetRole, the attached-policy list, then
     // each policy and its version, the inline list), discovery's longest chain (a list then
     // a status), then the plan's longest chain of dependent writes.
+    let full = Catalog::builtin().get("aws", "ci_full", "latest")?.clone();
     let attached = cft::split_policy(&full.policy_document, cft::MANAGED_POLICY_LIMIT).len() as u32;
     let validation = 3 + 2 * attached;
     let discovery = 2;
@@ -187,7 +148,7 @@ async fn main() -> anyhow::Result<()> {
     // Cost against the reference defaults on the same estate and scope.
     let prices = PriceTable::builtin();
     let hourly = |t: &str| prices.price("us-east-1", t).map(|p| p.per_hour).unwrap_or(0.0);
-    let snap = store.get_snapshot(&root.account_id, &d.id).await?.expect("snapshot");
+    let snap = store.get_snapshot(&root_account, &d.id).await?.expect("snapshot");
     let in_scope_vpcs: usize = snap.regions.values().map(|r| r.vpcs.len()).sum();
     let pro = &spec.regions[0];
     let ids_zones: usize = est
