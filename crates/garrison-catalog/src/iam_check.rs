@@ -171,6 +171,15 @@ impl Capability {
     }
 }
 
+/// Whether an Allow statement of `doc` grants `action` on `resource` (conditions are not
+/// evaluated): for checking that a role definition covers what garrison names its resources.
+pub fn allows(doc: &Value, action: &str, resource: &str) -> bool {
+    statements(doc).iter().filter(|s| s.get("Effect").and_then(Value::as_str) == Some("Allow")).any(|s| {
+        as_list(s.get("Action").unwrap_or(&Value::Null)).iter().any(|a| glob(a, action))
+            && as_list(s.get("Resource").unwrap_or(&Value::Null)).iter().any(|r| glob(r, resource))
+    })
+}
+
 /// Allowed actions of a set of policy documents.
 pub fn granted_actions(docs: &[Value]) -> Vec<String> {
     docs.iter()

@@ -76,10 +76,9 @@ pub async fn run(engine: Arc<Engine>) {
             }
             Err(err) => tracing::warn!(error = %err, "collector cannot list deployments"),
         }
-        tokio::select! {
-            _ = engine.wake.notified() => {},
-            _ = tokio::time::sleep(Duration::from_secs(2)) => {},
-        }
+        // Not woken by the API: its one wake-up permit belongs to the worker. A new queue
+        // appears after a reconcile anyway, and is picked up within this pause.
+        tokio::time::sleep(Duration::from_secs(2)).await;
     }
 }
 

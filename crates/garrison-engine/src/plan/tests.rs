@@ -719,3 +719,62 @@ fn logging_stopped_on_our_trail_is_started_again() {
     w.apply(&p);
     assert!(w.plan(Some(&d)).0.is_empty());
 }
+
+/// The automatic-mode role must let garrison do what it does to the audit resources it
+/// names (the emulator does not enforce IAM, so only this catches a name outside the role).
+#[test]
+fn the_automatic_role_covers_what_garrison_does_to_its_audit_resources() {
+    use garrison_catalog::iam_check::allows;
+    let mut w = estate();
+    let d = w.deployment.clone();
+    w.converge(Some(&d));
+    let doc = garrison_catalog::Catalog::builtin().get("aws", "ci_full", "latest").unwrap().policy_document.clone();
+    let name = |key: &str| match w.owned.get(key).and_then(|o| o.spec.clone()) {
+        Some(
+            Spec::Bucket { name } | Spec::Topic { name, .. } | Spec::Queue { name, .. } | Spec::Trail { name, .. },
+        ) => name,
+        other => panic!("{key}: {other:?}"),
+    };
+    let (bucket, topic, queue, trail) = (name(keys::BUCKET), name(keys::TOPIC), name(keys::QUEUE), name(keys::TRAIL));
+    let acct = &w.snap.aws_account;
+    let s3 = format!("arn:aws:s3:::{bucket}");
+    let object = format!("{s3}/AWSLogs/{acct}/CloudTrail/us-east-1/x.json.gz");
+    let sns = format!("arn:aws:sns:us-east-1:{acct}:{topic}");
+    let subscription = format!("{sns}:0b0e0a2c-1111-4222-8333-444455556666");
+    let sqs = format!("arn:aws:sqs:us-east-1:{acct}:{queue}");
+    let ct = format!("arn:aws:cloudtrail:us-east-1:{acct}:trail/{trail}");
+    let needed = [
+        ("s3:CreateBucket", &s3),
+        ("s3:PutBucketPolicy", &s3),
+        ("s3:DeleteBucketPolicy", &s3),
+        ("s3:PutBucketTagging", &s3),
+        ("s3:PutBucketNotification", &s3),
+        ("s3:GetBucketNotification", &s3),
+        ("s3:ListBucket", &s3),
+        ("s3:DeleteBucket", &s3),
+        ("s3:GetObject", &object),
+        ("s3:DeleteObject", &object),
+        ("sns:CreateTopic", &sns),
+        ("sns:TagResource", &sns),
+        ("sns:SetTopicAttributes", &sns),
+        ("sns:GetTopicAttributes", &sns),
+        ("sns:Subscribe", &sns),
+        ("sns:DeleteTopic", &sns),
+        ("sns:Unsubscribe", &subscription),
+        ("sns:GetSubscriptionAttributes", &subscription),
+        ("sqs:CreateQueue", &sqs),
+        ("sqs:TagQueue", &sqs),
+        ("sqs:SetQueueAttributes", &sqs),
+        ("sqs:GetQueueAttributes", &sqs),
+        ("sqs:ReceiveMessage", &sqs),
+        ("sqs:DeleteMessage", &sqs),
+        ("sqs:DeleteQueue", &sqs),
+        ("cloudtrail:CreateTrail", &ct),
+        ("cloudtrail:AddTags", &ct),
+        ("cloudtrail:StartLogging", &ct),
+        ("cloudtrail:DeleteTrail", &ct),
+    ];
+    let missing: Vec<String> =
+        needed.iter().filter(|(a, r)| !allows(&doc, a, r)).map(|(a, r)| format!("{a} on {r}")).collect();
+    assert!(missing.is_empty(), "ci_full latest does not allow: {missing:#?}");
+}
