@@ -171,6 +171,10 @@ pub async fn preview(e: &Engine, d: &Deployment) -> Result<(Plan, Observation), 
 /// Discover, plan and (automatic mode) execute; records the report and the status.
 pub async fn reconcile(e: &Engine, d: &Deployment) -> anyhow::Result<Report> {
     let _turn = e.lock(&d.id).await;
+    // Whoever asked may hold an old copy; a deployment removed meanwhile must not be rebuilt.
+    let Some(d) = &e.store.get_deployment(&d.account_id, &d.id).await? else {
+        anyhow::bail!("deployment {} no longer exists", d.id);
+    };
     let generation = e.store.claim_generation(&d.account_id, &d.id).await?;
     let mut owned = e.store.owned(&d.id).await?;
     let seen = match observe(e, d, &regions_of(&owned)).await {
@@ -214,6 +218,12 @@ pub async fn react(
         return reconcile(e, d).await.map(Some);
     };
     let _turn = e.lock(&d.id).await;
+    let Some(d) = &e.store.get_deployment(&d.account_id, &d.id).await? else {
+        return Ok(None);
+    };
+    if !(d.enabled && d.discover && d.mode == Mode::Automatic) {
+        return Ok(None);
+    }
     let mut owned = e.store.owned(&d.id).await?;
     let (aws, _) = match session(e, d).await {
         Ok(s) => s,

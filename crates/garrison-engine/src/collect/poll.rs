@@ -56,6 +56,8 @@ pub(super) async fn run(e: Arc<Engine>, account_id: String, id: String, q: Queue
             Err(err) => {
                 tracing::warn!(deployment = %id, error = %err, "collector: cannot receive");
                 if err.code.contains("NonExistentQueue") {
+                    // Deleted with its deployment, or by someone else: only the latter is repaired
+                    // (react looks the deployment up again under its lock).
                     // Our queue is gone: the audit path check restores it (and the
                     // supervisor starts a poller on the new one).
                     let t = Trigger { audit_path: true, ..Default::default() };
