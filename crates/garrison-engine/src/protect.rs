@@ -246,7 +246,9 @@ pub async fn react(
     forget_missing(e, d, generation, &mut owned, &missing).await?;
     regions.extend(missing.iter().map(|o| o.region.clone()));
     let list: Vec<String> = regions.iter().cloned().collect();
+    let t = std::time::Instant::now();
     let fresh = discovery::discover(&aws, &list, now()).await.merged_over(Some(&previous));
+    tracing::debug!(deployment = %d.id, regions = ?list, ms = t.elapsed().as_millis() as u64, "targeted discovery");
     let mut snapshot = previous;
     snapshot.taken_at = fresh.taken_at;
     snapshot.regions.extend(fresh.regions);

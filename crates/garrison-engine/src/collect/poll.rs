@@ -51,6 +51,7 @@ pub(super) async fn run(e: Arc<Engine>, account_id: String, id: String, q: Queue
             }
             Ok(batch) => {
                 failures = 0;
+                tracing::debug!(deployment = %id, messages = batch.len(), "collector: received");
                 handle(&e, &d, &aws, &q, own.as_deref(), batch).await;
             }
             Err(err) => {
