@@ -35,13 +35,7 @@ async fn main() -> anyhow::Result<()> {
     let moto = Moto::start()?;
     let aws = Aws::from_config(moto.sdk_config("us-east-1").await);
     let sessions = Arc::new(Sessions::new(aws.clone()));
-    let spec = EstateSpec {
-        containers: false,
-        existing_trail: false,
-        existing_detector: false,
-        existing_recorder: false,
-        ..EstateSpec::s()
-    };
+    let spec = EstateSpec::s_bare();
     estate::build(&sessions, &spec).await?;
     let fx = garrison_bench::fixture::deployment(&aws, &spec, "react", |_| ESSENTIALS).await?;
     let (store, d) = (fx.store.clone(), fx.d.clone());

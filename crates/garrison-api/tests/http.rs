@@ -551,6 +551,15 @@ both_backends!(protection_extensions, |s: Server| async move {
         (r.status.as_u16(), r.body["field"].clone(), r.body["found"].clone()),
         (400, json!("limit"), json!("0"))
     );
+    // Dead letters: none yet; the same limit rules; other tenants are refused.
+    let r = s.get(&format!("{base}/dead_letters"), &t).await;
+    assert_eq!((r.status.as_u16(), r.body["dead_letters"].clone()), (200, json!([])));
+    let r = s.get(&format!("{base}/dead_letters?limit=100001"), &t).await;
+    assert_eq!(
+        (r.status.as_u16(), r.body["field"].clone(), r.body["expected"].clone()),
+        (400, json!("limit"), json!("an integer from 1 to 100000"))
+    );
+    assert_eq!(s.get(&format!("/deployments/v1/99999999/deployments/{id}/dead_letters"), &t).await.status, 403);
     // Plan preview: the format is checked first; this server has no engine to plan with.
     let r = s.get(&format!("{base}/plan?format=yaml"), &t).await;
     assert_eq!((r.status.as_u16(), r.body["field"].clone()), (400, json!("format")));

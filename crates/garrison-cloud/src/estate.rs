@@ -73,6 +73,18 @@ impl EstateSpec {
         }
     }
 
+    /// S without the customer's own trail, detector, recorder and containers: garrison
+    /// builds its own audit source there (bucket, topic, queue), so CloudTrail reaches it.
+    pub fn s_bare() -> EstateSpec {
+        EstateSpec {
+            existing_trail: false,
+            existing_detector: false,
+            existing_recorder: false,
+            containers: false,
+            ..EstateSpec::s()
+        }
+    }
+
     /// M: 4 regions, 40 VPCs, 400 instances.
     pub fn m() -> EstateSpec {
         EstateSpec {

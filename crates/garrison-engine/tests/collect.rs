@@ -7,11 +7,11 @@
 
 mod common;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{GARRISON, full_role, store};
+use common::GARRISON;
 use garrison_catalog::policies::ESSENTIALS;
 use garrison_cloud::audit_queue::deliver_as_cloudtrail;
 use garrison_cloud::emulator::Moto;
@@ -19,8 +19,7 @@ use garrison_cloud::estate::{self, EstateSpec};
 use garrison_cloud::{Aws, Sessions};
 use garrison_engine::Engine;
 use garrison_engine::protect::reconcile;
-use garrison_model::credential::{NewCredential, RoleSecret};
-use garrison_model::deployment::{Deployment, Refs, parse_request};
+use garrison_model::deployment::Deployment;
 use garrison_store::Store;
 use garrison_trail::sample;
 use serde_json::{Value, json};
@@ -82,26 +81,9 @@ async fn the_collector_follows_cloudtrail_repairs_tampering_and_sets_bad_input_a
     let moto = Moto::start().expect("the AWS emulator is required for this test");
     let aws = Aws::from_config(moto.sdk_config("us-east-1").await);
     let sessions = Arc::new(Sessions::new(aws.clone()));
-    let spec = EstateSpec {
-        containers: false,
-        existing_trail: false,
-        existing_detector: false,
-        existing_recorder: false,
-        ..EstateSpec::s()
-    };
+    let spec = EstateSpec::s_bare();
     let est = estate::build(&sessions, &spec).await.unwrap();
-    let store = store().await;
-    let root = store.init_root(None, None).await.unwrap().unwrap();
-    let ext = store.external_id(&root.account_id).await.unwrap();
-    let role = full_role(&aws, &ext).await;
-    let cred = store
-        .create_credential(
-            &root.account_id,
-            &NewCredential { name: "full".into(), secret: RoleSecret { arn: role } },
-            "u",
-        )
-        .await
-        .unwrap();
+    let (store, root_account, cred_id) = common::tenant(&aws).await;
     let ct_region = "us-east-1".to_string();
     let include: Vec<Value> = spec
         .regions
@@ -109,11 +91,8 @@ async fn the_collector_follows_cloudtrail_repairs_tampering_and_sets_bad_input_a
         .map(|r| json!({"type": "region", "key": format!("/aws/{r}"), "policy": {"id": ESSENTIALS}}))
         .collect();
     let body = json!({"name": "c", "platform": {"type": "aws", "id": GARRISON, "monitor": {"enabled": true, "ct_install_region": ct_region}},
-        "mode": "automatic", "credentials": [{"id": cred.id, "purpose": "discover"}], "scope": {"include": include}});
-    let policies: HashSet<String> = garrison_catalog::policies::all().into_iter().map(|p| p.id).collect();
-    let creds: HashMap<String, String> = [(cred.id.clone(), GARRISON.to_string())].into();
-    let d_spec = parse_request(&body, None, &Refs { policies: &policies, credentials: &creds }).unwrap().spec;
-    let d: Deployment = store.create_deployment(&root.account_id, d_spec, "u").await.unwrap();
+        "mode": "automatic", "credentials": [{"id": cred_id, "purpose": "discover"}], "scope": {"include": include}});
+    let d: Deployment = common::deployment(&store, &root_account, &cred_id, &body).await;
     let mut e = Engine::new(store.clone(), sessions.clone(), GARRISON.into());
     e.collector.wait_secs = 1;
     e.collector.audit_check = Duration::from_secs(2);

@@ -4,7 +4,7 @@
 //! are adopted and not duplicated, that a second reconcile writes nothing, that scanners
 //! follow their VPC's hosts, and that removal leaves the account as it was.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use garrison_catalog::policies::{ESSENTIALS, PROFESSIONAL};
@@ -14,14 +14,13 @@ use garrison_cloud::estate::{self, EstateSpec};
 use garrison_cloud::{Aws, Sessions};
 use garrison_engine::Engine;
 use garrison_engine::protect::{reconcile, uninstall};
-use garrison_model::credential::{NewCredential, RoleSecret};
-use garrison_model::deployment::{Deployment, Refs, StatusKind, parse_request};
+use garrison_model::deployment::{Deployment, StatusKind};
 use garrison_model::protection::{Perm, TAG_DEPLOYMENT, TAG_KEY};
 use garrison_model::snapshot::{Snapshot, Tags};
 use serde_json::{Value, json};
 
 mod common;
-use common::{GARRISON, full_role, store};
+use common::{GARRISON, store};
 
 fn tagged(tags: &Tags, dep: &str) -> bool {
     tags.get(TAG_DEPLOYMENT).is_some_and(|d| d == dep)
@@ -51,40 +50,26 @@ async fn protection_adopts_builds_converges_follows_hosts_and_uninstalls_cleanly
     let sessions = Arc::new(Sessions::new(aws.clone()));
     let spec = EstateSpec { containers: false, ..EstateSpec::s() };
     let est = estate::build(&sessions, &spec).await.unwrap();
-    let store = store().await;
-    let root = store.init_root(None, None).await.unwrap().unwrap();
-    let ext = store.external_id(&root.account_id).await.unwrap();
-    let role = full_role(&aws, &ext).await;
-    let cred = store
-        .create_credential(
-            &root.account_id,
-            &NewCredential { name: "full".into(), secret: RoleSecret { arn: role } },
-            "u",
-        )
-        .await
-        .unwrap();
+    let (store, root_account, cred_id) = common::tenant(&aws).await;
     // us-east-1 Professional, us-west-2 Essentials with one subnet and one host excluded.
     let west: Vec<_> = est.vpcs().filter(|v| v.region == "us-west-2" && !v.instances.is_empty()).collect();
     let excluded_subnet = west[0].subnets[0].0.clone();
     let excluded_host = west[0].instances.iter().find(|i| i.subnet != excluded_subnet).unwrap().id.clone();
     let body = json!({"name": "s", "platform": {"type": "aws", "id": GARRISON, "monitor": {"enabled": true, "ct_install_region": "us-east-1"}},
         "mode": "automatic",
-        "credentials": [{"id": cred.id, "purpose": "discover"}],
+        "credentials": [{"id": cred_id, "purpose": "discover"}],
         "scope": {"include": [{"type": "region", "key": "/aws/us-east-1", "policy": {"id": PROFESSIONAL}},
                               {"type": "region", "key": "/aws/us-west-2", "policy": {"id": ESSENTIALS}}],
                   "exclude": [{"type": "subnet", "key": format!("/aws/us-west-2/subnet/{excluded_subnet}")},
                               {"type": "host", "key": format!("/aws/us-west-2/host/{excluded_host}")}]}});
-    let policies: HashSet<String> = garrison_catalog::policies::all().into_iter().map(|p| p.id).collect();
-    let creds: HashMap<String, String> = [(cred.id.clone(), GARRISON.to_string())].into();
-    let d_spec = parse_request(&body, None, &Refs { policies: &policies, credentials: &creds }).unwrap().spec;
-    let d: Deployment = store.create_deployment(&root.account_id, d_spec, "u").await.unwrap();
+    let d: Deployment = common::deployment(&store, &root_account, &cred_id, &body).await;
     let e = Engine::new(store.clone(), sessions.clone(), GARRISON.into());
 
     let before = garrison_cloud::discovery::discover(&aws, &spec.regions, 0).await;
 
     let report = reconcile(&e, &d).await.unwrap();
     assert!(report.outcomes.iter().all(|o| o.result == "done"), "{:#?}", report.outcomes);
-    let got = store.get_deployment(&root.account_id, &d.id).await.unwrap().unwrap();
+    let got = store.get_deployment(&root_account, &d.id).await.unwrap().unwrap();
     assert_eq!(got.status.status, StatusKind::Ok, "{:?}", got.status.message);
     assert!(
         got.status.message.as_deref().unwrap().contains("publishes no SNS notifications"),
@@ -103,7 +88,7 @@ async fn protection_adopts_builds_converges_follows_hosts_and_uninstalls_cleanly
                 .push((key.rsplit('/').next().unwrap().into(), i.zone.clone()));
             assert_eq!(i.state, "running");
             assert_eq!(i.tags["AlertLogic"], "Security");
-            assert_eq!(i.tags["AlertLogic-AccountID"], root.account_id);
+            assert_eq!(i.tags["AlertLogic-AccountID"], root_account);
         }
     }
     for v in est.vpcs() {
@@ -172,11 +157,11 @@ async fn protection_adopts_builds_converges_follows_hosts_and_uninstalls_cleanly
     assert!(e1.ids > 0 && w2.ids == 0 && e1.vpcs > 0);
 
     // A second reconcile plans nothing and writes nothing.
-    let audit_before = store.audit_log(&root.account_id, &d.id, 100_000).await.unwrap().len();
+    let audit_before = store.audit_log(&root_account, &d.id, 100_000).await.unwrap().len();
     assert!(audit_before > 20);
     let again = reconcile(&e, &d).await.unwrap();
     assert!(again.plan.actions.is_empty(), "{:#?}", again.plan.actions);
-    assert_eq!(store.audit_log(&root.account_id, &d.id, 100_000).await.unwrap().len(), audit_before);
+    assert_eq!(store.audit_log(&root_account, &d.id, 100_000).await.unwrap().len(), audit_before);
 
     // Stopping the last running host of a VPC stops its scanner; starting one starts it.
     let vpc = est.vpcs().find(|v| v.region == "us-east-1" && v.instances.iter().any(|i| i.running)).unwrap();
@@ -202,7 +187,7 @@ async fn protection_adopts_builds_converges_follows_hosts_and_uninstalls_cleanly
     assert_eq!(scanner_state(&snap).as_deref(), Some("running"));
 
     // Removal: everything of ours goes, the customer's estate describes as before.
-    assert!(store.request_removal(&root.account_id, &d.id, "u").await.unwrap());
+    assert!(store.request_removal(&root_account, &d.id, "u").await.unwrap());
     let removal = uninstall(&e, &d).await.unwrap();
     assert!(removal.verified, "{:?} {:#?}", removal.remaining, removal.outcomes);
     assert!(store.removals().await.unwrap().is_empty());
@@ -233,17 +218,17 @@ async fn a_stale_executor_is_fenced_before_any_write() {
     use garrison_engine::execute::Executor;
     use garrison_model::protection::{Action, Op, ResKind, Spec};
     let store = store().await;
-    let root = store.init_root(None, None).await.unwrap().unwrap();
+    let root_account = store.init_root(None, None).await.unwrap().unwrap().account_id;
     let dep = "D0000000-0000-4000-8000-000000000001";
-    let old = store.claim_generation(&root.account_id, dep).await.unwrap();
-    let newer = store.claim_generation(&root.account_id, dep).await.unwrap();
+    let old = store.claim_generation(&root_account, dep).await.unwrap();
+    let newer = store.claim_generation(&root_account, dep).await.unwrap();
     assert!(newer > old);
     // Nothing listens there: any AWS call would fail, not be fenced.
     let aws = Aws::from_config(garrison_cloud::emulator::sdk_config("http://127.0.0.1:9", "us-east-1").await);
     let ex = Executor {
         store: store.clone(),
         aws,
-        account_id: root.account_id.clone(),
+        account_id: root_account.clone(),
         deployment_id: dep.into(),
         generation: old,
         parallel: 4,
@@ -269,5 +254,5 @@ async fn a_stale_executor_is_fenced_before_any_write() {
     let out = ex.run(&plan, &mut owned).await;
     assert_eq!(out.iter().map(|o| o.result).collect::<Vec<_>>(), ["fenced", "fenced"]);
     assert!(store.owned(dep).await.unwrap().items.is_empty(), "no intent recorded");
-    assert!(store.audit_log(&root.account_id, dep, 10).await.unwrap().is_empty(), "no AWS write");
+    assert!(store.audit_log(&root_account, dep, 10).await.unwrap().is_empty(), "no AWS write");
 }

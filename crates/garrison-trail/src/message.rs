@@ -3,6 +3,7 @@
 //! with an SNS topic), or a raw S3 event (raw message delivery, or S3 → SQS directly).
 //! Each names log objects; only CloudTrail log files are worth fetching.
 
+use garrison_model::error::describe;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -43,7 +44,7 @@ fn parse_at(body: &str, depth: usize) -> Result<Message, Malformed> {
     let v: Value = serde_json::from_str(body)
         .map_err(|e| Malformed(format!("message body is not JSON: expected an object, {e}")))?;
     let Value::Object(o) = &v else {
-        return Err(Malformed(format!("message body: expected a JSON object, found {}", kind(&v))));
+        return Err(Malformed(format!("message body: expected a JSON object, found {}", describe(&v))));
     };
     if o.get("Type").and_then(Value::as_str) == Some("Notification") {
         if depth >= MAX_DEPTH {
@@ -73,17 +74,6 @@ fn parse_at(body: &str, depth: usize) -> Result<Message, Malformed> {
     )))
 }
 
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
 #[derive(Deserialize)]
 struct S3Record {
     #[serde(rename = "eventName")]
@@ -109,7 +99,7 @@ struct S3Object {
 
 fn s3_event(records: &Value) -> Result<Message, Malformed> {
     let Value::Array(list) = records else {
-        return Err(Malformed(format!("S3 event: field Records: expected an array, found {}", kind(records))));
+        return Err(Malformed(format!("S3 event: field Records: expected an array, found {}", describe(records))));
     };
     let mut out = vec![];
     for (n, r) in list.iter().enumerate() {
@@ -140,7 +130,7 @@ fn cloudtrail_notification(v: &Value) -> Result<Message, Malformed> {
     let mut out = vec![];
     for (n, k) in keys.iter().enumerate() {
         let k = k.as_str().ok_or_else(|| {
-            Malformed(format!("CloudTrail notification: s3ObjectKey[{n}]: expected a string, found {}", kind(k)))
+            Malformed(format!("CloudTrail notification: s3ObjectKey[{n}]: expected a string, found {}", describe(k)))
         })?;
         if is_trail_log(k) {
             out.push(ObjectRef { bucket: bucket.to_string(), key: k.to_string() });

@@ -100,8 +100,16 @@ async fn get_protection(
 
 #[derive(Deserialize, utoipa::IntoParams)]
 struct AuditQuery {
-    /// At most this many entries (default 1000, at most 100000).
+    /// At most this many entries (default 1000 for the audit log, 100 for dead letters; at most 100000).
     limit: Option<i64>,
+}
+
+fn limit(q: &AuditQuery, default: i64) -> ApiResult<i64> {
+    let limit = q.limit.unwrap_or(default);
+    if !(1..=100_000).contains(&limit) {
+        return Err(ApiError::field(FieldError::new("limit", "an integer from 1 to 100000", limit.to_string())));
+    }
+    Ok(limit)
 }
 
 /// Every AWS write garrison made for a deployment, oldest first (kept after removal).
@@ -115,10 +123,7 @@ async fn list_audit_log(
     Query(q): Query<AuditQuery>,
 ) -> ApiResult<Json<Value>> {
     s.authorize(&caller, &account_id).await?;
-    let limit = q.limit.unwrap_or(1000);
-    if !(1..=100_000).contains(&limit) {
-        return Err(ApiError::field(FieldError::new("limit", "an integer from 1 to 100000", limit.to_string())));
-    }
+    let limit = limit(&q, 1000)?;
     let entries = s.store.audit_log(&account_id, &id, limit).await?;
     Ok(Json(json!({"deployment_id": id, "entries": entries})))
 }
@@ -135,10 +140,7 @@ async fn list_dead_letters(
     Query(q): Query<AuditQuery>,
 ) -> ApiResult<Json<Value>> {
     s.authorize(&caller, &account_id).await?;
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=100_000).contains(&limit) {
-        return Err(ApiError::field(FieldError::new("limit", "an integer from 1 to 100000", limit.to_string())));
-    }
+    let limit = limit(&q, 100)?;
     let letters = s.store.dead_letters(&account_id, &id, limit).await?;
     Ok(Json(json!({"deployment_id": id, "dead_letters": letters})))
 }

@@ -3,10 +3,14 @@
 
 #![allow(dead_code)]
 
+use std::collections::{HashMap, HashSet};
+
 use garrison_catalog::{Catalog, cft};
 use garrison_cloud::Aws;
+use garrison_model::credential::{NewCredential, RoleSecret};
+use garrison_model::deployment::{Deployment, Refs, parse_request};
 use garrison_store::{SealKey, Store};
-use serde_json::json;
+use serde_json::{Value, json};
 
 pub const GARRISON: &str = "123456789012";
 
@@ -48,4 +52,30 @@ pub fn init_log() {
     if let Ok(filter) = std::env::var("GARRISON_TEST_LOG") {
         let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
     }
+}
+
+/// A fresh store, its root tenant and a credential for the automatic-mode role in the
+/// emulated account: (store, tenant account id, credential id).
+pub async fn tenant(aws: &Aws) -> (Store, String, String) {
+    let store = store().await;
+    let root = store.init_root(None, None).await.unwrap().unwrap();
+    let ext = store.external_id(&root.account_id).await.unwrap();
+    let role = full_role(aws, &ext).await;
+    let cred = store
+        .create_credential(
+            &root.account_id,
+            &NewCredential { name: "full".into(), secret: RoleSecret { arn: role } },
+            "u",
+        )
+        .await
+        .unwrap();
+    (store, root.account_id, cred.id)
+}
+
+/// A deployment created from a request body, as the API would.
+pub async fn deployment(store: &Store, account: &str, cred: &str, body: &Value) -> Deployment {
+    let policies: HashSet<String> = garrison_catalog::policies::all().into_iter().map(|p| p.id).collect();
+    let creds: HashMap<String, String> = [(cred.to_string(), GARRISON.to_string())].into();
+    let spec = parse_request(body, None, &Refs { policies: &policies, credentials: &creds }).unwrap().spec;
+    store.create_deployment(account, spec, "u").await.unwrap()
 }
