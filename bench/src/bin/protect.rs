@@ -20,7 +20,7 @@ use garrison_engine::protect::reconcile;
 use garrison_model::protection::{Op, Plan, ResKind, Spec};
 use serde_json::json;
 
-const GARRISON: &str = "123456789012";
+use garrison_engine::testing::GARRISON;
 
 /// AWS calls one create makes one after another (see garrison-cloud's writes).
 fn calls(spec: &Spec) -> u32 {

@@ -12,16 +12,13 @@ use garrison_catalog::policies::ESSENTIALS;
 use garrison_cloud::emulator::Moto;
 use garrison_cloud::estate::{self, EstateSpec};
 use garrison_cloud::{Aws, Sessions};
-use garrison_engine::Engine;
 use garrison_engine::protect::reconcile;
+use garrison_engine::testing::GARRISON;
+use garrison_engine::{Engine, now_ms};
 use garrison_trail::sample;
 use serde_json::{Value, json};
 
 const ALICE: &str = "arn:aws:sts::123456789012:assumed-role/Admin/alice";
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
 
 fn pct(v: &[i64], p: f64) -> i64 {
     let mut s = v.to_vec();
@@ -39,7 +36,7 @@ async fn main() -> anyhow::Result<()> {
     estate::build(&sessions, &spec).await?;
     let fx = garrison_bench::fixture::deployment(&aws, &spec, "react", |_| ESSENTIALS).await?;
     let (store, d) = (fx.store.clone(), fx.d.clone());
-    let mut engine = Engine::new(store.clone(), sessions.clone(), fixture_principal());
+    let mut engine = Engine::new(store.clone(), sessions.clone(), GARRISON.to_string());
     engine.propagation = (1, Duration::ZERO);
     // Production settings: 20 s long polls; no audit path check during the trials.
     engine.collector.audit_check = Duration::from_secs(3600);
@@ -78,7 +75,6 @@ async fn main() -> anyhow::Result<()> {
             loop {
                 let log = store.audit_log(&acct, &id, 1_000_000).await?;
                 if let Some(e) = log.iter().find(|e| e.at_ms >= since && e.call == "ec2:AuthorizeSecurityGroupEgress") {
-                    // Wait for the whole repair before the next trial.
                     return anyhow::Ok(e.at_ms);
                 }
                 anyhow::ensure!(Instant::now() < deadline, "no corrective call within 60 s");
@@ -93,12 +89,12 @@ async fn main() -> anyhow::Result<()> {
             "ec2",
             "RevokeSecurityGroupEgress",
             &region,
-            &fx_account(),
+            GARRISON,
             ALICE,
             json!({"groupId": sg}),
             Value::Null,
         );
-        let key = sample::log_key(&fx_account(), &region, &format!("react{n}"));
+        let key = sample::log_key(GARRISON, &region, &format!("react{n}"));
         let body = sample::gzip(&[rec]);
         let t0 = now_ms();
         s3.put_object().bucket(&bucket).key(&key).body(body.into()).send().await?;
@@ -140,12 +136,4 @@ async fn main() -> anyhow::Result<()> {
     );
     let _ = std::fs::remove_dir_all(&fx.dir);
     Ok(())
-}
-
-fn fixture_principal() -> String {
-    garrison_bench::fixture::GARRISON.to_string()
-}
-
-fn fx_account() -> String {
-    garrison_bench::fixture::GARRISON.to_string()
 }

@@ -339,6 +339,27 @@ async fn build_account(aws: &Aws, acct: &str, role_arn: &str, spec: &EstateSpec)
 }
 
 /// The emulator's own default VPC in a region (moto makes one per region and account).
+/// A customer's role as garrison's template makes it: `trust` as its trust policy and each
+/// of `policies` as a managed policy attached to it. Returns the role ARN.
+pub async fn create_role(
+    aws: &Aws,
+    name: &str,
+    trust: &serde_json::Value,
+    policies: &[serde_json::Value],
+) -> anyhow::Result<String> {
+    let iam = aws.iam();
+    let role = iam.create_role().role_name(name).assume_role_policy_document(trust.to_string()).send().await?;
+    for (i, p) in policies.iter().enumerate() {
+        let pol = iam.create_policy().policy_name(format!("{name}-{i}")).policy_document(p.to_string()).send().await?;
+        iam.attach_role_policy()
+            .role_name(name)
+            .policy_arn(pol.policy().and_then(|p| p.arn()).context("CreatePolicy returned no ARN")?)
+            .send()
+            .await?;
+    }
+    role.role().map(|r| r.arn().to_string()).context("CreateRole returned no role")
+}
+
 pub async fn default_vpc(aws: &Aws, region: &str) -> anyhow::Result<Option<String>> {
     let out = aws
         .in_region(region)

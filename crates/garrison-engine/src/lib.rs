@@ -6,6 +6,7 @@ pub mod discover;
 pub mod execute;
 pub mod plan;
 pub mod protect;
+pub mod testing;
 pub mod validation;
 pub mod worker;
 
@@ -57,7 +58,8 @@ impl Engine {
     pub async fn lock(&self, deployment_id: &str) -> tokio::sync::OwnedMutexGuard<()> {
         let m = {
             let mut locks = self.locks.lock().expect("locks");
-            locks.retain(|_, m| Arc::strong_count(m) > 1 || m.try_lock().is_err());
+            // A lock held or waited for has a guard or a waiter holding a clone.
+            locks.retain(|_, m| Arc::strong_count(m) > 1);
             locks.entry(deployment_id.to_string()).or_default().clone()
         };
         m.lock_owned().await

@@ -191,6 +191,47 @@ pub async fn reconcile(e: &Engine, d: &Deployment) -> anyhow::Result<Report> {
     apply(e, d, generation, seen, owned, None, None).await
 }
 
+/// One asset delta as reported: in which region what kind of thing changed, by which call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Delta {
+    pub region: String,
+    /// A discovery kind (`instances`, `security_groups`, …) or `audit_path`.
+    pub target: &'static str,
+    pub event: String,
+}
+
+impl From<garrison_trail::Change> for Delta {
+    fn from(c: garrison_trail::Change) -> Delta {
+        let target = match c.target {
+            garrison_trail::Target::Asset(k) => k.as_str(),
+            garrison_trail::Target::AuditPath => "audit_path",
+        };
+        Delta { region: c.region, target, event: c.event }
+    }
+}
+
+/// garrison's own entry in the audit log (a finding or a decision, not an AWS write).
+fn note(
+    d: &Deployment,
+    generation: i64,
+    region: String,
+    call: &str,
+    resource: String,
+    outcome: &str,
+    message: String,
+) -> garrison_store::AuditEntry {
+    garrison_store::AuditEntry {
+        at_ms: crate::now_ms(),
+        deployment_id: d.id.clone(),
+        generation,
+        region,
+        call: call.into(),
+        resource,
+        outcome: outcome.into(),
+        message: Some(message),
+    }
+}
+
 /// What set off a targeted reconcile, kept in its report.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Trigger {
@@ -198,7 +239,7 @@ pub struct Trigger {
     pub files: Vec<String>,
     pub messages: usize,
     /// The asset deltas: region, what changed, by which call.
-    pub changes: Vec<Value>,
+    pub changes: Vec<Delta>,
     /// The audit path was checked (a periodic check or an event touching it).
     pub audit_path: bool,
 }
@@ -313,16 +354,15 @@ async fn forget_missing(
         tracing::warn!(deployment = %d.id, key = %o.key, id = %o.id, "audit path: missing, to be restored");
         e.store.remove_owned(&d.id, &o.key).await?;
         owned.items.remove(&o.key);
-        entries.push(garrison_store::AuditEntry {
-            at_ms: crate::now_ms(),
-            deployment_id: d.id.clone(),
+        entries.push(note(
+            d,
             generation,
-            region: o.region.clone(),
-            call: "garrison:TamperDetected".into(),
-            resource: o.id.clone(),
-            outcome: "missing".into(),
-            message: Some(format!("{} ({}) no longer exists", o.key, o.kind.as_str())),
-        });
+            o.region.clone(),
+            "garrison:TamperDetected",
+            o.id.clone(),
+            "missing",
+            format!("{} ({}) no longer exists", o.key, o.kind.as_str()),
+        ));
     }
     e.store.append_audit(&d.account_id, &entries).await?;
     Ok(())
@@ -359,26 +399,12 @@ async fn apply(
         .collect();
     let outcomes = if d.mode == Mode::Automatic && !plan.is_empty() {
         if let Some(t) = &trigger {
-            let changes: Vec<String> =
-                t.changes.iter().filter_map(|c| c["event"].as_str().map(str::to_string)).collect();
-            e.store
-                .append_audit(
-                    &d.account_id,
-                    &[garrison_store::AuditEntry {
-                        at_ms: crate::now_ms(),
-                        deployment_id: d.id.clone(),
-                        generation,
-                        region: only.map(|r| r.iter().cloned().collect::<Vec<_>>().join(",")).unwrap_or_default(),
-                        call: "garrison:Reconcile".into(),
-                        resource: format!("{} action(s)", plan.actions.len()),
-                        outcome: "triggered".into(),
-                        message: Some(format!(
-                            "after {}",
-                            if changes.is_empty() { "an audit path check".into() } else { changes.join(", ") }
-                        )),
-                    }],
-                )
-                .await?;
+            let events: Vec<&str> = t.changes.iter().map(|c| c.event.as_str()).collect();
+            let after = if events.is_empty() { "an audit path check".into() } else { events.join(", ") };
+            let regions = only.map(|r| r.iter().cloned().collect::<Vec<_>>().join(",")).unwrap_or_default();
+            let n = format!("{} action(s)", plan.actions.len());
+            let entry = note(d, generation, regions, "garrison:Reconcile", n, "triggered", format!("after {after}"));
+            e.store.append_audit(&d.account_id, &[entry]).await?;
         }
         let ex = executor(e, &seen, d, generation);
         ex.run(&plan.actions, &mut owned).await

@@ -83,7 +83,8 @@ async fn the_collector_follows_cloudtrail_repairs_tampering_and_sets_bad_input_a
     let sessions = Arc::new(Sessions::new(aws.clone()));
     let spec = EstateSpec::s_bare();
     let est = estate::build(&sessions, &spec).await.unwrap();
-    let (store, root_account, cred_id) = common::tenant(&aws).await;
+    let t = garrison_engine::testing::tenant(&aws, "full").await.unwrap();
+    let (store, cred_id) = (t.store.clone(), t.credential.clone());
     let ct_region = "us-east-1".to_string();
     let include: Vec<Value> = spec
         .regions
@@ -92,7 +93,7 @@ async fn the_collector_follows_cloudtrail_repairs_tampering_and_sets_bad_input_a
         .collect();
     let body = json!({"name": "c", "platform": {"type": "aws", "id": GARRISON, "monitor": {"enabled": true, "ct_install_region": ct_region}},
         "mode": "automatic", "credentials": [{"id": cred_id, "purpose": "discover"}], "scope": {"include": include}});
-    let d: Deployment = common::deployment(&store, &root_account, &cred_id, &body).await;
+    let d: Deployment = t.deployment(&body).await.unwrap();
     let mut e = Engine::new(store.clone(), sessions.clone(), GARRISON.into());
     e.collector.wait_secs = 1;
     e.collector.audit_check = Duration::from_secs(2);

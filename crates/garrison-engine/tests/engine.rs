@@ -17,19 +17,13 @@ use garrison_engine::validation::{ValidationStatus, validate};
 use garrison_model::credential::{NewCredential, RoleSecret};
 use garrison_model::deployment::{Refs, StatusKind, parse_request};
 use garrison_model::snapshot::Kind;
-use garrison_store::{SealKey, Store};
+use garrison_store::Store;
 use serde_json::{Value, json};
 
 const GARRISON: &str = "123456789012";
 
 async fn store() -> Store {
-    let dir = std::env::temp_dir().join(format!(
-        "garrison-engine-{}-{:x}",
-        std::process::id(),
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    Store::open(&format!("sqlite://{}?mode=rwc", dir.join("e.db").display()), &SealKey::generate()).await.unwrap()
+    garrison_engine::testing::store("engine").await.unwrap().0
 }
 
 /// Creates role `name` with `trust` and the given policy documents attached as managed policies.

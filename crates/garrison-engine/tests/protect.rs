@@ -50,7 +50,8 @@ async fn protection_adopts_builds_converges_follows_hosts_and_uninstalls_cleanly
     let sessions = Arc::new(Sessions::new(aws.clone()));
     let spec = EstateSpec { containers: false, ..EstateSpec::s() };
     let est = estate::build(&sessions, &spec).await.unwrap();
-    let (store, root_account, cred_id) = common::tenant(&aws).await;
+    let t = garrison_engine::testing::tenant(&aws, "full").await.unwrap();
+    let (store, root_account, cred_id) = (t.store.clone(), t.account.clone(), t.credential.clone());
     // us-east-1 Professional, us-west-2 Essentials with one subnet and one host excluded.
     let west: Vec<_> = est.vpcs().filter(|v| v.region == "us-west-2" && !v.instances.is_empty()).collect();
     let excluded_subnet = west[0].subnets[0].0.clone();
@@ -62,7 +63,7 @@ async fn protection_adopts_builds_converges_follows_hosts_and_uninstalls_cleanly
                               {"type": "region", "key": "/aws/us-west-2", "policy": {"id": ESSENTIALS}}],
                   "exclude": [{"type": "subnet", "key": format!("/aws/us-west-2/subnet/{excluded_subnet}")},
                               {"type": "host", "key": format!("/aws/us-west-2/host/{excluded_host}")}]}});
-    let d: Deployment = common::deployment(&store, &root_account, &cred_id, &body).await;
+    let d: Deployment = t.deployment(&body).await.unwrap();
     let e = Engine::new(store.clone(), sessions.clone(), GARRISON.into());
 
     let before = garrison_cloud::discovery::discover(&aws, &spec.regions, 0).await;

@@ -44,17 +44,16 @@ struct Queue {
 
 /// Runs until dropped: keeps one poller per deployment that has a queue.
 pub async fn run(engine: Arc<Engine>) {
-    let mut pollers: HashMap<String, (Queue, JoinHandle<()>)> = HashMap::new();
     // Pollers end with this task.
-    struct AbortAll<'a>(&'a mut HashMap<String, (Queue, JoinHandle<()>)>);
-    impl Drop for AbortAll<'_> {
+    struct Pollers(HashMap<String, (Queue, JoinHandle<()>)>);
+    impl Drop for Pollers {
         fn drop(&mut self) {
             for (_, h) in self.0.values() {
                 h.abort();
             }
         }
     }
-    let pollers = AbortAll(&mut pollers);
+    let mut pollers = Pollers(HashMap::new());
     loop {
         match queues(&engine).await {
             Ok(want) => {

@@ -9,11 +9,10 @@ use garrison_cloud::{Aws, CloudError};
 use garrison_model::deployment::Deployment;
 use garrison_store::DeadLetter;
 use garrison_trail::{Message, ObjectRef, Target, message};
-use serde_json::json;
 
 use super::Queue;
 use crate::discover::session;
-use crate::protect::{Trigger, react};
+use crate::protect::{Delta, Trigger, react};
 use crate::{Engine, now_ms};
 
 pub(super) async fn run(e: Arc<Engine>, account_id: String, id: String, q: Queue) {
@@ -29,7 +28,7 @@ pub(super) async fn run(e: Arc<Engine>, account_id: String, id: String, q: Queue
                 continue;
             }
         };
-        let aws = match session(&e, &d).await {
+        let (aws, own) = match session(&e, &d).await {
             Ok((aws, role)) => (aws.in_region(&q.region), own_principal(&role)),
             Err(st) => {
                 tracing::warn!(deployment = %id, status = ?st.message, "collector: no session");
@@ -37,7 +36,6 @@ pub(super) async fn run(e: Arc<Engine>, account_id: String, id: String, q: Queue
                 continue;
             }
         };
-        let (aws, own) = aws;
         match audit_queue::receive(&aws, &q.url, e.collector.wait_secs).await {
             Ok(batch) if batch.is_empty() => {
                 failures = 0;
@@ -140,11 +138,7 @@ async fn handle(e: &Engine, d: &Deployment, aws: &Aws, q: &Queue, own: Option<&s
                             trigger.audit_path = true;
                         }
                         regions.insert(c.region.clone());
-                        let what = match c.target {
-                            Target::Asset(k) => k.as_str(),
-                            Target::AuditPath => "audit_path",
-                        };
-                        let v = json!({"region": c.region, "target": what, "event": c.event});
+                        let v = Delta::from(c);
                         if !trigger.changes.contains(&v) {
                             trigger.changes.push(v);
                         }
