@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod body;
+pub mod dashboard;
 pub mod error;
 pub mod openapi;
 pub mod services;
@@ -101,6 +102,7 @@ pub fn router(state: AppState) -> Router {
     let doc = Arc::new(doc);
     router
         .route("/health", get(services::health))
+        .merge(dashboard::routes())
         .route(
             "/openapi.json",
             get(move || {

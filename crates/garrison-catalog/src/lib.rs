@@ -9,5 +9,6 @@ pub mod plan_cft;
 pub mod policies;
 pub mod prices;
 pub mod roles;
+pub mod terraform;
 
 pub use roles::{Catalog, RoleDef};

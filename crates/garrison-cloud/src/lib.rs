@@ -12,6 +12,7 @@ pub mod proxy;
 pub mod role_check;
 pub mod session;
 pub mod stacks;
+pub mod stacksets;
 pub mod templates;
 pub mod writes;
 

@@ -2,6 +2,7 @@
 //! the worker loop that runs them when deployments change and periodically.
 
 pub mod collect;
+pub mod coverage;
 pub mod discover;
 pub mod execute;
 pub mod plan;

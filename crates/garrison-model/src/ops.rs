@@ -241,9 +241,10 @@ pub static OPERATIONS: &[Operation] = &[
             ACCOUNT,
             p("platform_type", "aws"),
             p("role_type", "ci_full | ci_manual | ci_essentials | ci_readonly | ci_x_account_ct"),
-            p("role_version", "YYYY-MM-DD or latest")
+            p("role_version", "YYYY-MM-DD or latest"),
+            q("format", Kind::String, "json (default) | terraform (HCL text)")
         ],
-        summary: "The IAM role to create for garrison, with its CloudFormation template",
+        summary: "The IAM role to create for garrison, with its CloudFormation template (or as Terraform)",
         needs_token: true,
     },
     Operation {
@@ -464,6 +465,15 @@ pub static OPERATIONS: &[Operation] = &[
             q("limit", Kind::Integer, "at most this many entries (default 1000)")
         ],
         summary: "Every AWS write made for a deployment, oldest first",
+        needs_token: true,
+    },
+    Operation {
+        service: "deployments",
+        name: "get_coverage",
+        method: "GET",
+        path: "/deployments/v1/{account_id}/deployments/{deployment_id}/coverage",
+        params: params![ACCOUNT, p("deployment_id", "deployment id")],
+        summary: "Regions, VPCs and zones of the latest snapshot: protected, unprotected, excluded or idle",
         needs_token: true,
     },
     Operation {

@@ -48,7 +48,7 @@ impl Demo {
     }
 }
 
-async fn run() -> anyhow::Result<()> {
+async fn run(keep_serving: bool) -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("garrison-demo-{}-{}", std::process::id(), rand::random::<u32>()));
     println!("garrison demo: starting the AWS emulator (moto) on loopback");
     let moto = Moto::start()?;
@@ -266,16 +266,55 @@ async fn run() -> anyhow::Result<()> {
     }
     println!("  flow logs    {} VPC(s)", src["flow_logs"]);
     println!("  cost         ${:.2}/month in appliances", report["monthly_appliance_usd"].as_f64().unwrap_or(0.0));
+    if keep_serving {
+        println!("\nThe dashboard: {}/ (sign in with the access key below)", d.client.conn.endpoint);
+        println!("GARRISON_ENDPOINT={}", d.client.conn.endpoint);
+        println!("GARRISON_ACCESS_KEY_ID={}", d.client.conn.access_key_id);
+        println!("GARRISON_SECRET_KEY={}", d.client.conn.secret_key);
+        println!("Serving until Ctrl-C (or end of input).");
+        wait_for_stop().await;
+    }
     let _ = stop.send(());
     let _ = handle.await;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
 
-pub async fn main(_argv: Vec<String>) -> ExitCode {
+/// Ctrl-C, SIGTERM or the end of standard input (a test that holds the pipe and drops it):
+/// each ends the demo with its cleanup (the emulator, the temporary directory).
+async fn wait_for_stop() {
+    use tokio::io::AsyncReadExt;
+    let eof = async {
+        let mut stdin = tokio::io::stdin();
+        let mut buf = [0u8; 64];
+        while matches!(stdin.read(&mut buf).await, Ok(n) if n > 0) {}
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = eof => {}
+        _ = term => {}
+    }
+}
+
+pub async fn main(argv: Vec<String>) -> ExitCode {
     // The demo's own narration is the output; the server's log is kept to warnings.
     serve::init_tracing_default("warn");
-    match run().await {
+    let keep_serving = argv.iter().any(|a| a == "--serve");
+    if let Some(other) = argv.iter().skip_while(|a| *a != "demo").skip(1).find(|a| *a != "--serve") {
+        eprintln!(
+            "garrison demo: unknown option {other:?}; the only option is --serve (keep the server and dashboard up afterwards)"
+        );
+        return ExitCode::from(2);
+    }
+    match run(keep_serving).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("garrison demo: {e:#}");

@@ -4,6 +4,7 @@
 mod args;
 mod client;
 mod demo;
+mod onboard;
 mod output;
 mod publish;
 mod serve;
@@ -30,6 +31,7 @@ async fn run(argv: Vec<String>) -> ExitCode {
         Some("serve") => serve::main(argv).await,
         Some("worker") => serve::worker_main(argv).await,
         Some("demo") => demo::main(argv).await,
+        Some("onboard") => onboard::main(argv).await,
         Some("publish-templates") => publish::main(argv).await,
         _ => service_cli::main(argv).await,
     }

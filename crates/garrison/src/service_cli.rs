@@ -251,6 +251,11 @@ pub async fn main(argv: Vec<String>) -> ExitCode {
     .await;
     match result {
         Ok((204, _)) => ExitCode::SUCCESS,
+        // A text answer (themis get_role --format terraform) prints as it came.
+        Ok((_, Value::String(text))) if query.is_none() => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
         Ok((_, body)) => match output::apply_query(&body, query.as_deref()) {
             Ok(v) => {
                 println!("{}", output::render(&v, &format));

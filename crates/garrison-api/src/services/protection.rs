@@ -23,6 +23,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(plan_deployment))
         .routes(routes!(get_protection))
+        .routes(routes!(get_coverage))
         .routes(routes!(list_audit_log))
         .routes(routes!(list_dead_letters))
         .routes(routes!(list_removals))
@@ -96,6 +97,25 @@ async fn get_protection(
             "no protection report for deployment {id:?} in account {account_id} (not reconciled yet)"
         ))
     })
+}
+
+/// The coverage picture from the latest snapshot: regions → VPCs → zones, each protected,
+/// unprotected, excluded or idle, with the appliances there.
+#[utoipa::path(get, path = "/deployments/v1/{account_id}/deployments/{deployment_id}/coverage", tag = "deployments", operation_id = "get_coverage",
+    params(("account_id" = String, Path), ("deployment_id" = String, Path)), security(("X-AIMS-Auth-Token" = [])),
+    responses((status = 200, description = "{counts, regions: [{region, scope, vpcs: [{vpc_id, status, zones, appliances}]}]}"), (status = 404, description = "no such deployment or not discovered yet")))]
+async fn get_coverage(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((account_id, id)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    s.authorize(&caller, &account_id).await?;
+    let d = s.store.get_deployment(&account_id, &id).await?.ok_or_else(|| not_found(&id, &account_id))?;
+    let snap = s.store.get_snapshot(&account_id, &id).await?.ok_or_else(|| {
+        ApiError::NotFound(format!("deployment {id:?} in account {account_id} has not been discovered yet"))
+    })?;
+    let report = s.store.get_report(&account_id, &id).await?.unwrap_or(Value::Null);
+    Ok(Json(garrison_engine::coverage::picture(&d, &snap, &report["vpcs"])))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]

@@ -4,7 +4,8 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use garrison_catalog::roles::LookupError;
 use garrison_catalog::{RoleDef, cft};
 use garrison_model::FieldError;
@@ -72,20 +73,39 @@ fn role_info(s: &AppState, role: &RoleDef, external_id: &str) -> Value {
     })
 }
 
-/// The role to create for garrison, with its external id and template.
+#[derive(Deserialize, utoipa::IntoParams)]
+struct RoleQuery {
+    /// json (default) | terraform (HCL text equivalent to the CloudFormation template)
+    format: Option<String>,
+}
+
+/// The role to create for garrison, with its external id and template; `format=terraform`
+/// gives the role as a Terraform configuration instead (text/plain).
 #[utoipa::path(get, path = "/themis/v1/{account_id}/roles/{platform_type}/{role_type}/{role_version}", tag = "themis", operation_id = "get_role",
-    params(("account_id" = String, Path), ("platform_type" = String, Path), ("role_type" = String, Path), ("role_version" = String, Path, description = "YYYY-MM-DD or latest")),
+    params(("account_id" = String, Path), ("platform_type" = String, Path), ("role_type" = String, Path), ("role_version" = String, Path, description = "YYYY-MM-DD or latest"), RoleQuery),
     security(("X-AIMS-Auth-Token" = [])),
-    responses((status = 200, description = "ThemisRoleInfo"), (status = 404, description = "no such version")))]
+    responses((status = 200, description = "ThemisRoleInfo, or HCL text with format=terraform"), (status = 404, description = "no such version")))]
 async fn get_role(
     State(s): State<AppState>,
     caller: Caller,
     Path((account_id, platform, role_type, version)): Path<(String, String, String, String)>,
-) -> ApiResult<Json<Value>> {
+    Query(q): Query<RoleQuery>,
+) -> ApiResult<Response> {
     s.authorize(&caller, &account_id).await?;
+    let terraform = match q.format.as_deref() {
+        None | Some("json") => false,
+        Some("terraform") => true,
+        Some(other) => {
+            return Err(ApiError::field(FieldError::new("format", "one of [json, terraform]", format!("{other:?}"))));
+        }
+    };
     let role = s.catalog.get(&platform, &role_type, &version).map_err(lookup_error)?;
+    if terraform {
+        let hcl = garrison_catalog::terraform::render(role, &s.config.aws_principal);
+        return Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], hcl).into_response());
+    }
     let ext = s.store.external_id(&account_id).await?;
-    Ok(Json(role_info(&s, role, &ext)))
+    Ok(Json(role_info(&s, role, &ext)).into_response())
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]

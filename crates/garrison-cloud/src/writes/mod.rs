@@ -79,6 +79,23 @@ impl Ctx<'_> {
         E: aws_sdk_s3::error::ProvideErrorMetadata + std::fmt::Debug,
         R: std::fmt::Debug,
     {
+        self.call_made(service, op, resource, fut, |_| None).await
+    }
+
+    /// A call that creates something inside `resource` (an instance in a subnet): its entry
+    /// says `created <id>`, so the audit log ties every resource to the write that made it.
+    async fn call_made<T, E, R>(
+        &self,
+        service: &'static str,
+        op: &'static str,
+        resource: &str,
+        fut: impl std::future::Future<Output = Result<T, aws_sdk_s3::error::SdkError<E, R>>>,
+        made: impl FnOnce(&T) -> Option<&str>,
+    ) -> Result<T, CloudError>
+    where
+        E: aws_sdk_s3::error::ProvideErrorMetadata + std::fmt::Debug,
+        R: std::fmt::Debug,
+    {
         let budget = if service == "ec2" && !op.starts_with("Describe") { crate::limiter::EC2_WRITES } else { service };
         self.aws.pace(budget).await;
         let at_ms = std::time::SystemTime::now()
@@ -87,7 +104,7 @@ impl Ctx<'_> {
             .unwrap_or(0);
         let r = fut.await.map_err(|e| CloudError::from_sdk(service, op, e));
         let (outcome, message) = match &r {
-            Ok(_) => ("ok".to_string(), None),
+            Ok(t) => ("ok".to_string(), made(t).map(|id| format!("created {id}"))),
             Err(e) => (e.code.clone(), Some(e.message.chars().take(300).collect())),
         };
         self.journal.push(Entry {

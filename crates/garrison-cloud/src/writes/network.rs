@@ -29,11 +29,14 @@ fn created(id: Option<&str>, op: &'static str, what: &str) -> Result<Created, Cl
 pub async fn gateway(c: &Ctx<'_>, vpc: &str) -> Result<Created, CloudError> {
     let ec2 = c.aws.ec2();
     let out = c
-        .call(
+        .call_made(
             "ec2",
             "CreateInternetGateway",
             vpc,
             ec2.create_internet_gateway().tag_specifications(tags(c, ResourceType::InternetGateway)).send(),
+            |o: &aws_sdk_ec2::operation::create_internet_gateway::CreateInternetGatewayOutput| {
+                o.internet_gateway().and_then(|g| g.internet_gateway_id())
+            },
         )
         .await?;
     let id = created(out.internet_gateway().and_then(|g| g.internet_gateway_id()), "CreateInternetGateway", "gateway")?;
@@ -49,7 +52,7 @@ pub async fn gateway(c: &Ctx<'_>, vpc: &str) -> Result<Created, CloudError> {
 
 pub async fn subnet(c: &Ctx<'_>, vpc: &str, zone: &str, cidr: &str) -> Result<Created, CloudError> {
     let out = c
-        .call(
+        .call_made(
             "ec2",
             "CreateSubnet",
             cidr,
@@ -61,6 +64,7 @@ pub async fn subnet(c: &Ctx<'_>, vpc: &str, zone: &str, cidr: &str) -> Result<Cr
                 .cidr_block(cidr)
                 .tag_specifications(tags(c, ResourceType::Subnet))
                 .send(),
+            |o: &aws_sdk_ec2::operation::create_subnet::CreateSubnetOutput| o.subnet().and_then(|s| s.subnet_id()),
         )
         .await?;
     created(out.subnet().and_then(|s| s.subnet_id()), "CreateSubnet", "subnet")
@@ -69,11 +73,14 @@ pub async fn subnet(c: &Ctx<'_>, vpc: &str, zone: &str, cidr: &str) -> Result<Cr
 pub async fn route_table(c: &Ctx<'_>, vpc: &str, subnet: &str, gateway: &str) -> Result<Created, CloudError> {
     let ec2 = c.aws.ec2();
     let out = c
-        .call(
+        .call_made(
             "ec2",
             "CreateRouteTable",
             vpc,
             ec2.create_route_table().vpc_id(vpc).tag_specifications(tags(c, ResourceType::RouteTable)).send(),
+            |o: &aws_sdk_ec2::operation::create_route_table::CreateRouteTableOutput| {
+                o.route_table().and_then(|r| r.route_table_id())
+            },
         )
         .await?;
     let rt = created(out.route_table().and_then(|r| r.route_table_id()), "CreateRouteTable", "route table")?;
@@ -102,11 +109,14 @@ type AclEntry<'a> = (i32, bool, &'a str, &'a str, Option<(i32, i32)>);
 pub async fn acl(c: &Ctx<'_>, vpc: &str, subnet: &str, vpc_cidr: &str) -> Result<Created, CloudError> {
     let ec2 = c.aws.ec2();
     let out = c
-        .call(
+        .call_made(
             "ec2",
             "CreateNetworkAcl",
             vpc,
             ec2.create_network_acl().vpc_id(vpc).tag_specifications(tags(c, ResourceType::NetworkAcl)).send(),
+            |o: &aws_sdk_ec2::operation::create_network_acl::CreateNetworkAclOutput| {
+                o.network_acl().and_then(|a| a.network_acl_id())
+            },
         )
         .await?;
     let acl = created(out.network_acl().and_then(|a| a.network_acl_id()), "CreateNetworkAcl", "network ACL")?;
@@ -181,7 +191,7 @@ pub async fn group(
 ) -> Result<Created, CloudError> {
     let ec2 = c.aws.ec2();
     let out = c
-        .call(
+        .call_made(
             "ec2",
             "CreateSecurityGroup",
             name,
@@ -191,6 +201,7 @@ pub async fn group(
                 .vpc_id(vpc)
                 .tag_specifications(tags(c, ResourceType::SecurityGroup))
                 .send(),
+            |o: &aws_sdk_ec2::operation::create_security_group::CreateSecurityGroupOutput| o.group_id(),
         )
         .await?;
     let g = created(out.group_id(), "CreateSecurityGroup", "group id")?;
@@ -257,7 +268,7 @@ pub async fn launch(
     token: &str,
 ) -> Result<Created, CloudError> {
     let out = c
-        .call(
+        .call_made(
             "ec2",
             "RunInstances",
             subnet,
@@ -274,6 +285,9 @@ pub async fn launch(
                 .tag_specifications(tags(c, ResourceType::Instance))
                 .tag_specifications(tags(c, ResourceType::Volume))
                 .send(),
+            |o: &aws_sdk_ec2::operation::run_instances::RunInstancesOutput| {
+                o.instances().first().and_then(|i| i.instance_id())
+            },
         )
         .await?;
     let id = created(out.instances().first().and_then(|i| i.instance_id()), "RunInstances", "instance")?;

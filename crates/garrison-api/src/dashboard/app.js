@@ -1,0 +1,273 @@
+// garrison dashboard: a thin client of the same JSON API the CLI uses. The token lives in
+// sessionStorage (gone with the tab); every value is put on the page as text, never as HTML.
+"use strict";
+
+const store = window.sessionStorage;
+const REFRESH_MS = 2000;
+let timer = null;
+let selectedAppliance = null;
+
+function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else if (k === "class") el.className = v;
+    else el.setAttribute(k, v === true ? "" : String(v));
+  }
+  for (const c of children.flat()) {
+    if (c === undefined || c === null || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+const badge = (s, testid) => h("span", { class: `badge s-${s}`, "data-testid": testid }, s);
+const usd = (n) => `$${(Number(n) || 0).toFixed(2)}`;
+const when = (ms) => (ms ? new Date(ms).toISOString().replace("T", " ").slice(0, 19) + "Z" : "–");
+
+class ApiError extends Error {}
+
+async function api(path, opts = {}) {
+  const token = store.getItem("token");
+  const res = await fetch(path, { ...opts, headers: { ...(opts.headers || {}), ...(token ? { "x-aims-auth-token": token } : {}) } });
+  const text = await res.text();
+  let body = null;
+  try { body = text ? JSON.parse(text) : null; } catch { body = text; }
+  if (res.status === 401) { signOut(); throw new ApiError("signed out: the session expired"); }
+  if (!res.ok) throw new ApiError((body && (body.message || body.error)) || `HTTP ${res.status}`);
+  return body;
+}
+
+function account() { return store.getItem("account"); }
+
+function signOut() {
+  store.clear();
+  location.hash = "#/";
+  render();
+}
+
+async function signIn(ev) {
+  ev.preventDefault();
+  const f = ev.target;
+  const err = document.getElementById("signin-error");
+  err.textContent = "";
+  const basic = btoa(`${f.access_key_id.value}:${f.secret_key.value}`);
+  try {
+    const res = await fetch("/aims/v1/authenticate", { method: "POST", headers: { authorization: `Basic ${basic}` } });
+    const body = await res.json().catch(() => ({}));
+    if (!res.ok) { err.textContent = body.message || `sign-in failed (HTTP ${res.status})`; return; }
+    store.setItem("token", body.authentication.token);
+    store.setItem("account", body.authentication.account.id);
+    store.setItem("who", `${body.authentication.account.name || ""} ${body.authentication.account.id}`.trim());
+    render();
+  } catch (e) {
+    err.textContent = `cannot reach garrison: ${e.message}`;
+  }
+}
+
+function main(...children) {
+  const m = document.getElementById("main");
+  m.replaceChildren(...children);
+}
+
+function schedule(fn) {
+  clearTimeout(timer);
+  timer = setTimeout(async () => {
+    try { await fn(); } catch (e) { showError(e); }
+  }, REFRESH_MS);
+}
+
+function showError(e) {
+  const box = document.getElementById("live-error");
+  if (box) box.textContent = e.message;
+}
+
+// ---- deployments list -------------------------------------------------------------
+
+async function listView() {
+  const deps = await api(`/deployments/v1/${account()}/deployments`);
+  const rows = deps.map((d) =>
+    h("tr", { "data-testid": "deployment-row" },
+      h("td", {}, h("a", { href: `#/d/${encodeURIComponent(d.id)}` }, d.name)),
+      h("td", {}, d.platform && d.platform.id),
+      h("td", {}, d.mode),
+      h("td", {}, badge(d.status.status, "deployment-status")),
+      h("td", { class: "mute" }, d.status.message || ""),
+      h("td", { class: "mute" }, when((d.modified && d.modified.at) * 1000))));
+  main(
+    h("h1", {}, "Deployments"),
+    h("p", { class: "error", id: "live-error" }),
+    deps.length
+      ? h("table", {}, h("tr", {}, ["Name", "AWS account", "Mode", "Status", "Message", "Modified"].map((t) => h("th", {}, t))), rows)
+      : h("p", { class: "mute" }, "No deployments yet: garrison onboard creates one."),
+  );
+  schedule(() => route());
+}
+
+// ---- one deployment ------------------------------------------------------------------
+
+function fact(k, v, testid) {
+  return h("div", { class: "fact" }, h("div", { class: "k" }, k), h("div", { class: "v", "data-testid": testid }, v));
+}
+
+function auditHealth(src, dead) {
+  if (!src) return "none";
+  const trail = src.trail;
+  if (!trail) return "failed";
+  if (dead > 0) return "degraded";
+  return "healthy";
+}
+
+function applianceRow(a) {
+  const row = h("tr", {
+    class: `appliance${selectedAppliance === a.instance_id ? " selected" : ""}`,
+    "data-testid": "appliance",
+    "data-instance": a.instance_id,
+    onclick: () => { selectedAppliance = a.instance_id; route(); },
+  },
+  h("td", {}, a.role === "ids" ? "IDS" : "scan"),
+  h("td", {}, h("code", {}, a.instance_id)),
+  h("td", {}, a.instance_type),
+  h("td", {}, a.zone),
+  h("td", {}, badge(a.state)),
+  h("td", {}, `${usd(a.monthly_usd)}/month`));
+  return row;
+}
+
+function coverageView(cov) {
+  if (!cov) return h("p", { class: "mute" }, "Not discovered yet.");
+  const c = cov.counts || {};
+  return h("div", {},
+    h("p", { "data-testid": "coverage-counts" },
+      `${c.protected || 0} protected, ${c.unprotected || 0} unprotected, ${c.excluded || 0} excluded, ${c.idle || 0} idle VPC(s)`),
+    cov.regions.map((r) =>
+      h("div", { class: "card region", "data-testid": "region", "data-region": r.region },
+        h("h3", {}, r.region, " ", badge(r.scope === "included" ? "included" : r.scope)),
+        r.vpcs.length ? null : h("p", { class: "mute" }, "no VPCs"),
+        r.vpcs.map((v) =>
+          h("div", { class: `vpc vpc-${v.status}`, "data-testid": "vpc", "data-vpc": v.vpc_id, "data-status": v.status },
+            h("div", {}, h("code", {}, v.vpc_id), " ", v.name ? `(${v.name}) ` : "", v.cidr, " ", badge(v.status, "vpc-status"),
+              " ", h("span", { class: "mute" }, `${v.policy || "no policy"} · ${v.hosts_running} host(s) running`)),
+            h("div", { class: "zones" },
+              v.zones.map((z) =>
+                h("div", { class: "zone", "data-testid": "zone", "data-zone": z.zone },
+                  h("div", {}, z.zone, " ", badge(z.status)),
+                  h("div", { class: "mute" }, `${z.hosts_running} running, ${z.hosts_stopped} stopped`)))),
+            v.appliances.length
+              ? h("table", {}, v.appliances.map(applianceRow))
+              : null)))));
+}
+
+function activityView(entries) {
+  const shown = selectedAppliance
+    ? entries.filter((e) => e.resource.includes(selectedAppliance) || e.message && e.message.includes(selectedAppliance))
+    : entries;
+  const recent = shown.slice(-50).reverse();
+  return h("div", { "data-testid": "activity" },
+    selectedAppliance
+      ? h("p", {}, "Activity of appliance ", h("code", { "data-testid": "activity-subject" }, selectedAppliance), " ",
+          h("button", { onclick: () => { selectedAppliance = null; route(); } }, "show all"))
+      : h("p", { class: "mute" }, "Most recent AWS writes first; click an appliance to follow it."),
+    h("table", {},
+      h("tr", {}, ["When", "Region", "Call", "Resource", "Outcome"].map((t) => h("th", {}, t))),
+      recent.map((e) =>
+        h("tr", { "data-testid": "activity-entry" },
+          h("td", { class: "mute" }, when(e.at_ms)),
+          h("td", {}, e.region),
+          h("td", {}, e.call),
+          h("td", {}, h("code", {}, e.resource)),
+          h("td", {}, badge(e.outcome === "ok" ? "ok" : "failed"), e.message ? ` ${e.message}` : "")))));
+}
+
+async function planPreview(id, box) {
+  box.replaceChildren(h("p", { class: "mute" }, "Discovering the account and planning…"));
+  try {
+    const p = await api(`/deployments/v1/${account()}/deployments/${encodeURIComponent(id)}/plan`);
+    const counts = Object.entries(p.counts || {}).map(([k, v]) => `${v} ${k}`).join(", ") || "nothing to do";
+    box.replaceChildren(
+      h("p", { "data-testid": "plan-counts" }, `${p.actions.length} action(s): ${counts}`),
+      p.actions.length
+        ? h("table", {}, p.actions.slice(0, 200).map((a) => h("tr", {}, h("td", {}, a.op), h("td", {}, a.kind), h("td", {}, a.region), h("td", {}, h("code", {}, a.key)))))
+        : null,
+      (p.problems || []).map((x) => h("p", { class: "error" }, x)));
+  } catch (e) {
+    box.replaceChildren(h("p", { class: "error" }, e.message));
+  }
+}
+
+async function deploymentView(id) {
+  const a = account();
+  const base = `/deployments/v1/${a}/deployments/${encodeURIComponent(id)}`;
+  const d = await api(base);
+  const [report, cov, audit, dead] = await Promise.all([
+    api(`${base}/protection`).catch(() => null),
+    api(`${base}/coverage`).catch(() => null),
+    api(`${base}/audit?limit=100000`).catch(() => ({ entries: [] })),
+    api(`${base}/dead_letters?limit=100`).catch(() => ({ dead_letters: [] })),
+  ]);
+  const src = report && report.audit_source;
+  const health = auditHealth(src, dead.dead_letters.length);
+  const appliances = (report && report.vpcs || []).flatMap((v) => v.appliances);
+  const planBox = h("div", { "data-testid": "plan" });
+  const existingPlan = document.querySelector("[data-testid=plan]");
+  if (existingPlan) planBox.replaceChildren(...existingPlan.childNodes);
+  main(
+    h("p", {}, h("a", { href: "#/" }, "← Deployments")),
+    h("h1", { "data-testid": "deployment-name" }, d.name, " ", badge(d.status.status, "deployment-status")),
+    h("p", { class: "mute", "data-testid": "status-message" }, d.status.message || ""),
+    h("p", { class: "error", id: "live-error" }),
+    h("div", { class: "card facts" },
+      fact("AWS account", d.platform.id),
+      fact("Mode", d.mode),
+      fact("Appliances", String(appliances.length), "appliance-count"),
+      fact("VPCs protected", String(cov ? cov.counts.protected || 0 : 0), "protected-count"),
+      fact("Estimated cost", `${usd(report ? report.monthly_appliance_usd : 0)}/month`, "cost"),
+      fact("Audit source", health, "audit-health"),
+      fact("Last reconcile", when(report && report.at * 1000))),
+    h("div", { class: "card" },
+      h("h2", {}, "Audit source"),
+      src
+        ? h("p", {}, `trail ${src.trail ? src.trail.id : "–"}${src.trail && src.trail.adopted ? " (adopted)" : ""} · bucket ${src.bucket ? src.bucket.id : "–"} · queue ${src.queue ? src.queue.id : "– (no notifications: changes seen at each resync)"} · ${dead.dead_letters.length} dead letter(s)`)
+        : h("p", { class: "mute" }, "Not built yet.")),
+    h("h2", {}, "Coverage"),
+    coverageView(cov),
+    h("h2", {}, "Activity"),
+    activityView(audit.entries),
+    h("h2", {}, "Plan preview"),
+    h("div", { class: "actions" }, h("button", { onclick: () => planPreview(id, planBox), "data-testid": "plan-button" }, "Preview the next reconcile")),
+    planBox,
+  );
+  schedule(() => route());
+}
+
+// ---- routing -------------------------------------------------------------------------
+
+async function route() {
+  if (!store.getItem("token")) return render();
+  const m = location.hash.match(/^#\/d\/(.+)$/);
+  try {
+    if (m) await deploymentView(decodeURIComponent(m[1]));
+    else await listView();
+  } catch (e) {
+    if (e instanceof ApiError) main(h("p", { class: "error", id: "live-error" }, e.message));
+    else throw e;
+  }
+}
+
+function render() {
+  clearTimeout(timer);
+  const signedIn = !!store.getItem("token");
+  document.getElementById("signout").hidden = !signedIn;
+  document.getElementById("who").textContent = signedIn ? `account ${store.getItem("who")}` : "";
+  if (!signedIn) {
+    main(document.getElementById("signin-tpl").content.cloneNode(true));
+    document.getElementById("signin").addEventListener("submit", signIn);
+    return;
+  }
+  route();
+}
+
+window.addEventListener("hashchange", () => { selectedAppliance = null; route(); });
+document.getElementById("signout").addEventListener("click", signOut);
+render();

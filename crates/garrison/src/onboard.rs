@@ -1,0 +1,687 @@
+//! `garrison onboard`: the reference's five manual steps as one command. With the customer's
+//! AWS credentials (standard chain, `--profile`): get the role from garrison → create (or
+//! find, or upgrade) the CloudFormation stack → read the role ARN → wait until garrison can
+//! assume and validate it → store the credential → create the deployment → follow the first
+//! reconcile until the account is protected, or say what failed. Every step finds and reuses
+//! what a previous run made, so running it again changes nothing.
+//!
+//! `--organization` does the same for the accounts of organizational units: the role goes
+//! out as a service-managed StackSet (with a fixed role name, so each account's role ARN is
+//! known without reading the account), then a credential and a deployment per account.
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use garrison_catalog::policies::{ENTERPRISE, ESSENTIALS, PROFESSIONAL};
+use garrison_cloud::{Aws, stacks, stacksets};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{Value, json};
+
+use crate::client::{CallError, Client, Overrides, resolve};
+
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "garrison onboard",
+    about = "Connect an AWS account (or an organization's accounts) to garrison in one command"
+)]
+pub struct Args {
+    /// AWS profile of the customer account (else the standard chain: environment, ~/.aws, instance role)
+    #[arg(long)]
+    profile: Option<String>,
+    /// Region of the CloudFormation stack or StackSet instances (IAM is global; default: the AWS configuration's, else us-east-1)
+    #[arg(long = "stack-region")]
+    stack_region: Option<String>,
+    /// Name of the CloudFormation stack (or StackSet with --organization)
+    #[arg(long = "stack-name", default_value = "garrison")]
+    stack_name: String,
+    /// Deployment name (default: "aws <account id>")
+    #[arg(long)]
+    name: Option<String>,
+    /// Deployment mode: automatic (role ci_full), manual (ci_manual) or readonly (ci_readonly)
+    #[arg(long, default_value = "automatic", value_parser = ["automatic", "manual", "readonly"])]
+    mode: String,
+    /// A region to protect (repeat the flag for several)
+    #[arg(long = "region")]
+    regions: Vec<String>,
+    /// One VPC to protect, as REGION/VPC-ID (repeatable)
+    #[arg(long = "vpc")]
+    vpcs: Vec<String>,
+    /// A scope key to exclude: /aws/REGION[/vpc|subnet|host/ID] (repeatable)
+    #[arg(long = "exclude")]
+    excludes: Vec<String>,
+    /// Protection level of everything in scope
+    #[arg(long, default_value = "professional", value_parser = ["essentials", "professional", "enterprise"])]
+    level: String,
+    /// How long to wait, in seconds, for the stack, the role and the first reconcile each
+    #[arg(long, default_value_t = 600)]
+    wait: u64,
+    /// Stop once the deployment exists instead of following its first reconcile
+    #[arg(long = "no-follow")]
+    no_follow: bool,
+    /// Onboard the accounts of organizational units through a StackSet (run with the management account's credentials)
+    #[arg(long)]
+    organization: bool,
+    /// An organizational unit whose accounts to onboard (repeatable; with --organization)
+    #[arg(long = "organizational-unit")]
+    units: Vec<String>,
+    /// json: print the outcome as one JSON document on stdout (progress goes to stderr either way)
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    output: String,
+    /// garrison endpoint (else GARRISON_ENDPOINT, ALERTLOGIC_ENDPOINT, ~/.garrison/config)
+    #[arg(long)]
+    endpoint: Option<String>,
+    /// garrison access key id
+    #[arg(long = "access_key_id")]
+    access_key_id: Option<String>,
+    /// garrison secret key
+    #[arg(long = "secret_key")]
+    secret_key: Option<String>,
+    /// garrison profile in ~/.garrison/config (--profile is the AWS one)
+    #[arg(long = "garrison-profile")]
+    garrison_profile: Option<String>,
+}
+
+/// A step's failure: what was being done and why it failed; exit status 1 unless usage.
+struct Failure {
+    what: String,
+    usage: bool,
+}
+
+fn fail(what: impl Into<String>) -> Failure {
+    Failure { what: what.into(), usage: false }
+}
+
+impl From<CallError> for Failure {
+    fn from(e: CallError) -> Failure {
+        match e {
+            CallError::Http { status, body } => fail(format!("garrison answered HTTP {status}: {body}")),
+            CallError::Transport(t) => fail(t),
+        }
+    }
+}
+
+impl From<garrison_cloud::CloudError> for Failure {
+    fn from(e: garrison_cloud::CloudError) -> Failure {
+        fail(format!("AWS {} {}: {}: {}", e.service, e.operation, e.code, e.message))
+    }
+}
+
+/// What a step did: made something, found it as wanted, or changed it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Action {
+    Created,
+    Reused,
+    Updated,
+}
+
+impl Action {
+    fn word(self) -> &'static str {
+        match self {
+            Action::Created => "created",
+            Action::Reused => "reused",
+            Action::Updated => "updated",
+        }
+    }
+}
+
+struct Ui;
+
+impl Ui {
+    fn step(&self, text: &str) {
+        eprintln!("{text}");
+    }
+
+    fn spinner(&self, text: &str) -> ProgressBar {
+        // indicatif draws only on a terminal; elsewhere the step lines are the record.
+        let pb = ProgressBar::new_spinner();
+        pb.set_style(ProgressStyle::with_template("  {spinner} {msg} [{elapsed}]").expect("static template"));
+        pb.enable_steady_tick(Duration::from_millis(120));
+        pb.set_message(text.to_string());
+        pb
+    }
+}
+
+fn role_type(mode: &str) -> &'static str {
+    match mode {
+        "manual" => "ci_manual",
+        "readonly" => "ci_readonly",
+        _ => "ci_full",
+    }
+}
+
+/// The deployment scope the flags ask for, or what is wrong with them.
+fn scope_from(a: &Args) -> Result<Value, Failure> {
+    let usage = |what: String| Failure { what, usage: true };
+    let policy = match a.level.as_str() {
+        "essentials" => ESSENTIALS,
+        "enterprise" => ENTERPRISE,
+        _ => PROFESSIONAL,
+    };
+    if a.regions.is_empty() && a.vpcs.is_empty() {
+        return Err(usage("scope: expected at least one --region REGION or --vpc REGION/VPC-ID, found neither".into()));
+    }
+    let mut include = vec![];
+    for r in &a.regions {
+        include.push(json!({"type": "region", "key": format!("/aws/{r}"), "policy": {"id": policy}}));
+    }
+    for v in &a.vpcs {
+        let Some((region, vpc)) = v.split_once('/').filter(|(r, v)| !r.is_empty() && v.starts_with("vpc-")) else {
+            return Err(usage(format!("--vpc: expected REGION/VPC-ID such as us-east-1/vpc-0abc, found {v:?}")));
+        };
+        include.push(json!({"type": "vpc", "key": format!("/aws/{region}/vpc/{vpc}"), "policy": {"id": policy}}));
+    }
+    let mut exclude = vec![];
+    for k in &a.excludes {
+        let parts: Vec<&str> = k.trim_start_matches('/').split('/').collect();
+        let kind = match parts.as_slice() {
+            ["aws", _] => "region",
+            ["aws", _, kind @ ("vpc" | "subnet" | "host"), _] => kind,
+            _ => {
+                return Err(usage(format!(
+                    "--exclude: expected /aws/REGION or /aws/REGION/vpc|subnet|host/ID, found {k:?}"
+                )));
+            }
+        };
+        exclude.push(json!({"type": kind, "key": k}));
+    }
+    Ok(json!({"include": include, "exclude": exclude}))
+}
+
+async fn call(c: &Client, method: &str, path: &str, body: Option<Value>) -> Result<Value, Failure> {
+    Ok(c.call(method, path, &[], body.as_ref()).await?.1)
+}
+
+/// The role version a stack was made from, read off its description.
+fn stack_version(description: &str) -> Option<&str> {
+    description.split("version ").nth(1).and_then(|s| s.split(':').next())
+}
+
+/// Polls themis validate_credentials until the role validates, telling a role that is not
+/// assumable yet (IAM propagation) apart from one that is wrong (which fails at once).
+async fn validate(ui: &Ui, c: &Client, rt: &str, arn: &str, ext: &str, wait: Duration) -> Result<Value, Failure> {
+    let pb = ui.spinner(&format!("validating {arn}"));
+    let start = Instant::now();
+    let body = json!({"credential": {"platform_type": "aws", "role_type": rt, "arn": arn, "external_id": ext}});
+    let result = loop {
+        match c.call("POST", &format!("/themis/v1/validate/aws/{rt}"), &[], Some(&body)).await {
+            Ok((_, v)) => break Ok(v),
+            Err(CallError::Http { status: 400, body: v }) if v["status"] == "not_assumable_yet" => {
+                if start.elapsed() > wait {
+                    break Err(fail(format!(
+                        "the role {arn} could still not be assumed after {}s (IAM propagation takes up to a minute; check the trust policy): {}",
+                        wait.as_secs(),
+                        v["message"].as_str().unwrap_or_default()
+                    )));
+                }
+                pb.set_message(format!("waiting for IAM to propagate {arn}"));
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+            Err(CallError::Http { status: 400, body: v }) => {
+                let mut why = format!("the role {arn} is not usable: {}", v["message"].as_str().unwrap_or_default());
+                let missing = &v["validation"]["capabilities"];
+                if let Some(m) = missing.as_object() {
+                    for (cap, r) in m.iter().filter(|(_, r)| r["ok"] == false) {
+                        why.push_str(&format!("\n    {cap}: missing {}", r["missing"]));
+                    }
+                }
+                for t in v["validation"]["trust_problems"].as_array().into_iter().flatten() {
+                    why.push_str(&format!("\n    trust: {}", t.as_str().unwrap_or_default()));
+                }
+                break Err(fail(why));
+            }
+            Err(e) => break Err(e.into()),
+        }
+    };
+    pb.finish_and_clear();
+    result
+}
+
+/// The credential for `arn`: one that holds it already, else a new one.
+async fn credential(c: &Client, a: &str, arn: &str, name: &str) -> Result<(String, Action), Failure> {
+    let list = call(c, "GET", &format!("/credentials/v2/{a}/credentials"), None).await?;
+    if let Some(found) = list.as_array().into_iter().flatten().find(|x| x["secrets"]["arn"] == arn) {
+        return Ok((found["id"].as_str().unwrap_or_default().to_string(), Action::Reused));
+    }
+    let made = call(
+        c,
+        "POST",
+        &format!("/credentials/v2/{a}/credentials"),
+        Some(json!({"name": name, "secrets": {"type": "aws_iam_role", "arn": arn}})),
+    )
+    .await?;
+    Ok((made["id"].as_str().unwrap_or_default().to_string(), Action::Created))
+}
+
+/// Scopes compared as the API normalises them: the same items in any order.
+fn same_scope(a: &Value, b: &Value) -> bool {
+    let items = |v: &Value, k: &str| {
+        let mut x: Vec<(String, String, String)> = v[k]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|i| {
+                (
+                    i["type"].as_str().unwrap_or_default().to_string(),
+                    i["key"].as_str().unwrap_or_default().to_string(),
+                    i["policy"]["id"].as_str().unwrap_or_default().to_uppercase(),
+                )
+            })
+            .collect();
+        x.sort();
+        x
+    };
+    items(a, "include") == items(b, "include") && items(a, "exclude") == items(b, "exclude")
+}
+
+/// The deployment of AWS account `aws_account`: the existing one (updated when mode, scope
+/// or credential differ), else a new one.
+async fn deployment(
+    c: &Client,
+    a: &str,
+    aws_account: &str,
+    name: &str,
+    mode: &str,
+    scope: &Value,
+    cred_id: &str,
+) -> Result<(Value, Action), Failure> {
+    let list = call(c, "GET", &format!("/deployments/v1/{a}/deployments"), None).await?;
+    let creds = json!([{"id": cred_id, "purpose": "discover"}]);
+    let existing = list.as_array().into_iter().flatten().find(|d| d["platform"]["id"] == aws_account).cloned();
+    match existing {
+        Some(d) => {
+            let same = d["mode"] == mode
+                && same_scope(&d["scope"], scope)
+                && d["credentials"].as_array().is_some_and(|cs| cs.iter().any(|x| x["id"] == cred_id));
+            if same {
+                return Ok((d, Action::Reused));
+            }
+            let id = d["id"].as_str().unwrap_or_default();
+            let updated = call(
+                c,
+                "PUT",
+                &format!("/deployments/v1/{a}/deployments/{id}"),
+                Some(json!({"mode": mode, "scope": scope, "credentials": creds, "version": d["version"]})),
+            )
+            .await?;
+            Ok((updated, Action::Updated))
+        }
+        None => {
+            let made = call(
+                c,
+                "POST",
+                &format!("/deployments/v1/{a}/deployments"),
+                Some(json!({"name": name, "platform": {"type": "aws", "id": aws_account}, "mode": mode,
+                            "credentials": creds, "scope": scope})),
+            )
+            .await?;
+            Ok((made, Action::Created))
+        }
+    }
+}
+
+/// Follows deployments until each has been reconciled since `since` (its status time before
+/// this run's change; None: any status but new). Returns each one's final record.
+async fn follow(
+    ui: &Ui,
+    c: &Client,
+    a: &str,
+    waiting: Vec<(String, Option<i64>)>,
+    wait: Duration,
+) -> Result<Vec<Value>, Failure> {
+    let pb = ui.spinner("waiting for the first reconcile");
+    let start = Instant::now();
+    let mut done: Vec<Option<Value>> = vec![None; waiting.len()];
+    while done.iter().any(Option::is_none) {
+        for (i, (id, since)) in waiting.iter().enumerate() {
+            if done[i].is_some() {
+                continue;
+            }
+            let d = call(c, "GET", &format!("/deployments/v1/{a}/deployments/{id}"), None).await?;
+            let st = d["status"]["status"].as_str().unwrap_or("new");
+            let fresh = since.is_none_or(|t| d["status"]["updated"].as_i64().unwrap_or(0) > t);
+            if st != "new" && fresh {
+                done[i] = Some(d);
+            } else {
+                pb.set_message(format!(
+                    "{} of {} reconciled; {}: {}",
+                    done.iter().flatten().count(),
+                    waiting.len(),
+                    d["name"].as_str().unwrap_or(id),
+                    d["status"]["message"].as_str().unwrap_or(st)
+                ));
+            }
+        }
+        if done.iter().any(Option::is_none) {
+            if start.elapsed() > wait {
+                pb.finish_and_clear();
+                return Err(fail(format!(
+                    "not reconciled within {}s: is a garrison worker running (garrison serve or garrison worker)?",
+                    wait.as_secs()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+    pb.finish_and_clear();
+    Ok(done.into_iter().flatten().collect())
+}
+
+/// What protects the deployment now, and what failed when it is not ok.
+async fn outcome(c: &Client, a: &str, d: &Value) -> Result<Value, Failure> {
+    let id = d["id"].as_str().unwrap_or_default();
+    let status = d["status"]["status"].as_str().unwrap_or_default();
+    let mut out = json!({"deployment_id": id, "name": d["name"], "aws_account": d["platform"]["id"],
+                         "status": status, "message": d["status"]["message"]});
+    if let Ok((_, p)) = c.call("GET", &format!("/deployments/v1/{a}/deployments/{id}/protection"), &[], None).await {
+        let vpcs = p["vpcs"].as_array().cloned().unwrap_or_default();
+        out["protected_vpcs"] =
+            vpcs.iter().filter(|v| v["appliances"].as_array().is_some_and(|x| !x.is_empty())).count().into();
+        out["appliances"] = vpcs.iter().map(|v| v["appliances"].as_array().map_or(0, Vec::len)).sum::<usize>().into();
+        out["monthly_appliance_usd"] = p["monthly_appliance_usd"].clone();
+        out["audit_trail"] = p["audit_source"]["trail"]["id"].clone();
+    }
+    if status != "ok" {
+        let log = call(c, "GET", &format!("/deployments/v1/{a}/deployments/{id}/audit?limit=100000"), None).await?;
+        let failed: Vec<Value> =
+            log["entries"].as_array().into_iter().flatten().filter(|e| e["outcome"] != "ok").cloned().collect();
+        let failed = failed[failed.len().saturating_sub(10)..].to_vec();
+        out["failed_writes"] = Value::Array(failed);
+    }
+    Ok(out)
+}
+
+fn describe_outcome(o: &Value) -> String {
+    let mut s = format!(
+        "  deployment {} ({}), AWS account {}: {}",
+        o["name"].as_str().unwrap_or_default(),
+        o["deployment_id"].as_str().unwrap_or_default(),
+        o["aws_account"].as_str().unwrap_or_default(),
+        o["status"].as_str().unwrap_or_default()
+    );
+    if let Some(m) = o["message"].as_str() {
+        s.push_str(&format!(": {m}"));
+    }
+    if o.get("appliances").is_some() {
+        s.push_str(&format!(
+            "\n    {} VPC(s) with appliances, {} appliance(s), ${:.2}/month; audit trail {}",
+            o["protected_vpcs"],
+            o["appliances"],
+            o["monthly_appliance_usd"].as_f64().unwrap_or(0.0),
+            o["audit_trail"].as_str().unwrap_or("-")
+        ));
+    }
+    for f in o["failed_writes"].as_array().into_iter().flatten() {
+        s.push_str(&format!(
+            "\n    failed: {} {} {} {}: {}",
+            f["region"].as_str().unwrap_or_default(),
+            f["call"].as_str().unwrap_or_default(),
+            f["resource"].as_str().unwrap_or_default(),
+            f["outcome"].as_str().unwrap_or_default(),
+            f["message"].as_str().unwrap_or_default()
+        ));
+    }
+    s
+}
+
+/// One run's settings: where garrison is, the flags, the tenant account, the scope.
+#[derive(Clone, Copy)]
+struct Onboarding<'a> {
+    ui: &'a Ui,
+    c: &'a Client,
+    a: &'a Args,
+    account: &'a str,
+    scope: &'a Value,
+}
+
+/// Everything garrison needs per account once its role exists: validate, credential,
+/// deployment. Returns the step record and, when this run changed the deployment, the
+/// status time to wait past.
+async fn connect_account(
+    o: &Onboarding<'_>,
+    aws_account: &str,
+    arn: &str,
+    ext: &str,
+) -> Result<(Value, String, Option<Option<i64>>), Failure> {
+    let Onboarding { ui, c, a, account, scope } = *o;
+    let rt = role_type(&a.mode);
+    let v = validate(ui, c, rt, arn, ext, Duration::from_secs(a.wait)).await?;
+    ui.step(&format!("  role {arn} validated: {}", v["message"].as_str().unwrap_or_default()));
+    let (cred, cred_action) = credential(c, account, arn, &format!("garrison role in {aws_account}")).await?;
+    ui.step(&format!("  credential {cred}: {}", cred_action.word()));
+    let name = match (&a.name, a.organization) {
+        (Some(n), false) => n.clone(),
+        (Some(n), true) => format!("{n} {aws_account}"),
+        (None, _) => format!("aws {aws_account}"),
+    };
+    let before = call(c, "GET", &format!("/deployments/v1/{account}/deployments"), None).await?;
+    let prior = before
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|d| d["platform"]["id"] == aws_account)
+        .and_then(|d| d["status"]["updated"].as_i64());
+    let (d, d_action) = deployment(c, account, aws_account, &name, &a.mode, scope, &cred).await?;
+    let id = d["id"].as_str().unwrap_or_default().to_string();
+    ui.step(&format!("  deployment {id} ({name}): {}", d_action.word()));
+    let wait_since = match d_action {
+        Action::Created => Some(None),
+        Action::Updated => Some(prior),
+        Action::Reused => None,
+    };
+    let record = json!({"aws_account": aws_account, "role_arn": arn,
+                        "credential": {"id": cred, "action": cred_action.word()},
+                        "deployment": {"id": id, "action": d_action.word()}});
+    Ok((record, id, wait_since))
+}
+
+async fn follow_and_report(
+    ui: &Ui,
+    c: &Client,
+    a: &Args,
+    account: &str,
+    ids: &[(String, Option<Option<i64>>)],
+) -> Result<Vec<Value>, Failure> {
+    let waiting: Vec<(String, Option<i64>)> =
+        ids.iter().filter_map(|(id, w)| w.map(|since| (id.clone(), since))).collect();
+    if !waiting.is_empty() && !a.no_follow {
+        ui.step(&format!("following the first reconcile of {} deployment(s)", waiting.len()));
+        follow(ui, c, account, waiting, Duration::from_secs(a.wait)).await?;
+    }
+    let mut outcomes = vec![];
+    for (id, _) in ids {
+        let d = call(c, "GET", &format!("/deployments/v1/{account}/deployments/{id}"), None).await?;
+        outcomes.push(outcome(c, account, &d).await?);
+    }
+    Ok(outcomes)
+}
+
+async fn single(ui: &Ui, c: &Client, aws: &Aws, a: &Args, account: &str, scope: &Value) -> Result<Value, Failure> {
+    let rt = role_type(&a.mode);
+    let aws_account = stacks::caller_account(aws).await?;
+    ui.step(&format!("[2/6] AWS account {aws_account} (stack region {})", aws.region()));
+    let role = call(c, "GET", &format!("/themis/v1/{account}/roles/aws/{rt}/latest"), None).await?;
+    let (ext, version) =
+        (role["external_id"].as_str().unwrap_or_default(), role["version"].as_str().unwrap_or_default());
+    ui.step(&format!(
+        "[3/6] role {rt} version {version}, trusting AWS account {}",
+        role["aws_account_id"].as_str().unwrap_or_default()
+    ));
+    let template = call(c, "GET", &format!("/themis/v1/templates/aws/{rt}/{version}"), None).await?.to_string();
+    let found = stacks::find_stack(aws, &a.stack_name).await?;
+    let stack_action = match &found {
+        None => {
+            stacks::start_create(aws, &a.stack_name, &template, ext).await?;
+            Action::Created
+        }
+        Some(f)
+            if f.role.is_some()
+                && f.external_id.as_deref() == Some(ext)
+                && stack_version(&f.description) == Some(version) =>
+        {
+            Action::Reused
+        }
+        Some(f) if f.role.is_some() => {
+            stacks::start_update(aws, &a.stack_name, &template, ext).await?;
+            Action::Updated
+        }
+        Some(f) if f.status.ends_with("_IN_PROGRESS") => Action::Reused,
+        Some(f) => {
+            return Err(fail(format!(
+                "the stack {} exists in state {}: delete it (aws cloudformation delete-stack --stack-name {}) or pass --stack-name",
+                a.stack_name, f.status, a.stack_name
+            )));
+        }
+    };
+    let pb = ui.spinner(&format!("stack {}", a.stack_name));
+    let made = stacks::wait_stack(aws, &a.stack_name, Duration::from_secs(a.wait), |status, n| {
+        pb.set_message(format!("stack {}: {status}, {n} resource(s) complete", a.stack_name))
+    })
+    .await;
+    pb.finish_and_clear();
+    let made = made?;
+    ui.step(&format!("[4/6] stack {} {}: role {}", a.stack_name, stack_action.word(), made.role_arn));
+    ui.step("[5/6] connecting the account");
+    let (mut record, id, wait_since) =
+        connect_account(&Onboarding { ui, c, a, account, scope }, &aws_account, &made.role_arn, ext).await?;
+    record["stack"] = json!({"name": a.stack_name, "action": stack_action.word()});
+    ui.step("[6/6] protection");
+    let outcomes = follow_and_report(ui, c, a, account, &[(id, wait_since)]).await?;
+    record["outcome"] = outcomes[0].clone();
+    Ok(json!({"accounts": [record]}))
+}
+
+/// The StackSet's template: the role template with a fixed role name, so each account's
+/// role ARN follows from its id.
+fn named_role_template(template: &Value, rt: &str) -> (String, String) {
+    let name = format!("garrison-{}", rt.replace('_', "-"));
+    let mut t = template.clone();
+    t["Resources"]["GarrisonRole"]["Properties"]["RoleName"] = Value::String(name.clone());
+    (t.to_string(), name)
+}
+
+async fn organization(
+    ui: &Ui,
+    c: &Client,
+    aws: &Aws,
+    a: &Args,
+    account: &str,
+    scope: &Value,
+) -> Result<Value, Failure> {
+    if a.units.is_empty() {
+        return Err(Failure {
+            what:
+                "--organizational-unit: expected at least one OU id (ou-xxxx-yyyyyyyy) with --organization, found none"
+                    .into(),
+            usage: true,
+        });
+    }
+    let rt = role_type(&a.mode);
+    let management = stacks::caller_account(aws).await?;
+    ui.step(&format!("[2/6] organization management account {management}, units {}", a.units.join(", ")));
+    let role = call(c, "GET", &format!("/themis/v1/{account}/roles/aws/{rt}/latest"), None).await?;
+    let (ext, version) =
+        (role["external_id"].as_str().unwrap_or_default(), role["version"].as_str().unwrap_or_default());
+    ui.step(&format!("[3/6] role {rt} version {version}"));
+    let template = call(c, "GET", &format!("/themis/v1/templates/aws/{rt}/{version}"), None).await?;
+    let (body, role_name) = named_role_template(&template, rt);
+    let created = stacksets::ensure(aws, &a.stack_name, &body, ext).await?;
+    let pb = ui.spinner(&format!("StackSet {}: deploying to {}", a.stack_name, a.units.join(", ")));
+    let deployed = stacksets::deploy(aws, &a.stack_name, &a.units, &aws.region(), Duration::from_secs(a.wait)).await;
+    pb.finish_and_clear();
+    deployed?;
+    let instances = stacksets::instances(aws, &a.stack_name).await?;
+    let in_units: Vec<&stacksets::Instance> =
+        instances.iter().filter(|i| i.unit.as_ref().is_none_or(|u| a.units.contains(u))).collect();
+    ui.step(&format!(
+        "[4/6] StackSet {} {}: {} account(s)",
+        a.stack_name,
+        if created { "created" } else { "reused" },
+        in_units.len()
+    ));
+    let mut records = vec![];
+    let mut ids = vec![];
+    ui.step("[5/6] connecting the accounts");
+    for i in &in_units {
+        if i.status != "CURRENT" {
+            records
+                .push(json!({"aws_account": i.account, "error": format!("stack instance {}: {}", i.status, i.reason)}));
+            ui.step(&format!("  {}: stack instance {} ({}), skipped", i.account, i.status, i.reason));
+            continue;
+        }
+        ui.step(&format!("  account {}", i.account));
+        let arn = format!("arn:aws:iam::{}:role/{role_name}", i.account);
+        let (record, id, wait_since) =
+            connect_account(&Onboarding { ui, c, a, account, scope }, &i.account, &arn, ext).await?;
+        records.push(record);
+        ids.push((id, wait_since));
+    }
+    ui.step("[6/6] protection");
+    let outcomes = follow_and_report(ui, c, a, account, &ids).await?;
+    for (r, o) in records.iter_mut().filter(|r| r.get("deployment").is_some()).zip(outcomes) {
+        r["outcome"] = o;
+    }
+    Ok(
+        json!({"stack_set": {"name": a.stack_name, "action": if created { "created" } else { "reused" }}, "accounts": records}),
+    )
+}
+
+async fn run(a: Args) -> Result<Value, Failure> {
+    let ui = Ui;
+    let scope = scope_from(&a)?;
+    let conn = resolve(&Overrides {
+        endpoint: a.endpoint.clone(),
+        access_key_id: a.access_key_id.clone(),
+        secret_key: a.secret_key.clone(),
+        profile: a.garrison_profile.clone(),
+    })
+    .map_err(|what| Failure { what, usage: true })?;
+    let mut c = Client::new(conn);
+    c.authenticate().await?;
+    let account = c.account_id.clone().unwrap_or_default();
+    ui.step(&format!("[1/6] garrison at {}, account {account}", c.conn.endpoint));
+    let mut aws = Aws::from_env(a.profile.as_deref()).await;
+    if let Some(r) = &a.stack_region {
+        aws = aws.in_region(r);
+    } else if aws.config.region().is_none() {
+        aws = aws.in_region("us-east-1");
+    }
+    if a.organization {
+        organization(&ui, &c, &aws, &a, &account, &scope).await
+    } else {
+        single(&ui, &c, &aws, &a, &account, &scope).await
+    }
+}
+
+pub async fn main(argv: Vec<String>) -> ExitCode {
+    let pos = argv.iter().position(|a| a == "onboard").unwrap_or(1);
+    let args = Args::parse_from(std::iter::once("garrison onboard".to_string()).chain(argv[pos + 1..].iter().cloned()));
+    let json_out = args.output == "json";
+    match run(args).await {
+        Ok(v) => {
+            let accounts = v["accounts"].as_array().cloned().unwrap_or_default();
+            let changed = accounts.iter().any(|r| {
+                ["stack", "credential", "deployment"]
+                    .iter()
+                    .any(|k| r[*k]["action"].as_str().is_some_and(|x| x != "reused"))
+            }) || v["stack_set"]["action"] == "created";
+            let bad = accounts.iter().any(|r| r.get("error").is_some() || r["outcome"]["status"] == "error");
+            if json_out {
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            } else {
+                println!("\nOnboarded{}", if changed { "" } else { ": nothing changed (everything was in place)" });
+                for r in &accounts {
+                    match r.get("error") {
+                        Some(e) => println!("  AWS account {}: {}", r["aws_account"].as_str().unwrap_or_default(), e),
+                        None => println!("{}", describe_outcome(&r["outcome"])),
+                    }
+                }
+            }
+            if bad { ExitCode::from(1) } else { ExitCode::SUCCESS }
+        }
+        Err(f) => {
+            eprintln!("garrison onboard: {}", f.what);
+            ExitCode::from(if f.usage { 2 } else { 1 })
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! The dashboard in a real browser: `garrison demo --serve` protects the demo account, then
+//! headless Chromium (Debian's, driven by playwright-core: `tests/browser/dashboard.mjs`)
+//! signs in, opens the demo's deployment, checks its VPCs and appliances against the API,
+//! and follows one appliance's activity. The screenshot stays in the target directory.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use serde_json::{Value, json};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn cli(env: &[(String, String)], args: &[&str]) -> Value {
+    let o = Command::new(env!("CARGO_BIN_EXE_garrison")).args(args).envs(env.iter().cloned()).output().unwrap();
+    common::json_out(&o)
+}
+
+#[test]
+fn the_dashboard_shows_the_demo_deployment_in_chromium() {
+    let browser_dir = repo().join("tests/browser");
+    assert!(
+        browser_dir.join("node_modules/playwright-core").exists() && PathBuf::from("/usr/bin/chromium").exists(),
+        "the browser test needs Chromium and playwright-core: run scripts/setup-browser"
+    );
+    let mut demo = Command::new(env!("CARGO_BIN_EXE_garrison"))
+        .args(["demo", "--serve"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start garrison demo --serve");
+    let mut lines = BufReader::new(demo.stdout.take().unwrap()).lines();
+    let mut env: Vec<(String, String)> = vec![];
+    let mut transcript = String::new();
+    while env.len() < 3 {
+        let line = lines.next().unwrap_or_else(|| panic!("the demo ended early:\n{transcript}")).unwrap();
+        transcript.push_str(&line);
+        transcript.push('\n');
+        if let Some((k, v)) = line.split_once('=')
+            && k.starts_with("GARRISON_")
+        {
+            env.push((k.to_string(), v.to_string()));
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    let get = |k: &str| env.iter().find(|(n, _)| n == k).unwrap().1.clone();
+
+    // What the page must show, from the API.
+    let deps = cli(&env, &["deployments", "list_deployments"]);
+    let dep = &deps[0];
+    let id = dep["id"].as_str().unwrap();
+    let cov = cli(&env, &["deployments", "get_coverage", "--deployment_id", id]);
+    let vpcs: Vec<&Value> =
+        cov["regions"].as_array().unwrap().iter().flat_map(|r| r["vpcs"].as_array().unwrap()).collect();
+    let protected = vpcs.iter().filter(|v| v["status"] == "protected").count();
+    let appliances: Vec<Value> = vpcs.iter().flat_map(|v| v["appliances"].as_array().unwrap().clone()).collect();
+    assert!(protected >= 3 && appliances.len() >= 6, "the demo protects its account: {cov}");
+    // Every protected VPC has a scanner running; Professional zones with hosts have IDS.
+    for v in vpcs.iter().filter(|v| v["status"] == "protected") {
+        assert!(
+            v["appliances"].as_array().unwrap().iter().any(|a| a["role"] == "scan" && a["state"] == "running"),
+            "{v}"
+        );
+    }
+    let ids = appliances.iter().find(|a| a["role"] == "ids").unwrap();
+    let expected = json!({
+        "url": get("GARRISON_ENDPOINT"),
+        "key_id": get("GARRISON_ACCESS_KEY_ID"),
+        "secret": get("GARRISON_SECRET_KEY"),
+        "deployment_name": dep["name"],
+        "vpcs": vpcs.len(),
+        "protected": protected,
+        "appliances": appliances.len(),
+        "vpc_status": vpcs.iter().map(|v| (v["vpc_id"].as_str().unwrap().to_string(), v["status"].clone())).collect::<serde_json::Map<_, _>>(),
+        "appliance": ids["instance_id"],
+    });
+    let out_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dashboard");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let expect_file = out_dir.join("expected.json");
+    std::fs::write(&expect_file, expected.to_string()).unwrap();
+    let shot = out_dir.join("dashboard.png");
+    let _ = std::fs::remove_file(&shot);
+
+    let run = Command::new("node")
+        .arg(browser_dir.join("dashboard.mjs"))
+        .arg(&expect_file)
+        .arg(&shot)
+        .current_dir(&browser_dir)
+        .output()
+        .expect("node is needed for the browser test");
+    drop(demo.stdin.take());
+    let _ = demo.wait();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    println!("{stdout}");
+    assert!(run.status.success(), "browser test failed:\n{stdout}\n{}", String::from_utf8_lossy(&run.stderr));
+    assert!(stdout.contains("ok - no script errors"), "{stdout}");
+    let png = std::fs::read(&shot).expect("the screenshot was written");
+    assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "a real screenshot");
+    println!("screenshot kept at {}", shot.display());
+}

@@ -1,0 +1,217 @@
+//! `garrison onboard` end to end on the emulator, as a customer runs it: against a fresh
+//! account (estate S without its own audit source) and against an organization's units.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::process::{Command, Output};
+
+use common::*;
+use garrison_cloud::estate::{self, EstateSpec};
+use serde_json::{Value, json};
+
+/// `garrison onboard` with the customer's AWS credentials (the emulator) and garrison's key.
+fn onboard(s: &Server, moto_url: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_garrison"))
+        .arg("onboard")
+        .args(args)
+        .envs(moto_env(moto_url).iter().copied())
+        .env("GARRISON_ENDPOINT", &s.url)
+        .env("GARRISON_ACCESS_KEY_ID", KEY_ID)
+        .env("GARRISON_SECRET_KEY", SECRET)
+        .env("HOME", &s.dir)
+        .output()
+        .unwrap()
+}
+
+fn count(s: &Server, args: &[&str]) -> u64 {
+    json_out(&garrison(s, args)).as_u64().unwrap()
+}
+
+fn writes(s: &Server, id: &str) -> u64 {
+    count(
+        s,
+        &["deployments", "list_audit_log", "--deployment_id", id, "--limit", "100000", "--query", "length(entries)"],
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn onboard_protects_a_fresh_account_and_a_second_run_changes_nothing() {
+    let moto = garrison_cloud::emulator::Moto::start().expect("the AWS emulator is required for this test");
+    let aws = garrison_cloud::Aws::from_config(moto.sdk_config("us-east-1").await);
+    let spec = EstateSpec::s_bare();
+    let est = estate::build(&garrison_cloud::Sessions::new(aws.clone()), &spec).await.unwrap();
+    let east = &spec.regions[0];
+    let s = serve_env_worker(&moto_env(&moto.url));
+
+    // Bad flags: exit 2, the field named, nothing made in AWS or garrison.
+    let bad = onboard(&s, &moto.url, &["--vpc", "vpc-123"]);
+    assert_eq!(bad.status.code(), Some(2), "{}", String::from_utf8_lossy(&bad.stderr));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--vpc: expected REGION/VPC-ID"));
+    assert!(garrison_cloud::stacks::find_stack(&aws, "garrison").await.unwrap().is_none());
+
+    let first =
+        onboard(&s, &moto.url, &["--region", east, "--level", "professional", "--wait", "180", "--output", "json"]);
+    let out = json_out(&first);
+    let acct = &out["accounts"][0];
+    assert_eq!(acct["aws_account"], "123456789012");
+    for step in ["stack", "credential", "deployment"] {
+        assert_eq!(acct[step]["action"], "created", "{step}: {out}");
+    }
+    assert_eq!(acct["outcome"]["status"], "ok", "{out}");
+    // Professional in the east: a scanner per VPC with running hosts, IDS per zone with some.
+    let running: Vec<_> = est.vpcs().filter(|v| &v.region == east && v.instances.iter().any(|i| i.running)).collect();
+    assert!(!running.is_empty());
+    assert_eq!(acct["outcome"]["protected_vpcs"], json!(running.len()), "{out}");
+    let zones: usize = running
+        .iter()
+        .map(|v| v.instances.iter().filter(|i| i.running).map(|i| i.zone.clone()).collect::<BTreeSet<_>>().len())
+        .sum();
+    assert_eq!(acct["outcome"]["appliances"], json!(running.len() + zones), "{out}");
+    assert!(acct["outcome"]["audit_trail"].as_str().unwrap().starts_with("garrison-"), "{out}");
+    let role_arn = acct["role_arn"].as_str().unwrap();
+    let stack = garrison_cloud::stacks::find_stack(&aws, "garrison").await.unwrap().unwrap();
+    assert_eq!(stack.role.unwrap().role_arn, role_arn);
+    let id = acct["deployment"]["id"].as_str().unwrap().to_string();
+    let dep = json_out(&garrison(&s, &["deployments", "get_deployment", "--deployment_id", &id]));
+    assert_eq!(dep["mode"], "automatic");
+    assert_eq!(
+        dep["scope"]["include"],
+        json!([{"type": "region", "key": format!("/aws/{east}"), "policy": {"id": "D12D5E67-166C-474F-87AA-6F86FC9FB9BC"}}])
+    );
+    let before = writes(&s, &id);
+    assert!(before > 10, "{before} writes");
+
+    // Again: everything found and reused, no new stack, credential, deployment or write.
+    let second = onboard(&s, &moto.url, &["--region", east, "--level", "professional", "--wait", "180"]);
+    let text = String::from_utf8_lossy(&second.stdout);
+    assert!(second.status.success(), "{text}\n{}", String::from_utf8_lossy(&second.stderr));
+    assert!(text.contains("nothing changed"), "{text}");
+    assert!(text.contains(&format!("({id})")) && text.contains(": ok"), "{text}");
+    let progress = String::from_utf8_lossy(&second.stderr);
+    assert!(progress.contains("stack garrison reused") && progress.contains(": reused"), "{progress}");
+    assert_eq!(count(&s, &["deployments", "list_deployments", "--query", "length(@)"]), 1);
+    assert_eq!(count(&s, &["credentials", "list_credentials", "--query", "length(@)"]), 1);
+    assert_eq!(writes(&s, &id), before, "a second run writes nothing to AWS");
+
+    // A changed scope updates the same deployment and follows its reconcile.
+    let third =
+        onboard(&s, &moto.url, &["--region", east, "--level", "essentials", "--wait", "180", "--output", "json"]);
+    let out = json_out(&third);
+    assert_eq!(out["accounts"][0]["deployment"], json!({"id": id, "action": "updated"}), "{out}");
+    assert_eq!(out["accounts"][0]["stack"]["action"], "reused");
+    assert_eq!(out["accounts"][0]["outcome"]["appliances"], json!(running.len()), "IDS gone with Essentials: {out}");
+
+    // Someone detaches the role's policies: the next run stops at validation and says what
+    // is missing, and changes nothing in garrison.
+    let iam = aws.iam();
+    let role_name = role_arn.rsplit('/').next().unwrap();
+    for p in iam.list_attached_role_policies().role_name(role_name).send().await.unwrap().attached_policies() {
+        iam.detach_role_policy().role_name(role_name).policy_arn(p.policy_arn().unwrap()).send().await.unwrap();
+    }
+    let broken = onboard(&s, &moto.url, &["--region", east, "--level", "essentials", "--wait", "30"]);
+    let err = String::from_utf8_lossy(&broken.stderr);
+    assert_eq!(broken.status.code(), Some(1), "{err}");
+    assert!(err.contains(&format!("the role {role_arn} is not usable")), "{err}");
+    assert!(err.contains("missing") && err.contains("ec2:"), "names the missing permissions: {err}");
+    assert_eq!(count(&s, &["deployments", "list_deployments", "--query", "length(@)"]), 1);
+}
+
+/// One call of the Organizations JSON API on the emulator (garrison itself needs none:
+/// StackSets reach the units' accounts).
+async fn organizations(url: &str, target: &str, body: Value) -> Value {
+    let r = reqwest::Client::new()
+        .post(url)
+        .header("x-amz-target", format!("AWSOrganizationsV20161128.{target}"))
+        .header("content-type", "application/x-amz-json-1.1")
+        .header(
+            "authorization",
+            "AWS4-HMAC-SHA256 Credential=testing/20261130/us-east-1/organizations/aws4_request, SignedHeaders=host, Signature=0",
+        )
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let v: Value = r.json().await.unwrap();
+    assert!(status.is_success(), "{target}: {status} {v}");
+    v
+}
+
+async fn new_account(url: &str, root: &str, ou: &str, name: &str) -> String {
+    let made =
+        organizations(url, "CreateAccount", json!({"AccountName": name, "Email": format!("{name}@example.com")})).await;
+    let id = made["CreateAccountStatus"]["AccountId"].as_str().unwrap().to_string();
+    organizations(url, "MoveAccount", json!({"AccountId": id, "SourceParentId": root, "DestinationParentId": ou}))
+        .await;
+    id
+}
+
+fn deployed_accounts(s: &Server) -> BTreeSet<String> {
+    let v = json_out(&garrison(s, &["deployments", "list_deployments", "--query", "[].platform.id"]));
+    v.as_array().unwrap().iter().map(|x| x.as_str().unwrap().to_string()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn organization_onboarding_covers_exactly_the_chosen_units() {
+    let moto = garrison_cloud::emulator::Moto::start().expect("the AWS emulator is required for this test");
+    let url = moto.url.clone();
+    organizations(&url, "CreateOrganization", json!({"FeatureSet": "ALL"})).await;
+    let root = organizations(&url, "ListRoots", json!({})).await["Roots"][0]["Id"].as_str().unwrap().to_string();
+    let mut units = vec![];
+    for name in ["prod", "dev", "sandbox"] {
+        let ou = organizations(&url, "CreateOrganizationalUnit", json!({"ParentId": root, "Name": name})).await;
+        units.push(ou["OrganizationalUnit"]["Id"].as_str().unwrap().to_string());
+    }
+    let (prod, dev, sandbox) = (&units[0], &units[1], &units[2]);
+    let mut wanted = BTreeSet::new();
+    for (ou, name) in [(prod, "prod-a"), (prod, "prod-b"), (dev, "dev-a")] {
+        wanted.insert(new_account(&url, &root, ou, name).await);
+    }
+    let excluded = new_account(&url, &root, sandbox, "sandbox-a").await;
+    let s = serve_env_worker(&moto_env(&url));
+    let args = [
+        "--organization",
+        "--organizational-unit",
+        prod,
+        "--organizational-unit",
+        dev,
+        "--region",
+        "us-east-1",
+        "--level",
+        "essentials",
+        "--wait",
+        "180",
+        "--output",
+        "json",
+    ];
+
+    let out = json_out(&onboard(&s, &url, &args));
+    assert_eq!(out["stack_set"]["action"], "created", "{out}");
+    let accounts = out["accounts"].as_array().unwrap();
+    let reached: BTreeSet<String> = accounts.iter().map(|a| a["aws_account"].as_str().unwrap().to_string()).collect();
+    assert_eq!(reached, wanted, "{out}");
+    assert!(!reached.contains(&excluded) && !reached.contains("123456789012"));
+    for a in accounts {
+        let acct = a["aws_account"].as_str().unwrap();
+        assert_eq!(a["role_arn"], format!("arn:aws:iam::{acct}:role/garrison-ci-full"), "{out}");
+        assert_eq!(a["deployment"]["action"], "created", "{out}");
+        assert_eq!(a["outcome"]["status"], "ok", "{out}");
+        // Each account got its own audit source, built through its own role.
+        assert!(a["outcome"]["audit_trail"].as_str().unwrap().starts_with("garrison-"), "{out}");
+    }
+    assert_eq!(deployed_accounts(&s), wanted);
+
+    // Re-run after a new account joined a chosen unit: only that account is added.
+    let late = new_account(&url, &root, dev, "dev-b").await;
+    let out = json_out(&onboard(&s, &url, &args));
+    assert_eq!(out["stack_set"]["action"], "reused");
+    for a in out["accounts"].as_array().unwrap() {
+        let expected = if a["aws_account"] == late.as_str() { "created" } else { "reused" };
+        assert_eq!(a["deployment"]["action"], expected, "{out}");
+        assert_eq!(a["credential"]["action"], expected, "{out}");
+    }
+    wanted.insert(late);
+    assert_eq!(deployed_accounts(&s), wanted);
+    assert_eq!(count(&s, &["credentials", "list_credentials", "--query", "length(@)"]), 4);
+}

@@ -1,0 +1,80 @@
+// The dashboard in headless Chromium, against a garrison that ran the demo:
+//   node dashboard.mjs <expected.json> <screenshot.png>
+// expected.json: {url, key_id, secret, deployment_name, vpcs, protected, appliances, appliance}
+// Exits non-zero with the first failed check; prints each check as it passes.
+import { chromium } from "playwright-core";
+import assert from "node:assert/strict";
+import fs from "node:fs";
+
+const [expectPath, shot] = process.argv.slice(2);
+const want = JSON.parse(fs.readFileSync(expectPath, "utf8"));
+const ok = (what) => console.log(`ok - ${what}`);
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking"],
+});
+try {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  const problems = [];
+  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+  page.on("console", (m) => { if (m.type() === "error") problems.push(`console: ${m.text()}`); });
+  page.setDefaultTimeout(30000);
+
+  await page.goto(want.url);
+  await page.fill("input[name=access_key_id]", want.key_id);
+  await page.fill("input[name=secret_key]", "not-the-secret");
+  await page.click("button[type=submit]");
+  await page.waitForFunction(() => document.getElementById("signin-error").textContent.length > 0);
+  ok(`a wrong secret is refused: ${await page.textContent("#signin-error")}`);
+  // The failed sign-in logs the 401 as a console error; only later problems count.
+  problems.length = 0;
+
+  await page.fill("input[name=secret_key]", want.secret);
+  await page.click("button[type=submit]");
+  const row = page.locator("[data-testid=deployment-row]", { hasText: want.deployment_name });
+  await row.waitFor();
+  assert.equal(await row.locator("[data-testid=deployment-status]").textContent(), "ok");
+  ok(`signed in; deployment ${want.deployment_name} listed as ok`);
+
+  await row.getByRole("link", { name: want.deployment_name }).click();
+  await page.locator("[data-testid=vpc]").first().waitFor();
+  assert.equal(await page.locator("[data-testid=vpc]").count(), want.vpcs, "VPCs shown");
+  assert.equal(await page.locator("[data-testid=vpc][data-status=protected]").count(), want.protected, "protected VPCs");
+  assert.equal(await page.textContent("[data-testid=protected-count]"), String(want.protected));
+  assert.equal(await page.locator("[data-testid=appliance]").count(), want.appliances, "appliance rows");
+  assert.equal(await page.textContent("[data-testid=appliance-count]"), String(want.appliances));
+  for (const [vpc, status] of Object.entries(want.vpc_status)) {
+    assert.equal(await page.getAttribute(`[data-testid=vpc][data-vpc="${vpc}"]`, "data-status"), status, vpc);
+  }
+  ok(`${want.vpcs} VPCs (${want.protected} protected) and ${want.appliances} appliances, each VPC with its status`);
+  assert.match(await page.textContent("[data-testid=cost]"), /^\$\d+\.\d\d\/month$/);
+  assert.notEqual(await page.textContent("[data-testid=audit-health]"), "failed");
+  ok(`cost ${await page.textContent("[data-testid=cost]")}, audit source ${await page.textContent("[data-testid=audit-health]")}`);
+
+  await page.click(`[data-testid=appliance][data-instance="${want.appliance}"]`);
+  await page.waitForFunction(
+    (id) => document.querySelector("[data-testid=activity-subject]")?.textContent === id,
+    want.appliance,
+  );
+  const entries = page.locator("[data-testid=activity-entry]");
+  const n = await entries.count();
+  assert.ok(n >= 1, "the appliance has activity");
+  for (let i = 0; i < n; i++) {
+    assert.ok((await entries.nth(i).textContent()).includes(want.appliance), "every entry is about the appliance");
+  }
+  assert.ok((await entries.allTextContents()).some((t) => t.includes("RunInstances")), "its launch is in the activity");
+  ok(`following appliance ${want.appliance}: ${n} entr(y/ies), its RunInstances among them`);
+
+  // The page refreshes itself; the selection survives a refresh.
+  await page.waitForTimeout(2500);
+  assert.equal(await page.textContent("[data-testid=activity-subject]"), want.appliance);
+  ok("the view refreshes itself and keeps the selection");
+
+  await page.screenshot({ path: shot, fullPage: true });
+  ok(`screenshot ${shot}`);
+  assert.deepEqual(problems, [], "no script errors or blocked resources");
+  ok("no script errors");
+} finally {
+  await browser.close();
+}
