@@ -73,6 +73,30 @@ try {
 
   await page.screenshot({ path: shot, fullPage: true });
   ok(`screenshot ${shot}`);
+
+  // While the page stays open, the deployment changes through the API (one VPC excluded):
+  // the page follows the change and the reconcile that removes the VPC's appliances.
+  const basic = Buffer.from(`${want.key_id}:${want.secret}`).toString("base64");
+  const auth = await (await fetch(`${want.url}/aims/v1/authenticate`, { method: "POST", headers: { authorization: `Basic ${basic}` } })).json();
+  const headers = { "x-aims-auth-token": auth.authentication.token, "content-type": "application/json" };
+  const depUrl = `${want.url}/deployments/v1/${auth.authentication.account.id}/deployments/${want.deployment_id}`;
+  const dep = await (await fetch(depUrl, { headers })).json();
+  dep.scope.exclude.push({ type: "vpc", key: `/aws/${want.exclude.region}/vpc/${want.exclude.vpc}` });
+  const put = await fetch(depUrl, { method: "PUT", headers, body: JSON.stringify({ scope: dep.scope, version: dep.version }) });
+  assert.equal(put.status, 200, await put.text());
+  await page.waitForFunction(
+    (vpc) => document.querySelector(`[data-testid=vpc][data-vpc="${vpc}"]`)?.dataset.status === "excluded",
+    want.exclude.vpc,
+  );
+  const left = String(want.appliances - want.exclude.appliances);
+  await page.waitForFunction((n) => document.querySelector("[data-testid=appliance-count]")?.textContent === n, left, { timeout: 90000 });
+  assert.equal(await page.locator(`[data-testid=vpc][data-vpc="${want.exclude.vpc}"] [data-testid=appliance]`).count(), 0);
+  ok(`without a reload: ${want.exclude.vpc} excluded, then its appliance(s) removed by the reconcile (${left} left)`);
+
+  await page.click("[data-testid=plan-button]");
+  await page.waitForFunction(() => document.querySelector("[data-testid=plan-counts]"), null, { timeout: 60000 });
+  assert.match(await page.textContent("[data-testid=plan-counts]"), /^0 action\(s\)/);
+  ok(`plan preview after the reconcile: ${await page.textContent("[data-testid=plan-counts]")}`);
   assert.deepEqual(problems, [], "no script errors or blocked resources");
   ok("no script errors");
 } finally {

@@ -140,6 +140,53 @@ both_backends!(themis_roles_and_templates, |s: Server| async move {
     wrong["credential"]["external_id"] = json!("10000001");
     let w = s.req(Method::POST, "/themis/v1/validate/aws/ci_full", &t, Some(wrong)).await;
     assert_eq!((w.status.as_u16(), w.body["field"].as_str()), (400, Some("credential.external_id")));
+    // The role as Terraform: HCL text, with the same trust principal; the format is checked.
+    let tf = s
+        .http
+        .get(format!("{}/themis/v1/10000001/roles/aws/ci_full/latest?format=terraform", s.base))
+        .header("x-aims-auth-token", &t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tf.status(), 200);
+    assert_eq!(tf.headers()["content-type"], "text/plain; charset=utf-8");
+    let hcl = tf.text().await.unwrap();
+    assert!(hcl.starts_with("# garrison ci_full role, version 2026-11-30"), "{hcl}");
+    assert!(
+        hcl.contains("resource \"aws_iam_role\" \"garrison\"")
+            && hcl.contains(&format!("arn:aws:iam::{PRINCIPAL}:root")),
+        "{hcl}"
+    );
+    assert!(!hcl.contains(ext), "the external id is a variable, not in the text");
+    let r = s.get("/themis/v1/10000001/roles/aws/ci_full/latest?format=hcl", &t).await;
+    assert_eq!(
+        (r.status.as_u16(), r.body["field"].as_str(), r.body["expected"].as_str()),
+        (400, Some("format"), Some("one of [json, terraform]"))
+    );
+    assert_eq!(
+        s.raw(Method::GET, "/themis/v1/10000001/roles/aws/ci_full/latest?format=terraform", None, None).await.status,
+        401
+    );
+});
+
+both_backends!(dashboard_assets, |s: Server| async move {
+    for (path, kind) in
+        [("/", "text/html"), ("/dashboard/app.js", "text/javascript"), ("/dashboard/style.css", "text/css")]
+    {
+        let r = s.http.get(format!("{}{path}", s.base)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        let h = r.headers();
+        assert!(h["content-type"].to_str().unwrap().starts_with(kind), "{path}");
+        let csp = h["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"), "{csp}");
+        assert!(!csp.contains("unsafe-inline"), "{csp}");
+        assert_eq!(h["x-content-type-options"], "nosniff");
+    }
+    let page = s.http.get(format!("{}/", s.base)).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("<script src=\"/dashboard/app.js\" defer></script>") && !page.contains("<script>"));
+    // The script puts data on the page as text only.
+    let js = s.http.get(format!("{}/dashboard/app.js", s.base)).send().await.unwrap().text().await.unwrap();
+    assert!(!js.contains("innerHTML") && !js.contains("eval("), "no HTML injection sinks");
 });
 
 both_backends!(credentials_crud, |s: Server| async move {
@@ -560,6 +607,21 @@ both_backends!(protection_extensions, |s: Server| async move {
         (400, json!("limit"), json!("an integer from 1 to 100000"))
     );
     assert_eq!(s.get(&format!("/deployments/v1/99999999/deployments/{id}/dead_letters"), &t).await.status, 403);
+    // Coverage: nothing to show before the first discovery, then every VPC of the snapshot
+    // (in scope, nothing protected yet).
+    let r = s.get(&format!("{base}/coverage"), &t).await;
+    assert_eq!(r.status, 404);
+    assert!(r.body["message"].as_str().unwrap().contains("not been discovered yet"), "{}", r.body);
+    s.state.store.put_snapshot(&a, &id, &synthetic_snapshot()).await.unwrap();
+    let r = s.get(&format!("{base}/coverage"), &t).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let vpcs = r.body["regions"][0]["vpcs"].as_array().unwrap();
+    assert_eq!(r.body["regions"][0]["region"], "us-east-1");
+    assert_eq!(vpcs.len(), synthetic_snapshot().regions["us-east-1"].vpcs.len());
+    assert!(vpcs.iter().all(|v| v["appliances"] == json!([])), "{}", r.body);
+    let total: u64 = r.body["counts"].as_object().unwrap().values().map(|n| n.as_u64().unwrap()).sum();
+    assert_eq!(total as usize, vpcs.len());
+    assert_eq!(s.get(&format!("/deployments/v1/99999999/deployments/{id}/coverage"), &t).await.status, 403);
     // Plan preview: the format is checked first; this server has no engine to plan with.
     let r = s.get(&format!("{base}/plan?format=yaml"), &t).await;
     assert_eq!((r.status.as_u16(), r.body["field"].clone()), (400, json!("format")));

@@ -685,3 +685,69 @@ pub async fn main(argv: Vec<String>) -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Args {
+        Args::parse_from(std::iter::once("onboard").chain(a.iter().copied()))
+    }
+
+    #[test]
+    fn the_flags_make_the_scope() {
+        let s = scope_from(&args(&[
+            "--region",
+            "us-east-1",
+            "--vpc",
+            "eu-west-1/vpc-0abc",
+            "--exclude",
+            "/aws/us-east-1/subnet/subnet-1",
+            "--level",
+            "essentials",
+        ]))
+        .unwrap_or_else(|f| panic!("{}", f.what));
+        assert_eq!(
+            s,
+            json!({"include": [
+                {"type": "region", "key": "/aws/us-east-1", "policy": {"id": ESSENTIALS}},
+                {"type": "vpc", "key": "/aws/eu-west-1/vpc/vpc-0abc", "policy": {"id": ESSENTIALS}}],
+              "exclude": [{"type": "subnet", "key": "/aws/us-east-1/subnet/subnet-1"}]})
+        );
+        for (flags, says) in [
+            (&[][..], "at least one --region"),
+            (&["--vpc", "vpc-1"][..], "--vpc: expected REGION/VPC-ID"),
+            (&["--region", "us-east-1", "--exclude", "us-east-1"][..], "--exclude: expected /aws/REGION"),
+            (&["--region", "us-east-1", "--exclude", "/aws/us-east-1/bucket/b"][..], "--exclude"),
+        ] {
+            let f = scope_from(&args(flags)).err().expect("refused");
+            assert!(f.usage && f.what.contains(says), "{flags:?}: {}", f.what);
+        }
+    }
+
+    #[test]
+    fn scopes_compare_as_sets_with_policy_ids_in_any_case() {
+        let a = json!({"include": [{"type": "region", "key": "/aws/a", "policy": {"id": "abc"}},
+                                   {"type": "region", "key": "/aws/b", "policy": {"id": "abc"}}], "exclude": []});
+        let b = json!({"include": [{"type": "region", "key": "/aws/b", "policy": {"id": "ABC"}},
+                                   {"type": "region", "key": "/aws/a", "policy": {"id": "ABC"}}], "exclude": []});
+        assert!(same_scope(&a, &b));
+        let mut c = b.clone();
+        c["exclude"] = json!([{"type": "vpc", "key": "/aws/a/vpc/vpc-1"}]);
+        assert!(!same_scope(&a, &c));
+    }
+
+    #[test]
+    fn the_stack_description_names_the_role_version() {
+        assert_eq!(stack_version("garrison ci_full role, version 2026-11-30: Automatic mode"), Some("2026-11-30"));
+        assert_eq!(stack_version("someone else's stack"), None);
+    }
+
+    #[test]
+    fn the_stack_set_role_has_a_fixed_name() {
+        let (body, name) = named_role_template(&json!({"Resources": {"GarrisonRole": {"Properties": {}}}}), "ci_full");
+        assert_eq!(name, "garrison-ci-full");
+        let t: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(t["Resources"]["GarrisonRole"]["Properties"]["RoleName"], "garrison-ci-full");
+    }
+}

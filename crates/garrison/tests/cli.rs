@@ -31,6 +31,21 @@ fn reference_workflow_through_the_garrison_cli() {
     let s = serve();
     let role = json_out(&garrison(&s, &REFERENCE_GET_ROLE));
     assert_eq!(role["type"], "ci_full");
+    // The same role as Terraform: HCL printed as it is, not as a JSON string.
+    let tf = garrison(&s, &[&REFERENCE_GET_ROLE[..], &["--format", "terraform"]].concat());
+    let hcl = String::from_utf8_lossy(&tf.stdout);
+    assert!(tf.status.success(), "{}", String::from_utf8_lossy(&tf.stderr));
+    assert!(
+        hcl.starts_with("# garrison ci_full role") && hcl.contains("\nresource \"aws_iam_role\" \"garrison\" {\n"),
+        "{hcl}"
+    );
+    let bad = garrison(&s, &[&REFERENCE_GET_ROLE[..], &["--format", "yaml"]].concat());
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("\"field\": \"format\""),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
     let secrets = r#"{"arn": "arn:aws:iam::123412341234:role/garrison", "type": "aws_iam_role"}"#;
     let cred = json_out(&garrison(
         &s,

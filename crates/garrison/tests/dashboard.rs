@@ -67,6 +67,16 @@ fn the_dashboard_shows_the_demo_deployment_in_chromium() {
         );
     }
     let ids = appliances.iter().find(|a| a["role"] == "ids").unwrap();
+    // The VPC the browser test excludes while it watches: a protected one in the second region.
+    let (exclude_region, exclude) = cov["regions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .skip(1)
+        .find_map(|r| {
+            r["vpcs"].as_array().unwrap().iter().find(|v| v["status"] == "protected").map(|v| (r["region"].clone(), v))
+        })
+        .expect("a protected VPC in the second region");
     let expected = json!({
         "url": get("GARRISON_ENDPOINT"),
         "key_id": get("GARRISON_ACCESS_KEY_ID"),
@@ -77,6 +87,8 @@ fn the_dashboard_shows_the_demo_deployment_in_chromium() {
         "appliances": appliances.len(),
         "vpc_status": vpcs.iter().map(|v| (v["vpc_id"].as_str().unwrap().to_string(), v["status"].clone())).collect::<serde_json::Map<_, _>>(),
         "appliance": ids["instance_id"],
+        "deployment_id": id,
+        "exclude": {"region": exclude_region, "vpc": exclude["vpc_id"], "appliances": exclude["appliances"].as_array().unwrap().len()},
     });
     let out_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dashboard");
     std::fs::create_dir_all(&out_dir).unwrap();

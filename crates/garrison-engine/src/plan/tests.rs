@@ -778,3 +778,50 @@ fn the_automatic_role_covers_what_garrison_does_to_its_audit_resources() {
         needed.iter().filter(|(a, r)| !allows(&doc, a, r)).map(|(a, r)| format!("{a} on {r}")).collect();
     assert!(missing.is_empty(), "ci_full latest does not allow: {missing:#?}");
 }
+
+#[test]
+fn the_coverage_picture_judges_each_vpc_and_zone() {
+    let w = estate();
+    let app = |vpc: &str, role: &str, zone: &str, state: &str| json!({"role": role, "zone": zone, "state": state, "instance_id": format!("i-{vpc}-{role}-{zone}")});
+    // vpc a (Professional, hosts in 1a and 1b) has its scanner and the IDS of 1a only;
+    // vpc b (Essentials) its scanner; vpc c has nothing running.
+    let mut report = json!([
+        {"region": "us-east-1", "vpc_id": "vpc-0000000a", "appliances": [
+            app("a", "scan", "us-east-1a", "running"), app("a", "ids", "us-east-1a", "running")]},
+        {"region": "us-east-1", "vpc_id": "vpc-0000000b", "appliances": [app("b", "scan", "us-east-1a", "running")]},
+    ]);
+    let pic = crate::coverage::picture(&w.deployment, &w.snap, &report);
+    let vpc = |p: &serde_json::Value, id: &str| {
+        p["regions"][0]["vpcs"].as_array().unwrap().iter().find(|v| v["vpc_id"] == id).unwrap().clone()
+    };
+    let zone = |v: &serde_json::Value, z: &str| {
+        v["zones"].as_array().unwrap().iter().find(|x| x["zone"] == z).unwrap()["status"].clone()
+    };
+    let a = vpc(&pic, "vpc-0000000a");
+    assert_eq!(a["status"], "unprotected", "{a}");
+    assert_eq!(a["policy"], "Professional");
+    assert_eq!(zone(&a, "us-east-1a"), "protected");
+    assert_eq!(zone(&a, "us-east-1b"), "unprotected", "no IDS in 1b");
+    assert_eq!(a["hosts_running"], 2);
+    let b = vpc(&pic, "vpc-0000000b");
+    assert_eq!((b["status"].as_str(), b["policy"].as_str()), (Some("protected"), Some("Essentials")));
+    assert_eq!(vpc(&pic, "vpc-0000000c")["status"], "idle");
+    assert_eq!(pic["counts"], json!({"excluded": 0, "idle": 1, "protected": 1, "unprotected": 1}));
+    assert_eq!(pic["regions"][0]["scope"], "included");
+
+    // The missing IDS runs; the scanner of vpc b is stopped; vpc c is excluded.
+    report[0]["appliances"].as_array_mut().unwrap().push(app("a", "ids", "us-east-1b", "running"));
+    report[1]["appliances"][0]["state"] = "stopped".into();
+    let mut d = w.deployment.clone();
+    d.scope.exclude =
+        serde_json::from_value(json!([{"type": "vpc", "key": "/aws/us-east-1/vpc/vpc-0000000c"}])).unwrap();
+    let pic = crate::coverage::picture(&d, &w.snap, &report);
+    assert_eq!(vpc(&pic, "vpc-0000000a")["status"], "protected");
+    assert_eq!(vpc(&pic, "vpc-0000000b")["status"], "unprotected", "a stopped scanner protects nothing");
+    let c = vpc(&pic, "vpc-0000000c");
+    assert_eq!((c["status"].as_str(), c["scope"].as_str()), (Some("excluded"), Some("excluded")));
+    assert_eq!(pic["counts"], json!({"excluded": 1, "idle": 0, "protected": 1, "unprotected": 1}));
+    // Before the first report nothing is protected yet.
+    let none = crate::coverage::picture(&w.deployment, &w.snap, &serde_json::Value::Null);
+    assert_eq!(none["counts"]["unprotected"], 2);
+}
