@@ -720,7 +720,7 @@ mod tests {
             (&["--region", "us-east-1", "--exclude", "us-east-1"][..], "--exclude: expected /aws/REGION"),
             (&["--region", "us-east-1", "--exclude", "/aws/us-east-1/bucket/b"][..], "--exclude"),
         ] {
-            let f = scope_from(&args(flags)).err().expect("refused");
+            let f = scope_from(&args(flags)).expect_err("refused");
             assert!(f.usage && f.what.contains(says), "{flags:?}: {}", f.what);
         }
     }
