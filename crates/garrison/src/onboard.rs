@@ -320,8 +320,8 @@ async fn deployment(
     }
 }
 
-/// Follows deployments until each has been reconciled since `since` (its status time before
-/// this run's change; None: any status but new). Returns each one's final record.
+/// Follows deployments until each has been reconciled since `since` (the generation of its
+/// last report before this run's change; None: any status but new).
 async fn follow(
     ui: &Ui,
     c: &Client,
@@ -339,7 +339,13 @@ async fn follow(
             }
             let d = call(c, "GET", &format!("/deployments/v1/{a}/deployments/{id}"), None).await?;
             let st = d["status"]["status"].as_str().unwrap_or("new");
-            let fresh = since.is_none_or(|t| d["status"]["updated"].as_i64().unwrap_or(0) > t);
+            let fresh = match since {
+                None => true,
+                Some(g) => c
+                    .call("GET", &format!("/deployments/v1/{a}/deployments/{id}/protection"), &[], None)
+                    .await
+                    .is_ok_and(|(_, r)| r["generation"].as_i64().unwrap_or(0) > *g),
+            };
             if st != "new" && fresh {
                 done[i] = Some(d);
             } else {
@@ -454,13 +460,17 @@ async fn connect_account(
         (Some(n), true) => format!("{n} {aws_account}"),
         (None, _) => format!("aws {aws_account}"),
     };
-    let before = call(c, "GET", &format!("/deployments/v1/{account}/deployments"), None).await?;
-    let prior = before
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|d| d["platform"]["id"] == aws_account)
-        .and_then(|d| d["status"]["updated"].as_i64());
+    // The last finished reconcile's generation: an update waits for a later one.
+    let existing = call(c, "GET", &format!("/deployments/v1/{account}/deployments"), None).await?;
+    let prior = match existing.as_array().into_iter().flatten().find(|d| d["platform"]["id"] == aws_account) {
+        Some(d) => {
+            let id = d["id"].as_str().unwrap_or_default();
+            c.call("GET", &format!("/deployments/v1/{account}/deployments/{id}/protection"), &[], None)
+                .await
+                .map_or(Some(0), |(_, r)| r["generation"].as_i64())
+        }
+        None => None,
+    };
     let (d, d_action) = deployment(c, account, aws_account, &name, &a.mode, scope, &cred).await?;
     let id = d["id"].as_str().unwrap_or_default().to_string();
     ui.step(&format!("  deployment {id} ({name}): {}", d_action.word()));
