@@ -4,7 +4,7 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use common::*;
 use garrison_cloud::estate::{self, EstateSpec};
@@ -12,16 +12,7 @@ use serde_json::{Value, json};
 
 /// `garrison onboard` with the customer's AWS credentials (the emulator) and garrison's key.
 fn onboard(s: &Server, moto_url: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_garrison"))
-        .arg("onboard")
-        .args(args)
-        .envs(moto_env(moto_url).iter().copied())
-        .env("GARRISON_ENDPOINT", &s.url)
-        .env("GARRISON_ACCESS_KEY_ID", KEY_ID)
-        .env("GARRISON_SECRET_KEY", SECRET)
-        .env("HOME", &s.dir)
-        .output()
-        .unwrap()
+    garrison_env(s, &[&["onboard"], args].concat(), &moto_env(moto_url))
 }
 
 fn count(s: &Server, args: &[&str]) -> u64 {

@@ -140,8 +140,14 @@ pub fn rand_u64() -> u64 {
 }
 
 pub fn garrison(s: &Server, args: &[&str]) -> Output {
+    garrison_env(s, args, &[])
+}
+
+/// The CLI against `s` with more environment (the customer's AWS variables for `onboard`).
+pub fn garrison_env(s: &Server, args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_garrison"))
         .args(args)
+        .envs(env.iter().copied())
         .env("GARRISON_ENDPOINT", &s.url)
         .env("GARRISON_ACCESS_KEY_ID", KEY_ID)
         .env("GARRISON_SECRET_KEY", SECRET)
