@@ -1,6 +1,9 @@
 //! A loopback proxy in front of the emulator that makes it behave like a far-away, less
-//! reliable AWS: latency added to every call, and chosen regions refused with each
-//! protocol's real access-denied error. Tests and benchmarks point the SDK at it.
+//! reliable AWS: latency added to every call; chosen regions or services refused with each
+//! protocol's real access-denied error; and, at configured rates, each service's real
+//! throttling error, 5xx answers, and connections reset (before the request reaches the
+//! emulator, or after it was carried out, so the answer is lost). Tests and benchmarks
+//! point the SDK at it.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -24,9 +27,106 @@ pub struct Faults {
     pub deny_services: Mutex<BTreeSet<String>>,
     /// The next this-many calls are answered with the service's throttling error.
     pub throttle_next: AtomicU64,
+    /// Random faults, each call drawing once (deterministic for a seed).
+    pub rates: Mutex<Rates>,
     pub requests: AtomicU64,
     pub denied: AtomicU64,
     pub throttled: AtomicU64,
+    pub server_errors: AtomicU64,
+    pub resets: AtomicU64,
+    draws: AtomicU64,
+}
+
+/// Shares of calls answered with a fault; the rest go through.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Rates {
+    /// The service's throttling error (EC2 RequestLimitExceeded, Throttling, SlowDown, …).
+    pub throttle: f64,
+    /// 500 or 503 with the service's error shape.
+    pub server_error: f64,
+    /// The connection is closed without an answer; half of these after the emulator has
+    /// carried the request out.
+    pub reset: f64,
+    pub seed: u64,
+}
+
+enum Draw {
+    Pass,
+    Throttle,
+    ServerError(bool),
+    ResetBefore,
+    ResetAfter,
+}
+
+impl Faults {
+    /// splitmix64 over a counter: the n-th call's fault is fixed by the seed.
+    fn uniform(&self, seed: u64) -> f64 {
+        let mut z = seed.wrapping_add(self.draws.fetch_add(1, Ordering::Relaxed).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        (z >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn draw(&self) -> Draw {
+        let r = *self.rates.lock().expect("faults");
+        if r == Rates::default() {
+            return Draw::Pass;
+        }
+        let x = self.uniform(r.seed);
+        if x < r.throttle {
+            Draw::Throttle
+        } else if x < r.throttle + r.server_error {
+            Draw::ServerError(self.uniform(r.seed) < 0.5)
+        } else if x < r.throttle + r.server_error + r.reset {
+            if self.uniform(r.seed) < 0.5 { Draw::ResetBefore } else { Draw::ResetAfter }
+        } else {
+            Draw::Pass
+        }
+    }
+
+    /// Every fault injected so far: throttles, server errors, resets.
+    pub fn injected(&self) -> (u64, u64, u64) {
+        (
+            self.throttled.load(Ordering::Relaxed),
+            self.server_errors.load(Ordering::Relaxed),
+            self.resets.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// A 500 (InternalError) or 503 (ServiceUnavailable) in the service's error shape.
+fn server_error(service: &str, unavailable: bool) -> Response<Full<Bytes>> {
+    let (status, code) = if unavailable {
+        (StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable")
+    } else {
+        (StatusCode::INTERNAL_SERVER_ERROR, "InternalError")
+    };
+    let (body, json_type) = match service {
+        "ec2" => (
+            format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Errors><Error><Code>{code}</Code><Message>injected</Message></Error></Errors><RequestID>garrison-proxy</RequestID></Response>"
+            ),
+            None,
+        ),
+        "iam" | "sts" | "sns" | "sqs" => (
+            format!(
+                "<ErrorResponse><Error><Type>Receiver</Type><Code>{code}</Code><Message>injected</Message></Error><RequestId>garrison-proxy</RequestId></ErrorResponse>"
+            ),
+            None,
+        ),
+        "s3" => (format!("<Error><Code>{code}</Code><Message>injected</Message></Error>"), None),
+        _ => {
+            let t = if unavailable { "ServiceUnavailableException" } else { "InternalFailure" };
+            (format!("{{\"__type\":\"{t}\",\"message\":\"injected\"}}"), Some(t))
+        }
+    };
+    let mut r = Response::builder().status(status);
+    r = match json_type {
+        Some(t) => r.header("x-amzn-errortype", t).header("content-type", "application/x-amz-json-1.1"),
+        None => r.header("content-type", "text/xml"),
+    };
+    r.body(Full::new(Bytes::from(body))).expect("response")
 }
 
 pub struct Proxy {
@@ -152,27 +252,46 @@ impl Proxy {
                                 || f.deny_services.lock().expect("faults").contains(&service);
                             if deny {
                                 f.denied.fetch_add(1, Ordering::Relaxed);
-                                return Ok::<_, std::convert::Infallible>(denied(&service, &region));
+                                return Ok::<_, std::io::Error>(denied(&service, &region));
                             }
                             let throttle = f
                                 .throttle_next
                                 .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
                                 .is_ok();
-                            if throttle {
-                                f.throttled.fetch_add(1, Ordering::Relaxed);
-                                return Ok(throttled(&service));
+                            let draw = if throttle { Draw::Throttle } else { f.draw() };
+                            let reset = || std::io::Error::new(std::io::ErrorKind::ConnectionReset, "injected reset");
+                            match draw {
+                                Draw::Throttle => {
+                                    f.throttled.fetch_add(1, Ordering::Relaxed);
+                                    return Ok(throttled(&service));
+                                }
+                                Draw::ServerError(unavailable) => {
+                                    f.server_errors.fetch_add(1, Ordering::Relaxed);
+                                    return Ok(server_error(&service, unavailable));
+                                }
+                                Draw::ResetBefore => {
+                                    f.resets.fetch_add(1, Ordering::Relaxed);
+                                    return Err(reset());
+                                }
+                                Draw::ResetAfter | Draw::Pass => {}
                             }
                             let shard = {
                                 let mut a = assigned.lock().expect("shards");
                                 let next = a.len() % ups.len();
                                 *a.entry(region.clone()).or_insert(next)
                             };
-                            Ok(forward(ups[shard], req).await.unwrap_or_else(|e| {
+                            let answer = forward(ups[shard], req).await.unwrap_or_else(|e| {
                                 Response::builder()
                                     .status(StatusCode::BAD_GATEWAY)
                                     .body(Full::new(Bytes::from(e.to_string())))
                                     .expect("response")
-                            }))
+                            });
+                            if matches!(draw, Draw::ResetAfter) {
+                                // Carried out, answer lost: the client cannot tell it happened.
+                                f.resets.fetch_add(1, Ordering::Relaxed);
+                                return Err(reset());
+                            }
+                            Ok(answer)
                         }
                     });
                     let _ =

@@ -63,6 +63,13 @@ impl Aws {
         Aws { config, calls: CallLog::default(), limiter: Arc::new(Limiter::default()), account: String::new() }
     }
 
+    /// The same, with the SDK's retries starting after `initial` instead of a second: for
+    /// tests against an emulator that injects faults, where waiting proves nothing.
+    pub fn with_retry_backoff(&self, initial: Duration) -> Aws {
+        let retry = RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS).with_initial_backoff(initial);
+        Aws { config: self.config.to_builder().retry_config(retry).build(), ..self.clone() }
+    }
+
     /// The same identity in another region.
     pub fn in_region(&self, region: &str) -> Aws {
         Aws { config: self.config.to_builder().region(Region::new(region.to_string())).build(), ..self.clone() }

@@ -42,6 +42,8 @@ pub struct Executor {
     pub generation: i64,
     /// At most this many actions at once.
     pub parallel: usize,
+    /// First pause before a retry (doubling up to 16×).
+    pub retry_pause: Duration,
 }
 
 /// Codes AWS gives while a dependency is still going away (an instance terminating, a
@@ -194,7 +196,7 @@ impl Executor {
                 Err(e) if (e.is_retryable() || SETTLING.contains(&e.code.as_str())) && attempt < 6 => {
                     attempt += 1;
                     tracing::debug!(deployment = %self.deployment_id, key = %a.key, code = %e.code, attempt, "retrying");
-                    tokio::time::sleep(Duration::from_millis(250 * 2u64.pow(attempt.min(5)))).await;
+                    tokio::time::sleep(self.retry_pause * 2u32.pow(attempt.min(5) - 1)).await;
                 }
                 _ => break r,
             }

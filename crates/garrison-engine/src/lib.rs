@@ -37,6 +37,8 @@ pub struct Engine {
     /// targeted ones and removals take turns (generations fence whatever slips past).
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     pub collector: collect::Options,
+    /// First pause before an action is tried again (then doubling, 6 tries in all).
+    pub retry_pause: Duration,
 }
 
 impl Engine {
@@ -52,6 +54,7 @@ impl Engine {
             images: Arc::new(garrison_catalog::appliances::Images::builtin()),
             locks: Mutex::new(HashMap::new()),
             collector: collect::Options::default(),
+            retry_pause: Duration::from_millis(500),
         }
     }
 

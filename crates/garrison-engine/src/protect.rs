@@ -109,6 +109,7 @@ fn executor(e: &Engine, seen: &Observation, d: &Deployment, generation: i64) -> 
         deployment_id: d.id.clone(),
         generation,
         parallel: PARALLEL,
+        retry_pause: e.retry_pause,
     }
 }
 

@@ -1,0 +1,235 @@
+//! garrison under an unreliable AWS: estate M protected and then removed through the fault
+//! proxy (20% throttling with each service's real error, 5% 500/503, 2% connections reset —
+//! half of them after the emulator carried the call out, so the answer is lost), ten runs
+//! in a row, each with its own fault sequence. Every run must converge (a reconcile with
+//! nothing left to do) with no duplicate and no orphaned resource, and the removal must
+//! leave nothing of garrison's behind. The figures go to stdout for the README.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::GARRISON;
+use garrison_catalog::policies::{ESSENTIALS, PROFESSIONAL};
+use garrison_cloud::emulator::{Moto, sdk_config};
+use garrison_cloud::estate::{self, EstateSpec};
+use garrison_cloud::proxy::{Proxy, Rates};
+use garrison_cloud::{Aws, Sessions};
+use garrison_engine::Engine;
+use garrison_engine::protect::{reconcile, uninstall};
+use garrison_model::deployment::Deployment;
+use garrison_model::protection::{Owned, TAG_DEPLOYMENT, TAG_KEY};
+use garrison_model::snapshot::Tags;
+use serde_json::json;
+
+const RUNS: u64 = 10;
+const MAX_ROUNDS: usize = 12;
+
+/// What garrison left in the account for deployment `d`, read without faults.
+#[derive(Default, Debug)]
+struct Found {
+    /// (kind, garrison key) → ids carrying that key.
+    by_key: BTreeMap<(String, String), Vec<String>>,
+    /// Named audit resources (bucket, topic, queue) whose name says garrison made them.
+    named: BTreeSet<String>,
+}
+
+impl Found {
+    fn duplicates(&self) -> Vec<String> {
+        self.by_key
+            .iter()
+            .filter(|(_, ids)| ids.len() > 1)
+            .map(|((k, key), ids)| format!("{k} {key}: {ids:?}"))
+            .collect()
+    }
+
+    fn ids(&self) -> BTreeSet<String> {
+        self.by_key.values().flatten().cloned().chain(self.named.iter().cloned()).collect()
+    }
+}
+
+fn ours(tags: &Tags, d: &str) -> Option<String> {
+    (tags.get(TAG_DEPLOYMENT).map(String::as_str) == Some(d)).then(|| tags.get(TAG_KEY).cloned().unwrap_or_default())
+}
+
+async fn found(aws: &Aws, regions: &[String], d: &str) -> Found {
+    let snap = garrison_cloud::discovery::discover(aws, regions, 0).await;
+    assert!(snap.gaps().is_empty(), "the check itself must read everything: {:?}", snap.gaps());
+    let mut f = Found::default();
+    let mut add = |kind: &str, key: Option<String>, id: &str| {
+        if let Some(key) = key {
+            f.by_key.entry((kind.to_string(), key)).or_default().push(id.to_string());
+        }
+    };
+    for rs in snap.regions.values() {
+        for i in rs.instances.iter().filter(|i| i.state != "terminated" && i.state != "shutting-down") {
+            add("instance", ours(&i.tags, d), &i.id);
+        }
+        for s in &rs.subnets {
+            add("subnet", ours(&s.tags, d), &s.id);
+        }
+        for g in &rs.security_groups {
+            add("security_group", ours(&g.tags, d), &g.id);
+        }
+        for t in &rs.route_tables {
+            add("route_table", ours(&t.tags, d), &t.id);
+        }
+        for a in &rs.network_acls {
+            add("network_acl", ours(&a.tags, d), &a.id);
+        }
+        for g in &rs.internet_gateways {
+            add("internet_gateway", ours(&g.tags, d), &g.id);
+        }
+        for l in &rs.flow_logs {
+            add("flow_logs", ours(&l.tags, d), &l.id);
+        }
+        for det in &rs.detectors {
+            add("detector", ours(&det.tags, d), &det.id);
+        }
+    }
+    let short = d[..8].to_ascii_lowercase();
+    for b in aws.s3().list_buckets().send().await.unwrap().buckets() {
+        let name = b.name().unwrap_or_default();
+        if name.starts_with("garrison-audit-") {
+            f.named.insert(name.to_string());
+        }
+    }
+    for region in regions {
+        let a = aws.in_region(region);
+        for t in a.sns().list_topics().send().await.unwrap().topics() {
+            let arn = t.topic_arn().unwrap_or_default();
+            if arn.contains(":garrison-") && arn.contains(&short) {
+                f.named.insert(arn.to_string());
+            }
+        }
+        for q in a.sqs().list_queues().queue_name_prefix("garrison-").send().await.unwrap().queue_urls() {
+            if q.contains(&short) {
+                f.named.insert(q.to_string());
+            }
+        }
+        for t in a.cloudtrail().describe_trails().send().await.unwrap().trail_list() {
+            if t.name().is_some_and(|n| n.starts_with("garrison-") && n.contains(&short)) {
+                f.named.insert(t.name().unwrap().to_string());
+            }
+        }
+    }
+    f
+}
+
+/// Every resource garrison found of the deployment is one it records, and the reverse.
+fn orphans_and_missing(f: &Found, owned: &Owned) -> (Vec<String>, Vec<String>) {
+    let recorded: BTreeSet<String> = owned
+        .items
+        .values()
+        .filter(|o| !o.adopted && !o.id.is_empty())
+        .flat_map(|o| [o.id.clone()].into_iter().chain(o.arn.clone()))
+        .collect();
+    // Queue URLs carry the endpoint they were read through: names are compared.
+    let name = |s: &str| s.rsplit(['/', ':']).next().unwrap_or(s).to_string();
+    let recorded: BTreeSet<String> = recorded.iter().map(|r| name(r)).collect();
+    let seen: BTreeSet<String> = f.ids().iter().map(|s| name(s)).collect();
+    let orphans = seen.iter().filter(|id| !recorded.contains(*id)).cloned().collect();
+    let checked_kinds =
+        ["appliance", "subnet", "security_group", "route_table", "network_acl", "internet_gateway", "flow_logs"];
+    let missing = owned
+        .items
+        .values()
+        .filter(|o| !o.adopted && checked_kinds.contains(&o.kind.as_str()) && !seen.contains(&o.id))
+        .map(|o| format!("{} {}", o.key, o.id))
+        .collect();
+    (orphans, missing)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn estate_m_converges_under_faults_with_no_duplicate_or_orphan() {
+    common::init_log();
+    let moto = Moto::start().expect("the AWS emulator is required for this test");
+    let direct = Aws::from_config(moto.sdk_config("us-east-1").await);
+    let proxy = Proxy::start(&moto.url).await.unwrap();
+    // Retries start after 20 ms, not AWS's second: the faults are what is tested, not waiting.
+    let mut faulty =
+        Aws::from_config(sdk_config(&proxy.url, "us-east-1").await).with_retry_backoff(Duration::from_millis(20));
+    // The emulator has no EC2 write budget; garrison's own pacing would only slow the test.
+    faulty.limiter = Arc::new(garrison_cloud::limiter::Limiter::unlimited());
+    let spec = EstateSpec::m();
+    let (mut calls, mut rounds_total, mut worst_rounds) = (0u64, 0usize, 0usize);
+    let t0 = Instant::now();
+    for run in 0..RUNS {
+        moto.reset().unwrap();
+        let t_run = Instant::now();
+        estate::build(&Sessions::new(direct.clone()), &spec).await.unwrap();
+        let t_built = t_run.elapsed();
+        let t = garrison_engine::testing::tenant(&direct, "faults").await.unwrap();
+        let include: Vec<_> = spec
+            .regions
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                json!({"type": "region", "key": format!("/aws/{r}"), "policy": {"id": if i == 0 { PROFESSIONAL } else { ESSENTIALS }}})
+            })
+            .collect();
+        let d: Deployment = t
+            .deployment(&json!({"name": "faults", "platform": {"type": "aws", "id": GARRISON},
+                "mode": "automatic", "credentials": [{"id": t.credential, "purpose": "discover"}], "scope": {"include": include}}))
+            .await
+            .unwrap();
+        let mut e = Engine::new(t.store.clone(), Arc::new(Sessions::new(faulty.clone())), GARRISON.into());
+        e.propagation = (3, Duration::ZERO);
+        e.retry_pause = Duration::from_millis(50);
+        *proxy.faults.rates.lock().unwrap() = Rates { throttle: 0.20, server_error: 0.05, reset: 0.02, seed: run };
+        let before = proxy.faults.requests.load(std::sync::atomic::Ordering::Relaxed);
+
+        // Reconcile until a run finds nothing to do (the worker would, every resync).
+        let mut rounds = 0;
+        loop {
+            rounds += 1;
+            assert!(rounds <= MAX_ROUNDS, "run {run}: not converged after {MAX_ROUNDS} reconciles");
+            match reconcile(&e, &d).await {
+                Ok(r) if r.plan.actions.is_empty() => break,
+                Ok(_) | Err(_) => {}
+            }
+        }
+        let t_converged = t_run.elapsed();
+        rounds_total += rounds;
+        worst_rounds = worst_rounds.max(rounds);
+        let regions = spec.regions.clone();
+        let got = found(&direct, &regions, &d.id).await;
+        let owned = t.store.owned(&d.id).await.unwrap();
+        assert!(got.by_key.keys().any(|(k, _)| k == "instance"), "run {run}: appliances were built");
+        assert_eq!(got.duplicates(), Vec::<String>::new(), "run {run}: duplicates");
+        let (orphans, missing) = orphans_and_missing(&got, &owned);
+        assert_eq!(orphans, Vec::<String>::new(), "run {run}: orphans");
+        assert_eq!(missing, Vec::<String>::new(), "run {run}: recorded but not in AWS");
+
+        // Removal under the same faults leaves nothing behind.
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            assert!(tries <= MAX_ROUNDS, "run {run}: removal not finished after {MAX_ROUNDS} tries");
+            if let Ok(r) = uninstall(&e, &d).await
+                && r.verified
+            {
+                break;
+            }
+        }
+        println!(
+            "faults: run {run}: estate built {:.1} s, converged at {:.1} s ({rounds} reconciles), removed at {:.1} s ({tries} tries)",
+            t_built.as_secs_f64(),
+            t_converged.as_secs_f64(),
+            t_run.elapsed().as_secs_f64()
+        );
+        let left = found(&direct, &regions, &d.id).await;
+        assert!(left.by_key.is_empty() && left.named.is_empty(), "run {run}: left behind: {left:?}");
+        calls += proxy.faults.requests.load(std::sync::atomic::Ordering::Relaxed) - before;
+        let _ = std::fs::remove_dir_all(&t.dir);
+    }
+    let (throttles, errors, resets) = proxy.faults.injected();
+    println!(
+        "faults: {RUNS} runs of estate M in {:.0} s: {calls} AWS calls through the proxy, {throttles} throttled, {errors} 5xx, {resets} resets; \
+         converged in {:.1} reconciles on average (at most {worst_rounds}); 0 duplicates, 0 orphans, nothing left after removal",
+        t0.elapsed().as_secs_f64(),
+        rounds_total as f64 / RUNS as f64
+    );
+}
