@@ -233,7 +233,7 @@ async fn a_stale_executor_is_fenced_before_any_write() {
         deployment_id: dep.into(),
         generation: old,
         parallel: 4,
-        retry_pause: Duration::from_millis(500),
+        retry_pause: std::time::Duration::from_millis(500),
     };
     let spec = Spec::Subnet { vpc: "vpc-1".into(), zone: "us-east-1a".into(), cidr: "10.0.255.240/28".into() };
     let plan = vec![
