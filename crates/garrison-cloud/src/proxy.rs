@@ -27,6 +27,8 @@ pub struct Faults {
     pub deny_services: Mutex<BTreeSet<String>>,
     /// The next this-many calls are answered with the service's throttling error.
     pub throttle_next: AtomicU64,
+    /// Operations (`DescribeInstances`, …) throttled on every call: retries never get through.
+    pub throttle_always: Mutex<BTreeSet<String>>,
     /// Random faults, each call drawing once (deterministic for a seed).
     pub rates: Mutex<Rates>,
     pub requests: AtomicU64,
@@ -202,9 +204,20 @@ fn denied(service: &str, region: &str) -> Response<Full<Bytes>> {
     r.body(Full::new(Bytes::from(body))).expect("response")
 }
 
-async fn forward(upstream: SocketAddr, req: Request<Incoming>) -> anyhow::Result<Response<Full<Bytes>>> {
-    let (parts, body) = req.into_parts();
-    let body = body.collect().await?.to_bytes();
+/// The operation a request calls: `Action=` of the query protocols, else the JSON target.
+fn operation(headers: &hyper::HeaderMap, body: &[u8]) -> String {
+    if let Some(t) = headers.get("x-amz-target").and_then(|v| v.to_str().ok()) {
+        return t.rsplit('.').next().unwrap_or_default().to_string();
+    }
+    let text = std::str::from_utf8(body).unwrap_or_default();
+    text.split('&').find_map(|kv| kv.strip_prefix("Action=")).unwrap_or_default().to_string()
+}
+
+async fn forward(
+    upstream: SocketAddr,
+    parts: hyper::http::request::Parts,
+    body: Bytes,
+) -> anyhow::Result<Response<Full<Bytes>>> {
     let stream = tokio::net::TcpStream::connect(upstream).await?;
     let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(conn);
@@ -254,10 +267,19 @@ impl Proxy {
                                 f.denied.fetch_add(1, Ordering::Relaxed);
                                 return Ok::<_, std::io::Error>(denied(&service, &region));
                             }
-                            let throttle = f
-                                .throttle_next
-                                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
-                                .is_ok();
+                            let (parts, body) = req.into_parts();
+                            let body = match body.collect().await {
+                                Ok(b) => b.to_bytes(),
+                                Err(e) => return Err(std::io::Error::other(e)),
+                            };
+                            let always = {
+                                let set = f.throttle_always.lock().expect("faults");
+                                !set.is_empty() && set.contains(&operation(&parts.headers, &body))
+                            };
+                            let throttle = always
+                                || f.throttle_next
+                                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+                                    .is_ok();
                             let draw = if throttle { Draw::Throttle } else { f.draw() };
                             let reset = || std::io::Error::new(std::io::ErrorKind::ConnectionReset, "injected reset");
                             match draw {
@@ -280,7 +302,7 @@ impl Proxy {
                                 let next = a.len() % ups.len();
                                 *a.entry(region.clone()).or_insert(next)
                             };
-                            let answer = forward(ups[shard], req).await.unwrap_or_else(|e| {
+                            let answer = forward(ups[shard], parts, body).await.unwrap_or_else(|e| {
                                 Response::builder()
                                     .status(StatusCode::BAD_GATEWAY)
                                     .body(Full::new(Bytes::from(e.to_string())))

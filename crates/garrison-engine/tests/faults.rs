@@ -233,3 +233,76 @@ async fn estate_m_converges_under_faults_with_no_duplicate_or_orphan() {
         rounds_total as f64 / RUNS as f64
     );
 }
+
+/// A region refused (AccessDenied) or a kind throttled beyond every retry: the reconcile
+/// removes, stops and forgets nothing, and the status is a warning naming what failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partial_discovery_removes_nothing_and_says_what_failed() {
+    common::init_log();
+    let moto = Moto::start().expect("the AWS emulator is required for this test");
+    let direct = Aws::from_config(moto.sdk_config("us-east-1").await);
+    let proxy = Proxy::start(&moto.url).await.unwrap();
+    let faulty =
+        Aws::from_config(sdk_config(&proxy.url, "us-east-1").await).with_retry_backoff(Duration::from_millis(20));
+    let spec = EstateSpec::s_bare();
+    estate::build(&Sessions::new(direct.clone()), &spec).await.unwrap();
+    let t = garrison_engine::testing::tenant(&direct, "partial").await.unwrap();
+    let include: Vec<_> = spec
+        .regions
+        .iter()
+        .map(|r| json!({"type": "region", "key": format!("/aws/{r}"), "policy": {"id": ESSENTIALS}}))
+        .collect();
+    let d: Deployment = t
+        .deployment(&json!({"name": "partial", "platform": {"type": "aws", "id": GARRISON},
+            "mode": "automatic", "credentials": [{"id": t.credential, "purpose": "discover"}], "scope": {"include": include}}))
+        .await
+        .unwrap();
+    let mut e = Engine::new(t.store.clone(), Arc::new(Sessions::new(faulty.clone())), GARRISON.into());
+    e.retry_pause = Duration::from_millis(50);
+    let first = reconcile(&e, &d).await.unwrap();
+    assert!(first.outcomes.iter().all(|o| o.result == "done") && !first.vpcs.is_empty());
+    let owned_before = t.store.owned(&d.id).await.unwrap();
+    let west = &spec.regions[1];
+
+    let removals = |r: &garrison_engine::protect::Report| {
+        r.plan.actions.iter().filter(|a| matches!(a.op.verb(), "delete" | "stop" | "forget")).count()
+    };
+    for (fault, names) in
+        [("region", format!("{west} instances (UnauthorizedOperation)")), ("kind", "instances (RequestLimitExceeded)".to_string())]
+    {
+        let writes_before = t.store.audit_log(&t.account, &d.id, 100_000).await.unwrap().len();
+        match fault {
+            "region" => {
+                proxy.faults.deny_regions.lock().unwrap().insert(west.clone());
+            }
+            _ => {
+                proxy.faults.deny_regions.lock().unwrap().clear();
+                proxy.faults.throttle_always.lock().unwrap().insert("DescribeInstances".into());
+            }
+        }
+        let throttled = proxy.faults.throttled.load(std::sync::atomic::Ordering::Relaxed);
+        let r = reconcile(&e, &d).await.unwrap();
+        let status = t.store.get_deployment(&t.account, &d.id).await.unwrap().unwrap().status;
+        let msg = status.message.clone().unwrap_or_default();
+        assert_eq!(status.status, garrison_model::deployment::StatusKind::Warning, "{fault}: {msg}");
+        assert!(msg.contains("discovery incomplete") && msg.contains(&names), "{fault}: {msg}");
+        assert_eq!(removals(&r), 0, "{fault}: {:?}", r.plan.actions);
+        let log = t.store.audit_log(&t.account, &d.id, 100_000).await.unwrap();
+        assert_eq!(log.len(), writes_before, "{fault}: no AWS write at all: {:?}", &log[writes_before..]);
+        assert_eq!(
+            t.store.owned(&d.id).await.unwrap().items.len(),
+            owned_before.items.len(),
+            "{fault}: nothing forgotten"
+        );
+        if fault == "kind" {
+            let n = proxy.faults.throttled.load(std::sync::atomic::Ordering::Relaxed) - throttled;
+            assert!(n >= u64::from(garrison_cloud::session::MAX_ATTEMPTS), "every attempt was throttled: {n}");
+        }
+    }
+    // Faults gone: the next reconcile is clean and finds nothing to change.
+    proxy.faults.throttle_always.lock().unwrap().clear();
+    let r = reconcile(&e, &d).await.unwrap();
+    let status = t.store.get_deployment(&t.account, &d.id).await.unwrap().unwrap().status;
+    assert_eq!(status.status, garrison_model::deployment::StatusKind::Ok, "{:?}", status.message);
+    assert!(r.plan.actions.is_empty(), "{:?}", r.plan.actions);
+}
