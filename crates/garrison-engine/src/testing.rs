@@ -2,13 +2,15 @@
 //! an automatic-mode role created in the emulated account, and deployments created from
 //! request bodies as the API would.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
 
 use garrison_catalog::{Catalog, cft};
 use garrison_cloud::Aws;
 use garrison_model::credential::{NewCredential, RoleSecret};
 use garrison_model::deployment::{Deployment, Refs, parse_request};
+use garrison_model::protection::{Owned, TAG_DEPLOYMENT, TAG_KEY};
+use garrison_model::snapshot::Tags;
 use garrison_store::{SealKey, Store};
 use serde_json::{Value, json};
 
@@ -26,10 +28,16 @@ pub struct Tenant {
 
 /// A SQLite store in a new temporary directory.
 pub async fn store(name: &str) -> anyhow::Result<(Store, PathBuf)> {
+    store_with(name, &SealKey::generate()).await
+}
+
+/// A SQLite store at `<dir>/g.db` in a new temporary directory, sealed with `key` (another
+/// process, a worker, can open it with the same key).
+pub async fn store_with(name: &str, key: &SealKey) -> anyhow::Result<(Store, PathBuf)> {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos();
     let dir = std::env::temp_dir().join(format!("garrison-{name}-{}-{nanos:x}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let store = Store::open(&format!("sqlite://{}?mode=rwc", dir.join("g.db").display()), &SealKey::generate()).await?;
+    let store = Store::open(&format!("sqlite://{}?mode=rwc", dir.join("g.db").display()), key).await?;
     Ok((store, dir))
 }
 
@@ -37,7 +45,12 @@ pub async fn store(name: &str) -> anyhow::Result<(Store, PathBuf)> {
 /// created in the emulated account as the template would, trusting garrison with the
 /// tenant's external id.
 pub async fn tenant(aws: &Aws, name: &str) -> anyhow::Result<Tenant> {
-    let (store, dir) = store(name).await?;
+    tenant_with(aws, name, &SealKey::generate()).await
+}
+
+/// `tenant` with a store sealed under `key`.
+pub async fn tenant_with(aws: &Aws, name: &str, key: &SealKey) -> anyhow::Result<Tenant> {
+    let (store, dir) = store_with(name, key).await?;
     let root = store.init_root(None, None).await?.ok_or_else(|| anyhow::anyhow!("the store is not fresh"))?;
     let ext = store.external_id(&root.account_id).await?;
     let catalog = Catalog::builtin();
@@ -64,5 +77,125 @@ impl Tenant {
             .map_err(|e| anyhow::anyhow!("{e}"))?
             .spec;
         Ok(self.store.create_deployment(&self.account, spec, "test").await?)
+    }
+}
+
+/// What garrison left in an account for a deployment, read directly (not through faults):
+/// to count duplicates and orphans.
+#[derive(Default, Debug)]
+pub struct Leftovers {
+    /// (kind, garrison key) → ids carrying that key.
+    pub by_key: BTreeMap<(String, String), Vec<String>>,
+    /// Named audit resources (bucket, topic, queue) whose name says garrison made them.
+    pub named: BTreeSet<String>,
+}
+
+impl Leftovers {
+    /// Keys carried by more than one resource of a kind.
+    pub fn duplicates(&self) -> Vec<String> {
+        self.by_key
+            .iter()
+            .filter(|(_, ids)| ids.len() > 1)
+            .map(|((k, key), ids)| format!("{k} {key}: {ids:?}"))
+            .collect()
+    }
+
+    pub fn ids(&self) -> BTreeSet<String> {
+        self.by_key.values().flatten().cloned().chain(self.named.iter().cloned()).collect()
+    }
+}
+
+fn ours(tags: &Tags, d: &str) -> Option<String> {
+    (tags.get(TAG_DEPLOYMENT).map(String::as_str) == Some(d)).then(|| tags.get(TAG_KEY).cloned().unwrap_or_default())
+}
+
+/// Everything in `regions` that carries deployment `d`'s tag, and its named audit resources.
+pub async fn leftovers(aws: &Aws, regions: &[String], d: &str) -> Leftovers {
+    let snap = garrison_cloud::discovery::discover(aws, regions, 0).await;
+    assert!(snap.gaps().is_empty(), "the check itself must read everything: {:?}", snap.gaps());
+    let mut f = Leftovers::default();
+    let mut add = |kind: &str, key: Option<String>, id: &str| {
+        if let Some(key) = key {
+            f.by_key.entry((kind.to_string(), key)).or_default().push(id.to_string());
+        }
+    };
+    for rs in snap.regions.values() {
+        for i in rs.instances.iter().filter(|i| i.state != "terminated" && i.state != "shutting-down") {
+            add("instance", ours(&i.tags, d), &i.id);
+        }
+        for s in &rs.subnets {
+            add("subnet", ours(&s.tags, d), &s.id);
+        }
+        for g in &rs.security_groups {
+            add("security_group", ours(&g.tags, d), &g.id);
+        }
+        for t in &rs.route_tables {
+            add("route_table", ours(&t.tags, d), &t.id);
+        }
+        for a in &rs.network_acls {
+            add("network_acl", ours(&a.tags, d), &a.id);
+        }
+        for g in &rs.internet_gateways {
+            add("internet_gateway", ours(&g.tags, d), &g.id);
+        }
+        for l in &rs.flow_logs {
+            add("flow_logs", ours(&l.tags, d), &l.id);
+        }
+        for det in &rs.detectors {
+            add("detector", ours(&det.tags, d), &det.id);
+        }
+    }
+    let short = d[..8].to_ascii_lowercase();
+    for b in aws.s3().list_buckets().send().await.unwrap().buckets() {
+        let name = b.name().unwrap_or_default();
+        if name.starts_with("garrison-audit-") {
+            f.named.insert(name.to_string());
+        }
+    }
+    for region in regions {
+        let a = aws.in_region(region);
+        for t in a.sns().list_topics().send().await.unwrap().topics() {
+            let arn = t.topic_arn().unwrap_or_default();
+            if arn.contains(":garrison-") && arn.contains(&short) {
+                f.named.insert(arn.to_string());
+            }
+        }
+        for q in a.sqs().list_queues().queue_name_prefix("garrison-").send().await.unwrap().queue_urls() {
+            if q.contains(&short) {
+                f.named.insert(q.to_string());
+            }
+        }
+        for t in a.cloudtrail().describe_trails().send().await.unwrap().trail_list() {
+            if t.name().is_some_and(|n| n.starts_with("garrison-") && n.contains(&short)) {
+                f.named.insert(t.name().unwrap().to_string());
+            }
+        }
+    }
+    f
+}
+
+impl Leftovers {
+    /// Resources found that garrison does not record (orphans), and recorded ones not found.
+    pub fn orphans_and_missing(&self, owned: &Owned) -> (Vec<String>, Vec<String>) {
+        let recorded: BTreeSet<String> = owned
+            .items
+            .values()
+            .filter(|o| !o.adopted && !o.id.is_empty())
+            .flat_map(|o| [o.id.clone()].into_iter().chain(o.arn.clone()))
+            .collect();
+        // Queue URLs carry the endpoint they were read through: names are compared.
+        let name = |s: &str| s.rsplit(['/', ':']).next().unwrap_or(s).to_string();
+        let recorded: BTreeSet<String> = recorded.iter().map(|r| name(r)).collect();
+        let seen: BTreeSet<String> = self.ids().iter().map(|s| name(s)).collect();
+        let orphans = seen.iter().filter(|id| !recorded.contains(*id)).cloned().collect();
+        let checked_kinds =
+            ["appliance", "subnet", "security_group", "route_table", "network_acl", "internet_gateway", "flow_logs"];
+        let missing = owned
+            .items
+            .values()
+            .filter(|o| !o.adopted && checked_kinds.contains(&o.kind.as_str()) && !seen.contains(&o.id))
+            .map(|o| format!("{} {}", o.key, o.id))
+            .collect();
+        (orphans, missing)
     }
 }

@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,128 +18,12 @@ use garrison_cloud::proxy::{Proxy, Rates};
 use garrison_cloud::{Aws, Sessions};
 use garrison_engine::Engine;
 use garrison_engine::protect::{reconcile, uninstall};
+use garrison_engine::testing::leftovers;
 use garrison_model::deployment::Deployment;
-use garrison_model::protection::{Owned, TAG_DEPLOYMENT, TAG_KEY};
-use garrison_model::snapshot::Tags;
 use serde_json::json;
 
 const RUNS: u64 = 10;
 const MAX_ROUNDS: usize = 12;
-
-/// What garrison left in the account for deployment `d`, read without faults.
-#[derive(Default, Debug)]
-struct Found {
-    /// (kind, garrison key) → ids carrying that key.
-    by_key: BTreeMap<(String, String), Vec<String>>,
-    /// Named audit resources (bucket, topic, queue) whose name says garrison made them.
-    named: BTreeSet<String>,
-}
-
-impl Found {
-    fn duplicates(&self) -> Vec<String> {
-        self.by_key
-            .iter()
-            .filter(|(_, ids)| ids.len() > 1)
-            .map(|((k, key), ids)| format!("{k} {key}: {ids:?}"))
-            .collect()
-    }
-
-    fn ids(&self) -> BTreeSet<String> {
-        self.by_key.values().flatten().cloned().chain(self.named.iter().cloned()).collect()
-    }
-}
-
-fn ours(tags: &Tags, d: &str) -> Option<String> {
-    (tags.get(TAG_DEPLOYMENT).map(String::as_str) == Some(d)).then(|| tags.get(TAG_KEY).cloned().unwrap_or_default())
-}
-
-async fn found(aws: &Aws, regions: &[String], d: &str) -> Found {
-    let snap = garrison_cloud::discovery::discover(aws, regions, 0).await;
-    assert!(snap.gaps().is_empty(), "the check itself must read everything: {:?}", snap.gaps());
-    let mut f = Found::default();
-    let mut add = |kind: &str, key: Option<String>, id: &str| {
-        if let Some(key) = key {
-            f.by_key.entry((kind.to_string(), key)).or_default().push(id.to_string());
-        }
-    };
-    for rs in snap.regions.values() {
-        for i in rs.instances.iter().filter(|i| i.state != "terminated" && i.state != "shutting-down") {
-            add("instance", ours(&i.tags, d), &i.id);
-        }
-        for s in &rs.subnets {
-            add("subnet", ours(&s.tags, d), &s.id);
-        }
-        for g in &rs.security_groups {
-            add("security_group", ours(&g.tags, d), &g.id);
-        }
-        for t in &rs.route_tables {
-            add("route_table", ours(&t.tags, d), &t.id);
-        }
-        for a in &rs.network_acls {
-            add("network_acl", ours(&a.tags, d), &a.id);
-        }
-        for g in &rs.internet_gateways {
-            add("internet_gateway", ours(&g.tags, d), &g.id);
-        }
-        for l in &rs.flow_logs {
-            add("flow_logs", ours(&l.tags, d), &l.id);
-        }
-        for det in &rs.detectors {
-            add("detector", ours(&det.tags, d), &det.id);
-        }
-    }
-    let short = d[..8].to_ascii_lowercase();
-    for b in aws.s3().list_buckets().send().await.unwrap().buckets() {
-        let name = b.name().unwrap_or_default();
-        if name.starts_with("garrison-audit-") {
-            f.named.insert(name.to_string());
-        }
-    }
-    for region in regions {
-        let a = aws.in_region(region);
-        for t in a.sns().list_topics().send().await.unwrap().topics() {
-            let arn = t.topic_arn().unwrap_or_default();
-            if arn.contains(":garrison-") && arn.contains(&short) {
-                f.named.insert(arn.to_string());
-            }
-        }
-        for q in a.sqs().list_queues().queue_name_prefix("garrison-").send().await.unwrap().queue_urls() {
-            if q.contains(&short) {
-                f.named.insert(q.to_string());
-            }
-        }
-        for t in a.cloudtrail().describe_trails().send().await.unwrap().trail_list() {
-            if t.name().is_some_and(|n| n.starts_with("garrison-") && n.contains(&short)) {
-                f.named.insert(t.name().unwrap().to_string());
-            }
-        }
-    }
-    f
-}
-
-/// Every resource garrison found of the deployment is one it records, and the reverse.
-fn orphans_and_missing(f: &Found, owned: &Owned) -> (Vec<String>, Vec<String>) {
-    let recorded: BTreeSet<String> = owned
-        .items
-        .values()
-        .filter(|o| !o.adopted && !o.id.is_empty())
-        .flat_map(|o| [o.id.clone()].into_iter().chain(o.arn.clone()))
-        .collect();
-    // Queue URLs carry the endpoint they were read through: names are compared.
-    let name = |s: &str| s.rsplit(['/', ':']).next().unwrap_or(s).to_string();
-    let recorded: BTreeSet<String> = recorded.iter().map(|r| name(r)).collect();
-    let seen: BTreeSet<String> = f.ids().iter().map(|s| name(s)).collect();
-    let orphans = seen.iter().filter(|id| !recorded.contains(*id)).cloned().collect();
-    let checked_kinds =
-        ["appliance", "subnet", "security_group", "route_table", "network_acl", "internet_gateway", "flow_logs"];
-    let missing = owned
-        .items
-        .values()
-        .filter(|o| !o.adopted && checked_kinds.contains(&o.kind.as_str()) && !seen.contains(&o.id))
-        .map(|o| format!("{} {}", o.key, o.id))
-        .collect();
-    (orphans, missing)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn estate_m_converges_under_faults_with_no_duplicate_or_orphan() {
@@ -195,11 +78,11 @@ async fn estate_m_converges_under_faults_with_no_duplicate_or_orphan() {
         rounds_total += rounds;
         worst_rounds = worst_rounds.max(rounds);
         let regions = spec.regions.clone();
-        let got = found(&direct, &regions, &d.id).await;
+        let got = leftovers(&direct, &regions, &d.id).await;
         let owned = t.store.owned(&d.id).await.unwrap();
         assert!(got.by_key.keys().any(|(k, _)| k == "instance"), "run {run}: appliances were built");
         assert_eq!(got.duplicates(), Vec::<String>::new(), "run {run}: duplicates");
-        let (orphans, missing) = orphans_and_missing(&got, &owned);
+        let (orphans, missing) = got.orphans_and_missing(&owned);
         assert_eq!(orphans, Vec::<String>::new(), "run {run}: orphans");
         assert_eq!(missing, Vec::<String>::new(), "run {run}: recorded but not in AWS");
 
@@ -220,7 +103,7 @@ async fn estate_m_converges_under_faults_with_no_duplicate_or_orphan() {
             t_converged.as_secs_f64(),
             t_run.elapsed().as_secs_f64()
         );
-        let left = found(&direct, &regions, &d.id).await;
+        let left = leftovers(&direct, &regions, &d.id).await;
         assert!(left.by_key.is_empty() && left.named.is_empty(), "run {run}: left behind: {left:?}");
         calls += proxy.faults.requests.load(std::sync::atomic::Ordering::Relaxed) - before;
         let _ = std::fs::remove_dir_all(&t.dir);
@@ -267,9 +150,10 @@ async fn partial_discovery_removes_nothing_and_says_what_failed() {
     let removals = |r: &garrison_engine::protect::Report| {
         r.plan.actions.iter().filter(|a| matches!(a.op.verb(), "delete" | "stop" | "forget")).count()
     };
-    for (fault, names) in
-        [("region", format!("{west} instances (UnauthorizedOperation)")), ("kind", "instances (RequestLimitExceeded)".to_string())]
-    {
+    for (fault, names) in [
+        ("region", format!("{west} instances (UnauthorizedOperation)")),
+        ("kind", "instances (RequestLimitExceeded)".to_string()),
+    ] {
         let writes_before = t.store.audit_log(&t.account, &d.id, 100_000).await.unwrap().len();
         match fault {
             "region" => {

@@ -1,0 +1,103 @@
+//! Crash safety: `garrison worker` is SIGKILLed at 20 different points of its first apply
+//! (a fresh account each time, estate S), a new worker is started on the same store, and
+//! the account must converge with no duplicate and no orphaned resource. Client tokens,
+//! intents recorded before each create and the `garrison-key` tag let the second worker
+//! recognise what the first had made, or had asked AWS to make, before it died.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use garrison_cloud::Aws;
+use garrison_cloud::emulator::Moto;
+use garrison_cloud::estate::{self, EstateSpec};
+use garrison_engine::testing::{GARRISON, leftovers, tenant_with};
+use garrison_store::SealKey;
+use serde_json::{Value, json};
+
+const TRIALS: u64 = 20;
+
+fn worker(db: &str, key: &SealKey, dir: &std::path::Path, moto_url: &str) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_garrison"))
+        .args(["worker", "--data-dir"])
+        .arg(dir)
+        .args(["--database-url", db, "--aws-principal", GARRISON, "--resync-interval", "1"])
+        .env("GARRISON_SEAL_KEY", key.to_hex())
+        .envs(common::moto_env(moto_url).iter().copied())
+        .env("GARRISON_LOG", std::env::var("GARRISON_TEST_LOG").unwrap_or_else(|_| "error".into()))
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start garrison worker")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_anywhere_in_an_apply_leaves_no_duplicate() {
+    let moto = Moto::start().expect("the AWS emulator is required for this test");
+    let direct = Aws::from_config(moto.sdk_config("us-east-1").await);
+    let spec = EstateSpec::s_bare();
+    // (journaled writes when killed, writes once converged) per trial.
+    let mut points: Vec<(usize, usize)> = vec![];
+    for trial in 0..TRIALS {
+        moto.reset().unwrap();
+        estate::build(&garrison_cloud::Sessions::new(direct.clone()), &spec).await.unwrap();
+        let key = SealKey::generate();
+        let t = tenant_with(&direct, "crash", &key).await.unwrap();
+        let include: Vec<Value> = spec
+            .regions
+            .iter()
+            .map(|r| json!({"type": "region", "key": format!("/aws/{r}"), "policy": {"id": garrison_catalog::policies::PROFESSIONAL}}))
+            .collect();
+        let d = t
+            .deployment(&json!({"name": "crash", "platform": {"type": "aws", "id": GARRISON}, "mode": "automatic",
+                "credentials": [{"id": t.credential, "purpose": "discover"}], "scope": {"include": include}}))
+            .await
+            .unwrap();
+        let db = format!("sqlite://{}?mode=rwc", t.dir.join("g.db").display());
+
+        // Killed once its journal holds a number of writes that moves through the apply
+        // from trial to trial (a clean apply makes ~110; actions in flight are not journaled
+        // yet, so the kill lands among them).
+        let target = 1 + (trial as usize) * 110 / TRIALS as usize;
+        let mut first = worker(&db, &key, &t.dir, &moto.url);
+        let started = Instant::now();
+        while t.store.audit_log(&t.account, &d.id, 100_000).await.unwrap().len() < target
+            && started.elapsed() < Duration::from_secs(30)
+        {
+            tokio::time::sleep(Duration::from_millis(3)).await;
+        }
+        first.kill().unwrap();
+        first.wait().unwrap();
+        let writes = t.store.audit_log(&t.account, &d.id, 100_000).await.unwrap().len();
+
+        let mut second = worker(&db, &key, &t.dir, &moto.url);
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let r = t.store.get_report(&t.account, &d.id).await.unwrap().unwrap_or(Value::Null);
+            let settled = r["plan"]["actions"].as_array().is_some_and(Vec::is_empty)
+                && r["outcomes"].as_array().is_some_and(Vec::is_empty);
+            if settled {
+                break;
+            }
+            assert!(Instant::now() < deadline, "trial {trial}: not converged; last report: {r}");
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        second.kill().unwrap();
+        second.wait().unwrap();
+
+        points.push((writes, t.store.audit_log(&t.account, &d.id, 100_000).await.unwrap().len()));
+        let got = leftovers(&direct, &spec.regions, &d.id).await;
+        let owned = t.store.owned(&d.id).await.unwrap();
+        assert!(got.by_key.keys().any(|(k, _)| k == "instance"), "trial {trial}: appliances were built");
+        assert_eq!(got.duplicates(), Vec::<String>::new(), "trial {trial} (killed after {writes} writes): duplicates");
+        let (orphans, missing) = got.orphans_and_missing(&owned);
+        assert_eq!(orphans, Vec::<String>::new(), "trial {trial} (killed after {writes} writes): orphans");
+        assert_eq!(missing, Vec::<String>::new(), "trial {trial}: recorded but not in AWS");
+        let _ = std::fs::remove_dir_all(&t.dir);
+    }
+    println!(
+        "crash: {TRIALS} workers SIGKILLed after (journaled writes, of the converged total) {points:?}; every account converged, 0 duplicates, 0 orphans"
+    );
+    let inside = points.iter().filter(|(at, all)| *at > 0 && at < all).count();
+    assert!(inside >= TRIALS as usize / 4, "the kills fell inside the apply: {points:?}");
+}
