@@ -464,6 +464,9 @@ both_backends!(concurrent_updates_one_wins, |s: Server| async move {
     assert_eq!(codes.iter().filter(|c| **c == 409).count(), 19, "{codes:?}");
     let now = s.get(&format!("/deployments/v1/10000001/deployments/{id}"), &t).await.body;
     assert_eq!(now["version"], 2);
+    // The one that succeeded is what is stored: no update lost, none applied twice.
+    let winner = codes.iter().position(|c| *c == 200).unwrap();
+    assert_eq!(now["name"], format!("n{winner}"));
 });
 
 #[tokio::test]

@@ -145,3 +145,51 @@ async fn a_deployment_is_discovered_persisted_and_reported() {
     let west: usize = estate.vpcs().filter(|v| v.region == "us-west-2").map(|v| v.instances.len()).sum();
     assert_eq!(snap.regions["us-west-2"].instances.len(), west);
 }
+
+/// Automatic mode with a role that anyone may assume, or that does not require the
+/// ExternalId: refused at every reconcile with the reason, and nothing is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unsafe_role_is_refused_for_automatic_mode_and_nothing_is_written() {
+    let moto = Moto::start().expect("the AWS emulator is required for this test");
+    let aws = Aws::from_config(moto.sdk_config("us-east-1").await);
+    estate::build(&Sessions::new(aws.clone()), &EstateSpec::s_bare()).await.unwrap();
+    let t = garrison_engine::testing::tenant(&aws, "unsafe").await.unwrap();
+    let ext = t.store.external_id(&t.account).await.unwrap();
+    let full = Catalog::builtin().get("aws", "ci_full", "latest").unwrap().clone();
+    let cases = [
+        (
+            "star",
+            json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole", "Condition": {"StringEquals": {"sts:ExternalId": ext}}}]}),
+            "lets anyone",
+        ),
+        (
+            "no-external-id",
+            json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": format!("arn:aws:iam::{GARRISON}:root")}, "Action": "sts:AssumeRole"}]}),
+            "does not require the ExternalId",
+        ),
+    ];
+    let mut e = Engine::new(t.store.clone(), Arc::new(Sessions::new(aws.clone())), GARRISON.into());
+    e.propagation = (1, Duration::ZERO);
+    for (name, trust, reason) in cases {
+        let arn = make_role(&aws, &format!("unsafe-{name}"), &trust, &parts(&full)).await;
+        let cred = t
+            .store
+            .create_credential(&t.account, &NewCredential { name: name.into(), secret: RoleSecret { arn } }, "test")
+            .await
+            .unwrap();
+        let policies: HashSet<String> = garrison_catalog::policies::all().into_iter().map(|p| p.id).collect();
+        let creds: HashMap<String, String> = [(cred.id.clone(), GARRISON.to_string())].into();
+        let body = json!({"name": name, "platform": {"type": "aws", "id": GARRISON}, "mode": "automatic",
+            "credentials": [{"id": cred.id, "purpose": "discover"}],
+            "scope": {"include": [{"type": "region", "key": "/aws/us-east-1", "policy": {"id": garrison_catalog::policies::ESSENTIALS}}]}});
+        let spec = parse_request(&body, None, &Refs { policies: &policies, credentials: &creds }).unwrap().spec;
+        let d = t.store.create_deployment(&t.account, spec, "test").await.unwrap();
+        let err = garrison_engine::protect::reconcile(&e, &d).await.expect_err("refused");
+        let got = t.store.get_deployment(&t.account, &d.id).await.unwrap().unwrap();
+        assert_eq!(got.status.status, StatusKind::Error, "{name}");
+        let msg = got.status.message.unwrap();
+        assert!(msg.contains("unsafe role") && msg.contains(reason), "{name}: {msg} / {err}");
+        assert!(t.store.audit_log(&t.account, &d.id, 1000).await.unwrap().is_empty(), "{name}: no AWS write");
+        assert!(t.store.owned(&d.id).await.unwrap().items.is_empty(), "{name}: nothing built");
+    }
+}
