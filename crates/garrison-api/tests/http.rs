@@ -640,3 +640,66 @@ both_backends!(protection_extensions, |s: Server| async move {
     // Another tenant sees none of it.
     assert_eq!(s.get("/deployments/v1/99999999/removals", &t).await.status, 403);
 });
+
+// Every operation of the route table × {no token, malformed token, expired token, another
+// tenant's token, a child account's token on its parent}: refused with 401 or 403, and no
+// answer or error carries the other tenant's data.
+both_backends!(authorization_matrix, |s: Server| async move {
+    let (root, _) = s.login(&s.root).await;
+    let (ka, a) = s.child(&root, "10000001", "alpha").await;
+    let (kb, b) = s.child(&root, "10000001", "beta-secret-name").await;
+    let (ta, _) = s.login(&ka).await;
+    let (tb, _) = s.login(&kb).await;
+    // Beta's data, which nobody else may see.
+    let cred = s.credential(&tb, &b, "123412341234").await;
+    let d = s.req(Method::POST, &format!("/deployments/v1/{b}/deployments"), &tb, Some(deployment_body(&cred))).await;
+    let dep = d.body["id"].as_str().unwrap().to_string();
+    let users = s.get(&format!("/aims/v1/{b}/users"), &tb).await;
+    let user = users.body["users"][0]["id"].as_str().unwrap().to_string();
+    let secrets = [b.clone(), cred.clone(), dep.clone(), user.clone(), "beta-secret-name".to_string(), kb.id.clone()];
+    let (expired, _) = s.state.tokens.mint_until(&b, &user, 1);
+    let fill = |path: &str, account: &str| {
+        path.replace("{account_id}", account)
+            .replace("{deployment_id}", &dep)
+            .replace("{credential_id}", &cred)
+            .replace("{user_id}", &user)
+            .replace("{access_key_id}", &kb.id)
+            .replace("{relationship}", "managed")
+            .replace("{residency}", "default")
+            .replace("{service_name}", "themis")
+            .replace("{policy_id}", ESSENTIALS)
+            .replace("{platform_type}", "aws")
+            .replace("{role_type}", "ci_full")
+            .replace("{role_version}", "latest")
+    };
+    let mut checked = 0;
+    for op in garrison_model::ops::OPERATIONS.iter().filter(|o| o.needs_token) {
+        let method = Method::from_bytes(op.method.as_bytes()).unwrap();
+        let body = matches!(op.method, "POST" | "PUT").then(|| b"{}".to_vec());
+        let scoped = op.path.contains("{account_id}");
+        let mut cases: Vec<(&str, Option<String>, String, u16)> = vec![
+            ("no token", None, fill(op.path, &b), 401),
+            ("malformed token", Some("not-a-token".into()), fill(op.path, &b), 401),
+            ("expired token", Some(expired.clone()), fill(op.path, &b), 401),
+        ];
+        if scoped {
+            cases.push(("another tenant's token", Some(ta.clone()), fill(op.path, &b), 403));
+            cases.push(("a child's token on its parent", Some(tb.clone()), fill(op.path, "10000001"), 403));
+        }
+        for (case, token, path, want) in cases {
+            let r = s.raw(method.clone(), &path, token.as_deref(), body.clone()).await;
+            assert_eq!(r.status.as_u16(), want, "{} {} {path} with {case}: {}", op.method, op.name, r.body);
+            let text = r.body.to_string();
+            for secret in &secrets {
+                // The path itself may echo the caller's own request; nothing else may leak.
+                if !path.contains(secret.as_str()) {
+                    assert!(!text.contains(secret.as_str()), "{} with {case} leaks {secret}: {text}", op.name);
+                }
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 5 * 30, "the matrix covered {checked} cases");
+    // And the owner still gets its data: the refusals were about the caller, not the route.
+    assert_eq!(s.get(&format!("/deployments/v1/{b}/deployments/{dep}"), &tb).await.status, 200);
+});
