@@ -646,7 +646,7 @@ both_backends!(protection_extensions, |s: Server| async move {
 // answer or error carries the other tenant's data.
 both_backends!(authorization_matrix, |s: Server| async move {
     let (root, _) = s.login(&s.root).await;
-    let (ka, a) = s.child(&root, "10000001", "alpha").await;
+    let (ka, _) = s.child(&root, "10000001", "alpha").await;
     let (kb, b) = s.child(&root, "10000001", "beta-secret-name").await;
     let (ta, _) = s.login(&ka).await;
     let (tb, _) = s.login(&kb).await;
