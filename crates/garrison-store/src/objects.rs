@@ -10,7 +10,7 @@ use sqlx::{Any, Row, Transaction};
 
 use crate::db::{Store, StoreError, now};
 
-fn secret_ctx(account_id: &str, id: &str) -> String {
+pub(crate) fn secret_ctx(account_id: &str, id: &str) -> String {
     format!("credential:{account_id}:{id}")
 }
 

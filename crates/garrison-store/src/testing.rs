@@ -29,3 +29,27 @@ pub async fn drop_test_databases(admin_url: &str) -> Result<usize, sqlx::Error> 
     }
     Ok(names.len())
 }
+
+/// Every row of every table of a PostgreSQL database as text (to look for plaintext).
+pub async fn postgres_text(url: &str) -> Result<String, sqlx::Error> {
+    install_default_drivers();
+    let pool = AnyPoolOptions::new().max_connections(1).connect(url).await?;
+    let tables: Vec<String> =
+        sqlx::query("SELECT CAST(table_name AS TEXT) FROM information_schema.tables WHERE table_schema = 'public'")
+            .fetch_all(&pool)
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+    let mut out = String::new();
+    for t in tables {
+        let rows =
+            sqlx::query(sqlx::AssertSqlSafe(format!("SELECT CAST(t AS TEXT) FROM \"{t}\" t"))).fetch_all(&pool).await?;
+        for r in rows {
+            out.push_str(&r.get::<String, _>(0));
+            out.push('\n');
+        }
+    }
+    pool.close().await;
+    Ok(out)
+}

@@ -80,30 +80,59 @@ async fn a_write_through_one_process_is_seen_by_another() {
     }
 }
 
-#[tokio::test]
-async fn secrets_are_sealed_at_rest_and_a_wrong_key_is_refused() {
-    let dir = std::env::temp_dir().join(format!("garrison-seal-{}-{:x}", std::process::id(), rand_u64()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("s.db");
-    let url = format!("sqlite://{}?mode=rwc", file.display());
-    let key = SealKey::generate();
-    let store = Store::open(&url, &key).await.unwrap();
-    let (acct, _) = seed(&store).await;
-    let ext = store.external_id(&acct).await.unwrap();
-    drop(store);
-    // Nothing secret in the file (WAL included).
-    let mut bytes = std::fs::read(&file).unwrap();
-    if let Ok(w) = std::fs::read(dir.join("s.db-wal")) {
+/// Everything the store holds, as text: the SQLite file (WAL included), or every row of
+/// every PostgreSQL table.
+async fn at_rest(name: &str, url: &str) -> String {
+    if name == "postgres" {
+        return garrison_store::testing::postgres_text(url).await.unwrap();
+    }
+    let file = url.trim_start_matches("sqlite://").trim_end_matches("?mode=rwc");
+    let mut bytes = std::fs::read(file).unwrap();
+    if let Ok(w) = std::fs::read(format!("{file}-wal")) {
         bytes.extend(w);
     }
-    let text = String::from_utf8_lossy(&bytes);
-    assert!(!text.contains("secret-role-name"), "role ARN in plaintext");
-    assert!(!text.contains(&ext), "external id in plaintext");
-    match Store::open(&url, &SealKey::generate()).await {
-        Err(StoreError::WrongKey) => {}
-        other => panic!("a wrong key must fail at open, got {other:?}"),
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+#[tokio::test]
+async fn secrets_are_sealed_at_rest_rotated_and_a_wrong_key_is_refused() {
+    for (name, url) in urls().await {
+        let key = SealKey::generate();
+        let store = Store::open(&url, &key).await.unwrap();
+        let (acct, _) = seed(&store).await;
+        let ext = store.external_id(&acct).await.unwrap();
+        let token_key = store.sealed_secret("token_signing_key").await.unwrap();
+        let cred_id = store.list_credentials(&acct).await.unwrap()[0].id.clone();
+        drop(store);
+        let text = at_rest(&name, &url).await;
+        assert!(text.contains("123412341234"), "{name}: the dump reads the rows");
+        assert!(!text.contains("secret-role-name"), "{name}: role ARN in plaintext");
+        assert!(!text.contains(&ext), "{name}: external id in plaintext");
+        assert!(!text.contains(&hex::encode(&token_key)), "{name}: token key in plaintext");
+        match Store::open(&url, &SealKey::generate()).await {
+            Err(StoreError::WrongKey) => {}
+            other => panic!("{name}: a wrong key must fail at open, got {other:?}"),
+        }
+
+        // Rotation: everything re-sealed under the new key, the old one refused after.
+        let store = Store::open(&url, &key).await.unwrap();
+        let new = SealKey::generate();
+        let r = store.rotate_key(&new).await.unwrap();
+        assert_eq!((r.external_ids, r.credentials), (1, 1), "{name}: {r:?}");
+        assert!(r.meta >= 2, "{name}: the key check and the token key: {r:?}");
+        drop(store);
+        let before = at_rest(&name, &url).await;
+        assert!(!before.contains("secret-role-name") && !before.contains(&ext), "{name}: still sealed");
+        match Store::open(&url, &key).await {
+            Err(StoreError::WrongKey) => {}
+            other => panic!("{name}: the old key must fail after rotation, got {other:?}"),
+        }
+        let store = Store::open(&url, &new).await.unwrap();
+        assert_eq!(store.external_id(&acct).await.unwrap(), ext, "{name}");
+        assert_eq!(store.sealed_secret("token_signing_key").await.unwrap(), token_key, "{name}: tokens stay valid");
+        let cred = store.get_credential(&acct, &cred_id).await.unwrap().unwrap();
+        assert_eq!(cred.secrets.arn, "arn:aws:iam::123412341234:role/secret-role-name", "{name}");
     }
-    assert!(Store::open(&url, &key).await.is_ok());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

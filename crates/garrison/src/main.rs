@@ -7,6 +7,7 @@ mod demo;
 mod onboard;
 mod output;
 mod publish;
+mod rotate;
 mod serve;
 mod service_cli;
 
@@ -33,6 +34,7 @@ async fn run(argv: Vec<String>) -> ExitCode {
         Some("demo") => demo::main(argv).await,
         Some("onboard") => onboard::main(argv).await,
         Some("publish-templates") => publish::main(argv).await,
+        Some("rotate-seal-key") => rotate::main(argv).await,
         _ => service_cli::main(argv).await,
     }
 }

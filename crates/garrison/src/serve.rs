@@ -202,7 +202,7 @@ pub fn seal_key(s: &Settings) -> anyhow::Result<SealKey> {
     }
 }
 
-fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+pub fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     if let Some(dir) = path.parent() {

@@ -510,3 +510,85 @@ async fn the_worker_discovers_a_new_deployment_and_assets_query_shows_it() {
     }
     assert!(!vpcs.to_string().contains("us-west-2"), "out-of-scope regions are not read");
 }
+
+#[test]
+fn rotating_the_seal_key_reseals_everything_and_the_old_key_is_refused() {
+    use std::io::{BufRead, BufReader};
+    let mut s = serve();
+    let arn = "arn:aws:iam::123412341234:role/rotated";
+    let cred = json_out(&garrison(
+        &s,
+        &[
+            "credentials",
+            "create_credential",
+            "--name",
+            "r",
+            "--secrets",
+            &format!(r#"{{"type": "aws_iam_role", "arn": "{arn}"}}"#),
+        ],
+    ));
+    let _ = s.child.kill();
+    let _ = s.child.wait();
+    let rotate = |new: &str| {
+        Command::new(env!("CARGO_BIN_EXE_garrison"))
+            .args(["rotate-seal-key", "--data-dir"])
+            .arg(&s.dir)
+            .args(["--new-key-file", new])
+            .env("GARRISON_LOG", "error")
+            .output()
+            .unwrap()
+    };
+    let new_key = s.dir.join("new.key");
+    let out = rotate(new_key.to_str().unwrap());
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(said.contains("re-sealed 1 external id(s), 1 credential(s)"), "{said}");
+    assert_eq!(std::fs::read_to_string(&new_key).unwrap().trim().len(), 64);
+    // The old key no longer opens the store: a second rotation and a start with it fail loudly.
+    let again = rotate(s.dir.join("other.key").to_str().unwrap());
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("does not open"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert!(!s.dir.join("other.key").exists(), "no key written when nothing was rotated");
+    let start = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_garrison"))
+            .args(["serve", "--no-worker", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&s.dir)
+            .args(extra)
+            .envs(NO_AWS)
+            .env("GARRISON_LOG", "error")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let old = start(&[]).wait_with_output().unwrap();
+    assert!(!old.status.success());
+    assert!(String::from_utf8_lossy(&old.stderr).contains("does not open"), "{}", String::from_utf8_lossy(&old.stderr));
+    // With the new key everything reads as before.
+    let mut server = start(&["--seal-key-file", new_key.to_str().unwrap()]);
+    let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
+    let url = lines.next().unwrap().unwrap().strip_prefix("garrison: listening on ").unwrap().to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_garrison"))
+        .args(["--endpoint", &url, "--access_key_id", KEY_ID, "--secret_key", SECRET])
+        .args([
+            "credentials",
+            "get_credential",
+            "--credential_id",
+            cred["id"].as_str().unwrap(),
+            "--query",
+            "secrets.arn",
+        ])
+        .output()
+        .unwrap();
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(
+        json_out(&out),
+        serde_json::json!(arn),
+        "the credential opens under the new key; the root key still signs in"
+    );
+}
