@@ -5,6 +5,7 @@
 pub mod account;
 pub mod assets;
 pub mod cidr;
+pub mod cli_args;
 pub mod coverage;
 pub mod credential;
 pub mod deployment;

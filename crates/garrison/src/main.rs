@@ -1,7 +1,6 @@
 //! `garrison`: the server (`serve`), the reconcile loop alone (`worker`), the demo (`demo`), and the alcli-grammar client
 //! (`garrison <service> <operation> --param value …`).
 
-mod args;
 mod client;
 mod demo;
 mod onboard;

@@ -9,9 +9,9 @@ use clap::{Arg, ArgAction, ArgMatches, Command};
 use garrison_model::ops::{self, In, Operation};
 use serde_json::{Map, Value};
 
-use crate::args::{self, ArgError};
 use crate::client::{CallError, Client, Overrides, resolve};
 use crate::output;
+use garrison_model::cli_args::{self as args, ArgError};
 
 /// Global options and whether they take a value.
 const GLOBALS: &[&str] = &[

@@ -1,7 +1,7 @@
 //! Turning a CLI flag's text into a JSON value of the kind the operation expects, with
 //! errors that say where the text goes wrong and how to fix it. `file://` values are read first.
 
-use garrison_model::ops::{Kind, Param};
+use crate::ops::{Kind, Param};
 use serde_json::{Map, Value};
 
 #[derive(Debug, PartialEq)]
