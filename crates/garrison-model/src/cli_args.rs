@@ -113,7 +113,7 @@ pub fn convert(p: &Param, raw: &str) -> Result<Value, ArgError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use garrison_model::ops::In;
+    use crate::ops::In;
 
     fn param(name: &'static str, kind: Kind) -> Param {
         Param { name, kind, location: In::Body, required: false, help: "" }
