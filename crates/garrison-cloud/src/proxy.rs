@@ -123,12 +123,7 @@ fn server_error(service: &str, unavailable: bool) -> Response<Full<Bytes>> {
             (format!("{{\"__type\":\"{t}\",\"message\":\"injected\"}}"), Some(t))
         }
     };
-    let mut r = Response::builder().status(status);
-    r = match json_type {
-        Some(t) => r.header("x-amzn-errortype", t).header("content-type", "application/x-amz-json-1.1"),
-        None => r.header("content-type", "text/xml"),
-    };
-    r.body(Full::new(Bytes::from(body))).expect("response")
+    aws_error(status, body, json_type)
 }
 
 pub struct Proxy {
@@ -151,6 +146,16 @@ fn scope(req: &Request<Incoming>) -> (String, String) {
     (parts.get(2).unwrap_or(&"").to_string(), parts.get(3).unwrap_or(&"").to_string())
 }
 
+/// An error answer in the protocol's shape: JSON protocols name the type in a header.
+fn aws_error(status: StatusCode, body: String, json_type: Option<&str>) -> Response<Full<Bytes>> {
+    let r = Response::builder().status(status);
+    let r = match json_type {
+        Some(t) => r.header("x-amzn-errortype", t).header("content-type", "application/x-amz-json-1.1"),
+        None => r.header("content-type", "text/xml"),
+    };
+    r.body(Full::new(Bytes::from(body))).expect("response")
+}
+
 fn throttled(service: &str) -> Response<Full<Bytes>> {
     let (status, body, json_type) = match service {
         "ec2" => (
@@ -170,12 +175,7 @@ fn throttled(service: &str) -> Response<Full<Bytes>> {
             Some("ThrottlingException"),
         ),
     };
-    let mut r = Response::builder().status(status);
-    r = match json_type {
-        Some(t) => r.header("x-amzn-errortype", t).header("content-type", "application/x-amz-json-1.1"),
-        None => r.header("content-type", "text/xml"),
-    };
-    r.body(Full::new(Bytes::from(body))).expect("response")
+    aws_error(status, body, json_type)
 }
 
 fn denied(service: &str, region: &str) -> Response<Full<Bytes>> {
@@ -196,12 +196,7 @@ fn denied(service: &str, region: &str) -> Response<Full<Bytes>> {
         "s3" => (format!("<Error><Code>AccessDenied</Code><Message>{msg}</Message></Error>"), None),
         _ => (format!("{{\"__type\":\"AccessDeniedException\",\"message\":\"{msg}\"}}"), Some("AccessDeniedException")),
     };
-    let mut r = Response::builder().status(StatusCode::FORBIDDEN);
-    r = match json_type {
-        Some(t) => r.header("x-amzn-errortype", t).header("content-type", "application/x-amz-json-1.1"),
-        None => r.header("content-type", "text/xml"),
-    };
-    r.body(Full::new(Bytes::from(body))).expect("response")
+    aws_error(StatusCode::FORBIDDEN, body, json_type)
 }
 
 /// The operation a request calls: `Action=` of the query protocols, else the JSON target.

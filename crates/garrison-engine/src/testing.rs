@@ -69,6 +69,24 @@ pub async fn tenant_with(aws: &Aws, name: &str, key: &SealKey) -> anyhow::Result
 }
 
 impl Tenant {
+    /// An automatic-mode deployment of garrison's emulated account with one include item
+    /// per region, the i-th region under policy `policy(i)`.
+    pub async fn automatic(
+        &self,
+        name: &str,
+        regions: &[String],
+        policy: impl Fn(usize) -> &'static str,
+    ) -> anyhow::Result<Deployment> {
+        let include: Vec<Value> = regions
+            .iter()
+            .enumerate()
+            .map(|(i, r)| json!({"type": "region", "key": format!("/aws/{r}"), "policy": {"id": policy(i)}}))
+            .collect();
+        self.deployment(&json!({"name": name, "platform": {"type": "aws", "id": GARRISON}, "mode": "automatic",
+            "credentials": [{"id": self.credential, "purpose": "discover"}], "scope": {"include": include}}))
+            .await
+    }
+
     /// A deployment created from a request body, validated as the API would.
     pub async fn deployment(&self, body: &Value) -> anyhow::Result<Deployment> {
         let policies: HashSet<String> = garrison_catalog::policies::all().into_iter().map(|p| p.id).collect();

@@ -20,7 +20,6 @@ use garrison_engine::Engine;
 use garrison_engine::protect::{reconcile, uninstall};
 use garrison_engine::testing::leftovers;
 use garrison_model::deployment::Deployment;
-use serde_json::json;
 
 const RUNS: u64 = 10;
 const MAX_ROUNDS: usize = 12;
@@ -45,19 +44,8 @@ async fn estate_m_converges_under_faults_with_no_duplicate_or_orphan() {
         estate::build(&Sessions::new(direct.clone()), &spec).await.unwrap();
         let t_built = t_run.elapsed();
         let t = garrison_engine::testing::tenant(&direct, "faults").await.unwrap();
-        let include: Vec<_> = spec
-            .regions
-            .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                json!({"type": "region", "key": format!("/aws/{r}"), "policy": {"id": if i == 0 { PROFESSIONAL } else { ESSENTIALS }}})
-            })
-            .collect();
-        let d: Deployment = t
-            .deployment(&json!({"name": "faults", "platform": {"type": "aws", "id": GARRISON},
-                "mode": "automatic", "credentials": [{"id": t.credential, "purpose": "discover"}], "scope": {"include": include}}))
-            .await
-            .unwrap();
+        let d: Deployment =
+            t.automatic("faults", &spec.regions, |i| if i == 0 { PROFESSIONAL } else { ESSENTIALS }).await.unwrap();
         let mut e = Engine::new(t.store.clone(), Arc::new(Sessions::new(faulty.clone())), GARRISON.into());
         e.propagation = (3, Duration::ZERO);
         e.retry_pause = Duration::from_millis(50);
@@ -130,16 +118,7 @@ async fn partial_discovery_removes_nothing_and_says_what_failed() {
     let spec = EstateSpec::s_bare();
     estate::build(&Sessions::new(direct.clone()), &spec).await.unwrap();
     let t = garrison_engine::testing::tenant(&direct, "partial").await.unwrap();
-    let include: Vec<_> = spec
-        .regions
-        .iter()
-        .map(|r| json!({"type": "region", "key": format!("/aws/{r}"), "policy": {"id": ESSENTIALS}}))
-        .collect();
-    let d: Deployment = t
-        .deployment(&json!({"name": "partial", "platform": {"type": "aws", "id": GARRISON},
-            "mode": "automatic", "credentials": [{"id": t.credential, "purpose": "discover"}], "scope": {"include": include}}))
-        .await
-        .unwrap();
+    let d: Deployment = t.automatic("partial", &spec.regions, |_| ESSENTIALS).await.unwrap();
     let mut e = Engine::new(t.store.clone(), Arc::new(Sessions::new(faulty.clone())), GARRISON.into());
     e.retry_pause = Duration::from_millis(50);
     let first = reconcile(&e, &d).await.unwrap();

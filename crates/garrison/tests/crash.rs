@@ -14,7 +14,7 @@ use garrison_cloud::emulator::Moto;
 use garrison_cloud::estate::{self, EstateSpec};
 use garrison_engine::testing::{GARRISON, leftovers, tenant_with};
 use garrison_store::SealKey;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 const TRIALS: u64 = 20;
 
@@ -43,16 +43,7 @@ async fn a_worker_killed_anywhere_in_an_apply_leaves_no_duplicate() {
         estate::build(&garrison_cloud::Sessions::new(direct.clone()), &spec).await.unwrap();
         let key = SealKey::generate();
         let t = tenant_with(&direct, "crash", &key).await.unwrap();
-        let include: Vec<Value> = spec
-            .regions
-            .iter()
-            .map(|r| json!({"type": "region", "key": format!("/aws/{r}"), "policy": {"id": garrison_catalog::policies::PROFESSIONAL}}))
-            .collect();
-        let d = t
-            .deployment(&json!({"name": "crash", "platform": {"type": "aws", "id": GARRISON}, "mode": "automatic",
-                "credentials": [{"id": t.credential, "purpose": "discover"}], "scope": {"include": include}}))
-            .await
-            .unwrap();
+        let d = t.automatic("crash", &spec.regions, |_| garrison_catalog::policies::PROFESSIONAL).await.unwrap();
         let db = format!("sqlite://{}?mode=rwc", t.dir.join("g.db").display());
 
         // Killed once its journal holds a number of writes that moves through the apply
