@@ -4,6 +4,7 @@
 mod cache;
 mod db;
 mod dead_letters;
+mod leases;
 mod migrations;
 mod objects;
 mod protection;
@@ -15,6 +16,7 @@ pub mod testing;
 
 pub use db::{Store, StoreError};
 pub use dead_letters::{DeadLetter, EXCERPT_CHARS};
+pub use leases::Lease;
 pub use protection::AuditEntry;
 pub use rotate::Rotated;
 pub use seal::{SealKey, Sealer};

@@ -55,4 +55,11 @@ pub const MIGRATIONS: &[(i64, &str, &[&str])] = &[
             "CREATE INDEX dead_letters_deployment ON dead_letters (deployment_id, at_ms)",
         ],
     ),
+    (
+        6,
+        "work leases: which worker reconciles a deployment, until when, under which fence",
+        &[
+            "CREATE TABLE leases (deployment_id TEXT PRIMARY KEY, holder TEXT NOT NULL, previous_holder TEXT, expires_at_ms BIGINT NOT NULL, fence BIGINT NOT NULL)",
+        ],
+    ),
 ];

@@ -219,3 +219,40 @@ async fn dead_letters_keep_reason_and_a_bounded_excerpt_per_tenant() {
         assert!(store.dead_letters("99999999", &id, 10).await.unwrap().is_empty(), "{name}: tenancy");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leases_are_exclusive_expire_and_fence_the_loser() {
+    for (name, url) in urls().await {
+        let store = std::sync::Arc::new(Store::open(&url, &SealKey::generate()).await.unwrap());
+        let (t0, ttl) = (1_000_000i64, 30_000i64);
+        let a = store.claim_lease("d1", "worker-a", t0, ttl).await.unwrap().expect("free");
+        assert_eq!((a.fence, a.taken_from.as_deref()), (1, None), "{name}");
+        assert_eq!(store.claim_lease("d1", "worker-b", t0 + 1, ttl).await.unwrap(), None, "{name}: held");
+        assert!(store.renew_lease(&a, "worker-a", t0 + 10_000, ttl).await.unwrap(), "{name}");
+        // Renewed to t0 + 40 s: still held at t0 + 35 s, taken over after.
+        assert_eq!(store.claim_lease("d1", "worker-b", t0 + 35_000, ttl).await.unwrap(), None, "{name}");
+        let b = store.claim_lease("d1", "worker-b", t0 + 40_000, ttl).await.unwrap().expect("expired");
+        assert_eq!((b.fence, b.taken_from.as_deref()), (2, Some("worker-a")), "{name}: a takeover, fenced");
+        // The old holder finds out at its next renewal; its release changes nothing.
+        assert!(!store.renew_lease(&a, "worker-a", t0 + 41_000, ttl).await.unwrap(), "{name}");
+        store.release_lease(&a, "worker-a").await.unwrap();
+        assert_eq!(store.claim_lease("d1", "worker-c", t0 + 41_000, ttl).await.unwrap(), None, "{name}");
+        // Released: free at once, and a holder may claim its own again.
+        store.release_lease(&b, "worker-b").await.unwrap();
+        let c = store.claim_lease("d1", "worker-c", t0 + 41_000, ttl).await.unwrap().expect("released");
+        assert_eq!((c.fence, c.taken_from.as_deref()), (3, Some("worker-b")), "{name}");
+        assert_eq!(store.claim_lease("d1", "worker-c", t0 + 42_000, ttl).await.unwrap().unwrap().fence, 4, "{name}");
+        // Twenty workers at once on a new deployment: exactly one wins.
+        let mut tasks = vec![];
+        for i in 0..20 {
+            let s = store.clone();
+            tasks.push(tokio::spawn(async move { s.claim_lease("d2", &format!("w{i}"), t0, ttl).await.unwrap() }));
+        }
+        let mut won = vec![];
+        for t in tasks {
+            won.extend(t.await.unwrap());
+        }
+        assert_eq!(won.len(), 1, "{name}: {won:?}");
+        assert_eq!((won[0].fence, won[0].taken_from.as_deref()), (1, None), "{name}");
+    }
+}

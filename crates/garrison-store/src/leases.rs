@@ -1,0 +1,82 @@
+//! Work leases: a worker holds a deployment for a while before reconciling it, renews the
+//! lease as it goes and releases it when done; a lease nobody renews expires and another
+//! worker takes it over. Each claim bumps the lease's fence, so a worker that lost its lease
+//! (paused past expiry) finds out at its next renewal. One conditional statement per claim:
+//! PostgreSQL's row lock re-checks the condition, so of concurrent claimers exactly one wins.
+
+use sqlx::Row;
+
+use crate::db::{Store, StoreError};
+
+/// A lease won: its fence, and the worker it was taken from when that one let it expire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub deployment_id: String,
+    pub fence: i64,
+    pub taken_from: Option<String>,
+}
+
+impl Store {
+    /// Claims `deployment_id` for `holder` until `now_ms + ttl_ms`, if nobody else holds an
+    /// unexpired lease on it (the holder itself may claim again). None when someone does.
+    pub async fn claim_lease(
+        &self,
+        deployment_id: &str,
+        holder: &str,
+        now_ms: i64,
+        ttl_ms: i64,
+    ) -> Result<Option<Lease>, StoreError> {
+        sqlx::query(
+            "INSERT INTO leases (deployment_id, holder, previous_holder, expires_at_ms, fence) VALUES ($1, $2, NULL, 0, 0) ON CONFLICT (deployment_id) DO NOTHING",
+        )
+        .bind(deployment_id)
+        .bind(holder)
+        .execute(&self.pool)
+        .await?;
+        // SET reads the row as it was: previous_holder gets the holder being replaced.
+        let row = sqlx::query(
+            "UPDATE leases SET previous_holder = holder, holder = $2, expires_at_ms = $3, fence = fence + 1 \
+             WHERE deployment_id = $1 AND (holder = $2 OR expires_at_ms <= $4) RETURNING fence, previous_holder",
+        )
+        .bind(deployment_id)
+        .bind(holder)
+        .bind(now_ms + ttl_ms)
+        .bind(now_ms)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| {
+            let fence: i64 = r.get(0);
+            let previous: Option<String> = r.get(1);
+            // Fence 1 is the first claim ever: whoever inserted the row held nothing.
+            Lease {
+                deployment_id: deployment_id.to_string(),
+                fence,
+                taken_from: previous.filter(|p| p != holder && fence > 1),
+            }
+        }))
+    }
+
+    /// Extends a lease still held under `fence`; false when it was lost (taken over).
+    pub async fn renew_lease(&self, lease: &Lease, holder: &str, now_ms: i64, ttl_ms: i64) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("UPDATE leases SET expires_at_ms = $4 WHERE deployment_id = $1 AND holder = $2 AND fence = $3")
+                .bind(&lease.deployment_id)
+                .bind(holder)
+                .bind(lease.fence)
+                .bind(now_ms + ttl_ms)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Gives a lease up at once (expired as of now), if still held under `fence`.
+    pub async fn release_lease(&self, lease: &Lease, holder: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE leases SET expires_at_ms = 0 WHERE deployment_id = $1 AND holder = $2 AND fence = $3")
+            .bind(&lease.deployment_id)
+            .bind(holder)
+            .bind(lease.fence)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
