@@ -5,6 +5,7 @@ pub mod auth;
 pub mod body;
 pub mod dashboard;
 pub mod error;
+pub mod metrics;
 pub mod openapi;
 pub mod services;
 
@@ -98,10 +99,13 @@ pub fn api_router() -> OpenApiRouter<AppState> {
 }
 
 pub fn router(state: AppState) -> Router {
+    // Installed before any work runs, so that nothing counted is missed.
+    let _ = metrics::handle();
     let (router, doc) = api_router().split_for_parts();
     let doc = Arc::new(doc);
     router
         .route("/health", get(services::health))
+        .route("/metrics", get(metrics::scrape))
         .merge(dashboard::routes())
         .route(
             "/openapi.json",

@@ -12,6 +12,8 @@ pub struct QueueMessage {
     pub body: String,
     /// How many times it has been received (1 the first time).
     pub receives: u32,
+    /// When SQS accepted it, in milliseconds since the epoch (0 when not said).
+    pub sent_ms: i64,
 }
 
 /// Up to 10 messages; waits up to `wait_secs` for the first (SQS long polling).
@@ -24,6 +26,7 @@ pub async fn receive(aws: &Aws, queue_url: &str, wait_secs: i32) -> Result<Vec<Q
         .max_number_of_messages(10)
         .wait_time_seconds(wait_secs)
         .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount)
+        .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::SentTimestamp)
         .send()
         .await
         .map_err(|e| CloudError::from_sdk("sqs", "ReceiveMessage", e))?;
@@ -39,6 +42,11 @@ pub async fn receive(aws: &Aws, queue_url: &str, wait_secs: i32) -> Result<Vec<Q
                 .and_then(|a| a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount))
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(1),
+            sent_ms: m
+                .attributes()
+                .and_then(|a| a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::SentTimestamp))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
         })
         .collect())
 }

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use aws_sdk_ec2::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_ec2::config::interceptors::{BeforeTransmitInterceptorContextRef, FinalizerInterceptorContextRef};
 use aws_sdk_ec2::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
@@ -54,6 +54,27 @@ impl Intercept for Counter {
     ) -> Result<(), BoxError> {
         if let Some(m) = cfg.load::<Metadata>() {
             self.0.record(m.service(), m.name());
+        }
+        Ok(())
+    }
+
+    /// Every attempt's outcome, for `/metrics` (`garrison_aws_calls_total`).
+    fn read_after_attempt(
+        &self,
+        ctx: &FinalizerInterceptorContextRef<'_>,
+        _rc: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Some(m) = cfg.load::<Metadata>() {
+            let outcome = match ctx.response().map(|r| r.status().as_u16()) {
+                Some(s) if s < 400 => "ok",
+                Some(429) => "throttled",
+                Some(s) if s < 500 => "client_error",
+                Some(_) => "server_error",
+                None => "no_response",
+            };
+            metrics::counter!("garrison_aws_calls_total", "service" => m.service().to_ascii_lowercase(), "operation" => m.name().to_string(), "outcome" => outcome)
+                .increment(1);
         }
         Ok(())
     }

@@ -171,6 +171,20 @@ pub async fn preview(e: &Engine, d: &Deployment) -> Result<(Plan, Observation), 
 
 /// Discover, plan and (automatic mode) execute; records the report and the status.
 pub async fn reconcile(e: &Engine, d: &Deployment) -> anyhow::Result<Report> {
+    timed("full", reconcile_once(e, d)).await
+}
+
+/// Records how long a run of `kind` took and how it ended (`garrison_reconcile_duration_seconds`).
+async fn timed<T>(kind: &'static str, run: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+    let t = std::time::Instant::now();
+    let r = run.await;
+    let outcome = if r.is_ok() { "ok" } else { "error" };
+    metrics::histogram!("garrison_reconcile_duration_seconds", "kind" => kind, "outcome" => outcome)
+        .record(t.elapsed().as_secs_f64());
+    r
+}
+
+async fn reconcile_once(e: &Engine, d: &Deployment) -> anyhow::Result<Report> {
     let _turn = e.lock(&d.id).await;
     // Whoever asked may hold an old copy; a deployment removed meanwhile must not be rebuilt.
     let Some(d) = &e.store.get_deployment(&d.account_id, &d.id).await? else {
@@ -251,6 +265,15 @@ pub struct Trigger {
 /// nothing to do (an audit path check that found everything in place). Falls back to a
 /// full reconcile when there is no snapshot yet.
 pub async fn react(
+    e: &Engine,
+    d: &Deployment,
+    regions: &BTreeSet<String>,
+    trigger: Trigger,
+) -> anyhow::Result<Option<Report>> {
+    timed("targeted", react_once(e, d, regions, trigger)).await
+}
+
+async fn react_once(
     e: &Engine,
     d: &Deployment,
     regions: &BTreeSet<String>,
@@ -491,6 +514,10 @@ pub struct Removal {
 /// Removes every resource garrison made for `d` (adopted ones are only forgotten), then
 /// verifies with a fresh discovery that none is left before deleting the record.
 pub async fn uninstall(e: &Engine, d: &Deployment) -> anyhow::Result<Removal> {
+    timed("removal", uninstall_once(e, d)).await
+}
+
+async fn uninstall_once(e: &Engine, d: &Deployment) -> anyhow::Result<Removal> {
     let _turn = e.lock(&d.id).await;
     let generation = e.store.claim_generation(&d.account_id, &d.id).await?;
     let owned = e.store.owned(&d.id).await?;

@@ -263,6 +263,29 @@ async fn estate_m_is_protected_hands_off_and_removed_cleanly() {
     let st = ct.cloudtrail().get_trail_status().name(&trail).send().await.unwrap();
     assert_eq!(st.is_logging(), Some(true));
 
+    // /metrics (Prometheus text) counts what happened: AWS calls by service and outcome,
+    // full and targeted reconciles, the collector's messages and their lag, deployments by status.
+    let m = reqwest::get(format!("{}/metrics", s.url)).await.unwrap();
+    assert!(m.headers()["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
+    let text = m.text().await.unwrap();
+    let value = |prefix: &str| -> f64 {
+        text.lines()
+            .filter(|l| l.starts_with(prefix))
+            .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
+            .sum()
+    };
+    assert!(
+        value("garrison_aws_calls_total{service=\"ec2\",operation=\"RunInstances\",outcome=\"ok\"}") >= 40.0,
+        "{text}"
+    );
+    assert!(value("garrison_aws_calls_total{service=\"s3\"") > 0.0, "{text}");
+    assert!(value("garrison_reconcile_duration_seconds_count{kind=\"full\",outcome=\"ok\"}") >= 3.0, "{text}");
+    assert!(value("garrison_reconcile_duration_seconds_count{kind=\"targeted\",outcome=\"ok\"}") >= 1.0, "{text}");
+    assert!(value("garrison_collector_messages_total{outcome=\"applied\"}") >= 1.0, "{text}");
+    assert!(value("garrison_collector_lag_seconds_count") >= 1.0, "{text}");
+    assert_eq!(value("garrison_deployments{status=\"ok\"}"), 1.0, "{text}");
+    assert!(!text.contains(&id), "no deployment id in the metrics");
+
     // Delete: everything garrison made goes, the customer's account describes as before.
     assert!(garrison(&s, &["deployments", "delete_deployment", "--deployment_id", &id]).status.success());
     let gone = garrison(&s, &["deployments", "get_deployment", "--deployment_id", &id]);

@@ -200,6 +200,20 @@ async fn handle(e: &Engine, d: &Deployment, aws: &Aws, q: &Queue, own: Option<&s
         })
         .map(|(m, _)| m.receipt.clone())
         .collect();
+    // Queue lag: how long a handled message waited between SQS and garrison's answer.
+    let now = crate::now_ms();
+    for (m, f) in batch.iter().zip(&fates) {
+        let outcome = match f {
+            Fate::Done => "applied",
+            Fate::Pending if applied => "applied",
+            Fate::Pending | Fate::Retry => "retry",
+        };
+        metrics::counter!("garrison_collector_messages_total", "outcome" => outcome).increment(1);
+        if m.sent_ms > 0 && outcome == "applied" {
+            metrics::histogram!("garrison_collector_lag_seconds").record((now - m.sent_ms).max(0) as f64 / 1000.0);
+        }
+    }
+    metrics::counter!("garrison_collector_dead_letters_total").increment(dead.len() as u64);
     if let Err(err) = audit_queue::delete(aws, &q.url, &receipts).await {
         tracing::warn!(deployment = %d.id, error = %err, "collector: cannot delete handled messages; they will be applied again");
     }
