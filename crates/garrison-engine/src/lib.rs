@@ -39,6 +39,11 @@ pub struct Engine {
     pub collector: collect::Options,
     /// First pause before an action is tried again (then doubling, 6 tries in all).
     pub retry_pause: Duration,
+    /// With a shared store (PostgreSQL): this worker's name in the leases, how long a lease
+    /// lasts unrenewed, and how many deployments it reconciles at once.
+    pub worker_id: String,
+    pub lease_ttl: Duration,
+    pub parallel_runs: usize,
 }
 
 impl Engine {
@@ -55,6 +60,14 @@ impl Engine {
             locks: Mutex::new(HashMap::new()),
             collector: collect::Options::default(),
             retry_pause: Duration::from_millis(500),
+            worker_id: format!(
+                "{}-{}-{:04x}",
+                std::env::var("HOSTNAME").unwrap_or_else(|_| "worker".into()),
+                std::process::id(),
+                rand::random::<u16>()
+            ),
+            lease_ttl: Duration::from_secs(30),
+            parallel_runs: 8,
         }
     }
 

@@ -26,24 +26,49 @@ impl Store {
         now_ms: i64,
         ttl_ms: i64,
     ) -> Result<Option<Lease>, StoreError> {
+        self.claim(deployment_id, holder, now_ms, ttl_ms, None).await
+    }
+
+    /// Like `claim_lease`, and only when the deployment is due: its `version` has not been
+    /// reconciled yet (see `finish_lease`), or its next periodic run has come.
+    pub async fn claim_due(
+        &self,
+        deployment_id: &str,
+        version: i64,
+        holder: &str,
+        now_ms: i64,
+        ttl_ms: i64,
+    ) -> Result<Option<Lease>, StoreError> {
+        self.claim(deployment_id, holder, now_ms, ttl_ms, Some(version)).await
+    }
+
+    async fn claim(
+        &self,
+        deployment_id: &str,
+        holder: &str,
+        now_ms: i64,
+        ttl_ms: i64,
+        due_version: Option<i64>,
+    ) -> Result<Option<Lease>, StoreError> {
         sqlx::query(
-            "INSERT INTO leases (deployment_id, holder, previous_holder, expires_at_ms, fence) VALUES ($1, $2, NULL, 0, 0) ON CONFLICT (deployment_id) DO NOTHING",
+            "INSERT INTO leases (deployment_id, holder, previous_holder, expires_at_ms, fence, done_version, next_due_ms) VALUES ($1, $2, NULL, 0, 0, -1, 0) ON CONFLICT (deployment_id) DO NOTHING",
         )
         .bind(deployment_id)
         .bind(holder)
         .execute(&self.pool)
         .await?;
         // SET reads the row as it was: previous_holder gets the holder being replaced.
-        let row = sqlx::query(
+        let due = if due_version.is_some() { " AND (done_version <> $5 OR next_due_ms <= $4)" } else { "" };
+        let sql = format!(
             "UPDATE leases SET previous_holder = holder, holder = $2, expires_at_ms = $3, fence = fence + 1 \
-             WHERE deployment_id = $1 AND (holder = $2 OR expires_at_ms <= $4) RETURNING fence, previous_holder",
-        )
-        .bind(deployment_id)
-        .bind(holder)
-        .bind(now_ms + ttl_ms)
-        .bind(now_ms)
-        .fetch_optional(&self.pool)
-        .await?;
+             WHERE deployment_id = $1 AND (holder = $2 OR expires_at_ms <= $4){due} RETURNING fence, previous_holder"
+        );
+        let mut q =
+            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(deployment_id).bind(holder).bind(now_ms + ttl_ms).bind(now_ms);
+        if let Some(v) = due_version {
+            q = q.bind(v);
+        }
+        let row = q.fetch_optional(&self.pool).await?;
         Ok(row.map(|r| {
             let fence: i64 = r.get(0);
             let previous: Option<String> = r.get(1);
@@ -54,6 +79,28 @@ impl Store {
                 taken_from: previous.filter(|p| p != holder && fence > 1),
             }
         }))
+    }
+
+    /// Ends a run: `version` is reconciled, the next periodic run is due at `next_due_ms`,
+    /// and the lease is free at once. False when the lease was lost meanwhile.
+    pub async fn finish_lease(
+        &self,
+        lease: &Lease,
+        holder: &str,
+        version: i64,
+        next_due_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE leases SET expires_at_ms = 0, done_version = $4, next_due_ms = $5 WHERE deployment_id = $1 AND holder = $2 AND fence = $3",
+        )
+        .bind(&lease.deployment_id)
+        .bind(holder)
+        .bind(lease.fence)
+        .bind(version)
+        .bind(next_due_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// Extends a lease still held under `fence`; false when it was lost (taken over).
@@ -78,5 +125,19 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+}
+
+impl Store {
+    /// Every lease: (deployment, holder, the holder before the last claim, expiry in ms).
+    pub async fn leases(&self) -> Result<Vec<(String, String, Option<String>, i64)>, StoreError> {
+        Ok(sqlx::query(
+            "SELECT deployment_id, holder, previous_holder, expires_at_ms FROM leases ORDER BY deployment_id",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect())
     }
 }

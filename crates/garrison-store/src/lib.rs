@@ -14,7 +14,7 @@ mod snapshots;
 mod tenants;
 pub mod testing;
 
-pub use db::{Store, StoreError};
+pub use db::{Backend, Store, StoreError};
 pub use dead_letters::{DeadLetter, EXCERPT_CHARS};
 pub use leases::Lease;
 pub use protection::AuditEntry;

@@ -57,9 +57,9 @@ pub const MIGRATIONS: &[(i64, &str, &[&str])] = &[
     ),
     (
         6,
-        "work leases: which worker reconciles a deployment, until when, under which fence",
+        "work leases: which worker reconciles a deployment, until when, under which fence; when it is due again",
         &[
-            "CREATE TABLE leases (deployment_id TEXT PRIMARY KEY, holder TEXT NOT NULL, previous_holder TEXT, expires_at_ms BIGINT NOT NULL, fence BIGINT NOT NULL)",
+            "CREATE TABLE leases (deployment_id TEXT PRIMARY KEY, holder TEXT NOT NULL, previous_holder TEXT, expires_at_ms BIGINT NOT NULL, fence BIGINT NOT NULL, done_version BIGINT NOT NULL, next_due_ms BIGINT NOT NULL)",
         ],
     ),
 ];

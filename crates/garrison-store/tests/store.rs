@@ -242,6 +242,14 @@ async fn leases_are_exclusive_expire_and_fence_the_loser() {
         let c = store.claim_lease("d1", "worker-c", t0 + 41_000, ttl).await.unwrap().expect("released");
         assert_eq!((c.fence, c.taken_from.as_deref()), (3, Some("worker-b")), "{name}");
         assert_eq!(store.claim_lease("d1", "worker-c", t0 + 42_000, ttl).await.unwrap().unwrap().fence, 4, "{name}");
+        // Due: a version not reconciled yet, or the next periodic run has come.
+        let l = store.claim_due("d3", 1, "w", t0, ttl).await.unwrap().expect("never run");
+        assert!(store.finish_lease(&l, "w", 1, t0 + 300_000).await.unwrap(), "{name}");
+        assert_eq!(store.claim_due("d3", 1, "w2", t0 + 1, ttl).await.unwrap(), None, "{name}: done, not due");
+        let l = store.claim_due("d3", 2, "w2", t0 + 2, ttl).await.unwrap().expect("a new version is due");
+        assert!(store.finish_lease(&l, "w2", 2, t0 + 300_000).await.unwrap(), "{name}");
+        assert!(store.claim_due("d3", 2, "w3", t0 + 300_000, ttl).await.unwrap().is_some(), "{name}: resync due");
+        assert!(!store.finish_lease(&l, "w2", 2, t0).await.unwrap(), "{name}: a lost lease cannot finish");
         // Twenty workers at once on a new deployment: exactly one wins.
         let mut tasks = vec![];
         for i in 0..20 {

@@ -50,6 +50,12 @@ pub struct ServeArgs {
     /// Serve the API only; run no worker in this process (another process runs `garrison worker`)
     #[arg(long = "no-worker", env = "GARRISON_NO_WORKER")]
     pub no_worker: bool,
+    /// With PostgreSQL: seconds a worker's lease on a deployment lasts unrenewed; another worker takes it over after [default: 30]
+    #[arg(long = "lease-ttl", env = "GARRISON_LEASE_TTL")]
+    pub lease_ttl: Option<u64>,
+    /// With PostgreSQL: deployments one worker reconciles at once [default: 8]
+    #[arg(long = "parallel", env = "GARRISON_PARALLEL")]
+    pub parallel: Option<usize>,
     /// JSON price table (shape of crates/garrison-catalog/data/prices/*.json) the planner picks appliance types with [default: built in]
     #[arg(long = "price-table", env = "GARRISON_PRICE_TABLE")]
     pub price_table: Option<PathBuf>,
@@ -76,6 +82,8 @@ struct FileConfig {
     audit_check_interval: Option<u64>,
     collector_wait: Option<i32>,
     no_worker: Option<bool>,
+    lease_ttl: Option<u64>,
+    parallel: Option<usize>,
     price_table: Option<PathBuf>,
     appliance_images: Option<PathBuf>,
 }
@@ -91,6 +99,8 @@ pub struct Settings {
     pub resync: std::time::Duration,
     pub collector: garrison_engine::collect::Options,
     pub worker: bool,
+    pub lease_ttl: std::time::Duration,
+    pub parallel: usize,
     pub prices: Option<garrison_catalog::prices::PriceTable>,
     pub images: Option<garrison_catalog::appliances::Images>,
 }
@@ -142,6 +152,14 @@ pub fn resolve(a: ServeArgs) -> anyhow::Result<Settings> {
     if !(1..=20).contains(&collector_wait) {
         bail!("--collector-wait: expected 1 to 20 seconds (SQS long polling), found {collector_wait}");
     }
+    let lease_ttl = a.lease_ttl.or(file.lease_ttl).unwrap_or(30);
+    if !(2..=3600).contains(&lease_ttl) {
+        bail!("--lease-ttl: expected 2 to 3600 seconds, found {lease_ttl}");
+    }
+    let parallel = a.parallel.or(file.parallel).unwrap_or(8);
+    if !(1..=256).contains(&parallel) {
+        bail!("--parallel: expected 1 to 256, found {parallel}");
+    }
     let collector = garrison_engine::collect::Options {
         wait_secs: collector_wait,
         audit_check: std::time::Duration::from_secs(audit_check),
@@ -170,6 +188,8 @@ pub fn resolve(a: ServeArgs) -> anyhow::Result<Settings> {
         resync: std::time::Duration::from_secs(resync),
         collector,
         worker: !(a.no_worker || file.no_worker.unwrap_or(false)),
+        lease_ttl: std::time::Duration::from_secs(lease_ttl),
+        parallel,
         listen,
         data_dir,
         database_url,
@@ -312,6 +332,8 @@ fn engine_for(
 ) -> garrison_engine::Engine {
     let mut e = garrison_engine::Engine::new(store, sessions, principal);
     e.collector = s.collector.clone();
+    e.lease_ttl = s.lease_ttl;
+    e.parallel_runs = s.parallel;
     if let Some(p) = &s.prices {
         e.prices = std::sync::Arc::new(p.clone());
     }

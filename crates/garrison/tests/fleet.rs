@@ -1,0 +1,184 @@
+//! Several workers on one PostgreSQL: three `garrison worker` processes share 50 automatic
+//! deployments, one per emulated AWS account, through leases. One worker is SIGKILLed
+//! mid-reconcile; the others take its deployments over once its leases expire. Every
+//! deployment converges; no two runs of one deployment overlap in time (audit log, by
+//! generation); every account holds exactly one audit source.
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use garrison_catalog::{Catalog, cft};
+use garrison_cloud::emulator::Moto;
+use garrison_cloud::{Aws, Sessions};
+use garrison_engine::testing::{GARRISON, leftovers};
+use garrison_model::credential::{NewCredential, RoleSecret};
+use garrison_model::deployment::{Refs, parse_request};
+use garrison_store::{SealKey, Store};
+use serde_json::{Value, json};
+
+const DEPLOYMENTS: u64 = 50;
+const LEASE_TTL_SECS: u64 = 3;
+
+fn worker(name: &str, db: &str, key: &SealKey, dir: &std::path::Path, moto_url: &str) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_garrison"))
+        .args(["worker", "--data-dir"])
+        .arg(dir.join(name))
+        .args(["--database-url", db, "--aws-principal", GARRISON, "--resync-interval", "3600"])
+        .args(["--lease-ttl", &LEASE_TTL_SECS.to_string(), "--parallel", "4"])
+        .env("GARRISON_SEAL_KEY", key.to_hex())
+        .env("HOSTNAME", name)
+        .envs(common::moto_env(moto_url).iter().copied())
+        .env("GARRISON_LOG", std::env::var("GARRISON_TEST_LOG").unwrap_or_else(|_| "error".into()))
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start garrison worker")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_workers_share_fifty_deployments_and_take_over_a_killed_one() {
+    let admin = std::env::var("GARRISON_TEST_DATABASE_URL")
+        .expect("GARRISON_TEST_DATABASE_URL (PostgreSQL) is required for this test: scripts/test sets it");
+    let db = garrison_store::testing::fresh_postgres(&admin).await.unwrap();
+    let moto = Moto::start().expect("the AWS emulator is required for this test");
+    let direct = Aws::from_config(moto.sdk_config("us-east-1").await);
+    let sessions = Sessions::new(direct.clone());
+    let key = SealKey::generate();
+    let store = Store::open(&db, &key).await.unwrap();
+    let root = store.init_root(None, None).await.unwrap().unwrap();
+    let ext = store.external_id(&root.account_id).await.unwrap();
+    let full = Catalog::builtin().get("aws", "ci_full", "latest").unwrap().clone();
+    let policies: HashSet<String> = garrison_catalog::policies::all().into_iter().map(|p| p.id).collect();
+    let mut accounts: BTreeMap<String, (String, Aws)> = BTreeMap::new();
+    for i in 0..DEPLOYMENTS {
+        let acct = format!("{}", 210_000_000_000u64 + i);
+        // The emulator lets garrison's account act in any other: the customer's own admin role.
+        let there = sessions.assume(&format!("arn:aws:iam::{acct}:role/admin"), "setup").await.unwrap();
+        let arn = garrison_cloud::estate::create_role(
+            &there,
+            "garrison",
+            &cft::trust_policy(GARRISON, json!(ext)),
+            &cft::split_policy(&full.policy_document, cft::MANAGED_POLICY_LIMIT),
+        )
+        .await
+        .unwrap();
+        let cred = store
+            .create_credential(&root.account_id, &NewCredential { name: acct.clone(), secret: RoleSecret { arn } }, "t")
+            .await
+            .unwrap();
+        let creds: HashMap<String, String> = [(cred.id.clone(), acct.clone())].into();
+        let body = json!({"name": acct, "platform": {"type": "aws", "id": acct}, "mode": "automatic",
+            "credentials": [{"id": cred.id, "purpose": "discover"}],
+            "scope": {"include": [{"type": "region", "key": "/aws/us-east-1", "policy": {"id": garrison_catalog::policies::ESSENTIALS}}]}});
+        let spec = parse_request(&body, None, &Refs { policies: &policies, credentials: &creds }).unwrap().spec;
+        let d = store.create_deployment(&root.account_id, spec, "t").await.unwrap();
+        accounts.insert(d.id.clone(), (acct, there));
+    }
+    let dir = std::env::temp_dir().join(format!("garrison-fleet-{}", common::rand_u64()));
+    let mut workers: Vec<Child> = ["w0", "w1", "w2"].iter().map(|n| worker(n, &db, &key, &dir, &moto.url)).collect();
+
+    let reported = |store: &Store| {
+        let store = store.clone();
+        let ids: Vec<String> = accounts.keys().cloned().collect();
+        let account = root.account_id.clone();
+        async move {
+            let mut done = 0;
+            for id in &ids {
+                let r = store.get_report(&account, id).await.unwrap().unwrap_or(Value::Null);
+                if r["outcomes"].as_array().is_some_and(|o| o.iter().all(|x| x["result"] == "done")) {
+                    done += 1;
+                }
+            }
+            done
+        }
+    };
+    // Kill w0 once the fleet is under way (it holds leases then: 4 runs at a time each).
+    let start = Instant::now();
+    while reported(&store).await < 8 {
+        assert!(start.elapsed() < Duration::from_secs(120), "the workers did not start reconciling");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Leases w0 holds unexpired: runs in flight, which the kill interrupts.
+    let now = garrison_engine::now_ms();
+    let held_by_w0: Vec<String> = store
+        .leases()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|(_, holder, _, expires)| holder.starts_with("w0-") && *expires > now)
+        .map(|(d, ..)| d)
+        .collect();
+    workers[0].kill().unwrap();
+    workers[0].wait().unwrap();
+    let killed = Instant::now();
+    let mut taken_over: Option<Duration> = None;
+    while reported(&store).await < DEPLOYMENTS as usize {
+        assert!(killed.elapsed() < Duration::from_secs(180), "not every deployment converged after the kill");
+        if taken_over.is_none() {
+            let now = store.leases().await.unwrap();
+            if held_by_w0.iter().all(|d| now.iter().any(|(id, h, ..)| id == d && !h.starts_with("w0-"))) {
+                taken_over = Some(killed.elapsed());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let taken_over = taken_over.unwrap_or_else(|| killed.elapsed());
+    // One lease period, plus a worker's pass (0.5 s) and a little scheduling slack.
+    assert!(
+        taken_over <= Duration::from_secs(LEASE_TTL_SECS) + Duration::from_millis(2500),
+        "w0's runs were taken over {taken_over:?} after the kill"
+    );
+    let converged = killed.elapsed();
+    for w in workers.iter_mut().skip(1) {
+        let _ = w.kill();
+        let _ = w.wait();
+    }
+
+    // Takeovers: every run w0 had in flight was taken over by w1 or w2.
+    let leases = store.leases().await.unwrap();
+    let taken: Vec<&String> = leases
+        .iter()
+        .filter(|(_, holder, prev, _)| {
+            !holder.starts_with("w0-") && prev.as_deref().is_some_and(|p| p.starts_with("w0-"))
+        })
+        .map(|(d, ..)| d)
+        .collect();
+    assert!(!held_by_w0.is_empty(), "w0 was killed with runs in flight");
+    for d in &held_by_w0 {
+        assert!(taken.contains(&d), "{d}: w0's run was not taken over: {leases:?}");
+    }
+    let holders: HashSet<String> =
+        leases.iter().map(|(_, h, ..)| h.split('-').next().unwrap_or_default().to_string()).collect();
+    assert!(holders.contains("w1") && holders.contains("w2"), "the work was shared: {holders:?}");
+
+    // No two runs of one deployment at the same time: per deployment, each generation's
+    // writes form a time span, and the spans do not overlap.
+    for id in accounts.keys() {
+        let log = store.audit_log(&root.account_id, id, 100_000).await.unwrap();
+        let mut spans: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
+        for e in &log {
+            let s = spans.entry(e.generation).or_insert((e.at_ms, e.at_ms));
+            s.0 = s.0.min(e.at_ms);
+            s.1 = s.1.max(e.at_ms);
+        }
+        let spans: Vec<(i64, i64)> = spans.into_values().collect();
+        for w in spans.windows(2) {
+            assert!(w[0].1 <= w[1].0, "{id}: runs overlap: {spans:?}");
+        }
+    }
+    // Exactly one audit source per account, and nothing duplicated.
+    for (id, (acct, aws)) in &accounts {
+        let left = leftovers(aws, &["us-east-1".to_string()], id).await;
+        assert_eq!(left.duplicates(), Vec::<String>::new(), "{acct}");
+        assert_eq!(left.named.len(), 4, "{acct}: bucket, topic, queue, trail: {:?}", left.named);
+    }
+    println!(
+        "fleet: {DEPLOYMENTS} deployments over 3 workers; w0 killed holding {} lease(s), all taken over {:.1} s after the kill (lease {LEASE_TTL_SECS} s), all converged {:.1} s after it; no overlapping runs, no duplicates",
+        held_by_w0.len(),
+        taken_over.as_secs_f64(),
+        converged.as_secs_f64()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
