@@ -30,6 +30,16 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
         .as_ref()
 }
 
+/// A worker's `/metrics` (no store gauges: those come from the API servers).
+pub async fn worker_scrape() -> Response {
+    match handle() {
+        Some(h) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], h.render()).into_response(),
+        None => {
+            (StatusCode::SERVICE_UNAVAILABLE, "another metrics recorder is installed in this process\n").into_response()
+        }
+    }
+}
+
 pub async fn scrape(State(s): State<AppState>) -> Response {
     let Some(h) = handle() else {
         return (StatusCode::SERVICE_UNAVAILABLE, "another metrics recorder is installed in this process\n")

@@ -56,6 +56,9 @@ pub struct ServeArgs {
     /// With PostgreSQL: deployments one worker reconciles at once [default: 8]
     #[arg(long = "parallel", env = "GARRISON_PARALLEL")]
     pub parallel: Option<usize>,
+    /// `garrison worker` only: serve the worker's /metrics on this address (e.g. 0.0.0.0:9100)
+    #[arg(long = "metrics-listen", env = "GARRISON_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
     /// JSON price table (shape of crates/garrison-catalog/data/prices/*.json) the planner picks appliance types with [default: built in]
     #[arg(long = "price-table", env = "GARRISON_PRICE_TABLE")]
     pub price_table: Option<PathBuf>,
@@ -397,6 +400,7 @@ pub async fn worker_main(argv: Vec<String>) -> ExitCode {
     let pos = argv.iter().position(|a| a == "worker").unwrap_or(1);
     let args =
         ServeArgs::parse_from(std::iter::once("garrison worker".to_string()).chain(argv[pos + 1..].iter().cloned()));
+    let metrics_listen = args.metrics_listen.clone();
     let settings = match resolve(args) {
         Ok(s) => s,
         Err(e) => {
@@ -411,6 +415,23 @@ pub async fn worker_main(argv: Vec<String>) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let _ = garrison_api::metrics::handle();
+    if let Some(addr) = &metrics_listen {
+        let listener = match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("garrison worker: --metrics-listen {addr}: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        if let Ok(a) = listener.local_addr() {
+            println!("garrison: metrics on http://{a}/metrics");
+        }
+        let app = axum::Router::new().route("/metrics", axum::routing::get(garrison_api::metrics::worker_scrape));
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+    }
     let sessions = std::sync::Arc::new(garrison_cloud::Sessions::new(garrison_cloud::Aws::from_env(None).await));
     let engine = std::sync::Arc::new(engine_for(&settings, store, sessions, settings.api.aws_principal.clone()));
     tracing::info!("garrison worker running");

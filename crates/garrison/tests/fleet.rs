@@ -22,10 +22,11 @@ use serde_json::{Value, json};
 const DEPLOYMENTS: u64 = 50;
 const LEASE_TTL_SECS: u64 = 3;
 
-fn worker(name: &str, db: &str, key: &SealKey, dir: &std::path::Path, moto_url: &str) -> Child {
+fn worker(name: &str, db: &str, key: &SealKey, dir: &std::path::Path, moto_url: &str, metrics: u16) -> Child {
     Command::new(env!("CARGO_BIN_EXE_garrison"))
         .args(["worker", "--data-dir"])
         .arg(dir.join(name))
+        .args(["--metrics-listen", &format!("127.0.0.1:{metrics}")])
         .args(["--database-url", db, "--aws-principal", GARRISON, "--resync-interval", "3600"])
         .args(["--lease-ttl", &LEASE_TTL_SECS.to_string(), "--parallel", "4"])
         .env("GARRISON_SEAL_KEY", key.to_hex())
@@ -77,7 +78,9 @@ async fn three_workers_share_fifty_deployments_and_take_over_a_killed_one() {
         accounts.insert(d.id.clone(), (acct, there));
     }
     let dir = std::env::temp_dir().join(format!("garrison-fleet-{}", common::rand_u64()));
-    let mut workers: Vec<Child> = ["w0", "w1", "w2"].iter().map(|n| worker(n, &db, &key, &dir, &moto.url)).collect();
+    let ports: Vec<u16> = (0..3).map(|_| common::free_port()).collect();
+    let mut workers: Vec<Child> =
+        ["w0", "w1", "w2"].iter().zip(&ports).map(|(n, p)| worker(n, &db, &key, &dir, &moto.url, *p)).collect();
 
     let reported = |store: &Store| {
         let store = store.clone();
@@ -131,6 +134,17 @@ async fn three_workers_share_fifty_deployments_and_take_over_a_killed_one() {
         "w0's runs were taken over {taken_over:?} after the kill"
     );
     let converged = killed.elapsed();
+    // The survivors count their takeovers in their /metrics.
+    let mut takeovers = 0.0;
+    for p in &ports[1..] {
+        let text = reqwest::get(format!("http://127.0.0.1:{p}/metrics")).await.unwrap().text().await.unwrap();
+        takeovers += text
+            .lines()
+            .filter(|l| l.starts_with("garrison_lease_takeovers_total"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>();
+        assert!(text.contains("garrison_reconcile_duration_seconds_count{kind=\"full\",outcome=\"ok\"}"), "{text}");
+    }
     for w in workers.iter_mut().skip(1) {
         let _ = w.kill();
         let _ = w.wait();
@@ -149,6 +163,7 @@ async fn three_workers_share_fifty_deployments_and_take_over_a_killed_one() {
     for d in &held_by_w0 {
         assert!(taken.contains(&d), "{d}: w0's run was not taken over: {leases:?}");
     }
+    assert!(takeovers >= held_by_w0.len() as f64, "takeovers counted: {takeovers}");
     let holders: HashSet<String> =
         leases.iter().map(|(_, h, ..)| h.split('-').next().unwrap_or_default().to_string()).collect();
     assert!(holders.contains("w1") && holders.contains("w2"), "the work was shared: {holders:?}");
