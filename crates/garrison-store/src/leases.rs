@@ -141,3 +141,22 @@ impl Store {
         .collect())
     }
 }
+
+impl Store {
+    /// Makes every deployment due and free at once (benchmarks: one full pass on demand).
+    pub async fn make_all_due(&self) -> Result<(), StoreError> {
+        sqlx::query("UPDATE leases SET next_due_ms = 0, expires_at_ms = 0, done_version = -1")
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// How many deployments have had `version` (or later) reconciled.
+    pub async fn leases_done(&self, version: i64) -> Result<i64, StoreError> {
+        Ok(sqlx::query("SELECT COUNT(*) FROM leases WHERE done_version >= $1")
+            .bind(version)
+            .fetch_one(&self.pool)
+            .await?
+            .get(0))
+    }
+}
