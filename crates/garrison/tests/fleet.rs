@@ -97,22 +97,26 @@ async fn three_workers_share_fifty_deployments_and_take_over_a_killed_one() {
             done
         }
     };
-    // Kill w0 once the fleet is under way (it holds leases then: 4 runs at a time each).
+    // Kill w0 while it has runs in flight: once the fleet is under way and w0 holds a lease.
     let start = Instant::now();
-    while reported(&store).await < 8 {
-        assert!(start.elapsed() < Duration::from_secs(120), "the workers did not start reconciling");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    // Leases w0 holds unexpired: runs in flight, which the kill interrupts.
-    let now = garrison_engine::now_ms();
-    let held_by_w0: Vec<String> = store
-        .leases()
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|(_, holder, _, expires)| holder.starts_with("w0-") && *expires > now)
-        .map(|(d, ..)| d)
-        .collect();
+    let held_by_w0: Vec<String> = loop {
+        assert!(start.elapsed() < Duration::from_secs(120), "w0 never held a lease while the fleet ran");
+        if reported(&store).await >= 4 {
+            let now = garrison_engine::now_ms();
+            let held: Vec<String> = store
+                .leases()
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|(_, holder, _, expires)| holder.starts_with("w0-") && *expires > now)
+                .map(|(d, ..)| d)
+                .collect();
+            if !held.is_empty() {
+                break held;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     workers[0].kill().unwrap();
     workers[0].wait().unwrap();
     let killed = Instant::now();
