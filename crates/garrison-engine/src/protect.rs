@@ -171,10 +171,12 @@ pub async fn preview(e: &Engine, d: &Deployment) -> Result<(Plan, Observation), 
 
 /// Discover, plan and (automatic mode) execute; records the report and the status.
 pub async fn reconcile(e: &Engine, d: &Deployment) -> anyhow::Result<Report> {
-    timed("full", reconcile_once(e, d)).await
+    timed("full", Box::pin(reconcile_once(e, d))).await
 }
 
 /// Records how long a run of `kind` took and how it ended (`garrison_reconcile_duration_seconds`).
+/// Callers box the run: a reconcile future is large, and nested unboxed it overflowed the
+/// stack of a thread that polls it (debug builds).
 async fn timed<T>(kind: &'static str, run: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
     let t = std::time::Instant::now();
     let r = run.await;
@@ -270,7 +272,7 @@ pub async fn react(
     regions: &BTreeSet<String>,
     trigger: Trigger,
 ) -> anyhow::Result<Option<Report>> {
-    timed("targeted", react_once(e, d, regions, trigger)).await
+    timed("targeted", Box::pin(react_once(e, d, regions, trigger))).await
 }
 
 async fn react_once(
@@ -514,7 +516,7 @@ pub struct Removal {
 /// Removes every resource garrison made for `d` (adopted ones are only forgotten), then
 /// verifies with a fresh discovery that none is left before deleting the record.
 pub async fn uninstall(e: &Engine, d: &Deployment) -> anyhow::Result<Removal> {
-    timed("removal", uninstall_once(e, d)).await
+    timed("removal", Box::pin(uninstall_once(e, d))).await
 }
 
 async fn uninstall_once(e: &Engine, d: &Deployment) -> anyhow::Result<Removal> {
