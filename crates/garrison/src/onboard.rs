@@ -275,7 +275,8 @@ fn same_scope(a: &Value, b: &Value) -> bool {
 }
 
 /// The deployment of AWS account `aws_account`: the existing one (updated when mode, scope
-/// or credential differ), else a new one.
+/// or credential differ), else a new one; with an update, the generation of the last report
+/// (the update waits for a later one).
 async fn deployment(
     c: &Client,
     a: &str,
@@ -284,7 +285,7 @@ async fn deployment(
     mode: &str,
     scope: &Value,
     cred_id: &str,
-) -> Result<(Value, Action), Failure> {
+) -> Result<(Value, Action, Option<i64>), Failure> {
     let list = call(c, "GET", &format!("/deployments/v1/{a}/deployments"), None).await?;
     let creds = json!([{"id": cred_id, "purpose": "discover"}]);
     let existing = list.as_array().into_iter().flatten().find(|d| d["platform"]["id"] == aws_account).cloned();
@@ -294,9 +295,14 @@ async fn deployment(
                 && same_scope(&d["scope"], scope)
                 && d["credentials"].as_array().is_some_and(|cs| cs.iter().any(|x| x["id"] == cred_id));
             if same {
-                return Ok((d, Action::Reused));
+                return Ok((d, Action::Reused, None));
             }
             let id = d["id"].as_str().unwrap_or_default();
+            // The last finished reconcile's generation: the update waits for a later one.
+            let prior = c
+                .call("GET", &format!("/deployments/v1/{a}/deployments/{id}/protection"), &[], None)
+                .await
+                .map_or(Some(0), |(_, r)| r["generation"].as_i64());
             let updated = call(
                 c,
                 "PUT",
@@ -304,7 +310,7 @@ async fn deployment(
                 Some(json!({"mode": mode, "scope": scope, "credentials": creds, "version": d["version"]})),
             )
             .await?;
-            Ok((updated, Action::Updated))
+            Ok((updated, Action::Updated, prior))
         }
         None => {
             let made = call(
@@ -315,7 +321,7 @@ async fn deployment(
                             "credentials": creds, "scope": scope})),
             )
             .await?;
-            Ok((made, Action::Created))
+            Ok((made, Action::Created, None))
         }
     }
 }
@@ -460,18 +466,7 @@ async fn connect_account(
         (Some(n), true) => format!("{n} {aws_account}"),
         (None, _) => format!("aws {aws_account}"),
     };
-    // The last finished reconcile's generation: an update waits for a later one.
-    let existing = call(c, "GET", &format!("/deployments/v1/{account}/deployments"), None).await?;
-    let prior = match existing.as_array().into_iter().flatten().find(|d| d["platform"]["id"] == aws_account) {
-        Some(d) => {
-            let id = d["id"].as_str().unwrap_or_default();
-            c.call("GET", &format!("/deployments/v1/{account}/deployments/{id}/protection"), &[], None)
-                .await
-                .map_or(Some(0), |(_, r)| r["generation"].as_i64())
-        }
-        None => None,
-    };
-    let (d, d_action) = deployment(c, account, aws_account, &name, &a.mode, scope, &cred).await?;
+    let (d, d_action, prior) = deployment(c, account, aws_account, &name, &a.mode, scope, &cred).await?;
     let id = d["id"].as_str().unwrap_or_default().to_string();
     ui.step(&format!("  deployment {id} ({name}): {}", d_action.word()));
     let wait_since = match d_action {

@@ -6,29 +6,20 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use garrison_cloud::Aws;
 use garrison_cloud::emulator::Moto;
 use garrison_cloud::estate::{self, EstateSpec};
-use garrison_engine::testing::{GARRISON, leftovers, tenant_with};
+use garrison_engine::testing::{leftovers, tenant_with};
 use garrison_store::SealKey;
 use serde_json::Value;
 
 const TRIALS: u64 = 20;
 
 fn worker(db: &str, key: &SealKey, dir: &std::path::Path, moto_url: &str) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_garrison"))
-        .args(["worker", "--data-dir"])
-        .arg(dir)
-        .args(["--database-url", db, "--aws-principal", GARRISON, "--resync-interval", "1"])
-        .env("GARRISON_SEAL_KEY", key.to_hex())
-        .envs(common::moto_env(moto_url).iter().copied())
-        .env("GARRISON_LOG", std::env::var("GARRISON_TEST_LOG").unwrap_or_else(|_| "error".into()))
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start garrison worker")
+    common::worker("crash", dir, db, &key.to_hex(), moto_url, &["--resync-interval", "1"])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,7 +7,7 @@
 mod common;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use garrison_catalog::{Catalog, cft};
@@ -23,19 +23,10 @@ const DEPLOYMENTS: u64 = 50;
 const LEASE_TTL_SECS: u64 = 3;
 
 fn worker(name: &str, db: &str, key: &SealKey, dir: &std::path::Path, moto_url: &str, metrics: u16) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_garrison"))
-        .args(["worker", "--data-dir"])
-        .arg(dir.join(name))
-        .args(["--metrics-listen", &format!("127.0.0.1:{metrics}")])
-        .args(["--database-url", db, "--aws-principal", GARRISON, "--resync-interval", "3600"])
-        .args(["--lease-ttl", &LEASE_TTL_SECS.to_string(), "--parallel", "4"])
-        .env("GARRISON_SEAL_KEY", key.to_hex())
-        .env("HOSTNAME", name)
-        .envs(common::moto_env(moto_url).iter().copied())
-        .env("GARRISON_LOG", std::env::var("GARRISON_TEST_LOG").unwrap_or_else(|_| "error".into()))
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start garrison worker")
+    let ttl = LEASE_TTL_SECS.to_string();
+    let listen = format!("127.0.0.1:{metrics}");
+    let extra = ["--resync-interval", "3600", "--lease-ttl", &ttl, "--parallel", "4", "--metrics-listen", &listen];
+    common::worker(name, &dir.join(name), db, &key.to_hex(), moto_url, &extra)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

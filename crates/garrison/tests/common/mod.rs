@@ -166,3 +166,20 @@ pub fn json_out(o: &Output) -> Value {
     );
     serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stdout)))
 }
+
+/// `garrison worker` on the store at `db`, sealed with `key_hex`, calling the emulator;
+/// `name` is its host name (leases carry it).
+pub fn worker(name: &str, dir: &std::path::Path, db: &str, key_hex: &str, moto_url: &str, extra: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_garrison"))
+        .args(["worker", "--data-dir"])
+        .arg(dir)
+        .args(["--database-url", db, "--aws-principal", garrison_engine::testing::GARRISON])
+        .args(extra)
+        .env("GARRISON_SEAL_KEY", key_hex)
+        .env("HOSTNAME", name)
+        .envs(moto_env(moto_url).iter().copied())
+        .env("GARRISON_LOG", std::env::var("GARRISON_TEST_LOG").unwrap_or_else(|_| "error".into()))
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start garrison worker")
+}
