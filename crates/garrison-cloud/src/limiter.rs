@@ -1,11 +1,13 @@
 //! A token bucket per (AWS account, region, service), so garrison stays inside each
 //! account's API budget however many regions and kinds it reads at once. Waits are
-//! jittered so that many waiters do not wake in lockstep.
+//! jittered so that many waiters do not wake in lockstep. With several workers on one
+//! PostgreSQL the buckets live in the store (`with_shared`), so the budget holds across them.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use garrison_model::budget::{SharedBudget, take_token};
 use rand::Rng;
 
 /// (AWS account, region, service).
@@ -21,6 +23,7 @@ pub struct Limiter {
     /// (rate, burst) of EC2's mutating calls.
     writes: (f64, f64),
     buckets: Mutex<HashMap<Key, (f64, Instant)>>,
+    shared: Option<Arc<dyn SharedBudget>>,
 }
 
 impl Default for Limiter {
@@ -39,12 +42,23 @@ impl Limiter {
             burst,
             writes: (rate_per_sec / 4.0, burst * 4.0),
             buckets: Mutex::new(HashMap::new()),
+            shared: None,
         }
+    }
+
+    /// The same budgets, kept in `shared` (the store) so that every process drawing on it
+    /// stays inside one budget per account, region and service.
+    pub fn with_shared(self, shared: Arc<dyn SharedBudget>) -> Limiter {
+        Limiter { shared: Some(shared), ..self }
+    }
+
+    pub fn is_shared(&self) -> bool {
+        self.shared.is_some()
     }
 
     /// No pacing at all: for measuring garrison itself against an emulator.
     pub fn unlimited() -> Limiter {
-        Limiter { rate: 1e9, burst: 1e9, writes: (1e9, 1e9), buckets: Mutex::new(HashMap::new()) }
+        Limiter { rate: 1e9, burst: 1e9, writes: (1e9, 1e9), buckets: Mutex::new(HashMap::new()), shared: None }
     }
 
     /// EC2 meters mutating calls apart from reads, with a larger bucket that refills more
@@ -58,14 +72,26 @@ impl Limiter {
         let (rate, burst) = self.budget(key.2);
         let mut b = self.buckets.lock().expect("limiter");
         let (tokens, last) = b.entry(key).or_insert((burst, now));
-        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * rate).min(burst);
-        *last = now;
-        *tokens -= 1.0;
-        if *tokens >= 0.0 { Duration::ZERO } else { Duration::from_secs_f64(-*tokens / rate) }
+        let (left, wait) = take_token(*tokens, now.duration_since(*last).as_secs_f64(), rate, burst);
+        (*tokens, *last) = (left, now);
+        wait
     }
 
     pub async fn acquire(&self, account: &str, region: &str, service: &'static str) {
-        let wait = self.reserve((account.to_string(), region.to_string(), service), Instant::now());
+        let wait = match &self.shared {
+            Some(shared) => {
+                let (rate, burst) = self.budget(service);
+                match shared.take(&format!("{account}/{region}/{service}"), rate, burst).await {
+                    Ok(wait) => wait,
+                    Err(err) => {
+                        // The store is unreachable: pace locally rather than stop working.
+                        tracing::warn!(error = %err, "shared rate budget unavailable; pacing locally");
+                        self.reserve((account.to_string(), region.to_string(), service), Instant::now())
+                    }
+                }
+            }
+            None => self.reserve((account.to_string(), region.to_string(), service), Instant::now()),
+        };
         if !wait.is_zero() {
             let jitter = rand::rng().random_range(0.0..0.2);
             tokio::time::sleep(wait.mul_f64(1.0 + jitter)).await;

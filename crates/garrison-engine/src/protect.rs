@@ -272,7 +272,12 @@ pub async fn react(
     regions: &BTreeSet<String>,
     trigger: Trigger,
 ) -> anyhow::Result<Option<Report>> {
-    timed("targeted", Box::pin(react_once(e, d, regions, trigger))).await
+    let run = timed("targeted", Box::pin(react_once(e, d, regions, trigger)));
+    // Several workers: the deployment's lease keeps this apart from any other worker's run.
+    if e.store.backend() == garrison_store::Backend::Postgres {
+        return Box::pin(crate::worker::exclusively(e, &d.id, run)).await;
+    }
+    run.await
 }
 
 async fn react_once(

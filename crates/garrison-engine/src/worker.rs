@@ -101,36 +101,82 @@ fn now_ms() -> i64 {
     crate::now_ms()
 }
 
-/// The next periodic run, spread over ±10% of the interval so that deployments created
-/// together do not come due together.
-fn next_due(resync: Duration) -> i64 {
-    let ms = resync.as_millis() as i64;
-    now_ms() + ms - ms / 10 + (rand::random::<u64>() % (ms as u64 / 5 + 1)) as i64
+/// The next periodic run of deployment `id`, finished at `now`: at its own phase of the
+/// interval (a stable hash of its id), the first such moment more than half an interval
+/// away. In steady state each deployment runs once per interval, and the fleet's runs are
+/// spread evenly over it, however many were created, or came due, at the same moment.
+pub fn next_due(id: &str, now: i64, resync: Duration) -> i64 {
+    let interval = (resync.as_millis() as i64).max(1);
+    // FNV-1a: stable across processes and builds, unlike std's hasher.
+    let hash = id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3));
+    let phase = (hash % interval as u64) as i64;
+    let earliest = now + interval / 2 + 1;
+    earliest + (phase - earliest).rem_euclid(interval)
 }
 
-/// One run under a lease: renewed every third of its lifetime while the run goes on; if it
-/// is lost (this worker stalled past expiry and another took over), the run is dropped —
-/// and the generation claimed by the newer run fences anything already under way.
+/// Runs `work` while `holder` keeps `lease`, renewing it every third of its lifetime.
+/// None when the lease was lost (this process stalled past expiry and another took over):
+/// the work is dropped, and the generation claimed by the newer run fences anything already
+/// under way.
+async fn under_lease<T>(
+    engine: &Engine,
+    lease: &garrison_store::Lease,
+    holder: &str,
+    work: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    let ttl = engine.lease_ttl.as_millis() as i64;
+    let keep = async {
+        loop {
+            tokio::time::sleep(engine.lease_ttl / 3).await;
+            match engine.store.renew_lease(lease, holder, now_ms(), ttl).await {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(err) => tracing::warn!(error = %err, "cannot renew a lease"),
+            }
+        }
+    };
+    tokio::select! {
+        v = work => Some(v),
+        _ = keep => None,
+    }
+}
+
+/// The collector's reconciles on a shared store: they take the deployment's lease too
+/// (under a holder name of their own, so that neither this worker's runs nor another's
+/// can overlap them), waiting up to two lease periods for a run in progress to end.
+pub async fn exclusively<T>(
+    engine: &Engine,
+    deployment_id: &str,
+    work: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    let holder = format!("{}/collector", engine.worker_id);
+    let ttl = engine.lease_ttl.as_millis() as i64;
+    let deadline = Instant::now() + engine.lease_ttl * 2;
+    let lease = loop {
+        if let Some(l) = engine.store.claim_lease(deployment_id, &holder, now_ms(), ttl).await? {
+            break l;
+        }
+        if Instant::now() >= deadline {
+            anyhow::bail!(
+                "deployment {deployment_id} is being reconciled elsewhere; the changes wait for the next try"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let out = under_lease(engine, &lease, &holder, work).await;
+    if let Err(err) = engine.store.release_lease(&lease, &holder).await {
+        tracing::warn!(deployment = %deployment_id, error = %err, "cannot release a lease");
+    }
+    out.unwrap_or_else(|| Err(anyhow::anyhow!("lost the lease on deployment {deployment_id}; run abandoned")))
+}
+
+/// One run under a lease (see `under_lease`); finished with the next due time.
 async fn leased_run(engine: Arc<Engine>, lease: garrison_store::Lease, d: Deployment, resync: Duration, removal: bool) {
     let me = engine.worker_id.clone();
-    let ttl = engine.lease_ttl.as_millis() as i64;
     if let Some(from) = &lease.taken_from {
         metrics::counter!("garrison_lease_takeovers_total").increment(1);
         tracing::info!(deployment = %d.id, from = %from, worker = %me, "lease taken over");
     }
-    let keep = {
-        let (engine, lease, me) = (engine.clone(), lease.clone(), me.clone());
-        async move {
-            loop {
-                tokio::time::sleep(engine.lease_ttl / 3).await;
-                match engine.store.renew_lease(&lease, &me, now_ms(), ttl).await {
-                    Ok(true) => {}
-                    Ok(false) => return,
-                    Err(err) => tracing::warn!(error = %err, "cannot renew a lease"),
-                }
-            }
-        }
-    };
     let work = async {
         if removal {
             match uninstall(&engine, &d).await {
@@ -142,64 +188,143 @@ async fn leased_run(engine: Arc<Engine>, lease: garrison_store::Lease, d: Deploy
             run_one(&engine, &d).await;
         }
     };
-    tokio::select! {
-        _ = work => {
-            // A removal comes back soon if it did not finish; a reconcile at the next resync.
-            let due = if removal { now_ms() + 2_000 } else { next_due(resync) };
-            if let Err(err) = engine.store.finish_lease(&lease, &me, d.version, due).await {
-                tracing::warn!(deployment = %d.id, error = %err, "cannot finish a lease");
-            }
-        }
-        _ = keep => tracing::warn!(deployment = %d.id, worker = %me, "lease lost; run abandoned"),
+    if under_lease(&engine, &lease, &me, work).await.is_none() {
+        tracing::warn!(deployment = %d.id, worker = %me, "lease lost; run abandoned");
+        return;
+    }
+    // A removal comes back soon if it did not finish; a reconcile at its next resync.
+    let due = if removal { now_ms() + 2_000 } else { next_due(&d.id, now_ms(), resync) };
+    if let Err(err) = engine.store.finish_lease(&lease, &me, d.version, due).await {
+        tracing::warn!(deployment = %d.id, error = %err, "cannot finish a lease");
     }
 }
 
-/// Several workers on one PostgreSQL: each pass claims the deployments that are due (a
-/// version not reconciled yet, or the next periodic run) and free, up to `parallel_runs` at a
-/// time; a killed worker's leases expire and others take them over.
+/// Claims deployment `id` at `version` (-2: its removal) and starts its run in a free slot.
+/// False when no slot is free.
+#[allow(clippy::too_many_arguments)]
+async fn start(
+    engine: &Arc<Engine>,
+    slots: &Arc<tokio::sync::Semaphore>,
+    running: &Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    id: String,
+    version: i64,
+    removal_of: Option<Deployment>,
+    removal: bool,
+    resync: Duration,
+) -> bool {
+    if running.lock().expect("running").contains(&id) {
+        return true;
+    }
+    let Ok(permit) = slots.clone().try_acquire_owned() else { return false };
+    let me = &engine.worker_id;
+    let ttl = engine.lease_ttl.as_millis() as i64;
+    let lease = match engine.store.claim_due(&id, version, me, now_ms(), ttl).await {
+        Ok(Some(l)) => l,
+        Ok(None) => return true,
+        Err(err) => {
+            tracing::warn!(deployment = %id, error = %err, "cannot claim a lease");
+            return true;
+        }
+    };
+    // The deployment as it is now, read once it is ours (a removal carries its own copy).
+    let d = match removal_of {
+        Some(d) => d,
+        None => match engine.store.deployment_by_id(&id).await {
+            Ok(Some(d)) => d,
+            other => {
+                if let Err(err) = other {
+                    tracing::warn!(deployment = %id, error = %err, "cannot read a claimed deployment");
+                }
+                let _ = engine.store.release_lease(&lease, me).await;
+                return true;
+            }
+        },
+    };
+    running.lock().expect("running").insert(id.clone());
+    let (engine, running) = (engine.clone(), running.clone());
+    tokio::spawn(async move {
+        leased_run(engine.clone(), lease, d, resync, removal).await;
+        running.lock().expect("running").remove(&id);
+        drop(permit);
+        // A slot is free: look for more work now rather than at the next tick.
+        engine.wake.notify_one();
+    });
+    true
+}
+
+/// Several workers on one PostgreSQL: each pass asks the store which deployments are due
+/// and free (changed ones first, then the longest overdue), claims as many as it has free
+/// slots (`parallel_runs`), and runs them; a killed worker's leases expire and others take
+/// them over. A slot freed wakes the loop at once. A large account holds one slot for as
+/// long as it takes; the others keep turning.
 pub async fn run_leased(engine: Arc<Engine>, resync: Duration) {
     let me = engine.worker_id.clone();
-    let ttl = engine.lease_ttl.as_millis() as i64;
     let slots = Arc::new(tokio::sync::Semaphore::new(engine.parallel_runs.max(1)));
     let running: Arc<std::sync::Mutex<std::collections::HashSet<String>>> = Arc::default();
     tracing::info!(worker = %me, "worker running with leases");
     loop {
+        // Removals first: few, and each one is always due.
         let mut work: Vec<(Deployment, bool)> = vec![];
         match engine.store.removals().await {
             Ok(list) => work.extend(list.into_iter().map(|d| (d, true))),
             Err(err) => tracing::warn!(error = %err, "worker cannot list removals"),
         }
-        match engine.store.all_deployments().await {
-            Ok(all) => work.extend(all.into_iter().map(|d| (d, false))),
-            Err(err) => tracing::warn!(error = %err, "worker cannot list deployments"),
+        let mut due = vec![];
+        let free = slots.available_permits();
+        if free > 0 {
+            // A few more than the free slots: others may claim some of them first.
+            match engine.store.due_deployments(now_ms(), (free * 2) as i64).await {
+                Ok(list) => due = list,
+                Err(err) => tracing::warn!(error = %err, "worker cannot list due deployments"),
+            }
         }
         for (d, removal) in work {
-            if running.lock().expect("running").contains(&d.id) {
-                continue;
+            if !start(&engine, &slots, &running, d.id.clone(), -2, Some(d), removal, resync).await {
+                break;
             }
-            let Ok(permit) = slots.clone().try_acquire_owned() else { break };
-            // A removal is always due; its version stands for "removal" in the lease.
-            let version = if removal { -2 } else { d.version };
-            let lease = match engine.store.claim_due(&d.id, version, &me, now_ms(), ttl).await {
-                Ok(Some(l)) => l,
-                Ok(None) => continue,
-                Err(err) => {
-                    tracing::warn!(deployment = %d.id, error = %err, "cannot claim a lease");
-                    continue;
-                }
-            };
-            running.lock().expect("running").insert(d.id.clone());
-            let (engine, running) = (engine.clone(), running.clone());
-            tokio::spawn(async move {
-                let id = d.id.clone();
-                leased_run(engine, lease, d, resync, removal).await;
-                running.lock().expect("running").remove(&id);
-                drop(permit);
-            });
+        }
+        for c in due {
+            if !start(&engine, &slots, &running, c.deployment_id, c.version, None, false, resync).await {
+                break;
+            }
         }
         tokio::select! {
             _ = engine.wake.notified() => {},
             _ = tokio::time::sleep(Duration::from_millis(500)) => {},
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn a_resync_comes_between_half_and_one_and_a_half_intervals_later(
+            id in "[A-F0-9-]{8,36}", now in 0i64..4_000_000_000_000, secs in 1u64..100_000,
+        ) {
+            let i = (secs * 1000) as i64;
+            let due = next_due(&id, now, Duration::from_secs(secs));
+            prop_assert!(due > now + i / 2 && due <= now + i / 2 + i, "{due} after {now}");
+            // Finished shortly after it came due, a deployment keeps its place: once per interval.
+            prop_assert_eq!(next_due(&id, due + i / 3, Duration::from_secs(secs)), due + i);
+        }
+    }
+
+    #[test]
+    fn deployments_that_came_due_together_are_spread_over_the_interval() {
+        let resync = Duration::from_secs(3600);
+        let now = 1_800_000_000_000;
+        let mut buckets = [0u32; 12];
+        for n in 0..1200u64 {
+            // Ids that differ in a digit or two, the hard case for a spread.
+            let id = format!("5EED0000-0000-4000-8000-{n:012X}");
+            let due = next_due(&id, now, resync) - now - 1_800_000;
+            buckets[(due * 12 / 3_600_000) as usize] += 1;
+        }
+        // 100 per five minutes on average; no five minutes with a burst.
+        assert!(buckets.iter().all(|&b| (60..=140).contains(&b)), "{buckets:?}");
     }
 }

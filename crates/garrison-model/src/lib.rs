@@ -4,6 +4,7 @@
 
 pub mod account;
 pub mod assets;
+pub mod budget;
 pub mod cidr;
 pub mod cli_args;
 pub mod coverage;

@@ -79,6 +79,17 @@ impl Store {
         Ok(store)
     }
 
+    /// A transaction that will write. On SQLite it takes the write lock at once (BEGIN
+    /// IMMEDIATE): a deferred transaction that reads first and writes later fails with
+    /// SQLITE_BUSY, without waiting out the busy timeout, when another connection
+    /// committed in between — which concurrent API requests do.
+    pub(crate) async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
+    }
+
     pub fn backend(&self) -> Backend {
         self.backend
     }
@@ -92,7 +103,7 @@ impl Store {
             .execute(&self.pool)
             .await?;
         for (version, description, statements) in MIGRATIONS {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.write_tx().await?;
             // Concurrent starters (several servers on one PostgreSQL) race here; the
             // primary key makes exactly one of them apply each migration.
             let done: Option<i64> = sqlx::query("SELECT version FROM schema_migrations WHERE version = $1")

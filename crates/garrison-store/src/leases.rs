@@ -57,10 +57,11 @@ impl Store {
         .bind(holder)
         .execute(&self.pool)
         .await?;
-        // SET reads the row as it was: previous_holder gets the holder being replaced.
+        // SET reads the row as it was: previous_holder gets the holder being replaced, when
+        // it let the lease expire (a finished or released lease has expiry 0: handed over).
         let due = if due_version.is_some() { " AND (done_version <> $5 OR next_due_ms <= $4)" } else { "" };
         let sql = format!(
-            "UPDATE leases SET previous_holder = holder, holder = $2, expires_at_ms = $3, fence = fence + 1 \
+            "UPDATE leases SET previous_holder = CASE WHEN expires_at_ms = 0 THEN NULL ELSE holder END, holder = $2, expires_at_ms = $3, fence = fence + 1 \
              WHERE deployment_id = $1 AND (holder = $2 OR expires_at_ms <= $4){due} RETURNING fence, previous_holder"
         );
         let mut q =
@@ -129,7 +130,7 @@ impl Store {
 }
 
 impl Store {
-    /// Every lease: (deployment, holder, the holder before the last claim, expiry in ms).
+    /// Every lease: (deployment, holder, the holder the last claim took it over from, expiry in ms).
     pub async fn leases(&self) -> Result<Vec<(String, String, Option<String>, i64)>, StoreError> {
         Ok(sqlx::query(
             "SELECT deployment_id, holder, previous_holder, expires_at_ms FROM leases ORDER BY deployment_id",
@@ -142,7 +143,34 @@ impl Store {
     }
 }
 
+/// A deployment due for a run: (id, its tenant, the version to reconcile).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Due {
+    pub deployment_id: String,
+    pub account_id: String,
+    pub version: i64,
+}
+
 impl Store {
+    /// Up to `limit` deployments that are due and free at `now_ms`, in the order they should
+    /// run: changed ones (a version not reconciled yet) first, then the longest overdue. One
+    /// query, however large the fleet; claiming them (`claim_due`) still decides who runs.
+    pub async fn due_deployments(&self, now_ms: i64, limit: i64) -> Result<Vec<Due>, StoreError> {
+        Ok(sqlx::query(
+            "SELECT d.id, d.account_id, d.version FROM deployments d LEFT JOIN leases l ON l.deployment_id = d.id \
+             WHERE l.deployment_id IS NULL OR (l.expires_at_ms <= $1 AND (l.done_version <> d.version OR l.next_due_ms <= $1)) \
+             ORDER BY CASE WHEN l.deployment_id IS NULL OR l.done_version <> d.version THEN 0 ELSE 1 END, \
+               COALESCE(l.next_due_ms, 0), d.id LIMIT $2",
+        )
+        .bind(now_ms)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| Due { deployment_id: r.get(0), account_id: r.get(1), version: r.get(2) })
+        .collect())
+    }
+
     /// Makes every deployment due and free at once (benchmarks: one full pass on demand).
     pub async fn make_all_due(&self) -> Result<(), StoreError> {
         sqlx::query("UPDATE leases SET next_due_ms = 0, expires_at_ms = 0, done_version = -1")

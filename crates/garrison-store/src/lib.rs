@@ -1,6 +1,7 @@
 //! Persistence for garrison: one SQL dialect subset that runs on SQLite (embedded default)
 //! and PostgreSQL, migrations applied at open, and secrets sealed with AES-256-GCM.
 
+mod budget;
 mod cache;
 mod db;
 mod dead_letters;
@@ -16,7 +17,7 @@ pub mod testing;
 
 pub use db::{Backend, Store, StoreError};
 pub use dead_letters::{DeadLetter, EXCERPT_CHARS};
-pub use leases::Lease;
+pub use leases::{Due, Lease};
 pub use protection::AuditEntry;
 pub use rotate::Rotated;
 pub use seal::{SealKey, Sealer};

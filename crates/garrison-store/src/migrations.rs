@@ -62,4 +62,11 @@ pub const MIGRATIONS: &[(i64, &str, &[&str])] = &[
             "CREATE TABLE leases (deployment_id TEXT PRIMARY KEY, holder TEXT NOT NULL, previous_holder TEXT, expires_at_ms BIGINT NOT NULL, fence BIGINT NOT NULL, done_version BIGINT NOT NULL, next_due_ms BIGINT NOT NULL)",
         ],
     ),
+    (
+        7,
+        "rate budgets shared by every process: one token bucket per AWS account, region and service",
+        &[
+            "CREATE TABLE rate_budgets (key TEXT PRIMARY KEY, tokens DOUBLE PRECISION NOT NULL, at_ms DOUBLE PRECISION NOT NULL)",
+        ],
+    ),
 ];

@@ -95,7 +95,7 @@ impl Store {
 
     /// Deletes a credential unless a deployment refers to it (then `Conflict` naming them).
     pub async fn delete_credential(&self, account_id: &str, id: &str) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let users: Vec<String> = sqlx::query(
             "SELECT deployment_id FROM deployment_credentials WHERE credential_id = $1 ORDER BY deployment_id",
         )
@@ -146,7 +146,7 @@ impl Store {
             control_tower: None,
         };
         d.apply(spec);
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         sqlx::query("INSERT INTO deployments (id, account_id, version, body) VALUES ($1, $2, $3, $4)")
             .bind(&id)
             .bind(account_id)
@@ -175,6 +175,16 @@ impl Store {
     }
 
     /// A deployment read from the database, bypassing the cache (for read-modify-write).
+    /// A deployment by id alone (workers act for every tenant), read from the database.
+    pub async fn deployment_by_id(&self, id: &str) -> Result<Option<Deployment>, StoreError> {
+        sqlx::query("SELECT body FROM deployments WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| from_json(&r.get::<String, _>(0)))
+            .transpose()
+    }
+
     pub async fn get_deployment_fresh(&self, account_id: &str, id: &str) -> Result<Option<Deployment>, StoreError> {
         sqlx::query("SELECT body FROM deployments WHERE id = $1 AND account_id = $2")
             .bind(id)
@@ -215,7 +225,7 @@ impl Store {
         d.apply(spec);
         d.version = base_version + 1;
         d.modified = Stamp { at: now(), by: by.into() };
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let r = sqlx::query(
             "UPDATE deployments SET version = $1, body = $2 WHERE id = $3 AND account_id = $4 AND version = $5",
         )
@@ -238,7 +248,7 @@ impl Store {
     }
 
     pub async fn delete_deployment(&self, account_id: &str, id: &str) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let r = sqlx::query("DELETE FROM deployments WHERE id = $1 AND account_id = $2")
             .bind(id)
             .bind(account_id)

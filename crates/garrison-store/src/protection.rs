@@ -125,7 +125,7 @@ impl Store {
         if entries.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         for e in entries {
             sqlx::query(
                 "INSERT INTO audit_log (id, at_ms, account_id, deployment_id, generation, region, call, resource, outcome, message) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -181,7 +181,7 @@ impl Store {
     /// credentials stay in use until the uninstall is verified, and any executor still at
     /// work on it is fenced off. `false` when there is no such deployment.
     pub async fn request_removal(&self, account_id: &str, id: &str, by: &str) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let Some(row) = sqlx::query("SELECT body FROM deployments WHERE id = $1 AND account_id = $2")
             .bind(id)
             .bind(account_id)
@@ -232,13 +232,16 @@ impl Store {
 
     /// The uninstall is verified: forget the deployment entirely (its audit log stays).
     pub async fn finish_removal(&self, deployment_id: &str) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         for q in [
             "DELETE FROM removals WHERE deployment_id = $1",
             "DELETE FROM deployment_credentials WHERE deployment_id = $1",
             "DELETE FROM owned_resources WHERE deployment_id = $1",
             "DELETE FROM protection WHERE deployment_id = $1",
             "DELETE FROM snapshots WHERE deployment_id = $1",
+            // Its queue's lease (the queue is gone); the deployment's own lease is released
+            // by the run that removed it.
+            "DELETE FROM leases WHERE deployment_id = 'collect:' || $1",
         ] {
             sqlx::query(q).bind(deployment_id).execute(&mut *tx).await?;
         }

@@ -21,7 +21,7 @@ impl Store {
     pub async fn rotate_key(&self, new: &SealKey) -> Result<Rotated, StoreError> {
         let next = Sealer::new(new);
         let mut out = Rotated::default();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let reseal = |ctx: &str, sealed: &str| -> Result<String, StoreError> {
             let plain = self.sealer.open(ctx, sealed)?;
             Ok(next.seal(ctx, &plain))

@@ -44,7 +44,7 @@ impl Store {
             }
             d.status = status.clone();
             let body = serde_json::to_string(&d).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.write_tx().await?;
             let r = sqlx::query("UPDATE deployments SET body = $1 WHERE id = $2 AND account_id = $3 AND version = $4")
                 .bind(body)
                 .bind(id)

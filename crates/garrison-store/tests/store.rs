@@ -237,16 +237,18 @@ async fn leases_are_exclusive_expire_and_fence_the_loser() {
         assert!(!store.renew_lease(&a, "worker-a", t0 + 41_000, ttl).await.unwrap(), "{name}");
         store.release_lease(&a, "worker-a").await.unwrap();
         assert_eq!(store.claim_lease("d1", "worker-c", t0 + 41_000, ttl).await.unwrap(), None, "{name}");
-        // Released: free at once, and a holder may claim its own again.
+        // Released: free at once — a hand-over, not a takeover — and a holder may claim its
+        // own again.
         store.release_lease(&b, "worker-b").await.unwrap();
         let c = store.claim_lease("d1", "worker-c", t0 + 41_000, ttl).await.unwrap().expect("released");
-        assert_eq!((c.fence, c.taken_from.as_deref()), (3, Some("worker-b")), "{name}");
+        assert_eq!((c.fence, c.taken_from.as_deref()), (3, None), "{name}");
         assert_eq!(store.claim_lease("d1", "worker-c", t0 + 42_000, ttl).await.unwrap().unwrap().fence, 4, "{name}");
         // Due: a version not reconciled yet, or the next periodic run has come.
         let l = store.claim_due("d3", 1, "w", t0, ttl).await.unwrap().expect("never run");
         assert!(store.finish_lease(&l, "w", 1, t0 + 300_000).await.unwrap(), "{name}");
         assert_eq!(store.claim_due("d3", 1, "w2", t0 + 1, ttl).await.unwrap(), None, "{name}: done, not due");
         let l = store.claim_due("d3", 2, "w2", t0 + 2, ttl).await.unwrap().expect("a new version is due");
+        assert_eq!(l.taken_from, None, "{name}: a finished run's lease is handed over, not taken over");
         assert!(store.finish_lease(&l, "w2", 2, t0 + 300_000).await.unwrap(), "{name}");
         assert!(store.claim_due("d3", 2, "w3", t0 + 300_000, ttl).await.unwrap().is_some(), "{name}: resync due");
         assert!(!store.finish_lease(&l, "w2", 2, t0).await.unwrap(), "{name}: a lost lease cannot finish");
@@ -262,5 +264,91 @@ async fn leases_are_exclusive_expire_and_fence_the_loser() {
         }
         assert_eq!(won.len(), 1, "{name}: {won:?}");
         assert_eq!((won[0].fence, won[0].taken_from.as_deref()), (1, None), "{name}");
+    }
+}
+
+/// Writers that read first (deleting a credential checks who uses it) run beside other
+/// writers, as concurrent API requests do: none may fail with a database error. On SQLite
+/// a deferred transaction that read before another connection committed could not take
+/// the write lock and failed at once with "database is locked" (a 500 schemathesis found).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_read_then_write_transactions_never_fail_with_a_database_error() {
+    for (name, url) in urls().await {
+        let store = Store::open(&url, &SealKey::generate()).await.unwrap();
+        let (acct, dep) = seed(&store).await;
+        let mut tasks = Vec::new();
+        for i in 0..24 {
+            let (s, acct, dep) = (store.clone(), acct.clone(), dep.clone());
+            tasks.push(tokio::spawn(async move {
+                let c = s
+                    .create_credential(
+                        &acct,
+                        &NewCredential {
+                            name: format!("c{i}"),
+                            secret: RoleSecret { arn: format!("arn:aws:iam::123412341234:role/r{i}") },
+                        },
+                        "u",
+                    )
+                    .await?;
+                // Read-then-write transactions interleaved with plain writers.
+                let d = s.get_deployment_fresh(&acct, &dep).await?.unwrap();
+                let mut spec = d.spec();
+                spec.name = format!("d{i}");
+                match s.update_deployment(&acct, &dep, d.version, spec, "u").await {
+                    Ok(_) | Err(StoreError::Conflict(_)) => {}
+                    Err(e) => return Err(e),
+                }
+                assert!(s.delete_credential(&acct, &c.id).await?, "credential {i} deleted");
+                Ok::<_, StoreError>(())
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap().unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+        // The seed credential is in use and stays; every created one is gone.
+        assert_eq!(store.list_credentials(&acct).await.unwrap().len(), 1, "{name}");
+    }
+}
+
+/// Two processes (two store handles) drawing on one bucket stay inside one budget: calls
+/// made after their waits are paced at the bucket's rate overall, not at twice it, and the
+/// other buckets are untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_budget_holds_across_processes_sharing_the_store() {
+    for (name, url) in urls().await {
+        let key = SealKey::generate();
+        let (a, b) = (Store::open(&url, &key).await.unwrap(), Store::open(&url, &key).await.unwrap());
+        let (rate, burst, per_task) = (40.0, 5.0, 10);
+        let t0 = Instant::now();
+        let mut tasks = vec![];
+        for s in [a.clone(), b.clone(), a.clone(), b.clone()] {
+            tasks.push(tokio::spawn(async move {
+                let mut at = vec![];
+                for _ in 0..per_task {
+                    let wait = s.take_token("111122223333/us-east-1/ec2", rate, burst).await.unwrap();
+                    tokio::time::sleep(wait).await;
+                    at.push(t0.elapsed().as_secs_f64());
+                }
+                at
+            }));
+        }
+        let mut at: Vec<f64> = vec![];
+        for t in tasks {
+            at.extend(t.await.unwrap());
+        }
+        at.sort_by(f64::total_cmp);
+        // 40 calls: 5 at once, 35 at 40/s → the last no sooner than 0.875 s (a little
+        // slack for the clocks' granularity). Two unshared buckets would finish in half that.
+        let n = at.len() as f64;
+        let last = *at.last().unwrap();
+        assert!(last >= (n - burst) / rate * 0.95, "{name}: {n} calls done after {last:.3} s");
+        // No window of 0.5 s holds more calls than the budget allows.
+        for (i, t) in at.iter().enumerate() {
+            let within = at[i..].iter().take_while(|u| **u < t + 0.5).count() as f64;
+            assert!(within <= burst + rate * 0.5 + 1.0, "{name}: {within} calls within 0.5 s of {t:.3}");
+        }
+        // Another account's bucket is full.
+        assert_eq!(a.take_token("444455556666/us-east-1/ec2", rate, burst).await.unwrap(), Duration::ZERO, "{name}");
+        assert!(last < 5.0, "{name}: pacing took {last:.1} s");
     }
 }

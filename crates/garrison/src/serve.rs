@@ -303,7 +303,7 @@ pub async fn start_with(
         Some(a) => a,
         None => garrison_cloud::Aws::from_env(None).await,
     };
-    let sessions = std::sync::Arc::new(garrison_cloud::Sessions::new(aws));
+    let sessions = sessions_for(&store, aws);
     let engine = std::sync::Arc::new(engine_for(s, store.clone(), sessions, api.aws_principal.clone()));
     if s.worker {
         tokio::spawn(garrison_engine::worker::run(engine.clone(), s.resync));
@@ -327,6 +327,16 @@ pub async fn start_with(
 }
 
 /// The engine with the operator's price and image tables where given.
+/// Sessions in customer accounts. On a shared store (PostgreSQL, several processes) the
+/// per-account rate budgets are kept in the store, so they hold across every process.
+fn sessions_for(store: &Store, mut aws: garrison_cloud::Aws) -> std::sync::Arc<garrison_cloud::Sessions> {
+    if store.backend() == garrison_store::Backend::Postgres {
+        let shared = garrison_cloud::limiter::Limiter::default().with_shared(std::sync::Arc::new(store.clone()));
+        aws.limiter = std::sync::Arc::new(shared);
+    }
+    std::sync::Arc::new(garrison_cloud::Sessions::new(aws))
+}
+
 fn engine_for(
     s: &Settings,
     store: Store,
@@ -432,7 +442,7 @@ pub async fn worker_main(argv: Vec<String>) -> ExitCode {
             let _ = axum::serve(listener, app).await;
         });
     }
-    let sessions = std::sync::Arc::new(garrison_cloud::Sessions::new(garrison_cloud::Aws::from_env(None).await));
+    let sessions = sessions_for(&store, garrison_cloud::Aws::from_env(None).await);
     let engine = std::sync::Arc::new(engine_for(&settings, store, sessions, settings.api.aws_principal.clone()));
     tracing::info!("garrison worker running");
     tokio::select! {

@@ -14,8 +14,10 @@ use std::time::Duration;
 use garrison_model::deployment::Mode;
 use tokio::task::JoinHandle;
 
-use crate::Engine;
+use garrison_store::{Backend, Lease};
+
 use crate::plan::desired::keys;
+use crate::{Engine, now_ms};
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -42,44 +44,86 @@ struct Queue {
     region: String,
 }
 
-/// Runs until dropped: keeps one poller per deployment that has a queue.
+/// Runs until dropped: keeps one poller per deployment that has a queue. On a shared store
+/// (several workers on PostgreSQL) a worker polls a queue only while it holds that queue's
+/// lease (`collect:<deployment>`), so each queue has one poller across the fleet, and a
+/// dead worker's queues are taken over once their leases expire.
 pub async fn run(engine: Arc<Engine>) {
     // Pollers end with this task.
-    struct Pollers(HashMap<String, (Queue, JoinHandle<()>)>);
+    struct Pollers(HashMap<String, (Queue, JoinHandle<()>, Option<Lease>)>);
     impl Drop for Pollers {
         fn drop(&mut self) {
-            for (_, h) in self.0.values() {
+            for (_, h, _) in self.0.values() {
                 h.abort();
             }
         }
     }
+    let leased = engine.store.backend() == Backend::Postgres;
+    let me = engine.worker_id.clone();
+    let ttl = engine.lease_ttl.as_millis() as i64;
     let mut pollers = Pollers(HashMap::new());
     loop {
         match queues(&engine).await {
             Ok(want) => {
-                pollers.0.retain(|id, (q, h)| {
+                let mut dropped = vec![];
+                pollers.0.retain(|id, (q, h, lease)| {
                     let keep = want.get(id).is_some_and(|(_, w)| w == q) && !h.is_finished();
                     if !keep {
                         h.abort();
+                        dropped.extend(lease.take());
                     }
                     keep
                 });
+                for lease in dropped {
+                    let _ = engine.store.release_lease(&lease, &me).await;
+                }
+                // Held leases are renewed; a poller whose lease was lost stops.
+                let mut lost = vec![];
+                for (id, (_, _, lease)) in &pollers.0 {
+                    if let Some(l) = lease
+                        && matches!(engine.store.renew_lease(l, &me, now_ms(), ttl).await, Ok(false))
+                    {
+                        lost.push(id.clone());
+                    }
+                }
+                for id in lost {
+                    if let Some((_, h, _)) = pollers.0.remove(&id) {
+                        tracing::warn!(deployment = %id, "collector: queue lease lost; another worker polls it");
+                        h.abort();
+                    }
+                }
                 for (id, (account, q)) in want {
                     if pollers.0.contains_key(&id) {
                         continue;
                     }
+                    let lease = if leased {
+                        match engine.store.claim_lease(&format!("{QUEUE_LEASE}{id}"), &me, now_ms(), ttl).await {
+                            Ok(Some(l)) => Some(l),
+                            Ok(None) => continue,
+                            Err(err) => {
+                                tracing::warn!(deployment = %id, error = %err, "collector: cannot claim the queue");
+                                continue;
+                            }
+                        }
+                    } else {
+                        None
+                    };
                     tracing::info!(deployment = %id, queue = %q.url, "collector: polling");
                     let h = tokio::spawn(poll::run(engine.clone(), account, id.clone(), q.clone()));
-                    pollers.0.insert(id, (q, h));
+                    pollers.0.insert(id, (q, h, lease));
                 }
             }
             Err(err) => tracing::warn!(error = %err, "collector cannot list deployments"),
         }
         // Not woken by the API: its one wake-up permit belongs to the worker. A new queue
-        // appears after a reconcile anyway, and is picked up within this pause.
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        // appears after a reconcile anyway, and is picked up within this pause (which also
+        // renews the queue leases well within their lifetime).
+        tokio::time::sleep(Duration::from_secs(2).min(engine.lease_ttl / 3)).await;
     }
 }
+
+/// The lease key of a deployment's audit queue (beside the deployment's own lease).
+pub const QUEUE_LEASE: &str = "collect:";
 
 /// Deployment id → (its tenant, its queue).
 async fn queues(e: &Engine) -> anyhow::Result<HashMap<String, (String, Queue)>> {
