@@ -33,6 +33,18 @@ impl Store {
     }
 }
 
+impl Store {
+    /// The buckets in use (account/region/service), for tests and operators.
+    pub async fn rate_budget_keys(&self) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query("SELECT key FROM rate_budgets ORDER BY key")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect())
+    }
+}
+
 impl SharedBudget for Store {
     fn take<'a>(&'a self, key: &'a str, rate_per_sec: f64, burst: f64) -> TakeFuture<'a> {
         Box::pin(async move { self.take_token(key, rate_per_sec, burst).await.map_err(|e| e.to_string()) })

@@ -2,7 +2,8 @@
 //! deployments, one per emulated AWS account, through leases. One worker is SIGKILLed
 //! mid-reconcile; the others take its deployments over once its leases expire. Every
 //! deployment converges; no two runs of one deployment overlap in time (audit log, by
-//! generation); every account holds exactly one audit source.
+//! generation); every account holds exactly one audit source; each audit queue is polled
+//! by one live worker; every account's calls draw on the store's shared rate budget.
 
 mod common;
 
@@ -13,6 +14,7 @@ use std::time::{Duration, Instant};
 use garrison_catalog::{Catalog, cft};
 use garrison_cloud::emulator::Moto;
 use garrison_cloud::{Aws, Sessions};
+use garrison_engine::collect::QUEUE_LEASE;
 use garrison_engine::testing::{GARRISON, leftovers};
 use garrison_model::credential::{NewCredential, RoleSecret};
 use garrison_model::deployment::{Refs, parse_request};
@@ -99,7 +101,9 @@ async fn three_workers_share_fifty_deployments_and_take_over_a_killed_one() {
                 .await
                 .unwrap()
                 .into_iter()
-                .filter(|(_, holder, _, expires)| holder.starts_with("w0-") && *expires > now)
+                .filter(|(d, holder, _, expires)| {
+                    holder.starts_with("w0-") && *expires > now && !d.starts_with(QUEUE_LEASE)
+                })
                 .map(|(d, ..)| d)
                 .collect();
             if !held.is_empty() {
@@ -139,6 +143,32 @@ async fn three_workers_share_fifty_deployments_and_take_over_a_killed_one() {
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum::<f64>();
         assert!(text.contains("garrison_reconcile_duration_seconds_count{kind=\"full\",outcome=\"ok\"}"), "{text}");
+    }
+    // One poller per audit queue across the fleet: each queue's lease is held, unexpired,
+    // by one of the survivors (w0's queues taken over once its leases expired).
+    let t = Instant::now();
+    loop {
+        let now = garrison_engine::now_ms();
+        let leases = store.leases().await.unwrap();
+        let polled: HashMap<&str, &str> = leases
+            .iter()
+            .filter(|(_, h, _, expires)| *expires > now && !h.starts_with("w0-"))
+            .filter_map(|(d, h, ..)| Some((d.strip_prefix(QUEUE_LEASE)?, h.as_str())))
+            .collect();
+        if accounts.keys().all(|id| polled.contains_key(id.as_str())) {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(LEASE_TTL_SECS + 5),
+            "queues without a live poller: {:?}",
+            accounts.keys().filter(|id| !polled.contains_key(id.as_str())).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Every account's calls were paced through the store's shared budget.
+    let budgets = store.rate_budget_keys().await.unwrap();
+    for (acct, _) in accounts.values() {
+        assert!(budgets.contains(&format!("{acct}/us-east-1/ec2")), "{acct}: no shared ec2 budget in {budgets:?}");
     }
     for w in workers.iter_mut().skip(1) {
         let _ = w.kill();
