@@ -29,6 +29,27 @@ fn peak_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").map(|l| l.local_addr().map(|a| a.port()).unwrap_or(0)).unwrap_or(0)
+}
+
+/// A worker's AWS call attempts by "service operation", from its /metrics.
+fn calls(port: u16) -> HashMap<String, f64> {
+    use std::io::{Read, Write};
+    let mut out = HashMap::new();
+    let Ok(mut c) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return out };
+    let _ = c.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
+    let mut text = String::new();
+    let _ = c.read_to_string(&mut text);
+    for l in text.lines().filter(|l| l.starts_with("garrison_aws_calls_total{")) {
+        let label =
+            |k: &str| l.split(&format!("{k}=\"")).nth(1).and_then(|r| r.split('"').next()).unwrap_or("").to_string();
+        let n: f64 = l.rsplit(' ').next().and_then(|v| v.parse().ok()).unwrap_or(0.0);
+        *out.entry(format!("{} {}", label("service"), label("operation"))).or_default() += n;
+    }
+    out
+}
+
 struct Run {
     size: usize,
     workers: usize,
@@ -96,6 +117,7 @@ async fn main() -> anyhow::Result<()> {
             store.make_all_due().await?;
             let dir = std::env::temp_dir().join(format!("garrison-bench-fleet-{}", std::process::id()));
             let t = Instant::now();
+            let ports: Vec<u16> = (0..workers).map(|_| free_port()).collect();
             let mut procs: Vec<Child> = (0..workers)
                 .map(|w| {
                     Command::new(&garrison)
@@ -103,6 +125,7 @@ async fn main() -> anyhow::Result<()> {
                         .arg(dir.join(format!("w{w}")))
                         .args(["--database-url", &db, "--aws-principal", GARRISON, "--resync-interval", "3600"])
                         .args(["--parallel", &parallel.to_string()])
+                        .args(["--metrics-listen", &format!("127.0.0.1:{}", ports[w])])
                         .env("GARRISON_SEAL_KEY", key.to_hex())
                         .env("HOSTNAME", format!("w{w}"))
                         .env("AWS_ENDPOINT_URL", &moto.url)
@@ -128,6 +151,12 @@ async fn main() -> anyhow::Result<()> {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             let secs = t.elapsed().as_secs_f64();
+            let mut by_op: HashMap<String, f64> = HashMap::new();
+            for p in &ports {
+                for (k, v) in calls(*p) {
+                    *by_op.entry(k).or_default() += v;
+                }
+            }
             for p in &mut procs {
                 let _ = p.kill();
                 let _ = p.wait();
@@ -148,8 +177,14 @@ async fn main() -> anyhow::Result<()> {
                 println!("bench/fleet: {size} deployments, warm-up pass: {secs:.1} s");
                 continue;
             }
+            let total: f64 = by_op.values().sum();
+            let mut top: Vec<(&String, &f64)> = by_op.iter().collect();
+            top.sort_by(|a, b| b.1.total_cmp(a.1).then(a.0.cmp(b.0)));
+            let top: Vec<String> = top.iter().take(8).map(|(k, v)| format!("{k} {:.1}", **v / size as f64)).collect();
             println!(
-                "bench/fleet: {size} deployments, {workers} worker(s): {secs:.1} s, peak RSS {peak_mib:.0} MiB per worker"
+                "bench/fleet: {size} deployments, {workers} worker(s): {secs:.1} s, peak RSS {peak_mib:.0} MiB per worker; {:.1} AWS calls per deployment ({})",
+                total / size as f64,
+                top.join(", ")
             );
             runs.push(Run { size, workers, secs, peak_mib });
         }

@@ -73,15 +73,26 @@ async fn fetch_once(sessions: &Sessions, role_arn: &str, external_id: &str) -> R
         let pol =
             iam.get_policy().policy_arn(arn).send().await.map_err(|e| CloudError::from_sdk("iam", "GetPolicy", e))?;
         let version = pol.policy().and_then(|p| p.default_version_id()).unwrap_or("v1").to_string();
+        // A policy version's document never changes (an edit makes a new version), so each
+        // is read once per process; which version is the default is read every time. The
+        // policy's unique id is part of the key: a policy deleted and made again under the
+        // same name starts over at v1 with another document.
+        let key = format!("{arn}#{}", pol.policy().and_then(|p| p.policy_id()).unwrap_or_default());
+        if let Some(doc) = sessions.policy_version(&key, &version) {
+            policies.push(doc);
+            continue;
+        }
         aws.pace("iam").await;
         let v = iam
             .get_policy_version()
             .policy_arn(arn)
-            .version_id(version)
+            .version_id(&version)
             .send()
             .await
             .map_err(|e| CloudError::from_sdk("iam", "GetPolicyVersion", e))?;
-        policies.push(decode(v.policy_version().and_then(|p| p.document()).unwrap_or("{}")));
+        let doc = decode(v.policy_version().and_then(|p| p.document()).unwrap_or("{}"));
+        sessions.keep_policy_version(&key, &version, &doc);
+        policies.push(doc);
     }
     aws.pace("iam").await;
     let inline = iam

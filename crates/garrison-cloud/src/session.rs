@@ -115,14 +115,32 @@ struct Cached {
 pub struct Sessions {
     pub base: Aws,
     cache: Mutex<HashMap<(String, String), Cached>>,
+    /// Managed policy documents by (policy ARN and unique id, version id): immutable, so kept.
+    policy_versions: Mutex<HashMap<(String, String), serde_json::Value>>,
 }
+
+/// Policy versions kept at most; beyond, the cache starts over (a fleet has a few per account).
+const POLICY_VERSIONS_KEPT: usize = 50_000;
 
 /// Renewed this long before the credentials expire.
 const EARLY: Duration = Duration::from_secs(300);
 
 impl Sessions {
     pub fn new(base: Aws) -> Sessions {
-        Sessions { base, cache: Mutex::new(HashMap::new()) }
+        Sessions { base, cache: Mutex::new(HashMap::new()), policy_versions: Mutex::new(HashMap::new()) }
+    }
+
+    /// A managed policy version's document read before, if any.
+    pub fn policy_version(&self, policy_arn: &str, version_id: &str) -> Option<serde_json::Value> {
+        self.policy_versions.lock().expect("policies").get(&(policy_arn.to_string(), version_id.to_string())).cloned()
+    }
+
+    pub fn keep_policy_version(&self, policy_arn: &str, version_id: &str, doc: &serde_json::Value) {
+        let mut m = self.policy_versions.lock().expect("policies");
+        if m.len() >= POLICY_VERSIONS_KEPT {
+            m.clear();
+        }
+        m.insert((policy_arn.to_string(), version_id.to_string()), doc.clone());
     }
 
     /// An `Aws` acting as `role_arn` (AssumeRole with `external_id`), sharing this

@@ -56,6 +56,12 @@ async fn role_validation_tells_safe_unsafe_incomplete_and_not_yet() {
     let v = validate(&e, &safe, ext, full, 1).await;
     assert_eq!(v.status, ValidationStatus::Ok, "{}", v.message);
     assert!(v.capabilities.values().all(|c| c.ok));
+    // Again: the trust policy and the attachments are read afresh, the (immutable) policy
+    // versions are not.
+    aws.calls.reset();
+    assert_eq!(validate(&e, &safe, ext, full, 1).await.status, ValidationStatus::Ok);
+    assert_eq!((aws.calls.count("GetRole"), aws.calls.count("GetPolicyVersion")), (1, 0));
+    assert_eq!(aws.calls.count("GetPolicy") as usize, parts(full).len());
 
     let no_cond = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": format!("arn:aws:iam::{GARRISON}:root")}, "Action": "sts:AssumeRole"}]});
     let r = make_role(&aws, "no-condition", &no_cond, &parts(full)).await;
@@ -84,6 +90,27 @@ async fn role_validation_tells_safe_unsafe_incomplete_and_not_yet() {
             .missing
             .contains(&"cloudtrail:CreateTrail".to_string())
     );
+    // The customer upgrades the policies in place (new default versions): seen at once.
+    let iam = aws.iam();
+    let attached = parts(old).len();
+    for (i, p) in parts(full).iter().enumerate() {
+        let arn = format!("arn:aws:iam::{GARRISON}:policy/old-{i}");
+        if i < attached {
+            let doc = p.to_string();
+            iam.create_policy_version()
+                .policy_arn(&arn)
+                .policy_document(doc)
+                .set_as_default(true)
+                .send()
+                .await
+                .unwrap();
+        } else {
+            iam.create_policy().policy_name(format!("old-{i}")).policy_document(p.to_string()).send().await.unwrap();
+            iam.attach_role_policy().role_name("old").policy_arn(&arn).send().await.unwrap();
+        }
+    }
+    let v = validate(&e, &r, ext, full, 1).await;
+    assert_eq!(v.status, ValidationStatus::Ok, "{}", v.message);
 
     let t = Instant::now();
     let v = validate(&e, &format!("arn:aws:iam::{GARRISON}:role/not-created-yet"), ext, full, 3).await;
