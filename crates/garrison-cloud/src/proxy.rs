@@ -221,6 +221,42 @@ async fn forward(
     Ok(Response::from_parts(parts, Full::new(body.collect().await?.to_bytes())))
 }
 
+/// How a sharded proxy spreads calls over its emulators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shard {
+    /// Each region in one emulator, assigned in turn as regions are first seen.
+    ByRegion,
+    /// Each AWS account in one emulator (its number modulo the shards). An emulator knows
+    /// which account a session's keys belong to only if it issued them, so AssumeRole goes
+    /// to the role's account's shard, the keys in its answer are remembered, and every call
+    /// signed with them follows. Calls with other keys (the base identity) go to shard 0.
+    ByAccount,
+}
+
+/// The account of an AssumeRole request's `RoleArn` (form-encoded body).
+fn assumed_account(body: &[u8]) -> Option<u64> {
+    let text = std::str::from_utf8(body).ok()?;
+    if !text.split('&').any(|kv| kv == "Action=AssumeRole") {
+        return None;
+    }
+    let arn = text.split('&').find_map(|kv| kv.strip_prefix("RoleArn="))?.replace("%3A", ":").replace("%3a", ":");
+    arn.split(':').nth(4)?.parse().ok()
+}
+
+/// The access key id a request is signed with.
+fn access_key(headers: &hyper::HeaderMap) -> String {
+    let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    auth.split("Credential=").nth(1).and_then(|c| c.split('/').next()).unwrap_or_default().to_string()
+}
+
+/// The access key id in an AssumeRole answer.
+fn issued_key(body: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(body).ok()?;
+    let start = text.find("<AccessKeyId>")? + "<AccessKeyId>".len();
+    let end = text[start..].find("</AccessKeyId>")? + start;
+    Some(text[start..end].trim().to_string())
+}
+
 impl Proxy {
     /// Listens on a free loopback port and forwards to `upstream` (http://127.0.0.1:PORT).
     pub async fn start(upstream: &str) -> anyhow::Result<Proxy> {
@@ -231,6 +267,11 @@ impl Proxy {
     /// as regions are first seen (global calls signed for us-east-1 go with us-east-1). Real AWS
     /// regions are independent services; one single-threaded emulator process is not.
     pub async fn start_sharded(upstreams: &[String]) -> anyhow::Result<Proxy> {
+        Proxy::start_sharded_by(upstreams, Shard::ByRegion).await
+    }
+
+    /// Several emulators, calls spread as `how` says.
+    pub async fn start_sharded_by(upstreams: &[String], how: Shard) -> anyhow::Result<Proxy> {
         let ups: Vec<SocketAddr> = upstreams
             .iter()
             .map(|u| u.trim_start_matches("http://").trim_end_matches('/').parse())
@@ -292,17 +333,34 @@ impl Proxy {
                                 }
                                 Draw::ResetAfter | Draw::Pass => {}
                             }
+                            let assuming = if how == Shard::ByAccount { assumed_account(&body) } else { None };
                             let shard = {
                                 let mut a = assigned.lock().expect("shards");
-                                let next = a.len() % ups.len();
-                                *a.entry(region.clone()).or_insert(next)
+                                match (how, assuming) {
+                                    (Shard::ByRegion, _) => {
+                                        let next = a.len() % ups.len();
+                                        *a.entry(region.clone()).or_insert(next)
+                                    }
+                                    (Shard::ByAccount, Some(account)) => (account % ups.len() as u64) as usize,
+                                    (Shard::ByAccount, None) => {
+                                        a.get(&access_key(&parts.headers)).copied().unwrap_or(0)
+                                    }
+                                }
                             };
-                            let answer = forward(ups[shard], parts, body).await.unwrap_or_else(|e| {
+                            let mut answer = forward(ups[shard], parts, body).await.unwrap_or_else(|e| {
                                 Response::builder()
                                     .status(StatusCode::BAD_GATEWAY)
                                     .body(Full::new(Bytes::from(e.to_string())))
                                     .expect("response")
                             });
+                            if assuming.is_some() {
+                                let (p, b) = answer.into_parts();
+                                let bytes = b.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+                                if let Some(key) = issued_key(&bytes) {
+                                    assigned.lock().expect("shards").insert(key, shard);
+                                }
+                                answer = Response::from_parts(p, Full::new(bytes));
+                            }
                             if matches!(draw, Draw::ResetAfter) {
                                 // Carried out, answer lost: the client cannot tell it happened.
                                 f.resets.fetch_add(1, Ordering::Relaxed);
@@ -317,5 +375,28 @@ impl Proxy {
             }
         });
         Ok(Proxy { url, faults, task })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn account_sharding_reads_the_role_account_and_the_issued_keys() {
+        let body = b"Action=AssumeRole&Version=2011-06-15&RoleArn=arn%3Aaws%3Aiam%3A%3A210000000007%3Arole%2Fgarrison&RoleSessionName=garrison";
+        assert_eq!(assumed_account(body), Some(210_000_000_007));
+        assert_eq!(assumed_account(b"Action=GetCallerIdentity&Version=2011-06-15"), None);
+        assert_eq!(assumed_account(b"Action=AssumeRole&RoleArn=not-an-arn"), None);
+        let answer = b"<AssumeRoleResponse><AssumeRoleResult><Credentials><AccessKeyId>ASIAEXAMPLE123</AccessKeyId></Credentials></AssumeRoleResult></AssumeRoleResponse>";
+        assert_eq!(issued_key(answer).as_deref(), Some("ASIAEXAMPLE123"));
+        let mut h = hyper::HeaderMap::new();
+        h.insert(
+            "authorization",
+            "AWS4-HMAC-SHA256 Credential=ASIAEXAMPLE123/20261201/us-east-1/ec2/aws4_request, SignedHeaders=host, Signature=0"
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(access_key(&h), "ASIAEXAMPLE123");
     }
 }

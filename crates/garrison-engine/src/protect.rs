@@ -171,19 +171,36 @@ pub async fn preview(e: &Engine, d: &Deployment) -> Result<(Plan, Observation), 
 
 /// Discover, plan and (automatic mode) execute; records the report and the status.
 pub async fn reconcile(e: &Engine, d: &Deployment) -> anyhow::Result<Report> {
-    timed("full", Box::pin(reconcile_once(e, d))).await
+    timed("full", d, Box::pin(reconcile_once(e, d))).await
 }
 
 /// Records how long a run of `kind` took and how it ended (`garrison_reconcile_duration_seconds`).
 /// Callers box the run: a reconcile future is large, and nested unboxed it overflowed the
 /// stack of a thread that polls it (debug builds).
-async fn timed<T>(kind: &'static str, run: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+/// Every log line of a run carries the deployment, its tenant and its AWS account (as
+/// span fields; `GARRISON_LOG_FORMAT=json` puts them in each JSON line).
+async fn timed<T>(
+    kind: &'static str,
+    d: &Deployment,
+    run: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    use tracing::Instrument;
+    let span =
+        tracing::info_span!("run", kind, deployment = %d.id, tenant = %d.account_id, aws_account = %d.platform.id);
     let t = std::time::Instant::now();
-    let r = run.await;
-    let outcome = if r.is_ok() { "ok" } else { "error" };
-    metrics::histogram!("garrison_reconcile_duration_seconds", "kind" => kind, "outcome" => outcome)
-        .record(t.elapsed().as_secs_f64());
-    r
+    async move {
+        let r = run.await;
+        let outcome = if r.is_ok() { "ok" } else { "error" };
+        let secs = t.elapsed().as_secs_f64();
+        metrics::histogram!("garrison_reconcile_duration_seconds", "kind" => kind, "outcome" => outcome).record(secs);
+        match &r {
+            Ok(_) => tracing::info!(outcome, secs, "run finished"),
+            Err(err) => tracing::warn!(outcome, secs, error = %err, "run finished"),
+        }
+        r
+    }
+    .instrument(span)
+    .await
 }
 
 async fn reconcile_once(e: &Engine, d: &Deployment) -> anyhow::Result<Report> {
@@ -272,7 +289,7 @@ pub async fn react(
     regions: &BTreeSet<String>,
     trigger: Trigger,
 ) -> anyhow::Result<Option<Report>> {
-    let run = timed("targeted", Box::pin(react_once(e, d, regions, trigger)));
+    let run = timed("targeted", d, Box::pin(react_once(e, d, regions, trigger)));
     // Several workers: the deployment's lease keeps this apart from any other worker's run.
     if e.store.backend() == garrison_store::Backend::Postgres {
         return Box::pin(crate::worker::exclusively(e, &d.id, run)).await;
@@ -521,7 +538,7 @@ pub struct Removal {
 /// Removes every resource garrison made for `d` (adopted ones are only forgotten), then
 /// verifies with a fresh discovery that none is left before deleting the record.
 pub async fn uninstall(e: &Engine, d: &Deployment) -> anyhow::Result<Removal> {
-    timed("removal", Box::pin(uninstall_once(e, d))).await
+    timed("removal", d, Box::pin(uninstall_once(e, d))).await
 }
 
 async fn uninstall_once(e: &Engine, d: &Deployment) -> anyhow::Result<Removal> {

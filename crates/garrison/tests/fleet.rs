@@ -24,11 +24,19 @@ use serde_json::{Value, json};
 const DEPLOYMENTS: u64 = 50;
 const LEASE_TTL_SECS: u64 = 3;
 
+/// Each worker logs JSON lines at info into `<dir>/<name>.log`.
 fn worker(name: &str, db: &str, key: &SealKey, dir: &std::path::Path, moto_url: &str, metrics: u16) -> Child {
     let ttl = LEASE_TTL_SECS.to_string();
     let listen = format!("127.0.0.1:{metrics}");
     let extra = ["--resync-interval", "3600", "--lease-ttl", &ttl, "--parallel", "4", "--metrics-listen", &listen];
-    common::worker(name, &dir.join(name), db, &key.to_hex(), moto_url, &extra)
+    std::fs::create_dir_all(dir).unwrap();
+    let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
+    common::worker_command(name, &dir.join(name), db, &key.to_hex(), moto_url, &extra)
+        .env("GARRISON_LOG", "warn,garrison_engine=info")
+        .env("GARRISON_LOG_FORMAT", "json")
+        .stderr(log)
+        .spawn()
+        .expect("start garrison worker")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -208,6 +216,29 @@ async fn three_workers_share_fifty_deployments_and_take_over_a_killed_one() {
             assert!(w[0].1 <= w[1].0, "{id}: runs overlap: {spans:?}");
         }
     }
+    // Structured logs: every run's lines are JSON carrying the deployment, its tenant and its
+    // AWS account; each deployment's runs are there.
+    let mut logged: HashSet<String> = HashSet::new();
+    for name in ["w0", "w1", "w2"] {
+        let text = std::fs::read_to_string(dir.join(format!("{name}.log"))).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            let v: Value = match serde_json::from_str(line) {
+                Ok(v) => v,
+                // w0 was killed: its last line may be cut short.
+                Err(_) if name == "w0" && i + 1 == lines.len() => continue,
+                Err(e) => panic!("{name}: not JSON ({e}): {line}"),
+            };
+            if v["fields"]["message"] == "run finished" {
+                let span = &v["span"];
+                let (id, acct) = (span["deployment"].as_str().unwrap(), span["aws_account"].as_str().unwrap());
+                assert_eq!(accounts[id].0, acct, "{line}");
+                assert_eq!(span["tenant"], root.account_id.as_str(), "{line}");
+                logged.insert(id.to_string());
+            }
+        }
+    }
+    assert_eq!(logged.len(), accounts.len(), "every deployment's runs logged with its ids");
     // Exactly one audit source per account, and nothing duplicated.
     for (id, (acct, aws)) in &accounts {
         let left = leftovers(aws, &["us-east-1".to_string()], id).await;

@@ -170,8 +170,20 @@ pub fn json_out(o: &Output) -> Value {
 /// `garrison worker` on the store at `db`, sealed with `key_hex`, calling the emulator;
 /// `name` is its host name (leases carry it).
 pub fn worker(name: &str, dir: &std::path::Path, db: &str, key_hex: &str, moto_url: &str, extra: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_garrison"))
-        .args(["worker", "--data-dir"])
+    worker_command(name, dir, db, key_hex, moto_url, extra).spawn().expect("start garrison worker")
+}
+
+/// The command `worker` runs, for a caller that wants to change its environment or output.
+pub fn worker_command(
+    name: &str,
+    dir: &std::path::Path,
+    db: &str,
+    key_hex: &str,
+    moto_url: &str,
+    extra: &[&str],
+) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_garrison"));
+    c.args(["worker", "--data-dir"])
         .arg(dir)
         .args(["--database-url", db, "--aws-principal", garrison_engine::testing::GARRISON])
         .args(extra)
@@ -179,7 +191,6 @@ pub fn worker(name: &str, dir: &std::path::Path, db: &str, key_hex: &str, moto_u
         .env("HOSTNAME", name)
         .envs(moto_env(moto_url).iter().copied())
         .env("GARRISON_LOG", std::env::var("GARRISON_TEST_LOG").unwrap_or_else(|_| "error".into()))
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start garrison worker")
+        .stdout(Stdio::null());
+    c
 }
