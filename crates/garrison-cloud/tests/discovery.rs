@@ -200,3 +200,37 @@ async fn throttling_is_retried_by_the_sdk_and_terminal_errors_are_not() {
     assert_eq!(aws.calls.count("ListDetectors"), 1, "not retried");
     assert_eq!(snap.gaps().iter().map(|g| g.kind).collect::<Vec<_>>(), [Kind::GuarddutyDetectors]);
 }
+
+/// Emulators sharded by AWS account (bench/fleet): each account's calls reach the emulator
+/// that issued its session, so each account lives wholly in one of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_sharded_by_account_keeps_each_account_in_one_emulator() {
+    use garrison_cloud::proxy::Shard;
+    let motos: Vec<Moto> = (0..2).map(|_| Moto::start().expect("the AWS emulator is required for this test")).collect();
+    let proxy = Proxy::start_sharded_by(&motos.iter().map(|m| m.url.clone()).collect::<Vec<_>>(), Shard::ByAccount)
+        .await
+        .unwrap();
+    let sessions = Sessions::new(Aws::from_config(sdk_config(&proxy.url, "us-east-1").await));
+    // 210000000000 is even (shard 0), 210000000001 odd (shard 1).
+    let mut vpcs = vec![];
+    for acct in ["210000000000", "210000000001"] {
+        let aws = sessions.assume(&format!("arn:aws:iam::{acct}:role/admin"), "x").await.unwrap();
+        let v = aws.ec2().create_vpc().cidr_block("10.9.0.0/16").send().await.unwrap();
+        let id = v.vpc().unwrap().vpc_id().unwrap().to_string();
+        // Through the proxy each account sees its own VPC only.
+        let seen = aws.ec2().describe_vpcs().send().await.unwrap();
+        let ids: Vec<&str> = seen.vpcs().iter().filter_map(|v| v.vpc_id()).collect();
+        assert!(ids.contains(&id.as_str()), "{acct}: {ids:?}");
+        assert!(vpcs.iter().all(|(_, other): &(Aws, String)| !ids.contains(&other.as_str())), "{acct}: {ids:?}");
+        vpcs.push((aws, id));
+    }
+    // Straight to each emulator with each account's keys: only the issuing one knows them.
+    for (shard, m) in motos.iter().enumerate() {
+        for (i, (aws, id)) in vpcs.iter().enumerate() {
+            let direct = Aws { config: aws.config.to_builder().endpoint_url(&m.url).build(), ..aws.clone() };
+            let seen = direct.ec2().describe_vpcs().send().await.unwrap();
+            let has = seen.vpcs().iter().any(|v| v.vpc_id() == Some(id.as_str()));
+            assert_eq!(has, i == shard, "account {i}'s VPC in emulator {shard}: {has}");
+        }
+    }
+}
