@@ -361,8 +361,17 @@ pub const APPLIANCE_TYPES: &[&str] = &[
 pub async fn discover_region(aws: &Aws, region: &str) -> RegionSnapshot {
     let a = aws.in_region(region);
     let types = appliance_types();
-    let (z, v, s, i, sg, rt, na, ig, fl, tr, gd, cr, ec, ek, of) = tokio::join!(
-        zones(&a),
+    let known = a.reuse.as_ref().and_then(|r| r.facts(&a.account, region));
+    let reused = known.is_some();
+    // Zones and the appliance types' offerings: slow-changing, so reused when allowed.
+    let facts = async {
+        match known {
+            Some((z, o)) => (Ok(z), Ok(o)),
+            None => tokio::join!(zones(&a), offerings(&a, &types)),
+        }
+    };
+    let ((z, of), v, s, i, sg, rt, na, ig, fl, tr, gd, cr, ec, ek) = tokio::join!(
+        facts,
         vpcs(&a),
         subnets(&a),
         instances(&a),
@@ -376,8 +385,10 @@ pub async fn discover_region(aws: &Aws, region: &str) -> RegionSnapshot {
         config_recorders(&a),
         ecs_clusters(&a),
         eks_clusters(&a),
-        offerings(&a, &types),
     );
+    if let (Some(r), false, Ok(z), Ok(o)) = (&a.reuse, reused, &z, &of) {
+        r.keep_facts(&a.account, region, (z.clone(), o.clone()));
+    }
     let mut st = BTreeMap::new();
     RegionSnapshot {
         zones: settle(&mut st, Kind::Zones, z),

@@ -9,6 +9,7 @@ pub mod error;
 pub mod estate;
 pub mod limiter;
 pub mod proxy;
+pub mod reuse;
 pub mod role_check;
 pub mod session;
 pub mod stacks;

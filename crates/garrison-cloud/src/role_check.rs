@@ -49,7 +49,14 @@ pub fn decode(doc: &str) -> Value {
 
 const PROPAGATION_CODES: &[&str] = &["AccessDenied", "AccessDeniedException", "NoSuchEntity", "InvalidClientTokenId"];
 
-async fn fetch_once(sessions: &Sessions, role_arn: &str, external_id: &str) -> Result<RoleDocuments, CloudError> {
+/// `reuse`: the state (deployment and credential versions) under which the permission
+/// documents read before may be reused (see `crate::reuse`); None reads them.
+async fn fetch_once(
+    sessions: &Sessions,
+    role_arn: &str,
+    external_id: &str,
+    reuse: Option<&str>,
+) -> Result<RoleDocuments, CloudError> {
     let aws = sessions.assume(role_arn, external_id).await?;
     let name = role_arn.rsplit('/').next().unwrap_or_default().to_string();
     let iam = aws.iam();
@@ -59,6 +66,10 @@ async fn fetch_once(sessions: &Sessions, role_arn: &str, external_id: &str) -> R
         role.role().ok_or_else(|| CloudError::terminal("iam", "GetRole", "NoSuchEntity", "no role in the answer"))?;
     let trust = decode(r.assume_role_policy_document().unwrap_or("{}"));
     let tags = r.tags().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect();
+    let cache = reuse.and_then(|v| Some((aws.reuse.clone()?, v)));
+    if let Some(policies) = cache.as_ref().and_then(|(c, v)| c.permissions(role_arn, v)) {
+        return Ok(RoleDocuments { trust, policies, tags });
+    }
     let mut policies = vec![];
     aws.pace("iam").await;
     let attached = iam
@@ -112,6 +123,9 @@ async fn fetch_once(sessions: &Sessions, role_arn: &str, external_id: &str) -> R
             .map_err(|e| CloudError::from_sdk("iam", "GetRolePolicy", e))?;
         policies.push(decode(p.policy_document()));
     }
+    if let Some((c, v)) = &cache {
+        c.keep_permissions(role_arn, v, policies.clone());
+    }
     Ok(RoleDocuments { trust, policies, tags })
 }
 
@@ -124,9 +138,21 @@ pub async fn fetch(
     attempts: u32,
     delay: Duration,
 ) -> Result<RoleDocuments, FetchError> {
+    fetch_reusing(sessions, role_arn, external_id, attempts, delay, None).await
+}
+
+/// Like `fetch`; the permission documents may be reused under `reuse` (see `fetch_once`).
+pub async fn fetch_reusing(
+    sessions: &Sessions,
+    role_arn: &str,
+    external_id: &str,
+    attempts: u32,
+    delay: Duration,
+    reuse: Option<&str>,
+) -> Result<RoleDocuments, FetchError> {
     let mut last = None;
     for attempt in 1..=attempts.max(1) {
-        match fetch_once(sessions, role_arn, external_id).await {
+        match fetch_once(sessions, role_arn, external_id, reuse).await {
             Ok(d) => return Ok(d),
             Err(e) if PROPAGATION_CODES.contains(&e.code.as_str()) => {
                 sessions.forget(role_arn);

@@ -26,6 +26,8 @@ pub struct Aws {
     pub limiter: Arc<Limiter>,
     /// The AWS account these credentials act in, when known.
     pub account: String,
+    /// What may be reused between runs (see `reuse`); None: everything is read every time.
+    pub reuse: Option<Arc<crate::reuse::Reuse>>,
 }
 
 macro_rules! client {
@@ -60,7 +62,13 @@ impl Aws {
             .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
             .timeout_config(timeouts)
             .build();
-        Aws { config, calls: CallLog::default(), limiter: Arc::new(Limiter::default()), account: String::new() }
+        Aws {
+            config,
+            calls: CallLog::default(),
+            limiter: Arc::new(Limiter::default()),
+            account: String::new(),
+            reuse: None,
+        }
     }
 
     /// The same, with the SDK's retries starting after `initial` instead of a second: for
@@ -193,5 +201,15 @@ impl Sessions {
     /// Forgets cached credentials of a role (after an access error, for instance).
     pub fn forget(&self, role_arn: &str) {
         self.cache.lock().expect("sessions").retain(|(r, _), _| r != role_arn);
+        if let Some(r) = &self.base.reuse {
+            r.forget_role(role_arn);
+        }
+    }
+
+    /// The same sessions, reusing slow-changing facts for up to `max_age` (long-running
+    /// workers; see `reuse`).
+    pub fn reusing(mut self, max_age: Duration) -> Sessions {
+        self.base.reuse = Some(Arc::new(crate::reuse::Reuse::new(max_age)));
+        self
     }
 }

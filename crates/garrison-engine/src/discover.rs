@@ -6,7 +6,7 @@ use garrison_model::coverage::named_regions;
 use garrison_model::deployment::{Deployment, Mode, Purpose, Status, StatusKind};
 use garrison_model::snapshot::{Kind, Snapshot};
 
-use crate::validation::{ValidationStatus, validate};
+use crate::validation::{ValidationStatus, validate_reusing};
 use crate::{Engine, now};
 
 #[derive(Debug)]
@@ -112,7 +112,9 @@ pub async fn observe(e: &Engine, d: &Deployment, extra: &[String]) -> Result<Obs
         .or_else(|_| e.catalog.get("aws", role_type, "latest"));
     let mut warnings = vec![];
     if let Ok(role) = role {
-        let v = validate(e, &role_arn, &external_id, role, 1).await;
+        // The deployment's version stands for its state (its credential is part of it).
+        let state = format!("{}:{}", d.id, d.version);
+        let v = validate_reusing(e, &role_arn, &external_id, role, 1, Some(&state)).await;
         match v.status {
             ValidationStatus::Ok => {}
             ValidationStatus::Unsafe => return Err(fail(StatusKind::Error, v.message)),

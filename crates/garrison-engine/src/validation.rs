@@ -41,6 +41,20 @@ pub struct RoleValidation {
 }
 
 pub async fn validate(e: &Engine, role_arn: &str, external_id: &str, role: &RoleDef, attempts: u32) -> RoleValidation {
+    validate_reusing(e, role_arn, external_id, role, attempts, None).await
+}
+
+/// `validate` for a run: the role's permission documents may be reused under `state` (the
+/// deployment's version: a change reads them again) where the process allows it; the trust
+/// policy is read every time.
+pub async fn validate_reusing(
+    e: &Engine,
+    role_arn: &str,
+    external_id: &str,
+    role: &RoleDef,
+    attempts: u32,
+    state: Option<&str>,
+) -> RoleValidation {
     let mut v = RoleValidation {
         status: ValidationStatus::Ok,
         message: String::new(),
@@ -50,7 +64,9 @@ pub async fn validate(e: &Engine, role_arn: &str, external_id: &str, role: &Role
         trust_problems: vec![],
         capabilities: BTreeMap::new(),
     };
-    let docs = match role_check::fetch(&e.sessions, role_arn, external_id, attempts, e.propagation.1).await {
+    let docs = match role_check::fetch_reusing(&e.sessions, role_arn, external_id, attempts, e.propagation.1, state)
+        .await
+    {
         Ok(d) => d,
         Err(FetchError::NotAssumableYet { attempts, code, message }) => {
             v.status = ValidationStatus::NotAssumableYet;
@@ -90,6 +106,12 @@ pub async fn validate(e: &Engine, role_arn: &str, external_id: &str, role: &Role
         v.message = format!("the role lacks permissions for: {}", lacking.join(", "));
     } else {
         v.message = "Validation successful".into();
+    }
+    // Only documents that passed are reused: a fix to a role is seen at the next run.
+    if v.status != ValidationStatus::Ok
+        && let Some(r) = &e.sessions.base.reuse
+    {
+        r.forget_role(role_arn);
     }
     v
 }

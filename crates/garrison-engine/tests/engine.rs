@@ -13,7 +13,7 @@ use garrison_cloud::proxy::Proxy;
 use garrison_cloud::{Aws, Sessions};
 use garrison_engine::Engine;
 use garrison_engine::discover::discover_deployment;
-use garrison_engine::validation::{ValidationStatus, validate};
+use garrison_engine::validation::{ValidationStatus, validate, validate_reusing};
 use garrison_model::credential::{NewCredential, RoleSecret};
 use garrison_model::deployment::{Refs, StatusKind, parse_request};
 use garrison_model::snapshot::Kind;
@@ -219,4 +219,47 @@ async fn an_unsafe_role_is_refused_for_automatic_mode_and_nothing_is_written() {
         assert!(t.store.audit_log(&t.account, &d.id, 1000).await.unwrap().is_empty(), "{name}: no AWS write");
         assert!(t.store.owned(&d.id).await.unwrap().items.is_empty(), "{name}: nothing built");
     }
+}
+
+/// A long-running worker reuses slow-changing facts between runs — a role's permission
+/// documents, zones and offerings — but reads the trust policy every run: a role made
+/// unsafe is refused at the next run, reuse or not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reused_facts_save_calls_but_never_the_trust_check() {
+    let moto = Moto::start().expect("the AWS emulator is required for this test");
+    let aws = Aws::from_config(moto.sdk_config("us-east-1").await);
+    let sessions = Arc::new(Sessions::new(aws.clone()).reusing(Duration::from_secs(3600)));
+    let e = Engine::new(store().await, sessions.clone(), GARRISON.into());
+    let catalog = Catalog::builtin();
+    let full = catalog.get("aws", "ci_full", "latest").unwrap();
+    let ext = "ext-reuse";
+    let role = make_role(&aws, "reused", &cft::trust_policy(GARRISON, json!(ext)), &parts(full)).await;
+    assert_eq!(validate_reusing(&e, &role, ext, full, 1, Some("d:1")).await.status, ValidationStatus::Ok);
+    aws.calls.reset();
+    assert_eq!(validate_reusing(&e, &role, ext, full, 1, Some("d:1")).await.status, ValidationStatus::Ok);
+    let counts = |ops: &[&str]| ops.iter().map(|o| aws.calls.count(o)).collect::<Vec<_>>();
+    assert_eq!(counts(&["GetRole", "ListAttachedRolePolicies", "GetPolicy", "ListRolePolicies"]), [1, 0, 0, 0]);
+    // The deployment changed: everything is read again.
+    aws.calls.reset();
+    assert_eq!(validate_reusing(&e, &role, ext, full, 1, Some("d:2")).await.status, ValidationStatus::Ok);
+    assert_eq!(counts(&["GetRole", "ListAttachedRolePolicies"]), [1, 1]);
+    // The customer opens the trust policy to everyone: refused at the next run.
+    let star = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole", "Condition": {"StringEquals": {"sts:ExternalId": ext}}}]});
+    aws.iam().update_assume_role_policy().role_name("reused").policy_document(star.to_string()).send().await.unwrap();
+    let v = validate_reusing(&e, &role, ext, full, 1, Some("d:2")).await;
+    assert_eq!(v.status, ValidationStatus::Unsafe, "{}", v.message);
+    // A failed validation keeps nothing: the next run reads the permissions again.
+    aws.calls.reset();
+    validate_reusing(&e, &role, ext, full, 1, Some("d:2")).await;
+    assert_eq!(aws.calls.count("ListAttachedRolePolicies"), 1);
+
+    // Zones and offerings of a region: read once, then reused; the rest read every time.
+    let there = sessions.assume(&role, ext).await.unwrap();
+    let first = garrison_cloud::discovery::discover_region(&there, "us-east-1").await;
+    aws.calls.reset();
+    let again = garrison_cloud::discovery::discover_region(&there, "us-east-1").await;
+    assert_eq!(counts(&["DescribeAvailabilityZones", "DescribeInstanceTypeOfferings", "DescribeVpcs"]), [0, 0, 1]);
+    assert_eq!((again.zones.clone(), again.offerings.clone()), (first.zones.clone(), first.offerings.clone()));
+    assert!(!again.zones.is_empty() && !again.offerings.is_empty());
+    assert_eq!(again.status.get(&Kind::Zones), first.status.get(&Kind::Zones));
 }

@@ -334,7 +334,8 @@ fn sessions_for(store: &Store, mut aws: garrison_cloud::Aws) -> std::sync::Arc<g
         let shared = garrison_cloud::limiter::Limiter::default().with_shared(std::sync::Arc::new(store.clone()));
         aws.limiter = std::sync::Arc::new(shared);
     }
-    std::sync::Arc::new(garrison_cloud::Sessions::new(aws))
+    // A long-running process reuses slow-changing facts for an hour (garrison_cloud::reuse).
+    std::sync::Arc::new(garrison_cloud::Sessions::new(aws).reusing(std::time::Duration::from_secs(3600)))
 }
 
 fn engine_for(
