@@ -14,26 +14,28 @@ use garrison_model::snapshot::{Offering, Zone};
 use serde_json::Value;
 
 type Facts = (Vec<Zone>, Vec<Offering>);
+/// When an entry was read, and what.
+type Entries<K, V> = Mutex<HashMap<K, (Instant, V)>>;
 
 #[derive(Debug)]
 pub struct Reuse {
     pub max_age: Duration,
-    facts: Mutex<HashMap<(String, String), (Instant, Facts)>>,
-    permissions: Mutex<HashMap<(String, String), (Instant, Vec<Value>)>>,
+    facts: Entries<(String, String), Facts>,
+    permissions: Entries<(String, String), Vec<Value>>,
 }
 
 /// Entries kept at most per cache; beyond, it starts over.
 const KEPT: usize = 50_000;
 
 fn fresh<K: Clone + Eq + std::hash::Hash, V: Clone>(
-    m: &Mutex<HashMap<K, (Instant, V)>>,
+    m: &Entries<K, V>,
     k: &K,
     max_age: Duration,
 ) -> Option<V> {
     m.lock().expect("reuse").get(k).filter(|(at, _)| at.elapsed() < max_age).map(|(_, v)| v.clone())
 }
 
-fn keep<K: Eq + std::hash::Hash, V>(m: &Mutex<HashMap<K, (Instant, V)>>, k: K, v: V) {
+fn keep<K: Eq + std::hash::Hash, V>(m: &Entries<K, V>, k: K, v: V) {
     let mut m = m.lock().expect("reuse");
     if m.len() >= KEPT {
         m.clear();
