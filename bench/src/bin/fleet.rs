@@ -1,12 +1,16 @@
 //! bench/fleet: a steady-state pass over many deployments by `garrison worker` processes on
 //! one PostgreSQL. Each deployment is an automatic one in its own emulated AWS account with
 //! nothing to build (CloudTrail monitoring off, no instances), so a pass is what a resync costs
-//! when nothing changed: assume the role, validate it, discover the region, plan nothing.
-//! Measured for each size with one worker and with three: wall time until every deployment
-//! is done, and the workers' peak resident memory. Baselines in the same run: the smallest
-//! size (growth should be linear) and one worker (three should be faster).
+//! when nothing changed: validate the role (trust policy read; permissions reused), discover
+//! the region, plan nothing. The accounts are spread over one emulator process per core
+//! behind a proxy that keeps each account in one of them. For one worker and for three, the
+//! processes stay up for a warm-up pass (their caches filled, as a long-running worker's
+//! are) and a measured one: wall time until every deployment is done, AWS calls per
+//! deployment (from the workers' /metrics), and the workers' peak resident memory. Baselines
+//! in the same run: the smallest size (growth should be linear) and one worker.
 //! BENCH_SIZES (default 250,500,1000), BENCH_PARALLEL (runs per worker, default 16),
-//! BENCH_EMULATORS (emulator processes, accounts spread over them; default 2, one per core).
+//! BENCH_EMULATORS (emulator processes, accounts spread over them; default 2, one per core),
+//! BENCH_WORKERS (worker counts to measure, default 1,3).
 
 use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
@@ -63,6 +67,11 @@ struct Run {
 async fn main() -> anyhow::Result<()> {
     let sizes: Vec<usize> = std::env::var("BENCH_SIZES")
         .unwrap_or_else(|_| "250,500,1000".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let worker_counts: Vec<usize> = std::env::var("BENCH_WORKERS")
+        .unwrap_or_else(|_| "1,3".into())
         .split(',')
         .filter_map(|s| s.trim().parse().ok())
         .collect();
@@ -124,7 +133,7 @@ async fn main() -> anyhow::Result<()> {
         // their caches — sessions, policy versions — as a long-running worker's are, and on
         // the first configuration makes the emulator create each new account's default
         // network; the second, measured, is the steady state a periodic resync costs.
-        for workers in [1usize, 3] {
+        for &workers in &worker_counts {
             let dir = std::env::temp_dir().join(format!("garrison-bench-fleet-{}", std::process::id()));
             let ports: Vec<u16> = (0..workers).map(|_| free_port()).collect();
             let mut procs: Vec<Child> = (0..workers)
