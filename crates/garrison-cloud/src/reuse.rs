@@ -27,11 +27,7 @@ pub struct Reuse {
 /// Entries kept at most per cache; beyond, it starts over.
 const KEPT: usize = 50_000;
 
-fn fresh<K: Clone + Eq + std::hash::Hash, V: Clone>(
-    m: &Entries<K, V>,
-    k: &K,
-    max_age: Duration,
-) -> Option<V> {
+fn fresh<K: Clone + Eq + std::hash::Hash, V: Clone>(m: &Entries<K, V>, k: &K, max_age: Duration) -> Option<V> {
     m.lock().expect("reuse").get(k).filter(|(at, _)| at.elapsed() < max_age).map(|(_, v)| v.clone())
 }
 
