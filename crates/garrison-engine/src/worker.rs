@@ -253,7 +253,7 @@ async fn start(
 }
 
 /// Several workers on one PostgreSQL: each pass asks the store which deployments are due
-/// and free (changed ones first, then the longest overdue), claims as many as it has free
+/// and free (changed ones first, then its own from before, then the longest overdue), claims as many as it has free
 /// slots (`parallel_runs`), and runs them; a killed worker's leases expire and others take
 /// them over. A slot freed wakes the loop at once. A large account holds one slot for as
 /// long as it takes; the others keep turning.
@@ -273,7 +273,7 @@ pub async fn run_leased(engine: Arc<Engine>, resync: Duration) {
         let free = slots.available_permits();
         if free > 0 {
             // A few more than the free slots: others may claim some of them first.
-            match engine.store.due_deployments(now_ms(), (free * 2) as i64).await {
+            match engine.store.due_deployments(now_ms(), (free * 2) as i64, &me).await {
                 Ok(list) => due = list,
                 Err(err) => tracing::warn!(error = %err, "worker cannot list due deployments"),
             }

@@ -353,10 +353,11 @@ async fn a_rate_budget_holds_across_processes_sharing_the_store() {
     }
 }
 
-/// The due list a worker pass reads: changed deployments first, then the longest overdue;
+/// The due list a worker pass reads: changed deployments first, then the worker's own from
+/// before, then the longest overdue;
 /// nothing held by another worker or not due yet.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn due_deployments_come_changed_first_then_longest_overdue() {
+async fn due_deployments_come_changed_first_then_own_then_longest_overdue() {
     for (name, url) in urls().await {
         let store = Store::open(&url, &SealKey::generate()).await.unwrap();
         let (acct, first) = seed(&store).await;
@@ -369,7 +370,7 @@ async fn due_deployments_come_changed_first_then_longest_overdue() {
         }
         let t0 = 10_000_000i64;
         // Never run: all due, all changed.
-        assert_eq!(store.due_deployments(t0, 10).await.unwrap().len(), 4, "{name}");
+        assert_eq!(store.due_deployments(t0, 10, "w").await.unwrap().len(), 4, "{name}");
         // ids[0] next due at t0 + 300, ids[1] at t0 + 100, ids[2] at t0 + 200; ids[3] held.
         for (i, due) in [(0, 300), (1, 100), (2, 200)] {
             let l = store.claim_due(&ids[i], 1, "w", t0, 1000).await.unwrap().unwrap();
@@ -377,20 +378,29 @@ async fn due_deployments_come_changed_first_then_longest_overdue() {
         }
         store.claim_due(&ids[3], 1, "other", t0, 1000).await.unwrap().unwrap();
         let order = |v: Vec<garrison_store::Due>| v.into_iter().map(|d| d.deployment_id).collect::<Vec<_>>();
-        assert_eq!(order(store.due_deployments(t0 + 50, 10).await.unwrap()), Vec::<String>::new(), "{name}");
+        assert_eq!(order(store.due_deployments(t0 + 50, 10, "w").await.unwrap()), Vec::<String>::new(), "{name}");
         assert_eq!(
-            order(store.due_deployments(t0 + 500, 10).await.unwrap()),
+            order(store.due_deployments(t0 + 500, 10, "w2").await.unwrap()),
             vec![ids[1].clone(), ids[2].clone(), ids[0].clone()],
             "{name}: longest overdue first; the held one left out"
         );
+        // A worker looks first at those it ran last: w ran all three, w3 runs ids[0] now.
+        let l = store.claim_due(&ids[0], 1, "w3", t0 + 500, 1).await.unwrap().unwrap();
+        assert!(store.finish_lease(&l, "w3", 1, t0 + 400).await.unwrap());
+        assert_eq!(
+            order(store.due_deployments(t0 + 500, 10, "w3").await.unwrap()),
+            vec![ids[0].clone(), ids[1].clone(), ids[2].clone()],
+            "{name}: its own first, then the longest overdue"
+        );
+        assert_eq!(order(store.due_deployments(t0 + 500, 10, "w").await.unwrap())[0], ids[1], "{name}");
         // A change to ids[0] puts it first, whatever its resync time; the limit holds.
         let d = store.get_deployment_fresh(&acct, &ids[0]).await.unwrap().unwrap();
         store.update_deployment(&acct, &ids[0], 1, d.spec(), "u").await.unwrap();
-        let due = store.due_deployments(t0 + 60, 10).await.unwrap();
+        let due = store.due_deployments(t0 + 60, 10, "w").await.unwrap();
         assert_eq!(order(due.clone()), vec![ids[0].clone()], "{name}");
         assert_eq!((due[0].version, due[0].account_id.as_str()), (2, acct.as_str()), "{name}");
-        assert_eq!(store.due_deployments(t0 + 500, 2).await.unwrap().len(), 2, "{name}");
+        assert_eq!(store.due_deployments(t0 + 500, 2, "w").await.unwrap().len(), 2, "{name}");
         // The held one is due again once its holder's lease expires.
-        assert!(order(store.due_deployments(t0 + 1000, 10).await.unwrap()).contains(&ids[3]), "{name}");
+        assert!(order(store.due_deployments(t0 + 1000, 10, "w").await.unwrap()).contains(&ids[3]), "{name}");
     }
 }
