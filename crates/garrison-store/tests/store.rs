@@ -354,8 +354,7 @@ async fn a_rate_budget_holds_across_processes_sharing_the_store() {
 }
 
 /// The due list a worker pass reads: changed deployments first, then the worker's own from
-/// before, then the longest overdue;
-/// nothing held by another worker or not due yet.
+/// before, then the longest overdue; nothing held by another worker or not due yet.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn due_deployments_come_changed_first_then_own_then_longest_overdue() {
     for (name, url) in urls().await {
