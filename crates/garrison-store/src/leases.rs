@@ -153,7 +153,8 @@ pub struct Due {
 
 impl Store {
     /// Up to `limit` deployments that are due and free at `now_ms`, in the order `holder`
-    /// should run them: changed ones (a version not reconciled yet) first, then those it ran
+    /// should run them: runs a dead worker left (a lease that lapsed rather than being
+    /// given back) first, then changed ones (a version not reconciled yet), then those it ran
     /// last (its caches are warm for them, and the other workers look first at theirs, so
     /// they seldom race for the same ones), then the longest overdue. One query, however
     /// large the fleet; claiming them (`claim_due`) still decides who runs.
@@ -161,7 +162,8 @@ impl Store {
         Ok(sqlx::query(
             "SELECT d.id, d.account_id, d.version FROM deployments d LEFT JOIN leases l ON l.deployment_id = d.id \
              WHERE l.deployment_id IS NULL OR (l.expires_at_ms <= $1 AND (l.done_version <> d.version OR l.next_due_ms <= $1)) \
-             ORDER BY CASE WHEN l.deployment_id IS NULL OR l.done_version <> d.version THEN 0 ELSE 1 END, \
+             ORDER BY CASE WHEN l.expires_at_ms > 0 THEN 0 ELSE 1 END, \
+               CASE WHEN l.deployment_id IS NULL OR l.done_version <> d.version THEN 0 ELSE 1 END, \
                CASE WHEN l.holder = $3 THEN 0 ELSE 1 END, COALESCE(l.next_due_ms, 0), d.id LIMIT $2",
         )
         .bind(now_ms)
