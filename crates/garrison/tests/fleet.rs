@@ -24,6 +24,19 @@ use serde_json::{Value, json};
 const DEPLOYMENTS: u64 = 50;
 const LEASE_TTL_SECS: u64 = 3;
 
+/// The workers, killed however the test ends: a failed assertion must not leave them
+/// running (they hold PostgreSQL connections that later tests need).
+struct KillOnDrop(Vec<Child>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        for w in &mut self.0 {
+            let _ = w.kill();
+            let _ = w.wait();
+        }
+    }
+}
+
 /// Each worker logs JSON lines at info into `<dir>/<name>.log`.
 fn worker(name: &str, db: &str, key: &SealKey, dir: &std::path::Path, moto_url: &str, metrics: u16) -> Child {
     let ttl = LEASE_TTL_SECS.to_string();
@@ -80,8 +93,9 @@ async fn three_workers_share_fifty_deployments_and_take_over_a_killed_one() {
     }
     let dir = std::env::temp_dir().join(format!("garrison-fleet-{}", common::rand_u64()));
     let ports: Vec<u16> = (0..3).map(|_| common::free_port()).collect();
-    let mut workers: Vec<Child> =
-        ["w0", "w1", "w2"].iter().zip(&ports).map(|(n, p)| worker(n, &db, &key, &dir, &moto.url, *p)).collect();
+    let mut workers = KillOnDrop(
+        ["w0", "w1", "w2"].iter().zip(&ports).map(|(n, p)| worker(n, &db, &key, &dir, &moto.url, *p)).collect(),
+    );
 
     let reported = |store: &Store| {
         let store = store.clone();
@@ -120,8 +134,8 @@ async fn three_workers_share_fifty_deployments_and_take_over_a_killed_one() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    workers[0].kill().unwrap();
-    workers[0].wait().unwrap();
+    workers.0[0].kill().unwrap();
+    workers.0[0].wait().unwrap();
     let killed = Instant::now();
     let mut taken_over: Option<Duration> = None;
     while reported(&store).await < DEPLOYMENTS as usize {
@@ -178,7 +192,7 @@ async fn three_workers_share_fifty_deployments_and_take_over_a_killed_one() {
     for (acct, _) in accounts.values() {
         assert!(budgets.contains(&format!("{acct}/us-east-1/ec2")), "{acct}: no shared ec2 budget in {budgets:?}");
     }
-    for w in workers.iter_mut().skip(1) {
+    for w in workers.0.iter_mut().skip(1) {
         let _ = w.kill();
         let _ = w.wait();
     }
