@@ -200,8 +200,7 @@ async fn leased_run(engine: Arc<Engine>, lease: garrison_store::Lease, d: Deploy
 }
 
 /// Claims deployment `id` at `version` (-2: its removal) and starts its run in a free slot.
-/// False when no slot is free.
-#[allow(clippy::too_many_arguments)]
+/// False when no slot is free. A removal carries its own copy of the deployment.
 async fn start(
     engine: &Arc<Engine>,
     slots: &Arc<tokio::sync::Semaphore>,
@@ -209,7 +208,6 @@ async fn start(
     id: String,
     version: i64,
     removal_of: Option<Deployment>,
-    removal: bool,
     resync: Duration,
 ) -> bool {
     if running.lock().expect("running").contains(&id) {
@@ -227,6 +225,7 @@ async fn start(
         }
     };
     // The deployment as it is now, read once it is ours (a removal carries its own copy).
+    let removal = removal_of.is_some();
     let d = match removal_of {
         Some(d) => d,
         None => match engine.store.deployment_by_id(&id).await {
@@ -264,9 +263,9 @@ pub async fn run_leased(engine: Arc<Engine>, resync: Duration) {
     tracing::info!(worker = %me, "worker running with leases");
     loop {
         // Removals first: few, and each one is always due.
-        let mut work: Vec<(Deployment, bool)> = vec![];
+        let mut removals: Vec<Deployment> = vec![];
         match engine.store.removals().await {
-            Ok(list) => work.extend(list.into_iter().map(|d| (d, true))),
+            Ok(list) => removals = list,
             Err(err) => tracing::warn!(error = %err, "worker cannot list removals"),
         }
         let mut due = vec![];
@@ -278,13 +277,13 @@ pub async fn run_leased(engine: Arc<Engine>, resync: Duration) {
                 Err(err) => tracing::warn!(error = %err, "worker cannot list due deployments"),
             }
         }
-        for (d, removal) in work {
-            if !start(&engine, &slots, &running, d.id.clone(), -2, Some(d), removal, resync).await {
+        for d in removals {
+            if !start(&engine, &slots, &running, d.id.clone(), -2, Some(d), resync).await {
                 break;
             }
         }
         for c in due {
-            if !start(&engine, &slots, &running, c.deployment_id, c.version, None, false, resync).await {
+            if !start(&engine, &slots, &running, c.deployment_id, c.version, None, resync).await {
                 break;
             }
         }
