@@ -199,32 +199,29 @@ async fn leased_run(engine: Arc<Engine>, lease: garrison_store::Lease, d: Deploy
     }
 }
 
-/// Claims deployment `id` at `version` (-2: its removal) and starts its run in a free slot.
-/// False when no slot is free. A removal carries its own copy of the deployment.
+/// Starts the run of claimed `lease` in a free slot; false when none is free (the lease is
+/// given back). A removal carries its own copy of the deployment; a reconcile reads the
+/// deployment as it is now, once it is ours.
 async fn start(
     engine: &Arc<Engine>,
     slots: &Arc<tokio::sync::Semaphore>,
     running: &Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
-    id: String,
-    version: i64,
+    lease: garrison_store::Lease,
     removal_of: Option<Deployment>,
     resync: Duration,
 ) -> bool {
-    if running.lock().expect("running").contains(&id) {
-        return true;
-    }
-    let Ok(permit) = slots.clone().try_acquire_owned() else { return false };
     let me = &engine.worker_id;
-    let ttl = engine.lease_ttl.as_millis() as i64;
-    let lease = match engine.store.claim_due(&id, version, me, now_ms(), ttl).await {
-        Ok(Some(l)) => l,
-        Ok(None) => return true,
-        Err(err) => {
-            tracing::warn!(deployment = %id, error = %err, "cannot claim a lease");
-            return true;
+    let id = lease.deployment_id.clone();
+    // A run of ours still going (its lease lapsed while it stalled): it finds out at its
+    // next renewal; this claim waits for a later pass.
+    let busy = running.lock().expect("running").contains(&id);
+    let permit = match slots.clone().try_acquire_owned() {
+        Ok(p) if !busy => p,
+        other => {
+            let _ = engine.store.release_lease(&lease, me).await;
+            return other.is_ok();
         }
     };
-    // The deployment as it is now, read once it is ours (a removal carries its own copy).
     let removal = removal_of.is_some();
     let d = match removal_of {
         Some(d) => d,
@@ -251,40 +248,49 @@ async fn start(
     true
 }
 
-/// Several workers on one PostgreSQL: each pass asks the store which deployments are due
-/// and free (changed ones first, then its own from before, then the longest overdue), claims as many as it has free
-/// slots (`parallel_runs`), and runs them; a killed worker's leases expire and others take
-/// them over. A slot freed wakes the loop at once. A large account holds one slot for as
-/// long as it takes; the others keep turning.
+/// Several workers on one PostgreSQL: each pass claims from the store as many due
+/// deployments as it has free slots (`parallel_runs`) in one statement (`claim_next`:
+/// changed ones first, then its own from before, then the longest overdue) and runs them;
+/// a killed worker's leases expire and others take them over. A slot freed wakes the loop
+/// at once. A large account holds one slot for as long as it takes; the others keep turning.
 pub async fn run_leased(engine: Arc<Engine>, resync: Duration) {
     let me = engine.worker_id.clone();
+    let ttl = engine.lease_ttl.as_millis() as i64;
     let slots = Arc::new(tokio::sync::Semaphore::new(engine.parallel_runs.max(1)));
     let running: Arc<std::sync::Mutex<std::collections::HashSet<String>>> = Arc::default();
     tracing::info!(worker = %me, "worker running with leases");
     loop {
         // Removals first: few, and each one is always due.
-        let mut removals: Vec<Deployment> = vec![];
         match engine.store.removals().await {
-            Ok(list) => removals = list,
+            Ok(list) => {
+                for d in list {
+                    if slots.available_permits() == 0 {
+                        break;
+                    }
+                    // Claiming again what we hold would fence off our own run in progress.
+                    if running.lock().expect("running").contains(&d.id) {
+                        continue;
+                    }
+                    match engine.store.claim_due(&d.id, -2, &me, now_ms(), ttl).await {
+                        Ok(Some(lease)) => {
+                            start(&engine, &slots, &running, lease, Some(d), resync).await;
+                        }
+                        Ok(None) => {}
+                        Err(err) => tracing::warn!(deployment = %d.id, error = %err, "cannot claim a lease"),
+                    }
+                }
+            }
             Err(err) => tracing::warn!(error = %err, "worker cannot list removals"),
         }
-        let mut due = vec![];
         let free = slots.available_permits();
         if free > 0 {
-            // A few more than the free slots: others may claim some of them first.
-            match engine.store.due_deployments(now_ms(), (free * 2) as i64, &me).await {
-                Ok(list) => due = list,
-                Err(err) => tracing::warn!(error = %err, "worker cannot list due deployments"),
-            }
-        }
-        for d in removals {
-            if !start(&engine, &slots, &running, d.id.clone(), -2, Some(d), resync).await {
-                break;
-            }
-        }
-        for c in due {
-            if !start(&engine, &slots, &running, c.deployment_id, c.version, None, resync).await {
-                break;
+            match engine.store.claim_next(&me, now_ms(), ttl, free as i64).await {
+                Ok(leases) => {
+                    for lease in leases {
+                        start(&engine, &slots, &running, lease, None, resync).await;
+                    }
+                }
+                Err(err) => tracing::warn!(error = %err, "worker cannot claim due deployments"),
             }
         }
         tokio::select! {

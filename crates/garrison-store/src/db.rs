@@ -121,7 +121,12 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             for st in *statements {
-                sqlx::query(*st).execute(&mut *tx).await?;
+                let st = match st.strip_prefix(crate::migrations::POSTGRES_ONLY) {
+                    Some(_) if self.backend != Backend::Postgres => continue,
+                    Some(pg) => pg,
+                    None => st,
+                };
+                sqlx::query(st).execute(&mut *tx).await?;
             }
             tx.commit().await?;
             tracing::info!(version, description, "migration applied");

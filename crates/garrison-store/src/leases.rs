@@ -6,7 +6,7 @@
 
 use sqlx::Row;
 
-use crate::db::{Store, StoreError};
+use crate::db::{Backend, Store, StoreError};
 
 /// A lease won: its fence, and the worker it was taken from when that one let it expire.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,37 +143,58 @@ impl Store {
     }
 }
 
-/// A deployment due for a run: (id, its tenant, the version to reconcile).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Due {
-    pub deployment_id: String,
-    pub account_id: String,
-    pub version: i64,
-}
+/// The order a worker takes due deployments in: runs a dead worker left (a lease that
+/// lapsed rather than being given back) first, then changed ones (a version not reconciled
+/// yet), then those it ran last (its caches are warm for them, and the other workers look
+/// first at theirs), then the longest overdue.
+const DUE_ORDER: &str = "ORDER BY CASE WHEN l.expires_at_ms > 0 THEN 0 ELSE 1 END, \
+     CASE WHEN l.done_version <> d.version THEN 0 ELSE 1 END, \
+     CASE WHEN l.holder = $1 THEN 0 ELSE 1 END, l.next_due_ms, l.deployment_id";
 
 impl Store {
-    /// Up to `limit` deployments that are due and free at `now_ms`, in the order `holder`
-    /// should run them: runs a dead worker left (a lease that lapsed rather than being
-    /// given back) first, then changed ones (a version not reconciled yet), then those it ran
-    /// last (its caches are warm for them, and the other workers look first at theirs, so
-    /// they seldom race for the same ones), then the longest overdue. One query, however
-    /// large the fleet; claiming them (`claim_due`) still decides who runs.
-    pub async fn due_deployments(&self, now_ms: i64, limit: i64, holder: &str) -> Result<Vec<Due>, StoreError> {
-        Ok(sqlx::query(
-            "SELECT d.id, d.account_id, d.version FROM deployments d LEFT JOIN leases l ON l.deployment_id = d.id \
-             WHERE l.deployment_id IS NULL OR (l.expires_at_ms <= $1 AND (l.done_version <> d.version OR l.next_due_ms <= $1)) \
-             ORDER BY CASE WHEN l.expires_at_ms > 0 THEN 0 ELSE 1 END, \
-               CASE WHEN l.deployment_id IS NULL OR l.done_version <> d.version THEN 0 ELSE 1 END, \
-               CASE WHEN l.holder = $3 THEN 0 ELSE 1 END, COALESCE(l.next_due_ms, 0), d.id LIMIT $2",
+    /// Claims for `holder`, until `now_ms + ttl_ms`, up to `limit` deployments that are due
+    /// and free at `now_ms` (see `DUE_ORDER`), in one statement however large the fleet.
+    /// On PostgreSQL the due rows are locked `FOR UPDATE SKIP LOCKED`: concurrent workers
+    /// each get different ones rather than racing for the head of the same list, and none
+    /// waits on another's claim. Each lease bumps its fence like `claim_lease`.
+    pub async fn claim_next(
+        &self,
+        holder: &str,
+        now_ms: i64,
+        ttl_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<Lease>, StoreError> {
+        // Deployments never run have no lease row yet; a no-op (nothing written) once all do.
+        sqlx::query(
+            "INSERT INTO leases (deployment_id, holder, previous_holder, expires_at_ms, fence, done_version, next_due_ms) \
+             SELECT d.id, '', NULL, 0, 0, -1, 0 FROM deployments d \
+             WHERE NOT EXISTS (SELECT 1 FROM leases l WHERE l.deployment_id = d.id) ON CONFLICT (deployment_id) DO NOTHING",
         )
-        .bind(now_ms)
-        .bind(limit)
-        .bind(holder)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|r| Due { deployment_id: r.get(0), account_id: r.get(1), version: r.get(2) })
-        .collect())
+        .execute(&self.pool)
+        .await?;
+        let lock = if self.backend == Backend::Postgres { " FOR UPDATE OF l SKIP LOCKED" } else { "" };
+        // SET reads the row as it was (see `claim`). The outer `expires_at_ms <= $3` is the
+        // guard of last resort: PostgreSQL re-checks it on a row changed under it, so a row
+        // another claimer took between the choice and the update is never taken twice.
+        let sql = format!(
+            "UPDATE leases SET previous_holder = CASE WHEN expires_at_ms = 0 THEN NULL ELSE holder END, holder = $1, expires_at_ms = $2, fence = fence + 1 \
+             WHERE expires_at_ms <= $3 AND deployment_id IN (SELECT l.deployment_id FROM leases l JOIN deployments d ON d.id = l.deployment_id \
+               WHERE l.expires_at_ms <= $3 AND (l.done_version <> d.version OR l.next_due_ms <= $3) {DUE_ORDER} LIMIT $4{lock}) \
+             RETURNING deployment_id, fence, previous_holder"
+        );
+        Ok(sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(holder)
+            .bind(now_ms + ttl_ms)
+            .bind(now_ms)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| {
+                let (fence, previous): (i64, Option<String>) = (r.get(1), r.get(2));
+                Lease { deployment_id: r.get(0), fence, taken_from: previous.filter(|p| p != holder && fence > 1) }
+            })
+            .collect())
     }
 
     /// Makes every deployment due and free at once (benchmarks: one full pass on demand).

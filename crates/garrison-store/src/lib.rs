@@ -17,7 +17,7 @@ pub mod testing;
 
 pub use db::{Backend, Store, StoreError};
 pub use dead_letters::{DeadLetter, EXCERPT_CHARS};
-pub use leases::{Due, Lease};
+pub use leases::Lease;
 pub use protection::AuditEntry;
 pub use rotate::Rotated;
 pub use seal::{SealKey, Sealer};

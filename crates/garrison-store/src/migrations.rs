@@ -1,5 +1,9 @@
 //! Schema migrations in the SQL subset SQLite and PostgreSQL share (TEXT, BIGINT,
 //! `$n` placeholders). Each entry runs once, in order, recorded in `schema_migrations`.
+//! A statement starting with `POSTGRES_ONLY` runs on PostgreSQL alone (SQLite has no
+//! equivalent and needs none).
+
+pub const POSTGRES_ONLY: &str = "postgres: ";
 
 pub const MIGRATIONS: &[(i64, &str, &[&str])] = &[
     (
@@ -68,5 +72,12 @@ pub const MIGRATIONS: &[(i64, &str, &[&str])] = &[
         &[
             "CREATE TABLE rate_budgets (key TEXT PRIMARY KEY, tokens DOUBLE PRECISION NOT NULL, at_ms DOUBLE PRECISION NOT NULL)",
         ],
+    ),
+    (
+        8,
+        "rate budgets are not logged: each AWS call takes a token, and a token bucket lost in a crash only refills",
+        // Every AWS call of every worker writes here: without the write-ahead log a take
+        // is not a durable commit (no flush to disk), which is all a rate budget needs.
+        &["postgres: ALTER TABLE rate_budgets SET UNLOGGED"],
     ),
 ];

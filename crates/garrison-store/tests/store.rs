@@ -350,13 +350,25 @@ async fn a_rate_budget_holds_across_processes_sharing_the_store() {
         // Another account's bucket is full.
         assert_eq!(a.take_token("444455556666/us-east-1/ec2", rate, burst).await.unwrap(), Duration::ZERO, "{name}");
         assert!(last < 5.0, "{name}: pacing took {last:.1} s");
+        if name == "postgres" {
+            // Every AWS call takes a token: on PostgreSQL the buckets skip the write-ahead log
+            // (a take is not a flushed commit); losing them in a crash only refills them.
+            let pg = sqlx::postgres::PgPool::connect(&url).await.unwrap();
+            let p: String =
+                sqlx::query_scalar("SELECT relpersistence::text FROM pg_class WHERE relname = 'rate_budgets'")
+                    .fetch_one(&pg)
+                    .await
+                    .unwrap();
+            assert_eq!(p, "u", "rate_budgets is an unlogged table");
+        }
     }
 }
 
-/// The due list a worker pass reads: changed deployments first, then the worker's own from
-/// before, then the longest overdue; nothing held by another worker or not due yet.
+/// What a worker pass claims (`claim_next`, one at a time here to see the order): a dead
+/// worker's lapsed run first, then changed deployments, then the worker's own from before,
+/// then the longest overdue; nothing held by another worker or not due yet.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn due_deployments_come_changed_first_then_own_then_longest_overdue() {
+async fn claim_next_takes_lapsed_then_changed_then_own_then_longest_overdue() {
     for (name, url) in urls().await {
         let store = Store::open(&url, &SealKey::generate()).await.unwrap();
         let (acct, first) = seed(&store).await;
@@ -368,39 +380,109 @@ async fn due_deployments_come_changed_first_then_own_then_longest_overdue() {
             ids.push(store.create_deployment(&acct, spec, "u").await.unwrap().id);
         }
         let t0 = 10_000_000i64;
-        // Never run: all due, all changed.
-        assert_eq!(store.due_deployments(t0, 10, "w").await.unwrap().len(), 4, "{name}");
-        // ids[0] next due at t0 + 300, ids[1] at t0 + 100, ids[2] at t0 + 200; ids[3] held.
-        for (i, due) in [(0, 300), (1, 100), (2, 200)] {
-            let l = store.claim_due(&ids[i], 1, "w", t0, 1000).await.unwrap().unwrap();
-            assert!(store.finish_lease(&l, "w", 1, t0 + due).await.unwrap());
+        let next = |w: &'static str, at: i64| {
+            let store = store.clone();
+            async move {
+                let mut v = store.claim_next(w, at, 1000, 1).await.unwrap();
+                assert!(v.len() <= 1, "limit 1, got {v:?}");
+                v.pop()
+            }
+        };
+        // Never run: all four due, each claimed once (first claim: fence 1, taken from nobody).
+        let mut all = store.claim_next("w", t0, 1000, 10).await.unwrap();
+        all.sort_by(|a, b| a.deployment_id.cmp(&b.deployment_id));
+        let mut sorted = ids.clone();
+        sorted.sort();
+        assert_eq!(all.iter().map(|l| l.deployment_id.clone()).collect::<Vec<_>>(), sorted, "{name}");
+        assert!(all.iter().all(|l| l.fence == 1 && l.taken_from.is_none()), "{name}: {all:?}");
+        assert_eq!(store.claim_next("w2", t0, 1000, 10).await.unwrap(), vec![], "{name}: all held");
+        // ids[0] next due at t0 + 300, ids[1] at t0 + 100, ids[2] at t0 + 200; ids[3] due at
+        // once, and then held by "other" until t0 + 1000.
+        let lease = |id: &str| all.iter().find(|l| l.deployment_id == id).unwrap().clone();
+        for (i, due) in [(0, 300), (1, 100), (2, 200), (3, 0)] {
+            assert!(store.finish_lease(&lease(&ids[i]), "w", 1, t0 + due).await.unwrap(), "{name}");
         }
         store.claim_due(&ids[3], 1, "other", t0, 1000).await.unwrap().unwrap();
-        let order = |v: Vec<garrison_store::Due>| v.into_iter().map(|d| d.deployment_id).collect::<Vec<_>>();
-        assert_eq!(order(store.due_deployments(t0 + 50, 10, "w").await.unwrap()), Vec::<String>::new(), "{name}");
+        assert_eq!(next("w", t0 + 50).await, None, "{name}: nothing due yet");
+        // w2 at t0 + 500: the longest overdue first, the held one left out.
+        let mut got = vec![];
+        while let Some(l) = next("w2", t0 + 500).await {
+            got.push(l);
+        }
         assert_eq!(
-            order(store.due_deployments(t0 + 500, 10, "w2").await.unwrap()),
+            got.iter().map(|l| l.deployment_id.clone()).collect::<Vec<_>>(),
             vec![ids[1].clone(), ids[2].clone(), ids[0].clone()],
-            "{name}: longest overdue first; the held one left out"
+            "{name}"
         );
-        // A worker looks first at those it ran last: w ran all three, w3 runs ids[0] now.
+        // Finished by w2 with the same due times; then w3 runs ids[0], due again at t0 + 400.
+        for (l, due) in got.iter().zip([100, 200, 300]) {
+            assert!(store.finish_lease(l, "w2", 1, t0 + due).await.unwrap(), "{name}");
+        }
         let l = store.claim_due(&ids[0], 1, "w3", t0 + 500, 1).await.unwrap().unwrap();
         assert!(store.finish_lease(&l, "w3", 1, t0 + 400).await.unwrap());
-        assert_eq!(
-            order(store.due_deployments(t0 + 500, 10, "w3").await.unwrap()),
-            vec![ids[0].clone(), ids[1].clone(), ids[2].clone()],
-            "{name}: its own first, then the longest overdue"
-        );
-        assert_eq!(order(store.due_deployments(t0 + 500, 10, "w").await.unwrap())[0], ids[1], "{name}");
-        // A change to ids[0] puts it first, whatever its resync time; the limit holds.
+        // A worker takes first those it ran last, then the longest overdue.
+        let l = next("w3", t0 + 500).await.unwrap();
+        assert_eq!(l.deployment_id, ids[0], "{name}: its own first");
+        store.release_lease(&l, "w3").await.unwrap();
+        let l = next("w", t0 + 500).await.unwrap();
+        assert_eq!(l.deployment_id, ids[1], "{name}: none of its own: the longest overdue");
+        store.release_lease(&l, "w").await.unwrap();
+        // A change to ids[0] makes it due, whatever its resync time; the limit holds.
         let d = store.get_deployment_fresh(&acct, &ids[0]).await.unwrap().unwrap();
         store.update_deployment(&acct, &ids[0], 1, d.spec(), "u").await.unwrap();
-        let due = store.due_deployments(t0 + 60, 10, "w").await.unwrap();
-        assert_eq!(order(due.clone()), vec![ids[0].clone()], "{name}");
-        assert_eq!((due[0].version, due[0].account_id.as_str()), (2, acct.as_str()), "{name}");
-        assert_eq!(store.due_deployments(t0 + 500, 2, "w").await.unwrap().len(), 2, "{name}");
-        // The held one is due again once its holder's lease lapses, and comes first: a dead
-        // worker's run is taken over before anything else.
-        assert_eq!(order(store.due_deployments(t0 + 1000, 10, "w").await.unwrap())[0], ids[3], "{name}");
+        let l = store.claim_next("w", t0 + 60, 1000, 10).await.unwrap();
+        assert_eq!(l.iter().map(|l| l.deployment_id.clone()).collect::<Vec<_>>(), vec![ids[0].clone()], "{name}");
+        store.release_lease(&l[0], "w").await.unwrap();
+        let two = store.claim_next("w", t0 + 500, 1000, 2).await.unwrap();
+        assert_eq!(two.len(), 2, "{name}");
+        assert!(two.iter().any(|l| l.deployment_id == ids[0]), "{name}: the changed one among them: {two:?}");
+        for l in &two {
+            store.release_lease(l, "w").await.unwrap();
+        }
+        // Once its holder's lease lapses, the held one comes first, marked as taken over:
+        // a dead worker's run is taken over before anything else.
+        let l = next("w", t0 + 1000).await.unwrap();
+        assert_eq!((l.deployment_id.as_str(), l.taken_from.as_deref()), (ids[3].as_str(), Some("other")), "{name}");
+    }
+}
+
+/// Workers claiming at the same moment through their own connections never get the same
+/// deployment: every one of 120 due deployments is claimed exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_claimers_never_get_the_same_deployment() {
+    for (name, url) in urls().await {
+        let key = SealKey::generate();
+        let store = Store::open(&url, &key).await.unwrap();
+        let (acct, first) = seed(&store).await;
+        let d = store.get_deployment_fresh(&acct, &first).await.unwrap().unwrap();
+        for i in 0..119 {
+            let mut spec = d.spec();
+            spec.name = format!("d{i}");
+            store.create_deployment(&acct, spec, "u").await.unwrap();
+        }
+        let mut tasks = vec![];
+        let start = std::sync::Arc::new(tokio::sync::Barrier::new(6));
+        for w in 0..6 {
+            // Separate handles: separate pools, as separate processes have.
+            let s = Store::open(&url, &key).await.unwrap();
+            let start = start.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut mine = vec![];
+                start.wait().await;
+                loop {
+                    let got = s.claim_next(&format!("w{w}"), 10_000, 60_000, 2).await.unwrap();
+                    if got.is_empty() {
+                        return mine;
+                    }
+                    mine.extend(got.into_iter().map(|l| l.deployment_id));
+                }
+            }));
+        }
+        let mut claimed = vec![];
+        for t in tasks {
+            claimed.extend(t.await.unwrap());
+        }
+        let unique: HashSet<&String> = claimed.iter().collect();
+        assert_eq!((claimed.len(), unique.len()), (120, 120), "{name}: {claimed:?}");
     }
 }
