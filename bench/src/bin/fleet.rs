@@ -2,14 +2,16 @@
 //! one PostgreSQL. Each deployment is an automatic one in its own emulated AWS account with
 //! nothing to build (CloudTrail monitoring off, no instances), so a pass is what a resync costs
 //! when nothing changed: validate the role (trust policy read; permissions reused), discover
-//! the region, plan nothing. The accounts are spread over one emulator process per core
-//! behind a proxy that keeps each account in one of them. For one worker and for three, the
+//! the region, plan nothing. The accounts are spread over emulator processes (one per core,
+//! more when they are many) behind a proxy that keeps each account in one of them. For one
+//! worker and for three, the
 //! processes stay up for a warm-up pass (their caches filled, as a long-running worker's
 //! are) and a measured one: wall time until every deployment is done, AWS calls per
 //! deployment (from the workers' /metrics), and the workers' peak resident memory. Baselines
 //! in the same run: the smallest size (growth should be linear) and one worker.
 //! BENCH_SIZES (default 250,500,1000), BENCH_PARALLEL (runs per worker, default 16),
-//! BENCH_EMULATORS (emulator processes, accounts spread over them; default 2, one per core),
+//! BENCH_EMULATORS (emulator processes at least, accounts spread over them; default 2, one per
+//! core), BENCH_ACCOUNTS_PER_EMULATOR (at most, default 250: more processes when needed),
 //! BENCH_WORKERS (worker counts to measure, default 1,3).
 
 use std::collections::HashMap;
@@ -79,22 +81,25 @@ async fn main() -> anyhow::Result<()> {
     let admin = std::env::var("GARRISON_TEST_DATABASE_URL")
         .map_err(|_| anyhow::anyhow!("GARRISON_TEST_DATABASE_URL (PostgreSQL) is needed"))?;
     let garrison = std::env::var("GARRISON_BIN").unwrap_or_else(|_| "target/debug/garrison".into());
-    // One emulator process per core, each AWS account in one of them (Shard::ByAccount):
-    // real AWS accounts do not share a single-threaded server; the emulator's do.
-    let shards: usize = std::env::var("BENCH_EMULATORS").ok().and_then(|v| v.parse().ok()).unwrap_or(2);
-    let motos: Vec<Moto> = (0..shards.max(1)).map(|_| Moto::start()).collect::<Result<_, _>>()?;
-    let proxy =
-        Proxy::start_sharded_by(&motos.iter().map(|m| m.url.clone()).collect::<Vec<_>>(), Shard::ByAccount).await?;
-    let direct = Aws::from_config(sdk_config(&proxy.url, "us-east-1").await);
+    // The AWS accounts are spread over emulator processes (Shard::ByAccount): at least one
+    // per core, and no more than BENCH_ACCOUNTS_PER_EMULATOR accounts in one. The emulator
+    // finds the account of every request by scanning all the accounts it holds (moto's
+    // `get_account_id_from`), so one process holding 500 accounts spends several ms more per
+    // call than one holding 30 (measured; README) — a cost of the emulator, not of AWS or of
+    // garrison. More processes on the same two cores add no compute.
+    let min_shards: usize = std::env::var("BENCH_EMULATORS").ok().and_then(|v| v.parse().ok()).unwrap_or(2);
+    let per_shard: usize =
+        std::env::var("BENCH_ACCOUNTS_PER_EMULATOR").ok().and_then(|v| v.parse().ok()).unwrap_or(250);
     let full = Catalog::builtin().get("aws", "ci_full", "latest")?.clone();
     let policies: std::collections::HashSet<String> =
         garrison_catalog::policies::all().into_iter().map(|p| p.id).collect();
     let mut runs = vec![];
     for &size in &sizes {
-        for m in &motos {
-            m.reset()?;
-        }
-        // Sessions from before the reset are gone with it.
+        let shards = min_shards.max(size.div_ceil(per_shard.max(1))).max(1);
+        let motos: Vec<Moto> = (0..shards).map(|_| Moto::start()).collect::<Result<_, _>>()?;
+        let proxy =
+            Proxy::start_sharded_by(&motos.iter().map(|m| m.url.clone()).collect::<Vec<_>>(), Shard::ByAccount).await?;
+        let direct = Aws::from_config(sdk_config(&proxy.url, "us-east-1").await);
         let sessions = Sessions::new(direct.clone());
         let db = garrison_store::testing::fresh_postgres(&admin).await?;
         let key = SealKey::generate();
@@ -128,7 +133,10 @@ async fn main() -> anyhow::Result<()> {
                 .spec;
             store.create_deployment(&root.account_id, spec, "b").await?;
         }
-        println!("bench/fleet: {size} accounts and deployments set up in {:.1} s", t.elapsed().as_secs_f64());
+        println!(
+            "bench/fleet: {size} accounts (in {shards} emulator processes) and deployments set up in {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
         // Each configuration's workers stay up for two passes: the first (unmeasured) fills
         // their caches — sessions, policy versions — as a long-running worker's are, and on
         // the first configuration makes the emulator create each new account's default

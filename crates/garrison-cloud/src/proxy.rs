@@ -32,6 +32,8 @@ pub struct Faults {
     /// Random faults, each call drawing once (deterministic for a seed).
     pub rates: Mutex<Rates>,
     pub requests: AtomicU64,
+    /// Client connections accepted (a client that keeps its connections opens few).
+    pub connections: AtomicU64,
     pub denied: AtomicU64,
     pub throttled: AtomicU64,
     pub server_errors: AtomicU64,
@@ -213,11 +215,15 @@ async fn forward(
     parts: hyper::http::request::Parts,
     body: Bytes,
 ) -> anyhow::Result<Response<Full<Bytes>>> {
+    // The emulator closes every connection after one answer (its server sends
+    // `Connection: close`), so there is nothing to keep between calls on this side.
     let stream = tokio::net::TcpStream::connect(upstream).await?;
     let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(conn);
     let resp = send.send_request(Request::from_parts(parts, Full::new(body))).await?;
-    let (parts, body) = resp.into_parts();
+    let (mut parts, body) = resp.into_parts();
+    // A hop-by-hop header: the client's connection to the proxy stays open, as one to AWS does.
+    parts.headers.remove(hyper::header::CONNECTION);
     Ok(Response::from_parts(parts, Full::new(body.collect().await?.to_bytes())))
 }
 
@@ -286,6 +292,7 @@ impl Proxy {
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else { continue };
+                f.connections.fetch_add(1, Ordering::Relaxed);
                 let (f, ups, assigned) = (f.clone(), ups.clone(), assigned.clone());
                 tokio::spawn(async move {
                     let svc = hyper::service::service_fn(move |req: Request<Incoming>| {

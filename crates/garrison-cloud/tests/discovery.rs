@@ -3,6 +3,7 @@
 //! snapshot flagged partial that names it.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::Ordering;
 
 use garrison_cloud::emulator::{Moto, sdk_config};
 use garrison_cloud::estate::{self, ESTATE_EXTERNAL_ID, Estate, EstateSpec};
@@ -233,4 +234,33 @@ async fn a_proxy_sharded_by_account_keeps_each_account_in_one_emulator() {
             assert_eq!(has, i == shard, "account {i}'s VPC in emulator {shard}: {has}");
         }
     }
+}
+
+/// Every session's SDK clients share one HTTP client: a second discovery of two accounts
+/// reuses the connections the first opened (before, each call made a client of its own and
+/// opened a connection, and parsed the TLS roots, again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_share_one_http_client_and_keep_their_connections() {
+    let moto = Moto::start().expect("the AWS emulator is required for this test");
+    let proxy = Proxy::start(&moto.url).await.unwrap();
+    let sessions = Sessions::new(Aws::from_config(sdk_config(&proxy.url, "us-east-1").await));
+    let mut accounts = vec![];
+    for acct in ["210000000010", "210000000011"] {
+        accounts.push(sessions.assume(&format!("arn:aws:iam::{acct}:role/admin"), "x").await.unwrap());
+    }
+    let regions = vec!["us-east-1".to_string()];
+    let pass = || async {
+        for aws in &accounts {
+            let snap = garrison_cloud::discovery::discover(aws, &regions, 0).await;
+            assert!(snap.regions["us-east-1"].status.values().all(|s| *s == ReadStatus::Complete), "{snap:?}");
+        }
+    };
+    pass().await;
+    let (calls, conns) =
+        (proxy.faults.requests.load(Ordering::Relaxed), proxy.faults.connections.load(Ordering::Relaxed));
+    pass().await;
+    let calls = proxy.faults.requests.load(Ordering::Relaxed) - calls;
+    let conns = proxy.faults.connections.load(Ordering::Relaxed) - conns;
+    assert!(calls >= 26, "two accounts' discovery: {calls} calls");
+    assert!(conns <= 2, "{calls} calls opened {conns} new connections");
 }
