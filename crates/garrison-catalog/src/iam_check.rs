@@ -25,16 +25,16 @@ fn statements(doc: &Value) -> Vec<Value> {
     }
 }
 
-/// `*`-glob match, case-insensitive as IAM action names are.
+/// `*`-glob match, case-insensitive as IAM action names are (ASCII; `?` is one byte). No
+/// allocation: a permission check runs it for every required action against every grant.
 pub fn glob(pattern: &str, text: &str) -> bool {
-    let (p, t): (Vec<char>, Vec<char>) =
-        (pattern.to_ascii_lowercase().chars().collect(), text.to_ascii_lowercase().chars().collect());
+    let (p, t) = (pattern.as_bytes(), text.as_bytes());
     let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
     while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+        if pi < p.len() && (p[pi] == b'?' || p[pi].eq_ignore_ascii_case(&t[ti])) {
             pi += 1;
             ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
+        } else if pi < p.len() && p[pi] == b'*' {
             star = Some(pi);
             mark = ti;
             pi += 1;
@@ -46,7 +46,7 @@ pub fn glob(pattern: &str, text: &str) -> bool {
             return false;
         }
     }
-    while pi < p.len() && p[pi] == '*' {
+    while pi < p.len() && p[pi] == b'*' {
         pi += 1;
     }
     pi == p.len()
@@ -192,10 +192,15 @@ pub fn granted_actions(docs: &[Value]) -> Vec<String> {
 /// The role definition's actions that `granted` does not cover, by capability. Resource
 /// and condition scoping are not compared: only whether each action is allowed at all.
 pub fn missing_actions(required: &Value, granted: &[String]) -> BTreeMap<Capability, Vec<String>> {
+    // Grants without wildcards are looked up; only the wildcard ones are matched one by one.
+    let wild = |g: &&String| g.contains(['*', '?']);
+    let exact: std::collections::HashSet<String> =
+        granted.iter().filter(|g| !wild(g)).map(|g| g.to_ascii_lowercase()).collect();
+    let patterns: Vec<&String> = granted.iter().filter(wild).collect();
     let mut out: BTreeMap<Capability, Vec<String>> = BTreeMap::new();
     for st in statements(required).iter().filter(|s| s.get("Effect").and_then(Value::as_str) == Some("Allow")) {
         for a in as_list(st.get("Action").unwrap_or(&Value::Null)) {
-            let covered = granted.iter().any(|g| glob(g, &a));
+            let covered = exact.contains(&a.to_ascii_lowercase()) || patterns.iter().any(|g| glob(g, &a));
             let e = out.entry(Capability::of(&a)).or_default();
             if !covered && !e.contains(&a) {
                 e.push(a);
@@ -262,6 +267,59 @@ mod tests {
         );
         let service_only = json!({"Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]});
         assert_eq!(check_trust(&service_only, G, "x"), vec![TrustProblem::GarrisonNotTrusted]);
+    }
+
+    /// The matcher as first written (chars, lowercased copies): the reference.
+    fn reference_glob(pattern: &str, text: &str) -> bool {
+        let (p, t): (Vec<char>, Vec<char>) =
+            (pattern.to_ascii_lowercase().chars().collect(), text.to_ascii_lowercase().chars().collect());
+        let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
+        while ti < t.len() {
+            if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+                pi += 1;
+                ti += 1;
+            } else if pi < p.len() && p[pi] == '*' {
+                star = Some(pi);
+                mark = ti;
+                pi += 1;
+            } else if let Some(s) = star {
+                pi = s + 1;
+                mark += 1;
+                ti = mark;
+            } else {
+                return false;
+            }
+        }
+        while pi < p.len() && p[pi] == '*' {
+            pi += 1;
+        }
+        pi == p.len()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn glob_agrees_with_the_reference(pattern in "[a-cA-C:*?]{0,8}", text in "[a-cA-C:]{0,10}") {
+            proptest::prop_assert_eq!(glob(&pattern, &text), reference_glob(&pattern, &text));
+        }
+
+        #[test]
+        fn missing_actions_agree_with_matching_every_grant(
+            granted in proptest::collection::vec("[a-c]{1,2}:[A-Ca-c*?]{0,4}", 0..12),
+            required in proptest::collection::vec("[a-c]{1,2}:[A-Ca-c]{1,4}", 1..12),
+        ) {
+            let doc = json!({"Statement": [{"Effect": "Allow", "Action": required.clone(), "Resource": "*"}]});
+            let missing: Vec<String> = missing_actions(&doc, &granted).into_values().flatten().collect();
+            let mut expected: Vec<String> = vec![];
+            for a in &required {
+                if !granted.iter().any(|g| reference_glob(g, a)) && !expected.contains(a) {
+                    expected.push(a.clone());
+                }
+            }
+            let (mut m, mut e) = (missing, expected);
+            m.sort();
+            e.sort();
+            proptest::prop_assert_eq!(m, e);
+        }
     }
 
     #[test]

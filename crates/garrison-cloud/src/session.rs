@@ -28,13 +28,33 @@ pub struct Aws {
     pub account: String,
     /// What may be reused between runs (see `reuse`); None: everything is read every time.
     pub reuse: Option<Arc<crate::reuse::Reuse>>,
+    /// The SDK clients made for `config` (private: a copy with another configuration must
+    /// not inherit them; see `with_config`).
+    clients: Arc<Clients>,
+}
+
+/// The SDK clients made for one configuration, kept while it lives: making one is costly
+/// (the SDK sets up and checks its HTTP stack, TLS roots included, for each client), and a
+/// run used to make one per call. Also this configuration's copies in other regions.
+#[derive(Default)]
+struct Clients {
+    made: Mutex<HashMap<std::any::TypeId, Box<dyn std::any::Any + Send + Sync>>>,
+    regions: Mutex<HashMap<String, (SdkConfig, Arc<Clients>)>>,
+}
+
+impl std::fmt::Debug for Clients {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Clients")
+    }
 }
 
 macro_rules! client {
     ($name:ident, $krate:ident) => {
         pub fn $name(&self) -> $krate::Client {
-            let conf = $krate::config::Builder::from(&self.config).interceptor(Counter(self.calls.clone())).build();
-            $krate::Client::from_conf(conf)
+            self.cached(|| {
+                let conf = $krate::config::Builder::from(&self.config).interceptor(Counter(self.calls.clone())).build();
+                $krate::Client::from_conf(conf)
+            })
         }
     };
 }
@@ -96,28 +116,61 @@ impl Aws {
             limiter: Arc::new(Limiter::default()),
             account: String::new(),
             reuse: None,
+            clients: Arc::default(),
         }
+    }
+
+    /// The same, acting through `config` (its own SDK clients).
+    pub fn with_config(&self, config: SdkConfig) -> Aws {
+        Aws { config, clients: Arc::default(), ..self.clone() }
+    }
+
+    /// The client of type `C` made for this configuration, made now if it is the first.
+    fn cached<C: Clone + Send + Sync + 'static>(&self, make: impl FnOnce() -> C) -> C {
+        let key = std::any::TypeId::of::<C>();
+        let mut made = self.clients.made.lock().expect("clients");
+        if let Some(c) = made.get(&key).and_then(|c| c.downcast_ref::<C>()) {
+            return c.clone();
+        }
+        let c = make();
+        made.insert(key, Box::new(c.clone()));
+        c
     }
 
     /// The same, with the SDK's retries starting after `initial` instead of a second: for
     /// tests against an emulator that injects faults, where waiting proves nothing.
     pub fn with_retry_backoff(&self, initial: Duration) -> Aws {
         let retry = RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS).with_initial_backoff(initial);
-        Aws { config: self.config.to_builder().retry_config(retry).build(), ..self.clone() }
+        self.with_config(self.config.to_builder().retry_config(retry).build())
     }
 
-    /// The same identity in another region.
+    /// The same identity in another region (made once per region, with its clients).
     pub fn in_region(&self, region: &str) -> Aws {
-        Aws { config: self.config.to_builder().region(Region::new(region.to_string())).build(), ..self.clone() }
+        if self.config.region().map(|r| r.as_ref()) == Some(region) {
+            return self.clone();
+        }
+        let (config, clients) = self
+            .clients
+            .regions
+            .lock()
+            .expect("clients")
+            .entry(region.to_string())
+            .or_insert_with(|| {
+                (self.config.to_builder().region(Region::new(region.to_string())).build(), Arc::default())
+            })
+            .clone();
+        Aws { config, clients, ..self.clone() }
     }
 
     /// S3 against a custom endpoint (the emulator) needs path-style addressing.
     pub fn s3(&self) -> aws_sdk_s3::Client {
-        let conf = aws_sdk_s3::config::Builder::from(&self.config)
-            .force_path_style(self.config.endpoint_url().is_some())
-            .interceptor(Counter(self.calls.clone()))
-            .build();
-        aws_sdk_s3::Client::from_conf(conf)
+        self.cached(|| {
+            let conf = aws_sdk_s3::config::Builder::from(&self.config)
+                .force_path_style(self.config.endpoint_url().is_some())
+                .interceptor(Counter(self.calls.clone()))
+                .build();
+            aws_sdk_s3::Client::from_conf(conf)
+        })
     }
 
     client!(iam, aws_sdk_iam);
@@ -143,7 +196,7 @@ impl Aws {
 }
 
 struct Cached {
-    creds: Credentials,
+    session: Aws,
     expires: SystemTime,
 }
 
@@ -189,9 +242,9 @@ impl Sessions {
             .expect("sessions")
             .get(&key)
             .filter(|c| c.expires > SystemTime::now() + EARLY)
-            .map(|c| c.creds.clone());
-        let creds = match cached {
-            Some(c) => c,
+            .map(|c| c.session.clone());
+        let session = match cached {
+            Some(aws) => aws,
             None => {
                 self.base.pace("sts").await;
                 let out = self
@@ -217,13 +270,16 @@ impl Sessions {
                     Some(expires),
                     "garrison-assume-role",
                 );
-                self.cache.lock().expect("sessions").insert(key, Cached { creds: creds.clone(), expires });
-                creds
+                let config =
+                    self.base.config.to_builder().credentials_provider(SharedCredentialsProvider::new(creds)).build();
+                let account = garrison_model::credential::arn_account(role_arn).unwrap_or_default().to_string();
+                // Kept with the credentials, so that its SDK clients serve every run until they expire.
+                let session = Aws { account, ..self.base.with_config(config) };
+                self.cache.lock().expect("sessions").insert(key, Cached { session: session.clone(), expires });
+                session
             }
         };
-        let config = self.base.config.to_builder().credentials_provider(SharedCredentialsProvider::new(creds)).build();
-        let account = garrison_model::credential::arn_account(role_arn).unwrap_or_default().to_string();
-        Ok(Aws { config, account, ..self.base.clone() })
+        Ok(session)
     }
 
     /// Forgets cached credentials of a role (after an access error, for instance).

@@ -228,7 +228,7 @@ async fn a_proxy_sharded_by_account_keeps_each_account_in_one_emulator() {
     // Straight to each emulator with each account's keys: only the issuing one knows them.
     for (shard, m) in motos.iter().enumerate() {
         for (i, (aws, id)) in vpcs.iter().enumerate() {
-            let direct = Aws { config: aws.config.to_builder().endpoint_url(&m.url).build(), ..aws.clone() };
+            let direct = aws.with_config(aws.config.to_builder().endpoint_url(&m.url).build());
             let seen = direct.ec2().describe_vpcs().send().await.unwrap();
             let has = seen.vpcs().iter().any(|v| v.vpc_id() == Some(id.as_str()));
             assert_eq!(has, i == shard, "account {i}'s VPC in emulator {shard}: {has}");
