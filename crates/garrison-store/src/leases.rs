@@ -8,6 +8,11 @@ use sqlx::Row;
 
 use crate::db::{Backend, Store, StoreError};
 
+/// A free lease row for deployment `$1`, never claimed and due (nothing reconciled yet); none
+/// written if it has one.
+pub(crate) const NEW_LEASE: &str = "INSERT INTO leases (deployment_id, holder, previous_holder, expires_at_ms, fence, done_version, next_due_ms) \
+     VALUES ($1, '', NULL, 0, 0, -1, 0) ON CONFLICT (deployment_id) DO NOTHING";
+
 /// A lease won: its fence, and the worker it was taken from when that one let it expire.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lease {
@@ -50,36 +55,18 @@ impl Store {
         ttl_ms: i64,
         due_version: Option<i64>,
     ) -> Result<Option<Lease>, StoreError> {
-        sqlx::query(
-            "INSERT INTO leases (deployment_id, holder, previous_holder, expires_at_ms, fence, done_version, next_due_ms) VALUES ($1, $2, NULL, 0, 0, -1, 0) ON CONFLICT (deployment_id) DO NOTHING",
-        )
-        .bind(deployment_id)
-        .bind(holder)
-        .execute(&self.pool)
-        .await?;
-        // SET reads the row as it was: previous_holder gets the holder being replaced, when
-        // it let the lease expire (a finished or released lease has expiry 0: handed over).
+        sqlx::query(NEW_LEASE).bind(deployment_id).execute(&self.pool).await?;
         let due = if due_version.is_some() { " AND (done_version <> $5 OR next_due_ms <= $4)" } else { "" };
         let sql = format!(
-            "UPDATE leases SET previous_holder = CASE WHEN expires_at_ms = 0 THEN NULL ELSE holder END, holder = $2, expires_at_ms = $3, fence = fence + 1 \
-             WHERE deployment_id = $1 AND (holder = $2 OR expires_at_ms <= $4){due} RETURNING fence, previous_holder"
+            "UPDATE leases SET {} WHERE deployment_id = $1 AND (holder = $2 OR expires_at_ms <= $4){due} {WON}",
+            take("$2", "$3")
         );
         let mut q =
             sqlx::query(sqlx::AssertSqlSafe(sql)).bind(deployment_id).bind(holder).bind(now_ms + ttl_ms).bind(now_ms);
         if let Some(v) = due_version {
             q = q.bind(v);
         }
-        let row = q.fetch_optional(&self.pool).await?;
-        Ok(row.map(|r| {
-            let fence: i64 = r.get(0);
-            let previous: Option<String> = r.get(1);
-            // Fence 1 is the first claim ever: whoever inserted the row held nothing.
-            Lease {
-                deployment_id: deployment_id.to_string(),
-                fence,
-                taken_from: previous.filter(|p| p != holder && fence > 1),
-            }
-        }))
+        Ok(q.fetch_optional(&self.pool).await?.map(|r| won(&r, holder)))
     }
 
     /// Ends a run: `version` is reconciled, the next periodic run is due at `next_due_ms`,
@@ -151,6 +138,25 @@ const DUE_ORDER: &str = "ORDER BY CASE WHEN l.expires_at_ms > 0 THEN 0 ELSE 1 EN
      CASE WHEN l.done_version <> d.version THEN 0 ELSE 1 END, \
      CASE WHEN l.holder = $1 THEN 0 ELSE 1 END, l.next_due_ms, l.deployment_id";
 
+/// What a claim writes, for `holder` until `expires` (SQL expressions). SET reads the row as
+/// it was: previous_holder gets the holder being replaced, when it let the lease expire (a
+/// finished or released lease has expiry 0: handed over).
+fn take(holder: &str, expires: &str) -> String {
+    format!(
+        "previous_holder = CASE WHEN expires_at_ms = 0 THEN NULL ELSE holder END, holder = {holder}, expires_at_ms = {expires}, fence = fence + 1"
+    )
+}
+
+/// What a claim returns, read by `won`.
+const WON: &str = "RETURNING deployment_id, fence, previous_holder";
+
+/// The lease a claim's row says `holder` won. Fence 1 is the first claim ever: whoever
+/// inserted the row held nothing.
+fn won(r: &sqlx::any::AnyRow, holder: &str) -> Lease {
+    let (fence, previous): (i64, Option<String>) = (r.get(1), r.get(2));
+    Lease { deployment_id: r.get(0), fence, taken_from: previous.filter(|p| p != holder && fence > 1) }
+}
+
 impl Store {
     /// Claims for `holder`, until `now_ms + ttl_ms`, up to `limit` deployments that are due
     /// and free at `now_ms` (see `DUE_ORDER`), in one statement however large the fleet.
@@ -164,23 +170,15 @@ impl Store {
         ttl_ms: i64,
         limit: i64,
     ) -> Result<Vec<Lease>, StoreError> {
-        // Deployments never run have no lease row yet; a no-op (nothing written) once all do.
-        sqlx::query(
-            "INSERT INTO leases (deployment_id, holder, previous_holder, expires_at_ms, fence, done_version, next_due_ms) \
-             SELECT d.id, '', NULL, 0, 0, -1, 0 FROM deployments d \
-             WHERE NOT EXISTS (SELECT 1 FROM leases l WHERE l.deployment_id = d.id) ON CONFLICT (deployment_id) DO NOTHING",
-        )
-        .execute(&self.pool)
-        .await?;
         let lock = if self.backend == Backend::Postgres { " FOR UPDATE OF l SKIP LOCKED" } else { "" };
-        // SET reads the row as it was (see `claim`). The outer `expires_at_ms <= $3` is the
-        // guard of last resort: PostgreSQL re-checks it on a row changed under it, so a row
-        // another claimer took between the choice and the update is never taken twice.
+        // The outer `expires_at_ms <= $3` is the guard of last resort: PostgreSQL re-checks it
+        // on a row changed under it, so a row another claimer took between the choice and the
+        // update is never taken twice. Every deployment has its lease row from its creation.
         let sql = format!(
-            "UPDATE leases SET previous_holder = CASE WHEN expires_at_ms = 0 THEN NULL ELSE holder END, holder = $1, expires_at_ms = $2, fence = fence + 1 \
+            "UPDATE leases SET {} \
              WHERE expires_at_ms <= $3 AND deployment_id IN (SELECT l.deployment_id FROM leases l JOIN deployments d ON d.id = l.deployment_id \
-               WHERE l.expires_at_ms <= $3 AND (l.done_version <> d.version OR l.next_due_ms <= $3) {DUE_ORDER} LIMIT $4{lock}) \
-             RETURNING deployment_id, fence, previous_holder"
+               WHERE l.expires_at_ms <= $3 AND (l.done_version <> d.version OR l.next_due_ms <= $3) {DUE_ORDER} LIMIT $4{lock}) {WON}",
+            take("$1", "$2")
         );
         Ok(sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(holder)
@@ -190,10 +188,7 @@ impl Store {
             .fetch_all(&self.pool)
             .await?
             .iter()
-            .map(|r| {
-                let (fence, previous): (i64, Option<String>) = (r.get(1), r.get(2));
-                Lease { deployment_id: r.get(0), fence, taken_from: previous.filter(|p| p != holder && fence > 1) }
-            })
+            .map(|r| won(r, holder))
             .collect())
     }
 

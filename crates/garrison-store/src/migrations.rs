@@ -80,4 +80,12 @@ pub const MIGRATIONS: &[(i64, &str, &[&str])] = &[
         // is not a durable commit (no flush to disk), which is all a rate budget needs.
         &["postgres: ALTER TABLE rate_budgets SET UNLOGGED"],
     ),
+    (
+        9,
+        "every deployment has its work lease row from its creation; those created before get theirs",
+        &[
+            "INSERT INTO leases (deployment_id, holder, previous_holder, expires_at_ms, fence, done_version, next_due_ms) \
+             SELECT d.id, '', NULL, 0, 0, -1, 0 FROM deployments d WHERE NOT EXISTS (SELECT 1 FROM leases l WHERE l.deployment_id = d.id)",
+        ],
+    ),
 ];

@@ -9,6 +9,7 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
 use crate::db::{Store, StoreError, now};
+use crate::leases::NEW_LEASE;
 
 pub(crate) fn secret_ctx(account_id: &str, id: &str) -> String {
     format!("credential:{account_id}:{id}")
@@ -154,6 +155,8 @@ impl Store {
             .bind(to_json(&d)?)
             .execute(&mut *tx)
             .await?;
+        // Its work lease, free and due (never reconciled): what workers claim (`claim_next`).
+        sqlx::query(NEW_LEASE).bind(&id).execute(&mut *tx).await?;
         link_credentials(&mut tx, &d).await?;
         let generation = bump(&mut tx).await?;
         tx.commit().await?;
