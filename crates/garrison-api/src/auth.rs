@@ -1,9 +1,15 @@
-//! Tokens (HMAC-signed, expiring, no store lookup per request) and the tenant rule:
-//! a caller may act on its own account and on the accounts it manages, directly or not.
+//! Tokens (HMAC-signed, expiring, naming the access key they came from) and the rules of
+//! who may act: a caller may act on its own account and on the accounts it manages, directly
+//! or not; the key behind a token must still exist and its user be active (checked per
+//! request, cached for `REVOCATION_TTL`); managing other users and their keys takes the
+//! Administrator role; a Read Only user only reads.
 
 use std::collections::HashMap;
 use std::sync::RwLock;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use garrison_model::account::Role;
+use garrison_store::KeyState;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -19,13 +25,30 @@ type HmacSha256 = Hmac<Sha256>;
 
 pub const TOKEN_HEADER: &str = "x-aims-auth-token";
 
-/// Who is calling, from a verified token.
+/// Who is calling, from a verified token whose key and user are still good.
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub account_id: String,
     pub user_id: String,
+    /// The access key the token was issued for.
+    pub key_id: String,
+    pub role: Role,
     pub expires: i64,
 }
+
+/// The claims of a token whose signature and expiry checked out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claims {
+    pub account_id: String,
+    pub user_id: String,
+    pub key_id: String,
+    pub expires: i64,
+}
+
+/// How long a process trusts what it last read about a token's key: a key deleted or a user
+/// disabled through another process stops working within this time (and at once through
+/// this one).
+pub const REVOCATION_TTL: Duration = Duration::from_secs(1);
 
 pub fn unix_now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
@@ -47,17 +70,27 @@ impl Tokens {
         B64.encode(mac.finalize().into_bytes())
     }
 
-    pub fn mint(&self, account_id: &str, user_id: &str) -> (String, i64) {
-        self.mint_until(account_id, user_id, unix_now() + self.ttl_secs)
+    pub fn mint(&self, account_id: &str, user_id: &str, key_id: &str) -> (String, i64) {
+        self.mint_until(account_id, user_id, key_id, unix_now() + self.ttl_secs)
     }
 
-    pub fn mint_until(&self, account_id: &str, user_id: &str, expires: i64) -> (String, i64) {
-        let payload = B64.encode(format!("1|{account_id}|{user_id}|{expires}"));
+    pub fn mint_until(&self, account_id: &str, user_id: &str, key_id: &str, expires: i64) -> (String, i64) {
+        let payload = B64.encode(format!("2|{account_id}|{user_id}|{key_id}|{expires}"));
         let sig = self.sign(&payload);
         (format!("{payload}.{sig}"), expires)
     }
 
-    pub fn verify(&self, token: &str) -> Result<Caller, ApiError> {
+    /// A MAC over `data` under the token key, for other opaque values handed to clients
+    /// (paging cursors), with a domain label so that no value passes for another kind.
+    pub fn mac(&self, domain: &str, data: &[u8]) -> Vec<u8> {
+        let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC takes any key length");
+        mac.update(domain.as_bytes());
+        mac.update(&[0]);
+        mac.update(data);
+        mac.finalize().into_bytes().to_vec()
+    }
+
+    pub fn verify(&self, token: &str) -> Result<Claims, ApiError> {
         let bad = || {
             ApiError::Unauthorized("the x-aims-auth-token is not valid; authenticate again (aims authenticate)".into())
         };
@@ -68,14 +101,41 @@ impl Tokens {
         mac.verify_slice(&sig).map_err(|_| bad())?;
         let text = String::from_utf8(B64.decode(payload).map_err(|_| bad())?).map_err(|_| bad())?;
         let parts: Vec<&str> = text.split('|').collect();
-        let ["1", account_id, user_id, exp] = parts.as_slice() else {
+        // Version 1 tokens named no key, so they could not be revoked: no longer accepted.
+        let ["2", account_id, user_id, key_id, exp] = parts.as_slice() else {
             return Err(bad());
         };
         let expires: i64 = exp.parse().map_err(|_| bad())?;
         if expires <= unix_now() {
             return Err(ApiError::Unauthorized("the x-aims-auth-token has expired; authenticate again".into()));
         }
-        Ok(Caller { account_id: account_id.to_string(), user_id: user_id.to_string(), expires })
+        Ok(Claims {
+            account_id: account_id.to_string(),
+            user_id: user_id.to_string(),
+            key_id: key_id.to_string(),
+            expires,
+        })
+    }
+}
+
+/// What this process last read about access keys, for `REVOCATION_TTL`.
+#[derive(Default)]
+pub struct KeyStates {
+    seen: RwLock<HashMap<String, (Instant, Option<KeyState>)>>,
+}
+
+/// Keys remembered at most; past it the memory is dropped and read again (bounded memory
+/// whatever a client sends).
+const KEY_STATES_MAX: usize = 10_000;
+
+impl KeyStates {
+    /// Forgets a key at once (this process deleted it, or changed its user).
+    pub fn forget(&self, key_id: &str) {
+        self.seen.write().expect("lock").remove(key_id);
+    }
+
+    pub fn forget_all(&self) {
+        self.seen.write().expect("lock").clear();
     }
 }
 
@@ -93,7 +153,28 @@ impl FromRequestParts<AppState> for Caller {
             })?
             .to_str()
             .map_err(|_| ApiError::Unauthorized("the x-aims-auth-token header is not valid text".into()))?;
-        state.tokens.verify(token)
+        let claims = state.tokens.verify(token)?;
+        let key = state.key_state(&claims.key_id).await?;
+        let revoked = || {
+            ApiError::Unauthorized(
+                "this token's access key was deleted or its user disabled; authenticate again with a valid key".into(),
+            )
+        };
+        let key = key.ok_or_else(revoked)?;
+        if !key.active || key.user_id != claims.user_id || key.account_id != claims.account_id {
+            return Err(revoked());
+        }
+        // Read Only: the reference's role allows `list` and `get` only.
+        if key.role == Role::ReadOnly && !matches!(parts.method, axum::http::Method::GET | axum::http::Method::HEAD) {
+            return Err(ApiError::Forbidden("this user has the Read Only role: it may only read".into()));
+        }
+        Ok(Caller {
+            account_id: claims.account_id,
+            user_id: claims.user_id,
+            key_id: claims.key_id,
+            role: key.role,
+            expires: claims.expires,
+        })
     }
 }
 
@@ -104,6 +185,22 @@ pub struct Ancestry {
 }
 
 impl AppState {
+    /// The key's current state, from this process's memory when it is recent enough.
+    async fn key_state(&self, key_id: &str) -> Result<Option<KeyState>, ApiError> {
+        if let Some((at, state)) = self.key_states.seen.read().expect("lock").get(key_id)
+            && at.elapsed() < REVOCATION_TTL
+        {
+            return Ok(state.clone());
+        }
+        let state = self.store.key_state(key_id).await?;
+        let mut seen = self.key_states.seen.write().expect("lock");
+        if seen.len() >= KEY_STATES_MAX {
+            seen.clear();
+        }
+        seen.insert(key_id.to_string(), (Instant::now(), state.clone()));
+        Ok(state)
+    }
+
     async fn parent_of(&self, id: &str) -> Result<Option<Option<String>>, ApiError> {
         if let Some(p) = self.ancestry.parents.read().expect("lock").get(id) {
             return Ok(Some(p.clone()));
@@ -130,5 +227,30 @@ impl AppState {
             }
         }
         Err(refused())
+    }
+}
+
+impl AppState {
+    /// Refuses (403) unless the caller may manage `user_id` of `account_id` and its keys:
+    /// itself always; anyone else only as an Administrator of that account or of one that
+    /// manages it.
+    pub async fn authorize_user_admin(&self, caller: &Caller, account_id: &str, user_id: &str) -> Result<(), ApiError> {
+        self.authorize(caller, account_id).await?;
+        if caller.account_id == account_id && caller.user_id == user_id {
+            return Ok(());
+        }
+        self.require_admin(caller)
+    }
+
+    /// Refuses (403) a caller without the Administrator role.
+    pub fn require_admin(&self, caller: &Caller) -> Result<(), ApiError> {
+        if caller.role == Role::Administrator {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(format!(
+                "managing users and their access keys needs the Administrator role; this user has {}",
+                caller.role.name()
+            )))
+        }
     }
 }

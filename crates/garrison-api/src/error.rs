@@ -40,6 +40,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound => ApiError::NotFound("not found".into()),
             StoreError::Conflict(m) => ApiError::Conflict(m),
+            StoreError::Invalid(m) => ApiError::field(FieldError::new("body", "valid input", m)),
             other => {
                 // Store errors carry no secrets (sealed values never reach messages).
                 tracing::error!(error = %other, "store error");
@@ -74,16 +75,52 @@ impl IntoResponse for ApiError {
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
+/// Field errors listed in one answer at most; the rest are counted (`errors_omitted`), so
+/// that a body with 10,000 bad items gets a small answer.
+pub const MAX_LISTED_ERRORS: usize = 20;
+
+/// The longest `found` or `hint` text echoed back.
+const MAX_ECHO: usize = 200;
+
+fn clip(s: String) -> String {
+    if s.len() <= MAX_ECHO {
+        return s;
+    }
+    let mut end = MAX_ECHO;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes)", &s[..end], s.len())
+}
+
 fn invalid_body(v: ValidationError) -> serde_json::Value {
-    let first = v.errors.first().cloned().unwrap_or_else(|| FieldError::new("body", "valid input", "invalid input"));
+    let omitted = v.errors.len().saturating_sub(MAX_LISTED_ERRORS);
+    let listed: Vec<FieldError> = v
+        .errors
+        .into_iter()
+        .take(MAX_LISTED_ERRORS)
+        .map(|mut e| {
+            e.found = clip(e.found);
+            e.hint = e.hint.map(clip);
+            e
+        })
+        .collect();
+    let first = listed.first().cloned().unwrap_or_else(|| FieldError::new("body", "valid input", "invalid input"));
+    let mut message = ValidationError { errors: listed.clone() }.to_string();
+    if omitted > 0 {
+        message.push_str(&format!("; and {omitted} more"));
+    }
     let mut body = json!({
         "error": "invalid_request",
-        "message": v.to_string(),
+        "message": message,
         "field": first.field,
         "expected": first.expected,
         "found": first.found,
-        "errors": v.errors,
+        "errors": listed,
     });
+    if omitted > 0 {
+        body["errors_omitted"] = json!(omitted);
+    }
     if let Some(h) = first.hint {
         body["hint"] = json!(h);
     }

@@ -5,8 +5,11 @@ pub mod auth;
 pub mod body;
 pub mod dashboard;
 pub mod error;
+pub mod limits;
 pub mod metrics;
 pub mod openapi;
+pub mod paging;
+pub mod server;
 pub mod services;
 
 use std::sync::Arc;
@@ -15,11 +18,10 @@ use axum::Router;
 use axum::routing::get;
 use garrison_catalog::Catalog;
 use garrison_store::Store;
-use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 use utoipa_axum::router::OpenApiRouter;
 
-pub use auth::{Ancestry, Caller, Tokens};
+pub use auth::{Ancestry, Caller, Claims, KeyStates, Tokens};
 
 /// Largest request body accepted (the reference's limit is 1 MB too).
 pub const MAX_BODY: usize = 1024 * 1024;
@@ -47,6 +49,11 @@ pub struct Inner {
     pub config: ApiConfig,
     pub tokens: Tokens,
     pub ancestry: Ancestry,
+    pub key_states: KeyStates,
+    /// Access keys whose secret this process verified, with the stored hash it matched and a
+    /// SHA-256 of the secret: a repeated sign-in skips the slow hash while the stored one is
+    /// unchanged (a deleted key is not found, so it is not accepted).
+    pub verified_keys: std::sync::Mutex<std::collections::HashMap<String, (String, [u8; 32])>>,
 }
 
 impl std::ops::Deref for AppState {
@@ -81,6 +88,8 @@ impl AppState {
             tokens: Tokens::new(key, config.token_ttl_secs),
             config,
             ancestry: Ancestry::default(),
+            key_states: KeyStates::default(),
+            verified_keys: Default::default(),
         })))
     }
 }
@@ -114,7 +123,7 @@ pub fn router(state: AppState) -> Router {
                 async move { axum::Json((*d).clone()) }
             }),
         )
-        .layer(RequestBodyLimitLayer::new(MAX_BODY))
+        .layer(axum::middleware::from_fn(limits::read_body))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

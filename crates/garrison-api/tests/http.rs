@@ -32,7 +32,7 @@ both_backends!(authenticate_and_tokens, |s: Server| async move {
     assert_eq!(s.get("/deployments/v1/10000001/deployments", "garbage").await.status, 401);
     let forged = format!("{}x", &token[..token.len() - 1]);
     assert_eq!(s.get("/deployments/v1/10000001/deployments", &forged).await.status, 401);
-    let (expired, _) = s.state.tokens.mint_until("10000001", "u", 1);
+    let (expired, _) = s.state.tokens.mint_until("10000001", "u", &s.root.id, 1);
     let r = s.get("/deployments/v1/10000001/deployments", &expired).await;
     assert_eq!(r.status, 401);
     assert!(r.body["message"].as_str().unwrap().contains("expired"));
@@ -657,7 +657,7 @@ both_backends!(authorization_matrix, |s: Server| async move {
     let users = s.get(&format!("/aims/v1/{b}/users"), &tb).await;
     let user = users.body["users"][0]["id"].as_str().unwrap().to_string();
     let secrets = [b.clone(), cred.clone(), dep.clone(), user.clone(), "beta-secret-name".to_string(), kb.id.clone()];
-    let (expired, _) = s.state.tokens.mint_until(&b, &user, 1);
+    let (expired, _) = s.state.tokens.mint_until(&b, &user, &kb.id, 1);
     let fill = |path: &str, account: &str| {
         path.replace("{account_id}", account)
             .replace("{deployment_id}", &dep)

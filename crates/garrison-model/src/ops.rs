@@ -157,9 +157,11 @@ pub static OPERATIONS: &[Operation] = &[
         params: params![
             ACCOUNT,
             b("name", Kind::String, true, "user's name"),
-            b("email", Kind::String, true, "user's email (also the username)")
+            b("email", Kind::String, true, "user's email (also the username)"),
+            b("role_id", Kind::String, false, "global role id: Administrator, Power User (default) or Read Only"),
+            b("active", Kind::Boolean, false, "whether the user may sign in (default true)")
         ],
-        summary: "Create a user in an account",
+        summary: "Create a user in an account (Administrators only)",
         needs_token: true,
     },
     Operation {
@@ -169,6 +171,39 @@ pub static OPERATIONS: &[Operation] = &[
         path: "/aims/v1/{account_id}/users",
         params: params![ACCOUNT],
         summary: "List an account's users",
+        needs_token: true,
+    },
+    Operation {
+        service: "aims",
+        name: "get_user_details",
+        method: "GET",
+        path: "/aims/v1/{account_id}/users/{user_id}",
+        params: params![ACCOUNT, p("user_id", "user id")],
+        summary: "Get a user",
+        needs_token: true,
+    },
+    Operation {
+        service: "aims",
+        name: "update_user_details",
+        method: "POST",
+        path: "/aims/v1/{account_id}/users/{user_id}",
+        params: params![
+            ACCOUNT,
+            p("user_id", "user id"),
+            b("name", Kind::String, false, "new name"),
+            b("email", Kind::String, false, "new email"),
+            b("active", Kind::Boolean, false, "false disables the user: their tokens stop at once (Administrators)")
+        ],
+        summary: "Update a user (Administrators; users may rename themselves)",
+        needs_token: true,
+    },
+    Operation {
+        service: "aims",
+        name: "delete_user",
+        method: "DELETE",
+        path: "/aims/v1/{account_id}/users/{user_id}",
+        params: params![ACCOUNT, p("user_id", "user id")],
+        summary: "Delete a user and their access keys (Administrators)",
         needs_token: true,
     },
     Operation {
@@ -187,6 +222,15 @@ pub static OPERATIONS: &[Operation] = &[
         path: "/aims/v1/{account_id}/users/{user_id}/access_keys",
         params: params![ACCOUNT, p("user_id", "user id"), q("out", Kind::String, "ids_only | full")],
         summary: "List a user's access keys",
+        needs_token: true,
+    },
+    Operation {
+        service: "aims",
+        name: "get_access_key",
+        method: "GET",
+        path: "/aims/v1/{account_id}/users/{user_id}/access_keys/{access_key_id}",
+        params: params![ACCOUNT, p("user_id", "user id"), p("access_key_id", "access key id")],
+        summary: "Get an access key (never its secret)",
         needs_token: true,
     },
     Operation {

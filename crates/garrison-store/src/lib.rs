@@ -15,10 +15,10 @@ mod snapshots;
 mod tenants;
 pub mod testing;
 
-pub use db::{Backend, Store, StoreError};
+pub use db::{Backend, Store, StoreError, sqlite_path};
 pub use dead_letters::{DeadLetter, EXCERPT_CHARS};
 pub use leases::Lease;
 pub use protection::AuditEntry;
 pub use rotate::Rotated;
 pub use seal::{SealKey, Sealer};
-pub use tenants::{KeyRecord, NewRoot};
+pub use tenants::{KeyRecord, KeyState, MIN_SECRET_LEN, NewRoot, UserChange, Verdict};

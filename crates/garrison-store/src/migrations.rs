@@ -88,4 +88,23 @@ pub const MIGRATIONS: &[(i64, &str, &[&str])] = &[
              SELECT d.id, '', NULL, 0, 0, -1, 0 FROM deployments d WHERE NOT EXISTS (SELECT 1 FROM leases l WHERE l.deployment_id = d.id)",
         ],
     ),
+    (
+        10,
+        "users: a global role, active flag and version; emails unique within an account, not across tenants",
+        // The old table made an email unique across every tenant, so creating a user told one
+        // tenant that another used that address. Rebuilt (SQLite cannot drop a constraint).
+        // The first user of each account is its Administrator (the reference's rule); others
+        // keep what they could do bar managing other users: Power User.
+        &[
+            "CREATE TABLE users_v10 (id TEXT PRIMARY KEY, account_id TEXT NOT NULL, name TEXT NOT NULL, email TEXT NOT NULL, role_id TEXT NOT NULL, active BIGINT NOT NULL, version BIGINT NOT NULL, created_at BIGINT NOT NULL, created_by TEXT NOT NULL, modified_at BIGINT NOT NULL, modified_by TEXT NOT NULL, UNIQUE (account_id, email))",
+            "INSERT INTO users_v10 (id, account_id, name, email, role_id, active, version, created_at, created_by, modified_at, modified_by) \
+             SELECT u.id, u.account_id, u.name, u.email, \
+               CASE WHEN u.id = (SELECT f.id FROM users f WHERE f.account_id = u.account_id ORDER BY f.created_at, f.id LIMIT 1) \
+                 THEN '4389AB00-BBCC-4EB1-83E9-7A906A452BF0' ELSE '2A33175D-86EF-44B5-AA39-C9549F6306DF' END, \
+               1, 1, u.created_at, u.created_by, u.created_at, u.created_by FROM users u",
+            "DROP TABLE users",
+            "ALTER TABLE users_v10 RENAME TO users",
+            "CREATE INDEX users_account ON users (account_id)",
+        ],
+    ),
 ];

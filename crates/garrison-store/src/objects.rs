@@ -97,6 +97,17 @@ impl Store {
     /// Deletes a credential unless a deployment refers to it (then `Conflict` naming them).
     pub async fn delete_credential(&self, account_id: &str, id: &str) -> Result<bool, StoreError> {
         let mut tx = self.write_tx().await?;
+        // Another tenant's credential is "not found", before anything about its use is said.
+        let mine = sqlx::query("SELECT 1 FROM credentials WHERE id = $1 AND account_id = $2")
+            .bind(id)
+            .bind(account_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if mine.is_none() {
+            return Ok(false);
+        }
+        // Only this account's deployments can use its credential (also those queued for removal,
+        // whose rows have left `deployments`).
         let users: Vec<String> = sqlx::query(
             "SELECT deployment_id FROM deployment_credentials WHERE credential_id = $1 ORDER BY deployment_id",
         )

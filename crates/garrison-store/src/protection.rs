@@ -177,6 +177,21 @@ impl Store {
             .collect())
     }
 
+    /// Whether the account has (or had, for its audit log) a deployment of this id: a live
+    /// one, one being removed, or one whose AWS writes are in the audit log.
+    pub async fn deployment_known(&self, account_id: &str, id: &str) -> Result<bool, StoreError> {
+        Ok(sqlx::query(
+            "SELECT 1 FROM deployments WHERE id = $1 AND account_id = $2 \
+             UNION ALL SELECT 1 FROM removals WHERE deployment_id = $1 AND account_id = $2 \
+             UNION ALL SELECT 1 FROM audit_log WHERE deployment_id = $1 AND account_id = $2",
+        )
+        .bind(id)
+        .bind(account_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .is_some())
+    }
+
     /// Moves a deployment to the removal queue: it disappears from the API at once, its
     /// credentials stay in use until the uninstall is verified, and any executor still at
     /// work on it is fenced off. `false` when there is no such deployment.

@@ -1,7 +1,7 @@
 //! aims data: accounts (tenants and their managed children), users, access keys.
 
 use garrison_model::Stamp;
-use garrison_model::account::{AccessKey, Account, LOCATION, User};
+use garrison_model::account::{AccessKey, Account, LOCATION, Role, User};
 use rand::{Rng, RngCore};
 use sha2::{Digest, Sha256};
 use sqlx::Row;
@@ -15,16 +15,73 @@ pub struct KeyRecord {
     pub access_key_id: String,
     pub user_id: String,
     pub account_id: String,
+    /// The user may sign in (not disabled).
+    pub active: bool,
     secret_hash: String,
 }
 
+/// How a stored secret hash compares with a presented secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Match,
+    /// Matches, but stored in the old unsalted form: hash it again (`upgrade_key_hash`).
+    MatchLegacy,
+    NoMatch,
+}
+
 impl KeyRecord {
-    /// Constant-time comparison of the presented secret's hash.
-    pub fn verify(&self, secret: &str) -> bool {
-        let presented = hash_secret(secret);
-        presented.len() == self.secret_hash.len()
-            && presented.bytes().zip(self.secret_hash.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    /// Checks the presented secret against the stored argon2id hash (or, for keys stored
+    /// before it, the unsalted SHA-256 in constant time).
+    pub fn verify(&self, secret: &str) -> Verdict {
+        if self.secret_hash.starts_with("$argon2") {
+            let ok = argon2::PasswordHash::new(&self.secret_hash).is_ok_and(|h| {
+                use argon2::PasswordVerifier;
+                argon2::Argon2::default().verify_password(secret.as_bytes(), &h).is_ok()
+            });
+            return if ok { Verdict::Match } else { Verdict::NoMatch };
+        }
+        let presented = legacy_hash(secret);
+        let same = presented.len() == self.secret_hash.len()
+            && presented.bytes().zip(self.secret_hash.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
+        if same { Verdict::MatchLegacy } else { Verdict::NoMatch }
     }
+
+    /// A record no secret matches (its hash is of a random value), for spending the same
+    /// time on an unknown key id as on a known one.
+    pub fn dummy() -> KeyRecord {
+        KeyRecord {
+            access_key_id: String::new(),
+            user_id: String::new(),
+            account_id: String::new(),
+            active: false,
+            secret_hash: hash_secret(&random_hex(32)),
+        }
+    }
+
+    /// The stored hash, so that a caller may remember a verified (key, hash) pair and skip
+    /// the slow hash while the stored one has not changed.
+    pub fn stored_hash(&self) -> &str {
+        &self.secret_hash
+    }
+}
+
+/// What a token's access key stands for now: checked on every request (cached briefly),
+/// so that a deleted key or a disabled or deleted user ends the tokens issued through it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyState {
+    pub user_id: String,
+    pub account_id: String,
+    pub role: Role,
+    pub active: bool,
+}
+
+/// Fields of a user that `update_user` may change; `None` keeps the stored value.
+#[derive(Debug, Clone, Default)]
+pub struct UserChange {
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub active: Option<bool>,
+    pub role: Option<Role>,
 }
 
 /// The root tenant created on first start.
@@ -36,10 +93,26 @@ pub struct NewRoot {
     pub secret_key: String,
 }
 
-fn hash_secret(secret: &str) -> String {
-    // Secrets are 256-bit random values, so a plain hash suffices (no password stretching).
+/// The form access-key secrets were stored in before migration 10's release: kept only to
+/// verify (and then re-hash) keys made before it.
+fn legacy_hash(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
+
+/// Secrets at rest: argon2id with a random salt (PHC string). Garrison's own secrets are
+/// 256-bit random, but an operator may give the root key, and a leaked database should not
+/// give a cheap way to test guesses.
+fn hash_secret(secret: &str) -> String {
+    use argon2::PasswordHasher;
+    let salt = argon2::password_hash::SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
+    argon2::Argon2::default()
+        .hash_password(secret.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .expect("argon2 with default parameters hashes any input")
+}
+
+/// The shortest secret an operator may give for the root key.
+pub const MIN_SECRET_LEN: usize = 32;
 
 fn random_hex(bytes: usize) -> String {
     let mut b = vec![0u8; bytes];
@@ -82,8 +155,21 @@ impl Store {
         if existing > 0 {
             return Ok(None);
         }
+        if let Some((id, secret)) = &key {
+            if secret.chars().count() < MIN_SECRET_LEN {
+                return Err(StoreError::Invalid(format!(
+                    "the root secret key must be at least {MIN_SECRET_LEN} characters, found {}",
+                    secret.chars().count()
+                )));
+            }
+            if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                return Err(StoreError::Invalid(
+                    "the root access key id must be 1 to 64 letters or digits".into(),
+                ));
+            }
+        }
         let account = self.insert_account(account_id, "root", None, "system").await?;
-        let user = self.create_user(&account.id, "root", "root@garrison.local", "system").await?;
+        let user = self.create_user(&account.id, "root", "root@garrison.local", None, "system").await?;
         let (key_id, secret) = key.unwrap_or_else(new_key_pair);
         self.insert_key(&key_id, &secret, &user.id, &account.id, Some("root"), "system").await?;
         Ok(Some(NewRoot { account_id: account.id, name: account.name, access_key_id: key_id, secret_key: secret }))
@@ -166,23 +252,44 @@ impl Store {
         Ok(self.sealer.open_string(&format!("account:{account_id}:external_id"), &sealed)?)
     }
 
-    pub async fn create_user(&self, account_id: &str, name: &str, email: &str, by: &str) -> Result<User, StoreError> {
+    /// Creates a user. The first user of an account is its Administrator whatever was asked
+    /// (the reference's rule); others get `role`, Power User by default.
+    pub async fn create_user(
+        &self,
+        account_id: &str,
+        name: &str,
+        email: &str,
+        role: Option<Role>,
+        by: &str,
+    ) -> Result<User, StoreError> {
         let id = uuid::Uuid::new_v4().to_string().to_uppercase();
         let t = now();
+        let mut tx = self.write_tx().await?;
+        let existing: i64 = sqlx::query("SELECT COUNT(*) FROM users WHERE account_id = $1")
+            .bind(account_id)
+            .fetch_one(&mut *tx)
+            .await?
+            .get(0);
+        let role = if existing == 0 { Role::Administrator } else { role.unwrap_or(Role::PowerUser) };
         let res = sqlx::query(
-            "INSERT INTO users (id, account_id, name, email, created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (email) DO NOTHING",
+            "INSERT INTO users (id, account_id, name, email, role_id, active, version, created_at, created_by, modified_at, modified_by) \
+             VALUES ($1, $2, $3, $4, $5, 1, 1, $6, $7, $8, $9) ON CONFLICT (account_id, email) DO NOTHING",
         )
         .bind(&id)
         .bind(account_id)
         .bind(name)
         .bind(email)
+        .bind(role.id())
         .bind(t)
         .bind(by)
-        .execute(&self.pool)
+        .bind(t)
+        .bind(by)
+        .execute(&mut *tx)
         .await?;
         if res.rows_affected() == 0 {
-            return Err(StoreError::Conflict(format!("a user with email {email:?} exists")));
+            return Err(StoreError::Conflict(format!("a user with email {email:?} exists in this account")));
         }
+        tx.commit().await?;
         self.get_user(account_id, &id).await?.ok_or(StoreError::NotFound)
     }
 
@@ -203,6 +310,136 @@ impl Store {
             .iter()
             .map(user_from)
             .collect())
+    }
+
+    /// Active Administrators of an account other than `except`, read in `tx`.
+    async fn other_admins(
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        account_id: &str,
+        except: &str,
+    ) -> Result<i64, StoreError> {
+        Ok(sqlx::query("SELECT COUNT(*) FROM users WHERE account_id = $1 AND role_id = $2 AND active = 1 AND id <> $3")
+            .bind(account_id)
+            .bind(Role::Administrator.id())
+            .bind(except)
+            .fetch_one(&mut **tx)
+            .await?
+            .get(0))
+    }
+
+    /// Changes a user. Disabling, or taking the Administrator role from, the account's last
+    /// active Administrator is refused (nobody could manage the account's users after).
+    /// An update that changes nothing keeps the version.
+    pub async fn update_user(
+        &self,
+        account_id: &str,
+        id: &str,
+        change: &UserChange,
+        by: &str,
+    ) -> Result<User, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let row = sqlx::query("SELECT * FROM users WHERE id = $1 AND account_id = $2")
+            .bind(id)
+            .bind(account_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let current = user_from(&row);
+        let current_role = Role::from_id(row.get::<String, _>("role_id").as_str()).unwrap_or(Role::PowerUser);
+        let name = change.name.clone().unwrap_or_else(|| current.name.clone());
+        let email = change.email.clone().unwrap_or_else(|| current.email.clone());
+        let active = change.active.unwrap_or(current.active);
+        let role = change.role.unwrap_or(current_role);
+        if name == current.name && email == current.email && active == current.active && role == current_role {
+            return Ok(current);
+        }
+        let loses_admin = current_role == Role::Administrator && current.active && (!active || role != Role::Administrator);
+        if loses_admin && Self::other_admins(&mut tx, account_id, id).await? == 0 {
+            return Err(StoreError::Conflict(
+                "this is the account's last active Administrator: make another user Administrator first".into(),
+            ));
+        }
+        if email != current.email {
+            let taken: i64 = sqlx::query("SELECT COUNT(*) FROM users WHERE account_id = $1 AND email = $2 AND id <> $3")
+                .bind(account_id)
+                .bind(&email)
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?
+                .get(0);
+            if taken > 0 {
+                return Err(StoreError::Conflict(format!("a user with email {email:?} exists in this account")));
+            }
+        }
+        sqlx::query(
+            "UPDATE users SET name = $1, email = $2, active = $3, role_id = $4, version = version + 1, modified_at = $5, modified_by = $6 WHERE id = $7 AND account_id = $8",
+        )
+        .bind(&name)
+        .bind(&email)
+        .bind(if active { 1i64 } else { 0 })
+        .bind(role.id())
+        .bind(now())
+        .bind(by)
+        .bind(id)
+        .bind(account_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        self.get_user(account_id, id).await?.ok_or(StoreError::NotFound)
+    }
+
+    /// Deletes a user and every access key of theirs, in one transaction; the account's last
+    /// active Administrator is kept (`Conflict`).
+    pub async fn delete_user(&self, account_id: &str, id: &str) -> Result<bool, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let Some(row) = sqlx::query("SELECT role_id, active FROM users WHERE id = $1 AND account_id = $2")
+            .bind(id)
+            .bind(account_id)
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Ok(false);
+        };
+        let is_admin = row.get::<String, _>(0) == Role::Administrator.id() && row.get::<i64, _>(1) != 0;
+        if is_admin && Self::other_admins(&mut tx, account_id, id).await? == 0 {
+            return Err(StoreError::Conflict(
+                "this is the account's last active Administrator: make another user Administrator first".into(),
+            ));
+        }
+        sqlx::query("DELETE FROM access_keys WHERE user_id = $1 AND account_id = $2")
+            .bind(id)
+            .bind(account_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM users WHERE id = $1 AND account_id = $2").bind(id).bind(account_id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// What an access key stands for now (`None`: the key is gone).
+    pub async fn key_state(&self, key_id: &str) -> Result<Option<KeyState>, StoreError> {
+        Ok(sqlx::query(
+            "SELECT k.user_id, k.account_id, u.role_id, u.active FROM access_keys k JOIN users u ON u.id = k.user_id AND u.account_id = k.account_id WHERE k.id = $1",
+        )
+        .bind(key_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(|r| KeyState {
+            user_id: r.get(0),
+            account_id: r.get(1),
+            role: Role::from_id(r.get::<String, _>(2).as_str()).unwrap_or(Role::ReadOnly),
+            active: r.get::<i64, _>(3) != 0,
+        }))
+    }
+
+    /// Replaces a key's legacy hash by an argon2id one, after a successful sign-in with it.
+    pub async fn upgrade_key_hash(&self, key_id: &str, secret: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE access_keys SET secret_hash = $1 WHERE id = $2")
+            .bind(hash_secret(secret))
+            .bind(key_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     async fn insert_key(
@@ -245,23 +482,30 @@ impl Store {
         }
         let (key_id, secret) = new_key_pair();
         self.insert_key(&key_id, &secret, user_id, account_id, label, by).await?;
-        let mut k = self.get_access_key(user_id, &key_id).await?.ok_or(StoreError::NotFound)?;
+        let mut k = self.get_access_key(account_id, user_id, &key_id).await?.ok_or(StoreError::NotFound)?;
         k.secret_key = Some(secret);
         Ok(k)
     }
 
-    pub async fn get_access_key(&self, user_id: &str, key_id: &str) -> Result<Option<AccessKey>, StoreError> {
-        Ok(sqlx::query("SELECT * FROM access_keys WHERE id = $1 AND user_id = $2")
+    pub async fn get_access_key(
+        &self,
+        account_id: &str,
+        user_id: &str,
+        key_id: &str,
+    ) -> Result<Option<AccessKey>, StoreError> {
+        Ok(sqlx::query("SELECT * FROM access_keys WHERE id = $1 AND user_id = $2 AND account_id = $3")
             .bind(key_id)
             .bind(user_id)
+            .bind(account_id)
             .fetch_optional(&self.pool)
             .await?
             .map(|r| key_from(&r)))
     }
 
-    pub async fn list_access_keys(&self, user_id: &str) -> Result<Vec<AccessKey>, StoreError> {
-        Ok(sqlx::query("SELECT * FROM access_keys WHERE user_id = $1 ORDER BY created_at, id")
+    pub async fn list_access_keys(&self, account_id: &str, user_id: &str) -> Result<Vec<AccessKey>, StoreError> {
+        Ok(sqlx::query("SELECT * FROM access_keys WHERE user_id = $1 AND account_id = $2 ORDER BY created_at, id")
             .bind(user_id)
+            .bind(account_id)
             .fetch_all(&self.pool)
             .await?
             .iter()
@@ -269,10 +513,11 @@ impl Store {
             .collect())
     }
 
-    pub async fn delete_access_key(&self, user_id: &str, key_id: &str) -> Result<bool, StoreError> {
-        let r = sqlx::query("DELETE FROM access_keys WHERE id = $1 AND user_id = $2")
+    pub async fn delete_access_key(&self, account_id: &str, user_id: &str, key_id: &str) -> Result<bool, StoreError> {
+        let r = sqlx::query("DELETE FROM access_keys WHERE id = $1 AND user_id = $2 AND account_id = $3")
             .bind(key_id)
             .bind(user_id)
+            .bind(account_id)
             .execute(&self.pool)
             .await?;
         Ok(r.rows_affected() == 1)
@@ -280,16 +525,19 @@ impl Store {
 
     /// Looks up an access key for authentication.
     pub async fn find_key(&self, key_id: &str) -> Result<Option<KeyRecord>, StoreError> {
-        Ok(sqlx::query("SELECT id, user_id, account_id, secret_hash FROM access_keys WHERE id = $1")
-            .bind(key_id)
-            .fetch_optional(&self.pool)
-            .await?
-            .map(|r| KeyRecord {
-                access_key_id: r.get("id"),
-                user_id: r.get("user_id"),
-                account_id: r.get("account_id"),
-                secret_hash: r.get("secret_hash"),
-            }))
+        Ok(sqlx::query(
+            "SELECT k.id, k.user_id, k.account_id, k.secret_hash, u.active FROM access_keys k JOIN users u ON u.id = k.user_id AND u.account_id = k.account_id WHERE k.id = $1",
+        )
+        .bind(key_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(|r| KeyRecord {
+            access_key_id: r.get(0),
+            user_id: r.get(1),
+            account_id: r.get(2),
+            secret_hash: r.get(3),
+            active: r.get::<i64, _>(4) != 0,
+        }))
     }
 }
 
@@ -301,11 +549,12 @@ fn user_from(r: &AnyRow) -> User {
         name: r.get("name"),
         username: email.clone(),
         email,
-        active: true,
+        active: r.get::<i64, _>("active") != 0,
         locked: false,
-        version: 1,
+        version: r.get("version"),
+        role_ids: vec![r.get("role_id")],
         created: stamp(r, "created_at", "created_by"),
-        modified: stamp(r, "created_at", "created_by"),
+        modified: stamp(r, "modified_at", "modified_by"),
     }
 }
 

@@ -6,7 +6,9 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use base64::Engine as _;
 use garrison_model::FieldError;
-use garrison_model::account::{AccessKey, Account, User};
+use garrison_model::account::{AccessKey, Account, GLOBAL_ROLES, Role, User};
+use garrison_store::{UserChange, Verdict};
+use sha2::{Digest, Sha256};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa_axum::router::OpenApiRouter;
@@ -25,8 +27,9 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list_accounts_by_relationship))
         .routes(routes!(create_managed_account))
         .routes(routes!(create_user, list_users))
+        .routes(routes!(get_user_details, update_user_details, delete_user))
         .routes(routes!(create_access_key, list_access_keys))
-        .routes(routes!(delete_access_key))
+        .routes(routes!(get_access_key, delete_access_key))
 }
 
 fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
@@ -45,16 +48,55 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
 async fn authenticate(State(s): State<AppState>, headers: HeaderMap) -> ApiResult<Json<Value>> {
     let denied = || ApiError::Unauthorized("access key id or secret key not recognised".into());
     let (key_id, secret) = basic_credentials(&headers).ok_or_else(denied)?;
-    let rec = s.store.find_key(&key_id).await?.ok_or_else(denied)?;
-    if !rec.verify(&secret) {
+    let Some(rec) = s.store.find_key(&key_id).await? else {
+        // The same slow hash as for a known key, so that timing does not tell which ids exist.
+        let _ = tokio::task::spawn_blocking(move || DUMMY_KEY.verify(&secret)).await;
+        return Err(denied());
+    };
+    let digest: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
+    let remembered = s
+        .verified_keys
+        .lock()
+        .expect("lock")
+        .get(&key_id)
+        .is_some_and(|(hash, d)| hash == rec.stored_hash() && *d == digest);
+    if !remembered {
+        let (checked, verdict) = {
+            let rec = rec.clone();
+            let secret = secret.clone();
+            tokio::task::spawn_blocking(move || {
+                let v = rec.verify(&secret);
+                (rec, v)
+            })
+            .await
+            .map_err(|_| ApiError::Internal("internal error; see the server log".into()))?
+        };
+        match verdict {
+            Verdict::NoMatch => return Err(denied()),
+            Verdict::MatchLegacy => s.store.upgrade_key_hash(&key_id, &secret).await?,
+            Verdict::Match => {
+                let mut seen = s.verified_keys.lock().expect("lock");
+                if seen.len() >= 10_000 {
+                    seen.clear();
+                }
+                seen.insert(key_id.clone(), (checked.stored_hash().to_string(), digest));
+            }
+        }
+    }
+    // Disabled users are refused like a bad secret (and only after it was checked).
+    if !rec.active {
         return Err(denied());
     }
     let account = s.store.get_account(&rec.account_id).await?.ok_or_else(denied)?;
     let user = s.store.get_user(&rec.account_id, &rec.user_id).await?.ok_or_else(denied)?;
-    let (token, exp) = s.tokens.mint(&account.id, &user.id);
+    let (token, exp) = s.tokens.mint(&account.id, &user.id, &rec.access_key_id);
     tracing::info!(account = %account.id, access_key = %rec.access_key_id, "authenticated");
     Ok(Json(json!({"authentication": {"user": user, "account": account, "token": token, "token_expiration": exp}})))
 }
+
+/// A key record that matches no secret, verified when the presented key id is unknown.
+static DUMMY_KEY: std::sync::LazyLock<garrison_store::KeyRecord> =
+    std::sync::LazyLock::new(garrison_store::KeyRecord::dummy);
 
 /// Describe the caller's token.
 #[utoipa::path(get, path = "/aims/v1/token_info", tag = "aims", operation_id = "get_token_info",
@@ -65,7 +107,8 @@ async fn get_token_info(State(s): State<AppState>, caller: Caller) -> ApiResult<
     Ok(Json(json!({
         "account": account, "entity_id": caller.user_id, "entity_type": "user",
         "requester_id": format!("{}:user:{}", caller.account_id, caller.user_id),
-        "roles": [], "token_expiration": caller.expires, "user": user,
+        "roles": [{"id": caller.role.id(), "account_id": "*", "name": caller.role.name(), "global": true}],
+        "token_expiration": caller.expires, "user": user,
     })))
 }
 
@@ -155,10 +198,11 @@ fn only_keys(v: &Value, allowed: &[&str]) -> ApiResult<()> {
     if errors.is_empty() { Ok(()) } else { Err(errors.into()) }
 }
 
-/// Create a user in an account.
+/// Create a user in an account (Administrators only). The account's first user is its
+/// Administrator; `role_id` picks another user's global role (Power User by default).
 #[utoipa::path(post, path = "/aims/v1/{account_id}/users", tag = "aims", operation_id = "create_user",
     params(("account_id" = String, Path)), security(("X-AIMS-Auth-Token" = [])),
-    responses((status = 201, body = User), (status = 409, description = "user exists")))]
+    responses((status = 201, body = User), (status = 403, description = "not an Administrator"), (status = 409, description = "user exists")))]
 async fn create_user(
     State(s): State<AppState>,
     caller: Caller,
@@ -166,27 +210,58 @@ async fn create_user(
     bytes: Bytes,
 ) -> ApiResult<(StatusCode, Json<User>)> {
     s.authorize(&caller, &account_id).await?;
+    s.require_admin(&caller)?;
     let v = body::parse(&bytes)?;
-    only_keys(
-        &v,
-        &[
-            "name",
-            "email",
-            "password",
-            "role_id",
-            "active",
-            "mobile_phone",
-            "phone",
-            "webhook_url",
-            "notifications_only",
-        ],
-    )?;
+    only_keys(&v, &["name", "email", "role_id", "active"])?;
     let name = required_string(&v, "name", 256)?;
-    let email = required_string(&v, "email", 256)?;
-    if !email.contains('@') {
+    let email = email_field(&v)?;
+    let role = role_field(&v)?;
+    let active = bool_field(&v, "active")?;
+    let user = s.store.create_user(&account_id, &name, &email, role, &caller.user_id).await?;
+    let user = if active == Some(false) {
+        let change = UserChange { active: Some(false), ..Default::default() };
+        s.store.update_user(&account_id, &user.id, &change, &caller.user_id).await?
+    } else {
+        user
+    };
+    tracing::info!(account = %account_id, user = %user.id, by = %caller.user_id, "user created");
+    Ok((StatusCode::CREATED, Json(user)))
+}
+
+fn email_field(v: &Value) -> ApiResult<String> {
+    let email = required_string(v, "email", 256)?;
+    if !email.contains('@') || email.chars().any(char::is_control) {
         return Err(ApiError::field(FieldError::new("email", "an email address", format!("{email:?}"))));
     }
-    Ok((StatusCode::CREATED, Json(s.store.create_user(&account_id, &name, &email, &caller.user_id).await?)))
+    Ok(email)
+}
+
+fn role_field(v: &Value) -> ApiResult<Option<Role>> {
+    match v.get("role_id") {
+        None => Ok(None),
+        Some(Value::String(id)) if Role::from_id(id).is_some() => Ok(Role::from_id(id)),
+        Some(other) => Err(ApiError::field(
+            FieldError::new(
+                "role_id",
+                format!(
+                    "a global role id: {}",
+                    GLOBAL_ROLES.iter().map(|(_, id, name)| format!("{id} ({name})")).collect::<Vec<_>>().join(", ")
+                ),
+                garrison_model::error::describe(other),
+            )
+            .hint("aims list_global_roles in the reference lists them"),
+        )),
+    }
+}
+
+fn bool_field(v: &Value, field: &str) -> ApiResult<Option<bool>> {
+    match v.get(field) {
+        None => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(other) => {
+            Err(ApiError::field(FieldError::new(field, "true or false", garrison_model::error::describe(other))))
+        }
+    }
 }
 
 /// List an account's users.
@@ -201,12 +276,91 @@ async fn list_users(
     Ok(Json(json!({"users": s.store.list_users(&account_id).await?})))
 }
 
+/// The user, once the caller is allowed to manage them (themselves, or as an Administrator).
 async fn user_in(s: &AppState, caller: &Caller, account_id: &str, user_id: &str) -> ApiResult<User> {
-    s.authorize(caller, account_id).await?;
+    s.authorize_user_admin(caller, account_id, user_id).await?;
     s.store
         .get_user(account_id, user_id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no user {user_id:?} in account {account_id}")))
+}
+
+/// Get a user (any user of the account may read its users).
+#[utoipa::path(get, path = "/aims/v1/{account_id}/users/{user_id}", tag = "aims", operation_id = "get_user_details",
+    params(("account_id" = String, Path), ("user_id" = String, Path)), security(("X-AIMS-Auth-Token" = [])),
+    responses((status = 200, body = User), (status = 404, description = "no such user")))]
+async fn get_user_details(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((account_id, user_id)): Path<(String, String)>,
+) -> ApiResult<Json<User>> {
+    s.authorize(&caller, &account_id).await?;
+    s.store
+        .get_user(&account_id, &user_id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound(format!("no user {user_id:?} in account {account_id}")))
+}
+
+/// Update a user: `name`, `email`, `active` (Administrators; a user may change their own
+/// name and email, never their own `active`). A disabled user's tokens stop at once.
+#[utoipa::path(post, path = "/aims/v1/{account_id}/users/{user_id}", tag = "aims", operation_id = "update_user_details",
+    params(("account_id" = String, Path), ("user_id" = String, Path)), security(("X-AIMS-Auth-Token" = [])),
+    responses((status = 200, body = User), (status = 403, description = "not allowed"), (status = 409, description = "last Administrator or email taken")))]
+async fn update_user_details(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((account_id, user_id)): Path<(String, String)>,
+    bytes: Bytes,
+) -> ApiResult<Json<User>> {
+    user_in(&s, &caller, &account_id, &user_id).await?;
+    let v = body::parse(&bytes)?;
+    only_keys(&v, &["name", "email", "active"])?;
+    let change = UserChange {
+        name: match v.get("name") {
+            None => None,
+            Some(_) => Some(required_string(&v, "name", 256)?),
+        },
+        email: match v.get("email") {
+            None => None,
+            Some(_) => Some(email_field(&v)?),
+        },
+        active: bool_field(&v, "active")?,
+        role: None,
+    };
+    let own = caller.account_id == account_id && caller.user_id == user_id;
+    if own && change.active.is_some() {
+        return Err(ApiError::Forbidden("users cannot enable or disable themselves (field active)".into()));
+    }
+    let user = s.store.update_user(&account_id, &user_id, &change, &caller.user_id).await?;
+    s.key_states.forget_all();
+    Ok(Json(user))
+}
+
+/// Delete a user with their access keys (Administrators; not oneself; not the account's
+/// last Administrator). Their tokens stop at once.
+#[utoipa::path(delete, path = "/aims/v1/{account_id}/users/{user_id}", tag = "aims", operation_id = "delete_user",
+    params(("account_id" = String, Path), ("user_id" = String, Path)), security(("X-AIMS-Auth-Token" = [])),
+    responses((status = 204, description = "deleted"), (status = 400, description = "self delete"), (status = 404, description = "no such user")))]
+async fn delete_user(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((account_id, user_id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    s.authorize(&caller, &account_id).await?;
+    s.require_admin(&caller)?;
+    if caller.account_id == account_id && caller.user_id == user_id {
+        return Err(ApiError::field(
+            FieldError::new("user_id", "another user than the caller", "the caller's own user id")
+                .hint("users cannot delete themselves"),
+        ));
+    }
+    if !s.store.delete_user(&account_id, &user_id).await? {
+        return Err(ApiError::NotFound(format!("no user {user_id:?} in account {account_id}")));
+    }
+    s.key_states.forget_all();
+    tracing::info!(account = %account_id, user = %user_id, by = %caller.user_id, "user deleted");
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Create an access key; the secret is in this response only.
@@ -246,7 +400,7 @@ async fn list_access_keys(
     Query(q): Query<OutQuery>,
 ) -> ApiResult<Json<Value>> {
     user_in(&s, &caller, &account_id, &user_id).await?;
-    let keys = s.store.list_access_keys(&user_id).await?;
+    let keys = s.store.list_access_keys(&account_id, &user_id).await?;
     match q.out.as_deref() {
         None | Some("ids_only") => {
             Ok(Json(json!({"access_keys": keys.iter().map(|k| &k.access_key_id).collect::<Vec<_>>()})))
@@ -256,7 +410,24 @@ async fn list_access_keys(
     }
 }
 
-/// Delete an access key.
+/// Get one access key (never its secret).
+#[utoipa::path(get, path = "/aims/v1/{account_id}/users/{user_id}/access_keys/{access_key_id}", tag = "aims", operation_id = "get_access_key",
+    params(("account_id" = String, Path), ("user_id" = String, Path), ("access_key_id" = String, Path)), security(("X-AIMS-Auth-Token" = [])),
+    responses((status = 200, body = AccessKey), (status = 404, description = "no such key")))]
+async fn get_access_key(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((account_id, user_id, key_id)): Path<(String, String, String)>,
+) -> ApiResult<Json<AccessKey>> {
+    user_in(&s, &caller, &account_id, &user_id).await?;
+    s.store
+        .get_access_key(&account_id, &user_id, &key_id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound(format!("no access key {key_id:?} for this user")))
+}
+
+/// Delete an access key; every token issued through it stops at once.
 #[utoipa::path(delete, path = "/aims/v1/{account_id}/users/{user_id}/access_keys/{access_key_id}", tag = "aims", operation_id = "delete_access_key",
     params(("account_id" = String, Path), ("user_id" = String, Path), ("access_key_id" = String, Path)), security(("X-AIMS-Auth-Token" = [])),
     responses((status = 204, description = "deleted"), (status = 404, description = "no such key")))]
@@ -266,7 +437,10 @@ async fn delete_access_key(
     Path((account_id, user_id, key_id)): Path<(String, String, String)>,
 ) -> ApiResult<StatusCode> {
     user_in(&s, &caller, &account_id, &user_id).await?;
-    if s.store.delete_access_key(&user_id, &key_id).await? {
+    if s.store.delete_access_key(&account_id, &user_id, &key_id).await? {
+        s.key_states.forget(&key_id);
+        s.verified_keys.lock().expect("lock").remove(&key_id);
+        tracing::info!(account = %account_id, user = %user_id, access_key = %key_id, by = %caller.user_id, "access key deleted");
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFound(format!("no access key {key_id:?} for this user")))

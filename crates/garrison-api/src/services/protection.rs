@@ -92,6 +92,7 @@ async fn get_protection(
     Path((account_id, id)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
     s.authorize(&caller, &account_id).await?;
+    known(&s, &account_id, &id).await?;
     s.store.get_report(&account_id, &id).await?.map(Json).ok_or_else(|| {
         ApiError::NotFound(format!(
             "no protection report for deployment {id:?} in account {account_id} (not reconciled yet)"
@@ -116,6 +117,12 @@ async fn get_coverage(
     })?;
     let report = s.store.get_report(&account_id, &id).await?.unwrap_or(Value::Null);
     Ok(Json(garrison_engine::coverage::picture(&d, &snap, &report["vpcs"])))
+}
+
+/// 404 for a deployment id the account never had (sub-routes answer for live deployments,
+/// those being removed, and removed ones whose audit log is kept).
+async fn known(s: &AppState, account_id: &str, id: &str) -> ApiResult<()> {
+    if s.store.deployment_known(account_id, id).await? { Ok(()) } else { Err(not_found(id, account_id)) }
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -144,6 +151,7 @@ async fn list_audit_log(
 ) -> ApiResult<Json<Value>> {
     s.authorize(&caller, &account_id).await?;
     let limit = limit(&q, 1000)?;
+    known(&s, &account_id, &id).await?;
     let entries = s.store.audit_log(&account_id, &id, limit).await?;
     Ok(Json(json!({"deployment_id": id, "entries": entries})))
 }
@@ -161,6 +169,7 @@ async fn list_dead_letters(
 ) -> ApiResult<Json<Value>> {
     s.authorize(&caller, &account_id).await?;
     let limit = limit(&q, 100)?;
+    known(&s, &account_id, &id).await?;
     let letters = s.store.dead_letters(&account_id, &id, limit).await?;
     Ok(Json(json!({"deployment_id": id, "dead_letters": letters})))
 }

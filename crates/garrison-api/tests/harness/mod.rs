@@ -87,7 +87,24 @@ pub async fn start(db: Db) -> Option<Server> {
 }
 
 async fn axum_serve(listener: tokio::net::TcpListener, app: axum::Router) {
-    axum::serve(listener, app).await.unwrap();
+    garrison_api::server::serve(listener, app, Default::default(), std::future::pending()).await.unwrap();
+}
+
+/// Another API server process, as far as the API can tell: its own state (token checks,
+/// caches) over the same store, on its own port.
+pub async fn twin(s: &Server) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let config = ApiConfig {
+        public_url: base.clone(),
+        aws_principal: PRINCIPAL.into(),
+        template_bucket: None,
+        token_ttl_secs: 3600,
+    };
+    let state = AppState::new(s.state.store.clone(), config).await.unwrap();
+    let app = garrison_api::router(state);
+    tokio::spawn(async move { axum_serve(listener, app).await });
+    base
 }
 
 pub struct Resp {
@@ -113,7 +130,19 @@ impl Server {
     }
 
     pub async fn raw(&self, method: Method, path: &str, token: Option<&str>, body: Option<Vec<u8>>) -> Resp {
-        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        self.raw_at(&self.base, method, path, token, body).await
+    }
+
+    /// `raw` against another server (a `twin`).
+    pub async fn raw_at(
+        &self,
+        base: &str,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Vec<u8>>,
+    ) -> Resp {
+        let mut req = self.http.request(method, format!("{base}{path}"));
         if let Some(t) = token {
             req = req.header("x-aims-auth-token", t);
         }
@@ -134,6 +163,38 @@ impl Server {
 
     pub async fn get(&self, path: &str, token: &str) -> Resp {
         self.req(Method::GET, path, token, None).await
+    }
+
+    /// Creates a user in `account` (as `token`'s user) with a key; returns the user id and key.
+    pub async fn user(&self, token: &str, account: &str, name: &str, role_id: Option<&str>) -> (String, Key) {
+        let mut body = serde_json::json!({"name": name, "email": format!("{name}@example.com")});
+        if let Some(r) = role_id {
+            body["role_id"] = serde_json::json!(r);
+        }
+        let u = self.req(Method::POST, &format!("/aims/v1/{account}/users"), token, Some(body)).await;
+        assert_eq!(u.status, 201, "{:?}", u.body);
+        let uid = u.body["id"].as_str().unwrap().to_string();
+        let k = self.req(Method::POST, &format!("/aims/v1/{account}/users/{uid}/access_keys"), token, None).await;
+        assert_eq!(k.status, 201, "{:?}", k.body);
+        (
+            uid,
+            Key {
+                id: k.body["access_key_id"].as_str().unwrap().into(),
+                secret: k.body["secret_key"].as_str().unwrap().into(),
+            },
+        )
+    }
+
+    /// The status of a sign-in with `key`.
+    pub async fn sign_in_status(&self, key: &Key) -> u16 {
+        self.http
+            .post(format!("{}/aims/v1/authenticate", self.base))
+            .basic_auth(&key.id, Some(&key.secret))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
     }
 
     /// Creates a child account of `parent` with a user and key; returns the key and account id.
