@@ -123,7 +123,7 @@ pub fn router(state: AppState) -> Router {
                 async move { axum::Json((*d).clone()) }
             }),
         )
-        .layer(axum::middleware::from_fn(limits::read_body))
+        .layer(axum::middleware::from_fn(limits::finish))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

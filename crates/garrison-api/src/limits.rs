@@ -14,7 +14,9 @@ use serde_json::json;
 use crate::MAX_BODY;
 use crate::error::ApiError;
 
-pub async fn read_body(req: Request, next: Next) -> Response {
+/// Reads the body whole, within `timeout` and `MAX_BODY` (408 and 413 as JSON), before the
+/// routes see the request. Installed by `server::serve` with its limits.
+pub async fn read_body(timeout: std::time::Duration, req: Request, next: Next) -> Response {
     let too_large = || {
         let mut r = ApiError::field(FieldError::new(
             "body",
@@ -34,7 +36,7 @@ pub async fn read_body(req: Request, next: Next) -> Response {
         return nosniff(too_large());
     }
     let (parts, body) = req.into_parts();
-    let bytes = match tokio::time::timeout(crate::server::body_timeout(), axum::body::to_bytes(body, MAX_BODY)).await {
+    let bytes = match tokio::time::timeout(timeout, axum::body::to_bytes(body, MAX_BODY)).await {
         Ok(Ok(b)) => b,
         Ok(Err(e)) => {
             let over = std::error::Error::source(&e)
@@ -51,7 +53,7 @@ pub async fn read_body(req: Request, next: Next) -> Response {
             let mut r = (
                 StatusCode::REQUEST_TIMEOUT,
                 axum::Json(json!({"error": "request_timeout", "message": format!(
-                    "the request body did not arrive within {} s", crate::server::body_timeout().as_secs()
+                    "the request body did not arrive within {} ms", timeout.as_millis()
                 )})),
             )
                 .into_response();
@@ -59,7 +61,12 @@ pub async fn read_body(req: Request, next: Next) -> Response {
             return nosniff(r);
         }
     };
-    let res = next.run(Request::from_parts(parts, Body::from(bytes))).await;
+    next.run(Request::from_parts(parts, Body::from(bytes))).await
+}
+
+/// Every answer of the routes: framework rejections as JSON, and nosniff.
+pub async fn finish(req: Request, next: Next) -> Response {
+    let res = next.run(req).await;
     nosniff(json_errors(res).await)
 }
 

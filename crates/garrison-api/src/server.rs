@@ -36,13 +36,6 @@ impl Default for Limits {
     }
 }
 
-/// The body-read timeout the router's middleware applies (set once by `serve`).
-pub(crate) static BODY_TIMEOUT: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
-
-pub(crate) fn body_timeout() -> Duration {
-    BODY_TIMEOUT.get().copied().unwrap_or(Limits::default().body_timeout)
-}
-
 /// Serves `app` on `listener` until `shutdown` resolves, then lets requests in flight end
 /// (up to `limits.drain`).
 pub async fn serve(
@@ -51,7 +44,8 @@ pub async fn serve(
     limits: Limits,
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
-    let _ = BODY_TIMEOUT.set(limits.body_timeout);
+    let body_timeout = limits.body_timeout;
+    let app = app.layer(axum::middleware::from_fn(move |req, next| crate::limits::read_body(body_timeout, req, next)));
     let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut builder = hyper::server::conn::http1::Builder::new();

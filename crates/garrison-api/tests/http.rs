@@ -493,36 +493,6 @@ async fn openapi_matches_the_operation_table() {
     }
 }
 
-fn synthetic_snapshot() -> garrison_model::snapshot::Snapshot {
-    use garrison_model::snapshot::*;
-    let mut r = RegionSnapshot::default();
-    for (v, n) in [("vpc-0000000a", 2), ("vpc-0000000b", 1)] {
-        r.vpcs.push(Vpc { id: v.into(), cidr: "10.0.0.0/16".into(), is_default: false, tags: Tags::new() });
-        let sid = v.replace("vpc", "subnet");
-        r.subnets.push(Subnet {
-            id: sid.clone(),
-            vpc_id: v.into(),
-            zone: "us-east-1a".into(),
-            cidr: "10.0.0.0/24".into(),
-            tags: Tags::new(),
-        });
-        for k in 0..n {
-            r.instances.push(Instance {
-                id: format!("i-{}{k}", &v[4..]),
-                vpc_id: Some(v.into()),
-                subnet_id: Some(sid.clone()),
-                zone: "us-east-1a".into(),
-                state: "running".into(),
-                instance_type: "t3.micro".into(),
-                private_ip: None,
-                security_groups: vec![],
-                tags: Tags::new(),
-            });
-        }
-    }
-    Snapshot { aws_account: "123412341234".into(), taken_at: 100, regions: [("us-east-1".to_string(), r)].into() }
-}
-
 both_backends!(assets_query_shapes_and_paging, |s: Server| async move {
     let (t, _) = s.login(&s.root).await;
     let cred = s.credential(&t, "10000001", "123412341234").await;
@@ -533,7 +503,7 @@ both_backends!(assets_query_shapes_and_paging, |s: Server| async move {
     // Before discovery: no rows.
     let r = s.get(&format!("/assets_query/v1/10000001/deployments/{id}/assets?asset_types=v:vpc"), &t).await;
     assert_eq!(r.body, json!({"assets": [], "rows": 0}));
-    s.state.store.put_snapshot("10000001", &id, &synthetic_snapshot()).await.unwrap();
+    s.state.store.put_snapshot("10000001", &id, &harness::synthetic_snapshot()).await.unwrap();
 
     let r = s.get(&format!("/assets_query/v1/10000001/deployments/{id}/assets?asset_types=r:region,v:vpc"), &t).await;
     assert_eq!(r.body["rows"], 2);
@@ -615,12 +585,12 @@ both_backends!(protection_extensions, |s: Server| async move {
     let r = s.get(&format!("{base}/coverage"), &t).await;
     assert_eq!(r.status, 404);
     assert!(r.body["message"].as_str().unwrap().contains("not been discovered yet"), "{}", r.body);
-    s.state.store.put_snapshot(&a, &id, &synthetic_snapshot()).await.unwrap();
+    s.state.store.put_snapshot(&a, &id, &harness::synthetic_snapshot()).await.unwrap();
     let r = s.get(&format!("{base}/coverage"), &t).await;
     assert_eq!(r.status, 200, "{}", r.body);
     let vpcs = r.body["regions"][0]["vpcs"].as_array().unwrap();
     assert_eq!(r.body["regions"][0]["region"], "us-east-1");
-    assert_eq!(vpcs.len(), synthetic_snapshot().regions["us-east-1"].vpcs.len());
+    assert_eq!(vpcs.len(), harness::synthetic_snapshot().regions["us-east-1"].vpcs.len());
     assert!(vpcs.iter().all(|v| v["appliances"] == json!([])), "{}", r.body);
     let total: u64 = r.body["counts"].as_object().unwrap().values().map(|n| n.as_u64().unwrap()).sum();
     assert_eq!(total as usize, vpcs.len());

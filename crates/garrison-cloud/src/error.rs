@@ -53,11 +53,14 @@ impl CloudError {
             SdkError::ResponseError(r) => ("ResponseError".into(), format!("{r:?}"), Class::Retryable),
             other => ("Unknown".into(), format!("{other:?}"), Class::Terminal),
         };
+        // AWS names the customer's role in its messages; they reach statuses and logs.
+        let message = garrison_model::redact::text(&message);
         CloudError { service, operation, code, message, class }
     }
 
     pub fn terminal(service: &'static str, operation: &'static str, code: &str, message: &str) -> CloudError {
-        CloudError { service, operation, code: code.into(), message: message.into(), class: Class::Terminal }
+        let message = garrison_model::redact::text(message);
+        CloudError { service, operation, code: code.into(), message, class: Class::Terminal }
     }
 
     pub fn is_retryable(&self) -> bool {

@@ -82,11 +82,15 @@ fn shared_http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClien
 
 impl Aws {
     /// The standard chain; `profile` selects a named profile.
+    /// The standard AWS configuration; with `profile`, that profile's credentials even when
+    /// the environment holds others (the AWS CLI's precedence: an explicit profile wins over
+    /// `AWS_ACCESS_KEY_ID`; the default chain reads the environment first).
     pub async fn from_env(profile: Option<&str>) -> Aws {
         // from_config sets the retry policy, for every way an Aws is made.
         let mut loader = aws_config::defaults(BehaviorVersion::latest());
         if let Some(p) = profile {
-            loader = loader.profile_name(p);
+            let credentials = aws_config::profile::ProfileFileCredentialsProvider::builder().profile_name(p).build();
+            loader = loader.profile_name(p).credentials_provider(credentials);
         }
         Aws::from_config(loader.load().await)
     }

@@ -47,7 +47,9 @@ pub struct CredentialSecrets {
 }
 
 static ROLE_ARN: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^arn:aws(-us-gov|-cn)?:iam::[0-9]{12}:role/([\w+=,.@-]+/)*[\w+=,.@-]{1,64}$").unwrap()
+    // The aws partition only: garrison's own principal and regions are there, and a role in
+    // aws-us-gov or aws-cn cannot trust it.
+    Regex::new(r"^arn:aws:iam::[0-9]{12}:role/([\w+=,.@-]+/)*[\w+=,.@-]{1,64}$").unwrap()
 });
 
 pub fn is_role_arn(s: &str) -> bool {

@@ -496,6 +496,13 @@ fn parse_monitor(r: &mut Reader<'_>, v: &Value) -> Option<Monitor> {
         }
         None => None,
         Some(v) => match v.as_str() {
+            Some(s) if is_region(s) && !crate::scope::is_known_region(s) => {
+                r.fail(
+                    FieldError::new("platform.monitor.ct_install_region", "a region of the aws partition", format!("{s:?}"))
+                        .hint(format!("known regions: {}", crate::scope::AWS_REGIONS.join(", "))),
+                );
+                return None;
+            }
             Some(s) if is_region(s) && enabled => Some(s.to_string()),
             Some(s) if is_region(s) => {
                 r.fail(
@@ -560,6 +567,17 @@ fn scope_key(r: &mut Reader<'_>, path: &str, m: &Map<String, Value>, t: ScopeTyp
     match m.get("key") {
         // The whole-deployment item needs no key.
         None if t == ScopeType::Deployment => Some("/aws".into()),
+        Some(Value::String(k))
+            if key_matches(t, k)
+                && crate::scope::AssetKey::parse(k).is_some_and(|a| !crate::scope::is_known_region(a.region())) =>
+        {
+            let region = crate::scope::AssetKey::parse(k).map(|a| a.region().to_string()).unwrap_or_default();
+            r.fail(
+                FieldError::new(field, "a key in a region of the aws partition", format!("{k:?} (region {region:?})"))
+                    .hint(format!("known regions: {}", crate::scope::AWS_REGIONS.join(", "))),
+            );
+            None
+        }
         Some(Value::String(k)) if key_matches(t, k) => Some(k.clone()),
         other => {
             let found = other.map_or("nothing".to_string(), describe);

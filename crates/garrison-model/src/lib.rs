@@ -15,6 +15,7 @@ pub mod json_path;
 pub mod ops;
 pub mod policy;
 pub mod protection;
+pub mod redact;
 pub mod scope;
 pub mod snapshot;
 

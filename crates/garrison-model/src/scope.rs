@@ -71,6 +71,50 @@ pub fn is_region(s: &str) -> bool {
     REGION.is_match(s)
 }
 
+/// The regions of the `aws` partition, the one garrison protects (its credentials are
+/// `arn:aws:` roles): a key or install region outside it is refused by name rather than
+/// failing later at every call.
+pub const AWS_REGIONS: &[&str] = &[
+    "af-south-1",
+    "ap-east-1",
+    "ap-east-2",
+    "ap-northeast-1",
+    "ap-northeast-2",
+    "ap-northeast-3",
+    "ap-south-1",
+    "ap-south-2",
+    "ap-southeast-1",
+    "ap-southeast-2",
+    "ap-southeast-3",
+    "ap-southeast-4",
+    "ap-southeast-5",
+    "ap-southeast-6",
+    "ap-southeast-7",
+    "ca-central-1",
+    "ca-west-1",
+    "eu-central-1",
+    "eu-central-2",
+    "eu-north-1",
+    "eu-south-1",
+    "eu-south-2",
+    "eu-west-1",
+    "eu-west-2",
+    "eu-west-3",
+    "il-central-1",
+    "me-central-1",
+    "me-south-1",
+    "mx-central-1",
+    "sa-east-1",
+    "us-east-1",
+    "us-east-2",
+    "us-west-1",
+    "us-west-2",
+];
+
+pub fn is_known_region(s: &str) -> bool {
+    AWS_REGIONS.contains(&s)
+}
+
 fn id_ok(prefix: &str, id: &str) -> bool {
     RESOURCE_ID.is_match(id) && id.starts_with(&format!("{prefix}-"))
 }

@@ -221,6 +221,8 @@ impl Store {
 
     /// Replaces the spec of a deployment if it is still at `base_version`; the version goes up
     /// by one. A deployment that moved on meanwhile gives `Conflict` and nothing is written.
+    /// An update that changes nothing writes nothing: the version stays (and no reconcile is
+    /// set off by an empty PUT).
     pub async fn update_deployment(
         &self,
         account_id: &str,
@@ -236,7 +238,11 @@ impl Store {
                 d.version
             )));
         }
+        let before = d.clone();
         d.apply(spec);
+        if d == before {
+            return Ok(before);
+        }
         d.version = base_version + 1;
         d.modified = Stamp { at: now(), by: by.into() };
         let mut tx = self.write_tx().await?;

@@ -26,9 +26,14 @@ use crate::client::{CallError, Client, Overrides, resolve};
     about = "Connect an AWS account (or an organization's accounts) to garrison in one command"
 )]
 pub struct Args {
-    /// AWS profile of the customer account (else the standard chain: environment, ~/.aws, instance role)
+    /// AWS profile of the customer account; it wins over credentials in the environment, as
+    /// with the AWS CLI (without it: the standard chain: environment, ~/.aws, instance role)
     #[arg(long)]
     profile: Option<String>,
+    /// Refuse to write unless the AWS credentials are this 12-digit account's (the
+    /// management account's with --organization)
+    #[arg(long = "expect-account")]
+    expect_account: Option<String>,
     /// Region of the CloudFormation stack or StackSet instances (IAM is global; default: the AWS configuration's, else us-east-1)
     #[arg(long = "stack-region")]
     stack_region: Option<String>,
@@ -80,6 +85,17 @@ pub struct Args {
     /// garrison profile in ~/.garrison/config (--profile is the AWS one)
     #[arg(long = "garrison-profile")]
     garrison_profile: Option<String>,
+}
+
+/// Stops before the first write when the credentials are not the expected account's.
+fn expected(a: &Args, actual: &str) -> Result<(), Failure> {
+    match &a.expect_account {
+        Some(want) if want != actual => Err(fail(format!(
+            "the AWS credentials{} are for account {actual}, not {want} (--expect-account): nothing was written",
+            a.profile.as_ref().map(|p| format!(" (profile {p})")).unwrap_or_default()
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// A step's failure: what was being done and why it failed; exit status 1 unless usage.
@@ -505,6 +521,7 @@ async fn single(ui: &Ui, c: &Client, aws: &Aws, a: &Args, account: &str, scope: 
     let rt = role_type(&a.mode);
     let aws_account = stacks::caller_account(aws).await?;
     ui.step(&format!("[2/6] AWS account {aws_account} (stack region {})", aws.region()));
+    expected(a, &aws_account)?;
     let role = call(c, "GET", &format!("/themis/v1/{account}/roles/aws/{rt}/latest"), None).await?;
     let (ext, version) =
         (role["external_id"].as_str().unwrap_or_default(), role["version"].as_str().unwrap_or_default());
@@ -584,6 +601,7 @@ async fn organization(
     let rt = role_type(&a.mode);
     let management = stacks::caller_account(aws).await?;
     ui.step(&format!("[2/6] organization management account {management}, units {}", a.units.join(", ")));
+    expected(a, &management)?;
     let role = call(c, "GET", &format!("/themis/v1/{account}/roles/aws/{rt}/latest"), None).await?;
     let (ext, version) =
         (role["external_id"].as_str().unwrap_or_default(), role["version"].as_str().unwrap_or_default());
@@ -634,6 +652,14 @@ async fn organization(
 async fn run(a: Args) -> Result<Value, Failure> {
     let ui = Ui;
     let scope = scope_from(&a)?;
+    if let Some(want) = &a.expect_account
+        && !(want.len() == 12 && want.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(Failure {
+            what: format!("--expect-account: expected a 12-digit AWS account id, found {want:?}"),
+            usage: true,
+        });
+    }
     let conn = resolve(&Overrides {
         endpoint: a.endpoint.clone(),
         access_key_id: a.access_key_id.clone(),

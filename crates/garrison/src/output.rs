@@ -10,12 +10,22 @@ pub fn apply_query(v: &Value, query: Option<&str>) -> Result<Value, String> {
     serde_json::to_value(&*out).map_err(|e| format!("--query: {e}"))
 }
 
+/// A value as table text. Control characters (an escape sequence in a name would drive the
+/// operator's terminal; a newline would forge rows) are shown escaped, as `\u{1b}`.
 fn cell(v: &Value) -> String {
-    match v {
+    let text = match v {
         Value::String(s) => s.clone(),
         Value::Null => String::new(),
         other => other.to_string(),
+    };
+    safe(&text)
+}
+
+fn safe(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_string();
     }
+    text.chars().map(|c| if c.is_control() { c.escape_unicode().to_string() } else { c.to_string() }).collect()
 }
 
 /// A table for an array of objects (columns: the keys of the first row, in order), or
@@ -27,7 +37,7 @@ pub fn table(v: &Value) -> String {
         }
         Value::Object(m) => {
             let width = m.keys().map(|k| k.len()).max().unwrap_or(0);
-            return m.iter().map(|(k, v)| format!("{k:width$}  {}", cell(v))).collect::<Vec<_>>().join("\n");
+            return m.iter().map(|(k, v)| format!("{:width$}  {}", safe(k), cell(v))).collect::<Vec<_>>().join("\n");
         }
         Value::Array(a) => return a.iter().map(cell).collect::<Vec<_>>().join("\n"),
         other => return cell(other),
@@ -52,7 +62,7 @@ pub fn table(v: &Value) -> String {
             .trim_end()
             .to_string()
     };
-    let mut out = vec![line(cols.iter().map(|c| c.to_uppercase()).collect())];
+    let mut out = vec![line(cols.iter().map(|c| safe(&c.to_uppercase())).collect())];
     out.extend(cells.into_iter().map(line));
     out.join("\n")
 }
@@ -76,5 +86,16 @@ mod tests {
         assert!(apply_query(&v, Some("[.")).is_err());
         let t = table(&apply_query(&v, Some("[].{id: id, name: name}")).unwrap());
         assert_eq!(t, "ID  NAME\nA   x\nB   yy");
+    }
+
+    #[test]
+    fn control_characters_never_reach_the_terminal() {
+        let v = json!([{"name": "evil\u{1b}[2J\nforged row", "id": "A"}]);
+        let t = table(&v);
+        assert!(!t.chars().any(|c| c.is_control() && c != '\n'), "{t:?}");
+        assert_eq!(t.lines().count(), 2, "{t:?}");
+        assert!(t.contains("\\u{1b}[2J\\u{a}forged row"), "{t:?}");
+        let one = table(&json!({"k\u{7}": "v\u{9b}x"}));
+        assert!(!one.chars().any(char::is_control), "{one:?}");
     }
 }

@@ -18,9 +18,12 @@ struct Args {
     /// The AWS principal the roles trust: a 12-digit account id or a role ARN
     #[arg(long = "aws-principal", env = "GARRISON_AWS_PRINCIPAL", default_value = crate::serve::DEFAULT_PRINCIPAL)]
     aws_principal: String,
-    /// AWS profile to use
+    /// AWS profile to use; it wins over credentials in the environment, as with the AWS CLI
     #[arg(long)]
     profile: Option<String>,
+    /// Refuse to write unless the AWS credentials are this 12-digit account's
+    #[arg(long = "expect-account")]
+    expect_account: Option<String>,
 }
 
 pub async fn main(argv: Vec<String>) -> ExitCode {
@@ -30,6 +33,23 @@ pub async fn main(argv: Vec<String>) -> ExitCode {
         std::iter::once("garrison publish-templates".to_string()).chain(argv[pos + 1..].iter().cloned()),
     );
     let aws = Aws::from_env(args.profile.as_deref()).await;
+    // The account about to be written to is named before the first write.
+    let account = match garrison_cloud::stacks::caller_account(&aws).await {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("garrison publish-templates: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    eprintln!("garrison publish-templates: AWS account {account}, bucket {}", args.bucket);
+    if let Some(want) = &args.expect_account
+        && want != &account
+    {
+        eprintln!(
+            "garrison publish-templates: the AWS credentials are for account {account}, not {want} (--expect-account): nothing was written"
+        );
+        return ExitCode::from(1);
+    }
     let catalog = Catalog::builtin();
     let objects: Vec<(String, Vec<u8>)> = catalog
         .all()

@@ -241,13 +241,63 @@ pub fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The data directory, created (or narrowed) to 0700: it holds the seal key and the
+/// embedded database.
+fn private_data_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("creating data dir {}", dir.display()))?;
+    }
+    let mode = std::fs::metadata(dir).with_context(|| format!("reading {}", dir.display()))?.permissions().mode();
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("making data dir {} private (0700)", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// The one process that may use an embedded SQLite store: an exclusive lock on
+/// `<data dir>/garrison.lock`, held for the life of the process (released by the OS when
+/// it ends, however it ends). A second `serve` or `worker` on the same store would run a
+/// second worker against the same deployments.
+fn lock_sqlite_store(s: &Settings) -> anyhow::Result<()> {
+    static HELD: std::sync::OnceLock<std::fs::File> = std::sync::OnceLock::new();
+    if HELD.get().is_some() {
+        return Ok(());
+    }
+    let dir = garrison_store::sqlite_path(&s.database_url)
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+        .unwrap_or_else(|| s.data_dir.clone());
+    let path = dir.join("garrison.lock");
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {
+            let _ = HELD.set(file);
+            Ok(())
+        }
+        Err(std::fs::TryLockError::WouldBlock) => bail!(
+            "another garrison process is using the SQLite store in {} (it holds {}); an embedded store serves one process — \
+             stop the other one, or run several processes on PostgreSQL (--database-url postgres://…)",
+            dir.display(),
+            path.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("locking {}", path.display())),
+    }
+}
+
 /// Opens the store and makes sure the root tenant exists; prints its key once.
 pub async fn open_store(s: &Settings, root_override: Option<(String, String)>) -> anyhow::Result<Store> {
-    if s.database_url.starts_with("sqlite:") {
-        std::fs::create_dir_all(&s.data_dir).with_context(|| format!("creating data dir {}", s.data_dir.display()))?;
-    }
-    let key = seal_key(s)?;
-    let store = Store::open(&s.database_url, &key).await.context("opening the store")?;
     let root_id = std::env::var("GARRISON_ROOT_ACCOUNT_ID").ok();
     let root_key = match root_override {
         Some(k) => Some(k),
@@ -264,6 +314,27 @@ pub async fn open_store(s: &Settings, root_override: Option<(String, String)>) -
     {
         bail!("GARRISON_ROOT_ACCOUNT_ID: expected 8 digits, found {id:?}");
     }
+    // Checked before anything is created: a refused secret leaves no store behind.
+    if let Some((_, secret)) = &root_key
+        && secret.chars().count() < garrison_store::MIN_SECRET_LEN
+    {
+        bail!(
+            "GARRISON_ROOT_SECRET_KEY: expected at least {} characters (a random value: openssl rand -hex 32), found {}",
+            garrison_store::MIN_SECRET_LEN,
+            secret.chars().count()
+        );
+    }
+    if s.database_url.starts_with("sqlite:") {
+        private_data_dir(&s.data_dir)?;
+        if let Some(parent) = garrison_store::sqlite_path(&s.database_url).and_then(|p| p.parent().map(Path::to_path_buf))
+            && !parent.as_os_str().is_empty()
+        {
+            private_data_dir(&parent)?;
+        }
+        lock_sqlite_store(s)?;
+    }
+    let key = seal_key(s)?;
+    let store = Store::open(&s.database_url, &key).await.context("opening the store")?;
     let quiet = root_key.is_some();
     if let Some(root) = store.init_root(root_id, root_key).await? {
         if quiet {
@@ -291,9 +362,10 @@ pub async fn start_with(
     root_override: Option<(String, String)>,
     aws: Option<garrison_cloud::Aws>,
 ) -> anyhow::Result<Running> {
-    let store = open_store(s, root_override).await?;
+    // Bound first: a server that cannot listen creates nothing and prints no root key.
     let listener = tokio::net::TcpListener::bind(&s.listen).await.with_context(|| format!("binding {}", s.listen))?;
     let addr = listener.local_addr()?;
+    let store = open_store(s, root_override).await?;
     let mut api = s.api.clone();
     if api.public_url.is_empty() {
         api.public_url = format!("http://{addr}");
@@ -319,7 +391,7 @@ pub async fn start_with(
                 _ = shutdown_signal() => {},
             }
         };
-        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+        if let Err(e) = garrison_api::server::serve(listener, app, Default::default(), shutdown).await {
             tracing::error!(error = %e, "server stopped");
         }
     });
@@ -373,7 +445,10 @@ pub fn init_tracing() {
 pub fn init_tracing_default(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("GARRISON_LOG").unwrap_or_else(|_| default.into());
     let json = std::env::var("GARRISON_LOG_FORMAT").is_ok_and(|v| v == "json");
-    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colour codes only on a terminal: a log file or a journal gets plain text.
+    use std::io::IsTerminal;
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(colour);
     let _ = if json { b.json().try_init() } else { b.try_init() };
 }
 

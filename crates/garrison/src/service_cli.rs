@@ -64,18 +64,20 @@ pub fn command() -> Command {
         .arg(global("query", "JMESPath expression applied to the result"))
         .arg(global("output", "json (default) or table").value_parser(["json", "table"]))
         .arg(global("residency", "accepted for alcli compatibility; garrison has one residency").hide(true))
-        .subcommand(
-            Command::new("serve")
-                .about("Run the API server (garrison serve --help)")
-                .disable_help_flag(true)
-                .allow_external_subcommands(true),
-        )
-        .subcommand(
-            Command::new("demo")
-                .about("Run the reference workflow end to end against a private server")
-                .disable_help_flag(true)
-                .allow_external_subcommands(true),
+        ;
+    // The commands besides the services, each parsed by its own module (`garrison X --help`).
+    for (name, about) in [
+        ("serve", "Run the API server (garrison serve --help)"),
+        ("worker", "Run the reconcile loop and the collector alone, beside `serve --no-worker` (PostgreSQL)"),
+        ("demo", "Run the reference workflow end to end against a private server"),
+        ("onboard", "Create the role in an AWS account (or an organization's units) and connect it in one command"),
+        ("publish-templates", "Put every role template in an S3 bucket for CloudFormation's TemplateURL"),
+        ("rotate-seal-key", "Re-seal every stored secret under a new seal key (servers and workers stopped)"),
+    ] {
+        cmd = cmd.subcommand(
+            Command::new(name).about(about).disable_help_flag(true).allow_external_subcommands(true),
         );
+    }
     for service in ops::services() {
         let mut s = Command::new(service).subcommand_required(true).about(format!("{service} service operations"));
         for op in ops::OPERATIONS.iter().filter(|o| o.service == service) {

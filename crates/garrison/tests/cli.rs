@@ -592,3 +592,91 @@ fn rotating_the_seal_key_reseals_everything_and_the_old_key_is_refused() {
         "the credential opens under the new key; the root key still signs in"
     );
 }
+
+/// The SQLite store is one process's: a second `serve` or `worker` on the data directory
+/// refuses to start (pointing to PostgreSQL); the directory is 0700 and its files 0600; a
+/// server that cannot bind its port creates nothing; a short operator-given root secret is
+/// refused; `--help` lists every command.
+#[test]
+fn the_data_directory_is_private_and_held_by_one_process() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = serve_env(&[], &NO_AWS);
+    // The first server made and holds the store.
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&s.dir), 0o700, "data dir");
+    for f in ["garrison.db", "seal.key"] {
+        assert_eq!(mode(&s.dir.join(f)), 0o600, "{f}");
+    }
+    for f in ["garrison.db-wal", "garrison.db-shm"] {
+        if s.dir.join(f).exists() {
+            assert_eq!(mode(&s.dir.join(f)), 0o600, "{f}");
+        }
+    }
+    for cmd in ["serve", "worker"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_garrison"))
+            .args([cmd, "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&s.dir)
+            .envs(NO_AWS)
+            .env("GARRISON_LOG", "error")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{cmd}: {err}");
+        assert!(err.contains("another garrison process") && err.contains("PostgreSQL"), "{cmd}: {err}");
+    }
+    // The first server is unharmed.
+    let info = json_out(&garrison(&s, &["aims", "get_token_info", "--query", "account.id"]));
+    assert_eq!(info, ACCOUNT);
+
+    // A port that is taken: nothing created, no key printed.
+    let port = s.url.rsplit(':').next().unwrap().to_string();
+    let dir = std::env::temp_dir().join(format!("garrison-cli-bind-{}", rand_u64()));
+    let out = Command::new(env!("CARGO_BIN_EXE_garrison"))
+        .args(["serve", "--no-worker", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .arg(&dir)
+        .envs(NO_AWS)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("binding"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("secret_key"));
+    assert!(!dir.join("garrison.db").exists(), "a store was created by a server that could not listen");
+
+    // A one-character root secret is refused.
+    let out = Command::new(env!("CARGO_BIN_EXE_garrison"))
+        .args(["serve", "--no-worker", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&dir)
+        .envs(NO_AWS)
+        .env("GARRISON_ROOT_ACCESS_KEY_ID", "0123456789abcdef")
+        .env("GARRISON_ROOT_SECRET_KEY", "x")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("at least 32 characters"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+
+    // Every command is in the help.
+    let help = Command::new(env!("CARGO_BIN_EXE_garrison")).arg("--help").output().unwrap();
+    let text = String::from_utf8_lossy(&help.stdout);
+    for cmd in ["serve", "worker", "demo", "onboard", "publish-templates", "rotate-seal-key", "deployments", "aims"] {
+        assert!(text.contains(cmd), "--help lacks {cmd}: {text}");
+    }
+    // Logs that go to a file or a pipe carry no colour codes.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_garrison"))
+        .args(["serve", "--no-worker", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&dir)
+        .envs(NO_AWS)
+        .env("GARRISON_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stderr.take().unwrap()));
+    let line = lines.find(|l| l.as_ref().is_ok_and(|l| l.contains("seal key"))).unwrap().unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(!line.contains('\u{1b}'), "colour codes in a piped log: {line:?}");
+}

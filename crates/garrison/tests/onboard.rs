@@ -40,9 +40,16 @@ async fn onboard_protects_a_fresh_account_and_a_second_run_changes_nothing() {
     assert_eq!(bad.status.code(), Some(2), "{}", String::from_utf8_lossy(&bad.stderr));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--vpc: expected REGION/VPC-ID"));
     assert!(garrison_cloud::stacks::find_stack(&aws, "garrison").await.unwrap().is_none());
+    // Credentials of another account than the one expected: named, refused before any write.
+    let wrong = onboard(&s, &moto.url, &["--region", east, "--expect-account", "111122223333"]);
+    let err = String::from_utf8_lossy(&wrong.stderr);
+    assert_eq!(wrong.status.code(), Some(1), "{err}");
+    assert!(err.contains("AWS account 123456789012") && err.contains("not 111122223333"), "{err}");
+    assert!(garrison_cloud::stacks::find_stack(&aws, "garrison").await.unwrap().is_none());
+    assert_eq!(count(&s, &["credentials", "list_credentials", "--query", "length(@)"]), 0);
 
     let first =
-        onboard(&s, &moto.url, &["--region", east, "--level", "professional", "--wait", "180", "--output", "json"]);
+        onboard(&s, &moto.url, &["--region", east, "--level", "professional", "--wait", "180", "--output", "json", "--expect-account", "123456789012"]);
     let out = json_out(&first);
     let acct = &out["accounts"][0];
     assert_eq!(acct["aws_account"], "123456789012");

@@ -275,3 +275,34 @@ macro_rules! both_backends {
         }
     };
 }
+
+/// A snapshot of two VPCs with three hosts in us-east-1.
+pub fn synthetic_snapshot() -> garrison_model::snapshot::Snapshot {
+    use garrison_model::snapshot::*;
+    let mut r = RegionSnapshot::default();
+    for (v, n) in [("vpc-0000000a", 2), ("vpc-0000000b", 1)] {
+        r.vpcs.push(Vpc { id: v.into(), cidr: "10.0.0.0/16".into(), is_default: false, tags: Tags::new() });
+        let sid = v.replace("vpc", "subnet");
+        r.subnets.push(Subnet {
+            id: sid.clone(),
+            vpc_id: v.into(),
+            zone: "us-east-1a".into(),
+            cidr: "10.0.0.0/24".into(),
+            tags: Tags::new(),
+        });
+        for k in 0..n {
+            r.instances.push(Instance {
+                id: format!("i-{}{k}", &v[4..]),
+                vpc_id: Some(v.into()),
+                subnet_id: Some(sid.clone()),
+                zone: "us-east-1a".into(),
+                state: "running".into(),
+                instance_type: "t3.micro".into(),
+                private_ip: None,
+                security_groups: vec![],
+                tags: Tags::new(),
+            });
+        }
+    }
+    Snapshot { aws_account: "123412341234".into(), taken_at: 100, regions: [("us-east-1".to_string(), r)].into() }
+}
