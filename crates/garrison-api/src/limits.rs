@@ -18,20 +18,13 @@ use crate::error::ApiError;
 /// routes see the request. Installed by `server::serve` with its limits.
 pub async fn read_body(timeout: std::time::Duration, req: Request, next: Next) -> Response {
     let too_large = || {
-        let mut r = ApiError::field(FieldError::new(
-            "body",
-            format!("at most {MAX_BODY} bytes"),
-            "a larger body",
-        ))
-        .into_response();
+        let mut r = ApiError::field(FieldError::new("body", format!("at most {MAX_BODY} bytes"), "a larger body"))
+            .into_response();
         *r.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
         r
     };
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let declared =
+        req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > MAX_BODY as u64) {
         return nosniff(too_large());
     }
@@ -39,8 +32,7 @@ pub async fn read_body(timeout: std::time::Duration, req: Request, next: Next) -
     let bytes = match tokio::time::timeout(timeout, axum::body::to_bytes(body, MAX_BODY)).await {
         Ok(Ok(b)) => b,
         Ok(Err(e)) => {
-            let over = std::error::Error::source(&e)
-                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+            let over = std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
                 || e.to_string().contains("length limit");
             return nosniff(if over {
                 too_large()

@@ -95,6 +95,18 @@ impl AppState {
     }
 }
 
+/// The 400 for a cursor sent with query parameters other than those it continues.
+pub fn mismatched_query() -> ApiError {
+    ApiError::field(
+        FieldError::new(
+            "continue",
+            "the continue token of the previous page of this same query",
+            "a token made for other query parameters",
+        )
+        .hint("send the same asset_types and scope as the first request, or none, with continue"),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,12 +122,4 @@ mod tests {
             }
         }
     }
-}
-
-/// The 400 for a cursor sent with query parameters other than those it continues.
-pub fn mismatched_query() -> ApiError {
-    ApiError::field(
-        FieldError::new("continue", "the continue token of the previous page of this same query", "a token made for other query parameters")
-            .hint("send the same asset_types and scope as the first request, or none, with continue"),
-    )
 }

@@ -49,8 +49,12 @@ both_backends!(only_administrators_act_for_others, |s: Server| async move {
 
     // role_id is honoured: a bad one is named; Read Only reads and nothing else.
     let r = s
-        .req(Method::POST, &format!("/aims/v1/{a}/users"), &root,
-            Some(json!({"name": "x", "email": "x@example.com", "role_id": "NOT-A-ROLE"})))
+        .req(
+            Method::POST,
+            &format!("/aims/v1/{a}/users"),
+            &root,
+            Some(json!({"name": "x", "email": "x@example.com", "role_id": "NOT-A-ROLE"})),
+        )
         .await;
     assert_eq!((r.status.as_u16(), r.body["field"].as_str()), (400, Some("role_id")));
     assert!(r.body["expected"].as_str().unwrap().contains(ADMINISTRATOR_ROLE_ID));
@@ -58,8 +62,12 @@ both_backends!(only_administrators_act_for_others, |s: Server| async move {
     let (tr, _) = s.login(&ro_key).await;
     assert_eq!(s.get(&format!("/deployments/v1/{a}/deployments"), &tr).await.status, 200);
     let r = s
-        .req(Method::POST, &format!("/credentials/v2/{a}/credentials"), &tr,
-            Some(json!({"name": "r", "secrets": {"type": "aws_iam_role", "arn": "arn:aws:iam::123412341234:role/x"}})))
+        .req(
+            Method::POST,
+            &format!("/credentials/v2/{a}/credentials"),
+            &tr,
+            Some(json!({"name": "r", "secrets": {"type": "aws_iam_role", "arn": "arn:aws:iam::123412341234:role/x"}})),
+        )
         .await;
     assert_eq!(r.status, 403, "{}", r.body);
     assert!(r.body["message"].as_str().unwrap().contains("Read Only"));
@@ -73,9 +81,7 @@ both_backends!(only_administrators_act_for_others, |s: Server| async move {
     assert_eq!(s.req(Method::DELETE, &format!("/aims/v1/{a}/users/{carol}"), &root, None).await.status, 204);
     assert_eq!(s.get("/aims/v1/token_info", &tc).await.status, 401, "a deleted user's token ends at once");
     assert_eq!(s.sign_in_status(&carol_key).await, 401);
-    let r = s
-        .req(Method::POST, &format!("/aims/v1/{a}/users/{root_uid}"), &root, Some(json!({"active": false})))
-        .await;
+    let r = s.req(Method::POST, &format!("/aims/v1/{a}/users/{root_uid}"), &root, Some(json!({"active": false}))).await;
     assert_eq!(r.status, 403, "nobody disables themselves: {}", r.body);
 
     // Disabling bob ends his token at once and his sign-in; enabling lets him back.
@@ -101,8 +107,12 @@ both_backends!(only_administrators_act_for_others, |s: Server| async move {
     assert_eq!(s.get(&format!("/aims/v1/{child}/users/{kid_uid}/access_keys"), &tb).await.status, 403);
     // An email is unique within an account, and says nothing about other accounts.
     let r = s
-        .req(Method::POST, &format!("/aims/v1/{child}/users"), &root,
-            Some(json!({"name": "b", "email": "bob@example.com"})))
+        .req(
+            Method::POST,
+            &format!("/aims/v1/{child}/users"),
+            &root,
+            Some(json!({"name": "b", "email": "bob@example.com"})),
+        )
         .await;
     assert_eq!(r.status, 201, "another account's email is no conflict: {}", r.body);
 });
@@ -270,7 +280,8 @@ both_backends!(framework_answers_are_json_and_small, |s: Server| async move {
     assert!(r.body.to_string().contains("given twice"), "{}", r.body);
     // 10,000 bad scope items: the answer lists 20 and counts the rest.
     let mut body = deployment_body(&cred);
-    let items: Vec<Value> = (0..10_000).map(|i| json!({"type": "region", "key": format!("/aws/nowhere-{i}")})).collect();
+    let items: Vec<Value> =
+        (0..10_000).map(|i| json!({"type": "region", "key": format!("/aws/nowhere-{i}")})).collect();
     body["scope"]["include"] = json!(items);
     let r = s.req(Method::POST, &format!("/deployments/v1/{a}/deployments"), &t, Some(body)).await;
     assert_eq!(r.status, 400);
@@ -306,7 +317,9 @@ async fn slow_clients_are_cut_off() {
         if i < 40 {
             c.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n").await.unwrap();
         } else {
-            c.write_all(b"POST /aims/v1/authenticate HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{\"a\":").await.unwrap();
+            c.write_all(b"POST /aims/v1/authenticate HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{\"a\":")
+                .await
+                .unwrap();
         }
         slow.push(c);
     }

@@ -8,7 +8,11 @@ async fn an_explicit_profile_beats_the_environment() {
     let dir = std::env::temp_dir().join(format!("garrison-profile-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let creds = dir.join("credentials");
-    std::fs::write(&creds, "[customer]\naws_access_key_id = AKIAPROFILEKEY000001\naws_secret_access_key = profile-secret\n").unwrap();
+    std::fs::write(
+        &creds,
+        "[customer]\naws_access_key_id = AKIAPROFILEKEY000001\naws_secret_access_key = profile-secret\n",
+    )
+    .unwrap();
     let config = dir.join("config");
     std::fs::write(&config, "[profile customer]\nregion = eu-west-1\n").unwrap();
     // SAFETY: this test binary has this one test; nothing else reads the environment meanwhile.

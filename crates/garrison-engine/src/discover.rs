@@ -73,7 +73,10 @@ pub async fn session(e: &Engine, d: &Deployment) -> Result<(Aws, String), Status
     let (role_arn, external_id, _) = role(e, d).await?;
     match e.sessions.assume(&role_arn, &external_id).await {
         Ok(a) => Ok((a, role_arn)),
-        Err(err) => Err(status(StatusKind::Error, format!("cannot assume {}: {err}", garrison_model::redact::role_arn(&role_arn)))),
+        Err(err) => Err(status(
+            StatusKind::Error,
+            format!("cannot assume {}: {err}", garrison_model::redact::role_arn(&role_arn)),
+        )),
     }
 }
 
@@ -126,7 +129,12 @@ pub async fn observe(e: &Engine, d: &Deployment, extra: &[String]) -> Result<Obs
     }
     let aws = match e.sessions.assume(&role_arn, &external_id).await {
         Ok(a) => a,
-        Err(err) => return Err(fail(StatusKind::Error, format!("cannot assume {}: {err}", garrison_model::redact::role_arn(&role_arn)))),
+        Err(err) => {
+            return Err(fail(
+                StatusKind::Error,
+                format!("cannot assume {}: {err}", garrison_model::redact::role_arn(&role_arn)),
+            ));
+        }
     };
     let (all, mut regions) = named_regions(&d.scope);
     if all {

@@ -498,8 +498,12 @@ fn parse_monitor(r: &mut Reader<'_>, v: &Value) -> Option<Monitor> {
         Some(v) => match v.as_str() {
             Some(s) if is_region(s) && !crate::scope::is_known_region(s) => {
                 r.fail(
-                    FieldError::new("platform.monitor.ct_install_region", "a region of the aws partition", format!("{s:?}"))
-                        .hint(format!("known regions: {}", crate::scope::AWS_REGIONS.join(", "))),
+                    FieldError::new(
+                        "platform.monitor.ct_install_region",
+                        "a region of the aws partition",
+                        format!("{s:?}"),
+                    )
+                    .hint(format!("known regions: {}", crate::scope::AWS_REGIONS.join(", "))),
                 );
                 return None;
             }

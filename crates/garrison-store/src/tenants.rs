@@ -163,9 +163,7 @@ impl Store {
                 )));
             }
             if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
-                return Err(StoreError::Invalid(
-                    "the root access key id must be 1 to 64 letters or digits".into(),
-                ));
+                return Err(StoreError::Invalid("the root access key id must be 1 to 64 letters or digits".into()));
             }
         }
         let account = self.insert_account(account_id, "root", None, "system").await?;
@@ -353,20 +351,22 @@ impl Store {
         if name == current.name && email == current.email && active == current.active && role == current_role {
             return Ok(current);
         }
-        let loses_admin = current_role == Role::Administrator && current.active && (!active || role != Role::Administrator);
+        let loses_admin =
+            current_role == Role::Administrator && current.active && (!active || role != Role::Administrator);
         if loses_admin && Self::other_admins(&mut tx, account_id, id).await? == 0 {
             return Err(StoreError::Conflict(
                 "this is the account's last active Administrator: make another user Administrator first".into(),
             ));
         }
         if email != current.email {
-            let taken: i64 = sqlx::query("SELECT COUNT(*) FROM users WHERE account_id = $1 AND email = $2 AND id <> $3")
-                .bind(account_id)
-                .bind(&email)
-                .bind(id)
-                .fetch_one(&mut *tx)
-                .await?
-                .get(0);
+            let taken: i64 =
+                sqlx::query("SELECT COUNT(*) FROM users WHERE account_id = $1 AND email = $2 AND id <> $3")
+                    .bind(account_id)
+                    .bind(&email)
+                    .bind(id)
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .get(0);
             if taken > 0 {
                 return Err(StoreError::Conflict(format!("a user with email {email:?} exists in this account")));
             }
@@ -411,7 +411,11 @@ impl Store {
             .bind(account_id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("DELETE FROM users WHERE id = $1 AND account_id = $2").bind(id).bind(account_id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM users WHERE id = $1 AND account_id = $2")
+            .bind(id)
+            .bind(account_id)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(true)
     }

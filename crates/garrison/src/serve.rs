@@ -326,7 +326,8 @@ pub async fn open_store(s: &Settings, root_override: Option<(String, String)>) -
     }
     if s.database_url.starts_with("sqlite:") {
         private_data_dir(&s.data_dir)?;
-        if let Some(parent) = garrison_store::sqlite_path(&s.database_url).and_then(|p| p.parent().map(Path::to_path_buf))
+        if let Some(parent) =
+            garrison_store::sqlite_path(&s.database_url).and_then(|p| p.parent().map(Path::to_path_buf))
             && !parent.as_os_str().is_empty()
         {
             private_data_dir(&parent)?;

@@ -63,8 +63,7 @@ pub fn command() -> Command {
         .arg(global("profile", "profile in ~/.garrison/config (env GARRISON_PROFILE)"))
         .arg(global("query", "JMESPath expression applied to the result"))
         .arg(global("output", "json (default) or table").value_parser(["json", "table"]))
-        .arg(global("residency", "accepted for alcli compatibility; garrison has one residency").hide(true))
-        ;
+        .arg(global("residency", "accepted for alcli compatibility; garrison has one residency").hide(true));
     // The commands besides the services, each parsed by its own module (`garrison X --help`).
     for (name, about) in [
         ("serve", "Run the API server (garrison serve --help)"),
@@ -74,9 +73,7 @@ pub fn command() -> Command {
         ("publish-templates", "Put every role template in an S3 bucket for CloudFormation's TemplateURL"),
         ("rotate-seal-key", "Re-seal every stored secret under a new seal key (servers and workers stopped)"),
     ] {
-        cmd = cmd.subcommand(
-            Command::new(name).about(about).disable_help_flag(true).allow_external_subcommands(true),
-        );
+        cmd = cmd.subcommand(Command::new(name).about(about).disable_help_flag(true).allow_external_subcommands(true));
     }
     for service in ops::services() {
         let mut s = Command::new(service).subcommand_required(true).about(format!("{service} service operations"));

@@ -48,8 +48,22 @@ async fn onboard_protects_a_fresh_account_and_a_second_run_changes_nothing() {
     assert!(garrison_cloud::stacks::find_stack(&aws, "garrison").await.unwrap().is_none());
     assert_eq!(count(&s, &["credentials", "list_credentials", "--query", "length(@)"]), 0);
 
-    let first =
-        onboard(&s, &moto.url, &["--region", east, "--level", "professional", "--wait", "180", "--output", "json", "--expect-account", "123456789012"]);
+    let first = onboard(
+        &s,
+        &moto.url,
+        &[
+            "--region",
+            east,
+            "--level",
+            "professional",
+            "--wait",
+            "180",
+            "--output",
+            "json",
+            "--expect-account",
+            "123456789012",
+        ],
+    );
     let out = json_out(&first);
     let acct = &out["accounts"][0];
     assert_eq!(acct["aws_account"], "123456789012");

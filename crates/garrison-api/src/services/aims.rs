@@ -8,9 +8,9 @@ use base64::Engine as _;
 use garrison_model::FieldError;
 use garrison_model::account::{AccessKey, Account, GLOBAL_ROLES, Role, User};
 use garrison_store::{UserChange, Verdict};
-use sha2::{Digest, Sha256};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 

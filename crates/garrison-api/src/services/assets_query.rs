@@ -80,12 +80,7 @@ async fn deployment_rows(
 
 /// The rows of one page and the body around them: `continue` when rows are left (with
 /// `total_assets`, as the reference does).
-fn paged_body(
-    s: &AppState,
-    binding: &Binding<'_>,
-    all: Vec<Vec<Value>>,
-    page: Page,
-) -> Value {
+fn paged_body(s: &AppState, binding: &Binding<'_>, all: Vec<Vec<Value>>, page: Page) -> Value {
     let total = all.len();
     let (range, next) = page.window(total);
     let rows: Vec<Vec<Value>> = all.into_iter().skip(range.start).take(range.len()).collect();
