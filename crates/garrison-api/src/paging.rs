@@ -8,6 +8,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use garrison_model::FieldError;
 
 use crate::AppState;
+use crate::auth::Tokens;
 use crate::error::ApiError;
 
 /// Where a page starts and how many rows it holds.
@@ -58,40 +59,51 @@ fn mac_input(account_id: &str, route: &str, body: &str) -> Vec<u8> {
 impl AppState {
     /// The cursor of the page that starts at `next`.
     pub fn cursor(&self, b: &Binding<'_>, next: Page) -> String {
-        let body = format!("{}.{}.{}", next.offset, next.size, b.query);
-        let mac = self.tokens.mac("paging cursor", &mac_input(b.account_id, b.route, &body));
-        format!("{}.{}", B64.encode(body), B64.encode(&mac[..MAC_BYTES]))
+        seal(&self.tokens, b, next)
     }
 
     /// The page and query a cursor names, if it was made by this installation for exactly
     /// this account and route.
     pub fn open_cursor(&self, account_id: &str, route: &str, cursor: &str) -> Result<Opened, ApiError> {
-        let bad = |found: &str| {
-            ApiError::field(
-                FieldError::new("continue", "the continue token of the previous page of this same query", found)
-                    .hint("send the token unchanged, with the same account, route and query parameters; or start again without continue"),
-            )
-        };
-        if cursor.len() > 2048 {
-            return Err(bad("a token longer than any garrison makes"));
-        }
-        let (body, tag) = cursor.split_once('.').ok_or_else(|| bad("a token garrison did not make"))?;
-        let body = B64.decode(body).ok().and_then(|b| String::from_utf8(b).ok());
-        let tag = B64.decode(tag).ok();
-        let (Some(body), Some(tag)) = (body, tag) else { return Err(bad("a token garrison did not make")) };
-        let mac = self.tokens.mac("paging cursor", &mac_input(account_id, route, &body));
-        // Constant-time comparison of the tag.
-        if tag.len() != MAC_BYTES || tag.iter().zip(&mac[..MAC_BYTES]).fold(0u8, |acc, (x, y)| acc | (x ^ y)) != 0 {
-            return Err(bad("a token that was altered, or made for another route or account"));
-        }
-        let mut parts = body.splitn(3, '.');
-        let (Some(offset), Some(size), Some(query)) = (parts.next(), parts.next(), parts.next()) else {
-            return Err(bad("a token garrison did not make"));
-        };
-        match (offset.parse(), size.parse()) {
-            (Ok(offset), Ok(size)) => Ok(Opened { page: Page { offset, size }, query: query.to_string() }),
-            _ => Err(bad("a token garrison did not make")),
-        }
+        open(&self.tokens, account_id, route, cursor)
+    }
+}
+
+/// The cursor of the page that starts at `next`, under `tokens`' key.
+pub fn seal(tokens: &Tokens, b: &Binding<'_>, next: Page) -> String {
+    let body = format!("{}.{}.{}", next.offset, next.size, b.query);
+    let mac = tokens.mac("paging cursor", &mac_input(b.account_id, b.route, &body));
+    format!("{}.{}", B64.encode(body), B64.encode(&mac[..MAC_BYTES]))
+}
+
+/// What a cursor names, if it was sealed under `tokens`' key for this account and route.
+pub fn open(tokens: &Tokens, account_id: &str, route: &str, cursor: &str) -> Result<Opened, ApiError> {
+    let bad = |found: &str| {
+        ApiError::field(
+            FieldError::new("continue", "the continue token of the previous page of this same query", found).hint(
+                "send the token unchanged, with the same account, route and query parameters; or start again without continue",
+            ),
+        )
+    };
+    if cursor.len() > 2048 {
+        return Err(bad("a token longer than any garrison makes"));
+    }
+    let (body, tag) = cursor.split_once('.').ok_or_else(|| bad("a token garrison did not make"))?;
+    let body = B64.decode(body).ok().and_then(|b| String::from_utf8(b).ok());
+    let tag = B64.decode(tag).ok();
+    let (Some(body), Some(tag)) = (body, tag) else { return Err(bad("a token garrison did not make")) };
+    let mac = tokens.mac("paging cursor", &mac_input(account_id, route, &body));
+    // Constant-time comparison of the tag.
+    if tag.len() != MAC_BYTES || tag.iter().zip(&mac[..MAC_BYTES]).fold(0u8, |acc, (x, y)| acc | (x ^ y)) != 0 {
+        return Err(bad("a token that was altered, or made for another route or account"));
+    }
+    let mut parts = body.splitn(3, '.');
+    let (Some(offset), Some(size), Some(query)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(bad("a token garrison did not make"));
+    };
+    match (offset.parse(), size.parse()) {
+        (Ok(offset), Ok(size)) => Ok(Opened { page: Page { offset, size }, query: query.to_string() }),
+        _ => Err(bad("a token garrison did not make")),
     }
 }
 
@@ -112,7 +124,30 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    fn tokens() -> Tokens {
+        Tokens::new(vec![7; 32], 60)
+    }
+
     proptest! {
+        // Any text sent as a cursor is refused cleanly (no panic), unless garrison made it.
+        #[test]
+        fn arbitrary_cursors_are_refused(text in "\\PC{0,300}") {
+            prop_assert!(open(&tokens(), "12345678", "query_assets", &text).is_err());
+        }
+
+        // A cursor opens to what was sealed, and only for its own account and route.
+        #[test]
+        fn cursors_round_trip_and_stay_bound(offset in any::<usize>(), size in 1usize..10_001, query in "[a-z,|]{0,40}") {
+            let t = tokens();
+            let b = Binding { account_id: "12345678", route: "query_assets", query: &query };
+            let c = seal(&t, &b, Page { offset, size });
+            let opened = open(&t, "12345678", "query_assets", &c).unwrap();
+            prop_assert_eq!(opened, Opened { page: Page { offset, size }, query: query.clone() });
+            prop_assert!(open(&t, "12345679", "query_assets", &c).is_err());
+            prop_assert!(open(&t, "12345678", "query_deployment_assets/X", &c).is_err());
+            prop_assert!(open(&Tokens::new(vec![8; 32], 60), "12345678", "query_assets", &c).is_err());
+        }
+
         #[test]
         fn a_window_never_overflows_and_stays_in_bounds(offset in any::<usize>(), size in 1usize.., total in 0usize..100_000) {
             let (range, next) = Page { offset, size }.window(total);

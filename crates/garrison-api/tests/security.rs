@@ -25,6 +25,7 @@ both_backends!(only_administrators_act_for_others, |s: Server| async move {
         (Method::GET, format!("{root_keys}/{}", s.root.id)),
         (Method::DELETE, format!("{root_keys}/{}", s.root.id)),
         (Method::POST, format!("/aims/v1/{a}/users")),
+        (Method::POST, format!("/aims/v1/{a}/managed_accounts")),
         (Method::POST, format!("/aims/v1/{a}/users/{root_uid}")),
         (Method::DELETE, format!("/aims/v1/{a}/users/{root_uid}")),
     ] {
@@ -278,6 +279,29 @@ both_backends!(framework_answers_are_json_and_small, |s: Server| async move {
         .await;
     assert_eq!((r.status.as_u16(), r.body["field"].as_str()), (400, Some("body")), "{}", r.body);
     assert!(r.body.to_string().contains("given twice"), "{}", r.body);
+    // Only the aws partition: a GovCloud or China role is refused, and the message says so.
+    for arn in ["arn:aws-us-gov:iam::123412341234:role/x", "arn:aws-cn:iam::123412341234:role/x"] {
+        let r = s
+            .req(Method::POST, &format!("/credentials/v2/{a}/credentials"), &t,
+                Some(json!({"name": "r", "secrets": {"type": "aws_iam_role", "arn": arn}})))
+            .await;
+        assert_eq!((r.status.as_u16(), r.body["field"].as_str()), (400, Some("secrets.arn")), "{}", r.body);
+    }
+    // A region key outside the aws partition's regions is refused, naming the region.
+    let mut body = deployment_body(&cred);
+    body["scope"]["include"][0]["key"] = json!("/aws/xx-nowhere-9");
+    let r = s.req(Method::POST, &format!("/deployments/v1/{a}/deployments"), &t, Some(body)).await;
+    assert_eq!((r.status.as_u16(), r.body["field"].as_str()), (400, Some("scope.include[0].key")), "{}", r.body);
+    assert!(r.body["found"].as_str().unwrap().contains("xx-nowhere-9") && r.body["hint"].as_str().unwrap().contains("us-east-1"));
+    // An update that changes nothing keeps the version.
+    let dep = format!("/deployments/v1/{a}/deployments/{id}");
+    let before = s.get(&dep, &t).await.body["version"].clone();
+    for body in [json!({}), json!({"name": "My Deployment"})] {
+        let r = s.req(Method::PUT, &dep, &t, Some(body)).await;
+        assert_eq!((r.status.as_u16(), &r.body["version"]), (200, &before), "{}", r.body);
+    }
+    let r = s.req(Method::PUT, &dep, &t, Some(json!({"name": "renamed"}))).await;
+    assert_eq!(r.body["version"], before.as_i64().unwrap() + 1);
     // 10,000 bad scope items: the answer lists 20 and counts the rest.
     let mut body = deployment_body(&cred);
     let items: Vec<Value> =

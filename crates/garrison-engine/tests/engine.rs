@@ -116,6 +116,8 @@ async fn role_validation_tells_safe_unsafe_incomplete_and_not_yet() {
     let v = validate(&e, &format!("arn:aws:iam::{GARRISON}:role/not-created-yet"), ext, full, 3).await;
     assert_eq!(v.status, ValidationStatus::NotAssumableYet, "{}", v.message);
     assert!(v.message.contains("after 3 attempt(s)"));
+    // The AWS message named the role; the verdict (shown as the deployment's status) does not.
+    assert!(!v.message.contains("not-created-yet"), "{}", v.message);
     assert!(t.elapsed() >= Duration::from_millis(600), "retried with pauses");
 }
 

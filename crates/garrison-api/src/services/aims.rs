@@ -159,7 +159,8 @@ async fn list_accounts_by_relationship(
     Ok(Json(json!({"accounts": accounts})))
 }
 
-/// Create a child account managed by this one (garrison extension: the reference has no such call).
+/// Create a child account managed by this one (garrison extension: the reference has no such
+/// call). Administrators only.
 #[utoipa::path(post, path = "/aims/v1/{account_id}/managed_accounts", tag = "aims", operation_id = "create_managed_account",
     params(("account_id" = String, Path)), security(("X-AIMS-Auth-Token" = [])),
     responses((status = 201, body = Account), (status = 400, description = "invalid name")))]
@@ -170,6 +171,8 @@ async fn create_managed_account(
     bytes: Bytes,
 ) -> ApiResult<(StatusCode, Json<Account>)> {
     s.authorize(&caller, &account_id).await?;
+    // A new tenant is an aims write like a new user: the reference's Power User may not.
+    s.require_admin(&caller)?;
     let v = body::parse(&bytes)?;
     let name = required_string(&v, "name", 256)?;
     only_keys(&v, &["name"])?;
