@@ -79,14 +79,16 @@ pub type ApiResult<T> = Result<T, ApiError>;
 /// that a body with 10,000 bad items gets a small answer.
 pub const MAX_LISTED_ERRORS: usize = 20;
 
-/// The longest `found` or `hint` text echoed back.
+/// The longest `found` text echoed back (it quotes the client's input).
 const MAX_ECHO: usize = 200;
+/// The longest `hint` (garrison's text, which may quote a parser's view of the input).
+const MAX_HINT: usize = 1000;
 
-fn clip(s: String) -> String {
-    if s.len() <= MAX_ECHO {
+fn clip(s: String, max: usize) -> String {
+    if s.len() <= max {
         return s;
     }
-    let mut end = MAX_ECHO;
+    let mut end = max;
     while !s.is_char_boundary(end) {
         end -= 1;
     }
@@ -100,8 +102,8 @@ fn invalid_body(v: ValidationError) -> serde_json::Value {
         .into_iter()
         .take(MAX_LISTED_ERRORS)
         .map(|mut e| {
-            e.found = clip(e.found);
-            e.hint = e.hint.map(clip);
+            e.found = clip(e.found, MAX_ECHO);
+            e.hint = e.hint.map(|h| clip(h, MAX_HINT));
             e
         })
         .collect();

@@ -282,8 +282,12 @@ both_backends!(framework_answers_are_json_and_small, |s: Server| async move {
     // Only the aws partition: a GovCloud or China role is refused, and the message says so.
     for arn in ["arn:aws-us-gov:iam::123412341234:role/x", "arn:aws-cn:iam::123412341234:role/x"] {
         let r = s
-            .req(Method::POST, &format!("/credentials/v2/{a}/credentials"), &t,
-                Some(json!({"name": "r", "secrets": {"type": "aws_iam_role", "arn": arn}})))
+            .req(
+                Method::POST,
+                &format!("/credentials/v2/{a}/credentials"),
+                &t,
+                Some(json!({"name": "r", "secrets": {"type": "aws_iam_role", "arn": arn}})),
+            )
             .await;
         assert_eq!((r.status.as_u16(), r.body["field"].as_str()), (400, Some("secrets.arn")), "{}", r.body);
     }
@@ -292,7 +296,10 @@ both_backends!(framework_answers_are_json_and_small, |s: Server| async move {
     body["scope"]["include"][0]["key"] = json!("/aws/xx-nowhere-9");
     let r = s.req(Method::POST, &format!("/deployments/v1/{a}/deployments"), &t, Some(body)).await;
     assert_eq!((r.status.as_u16(), r.body["field"].as_str()), (400, Some("scope.include[0].key")), "{}", r.body);
-    assert!(r.body["found"].as_str().unwrap().contains("xx-nowhere-9") && r.body["hint"].as_str().unwrap().contains("us-east-1"));
+    assert!(
+        r.body["found"].as_str().unwrap().contains("xx-nowhere-9")
+            && r.body["hint"].as_str().unwrap().contains("us-east-1")
+    );
     // An update that changes nothing keeps the version.
     let dep = format!("/deployments/v1/{a}/deployments/{id}");
     let before = s.get(&dep, &t).await.body["version"].clone();

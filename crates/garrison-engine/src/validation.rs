@@ -69,6 +69,7 @@ pub async fn validate_reusing(
     {
         Ok(d) => d,
         Err(FetchError::NotAssumableYet { attempts, code, message }) => {
+            let message = garrison_model::redact::text_naming(&message, role_arn);
             v.status = ValidationStatus::NotAssumableYet;
             v.message = format!(
                 "the role is not assumable yet after {attempts} attempt(s) ({code}: {message}); a new role takes up to a minute, else check that it exists and trusts garrison with this ExternalId"
@@ -77,7 +78,7 @@ pub async fn validate_reusing(
         }
         Err(FetchError::Failed(err)) => {
             v.status = ValidationStatus::Error;
-            v.message = err.to_string();
+            v.message = garrison_model::redact::text_naming(&err.to_string(), role_arn);
             return v;
         }
     };

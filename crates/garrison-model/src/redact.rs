@@ -27,7 +27,39 @@ pub fn text(text: &str) -> String {
         rest = &tail[end..];
     }
     out.push_str(rest);
-    role_with_name(&out)
+    role_not_found(&role_with_name(&out))
+}
+
+/// A known role name removed from `text` wherever it appears (for messages about a role
+/// whose ARN the caller holds), then the general redaction.
+pub fn text_naming(text_in: &str, role_arn: &str) -> String {
+    let name = role_arn.rsplit('/').next().unwrap_or_default();
+    let once = if name.len() >= 2 { text_in.replace(name, REDACTED) } else { text_in.to_string() };
+    text(&once)
+}
+
+/// "Role NAME not found" (IAM's and the emulator's wording): the name goes.
+fn role_not_found(text: &str) -> String {
+    let lower = text.to_ascii_lowercase();
+    let mut out = String::with_capacity(text.len());
+    let mut from = 0;
+    let mut search = 0;
+    while let Some(i) = lower[search..].find("role ") {
+        let name_start = search + i + "role ".len();
+        let name_len = text[name_start..].find(char::is_whitespace).unwrap_or(text.len() - name_start);
+        let after = &lower[name_start + name_len..];
+        let is_name = name_len > 0
+            && !text[name_start..name_start + name_len].eq_ignore_ascii_case("with")
+            && [" not found", " cannot be found", " does not exist"].iter().any(|s| after.starts_with(s));
+        if is_name {
+            out.push_str(&text[from..name_start]);
+            out.push_str(REDACTED);
+            from = name_start + name_len;
+        }
+        search = name_start;
+    }
+    out.push_str(&text[from..]);
+    out
 }
 
 /// An ARN with the role name redacted when it is an IAM role or an STS assumed role; any
@@ -83,6 +115,11 @@ mod tests {
         assert!(r.contains("arn:aws:sts::210987654321:assumed-role/<redacted> is not"), "{r}");
         let m = "The role with name CustomerRole-9 cannot be found.";
         assert_eq!(text(m), "The role with name <redacted> cannot be found.");
+        assert_eq!(text("NoSuchEntity: Role not-created-yet not found"), "NoSuchEntity: Role <redacted> not found");
+        assert_eq!(
+            text_naming("x: Secret-Role gone", "arn:aws:iam::123456789012:role/team/Secret-Role"),
+            "x: <redacted> gone"
+        );
         let m = "cannot assume arn:aws-us-gov:iam::123456789012:role/path/to/Name: AccessDenied";
         assert_eq!(text(m), "cannot assume arn:aws-us-gov:iam::123456789012:role/<redacted> AccessDenied");
         // Other ARNs stay as they are.

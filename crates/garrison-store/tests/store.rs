@@ -428,7 +428,8 @@ async fn claim_next_takes_lapsed_then_changed_then_own_then_longest_overdue() {
         assert_eq!(l.deployment_id, ids[1], "{name}: none of its own: the longest overdue");
         store.release_lease(&l, "w").await.unwrap();
         // A change to ids[0] makes it due, whatever its resync time; the limit holds.
-        let d = store.get_deployment_fresh(&acct, &ids[0]).await.unwrap().unwrap();
+        let mut d = store.get_deployment_fresh(&acct, &ids[0]).await.unwrap().unwrap();
+        d.name = "changed".into();
         store.update_deployment(&acct, &ids[0], 1, d.spec(), "u").await.unwrap();
         let l = store.claim_next("w", t0 + 60, 1000, 10).await.unwrap();
         assert_eq!(l.iter().map(|l| l.deployment_id.clone()).collect::<Vec<_>>(), vec![ids[0].clone()], "{name}");

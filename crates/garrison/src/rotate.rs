@@ -28,6 +28,11 @@ async fn run(a: Args) -> anyhow::Result<String> {
     if std::env::var("GARRISON_SEAL_KEY").is_err() && !old_path.exists() {
         anyhow::bail!("seal key file {}: not found; the current key is needed to open the store", old_path.display());
     }
+    // A running server would keep sealing with the old key meanwhile: refuse while one holds
+    // an embedded store (PostgreSQL: the operator stops them, as the help says).
+    if settings.database_url.starts_with("sqlite:") {
+        serve::lock_sqlite_store(&settings)?;
+    }
     let old = serve::seal_key(&settings)?;
     let store = Store::open(&settings.database_url, &old).await.context("opening the store with the current key")?;
     let new = SealKey::generate();

@@ -264,7 +264,7 @@ fn private_data_dir(dir: &Path) -> anyhow::Result<()> {
 /// `<data dir>/garrison.lock`, held for the life of the process (released by the OS when
 /// it ends, however it ends). A second `serve` or `worker` on the same store would run a
 /// second worker against the same deployments.
-fn lock_sqlite_store(s: &Settings) -> anyhow::Result<()> {
+pub fn lock_sqlite_store(s: &Settings) -> anyhow::Result<()> {
     static HELD: std::sync::OnceLock<std::fs::File> = std::sync::OnceLock::new();
     if HELD.get().is_some() {
         return Ok(());

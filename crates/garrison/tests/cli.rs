@@ -624,6 +624,17 @@ fn the_data_directory_is_private_and_held_by_one_process() {
         assert_eq!(out.status.code(), Some(1), "{cmd}: {err}");
         assert!(err.contains("another garrison process") && err.contains("PostgreSQL"), "{cmd}: {err}");
     }
+    // Nor may the seal key be rotated under it.
+    let out = Command::new(env!("CARGO_BIN_EXE_garrison"))
+        .args(["rotate-seal-key", "--new-key-file"])
+        .arg(s.dir.join("new.key"))
+        .arg("--data-dir")
+        .arg(&s.dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("another garrison process"));
+    assert!(!s.dir.join("new.key").exists());
     // The first server is unharmed.
     let info = json_out(&garrison(&s, &["aims", "get_token_info", "--query", "account.id"]));
     assert_eq!(info, ACCOUNT);
