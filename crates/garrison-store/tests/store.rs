@@ -487,3 +487,65 @@ async fn concurrent_claimers_never_get_the_same_deployment() {
         assert_eq!((claimed.len(), unique.len()), (120, 120), "{name}: {claimed:?}");
     }
 }
+
+/// Key secrets are stored as salted argon2id hashes: two keys with the same secret do not
+/// share a hash, the secret is nowhere in the store, and a key stored by an earlier release
+/// (unsalted SHA-256) still signs in once and is then re-hashed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_secrets_are_slow_salted_hashes_and_old_ones_are_upgraded() {
+    use garrison_store::Verdict;
+    use sqlx::Row;
+    for (name, url) in urls().await {
+        let store = Store::open(&url, &SealKey::generate()).await.unwrap();
+        let secret = "s".repeat(40);
+        let root =
+            store.init_root(Some("10000001".into()), Some(("rootkey".into(), secret.clone()))).await.unwrap().unwrap();
+        assert!(store.init_root(None, Some(("other".into(), "short".into()))).await.unwrap().is_none());
+        let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+        let stored: String = sqlx::query("SELECT secret_hash FROM access_keys WHERE id = 'rootkey'")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+            .get(0);
+        assert!(stored.starts_with("$argon2id$"), "{name}: {stored}");
+        assert!(!stored.contains(&secret));
+        let rec = store.find_key(&root.access_key_id).await.unwrap().unwrap();
+        assert_eq!(rec.verify(&secret), Verdict::Match, "{name}");
+        assert_eq!(rec.verify("wrong"), Verdict::NoMatch, "{name}");
+        // A second key with the same secret gets another salt, hence another hash.
+        let user = store.list_users(&root.account_id).await.unwrap().remove(0);
+        let k = store.create_access_key(&root.account_id, &user.id, None, "t").await.unwrap();
+        let theirs: String = sqlx::query("SELECT secret_hash FROM access_keys WHERE id = $1")
+            .bind(&k.access_key_id)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+            .get(0);
+        assert_ne!(theirs, stored);
+        // A key as an earlier release stored it: its SHA-256, no salt.
+        let legacy = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(secret.as_bytes()));
+        sqlx::query("UPDATE access_keys SET secret_hash = $1 WHERE id = 'rootkey'")
+            .bind(&legacy)
+            .execute(&pool)
+            .await
+            .unwrap();
+        let rec = store.find_key("rootkey").await.unwrap().unwrap();
+        assert_eq!(rec.verify(&secret), Verdict::MatchLegacy, "{name}");
+        store.upgrade_key_hash("rootkey", &secret).await.unwrap();
+        let rec = store.find_key("rootkey").await.unwrap().unwrap();
+        assert_eq!(rec.verify(&secret), Verdict::Match, "{name}");
+        assert!(rec.stored_hash().starts_with("$argon2id$"));
+        pool.close().await;
+    }
+}
+
+/// An operator-given root secret shorter than 32 characters is refused, and nothing is made.
+#[tokio::test]
+async fn a_short_root_secret_is_refused() {
+    let (_, url) = urls().await.remove(0);
+    let store = Store::open(&url, &SealKey::generate()).await.unwrap();
+    let err = store.init_root(None, Some(("rootkey".into(), "x".into()))).await.unwrap_err();
+    assert!(err.to_string().contains("at least 32 characters"), "{err}");
+    // Nothing was created: a valid start afterwards still makes the root.
+    assert!(store.init_root(None, Some(("rootkey".into(), "k".repeat(32)))).await.unwrap().is_some());
+}
