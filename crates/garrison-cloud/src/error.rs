@@ -36,6 +36,38 @@ const RETRYABLE_CODES: &[&str] = &[
     "RequestTimeoutException",
 ];
 
+/// What an operator reads when garrison has no AWS credentials of its own.
+pub const NO_CREDENTIALS: &str = "garrison has no AWS credentials of its own: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or run it with an instance role";
+
+fn is_missing_credentials(chain: &str) -> bool {
+    let l = chain.to_ascii_lowercase();
+    l.contains("credentials") && (l.contains("not load") || l.contains("no providers") || l.contains("failed to load"))
+        || l.contains("failedtoloadtoken")
+        || l.contains("credentialsnotloaded")
+}
+
+/// One sentence for a call that never got an answer, instead of the SDK's `Debug` dump.
+fn dispatch_sentence(chain: &str, timeout: bool) -> String {
+    if is_missing_credentials(chain) {
+        NO_CREDENTIALS.to_string()
+    } else if timeout {
+        "the connection to AWS timed out".to_string()
+    } else {
+        format!("the call could not be sent to AWS: {}", clip(chain, 240))
+    }
+}
+
+fn clip(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
 impl CloudError {
     pub fn from_sdk<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
         service: &'static str,
@@ -49,9 +81,20 @@ impl CloudError {
                 (code, se.err().message().unwrap_or_default().to_string(), class)
             }
             SdkError::TimeoutError(_) => ("Timeout".into(), "the call timed out".into(), Class::Retryable),
-            SdkError::DispatchFailure(d) => ("DispatchFailure".into(), format!("{d:?}"), Class::Retryable),
-            SdkError::ResponseError(r) => ("ResponseError".into(), format!("{r:?}"), Class::Retryable),
-            other => ("Unknown".into(), format!("{other:?}"), Class::Terminal),
+            SdkError::DispatchFailure(d) => {
+                let chain = d
+                    .as_connector_error()
+                    .map(|c| aws_sdk_s3::error::DisplayErrorContext(c).to_string())
+                    .unwrap_or_else(|| format!("{d:?}"));
+                let class = if is_missing_credentials(&chain) { Class::Terminal } else { Class::Retryable };
+                ("DispatchFailure".into(), dispatch_sentence(&chain, d.is_timeout()), class)
+            }
+            SdkError::ResponseError(r) => (
+                "ResponseError".into(),
+                format!("AWS sent an answer garrison could not read ({})", clip(&format!("{r:?}"), 200)),
+                Class::Retryable,
+            ),
+            other => ("Unknown".into(), clip(&format!("{other:?}"), 300), Class::Terminal),
         };
         // AWS names the customer's role in its messages; they reach statuses and logs.
         let message = garrison_model::redact::text(&message);
@@ -65,5 +108,19 @@ impl CloudError {
 
     pub fn is_retryable(&self) -> bool {
         self.class == Class::Retryable
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dispatch_failures_read_as_one_sentence() {
+        let chain = "dispatch failure: other: the credential provider was not enabled: no providers in chain provided credentials (FailedToLoadToken)";
+        assert_eq!(dispatch_sentence(chain, false), NO_CREDENTIALS);
+        assert_eq!(dispatch_sentence("io error: connection refused", true), "the connection to AWS timed out");
+        let long = "x".repeat(5000);
+        assert!(dispatch_sentence(&long, false).len() < 300);
     }
 }

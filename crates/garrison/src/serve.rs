@@ -516,7 +516,8 @@ pub async fn worker_main(argv: Vec<String>) -> ExitCode {
         }
         let app = axum::Router::new().route("/metrics", axum::routing::get(garrison_api::metrics::worker_scrape));
         tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
+            // The same timeouts and connection cap as the API: a scraper cannot hold it either.
+            let _ = garrison_api::server::serve(listener, app, Default::default(), std::future::pending()).await;
         });
     }
     let sessions = sessions_for(&store, garrison_cloud::Aws::from_env(None).await);

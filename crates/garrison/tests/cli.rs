@@ -691,3 +691,59 @@ fn the_data_directory_is_private_and_held_by_one_process() {
     let _ = std::fs::remove_dir_all(&dir);
     assert!(!line.contains('\u{1b}'), "colour codes in a piped log: {line:?}");
 }
+
+/// A server started with no AWS credentials of its own: the deployment's status says so in
+/// one sentence an operator can act on (not the SDK's debug dump), and names no role.
+#[test]
+fn without_aws_credentials_the_status_says_what_to_do() {
+    let env = [
+        ("AWS_ENDPOINT_URL", "http://127.0.0.1:9"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+        ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials"),
+        ("AWS_CONFIG_FILE", "/nonexistent/config"),
+    ];
+    let s = serve_cmd(&[], &env, true);
+    let cred = json_out(&garrison(
+        &s,
+        &[
+            "credentials",
+            "create_credential",
+            "--name",
+            "r",
+            "--secrets",
+            r#"{"type": "aws_iam_role", "arn": "arn:aws:iam::123412341234:role/TeamSecretRole"}"#,
+        ],
+    ));
+    let creds = format!(r#"[{{"id": "{}", "purpose": "discover"}}]"#, cred["id"].as_str().unwrap());
+    let scope = r#"{"include": [{"type": "region", "key": "/aws/us-east-1", "policy": {"id": "A8E8B104-8F45-411D-A240-A30EA5FE25B0"}}], "exclude": []}"#;
+    let dep = json_out(&garrison(
+        &s,
+        &[
+            "deployments",
+            "create_deployment",
+            "--name",
+            "d",
+            "--platform",
+            r#"{"type": "aws", "id": "123412341234"}"#,
+            "--credentials",
+            &creds,
+            "--scope",
+            scope,
+        ],
+    ));
+    let id = dep["id"].as_str().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        let d = json_out(&garrison(&s, &["deployments", "get_deployment", "--deployment_id", id]));
+        if d["status"]["status"] == "error" {
+            break d["status"].clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "no error status: {d}");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    };
+    let message = status["message"].as_str().unwrap_or_default();
+    assert!(message.contains("garrison has no AWS credentials of its own: set AWS_PROFILE"), "{message}");
+    assert!(message.len() < 400, "{} characters: {message}", message.len());
+    assert!(!message.contains("TeamSecretRole") && !message.contains("Debug"), "{message}");
+}
