@@ -131,34 +131,49 @@ fn encode(s: &str) -> String {
         .collect()
 }
 
+/// The request for `op` from its flags, or every bad flag at once (one line each).
 pub fn build(op: &Operation, m: &ArgMatches, default_account: Option<&str>) -> Result<Request, ArgError> {
     let mut path = op.path.to_string();
     let mut query = vec![];
     let mut body = Map::new();
     let mut whole = None;
+    let mut bad: Vec<String> = vec![];
     for p in op.params {
         let raw = m.get_one::<String>(p.name).cloned();
         let raw = match (raw, p.name) {
             (Some(v), _) => v,
-            (None, "account_id") => default_account.map(str::to_string).ok_or_else(|| {
-                ArgError("--account_id: required (the server did not say which account the key belongs to)".into())
-            })?,
+            (None, "account_id") => match default_account {
+                Some(a) => a.to_string(),
+                None => {
+                    bad.push("--account_id: required (the server did not say which account the key belongs to)".into());
+                    continue;
+                }
+            },
             (None, _) => continue,
         };
-        match p.location {
-            In::Path => {
-                let v = args::load(p.name, &raw)?;
-                if v.is_empty() {
-                    return Err(ArgError(format!("--{}: expected a value, found an empty string", p.name)));
+        let step = (|| -> Result<(), ArgError> {
+            match p.location {
+                In::Path => {
+                    let v = args::load(p.name, &raw)?;
+                    if v.is_empty() {
+                        return Err(ArgError(format!("--{}: expected a value, found an empty string", p.name)));
+                    }
+                    path = path.replace(&format!("{{{}}}", p.name), &encode(&v));
                 }
-                path = path.replace(&format!("{{{}}}", p.name), &encode(&v));
+                In::Query => query.push((p.name.to_string(), args::load(p.name, &raw)?)),
+                In::Body => {
+                    body.insert(p.name.to_string(), args::convert(p, &raw)?);
+                }
+                In::WholeBody => whole = Some(args::convert(p, &raw)?),
             }
-            In::Query => query.push((p.name.to_string(), args::load(p.name, &raw)?)),
-            In::Body => {
-                body.insert(p.name.to_string(), args::convert(p, &raw)?);
-            }
-            In::WholeBody => whole = Some(args::convert(p, &raw)?),
+            Ok(())
+        })();
+        if let Err(e) = step {
+            bad.push(e.0);
         }
+    }
+    if !bad.is_empty() {
+        return Err(ArgError(bad.join("\n")));
     }
     let body = whole.or_else(|| {
         if body.is_empty() && op.method != "POST" && op.method != "PUT" { None } else { Some(Value::Object(body)) }
@@ -328,6 +343,29 @@ mod tests {
         let r = build(ops::find("credentials", "get_credential").unwrap(), om, Some("10000001")).unwrap();
         assert_eq!(r.path, "/credentials/v2/10000001/credentials/a%2Fb%20c");
         assert_eq!(r.body, None);
+    }
+
+    #[test]
+    fn every_bad_flag_is_reported_not_only_the_first() {
+        let m = command()
+            .try_get_matches_from([
+                "garrison",
+                "deployments",
+                "create_deployment",
+                "--platform",
+                "{not json",
+                "--scope",
+                "[1,",
+                "--version",
+                "seven",
+            ])
+            .unwrap();
+        let (_, sm) = m.subcommand().unwrap();
+        let (_, om) = sm.subcommand().unwrap();
+        let e = build(ops::find("deployments", "create_deployment").unwrap(), om, Some("10000001")).unwrap_err();
+        for flag in ["--platform", "--scope", "--version"] {
+            assert!(e.0.contains(flag), "{flag} not reported: {}", e.0);
+        }
     }
 
     #[test]
