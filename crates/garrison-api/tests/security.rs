@@ -141,11 +141,12 @@ both_backends!(revocation_reaches_every_process, |s: Server| async move {
         if r.status == 401 {
             break;
         }
-        assert!(at.elapsed() < std::time::Duration::from_secs(3), "the other process still accepts the token");
+        assert!(at.elapsed() < std::time::Duration::from_secs(5), "the other process still accepts the token");
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     let took = at.elapsed();
-    assert!(took <= garrison_api::auth::REVOCATION_TTL + std::time::Duration::from_millis(500), "{took:?}");
+    // Within the revocation period, plus request time on a loaded machine.
+    assert!(took <= garrison_api::auth::REVOCATION_TTL + std::time::Duration::from_millis(1500), "{took:?}");
     println!("revoked on the other process after {took:?}");
 });
 
@@ -330,8 +331,8 @@ async fn slow_clients_are_cut_off() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let s = harness::start(harness::Db::Sqlite).await.unwrap();
     let limits = garrison_api::server::Limits {
-        header_timeout: Duration::from_millis(800),
-        body_timeout: Duration::from_millis(800),
+        header_timeout: Duration::from_secs(2),
+        body_timeout: Duration::from_secs(2),
         max_connections: 64,
         drain: Duration::from_secs(1),
     };
@@ -374,7 +375,7 @@ async fn slow_clients_are_cut_off() {
         let mut buf = vec![0u8; 4096];
         let mut got = Vec::new();
         loop {
-            match tokio::time::timeout(Duration::from_secs(5), c.read(&mut buf)).await {
+            match tokio::time::timeout(Duration::from_secs(8), c.read(&mut buf)).await {
                 Ok(Ok(0)) | Ok(Err(_)) => break,
                 Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
                 Err(_) => panic!("connection {i} still open after {:?}", start.elapsed()),
@@ -388,7 +389,8 @@ async fn slow_clients_are_cut_off() {
     }
     assert_eq!((closed_header, timed_out_bodies), (40, 20));
     let took = start.elapsed();
-    assert!(took < Duration::from_secs(4), "closing took {took:?}");
+    // Closed by the timeouts (2 s), not by anything slower, even on a loaded machine.
+    assert!(took < Duration::from_secs(6), "closing took {took:?}");
     // An idle keep-alive connection is closed after the header timeout too.
     let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
     c.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
@@ -396,9 +398,13 @@ async fn slow_clients_are_cut_off() {
     let n = c.read(&mut buf).await.unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
     let idle = Instant::now();
-    let end = tokio::time::timeout(Duration::from_secs(5), c.read(&mut buf)).await.expect("idle connection kept");
+    let end = tokio::time::timeout(Duration::from_secs(8), c.read(&mut buf)).await.expect("idle connection kept");
     assert!(matches!(end, Ok(0) | Err(_)));
-    assert!(idle.elapsed() < Duration::from_secs(3));
+    assert!(
+        idle.elapsed() < Duration::from_secs(5) && idle.elapsed() >= Duration::from_millis(1500),
+        "{:?}",
+        idle.elapsed()
+    );
     // Slots are free again: a normal client is served.
     let r = reqwest::get(format!("http://{addr}/health")).await.unwrap();
     assert_eq!(r.status(), 200);
