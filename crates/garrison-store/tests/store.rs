@@ -549,3 +549,41 @@ async fn a_short_root_secret_is_refused() {
     // Nothing was created: a valid start afterwards still makes the root.
     assert!(store.init_root(None, Some(("rootkey".into(), "k".repeat(32)))).await.unwrap().is_some());
 }
+
+/// Migration 10 on a store made by an earlier release: each account's first user becomes
+/// its Administrator, the others Power Users, and emails become unique per account only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_of_an_earlier_release_get_their_roles() {
+    use garrison_model::account::{ADMINISTRATOR_ROLE_ID, POWER_USER_ROLE_ID};
+    for (name, url) in urls().await {
+        let key = SealKey::generate();
+        drop(Store::open(&url, &key).await.unwrap());
+        // Back to the schema before migration 10, with users in two accounts.
+        let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+        for st in [
+            "DELETE FROM schema_migrations WHERE version = 10",
+            "DROP TABLE users",
+            "CREATE TABLE users (id TEXT PRIMARY KEY, account_id TEXT NOT NULL, name TEXT NOT NULL, email TEXT NOT NULL UNIQUE, created_at BIGINT NOT NULL, created_by TEXT NOT NULL)",
+            "INSERT INTO users VALUES ('U2', 'A', 'second', 'b@x', 20, 'u'), ('U1', 'A', 'first', 'a@x', 10, 'system'), ('U3', 'B', 'only', 'c@x', 30, 'u')",
+        ] {
+            sqlx::query(st).execute(&pool).await.unwrap();
+        }
+        pool.close().await;
+        let store = Store::open(&url, &key).await.unwrap();
+        let role = |u: &garrison_model::account::User| u.role_ids[0].clone();
+        let a = store.list_users("A").await.unwrap();
+        assert_eq!(
+            a.iter().map(|u| (u.id.as_str(), role(u))).collect::<Vec<_>>(),
+            vec![("U1", ADMINISTRATOR_ROLE_ID.to_string()), ("U2", POWER_USER_ROLE_ID.to_string())],
+            "{name}"
+        );
+        assert_eq!(role(&store.list_users("B").await.unwrap()[0]), ADMINISTRATOR_ROLE_ID, "{name}");
+        assert!(a.iter().all(|u| u.active && u.version == 1), "{name}");
+        // The same email in another account is no longer a conflict; in the same one it is.
+        store.create_user("B", "dup", "a@x", None, "t").await.unwrap();
+        assert!(
+            matches!(store.create_user("A", "dup", "a@x", None, "t").await, Err(StoreError::Conflict(_))),
+            "{name}"
+        );
+    }
+}
