@@ -61,3 +61,10 @@ pub async fn scrape(State(s): State<AppState>) -> Response {
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], h.render()).into_response()
 }
+
+/// A worker's own `/metrics` listener (no API routes, no token), with the API's timeouts and
+/// connection cap, so that a scraper cannot hold the worker either.
+pub async fn serve_worker(listener: tokio::net::TcpListener) -> std::io::Result<()> {
+    let app = axum::Router::new().route("/metrics", axum::routing::get(worker_scrape));
+    crate::server::serve(listener, app, Default::default(), std::future::pending()).await
+}

@@ -514,11 +514,7 @@ pub async fn worker_main(argv: Vec<String>) -> ExitCode {
         if let Ok(a) = listener.local_addr() {
             println!("garrison: metrics on http://{a}/metrics");
         }
-        let app = axum::Router::new().route("/metrics", axum::routing::get(garrison_api::metrics::worker_scrape));
-        tokio::spawn(async move {
-            // The same timeouts and connection cap as the API: a scraper cannot hold it either.
-            let _ = garrison_api::server::serve(listener, app, Default::default(), std::future::pending()).await;
-        });
+        tokio::spawn(garrison_api::metrics::serve_worker(listener));
     }
     let sessions = sessions_for(&store, garrison_cloud::Aws::from_env(None).await);
     let engine = std::sync::Arc::new(engine_for(&settings, store, sessions, settings.api.aws_principal.clone()));
