@@ -410,3 +410,60 @@ async fn slow_clients_are_cut_off() {
     assert_eq!(r.status(), 200);
     println!("slow clients: 60 closed in {took:?}, {refused}/10 refused past the cap");
 }
+
+// The audit log pages newest first with a cursor bound to the deployment; no entry is
+// skipped or repeated, also when entries are added while paging.
+both_backends!(audit_log_pages_newest_first, |s: Server| async move {
+    let (t, a) = s.login(&s.root).await;
+    let cred = s.credential(&t, &a, "123412341234").await;
+    let d = s.req(Method::POST, &format!("/deployments/v1/{a}/deployments"), &t, Some(deployment_body(&cred))).await;
+    let id = d.body["id"].as_str().unwrap().to_string();
+    let entry = |at_ms: i64, n: usize| garrison_store::AuditEntry {
+        at_ms,
+        deployment_id: id.clone(),
+        generation: 1,
+        region: "us-east-1".into(),
+        call: format!("ec2:Call{n}"),
+        resource: format!("r-{n}"),
+        outcome: "ok".into(),
+        message: None,
+    };
+    // Seven entries, two of them at the same millisecond.
+    let entries: Vec<_> = (0..7).map(|n| entry(1000 + (n as i64).min(5) * 10, n)).collect();
+    s.state.store.append_audit(&a, &entries).await.unwrap();
+    let base = format!("/deployments/v1/{a}/deployments/{id}/audit");
+    let mut seen = vec![];
+    let mut next = format!("{base}?limit=3");
+    let mut pages = 0;
+    loop {
+        let r = s.get(&next, &t).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        pages += 1;
+        let got = r.body["entries"].as_array().unwrap();
+        assert!(got.len() <= 3);
+        seen.extend(got.iter().map(|e| (e["at_ms"].as_i64().unwrap(), e["call"].as_str().unwrap().to_string())));
+        if pages == 1 {
+            // Written meanwhile: newer than every page, so never in a later one.
+            s.state.store.append_audit(&a, &[entry(5000, 99)]).await.unwrap();
+        }
+        match r.body["continue"].as_str() {
+            Some(c) => next = format!("{base}?continue={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(seen.len(), 7, "{seen:?}");
+    assert!(seen.windows(2).all(|w| w[0].0 >= w[1].0), "newest first: {seen:?}");
+    assert_eq!(seen.iter().map(|(_, c)| c).collect::<std::collections::BTreeSet<_>>().len(), 7, "none twice");
+    // The newest entry leads the next first page.
+    let r = s.get(&format!("{base}?limit=1"), &t).await;
+    assert_eq!(r.body["entries"][0]["call"], "ec2:Call99");
+    // A cursor of this deployment's log is no good for another route, or with another limit.
+    let c = r.body["continue"].as_str().unwrap().to_string();
+    let r = s.get(&format!("{base}?continue={c}&limit=5"), &t).await;
+    assert_eq!((r.status.as_u16(), r.body["field"].as_str()), (400, Some("continue")));
+    let r = s.get(&format!("/assets_query/v1/{a}/assets?continue={c}"), &t).await;
+    assert_eq!((r.status.as_u16(), r.body["field"].as_str()), (400, Some("continue")));
+    let r = s.get(&format!("/deployments/v1/{a}/deployments/{id}/dead_letters?continue={c}"), &t).await;
+    assert_eq!((r.status.as_u16(), r.body["field"].as_str()), (400, Some("continue")));
+});

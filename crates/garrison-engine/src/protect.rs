@@ -163,6 +163,9 @@ fn regions_of(owned: &Owned) -> Vec<String> {
 
 /// The plan for `d` from a fresh discovery, without writing anything (plan preview).
 pub async fn preview(e: &Engine, d: &Deployment) -> Result<(Plan, Observation), Status> {
+    // The preview's discovery stores a snapshot: it takes its turn with this process's runs
+    // of the deployment rather than write under one of them.
+    let _turn = e.lock(&d.id).await;
     let owned = e.store.owned(&d.id).await.map_err(|err| status(StatusKind::Error, err.to_string()))?;
     let seen = observe(e, d, &regions_of(&owned)).await?;
     let (plan, _) = plan_deployment(Some(d), &d.id, &seen.snapshot, &owned, &inputs(e));

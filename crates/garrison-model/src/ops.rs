@@ -506,9 +506,10 @@ pub static OPERATIONS: &[Operation] = &[
         params: params![
             ACCOUNT,
             p("deployment_id", "deployment id"),
-            q("limit", Kind::Integer, "at most this many entries (default 1000)")
+            q("limit", Kind::Integer, "at most this many entries per page (default 1000)"),
+            q("continue", Kind::String, "the continue token of the previous page")
         ],
-        summary: "Every AWS write made for a deployment, oldest first",
+        summary: "Every AWS write made for a deployment, newest first, paged",
         needs_token: true,
     },
     Operation {

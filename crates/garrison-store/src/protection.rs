@@ -23,6 +23,19 @@ pub struct AuditEntry {
     pub message: Option<String>,
 }
 
+fn audit_entry(r: &sqlx::any::AnyRow) -> AuditEntry {
+    AuditEntry {
+        at_ms: r.get(0),
+        deployment_id: r.get(1),
+        generation: r.get(2),
+        region: r.get(3),
+        call: r.get(4),
+        resource: r.get(5),
+        outcome: r.get(6),
+        message: r.get(7),
+    }
+}
+
 fn corrupt(what: &str, e: serde_json::Error) -> StoreError {
     StoreError::Corrupt(format!("{what}: {e}"))
 }
@@ -147,6 +160,31 @@ impl Store {
         Ok(())
     }
 
+    /// A page of the audit log, newest first: at most `limit` entries older than `before`
+    /// (the `(at_ms, entry id)` of the last entry of the previous page), each with its id.
+    pub async fn audit_page(
+        &self,
+        account_id: &str,
+        deployment_id: &str,
+        before: Option<(i64, &str)>,
+        limit: i64,
+    ) -> Result<Vec<(String, AuditEntry)>, StoreError> {
+        let (at, id) = before.unwrap_or((i64::MAX, ""));
+        let rows = sqlx::query(
+            "SELECT at_ms, deployment_id, generation, region, call, resource, outcome, message, id FROM audit_log \
+             WHERE account_id = $1 AND deployment_id = $2 AND (at_ms < $3 OR (at_ms = $3 AND id < $4)) \
+             ORDER BY at_ms DESC, id DESC LIMIT $5",
+        )
+        .bind(account_id)
+        .bind(deployment_id)
+        .bind(at)
+        .bind(id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(|r| (r.get(8), audit_entry(r))).collect())
+    }
+
     /// The audit log of a deployment (also after it was removed), oldest first.
     pub async fn audit_log(
         &self,
@@ -162,19 +200,7 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .iter()
-            .map(|r| AuditEntry {
-                at_ms: r.get(0),
-                deployment_id: r.get(1),
-                generation: r.get(2),
-                region: r.get(3),
-                call: r.get(4),
-                resource: r.get(5),
-                outcome: r.get(6),
-                message: r.get(7),
-            })
-            .collect())
+        Ok(rows.iter().map(audit_entry).collect())
     }
 
     /// Whether the account has (or had, for its audit log) a deployment of this id: a live

@@ -413,7 +413,8 @@ async fn outcome(c: &Client, a: &str, d: &Value) -> Result<Value, Failure> {
         let log = call(c, "GET", &format!("/deployments/v1/{a}/deployments/{id}/audit?limit=100000"), None).await?;
         let failed: Vec<Value> =
             log["entries"].as_array().into_iter().flatten().filter(|e| e["outcome"] != "ok").cloned().collect();
-        let failed = failed[failed.len().saturating_sub(10)..].to_vec();
+        // The audit log comes newest first: the ten most recent failures.
+        let failed = failed[..failed.len().min(10)].to_vec();
         out["failed_writes"] = Value::Array(failed);
     }
     Ok(out)

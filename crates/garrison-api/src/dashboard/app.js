@@ -163,7 +163,8 @@ function activityView(entries) {
   const shown = selectedAppliance
     ? entries.filter((e) => e.resource.includes(selectedAppliance) || e.message && e.message.includes(selectedAppliance))
     : entries;
-  const recent = shown.slice(-50).reverse();
+  // The audit log comes newest first.
+  const recent = shown.slice(0, 50);
   return h("div", { "data-testid": "activity" },
     selectedAppliance
       ? h("p", {}, "Activity of appliance ", h("code", { "data-testid": "activity-subject" }, selectedAppliance), " ",
@@ -203,7 +204,7 @@ async function deploymentView(id) {
   const [report, cov, audit, dead] = await Promise.all([
     api(`${base}/protection`).catch(() => null),
     api(`${base}/coverage`).catch(() => null),
-    api(`${base}/audit?limit=100000`).catch(() => ({ entries: [] })),
+    api(`${base}/audit?limit=1000`).catch(() => ({ entries: [] })),
     api(`${base}/dead_letters?limit=100`).catch(() => ({ dead_letters: [] })),
   ]);
   const src = report && report.audit_source;

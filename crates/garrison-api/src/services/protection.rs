@@ -129,6 +129,9 @@ async fn known(s: &AppState, account_id: &str, id: &str) -> ApiResult<()> {
 struct AuditQuery {
     /// At most this many entries (default 1000 for the audit log, 100 for dead letters; at most 100000).
     limit: Option<i64>,
+    /// The continue token of the previous page (audit log).
+    #[serde(rename = "continue")]
+    cont: Option<String>,
 }
 
 fn limit(q: &AuditQuery, default: i64) -> ApiResult<i64> {
@@ -139,10 +142,11 @@ fn limit(q: &AuditQuery, default: i64) -> ApiResult<i64> {
     Ok(limit)
 }
 
-/// Every AWS write garrison made for a deployment, oldest first (kept after removal).
+/// Every AWS write garrison made for a deployment (kept after removal), newest first, a
+/// page of `limit` at a time; `continue` is in the answer while older entries remain.
 #[utoipa::path(get, path = "/deployments/v1/{account_id}/deployments/{deployment_id}/audit", tag = "deployments", operation_id = "list_audit_log",
     params(("account_id" = String, Path), ("deployment_id" = String, Path), AuditQuery), security(("X-AIMS-Auth-Token" = [])),
-    responses((status = 200, description = "{entries: [...]}")))]
+    responses((status = 200, description = "{deployment_id, entries: [...], continue?}")))]
 async fn list_audit_log(
     State(s): State<AppState>,
     caller: Caller,
@@ -150,10 +154,32 @@ async fn list_audit_log(
     Query(q): Query<AuditQuery>,
 ) -> ApiResult<Json<Value>> {
     s.authorize(&caller, &account_id).await?;
-    let limit = limit(&q, 1000)?;
+    let route = format!("list_audit_log/{id}");
+    // The cursor carries the page size and where the previous page ended (time, entry id).
+    let (size, before) = match &q.cont {
+        Some(token) => {
+            let opened = s.open_cursor(&account_id, &route, token)?;
+            if q.limit.is_some_and(|l| l != opened.page.size as i64) {
+                return Err(crate::paging::mismatched_query());
+            }
+            let (at, entry) = opened.query.split_once('|').ok_or_else(crate::paging::mismatched_query)?;
+            let at: i64 = at.parse().map_err(|_| crate::paging::mismatched_query())?;
+            (opened.page.size as i64, Some((at, entry.to_string())))
+        }
+        None => (limit(&q, 1000)?, None),
+    };
     known(&s, &account_id, &id).await?;
-    let entries = s.store.audit_log(&account_id, &id, limit).await?;
-    Ok(Json(json!({"deployment_id": id, "entries": entries})))
+    let mut page =
+        s.store.audit_page(&account_id, &id, before.as_ref().map(|(a, e)| (*a, e.as_str())), size + 1).await?;
+    let more = page.len() as i64 > size;
+    page.truncate(size as usize);
+    let mut body = json!({"deployment_id": id, "entries": page.iter().map(|(_, e)| e).collect::<Vec<_>>()});
+    if more && let Some((entry, last)) = page.last() {
+        let position = format!("{}|{entry}", last.at_ms);
+        let binding = crate::paging::Binding { account_id: &account_id, route: &route, query: &position };
+        body["continue"] = json!(s.cursor(&binding, crate::paging::Page { offset: 0, size: size as usize }));
+    }
+    Ok(Json(body))
 }
 
 /// Audit-queue input the collector could not use (malformed messages, unreadable log
@@ -169,6 +195,13 @@ async fn list_dead_letters(
 ) -> ApiResult<Json<Value>> {
     s.authorize(&caller, &account_id).await?;
     let limit = limit(&q, 100)?;
+    if q.cont.is_some() {
+        return Err(ApiError::field(FieldError::new(
+            "continue",
+            "no continue token: dead letters come in one page of at most limit, newest first",
+            "a continue token",
+        )));
+    }
     known(&s, &account_id, &id).await?;
     let letters = s.store.dead_letters(&account_id, &id, limit).await?;
     Ok(Json(json!({"deployment_id": id, "dead_letters": letters})))
