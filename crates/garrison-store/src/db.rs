@@ -9,10 +9,32 @@ use crate::cache::{DeploymentCache, read_generation, spawn_poller};
 use crate::migrations::MIGRATIONS;
 use crate::seal::{SealError, SealKey, Sealer};
 
+/// A database failure, kept opaque: no caller outside the store names sqlx.
+#[derive(Debug)]
+pub struct DbError(sqlx::Error);
+
+impl std::fmt::Display for DbError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for DbError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::Db(DbError(e))
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database: {0}")]
-    Db(#[from] sqlx::Error),
+    Db(DbError),
     #[error("the seal key does not open this store's secrets (it was created with another key)")]
     WrongKey,
     #[error(transparent)]

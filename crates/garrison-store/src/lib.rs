@@ -15,7 +15,7 @@ mod snapshots;
 mod tenants;
 pub mod testing;
 
-pub use db::{Backend, Store, StoreError, sqlite_path};
+pub use db::{Backend, DbError, Store, StoreError, sqlite_path};
 pub use dead_letters::{DeadLetter, EXCERPT_CHARS};
 pub use leases::Lease;
 pub use protection::AuditEntry;

@@ -4,7 +4,7 @@ use sqlx::Row;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 
 /// Creates database `garrison_t_<random>` on the server of `admin_url` and returns its URL.
-pub async fn fresh_postgres(admin_url: &str) -> Result<String, sqlx::Error> {
+pub async fn fresh_postgres(admin_url: &str) -> Result<String, crate::StoreError> {
     install_default_drivers();
     let pool = AnyPoolOptions::new().max_connections(1).connect(admin_url).await?;
     let name = format!("garrison_t_{:016x}", rand::random::<u64>());
@@ -15,7 +15,7 @@ pub async fn fresh_postgres(admin_url: &str) -> Result<String, sqlx::Error> {
 }
 
 /// Drops every database a test run created on that server.
-pub async fn drop_test_databases(admin_url: &str) -> Result<usize, sqlx::Error> {
+pub async fn drop_test_databases(admin_url: &str) -> Result<usize, crate::StoreError> {
     install_default_drivers();
     let pool = AnyPoolOptions::new().max_connections(1).connect(admin_url).await?;
     let names: Vec<String> = sqlx::query("SELECT datname FROM pg_database WHERE datname LIKE 'garrison_t_%'")
@@ -31,7 +31,7 @@ pub async fn drop_test_databases(admin_url: &str) -> Result<usize, sqlx::Error> 
 }
 
 /// Every row of every table of a PostgreSQL database as text (to look for plaintext).
-pub async fn postgres_text(url: &str) -> Result<String, sqlx::Error> {
+pub async fn postgres_text(url: &str) -> Result<String, crate::StoreError> {
     install_default_drivers();
     let pool = AnyPoolOptions::new().max_connections(1).connect(url).await?;
     let tables: Vec<String> =
