@@ -20,6 +20,11 @@ use serde_json::{Value, json};
 
 use crate::client::{CallError, Client, Overrides, resolve};
 
+mod follow;
+mod organization;
+use follow::{describe_outcome, follow, outcome};
+use organization::organization;
+
 #[derive(Parser, Debug, Clone)]
 #[command(
     name = "garrison onboard",
@@ -342,117 +347,6 @@ async fn deployment(
     }
 }
 
-/// Follows deployments until each has been reconciled since `since` (the generation of its
-/// last report before this run's change; None: any status but new).
-async fn follow(
-    ui: &Ui,
-    c: &Client,
-    a: &str,
-    waiting: Vec<(String, Option<i64>)>,
-    wait: Duration,
-) -> Result<Vec<Value>, Failure> {
-    let pb = ui.spinner("waiting for the first reconcile");
-    let start = Instant::now();
-    let mut done: Vec<Option<Value>> = vec![None; waiting.len()];
-    while done.iter().any(Option::is_none) {
-        for (i, (id, since)) in waiting.iter().enumerate() {
-            if done[i].is_some() {
-                continue;
-            }
-            let d = call(c, "GET", &format!("/deployments/v1/{a}/deployments/{id}"), None).await?;
-            let st = d["status"]["status"].as_str().unwrap_or("new");
-            let fresh = match since {
-                None => true,
-                Some(g) => c
-                    .call("GET", &format!("/deployments/v1/{a}/deployments/{id}/protection"), &[], None)
-                    .await
-                    .is_ok_and(|(_, r)| r["generation"].as_i64().unwrap_or(0) > *g),
-            };
-            if st != "new" && fresh {
-                done[i] = Some(d);
-            } else {
-                pb.set_message(format!(
-                    "{} of {} reconciled; {}: {}",
-                    done.iter().flatten().count(),
-                    waiting.len(),
-                    d["name"].as_str().unwrap_or(id),
-                    d["status"]["message"].as_str().unwrap_or(st)
-                ));
-            }
-        }
-        if done.iter().any(Option::is_none) {
-            if start.elapsed() > wait {
-                pb.finish_and_clear();
-                return Err(fail(format!(
-                    "not reconciled within {}s: is a garrison worker running (garrison serve or garrison worker)?",
-                    wait.as_secs()
-                )));
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-    }
-    pb.finish_and_clear();
-    Ok(done.into_iter().flatten().collect())
-}
-
-/// What protects the deployment now, and what failed when it is not ok.
-async fn outcome(c: &Client, a: &str, d: &Value) -> Result<Value, Failure> {
-    let id = d["id"].as_str().unwrap_or_default();
-    let status = d["status"]["status"].as_str().unwrap_or_default();
-    let mut out = json!({"deployment_id": id, "name": d["name"], "aws_account": d["platform"]["id"],
-                         "status": status, "message": d["status"]["message"]});
-    if let Ok((_, p)) = c.call("GET", &format!("/deployments/v1/{a}/deployments/{id}/protection"), &[], None).await {
-        let vpcs = p["vpcs"].as_array().cloned().unwrap_or_default();
-        out["protected_vpcs"] =
-            vpcs.iter().filter(|v| v["appliances"].as_array().is_some_and(|x| !x.is_empty())).count().into();
-        out["appliances"] = vpcs.iter().map(|v| v["appliances"].as_array().map_or(0, Vec::len)).sum::<usize>().into();
-        out["monthly_appliance_usd"] = p["monthly_appliance_usd"].clone();
-        out["audit_trail"] = p["audit_source"]["trail"]["id"].clone();
-    }
-    if status != "ok" {
-        let log = call(c, "GET", &format!("/deployments/v1/{a}/deployments/{id}/audit?limit=100000"), None).await?;
-        let failed: Vec<Value> =
-            log["entries"].as_array().into_iter().flatten().filter(|e| e["outcome"] != "ok").cloned().collect();
-        // The audit log comes newest first: the ten most recent failures.
-        let failed = failed[..failed.len().min(10)].to_vec();
-        out["failed_writes"] = Value::Array(failed);
-    }
-    Ok(out)
-}
-
-fn describe_outcome(o: &Value) -> String {
-    let mut s = format!(
-        "  deployment {} ({}), AWS account {}: {}",
-        o["name"].as_str().unwrap_or_default(),
-        o["deployment_id"].as_str().unwrap_or_default(),
-        o["aws_account"].as_str().unwrap_or_default(),
-        o["status"].as_str().unwrap_or_default()
-    );
-    if let Some(m) = o["message"].as_str() {
-        s.push_str(&format!(": {m}"));
-    }
-    if o.get("appliances").is_some() {
-        s.push_str(&format!(
-            "\n    {} VPC(s) with appliances, {} appliance(s), ${:.2}/month; audit trail {}",
-            o["protected_vpcs"],
-            o["appliances"],
-            o["monthly_appliance_usd"].as_f64().unwrap_or(0.0),
-            o["audit_trail"].as_str().unwrap_or("-")
-        ));
-    }
-    for f in o["failed_writes"].as_array().into_iter().flatten() {
-        s.push_str(&format!(
-            "\n    failed: {} {} {} {}: {}",
-            f["region"].as_str().unwrap_or_default(),
-            f["call"].as_str().unwrap_or_default(),
-            f["resource"].as_str().unwrap_or_default(),
-            f["outcome"].as_str().unwrap_or_default(),
-            f["message"].as_str().unwrap_or_default()
-        ));
-    }
-    s
-}
-
 /// One run's settings: where garrison is, the flags, the tenant account, the scope.
 #[derive(Clone, Copy)]
 struct Onboarding<'a> {
@@ -572,82 +466,6 @@ async fn single(ui: &Ui, c: &Client, aws: &Aws, a: &Args, account: &str, scope: 
     let outcomes = follow_and_report(ui, c, a, account, &[(id, wait_since)]).await?;
     record["outcome"] = outcomes[0].clone();
     Ok(json!({"accounts": [record]}))
-}
-
-/// The StackSet's template: the role template with a fixed role name, so each account's
-/// role ARN follows from its id.
-fn named_role_template(template: &Value, rt: &str) -> (String, String) {
-    let name = format!("garrison-{}", rt.replace('_', "-"));
-    let mut t = template.clone();
-    t["Resources"]["GarrisonRole"]["Properties"]["RoleName"] = Value::String(name.clone());
-    (t.to_string(), name)
-}
-
-async fn organization(
-    ui: &Ui,
-    c: &Client,
-    aws: &Aws,
-    a: &Args,
-    account: &str,
-    scope: &Value,
-) -> Result<Value, Failure> {
-    if a.units.is_empty() {
-        return Err(Failure {
-            what:
-                "--organizational-unit: expected at least one OU id (ou-xxxx-yyyyyyyy) with --organization, found none"
-                    .into(),
-            usage: true,
-        });
-    }
-    let rt = role_type(&a.mode);
-    let management = stacks::caller_account(aws).await?;
-    ui.step(&format!("[2/6] organization management account {management}, units {}", a.units.join(", ")));
-    expected(a, &management)?;
-    let role = call(c, "GET", &format!("/themis/v1/{account}/roles/aws/{rt}/latest"), None).await?;
-    let (ext, version) =
-        (role["external_id"].as_str().unwrap_or_default(), role["version"].as_str().unwrap_or_default());
-    ui.step(&format!("[3/6] role {rt} version {version}"));
-    let template = call(c, "GET", &format!("/themis/v1/templates/aws/{rt}/{version}"), None).await?;
-    let (body, role_name) = named_role_template(&template, rt);
-    let created = stacksets::ensure(aws, &a.stack_name, &body, ext).await?;
-    let pb = ui.spinner(&format!("StackSet {}: deploying to {}", a.stack_name, a.units.join(", ")));
-    let deployed = stacksets::deploy(aws, &a.stack_name, &a.units, &aws.region(), Duration::from_secs(a.wait)).await;
-    pb.finish_and_clear();
-    deployed?;
-    let instances = stacksets::instances(aws, &a.stack_name).await?;
-    let in_units: Vec<&stacksets::Instance> =
-        instances.iter().filter(|i| i.unit.as_ref().is_none_or(|u| a.units.contains(u))).collect();
-    ui.step(&format!(
-        "[4/6] StackSet {} {}: {} account(s)",
-        a.stack_name,
-        if created { "created" } else { "reused" },
-        in_units.len()
-    ));
-    let mut records = vec![];
-    let mut ids = vec![];
-    ui.step("[5/6] connecting the accounts");
-    for i in &in_units {
-        if i.status != "CURRENT" {
-            records
-                .push(json!({"aws_account": i.account, "error": format!("stack instance {}: {}", i.status, i.reason)}));
-            ui.step(&format!("  {}: stack instance {} ({}), skipped", i.account, i.status, i.reason));
-            continue;
-        }
-        ui.step(&format!("  account {}", i.account));
-        let arn = format!("arn:aws:iam::{}:role/{role_name}", i.account);
-        let (record, id, wait_since) =
-            connect_account(&Onboarding { ui, c, a, account, scope }, &i.account, &arn, ext).await?;
-        records.push(record);
-        ids.push((id, wait_since));
-    }
-    ui.step("[6/6] protection");
-    let outcomes = follow_and_report(ui, c, a, account, &ids).await?;
-    for (r, o) in records.iter_mut().filter(|r| r.get("deployment").is_some()).zip(outcomes) {
-        r["outcome"] = o;
-    }
-    Ok(
-        json!({"stack_set": {"name": a.stack_name, "action": if created { "created" } else { "reused" }}, "accounts": records}),
-    )
 }
 
 async fn run(a: Args) -> Result<Value, Failure> {

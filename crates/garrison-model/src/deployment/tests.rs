@@ -1,4 +1,7 @@
+use std::collections::{HashMap, HashSet};
+
 use super::*;
+use crate::ValidationError;
 use serde_json::json;
 
 const PRO: &str = "D12D5E67-166C-474F-87AA-6F86FC9FB9BC";
