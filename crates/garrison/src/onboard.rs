@@ -23,6 +23,8 @@ use crate::client::{CallError, Client, Overrides, resolve};
 mod follow;
 mod organization;
 use follow::{describe_outcome, follow, outcome};
+#[cfg(test)]
+use organization::named_role_template;
 use organization::organization;
 
 #[derive(Parser, Debug, Clone)]
