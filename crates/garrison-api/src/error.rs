@@ -85,14 +85,7 @@ const MAX_ECHO: usize = 200;
 const MAX_HINT: usize = 1000;
 
 fn clip(s: String, max: usize) -> String {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}… ({} bytes)", &s[..end], s.len())
+    if s.chars().count() <= max { s } else { format!("{} ({} bytes)", garrison_model::error::clip(&s, max), s.len()) }
 }
 
 fn invalid_body(v: ValidationError) -> serde_json::Value {

@@ -92,9 +92,7 @@ pub fn open(tokens: &Tokens, account_id: &str, route: &str, cursor: &str) -> Res
     let body = B64.decode(body).ok().and_then(|b| String::from_utf8(b).ok());
     let tag = B64.decode(tag).ok();
     let (Some(body), Some(tag)) = (body, tag) else { return Err(bad("a token garrison did not make")) };
-    let mac = tokens.mac("paging cursor", &mac_input(account_id, route, &body));
-    // Constant-time comparison of the tag.
-    if tag.len() != MAC_BYTES || tag.iter().zip(&mac[..MAC_BYTES]).fold(0u8, |acc, (x, y)| acc | (x ^ y)) != 0 {
+    if tag.len() != MAC_BYTES || !tokens.verify_mac("paging cursor", &mac_input(account_id, route, &body), &tag) {
         return Err(bad("a token that was altered, or made for another route or account"));
     }
     let mut parts = body.splitn(3, '.');

@@ -3,6 +3,7 @@
 
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::error::SdkError;
+use garrison_model::error::clip;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Class {
@@ -55,17 +56,6 @@ fn dispatch_sentence(chain: &str, timeout: bool) -> String {
     } else {
         format!("the call could not be sent to AWS: {}", clip(chain, 240))
     }
-}
-
-fn clip(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_string();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
 }
 
 impl CloudError {

@@ -77,11 +77,19 @@ pub const GLOBAL_ROLES: [(Role, &str, &str); 3] = [
 
 impl Role {
     pub fn id(self) -> &'static str {
-        GLOBAL_ROLES.iter().find(|(r, _, _)| *r == self).map(|(_, id, _)| *id).unwrap_or(POWER_USER_ROLE_ID)
+        match self {
+            Role::Administrator => ADMINISTRATOR_ROLE_ID,
+            Role::PowerUser => POWER_USER_ROLE_ID,
+            Role::ReadOnly => READ_ONLY_ROLE_ID,
+        }
     }
 
     pub fn name(self) -> &'static str {
-        GLOBAL_ROLES.iter().find(|(r, _, _)| *r == self).map(|(_, _, n)| *n).unwrap_or("Power User")
+        match self {
+            Role::Administrator => "Administrator",
+            Role::PowerUser => "Power User",
+            Role::ReadOnly => "Read Only",
+        }
     }
 
     /// The role of a stored or requested id (case-insensitive, as the reference's ids are upper-case UUIDs).
@@ -100,6 +108,7 @@ mod tests {
             assert_eq!(Role::from_id(id), Some(role));
             assert_eq!(Role::from_id(&id.to_lowercase()), Some(role));
             assert_eq!(role.id(), id);
+            assert_eq!(role.name(), GLOBAL_ROLES.iter().find(|(r, _, _)| *r == role).unwrap().2);
         }
         assert_eq!(Role::from_id("not-a-role"), None);
     }

@@ -70,7 +70,7 @@ pub fn describe(v: &serde_json::Value) -> String {
         Value::Null => "null".into(),
         Value::Bool(b) => format!("boolean {b}"),
         Value::Number(n) => format!("number {n}"),
-        Value::String(s) => format!("string {}", clip(&serde_json::to_string(s).unwrap_or_default())),
+        Value::String(s) => format!("string {}", clip(&serde_json::to_string(s).unwrap_or_default(), 80)),
         Value::Array(a) => format!("an array of {} item(s)", a.len()),
         Value::Object(o) => {
             let keys: Vec<&str> = o.keys().map(|k| k.as_str()).take(6).collect();
@@ -79,9 +79,11 @@ pub fn describe(v: &serde_json::Value) -> String {
     }
 }
 
-fn clip(s: &str) -> String {
-    if s.chars().count() > 80 {
-        let head: String = s.chars().take(77).collect();
+/// `s` cut to at most `max` characters (ending in "..." when cut), for echoing input or
+/// foreign messages back without letting them grow an answer or a status.
+pub fn clip(s: &str, max: usize) -> String {
+    if s.chars().count() > max {
+        let head: String = s.chars().take(max.saturating_sub(3)).collect();
         format!("{head}...")
     } else {
         s.to_string()

@@ -306,3 +306,56 @@ pub fn synthetic_snapshot() -> garrison_model::snapshot::Snapshot {
     }
     Snapshot { aws_account: "123412341234".into(), taken_at: 100, regions: [("us-east-1".to_string(), r)].into() }
 }
+
+/// Two child tenants of the root, alpha and beta, with beta's objects that nobody else may
+/// see (a credential, a deployment, its user and key), for the authorization tests.
+pub struct TwoTenants {
+    pub a: String,
+    pub ta: String,
+    pub b: String,
+    pub tb: String,
+    pub kb: Key,
+    pub cred: String,
+    pub dep: String,
+    pub user: String,
+    /// Beta's ids and names: no answer to anyone else may carry them.
+    pub secrets: Vec<String>,
+}
+
+impl TwoTenants {
+    pub async fn new(s: &Server) -> TwoTenants {
+        let (root, _) = s.login(&s.root).await;
+        let (ka, a) = s.child(&root, "10000001", "alpha").await;
+        let (kb, b) = s.child(&root, "10000001", "beta-secret-name").await;
+        let (ta, _) = s.login(&ka).await;
+        let (tb, _) = s.login(&kb).await;
+        let cred = s.credential(&tb, &b, "123412341234").await;
+        let d =
+            s.req(Method::POST, &format!("/deployments/v1/{b}/deployments"), &tb, Some(deployment_body(&cred))).await;
+        let dep = d.body["id"].as_str().unwrap().to_string();
+        let users = s.get(&format!("/aims/v1/{b}/users"), &tb).await;
+        let user = users.body["users"][0]["id"].as_str().unwrap().to_string();
+        let secrets =
+            vec![b.clone(), cred.clone(), dep.clone(), user.clone(), "beta-secret-name".to_string(), kb.id.clone()];
+        TwoTenants { a, ta, b, tb, kb, cred, dep, user, secrets }
+    }
+
+    /// `path` with `account` and beta's object ids in their placeholders.
+    pub fn fill(&self, path: &str, account: &str) -> String {
+        path.replace("{account_id}", account)
+            .replace("{deployment_id}", &self.dep)
+            .replace("{credential_id}", &self.cred)
+            .replace("{user_id}", &self.user)
+            .replace("{access_key_id}", &self.kb.id)
+    }
+
+    /// Panics if `body` names any of beta's secrets that `path` itself does not carry.
+    pub fn assert_no_leak(&self, what: &str, path: &str, body: &Value) {
+        let text = body.to_string();
+        for secret in &self.secrets {
+            if !path.contains(secret.as_str()) {
+                assert!(!text.contains(secret.as_str()), "{what} leaks {secret}: {text}");
+            }
+        }
+    }
+}
