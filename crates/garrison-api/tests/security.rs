@@ -408,6 +408,7 @@ both_backends!(audit_log_pages_newest_first, |s: Server| async move {
         call: format!("ec2:Call{n}"),
         resource: format!("r-{n}"),
         outcome: "ok".into(),
+        key: None,
         message: None,
     };
     // Seven entries, two of them at the same millisecond.

@@ -1,8 +1,8 @@
 //! The executor: applies a plan in dependency order, independent actions concurrently.
 //! Before each action it checks that its generation is still the deployment's current one
 //! (a newer executor or a removal fences it off); before a create it records the intent
-//! with the idempotency token, after it the outcome; every AWS call it makes goes to the
-//! audit log. Throttling and transient conflicts are retried, other errors are final for
+//! with the idempotency token, after it the outcome; every AWS call it makes is in the
+//! audit log before it is made (`StoreJournal`) and completed with its outcome after. Throttling and transient conflicts are retried, other errors are final for
 //! this run and reported.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -10,10 +10,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use garrison_cloud::writes::{self, Ctx, Journal};
+use garrison_cloud::writes::{self, AuditSink, BoxFuture, Ctx, Journal};
 use garrison_cloud::{Aws, CloudError};
 use garrison_model::protection::{
-    Action, Op, Owned, OwnedItem, ResKind, Role, Spec, TAG_DEPLOYMENT, TAG_KEY, TAG_OWNER, TAG_TENANT,
+    Action, Op, Owned, OwnedItem, ResKind, Spec, TAG_DEPLOYMENT, TAG_KEY, TAG_OWNER, TAG_TENANT,
 };
 use garrison_store::{AuditEntry, Store};
 use serde::Serialize;
@@ -28,6 +28,40 @@ pub struct ActionOutcome {
     pub result: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+/// The audit log as a write-ahead journal: an intent is committed before its call is made.
+struct StoreJournal {
+    store: Store,
+    account_id: String,
+    deployment_id: String,
+    generation: i64,
+}
+
+impl AuditSink for StoreJournal {
+    fn intent(&self, e: writes::Entry) -> BoxFuture<'_, Result<String, String>> {
+        let entry = AuditEntry {
+            at_ms: e.at_ms,
+            deployment_id: self.deployment_id.clone(),
+            generation: self.generation,
+            region: e.region,
+            call: e.call,
+            resource: e.resource,
+            key: e.key,
+            outcome: e.outcome,
+            message: e.message,
+        };
+        Box::pin(async move { self.store.audit_intent(&self.account_id, &entry).await.map_err(|e| e.to_string()) })
+    }
+
+    fn outcome(&self, id: String, outcome: String, message: Option<String>) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            // The call was made: a failure here leaves the entry `pending`, which still says so.
+            if let Err(err) = self.store.audit_outcome(&self.account_id, &id, &outcome, message.as_deref()).await {
+                tracing::error!(deployment = %self.deployment_id, error = %err, "cannot complete an audit entry");
+            }
+        })
+    }
 }
 
 /// Ids (and ARNs) by key, for resolving references, and the records as they change.
@@ -51,23 +85,6 @@ pub struct Executor {
 const SETTLING: &[&str] =
     &["DependencyViolation", "InvalidGroup.InUse", "IncorrectState", "InvalidInstanceID.NotFound"];
 
-fn name_tag(spec: Option<&Spec>, kind: ResKind) -> String {
-    let what = match (kind, spec) {
-        (ResKind::Appliance, Some(Spec::Appliance { role: Role::Ids, .. })) => "AlertLogic IDS Appliance",
-        (ResKind::Appliance, _) => "AlertLogic Scan Appliance",
-        (ResKind::SecurityGroup, Some(Spec::SecurityGroup { name, .. })) if name.contains("IDS") => {
-            "AlertLogic IDS Security Group"
-        }
-        (ResKind::SecurityGroup, _) => "AlertLogic Security Group",
-        (ResKind::Subnet, _) => "AlertLogic Security Subnet",
-        (ResKind::RouteTable, _) => "AlertLogic Security Route Table",
-        (ResKind::NetworkAcl, _) => "AlertLogic Security Network ACL",
-        (ResKind::InternetGateway, _) => "AlertLogic Internet Gateway",
-        _ => "AlertLogic Audit",
-    };
-    what.to_string()
-}
-
 /// A ClientToken: the deployment, the key and the generation that first meant to create it.
 fn token(deployment: &str, key: &str, generation: i64) -> String {
     let mut h: u64 = 0xcbf29ce484222325;
@@ -84,7 +101,7 @@ impl Executor {
             (TAG_OWNER.0.into(), TAG_OWNER.1.into()),
             (TAG_TENANT.into(), self.account_id.clone()),
             (TAG_DEPLOYMENT.into(), self.deployment_id.clone()),
-            ("Name".into(), name_tag(spec, kind)),
+            ("Name".into(), kind.name_tag(spec).into()),
             (TAG_KEY.into(), key.into()),
         ]
     }
@@ -93,24 +110,15 @@ impl Executor {
         self.store.generation(&self.deployment_id).await.map(|g| g == self.generation).unwrap_or(false)
     }
 
-    async fn audit(&self, journal: &Journal) {
-        let entries: Vec<AuditEntry> = journal
-            .take()
-            .into_iter()
-            .map(|e| AuditEntry {
-                at_ms: e.at_ms,
-                deployment_id: self.deployment_id.clone(),
-                generation: self.generation,
-                region: e.region,
-                call: e.call,
-                resource: e.resource,
-                outcome: e.outcome,
-                message: e.message,
-            })
-            .collect();
-        if let Err(err) = self.store.append_audit(&self.account_id, &entries).await {
-            tracing::error!(deployment = %self.deployment_id, error = %err, "cannot write the audit log");
-        }
+    /// The audit journal of this deployment's writes: each recorded in the store before
+    /// it is made.
+    fn journal(&self) -> Journal {
+        Journal::new(Arc::new(StoreJournal {
+            store: self.store.clone(),
+            account_id: self.account_id.clone(),
+            deployment_id: self.deployment_id.clone(),
+            generation: self.generation,
+        }))
     }
 
     /// Applies `actions`; `owned` is updated as records change.
@@ -188,7 +196,7 @@ impl Executor {
             return outcome("fenced", Some("a newer run or a removal took over this deployment".into()));
         }
         tracing::debug!(deployment = %self.deployment_id, key = %a.key, op = a.op.verb(), "action starting");
-        let journal = Journal::default();
+        let journal = self.journal();
         let mut attempt = 0u32;
         let r = loop {
             let r = self.try_apply(a, &journal, &state).await;
@@ -201,7 +209,6 @@ impl Executor {
                 _ => break r,
             }
         };
-        self.audit(&journal).await;
         tracing::debug!(deployment = %self.deployment_id, key = %a.key, op = a.op.verb(), ok = r.is_ok(), "action finished");
         match r {
             Ok(()) => outcome("done", None),
@@ -252,6 +259,7 @@ impl Executor {
             account: self.aws.account.clone(),
             tags: self.tags(&a.key, spec.or(prior.as_ref().and_then(|p| p.spec.as_ref())), a.kind),
             journal,
+            key: Some(a.key.clone()),
             resolved: &resolved,
         };
         match &a.op {

@@ -264,6 +264,7 @@ fn note(
         region,
         call: call.into(),
         resource,
+        key: None,
         outcome: outcome.into(),
         message: Some(message),
     }
@@ -376,6 +377,7 @@ async fn missing_audit_items(d: &Deployment, aws: &garrison_cloud::Aws, owned: &
             account: aws.account.clone(),
             tags: vec![],
             journal: &journal,
+            key: Some(o.key.clone()),
             resolved: &resolved,
         };
         async move { (o, exists(&c, o.kind, &o.id).await) }
@@ -405,15 +407,18 @@ async fn forget_missing(
         tracing::warn!(deployment = %d.id, key = %o.key, id = %o.id, "audit path: missing, to be restored");
         e.store.remove_owned(&d.id, &o.key).await?;
         owned.items.remove(&o.key);
-        entries.push(note(
-            d,
-            generation,
-            o.region.clone(),
-            "garrison:TamperDetected",
-            o.id.clone(),
-            "missing",
-            format!("{} ({}) no longer exists", o.key, o.kind.as_str()),
-        ));
+        entries.push(garrison_store::AuditEntry {
+            key: Some(o.key.clone()),
+            ..note(
+                d,
+                generation,
+                o.region.clone(),
+                "garrison:TamperDetected",
+                o.id.clone(),
+                "missing",
+                format!("{} ({}) no longer exists", o.key, o.kind.as_str()),
+            )
+        });
     }
     e.store.append_audit(&d.account_id, &entries).await?;
     Ok(())

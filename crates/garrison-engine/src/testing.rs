@@ -7,9 +7,10 @@ use std::path::PathBuf;
 
 use garrison_catalog::{Catalog, cft};
 use garrison_cloud::Aws;
+use garrison_model::audit::AuditEntry;
 use garrison_model::credential::{NewCredential, RoleSecret};
 use garrison_model::deployment::{Deployment, Refs, parse_request};
-use garrison_model::protection::{Owned, TAG_DEPLOYMENT, TAG_KEY};
+use garrison_model::protection::{KINDS, Owned, ResKind, TAG_DEPLOYMENT, TAG_KEY};
 use garrison_model::snapshot::Tags;
 use garrison_store::{SealKey, Store};
 use serde_json::{Value, json};
@@ -103,7 +104,7 @@ impl Tenant {
 #[derive(Default, Debug)]
 pub struct Leftovers {
     /// (kind, garrison key) → ids carrying that key.
-    pub by_key: BTreeMap<(String, String), Vec<String>>,
+    pub by_key: BTreeMap<(ResKind, String), Vec<String>>,
     /// Named audit resources (bucket, topic, queue) whose name says garrison made them.
     pub named: BTreeSet<String>,
 }
@@ -114,7 +115,7 @@ impl Leftovers {
         self.by_key
             .iter()
             .filter(|(_, ids)| ids.len() > 1)
-            .map(|((k, key), ids)| format!("{k} {key}: {ids:?}"))
+            .map(|((k, key), ids)| format!("{} {key}: {ids:?}", k.as_str()))
             .collect()
     }
 
@@ -132,35 +133,35 @@ pub async fn leftovers(aws: &Aws, regions: &[String], d: &str) -> Leftovers {
     let snap = garrison_cloud::discovery::discover(aws, regions, 0).await;
     assert!(snap.gaps().is_empty(), "the check itself must read everything: {:?}", snap.gaps());
     let mut f = Leftovers::default();
-    let mut add = |kind: &str, key: Option<String>, id: &str| {
+    let mut add = |kind: ResKind, key: Option<String>, id: &str| {
         if let Some(key) = key {
-            f.by_key.entry((kind.to_string(), key)).or_default().push(id.to_string());
+            f.by_key.entry((kind, key)).or_default().push(id.to_string());
         }
     };
     for rs in snap.regions.values() {
         for i in rs.instances.iter().filter(|i| i.state != "terminated" && i.state != "shutting-down") {
-            add("instance", ours(&i.tags, d), &i.id);
+            add(ResKind::Appliance, ours(&i.tags, d), &i.id);
         }
         for s in &rs.subnets {
-            add("subnet", ours(&s.tags, d), &s.id);
+            add(ResKind::Subnet, ours(&s.tags, d), &s.id);
         }
         for g in &rs.security_groups {
-            add("security_group", ours(&g.tags, d), &g.id);
+            add(ResKind::SecurityGroup, ours(&g.tags, d), &g.id);
         }
         for t in &rs.route_tables {
-            add("route_table", ours(&t.tags, d), &t.id);
+            add(ResKind::RouteTable, ours(&t.tags, d), &t.id);
         }
         for a in &rs.network_acls {
-            add("network_acl", ours(&a.tags, d), &a.id);
+            add(ResKind::NetworkAcl, ours(&a.tags, d), &a.id);
         }
         for g in &rs.internet_gateways {
-            add("internet_gateway", ours(&g.tags, d), &g.id);
+            add(ResKind::InternetGateway, ours(&g.tags, d), &g.id);
         }
         for l in &rs.flow_logs {
-            add("flow_logs", ours(&l.tags, d), &l.id);
+            add(ResKind::FlowLogs, ours(&l.tags, d), &l.id);
         }
         for det in &rs.detectors {
-            add("detector", ours(&det.tags, d), &det.id);
+            add(ResKind::Detector, ours(&det.tags, d), &det.id);
         }
     }
     let short = d[..8].to_ascii_lowercase();
@@ -215,5 +216,29 @@ impl Leftovers {
             .map(|o| format!("{} {}", o.key, o.id))
             .collect();
         (orphans, missing)
+    }
+
+    /// Resources found without their create entry in `log`: each tagged one needs an entry
+    /// for its key with its kind's create call; each named one (bucket, topic, queue,
+    /// trail) a create entry naming it. The write-ahead audit log makes this hold wherever a
+    /// process died.
+    pub fn unaudited(&self, log: &[AuditEntry]) -> Vec<String> {
+        let name = |s: &str| s.rsplit(['/', ':']).next().unwrap_or(s).to_string();
+        let made =
+            |e: &AuditEntry| e.outcome == garrison_model::audit::PENDING || e.outcome == garrison_model::audit::OK;
+        let mut out = vec![];
+        for ((kind, key), ids) in &self.by_key {
+            let call = kind.facts().create_call;
+            if !log.iter().any(|e| made(e) && e.call == call && e.key.as_deref() == Some(key.as_str())) {
+                out.push(format!("{} {key} {ids:?}: no {call} entry", kind.as_str()));
+            }
+        }
+        for n in &self.named {
+            let creates = |e: &AuditEntry| KINDS.iter().any(|k| k.create_call == e.call);
+            if !log.iter().any(|e| made(e) && creates(e) && name(&e.resource) == name(n)) {
+                out.push(format!("{n}: no create entry"));
+            }
+        }
+        out
     }
 }

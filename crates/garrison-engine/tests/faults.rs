@@ -75,7 +75,10 @@ async fn estate_m_converges_under_faults_with_no_duplicate_or_orphan() {
         let regions = spec.regions.clone();
         let got = leftovers(&direct, &regions, &d.id).await;
         let owned = t.store.owned(&d.id).await.unwrap();
-        assert!(got.by_key.keys().any(|(k, _)| k == "instance"), "run {run}: appliances were built");
+        assert!(
+            got.by_key.keys().any(|(k, _)| *k == garrison_model::protection::ResKind::Appliance),
+            "run {run}: appliances were built"
+        );
         assert_eq!(got.duplicates(), Vec::<String>::new(), "run {run}: duplicates");
         let (orphans, missing) = got.orphans_and_missing(&owned);
         assert_eq!(orphans, Vec::<String>::new(), "run {run}: orphans");

@@ -70,6 +70,25 @@ async fn protection_adopts_builds_converges_follows_hosts_and_uninstalls_cleanly
 
     let report = reconcile(&e, &d).await.unwrap();
     assert!(report.outcomes.iter().all(|o| o.result == "done"), "{:#?}", report.outcomes);
+    // Each resource made has the entry of its kind's create call (the kind table and the
+    // cloud's implementation of the kind agree), completed: nothing is left pending.
+    let log = store.audit_log(&root_account, &d.id, 100_000).await.unwrap();
+    assert!(log.iter().all(|e| e.outcome != "pending"), "a finished run leaves no pending entry");
+    let owned = store.owned(&d.id).await.unwrap();
+    let mut kinds = std::collections::BTreeSet::new();
+    for o in owned.items.values().filter(|o| !o.adopted) {
+        let call = o.kind.facts().create_call;
+        assert!(
+            log.iter().any(|e| e.call == call && e.outcome == "ok" && e.key.as_deref() == Some(o.key.as_str())),
+            "{} ({}): no {call} entry",
+            o.key,
+            o.kind.as_str()
+        );
+        kinds.insert(o.kind);
+    }
+    // (The customer's trail is adopted here, so the topic, queue and subscription are the
+    // crash test's: its estate has no trail.)
+    assert_eq!(kinds.len(), 8, "bucket, flow logs and the network kinds were built: {kinds:?}");
     let got = store.get_deployment(&root_account, &d.id).await.unwrap().unwrap();
     assert_eq!(got.status.status, StatusKind::Ok, "{:?}", got.status.message);
     assert!(

@@ -4,6 +4,7 @@
 
 pub mod account;
 pub mod assets;
+pub mod audit;
 pub mod budget;
 pub mod cidr;
 pub mod cli_args;

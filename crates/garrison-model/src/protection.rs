@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::snapshot::Kind;
+
 /// The ownership tags of the reference, plus `garrison-key` naming the resource's place in
 /// the plan so that a resource created just before a crash is recognised afterwards.
 pub const TAG_OWNER: (&str, &str) = ("AlertLogic", "Security");
@@ -37,51 +39,248 @@ pub enum ResKind {
     Appliance,
 }
 
-impl ResKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ResKind::Bucket => "bucket",
-            ResKind::Topic => "topic",
-            ResKind::Queue => "queue",
-            ResKind::Subscription => "subscription",
-            ResKind::BucketNotification => "bucket_notification",
-            ResKind::Trail => "trail",
-            ResKind::Detector => "detector",
-            ResKind::Recorder => "recorder",
-            ResKind::FlowLogs => "flow_logs",
-            ResKind::InternetGateway => "internet_gateway",
-            ResKind::Subnet => "subnet",
-            ResKind::RouteTable => "route_table",
-            ResKind::NetworkAcl => "network_acl",
-            ResKind::SecurityGroup => "security_group",
-            ResKind::Appliance => "appliance",
-        }
-    }
+/// What a resource kind costs the customer while it exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CostClass {
+    /// Nothing by itself (network plumbing, groups, subscriptions).
+    Free,
+    /// By what it holds or carries (bucket storage, messages, flow log and trail delivery).
+    Usage,
+    /// By the hour while it runs (appliances).
+    Hourly,
+}
 
+/// The static facts of one resource kind: everything garrison knows about it without
+/// calling AWS. Its AWS behaviour is one implementation per kind in garrison-cloud
+/// (`writes::kinds`); a test there fails when a kind lacks either.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KindFacts {
+    pub kind: ResKind,
+    /// Its name in records, reports and the audit log.
+    pub name: &'static str,
+    /// The discovery kind that lists it; None: discovery does not, and garrison checks it
+    /// with a read of its own (`writes::exists`).
+    pub discovered_as: Option<Kind>,
     /// Removal order: a resource is removed after every lower-ranked one (instances before
     /// the groups and subnets they sit in, the subnet's ACL and route table before the
     /// subnet, publishers before the bucket and topic they publish to).
-    pub fn removal_rank(self) -> u8 {
-        match self {
-            ResKind::Appliance
-            | ResKind::FlowLogs
-            | ResKind::Trail
-            | ResKind::Detector
-            | ResKind::Recorder
-            | ResKind::BucketNotification
-            | ResKind::Subscription => 0,
-            ResKind::SecurityGroup | ResKind::RouteTable | ResKind::NetworkAcl | ResKind::Queue => 1,
-            ResKind::Subnet | ResKind::Topic => 2,
-            ResKind::InternetGateway | ResKind::Bucket => 3,
-        }
+    pub removal_rank: u8,
+    /// Lives in the audit region and serves every region.
+    pub audit: bool,
+    /// The `Name` tag garrison gives it (IDS appliances and groups: see `name_tag`).
+    pub name_tag: &'static str,
+    /// The AWS call that makes it: the audit log's create entry for the resource.
+    pub create_call: &'static str,
+    pub cost: CostClass,
+}
+
+const AUDIT_TAG: &str = "AlertLogic Audit";
+
+/// Every kind, in `ResKind`'s order.
+pub const KINDS: [KindFacts; 15] = {
+    use CostClass::*;
+    use ResKind as R;
+    [
+        KindFacts {
+            kind: R::Bucket,
+            name: "bucket",
+            discovered_as: None,
+            removal_rank: 3,
+            audit: true,
+            name_tag: AUDIT_TAG,
+            create_call: "s3:CreateBucket",
+            cost: Usage,
+        },
+        KindFacts {
+            kind: R::Topic,
+            name: "topic",
+            discovered_as: None,
+            removal_rank: 2,
+            audit: true,
+            name_tag: AUDIT_TAG,
+            create_call: "sns:CreateTopic",
+            cost: Usage,
+        },
+        KindFacts {
+            kind: R::Queue,
+            name: "queue",
+            discovered_as: None,
+            removal_rank: 1,
+            audit: true,
+            name_tag: AUDIT_TAG,
+            create_call: "sqs:CreateQueue",
+            cost: Usage,
+        },
+        KindFacts {
+            kind: R::Subscription,
+            name: "subscription",
+            discovered_as: None,
+            removal_rank: 0,
+            audit: true,
+            name_tag: AUDIT_TAG,
+            create_call: "sns:Subscribe",
+            cost: Free,
+        },
+        KindFacts {
+            kind: R::BucketNotification,
+            name: "bucket_notification",
+            discovered_as: None,
+            removal_rank: 0,
+            audit: true,
+            name_tag: AUDIT_TAG,
+            create_call: "s3:PutBucketNotificationConfiguration",
+            cost: Free,
+        },
+        KindFacts {
+            kind: R::Trail,
+            name: "trail",
+            discovered_as: Some(Kind::Trails),
+            removal_rank: 0,
+            audit: false,
+            name_tag: AUDIT_TAG,
+            create_call: "cloudtrail:CreateTrail",
+            cost: Usage,
+        },
+        KindFacts {
+            kind: R::Detector,
+            name: "detector",
+            discovered_as: Some(Kind::GuarddutyDetectors),
+            removal_rank: 0,
+            audit: false,
+            name_tag: AUDIT_TAG,
+            create_call: "guardduty:CreateDetector",
+            cost: Usage,
+        },
+        KindFacts {
+            kind: R::Recorder,
+            name: "recorder",
+            discovered_as: Some(Kind::ConfigRecorders),
+            removal_rank: 0,
+            audit: false,
+            name_tag: AUDIT_TAG,
+            create_call: "config:PutConfigurationRecorder",
+            cost: Usage,
+        },
+        KindFacts {
+            kind: R::FlowLogs,
+            name: "flow_logs",
+            discovered_as: Some(Kind::FlowLogs),
+            removal_rank: 0,
+            audit: false,
+            name_tag: AUDIT_TAG,
+            create_call: "ec2:CreateFlowLogs",
+            cost: Usage,
+        },
+        KindFacts {
+            kind: R::InternetGateway,
+            name: "internet_gateway",
+            discovered_as: Some(Kind::InternetGateways),
+            removal_rank: 3,
+            audit: false,
+            name_tag: "AlertLogic Internet Gateway",
+            create_call: "ec2:CreateInternetGateway",
+            cost: Free,
+        },
+        KindFacts {
+            kind: R::Subnet,
+            name: "subnet",
+            discovered_as: Some(Kind::Subnets),
+            removal_rank: 2,
+            audit: false,
+            name_tag: "AlertLogic Security Subnet",
+            create_call: "ec2:CreateSubnet",
+            cost: Free,
+        },
+        KindFacts {
+            kind: R::RouteTable,
+            name: "route_table",
+            discovered_as: Some(Kind::RouteTables),
+            removal_rank: 1,
+            audit: false,
+            name_tag: "AlertLogic Security Route Table",
+            create_call: "ec2:CreateRouteTable",
+            cost: Free,
+        },
+        KindFacts {
+            kind: R::NetworkAcl,
+            name: "network_acl",
+            discovered_as: Some(Kind::NetworkAcls),
+            removal_rank: 1,
+            audit: false,
+            name_tag: "AlertLogic Security Network ACL",
+            create_call: "ec2:CreateNetworkAcl",
+            cost: Free,
+        },
+        KindFacts {
+            kind: R::SecurityGroup,
+            name: "security_group",
+            discovered_as: Some(Kind::SecurityGroups),
+            removal_rank: 1,
+            audit: false,
+            name_tag: "AlertLogic Security Group",
+            create_call: "ec2:CreateSecurityGroup",
+            cost: Free,
+        },
+        KindFacts {
+            kind: R::Appliance,
+            name: "appliance",
+            discovered_as: Some(Kind::Instances),
+            removal_rank: 0,
+            audit: false,
+            name_tag: "AlertLogic Scan Appliance",
+            create_call: "ec2:RunInstances",
+            cost: Hourly,
+        },
+    ]
+};
+
+impl ResKind {
+    pub const ALL: [ResKind; 15] = [
+        ResKind::Bucket,
+        ResKind::Topic,
+        ResKind::Queue,
+        ResKind::Subscription,
+        ResKind::BucketNotification,
+        ResKind::Trail,
+        ResKind::Detector,
+        ResKind::Recorder,
+        ResKind::FlowLogs,
+        ResKind::InternetGateway,
+        ResKind::Subnet,
+        ResKind::RouteTable,
+        ResKind::NetworkAcl,
+        ResKind::SecurityGroup,
+        ResKind::Appliance,
+    ];
+
+    /// This kind's row of `KINDS`.
+    pub fn facts(self) -> &'static KindFacts {
+        &KINDS[self as usize]
     }
 
-    /// Kinds that live in the audit region and serve every region.
+    pub fn as_str(self) -> &'static str {
+        self.facts().name
+    }
+
+    pub fn removal_rank(self) -> u8 {
+        self.facts().removal_rank
+    }
+
     pub fn is_audit(self) -> bool {
-        matches!(
-            self,
-            ResKind::Bucket | ResKind::Topic | ResKind::Queue | ResKind::Subscription | ResKind::BucketNotification
-        )
+        self.facts().audit
+    }
+
+    /// The `Name` tag of a resource of this kind built from `spec`: IDS appliances and
+    /// groups say so.
+    pub fn name_tag(self, spec: Option<&Spec>) -> &'static str {
+        match (self, spec) {
+            (ResKind::Appliance, Some(Spec::Appliance { role: Role::Ids, .. })) => "AlertLogic IDS Appliance",
+            (ResKind::SecurityGroup, Some(Spec::SecurityGroup { name, .. })) if name.contains("IDS") => {
+                "AlertLogic IDS Security Group"
+            }
+            _ => self.facts().name_tag,
+        }
     }
 }
 
@@ -349,4 +548,28 @@ pub fn queue_policy(queue: Value, topic: Value) -> Value {
             "Condition": {"ArnEquals": {"aws:SourceArn": topic}}
         }]
     })
+}
+
+#[cfg(test)]
+mod kind_table_tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_has_its_row_and_the_rows_agree_with_the_wire() {
+        let mut names = std::collections::BTreeSet::new();
+        for (i, kind) in ResKind::ALL.into_iter().enumerate() {
+            assert_eq!(kind as usize, i, "ResKind::ALL is in declaration order");
+            let f = kind.facts();
+            assert_eq!(f.kind, kind, "KINDS[{i}] is {:?}'s row", kind);
+            assert_eq!(serde_json::to_value(kind).unwrap(), f.name, "{kind:?}: its record name is its serde name");
+            assert!(names.insert(f.name), "{} twice", f.name);
+            assert!(f.create_call.contains(':') && !f.name_tag.is_empty(), "{kind:?}");
+            // Audit-path kinds are found by garrison's own reads, the others by discovery.
+            assert_eq!(f.audit, f.discovered_as.is_none(), "{kind:?}");
+        }
+        // A removal never waits for something of its own rank in the same region to go.
+        assert!(ResKind::Appliance.removal_rank() < ResKind::SecurityGroup.removal_rank());
+        assert!(ResKind::RouteTable.removal_rank() < ResKind::Subnet.removal_rank());
+        assert!(ResKind::Subnet.removal_rank() < ResKind::InternetGateway.removal_rank());
+    }
 }

@@ -107,4 +107,9 @@ pub const MIGRATIONS: &[(i64, &str, &[&str])] = &[
             "CREATE INDEX users_account ON users (account_id)",
         ],
     ),
+    (
+        11,
+        "audit log: the plan key of the resource a write is for (write-ahead entries are completed by id)",
+        &["ALTER TABLE audit_log ADD COLUMN item_key TEXT"],
+    ),
 ];

@@ -58,7 +58,7 @@ impl Store {
     }
 
     pub async fn get_credential(&self, account_id: &str, id: &str) -> Result<Option<Credential>, StoreError> {
-        let Some(r) = sqlx::query("SELECT * FROM credentials WHERE id = $1 AND account_id = $2")
+        let Some(r) = sqlx::query("SELECT id, account_id, name, sealed_secret, created_at, created_by FROM credentials WHERE id = $1 AND account_id = $2")
             .bind(id)
             .bind(account_id)
             .fetch_optional(&self.pool)
@@ -71,7 +71,7 @@ impl Store {
     }
 
     pub async fn list_credentials(&self, account_id: &str) -> Result<Vec<Credential>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM credentials WHERE account_id = $1 ORDER BY created_at, id")
+        let rows = sqlx::query("SELECT id, account_id, name, sealed_secret, created_at, created_by FROM credentials WHERE account_id = $1 ORDER BY created_at, id")
             .bind(account_id)
             .fetch_all(&self.pool)
             .await?;

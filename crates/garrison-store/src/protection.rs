@@ -4,23 +4,17 @@
 
 use garrison_model::deployment::Deployment;
 use garrison_model::protection::{Owned, OwnedItem};
-use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
 use crate::db::{Store, StoreError, now};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AuditEntry {
-    /// Milliseconds since the epoch.
-    pub at_ms: i64,
-    pub deployment_id: String,
-    pub generation: i64,
-    pub region: String,
-    pub call: String,
-    pub resource: String,
-    pub outcome: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
+pub use garrison_model::audit::AuditEntry;
+
+/// A query that reads `AuditEntry` columns in `audit_entry`'s order, then `$rest`.
+macro_rules! audit_select {
+    ($rest:literal) => {
+        concat!("SELECT at_ms, deployment_id, generation, region, call, resource, item_key, outcome, message", $rest)
+    };
 }
 
 fn audit_entry(r: &sqlx::any::AnyRow) -> AuditEntry {
@@ -31,8 +25,9 @@ fn audit_entry(r: &sqlx::any::AnyRow) -> AuditEntry {
         region: r.get(3),
         call: r.get(4),
         resource: r.get(5),
-        outcome: r.get(6),
-        message: r.get(7),
+        key: r.get(6),
+        outcome: r.get(7),
+        message: r.get(8),
     }
 }
 
@@ -140,23 +135,41 @@ impl Store {
         }
         let mut tx = self.write_tx().await?;
         for e in entries {
-            sqlx::query(
-                "INSERT INTO audit_log (id, at_ms, account_id, deployment_id, generation, region, call, resource, outcome, message) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            )
-            .bind(uuid::Uuid::new_v4().to_string())
-            .bind(e.at_ms)
-            .bind(account_id)
-            .bind(&e.deployment_id)
-            .bind(e.generation)
-            .bind(&e.region)
-            .bind(&e.call)
-            .bind(&e.resource)
-            .bind(&e.outcome)
-            .bind(&e.message)
-            .execute(&mut *tx)
-            .await?;
+            insert_audit(&mut tx, account_id, e).await?;
         }
         tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records a write before it is made (its outcome `pending`); returns the entry's id
+    /// for `audit_outcome`. Committed before this returns: the caller makes the call only
+    /// once its record is durable.
+    pub async fn audit_intent(&self, account_id: &str, entry: &AuditEntry) -> Result<String, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let id = insert_audit(&mut tx, account_id, entry).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Completes a write-ahead entry with how the call ended. Only a `pending` entry
+    /// changes: an outcome is never rewritten.
+    pub async fn audit_outcome(
+        &self,
+        account_id: &str,
+        id: &str,
+        outcome: &str,
+        message: Option<&str>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE audit_log SET outcome = $1, message = $2 WHERE id = $3 AND account_id = $4 AND outcome = $5",
+        )
+        .bind(outcome)
+        .bind(message)
+        .bind(id)
+        .bind(account_id)
+        .bind(garrison_model::audit::PENDING)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -170,11 +183,11 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<(String, AuditEntry)>, StoreError> {
         let (at, id) = before.unwrap_or((i64::MAX, ""));
-        let rows = sqlx::query(
-            "SELECT at_ms, deployment_id, generation, region, call, resource, outcome, message, id FROM audit_log \
+        let rows = sqlx::query(audit_select!(
+            ", id FROM audit_log \
              WHERE account_id = $1 AND deployment_id = $2 AND (at_ms < $3 OR (at_ms = $3 AND id < $4)) \
-             ORDER BY at_ms DESC, id DESC LIMIT $5",
-        )
+             ORDER BY at_ms DESC, id DESC LIMIT $5"
+        ))
         .bind(account_id)
         .bind(deployment_id)
         .bind(at)
@@ -182,7 +195,7 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows.iter().map(|r| (r.get(8), audit_entry(r))).collect())
+        Ok(rows.iter().map(|r| (r.get(9), audit_entry(r))).collect())
     }
 
     /// The audit log of a deployment (also after it was removed), oldest first.
@@ -192,9 +205,9 @@ impl Store {
         deployment_id: &str,
         limit: i64,
     ) -> Result<Vec<AuditEntry>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT at_ms, deployment_id, generation, region, call, resource, outcome, message FROM audit_log WHERE account_id = $1 AND deployment_id = $2 ORDER BY at_ms, id LIMIT $3",
-        )
+        let rows = sqlx::query(audit_select!(
+            " FROM audit_log WHERE account_id = $1 AND deployment_id = $2 ORDER BY at_ms, id LIMIT $3"
+        ))
         .bind(account_id)
         .bind(deployment_id)
         .bind(limit)
@@ -289,4 +302,29 @@ impl Store {
         tx.commit().await?;
         Ok(())
     }
+}
+
+async fn insert_audit(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    account_id: &str,
+    e: &AuditEntry,
+) -> Result<String, StoreError> {
+    let id = uuid::Uuid::new_v4().to_string();
+    sqlx::query(
+        "INSERT INTO audit_log (id, at_ms, account_id, deployment_id, generation, region, call, resource, item_key, outcome, message) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(&id)
+    .bind(e.at_ms)
+    .bind(account_id)
+    .bind(&e.deployment_id)
+    .bind(e.generation)
+    .bind(&e.region)
+    .bind(&e.call)
+    .bind(&e.resource)
+    .bind(&e.key)
+    .bind(&e.outcome)
+    .bind(&e.message)
+    .execute(&mut **tx)
+    .await?;
+    Ok(id)
 }

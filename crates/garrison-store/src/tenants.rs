@@ -214,7 +214,7 @@ impl Store {
     }
 
     pub async fn get_account(&self, id: &str) -> Result<Option<Account>, StoreError> {
-        Ok(sqlx::query("SELECT * FROM accounts WHERE id = $1")
+        Ok(sqlx::query("SELECT id, name, active, version, created_at, created_by, modified_at, modified_by FROM accounts WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
             .await?
@@ -230,7 +230,7 @@ impl Store {
     }
 
     pub async fn list_children(&self, id: &str) -> Result<Vec<Account>, StoreError> {
-        Ok(sqlx::query("SELECT * FROM accounts WHERE parent_id = $1 ORDER BY id")
+        Ok(sqlx::query("SELECT id, name, active, version, created_at, created_by, modified_at, modified_by FROM accounts WHERE parent_id = $1 ORDER BY id")
             .bind(id)
             .fetch_all(&self.pool)
             .await?
@@ -292,7 +292,7 @@ impl Store {
     }
 
     pub async fn get_user(&self, account_id: &str, id: &str) -> Result<Option<User>, StoreError> {
-        Ok(sqlx::query("SELECT * FROM users WHERE id = $1 AND account_id = $2")
+        Ok(sqlx::query("SELECT id, account_id, name, email, role_id, active, version, created_at, created_by, modified_at, modified_by FROM users WHERE id = $1 AND account_id = $2")
             .bind(id)
             .bind(account_id)
             .fetch_optional(&self.pool)
@@ -301,7 +301,7 @@ impl Store {
     }
 
     pub async fn list_users(&self, account_id: &str) -> Result<Vec<User>, StoreError> {
-        Ok(sqlx::query("SELECT * FROM users WHERE account_id = $1 ORDER BY created_at, id")
+        Ok(sqlx::query("SELECT id, account_id, name, email, role_id, active, version, created_at, created_by, modified_at, modified_by FROM users WHERE account_id = $1 ORDER BY created_at, id")
             .bind(account_id)
             .fetch_all(&self.pool)
             .await?
@@ -336,7 +336,7 @@ impl Store {
         by: &str,
     ) -> Result<User, StoreError> {
         let mut tx = self.write_tx().await?;
-        let row = sqlx::query("SELECT * FROM users WHERE id = $1 AND account_id = $2")
+        let row = sqlx::query("SELECT id, account_id, name, email, role_id, active, version, created_at, created_by, modified_at, modified_by FROM users WHERE id = $1 AND account_id = $2")
             .bind(id)
             .bind(account_id)
             .fetch_optional(&mut *tx)
@@ -497,7 +497,7 @@ impl Store {
         user_id: &str,
         key_id: &str,
     ) -> Result<Option<AccessKey>, StoreError> {
-        Ok(sqlx::query("SELECT * FROM access_keys WHERE id = $1 AND user_id = $2 AND account_id = $3")
+        Ok(sqlx::query("SELECT id, user_id, account_id, label, created_at, created_by FROM access_keys WHERE id = $1 AND user_id = $2 AND account_id = $3")
             .bind(key_id)
             .bind(user_id)
             .bind(account_id)
@@ -507,7 +507,7 @@ impl Store {
     }
 
     pub async fn list_access_keys(&self, account_id: &str, user_id: &str) -> Result<Vec<AccessKey>, StoreError> {
-        Ok(sqlx::query("SELECT * FROM access_keys WHERE user_id = $1 AND account_id = $2 ORDER BY created_at, id")
+        Ok(sqlx::query("SELECT id, user_id, account_id, label, created_at, created_by FROM access_keys WHERE user_id = $1 AND account_id = $2 ORDER BY created_at, id")
             .bind(user_id)
             .bind(account_id)
             .fetch_all(&self.pool)

@@ -175,6 +175,7 @@ async fn protection_records_generations_audit_and_removal() {
             call: call.into(),
             resource: "subnet-1".into(),
             outcome: "ok".into(),
+            key: None,
             message: None,
         };
         store.append_audit(&acct, &[entry(2, "ec2:CreateRouteTable"), entry(1, "ec2:CreateSubnet")]).await.unwrap();
@@ -184,6 +185,22 @@ async fn protection_records_generations_audit_and_removal() {
             ["ec2:CreateSubnet", "ec2:CreateRouteTable"]
         );
         assert!(store.audit_log("99999999", &id, 10).await.unwrap().is_empty(), "{name}: tenancy");
+        // Write-ahead: an intent is an entry at once (outcome pending) and is completed once;
+        // another tenant cannot complete it, and an outcome is never rewritten.
+        let intent =
+            AuditEntry { key: Some("subnet/a".into()), outcome: "pending".into(), ..entry(3, "ec2:CreateSubnet") };
+        let entry_id = store.audit_intent(&acct, &intent).await.unwrap();
+        assert_eq!(store.audit_log(&acct, &id, 10).await.unwrap()[2], intent, "{name}: durable before the call");
+        store.audit_outcome("99999999", &entry_id, "ok", Some("created subnet-9")).await.unwrap();
+        assert_eq!(store.audit_log(&acct, &id, 10).await.unwrap()[2].outcome, "pending", "{name}: tenancy");
+        store.audit_outcome(&acct, &entry_id, "ok", Some("created subnet-9")).await.unwrap();
+        store.audit_outcome(&acct, &entry_id, "Throttling", None).await.unwrap();
+        let done = &store.audit_log(&acct, &id, 10).await.unwrap()[2];
+        assert_eq!(
+            (done.outcome.as_str(), done.message.as_deref(), done.key.as_deref()),
+            ("ok", Some("created subnet-9"), Some("subnet/a")),
+            "{name}"
+        );
         // Removal: gone from the API at once, fenced, queued until finished; the log stays.
         assert!(store.request_removal(&acct, &id, "u").await.unwrap());
         assert!(store.get_deployment(&acct, &id).await.unwrap().is_none(), "{name}");
@@ -192,7 +209,7 @@ async fn protection_records_generations_audit_and_removal() {
         assert!(!store.request_removal(&acct, &id, "u").await.unwrap(), "{name}: already removed");
         store.finish_removal(&id).await.unwrap();
         assert!(store.removals().await.unwrap().is_empty() && store.owned(&id).await.unwrap().items.is_empty());
-        assert_eq!(store.audit_log(&acct, &id, 10).await.unwrap().len(), 2, "{name}: the audit log outlives it");
+        assert_eq!(store.audit_log(&acct, &id, 10).await.unwrap().len(), 3, "{name}: the audit log outlives it");
     }
 }
 
@@ -585,5 +602,27 @@ async fn users_of_an_earlier_release_get_their_roles() {
             matches!(store.create_user("A", "dup", "a@x", None, "t").await, Err(StoreError::Conflict(_))),
             "{name}"
         );
+    }
+}
+
+/// sqlx keeps a prepared statement's columns from its first preparation, while SQLite
+/// re-prepares it after another connection changed the schema: a `SELECT *` then returns
+/// more columns than sqlx knows and its reader panics (seen in CI after migration 10 rebuilt
+/// `users`). Every query names its columns.
+#[test]
+fn no_query_selects_every_column() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let upper = line.to_uppercase();
+            assert!(
+                !upper.contains("SELECT *") && !upper.contains("RETURNING *") && !upper.contains(".* FROM"),
+                "{}:{}: name the columns: {line}",
+                path.display(),
+                n + 1
+            );
+        }
     }
 }

@@ -2,7 +2,8 @@
 //! (a fresh account each time, estate S), a new worker is started on the same store, and
 //! the account must converge with no duplicate and no orphaned resource. Client tokens,
 //! intents recorded before each create and the `garrison-key` tag let the second worker
-//! recognise what the first had made, or had asked AWS to make, before it died.
+//! recognise what the first had made, or had asked AWS to make, before it died; the audit
+//! log, written ahead of each call, has the entry of every resource's create.
 
 mod common;
 
@@ -38,8 +39,8 @@ async fn a_worker_killed_anywhere_in_an_apply_leaves_no_duplicate() {
         let db = format!("sqlite://{}?mode=rwc", t.dir.join("g.db").display());
 
         // Killed once its journal holds a number of writes that moves through the apply
-        // from trial to trial (a clean apply makes ~110; actions in flight are not journaled
-        // yet, so the kill lands among them).
+        // from trial to trial (a clean apply makes ~110; each write is journaled before it
+        // is made, so the kill can land during the call itself).
         let target = 1 + (trial as usize) * 110 / TRIALS as usize;
         let mut first = worker(&db, &key, &t.dir, &moto.url);
         let started = Instant::now();
@@ -70,11 +71,22 @@ async fn a_worker_killed_anywhere_in_an_apply_leaves_no_duplicate() {
         points.push((writes, t.store.audit_log(&t.account, &d.id, 100_000).await.unwrap().len()));
         let got = leftovers(&direct, &spec.regions, &d.id).await;
         let owned = t.store.owned(&d.id).await.unwrap();
-        assert!(got.by_key.keys().any(|(k, _)| k == "instance"), "trial {trial}: appliances were built");
+        assert!(
+            got.by_key.keys().any(|(k, _)| *k == garrison_model::protection::ResKind::Appliance),
+            "trial {trial}: appliances were built"
+        );
         assert_eq!(got.duplicates(), Vec::<String>::new(), "trial {trial} (killed after {writes} writes): duplicates");
         let (orphans, missing) = got.orphans_and_missing(&owned);
         assert_eq!(orphans, Vec::<String>::new(), "trial {trial} (killed after {writes} writes): orphans");
         assert_eq!(missing, Vec::<String>::new(), "trial {trial}: recorded but not in AWS");
+        // Write-ahead audit: whatever the moment of the kill, every resource in AWS has the
+        // entry of the call that made it (pending when the worker died during the call).
+        let log = t.store.audit_log(&t.account, &d.id, 100_000).await.unwrap();
+        assert_eq!(
+            got.unaudited(&log),
+            Vec::<String>::new(),
+            "trial {trial} (killed after {writes} writes): unaudited"
+        );
         let _ = std::fs::remove_dir_all(&t.dir);
     }
     println!(

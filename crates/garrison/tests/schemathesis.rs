@@ -33,19 +33,24 @@ async fn generated_requests_get_no_server_error_and_match_the_schema() {
         .unwrap();
     let token = auth["authentication"]["token"].as_str().unwrap();
     let hooks = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/schemathesis");
+    // schemathesis keeps a run cache (`.schemathesis/`) in its working directory: a
+    // scratch one, so that the checkout is left as it was.
+    let scratch = std::env::temp_dir().join(format!("garrison-schemathesis-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch).unwrap();
     let out = Command::new(bin)
         .args(["run", &format!("{}/openapi.json", s.url)])
         .args(["-H", &format!("x-aims-auth-token: {token}")])
         .args(["--max-examples", "20", "--seed", "20261130", "-w", "2"])
         .args(["-c", "not_a_server_error,response_schema_conformance,content_type_conformance"])
         .args(["--phases", "examples,coverage,fuzzing"])
-        .current_dir(&hooks)
+        .current_dir(&scratch)
         .env("PYTHONPATH", &hooks)
         .env("SCHEMATHESIS_HOOKS", "garrison_hooks")
         .env("GARRISON_ACCOUNT", ACCOUNT)
         .env("NO_COLOR", "1")
         .output()
         .unwrap();
+    let _ = std::fs::remove_dir_all(&scratch);
     let text = String::from_utf8_lossy(&out.stdout);
     let summary: Vec<&str> = text.lines().filter(|l| l.contains("generated,")).collect();
     println!("schemathesis: {}", summary.join(" "));

@@ -14,31 +14,84 @@ use garrison_model::protection::{Perm, ResKind, Spec};
 
 use crate::{Aws, CloudError};
 
-/// One AWS write and how it ended.
+/// One AWS write: recorded before the call with outcome `pending`, completed after it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
-    /// When the call was made, in milliseconds since the epoch.
+    /// When the call was about to be made, in milliseconds since the epoch.
     pub at_ms: i64,
     pub region: String,
     pub call: String,
     pub resource: String,
-    /// "ok" or the AWS error code.
+    /// The plan key of the resource the write is for.
+    pub key: Option<String>,
+    /// "pending", "ok" or the AWS error code.
     pub outcome: String,
     pub message: Option<String>,
 }
 
-#[derive(Clone, Debug, Default)]
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// Where writes are recorded. `intent` is called before each AWS write and must have made
+/// the record durable when it returns; when it fails the write is not made, so no call
+/// reaches AWS unrecorded, whenever the process dies. `outcome` completes the record.
+pub trait AuditSink: Send + Sync {
+    /// Records `entry` (outcome `pending`) and returns its id.
+    fn intent(&self, entry: Entry) -> BoxFuture<'_, Result<String, String>>;
+    fn outcome(&self, id: String, outcome: String, message: Option<String>) -> BoxFuture<'_, ()>;
+}
+
+/// Keeps entries in memory: for writes whose record is not the audit log's (tests, checks).
+#[derive(Debug, Default)]
+pub struct Memory {
+    entries: Mutex<Vec<Entry>>,
+}
+
+impl Memory {
+    pub fn entries(&self) -> Vec<Entry> {
+        self.entries.lock().expect("journal").clone()
+    }
+}
+
+impl AuditSink for Memory {
+    fn intent(&self, entry: Entry) -> BoxFuture<'_, Result<String, String>> {
+        let mut entries = self.entries.lock().expect("journal");
+        entries.push(entry);
+        let id = (entries.len() - 1).to_string();
+        Box::pin(async move { Ok(id) })
+    }
+
+    fn outcome(&self, id: String, outcome: String, message: Option<String>) -> BoxFuture<'_, ()> {
+        if let Ok(i) = id.parse::<usize>()
+            && let Some(e) = self.entries.lock().expect("journal").get_mut(i)
+        {
+            e.outcome = outcome;
+            e.message = message;
+        }
+        Box::pin(async {})
+    }
+}
+
+/// The audit journal a write goes through.
+#[derive(Clone)]
 pub struct Journal {
-    entries: Arc<Mutex<Vec<Entry>>>,
+    sink: Arc<dyn AuditSink>,
+}
+
+impl std::fmt::Debug for Journal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Journal")
+    }
+}
+
+impl Default for Journal {
+    fn default() -> Self {
+        Journal { sink: Arc::new(Memory::default()) }
+    }
 }
 
 impl Journal {
-    pub fn take(&self) -> Vec<Entry> {
-        std::mem::take(&mut *self.entries.lock().expect("journal"))
-    }
-
-    fn push(&self, e: Entry) {
-        self.entries.lock().expect("journal").push(e);
+    pub fn new(sink: Arc<dyn AuditSink>) -> Self {
+        Journal { sink }
     }
 }
 
@@ -50,6 +103,8 @@ pub struct Ctx<'a> {
     pub account: String,
     pub tags: Vec<(String, String)>,
     pub journal: &'a Journal,
+    /// The plan key of the resource being written, for the audit log.
+    pub key: Option<String>,
     /// key -> (id, arn) of what exists already.
     pub resolved: &'a BTreeMap<String, (String, Option<String>)>,
 }
@@ -102,19 +157,30 @@ impl Ctx<'_> {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as i64)
             .unwrap_or(0);
-        let r = fut.await.map_err(|e| CloudError::from_sdk(service, op, e));
-        let (outcome, message) = match &r {
-            Ok(t) => ("ok".to_string(), made(t).map(|id| format!("created {id}"))),
-            Err(e) => (e.code.clone(), Some(e.message.chars().take(300).collect())),
-        };
-        self.journal.push(Entry {
+        let intent = Entry {
             at_ms,
             region: self.region.clone(),
             call: format!("{service}:{op}"),
             resource: resource.to_string(),
-            outcome,
-            message,
-        });
+            key: self.key.clone(),
+            outcome: garrison_model::audit::PENDING.into(),
+            message: None,
+        };
+        // The future is lazy: nothing is sent before the intent is recorded.
+        let entry = self.journal.sink.intent(intent).await.map_err(|e| {
+            CloudError::terminal(
+                "garrison",
+                "Audit",
+                "AuditUnavailable",
+                &format!("{service}:{op} was not made because the audit log could not record it: {e}"),
+            )
+        })?;
+        let r = fut.await.map_err(|e| CloudError::from_sdk(service, op, e));
+        let (outcome, message) = match &r {
+            Ok(t) => (garrison_model::audit::OK.to_string(), made(t).map(|id| format!("created {id}"))),
+            Err(e) => (e.code.clone(), Some(e.message.chars().take(300).collect())),
+        };
+        self.journal.sink.outcome(entry, outcome, message).await;
         r
     }
 }
@@ -217,5 +283,86 @@ pub async fn exists(c: &Ctx<'_>, kind: ResKind, id: &str) -> Result<bool, CloudE
         ResKind::Subscription => audit::subscription_exists(c, id).await,
         ResKind::BucketNotification => audit::notification_exists(c, id).await,
         _ => Ok(false),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use aws_sdk_s3::error::SdkError;
+    use aws_sdk_s3::operation::create_bucket::CreateBucketError;
+    use aws_smithy_runtime_api::http::Response;
+
+    use super::*;
+
+    struct Refuses;
+
+    impl AuditSink for Refuses {
+        fn intent(&self, _: Entry) -> BoxFuture<'_, Result<String, String>> {
+            Box::pin(async { Err("database is locked".into()) })
+        }
+        fn outcome(&self, _: String, _: String, _: Option<String>) -> BoxFuture<'_, ()> {
+            Box::pin(async {})
+        }
+    }
+
+    fn offline_aws() -> Aws {
+        let config = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .build();
+        Aws::from_config(config)
+    }
+
+    fn ctx(journal: &Journal) -> Ctx<'_> {
+        static RESOLVED: std::sync::LazyLock<BTreeMap<String, (String, Option<String>)>> =
+            std::sync::LazyLock::new(BTreeMap::new);
+        Ctx {
+            aws: offline_aws(),
+            region: "us-east-1".into(),
+            account: "111111111111".into(),
+            tags: vec![],
+            journal,
+            key: Some("audit/bucket".into()),
+            resolved: &RESOLVED,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_write_is_recorded_pending_before_it_is_made_and_completed_after() {
+        let memory = Arc::new(Memory::default());
+        let journal = Journal::new(memory.clone());
+        let c = ctx(&journal);
+        let seen_before = Arc::new(Mutex::new(vec![]));
+        let (m, seen) = (memory.clone(), seen_before.clone());
+        let call = async move {
+            *seen.lock().unwrap() = m.entries();
+            Ok::<_, SdkError<CreateBucketError, Response>>(())
+        };
+        c.call("s3", "CreateBucket", "garrison-audit", call).await.unwrap();
+        let before = seen_before.lock().unwrap().clone();
+        assert_eq!(before.len(), 1, "the intent is recorded before the call runs");
+        assert_eq!(
+            (before[0].call.as_str(), before[0].outcome.as_str(), before[0].key.as_deref()),
+            ("s3:CreateBucket", "pending", Some("audit/bucket"))
+        );
+        assert_eq!(memory.entries()[0].outcome, "ok", "and completed after it");
+    }
+
+    #[tokio::test]
+    async fn a_write_the_audit_log_cannot_record_is_not_made() {
+        let journal = Journal::new(Arc::new(Refuses));
+        let c = ctx(&journal);
+        let made = Arc::new(AtomicBool::new(false));
+        let m = made.clone();
+        let call = async move {
+            m.store(true, Ordering::SeqCst);
+            Ok::<_, SdkError<CreateBucketError, Response>>(())
+        };
+        let err = c.call("s3", "CreateBucket", "garrison-audit", call).await.unwrap_err();
+        assert!(!made.load(Ordering::SeqCst), "the call never ran");
+        assert_eq!(err.code, "AuditUnavailable");
+        assert!(err.to_string().contains("s3:CreateBucket was not made"), "{err}");
     }
 }

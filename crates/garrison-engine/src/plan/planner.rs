@@ -37,19 +37,7 @@ pub enum Observed<'a> {
 }
 
 fn kind_of(k: ResKind) -> Option<Kind> {
-    Some(match k {
-        ResKind::Subnet => Kind::Subnets,
-        ResKind::InternetGateway => Kind::InternetGateways,
-        ResKind::RouteTable => Kind::RouteTables,
-        ResKind::NetworkAcl => Kind::NetworkAcls,
-        ResKind::SecurityGroup => Kind::SecurityGroups,
-        ResKind::Appliance => Kind::Instances,
-        ResKind::FlowLogs => Kind::FlowLogs,
-        ResKind::Detector => Kind::GuarddutyDetectors,
-        ResKind::Recorder => Kind::ConfigRecorders,
-        ResKind::Trail => Kind::Trails,
-        _ => return None,
-    })
+    k.facts().discovered_as
 }
 
 pub fn flatten(rules: &[garrison_model::snapshot::Rule]) -> Vec<Perm> {
