@@ -40,6 +40,9 @@ const RETRYABLE_CODES: &[&str] = &[
 /// What an operator reads when garrison has no AWS credentials of its own.
 pub const NO_CREDENTIALS: &str = "garrison has no AWS credentials of its own: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or run it with an instance role";
 
+/// The code of a call that could not be signed because garrison has no credentials.
+pub const NO_CREDENTIALS_CODE: &str = "NoCredentials";
+
 fn is_missing_credentials(chain: &str) -> bool {
     let l = chain.to_ascii_lowercase();
     l.contains("credentials") && (l.contains("not load") || l.contains("no providers") || l.contains("failed to load"))
@@ -76,8 +79,12 @@ impl CloudError {
                     .as_connector_error()
                     .map(|c| aws_sdk_s3::error::DisplayErrorContext(c).to_string())
                     .unwrap_or_else(|| format!("{d:?}"));
-                let class = if is_missing_credentials(&chain) { Class::Terminal } else { Class::Retryable };
-                ("DispatchFailure".into(), dispatch_sentence(&chain, d.is_timeout()), class)
+                let (code, class) = if is_missing_credentials(&chain) {
+                    (NO_CREDENTIALS_CODE, Class::Terminal)
+                } else {
+                    ("DispatchFailure", Class::Retryable)
+                };
+                (code.into(), dispatch_sentence(&chain, d.is_timeout()), class)
             }
             SdkError::ResponseError(r) => (
                 "ResponseError".into(),

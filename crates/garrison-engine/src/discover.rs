@@ -3,7 +3,7 @@
 
 use garrison_cloud::{Aws, discovery};
 use garrison_model::coverage::named_regions;
-use garrison_model::deployment::{Deployment, Mode, Purpose, Status, StatusKind};
+use garrison_model::deployment::{Deployment, Mode, Purpose, Reason, Status, StatusKind};
 use garrison_model::snapshot::{Kind, Snapshot};
 
 use crate::validation::{ValidationStatus, validate_reusing};
@@ -15,21 +15,21 @@ pub struct Outcome {
     pub snapshot: Option<Snapshot>,
 }
 
-pub fn status(kind: StatusKind, message: String) -> Status {
-    Status { status: kind, updated: now(), message: Some(message) }
+pub fn status(kind: StatusKind, reason: Reason, message: String) -> Status {
+    Status::new(kind, reason, now(), message)
 }
 
 /// Runs discovery for `d` and records the outcome (snapshot and status).
-pub async fn discover_deployment(e: &Engine, d: &Deployment) -> anyhow::Result<Outcome> {
+pub async fn discover_deployment(e: &Engine, d: &Deployment) -> Result<Outcome, crate::error::EngineError> {
     let outcome = run(e, d).await;
-    e.store.set_status(&d.account_id, &d.id, outcome.status.clone()).await?;
+    crate::record_status(e, d, outcome.status.clone()).await?;
     Ok(outcome)
 }
 
 async fn run(e: &Engine, d: &Deployment) -> Outcome {
     if d.mode == Mode::None || !d.discover || !d.enabled {
         return Outcome {
-            status: status(StatusKind::Ok, "nothing to do: discovery is off for this deployment".into()),
+            status: status(StatusKind::Ok, Reason::Idle, "nothing to do: discovery is off for this deployment".into()),
             snapshot: None,
         };
     }
@@ -45,6 +45,8 @@ pub struct Observation {
     pub snapshot: Snapshot,
     /// Reasons for a warning status (incomplete discovery, missing permissions).
     pub warnings: Vec<String>,
+    /// The code of the first warning; `Converged` without one.
+    pub reason: Reason,
 }
 
 impl Observation {
@@ -60,9 +62,9 @@ impl Observation {
 
     pub fn status(&self) -> Status {
         if self.warnings.is_empty() {
-            status(StatusKind::Ok, self.summary())
+            status(StatusKind::Ok, self.reason, self.summary())
         } else {
-            status(StatusKind::Warning, format!("{}; {}", self.warnings.join("; "), self.summary()))
+            status(StatusKind::Warning, self.reason, format!("{}; {}", self.warnings.join("; "), self.summary()))
         }
     }
 }
@@ -75,24 +77,25 @@ pub async fn session(e: &Engine, d: &Deployment) -> Result<(Aws, String), Status
         Ok(a) => Ok((a, role_arn)),
         Err(err) => Err(status(
             StatusKind::Error,
+            crate::error::assume_reason(&err),
             format!("cannot assume {}: {err}", garrison_model::redact::role_arn(&role_arn)),
         )),
     }
 }
 
 async fn role(e: &Engine, d: &Deployment) -> Result<(String, String, Option<String>), Status> {
-    let fail = |kind, msg: String| status(kind, msg);
+    let fail = |reason, msg: String| status(StatusKind::Error, reason, msg);
     let Some(cred) = d.credentials.iter().find(|c| c.purpose == Purpose::Discover) else {
-        return Err(fail(StatusKind::Error, "no credential with purpose discover".into()));
+        return Err(fail(Reason::CredentialMissing, "no credential with purpose discover".into()));
     };
     let role_arn = match e.store.get_credential(&d.account_id, &cred.id).await {
         Ok(Some(c)) => c.secrets.arn,
-        Ok(None) => return Err(fail(StatusKind::Error, format!("credential {} no longer exists", cred.id))),
-        Err(err) => return Err(fail(StatusKind::Error, format!("reading credential: {err}"))),
+        Ok(None) => return Err(fail(Reason::CredentialMissing, format!("credential {} no longer exists", cred.id))),
+        Err(err) => return Err(fail(Reason::StoreUnavailable, format!("reading credential: {err}"))),
     };
     let external_id = match e.store.external_id(&d.account_id).await {
         Ok(x) => x,
-        Err(err) => return Err(fail(StatusKind::Error, format!("reading the external id: {err}"))),
+        Err(err) => return Err(fail(Reason::StoreUnavailable, format!("reading the external id: {err}"))),
     };
     Ok((role_arn, external_id, cred.version.clone()))
 }
@@ -101,7 +104,7 @@ async fn role(e: &Engine, d: &Deployment) -> Result<(String, String, Option<Stri
 /// `extra` (regions where garrison still owns something), keeping known facts where a
 /// read failed. The snapshot is persisted. An `Err` is the status to report.
 pub async fn observe(e: &Engine, d: &Deployment, extra: &[String]) -> Result<Observation, Status> {
-    let fail = |kind, msg: String| status(kind, msg);
+    let fail = |reason, msg: String| status(StatusKind::Error, reason, msg);
     let (role_arn, external_id, version) = role(e, d).await?;
     // The role type follows the mode; its permissions are checked before use.
     let role_type = match d.mode {
@@ -114,24 +117,27 @@ pub async fn observe(e: &Engine, d: &Deployment, extra: &[String]) -> Result<Obs
         .get("aws", role_type, version.as_deref().unwrap_or("latest"))
         .or_else(|_| e.catalog.get("aws", role_type, "latest"));
     let mut warnings = vec![];
+    let mut reason = Reason::Converged;
     if let Ok(role) = role {
         // The deployment's version stands for its state (its credential is part of it).
         let state = format!("{}:{}", d.id, d.version);
         let v = validate_reusing(e, &role_arn, &external_id, role, 1, Some(&state)).await;
         match v.status {
             ValidationStatus::Ok => {}
-            ValidationStatus::Unsafe => return Err(fail(StatusKind::Error, v.message)),
-            ValidationStatus::NotAssumableYet | ValidationStatus::Error => {
-                return Err(fail(StatusKind::Error, v.message));
+            ValidationStatus::Unsafe | ValidationStatus::NotAssumableYet | ValidationStatus::Error => {
+                return Err(fail(v.reason(), v.message));
             }
-            ValidationStatus::MissingPermissions => warnings.push(v.message),
+            ValidationStatus::MissingPermissions => {
+                reason = v.reason();
+                warnings.push(v.message);
+            }
         }
     }
     let aws = match e.sessions.assume(&role_arn, &external_id).await {
         Ok(a) => a,
         Err(err) => {
             return Err(fail(
-                StatusKind::Error,
+                crate::error::assume_reason(&err),
                 format!("cannot assume {}: {err}", garrison_model::redact::role_arn(&role_arn)),
             ));
         }
@@ -140,7 +146,7 @@ pub async fn observe(e: &Engine, d: &Deployment, extra: &[String]) -> Result<Obs
     if all {
         match discovery::enabled_regions(&aws).await {
             Ok(r) => regions = r,
-            Err(err) => return Err(fail(StatusKind::Error, format!("listing regions: {err}"))),
+            Err(err) => return Err(fail(crate::error::reason_of(&err), format!("listing regions: {err}"))),
         }
     }
     for r in extra {
@@ -153,11 +159,12 @@ pub async fn observe(e: &Engine, d: &Deployment, extra: &[String]) -> Result<Obs
     let merged = snap.merged_over(previous.as_ref());
     if let Some(w) = gap_warning(&merged) {
         warnings.insert(0, w);
+        reason = Reason::DiscoveryIncomplete;
     }
     if let Err(err) = e.store.put_snapshot(&d.account_id, &d.id, &merged).await {
         tracing::warn!(deployment = %d.id, error = %err, "cannot store the snapshot");
     }
-    Ok(Observation { aws, snapshot: merged, warnings })
+    Ok(Observation { aws, snapshot: merged, warnings, reason })
 }
 
 /// The warning for reads that failed (their earlier facts were kept), if any did.

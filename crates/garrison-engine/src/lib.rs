@@ -4,6 +4,7 @@
 pub mod collect;
 pub mod coverage;
 pub mod discover;
+pub mod error;
 pub mod execute;
 pub mod plan;
 pub mod protect;
@@ -44,6 +45,11 @@ pub struct Engine {
     pub worker_id: String,
     pub lease_ttl: Duration,
     pub parallel_runs: usize,
+    /// The error policy's first pause after a run that failed for a passing reason
+    /// (doubling with each consecutive failure, at most the resync interval).
+    pub backoff_base: Duration,
+    /// Consecutive such failures per deployment.
+    failures: Mutex<HashMap<String, u32>>,
 }
 
 impl Engine {
@@ -68,6 +74,32 @@ impl Engine {
             ),
             lease_ttl: Duration::from_secs(30),
             parallel_runs: 8,
+            backoff_base: Duration::from_secs(5),
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The error policy: after a run of deployment `id` that ended for `reason`, the pause
+    /// before it runs again, or None for its periodic resync (converged, or waiting for a
+    /// change someone must make: a change to the deployment wakes it anyway).
+    pub fn after_run(
+        &self,
+        id: &str,
+        reason: garrison_model::deployment::Reason,
+        resync: Duration,
+    ) -> Option<Duration> {
+        use garrison_model::deployment::{Retry, backoff};
+        let mut failures = self.failures.lock().expect("failures");
+        match reason.retry() {
+            Retry::Backoff => {
+                let n = failures.entry(id.to_string()).or_default();
+                *n += 1;
+                Some(backoff(*n, self.backoff_base, resync))
+            }
+            Retry::Resync | Retry::WaitForChange => {
+                failures.remove(id);
+                None
+            }
         }
     }
 
@@ -89,4 +121,18 @@ pub fn now_ms() -> i64 {
 
 pub fn now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+/// Records the status a run ended with and counts it by reason code and retry policy
+/// (`garrison_runs_total`).
+pub async fn record_status(
+    e: &Engine,
+    d: &garrison_model::deployment::Deployment,
+    st: garrison_model::deployment::Status,
+) -> Result<(), garrison_store::StoreError> {
+    if let Some(r) = st.reason {
+        metrics::counter!("garrison_runs_total", "reason" => r.as_str(), "retry" => r.retry().as_str()).increment(1);
+    }
+    e.store.set_status(&d.account_id, &d.id, st).await?;
+    Ok(())
 }

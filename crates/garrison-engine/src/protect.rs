@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use garrison_catalog::prices::{HOURS_PER_MONTH, PriceTable};
-use garrison_model::deployment::{Deployment, Mode, Status, StatusKind};
+use garrison_model::deployment::{Deployment, Mode, Reason, Status, StatusKind};
 use garrison_model::protection::{Op, Owned, OwnedItem, Plan, ResKind, Role, Spec};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use garrison_cloud::discovery;
 
 use crate::discover::{Observation, gap_warning, observe, session, status};
+use crate::error::EngineError;
 use crate::execute::{ActionOutcome, Executor};
 use crate::plan::desired::Want;
 use crate::plan::{Inputs, plan_deployment, plan_with_desired};
@@ -43,6 +44,8 @@ pub struct Report {
     pub mode: Mode,
     pub at: i64,
     pub generation: i64,
+    /// How the run ended (the status's reason code): what the error policy acts on.
+    pub reason: Reason,
     pub plan: Plan,
     /// Automatic mode: how each action ended.
     pub outcomes: Vec<ActionOutcome>,
@@ -166,14 +169,18 @@ pub async fn preview(e: &Engine, d: &Deployment) -> Result<(Plan, Observation), 
     // The preview's discovery stores a snapshot: it takes its turn with this process's runs
     // of the deployment rather than write under one of them.
     let _turn = e.lock(&d.id).await;
-    let owned = e.store.owned(&d.id).await.map_err(|err| status(StatusKind::Error, err.to_string()))?;
+    let owned = e
+        .store
+        .owned(&d.id)
+        .await
+        .map_err(|err| status(StatusKind::Error, Reason::StoreUnavailable, err.to_string()))?;
     let seen = observe(e, d, &regions_of(&owned)).await?;
     let (plan, _) = plan_deployment(Some(d), &d.id, &seen.snapshot, &owned, &inputs(e));
     Ok((plan, seen))
 }
 
 /// Discover, plan and (automatic mode) execute; records the report and the status.
-pub async fn reconcile(e: &Engine, d: &Deployment) -> anyhow::Result<Report> {
+pub async fn reconcile(e: &Engine, d: &Deployment) -> Result<Report, EngineError> {
     timed("full", d, Box::pin(reconcile_once(e, d))).await
 }
 
@@ -185,15 +192,19 @@ pub async fn reconcile(e: &Engine, d: &Deployment) -> anyhow::Result<Report> {
 async fn timed<T>(
     kind: &'static str,
     d: &Deployment,
-    run: impl std::future::Future<Output = anyhow::Result<T>>,
-) -> anyhow::Result<T> {
+    run: impl std::future::Future<Output = Result<T, EngineError>>,
+) -> Result<T, EngineError> {
     use tracing::Instrument;
     let span =
         tracing::info_span!("run", kind, deployment = %d.id, tenant = %d.account_id, aws_account = %d.platform.id);
     let t = std::time::Instant::now();
     async move {
         let r = run.await;
-        let outcome = if r.is_ok() { "ok" } else { "error" };
+        // Failed runs are labelled with their reason code: what to alert on, and why.
+        let outcome = match &r {
+            Ok(_) => "ok",
+            Err(err) => err.reason.as_str(),
+        };
         let secs = t.elapsed().as_secs_f64();
         metrics::histogram!("garrison_reconcile_duration_seconds", "kind" => kind, "outcome" => outcome).record(secs);
         match &r {
@@ -206,19 +217,19 @@ async fn timed<T>(
     .await
 }
 
-async fn reconcile_once(e: &Engine, d: &Deployment) -> anyhow::Result<Report> {
+async fn reconcile_once(e: &Engine, d: &Deployment) -> Result<Report, EngineError> {
     let _turn = e.lock(&d.id).await;
     // Whoever asked may hold an old copy; a deployment removed meanwhile must not be rebuilt.
     let Some(d) = &e.store.get_deployment(&d.account_id, &d.id).await? else {
-        anyhow::bail!("deployment {} no longer exists", d.id);
+        return Err(EngineError::new(Reason::Idle, format!("deployment {} no longer exists", d.id)));
     };
     let generation = e.store.claim_generation(&d.account_id, &d.id).await?;
     let mut owned = e.store.owned(&d.id).await?;
     let seen = match observe(e, d, &regions_of(&owned)).await {
         Ok(s) => s,
         Err(st) => {
-            e.store.set_status(&d.account_id, &d.id, st.clone()).await?;
-            anyhow::bail!(st.message.unwrap_or_default());
+            crate::record_status(e, d, st.clone()).await?;
+            return Err(st.into());
         }
     };
     if d.mode == Mode::Automatic {
@@ -292,7 +303,7 @@ pub async fn react(
     d: &Deployment,
     regions: &BTreeSet<String>,
     trigger: Trigger,
-) -> anyhow::Result<Option<Report>> {
+) -> Result<Option<Report>, EngineError> {
     let run = timed("targeted", d, Box::pin(react_once(e, d, regions, trigger)));
     // Several workers: the deployment's lease keeps this apart from any other worker's run.
     if e.store.backend() == garrison_store::Backend::Postgres {
@@ -306,7 +317,7 @@ async fn react_once(
     d: &Deployment,
     regions: &BTreeSet<String>,
     trigger: Trigger,
-) -> anyhow::Result<Option<Report>> {
+) -> Result<Option<Report>, EngineError> {
     let Some(previous) = e.store.get_snapshot(&d.account_id, &d.id).await? else {
         return reconcile(e, d).await.map(Some);
     };
@@ -321,8 +332,8 @@ async fn react_once(
     let (aws, _) = match session(e, d).await {
         Ok(s) => s,
         Err(st) => {
-            e.store.set_status(&d.account_id, &d.id, st.clone()).await?;
-            anyhow::bail!(st.message.unwrap_or_default());
+            crate::record_status(e, d, st.clone()).await?;
+            return Err(st.into());
         }
     };
     // Only regions garrison looks at: in scope (they are in the snapshot) or holding something of ours.
@@ -348,8 +359,9 @@ async fn react_once(
     if let Err(err) = e.store.put_snapshot(&d.account_id, &d.id, &snapshot).await {
         tracing::warn!(deployment = %d.id, error = %err, "cannot store the snapshot");
     }
-    let warnings = gap_warning(&snapshot).into_iter().collect();
-    let seen = Observation { aws, snapshot, warnings };
+    let warnings: Vec<String> = gap_warning(&snapshot).into_iter().collect();
+    let reason = if warnings.is_empty() { Reason::Converged } else { Reason::DiscoveryIncomplete };
+    let seen = Observation { aws, snapshot, warnings, reason };
     apply(e, d, generation, seen, owned, Some(&regions), Some(trigger)).await.map(Some)
 }
 
@@ -401,7 +413,7 @@ async fn forget_missing(
     generation: i64,
     owned: &mut Owned,
     missing: &[OwnedItem],
-) -> anyhow::Result<()> {
+) -> Result<(), EngineError> {
     let mut entries = vec![];
     for o in missing {
         tracing::warn!(deployment = %d.id, key = %o.key, id = %o.id, "audit path: missing, to be restored");
@@ -434,7 +446,7 @@ async fn apply(
     owned: Owned,
     only: Option<&BTreeSet<String>>,
     trigger: Option<Trigger>,
-) -> anyhow::Result<Report> {
+) -> Result<Report, EngineError> {
     let inputs = inputs(e);
     let (mut plan, mut owned, want) = plan_with_desired(Some(d), &d.id, &seen.snapshot, &owned, &inputs);
     if let Some(only) = only {
@@ -468,11 +480,12 @@ async fn apply(
         vec![]
     };
     let (audit_source, vpcs, monthly) = summarize(&owned, &running, &e.prices);
-    let report = Report {
+    let mut report = Report {
         deployment_id: d.id.clone(),
         mode: d.mode,
         at: now(),
         generation,
+        reason: Reason::Converged,
         plan: plan.clone(),
         outcomes: outcomes.clone(),
         audit_source,
@@ -481,8 +494,10 @@ async fn apply(
         monthly_appliance_usd: monthly,
         trigger,
     };
+    let st = protection_status(d, &seen, &plan, &outcomes, &report);
+    report.reason = st.reason.unwrap_or(Reason::Converged);
     e.store.put_report(&d.account_id, &d.id, &serde_json::to_value(&report)?).await?;
-    e.store.set_status(&d.account_id, &d.id, protection_status(d, &seen, &plan, &outcomes, &report)).await?;
+    crate::record_status(e, d, st).await?;
     Ok(report)
 }
 
@@ -524,13 +539,18 @@ fn protection_status(
     if !failed.is_empty() {
         let kind = if failed.len() == outcomes.len() { StatusKind::Error } else { StatusKind::Warning };
         reasons.extend(failed.into_iter().take(5));
-        return status(kind, format!("{}; {summary}", reasons.join("; ")));
+        return status(kind, Reason::ActionsFailed, format!("{}; {summary}", reasons.join("; ")));
     }
     let summary = if plan.notes.is_empty() { summary } else { format!("{summary}; note: {}", plan.notes.join("; ")) };
+    // Discovery's own reason first (incomplete reads, missing permissions), then the plan's.
+    let reason = match seen.reason {
+        Reason::Converged if !plan.problems.is_empty() => Reason::ScopeProblems,
+        r => r,
+    };
     if reasons.is_empty() {
-        status(StatusKind::Ok, summary)
+        status(StatusKind::Ok, reason, summary)
     } else {
-        status(StatusKind::Warning, format!("{}; {summary}", reasons.join("; ")))
+        status(StatusKind::Warning, reason, format!("{}; {summary}", reasons.join("; ")))
     }
 }
 
@@ -545,11 +565,11 @@ pub struct Removal {
 
 /// Removes every resource garrison made for `d` (adopted ones are only forgotten), then
 /// verifies with a fresh discovery that none is left before deleting the record.
-pub async fn uninstall(e: &Engine, d: &Deployment) -> anyhow::Result<Removal> {
+pub async fn uninstall(e: &Engine, d: &Deployment) -> Result<Removal, EngineError> {
     timed("removal", d, Box::pin(uninstall_once(e, d))).await
 }
 
-async fn uninstall_once(e: &Engine, d: &Deployment) -> anyhow::Result<Removal> {
+async fn uninstall_once(e: &Engine, d: &Deployment) -> Result<Removal, EngineError> {
     let _turn = e.lock(&d.id).await;
     let generation = e.store.claim_generation(&d.account_id, &d.id).await?;
     let owned = e.store.owned(&d.id).await?;
@@ -564,7 +584,13 @@ async fn uninstall_once(e: &Engine, d: &Deployment) -> anyhow::Result<Removal> {
     let scoped = observe_owned(d);
     let seen = match observe(e, &scoped, &regions).await {
         Ok(s) => s,
-        Err(st) => anyhow::bail!("cannot look at the account: {}", st.message.unwrap_or_default()),
+        Err(st) => {
+            let reason = st.reason.unwrap_or(Reason::AwsUnavailable);
+            return Err(EngineError::new(
+                reason,
+                format!("cannot look at the account: {}", st.message.unwrap_or_default()),
+            ));
+        }
     };
     let (plan, mut owned) = plan_deployment(None, &d.id, &seen.snapshot, &owned, &inputs);
     for o in owned.items.values() {
@@ -574,7 +600,7 @@ async fn uninstall_once(e: &Engine, d: &Deployment) -> anyhow::Result<Removal> {
     tracing::info!(deployment = %d.id, actions = plan.actions.len(), "removing");
     let outcomes = ex.run(&plan.actions, &mut owned).await;
     // Verify: a fresh look must show nothing of ours, and the records must be empty.
-    let after = observe(e, &scoped, &regions).await.map_err(|st| anyhow::anyhow!(st.message.unwrap_or_default()))?;
+    let after = observe(e, &scoped, &regions).await.map_err(EngineError::from)?;
     let (again, owned_after) = plan_deployment(None, &d.id, &after.snapshot, &e.store.owned(&d.id).await?, &inputs);
     let mut remaining: Vec<String> = owned_after.items.keys().cloned().collect();
     remaining.extend(again.actions.iter().filter(|a| matches!(a.op, Op::Delete { .. })).map(|a| a.key.clone()));

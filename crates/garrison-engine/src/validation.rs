@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use garrison_catalog::RoleDef;
 use garrison_catalog::iam_check::{Capability, check_trust, granted_actions, missing_actions};
 use garrison_cloud::role_check::{self, FetchError};
+use garrison_model::deployment::Reason;
 use serde::Serialize;
 
 use crate::Engine;
@@ -38,6 +39,22 @@ pub struct RoleValidation {
     pub version: String,
     pub trust_problems: Vec<String>,
     pub capabilities: BTreeMap<Capability, CapabilityResult>,
+    /// What an `Error` stands for (set with it).
+    #[serde(skip)]
+    pub error_reason: Option<Reason>,
+}
+
+impl RoleValidation {
+    /// The reason code a run that met this validation ends with.
+    pub fn reason(&self) -> Reason {
+        match self.status {
+            ValidationStatus::Ok => Reason::Converged,
+            ValidationStatus::Unsafe => Reason::RoleUnsafe,
+            ValidationStatus::MissingPermissions => Reason::RolePermissions,
+            ValidationStatus::NotAssumableYet => Reason::RoleNotAssumable,
+            ValidationStatus::Error => self.error_reason.unwrap_or(Reason::AwsUnavailable),
+        }
+    }
 }
 
 pub async fn validate(e: &Engine, role_arn: &str, external_id: &str, role: &RoleDef, attempts: u32) -> RoleValidation {
@@ -63,6 +80,7 @@ pub async fn validate_reusing(
         version: role.version.clone(),
         trust_problems: vec![],
         capabilities: BTreeMap::new(),
+        error_reason: None,
     };
     let docs = match role_check::fetch_reusing(&e.sessions, role_arn, external_id, attempts, e.propagation.1, state)
         .await
@@ -78,6 +96,7 @@ pub async fn validate_reusing(
         }
         Err(FetchError::Failed(err)) => {
             v.status = ValidationStatus::Error;
+            v.error_reason = Some(crate::error::reason_of(&err));
             v.message = garrison_model::redact::text_naming(&err.to_string(), role_arn);
             return v;
         }

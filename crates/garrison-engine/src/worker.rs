@@ -6,19 +6,28 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use garrison_model::deployment::{Deployment, Mode};
+use garrison_model::deployment::{Deployment, Mode, Reason};
 
 use crate::Engine;
 use crate::discover::discover_deployment;
+use crate::error::EngineError;
 use crate::protect::{reconcile, uninstall};
 
 /// One deployment's turn: protection for active ones, discovery status for the rest.
-pub async fn run_one(engine: &Engine, d: &Deployment) {
+/// Returns the reason the run ended with: the error policy's input (`Engine::after_run`).
+pub async fn run_one(engine: &Engine, d: &Deployment) -> Reason {
     let active = d.enabled && d.discover && d.mode != Mode::None;
-    let r =
-        if active { reconcile(engine, d).await.map(|_| ()) } else { discover_deployment(engine, d).await.map(|_| ()) };
-    if let Err(err) = r {
-        tracing::warn!(deployment = %d.id, error = %err, "reconcile failed");
+    let r = if active {
+        reconcile(engine, d).await.map(|r| r.reason)
+    } else {
+        discover_deployment(engine, d).await.map(|o| o.status.reason.unwrap_or(Reason::Idle))
+    };
+    match r {
+        Ok(reason) => reason,
+        Err(err) => {
+            tracing::warn!(deployment = %d.id, reason = err.reason.as_str(), error = %err.message, "reconcile failed");
+            err.reason
+        }
     }
 }
 
@@ -29,6 +38,8 @@ pub async fn run(engine: Arc<Engine>, resync: Duration) {
         return run_leased(engine, resync).await;
     }
     let mut seen: HashMap<String, i64> = HashMap::new();
+    // Deployments whose last run failed for a passing reason: when to run them again.
+    let mut again: HashMap<String, Instant> = HashMap::new();
     // Removals that did not verify: when to try again, and how many times they failed.
     let mut retry: HashMap<String, (Instant, u32)> = HashMap::new();
     let mut last_full = Instant::now() - resync;
@@ -74,22 +85,30 @@ pub async fn run(engine: Arc<Engine>, resync: Duration) {
         match engine.store.all_deployments().await {
             Ok(all) => {
                 seen.retain(|id, _| all.iter().any(|d| &d.id == id));
+                again.retain(|id, _| all.iter().any(|d| &d.id == id));
                 for d in all {
-                    if !full && seen.get(&d.id) == Some(&d.version) {
+                    let due = again.get(&d.id).is_some_and(|at| Instant::now() >= *at);
+                    if !full && !due && seen.get(&d.id) == Some(&d.version) {
                         continue;
                     }
                     seen.insert(d.id.clone(), d.version);
-                    run_one(&engine, &d).await;
+                    let reason = run_one(&engine, &d).await;
+                    match engine.after_run(&d.id, reason, resync) {
+                        Some(pause) => again.insert(d.id.clone(), Instant::now() + pause),
+                        None => again.remove(&d.id),
+                    };
                 }
             }
             Err(err) => tracing::warn!(error = %err, "worker cannot list deployments"),
         }
         let pending_removals = engine.store.removals().await.map(|r| !r.is_empty()).unwrap_or(false);
+        let next_retry = again.values().min().map(|at| at.saturating_duration_since(Instant::now()));
         let wait = if pending_removals {
             Duration::from_secs(2)
         } else {
             resync.saturating_sub(last_full.elapsed()).max(Duration::from_millis(50))
         };
+        let wait = next_retry.map_or(wait, |r| r.clamp(Duration::from_millis(50), wait));
         tokio::select! {
             _ = engine.wake.notified() => {},
             _ = tokio::time::sleep(wait) => {},
@@ -147,8 +166,8 @@ async fn under_lease<T>(
 pub async fn exclusively<T>(
     engine: &Engine,
     deployment_id: &str,
-    work: impl std::future::Future<Output = anyhow::Result<T>>,
-) -> anyhow::Result<T> {
+    work: impl std::future::Future<Output = Result<T, EngineError>>,
+) -> Result<T, EngineError> {
     let holder = format!("{}/collector", engine.worker_id);
     let ttl = engine.lease_ttl.as_millis() as i64;
     let deadline = Instant::now() + engine.lease_ttl * 2;
@@ -157,9 +176,10 @@ pub async fn exclusively<T>(
             break l;
         }
         if Instant::now() >= deadline {
-            anyhow::bail!(
-                "deployment {deployment_id} is being reconciled elsewhere; the changes wait for the next try"
-            );
+            return Err(EngineError::new(
+                Reason::Busy,
+                format!("deployment {deployment_id} is being reconciled elsewhere; the changes wait for the next try"),
+            ));
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
@@ -167,7 +187,9 @@ pub async fn exclusively<T>(
     if let Err(err) = engine.store.release_lease(&lease, &holder).await {
         tracing::warn!(deployment = %deployment_id, error = %err, "cannot release a lease");
     }
-    out.unwrap_or_else(|| Err(anyhow::anyhow!("lost the lease on deployment {deployment_id}; run abandoned")))
+    out.unwrap_or_else(|| {
+        Err(EngineError::new(Reason::Busy, format!("lost the lease on deployment {deployment_id}; run abandoned")))
+    })
 }
 
 /// One run under a lease (see `under_lease`); finished with the next due time.
@@ -184,16 +206,24 @@ async fn leased_run(engine: Arc<Engine>, lease: garrison_store::Lease, d: Deploy
                 Ok(r) => tracing::warn!(deployment = %d.id, remaining = ?r.remaining, "removal not complete yet"),
                 Err(err) => tracing::warn!(deployment = %d.id, error = %err, "removal failed"),
             }
+            None
         } else {
-            run_one(&engine, &d).await;
+            Some(run_one(&engine, &d).await)
         }
     };
-    if under_lease(&engine, &lease, &me, work).await.is_none() {
+    let Some(reason) = under_lease(&engine, &lease, &me, work).await else {
         tracing::warn!(deployment = %d.id, worker = %me, "lease lost; run abandoned");
         return;
-    }
-    // A removal comes back soon if it did not finish; a reconcile at its next resync.
-    let due = if removal { now_ms() + 2_000 } else { next_due(&d.id, now_ms(), resync) };
+    };
+    // A removal comes back soon if it did not finish; a reconcile as the error policy says:
+    // after a backoff, or at its next resync.
+    let due = match reason {
+        None => now_ms() + 2_000,
+        Some(reason) => match engine.after_run(&d.id, reason, resync) {
+            Some(pause) => now_ms() + pause.as_millis() as i64,
+            None => next_due(&d.id, now_ms(), resync),
+        },
+    };
     if let Err(err) = engine.store.finish_lease(&lease, &me, d.version, due).await {
         tracing::warn!(deployment = %d.id, error = %err, "cannot finish a lease");
     }

@@ -15,7 +15,7 @@ use garrison_engine::Engine;
 use garrison_engine::discover::discover_deployment;
 use garrison_engine::validation::{ValidationStatus, validate, validate_reusing};
 use garrison_model::credential::{NewCredential, RoleSecret};
-use garrison_model::deployment::{Refs, StatusKind, parse_request};
+use garrison_model::deployment::{Reason, Refs, Retry, StatusKind, parse_request};
 use garrison_model::snapshot::Kind;
 use garrison_store::Store;
 use serde_json::{Value, json};
@@ -115,6 +115,7 @@ async fn role_validation_tells_safe_unsafe_incomplete_and_not_yet() {
     let t = Instant::now();
     let v = validate(&e, &format!("arn:aws:iam::{GARRISON}:role/not-created-yet"), ext, full, 3).await;
     assert_eq!(v.status, ValidationStatus::NotAssumableYet, "{}", v.message);
+    assert_eq!((v.reason(), v.reason().retry()), (Reason::RoleNotAssumable, Retry::Backoff));
     assert!(v.message.contains("after 3 attempt(s)"));
     // The AWS message named the role; the verdict (shown as the deployment's status) does not.
     assert!(!v.message.contains("not-created-yet"), "{}", v.message);
@@ -154,6 +155,7 @@ async fn a_deployment_is_discovered_persisted_and_reported() {
 
     let out = discover_deployment(&e, &d).await.unwrap();
     assert_eq!(out.status.status, StatusKind::Ok, "{:?}", out.status.message);
+    assert_eq!(out.status.reason, Some(Reason::Converged));
     let got = store.get_deployment(&root.account_id, &d.id).await.unwrap().unwrap();
     assert_eq!(got.status.status, StatusKind::Ok);
     assert_eq!(got.version, 1, "a status change is not a user edit");
@@ -166,6 +168,7 @@ async fn a_deployment_is_discovered_persisted_and_reported() {
     let out = discover_deployment(&e, &d).await.unwrap();
     assert_eq!(sessions.base.calls.count("AssumeRole"), 1, "the session is cached across validation and runs");
     assert_eq!(out.status.status, StatusKind::Warning);
+    assert_eq!(out.status.reason, Some(Reason::DiscoveryIncomplete), "a passing cause: retried after a backoff");
     let msg = out.status.message.unwrap();
     assert!(msg.contains("us-west-2 instances (UnauthorizedOperation)"), "{msg}");
     let snap = store.get_snapshot(&root.account_id, &d.id).await.unwrap().unwrap();
@@ -216,6 +219,7 @@ async fn an_unsafe_role_is_refused_for_automatic_mode_and_nothing_is_written() {
         let err = garrison_engine::protect::reconcile(&e, &d).await.expect_err("refused");
         let got = t.store.get_deployment(&t.account, &d.id).await.unwrap().unwrap();
         assert_eq!(got.status.status, StatusKind::Error, "{name}");
+        assert_eq!((err.reason, got.status.reason), (Reason::RoleUnsafe, Some(Reason::RoleUnsafe)), "{name}");
         let msg = got.status.message.unwrap();
         assert!(msg.contains("unsafe role") && msg.contains(reason), "{name}: {msg} / {err}");
         assert!(t.store.audit_log(&t.account, &d.id, 1000).await.unwrap().is_empty(), "{name}: no AWS write");
@@ -264,4 +268,58 @@ async fn reused_facts_save_calls_but_never_the_trust_check() {
     assert_eq!((again.zones.clone(), again.offerings.clone()), (first.zones.clone(), first.offerings.clone()));
     assert!(!again.zones.is_empty() && !again.offerings.is_empty());
     assert_eq!(again.status.get(&Kind::Zones), first.status.get(&Kind::Zones));
+}
+
+/// The error policy on the real worker loop: a run that failed for a passing reason (the
+/// role is not assumable yet) is tried again after a pause that doubles; one that needs the
+/// customer to act (an unsafe role) waits for a change or the next resync. Both statuses
+/// carry their reason code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_runs_back_off_or_wait_for_a_change_as_their_reason_says() {
+    let moto = Moto::start().expect("the AWS emulator is required for this test");
+    let aws = Aws::from_config(moto.sdk_config("us-east-1").await);
+    let full = Catalog::builtin().get("aws", "ci_full", "latest").unwrap().clone();
+    let star = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}]});
+    let unsafe_role = make_role(&aws, "policy-star", &star, &parts(&full)).await;
+    let missing = format!("arn:aws:iam::{GARRISON}:role/never-made");
+    let mut runs = vec![];
+    for (name, arn, reason) in
+        [("missing", missing, Reason::RoleNotAssumable), ("unsafe", unsafe_role, Reason::RoleUnsafe)]
+    {
+        // A tenant (and store) each: the worker runs every deployment of its store.
+        let t = garrison_engine::testing::tenant(&aws, &format!("policy-{name}")).await.unwrap();
+        let cred = t
+            .store
+            .create_credential(&t.account, &NewCredential { name: name.into(), secret: RoleSecret { arn } }, "test")
+            .await
+            .unwrap();
+        let policies: HashSet<String> = garrison_catalog::policies::all().into_iter().map(|p| p.id).collect();
+        let creds: HashMap<String, String> = [(cred.id.clone(), GARRISON.to_string())].into();
+        let body = json!({"name": name, "platform": {"type": "aws", "id": GARRISON}, "mode": "automatic",
+            "credentials": [{"id": cred.id, "purpose": "discover"}],
+            "scope": {"include": [{"type": "region", "key": "/aws/us-east-1", "policy": {"id": garrison_catalog::policies::ESSENTIALS}}]}});
+        let spec = parse_request(&body, None, &Refs { policies: &policies, credentials: &creds }).unwrap().spec;
+        let d = t.store.create_deployment(&t.account, spec, "test").await.unwrap();
+        let mut e = Engine::new(t.store.clone(), Arc::new(Sessions::new(aws.clone())), GARRISON.into());
+        e.propagation = (1, Duration::ZERO);
+        e.backoff_base = Duration::from_millis(100);
+        let e = Arc::new(e);
+        let worker = tokio::spawn(garrison_engine::worker::run(e.clone(), Duration::from_secs(3600)));
+        // Runs at 0 s, then (backing off) 0.1, 0.3, 0.7, 1.5 s, ...
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let early = e.sessions.base.calls.count("AssumeRole");
+        tokio::time::sleep(Duration::from_millis(2000)).await;
+        worker.abort();
+        let late = e.sessions.base.calls.count("AssumeRole");
+        let got = t.store.get_deployment(&t.account, &d.id).await.unwrap().unwrap();
+        assert_eq!(got.status.reason, Some(reason), "{name}: {:?}", got.status.message);
+        assert!(early >= 1, "{name}: the first run tried the role");
+        runs.push((name, early, late));
+    }
+    println!("error policy: (deployment, AssumeRole calls by 0.4 s, by 2.4 s) {runs:?}");
+    let (_, early, late) = runs[0];
+    assert!(late >= early + 2, "not assumable yet: tried again, backing off: {runs:?}");
+    assert!(late <= early + 4, "... with growing pauses, not in a tight loop: {runs:?}");
+    let (_, early, late) = runs[1];
+    assert_eq!(late, early, "unsafe: not tried again before a change or the resync: {runs:?}");
 }

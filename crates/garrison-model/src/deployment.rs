@@ -137,6 +137,134 @@ pub struct Status {
     pub updated: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// Why the last run ended as it did: a stable code for scripts, alerts and metrics
+    /// (`message` says it in words). Absent before the first run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<Reason>,
+}
+
+impl Status {
+    pub fn new(status: StatusKind, reason: Reason, updated: i64, message: String) -> Status {
+        Status { status, updated, message: Some(message), reason: Some(reason) }
+    }
+}
+
+/// How a run ended, and so when garrison runs the deployment again (`Reason::retry`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// Protection matches the plan (outside automatic mode: the plan is current).
+    Converged,
+    /// Discovery is off or the deployment disabled: nothing to do.
+    Idle,
+    /// Some changes failed or were skipped.
+    ActionsFailed,
+    /// Some reads failed; earlier facts were kept.
+    DiscoveryIncomplete,
+    /// AWS throttled, failed on its side, or could not be reached.
+    AwsUnavailable,
+    /// garrison's own store failed.
+    StoreUnavailable,
+    /// Another run holds the deployment.
+    Busy,
+    /// The customer's role cannot be assumed (yet: a new role takes up to a minute).
+    RoleNotAssumable,
+    /// The role's trust policy lets in someone else, or garrison without the ExternalId.
+    RoleUnsafe,
+    /// The role lacks permissions this mode needs.
+    RolePermissions,
+    /// Part of the scope cannot be protected as asked (no room for a security subnet, no
+    /// appliance instance type offered): the message names it.
+    ScopeProblems,
+    /// The deployment has no usable discover credential.
+    CredentialMissing,
+    /// garrison has no AWS credentials of its own.
+    NoAwsCredentials,
+}
+
+/// When a deployment runs again after a run that ended for a `Reason`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Retry {
+    /// At the next periodic resync.
+    Resync,
+    /// Soon, after a pause that doubles with each consecutive failure (up to the resync
+    /// interval): the cause is likely to pass by itself.
+    Backoff,
+    /// Not before something changes (the deployment, its credential) or the next resync:
+    /// someone must act, and retrying sooner only costs calls.
+    WaitForChange,
+}
+
+impl Retry {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Retry::Resync => "resync",
+            Retry::Backoff => "backoff",
+            Retry::WaitForChange => "wait_for_change",
+        }
+    }
+}
+
+impl Reason {
+    pub const ALL: [Reason; 13] = [
+        Reason::Converged,
+        Reason::Idle,
+        Reason::ActionsFailed,
+        Reason::DiscoveryIncomplete,
+        Reason::AwsUnavailable,
+        Reason::StoreUnavailable,
+        Reason::Busy,
+        Reason::RoleNotAssumable,
+        Reason::RoleUnsafe,
+        Reason::RolePermissions,
+        Reason::ScopeProblems,
+        Reason::CredentialMissing,
+        Reason::NoAwsCredentials,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Converged => "converged",
+            Reason::Idle => "idle",
+            Reason::ActionsFailed => "actions_failed",
+            Reason::DiscoveryIncomplete => "discovery_incomplete",
+            Reason::AwsUnavailable => "aws_unavailable",
+            Reason::StoreUnavailable => "store_unavailable",
+            Reason::Busy => "busy",
+            Reason::RoleNotAssumable => "role_not_assumable",
+            Reason::RoleUnsafe => "role_unsafe",
+            Reason::RolePermissions => "role_permissions",
+            Reason::ScopeProblems => "scope_problems",
+            Reason::CredentialMissing => "credential_missing",
+            Reason::NoAwsCredentials => "no_aws_credentials",
+        }
+    }
+
+    /// The error policy: what a run that ended so does next.
+    pub fn retry(self) -> Retry {
+        match self {
+            Reason::Converged | Reason::Idle => Retry::Resync,
+            // Transient, or (a new role) likely to become assumable within a minute.
+            Reason::ActionsFailed
+            | Reason::DiscoveryIncomplete
+            | Reason::AwsUnavailable
+            | Reason::StoreUnavailable
+            | Reason::Busy
+            | Reason::RoleNotAssumable => Retry::Backoff,
+            Reason::RoleUnsafe
+            | Reason::RolePermissions
+            | Reason::ScopeProblems
+            | Reason::CredentialMissing
+            | Reason::NoAwsCredentials => Retry::WaitForChange,
+        }
+    }
+}
+
+/// The pause before retry number `failures` (1 for the first) of a deployment whose runs
+/// keep failing for a `Backoff` reason: `base` doubling, at most `cap` (the resync interval).
+pub fn backoff(failures: u32, base: std::time::Duration, cap: std::time::Duration) -> std::time::Duration {
+    base.saturating_mul(2u32.saturating_pow(failures.saturating_sub(1).min(20))).min(cap)
 }
 
 /// A deployment as the API returns it (field order follows the reference schema).

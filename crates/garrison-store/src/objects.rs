@@ -150,7 +150,7 @@ impl Store {
             features: None,
             cloud_defender: Default::default(),
             credentials: vec![],
-            status: Status { status: StatusKind::New, updated: t, message: None },
+            status: Status { status: StatusKind::New, updated: t, message: None, reason: None },
             created: Stamp { at: t, by: by.into() },
             modified: Stamp { at: t, by: by.into() },
             version: 1,

@@ -39,7 +39,10 @@ impl Store {
     pub async fn set_status(&self, account_id: &str, id: &str, status: Status) -> Result<bool, StoreError> {
         for _ in 0..8 {
             let Some(mut d) = self.get_deployment_fresh(account_id, id).await? else { return Ok(false) };
-            if d.status.status == status.status && d.status.message == status.message {
+            if d.status.status == status.status
+                && d.status.message == status.message
+                && d.status.reason == status.reason
+            {
                 return Ok(true);
             }
             d.status = status.clone();

@@ -281,6 +281,7 @@ async fn estate_m_is_protected_hands_off_and_removed_cleanly() {
     assert!(value("garrison_aws_calls_total{service=\"s3\"") > 0.0, "{text}");
     assert!(value("garrison_reconcile_duration_seconds_count{kind=\"full\",outcome=\"ok\"}") >= 3.0, "{text}");
     assert!(value("garrison_reconcile_duration_seconds_count{kind=\"targeted\",outcome=\"ok\"}") >= 1.0, "{text}");
+    assert!(value("garrison_runs_total{reason=\"converged\",retry=\"resync\"}") >= 3.0, "{text}");
     assert!(value("garrison_collector_messages_total{outcome=\"applied\"}") >= 1.0, "{text}");
     assert!(value("garrison_collector_lag_seconds_count") >= 1.0, "{text}");
     assert_eq!(value("garrison_deployments{status=\"ok\"}"), 1.0, "{text}");

@@ -112,7 +112,7 @@ fn update_merges_and_keeps_the_rest() {
         features: None,
         cloud_defender: CloudDefender::default(),
         credentials: vec![],
-        status: Status { status: StatusKind::New, updated: 0, message: None },
+        status: Status { status: StatusKind::New, updated: 0, message: None, reason: None },
         created: crate::Stamp { at: 0, by: "u".into() },
         modified: crate::Stamp { at: 0, by: "u".into() },
         version: 3,
@@ -143,4 +143,31 @@ fn monitor_rules() {
     b["platform"]["monitor"] = json!({"enabled": true, "ct_install_region": "eu-west-1"});
     let s = parse_request(&b, None, &refs).unwrap().spec;
     assert_eq!(s.platform.monitor.ct_install_region.as_deref(), Some("eu-west-1"));
+}
+
+#[test]
+fn every_reason_has_its_code_and_a_policy() {
+    for r in Reason::ALL {
+        assert_eq!(serde_json::to_value(r).unwrap(), r.as_str(), "{r:?}: the code on the wire is as_str");
+        let _ = r.retry();
+    }
+    assert_eq!(Reason::Converged.retry(), Retry::Resync);
+    assert_eq!(Reason::AwsUnavailable.retry(), Retry::Backoff);
+    assert_eq!(Reason::RoleUnsafe.retry(), Retry::WaitForChange);
+    assert_eq!(Reason::NoAwsCredentials.retry(), Retry::WaitForChange);
+}
+
+proptest::proptest! {
+    #[test]
+    fn backoff_doubles_from_five_seconds_and_stops_at_the_cap(failures in 1u32..10_000, cap_s in 1u64..100_000) {
+        let cap = std::time::Duration::from_secs(cap_s);
+        let base = std::time::Duration::from_secs(5);
+        let b = backoff(failures, base, cap);
+        proptest::prop_assert!(b <= cap);
+        proptest::prop_assert!(b >= std::time::Duration::from_secs(5).min(cap));
+        proptest::prop_assert!(backoff(failures + 1, base, cap) >= b, "never shorter after another failure");
+        if failures < 10 && cap_s > 5 * 1024 {
+            proptest::prop_assert_eq!(b, std::time::Duration::from_secs(5 << (failures - 1)));
+        }
+    }
 }
