@@ -44,7 +44,7 @@ async fn main() -> anyhow::Result<()> {
     let first = reconcile(&engine, &d).await?;
     anyhow::ensure!(first.outcomes.iter().all(|o| o.result == "done"), "initial protection failed");
     let region = spec.regions[0].clone();
-    let bucket = first.audit_source["bucket"]["id"].as_str().unwrap_or_default().to_string();
+    let bucket = first.audit_source.bucket.as_ref().map(|b| b.id.clone()).unwrap_or_default();
     let owned = store.owned(&d.id).await?;
     let sg = owned
         .items

@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 
 use garrison_model::coverage::{Coverage, Place, coverage};
 use garrison_model::deployment::Deployment;
+use garrison_model::protection::Role;
+use garrison_model::report::{ApplianceView, VpcView};
 use garrison_model::snapshot::Snapshot;
 use serde_json::{Value, json};
 
@@ -24,12 +26,12 @@ fn verdict(excluded: bool, needed: bool, have: bool) -> &'static str {
     }
 }
 
-fn running_appliance(apps: &[Value], role: &str, zone: Option<&str>) -> bool {
-    apps.iter().any(|a| a["role"] == role && a["state"] == "running" && zone.is_none_or(|z| a["zone"] == z))
+fn running_appliance(apps: &[ApplianceView], role: Role, zone: Option<&str>) -> bool {
+    apps.iter().any(|a| a.role == role && a.running() && zone.is_none_or(|z| a.zone == z))
 }
 
-/// `report_vpcs`: the `vpcs` of the latest protection report (Null before the first).
-pub fn picture(d: &Deployment, snap: &Snapshot, report_vpcs: &Value) -> Value {
+/// `report_vpcs`: the `vpcs` of the latest protection report (none before the first).
+pub fn picture(d: &Deployment, snap: &Snapshot, report_vpcs: &[VpcView]) -> Value {
     let needs: BTreeMap<(String, String), _> = needs(d, snap, &garrison_catalog::policies::all())
         .into_iter()
         .map(|n| ((n.region.clone(), n.vpc_id.clone()), n))
@@ -41,12 +43,10 @@ pub fn picture(d: &Deployment, snap: &Snapshot, report_vpcs: &Value) -> Value {
         let mut vpcs = vec![];
         for v in &rs.vpcs {
             let cov = coverage(&d.scope, Place { region, vpc: Some(&v.id), ..Default::default() });
-            let apps: Vec<Value> = report_vpcs
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find(|x| x["region"] == region.as_str() && x["vpc_id"] == v.id.as_str())
-                .and_then(|x| x["appliances"].as_array().cloned())
+            let apps: &[ApplianceView] = report_vpcs
+                .iter()
+                .find(|x| &x.region == region && x.vpc_id == v.id)
+                .map(|x| x.appliances.as_slice())
                 .unwrap_or_default();
             let need = needs.get(&(region.clone(), v.id.clone()));
             let excluded = !cov.is_included() && need.is_none_or(|n| n.hosts == 0);
@@ -62,7 +62,7 @@ pub fn picture(d: &Deployment, snap: &Snapshot, report_vpcs: &Value) -> Value {
                 if i.state == "running" { z.0 += 1 } else { z.1 += 1 }
             }
             let scan_needed = need.is_some_and(|n| n.scan);
-            let has_scanner = running_appliance(&apps, "scan", None);
+            let has_scanner = running_appliance(apps, Role::Scan, None);
             let zone_views: Vec<Value> = zones
                 .iter()
                 .map(|(zone, (running, stopped))| {
@@ -70,7 +70,7 @@ pub fn picture(d: &Deployment, snap: &Snapshot, report_vpcs: &Value) -> Value {
                     let ids_needed = need.is_some_and(|n| n.ids_zones.contains(zone));
                     let needed = counted > 0 && (scan_needed || ids_needed);
                     let have = (!scan_needed || has_scanner)
-                        && (!ids_needed || running_appliance(&apps, "ids", Some(zone)));
+                        && (!ids_needed || running_appliance(apps, Role::Ids, Some(zone)));
                     let status = if excluded || (*running > 0 && counted == 0) {
                         "excluded"
                     } else {
@@ -78,7 +78,7 @@ pub fn picture(d: &Deployment, snap: &Snapshot, report_vpcs: &Value) -> Value {
                     };
                     json!({"zone": zone, "status": status, "hosts_running": running, "hosts_stopped": stopped,
                            "hosts_in_scope": counted,
-                           "appliances": apps.iter().filter(|a| a["zone"] == zone.as_str()).cloned().collect::<Vec<_>>()})
+                           "appliances": apps.iter().filter(|a| &a.zone == zone).collect::<Vec<_>>()})
                 })
                 .collect();
             let needed = need.is_some_and(|n| n.hosts > 0 && (n.scan || !n.ids_zones.is_empty()));

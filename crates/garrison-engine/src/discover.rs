@@ -33,7 +33,7 @@ async fn run(e: &Engine, d: &Deployment) -> Outcome {
             snapshot: None,
         };
     }
-    match observe(e, d, &[]).await {
+    match Box::pin(observe(e, d, &[])).await {
         Ok(seen) => Outcome { status: seen.status(), snapshot: Some(seen.snapshot) },
         Err(st) => Outcome { status: st, snapshot: None },
     }

@@ -15,20 +15,9 @@ use garrison_cloud::{Aws, CloudError};
 use garrison_model::protection::{
     Action, Op, Owned, OwnedItem, ResKind, Spec, TAG_DEPLOYMENT, TAG_KEY, TAG_OWNER, TAG_TENANT,
 };
+use garrison_model::report::{ActionOutcome, ActionResult};
 use garrison_store::{AuditEntry, Store};
-use serde::Serialize;
 use tokio::sync::Mutex;
-
-/// How one action ended.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ActionOutcome {
-    pub key: String,
-    pub op: &'static str,
-    /// done | failed | skipped | fenced
-    pub result: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
 
 /// The audit log as a write-ahead journal: an intent is committed before its call is made.
 struct StoreJournal {
@@ -139,14 +128,14 @@ impl Executor {
                 if outcomes.contains_key(&a.key) {
                     continue;
                 }
-                let blocked = a.after.iter().find(|k| outcomes.get(*k).is_some_and(|o| o.result != "done"));
+                let blocked = a.after.iter().find(|k| outcomes.get(*k).is_some_and(|o| o.result != ActionResult::Done));
                 if let Some(k) = blocked {
                     outcomes.insert(
                         a.key.clone(),
                         ActionOutcome {
                             key: a.key.clone(),
-                            op: a.op.verb(),
-                            result: "skipped",
+                            op: a.op.verb().into(),
+                            result: ActionResult::Skipped,
                             error: Some(format!("{k} did not complete")),
                         },
                     );
@@ -175,7 +164,7 @@ impl Executor {
                 }
             }
             for o in results {
-                if o.result == "done" {
+                if o.result == ActionResult::Done {
                     done.insert(o.key.clone());
                 }
                 outcomes.insert(o.key.clone(), o);
@@ -186,14 +175,14 @@ impl Executor {
     }
 
     async fn apply(&self, a: &Action, state: Arc<Mutex<State>>) -> ActionOutcome {
-        let outcome = |result: &'static str, error: Option<String>| ActionOutcome {
+        let outcome = |result: ActionResult, error: Option<String>| ActionOutcome {
             key: a.key.clone(),
-            op: a.op.verb(),
+            op: a.op.verb().into(),
             result,
             error,
         };
         if !self.current().await {
-            return outcome("fenced", Some("a newer run or a removal took over this deployment".into()));
+            return outcome(ActionResult::Fenced, Some("a newer run or a removal took over this deployment".into()));
         }
         tracing::debug!(deployment = %self.deployment_id, key = %a.key, op = a.op.verb(), "action starting");
         let journal = self.journal();
@@ -211,10 +200,10 @@ impl Executor {
         };
         tracing::debug!(deployment = %self.deployment_id, key = %a.key, op = a.op.verb(), ok = r.is_ok(), "action finished");
         match r {
-            Ok(()) => outcome("done", None),
+            Ok(()) => outcome(ActionResult::Done, None),
             Err(e) => {
                 tracing::warn!(deployment = %self.deployment_id, key = %a.key, error = %e, "action failed");
-                outcome("failed", Some(e.to_string()))
+                outcome(ActionResult::Failed, Some(e.to_string()))
             }
         }
     }
@@ -290,7 +279,7 @@ impl Executor {
                         "a removal or newer run took over",
                     ));
                 }
-                let made = writes::create(&ctx, spec, *running, &token).await?;
+                let made = Box::pin(writes::create(&ctx, spec, *running, &token)).await?;
                 item.id = made.id;
                 item.arn = made.arn;
                 item.token = None;

@@ -50,7 +50,8 @@ impl World {
     }
 
     async fn report(&self) -> Value {
-        self.store.get_report(&self.d.account_id, &self.d.id).await.unwrap().unwrap_or(Value::Null)
+        let r = self.store.get_report(&self.d.account_id, &self.d.id).await.unwrap();
+        r.as_ref().map(garrison_model::report::to_value).unwrap_or(Value::Null)
     }
 
     /// The first report after `generation` for which `done` holds.
@@ -102,8 +103,8 @@ async fn the_collector_follows_cloudtrail_repairs_tampering_and_sets_bad_input_a
     // Initial protection by a full reconcile; from here on only the collector runs.
     let first = reconcile(&e, &d).await.unwrap();
     assert!(first.outcomes.iter().all(|o| o.result == "done"), "{:#?}", first.outcomes);
-    let bucket = first.audit_source["bucket"]["id"].as_str().unwrap().to_string();
-    let queue = first.audit_source["queue"]["id"].as_str().unwrap().to_string();
+    let bucket = first.audit_source.bucket.as_ref().unwrap().id.as_str().to_string();
+    let queue = first.audit_source.queue.as_ref().unwrap().id.as_str().to_string();
     // The emulator evaluates every conditioned statement of the bucket policy (TLS only,
     // source account) as a deny of all object reads and writes, which AWS does not: the
     // policy is set aside so that the collector can read what the test delivers.
@@ -200,7 +201,7 @@ async fn the_collector_follows_cloudtrail_repairs_tampering_and_sets_bad_input_a
     assert_eq!(back, before, "every revoked range is back");
 
     // 4. Logging stopped on our trail: restarted.
-    let trail = first.audit_source["trail"]["id"].as_str().unwrap().to_string();
+    let trail = first.audit_source.trail.as_ref().unwrap().id.as_str().to_string();
     let ct = aws.in_region(&ct_region).cloudtrail();
     ct.stop_logging().name(&trail).send().await.unwrap();
     let g = r["generation"].as_i64().unwrap();
@@ -220,7 +221,7 @@ async fn the_collector_follows_cloudtrail_repairs_tampering_and_sets_bad_input_a
         assert!(Instant::now() < deadline, "the subscription was not restored");
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    let topic = first.audit_source["topic"]["id"].as_str().unwrap();
+    let topic = first.audit_source.topic.as_ref().unwrap().id.as_str();
     let subs = aws.in_region(&ct_region).sns().list_subscriptions_by_topic().topic_arn(topic).send().await.unwrap();
     assert!(subs.subscriptions().iter().any(|s| s.subscription_arn() == Some(resub.as_str())));
     let log = store.audit_log(&d.account_id, &d.id, 100_000).await.unwrap();

@@ -162,11 +162,11 @@ async fn protection_adopts_builds_converges_follows_hosts_and_uninstalls_cleanly
     assert_eq!(ingress, want_in);
     assert_eq!(egress.len(), 12, "443 and 4138 to four data-centre ranges, DNS tcp/udp to two resolvers");
     // The customer's singletons are adopted, not duplicated.
-    assert_eq!(report.audit_source["trail"]["adopted"], true);
+    assert!(report.audit_source.trail.as_ref().unwrap().adopted);
     assert_eq!(east.trails.iter().filter(|t| t.name.starts_with("garrison")).count(), 0);
     assert_eq!(east.detectors.len(), 1);
     assert_eq!(east.config_recorders.len(), 1);
-    assert_eq!(report.audit_source["detectors"][0]["adopted"], true);
+    assert!(report.audit_source.detectors[0].adopted);
     assert!(report.monthly_appliance_usd > 0.0);
     // The summary per scope item: Professional us-east-1 holds the IDS, Essentials us-west-2 none.
     let by_key: BTreeMap<&str, &garrison_engine::protect::ScopeView> =

@@ -17,6 +17,7 @@ pub mod ops;
 pub mod policy;
 pub mod protection;
 pub mod redact;
+pub mod report;
 pub mod scope;
 pub mod snapshot;
 

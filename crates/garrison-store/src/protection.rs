@@ -4,6 +4,7 @@
 
 use garrison_model::deployment::Deployment;
 use garrison_model::protection::{Owned, OwnedItem};
+use garrison_model::report::Report;
 use sqlx::Row;
 
 use crate::db::{Store, StoreError, now};
@@ -95,38 +96,28 @@ impl Store {
     }
 
     /// Stores the latest protection report (JSON) for the deployment.
-    pub async fn put_report(
-        &self,
-        account_id: &str,
-        deployment_id: &str,
-        report: &serde_json::Value,
-    ) -> Result<(), StoreError> {
+    pub async fn put_report(&self, account_id: &str, deployment_id: &str, report: &Report) -> Result<(), StoreError> {
+        let body = serde_json::to_string(report).map_err(|e| corrupt("report", e))?;
         sqlx::query(
             "INSERT INTO protection (deployment_id, account_id, generation, updated, body) VALUES ($1, $2, 0, $3, $4) ON CONFLICT (deployment_id) DO UPDATE SET updated = excluded.updated, body = excluded.body",
         )
         .bind(deployment_id)
         .bind(account_id)
         .bind(now())
-        .bind(report.to_string())
+        .bind(body)
         .execute(&self.pool)
         .await?;
         Ok(())
     }
 
-    pub async fn get_report(
-        &self,
-        account_id: &str,
-        deployment_id: &str,
-    ) -> Result<Option<serde_json::Value>, StoreError> {
+    pub async fn get_report(&self, account_id: &str, deployment_id: &str) -> Result<Option<Report>, StoreError> {
         let row = sqlx::query("SELECT body FROM protection WHERE deployment_id = $1 AND account_id = $2")
             .bind(deployment_id)
             .bind(account_id)
             .fetch_optional(&self.pool)
             .await?;
-        match row.and_then(|r| r.get::<Option<String>, _>(0)) {
-            Some(b) => Ok(Some(serde_json::from_str(&b).map_err(|e| corrupt("report", e))?)),
-            None => Ok(None),
-        }
+        // One an earlier release wrote in another shape counts as none: the next run writes it again.
+        Ok(row.and_then(|r| r.get::<Option<String>, _>(0)).and_then(|b| garrison_model::report::read_stored(&b)))
     }
 
     pub async fn append_audit(&self, account_id: &str, entries: &[AuditEntry]) -> Result<(), StoreError> {

@@ -163,9 +163,23 @@ async fn protection_records_generations_audit_and_removal() {
         let g1 = store.claim_generation(&acct, &id).await.unwrap();
         let g2 = store.claim_generation(&acct, &id).await.unwrap();
         assert_eq!((g2, store.generation(&id).await.unwrap()), (g1 + 1, g2), "{name}");
-        store.put_report(&acct, &id, &serde_json::json!({"ok": true})).await.unwrap();
+        let report = garrison_model::report::Report {
+            deployment_id: id.clone(),
+            mode: garrison_model::deployment::Mode::Automatic,
+            at: 1,
+            generation: g2,
+            reason: garrison_model::deployment::Reason::ActionsFailed,
+            plan: Default::default(),
+            outcomes: vec![],
+            audit_source: Default::default(),
+            vpcs: vec![],
+            scope: vec![],
+            monthly_appliance_usd: 12.5,
+            trigger: None,
+        };
+        store.put_report(&acct, &id, &report).await.unwrap();
         assert_eq!(store.generation(&id).await.unwrap(), g2, "{name}: a report does not move the generation");
-        assert_eq!(store.get_report(&acct, &id).await.unwrap().unwrap()["ok"], true);
+        assert_eq!(store.get_report(&acct, &id).await.unwrap(), Some(report), "{name}: read back typed");
         assert!(store.get_report("99999999", &id).await.unwrap().is_none(), "{name}: tenancy");
         let entry = |at: i64, call: &str| AuditEntry {
             at_ms: at,

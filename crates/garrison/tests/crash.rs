@@ -56,7 +56,14 @@ async fn a_worker_killed_anywhere_in_an_apply_leaves_no_duplicate() {
         let mut second = worker(&db, &key, &t.dir, &moto.url);
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
-            let r = t.store.get_report(&t.account, &d.id).await.unwrap().unwrap_or(Value::Null);
+            let r = t
+                .store
+                .get_report(&t.account, &d.id)
+                .await
+                .unwrap()
+                .as_ref()
+                .map(garrison_model::report::to_value)
+                .unwrap_or(Value::Null);
             let settled = r["plan"]["actions"].as_array().is_some_and(Vec::is_empty)
                 && r["outcomes"].as_array().is_some_and(Vec::is_empty);
             if settled {

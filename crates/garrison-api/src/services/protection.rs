@@ -85,12 +85,12 @@ async fn plan_deployment(
 /// The latest protection report: plan, outcomes, appliances per VPC, audit source, cost.
 #[utoipa::path(get, path = "/deployments/v1/{account_id}/deployments/{deployment_id}/protection", tag = "deployments", operation_id = "get_protection",
     params(("account_id" = String, Path), ("deployment_id" = String, Path)), security(("X-AIMS-Auth-Token" = [])),
-    responses((status = 200, description = "protection report"), (status = 404, description = "no such deployment or not reconciled yet")))]
+    responses((status = 200, description = "protection report", body = garrison_model::report::Report), (status = 404, description = "no such deployment or not reconciled yet")))]
 async fn get_protection(
     State(s): State<AppState>,
     caller: Caller,
     Path((account_id, id)): Path<(String, String)>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<garrison_model::report::Report>> {
     s.authorize(&caller, &account_id).await?;
     known(&s, &account_id, &id).await?;
     s.store.get_report(&account_id, &id).await?.map(Json).ok_or_else(|| {
@@ -115,8 +115,8 @@ async fn get_coverage(
     let snap = s.store.get_snapshot(&account_id, &id).await?.ok_or_else(|| {
         ApiError::NotFound(format!("deployment {id:?} in account {account_id} has not been discovered yet"))
     })?;
-    let report = s.store.get_report(&account_id, &id).await?.unwrap_or(Value::Null);
-    Ok(Json(garrison_engine::coverage::picture(&d, &snap, &report["vpcs"])))
+    let vpcs = s.store.get_report(&account_id, &id).await?.map(|r| r.vpcs).unwrap_or_default();
+    Ok(Json(garrison_engine::coverage::picture(&d, &snap, &vpcs)))
 }
 
 /// 404 for a deployment id the account never had (sub-routes answer for live deployments,

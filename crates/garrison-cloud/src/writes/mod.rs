@@ -175,7 +175,9 @@ impl Ctx<'_> {
                 &format!("{service}:{op} was not made because the audit log could not record it: {e}"),
             )
         })?;
-        let r = fut.await.map_err(|e| CloudError::from_sdk(service, op, e));
+        // Boxed: SDK futures are large, and held inline across the intent's await they made
+        // every enclosing future (and a debug build's stack) larger.
+        let r = Box::pin(fut).await.map_err(|e| CloudError::from_sdk(service, op, e));
         let (outcome, message) = match &r {
             Ok(t) => (garrison_model::audit::OK.to_string(), made(t).map(|id| format!("created {id}"))),
             Err(e) => (e.code.clone(), Some(e.message.chars().take(300).collect())),

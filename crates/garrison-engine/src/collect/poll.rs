@@ -12,7 +12,7 @@ use garrison_trail::{Message, ObjectRef, Target, message};
 
 use super::Queue;
 use crate::discover::session;
-use crate::protect::{Delta, Trigger, react};
+use crate::protect::{Trigger, delta, react};
 use crate::{Engine, now_ms};
 
 pub(super) async fn run(e: Arc<Engine>, account_id: String, id: String, q: Queue) {
@@ -138,7 +138,7 @@ async fn handle(e: &Engine, d: &Deployment, aws: &Aws, q: &Queue, own: Option<&s
                             trigger.audit_path = true;
                         }
                         regions.insert(c.region.clone());
-                        let v = Delta::from(c);
+                        let v = delta(c);
                         if !trigger.changes.contains(&v) {
                             trigger.changes.push(v);
                         }

@@ -782,7 +782,13 @@ fn the_automatic_role_covers_what_garrison_does_to_its_audit_resources() {
 #[test]
 fn the_coverage_picture_judges_each_vpc_and_zone() {
     let w = estate();
-    let app = |vpc: &str, role: &str, zone: &str, state: &str| json!({"role": role, "zone": zone, "state": state, "instance_id": format!("i-{vpc}-{role}-{zone}")});
+    let app = |vpc: &str, role: &str, zone: &str, state: &str| {
+        json!({"key": format!("{vpc}/{role}/{zone}"), "role": role, "zone": zone, "state": state,
+        "instance_id": format!("i-{vpc}-{role}-{zone}"), "instance_type": "c5.large", "monthly_usd": 0.0})
+    };
+    let views = |report: &serde_json::Value| -> Vec<crate::protect::VpcView> {
+        serde_json::from_value(report.clone()).unwrap()
+    };
     // vpc a (Professional, hosts in 1a and 1b) has its scanner and the IDS of 1a only;
     // vpc b (Essentials) its scanner; vpc c has nothing running.
     let mut report = json!([
@@ -790,7 +796,7 @@ fn the_coverage_picture_judges_each_vpc_and_zone() {
             app("a", "scan", "us-east-1a", "running"), app("a", "ids", "us-east-1a", "running")]},
         {"region": "us-east-1", "vpc_id": "vpc-0000000b", "appliances": [app("b", "scan", "us-east-1a", "running")]},
     ]);
-    let pic = crate::coverage::picture(&w.deployment, &w.snap, &report);
+    let pic = crate::coverage::picture(&w.deployment, &w.snap, &views(&report));
     let vpc = |p: &serde_json::Value, id: &str| {
         p["regions"][0]["vpcs"].as_array().unwrap().iter().find(|v| v["vpc_id"] == id).unwrap().clone()
     };
@@ -815,13 +821,13 @@ fn the_coverage_picture_judges_each_vpc_and_zone() {
     let mut d = w.deployment.clone();
     d.scope.exclude =
         serde_json::from_value(json!([{"type": "vpc", "key": "/aws/us-east-1/vpc/vpc-0000000c"}])).unwrap();
-    let pic = crate::coverage::picture(&d, &w.snap, &report);
+    let pic = crate::coverage::picture(&d, &w.snap, &views(&report));
     assert_eq!(vpc(&pic, "vpc-0000000a")["status"], "protected");
     assert_eq!(vpc(&pic, "vpc-0000000b")["status"], "unprotected", "a stopped scanner protects nothing");
     let c = vpc(&pic, "vpc-0000000c");
     assert_eq!((c["status"].as_str(), c["scope"].as_str()), (Some("excluded"), Some("excluded")));
     assert_eq!(pic["counts"], json!({"excluded": 1, "idle": 0, "protected": 1, "unprotected": 1}));
     // Before the first report nothing is protected yet.
-    let none = crate::coverage::picture(&w.deployment, &w.snap, &serde_json::Value::Null);
+    let none = crate::coverage::picture(&w.deployment, &w.snap, &[]);
     assert_eq!(none["counts"]["unprotected"], 2);
 }
