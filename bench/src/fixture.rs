@@ -1,12 +1,12 @@
 //! A deployment ready to protect an emulated estate: a tenant of
-//! `garrison_engine::testing` and an automatic deployment over the estate's regions, with
+//! `garrison_testkit::tenants` and an automatic deployment over the estate's regions, with
 //! garrison's own audit source in the first.
 
 use garrison_cloud::Aws;
 use garrison_cloud::estate::EstateSpec;
-use garrison_engine::testing::{self, GARRISON};
 use garrison_model::deployment::Deployment;
 use garrison_store::Store;
+use garrison_testkit::tenants::{self, GARRISON};
 use serde_json::json;
 
 pub struct Fixture {
@@ -25,7 +25,7 @@ pub async fn deployment(
     name: &str,
     policy: impl Fn(usize) -> &'static str,
 ) -> anyhow::Result<Fixture> {
-    let t = testing::tenant(aws, &format!("bench-{name}")).await?;
+    let t = tenants::tenant(aws, &format!("bench-{name}")).await?;
     let include: Vec<_> = spec
         .regions
         .iter()

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use garrison_trail::{digest_gz, sample};
+use garrison_testkit::sample;
+use garrison_trail::digest_gz;
 
 const PYTHON: &str = r#"
 import gzip, json, sys, time

@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use garrison_cloud::emulator::{Moto, sdk_config};
 use garrison_cloud::estate::{self, ESTATE_EXTERNAL_ID, EstateSpec};
-use garrison_cloud::proxy::Proxy;
 use garrison_cloud::{Aws, Sessions, discovery};
 use garrison_model::snapshot::Kind;
+use garrison_testkit::proxy::Proxy;
 use serde_json::json;
 
 async fn run(

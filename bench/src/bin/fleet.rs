@@ -20,12 +20,12 @@ use std::time::{Duration, Instant};
 
 use garrison_catalog::{Catalog, cft};
 use garrison_cloud::emulator::{Moto, sdk_config};
-use garrison_cloud::proxy::{Proxy, Shard};
 use garrison_cloud::{Aws, Sessions};
-use garrison_engine::testing::GARRISON;
 use garrison_model::credential::{NewCredential, RoleSecret};
 use garrison_model::deployment::{Refs, parse_request};
 use garrison_store::{SealKey, Store};
+use garrison_testkit::proxy::{Proxy, Shard};
+use garrison_testkit::tenants::GARRISON;
 use serde_json::json;
 
 fn peak_kib(pid: u32) -> u64 {
@@ -101,7 +101,7 @@ async fn main() -> anyhow::Result<()> {
             Proxy::start_sharded_by(&motos.iter().map(|m| m.url.clone()).collect::<Vec<_>>(), Shard::ByAccount).await?;
         let direct = Aws::from_config(sdk_config(&proxy.url, "us-east-1").await);
         let sessions = Sessions::new(direct.clone());
-        let db = garrison_store::testing::fresh_postgres(&admin).await?;
+        let db = garrison_testkit::postgres::fresh_postgres(&admin).await?;
         let key = SealKey::generate();
         let store = Store::open(&db, &key).await?;
         let root = store.init_root(None, None).await?.ok_or_else(|| anyhow::anyhow!("fresh store"))?;

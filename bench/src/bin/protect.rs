@@ -13,14 +13,14 @@ use garrison_catalog::prices::{HOURS_PER_MONTH, PriceTable};
 use garrison_catalog::{Catalog, cft};
 use garrison_cloud::emulator::{Moto, sdk_config};
 use garrison_cloud::estate::{self, EstateSpec};
-use garrison_cloud::proxy::Proxy;
 use garrison_cloud::{Aws, Sessions};
 use garrison_engine::Engine;
 use garrison_engine::protect::reconcile;
 use garrison_model::protection::{Op, Plan, ResKind, Spec};
+use garrison_testkit::proxy::Proxy;
 use serde_json::json;
 
-use garrison_engine::testing::GARRISON;
+use garrison_testkit::tenants::GARRISON;
 
 /// AWS calls one create makes one after another (see garrison-cloud's writes).
 fn calls(spec: &Spec) -> u32 {

@@ -13,9 +13,9 @@ use garrison_cloud::emulator::Moto;
 use garrison_cloud::estate::{self, EstateSpec};
 use garrison_cloud::{Aws, Sessions};
 use garrison_engine::protect::reconcile;
-use garrison_engine::testing::GARRISON;
 use garrison_engine::{Engine, now_ms};
-use garrison_trail::sample;
+use garrison_testkit::sample;
+use garrison_testkit::tenants::GARRISON;
 use serde_json::{Value, json};
 
 const ALICE: &str = "arn:aws:sts::123456789012:assumed-role/Admin/alice";

@@ -8,7 +8,6 @@ pub mod emulator;
 pub mod error;
 pub mod estate;
 pub mod limiter;
-pub mod proxy;
 pub mod reuse;
 pub mod role_check;
 pub mod session;

@@ -7,9 +7,9 @@ use std::sync::atomic::Ordering;
 
 use garrison_cloud::emulator::{Moto, sdk_config};
 use garrison_cloud::estate::{self, ESTATE_EXTERNAL_ID, Estate, EstateSpec};
-use garrison_cloud::proxy::Proxy;
 use garrison_cloud::{Aws, Sessions, discovery};
 use garrison_model::snapshot::{Kind, ReadStatus, Snapshot};
+use garrison_testkit::proxy::Proxy;
 
 fn check_exact(estate: &Estate, snap: &Snapshot) {
     let spec = &estate.spec;
@@ -206,7 +206,7 @@ async fn throttling_is_retried_by_the_sdk_and_terminal_errors_are_not() {
 /// that issued its session, so each account lives wholly in one of them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_proxy_sharded_by_account_keeps_each_account_in_one_emulator() {
-    use garrison_cloud::proxy::Shard;
+    use garrison_testkit::proxy::Shard;
     let motos: Vec<Moto> = (0..2).map(|_| Moto::start().expect("the AWS emulator is required for this test")).collect();
     let proxy = Proxy::start_sharded_by(&motos.iter().map(|m| m.url.clone()).collect::<Vec<_>>(), Shard::ByAccount)
         .await

@@ -8,7 +8,6 @@ pub mod error;
 pub mod execute;
 pub mod plan;
 pub mod protect;
-pub mod testing;
 pub mod validation;
 pub mod worker;
 

@@ -21,7 +21,7 @@ use garrison_engine::Engine;
 use garrison_engine::protect::reconcile;
 use garrison_model::deployment::Deployment;
 use garrison_store::Store;
-use garrison_trail::sample;
+use garrison_testkit::sample;
 use serde_json::{Value, json};
 
 const ALICE: &str = "arn:aws:sts::123456789012:assumed-role/Admin/alice";
@@ -84,7 +84,7 @@ async fn the_collector_follows_cloudtrail_repairs_tampering_and_sets_bad_input_a
     let sessions = Arc::new(Sessions::new(aws.clone()));
     let spec = EstateSpec::s_bare();
     let est = estate::build(&sessions, &spec).await.unwrap();
-    let t = garrison_engine::testing::tenant(&aws, "full").await.unwrap();
+    let t = garrison_testkit::tenants::tenant(&aws, "full").await.unwrap();
     let (store, cred_id) = (t.store.clone(), t.credential.clone());
     let ct_region = "us-east-1".to_string();
     let include: Vec<Value> = spec

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 use garrison_catalog::{Catalog, cft};
 use garrison_cloud::emulator::{Moto, sdk_config};
 use garrison_cloud::estate::{self, EstateSpec};
-use garrison_cloud::proxy::Proxy;
 use garrison_cloud::{Aws, Sessions};
 use garrison_engine::Engine;
 use garrison_engine::discover::discover_deployment;
@@ -18,12 +17,13 @@ use garrison_model::credential::{NewCredential, RoleSecret};
 use garrison_model::deployment::{Reason, Refs, Retry, StatusKind, parse_request};
 use garrison_model::snapshot::Kind;
 use garrison_store::Store;
+use garrison_testkit::proxy::Proxy;
 use serde_json::{Value, json};
 
 const GARRISON: &str = "123456789012";
 
 async fn store() -> Store {
-    garrison_engine::testing::store("engine").await.unwrap().0
+    garrison_testkit::tenants::store("engine").await.unwrap().0
 }
 
 /// Creates role `name` with `trust` and the given policy documents attached as managed policies.
@@ -185,7 +185,7 @@ async fn an_unsafe_role_is_refused_for_automatic_mode_and_nothing_is_written() {
     let moto = Moto::start().expect("the AWS emulator is required for this test");
     let aws = Aws::from_config(moto.sdk_config("us-east-1").await);
     estate::build(&Sessions::new(aws.clone()), &EstateSpec::s_bare()).await.unwrap();
-    let t = garrison_engine::testing::tenant(&aws, "unsafe").await.unwrap();
+    let t = garrison_testkit::tenants::tenant(&aws, "unsafe").await.unwrap();
     let ext = t.store.external_id(&t.account).await.unwrap();
     let full = Catalog::builtin().get("aws", "ci_full", "latest").unwrap().clone();
     let cases = [
@@ -287,7 +287,7 @@ async fn failed_runs_back_off_or_wait_for_a_change_as_their_reason_says() {
         [("missing", missing, Reason::RoleNotAssumable), ("unsafe", unsafe_role, Reason::RoleUnsafe)]
     {
         // A tenant (and store) each: the worker runs every deployment of its store.
-        let t = garrison_engine::testing::tenant(&aws, &format!("policy-{name}")).await.unwrap();
+        let t = garrison_testkit::tenants::tenant(&aws, &format!("policy-{name}")).await.unwrap();
         let cred = t
             .store
             .create_credential(&t.account, &NewCredential { name: name.into(), secret: RoleSecret { arn } }, "test")

@@ -14,12 +14,12 @@ use common::GARRISON;
 use garrison_catalog::policies::{ESSENTIALS, PROFESSIONAL};
 use garrison_cloud::emulator::{Moto, sdk_config};
 use garrison_cloud::estate::{self, EstateSpec};
-use garrison_cloud::proxy::{Proxy, Rates};
 use garrison_cloud::{Aws, Sessions};
 use garrison_engine::Engine;
 use garrison_engine::protect::{reconcile, uninstall};
-use garrison_engine::testing::leftovers;
 use garrison_model::deployment::Deployment;
+use garrison_testkit::proxy::{Proxy, Rates};
+use garrison_testkit::tenants::leftovers;
 
 const RUNS: u64 = 10;
 const MAX_ROUNDS: usize = 12;
@@ -43,7 +43,7 @@ async fn estate_m_converges_under_faults_with_no_duplicate_or_orphan() {
         let t_run = Instant::now();
         estate::build(&Sessions::new(direct.clone()), &spec).await.unwrap();
         let t_built = t_run.elapsed();
-        let t = garrison_engine::testing::tenant(&direct, "faults").await.unwrap();
+        let t = garrison_testkit::tenants::tenant(&direct, "faults").await.unwrap();
         let d: Deployment =
             t.automatic("faults", &spec.regions, |i| if i == 0 { PROFESSIONAL } else { ESSENTIALS }).await.unwrap();
         let mut e = Engine::new(t.store.clone(), Arc::new(Sessions::new(faulty.clone())), GARRISON.into());
@@ -127,7 +127,7 @@ async fn partial_discovery_removes_nothing_and_says_what_failed() {
         Aws::from_config(sdk_config(&proxy.url, "us-east-1").await).with_retry_backoff(Duration::from_millis(20));
     let spec = EstateSpec::s_bare();
     estate::build(&Sessions::new(direct.clone()), &spec).await.unwrap();
-    let t = garrison_engine::testing::tenant(&direct, "partial").await.unwrap();
+    let t = garrison_testkit::tenants::tenant(&direct, "partial").await.unwrap();
     let d: Deployment = t.automatic("partial", &spec.regions, |_| ESSENTIALS).await.unwrap();
     let mut e = Engine::new(t.store.clone(), Arc::new(Sessions::new(faulty.clone())), GARRISON.into());
     e.retry_pause = Duration::from_millis(50);

@@ -50,7 +50,7 @@ async fn protection_adopts_builds_converges_follows_hosts_and_uninstalls_cleanly
     let sessions = Arc::new(Sessions::new(aws.clone()));
     let spec = EstateSpec { containers: false, ..EstateSpec::s() };
     let est = estate::build(&sessions, &spec).await.unwrap();
-    let t = garrison_engine::testing::tenant(&aws, "full").await.unwrap();
+    let t = garrison_testkit::tenants::tenant(&aws, "full").await.unwrap();
     let (store, root_account, cred_id) = (t.store.clone(), t.account.clone(), t.credential.clone());
     // us-east-1 Professional, us-west-2 Essentials with one subnet and one host excluded.
     let west: Vec<_> = est.vpcs().filter(|v| v.region == "us-west-2" && !v.instances.is_empty()).collect();

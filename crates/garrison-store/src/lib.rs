@@ -13,6 +13,7 @@ mod rotate;
 pub mod seal;
 mod snapshots;
 mod tenants;
+#[cfg(feature = "testing")]
 pub mod testing;
 
 pub use db::{Backend, DbError, Store, StoreError, sqlite_path};

@@ -13,7 +13,7 @@ async fn urls() -> Vec<(String, String)> {
     std::fs::create_dir_all(&dir).unwrap();
     let mut v = vec![("sqlite".to_string(), format!("sqlite://{}?mode=rwc", dir.join("s.db").display()))];
     match std::env::var("GARRISON_TEST_DATABASE_URL") {
-        Ok(admin) => v.push(("postgres".into(), garrison_store::testing::fresh_postgres(&admin).await.unwrap())),
+        Ok(admin) => v.push(("postgres".into(), garrison_testkit::postgres::fresh_postgres(&admin).await.unwrap())),
         Err(_) => eprintln!("NOTE: GARRISON_TEST_DATABASE_URL is not set; PostgreSQL variant not run"),
     }
     v
@@ -84,7 +84,7 @@ async fn a_write_through_one_process_is_seen_by_another() {
 /// every PostgreSQL table.
 async fn at_rest(name: &str, url: &str) -> String {
     if name == "postgres" {
-        return garrison_store::testing::postgres_text(url).await.unwrap();
+        return garrison_testkit::postgres::postgres_text(url).await.unwrap();
     }
     let file = url.trim_start_matches("sqlite://").trim_end_matches("?mode=rwc");
     let mut bytes = std::fs::read(file).unwrap();

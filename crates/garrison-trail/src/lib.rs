@@ -5,7 +5,6 @@
 pub mod change;
 pub mod log;
 pub mod message;
-pub mod sample;
 
 pub use change::{Change, Target, classify};
 pub use message::{Malformed, Message, ObjectRef};

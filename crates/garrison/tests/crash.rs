@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use garrison_cloud::Aws;
 use garrison_cloud::emulator::Moto;
 use garrison_cloud::estate::{self, EstateSpec};
-use garrison_engine::testing::{leftovers, tenant_with};
 use garrison_store::SealKey;
+use garrison_testkit::tenants::{leftovers, tenant_with};
 use serde_json::Value;
 
 const TRIALS: u64 = 20;

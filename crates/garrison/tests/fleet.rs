@@ -15,10 +15,10 @@ use garrison_catalog::{Catalog, cft};
 use garrison_cloud::emulator::Moto;
 use garrison_cloud::{Aws, Sessions};
 use garrison_engine::collect::QUEUE_LEASE;
-use garrison_engine::testing::{GARRISON, leftovers};
 use garrison_model::credential::{NewCredential, RoleSecret};
 use garrison_model::deployment::{Refs, parse_request};
 use garrison_store::{SealKey, Store};
+use garrison_testkit::tenants::{GARRISON, leftovers};
 use serde_json::{Value, json};
 
 const DEPLOYMENTS: u64 = 50;
@@ -56,7 +56,7 @@ fn worker(name: &str, db: &str, key: &SealKey, dir: &std::path::Path, moto_url: 
 async fn three_workers_share_fifty_deployments_and_take_over_a_killed_one() {
     let admin = std::env::var("GARRISON_TEST_DATABASE_URL")
         .expect("GARRISON_TEST_DATABASE_URL (PostgreSQL) is required for this test: scripts/test sets it");
-    let db = garrison_store::testing::fresh_postgres(&admin).await.unwrap();
+    let db = garrison_testkit::postgres::fresh_postgres(&admin).await.unwrap();
     let moto = Moto::start().expect("the AWS emulator is required for this test");
     let direct = Aws::from_config(moto.sdk_config("us-east-1").await);
     let sessions = Sessions::new(direct.clone());

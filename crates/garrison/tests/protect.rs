@@ -213,7 +213,7 @@ async fn estate_m_is_protected_hands_off_and_removed_cleanly() {
     assert!(policy.contains("cloudtrail.amazonaws.com") && policy.contains("DenyInsecureTransport"), "{policy}");
     ct.s3().delete_bucket_policy().bucket(bucket).send().await.unwrap();
     let host = &east_vpc.instances[0].id;
-    let record = garrison_trail::sample::record(
+    let record = garrison_testkit::sample::record(
         "ec2",
         "CreateTags",
         east,
@@ -222,8 +222,8 @@ async fn estate_m_is_protected_hands_off_and_removed_cleanly() {
         json!({"resourcesSet": {"items": [{"resourceId": host}]}, "tagSet": {"items": [{"key": "team", "value": "a"}]}}),
         Value::Null,
     );
-    let key = garrison_trail::sample::log_key(&est.accounts[0].account, east, "cli");
-    garrison_cloud::audit_queue::deliver_as_cloudtrail(&ct, bucket, &key, garrison_trail::sample::gzip(&[record]))
+    let key = garrison_testkit::sample::log_key(&est.accounts[0].account, east, "cli");
+    garrison_cloud::audit_queue::deliver_as_cloudtrail(&ct, bucket, &key, garrison_testkit::sample::gzip(&[record]))
         .await
         .unwrap();
     let generation = report["generation"].as_i64().unwrap();

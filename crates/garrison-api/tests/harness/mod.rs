@@ -60,7 +60,7 @@ pub async fn start(db: Db) -> Option<Server> {
                 );
                 return None;
             };
-            (garrison_store::testing::fresh_postgres(&admin).await.expect("create test database"), None)
+            (garrison_testkit::postgres::fresh_postgres(&admin).await.expect("create test database"), None)
         }
     };
     let store = Store::open(&url, &SealKey::generate()).await.expect("open store");

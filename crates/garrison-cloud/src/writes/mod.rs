@@ -5,6 +5,7 @@
 
 mod audit;
 mod detect;
+pub mod kinds;
 mod network;
 
 use std::collections::BTreeMap;
@@ -208,58 +209,19 @@ pub struct Created {
     pub arn: Option<String>,
 }
 
+/// Makes `spec`'s resource (the implementation of its kind).
 pub async fn create(c: &Ctx<'_>, spec: &Spec, running: bool, token: &str) -> Result<Created, CloudError> {
-    match spec {
-        Spec::Bucket { name } => audit::bucket(c, name).await,
-        Spec::Topic { name, bucket } => audit::topic(c, name, bucket).await,
-        Spec::Queue { name, topic } => audit::queue(c, name, &c.arn(topic)?).await,
-        Spec::Subscription { topic, queue } => audit::subscribe(c, &c.arn(topic)?, &c.arn(queue)?).await,
-        Spec::BucketNotification { bucket, topic } => audit::notify(c, &c.id(bucket)?, &c.arn(topic)?).await,
-        Spec::Trail { name, bucket } => audit::trail(c, name, &c.id(bucket)?).await,
-        Spec::Detector => detect::detector(c).await,
-        Spec::Recorder { name, bucket } => detect::recorder(c, name, &c.id(bucket)?).await,
-        Spec::FlowLogs { vpc, bucket } => detect::flow_logs(c, vpc, &c.id(bucket)?).await,
-        Spec::InternetGateway { vpc } => network::gateway(c, vpc).await,
-        Spec::Subnet { vpc, zone, cidr } => network::subnet(c, vpc, zone, cidr).await,
-        Spec::RouteTable { vpc, subnet, gateway } => {
-            network::route_table(c, vpc, &c.id(subnet)?, &c.id(gateway)?).await
-        }
-        Spec::NetworkAcl { vpc, subnet, vpc_cidr } => network::acl(c, vpc, &c.id(subnet)?, vpc_cidr).await,
-        Spec::SecurityGroup { vpc, name, ingress, egress } => network::group(c, vpc, name, ingress, egress).await,
-        Spec::Appliance { instance_type, image, subnet, group, .. } => {
-            network::launch(c, instance_type, image, &c.id(subnet)?, &c.id(group)?, running, token).await
-        }
-    }
+    kinds::implementation(spec.kind()).create(c, spec, running, token).await
 }
 
 /// Removes one owned resource (the caller checked ownership).
 pub async fn delete(c: &Ctx<'_>, kind: ResKind, id: &str) -> Result<(), CloudError> {
-    match kind {
-        ResKind::Bucket => audit::delete_bucket(c, id).await,
-        ResKind::Topic => audit::delete_topic(c, id).await,
-        ResKind::Queue => audit::delete_queue(c, id).await,
-        ResKind::Subscription => audit::unsubscribe(c, id).await,
-        ResKind::BucketNotification => audit::unnotify(c, id).await,
-        // By name, in its home region: some implementations ignore an ARN here.
-        ResKind::Trail => audit::delete_trail(c, id).await,
-        ResKind::Detector => detect::delete_detector(c, id).await,
-        ResKind::Recorder => detect::delete_recorder(c, id).await,
-        ResKind::FlowLogs => detect::delete_flow_logs(c, id).await,
-        ResKind::InternetGateway => network::delete_gateway(c, id).await,
-        ResKind::Subnet => network::delete_subnet(c, id).await,
-        ResKind::RouteTable => network::delete_route_table(c, id).await,
-        ResKind::NetworkAcl => network::delete_acl(c, id).await,
-        ResKind::SecurityGroup => network::delete_group(c, id).await,
-        ResKind::Appliance => network::terminate(c, id).await,
-    }
+    kinds::implementation(kind).delete(c, id).await
 }
 
 /// Starts an appliance, or a trail's logging.
 pub async fn start(c: &Ctx<'_>, kind: ResKind, id: &str) -> Result<(), CloudError> {
-    match kind {
-        ResKind::Trail => audit::start_logging(c, id).await,
-        _ => network::start(c, id).await,
-    }
+    kinds::implementation(kind).start(c, id).await
 }
 
 pub async fn stop(c: &Ctx<'_>, id: &str) -> Result<(), CloudError> {
@@ -276,15 +238,11 @@ pub async fn set_rules(
 }
 
 /// Whether an owned resource still exists, for verifying a removal and the audit path
-/// (EC2 kinds are checked by discovery; these are the ones it does not list).
+/// (the kinds discovery lists are checked by discovery: false here).
 pub async fn exists(c: &Ctx<'_>, kind: ResKind, id: &str) -> Result<bool, CloudError> {
-    match kind {
-        ResKind::Bucket => audit::bucket_exists(c, id).await,
-        ResKind::Topic => audit::topic_exists(c, id).await,
-        ResKind::Queue => audit::queue_exists(c, id).await,
-        ResKind::Subscription => audit::subscription_exists(c, id).await,
-        ResKind::BucketNotification => audit::notification_exists(c, id).await,
-        _ => Ok(false),
+    match kinds::implementation(kind).exists(c, id) {
+        Some(check) => check.await,
+        None => Ok(false),
     }
 }
 
@@ -366,5 +324,22 @@ mod tests {
         assert!(!made.load(Ordering::SeqCst), "the call never ran");
         assert_eq!(err.code, "AuditUnavailable");
         assert!(err.to_string().contains("s3:CreateBucket was not made"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn every_kind_has_its_implementation() {
+        let journal = Journal::default();
+        let c = ctx(&journal);
+        for kind in ResKind::ALL {
+            let imp = kinds::implementation(kind);
+            assert_eq!(imp.kind(), kind, "{kind:?}'s implementation says so");
+            // The table and the implementation agree on who checks existence.
+            assert_eq!(imp.exists(&c, "x").is_some(), kind.facts().discovered_as.is_none(), "{kind:?}");
+        }
+        // A spec of another kind is refused before any call.
+        let err = kinds::implementation(ResKind::Bucket).create(&c, &Spec::Detector, true, "t").await.unwrap_err();
+        assert_eq!(err.code, "SpecMismatch");
+        let err = kinds::implementation(ResKind::Subnet).start(&c, "subnet-1").await.unwrap_err();
+        assert_eq!(err.code, "Unsupported");
     }
 }

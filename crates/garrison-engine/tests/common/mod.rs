@@ -1,14 +1,14 @@
-//! Shared by the engine's emulator tests (the fixture itself is `garrison_engine::testing`).
+//! Shared by the engine's emulator tests (the fixture itself is `garrison_testkit::tenants`).
 
 #![allow(dead_code)]
 
-use garrison_engine::testing;
 use garrison_store::Store;
+use garrison_testkit::tenants;
 
-pub use testing::GARRISON;
+pub use tenants::GARRISON;
 
 pub async fn store() -> Store {
-    testing::store("engine-test").await.unwrap().0
+    tenants::store("engine-test").await.unwrap().0
 }
 
 /// Logs to stderr when GARRISON_TEST_LOG is set (a filter such as `garrison_engine=debug`).

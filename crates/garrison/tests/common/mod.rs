@@ -185,7 +185,7 @@ pub fn worker_command(
     let mut c = Command::new(env!("CARGO_BIN_EXE_garrison"));
     c.args(["worker", "--data-dir"])
         .arg(dir)
-        .args(["--database-url", db, "--aws-principal", garrison_engine::testing::GARRISON])
+        .args(["--database-url", db, "--aws-principal", garrison_testkit::tenants::GARRISON])
         .args(extra)
         .env("GARRISON_SEAL_KEY", key_hex)
         .env("HOSTNAME", name)

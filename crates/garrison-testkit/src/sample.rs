@@ -214,8 +214,8 @@ fn run_response(id: &str, region: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::change::classify;
-    use crate::log::read_gz;
+    use garrison_trail::classify;
+    use garrison_trail::log::read_gz;
 
     #[test]
     fn a_busy_file_reads_back_with_its_mix() {
