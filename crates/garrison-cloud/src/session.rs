@@ -21,7 +21,13 @@ pub const MAX_ATTEMPTS: u32 = 4;
 
 #[derive(Clone, Debug)]
 pub struct Aws {
+    /// The SDK configuration and the SDK clients made from it are this crate's own: the
+    /// rest of garrison calls AWS through this crate's functions. Tests and the testkit set
+    /// up emulator state with them directly (feature `testing`).
+    #[cfg(feature = "testing")]
     pub config: SdkConfig,
+    #[cfg(not(feature = "testing"))]
+    config: SdkConfig,
     pub calls: CallLog,
     pub limiter: Arc<Limiter>,
     /// The AWS account these credentials act in, when known.
@@ -50,7 +56,12 @@ impl std::fmt::Debug for Clients {
 
 macro_rules! client {
     ($name:ident, $krate:ident) => {
-        pub fn $name(&self) -> $krate::Client {
+        client!(@vis $name, $krate, #[cfg(feature = "testing")], pub);
+        client!(@vis $name, $krate, #[cfg(not(feature = "testing"))], pub(crate));
+    };
+    (@vis $name:ident, $krate:ident, #[$cfg:meta], $vis:vis) => {
+        #[$cfg]
+        $vis fn $name(&self) -> $krate::Client {
             self.cached(|| {
                 let conf = $krate::config::Builder::from(&self.config).interceptor(Counter(self.calls.clone())).build();
                 $krate::Client::from_conf(conf)
@@ -167,7 +178,17 @@ impl Aws {
     }
 
     /// S3 against a custom endpoint (the emulator) needs path-style addressing.
+    #[cfg(feature = "testing")]
     pub fn s3(&self) -> aws_sdk_s3::Client {
+        self.s3_client()
+    }
+
+    #[cfg(not(feature = "testing"))]
+    pub(crate) fn s3(&self) -> aws_sdk_s3::Client {
+        self.s3_client()
+    }
+
+    fn s3_client(&self) -> aws_sdk_s3::Client {
         self.cached(|| {
             let conf = aws_sdk_s3::config::Builder::from(&self.config)
                 .force_path_style(self.config.endpoint_url().is_some())
@@ -188,6 +209,11 @@ impl Aws {
     client!(eks, aws_sdk_eks);
     client!(sns, aws_sdk_sns);
     client!(sqs, aws_sdk_sqs);
+
+    /// The region the configuration names, if it names one (`region` falls back to us-east-1).
+    pub fn configured_region(&self) -> Option<String> {
+        self.config.region().map(|r| r.to_string())
+    }
 
     pub fn region(&self) -> String {
         self.config.region().map(|r| r.to_string()).unwrap_or_else(|| "us-east-1".into())

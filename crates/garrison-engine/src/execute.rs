@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use garrison_cloud::writes::{self, AuditSink, BoxFuture, Ctx, Journal};
+use garrison_cloud::writes::{self, AuditSink, BoxFuture, Created, Ctx, Journal};
 use garrison_cloud::{Aws, CloudError};
 use garrison_model::protection::{
     Action, Op, Owned, OwnedItem, ResKind, Spec, TAG_DEPLOYMENT, TAG_KEY, TAG_OWNER, TAG_TENANT,
@@ -54,7 +54,10 @@ impl AuditSink for StoreJournal {
 }
 
 /// Ids (and ARNs) by key, for resolving references, and the records as they change.
-type State = (BTreeMap<String, (String, Option<String>)>, Owned);
+struct State {
+    resolved: BTreeMap<String, Created>,
+    owned: Owned,
+}
 
 pub struct Executor {
     pub store: Store,
@@ -112,13 +115,13 @@ impl Executor {
 
     /// Applies `actions`; `owned` is updated as records change.
     pub async fn run(&self, actions: &[Action], owned: &mut Owned) -> Vec<ActionOutcome> {
-        let resolved: BTreeMap<String, (String, Option<String>)> = owned
+        let resolved: BTreeMap<String, Created> = owned
             .items
             .values()
             .filter(|o| !o.id.is_empty())
-            .map(|o| (o.key.clone(), (o.id.clone(), o.arn.clone())))
+            .map(|o| (o.key.clone(), Created { id: o.id.clone(), arn: o.arn.clone() }))
             .collect();
-        let state = Arc::new(Mutex::new((resolved, owned.clone())));
+        let state = Arc::new(Mutex::new(State { resolved, owned: owned.clone() }));
         let mut outcomes: BTreeMap<String, ActionOutcome> = BTreeMap::new();
         let mut done: BTreeSet<String> = BTreeSet::new();
         let keys: BTreeSet<&str> = actions.iter().map(|a| a.key.as_str()).collect();
@@ -170,7 +173,7 @@ impl Executor {
                 outcomes.insert(o.key.clone(), o);
             }
         }
-        *owned = state.lock().await.1.clone();
+        *owned = state.lock().await.owned.clone();
         actions.iter().filter_map(|a| outcomes.remove(&a.key)).collect()
     }
 
@@ -215,9 +218,9 @@ impl Executor {
             .map_err(|e| CloudError::terminal("garrison", "Record", "StoreError", &e.to_string()))?;
         let mut s = state.lock().await;
         if !item.id.is_empty() {
-            s.0.insert(item.key.clone(), (item.id.clone(), item.arn.clone()));
+            s.resolved.insert(item.key.clone(), Created { id: item.id.clone(), arn: item.arn.clone() });
         }
-        s.1.items.insert(item.key.clone(), item);
+        s.owned.items.insert(item.key.clone(), item);
         Ok(())
     }
 
@@ -227,8 +230,8 @@ impl Executor {
             .await
             .map_err(|e| CloudError::terminal("garrison", "Record", "StoreError", &e.to_string()))?;
         let mut s = state.lock().await;
-        s.0.remove(key);
-        s.1.items.remove(key);
+        s.resolved.remove(key);
+        s.owned.items.remove(key);
         Ok(())
     }
 
@@ -236,7 +239,7 @@ impl Executor {
         let aws = self.aws.in_region(&a.region);
         let (resolved, prior) = {
             let s = state.lock().await;
-            (s.0.clone(), s.1.items.get(&a.key).cloned())
+            (s.resolved.clone(), s.owned.items.get(&a.key).cloned())
         };
         let spec = match &a.op {
             Op::Create { spec, .. } => Some(spec),

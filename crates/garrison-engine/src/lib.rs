@@ -6,6 +6,7 @@ pub mod coverage;
 pub mod discover;
 pub mod error;
 pub mod execute;
+pub mod lease;
 pub mod plan;
 pub mod protect;
 pub mod validation;

@@ -14,7 +14,7 @@ use garrison_engine::Engine;
 use garrison_engine::discover::discover_deployment;
 use garrison_engine::validation::{ValidationStatus, validate, validate_reusing};
 use garrison_model::credential::{NewCredential, RoleSecret};
-use garrison_model::deployment::{Reason, Refs, Retry, StatusKind, parse_request};
+use garrison_model::deployment::{Deployment, Reason, Refs, Retry, StatusKind, parse_request};
 use garrison_model::snapshot::Kind;
 use garrison_store::Store;
 use garrison_testkit::proxy::Proxy;
@@ -178,6 +178,22 @@ async fn a_deployment_is_discovered_persisted_and_reported() {
     assert_eq!(snap.regions["us-west-2"].instances.len(), west);
 }
 
+/// An automatic Essentials deployment of us-east-1 whose discover credential is `arn`.
+async fn automatic_with_role(t: &garrison_testkit::tenants::Tenant, name: &str, arn: String) -> Deployment {
+    let cred = t
+        .store
+        .create_credential(&t.account, &NewCredential { name: name.into(), secret: RoleSecret { arn } }, "test")
+        .await
+        .unwrap();
+    let policies: HashSet<String> = garrison_catalog::policies::all().into_iter().map(|p| p.id).collect();
+    let creds: HashMap<String, String> = [(cred.id.clone(), GARRISON.to_string())].into();
+    let body = json!({"name": name, "platform": {"type": "aws", "id": GARRISON}, "mode": "automatic",
+        "credentials": [{"id": cred.id, "purpose": "discover"}],
+        "scope": {"include": [{"type": "region", "key": "/aws/us-east-1", "policy": {"id": garrison_catalog::policies::ESSENTIALS}}]}});
+    let spec = parse_request(&body, None, &Refs { policies: &policies, credentials: &creds }).unwrap().spec;
+    t.store.create_deployment(&t.account, spec, "test").await.unwrap()
+}
+
 /// Automatic mode with a role that anyone may assume, or that does not require the
 /// ExternalId: refused at every reconcile with the reason, and nothing is written.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -204,18 +220,7 @@ async fn an_unsafe_role_is_refused_for_automatic_mode_and_nothing_is_written() {
     e.propagation = (1, Duration::ZERO);
     for (name, trust, reason) in cases {
         let arn = make_role(&aws, &format!("unsafe-{name}"), &trust, &parts(&full)).await;
-        let cred = t
-            .store
-            .create_credential(&t.account, &NewCredential { name: name.into(), secret: RoleSecret { arn } }, "test")
-            .await
-            .unwrap();
-        let policies: HashSet<String> = garrison_catalog::policies::all().into_iter().map(|p| p.id).collect();
-        let creds: HashMap<String, String> = [(cred.id.clone(), GARRISON.to_string())].into();
-        let body = json!({"name": name, "platform": {"type": "aws", "id": GARRISON}, "mode": "automatic",
-            "credentials": [{"id": cred.id, "purpose": "discover"}],
-            "scope": {"include": [{"type": "region", "key": "/aws/us-east-1", "policy": {"id": garrison_catalog::policies::ESSENTIALS}}]}});
-        let spec = parse_request(&body, None, &Refs { policies: &policies, credentials: &creds }).unwrap().spec;
-        let d = t.store.create_deployment(&t.account, spec, "test").await.unwrap();
+        let d = automatic_with_role(&t, name, arn).await;
         let err = garrison_engine::protect::reconcile(&e, &d).await.expect_err("refused");
         let got = t.store.get_deployment(&t.account, &d.id).await.unwrap().unwrap();
         assert_eq!(got.status.status, StatusKind::Error, "{name}");
@@ -288,18 +293,7 @@ async fn failed_runs_back_off_or_wait_for_a_change_as_their_reason_says() {
     {
         // A tenant (and store) each: the worker runs every deployment of its store.
         let t = garrison_testkit::tenants::tenant(&aws, &format!("policy-{name}")).await.unwrap();
-        let cred = t
-            .store
-            .create_credential(&t.account, &NewCredential { name: name.into(), secret: RoleSecret { arn } }, "test")
-            .await
-            .unwrap();
-        let policies: HashSet<String> = garrison_catalog::policies::all().into_iter().map(|p| p.id).collect();
-        let creds: HashMap<String, String> = [(cred.id.clone(), GARRISON.to_string())].into();
-        let body = json!({"name": name, "platform": {"type": "aws", "id": GARRISON}, "mode": "automatic",
-            "credentials": [{"id": cred.id, "purpose": "discover"}],
-            "scope": {"include": [{"type": "region", "key": "/aws/us-east-1", "policy": {"id": garrison_catalog::policies::ESSENTIALS}}]}});
-        let spec = parse_request(&body, None, &Refs { policies: &policies, credentials: &creds }).unwrap().spec;
-        let d = t.store.create_deployment(&t.account, spec, "test").await.unwrap();
+        let d = automatic_with_role(&t, name, arn).await;
         let mut e = Engine::new(t.store.clone(), Arc::new(Sessions::new(aws.clone())), GARRISON.into());
         e.propagation = (1, Duration::ZERO);
         e.backoff_base = Duration::from_millis(100);

@@ -31,3 +31,13 @@ pub struct AuditEntry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
 }
+
+/// A page of a deployment's audit log, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AuditPage {
+    pub deployment_id: String,
+    pub entries: Vec<AuditEntry>,
+    /// Present while older entries remain: pass it back as `continue` for the next page.
+    #[serde(rename = "continue", default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}

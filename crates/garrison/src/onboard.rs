@@ -495,7 +495,7 @@ async fn run(a: Args) -> Result<Value, Failure> {
     let mut aws = Aws::from_env(a.profile.as_deref()).await;
     if let Some(r) = &a.stack_region {
         aws = aws.in_region(r);
-    } else if aws.config.region().is_none() {
+    } else if aws.configured_region().is_none() {
         aws = aws.in_region("us-east-1");
     }
     if a.organization {

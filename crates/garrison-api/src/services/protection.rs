@@ -146,13 +146,13 @@ fn limit(q: &AuditQuery, default: i64) -> ApiResult<i64> {
 /// page of `limit` at a time; `continue` is in the answer while older entries remain.
 #[utoipa::path(get, path = "/deployments/v1/{account_id}/deployments/{deployment_id}/audit", tag = "deployments", operation_id = "list_audit_log",
     params(("account_id" = String, Path), ("deployment_id" = String, Path), AuditQuery), security(("X-AIMS-Auth-Token" = [])),
-    responses((status = 200, description = "{deployment_id, entries: [...], continue?}")))]
+    responses((status = 200, description = "a page of the audit log, newest first", body = garrison_model::audit::AuditPage)))]
 async fn list_audit_log(
     State(s): State<AppState>,
     caller: Caller,
     Path((account_id, id)): Path<(String, String)>,
     Query(q): Query<AuditQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<garrison_model::audit::AuditPage>> {
     s.authorize(&caller, &account_id).await?;
     let route = format!("list_audit_log/{id}");
     // The cursor carries the page size and where the previous page ended (time, entry id).
@@ -173,13 +173,16 @@ async fn list_audit_log(
         s.store.audit_page(&account_id, &id, before.as_ref().map(|(a, e)| (*a, e.as_str())), size + 1).await?;
     let more = page.len() as i64 > size;
     page.truncate(size as usize);
-    let mut body = json!({"deployment_id": id, "entries": page.iter().map(|(_, e)| e).collect::<Vec<_>>()});
-    if more && let Some((entry, last)) = page.last() {
-        let position = format!("{}|{entry}", last.at_ms);
-        let binding = crate::paging::Binding { account_id: &account_id, route: &route, query: &position };
-        body["continue"] = json!(s.cursor(&binding, crate::paging::Page { offset: 0, size: size as usize }));
-    }
-    Ok(Json(body))
+    let next = match page.last() {
+        Some((entry, last)) if more => {
+            let position = format!("{}|{entry}", last.at_ms);
+            let binding = crate::paging::Binding { account_id: &account_id, route: &route, query: &position };
+            Some(s.cursor(&binding, crate::paging::Page { offset: 0, size: size as usize }))
+        }
+        _ => None,
+    };
+    let entries = page.into_iter().map(|(_, e)| e).collect();
+    Ok(Json(garrison_model::audit::AuditPage { deployment_id: id, entries, next }))
 }
 
 /// Audit-queue input the collector could not use (malformed messages, unreadable log

@@ -107,18 +107,18 @@ pub struct Ctx<'a> {
     /// The plan key of the resource being written, for the audit log.
     pub key: Option<String>,
     /// key -> (id, arn) of what exists already.
-    pub resolved: &'a BTreeMap<String, (String, Option<String>)>,
+    pub resolved: &'a BTreeMap<String, Created>,
 }
 
 impl Ctx<'_> {
     fn id(&self, key: &str) -> Result<String, CloudError> {
-        self.resolved.get(key).map(|(id, _)| id.clone()).ok_or_else(|| {
+        self.resolved.get(key).map(|made| made.id.clone()).ok_or_else(|| {
             CloudError::terminal("garrison", "Resolve", "MissingDependency", &format!("{key} does not exist"))
         })
     }
 
     fn arn(&self, key: &str) -> Result<String, CloudError> {
-        self.resolved.get(key).and_then(|(id, arn)| arn.clone().or_else(|| Some(id.clone()))).ok_or_else(|| {
+        self.resolved.get(key).map(|made| made.arn.clone().unwrap_or_else(|| made.id.clone())).ok_or_else(|| {
             CloudError::terminal("garrison", "Resolve", "MissingDependency", &format!("{key} does not exist"))
         })
     }
@@ -202,7 +202,7 @@ pub(crate) fn gone_ok(r: Result<(), CloudError>) -> Result<(), CloudError> {
     }
 }
 
-/// What a create made.
+/// What a create made (and, for later writes, what a plan key resolves to).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Created {
     pub id: String,
@@ -276,8 +276,7 @@ mod tests {
     }
 
     fn ctx(journal: &Journal) -> Ctx<'_> {
-        static RESOLVED: std::sync::LazyLock<BTreeMap<String, (String, Option<String>)>> =
-            std::sync::LazyLock::new(BTreeMap::new);
+        static RESOLVED: std::sync::LazyLock<BTreeMap<String, Created>> = std::sync::LazyLock::new(BTreeMap::new);
         Ctx {
             aws: offline_aws(),
             region: "us-east-1".into(),

@@ -151,7 +151,7 @@ pub async fn react(
     let run = timed("targeted", d, Box::pin(react_once(e, d, regions, trigger)));
     // Several workers: the deployment's lease keeps this apart from any other worker's run.
     if e.store.backend() == garrison_store::Backend::Postgres {
-        return Box::pin(crate::worker::exclusively(e, &d.id, run)).await;
+        return Box::pin(crate::lease::exclusively(e, &d.id, run)).await;
     }
     run.await
 }
