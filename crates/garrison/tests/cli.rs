@@ -746,4 +746,7 @@ fn without_aws_credentials_the_status_says_what_to_do() {
     assert!(message.contains("garrison has no AWS credentials of its own: set AWS_PROFILE"), "{message}");
     assert!(message.len() < 400, "{} characters: {message}", message.len());
     assert!(!message.contains("TeamSecretRole") && !message.contains("Debug"), "{message}");
+    // The code beside the words: scripts and alerts key on it; the operator must act, so the
+    // worker waits for a change or the resync instead of retrying.
+    assert_eq!(status["reason"], "no_aws_credentials", "{status}");
 }
