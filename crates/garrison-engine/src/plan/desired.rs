@@ -119,9 +119,7 @@ impl Builder<'_> {
         let dep = short(&self.d.id);
         let ours = format!("{TRAIL_PREFIX}{dep}");
         if !self.built(keys::TRAIL) {
-            let mut trails: Vec<_> = self.snap.regions.values().flat_map(|r| r.trails.iter()).collect();
-            trails.sort_by(|a, b| a.arn.cmp(&b.arn));
-            trails.dedup_by(|a, b| a.arn == b.arn);
+            let trails = home_copies(self.snap);
             let preferred = self.d.platform.monitor.preferred_ct_arn.as_deref();
             let adoptable =
                 |t: &&garrison_model::snapshot::Trail| t.multi_region && t.logging == Some(true) && t.name != ours;
@@ -424,4 +422,26 @@ pub fn is_appliance(i: &garrison_model::snapshot::Instance) -> bool {
 /// Whether every kind a removal in `region` depends on was read completely.
 pub fn region_complete(snap: &Snapshot, region: &str) -> bool {
     snap.regions.get(region).is_some_and(|r| Kind::ALL.iter().all(|k| r.complete(*k)))
+}
+
+/// Each trail once, as seen from its home region: a multi-region trail appears in every
+/// region's listing, but only the copy read in its home region has a logging status, so
+/// that copy judges it (whatever the regions read and their order). A trail whose home
+/// region was not read keeps the first copy found.
+pub fn home_copies(snap: &garrison_model::snapshot::Snapshot) -> Vec<&garrison_model::snapshot::Trail> {
+    let mut by_arn: BTreeMap<&str, &garrison_model::snapshot::Trail> = BTreeMap::new();
+    for (region, rs) in &snap.regions {
+        for t in &rs.trails {
+            let home = *region == t.home_region;
+            by_arn
+                .entry(t.arn.as_str())
+                .and_modify(|kept| {
+                    if home {
+                        *kept = t
+                    }
+                })
+                .or_insert(t);
+        }
+    }
+    by_arn.into_values().collect()
 }

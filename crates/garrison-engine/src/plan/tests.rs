@@ -156,8 +156,10 @@ fn random_world(seed: u64) -> World {
             s3_bucket: Some("customer-logs".into()),
             sns_topic_arn: topic,
         };
-        for rs in regions.values_mut() {
-            rs.trails.push(t.clone());
+        // Listed in every region; its logging status is read where it is homed only.
+        for (region, rs) in regions.iter_mut() {
+            let logging = if *region == t.home_region { t.logging } else { None };
+            rs.trails.push(Trail { logging, ..t.clone() });
         }
     }
     let deployment: Deployment = serde_json::from_value(json!({
@@ -567,6 +569,53 @@ fn estate() -> World {
     }))
     .unwrap();
     w
+}
+
+/// The customer's multi-region trail, homed in us-east-1, listed in eu-west-1 too (where its
+/// logging status is not read): adopted whatever the regions in scope and their order,
+/// never duplicated; not adopted when its home copy says it does not log.
+#[test]
+fn a_multi_region_trail_is_judged_by_its_home_region_copy() {
+    let mut w = estate();
+    let home = Trail {
+        name: "org-trail".into(),
+        arn: "arn:aws:cloudtrail:us-east-1:123456789012:trail/org-trail".into(),
+        home_region: "us-east-1".into(),
+        multi_region: true,
+        logging: Some(true),
+        s3_bucket: Some("customer-logs".into()),
+        sns_topic_arn: None,
+    };
+    let mut west = w.snap.regions["us-east-1"].clone();
+    west.instances.clear();
+    west.detectors.clear();
+    // "eu-west-1" sorts before "us-east-1": its shadow copy is met first.
+    west.trails = vec![Trail { logging: None, ..home.clone() }];
+    w.snap.regions.get_mut("us-east-1").unwrap().trails = vec![home.clone()];
+    w.snap.regions.insert("eu-west-1".into(), west);
+    let trail_op = |w: &mut World| {
+        let d = w.deployment.clone();
+        let (p, _) = w.plan(Some(&d));
+        p.actions.iter().find(|a| a.key == keys::TRAIL).map(|a| a.op.clone())
+    };
+    for scope in [
+        json!({"include": [{"type": "vpc", "key": "/aws/eu-west-1/vpc/vpc-0000000a", "policy": {"id": ESSENTIALS}},
+                           {"type": "region", "key": "/aws/us-east-1", "policy": {"id": ESSENTIALS}}], "exclude": []}),
+        json!({"include": [{"type": "region", "key": "/aws/us-east-1", "policy": {"id": ESSENTIALS}},
+                           {"type": "region", "key": "/aws/eu-west-1", "policy": {"id": ESSENTIALS}}], "exclude": []}),
+    ] {
+        w.deployment.scope = serde_json::from_value(scope).unwrap();
+        assert_eq!(trail_op(&mut w), Some(Op::Adopt { id: "org-trail".into() }), "adopted, not built again");
+    }
+    for rs in w.snap.regions.values_mut() {
+        for t in rs.trails.iter_mut().filter(|t| t.logging.is_some()) {
+            t.logging = Some(false);
+        }
+    }
+    assert!(
+        matches!(trail_op(&mut w), Some(Op::Create { spec: Spec::Trail { .. }, .. })),
+        "a trail that does not log is not relied on: garrison builds its own"
+    );
 }
 
 #[test]
