@@ -426,7 +426,37 @@ pub async fn discover(aws: &Aws, regions: &[String], now: i64) -> Snapshot {
             out.insert(r, snap);
         }
     }
+    home_status_of_shadows(aws, &mut out).await;
     Snapshot { aws_account: aws.account.clone(), taken_at: now, regions: out }
+}
+
+/// Multi-region trails listed only as shadow copies (their home region was not read): their
+/// status read once each in the home region, by ARN, so that adoption judges each trail by
+/// its home copy whatever the regions read. One that cannot be read stays unknown.
+async fn home_status_of_shadows(aws: &Aws, out: &mut BTreeMap<String, RegionSnapshot>) {
+    let mut wanted: BTreeMap<String, String> = BTreeMap::new();
+    for rs in out.values() {
+        for t in rs.trails.iter().filter(|t| t.multi_region && t.logging.is_none()) {
+            if !out.contains_key(&t.home_region) && !t.home_region.is_empty() {
+                wanted.insert(t.arn.clone(), t.home_region.clone());
+            }
+        }
+    }
+    for (arn, home) in wanted {
+        let a = aws.in_region(&home);
+        a.pace("cloudtrail").await;
+        match a.cloudtrail().get_trail_status().name(&arn).send().await {
+            Ok(st) => {
+                for t in out.values_mut().flat_map(|rs| rs.trails.iter_mut()).filter(|t| t.arn == arn) {
+                    t.logging = st.is_logging();
+                }
+            }
+            Err(e) => {
+                let e = CloudError::from_sdk("cloudtrail", "GetTrailStatus", e);
+                tracing::debug!(trail = %garrison_model::redact::text(&arn), error = %e, "a shadow trail's status is unknown");
+            }
+        }
+    }
 }
 
 /// The regions enabled in the account (for scopes that include the whole deployment).

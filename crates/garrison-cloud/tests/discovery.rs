@@ -264,3 +264,30 @@ async fn sessions_share_one_http_client_and_keep_their_connections() {
     assert!(calls >= 26, "two accounts' discovery: {calls} calls");
     assert!(conns <= 2, "{calls} calls opened {conns} new connections");
 }
+
+/// A multi-region trail homed in us-east-1, discovered from eu-west-1 only: its shadow copy
+/// carries the logging status read in the home region (by ARN), so adoption can judge it
+/// whatever the regions in scope.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shadow_trail_carries_the_status_of_its_home_copy() {
+    let moto = Moto::start().expect("the AWS emulator is required for this test");
+    let aws = Aws::from_config(moto.sdk_config("us-east-1").await);
+    aws.s3().create_bucket().bucket("customer-logs").send().await.unwrap();
+    let ct = aws.cloudtrail();
+    ct.create_trail().name("org").s3_bucket_name("customer-logs").is_multi_region_trail(true).send().await.unwrap();
+    ct.start_logging().name("org").send().await.unwrap();
+    let west = ["eu-west-1".to_string()];
+    let snap = discovery::discover(&aws, &west, 0).await;
+    let shadow = &snap.regions["eu-west-1"].trails;
+    assert_eq!(shadow.len(), 1, "{shadow:?}");
+    assert_eq!((shadow[0].home_region.as_str(), shadow[0].logging), ("us-east-1", Some(true)));
+    assert_eq!(aws.calls.count("GetTrailStatus"), 1, "one read, in the home region");
+    // Read from both regions, the home copy has it and the shadow is not read again.
+    ct.stop_logging().name("org").send().await.unwrap();
+    aws.calls.reset();
+    let both = ["eu-west-1".to_string(), "us-east-1".to_string()];
+    let snap = discovery::discover(&aws, &both, 0).await;
+    assert_eq!(snap.regions["us-east-1"].trails[0].logging, Some(false));
+    assert_eq!(snap.regions["eu-west-1"].trails[0].logging, None);
+    assert_eq!(aws.calls.count("GetTrailStatus"), 1);
+}

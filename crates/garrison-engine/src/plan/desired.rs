@@ -426,8 +426,9 @@ pub fn region_complete(snap: &Snapshot, region: &str) -> bool {
 
 /// Each trail once, as seen from its home region: a multi-region trail appears in every
 /// region's listing, but only the copy read in its home region has a logging status, so
-/// that copy judges it (whatever the regions read and their order). A trail whose home
-/// region was not read keeps the first copy found.
+/// that copy judges it (whatever the regions read and their order). Where the home region
+/// was not read, discovery reads the status there by ARN (`home_status_of_shadows`): a copy
+/// that carries one is kept.
 pub fn home_copies(snap: &garrison_model::snapshot::Snapshot) -> Vec<&garrison_model::snapshot::Trail> {
     let mut by_arn: BTreeMap<&str, &garrison_model::snapshot::Trail> = BTreeMap::new();
     for (region, rs) in &snap.regions {
@@ -436,7 +437,7 @@ pub fn home_copies(snap: &garrison_model::snapshot::Snapshot) -> Vec<&garrison_m
             by_arn
                 .entry(t.arn.as_str())
                 .and_modify(|kept| {
-                    if home {
+                    if home || (kept.logging.is_none() && t.logging.is_some()) {
                         *kept = t
                     }
                 })

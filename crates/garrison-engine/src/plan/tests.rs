@@ -607,6 +607,15 @@ fn a_multi_region_trail_is_judged_by_its_home_region_copy() {
         w.deployment.scope = serde_json::from_value(scope).unwrap();
         assert_eq!(trail_op(&mut w), Some(Op::Adopt { id: "org-trail".into() }), "adopted, not built again");
     }
+    // Only eu-west-1 read: discovery gave the shadow copy the home copy's status.
+    let mut only_west = World { snap: w.snap.clone(), ..random_world(2) };
+    only_west.snap.regions.remove("us-east-1");
+    only_west.snap.regions.get_mut("eu-west-1").unwrap().trails[0].logging = Some(true);
+    only_west.deployment = w.deployment.clone();
+    only_west.deployment.scope = serde_json::from_value(json!({"include": [
+        {"type": "vpc", "key": "/aws/eu-west-1/vpc/vpc-0000000a", "policy": {"id": ESSENTIALS}}], "exclude": []}))
+    .unwrap();
+    assert_eq!(trail_op(&mut only_west), Some(Op::Adopt { id: "org-trail".into() }), "home region not in scope");
     for rs in w.snap.regions.values_mut() {
         for t in rs.trails.iter_mut().filter(|t| t.logging.is_some()) {
             t.logging = Some(false);
