@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 
 use garrison_model::deployment::{Deployment, Mode, Reason};
 
-use crate::Engine;
 use crate::discover::discover_deployment;
 use crate::lease::under_lease;
 use crate::protect::{reconcile, uninstall};
+use crate::{Engine, now_ms};
 
 /// One deployment's turn: protection for active ones, discovery status for the rest.
 /// Returns the reason the run ended with: the error policy's input (`Engine::after_run`).
@@ -73,9 +73,9 @@ pub async fn run(engine: Arc<Engine>, resync: Duration) {
                     if ok {
                         retry.remove(&d.id);
                     } else {
-                        // Back off: 2 s, 4 s, … up to the resync interval.
+                        // Back off: 2 s, 4 s, … up to the resync interval (the error policy's curve).
                         let n = retry.get(&d.id).map(|(_, n)| n + 1).unwrap_or(0);
-                        let wait = Duration::from_secs(2u64.saturating_pow(n + 1)).min(resync);
+                        let wait = garrison_model::deployment::backoff(n + 1, Duration::from_secs(2), resync);
                         retry.insert(d.id.clone(), (Instant::now() + wait, n));
                     }
                 }
@@ -114,10 +114,6 @@ pub async fn run(engine: Arc<Engine>, resync: Duration) {
             _ = tokio::time::sleep(wait) => {},
         }
     }
-}
-
-fn now_ms() -> i64 {
-    crate::now_ms()
 }
 
 /// The next periodic run of deployment `id`, finished at `now`: at its own phase of the

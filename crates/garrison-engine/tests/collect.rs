@@ -51,7 +51,7 @@ impl World {
 
     async fn report(&self) -> Value {
         let r = self.store.get_report(&self.d.account_id, &self.d.id).await.unwrap();
-        r.as_ref().map(garrison_model::report::to_value).unwrap_or(Value::Null)
+        r.map(|r| serde_json::to_value(r).unwrap()).unwrap_or(Value::Null)
     }
 
     /// The first report after `generation` for which `done` holds.

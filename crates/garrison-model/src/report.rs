@@ -3,7 +3,6 @@
 //! (`GET …/protection`), read typed by the coverage picture and the dashboard.
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use crate::deployment::{Mode, Reason};
 use crate::protection::{Plan, Role};
@@ -186,11 +185,6 @@ pub fn read_stored(body: &str) -> Option<Report> {
     serde_json::from_str(body).ok()
 }
 
-/// The report as a JSON value (for callers that index into it, such as tests).
-pub fn to_value(r: &Report) -> Value {
-    serde_json::to_value(r).unwrap_or(Value::Null)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -212,7 +206,11 @@ mod tests {
         assert_eq!(r.outcomes[0].result, ActionResult::Done);
         assert!(r.outcomes[0].result == "done");
         assert_eq!(r.audit_source.recorders[0].name, "garrison");
-        assert_eq!(to_value(&r)["audit_source"], old["audit_source"], "the same shape on the wire");
+        assert_eq!(
+            serde_json::to_value(&r).unwrap()["audit_source"],
+            old["audit_source"],
+            "the same shape on the wire"
+        );
         assert_eq!(r.audit_source.flow_logs, 3);
         assert!(read_stored("{\"deployment_id\": 1}").is_none());
     }
