@@ -32,6 +32,9 @@ fn calls(spec: &Spec) -> u32 {
         ResKind::Detector | ResKind::FlowLogs | ResKind::Subnet | ResKind::Appliance => 1,
         ResKind::Recorder => 3,
         ResKind::InternetGateway => 2,
+        ResKind::EventBus => 1,
+        // PutRule, PutTargets; CreateRole, PutRolePolicy; GetQueueAttributes, SetQueueAttributes
+        ResKind::EventRule | ResKind::EventRole | ResKind::QueuePolicy => 2,
         ResKind::RouteTable => 3,
         // create, four entries, find the association, replace it
         ResKind::NetworkAcl => 7,

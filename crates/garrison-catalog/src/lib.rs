@@ -1,8 +1,10 @@
 //! What garrison knows as data: the IAM role types it asks customers to create (versioned
-//! data files), the CloudFormation template rendered from them, and the protection policies.
+//! data files), the CloudFormation template rendered from them, the protection policies, and the
+//! event feed's rule pattern.
 
 pub mod appliances;
 pub mod cft;
+pub mod feed;
 pub mod iam_check;
 pub mod network;
 pub mod plan_cft;

@@ -5,7 +5,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use garrison_model::protection::{Op, Plan, Role, Spec, bucket_policy, queue_policy, topic_policy};
+use garrison_model::protection::{
+    Op, Plan, Role, Spec, bucket_policy, event_role_policy, event_role_trust, feed_statement, queue_policy,
+    topic_policy,
+};
 use serde_json::{Map, Value, json};
 
 /// A CloudFormation logical id for a plan key (alphanumeric, unique per key).
@@ -25,6 +28,8 @@ struct Doc<'a> {
     local: BTreeSet<&'a str>,
     /// Ids of resources that already exist, by key.
     existing: &'a BTreeMap<String, String>,
+    /// ARNs known from names alone (the feed's bus and role), for references across stacks.
+    named: &'a BTreeMap<String, String>,
     tags: Value,
 }
 
@@ -40,6 +45,8 @@ impl Doc<'_> {
     fn arn(&self, key: &str, attr: &str) -> Value {
         if self.local.contains(key) {
             json!({"Fn::GetAtt": [logical_id(key), attr]})
+        } else if let Some(arn) = self.named.get(key) {
+            json!(arn)
         } else {
             json!(self.existing.get(key).cloned().unwrap_or_else(|| format!("<{key}>")))
         }
@@ -76,11 +83,54 @@ impl Doc<'_> {
                     "AWS::SQS::Queue",
                     json!({"QueueName": name, "MessageRetentionPeriod": 1209600, "Tags": tags}),
                 );
+                let policy = match topic {
+                    Some(topic) => queue_policy(json!({"Fn::GetAtt": [id, "Arn"]}), self.id(topic)),
+                    None => json!({"Version": "2012-10-17", "Statement": []}),
+                };
                 self.put(
                     format!("{id}Policy"),
                     "AWS::SQS::QueuePolicy",
-                    json!({"Queues": [{"Ref": id}], "PolicyDocument": queue_policy(json!({"Fn::GetAtt": [id, "Arn"]}), self.id(topic))}),
+                    json!({"Queues": [{"Ref": id}], "PolicyDocument": policy}),
                 );
+            }
+            Spec::EventBus { name } => self.put(id, "AWS::Events::EventBus", json!({"Name": name, "Tags": tags})),
+            Spec::EventRule { name, bus, pattern, target, role } => {
+                let mut t = json!({"Id": "garrison", "Arn": self.arn(target, "Arn")});
+                if let Some(role) = role {
+                    t["RoleArn"] = self.arn(role, "Arn");
+                }
+                let mut props = json!({"Name": name, "State": "ENABLED",
+                    "Description": "garrison: management events garrison acts on",
+                    "EventPattern": serde_json::from_str::<Value>(pattern).unwrap_or(Value::Null),
+                    "Targets": [t]});
+                if let Some(bus) = bus {
+                    props["EventBusName"] = self.id(bus);
+                }
+                self.put(id, "AWS::Events::Rule", props);
+            }
+            Spec::EventRole { name, bus } => self.put(
+                id,
+                "AWS::IAM::Role",
+                json!({"RoleName": name, "AssumeRolePolicyDocument": event_role_trust(account),
+                       "Policies": [{"PolicyName": "garrison-feed", "PolicyDocument": event_role_policy(self.arn(bus, "Arn"))}],
+                       "Tags": tags}),
+            ),
+            // The feed's statement joins the queue's policy (one policy per queue).
+            Spec::QueuePolicy { queue, rule } => {
+                let statement = feed_statement(self.arn(queue, "Arn"), self.arn(rule, "Arn"));
+                let policy = format!("{}Policy", logical_id(queue));
+                match self.resources.get_mut(&policy) {
+                    Some(p) => {
+                        if let Some(Value::Array(list)) = p.pointer_mut("/Properties/PolicyDocument/Statement") {
+                            list.push(statement);
+                        }
+                    }
+                    None => self.put(
+                        id,
+                        "AWS::SQS::QueuePolicy",
+                        json!({"Queues": [self.id(queue)], "PolicyDocument": {"Version": "2012-10-17", "Statement": [statement]}}),
+                    ),
+                }
             }
             Spec::Subscription { topic, queue } => self.put(
                 id,
@@ -228,14 +278,30 @@ pub fn render(
         }
     }
     let tag_list: Vec<Value> = tags.iter().map(|(k, v)| json!({"Key": k, "Value": v})).collect();
+    let named: BTreeMap<String, String> = plan
+        .actions
+        .iter()
+        .filter_map(|a| match &a.op {
+            Op::Create { spec: Spec::EventBus { name }, .. } => {
+                Some((a.key.clone(), format!("arn:aws:events:{}:{account}:event-bus/{name}", a.region)))
+            }
+            Op::Create { spec: Spec::EventRole { name, .. }, .. } => {
+                Some((a.key.clone(), format!("arn:aws:iam::{account}:role/{name}")))
+            }
+            _ => None,
+        })
+        .collect();
     let mut out = BTreeMap::new();
     let regions: BTreeSet<&str> = by_region.keys().chain(manual.keys()).copied().collect();
     for region in regions {
-        let items = by_region.remove(region).unwrap_or_default();
+        let mut items = by_region.remove(region).unwrap_or_default();
+        // Policies that join another resource's come after it.
+        items.sort_by_key(|(_, spec)| matches!(spec, Spec::QueuePolicy { .. }));
         let mut doc = Doc {
             resources: Map::new(),
             local: items.iter().map(|(k, _)| *k).collect(),
             existing,
+            named: &named,
             tags: json!(tag_list),
         };
         for (key, spec) in &items {

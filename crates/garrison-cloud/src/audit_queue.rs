@@ -86,6 +86,24 @@ pub async fn delete(aws: &Aws, queue_url: &str, receipts: &[String]) -> Result<(
     Ok(())
 }
 
+/// The region a bucket is in (S3 answers GetBucketLocation from any region; an empty
+/// constraint is us-east-1, "EU" the old name of eu-west-1).
+pub async fn bucket_region(aws: &Aws, bucket: &str) -> Result<String, CloudError> {
+    aws.pace("s3").await;
+    let out = aws
+        .s3()
+        .get_bucket_location()
+        .bucket(bucket)
+        .send()
+        .await
+        .map_err(|e| CloudError::from_sdk("s3", "GetBucketLocation", e))?;
+    Ok(match out.location_constraint().map(|c| c.as_str()) {
+        None | Some("") => "us-east-1".to_string(),
+        Some("EU") => "eu-west-1".to_string(),
+        Some(r) => r.to_string(),
+    })
+}
+
 /// An object's bytes, refused past `max` (a log file is small; this is not one).
 pub async fn get_object(aws: &Aws, bucket: &str, key: &str, max: u64) -> Result<Vec<u8>, CloudError> {
     aws.pace("s3").await;

@@ -209,6 +209,8 @@ impl Aws {
     client!(eks, aws_sdk_eks);
     client!(sns, aws_sdk_sns);
     client!(sqs, aws_sdk_sqs);
+    client!(events, aws_sdk_eventbridge);
+    client!(kms, aws_sdk_kms);
 
     /// The region the configuration names, if it names one (`region` falls back to us-east-1).
     pub fn configured_region(&self) -> Option<String> {

@@ -37,6 +37,10 @@ pub enum ResKind {
     NetworkAcl,
     SecurityGroup,
     Appliance,
+    EventBus,
+    EventRule,
+    EventRole,
+    QueuePolicy,
 }
 
 /// What a resource kind costs the customer while it exists.
@@ -66,7 +70,8 @@ pub struct KindFacts {
     /// the groups and subnets they sit in, the subnet's ACL and route table before the
     /// subnet, publishers before the bucket and topic they publish to).
     pub removal_rank: u8,
-    /// Lives in the audit region and serves every region.
+    /// Part of the audit path (the audit source and the event feed): found by garrison's
+    /// own reads rather than discovery, removed in order across regions.
     pub audit: bool,
     /// The `Name` tag garrison gives it (IDS appliances and groups: see `name_tag`).
     pub name_tag: &'static str,
@@ -76,9 +81,10 @@ pub struct KindFacts {
 }
 
 const AUDIT_TAG: &str = "AlertLogic Audit";
+const FEED_TAG: &str = "AlertLogic Event Feed";
 
 /// Every kind, in `ResKind`'s order.
-pub const KINDS: [KindFacts; 15] = {
+pub const KINDS: [KindFacts; 19] = {
     use CostClass::*;
     use ResKind as R;
     [
@@ -232,11 +238,51 @@ pub const KINDS: [KindFacts; 15] = {
             create_call: "ec2:RunInstances",
             cost: Hourly,
         },
+        KindFacts {
+            kind: R::EventBus,
+            name: "event_bus",
+            discovered_as: None,
+            removal_rank: 1,
+            audit: true,
+            name_tag: FEED_TAG,
+            create_call: "events:CreateEventBus",
+            cost: Usage,
+        },
+        KindFacts {
+            kind: R::EventRule,
+            name: "event_rule",
+            discovered_as: None,
+            removal_rank: 0,
+            audit: true,
+            name_tag: FEED_TAG,
+            create_call: "events:PutRule",
+            cost: Usage,
+        },
+        KindFacts {
+            kind: R::EventRole,
+            name: "event_role",
+            discovered_as: None,
+            removal_rank: 1,
+            audit: true,
+            name_tag: FEED_TAG,
+            create_call: "iam:CreateRole",
+            cost: Free,
+        },
+        KindFacts {
+            kind: R::QueuePolicy,
+            name: "queue_policy",
+            discovered_as: None,
+            removal_rank: 0,
+            audit: true,
+            name_tag: FEED_TAG,
+            create_call: "sqs:SetQueueAttributes",
+            cost: Free,
+        },
     ]
 };
 
 impl ResKind {
-    pub const ALL: [ResKind; 15] = [
+    pub const ALL: [ResKind; 19] = [
         ResKind::Bucket,
         ResKind::Topic,
         ResKind::Queue,
@@ -252,6 +298,10 @@ impl ResKind {
         ResKind::NetworkAcl,
         ResKind::SecurityGroup,
         ResKind::Appliance,
+        ResKind::EventBus,
+        ResKind::EventRule,
+        ResKind::EventRole,
+        ResKind::QueuePolicy,
     ];
 
     /// This kind's row of `KINDS`.
@@ -320,21 +370,98 @@ pub type Ref = String;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Spec {
-    Bucket { name: String },
-    Topic { name: String, bucket: String },
-    Queue { name: String, topic: Ref },
-    Subscription { topic: Ref, queue: Ref },
-    BucketNotification { bucket: Ref, topic: Ref },
-    Trail { name: String, bucket: Ref },
+    Bucket {
+        name: String,
+    },
+    Topic {
+        name: String,
+        bucket: String,
+    },
+    /// The audit queue; `topic`: the SNS topic it is subscribed to (none when an adopted
+    /// trail publishes no notifications and the event feed is its only input).
+    Queue {
+        name: String,
+        #[serde(default)]
+        topic: Option<Ref>,
+    },
+    Subscription {
+        topic: Ref,
+        queue: Ref,
+    },
+    BucketNotification {
+        bucket: Ref,
+        topic: Ref,
+    },
+    Trail {
+        name: String,
+        bucket: Ref,
+    },
     Detector,
-    Recorder { name: String, bucket: Ref },
-    FlowLogs { vpc: String, bucket: Ref },
-    InternetGateway { vpc: String },
-    Subnet { vpc: String, zone: String, cidr: String },
-    RouteTable { vpc: String, subnet: Ref, gateway: Ref },
-    NetworkAcl { vpc: String, subnet: Ref, vpc_cidr: String },
-    SecurityGroup { vpc: String, name: String, ingress: Vec<Perm>, egress: Vec<Perm> },
-    Appliance { role: Role, vpc: String, zone: String, instance_type: String, image: String, subnet: Ref, group: Ref },
+    Recorder {
+        name: String,
+        bucket: Ref,
+    },
+    FlowLogs {
+        vpc: String,
+        bucket: Ref,
+    },
+    InternetGateway {
+        vpc: String,
+    },
+    Subnet {
+        vpc: String,
+        zone: String,
+        cidr: String,
+    },
+    RouteTable {
+        vpc: String,
+        subnet: Ref,
+        gateway: Ref,
+    },
+    NetworkAcl {
+        vpc: String,
+        subnet: Ref,
+        vpc_cidr: String,
+    },
+    SecurityGroup {
+        vpc: String,
+        name: String,
+        ingress: Vec<Perm>,
+        egress: Vec<Perm>,
+    },
+    Appliance {
+        role: Role,
+        vpc: String,
+        zone: String,
+        instance_type: String,
+        image: String,
+        subnet: Ref,
+        group: Ref,
+    },
+    /// The event feed's bus, where every region's rule forwards (in the queue's region).
+    EventBus {
+        name: String,
+    },
+    /// An EventBridge rule and its one target: on a region's default bus (`bus` none),
+    /// forwarding to the feed bus (with `role` from another region); or on the feed bus,
+    /// forwarding to the queue. `pattern` is the catalog's (`garrison_catalog::feed`).
+    EventRule {
+        name: String,
+        bus: Option<Ref>,
+        pattern: String,
+        target: Ref,
+        role: Option<Ref>,
+    },
+    /// The role EventBridge takes to put events on the feed bus from another region.
+    EventRole {
+        name: String,
+        bus: Ref,
+    },
+    /// The queue policy's statement that lets the feed bus's rule send to the queue.
+    QueuePolicy {
+        queue: Ref,
+        rule: Ref,
+    },
 }
 
 impl Spec {
@@ -355,13 +482,22 @@ impl Spec {
             Spec::NetworkAcl { .. } => ResKind::NetworkAcl,
             Spec::SecurityGroup { .. } => ResKind::SecurityGroup,
             Spec::Appliance { .. } => ResKind::Appliance,
+            Spec::EventBus { .. } => ResKind::EventBus,
+            Spec::EventRule { .. } => ResKind::EventRule,
+            Spec::EventRole { .. } => ResKind::EventRole,
+            Spec::QueuePolicy { .. } => ResKind::QueuePolicy,
         }
     }
 
     /// The keys this resource needs to exist first.
     pub fn refs(&self) -> Vec<&str> {
         match self {
-            Spec::Queue { topic, .. } => vec![topic],
+            Spec::Queue { topic, .. } => topic.iter().map(String::as_str).collect(),
+            Spec::EventRule { bus, target, role, .. } => {
+                bus.iter().chain(role.iter()).chain(std::iter::once(target)).map(String::as_str).collect()
+            }
+            Spec::EventRole { bus, .. } => vec![bus],
+            Spec::QueuePolicy { queue, rule } => vec![queue, rule],
             Spec::Subscription { topic, queue } => vec![topic, queue],
             Spec::BucketNotification { bucket, topic } => vec![bucket, topic],
             Spec::Trail { bucket, .. } | Spec::Recorder { bucket, .. } | Spec::FlowLogs { bucket, .. } => vec![bucket],
@@ -550,6 +686,57 @@ pub fn queue_policy(queue: Value, topic: Value) -> Value {
     })
 }
 
+/// The Sid of the queue policy's event-feed statement (a `QueuePolicy` resource).
+pub const FEED_SID: &str = "FromTheEventFeedRuleOnly";
+
+/// The statement that lets the feed bus's one rule send to the queue.
+pub fn feed_statement(queue: Value, rule: Value) -> Value {
+    json!({
+        "Sid": FEED_SID, "Effect": "Allow",
+        "Principal": {"Service": "events.amazonaws.com"},
+        "Action": "sqs:SendMessage", "Resource": queue,
+        "Condition": {"ArnEquals": {"aws:SourceArn": rule}}
+    })
+}
+
+/// `policy` (a queue policy's text, maybe empty) with the feed statement put in or, when
+/// `statement` is None, taken out; the other statements are kept as they are.
+pub fn with_feed_statement(policy: Option<&str>, statement: Option<Value>) -> Value {
+    let mut doc: Value = policy
+        .filter(|p| !p.trim().is_empty())
+        .and_then(|p| serde_json::from_str(p).ok())
+        .filter(Value::is_object)
+        .unwrap_or_else(|| json!({"Version": "2012-10-17", "Statement": []}));
+    let mut list: Vec<Value> = match doc.get("Statement") {
+        Some(Value::Array(a)) => a.clone(),
+        Some(o @ Value::Object(_)) => vec![o.clone()],
+        _ => vec![],
+    };
+    list.retain(|s| s.get("Sid").and_then(Value::as_str) != Some(FEED_SID));
+    list.extend(statement);
+    doc["Statement"] = Value::Array(list);
+    doc
+}
+
+/// The trust policy of the event feed's role: EventBridge, for rules of this account.
+pub fn event_role_trust(account: &str) -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"}, "Action": "sts:AssumeRole",
+            "Condition": {"StringEquals": {"aws:SourceAccount": account}}
+        }]
+    })
+}
+
+/// What the event feed's role may do: put events on the feed bus, nothing else.
+pub fn event_role_policy(bus: Value) -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "events:PutEvents", "Resource": bus}]
+    })
+}
+
 #[cfg(test)]
 mod kind_table_tests {
     use super::*;
@@ -571,5 +758,34 @@ mod kind_table_tests {
         assert!(ResKind::Appliance.removal_rank() < ResKind::SecurityGroup.removal_rank());
         assert!(ResKind::RouteTable.removal_rank() < ResKind::Subnet.removal_rank());
         assert!(ResKind::Subnet.removal_rank() < ResKind::InternetGateway.removal_rank());
+        // Rules before the bus and role they use and the queue they send to.
+        assert!(ResKind::EventRule.removal_rank() < ResKind::EventBus.removal_rank());
+        assert!(ResKind::EventRule.removal_rank() < ResKind::EventRole.removal_rank());
+        assert!(ResKind::EventRule.removal_rank() < ResKind::Queue.removal_rank());
+    }
+
+    #[test]
+    fn the_feed_statement_is_added_and_removed_leaving_the_others() {
+        let queue = json!("arn:aws:sqs:us-east-1:1:q");
+        let base = queue_policy(queue.clone(), json!("arn:aws:sns:us-east-1:1:t")).to_string();
+        let st = feed_statement(queue.clone(), json!("arn:aws:events:us-east-1:1:rule/b/r"));
+        let with = with_feed_statement(Some(&base), Some(st.clone()));
+        assert_eq!(with["Statement"].as_array().unwrap().len(), 2);
+        // Idempotent: putting it twice keeps one.
+        let again = with_feed_statement(Some(&with.to_string()), Some(st.clone()));
+        assert_eq!(again, with);
+        let without = with_feed_statement(Some(&with.to_string()), None);
+        assert_eq!(without, serde_json::from_str::<Value>(&base).unwrap());
+        // No policy yet (a queue with no topic), or an unreadable one: the statement alone.
+        for p in [None, Some(""), Some("not json")] {
+            assert_eq!(with_feed_statement(p, Some(st.clone()))["Statement"], json!([st]));
+        }
+    }
+
+    #[test]
+    fn a_queue_record_of_before_the_feed_still_reads() {
+        let old: Spec = serde_json::from_value(json!({"type": "queue", "name": "q", "topic": "audit/topic"})).unwrap();
+        assert_eq!(old, Spec::Queue { name: "q".into(), topic: Some("audit/topic".into()) });
+        assert_eq!(old.refs(), vec!["audit/topic"]);
     }
 }

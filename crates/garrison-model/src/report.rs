@@ -29,6 +29,44 @@ pub struct Report {
     /// Set for a targeted reconcile: the events it followed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trigger: Option<Trigger>,
+    /// How fresh garrison's view of the account is: filled when the report is served.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub freshness: Option<Freshness>,
+}
+
+/// Which input brings changes to garrison, and when it last did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Freshness {
+    /// `events` (the event feed: seconds), `trail_files` (log-file notifications: about 5
+    /// to 15 minutes) or `resync_only` (the periodic full reconcile).
+    pub live: String,
+    /// When the newest EventBridge event arrived, and its age in seconds.
+    pub last_event_ms: Option<i64>,
+    pub last_event_age_s: Option<i64>,
+    /// When the newest log-file notification arrived, and its age in seconds.
+    pub last_file_ms: Option<i64>,
+    pub last_file_age_s: Option<i64>,
+}
+
+impl Freshness {
+    /// From what the audit source holds and what the collector last received.
+    pub fn of(source: &AuditSource, events_ms: Option<i64>, files_ms: Option<i64>, now_ms: i64) -> Freshness {
+        let live = if source.feed.as_ref().is_some_and(|f| !f.regions.is_empty()) {
+            "events"
+        } else if source.queue.is_some() && source.topic.is_some() {
+            "trail_files"
+        } else {
+            "resync_only"
+        };
+        let age = |ms: Option<i64>| ms.map(|t| ((now_ms - t).max(0)) / 1000);
+        Freshness {
+            live: live.into(),
+            last_event_ms: events_ms,
+            last_event_age_s: age(events_ms),
+            last_file_ms: files_ms,
+            last_file_age_s: age(files_ms),
+        }
+    }
 }
 
 fn converged() -> Reason {
@@ -121,6 +159,15 @@ pub struct AuditSource {
     pub recorders: Vec<RecorderItem>,
     #[serde(default)]
     pub flow_logs: usize,
+    /// The event feed: garrison's bus and the regions whose default bus forwards to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feed: Option<FeedItem>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct FeedItem {
+    pub bus: Option<AuditItem>,
+    pub regions: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -173,6 +220,12 @@ pub struct Trigger {
     /// Log objects read (`s3://bucket/key`) and queue messages handled.
     pub files: Vec<String>,
     pub messages: usize,
+    /// EventBridge events applied (the event feed), by event id.
+    #[serde(default)]
+    pub events: Vec<String>,
+    /// Records left out because another path had delivered them already (by `eventID`).
+    #[serde(default)]
+    pub repeated: usize,
     /// The asset deltas: region, what changed, by which call.
     pub changes: Vec<Delta>,
     /// The audit path was checked (a periodic check or an event touching it).
@@ -188,6 +241,20 @@ pub fn read_stored(body: &str) -> Option<Report> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn freshness_names_the_live_input_and_its_age() {
+        let item = AuditItem { id: "x".into(), arn: None, region: "us-east-1".into(), adopted: false };
+        let mut src = AuditSource::default();
+        assert_eq!(Freshness::of(&src, None, None, 10_000).live, "resync_only");
+        src.queue = Some(item.clone());
+        assert_eq!(Freshness::of(&src, None, None, 10_000).live, "resync_only", "a queue without a topic");
+        src.topic = Some(item.clone());
+        assert_eq!(Freshness::of(&src, None, Some(4_000), 10_000).live, "trail_files");
+        src.feed = Some(FeedItem { bus: Some(item), regions: vec!["eu-west-1".into()] });
+        let f = Freshness::of(&src, Some(7_500), Some(4_000), 10_000);
+        assert_eq!((f.live.as_str(), f.last_event_age_s, f.last_file_age_s), ("events", Some(2), Some(6)));
+    }
 
     #[test]
     fn a_report_of_the_previous_release_reads_typed() {

@@ -5,6 +5,7 @@ mod budget;
 mod cache;
 mod db;
 mod dead_letters;
+mod feed;
 mod leases;
 mod migrations;
 mod objects;
@@ -18,6 +19,7 @@ pub mod testing;
 
 pub use db::{Backend, DbError, Store, StoreError, sqlite_path};
 pub use dead_letters::{DeadLetter, EXCERPT_CHARS};
+pub use feed::{FeedPath, FeedSeen};
 pub use leases::Lease;
 pub use protection::AuditEntry;
 pub use rotate::Rotated;

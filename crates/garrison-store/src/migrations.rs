@@ -112,4 +112,11 @@ pub const MIGRATIONS: &[(i64, &str, &[&str])] = &[
         "audit log: the plan key of the resource a write is for (write-ahead entries are completed by id)",
         &["ALTER TABLE audit_log ADD COLUMN item_key TEXT"],
     ),
+    (
+        12,
+        "what the collector last received per deployment and input path (EventBridge events, trail files)",
+        &[
+            "CREATE TABLE feed_seen (deployment_id TEXT NOT NULL, path TEXT NOT NULL, account_id TEXT NOT NULL, at_ms BIGINT NOT NULL, PRIMARY KEY (deployment_id, path))",
+        ],
+    ),
 ];

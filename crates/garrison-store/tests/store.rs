@@ -176,8 +176,21 @@ async fn protection_records_generations_audit_and_removal() {
             scope: vec![],
             monthly_appliance_usd: 12.5,
             trigger: None,
+            freshness: None,
         };
         store.put_report(&acct, &id, &report).await.unwrap();
+        // The collector's input times: the newest per path, per tenant.
+        use garrison_store::{FeedPath, FeedSeen};
+        assert_eq!(store.feed_seen(&acct, &id).await.unwrap(), FeedSeen::default(), "{name}");
+        store.note_feed_input(&acct, &id, FeedPath::Events, 2_000).await.unwrap();
+        store.note_feed_input(&acct, &id, FeedPath::Events, 1_000).await.unwrap();
+        store.note_feed_input(&acct, &id, FeedPath::TrailFiles, 1_500).await.unwrap();
+        assert_eq!(
+            store.feed_seen(&acct, &id).await.unwrap(),
+            FeedSeen { events_ms: Some(2_000), trail_files_ms: Some(1_500) },
+            "{name}: an older input does not replace a newer one"
+        );
+        assert_eq!(store.feed_seen("99999999", &id).await.unwrap(), FeedSeen::default(), "{name}: tenancy");
         assert_eq!(store.generation(&id).await.unwrap(), g2, "{name}: a report does not move the generation");
         assert_eq!(store.get_report(&acct, &id).await.unwrap(), Some(report), "{name}: read back typed");
         assert!(store.get_report("99999999", &id).await.unwrap().is_none(), "{name}: tenancy");

@@ -1,6 +1,7 @@
 //! Which records matter: successful calls that change what discovery reads (instances,
 //! VPCs, subnets, groups, ACLs, routes, gateways, flow logs, trails, detectors, recorders,
-//! clusters) or that touch the audit path (bucket, topic, queue, subscription). Reads,
+//! clusters) or that touch the audit path (bucket, topic, queue, subscription, the event
+//! feed's rules and bus). Reads,
 //! failed calls and garrison's own calls change nothing garrison does not already know.
 
 use garrison_model::snapshot::Kind;
@@ -24,46 +25,141 @@ pub struct Change {
     pub event: String,
 }
 
-fn ec2(name: &str) -> Option<Kind> {
-    Some(match name {
-        "RunInstances"
-        | "StartInstances"
-        | "StopInstances"
-        | "TerminateInstances"
-        | "ModifyInstanceAttribute"
-        | "ModifyNetworkInterfaceAttribute"
-        | "ModifyInstancePlacement" => Kind::Instances,
-        "CreateVpc" | "DeleteVpc" | "CreateDefaultVpc" | "AssociateVpcCidrBlock" | "DisassociateVpcCidrBlock" => {
-            Kind::Vpcs
-        }
-        "CreateSubnet" | "DeleteSubnet" | "CreateDefaultSubnet" | "ModifySubnetAttribute" => Kind::Subnets,
-        "CreateSecurityGroup"
-        | "DeleteSecurityGroup"
-        | "AuthorizeSecurityGroupIngress"
-        | "AuthorizeSecurityGroupEgress"
-        | "RevokeSecurityGroupIngress"
-        | "RevokeSecurityGroupEgress"
-        | "ModifySecurityGroupRules" => Kind::SecurityGroups,
-        "CreateNetworkAcl"
-        | "DeleteNetworkAcl"
-        | "CreateNetworkAclEntry"
-        | "DeleteNetworkAclEntry"
-        | "ReplaceNetworkAclEntry"
-        | "ReplaceNetworkAclAssociation" => Kind::NetworkAcls,
-        "CreateRouteTable"
-        | "DeleteRouteTable"
-        | "CreateRoute"
-        | "DeleteRoute"
-        | "ReplaceRoute"
-        | "AssociateRouteTable"
-        | "DisassociateRouteTable"
-        | "ReplaceRouteTableAssociation" => Kind::RouteTables,
-        "CreateInternetGateway" | "DeleteInternetGateway" | "AttachInternetGateway" | "DetachInternetGateway" => {
-            Kind::InternetGateways
-        }
-        "CreateFlowLogs" | "DeleteFlowLogs" => Kind::FlowLogs,
-        _ => return None,
-    })
+/// What a call changes, as far as garrison reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Effect {
+    Asset(Kind),
+    /// `CreateTags`/`DeleteTags`: the kinds of the resources named.
+    Tags,
+    AuditPath,
+}
+
+/// The management events garrison acts on, per event source. One table for the collector's
+/// filter (`classify`) and the event feed's rule pattern (`garrison_catalog::feed`), so
+/// the two cannot drift apart.
+const ACTED_ON: &[(&str, &[(&str, Effect)])] = {
+    use Effect::*;
+    use Kind as K;
+    &[
+        (
+            "ec2.amazonaws.com",
+            &[
+                ("RunInstances", Asset(K::Instances)),
+                ("StartInstances", Asset(K::Instances)),
+                ("StopInstances", Asset(K::Instances)),
+                ("TerminateInstances", Asset(K::Instances)),
+                ("ModifyInstanceAttribute", Asset(K::Instances)),
+                ("ModifyNetworkInterfaceAttribute", Asset(K::Instances)),
+                ("ModifyInstancePlacement", Asset(K::Instances)),
+                ("CreateVpc", Asset(K::Vpcs)),
+                ("DeleteVpc", Asset(K::Vpcs)),
+                ("CreateDefaultVpc", Asset(K::Vpcs)),
+                ("AssociateVpcCidrBlock", Asset(K::Vpcs)),
+                ("DisassociateVpcCidrBlock", Asset(K::Vpcs)),
+                ("CreateSubnet", Asset(K::Subnets)),
+                ("DeleteSubnet", Asset(K::Subnets)),
+                ("CreateDefaultSubnet", Asset(K::Subnets)),
+                ("ModifySubnetAttribute", Asset(K::Subnets)),
+                ("CreateSecurityGroup", Asset(K::SecurityGroups)),
+                ("DeleteSecurityGroup", Asset(K::SecurityGroups)),
+                ("AuthorizeSecurityGroupIngress", Asset(K::SecurityGroups)),
+                ("AuthorizeSecurityGroupEgress", Asset(K::SecurityGroups)),
+                ("RevokeSecurityGroupIngress", Asset(K::SecurityGroups)),
+                ("RevokeSecurityGroupEgress", Asset(K::SecurityGroups)),
+                ("ModifySecurityGroupRules", Asset(K::SecurityGroups)),
+                ("CreateNetworkAcl", Asset(K::NetworkAcls)),
+                ("DeleteNetworkAcl", Asset(K::NetworkAcls)),
+                ("CreateNetworkAclEntry", Asset(K::NetworkAcls)),
+                ("DeleteNetworkAclEntry", Asset(K::NetworkAcls)),
+                ("ReplaceNetworkAclEntry", Asset(K::NetworkAcls)),
+                ("ReplaceNetworkAclAssociation", Asset(K::NetworkAcls)),
+                ("CreateRouteTable", Asset(K::RouteTables)),
+                ("DeleteRouteTable", Asset(K::RouteTables)),
+                ("CreateRoute", Asset(K::RouteTables)),
+                ("DeleteRoute", Asset(K::RouteTables)),
+                ("ReplaceRoute", Asset(K::RouteTables)),
+                ("AssociateRouteTable", Asset(K::RouteTables)),
+                ("DisassociateRouteTable", Asset(K::RouteTables)),
+                ("ReplaceRouteTableAssociation", Asset(K::RouteTables)),
+                ("CreateInternetGateway", Asset(K::InternetGateways)),
+                ("DeleteInternetGateway", Asset(K::InternetGateways)),
+                ("AttachInternetGateway", Asset(K::InternetGateways)),
+                ("DetachInternetGateway", Asset(K::InternetGateways)),
+                ("CreateFlowLogs", Asset(K::FlowLogs)),
+                ("DeleteFlowLogs", Asset(K::FlowLogs)),
+                ("CreateTags", Tags),
+                ("DeleteTags", Tags),
+            ],
+        ),
+        (
+            "cloudtrail.amazonaws.com",
+            &[
+                ("CreateTrail", Asset(K::Trails)),
+                ("DeleteTrail", Asset(K::Trails)),
+                ("UpdateTrail", Asset(K::Trails)),
+                ("StartLogging", Asset(K::Trails)),
+                ("StopLogging", Asset(K::Trails)),
+                ("PutEventSelectors", Asset(K::Trails)),
+            ],
+        ),
+        (
+            "guardduty.amazonaws.com",
+            &[
+                ("CreateDetector", Asset(K::GuarddutyDetectors)),
+                ("DeleteDetector", Asset(K::GuarddutyDetectors)),
+                ("UpdateDetector", Asset(K::GuarddutyDetectors)),
+            ],
+        ),
+        (
+            "config.amazonaws.com",
+            &[
+                ("PutConfigurationRecorder", Asset(K::ConfigRecorders)),
+                ("DeleteConfigurationRecorder", Asset(K::ConfigRecorders)),
+                ("StartConfigurationRecorder", Asset(K::ConfigRecorders)),
+                ("StopConfigurationRecorder", Asset(K::ConfigRecorders)),
+                ("PutDeliveryChannel", Asset(K::ConfigRecorders)),
+                ("DeleteDeliveryChannel", Asset(K::ConfigRecorders)),
+            ],
+        ),
+        ("ecs.amazonaws.com", &[("CreateCluster", Asset(K::EcsClusters)), ("DeleteCluster", Asset(K::EcsClusters))]),
+        ("eks.amazonaws.com", &[("CreateCluster", Asset(K::EksClusters)), ("DeleteCluster", Asset(K::EksClusters))]),
+        (
+            "sns.amazonaws.com",
+            &[("Unsubscribe", AuditPath), ("DeleteTopic", AuditPath), ("SetTopicAttributes", AuditPath)],
+        ),
+        ("sqs.amazonaws.com", &[("DeleteQueue", AuditPath), ("SetQueueAttributes", AuditPath)]),
+        (
+            "s3.amazonaws.com",
+            &[
+                ("DeleteBucket", AuditPath),
+                ("PutBucketPolicy", AuditPath),
+                ("DeleteBucketPolicy", AuditPath),
+                ("PutBucketNotification", AuditPath),
+                ("PutBucketNotificationConfiguration", AuditPath),
+            ],
+        ),
+        (
+            "events.amazonaws.com",
+            &[
+                ("DeleteRule", AuditPath),
+                ("DisableRule", AuditPath),
+                ("PutRule", AuditPath),
+                ("RemoveTargets", AuditPath),
+                ("PutTargets", AuditPath),
+                ("DeleteEventBus", AuditPath),
+            ],
+        ),
+    ]
+};
+
+/// The (event source, event name) pairs garrison acts on: what the event feed's rules match.
+pub fn acted_on() -> impl Iterator<Item = (&'static str, &'static str)> {
+    ACTED_ON.iter().flat_map(|(source, names)| names.iter().map(move |(name, _)| (*source, *name)))
+}
+
+fn effect(source: &str, name: &str) -> Option<Effect> {
+    let (_, names) = ACTED_ON.iter().find(|(s, _)| *s == source)?;
+    names.iter().find(|(n, _)| *n == name).map(|(_, e)| *e)
 }
 
 /// Tags decide exclusions and ownership, so tag changes count for the kinds they name.
@@ -107,59 +203,20 @@ pub fn classify(r: &Record<'_>, own_principal: Option<&str>) -> Vec<Change> {
         return vec![];
     }
     let name = r.event_name.as_ref();
-    let asset = |k: Kind| vec![Target::Asset(k)];
-    let targets: Vec<Target> = match r.event_source.as_ref() {
-        "ec2.amazonaws.com" => match name {
-            "CreateTags" | "DeleteTags" => {
-                let req: Option<TagsRequest> = r.request_parameters.and_then(|p| serde_json::from_slice(p).ok());
-                let mut kinds: Vec<Kind> = req
-                    .and_then(|q| q.resources_set)
-                    .map(|s| s.items.iter().filter_map(|i| i.resource_id.as_deref().and_then(tagged_kind)).collect())
-                    .unwrap_or_default();
-                kinds.sort();
-                kinds.dedup();
-                kinds.into_iter().map(Target::Asset).collect()
-            }
-            _ => ec2(name).map(asset).unwrap_or_default(),
-        },
-        "cloudtrail.amazonaws.com" => match name {
-            "CreateTrail" | "DeleteTrail" | "UpdateTrail" | "StartLogging" | "StopLogging" | "PutEventSelectors" => {
-                asset(Kind::Trails)
-            }
-            _ => vec![],
-        },
-        "guardduty.amazonaws.com" => match name {
-            "CreateDetector" | "DeleteDetector" | "UpdateDetector" => asset(Kind::GuarddutyDetectors),
-            _ => vec![],
-        },
-        "config.amazonaws.com" => match name {
-            "PutConfigurationRecorder"
-            | "DeleteConfigurationRecorder"
-            | "StartConfigurationRecorder"
-            | "StopConfigurationRecorder"
-            | "PutDeliveryChannel"
-            | "DeleteDeliveryChannel" => asset(Kind::ConfigRecorders),
-            _ => vec![],
-        },
-        "ecs.amazonaws.com" if matches!(name, "CreateCluster" | "DeleteCluster") => asset(Kind::EcsClusters),
-        "eks.amazonaws.com" if matches!(name, "CreateCluster" | "DeleteCluster") => asset(Kind::EksClusters),
-        "sns.amazonaws.com" if matches!(name, "Unsubscribe" | "DeleteTopic" | "SetTopicAttributes") => {
-            vec![Target::AuditPath]
+    let targets: Vec<Target> = match effect(r.event_source.as_ref(), name) {
+        None => vec![],
+        Some(Effect::Asset(k)) => vec![Target::Asset(k)],
+        Some(Effect::AuditPath) => vec![Target::AuditPath],
+        Some(Effect::Tags) => {
+            let req: Option<TagsRequest> = r.request_parameters.and_then(|p| serde_json::from_slice(p).ok());
+            let mut kinds: Vec<Kind> = req
+                .and_then(|q| q.resources_set)
+                .map(|s| s.items.iter().filter_map(|i| i.resource_id.as_deref().and_then(tagged_kind)).collect())
+                .unwrap_or_default();
+            kinds.sort();
+            kinds.dedup();
+            kinds.into_iter().map(Target::Asset).collect()
         }
-        "sqs.amazonaws.com" if matches!(name, "DeleteQueue" | "SetQueueAttributes") => vec![Target::AuditPath],
-        "s3.amazonaws.com"
-            if matches!(
-                name,
-                "DeleteBucket"
-                    | "PutBucketPolicy"
-                    | "DeleteBucketPolicy"
-                    | "PutBucketNotification"
-                    | "PutBucketNotificationConfiguration"
-            ) =>
-        {
-            vec![Target::AuditPath]
-        }
-        _ => vec![],
     };
     // Who called is read only for the few records that change something.
     if targets.is_empty() || own_principal.is_some_and(|own| r.principal().as_deref() == Some(own)) {
@@ -228,5 +285,21 @@ mod tests {
         let kinds: Vec<Target> = changes(&rec("ec2", "CreateTags", req), None).into_iter().map(|c| c.target).collect();
         assert_eq!(kinds, vec![Target::Asset(Kind::Instances), Target::Asset(Kind::SecurityGroups)]);
         assert!(changes(&rec("ec2", "DeleteTags", r#","requestParameters":{"x":1}"#), None).is_empty());
+    }
+
+    #[test]
+    fn every_event_of_the_table_is_acted_on_and_nothing_else() {
+        let tags = r#","requestParameters":{"resourcesSet":{"items":[{"resourceId":"i-1"}]}}"#;
+        let mut n = 0;
+        for (source, name) in acted_on() {
+            let service = source.trim_end_matches(".amazonaws.com");
+            let extra = if name.ends_with("Tags") { tags } else { "" };
+            assert_eq!(changes(&rec(service, name, extra), None).len(), 1, "{source} {name}");
+            n += 1;
+        }
+        assert!(n > 60, "{n} events");
+        // The same name from another service is not one of them.
+        assert!(changes(&rec("ecs", "RunInstances", ""), None).is_empty());
+        assert!(changes(&rec("ec2", "CreateCluster", ""), None).is_empty());
     }
 }

@@ -1,7 +1,8 @@
 //! What arrives on the audit queue: an SNS envelope around an S3 event notification (the
 //! bucket notifies the topic), an SNS envelope around CloudTrail's own notification (a trail
-//! with an SNS topic), or a raw S3 event (raw message delivery, or S3 → SQS directly).
-//! Each names log objects; only CloudTrail log files are worth fetching.
+//! with an SNS topic), a raw S3 event (raw message delivery, or S3 → SQS directly) — each
+//! names log objects, and only CloudTrail log files are worth fetching — or an EventBridge
+//! event forwarded by the event feed, whose `detail` is one CloudTrail record.
 
 use garrison_model::error::describe;
 use serde::Deserialize;
@@ -19,6 +20,9 @@ pub struct ObjectRef {
 pub enum Message {
     /// CloudTrail log files to read (others in the bucket — digests, Config, flow logs — left out).
     Logs(Vec<ObjectRef>),
+    /// One CloudTrail record delivered by EventBridge (`detail-type` "AWS API Call via
+    /// CloudTrail"): `detail` is the record's JSON, read by the same parser as a log file's.
+    Event { id: String, detail: String },
     /// Well-formed and nothing to do (S3's test event, a delete, only non-CloudTrail objects).
     Ignore(&'static str),
 }
@@ -65,13 +69,40 @@ fn parse_at(body: &str, depth: usize) -> Result<Message, Malformed> {
     if let Some(records) = o.get("Records") {
         return s3_event(records);
     }
+    if let Some(kind) = o.get("detail-type") {
+        return eventbridge(o, kind);
+    }
     if o.contains_key("s3Bucket") || o.contains_key("s3ObjectKey") {
         return cloudtrail_notification(&v);
     }
     let keys: Vec<&str> = o.keys().map(String::as_str).take(5).collect();
     Err(Malformed(format!(
-        "message body: expected an SNS envelope, an S3 event (Records) or a CloudTrail notification (s3Bucket, s3ObjectKey), found an object with keys {keys:?}"
+        "message body: expected an SNS envelope, an S3 event (Records), a CloudTrail notification (s3Bucket, s3ObjectKey) or an EventBridge event (detail-type, detail), found an object with keys {keys:?}"
     )))
+}
+
+/// The detail type of the management events CloudTrail hands to EventBridge.
+pub const API_CALL: &str = "AWS API Call via CloudTrail";
+
+fn eventbridge(o: &serde_json::Map<String, Value>, kind: &Value) -> Result<Message, Malformed> {
+    let Value::String(kind) = kind else {
+        return Err(Malformed(format!(
+            "EventBridge event: field detail-type: expected a string, found {}",
+            describe(kind)
+        )));
+    };
+    if kind != API_CALL {
+        return Ok(Message::Ignore("an EventBridge event garrison does not act on"));
+    }
+    let detail = o.get("detail").ok_or_else(|| Malformed("EventBridge event: field detail: missing".into()))?;
+    if !detail.is_object() {
+        return Err(Malformed(format!(
+            "EventBridge event: field detail: expected the CloudTrail record as an object, found {}",
+            describe(detail)
+        )));
+    }
+    let id = o.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
+    Ok(Message::Event { id, detail: detail.to_string() })
 }
 
 #[derive(Deserialize)]
@@ -202,6 +233,28 @@ mod tests {
         let mut removed = s3_event(KEY);
         removed["Records"][0]["eventName"] = json!("ObjectRemoved:Delete");
         assert!(matches!(parse(&removed.to_string()).unwrap(), Message::Ignore(_)));
+    }
+
+    #[test]
+    fn an_eventbridge_event_carries_its_cloudtrail_record() {
+        let record = json!({"eventVersion": "1.08", "eventSource": "ec2.amazonaws.com", "eventName": "RunInstances",
+            "awsRegion": "eu-west-1", "eventID": "e-1"});
+        let event = json!({"version": "0", "id": "ev-1", "detail-type": API_CALL, "source": "aws.ec2",
+            "account": "111122223333", "time": "2026-12-06T10:00:00Z", "region": "eu-west-1", "resources": [],
+            "detail": record});
+        let Message::Event { id, detail } = parse(&event.to_string()).unwrap() else { panic!() };
+        assert_eq!(id, "ev-1");
+        assert_eq!(serde_json::from_str::<Value>(&detail).unwrap(), record);
+        let other = json!({"detail-type": "GuardDuty Finding", "source": "aws.guardduty", "detail": {}});
+        assert!(matches!(parse(&other.to_string()).unwrap(), Message::Ignore(_)));
+        for (body, needle) in [
+            (json!({"detail-type": API_CALL}), "field detail: missing"),
+            (json!({"detail-type": API_CALL, "detail": "x"}), "found string \"x\""),
+            (json!({"detail-type": 3, "detail": {}}), "detail-type: expected a string"),
+        ] {
+            let e = parse(&body.to_string()).unwrap_err();
+            assert!(e.0.contains(needle), "{body}: {e}");
+        }
     }
 
     #[test]

@@ -119,6 +119,18 @@ function auditHealth(src, dead) {
   return "healthy";
 }
 
+// How changes reach garrison, in words: the live input and the age of the last one.
+function freshnessText(f) {
+  if (!f) return "–";
+  const age = (s) => (s == null ? "none yet" : s < 120 ? `${s} s ago` : s < 7200 ? `${Math.round(s / 60)} min ago` : `${Math.round(s / 3600)} h ago`);
+  const live = {
+    events: "event feed (EventBridge, seconds)",
+    trail_files: "trail files only (about 5–15 min)",
+    resync_only: "periodic resync only",
+  }[f.live] || f.live;
+  return `${live} · last event ${age(f.last_event_age_s)} · last log file ${age(f.last_file_age_s)}`;
+}
+
 function applianceRow(a) {
   const row = h("tr", {
     class: `appliance${selectedAppliance === a.instance_id ? " selected" : ""}`,
@@ -230,7 +242,11 @@ async function deploymentView(id) {
       h("h2", {}, "Audit source"),
       src
         ? h("p", {}, `trail ${src.trail ? src.trail.id : "–"}${src.trail && src.trail.adopted ? " (adopted)" : ""} · bucket ${src.bucket ? src.bucket.id : "–"} · queue ${src.queue ? src.queue.id : "– (no notifications: changes seen at each resync)"} · ${dead.dead_letters.length} dead letter(s)`)
-        : h("p", { class: "mute" }, "Not built yet.")),
+        : h("p", { class: "mute" }, "Not built yet."),
+      src && src.feed
+        ? h("p", {}, `event feed: bus ${src.feed.bus ? src.feed.bus.id : "–"} · rules in ${src.feed.regions.join(", ") || "no region"}`)
+        : null,
+      h("p", { "data-testid": "feed-freshness" }, `Changes arrive by: ${freshnessText(report && report.freshness)}`)),
     h("h2", {}, "Coverage"),
     coverageView(cov),
     h("h2", {}, "Activity"),

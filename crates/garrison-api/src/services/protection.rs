@@ -93,11 +93,17 @@ async fn get_protection(
 ) -> ApiResult<Json<garrison_model::report::Report>> {
     s.authorize(&caller, &account_id).await?;
     known(&s, &account_id, &id).await?;
-    s.store.get_report(&account_id, &id).await?.map(Json).ok_or_else(|| {
+    let mut report = s.store.get_report(&account_id, &id).await?.ok_or_else(|| {
         ApiError::NotFound(format!(
             "no protection report for deployment {id:?} in account {account_id} (not reconciled yet)"
         ))
-    })
+    })?;
+    let seen = s.store.feed_seen(&account_id, &id).await?;
+    let now =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+    report.freshness =
+        Some(garrison_model::report::Freshness::of(&report.audit_source, seen.events_ms, seen.trail_files_ms, now));
+    Ok(Json(report))
 }
 
 /// The coverage picture from the latest snapshot: regions → VPCs → zones, each protected,

@@ -61,16 +61,16 @@ pub async fn topic(c: &Ctx<'_>, name: &str, bucket: &str) -> Result<Created, Clo
     Ok(Created { id: arn.into(), arn: Some(arn.into()) })
 }
 
-pub async fn queue(c: &Ctx<'_>, name: &str, topic_arn: &str) -> Result<Created, CloudError> {
+/// The audit queue; with a topic, its policy admits that topic (the event feed's rule is
+/// admitted by its own `QueuePolicy` resource).
+pub async fn queue(c: &Ctx<'_>, name: &str, topic_arn: Option<&str>) -> Result<Created, CloudError> {
     use aws_sdk_sqs::types::QueueAttributeName;
     let arn = format!("arn:aws:sqs:{}:{}:{name}", c.region, c.account);
-    let mut req = c
-        .aws
-        .sqs()
-        .create_queue()
-        .queue_name(name)
-        .attributes(QueueAttributeName::Policy, queue_policy(json!(arn), json!(topic_arn)).to_string())
-        .attributes(QueueAttributeName::MessageRetentionPeriod, "1209600");
+    let mut req =
+        c.aws.sqs().create_queue().queue_name(name).attributes(QueueAttributeName::MessageRetentionPeriod, "1209600");
+    if let Some(topic) = topic_arn {
+        req = req.attributes(QueueAttributeName::Policy, queue_policy(json!(arn), json!(topic)).to_string());
+    }
     for (k, v) in &c.tags {
         req = req.tags(k, v);
     }

@@ -6,7 +6,7 @@
 
 use garrison_model::protection::{ResKind, Spec};
 
-use super::{BoxFuture, Created, Ctx, audit, detect, network};
+use super::{BoxFuture, Created, Ctx, audit, detect, feed, network};
 use crate::CloudError;
 
 /// A resource kind's AWS behaviour.
@@ -96,7 +96,10 @@ kind!(Topic, Topic,
     exists(c, id) => audit::topic_exists(c, id).await,
 );
 kind!(Queue, Queue,
-    create(c, Spec::Queue { name, topic }, _, _) => audit::queue(c, name, &c.arn(topic)?).await,
+    create(c, Spec::Queue { name, topic }, _, _) => {
+        let topic = match topic { Some(t) => Some(c.arn(t)?), None => None };
+        audit::queue(c, name, topic.as_deref()).await
+    },
     delete(c, id) => audit::delete_queue(c, id).await,
     exists(c, id) => audit::queue_exists(c, id).await,
 );
@@ -155,6 +158,31 @@ kind!(Appliance, Appliance,
     delete(c, id) => network::terminate(c, id).await,
     start(c, id) => network::start(c, id).await,
 );
+kind!(EventBus, EventBus,
+    create(c, Spec::EventBus { name }, _, _) => feed::bus(c, name).await,
+    delete(c, id) => feed::delete_bus(c, id).await,
+    exists(c, id) => feed::bus_exists(c, id).await,
+);
+kind!(EventRule, EventRule,
+    create(c, Spec::EventRule { name, bus, pattern, target, role }, _, _) => {
+        let bus = match bus { Some(b) => Some(c.id(b)?), None => None };
+        let role = match role { Some(r) => Some(c.arn(r)?), None => None };
+        feed::rule(c, name, bus.as_deref(), pattern, &c.arn(target)?, role.as_deref()).await
+    },
+    delete(c, id) => feed::delete_rule(c, id).await,
+    exists(c, id) => feed::rule_exists(c, id).await,
+);
+kind!(EventRole, EventRole,
+    create(c, Spec::EventRole { name, bus }, _, _) => feed::role(c, name, &c.arn(bus)?).await,
+    delete(c, id) => feed::delete_role(c, id).await,
+    exists(c, id) => feed::role_exists(c, id).await,
+);
+kind!(QueuePolicy, QueuePolicy,
+    create(c, Spec::QueuePolicy { queue, rule }, _, _) =>
+        feed::allow_rule(c, &c.id(queue)?, &c.arn(queue)?, &c.arn(rule)?).await,
+    delete(c, id) => feed::disallow_rule(c, id).await,
+    exists(c, id) => feed::rule_allowed(c, id).await,
+);
 
 /// The implementation of `kind`.
 pub fn implementation(kind: ResKind) -> &'static dyn KindWrites {
@@ -174,5 +202,9 @@ pub fn implementation(kind: ResKind) -> &'static dyn KindWrites {
         ResKind::NetworkAcl => &NetworkAcl,
         ResKind::SecurityGroup => &SecurityGroup,
         ResKind::Appliance => &Appliance,
+        ResKind::EventBus => &EventBus,
+        ResKind::EventRule => &EventRule,
+        ResKind::EventRole => &EventRole,
+        ResKind::QueuePolicy => &QueuePolicy,
     }
 }

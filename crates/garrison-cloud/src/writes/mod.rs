@@ -5,6 +5,7 @@
 
 mod audit;
 mod detect;
+mod feed;
 pub mod kinds;
 mod network;
 

@@ -1,14 +1,15 @@
-//! One deployment's poller: receive a batch, read what it names, react, delete.
+//! One deployment's poller: receive a batch, read what it names (log files) or carries
+//! (EventBridge events), drop the records another path delivered already, react, delete.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use garrison_cloud::audit_queue::{self, QueueMessage};
 use garrison_cloud::{Aws, CloudError};
 use garrison_model::deployment::Deployment;
-use garrison_store::DeadLetter;
-use garrison_trail::{Message, ObjectRef, Target, message};
+use garrison_store::{DeadLetter, FeedPath};
+use garrison_trail::{Change, Message, ObjectRef, Seen, Target, message};
 
 use super::Queue;
 use crate::discover::session;
@@ -18,6 +19,7 @@ use crate::{Engine, now_ms};
 pub(super) async fn run(e: Arc<Engine>, account_id: String, id: String, q: Queue) {
     let mut next_check = Instant::now() + e.collector.audit_check;
     let mut failures = 0u32;
+    let mut state = State::default();
     loop {
         let d = match e.store.get_deployment(&account_id, &id).await {
             Ok(Some(d)) => d,
@@ -50,7 +52,7 @@ pub(super) async fn run(e: Arc<Engine>, account_id: String, id: String, q: Queue
             Ok(batch) => {
                 failures = 0;
                 tracing::debug!(deployment = %id, messages = batch.len(), "collector: received");
-                handle(&e, &d, &aws, &q, own.as_deref(), batch).await;
+                handle(&e, &d, &aws, &q, own.as_deref(), batch, &mut state).await;
             }
             Err(err) => {
                 tracing::warn!(deployment = %id, error = %err, "collector: cannot receive");
@@ -84,6 +86,15 @@ fn own_principal(role_arn: &str) -> Option<String> {
     Some(format!("arn:aws:sts::{account}:assumed-role/{name}/garrison"))
 }
 
+/// What a poller keeps between batches.
+#[derive(Default)]
+pub(super) struct State {
+    /// Records applied, by event id: the same call arrives as an event and in a log file.
+    seen: Seen,
+    /// Buckets' regions (a trail's bucket may be in another region than the queue).
+    bucket_regions: HashMap<String, String>,
+}
+
 /// What became of one message.
 enum Fate {
     /// Applied or set aside: delete it.
@@ -94,11 +105,48 @@ enum Fate {
     Retry,
 }
 
-async fn handle(e: &Engine, d: &Deployment, aws: &Aws, q: &Queue, own: Option<&str>, batch: Vec<QueueMessage>) {
+#[allow(clippy::too_many_arguments)]
+async fn handle(
+    e: &Engine,
+    d: &Deployment,
+    aws: &Aws,
+    q: &Queue,
+    own: Option<&str>,
+    batch: Vec<QueueMessage>,
+    state: &mut State,
+) {
     let mut fates = Vec::with_capacity(batch.len());
     let mut trigger = Trigger::default();
     let mut regions = BTreeSet::new();
     let mut dead = vec![];
+    // Event ids applied by this batch: remembered once the reconcile succeeds, so that a
+    // batch that fails is applied in full when it comes back.
+    let mut batch_ids: BTreeSet<String> = BTreeSet::new();
+    let mut inputs: Vec<FeedPath> = vec![];
+    let mut take =
+        |digest: &garrison_trail::Digest, trigger: &mut Trigger, regions: &mut BTreeSet<String>, seen: &Seen| -> bool {
+            let (changes, repeated): (Vec<Change>, usize) = digest.fresh(|id| {
+                if seen.contains(id) || batch_ids.contains(id) {
+                    return false;
+                }
+                batch_ids.insert(id.to_string());
+                true
+            });
+            trigger.repeated += repeated;
+            let mut pending = false;
+            for c in changes {
+                if c.target == Target::AuditPath {
+                    trigger.audit_path = true;
+                }
+                regions.insert(c.region.clone());
+                let v = delta(c);
+                if !trigger.changes.contains(&v) {
+                    trigger.changes.push(v);
+                }
+                pending = true;
+            }
+            pending
+        };
     for m in &batch {
         let refs = match message::parse(&m.body) {
             Err(bad) => {
@@ -111,12 +159,45 @@ async fn handle(e: &Engine, d: &Deployment, aws: &Aws, q: &Queue, own: Option<&s
                 fates.push(Fate::Done);
                 continue;
             }
+            Ok(Message::Event { id, detail }) => {
+                trigger.messages += 1;
+                inputs.push(FeedPath::Events);
+                let fate = match garrison_trail::digest_record(&detail, own) {
+                    Ok(digest) if digest.bad.is_empty() => {
+                        trigger.events.push(id);
+                        if take(&digest, &mut trigger, &mut regions, &state.seen) { Fate::Pending } else { Fate::Done }
+                    }
+                    Ok(digest) => {
+                        let why = digest.bad.iter().map(|b| b.reason.as_str()).collect::<Vec<_>>().join("; ");
+                        dead.push(letter(
+                            d,
+                            &format!("sqs:{}", m.id),
+                            format!("EventBridge event: detail: {why}"),
+                            &m.body,
+                        ));
+                        Fate::Done
+                    }
+                    Err(bad) => {
+                        dead.push(letter(
+                            d,
+                            &format!("sqs:{}", m.id),
+                            format!("EventBridge event: detail: {bad}"),
+                            &m.body,
+                        ));
+                        Fate::Done
+                    }
+                };
+                fates.push(fate);
+                continue;
+            }
             Ok(Message::Logs(refs)) => refs,
         };
         trigger.messages += 1;
+        inputs.push(FeedPath::TrailFiles);
         let mut fate = Fate::Done;
         for r in refs {
-            match read(e, aws, &r, own).await {
+            let region = bucket_region(aws, &r.bucket, &mut state.bucket_regions).await;
+            match read(e, &aws.in_region(&region), &r, own).await {
                 Ok(digest) => {
                     trigger.files.push(format!("s3://{}/{}", r.bucket, r.key));
                     if !digest.bad.is_empty() {
@@ -133,15 +214,7 @@ async fn handle(e: &Engine, d: &Deployment, aws: &Aws, q: &Queue, own: Option<&s
                             "",
                         ));
                     }
-                    for c in digest.changes {
-                        if c.target == Target::AuditPath {
-                            trigger.audit_path = true;
-                        }
-                        regions.insert(c.region.clone());
-                        let v = delta(c);
-                        if !trigger.changes.contains(&v) {
-                            trigger.changes.push(v);
-                        }
+                    if take(&digest, &mut trigger, &mut regions, &state.seen) {
                         fate = Fate::Pending;
                     }
                 }
@@ -166,6 +239,15 @@ async fn handle(e: &Engine, d: &Deployment, aws: &Aws, q: &Queue, own: Option<&s
         }
         fates.push(fate);
     }
+    let now = crate::now_ms();
+    inputs.sort_by_key(|p| p.as_str());
+    inputs.dedup();
+    for path in inputs {
+        if let Err(err) = e.store.note_feed_input(&d.account_id, &d.id, path, now).await {
+            tracing::warn!(deployment = %d.id, error = %err, "collector: cannot record the input's time");
+        }
+    }
+    metrics::counter!("garrison_collector_repeated_records_total").increment(trigger.repeated as u64);
     let applied = if regions.is_empty() && !trigger.audit_path {
         true
     } else {
@@ -184,6 +266,11 @@ async fn handle(e: &Engine, d: &Deployment, aws: &Aws, q: &Queue, own: Option<&s
             }
         }
     };
+    if applied {
+        for id in &batch_ids {
+            state.seen.remember(id);
+        }
+    }
     for l in &dead {
         tracing::warn!(deployment = %d.id, source = %l.source, reason = %l.reason, "collector: set aside");
         if let Err(err) = e.store.add_dead_letter(&d.account_id, l).await {
@@ -201,7 +288,6 @@ async fn handle(e: &Engine, d: &Deployment, aws: &Aws, q: &Queue, own: Option<&s
         .map(|(m, _)| m.receipt.clone())
         .collect();
     // Queue lag: how long a handled message waited between SQS and garrison's answer.
-    let now = crate::now_ms();
     for (m, f) in batch.iter().zip(&fates) {
         let outcome = match f {
             Fate::Done => "applied",
@@ -216,6 +302,24 @@ async fn handle(e: &Engine, d: &Deployment, aws: &Aws, q: &Queue, own: Option<&s
     metrics::counter!("garrison_collector_dead_letters_total").increment(dead.len() as u64);
     if let Err(err) = audit_queue::delete(aws, &q.url, &receipts).await {
         tracing::warn!(deployment = %d.id, error = %err, "collector: cannot delete handled messages; they will be applied again");
+    }
+}
+
+/// The region of a log bucket (read once per bucket; the queue's region when it cannot be
+/// read, as for a bucket of another account whose policy does not say).
+async fn bucket_region(aws: &Aws, bucket: &str, known: &mut HashMap<String, String>) -> String {
+    if let Some(r) = known.get(bucket) {
+        return r.clone();
+    }
+    match audit_queue::bucket_region(aws, bucket).await {
+        Ok(r) => {
+            known.insert(bucket.to_string(), r.clone());
+            r
+        }
+        Err(err) => {
+            tracing::debug!(bucket, error = %err, "collector: bucket region unknown; reading from the queue's region");
+            aws.region()
+        }
     }
 }
 

@@ -43,6 +43,12 @@ pub mod keys {
     pub const SUBSCRIPTION: &str = "audit/subscription";
     pub const NOTIFICATION: &str = "audit/notification";
     pub const TRAIL: &str = "audit/trail";
+    pub const FEED_BUS: &str = "audit/feed_bus";
+    pub const FEED_RULE: &str = "audit/feed_rule";
+    pub const FEED_ROLE: &str = "audit/feed_role";
+    pub const QUEUE_POLICY: &str = "audit/queue_policy";
+    /// A region's rule on its default bus.
+    pub const FEED: &str = "feed";
 
     pub fn vpc(region: &str, vpc: &str, what: &str) -> String {
         format!("{region}/{vpc}/{what}")
@@ -138,7 +144,7 @@ impl Builder<'_> {
                         self.build(
                             keys::QUEUE.into(),
                             &topic_region,
-                            Spec::Queue { name: format!("garrison-audit-{dep}"), topic: keys::TOPIC.into() },
+                            Spec::Queue { name: format!("garrison-audit-{dep}"), topic: Some(keys::TOPIC.into()) },
                             false,
                         );
                         self.build(
@@ -148,10 +154,19 @@ impl Builder<'_> {
                             false,
                         );
                     }
-                    None => self.out.notes.push(format!(
-                        "the adopted trail {name} publishes no SNS notifications: changes are seen at each periodic resync only"
-                    )),
+                    None => {
+                        self.build(
+                            keys::QUEUE.into(),
+                            &region,
+                            Spec::Queue { name: format!("garrison-audit-{dep}"), topic: None },
+                            false,
+                        );
+                        self.out.notes.push(format!(
+                            "the adopted trail {name} publishes no SNS notifications: changes reach garrison through the event feed"
+                        ))
+                    }
                 }
+                self.feed();
                 return;
             }
         }
@@ -170,7 +185,7 @@ impl Builder<'_> {
         self.build(
             b(keys::QUEUE),
             &region,
-            Spec::Queue { name: format!("garrison-audit-{dep}"), topic: b(keys::TOPIC) },
+            Spec::Queue { name: format!("garrison-audit-{dep}"), topic: Some(b(keys::TOPIC)) },
             false,
         );
         self.build(
@@ -186,6 +201,68 @@ impl Builder<'_> {
             false,
         );
         self.build(b(keys::TRAIL), &region, Spec::Trail { name: ours, bucket: b(keys::BUCKET) }, false);
+        self.feed();
+    }
+
+    /// The regions the deployment's scope names (every region read when it names the
+    /// whole deployment).
+    fn scope_regions(&self) -> Vec<String> {
+        let (all, named) = garrison_model::coverage::named_regions(&self.d.scope);
+        if all { self.snap.regions.keys().cloned().collect() } else { named }
+    }
+
+    /// The event feed: a rule on each in-scope region's default bus forwards the events
+    /// garrison acts on to garrison's bus beside the queue (SQS targets must be in the
+    /// rule's region), whose rule sends them to the queue. Rules from other regions put
+    /// events on the bus through a role.
+    fn feed(&mut self) {
+        let Some(Want::Build { region: queue_region, .. }) = self.out.items.get(keys::QUEUE) else { return };
+        let home = queue_region.clone();
+        let name = format!("garrison-feed-{}", short(&self.d.id));
+        let pattern = garrison_catalog::feed::pattern();
+        let regions = self.scope_regions();
+        if regions.is_empty() {
+            return;
+        }
+        self.build(keys::FEED_BUS.into(), &home, Spec::EventBus { name: name.clone() }, false);
+        self.build(
+            keys::FEED_RULE.into(),
+            &home,
+            Spec::EventRule {
+                name: name.clone(),
+                bus: Some(keys::FEED_BUS.into()),
+                pattern: pattern.clone(),
+                target: keys::QUEUE.into(),
+                role: None,
+            },
+            false,
+        );
+        self.build(
+            keys::QUEUE_POLICY.into(),
+            &home,
+            Spec::QueuePolicy { queue: keys::QUEUE.into(), rule: keys::FEED_RULE.into() },
+            false,
+        );
+        let mut remote = false;
+        for r in regions {
+            let role = (r != home).then(|| keys::FEED_ROLE.to_string());
+            remote |= role.is_some();
+            self.build(
+                keys::region(&r, keys::FEED),
+                &r,
+                Spec::EventRule {
+                    name: name.clone(),
+                    bus: None,
+                    pattern: pattern.clone(),
+                    target: keys::FEED_BUS.into(),
+                    role,
+                },
+                false,
+            );
+        }
+        if remote {
+            self.build(keys::FEED_ROLE.into(), &home, Spec::EventRole { name, bus: keys::FEED_BUS.into() }, false);
+        }
     }
 
     fn offered(rs: &RegionSnapshot, zone: &str) -> impl Fn(&str) -> bool {

@@ -305,6 +305,16 @@ impl World {
                 (arn.clone(), Some(arn))
             }
             Spec::Subscription { .. } | Spec::BucketNotification { .. } => (self.id("sub"), None),
+            // The event feed is not listed by discovery: its records are what the planner sees.
+            Spec::EventBus { name } => {
+                (name.clone(), Some(format!("arn:aws:events:{region}:123456789012:event-bus/{name}")))
+            }
+            Spec::EventRule { name, .. } => {
+                let arn = format!("arn:aws:events:{region}:123456789012:rule/{name}");
+                (arn.clone(), Some(arn))
+            }
+            Spec::EventRole { name, .. } => (name.clone(), Some(format!("arn:aws:iam::123456789012:role/{name}"))),
+            Spec::QueuePolicy { queue, rule } => (self.resolve(queue), Some(self.resolve(rule))),
             Spec::Trail { name, .. } => {
                 let t = Trail {
                     name: name.clone(),
@@ -627,6 +637,91 @@ fn a_multi_region_trail_is_judged_by_its_home_region_copy() {
     );
 }
 
+/// The event feed: a rule on each in-scope region's default bus, forwarding to garrison's
+/// bus beside the queue (with a role from another region), whose rule sends to the queue
+/// that admits it; an adopted trail without notifications gets a queue for the feed alone.
+#[test]
+fn the_event_feed_forwards_each_scope_region_to_the_bus_beside_the_queue() {
+    let mut w = estate();
+    let mut west = w.snap.regions["us-east-1"].clone();
+    west.instances.clear();
+    west.detectors.clear();
+    w.snap.regions.insert("eu-west-1".into(), west);
+    w.deployment.scope = serde_json::from_value(json!({"include": [
+        {"type": "vpc", "key": "/aws/eu-west-1/vpc/vpc-0000000a", "policy": {"id": ESSENTIALS}},
+        {"type": "region", "key": "/aws/us-east-1", "policy": {"id": ESSENTIALS}}], "exclude": []}))
+    .unwrap();
+    let d = w.deployment.clone();
+    let (p, _) = w.plan(Some(&d));
+    let creates: BTreeMap<&str, (&str, &Spec)> = p
+        .actions
+        .iter()
+        .filter_map(|a| match &a.op {
+            Op::Create { spec, .. } => Some((a.key.as_str(), (a.region.as_str(), spec))),
+            _ => None,
+        })
+        .collect();
+    let pattern = garrison_catalog::feed::pattern();
+    for (key, region, role) in
+        [("us-east-1/feed", "us-east-1", None), ("eu-west-1/feed", "eu-west-1", Some(keys::FEED_ROLE.to_string()))]
+    {
+        let (r, spec) = creates[key];
+        assert_eq!(r, region);
+        assert!(
+            matches!(spec, Spec::EventRule { bus: None, target, role: ro, pattern: pa, .. }
+                if target == keys::FEED_BUS && *ro == role && *pa == pattern),
+            "{key}: {spec:?}"
+        );
+    }
+    assert!(matches!(creates[keys::FEED_BUS], ("us-east-1", Spec::EventBus { .. })));
+    assert!(matches!(creates[keys::FEED_RULE], ("us-east-1", Spec::EventRule { bus: Some(b), target, role: None, .. })
+        if b == keys::FEED_BUS && target == keys::QUEUE));
+    assert!(matches!(creates[keys::QUEUE_POLICY], ("us-east-1", Spec::QueuePolicy { queue, rule })
+        if queue == keys::QUEUE && rule == keys::FEED_RULE));
+    assert!(matches!(creates[keys::FEED_ROLE], (_, Spec::EventRole { bus, .. }) if bus == keys::FEED_BUS));
+    // Each waits for what it names.
+    let after = |k: &str| p.actions.iter().find(|a| a.key == k).unwrap().after.clone();
+    assert!(after("eu-west-1/feed").contains(&keys::FEED_ROLE.to_string()));
+    assert!(after(keys::QUEUE_POLICY).contains(&keys::FEED_RULE.to_string()));
+    // Only the install region in scope: no role.
+    w.deployment.scope = serde_json::from_value(json!({"include": [
+        {"type": "region", "key": "/aws/us-east-1", "policy": {"id": ESSENTIALS}}], "exclude": []}))
+    .unwrap();
+    let d = w.deployment.clone();
+    let (p, _) = w.plan(Some(&d));
+    assert!(p.actions.iter().all(|a| a.key != keys::FEED_ROLE && a.key != "eu-west-1/feed"));
+    // A logging customer trail without SNS: adopted, and a queue of its own for the feed.
+    w.snap.regions.get_mut("us-east-1").unwrap().trails = vec![Trail {
+        name: "theirs".into(),
+        arn: "arn:aws:cloudtrail:us-east-1:123456789012:trail/theirs".into(),
+        home_region: "us-east-1".into(),
+        multi_region: true,
+        logging: Some(true),
+        s3_bucket: Some("customer-logs".into()),
+        sns_topic_arn: None,
+    }];
+    let (p, _) = w.plan(Some(&d));
+    let op = |k: &str| p.actions.iter().find(|a| a.key == k).map(|a| a.op.clone());
+    assert_eq!(op(keys::TRAIL), Some(Op::Adopt { id: "theirs".into() }));
+    assert!(matches!(op(keys::QUEUE), Some(Op::Create { spec: Spec::Queue { topic: None, .. }, .. })));
+    assert!(op(keys::TOPIC).is_none() && op(keys::BUCKET).is_none());
+    assert!(op(keys::FEED_RULE).is_some() && op("us-east-1/feed").is_some());
+    // Converged, then uninstalled: rules go before the bus and the queue they send to.
+    w.converge(Some(&d));
+    let (p, _) = w.plan(None);
+    let deletes: Vec<&str> = p.actions.iter().filter(|a| a.op.verb() == "delete").map(|a| a.key.as_str()).collect();
+    for k in [keys::FEED_BUS, keys::FEED_RULE, keys::QUEUE_POLICY, "us-east-1/feed", keys::QUEUE] {
+        assert!(deletes.contains(&k), "{k} removed: {deletes:?}");
+    }
+    let bus_after = after_of(&p, keys::FEED_BUS);
+    assert!(bus_after.contains(&"us-east-1/feed".to_string()) && bus_after.contains(&keys::FEED_RULE.to_string()));
+    assert!(after_of(&p, keys::QUEUE).contains(&keys::FEED_RULE.to_string()));
+}
+
+fn after_of(p: &Plan, key: &str) -> Vec<String> {
+    p.actions.iter().find(|a| a.key == key).map(|a| a.after.clone()).unwrap_or_default()
+}
+
 #[test]
 fn a_fixed_estate_gets_what_the_reference_builds() {
     let mut w = estate();
@@ -831,7 +926,45 @@ fn the_automatic_role_covers_what_garrison_does_to_its_audit_resources() {
         ("cloudtrail:AddTags", &ct),
         ("cloudtrail:StartLogging", &ct),
         ("cloudtrail:DeleteTrail", &ct),
-    ];
+    ]
+    .map(|(a, r)| (a, r.clone()));
+    // The event feed: the rules, the bus and the role garrison names.
+    let feed = match w.owned.get(keys::FEED_BUS).and_then(|o| o.spec.clone()) {
+        Some(Spec::EventBus { name }) => name,
+        other => panic!("feed bus: {other:?}"),
+    };
+    let bus = format!("arn:aws:events:us-east-1:{acct}:event-bus/{feed}");
+    let rule = format!("arn:aws:events:eu-west-1:{acct}:rule/{feed}");
+    let bus_rule = format!("arn:aws:events:us-east-1:{acct}:rule/{feed}/{feed}");
+    let role = format!("arn:aws:iam::{acct}:role/{feed}");
+    let mut needed = needed.to_vec();
+    for (a, r) in [
+        ("events:CreateEventBus", &bus),
+        ("events:TagResource", &bus),
+        ("events:DescribeEventBus", &bus),
+        ("events:DeleteEventBus", &bus),
+        ("events:PutRule", &rule),
+        ("events:PutTargets", &rule),
+        ("events:DescribeRule", &rule),
+        ("events:ListTargetsByRule", &rule),
+        ("events:RemoveTargets", &rule),
+        ("events:DeleteRule", &rule),
+        ("events:PutRule", &bus_rule),
+        ("events:PutTargets", &bus_rule),
+        ("events:RemoveTargets", &bus_rule),
+        ("events:DeleteRule", &bus_rule),
+        ("events:TagResource", &bus_rule),
+        ("iam:CreateRole", &role),
+        ("iam:TagRole", &role),
+        ("iam:PutRolePolicy", &role),
+        ("iam:GetRole", &role),
+        ("iam:PassRole", &role),
+        ("iam:DeleteRolePolicy", &role),
+        ("iam:DeleteRole", &role),
+        ("s3:GetBucketLocation", &s3),
+    ] {
+        needed.push((a, r.clone()));
+    }
     let missing: Vec<String> =
         needed.iter().filter(|(a, r)| !allows(&doc, a, r)).map(|(a, r)| format!("{a} on {r}")).collect();
     assert!(missing.is_empty(), "ci_full latest does not allow: {missing:#?}");

@@ -266,6 +266,7 @@ async fn apply(
         vpcs,
         monthly_appliance_usd,
         trigger,
+        freshness: None,
     };
     let st = protection_status(d, &seen, &plan, &outcomes, &report);
     report.reason = st.reason.unwrap_or(Reason::Converged);

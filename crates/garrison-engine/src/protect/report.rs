@@ -7,10 +7,12 @@ use garrison_catalog::prices::{HOURS_PER_MONTH, PriceTable};
 use garrison_model::deployment::{Deployment, Mode, Reason, Status, StatusKind};
 use garrison_model::protection::{Owned, Plan, ResKind, Role, Spec};
 use garrison_model::report::{
-    ActionOutcome, ApplianceView, AuditItem, AuditSource, DetectorItem, RecorderItem, Report, ScopeView, VpcView,
+    ActionOutcome, ApplianceView, AuditItem, AuditSource, DetectorItem, FeedItem, RecorderItem, Report, ScopeView,
+    VpcView,
 };
 
 use crate::discover::{Observation, status};
+use crate::plan::desired::keys;
 
 /// Each protected VPC counts under its most specific include item (VPC, then region, then
 /// the whole deployment); host items protect hosts inside VPCs already counted.
@@ -84,10 +86,10 @@ pub fn summarize(owned: &Owned, running: &BTreeMap<String, bool>, prices: &Price
     };
     let of = |kind: ResKind| owned.items.values().filter(move |o| o.kind == kind);
     let audit_source = AuditSource {
-        trail: item(crate::plan::desired::keys::TRAIL),
-        bucket: item(crate::plan::desired::keys::BUCKET),
-        topic: item(crate::plan::desired::keys::TOPIC),
-        queue: item(crate::plan::desired::keys::QUEUE),
+        trail: item(keys::TRAIL),
+        bucket: item(keys::BUCKET),
+        topic: item(keys::TOPIC),
+        queue: item(keys::QUEUE),
         detectors: of(ResKind::Detector)
             .map(|o| DetectorItem { region: o.region.clone(), id: o.id.clone(), adopted: o.adopted })
             .collect(),
@@ -95,6 +97,13 @@ pub fn summarize(owned: &Owned, running: &BTreeMap<String, bool>, prices: &Price
             .map(|o| RecorderItem { region: o.region.clone(), name: o.id.clone(), adopted: o.adopted })
             .collect(),
         flow_logs: of(ResKind::FlowLogs).count(),
+        feed: item(keys::FEED_BUS).map(|bus| FeedItem {
+            bus: Some(bus),
+            regions: of(ResKind::EventRule)
+                .filter(|o| !o.id.is_empty() && o.key.ends_with(&format!("/{}", keys::FEED)))
+                .map(|o| o.region.clone())
+                .collect(),
+        }),
     };
     let vpcs = vpcs.into_iter().map(|((region, vpc_id), appliances)| VpcView { region, vpc_id, appliances }).collect();
     Summary { audit_source, vpcs, monthly_appliance_usd: (total * 100.0).round() / 100.0 }

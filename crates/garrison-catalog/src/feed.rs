@@ -1,0 +1,53 @@
+//! The event feed's rule pattern: the CloudTrail management events garrison acts on, as
+//! EventBridge delivers them ("AWS API Call via CloudTrail" from each service's `aws.*`
+//! source). Rendered from the collector's own table (`garrison_trail::acted_on`), once for
+//! automatic mode's rules and manual mode's CloudFormation alike.
+
+use std::collections::BTreeSet;
+
+use serde_json::{Value, json};
+
+/// EventBridge's limit on a rule's pattern (PutRule `EventPattern`, 4,096 characters).
+pub const PATTERN_LIMIT: usize = 4096;
+
+pub fn pattern_value() -> Value {
+    let mut sources = BTreeSet::new();
+    let mut event_sources = BTreeSet::new();
+    let mut names = BTreeSet::new();
+    for (event_source, name) in garrison_trail::acted_on() {
+        let service = event_source.trim_end_matches(".amazonaws.com");
+        sources.insert(format!("aws.{service}"));
+        event_sources.insert(event_source);
+        names.insert(name);
+    }
+    json!({
+        "source": sources,
+        "detail-type": [garrison_trail::message::API_CALL],
+        "detail": {"eventSource": event_sources, "eventName": names},
+    })
+}
+
+/// The pattern as PutRule and `AWS::Events::Rule` take it.
+pub fn pattern() -> String {
+    pattern_value().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pattern_names_every_event_acted_on_and_fits_a_rule() {
+        let p = pattern_value();
+        for (source, name) in garrison_trail::acted_on() {
+            assert!(p["detail"]["eventName"].as_array().unwrap().iter().any(|n| n == name), "{name}");
+            assert!(p["detail"]["eventSource"].as_array().unwrap().iter().any(|s| s == source), "{source}");
+            let short = format!("aws.{}", source.trim_end_matches(".amazonaws.com"));
+            assert!(p["source"].as_array().unwrap().iter().any(|s| *s == short), "{short}");
+        }
+        assert_eq!(p["detail-type"], json!(["AWS API Call via CloudTrail"]));
+        assert!(pattern().len() < PATTERN_LIMIT, "{} characters", pattern().len());
+        // Stable: the same text every time (rules are compared by it).
+        assert_eq!(pattern(), pattern());
+    }
+}
