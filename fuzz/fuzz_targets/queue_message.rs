@@ -1,5 +1,5 @@
-//! Audit-queue message bodies: any text is a message to act on, to ignore, or to set
-//! aside with a reason — never a panic.
+//! Audit-queue message bodies (S3, SNS, CloudTrail notifications, EventBridge events): any
+//! text is a message to act on, to ignore, or to set aside with a reason — never a panic.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -9,6 +9,11 @@ fuzz_target!(|data: &[u8]| {
         match garrison_trail::message::parse(body) {
             Ok(garrison_trail::Message::Logs(refs)) => assert!(refs.iter().all(|r| garrison_trail::message::is_trail_log(&r.key))),
             Ok(garrison_trail::Message::Ignore(_)) => {}
+            // An EventBridge event's detail goes through the log files' record parser.
+            Ok(garrison_trail::Message::Event { detail, .. }) => {
+                assert!(detail.starts_with('{'));
+                let _ = garrison_trail::digest_record(&detail, None);
+            }
             Err(e) => assert!(!e.0.is_empty()),
         }
     }

@@ -99,6 +99,9 @@ pub fn trust_policy(principal: &str, external_id: Value) -> Value {
     })
 }
 
+/// The role template's parameter naming the KMS key of an adopted trail's log files.
+pub const AUDIT_KEY_PARAMETER: &str = "AuditLogKmsKeyArn";
+
 /// The template for `role` trusting `principal` (an AWS account id or a role ARN).
 pub fn render(role: &RoleDef, principal: &str) -> Value {
     let mut resources = Map::new();
@@ -131,10 +134,34 @@ pub fn render(role: &RoleDef, principal: &str) -> Value {
             }),
         );
     }
+    // A customer trail whose log files are encrypted with KMS: the role may decrypt with
+    // that one key, named when the stack is made or updated (garrison's status names it).
+    resources.insert(
+        "GarrisonAuditLogKey".into(),
+        json!({
+            "Type": "AWS::IAM::Policy",
+            "Condition": "DecryptsAuditLogs",
+            "Properties": {
+                "PolicyName": "garrison-audit-log-key",
+                "PolicyDocument": {"Version": "2012-10-17", "Statement": [{
+                    "Sid": "ReadTheAdoptedTrailsEncryptedLogFiles", "Effect": "Allow",
+                    "Action": "kms:Decrypt", "Resource": {"Ref": AUDIT_KEY_PARAMETER}
+                }]},
+                "Roles": [{"Ref": "GarrisonRole"}]
+            }
+        }),
+    );
     json!({
         "AWSTemplateFormatVersion": "2010-09-09",
         "Description": format!("garrison {} role, version {}: {}", role.role_type, role.version, role.description),
+        "Conditions": {"DecryptsAuditLogs": {"Fn::Not": [{"Fn::Equals": [{"Ref": AUDIT_KEY_PARAMETER}, ""]}]}},
         "Parameters": {
+            AUDIT_KEY_PARAMETER: {
+                "Type": "String",
+                "Default": "",
+                "Description": "The KMS key ARN of an existing trail's log files, when garrison adopts that trail and its files are encrypted (garrison's status names it); empty otherwise",
+                "AllowedPattern": "(arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+)?"
+            },
             "ExternalId": {
                 "Type": "String",
                 "Description": "The external id garrison gave your account (themis get_role: external_id)",
@@ -190,6 +217,25 @@ mod tests {
             assert_eq!(trust["Condition"]["StringEquals"]["sts:ExternalId"], json!({"Ref": "ExternalId"}));
             assert!(t["Outputs"]["RoleARN"].is_object() && t["Outputs"]["IAMRole"].is_object());
         }
+    }
+
+    #[test]
+    fn the_role_may_decrypt_with_the_one_key_it_is_given_and_none_by_default() {
+        let c = Catalog::builtin();
+        let t = render(c.get("aws", "ci_full", "latest").unwrap(), "123456789012");
+        let p = &t["Parameters"][AUDIT_KEY_PARAMETER];
+        assert_eq!(p["Default"], "");
+        let key = &t["Resources"]["GarrisonAuditLogKey"];
+        assert_eq!(key["Condition"], "DecryptsAuditLogs", "absent unless a key is named");
+        let st = &key["Properties"]["PolicyDocument"]["Statement"][0];
+        assert_eq!(
+            (st["Action"].as_str(), &st["Resource"]),
+            (Some("kms:Decrypt"), &json!({"Ref": AUDIT_KEY_PARAMETER}))
+        );
+        let re = regex::Regex::new(&format!("^(?:{})$", p["AllowedPattern"].as_str().unwrap())).unwrap();
+        assert!(re.is_match("arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"));
+        assert!(re.is_match(""));
+        assert!(!re.is_match("*") && !re.is_match("arn:aws:kms:us-east-1:111122223333:key/*"), "one key, never all");
     }
 
     #[test]

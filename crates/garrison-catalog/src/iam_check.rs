@@ -180,6 +180,30 @@ pub fn allows(doc: &Value, action: &str, resource: &str) -> bool {
     })
 }
 
+/// Whether a KMS key policy lets `role_arn` (a role of `account`) decrypt with the key:
+/// an Allow of `kms:Decrypt` to the role, or to the account (which delegates to the role's
+/// own IAM policy, checked apart), and no Deny of it to either. Conditions are not
+/// evaluated (a conditioned Allow counts).
+pub fn key_policy_lets_decrypt(doc: &Value, role_arn: &str, account: &str) -> bool {
+    let root = format!("arn:aws:iam::{account}:root");
+    let names_us = |s: &Value| -> bool {
+        let p = s.get("Principal").unwrap_or(&Value::Null);
+        if p.as_str() == Some("*") {
+            return true;
+        }
+        as_list(p.get("AWS").unwrap_or(&Value::Null))
+            .iter()
+            .any(|a| a == "*" || a == role_arn || a == &root || a == account)
+    };
+    let decrypts = |s: &Value| as_list(s.get("Action").unwrap_or(&Value::Null)).iter().any(|a| glob(a, "kms:Decrypt"));
+    let applies = |effect: &str| {
+        statements(doc)
+            .iter()
+            .any(|s| s.get("Effect").and_then(Value::as_str) == Some(effect) && decrypts(s) && names_us(s))
+    };
+    !applies("Deny") && applies("Allow")
+}
+
 /// Allowed actions of a set of policy documents.
 pub fn granted_actions(docs: &[Value]) -> Vec<String> {
     docs.iter()
@@ -349,5 +373,38 @@ mod tests {
         );
         // `*` covers everything.
         assert!(missing_actions(&role.policy_document, &["*".to_string()]).values().all(Vec::is_empty));
+    }
+
+    #[test]
+    fn a_key_policy_lets_the_role_decrypt_directly_or_through_its_account() {
+        use serde_json::json;
+        let role = "arn:aws:iam::111122223333:role/garrison";
+        let allow = |principal: Value, action: &str| {
+            json!({"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Principal": principal, "Action": action, "Resource": "*"}]})
+        };
+        assert!(key_policy_lets_decrypt(&allow(json!({"AWS": role}), "kms:Decrypt"), role, "111122223333"));
+        assert!(key_policy_lets_decrypt(
+            &allow(json!({"AWS": "arn:aws:iam::111122223333:root"}), "kms:*"),
+            role,
+            "111122223333"
+        ));
+        assert!(!key_policy_lets_decrypt(
+            &allow(json!({"AWS": "arn:aws:iam::111122223333:role/other"}), "kms:Decrypt"),
+            role,
+            "111122223333"
+        ));
+        assert!(!key_policy_lets_decrypt(&allow(json!({"AWS": role}), "kms:Encrypt"), role, "111122223333"));
+        assert!(!key_policy_lets_decrypt(
+            &allow(json!({"Service": "cloudtrail.amazonaws.com"}), "kms:*"),
+            role,
+            "111122223333"
+        ));
+        let mut denied = allow(json!({"AWS": role}), "kms:Decrypt");
+        denied["Statement"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"Effect": "Deny", "Principal": {"AWS": role}, "Action": "kms:Decrypt", "Resource": "*"}));
+        assert!(!key_policy_lets_decrypt(&denied, role, "111122223333"), "a deny wins");
     }
 }

@@ -149,3 +149,29 @@ pub async fn deliver_as_cloudtrail(aws: &Aws, bucket: &str, key: &str, body: Vec
     }
     put.map(|_| ()).map_err(|e| CloudError::from_sdk("s3", "PutObject", e))
 }
+
+/// Puts a CloudTrail record on the default bus of its region as EventBridge delivers a
+/// management event ("AWS API Call via CloudTrail", source `aws.<service>`, the record as
+/// `detail`): what AWS does for every call a trail records and the emulator never does.
+/// For tests and benchmarks on the emulator only.
+pub async fn deliver_as_eventbridge(aws: &Aws, record: &serde_json::Value) -> Result<(), CloudError> {
+    let region = record["awsRegion"].as_str().unwrap_or("us-east-1");
+    let service = record["eventSource"].as_str().unwrap_or_default().trim_end_matches(".amazonaws.com");
+    let entry = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+        .source(format!("aws.{service}"))
+        .detail_type("AWS API Call via CloudTrail")
+        .detail(record.to_string())
+        .build();
+    let out = aws
+        .in_region(region)
+        .events()
+        .put_events()
+        .entries(entry)
+        .send()
+        .await
+        .map_err(|e| CloudError::from_sdk("events", "PutEvents", e))?;
+    match out.entries().first().and_then(|e| e.error_code()) {
+        Some(code) => Err(CloudError::terminal("events", "PutEvents", code, "the event was not accepted")),
+        None => Ok(()),
+    }
+}

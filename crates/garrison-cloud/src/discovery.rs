@@ -217,6 +217,8 @@ async fn trails(aws: &Aws, region: &str) -> Result<Vec<Trail>, CloudError> {
             logging,
             s3_bucket: t.s3_bucket_name().map(str::to_string),
             sns_topic_arn: t.sns_topic_arn().map(str::to_string),
+            kms_key_id: t.kms_key_id().map(str::to_string),
+            organization: t.is_organization_trail().unwrap_or(false),
         });
     }
     Ok(trails)
@@ -496,4 +498,21 @@ pub async fn discover_sequential(aws: &Aws, regions: &[String], now: i64) -> Sna
         out.insert(r.clone(), RegionSnapshot { status: st, ..snap });
     }
     Snapshot { aws_account: aws.account.clone(), taken_at: now, regions: out }
+}
+
+/// The policy of a KMS key (its `default` policy, the only name KMS has), read in the
+/// key's region (from its ARN, else `aws`'s).
+pub async fn key_policy(aws: &Aws, key: &str) -> Result<String, CloudError> {
+    let region = key.split(':').nth(3).filter(|r| !r.is_empty()).map(str::to_string).unwrap_or_else(|| aws.region());
+    let a = aws.in_region(&region);
+    a.pace("kms").await;
+    let out = a
+        .kms()
+        .get_key_policy()
+        .key_id(key)
+        .policy_name("default")
+        .send()
+        .await
+        .map_err(|e| CloudError::from_sdk("kms", "GetKeyPolicy", e))?;
+    Ok(out.policy().unwrap_or_default().to_string())
 }

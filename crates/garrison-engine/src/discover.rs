@@ -161,10 +161,48 @@ pub async fn observe(e: &Engine, d: &Deployment, extra: &[String]) -> Result<Obs
         warnings.insert(0, w);
         reason = Reason::DiscoveryIncomplete;
     }
+    if d.platform.monitor.enabled {
+        warnings.extend(Box::pin(kms_warnings(&aws, &merged, &role_arn)).await);
+    }
     if let Err(err) = e.store.put_snapshot(&d.account_id, &d.id, &merged).await {
         tracing::warn!(deployment = %d.id, error = %err, "cannot store the snapshot");
     }
     Ok(Observation { aws, snapshot: merged, warnings, reason })
+}
+
+/// Trails garrison could adopt whose log files are encrypted with a KMS key its role may
+/// not use: the key policy must let the role (or its account) decrypt, else the files
+/// cannot be read. Said per key, with the remedy.
+async fn kms_warnings(
+    aws: &garrison_cloud::Aws,
+    snap: &garrison_model::snapshot::Snapshot,
+    role_arn: &str,
+) -> Vec<String> {
+    let account = role_arn.split(':').nth(4).unwrap_or_default();
+    let mut out = vec![];
+    for t in crate::plan::desired::home_copies(snap) {
+        let Some(key) = &t.kms_key_id else { continue };
+        if !t.multi_region || t.logging != Some(true) || t.name.starts_with(garrison_model::protection::TRAIL_PREFIX) {
+            continue;
+        }
+        let who = garrison_model::redact::role_arn(role_arn);
+        match garrison_cloud::discovery::key_policy(aws, key).await {
+            Ok(text) => {
+                let doc: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+                if !garrison_catalog::iam_check::key_policy_lets_decrypt(&doc, role_arn, account) {
+                    out.push(format!(
+                        "trail {}: its log files are encrypted with KMS key {key}, whose key policy does not let {who} use kms:Decrypt; add the role (or the account {account}) to the key policy: until then its files cannot be read and changes arrive through the event feed only",
+                        t.name
+                    ));
+                }
+            }
+            Err(err) => out.push(format!(
+                "trail {}: cannot read the policy of its KMS key {key} ({}): whether {who} may decrypt its log files is unknown",
+                t.name, err.code
+            )),
+        }
+    }
+    out
 }
 
 /// The warning for reads that failed (their earlier facts were kept), if any did.

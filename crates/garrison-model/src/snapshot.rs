@@ -189,6 +189,13 @@ pub struct Trail {
     pub logging: Option<bool>,
     pub s3_bucket: Option<String>,
     pub sns_topic_arn: Option<String>,
+    /// The KMS key its log files are encrypted with (SSE-KMS), if any.
+    #[serde(default)]
+    pub kms_key_id: Option<String>,
+    /// An organization trail: seen from a member account, it is the management account's
+    /// (adopted, never changed; its files are in that account's bucket).
+    #[serde(default)]
+    pub organization: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

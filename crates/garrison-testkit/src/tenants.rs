@@ -189,6 +189,24 @@ pub async fn leftovers(aws: &Aws, regions: &[String], d: &str) -> Leftovers {
                 f.named.insert(t.name().unwrap().to_string());
             }
         }
+        // The event feed: rules on the default bus, garrison's bus and its rules.
+        let feed = format!("garrison-feed-{short}");
+        let ev = a.events();
+        for bus in ev.list_event_buses().name_prefix(&feed).send().await.unwrap().event_buses() {
+            let name = bus.name().unwrap_or_default();
+            f.named.insert(bus.arn().unwrap_or(name).to_string());
+            for r in ev.list_rules().event_bus_name(name).send().await.unwrap().rules() {
+                f.named.insert(r.arn().unwrap_or_default().to_string());
+            }
+        }
+        for r in ev.list_rules().name_prefix(&feed).send().await.unwrap().rules() {
+            f.named.insert(r.arn().unwrap_or_default().to_string());
+        }
+    }
+    for r in aws.iam().list_roles().send().await.unwrap().roles() {
+        if r.role_name().starts_with(&format!("garrison-feed-{short}")) {
+            f.named.insert(r.arn().to_string());
+        }
     }
     f
 }

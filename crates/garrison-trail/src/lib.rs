@@ -88,3 +88,63 @@ pub fn digest_record(record: &str, own_principal: Option<&str>) -> Result<Digest
     d.stats = stats;
     Ok(d)
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    use super::*;
+
+    fn gz(v: &serde_json::Value) -> Vec<u8> {
+        use std::io::Write;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(v.to_string().as_bytes()).unwrap();
+        e.finish().unwrap()
+    }
+
+    proptest! {
+        /// A call read from an EventBridge event changes what the same call read from a log
+        /// file changes, and carries the same event id: the two paths are one.
+        #[test]
+        fn an_event_and_a_log_file_of_the_same_call_agree(
+            pick in 0usize..200, region in "[a-z]{2}-[a-z]{4,9}-[1-3]", id in "[0-9a-f]{8}", failed in any::<bool>(),
+        ) {
+            let all: Vec<(&str, &str)> = acted_on().collect();
+            let (source, name) = all[pick % all.len()];
+            let mut rec = json!({"eventSource": source, "eventName": name, "awsRegion": region, "eventID": id,
+                "userIdentity": {"arn": "arn:aws:sts::1:assumed-role/Admin/alice"},
+                "requestParameters": {"resourcesSet": {"items": [{"resourceId": "i-1"}]}}});
+            if failed {
+                rec["errorCode"] = json!("AccessDenied");
+            }
+            let event = json!({"version": "0", "id": "ev", "detail-type": message::API_CALL,
+                "source": format!("aws.{}", source.trim_end_matches(".amazonaws.com")), "detail": rec});
+            let Ok(Message::Event { detail, .. }) = message::parse(&event.to_string()) else {
+                panic!("not an event")
+            };
+            let by_event = digest_record(&detail, None).unwrap();
+            let by_file = digest_gz(&gz(&json!({"Records": [rec]})), None).unwrap();
+            prop_assert_eq!(&by_event.changes, &by_file.changes);
+            prop_assert_eq!(&by_event.acted, &by_file.acted);
+            prop_assert_eq!(by_event.changes.is_empty(), failed);
+            if !failed {
+                prop_assert_eq!(by_event.acted[0].event_id.as_deref(), Some(id.as_str()));
+            }
+        }
+    }
+
+    #[test]
+    fn repeated_records_are_left_out_by_id() {
+        let rec = |id: &str, name: &str| {
+            json!({"eventSource": "ec2.amazonaws.com", "eventName": name,
+            "awsRegion": "eu-west-1", "eventID": id})
+        };
+        let d =
+            digest_gz(&gz(&json!({"Records": [rec("a", "RunInstances"), rec("b", "DeleteSubnet")]})), None).unwrap();
+        let (changes, repeated) = d.fresh(|id| id != "a");
+        assert_eq!(repeated, 1);
+        assert_eq!(changes.iter().map(|c| c.event.as_str()).collect::<Vec<_>>(), ["DeleteSubnet"]);
+        assert_eq!(d.fresh(|_| true).0.len(), 2);
+    }
+}

@@ -134,8 +134,23 @@ impl Builder<'_> {
                 .find(|t| Some(t.arn.as_str()) == preferred && adoptable(t))
                 .or_else(|| trails.iter().find(|t| adoptable(t)));
             if let Some(t) = pick {
-                let (name, arn, home, topic) =
-                    (t.name.clone(), t.arn.clone(), t.home_region.clone(), t.sns_topic_arn.clone());
+                let (name, arn, home) = (t.name.clone(), t.arn.clone(), t.home_region.clone());
+                let account = self.snap.aws_account.clone();
+                // A topic of another account (an organization trail's, in the management
+                // account) cannot be subscribed to from here: the event feed serves.
+                let topic = t.sns_topic_arn.clone().filter(|a| a.split(':').nth(4) == Some(account.as_str()));
+                if t.organization {
+                    self.out.notes.push(format!(
+                        "{name} is an organization trail of the management account: adopted, never changed; its log files are in bucket {} of that account, read only where the bucket's policy lets garrison's role",
+                        t.s3_bucket.as_deref().unwrap_or("(unknown)")
+                    ));
+                }
+                if let Some(key) = &t.kms_key_id {
+                    self.out.notes.push(format!(
+                        "the log files of {name} are encrypted with KMS key {key}: garrison's role decrypts them with that key only (role template parameter {})",
+                        garrison_catalog::cft::AUDIT_KEY_PARAMETER
+                    ));
+                }
                 self.adopt(keys::TRAIL, &home, ResKind::Trail, &name, Some(arn));
                 match topic {
                     Some(topic) => {
@@ -162,7 +177,7 @@ impl Builder<'_> {
                             false,
                         );
                         self.out.notes.push(format!(
-                            "the adopted trail {name} publishes no SNS notifications: changes reach garrison through the event feed"
+                            "the adopted trail {name} publishes no SNS notifications garrison can subscribe to: changes reach garrison through the event feed"
                         ))
                     }
                 }

@@ -188,6 +188,14 @@ pub fn plan(desired: &Desired, snap: &Snapshot, owned: &Owned) -> Plan {
                     actions.push(create);
                     continue;
                 }
+                // A rule made with an older pattern (the events acted on grew): put again,
+                // which PutRule does in place under the same name and ARN.
+                if let (Spec::EventRule { pattern, .. }, Some(Spec::EventRule { pattern: had, .. })) = (spec, &o.spec)
+                    && pattern != had
+                {
+                    actions.push(create);
+                    continue;
+                }
                 match seen(snap, o) {
                     Seen::Gone => actions.push(create),
                     Seen::Unknown => {}

@@ -155,6 +155,8 @@ fn random_world(seed: u64) -> World {
             logging: Some(r.chance(80)),
             s3_bucket: Some("customer-logs".into()),
             sns_topic_arn: topic,
+            kms_key_id: None,
+            organization: false,
         };
         // Listed in every region; its logging status is read where it is homed only.
         for (region, rs) in regions.iter_mut() {
@@ -324,6 +326,8 @@ impl World {
                     logging: Some(true),
                     s3_bucket: None,
                     sns_topic_arn: None,
+                    kms_key_id: None,
+                    organization: false,
                 };
                 // Discovery reads the status only where the trail is homed.
                 for (r, rs) in self.snap.regions.iter_mut() {
@@ -595,6 +599,8 @@ fn a_multi_region_trail_is_judged_by_its_home_region_copy() {
         logging: Some(true),
         s3_bucket: Some("customer-logs".into()),
         sns_topic_arn: None,
+        kms_key_id: None,
+        organization: false,
     };
     let mut west = w.snap.regions["us-east-1"].clone();
     west.instances.clear();
@@ -699,6 +705,8 @@ fn the_event_feed_forwards_each_scope_region_to_the_bus_beside_the_queue() {
         logging: Some(true),
         s3_bucket: Some("customer-logs".into()),
         sns_topic_arn: None,
+        kms_key_id: None,
+        organization: false,
     }];
     let (p, _) = w.plan(Some(&d));
     let op = |k: &str| p.actions.iter().find(|a| a.key == k).map(|a| a.op.clone());
@@ -706,8 +714,19 @@ fn the_event_feed_forwards_each_scope_region_to_the_bus_beside_the_queue() {
     assert!(matches!(op(keys::QUEUE), Some(Op::Create { spec: Spec::Queue { topic: None, .. }, .. })));
     assert!(op(keys::TOPIC).is_none() && op(keys::BUCKET).is_none());
     assert!(op(keys::FEED_RULE).is_some() && op("us-east-1/feed").is_some());
-    // Converged, then uninstalled: rules go before the bus and the queue they send to.
+    // Converged; a rule of an older pattern is put again in place, nothing else moves.
     w.converge(Some(&d));
+    if let Some(Spec::EventRule { pattern, .. }) = w.owned.items.get_mut("us-east-1/feed").and_then(|o| o.spec.as_mut())
+    {
+        *pattern = r#"{"source":["aws.ec2"]}"#.into();
+    }
+    let (p, _) = w.plan(Some(&d));
+    assert_eq!(
+        p.actions.iter().map(|a| (a.key.as_str(), a.op.verb())).collect::<Vec<_>>(),
+        [("us-east-1/feed", "create")]
+    );
+    w.converge(Some(&d));
+    // Uninstalled: rules go before the bus and the queue they send to.
     let (p, _) = w.plan(None);
     let deletes: Vec<&str> = p.actions.iter().filter(|a| a.op.verb() == "delete").map(|a| a.key.as_str()).collect();
     for k in [keys::FEED_BUS, keys::FEED_RULE, keys::QUEUE_POLICY, "us-east-1/feed", keys::QUEUE] {
@@ -716,6 +735,43 @@ fn the_event_feed_forwards_each_scope_region_to_the_bus_beside_the_queue() {
     let bus_after = after_of(&p, keys::FEED_BUS);
     assert!(bus_after.contains(&"us-east-1/feed".to_string()) && bus_after.contains(&keys::FEED_RULE.to_string()));
     assert!(after_of(&p, keys::QUEUE).contains(&keys::FEED_RULE.to_string()));
+}
+
+/// An organization trail seen from a member account, encrypted with KMS, notifying a topic
+/// of the management account: adopted and never changed, no subscription across accounts
+/// (the event feed brings changes), and the status says where its files are and which key.
+#[test]
+fn an_organization_trail_is_adopted_and_left_as_it_is() {
+    let mut w = estate();
+    let org = Trail {
+        name: "aws-controltower-BaselineCloudTrail".into(),
+        arn: "arn:aws:cloudtrail:us-east-1:999988887777:trail/aws-controltower-BaselineCloudTrail".into(),
+        home_region: "us-east-1".into(),
+        multi_region: true,
+        logging: Some(true),
+        s3_bucket: Some("aws-controltower-logs-999988887777-us-east-1".into()),
+        sns_topic_arn: Some("arn:aws:sns:us-east-1:999988887777:aws-controltower-AllConfigNotifications".into()),
+        kms_key_id: Some("arn:aws:kms:us-east-1:999988887777:key/1234abcd-12ab-34cd-56ef-1234567890ab".into()),
+        organization: true,
+    };
+    w.snap.regions.get_mut("us-east-1").unwrap().trails = vec![org.clone()];
+    let d = w.deployment.clone();
+    let (p, _) = w.plan(Some(&d));
+    let op = |k: &str| p.actions.iter().find(|a| a.key == k).map(|a| a.op.clone());
+    assert_eq!(op(keys::TRAIL), Some(Op::Adopt { id: org.name.clone() }));
+    assert!(
+        op(keys::TOPIC).is_none() && op(keys::SUBSCRIPTION).is_none(),
+        "no subscription to another account's topic"
+    );
+    assert!(matches!(op(keys::QUEUE), Some(Op::Create { spec: Spec::Queue { topic: None, .. }, .. })));
+    assert!(op(keys::FEED_RULE).is_some());
+    let notes = p.notes.join(" | ");
+    assert!(notes.contains("organization trail") && notes.contains("aws-controltower-logs-999988887777"), "{notes}");
+    assert!(notes.contains("1234abcd-12ab-34cd-56ef-1234567890ab") && notes.contains("AuditLogKmsKeyArn"), "{notes}");
+    // Nothing is ever done to it: converged, then uninstalled, it is only forgotten.
+    w.converge(Some(&d));
+    let (p, _) = w.plan(None);
+    assert!(p.actions.iter().filter(|a| a.key == keys::TRAIL).all(|a| a.op.verb() == "forget"), "{:?}", p.actions);
 }
 
 fn after_of(p: &Plan, key: &str) -> Vec<String> {

@@ -1,0 +1,249 @@
+//! The event feed on the emulator: garrison's rules on each in-scope region's default bus
+//! forward the management events it acts on to its bus in the install region, whose rule
+//! sends them to the audit queue. The test puts each event on the default bus of the region
+//! where the call happened, as EventBridge does for every call a trail records (the emulator
+//! never does), and the emulator routes it through garrison's rules. A host started in an
+//! empty VPC of another region gets its scanner with no log file and no resync; the same
+//! call arriving later in a log file is not applied again; removal takes the feed away.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::GARRISON;
+use garrison_catalog::policies::ESSENTIALS;
+use garrison_cloud::audit_queue::{deliver_as_cloudtrail, deliver_as_eventbridge};
+use garrison_cloud::emulator::Moto;
+use garrison_cloud::estate::{self, EstateSpec};
+use garrison_cloud::{Aws, Sessions};
+use garrison_engine::Engine;
+use garrison_engine::plan::desired::keys;
+use garrison_engine::protect::reconcile;
+use garrison_model::protection::FEED_SID;
+use garrison_model::report::Report;
+use garrison_store::Store;
+use garrison_testkit::sample;
+use serde_json::{Value, json};
+
+const ALICE: &str = "arn:aws:sts::123456789012:assumed-role/Admin/alice";
+
+async fn report_when(
+    store: &Store,
+    account: &str,
+    id: &str,
+    after: i64,
+    what: &str,
+    done: impl Fn(&Report) -> bool,
+) -> Report {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        if let Some(r) = store.get_report(account, id).await.unwrap()
+            && r.generation > after
+            && done(&r)
+        {
+            return r;
+        }
+        assert!(Instant::now() < deadline, "{what}: not seen in 90 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn by_event(r: &Report, event: &str) -> bool {
+    r.trigger.as_ref().is_some_and(|t| t.changes.iter().any(|c| c.event == event))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_on_the_default_bus_reach_garrison_once_and_the_feed_is_removed_with_the_deployment() {
+    common::init_log();
+    let moto = Moto::start().expect("the AWS emulator is required for this test");
+    let aws = Aws::from_config(moto.sdk_config("us-east-1").await);
+    let sessions = Arc::new(Sessions::new(aws.clone()));
+    let spec = EstateSpec::s_bare();
+    let est = estate::build(&sessions, &spec).await.unwrap();
+    let empty = est.vpcs().find(|v| v.instances.is_empty()).expect("estate S has an empty VPC").clone();
+    // The install region is another than the empty VPC's: its events cross regions.
+    let install = spec.regions.iter().find(|r| **r != empty.region).unwrap().clone();
+    let t = garrison_testkit::tenants::tenant(&aws, "full").await.unwrap();
+    let store = t.store.clone();
+    let include: Vec<Value> = spec
+        .regions
+        .iter()
+        .map(|r| json!({"type": "region", "key": format!("/aws/{r}"), "policy": {"id": ESSENTIALS}}))
+        .collect();
+    let body = json!({"name": "feed", "platform": {"type": "aws", "id": GARRISON, "monitor": {"enabled": true, "ct_install_region": install}},
+        "mode": "automatic", "credentials": [{"id": t.credential, "purpose": "discover"}], "scope": {"include": include}});
+    let d = t.deployment(&body).await.unwrap();
+    let mut e = Engine::new(store.clone(), sessions.clone(), GARRISON.into());
+    e.collector.wait_secs = 1;
+    e.collector.audit_check = Duration::from_secs(3600);
+    let e = Arc::new(e);
+
+    // 1. The feed as built: a rule per region, the bus and its rule, the queue's permission.
+    let first = reconcile(&e, &d).await.unwrap();
+    assert!(first.outcomes.iter().all(|o| o.result == "done"), "{:#?}", first.outcomes);
+    let feed = first.audit_source.feed.clone().expect("the report shows the feed");
+    let mut regions = feed.regions.clone();
+    regions.sort();
+    assert_eq!(
+        regions,
+        spec.regions.iter().cloned().collect::<std::collections::BTreeSet<_>>().into_iter().collect::<Vec<_>>()
+    );
+    let bus = feed.bus.expect("the feed's bus").id;
+    let owned = store.owned(&d.id).await.unwrap();
+    let role_arn = owned.get(keys::FEED_ROLE).and_then(|o| o.arn.clone()).expect("a role for the other region");
+    let bus_arn = owned.get(keys::FEED_BUS).and_then(|o| o.arn.clone()).unwrap();
+    let queue_url = owned.get(keys::QUEUE).unwrap().id.clone();
+    let queue_arn = owned.get(keys::QUEUE).and_then(|o| o.arn.clone()).unwrap();
+    let pattern: Value = serde_json::from_str(&garrison_catalog::feed::pattern()).unwrap();
+    for region in &spec.regions {
+        let ev = aws.in_region(region).events();
+        let rules = ev.list_rules().name_prefix("garrison-feed-").send().await.unwrap();
+        assert_eq!(rules.rules().len(), 1, "{region}: one rule on the default bus");
+        let rule = &rules.rules()[0];
+        assert_eq!(serde_json::from_str::<Value>(rule.event_pattern().unwrap()).unwrap(), pattern, "{region}");
+        let targets = ev.list_targets_by_rule().rule(rule.name().unwrap()).send().await.unwrap();
+        let target = &targets.targets()[0];
+        assert_eq!(target.arn(), bus_arn, "{region}: forwards to garrison's bus");
+        assert_eq!(
+            target.role_arn(),
+            (*region != install).then_some(role_arn.as_str()),
+            "{region}: role across regions only"
+        );
+    }
+    let ev = aws.in_region(&install).events();
+    let bus_rules = ev.list_rules().event_bus_name(&bus).send().await.unwrap();
+    let bus_rule = bus_rules.rules()[0].clone();
+    let to_queue = ev.list_targets_by_rule().rule(bus_rule.name().unwrap()).event_bus_name(&bus).send().await.unwrap();
+    assert_eq!(to_queue.targets()[0].arn(), queue_arn);
+    let sqs = aws.in_region(&install).sqs();
+    let attrs = sqs.get_queue_attributes().queue_url(&queue_url).attribute_names("Policy".into()).send().await.unwrap();
+    let policy: Value =
+        serde_json::from_str(attrs.attributes().unwrap().get(&"Policy".into()).map(String::as_str).unwrap()).unwrap();
+    let statements = policy["Statement"].as_array().unwrap();
+    let st = statements.iter().find(|s| s["Sid"] == FEED_SID).expect("the feed's statement");
+    assert_eq!(st["Principal"], json!({"Service": "events.amazonaws.com"}));
+    assert_eq!(st["Condition"]["ArnEquals"]["aws:SourceArn"], bus_rule.arn().unwrap(), "that rule only");
+    assert!(statements.iter().any(|s| s["Sid"] == "FromTheAuditTopicOnly"), "the topic's statement is kept");
+    let log = store.audit_log(&d.account_id, &d.id, 100_000).await.unwrap();
+    for call in
+        ["events:CreateEventBus", "events:PutRule", "events:PutTargets", "iam:CreateRole", "sqs:SetQueueAttributes"]
+    {
+        assert!(log.iter().any(|l| l.call == call && l.outcome == "ok"), "{call} in the audit log");
+    }
+
+    // 2. A host started in the empty VPC, reported only on its region's default bus.
+    let bucket = first.audit_source.bucket.as_ref().unwrap().id.clone();
+    aws.in_region(&install).s3().delete_bucket_policy().bucket(&bucket).send().await.unwrap();
+    let collector = tokio::spawn(garrison_engine::collect::run(e.clone()));
+    let launched = aws
+        .in_region(&empty.region)
+        .ec2()
+        .run_instances()
+        .image_id("ami-12c6146b")
+        .instance_type("t3.micro".into())
+        .min_count(1)
+        .max_count(1)
+        .subnet_id(&empty.subnets[0].0)
+        .send()
+        .await
+        .unwrap();
+    let host = launched.instances()[0].instance_id().unwrap().to_string();
+    let run = sample::record(
+        "ec2",
+        "RunInstances",
+        &empty.region,
+        GARRISON,
+        ALICE,
+        json!({"instancesSet": {"items": [{"imageId": "ami-12c6146b"}]}}),
+        json!({"instancesSet": {"items": [{"instanceId": host}]}}),
+    );
+    deliver_as_eventbridge(&aws, &run).await.unwrap();
+    let r = report_when(&store, &d.account_id, &d.id, first.generation, "a scanner from the event", |r| {
+        r.vpcs.iter().any(|v| v.vpc_id == empty.id)
+    })
+    .await;
+    let trigger = r.trigger.clone().unwrap();
+    assert!(by_event(&r, "RunInstances"), "{trigger:?}");
+    assert!(trigger.files.is_empty() && trigger.events.len() == 1, "by the event, not a file: {trigger:?}");
+    assert!(r.outcomes.iter().all(|o| o.result == "done"), "{:#?}", r.outcomes);
+    let seen = store.feed_seen(&d.account_id, &d.id).await.unwrap();
+    assert!(seen.events_ms.is_some() && seen.trail_files_ms.is_none(), "{seen:?}");
+
+    // 3. The same call in the trail's log file minutes later, beside a new one: only the
+    // new one is applied.
+    let tag = sample::record(
+        "ec2",
+        "CreateTags",
+        &empty.region,
+        GARRISON,
+        ALICE,
+        json!({"resourcesSet": {"items": [{"resourceId": host}]}}),
+        Value::Null,
+    );
+    let key = sample::log_key(GARRISON, &install, "both-paths");
+    deliver_as_cloudtrail(&aws.in_region(&install), &bucket, &key, sample::gzip(&[run.clone(), tag])).await.unwrap();
+    let again = report_when(&store, &d.account_id, &d.id, r.generation, "the log file applied", |r| {
+        r.trigger.as_ref().is_some_and(|t| !t.files.is_empty())
+    })
+    .await;
+    let t2 = again.trigger.clone().unwrap();
+    assert_eq!(t2.repeated, 1, "the call delivered by both paths is left out once: {t2:?}");
+    assert!(by_event(&again, "CreateTags") && !by_event(&again, "RunInstances"), "{t2:?}");
+    assert!(store.feed_seen(&d.account_id, &d.id).await.unwrap().trail_files_ms.is_some());
+    // A file holding only calls already applied sets off no reconcile at all.
+    let key = sample::log_key(GARRISON, &install, "repeat-only");
+    deliver_as_cloudtrail(&aws.in_region(&install), &bucket, &key, sample::gzip(&[run])).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let a = sqs.get_queue_attributes().queue_url(&queue_url).attribute_names("All".into()).send().await.unwrap();
+        let n = |k: &str| a.attributes().and_then(|m| m.iter().find(|(x, _)| x.as_str() == k).map(|(_, v)| v.clone()));
+        if n("ApproximateNumberOfMessages").as_deref() == Some("0")
+            && n("ApproximateNumberOfMessagesNotVisible").as_deref() == Some("0")
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the queue did not drain");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let last = store.get_report(&d.account_id, &d.id).await.unwrap().unwrap();
+    assert_eq!(last.generation, again.generation, "no reconcile for a repeated call");
+
+    // 4. A malformed event is set aside with its reason.
+    sqs.send_message()
+        .queue_url(&queue_url)
+        .message_body(
+            json!({"detail-type": "AWS API Call via CloudTrail", "source": "aws.ec2", "detail": "x"}).to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let l = store.dead_letters(&d.account_id, &d.id, 10).await.unwrap();
+        if l.iter().any(|l| l.reason.contains("EventBridge event: field detail")) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "dead letters: {l:#?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    collector.abort();
+
+    // 5. Removed with the deployment: rules, targets, bus, role and the queue's policy.
+    assert!(store.request_removal(&d.account_id, &d.id, "u").await.unwrap());
+    let removal = garrison_engine::protect::uninstall(&e, &d).await.unwrap();
+    assert!(removal.verified, "{removal:?}");
+    for region in &spec.regions {
+        let ev = aws.in_region(region).events();
+        assert!(ev.list_rules().name_prefix("garrison-feed-").send().await.unwrap().rules().is_empty(), "{region}");
+        assert!(ev.describe_event_bus().name(&bus).send().await.is_err() || *region != install, "bus gone");
+    }
+    let role_name = role_arn.rsplit('/').next().unwrap();
+    assert!(aws.iam().get_role().role_name(role_name).send().await.is_err(), "role gone");
+    let left = garrison_testkit::tenants::leftovers(&aws, &spec.regions, &d.id).await;
+    assert!(left.ids().is_empty(), "left behind: {:?}", left.ids());
+    let log = store.audit_log(&d.account_id, &d.id, 100_000).await.unwrap();
+    for call in ["events:RemoveTargets", "events:DeleteRule", "events:DeleteEventBus", "iam:DeleteRole"] {
+        assert!(log.iter().any(|l| l.call == call && l.outcome == "ok"), "{call} in the audit log");
+    }
+}
