@@ -86,13 +86,31 @@ async fn protection_adopts_builds_converges_follows_hosts_and_uninstalls_cleanly
         );
         kinds.insert(o.kind);
     }
-    // (The customer's trail is adopted here, so the topic, queue and subscription are the
-    // crash test's: its estate has no trail.)
-    assert_eq!(kinds.len(), 8, "bucket, flow logs and the network kinds were built: {kinds:?}");
+    // (The customer's trail is adopted here, so the topic and subscription are the crash
+    // test's: its estate has no trail. The queue is the event feed's alone.)
+    use garrison_model::protection::ResKind as K;
+    let want: std::collections::BTreeSet<K> = [
+        K::Bucket,
+        K::Queue,
+        K::FlowLogs,
+        K::InternetGateway,
+        K::Subnet,
+        K::RouteTable,
+        K::NetworkAcl,
+        K::SecurityGroup,
+        K::Appliance,
+        K::EventBus,
+        K::EventRule,
+        K::EventRole,
+        K::QueuePolicy,
+    ]
+    .into();
+    assert_eq!(kinds, want, "bucket, flow logs, the network kinds and the event feed were built");
     let got = store.get_deployment(&root_account, &d.id).await.unwrap().unwrap();
     assert_eq!(got.status.status, StatusKind::Ok, "{:?}", got.status.message);
     assert!(
-        got.status.message.as_deref().unwrap().contains("publishes no SNS notifications"),
+        got.status.message.as_deref().unwrap().contains("publishes no SNS notifications")
+            && got.status.message.as_deref().unwrap().contains("through the event feed"),
         "the adopted trail has no topic to subscribe to: said so: {:?}",
         got.status.message
     );

@@ -120,6 +120,39 @@ async fn estate_m_is_protected_hands_off_and_removed_cleanly() {
     let east_resources = templates[east.as_str()]["Resources"].as_object().unwrap();
     assert!(east_resources.values().any(|r| r["Type"] == "AWS::CloudTrail::Trail"));
     assert!(east_resources.values().filter(|r| r["Type"] == "AWS::EC2::Instance").count() >= 2);
+    // The event feed in the templates: each in-scope region's rule, with the pattern
+    // automatic mode puts (compared below with what it put), forwarding to the bus in east.
+    let rule_of = |region: &str| -> Value {
+        templates[region]["Resources"]
+            .as_object()
+            .unwrap()
+            .values()
+            .find(|r| r["Type"] == "AWS::Events::Rule" && r["Properties"].get("EventBusName").is_none())
+            .unwrap_or_else(|| panic!("{region}: no feed rule"))["Properties"]
+            .clone()
+    };
+    let cfn_pattern = rule_of(east)["EventPattern"].clone();
+    assert!(east_resources.values().any(|r| r["Type"] == "AWS::Events::EventBus"));
+    for region in [east, west, eu] {
+        assert_eq!(rule_of(region)["EventPattern"], cfn_pattern, "{region}: one pattern");
+    }
+    let west_target = &rule_of(west)["Targets"][0];
+    assert!(
+        west_target["Arn"]
+            .as_str()
+            .is_some_and(|a| a.starts_with(&format!("arn:aws:events:{east}:123456789012:event-bus/garrison-feed-"))),
+        "{west_target}"
+    );
+    assert!(west_target["RoleArn"].as_str().is_some_and(|a| a.contains(":role/garrison-feed-")), "{west_target}");
+    let queue_policy = east_resources
+        .values()
+        .find(|r| r["Type"] == "AWS::SQS::QueuePolicy")
+        .map(|r| r["Properties"]["PolicyDocument"]["Statement"].clone())
+        .unwrap();
+    assert!(
+        queue_policy.as_array().unwrap().iter().any(|st| st["Sid"] == "FromTheEventFeedRuleOnly"),
+        "{queue_policy}"
+    );
     let bad = garrison(&s, &["deployments", "plan_deployment", "--deployment_id", &id, "--format", "yaml"]);
     assert_eq!(bad.status.code(), Some(1));
     assert!(
@@ -138,6 +171,12 @@ async fn estate_m_is_protected_hands_off_and_removed_cleanly() {
     let st = json_out(&garrison(&s, &["deployments", "get_deployment", "--deployment_id", &id, "--query", "status"]));
     assert_eq!(st["status"], "ok", "{st}");
     eprintln!("estate M protected in {took:?}: {} actions", report["outcomes"].as_array().unwrap().len());
+    // Automatic mode put the rule manual mode's template describes.
+    for region in [east, west, eu] {
+        let rules = aws.in_region(region).events().list_rules().name_prefix("garrison-feed-").send().await.unwrap();
+        let put: Value = serde_json::from_str(rules.rules()[0].event_pattern().unwrap()).unwrap();
+        assert_eq!(put, cfn_pattern, "{region}: the template's pattern is the one put");
+    }
 
     let snap = garrison_cloud::discovery::discover(&aws, &regions, 0).await;
     let mut found: BTreeMap<String, (usize, BTreeSet<String>)> = BTreeMap::new();
