@@ -118,10 +118,12 @@ pub async fn observe(e: &Engine, d: &Deployment, extra: &[String]) -> Result<Obs
         .or_else(|_| e.catalog.get("aws", role_type, "latest"));
     let mut warnings = vec![];
     let mut reason = Reason::Converged;
+    let mut role_policies = vec![];
     if let Ok(role) = role {
         // The deployment's version stands for its state (its credential is part of it).
         let state = format!("{}:{}", d.id, d.version);
         let v = validate_reusing(e, &role_arn, &external_id, role, 1, Some(&state)).await;
+        role_policies = v.policies.clone();
         match v.status {
             ValidationStatus::Ok => {}
             ValidationStatus::Unsafe | ValidationStatus::NotAssumableYet | ValidationStatus::Error => {
@@ -162,7 +164,7 @@ pub async fn observe(e: &Engine, d: &Deployment, extra: &[String]) -> Result<Obs
         reason = Reason::DiscoveryIncomplete;
     }
     if d.platform.monitor.enabled {
-        warnings.extend(Box::pin(kms_warnings(&aws, &merged, &role_arn)).await);
+        warnings.extend(Box::pin(kms_warnings(&aws, &merged, &role_arn, &role_policies)).await);
     }
     if let Err(err) = e.store.put_snapshot(&d.account_id, &d.id, &merged).await {
         tracing::warn!(deployment = %d.id, error = %err, "cannot store the snapshot");
@@ -177,6 +179,7 @@ async fn kms_warnings(
     aws: &garrison_cloud::Aws,
     snap: &garrison_model::snapshot::Snapshot,
     role_arn: &str,
+    role_policies: &[serde_json::Value],
 ) -> Vec<String> {
     let account = role_arn.split(':').nth(4).unwrap_or_default();
     let mut out = vec![];
@@ -186,6 +189,16 @@ async fn kms_warnings(
             continue;
         }
         let who = garrison_model::redact::role_arn(role_arn);
+        // The role's own permission: what the template's parameter grants.
+        if !role_policies.is_empty()
+            && !role_policies.iter().any(|p| garrison_catalog::iam_check::allows(p, "kms:Decrypt", key))
+        {
+            out.push(format!(
+                "trail {}: {who} may not kms:Decrypt with its log files' key {key}: update the role's stack with {}={key} (or grant kms:Decrypt on that key)",
+                t.name,
+                garrison_catalog::cft::AUDIT_KEY_PARAMETER
+            ));
+        }
         match garrison_cloud::discovery::key_policy(aws, key).await {
             Ok(text) => {
                 let doc: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();

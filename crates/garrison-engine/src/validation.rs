@@ -42,6 +42,10 @@ pub struct RoleValidation {
     /// What an `Error` stands for (set with it).
     #[serde(skip)]
     pub error_reason: Option<Reason>,
+    /// The role's permission documents as read (for checks beyond the role type's, such as
+    /// decrypting an adopted trail's files).
+    #[serde(skip)]
+    pub policies: Vec<serde_json::Value>,
 }
 
 impl RoleValidation {
@@ -81,6 +85,7 @@ pub async fn validate_reusing(
         trust_problems: vec![],
         capabilities: BTreeMap::new(),
         error_reason: None,
+        policies: vec![],
     };
     let docs = match role_check::fetch_reusing(&e.sessions, role_arn, external_id, attempts, e.propagation.1, state)
         .await
@@ -101,6 +106,7 @@ pub async fn validate_reusing(
             return v;
         }
     };
+    v.policies = docs.policies.clone();
     let problems = check_trust(&docs.trust, &e.principal, external_id);
     v.trust_problems = problems.iter().map(|p| p.to_string()).collect();
     let missing = missing_actions(&role.policy_document, &granted_actions(&docs.policies));

@@ -95,6 +95,8 @@ async fn a_customer_trail_with_a_bucket_elsewhere_and_kms_files_is_adopted_and_r
     let status = store.get_deployment(&d.account_id, &d.id).await.unwrap().unwrap().status;
     let msg = status.message.unwrap_or_default();
     assert!(msg.contains(&key_arn) && msg.contains("key policy does not let"), "{msg}");
+    assert!(msg.contains(&format!("may not kms:Decrypt with its log files' key {key_arn}")), "{msg}");
+    assert!(msg.contains(&format!("AuditLogKmsKeyArn={key_arn}")), "the remedy: {msg}");
     assert!(
         first.plan.notes.iter().any(|n| n.contains(&key_arn) && n.contains("AuditLogKmsKeyArn")),
         "{:?}",
@@ -106,7 +108,24 @@ async fn a_customer_trail_with_a_bucket_elsewhere_and_kms_files_is_adopted_and_r
     kms.put_key_policy().key_id(&key_arn).policy_name("default").policy(account_may.to_string()).send().await.unwrap();
     reconcile(&e, &d).await.unwrap();
     let msg = store.get_deployment(&d.account_id, &d.id).await.unwrap().unwrap().status.message.unwrap_or_default();
-    assert!(!msg.contains("key policy does not let"), "{msg}");
+    assert!(!msg.contains("key policy does not let") && msg.contains("may not kms:Decrypt"), "{msg}");
+    // The role's stack updated with the key: the policy the template's parameter adds.
+    let tpl = garrison_catalog::cft::render(garrison_catalog::Catalog::builtin().get("aws", "ci_full", "latest").unwrap(), GARRISON);
+    let mut grant = tpl["Resources"]["GarrisonAuditLogKey"]["Properties"]["PolicyDocument"].clone();
+    grant["Statement"][0]["Resource"] = json!(key_arn);
+    aws.iam()
+        .put_role_policy()
+        .role_name("garrison-full")
+        .policy_name("garrison-audit-log-key")
+        .policy_document(grant.to_string())
+        .send()
+        .await
+        .unwrap();
+    reconcile(&e, &d).await.unwrap();
+    let st = store.get_deployment(&d.account_id, &d.id).await.unwrap().unwrap().status;
+    let msg = st.message.unwrap_or_default();
+    assert!(!msg.contains("kms:Decrypt"), "{msg}");
+    assert_eq!(st.status, garrison_model::deployment::StatusKind::Ok, "{msg}");
 
     // 2. CloudTrail writes a file (encrypted) to the far bucket and announces it on its topic.
     let collector = tokio::spawn(garrison_engine::collect::run(e.clone()));
