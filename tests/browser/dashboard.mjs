@@ -51,6 +51,9 @@ try {
   assert.match(await page.textContent("[data-testid=cost]"), /^\$\d+\.\d\d\/month$/);
   assert.notEqual(await page.textContent("[data-testid=audit-health]"), "failed");
   ok(`cost ${await page.textContent("[data-testid=cost]")}, audit source ${await page.textContent("[data-testid=audit-health]")}`);
+  const fresh = await page.textContent("[data-testid=feed-freshness]");
+  assert.ok(fresh.includes(want.feed) && fresh.includes("last event") && fresh.includes("last log file"), fresh);
+  ok(`freshness: ${fresh}`);
 
   await page.click(`[data-testid=appliance][data-instance="${want.appliance}"]`);
   await page.waitForFunction(

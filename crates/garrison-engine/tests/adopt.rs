@@ -110,7 +110,10 @@ async fn a_customer_trail_with_a_bucket_elsewhere_and_kms_files_is_adopted_and_r
     let msg = store.get_deployment(&d.account_id, &d.id).await.unwrap().unwrap().status.message.unwrap_or_default();
     assert!(!msg.contains("key policy does not let") && msg.contains("may not kms:Decrypt"), "{msg}");
     // The role's stack updated with the key: the policy the template's parameter adds.
-    let tpl = garrison_catalog::cft::render(garrison_catalog::Catalog::builtin().get("aws", "ci_full", "latest").unwrap(), GARRISON);
+    let tpl = garrison_catalog::cft::render(
+        garrison_catalog::Catalog::builtin().get("aws", "ci_full", "latest").unwrap(),
+        GARRISON,
+    );
     let mut grant = tpl["Resources"]["GarrisonAuditLogKey"]["Properties"]["PolicyDocument"].clone();
     grant["Statement"][0]["Resource"] = json!(key_arn);
     aws.iam()

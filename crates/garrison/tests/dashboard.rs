@@ -77,7 +77,16 @@ fn the_dashboard_shows_the_demo_deployment_in_chromium() {
             r["vpcs"].as_array().unwrap().iter().find(|v| v["status"] == "protected").map(|v| (r["region"].clone(), v))
         })
         .expect("a protected VPC in the second region");
+    // How changes reach garrison: the event feed is built, so it is the live input.
+    let prot = cli(&env, &["deployments", "get_protection", "--deployment_id", id]);
+    assert_eq!(prot["freshness"]["live"], "events", "{}", prot["freshness"]);
+    assert!(
+        prot["audit_source"]["feed"]["regions"].as_array().is_some_and(|r| r.len() >= 2),
+        "{}",
+        prot["audit_source"]
+    );
     let expected = json!({
+        "feed": "event feed (EventBridge, seconds)",
         "url": get("GARRISON_ENDPOINT"),
         "key_id": get("GARRISON_ACCESS_KEY_ID"),
         "secret": get("GARRISON_SECRET_KEY"),
