@@ -1,8 +1,10 @@
 //! Adopting the customer's trail as it is on the emulator: its log files are in a bucket of
-//! another region and encrypted with a KMS key, and it notifies its own SNS topic. garrison
-//! adopts trail and topic (one trail in the account before and after), warns naming the key
-//! while the key policy does not let its role decrypt, and reads the trail's files from the
-//! bucket's region when CloudTrail announces them, as it would announce them on AWS.
+//! another region and encrypted with a KMS key, and it notifies its own SNS topic. The scope
+//! is the one that once made garrison build a second trail: a VPC of a region that sorts
+//! before the trail's home region, and the home region itself. garrison adopts trail and
+//! topic (one trail in the account before and after), warns naming the key while the key
+//! policy does not let its role decrypt, and reads the trail's files from the bucket's region
+//! when CloudTrail announces them, as it would announce them on AWS.
 
 mod common;
 
@@ -10,11 +12,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::GARRISON;
-use garrison_catalog::policies::ESSENTIALS;
 use garrison_cloud::emulator::Moto;
 use garrison_cloud::estate::{self, EstateSpec};
 use garrison_cloud::{Aws, Sessions};
-use garrison_engine::Engine;
 use garrison_engine::plan::desired::keys;
 use garrison_engine::protect::reconcile;
 use garrison_testkit::sample;
@@ -30,24 +30,24 @@ async fn a_customer_trail_with_a_bucket_elsewhere_and_kms_files_is_adopted_and_r
     let sessions = Arc::new(Sessions::new(aws.clone()));
     let spec = EstateSpec::s_bare();
     let est = estate::build(&sessions, &spec).await.unwrap();
-    let (home, elsewhere) = (spec.regions[0].clone(), spec.regions[1].clone());
-    assert_ne!(home, elsewhere);
+    // The trail's home region sorts after the other: discovery meets its shadow copy first.
+    let (elsewhere, home) = (spec.regions[0].clone(), spec.regions[1].clone());
+    assert!(elsewhere < home, "{elsewhere} {home}");
+    let empty = est.vpcs().find(|v| v.instances.is_empty()).expect("estate S has an empty VPC").clone();
 
     // The customer's trail: homed in `home`, files in a bucket of `elsewhere`, SSE-KMS with
     // a key whose policy names another role only, notifications on its own topic.
     let bucket = "customer-trail-logs";
     let s3_far = aws.in_region(&elsewhere).s3();
-    s3_far
-        .create_bucket()
-        .bucket(bucket)
-        .create_bucket_configuration(
+    let mut create = s3_far.create_bucket().bucket(bucket);
+    if elsewhere != "us-east-1" {
+        create = create.create_bucket_configuration(
             aws_sdk_s3::types::CreateBucketConfiguration::builder()
                 .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(elsewhere.as_str()))
                 .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+        );
+    }
+    create.send().await.unwrap();
     let someone_else = json!({"Version": "2012-10-17", "Statement": [{"Sid": "Admins", "Effect": "Allow",
         "Principal": {"AWS": format!("arn:aws:iam::{GARRISON}:role/KeyAdmins")}, "Action": "kms:*", "Resource": "*"}]});
     let kms = aws.in_region(&home).kms();
@@ -69,18 +69,14 @@ async fn a_customer_trail_with_a_bucket_elsewhere_and_kms_files_is_adopted_and_r
 
     let t = garrison_testkit::tenants::tenant(&aws, "full").await.unwrap();
     let store = t.store.clone();
-    let include: Vec<Value> = spec
-        .regions
-        .iter()
-        .map(|r| json!({"type": "region", "key": format!("/aws/{r}"), "policy": {"id": ESSENTIALS}}))
-        .collect();
-    let body = json!({"name": "adopt", "platform": {"type": "aws", "id": GARRISON, "monitor": {"enabled": true, "ct_install_region": home}},
-        "mode": "automatic", "credentials": [{"id": t.credential, "purpose": "discover"}], "scope": {"include": include}});
-    let d = t.deployment(&body).await.unwrap();
-    let mut e = Engine::new(store.clone(), sessions.clone(), GARRISON.into());
-    e.collector.wait_secs = 1;
-    e.collector.audit_check = Duration::from_secs(3600);
-    let e = Arc::new(e);
+    // A VPC of `elsewhere` (the empty one when it is there, where the host below starts)
+    // and the whole of `home`.
+    let vpc = est.vpcs().find(|v| v.region == elsewhere && (v.id == empty.id || empty.region != elsewhere)).unwrap();
+    let include = vec![
+        common::include("vpc", &format!("/aws/{elsewhere}/vpc/{}", vpc.id)),
+        common::include("region", &format!("/aws/{home}")),
+    ];
+    let (d, e) = common::watched_with(&t, &sessions, "adopt", include, &home).await;
 
     // 1. Adopted, not doubled; the key policy named in the status.
     let first = reconcile(&e, &d).await.unwrap();
@@ -132,20 +128,7 @@ async fn a_customer_trail_with_a_bucket_elsewhere_and_kms_files_is_adopted_and_r
 
     // 2. CloudTrail writes a file (encrypted) to the far bucket and announces it on its topic.
     let collector = tokio::spawn(garrison_engine::collect::run(e.clone()));
-    let empty = est.vpcs().find(|v| v.instances.is_empty()).expect("estate S has an empty VPC").clone();
-    let launched = aws
-        .in_region(&empty.region)
-        .ec2()
-        .run_instances()
-        .image_id("ami-12c6146b")
-        .instance_type("t3.micro".into())
-        .min_count(1)
-        .max_count(1)
-        .subnet_id(&empty.subnets[0].0)
-        .send()
-        .await
-        .unwrap();
-    assert!(launched.instances()[0].instance_id().is_some());
+    common::launch_host(&aws, &empty).await;
     let rec = sample::record("ec2", "RunInstances", &empty.region, GARRISON, ALICE, json!({}), Value::Null);
     let key = sample::log_key(GARRISON, &empty.region, "far");
     s3_far

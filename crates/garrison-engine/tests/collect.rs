@@ -117,17 +117,7 @@ async fn the_collector_follows_cloudtrail_repairs_tampering_and_sets_bad_input_a
     let empty = est.vpcs().find(|v| v.instances.is_empty()).expect("estate S has an empty VPC").clone();
     assert!(!first.vpcs.iter().any(|v| v.vpc_id == empty.id), "no appliance in the empty VPC yet");
     let ec2 = aws.in_region(&empty.region).ec2();
-    let launched = ec2
-        .run_instances()
-        .image_id("ami-12c6146b")
-        .instance_type("t3.micro".into())
-        .min_count(1)
-        .max_count(1)
-        .subnet_id(&empty.subnets[0].0)
-        .send()
-        .await
-        .unwrap();
-    let host = launched.instances()[0].instance_id().unwrap().to_string();
+    let host = common::launch_host(&aws, &empty).await;
     let g = first.generation;
     let key = w
         .trail_file(

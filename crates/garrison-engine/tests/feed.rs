@@ -12,12 +12,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::GARRISON;
-use garrison_catalog::policies::ESSENTIALS;
 use garrison_cloud::audit_queue::{deliver_as_cloudtrail, deliver_as_eventbridge};
 use garrison_cloud::emulator::Moto;
 use garrison_cloud::estate::{self, EstateSpec};
 use garrison_cloud::{Aws, Sessions};
-use garrison_engine::Engine;
 use garrison_engine::plan::desired::keys;
 use garrison_engine::protect::reconcile;
 use garrison_model::protection::FEED_SID;
@@ -66,18 +64,7 @@ async fn events_on_the_default_bus_reach_garrison_once_and_the_feed_is_removed_w
     let install = spec.regions.iter().find(|r| **r != empty.region).unwrap().clone();
     let t = garrison_testkit::tenants::tenant(&aws, "full").await.unwrap();
     let store = t.store.clone();
-    let include: Vec<Value> = spec
-        .regions
-        .iter()
-        .map(|r| json!({"type": "region", "key": format!("/aws/{r}"), "policy": {"id": ESSENTIALS}}))
-        .collect();
-    let body = json!({"name": "feed", "platform": {"type": "aws", "id": GARRISON, "monitor": {"enabled": true, "ct_install_region": install}},
-        "mode": "automatic", "credentials": [{"id": t.credential, "purpose": "discover"}], "scope": {"include": include}});
-    let d = t.deployment(&body).await.unwrap();
-    let mut e = Engine::new(store.clone(), sessions.clone(), GARRISON.into());
-    e.collector.wait_secs = 1;
-    e.collector.audit_check = Duration::from_secs(3600);
-    let e = Arc::new(e);
+    let (d, e) = common::watched(&t, &sessions, "feed", &spec.regions, &install).await;
 
     // 1. The feed as built: a rule per region, the bus and its rule, the queue's permission.
     let first = reconcile(&e, &d).await.unwrap();
@@ -136,19 +123,7 @@ async fn events_on_the_default_bus_reach_garrison_once_and_the_feed_is_removed_w
     let bucket = first.audit_source.bucket.as_ref().unwrap().id.clone();
     aws.in_region(&install).s3().delete_bucket_policy().bucket(&bucket).send().await.unwrap();
     let collector = tokio::spawn(garrison_engine::collect::run(e.clone()));
-    let launched = aws
-        .in_region(&empty.region)
-        .ec2()
-        .run_instances()
-        .image_id("ami-12c6146b")
-        .instance_type("t3.micro".into())
-        .min_count(1)
-        .max_count(1)
-        .subnet_id(&empty.subnets[0].0)
-        .send()
-        .await
-        .unwrap();
-    let host = launched.instances()[0].instance_id().unwrap().to_string();
+    let host = common::launch_host(&aws, &empty).await;
     let run = sample::record(
         "ec2",
         "RunInstances",

@@ -257,7 +257,12 @@ async fn three_workers_share_fifty_deployments_and_take_over_a_killed_one() {
     for (id, (acct, aws)) in &accounts {
         let left = leftovers(aws, &["us-east-1".to_string()], id).await;
         assert_eq!(left.duplicates(), Vec::<String>::new(), "{acct}");
-        assert_eq!(left.named.len(), 4, "{acct}: bucket, topic, queue, trail: {:?}", left.named);
+        assert_eq!(
+            left.named.len(),
+            7,
+            "{acct}: bucket, topic, queue, trail, and the event feed's bus with its two rules: {:?}",
+            left.named
+        );
     }
     println!(
         "fleet: {DEPLOYMENTS} deployments over 3 workers; w0 killed holding {} lease(s), all taken over {:.1} s after the kill (lease {LEASE_TTL_SECS} s), all converged {:.1} s after it; no overlapping runs, no duplicates",
