@@ -8,6 +8,7 @@ pub mod emulator;
 pub mod error;
 pub mod estate;
 pub mod limiter;
+pub mod organizations;
 pub mod reuse;
 pub mod role_check;
 pub mod session;

@@ -211,6 +211,7 @@ impl Aws {
     client!(sqs, aws_sdk_sqs);
     client!(events, aws_sdk_eventbridge);
     client!(kms, aws_sdk_kms);
+    client!(organizations, aws_sdk_organizations);
 
     /// The region the configuration names, if it names one (`region` falls back to us-east-1).
     pub fn configured_region(&self) -> Option<String> {

@@ -14,6 +14,7 @@ pub mod deployment;
 pub mod error;
 pub mod json_path;
 pub mod ops;
+pub mod organization;
 pub mod policy;
 pub mod protection;
 pub mod redact;
