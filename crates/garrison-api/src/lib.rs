@@ -103,6 +103,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(services::credentials::routes())
         .merge(services::policies::routes())
         .merge(services::deployments::routes())
+        .merge(services::organizations::routes())
         .merge(services::protection::routes())
         .merge(services::assets_query::routes())
 }

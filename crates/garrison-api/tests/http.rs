@@ -247,6 +247,64 @@ both_backends!(credentials_crud, |s: Server| async move {
     assert_eq!(s.get(&format!("/credentials/v2/10000001/credentials/{cred}"), &t).await.status, 404);
 });
 
+both_backends!(organization_enrollments, |s: Server| async move {
+    let (t, _) = s.login(&s.root).await;
+    let cred = s.credential(&t, "10000001", "123412341234").await;
+    let base = "/deployments/v1/10000001/organizations";
+    let body = json!({"name": "acme", "credential_id": cred,
+        "include": [{"unit": "ou-ab12-cd34ef56", "children": true}], "exclude_accounts": ["111122223333"],
+        "template": {"mode": "automatic", "platform": {"type": "aws", "monitor": {"enabled": true, "ct_install_region": "us-east-1"}},
+            "scope": {"include": [{"type": "region", "key": "/aws/us-east-1", "policy": {"id": "A8E8B104-8F45-411D-A240-A30EA5FE25B0"}}]}}});
+    let c = s.req(Method::POST, base, &t, Some(body.clone())).await;
+    assert_eq!(c.status, 201, "{}", c.body);
+    let id = c.body["id"].as_str().unwrap().to_string();
+    assert_eq!((c.body["version"].as_i64(), c.body["stack_set"].as_str()), (Some(1), Some("garrison-role")));
+    assert_eq!(c.body["include"], json!([{"unit": "ou-ab12-cd34ef56", "children": true}]));
+    assert_eq!(s.get(&format!("{base}/{id}"), &t).await.body, c.body);
+    assert_eq!(s.get(base, &t).await.body, json!([c.body]));
+    // Every bad field named; nothing written.
+    for (patch, field) in [
+        (json!({"credential_id": "nope"}), "credential_id"),
+        (json!({"include": []}), "include"),
+        (json!({"include": [{"unit": "sales"}]}), "include[0]"),
+        (json!({"exclude_accounts": ["12"]}), "exclude_accounts[0]"),
+        (json!({"template": {"mode": "sometimes"}}), "template.mode"),
+        (json!({"template": {"platform": {"type": "aws", "id": "123412341234"}}}), "template.platform.id"),
+        (json!({"template": {"credentials": []}}), "template.credentials"),
+        (json!({"stack_set": "no spaces"}), "stack_set"),
+        (json!({"owner": "me"}), "owner"),
+    ] {
+        let mut bad = body.clone();
+        for (k, v) in patch.as_object().unwrap() {
+            bad[k] = v.clone();
+        }
+        let r = s.req(Method::POST, base, &t, Some(bad)).await;
+        assert_eq!(r.status, 400, "{patch}: {}", r.body);
+        let fields: Vec<&str> = r.body["errors"]
+            .as_array()
+            .map(|e| e.iter().filter_map(|x| x["field"].as_str()).collect())
+            .unwrap_or_else(|| vec![r.body["field"].as_str().unwrap_or_default()]);
+        assert!(fields.contains(&field), "{patch}: {}", r.body);
+    }
+    assert_eq!(s.get(base, &t).await.body.as_array().unwrap().len(), 1, "nothing half-written");
+    // Update: given fields replace; a stale version is refused.
+    let u = s.req(Method::PUT, &format!("{base}/{id}"), &t, Some(json!({"name": "acme-2", "version": 1}))).await;
+    assert_eq!(
+        (u.status.as_u16(), u.body["version"].as_i64(), u.body["name"].as_str()),
+        (200, Some(2), Some("acme-2"))
+    );
+    assert_eq!(u.body["include"], c.body["include"], "the rest stays");
+    let stale = s.req(Method::PUT, &format!("{base}/{id}"), &t, Some(json!({"name": "x", "version": 1}))).await;
+    assert_eq!(stale.status, 409);
+    // Another tenant: refused, and our id under its own path is not found.
+    let (kc, other) = s.child(&t, "10000001", "other-org").await;
+    let (tc, _) = s.login(&kc).await;
+    assert_eq!(s.get(&format!("{base}/{id}"), &tc).await.status, 403);
+    assert_eq!(s.get(&format!("/deployments/v1/{other}/organizations/{id}"), &tc).await.status, 404);
+    assert_eq!(s.req(Method::DELETE, &format!("{base}/{id}"), &t, None).await.status, 204);
+    assert_eq!(s.get(&format!("{base}/{id}"), &t).await.status, 404);
+});
+
 both_backends!(policies_and_endpoints, |s: Server| async move {
     let (t, _) = s.login(&s.root).await;
     let p = s.get("/policies/v1/10000001/policies", &t).await;

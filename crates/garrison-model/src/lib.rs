@@ -11,6 +11,7 @@ pub mod cli_args;
 pub mod coverage;
 pub mod credential;
 pub mod deployment;
+pub mod enrollment;
 pub mod error;
 pub mod json_path;
 pub mod ops;

@@ -102,6 +102,58 @@ macro_rules! params {
     ($($x:expr),* $(,)?) => { &[$($x),*] };
 }
 
+const ORG_ID: Param = p("organization_id", "organization enrollment id");
+const fn enrollment_body(required: bool) -> [Param; 7] {
+    [
+        b("name", Kind::String, required, "name of the enrollment"),
+        b(
+            "credential_id",
+            Kind::String,
+            required,
+            "the management account's credential (a role that reads the organization and runs the StackSet)",
+        ),
+        b(
+            "include",
+            Kind::Array,
+            required,
+            "units to enroll: [{\"unit\": \"ou-…\" or \"r-…\", \"children\": true|false}]",
+        ),
+        b("exclude_units", Kind::Array, false, "units left out, with everything below them"),
+        b("exclude_accounts", Kind::Array, false, "AWS account ids left out"),
+        b(
+            "template",
+            Kind::Object,
+            required,
+            "the deployment each enrolled account gets: a create_deployment body without platform.id and credentials",
+        ),
+        b(
+            "stack_set",
+            Kind::String,
+            false,
+            "name of the StackSet that puts garrison's role in each account (default garrison-role)",
+        ),
+    ]
+}
+const CREATE_ORG_PARAMS: [Param; 8] = {
+    let body = enrollment_body(true);
+    [ACCOUNT, body[0], body[1], body[2], body[3], body[4], body[5], body[6]]
+};
+const UPDATE_ORG_PARAMS: [Param; 10] = {
+    let body = enrollment_body(false);
+    [
+        ACCOUNT,
+        ORG_ID,
+        body[0],
+        body[1],
+        body[2],
+        body[3],
+        body[4],
+        body[5],
+        body[6],
+        b("version", Kind::Integer, false, "update only this version (else 409)"),
+    ]
+};
+
 pub static OPERATIONS: &[Operation] = &[
     // aims
     Operation {
@@ -438,6 +490,51 @@ pub static OPERATIONS: &[Operation] = &[
         path: "/deployments/v1/{account_id}/deployments",
         params: &CREATE_DEPLOYMENT_PARAMS,
         summary: "Create a deployment",
+        needs_token: true,
+    },
+    Operation {
+        service: "deployments",
+        name: "create_organization",
+        method: "POST",
+        path: "/deployments/v1/{account_id}/organizations",
+        params: &CREATE_ORG_PARAMS,
+        summary: "Enroll units of an AWS organization: their accounts are protected as they come and go",
+        needs_token: true,
+    },
+    Operation {
+        service: "deployments",
+        name: "list_organizations",
+        method: "GET",
+        path: "/deployments/v1/{account_id}/organizations",
+        params: params![ACCOUNT],
+        summary: "List organization enrollments",
+        needs_token: true,
+    },
+    Operation {
+        service: "deployments",
+        name: "get_organization",
+        method: "GET",
+        path: "/deployments/v1/{account_id}/organizations/{organization_id}",
+        params: params![ACCOUNT, ORG_ID],
+        summary: "Get an organization enrollment with its status per account",
+        needs_token: true,
+    },
+    Operation {
+        service: "deployments",
+        name: "update_organization",
+        method: "PUT",
+        path: "/deployments/v1/{account_id}/organizations/{organization_id}",
+        params: &UPDATE_ORG_PARAMS,
+        summary: "Update an organization enrollment (fields given replace, others stay)",
+        needs_token: true,
+    },
+    Operation {
+        service: "deployments",
+        name: "delete_organization",
+        method: "DELETE",
+        path: "/deployments/v1/{account_id}/organizations/{organization_id}",
+        params: params![ACCOUNT, ORG_ID],
+        summary: "Stop enrolling (the deployments it made stay)",
         needs_token: true,
     },
     Operation {

@@ -5,6 +5,7 @@ mod budget;
 mod cache;
 mod db;
 mod dead_letters;
+mod enrollments;
 mod feed;
 mod leases;
 mod migrations;

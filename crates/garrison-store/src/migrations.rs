@@ -119,4 +119,12 @@ pub const MIGRATIONS: &[(i64, &str, &[&str])] = &[
             "CREATE TABLE feed_seen (deployment_id TEXT NOT NULL, path TEXT NOT NULL, account_id TEXT NOT NULL, at_ms BIGINT NOT NULL, PRIMARY KEY (deployment_id, path))",
         ],
     ),
+    (
+        13,
+        "organization enrollments: which units of an AWS organization a tenant protects, and how",
+        &[
+            "CREATE TABLE enrollments (id TEXT PRIMARY KEY, account_id TEXT NOT NULL, version BIGINT NOT NULL, body TEXT NOT NULL)",
+            "CREATE INDEX enrollments_account ON enrollments (account_id)",
+        ],
+    ),
 ];

@@ -191,6 +191,50 @@ async fn protection_records_generations_audit_and_removal() {
             "{name}: an older input does not replace a newer one"
         );
         assert_eq!(store.feed_seen("99999999", &id).await.unwrap(), FeedSeen::default(), "{name}: tenancy");
+        // Organization enrollments: versioned, per tenant, the status garrison's own.
+        use garrison_model::enrollment::{EnrollmentSpec, EnrollmentStatus, Member, MemberState};
+        use garrison_model::organization::{Selection, UnitItem};
+        let spec = |n: &str| EnrollmentSpec {
+            name: n.into(),
+            credential_id: "C1".into(),
+            selection: Selection {
+                include: vec![UnitItem { unit: "ou-ab12-cd34ef56".into(), children: true }],
+                exclude_units: vec![],
+                exclude_accounts: vec!["123456789012".into()],
+            },
+            template: serde_json::json!({"mode": "automatic"}),
+            stack_set: "garrison-role".into(),
+        };
+        let en = store.create_enrollment(&acct, spec("org"), "u").await.unwrap();
+        assert_eq!(store.get_enrollment(&acct, &en.id).await.unwrap(), Some(en.clone()), "{name}");
+        assert!(store.get_enrollment("99999999", &en.id).await.unwrap().is_none(), "{name}: tenancy");
+        assert_eq!(store.list_enrollments(&acct).await.unwrap().len(), 1, "{name}");
+        let renamed = store.update_enrollment(&acct, &en.id, 1, spec("org2"), "u").await.unwrap();
+        assert_eq!((renamed.version, renamed.name.as_str()), (2, "org2"), "{name}");
+        assert!(matches!(
+            store.update_enrollment(&acct, &en.id, 1, spec("org3"), "u").await,
+            Err(garrison_store::StoreError::Conflict(_))
+        ));
+        let st = EnrollmentStatus {
+            updated: 5,
+            status: "ok".into(),
+            message: None,
+            members: vec![Member {
+                aws_account: "111122223333".into(),
+                state: MemberState::Enrolled,
+                deployment_id: Some("D".into()),
+                credential_id: None,
+                reason: None,
+            }],
+            excluded: vec![],
+        };
+        store.set_enrollment_status(&en.id, &st).await.unwrap();
+        let got = store.get_enrollment(&acct, &en.id).await.unwrap().unwrap();
+        assert_eq!((got.status, got.version), (st, 2), "{name}: the status does not move the version");
+        assert_eq!(store.all_enrollments().await.unwrap().len(), 1, "{name}");
+        assert!(!store.delete_enrollment("99999999", &en.id).await.unwrap(), "{name}: tenancy");
+        assert!(store.delete_enrollment(&acct, &en.id).await.unwrap(), "{name}");
+        assert!(store.list_enrollments(&acct).await.unwrap().is_empty(), "{name}");
         assert_eq!(store.generation(&id).await.unwrap(), g2, "{name}: a report does not move the generation");
         assert_eq!(store.get_report(&acct, &id).await.unwrap(), Some(report), "{name}: read back typed");
         assert!(store.get_report("99999999", &id).await.unwrap().is_none(), "{name}: tenancy");

@@ -1,0 +1,134 @@
+//! deployments v1 extension: organization enrollments. Which units of an AWS organization
+//! a tenant protects through which management-account credential, and the deployment each
+//! enrolled account gets; the engine keeps the organization's accounts in step with it and
+//! writes the status (per account: enrolled, pending, leaving, failed; and who is left out).
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use garrison_model::enrollment::{Enrollment, parse};
+use garrison_store::StoreError;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::deployments::policy_ids;
+use crate::AppState;
+use crate::auth::Caller;
+use crate::body;
+use crate::error::{ApiError, ApiResult};
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(create_organization, list_organizations)).routes(routes!(
+        get_organization,
+        update_organization,
+        delete_organization
+    ))
+}
+
+fn not_found(id: &str, account_id: &str) -> ApiError {
+    ApiError::NotFound(format!("no organization enrollment {id:?} in account {account_id}"))
+}
+
+/// Enroll units of an AWS organization: their accounts get garrison's role (a StackSet) and
+/// a deployment from the template, as they come and go.
+#[utoipa::path(post, path = "/deployments/v1/{account_id}/organizations", tag = "deployments", operation_id = "create_organization",
+    params(("account_id" = String, Path)), security(("X-AIMS-Auth-Token" = [])),
+    responses((status = 201, body = Enrollment), (status = 400, description = "invalid field")))]
+async fn create_organization(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(account_id): Path<String>,
+    bytes: Bytes,
+) -> ApiResult<(StatusCode, Json<Enrollment>)> {
+    s.authorize(&caller, &account_id).await?;
+    let v = body::parse(&bytes)?;
+    let creds = s.store.credential_accounts(&account_id).await?;
+    let (spec, _) = parse(&v, None, &policy_ids(), &creds)?;
+    let e = s.store.create_enrollment(&account_id, spec, &caller.user_id).await?;
+    tracing::info!(account = %account_id, enrollment = %e.id, "organization enrolled");
+    s.wake_engine();
+    Ok((StatusCode::CREATED, Json(e)))
+}
+
+/// List organization enrollments.
+#[utoipa::path(get, path = "/deployments/v1/{account_id}/organizations", tag = "deployments", operation_id = "list_organizations",
+    params(("account_id" = String, Path)), security(("X-AIMS-Auth-Token" = [])), responses((status = 200, body = Vec<Enrollment>)))]
+async fn list_organizations(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(account_id): Path<String>,
+) -> ApiResult<Json<Vec<Enrollment>>> {
+    s.authorize(&caller, &account_id).await?;
+    Ok(Json(s.store.list_enrollments(&account_id).await?))
+}
+
+/// Get an organization enrollment with its status.
+#[utoipa::path(get, path = "/deployments/v1/{account_id}/organizations/{organization_id}", tag = "deployments", operation_id = "get_organization",
+    params(("account_id" = String, Path), ("organization_id" = String, Path)), security(("X-AIMS-Auth-Token" = [])),
+    responses((status = 200, body = Enrollment), (status = 404, description = "no such enrollment")))]
+async fn get_organization(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((account_id, id)): Path<(String, String)>,
+) -> ApiResult<Json<Enrollment>> {
+    s.authorize(&caller, &account_id).await?;
+    s.store.get_enrollment(&account_id, &id).await?.map(Json).ok_or_else(|| not_found(&id, &account_id))
+}
+
+/// Update an organization enrollment: the fields given replace the current ones. With
+/// `version`, only that version is updated (else 409).
+#[utoipa::path(put, path = "/deployments/v1/{account_id}/organizations/{organization_id}", tag = "deployments", operation_id = "update_organization",
+    params(("account_id" = String, Path), ("organization_id" = String, Path)), security(("X-AIMS-Auth-Token" = [])),
+    responses((status = 200, body = Enrollment), (status = 400, description = "invalid field"), (status = 404, description = "no such enrollment"), (status = 409, description = "stale version")))]
+async fn update_organization(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((account_id, id)): Path<(String, String)>,
+    bytes: Bytes,
+) -> ApiResult<Json<Enrollment>> {
+    s.authorize(&caller, &account_id).await?;
+    let v = body::parse(&bytes)?;
+    for _ in 0..8 {
+        let current = s.store.get_enrollment(&account_id, &id).await?.ok_or_else(|| not_found(&id, &account_id))?;
+        let creds = s.store.credential_accounts(&account_id).await?;
+        let (spec, asked) = parse(&v, Some(&current), &policy_ids(), &creds)?;
+        if let Some(asked) = asked
+            && asked != current.version
+        {
+            return Err(ApiError::Conflict(format!(
+                "version {asked} is stale: the enrollment is at version {}; get it again and reapply your change",
+                current.version
+            )));
+        }
+        match s.store.update_enrollment(&account_id, &id, current.version, spec, &caller.user_id).await {
+            Ok(e) => {
+                s.wake_engine();
+                return Ok(Json(e));
+            }
+            Err(StoreError::Conflict(m)) if asked.is_some() => return Err(ApiError::Conflict(m)),
+            Err(StoreError::Conflict(_)) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::Conflict("the enrollment kept changing; try again".into()))
+}
+
+/// Stop enrolling: the deployments the enrollment made stay, as ordinary deployments (delete
+/// them to remove what garrison built in those accounts).
+#[utoipa::path(delete, path = "/deployments/v1/{account_id}/organizations/{organization_id}", tag = "deployments", operation_id = "delete_organization",
+    params(("account_id" = String, Path), ("organization_id" = String, Path)), security(("X-AIMS-Auth-Token" = [])),
+    responses((status = 204, description = "deleted"), (status = 404, description = "no such enrollment")))]
+async fn delete_organization(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((account_id, id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    s.authorize(&caller, &account_id).await?;
+    if s.store.delete_enrollment(&account_id, &id).await? {
+        tracing::info!(account = %account_id, enrollment = %id, "organization enrollment deleted");
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(not_found(&id, &account_id))
+    }
+}
