@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_cloudformation::error::ProvideErrorMetadata;
 use aws_sdk_cloudformation::types::{
-    AutoDeployment, Capability, DeploymentTargets, Parameter, PermissionModels, StackSetOperationStatus,
+    AccountFilterType, AutoDeployment, Capability, DeploymentTargets, Parameter, PermissionModels,
+    StackSetOperationStatus,
 };
 
 use crate::{Aws, CloudError};
@@ -31,6 +32,18 @@ fn err<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
 /// Creates the StackSet unless it exists; true when it was created. Automatic deployment
 /// is on, so accounts that join the units later get the role without a re-run.
 pub async fn ensure(aws: &Aws, name: &str, template_body: &str, external_id: &str) -> Result<bool, CloudError> {
+    ensure_with(aws, name, template_body, external_id, true).await
+}
+
+/// `ensure`, choosing automatic deployment: an enrollment places each instance itself
+/// (AWS's own would also reach accounts the enrollment excludes).
+pub async fn ensure_with(
+    aws: &Aws,
+    name: &str,
+    template_body: &str,
+    external_id: &str,
+    auto: bool,
+) -> Result<bool, CloudError> {
     let cf = aws.cloudformation();
     match cf.describe_stack_set().stack_set_name(name).send().await {
         Ok(_) => return Ok(false),
@@ -44,7 +57,7 @@ pub async fn ensure(aws: &Aws, name: &str, template_body: &str, external_id: &st
         .parameters(Parameter::builder().parameter_key("ExternalId").parameter_value(external_id).build())
         .capabilities(Capability::CapabilityNamedIam)
         .permission_model(PermissionModels::ServiceManaged)
-        .auto_deployment(AutoDeployment::builder().enabled(true).retain_stacks_on_account_removal(false).build())
+        .auto_deployment(AutoDeployment::builder().enabled(auto).retain_stacks_on_account_removal(false).build())
         .send()
         .await
         .map_err(err("CreateStackSet"))?;
@@ -85,6 +98,90 @@ pub async fn deploy(aws: &Aws, name: &str, units: &[String], region: &str, wait:
                 return Err(CloudError::terminal(
                     "cloudformation",
                     "CreateStackInstances",
+                    other.as_ref().map(|s| s.as_str()).unwrap_or("Unknown"),
+                    reason,
+                ));
+            }
+        }
+    }
+}
+
+/// Deploys the StackSet to exactly `accounts` (each in one of `units`: a service-managed
+/// StackSet targets units, narrowed to the accounts by an intersection filter) and waits.
+pub async fn deploy_accounts(
+    aws: &Aws,
+    name: &str,
+    units: &[String],
+    accounts: &[String],
+    region: &str,
+    wait: Duration,
+) -> Result<(), CloudError> {
+    let cf = aws.cloudformation();
+    let targets = DeploymentTargets::builder()
+        .set_organizational_unit_ids(Some(units.to_vec()))
+        .set_accounts(Some(accounts.to_vec()))
+        .account_filter_type(AccountFilterType::Intersection)
+        .build();
+    let op = cf
+        .create_stack_instances()
+        .stack_set_name(name)
+        .deployment_targets(targets)
+        .regions(region)
+        .send()
+        .await
+        .map_err(err("CreateStackInstances"))?;
+    finish(aws, name, op.operation_id().unwrap_or_default(), "CreateStackInstances", wait).await
+}
+
+/// Removes the StackSet's instances from exactly `accounts` (garrison's role goes with them).
+pub async fn remove_accounts(
+    aws: &Aws,
+    name: &str,
+    units: &[String],
+    accounts: &[String],
+    region: &str,
+    wait: Duration,
+) -> Result<(), CloudError> {
+    let cf = aws.cloudformation();
+    let targets = DeploymentTargets::builder()
+        .set_organizational_unit_ids(Some(units.to_vec()))
+        .set_accounts(Some(accounts.to_vec()))
+        .account_filter_type(AccountFilterType::Intersection)
+        .build();
+    let op = cf
+        .delete_stack_instances()
+        .stack_set_name(name)
+        .deployment_targets(targets)
+        .regions(region)
+        .retain_stacks(false)
+        .send()
+        .await
+        .map_err(err("DeleteStackInstances"))?;
+    finish(aws, name, op.operation_id().unwrap_or_default(), "DeleteStackInstances", wait).await
+}
+
+async fn finish(aws: &Aws, name: &str, id: &str, what: &'static str, wait: Duration) -> Result<(), CloudError> {
+    let cf = aws.cloudformation();
+    let deadline = Instant::now() + wait;
+    loop {
+        let d = cf
+            .describe_stack_set_operation()
+            .stack_set_name(name)
+            .operation_id(id)
+            .send()
+            .await
+            .map_err(err("DescribeStackSetOperation"))?;
+        match d.stack_set_operation().and_then(|o| o.status().cloned()) {
+            Some(StackSetOperationStatus::Succeeded) => return Ok(()),
+            Some(StackSetOperationStatus::Running | StackSetOperationStatus::Queued) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(500)).await
+            }
+            other => {
+                let reason =
+                    d.stack_set_operation().and_then(|o| o.status_reason()).unwrap_or("the operation did not succeed");
+                return Err(CloudError::terminal(
+                    "cloudformation",
+                    what,
                     other.as_ref().map(|s| s.as_str()).unwrap_or("Unknown"),
                     reason,
                 ));

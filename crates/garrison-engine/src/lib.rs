@@ -4,6 +4,7 @@
 pub mod collect;
 pub mod coverage;
 pub mod discover;
+pub mod enroll;
 pub mod error;
 pub mod execute;
 pub mod lease;

@@ -381,6 +381,7 @@ pub async fn start_with(
     if s.worker {
         tokio::spawn(garrison_engine::worker::run(engine.clone(), s.resync));
         tokio::spawn(garrison_engine::collect::run(engine.clone()));
+        tokio::spawn(garrison_engine::enroll::run(engine.clone(), s.resync));
     }
     let state = AppState::with_engine(store, api, Some(engine)).await?;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -521,7 +522,8 @@ pub async fn worker_main(argv: Vec<String>) -> ExitCode {
     tracing::info!("garrison worker running");
     tokio::select! {
         _ = garrison_engine::worker::run(engine.clone(), settings.resync) => {},
-        _ = garrison_engine::collect::run(engine) => {},
+        _ = garrison_engine::collect::run(engine.clone()) => {},
+        _ = garrison_engine::enroll::run(engine, settings.resync) => {},
         _ = shutdown_signal() => {},
     }
     ExitCode::SUCCESS

@@ -1,0 +1,325 @@
+//! Organization enrollment: keeps an AWS organization's accounts in step with an enrollment.
+//! Each run reads the organization from its management account, works out which accounts
+//! the enrollment covers now (`garrison_model::organization::enrolled`), and for each new
+//! one puts garrison's role there (the StackSet's instance), then its credential and its
+//! deployment from the template; for each one that left, it requests the deployment's
+//! removal (the worker uninstalls and verifies), then takes the stack instance away. A
+//! second run with nothing changed writes nothing. Runs at each resync and when woken.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use garrison_cloud::{Aws, organizations, stacksets};
+use garrison_model::credential::{NewCredential, RoleSecret};
+use garrison_model::deployment::{Refs, parse_request};
+use garrison_model::enrollment::{Enrollment, EnrollmentStatus, Excluded, Member, MemberState};
+use garrison_model::organization::{OrgTree, enrolled, judge};
+
+use crate::{Engine, now_ms};
+
+/// How long a StackSet operation is waited for within one run.
+const STACK_SET_WAIT: Duration = Duration::from_secs(300);
+
+/// The lease key of an enrollment: on a shared store one worker reconciles it at a time.
+pub const ENROLLMENT_LEASE: &str = "enroll:";
+
+/// Runs until dropped: every enrollment reconciled each `every` (events can be lost: this
+/// is the catch-up). On PostgreSQL each run holds the enrollment's lease, long enough for
+/// the StackSet operations it waits on.
+pub async fn run(engine: Arc<Engine>, every: Duration) {
+    let leased = engine.store.backend() == garrison_store::Backend::Postgres;
+    let ttl = (STACK_SET_WAIT * 3).max(engine.lease_ttl).as_millis() as i64;
+    loop {
+        match engine.store.all_enrollments().await {
+            Ok(list) => {
+                for en in list {
+                    let key = format!("{ENROLLMENT_LEASE}{}", en.id);
+                    let lease = if leased {
+                        match engine.store.claim_lease(&key, &engine.worker_id, now_ms(), ttl).await {
+                            Ok(Some(l)) => Some(l),
+                            _ => continue,
+                        }
+                    } else {
+                        None
+                    };
+                    let st = Box::pin(reconcile(&engine, &en)).await;
+                    if let Err(err) = engine.store.set_enrollment_status(&en.id, &st).await {
+                        tracing::warn!(enrollment = %en.id, error = %err, "cannot record the enrollment's status");
+                    }
+                    if let Some(l) = lease {
+                        let _ = engine.store.release_lease(&l, &engine.worker_id).await;
+                    }
+                }
+            }
+            Err(err) => tracing::warn!(error = %err, "cannot list organization enrollments"),
+        }
+        // At least every minute: a new enrollment or account does not wait for a long
+        // resync interval (the organization's reads are a few calls).
+        tokio::time::sleep(every.min(Duration::from_secs(60))).await;
+    }
+}
+
+fn failed(en: &Enrollment, message: String) -> EnrollmentStatus {
+    EnrollmentStatus { updated: now_ms(), status: "error".into(), message: Some(message), ..en.status.clone() }
+}
+
+/// One reconciliation of `en` against its organization; the status to record.
+pub async fn reconcile(e: &Engine, en: &Enrollment) -> EnrollmentStatus {
+    let role_arn = match e.store.get_credential(&en.account_id, &en.credential_id).await {
+        Ok(Some(c)) => c.secrets.arn,
+        Ok(None) => return failed(en, format!("credential {} no longer exists", en.credential_id)),
+        Err(err) => return failed(en, format!("reading the credential: {err}")),
+    };
+    let external_id = match e.store.external_id(&en.account_id).await {
+        Ok(x) => x,
+        Err(err) => return failed(en, format!("reading the external id: {err}")),
+    };
+    let aws = match e.sessions.assume(&role_arn, &external_id).await {
+        Ok(a) => a,
+        Err(err) => {
+            return failed(en, format!("cannot assume {}: {err}", garrison_model::redact::role_arn(&role_arn)));
+        }
+    };
+    let tree = match organizations::tree(&aws).await {
+        Ok(t) => t,
+        Err(err) => return failed(en, format!("reading the organization: {err}")),
+    };
+    let mut run = Run { e, en, aws, tree, members: BTreeMap::new(), problems: vec![] };
+    for m in &en.status.members {
+        run.members.insert(m.aws_account.clone(), m.clone());
+    }
+    let want = enrolled(&run.tree, &en.selection());
+    Box::pin(run.join(&want, &external_id)).await;
+    Box::pin(run.leave(&want)).await;
+    let excluded = run
+        .tree
+        .accounts
+        .keys()
+        .filter(|a| !run.members.contains_key(*a))
+        .filter_map(|a| judge(&run.tree, &en.selection(), a).err().map(|why| (a, why)))
+        .map(|(a, why)| Excluded {
+            aws_account: a.clone(),
+            why: serde_json::to_value(why).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
+        })
+        .collect();
+    let members: Vec<Member> = run.members.into_values().collect();
+    let failed_n = members.iter().filter(|m| m.state == MemberState::Failed).count();
+    let summary = format!(
+        "{} account(s) enrolled, {} pending, {} leaving, {failed_n} failed",
+        members.iter().filter(|m| m.state == MemberState::Enrolled).count(),
+        members.iter().filter(|m| m.state == MemberState::Pending).count(),
+        members.iter().filter(|m| m.state == MemberState::Leaving).count(),
+    );
+    let (status, message) = if run.problems.is_empty() {
+        ("ok", summary)
+    } else {
+        ("warning", format!("{}; {summary}", run.problems.join("; ")))
+    };
+    // The time moves only when something else did, so that a run that changed nothing
+    // writes nothing.
+    let mut st = EnrollmentStatus {
+        updated: en.status.updated,
+        status: status.into(),
+        message: Some(message),
+        members,
+        excluded,
+    };
+    if st != en.status {
+        st.updated = now_ms();
+    }
+    st
+}
+
+struct Run<'a> {
+    e: &'a Engine,
+    en: &'a Enrollment,
+    aws: Aws,
+    tree: OrgTree,
+    members: BTreeMap<String, Member>,
+    problems: Vec<String>,
+}
+
+impl Run<'_> {
+    fn by(&self) -> String {
+        format!("organization:{}", self.en.id)
+    }
+
+    fn member(&mut self, account: &str, state: MemberState, reason: Option<String>) -> &mut Member {
+        let m = self.members.entry(account.to_string()).or_insert_with(|| Member {
+            aws_account: account.to_string(),
+            state,
+            deployment_id: None,
+            credential_id: None,
+            reason: None,
+        });
+        m.state = state;
+        m.reason = reason;
+        m
+    }
+
+    /// Whether the member's deployment is still there (not deleted, not being removed).
+    async fn live(&self, account: &str) -> bool {
+        let Some(id) = self.members.get(account).and_then(|m| m.deployment_id.clone()) else { return false };
+        matches!(self.e.store.get_deployment(&self.en.account_id, &id).await, Ok(Some(_)))
+    }
+
+    /// New accounts: the role through the StackSet, then a credential and a deployment each.
+    async fn join(&mut self, want: &BTreeSet<String>, external_id: &str) {
+        let mut new = vec![];
+        for a in want {
+            let done = self.members.get(a).is_some_and(|m| m.state == MemberState::Enrolled) && self.live(a).await;
+            if !done {
+                new.push(a.clone());
+            }
+        }
+        if new.is_empty() {
+            return;
+        }
+        let role = match self.e.catalog.get("aws", "ci_full", "latest") {
+            Ok(r) => r.clone(),
+            Err(err) => {
+                self.problems.push(format!("no role definition: {err}"));
+                return;
+            }
+        };
+        let (template, role_name) = garrison_catalog::cft::render_named(&role, &self.e.principal);
+        let region = self.aws.region();
+        let placed = async {
+            stacksets::ensure_with(&self.aws, &self.en.stack_set, &template.to_string(), external_id, false).await?;
+            let units: BTreeSet<String> =
+                new.iter().filter_map(|a| self.tree.accounts.get(a)).map(|a| a.parent.clone()).collect();
+            stacksets::deploy_accounts(
+                &self.aws,
+                &self.en.stack_set,
+                &units.into_iter().collect::<Vec<_>>(),
+                &new,
+                &region,
+                STACK_SET_WAIT,
+            )
+            .await
+        };
+        if let Err(err) = Box::pin(placed).await {
+            for a in &new {
+                self.member(a, MemberState::Failed, Some(format!("StackSet {}: {err}", self.en.stack_set)));
+            }
+            self.problems.push(format!("StackSet {} not deployed: {err}", self.en.stack_set));
+            return;
+        }
+        for a in new {
+            let arn = format!("arn:aws:iam::{a}:role/{role_name}");
+            match self.connect(&a, &arn).await {
+                Ok((cred, dep)) => {
+                    let m = self.member(&a, MemberState::Enrolled, None);
+                    m.credential_id = Some(cred);
+                    m.deployment_id = Some(dep);
+                }
+                Err(why) => {
+                    self.member(&a, MemberState::Failed, Some(why.clone()));
+                    self.problems.push(format!("{a}: {why}"));
+                }
+            }
+        }
+    }
+
+    /// The account's credential (reused when one names its role) and deployment (reused
+    /// when one of this account runs on that credential).
+    async fn connect(&self, account: &str, role_arn: &str) -> Result<(String, String), String> {
+        let store = &self.e.store;
+        let tenant = &self.en.account_id;
+        let creds = store.list_credentials(tenant).await.map_err(|e| e.to_string())?;
+        let cred = match creds.iter().find(|c| c.secrets.arn == role_arn) {
+            Some(c) => c.id.clone(),
+            None => {
+                let name = format!("{} {account}", self.en.name);
+                let c = NewCredential { name, secret: RoleSecret { arn: role_arn.into() } };
+                store.create_credential(tenant, &c, &self.by()).await.map_err(|e| e.to_string())?.id
+            }
+        };
+        let existing = store.list_deployments(tenant).await.map_err(|e| e.to_string())?;
+        if let Some(d) =
+            existing.iter().find(|d| d.platform.id == account && d.credentials.iter().any(|c| c.id == cred))
+        {
+            return Ok((cred, d.id.clone()));
+        }
+        let body = self.en.deployment_body(account, &cred);
+        let policies: std::collections::HashSet<String> =
+            garrison_catalog::policies::all().into_iter().map(|p| p.id).collect();
+        let known = store.credential_accounts(tenant).await.map_err(|e| e.to_string())?;
+        let req = parse_request(&body, None, &Refs { policies: &policies, credentials: &known })
+            .map_err(|e| format!("the template does not make a valid deployment: {e}"))?;
+        let d = store.create_deployment(tenant, req.spec, &self.by()).await.map_err(|e| e.to_string())?;
+        tracing::info!(enrollment = %self.en.id, aws_account = account, deployment = %d.id, "account enrolled");
+        self.e.wake.notify_one();
+        Ok((cred, d.id))
+    }
+
+    /// Accounts that left: their deployment is removed first (the worker uninstalls with
+    /// the role still in place), then the stack instance, then the record.
+    async fn leave(&mut self, want: &BTreeSet<String>) {
+        let gone: Vec<String> = self.members.keys().filter(|a| !want.contains(*a)).cloned().collect();
+        let removals: BTreeSet<String> = match self.e.store.removals().await {
+            Ok(r) => r.into_iter().map(|d| d.id).collect(),
+            Err(err) => {
+                self.problems.push(format!("cannot read removals: {err}"));
+                return;
+            }
+        };
+        for a in gone {
+            let m = self.members[&a].clone();
+            let tenant = self.en.account_id.clone();
+            if let Some(id) = &m.deployment_id
+                && self.live(&a).await
+            {
+                match self.e.store.request_removal(&tenant, id, &self.by()).await {
+                    Ok(_) => {
+                        self.e.wake.notify_one();
+                        self.member(&a, MemberState::Leaving, Some("its deployment is being removed".into()));
+                    }
+                    Err(err) => {
+                        self.member(&a, MemberState::Failed, Some(format!("removing its deployment: {err}")));
+                    }
+                }
+                continue;
+            }
+            if m.deployment_id.as_ref().is_some_and(|id| removals.contains(id)) {
+                self.member(&a, MemberState::Leaving, Some("its deployment is being removed".into()));
+                continue;
+            }
+            // Deployment gone: the role goes (its instance was placed through the unit the
+            // account was in then), and the credential made for it.
+            let placed = stacksets::instances(&self.aws, &self.en.stack_set)
+                .await
+                .ok()
+                .and_then(|list| list.into_iter().find(|i| i.account == a).and_then(|i| i.unit));
+            let unit = placed
+                .or_else(|| self.tree.accounts.get(&a).map(|x| x.parent.clone()))
+                .unwrap_or_else(|| self.tree.root.clone());
+            let region = self.aws.region();
+            let removed = stacksets::remove_accounts(
+                &self.aws,
+                &self.en.stack_set,
+                std::slice::from_ref(&unit),
+                std::slice::from_ref(&a),
+                &region,
+                STACK_SET_WAIT,
+            )
+            .await;
+            match removed {
+                Ok(()) => {
+                    if let Some(c) = &m.credential_id
+                        && let Err(err) = self.e.store.delete_credential(&tenant, c).await
+                    {
+                        tracing::warn!(credential = %c, error = %err, "cannot delete the left account's credential");
+                    }
+                    tracing::info!(enrollment = %self.en.id, aws_account = %a, "account left");
+                    self.members.remove(&a);
+                }
+                Err(err) => {
+                    self.member(&a, MemberState::Failed, Some(format!("removing its stack instance: {err}")));
+                    self.problems.push(format!("{a}: stack instance not removed: {err}"));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! Organization enrollment on the emulator (Organizations and StackSets): an organization
+//! with two units, one enrolled, one account of it excluded. A reconciliation gives each
+//! enrolled account garrison's role (the StackSet's instance), a credential and a deployment
+//! from the template, which then protects the account; a second run writes nothing; an
+//! account created into the unit later is enrolled by the next run (the catch-up a lost
+//! event relies on); an account moved out has its deployment removed (uninstalled and
+//! verified), then its credential; the excluded account and the other unit get nothing.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use common::GARRISON;
+use garrison_cloud::emulator::Moto;
+use garrison_cloud::{Aws, Sessions, stacksets};
+use garrison_engine::enroll::reconcile as enroll;
+use garrison_engine::protect::{reconcile, uninstall};
+use garrison_model::enrollment::{EnrollmentSpec, MemberState};
+use garrison_model::organization::{Selection, UnitItem};
+use serde_json::json;
+
+async fn account_into(aws: &Aws, root: &str, unit: &str, name: &str) -> String {
+    let org = aws.organizations();
+    let made = org.create_account().account_name(name).email(format!("{name}@example.com")).send().await.unwrap();
+    let id = made.create_account_status().unwrap().account_id().unwrap().to_string();
+    org.move_account().account_id(&id).source_parent_id(root).destination_parent_id(unit).send().await.unwrap();
+    id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_enrolled_unit_gets_its_accounts_protected_and_lets_them_go() {
+    common::init_log();
+    let moto = Moto::start().expect("the AWS emulator is required for this test");
+    let aws = Aws::from_config(moto.sdk_config("us-east-1").await);
+    let sessions = Arc::new(Sessions::new(aws.clone()));
+    let org = aws.organizations();
+    org.create_organization()
+        .feature_set(aws_sdk_organizations::types::OrganizationFeatureSet::All)
+        .send()
+        .await
+        .unwrap();
+    let root = org.list_roots().send().await.unwrap().roots()[0].id().unwrap().to_string();
+    let unit = |name: &'static str| {
+        let (org, root) = (org.clone(), root.clone());
+        async move {
+            let made = org.create_organizational_unit().parent_id(root).name(name).send().await.unwrap();
+            made.organizational_unit().unwrap().id().unwrap().to_string()
+        }
+    };
+    let (prod, dev) = (unit("prod").await, unit("dev").await);
+    let a1 = account_into(&aws, &root, &prod, "prod-a").await;
+    let excluded = account_into(&aws, &root, &prod, "prod-excluded").await;
+    let d1 = account_into(&aws, &root, &dev, "dev-a").await;
+
+    // The management account's credential is the tenant's role in the emulator's own account.
+    let t = garrison_testkit::tenants::tenant(&aws, "mgmt").await.unwrap();
+    let store = t.store.clone();
+    let spec = EnrollmentSpec {
+        name: "acme".into(),
+        credential_id: t.credential.clone(),
+        selection: Selection {
+            include: vec![UnitItem { unit: prod.clone(), children: true }],
+            exclude_units: vec![],
+            exclude_accounts: vec![excluded.clone()],
+        },
+        template: json!({"mode": "automatic",
+            "platform": {"type": "aws", "monitor": {"enabled": true, "ct_install_region": "us-east-1"}},
+            "scope": {"include": [common::include("region", "/aws/us-east-1")]}}),
+        stack_set: "garrison-role".into(),
+    };
+    let en = store.create_enrollment(&t.account, spec, "u").await.unwrap();
+    let e = Arc::new(garrison_engine::Engine::new(store.clone(), sessions.clone(), GARRISON.into()));
+
+    // 1. The enrolled account: role, credential, deployment; the others left out, saying why.
+    let st = enroll(&e, &en).await;
+    assert_eq!(st.status, "ok", "{:?}", st.message);
+    assert_eq!(st.members.len(), 1, "{:?}", st.members);
+    let m = &st.members[0];
+    assert_eq!((m.aws_account.as_str(), m.state), (a1.as_str(), MemberState::Enrolled));
+    let why = |a: &str| st.excluded.iter().find(|x| x.aws_account == a).map(|x| x.why.clone());
+    assert_eq!(why(&excluded).as_deref(), Some("excluded_account"));
+    assert_eq!(why(&d1).as_deref(), Some("outside_units"));
+    assert_eq!(why("123456789012").as_deref(), Some("management"));
+    let d = store.get_deployment(&t.account, m.deployment_id.as_ref().unwrap()).await.unwrap().unwrap();
+    assert_eq!((d.platform.id.as_str(), d.name.as_str()), (a1.as_str(), format!("acme {a1}").as_str()));
+    let cred = store.get_credential(&t.account, m.credential_id.as_ref().unwrap()).await.unwrap().unwrap();
+    assert_eq!(cred.secrets.arn, format!("arn:aws:iam::{a1}:role/garrison-ci-full"));
+    let placed: BTreeSet<String> =
+        stacksets::instances(&aws, "garrison-role").await.unwrap().into_iter().map(|i| i.account).collect();
+    assert!(placed.contains(&a1) && !placed.contains(&d1), "the role reaches the enrolled unit only: {placed:?}");
+    // The deployment protects its account through that role (the worker's run).
+    let r = reconcile(&e, &d).await.unwrap();
+    assert!(r.outcomes.iter().all(|o| o.result == "done") && !r.outcomes.is_empty(), "{:#?}", r.outcomes);
+    assert!(r.audit_source.trail.as_ref().is_some_and(|t| t.id.starts_with("garrison-")), "its own audit source");
+    store.set_enrollment_status(&en.id, &st).await.unwrap();
+
+    // 2. Nothing changed: nothing written.
+    let en = store.get_enrollment(&t.account, &en.id).await.unwrap().unwrap();
+    let creds_before = store.list_credentials(&t.account).await.unwrap().len();
+    let again = enroll(&e, &en).await;
+    assert_eq!(again, en.status, "a second run changes nothing");
+    assert_eq!(store.list_deployments(&t.account).await.unwrap().len(), 1);
+    assert_eq!(store.list_credentials(&t.account).await.unwrap().len(), creds_before);
+
+    // 3. An account created into the unit (its event lost): enrolled by the next run.
+    let late = account_into(&aws, &root, &prod, "prod-late").await;
+    let st = enroll(&e, &en).await;
+    store.set_enrollment_status(&en.id, &st).await.unwrap();
+    let enrolled: BTreeSet<&str> =
+        st.members.iter().filter(|m| m.state == MemberState::Enrolled).map(|m| m.aws_account.as_str()).collect();
+    assert_eq!(enrolled, BTreeSet::from([a1.as_str(), late.as_str()]));
+
+    // 4. a1 moved out: its deployment removed (uninstalled with the role still there), then
+    // its credential; the member goes.
+    org.move_account().account_id(&a1).source_parent_id(&prod).destination_parent_id(&dev).send().await.unwrap();
+    let en = store.get_enrollment(&t.account, &en.id).await.unwrap().unwrap();
+    let st = enroll(&e, &en).await;
+    let leaving = st.members.iter().find(|m| m.aws_account == a1).unwrap();
+    assert_eq!(leaving.state, MemberState::Leaving, "{leaving:?}");
+    store.set_enrollment_status(&en.id, &st).await.unwrap();
+    assert!(store.removals().await.unwrap().iter().any(|r| r.id == d.id), "its removal is queued");
+    let removal = uninstall(&e, &d).await.unwrap();
+    assert!(removal.verified, "{removal:?}");
+    let en = store.get_enrollment(&t.account, &en.id).await.unwrap().unwrap();
+    let st = enroll(&e, &en).await;
+    assert!(st.members.iter().all(|m| m.aws_account != a1), "{:?}", st.members);
+    assert!(st.excluded.iter().any(|x| x.aws_account == a1 && x.why == "outside_units"));
+    assert!(store.get_credential(&t.account, &cred.id).await.unwrap().is_none(), "its credential is gone");
+    assert!(
+        store
+            .list_deployments(&t.account)
+            .await
+            .unwrap()
+            .iter()
+            .all(|x| x.platform.id != a1 && x.platform.id != excluded)
+    );
+}
