@@ -71,6 +71,13 @@ impl AppState {
         }
     }
 
+    /// Has the enrollment loop look at the enrollments now.
+    pub fn wake_enrollments(&self) {
+        if let Some(e) = &self.engine {
+            e.enrollments_changed.notify_one();
+        }
+    }
+
     pub async fn new(store: Store, config: ApiConfig) -> Result<AppState, garrison_store::StoreError> {
         AppState::with_engine(store, config, None).await
     }

@@ -90,3 +90,16 @@ pub async fn tree(aws: &Aws) -> Result<OrgTree, CloudError> {
     }
     Ok(t)
 }
+
+/// Whether the organization runs AWS Control Tower: its landing zone leaves the
+/// `AWSControlTowerAdmin` role in the management account (read with that account's role).
+pub async fn runs_control_tower(aws: &Aws) -> Result<bool, CloudError> {
+    aws.pace("iam").await;
+    match aws.iam().get_role().role_name("AWSControlTowerAdmin").send().await {
+        Ok(_) => Ok(true),
+        Err(e) => {
+            let e = CloudError::from_sdk("iam", "GetRole", e);
+            if e.code == "NoSuchEntity" { Ok(false) } else { Err(e) }
+        }
+    }
+}

@@ -54,9 +54,13 @@ pub async fn run(engine: Arc<Engine>, every: Duration) {
             }
             Err(err) => tracing::warn!(error = %err, "cannot list organization enrollments"),
         }
-        // At least every minute: a new enrollment or account does not wait for a long
-        // resync interval (the organization's reads are a few calls).
-        tokio::time::sleep(every.min(Duration::from_secs(60))).await;
+        // At least every minute, and at once when an enrollment is created or changed: a new
+        // enrollment or account does not wait for a long resync interval (the organization's
+        // reads are a few calls).
+        tokio::select! {
+            _ = tokio::time::sleep(every.min(Duration::from_secs(60))) => {}
+            _ = engine.enrollments_changed.notified() => {}
+        }
     }
 }
 
@@ -85,7 +89,14 @@ pub async fn reconcile(e: &Engine, en: &Enrollment) -> EnrollmentStatus {
         Ok(t) => t,
         Err(err) => return failed(en, format!("reading the organization: {err}")),
     };
-    let mut run = Run { e, en, aws, tree, members: BTreeMap::new(), problems: vec![] };
+    let control_tower = match organizations::runs_control_tower(&aws).await {
+        Ok(ct) => ct,
+        Err(err) => {
+            tracing::debug!(enrollment = %en.id, error = %err, "Control Tower not known; taken as absent");
+            false
+        }
+    };
+    let mut run = Run { e, en, aws, tree, control_tower, members: BTreeMap::new(), problems: vec![] };
     for m in &en.status.members {
         run.members.insert(m.aws_account.clone(), m.clone());
     }
@@ -136,6 +147,8 @@ struct Run<'a> {
     en: &'a Enrollment,
     aws: Aws,
     tree: OrgTree,
+    /// The organization runs Control Tower: its deployments say so (`is_control_tower`).
+    control_tower: bool,
     members: BTreeMap<String, Member>,
     problems: Vec<String>,
 }
@@ -246,8 +259,9 @@ impl Run<'_> {
         let policies: std::collections::HashSet<String> =
             garrison_catalog::policies::all().into_iter().map(|p| p.id).collect();
         let known = store.credential_accounts(tenant).await.map_err(|e| e.to_string())?;
-        let req = parse_request(&body, None, &Refs { policies: &policies, credentials: &known })
+        let mut req = parse_request(&body, None, &Refs { policies: &policies, credentials: &known })
             .map_err(|e| format!("the template does not make a valid deployment: {e}"))?;
+        req.spec.is_control_tower |= self.control_tower;
         let d = store.create_deployment(tenant, req.spec, &self.by()).await.map_err(|e| e.to_string())?;
         tracing::info!(enrollment = %self.en.id, aws_account = account, deployment = %d.id, "account enrolled");
         self.e.wake.notify_one();

@@ -30,6 +30,8 @@ pub struct Engine {
     pub catalog: Catalog,
     /// Poked by the API when a deployment is created or changed.
     pub wake: Arc<Notify>,
+    /// Poked by the API when an organization enrollment is created or changed.
+    pub enrollments_changed: Arc<Notify>,
     /// Attempts and pause while a new role propagates.
     pub propagation: (u32, Duration),
     /// Instance prices and appliance images the planner decides with (built in, or the operator's).
@@ -61,6 +63,7 @@ impl Engine {
             principal,
             catalog: Catalog::builtin(),
             wake: Arc::new(Notify::new()),
+            enrollments_changed: Arc::new(Notify::new()),
             propagation: (12, Duration::from_secs(5)),
             prices: Arc::new(garrison_catalog::prices::PriceTable::builtin()),
             images: Arc::new(garrison_catalog::appliances::Images::builtin()),

@@ -70,6 +70,18 @@ async fn an_enrolled_unit_gets_its_accounts_protected_and_lets_them_go() {
         stack_set: "garrison-role".into(),
     };
     let en = store.create_enrollment(&t.account, spec, "u").await.unwrap();
+    // The organization runs Control Tower: its landing zone's role in the management account.
+    aws.iam()
+        .create_role()
+        .role_name("AWSControlTowerAdmin")
+        .assume_role_policy_document(
+            json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+                "Principal": {"Service": "controltower.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
     let e = Arc::new(garrison_engine::Engine::new(store.clone(), sessions.clone(), GARRISON.into()));
 
     // 1. The enrolled account: role, credential, deployment; the others left out, saying why.
@@ -84,6 +96,7 @@ async fn an_enrolled_unit_gets_its_accounts_protected_and_lets_them_go() {
     assert_eq!(why("123456789012").as_deref(), Some("management"));
     let d = store.get_deployment(&t.account, m.deployment_id.as_ref().unwrap()).await.unwrap().unwrap();
     assert_eq!((d.platform.id.as_str(), d.name.as_str()), (a1.as_str(), format!("acme {a1}").as_str()));
+    assert!(d.is_control_tower, "made in a Control Tower organization, and says so");
     let cred = store.get_credential(&t.account, m.credential_id.as_ref().unwrap()).await.unwrap().unwrap();
     assert_eq!(cred.secrets.arn, format!("arn:aws:iam::{a1}:role/garrison-ci-full"));
     let placed: BTreeSet<String> =

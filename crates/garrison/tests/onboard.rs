@@ -227,3 +227,108 @@ async fn organization_onboarding_covers_exactly_the_chosen_units() {
     assert_eq!(deployed_accounts(&s), wanted);
     assert_eq!(count(&s, &["credentials", "list_credentials", "--query", "length(@)"]), 4);
 }
+
+/// An organization enrollment through the CLI, kept by the server's own loop with no further
+/// command: the enrolled unit's account gets its deployment, which protects it; an account
+/// created into the unit later joins by itself; the other unit's account gets nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_organization_enrollment_protects_accounts_as_they_join() {
+    let moto = garrison_cloud::emulator::Moto::start().expect("the AWS emulator is required for this test");
+    let url = moto.url.clone();
+    let aws = garrison_cloud::Aws::from_config(moto.sdk_config("us-east-1").await);
+    organizations(&url, "CreateOrganization", json!({"FeatureSet": "ALL"})).await;
+    let root = organizations(&url, "ListRoots", json!({})).await["Roots"][0]["Id"].as_str().unwrap().to_string();
+    let ou = |name: &'static str| {
+        let (url, root) = (url.clone(), root.clone());
+        async move {
+            let made = organizations(&url, "CreateOrganizationalUnit", json!({"ParentId": root, "Name": name})).await;
+            made["OrganizationalUnit"]["Id"].as_str().unwrap().to_string()
+        }
+    };
+    let (prod, dev) = (ou("prod").await, ou("dev").await);
+    let first = new_account(&url, &root, &prod, "prod-a").await;
+    let other = new_account(&url, &root, &dev, "dev-a").await;
+    let s = serve_cmd(&["--resync-interval", "5"], &moto_env(&url), true);
+    // The management account's role and its credential.
+    let (_, stack) = customer_creates_role(&s, &aws, "ci_full", "garrison-management").await;
+    let cred = json_out(&garrison(
+        &s,
+        &[
+            "credentials",
+            "create_credential",
+            "--name",
+            "management",
+            "--secrets",
+            &json!({"type": "aws_iam_role", "arn": stack.role_arn}).to_string(),
+        ],
+    ));
+    let template = json!({"mode": "automatic",
+        "platform": {"type": "aws", "monitor": {"enabled": true, "ct_install_region": "us-east-1"}},
+        "scope": {"include": [{"type": "region", "key": "/aws/us-east-1", "policy": {"id": "A8E8B104-8F45-411D-A240-A30EA5FE25B0"}}]}});
+    let en = json_out(&garrison(
+        &s,
+        &[
+            "deployments",
+            "create_organization",
+            "--name",
+            "acme",
+            "--credential_id",
+            cred["id"].as_str().unwrap(),
+            "--include",
+            &json!([{"unit": prod, "children": true}]).to_string(),
+            "--template",
+            &template.to_string(),
+        ],
+    ));
+    let id = en["id"].as_str().unwrap().to_string();
+    let enrolled = |want: usize| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        loop {
+            let st = json_out(&garrison(
+                &s,
+                &["deployments", "get_organization", "--organization_id", &id, "--query", "status"],
+            ));
+            let members: BTreeSet<String> = st["members"]
+                .as_array()
+                .map(|m| {
+                    m.iter()
+                        .filter(|m| m["state"] == "enrolled")
+                        .map(|m| m["aws_account"].as_str().unwrap().to_string())
+                        .collect()
+                })
+                .unwrap_or_default();
+            if members.len() >= want {
+                return (members, st);
+            }
+            assert!(std::time::Instant::now() < deadline, "not enrolled in 120 s: {st}");
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+    };
+    let (members, st) = enrolled(1);
+    assert_eq!(members, BTreeSet::from([first.clone()]), "{st}");
+    assert!(
+        st["excluded"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["aws_account"] == other.as_str() && x["why"] == "outside_units")
+    );
+    // Its deployment protects the account, by the worker.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let st = json_out(&garrison(
+            &s,
+            &["deployments", "list_deployments", "--query", &format!("[?platform.id=='{first}'].status.status | [0]")],
+        ));
+        if st == "ok" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the enrolled account's deployment is {st}");
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    // A new account in the unit joins by itself.
+    let late = new_account(&url, &root, &prod, "prod-late").await;
+    let (members, _) = enrolled(2);
+    assert_eq!(members, BTreeSet::from([first.clone(), late]));
+    assert!(!deployed_accounts(&s).contains(&other), "the other unit's account gets nothing");
+}

@@ -47,7 +47,7 @@ async fn create_organization(
     let (spec, _) = parse(&v, None, &policy_ids(), &creds)?;
     let e = s.store.create_enrollment(&account_id, spec, &caller.user_id).await?;
     tracing::info!(account = %account_id, enrollment = %e.id, "organization enrolled");
-    s.wake_engine();
+    s.wake_enrollments();
     Ok((StatusCode::CREATED, Json(e)))
 }
 
@@ -103,7 +103,7 @@ async fn update_organization(
         }
         match s.store.update_enrollment(&account_id, &id, current.version, spec, &caller.user_id).await {
             Ok(e) => {
-                s.wake_engine();
+                s.wake_enrollments();
                 return Ok(Json(e));
             }
             Err(StoreError::Conflict(m)) if asked.is_some() => return Err(ApiError::Conflict(m)),
