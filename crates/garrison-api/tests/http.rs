@@ -301,8 +301,16 @@ both_backends!(organization_enrollments, |s: Server| async move {
     let (tc, _) = s.login(&kc).await;
     assert_eq!(s.get(&format!("{base}/{id}"), &tc).await.status, 403);
     assert_eq!(s.get(&format!("/deployments/v1/{other}/organizations/{id}"), &tc).await.status, 404);
+    // Its credential cannot be deleted while it is in use.
+    let r = s.req(Method::DELETE, &format!("/credentials/v2/10000001/credentials/{cred}"), &t, None).await;
+    assert_eq!(r.status, 409);
+    assert!(r.body["message"].as_str().unwrap().contains(&id), "{}", r.body);
     assert_eq!(s.req(Method::DELETE, &format!("{base}/{id}"), &t, None).await.status, 204);
     assert_eq!(s.get(&format!("{base}/{id}"), &t).await.status, 404);
+    assert_eq!(
+        s.req(Method::DELETE, &format!("/credentials/v2/10000001/credentials/{cred}"), &t, None).await.status,
+        204
+    );
 });
 
 both_backends!(policies_and_endpoints, |s: Server| async move {

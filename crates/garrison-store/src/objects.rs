@@ -120,6 +120,24 @@ impl Store {
         if !users.is_empty() {
             return Err(StoreError::Conflict(format!("credential is used by deployment(s) {}", users.join(", "))));
         }
+        // Nor while an organization enrollment reads its organization through it.
+        let enrolling: Vec<String> = sqlx::query("SELECT id, body FROM enrollments WHERE account_id = $1 ORDER BY id")
+            .bind(account_id)
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .filter(|r| {
+                serde_json::from_str::<serde_json::Value>(&r.get::<String, _>(1))
+                    .is_ok_and(|b| b["credential_id"].as_str() == Some(id))
+            })
+            .map(|r| r.get(0))
+            .collect();
+        if !enrolling.is_empty() {
+            return Err(StoreError::Conflict(format!(
+                "credential is used by organization enrollment(s) {}",
+                enrolling.join(", ")
+            )));
+        }
         let r = sqlx::query("DELETE FROM credentials WHERE id = $1 AND account_id = $2")
             .bind(id)
             .bind(account_id)
