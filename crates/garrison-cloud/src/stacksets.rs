@@ -67,8 +67,8 @@ pub async fn ensure_with(
 /// Deploys the StackSet to every account of `units` in `region` (accounts that have it
 /// already are left alone) and waits (bounded) for the operation to finish.
 pub async fn deploy(aws: &Aws, name: &str, units: &[String], region: &str, wait: Duration) -> Result<(), CloudError> {
-    let cf = aws.cloudformation();
-    let op = cf
+    let op = aws
+        .cloudformation()
         .create_stack_instances()
         .stack_set_name(name)
         .deployment_targets(DeploymentTargets::builder().set_organizational_unit_ids(Some(units.to_vec())).build())
@@ -76,34 +76,17 @@ pub async fn deploy(aws: &Aws, name: &str, units: &[String], region: &str, wait:
         .send()
         .await
         .map_err(err("CreateStackInstances"))?;
-    let id = op.operation_id().unwrap_or_default().to_string();
-    let deadline = Instant::now() + wait;
-    loop {
-        let d = cf
-            .describe_stack_set_operation()
-            .stack_set_name(name)
-            .operation_id(&id)
-            .send()
-            .await
-            .map_err(err("DescribeStackSetOperation"))?;
-        let status = d.stack_set_operation().and_then(|o| o.status().cloned());
-        match status {
-            Some(StackSetOperationStatus::Succeeded) => return Ok(()),
-            Some(StackSetOperationStatus::Running | StackSetOperationStatus::Queued) if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(500)).await
-            }
-            other => {
-                let reason =
-                    d.stack_set_operation().and_then(|o| o.status_reason()).unwrap_or("the operation did not succeed");
-                return Err(CloudError::terminal(
-                    "cloudformation",
-                    "CreateStackInstances",
-                    other.as_ref().map(|s| s.as_str()).unwrap_or("Unknown"),
-                    reason,
-                ));
-            }
-        }
-    }
+    finish(aws, name, op.operation_id().unwrap_or_default(), "CreateStackInstances", wait).await
+}
+
+/// Exactly `accounts`, each in one of `units`: a service-managed StackSet targets units,
+/// narrowed to the accounts by an intersection filter.
+fn exactly(units: &[String], accounts: &[String]) -> DeploymentTargets {
+    DeploymentTargets::builder()
+        .set_organizational_unit_ids(Some(units.to_vec()))
+        .set_accounts(Some(accounts.to_vec()))
+        .account_filter_type(AccountFilterType::Intersection)
+        .build()
 }
 
 /// Deploys the StackSet to exactly `accounts` (each in one of `units`: a service-managed
@@ -116,16 +99,11 @@ pub async fn deploy_accounts(
     region: &str,
     wait: Duration,
 ) -> Result<(), CloudError> {
-    let cf = aws.cloudformation();
-    let targets = DeploymentTargets::builder()
-        .set_organizational_unit_ids(Some(units.to_vec()))
-        .set_accounts(Some(accounts.to_vec()))
-        .account_filter_type(AccountFilterType::Intersection)
-        .build();
-    let op = cf
+    let op = aws
+        .cloudformation()
         .create_stack_instances()
         .stack_set_name(name)
-        .deployment_targets(targets)
+        .deployment_targets(exactly(units, accounts))
         .regions(region)
         .send()
         .await
@@ -142,16 +120,11 @@ pub async fn remove_accounts(
     region: &str,
     wait: Duration,
 ) -> Result<(), CloudError> {
-    let cf = aws.cloudformation();
-    let targets = DeploymentTargets::builder()
-        .set_organizational_unit_ids(Some(units.to_vec()))
-        .set_accounts(Some(accounts.to_vec()))
-        .account_filter_type(AccountFilterType::Intersection)
-        .build();
-    let op = cf
+    let op = aws
+        .cloudformation()
         .delete_stack_instances()
         .stack_set_name(name)
-        .deployment_targets(targets)
+        .deployment_targets(exactly(units, accounts))
         .regions(region)
         .retain_stacks(false)
         .send()

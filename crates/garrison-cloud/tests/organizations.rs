@@ -7,34 +7,19 @@ use std::collections::BTreeSet;
 use garrison_cloud::Aws;
 use garrison_cloud::emulator::Moto;
 use garrison_model::organization::{AccountState, Selection, UnitItem, enrolled};
+use garrison_testkit::organization;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_organization_tree_is_read_whole_and_selections_enroll_from_it() {
     let moto = Moto::start().expect("the AWS emulator is required for this test");
     let aws = Aws::from_config(moto.sdk_config("us-east-1").await);
-    let org = aws.organizations();
-    org.create_organization()
-        .feature_set(aws_sdk_organizations::types::OrganizationFeatureSet::All)
-        .send()
-        .await
-        .unwrap();
-    let root = org.list_roots().send().await.unwrap().roots()[0].id().unwrap().to_string();
-    let unit = |parent: String, name: &'static str| {
-        let org = org.clone();
-        async move {
-            let made = org.create_organizational_unit().parent_id(parent).name(name).send().await.unwrap();
-            made.organizational_unit().unwrap().id().unwrap().to_string()
-        }
-    };
-    let prod = unit(root.clone(), "prod").await;
-    let web = unit(prod.clone(), "web").await;
-    let sandbox = unit(root.clone(), "sandbox").await;
+    let root = organization::create(&aws).await.unwrap();
+    let prod = organization::unit(&aws, &root, "prod").await.unwrap();
+    let web = organization::unit(&aws, &prod, "web").await.unwrap();
+    let sandbox = organization::unit(&aws, &root, "sandbox").await.unwrap();
     let mut ids = vec![];
     for (name, into) in [("prod-a", &prod), ("web-a", &web), ("web-b", &web), ("sandbox-a", &sandbox)] {
-        let made = org.create_account().account_name(name).email(format!("{name}@example.com")).send().await.unwrap();
-        let id = made.create_account_status().unwrap().account_id().unwrap().to_string();
-        org.move_account().account_id(&id).source_parent_id(&root).destination_parent_id(into).send().await.unwrap();
-        ids.push(id);
+        ids.push(organization::account(&aws, &root, into, name).await.unwrap());
     }
 
     let t = garrison_cloud::organizations::tree(&aws).await.unwrap();

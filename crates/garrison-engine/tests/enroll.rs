@@ -18,15 +18,8 @@ use garrison_engine::enroll::reconcile as enroll;
 use garrison_engine::protect::{reconcile, uninstall};
 use garrison_model::enrollment::{EnrollmentSpec, MemberState};
 use garrison_model::organization::{Selection, UnitItem};
+use garrison_testkit::organization;
 use serde_json::json;
-
-async fn account_into(aws: &Aws, root: &str, unit: &str, name: &str) -> String {
-    let org = aws.organizations();
-    let made = org.create_account().account_name(name).email(format!("{name}@example.com")).send().await.unwrap();
-    let id = made.create_account_status().unwrap().account_id().unwrap().to_string();
-    org.move_account().account_id(&id).source_parent_id(root).destination_parent_id(unit).send().await.unwrap();
-    id
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_enrolled_unit_gets_its_accounts_protected_and_lets_them_go() {
@@ -35,23 +28,12 @@ async fn an_enrolled_unit_gets_its_accounts_protected_and_lets_them_go() {
     let aws = Aws::from_config(moto.sdk_config("us-east-1").await);
     let sessions = Arc::new(Sessions::new(aws.clone()));
     let org = aws.organizations();
-    org.create_organization()
-        .feature_set(aws_sdk_organizations::types::OrganizationFeatureSet::All)
-        .send()
-        .await
-        .unwrap();
-    let root = org.list_roots().send().await.unwrap().roots()[0].id().unwrap().to_string();
-    let unit = |name: &'static str| {
-        let (org, root) = (org.clone(), root.clone());
-        async move {
-            let made = org.create_organizational_unit().parent_id(root).name(name).send().await.unwrap();
-            made.organizational_unit().unwrap().id().unwrap().to_string()
-        }
-    };
-    let (prod, dev) = (unit("prod").await, unit("dev").await);
-    let a1 = account_into(&aws, &root, &prod, "prod-a").await;
-    let excluded = account_into(&aws, &root, &prod, "prod-excluded").await;
-    let d1 = account_into(&aws, &root, &dev, "dev-a").await;
+    let root = organization::create(&aws).await.unwrap();
+    let (prod, dev) =
+        (organization::unit(&aws, &root, "prod").await.unwrap(), organization::unit(&aws, &root, "dev").await.unwrap());
+    let a1 = organization::account(&aws, &root, &prod, "prod-a").await.unwrap();
+    let excluded = organization::account(&aws, &root, &prod, "prod-excluded").await.unwrap();
+    let d1 = organization::account(&aws, &root, &dev, "dev-a").await.unwrap();
 
     // The management account's credential is the tenant's role in the emulator's own account.
     let t = garrison_testkit::tenants::tenant(&aws, "mgmt").await.unwrap();
@@ -117,7 +99,7 @@ async fn an_enrolled_unit_gets_its_accounts_protected_and_lets_them_go() {
     assert_eq!(store.list_credentials(&t.account).await.unwrap().len(), creds_before);
 
     // 3. An account created into the unit (its event lost): enrolled by the next run.
-    let late = account_into(&aws, &root, &prod, "prod-late").await;
+    let late = organization::account(&aws, &root, &prod, "prod-late").await.unwrap();
     let st = enroll(&e, &en).await;
     store.set_enrollment_status(&en.id, &st).await.unwrap();
     let enrolled: BTreeSet<&str> =
