@@ -301,6 +301,12 @@ both_backends!(organization_enrollments, |s: Server| async move {
     let (tc, _) = s.login(&kc).await;
     assert_eq!(s.get(&format!("{base}/{id}"), &tc).await.status, 403);
     assert_eq!(s.get(&format!("/deployments/v1/{other}/organizations/{id}"), &tc).await.status, 404);
+    // Its own audit log: empty until the engine writes for it; bad paging named.
+    let log = s.get(&format!("{base}/{id}/audit"), &t).await;
+    assert_eq!((log.status.as_u16(), &log.body["entries"]), (200, &json!([])), "{}", log.body);
+    let bad = s.get(&format!("{base}/{id}/audit?limit=0"), &t).await;
+    assert_eq!((bad.status.as_u16(), bad.body["field"].as_str()), (400, Some("limit")));
+    assert_eq!(s.get(&format!("{base}/nope/audit"), &t).await.status, 404);
     // Its credential cannot be deleted while it is in use.
     let r = s.req(Method::DELETE, &format!("/credentials/v2/10000001/credentials/{cred}"), &t, None).await;
     assert_eq!(r.status, 409);

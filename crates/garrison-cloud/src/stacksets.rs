@@ -10,6 +10,7 @@ use aws_sdk_cloudformation::types::{
     StackSetOperationStatus,
 };
 
+use crate::writes::Journal;
 use crate::{Aws, CloudError};
 
 /// One account the StackSet reached, with the status of its stack instance.
@@ -32,13 +33,14 @@ fn err<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
 /// Creates the StackSet unless it exists; true when it was created. Automatic deployment
 /// is on, so accounts that join the units later get the role without a re-run.
 pub async fn ensure(aws: &Aws, name: &str, template_body: &str, external_id: &str) -> Result<bool, CloudError> {
-    ensure_with(aws, name, template_body, external_id, true).await
+    ensure_with(aws, &Journal::default(), name, template_body, external_id, true).await
 }
 
 /// `ensure`, choosing automatic deployment: an enrollment places each instance itself
 /// (AWS's own would also reach accounts the enrollment excludes).
 pub async fn ensure_with(
     aws: &Aws,
+    journal: &Journal,
     name: &str,
     template_body: &str,
     external_id: &str,
@@ -50,7 +52,8 @@ pub async fn ensure_with(
         Err(e) if e.as_service_error().and_then(|s| s.code()) == Some("StackSetNotFoundException") => {}
         Err(e) => return Err(CloudError::from_sdk("cloudformation", "DescribeStackSet", e)),
     }
-    cf.create_stack_set()
+    let create = cf
+        .create_stack_set()
         .stack_set_name(name)
         .description("garrison's IAM role for each account of the organization's chosen units")
         .template_body(template_body)
@@ -58,9 +61,8 @@ pub async fn ensure_with(
         .capabilities(Capability::CapabilityNamedIam)
         .permission_model(PermissionModels::ServiceManaged)
         .auto_deployment(AutoDeployment::builder().enabled(auto).retain_stacks_on_account_removal(false).build())
-        .send()
-        .await
-        .map_err(err("CreateStackSet"))?;
+        .send();
+    journal.write(aws, "organization/stack_set", "cloudformation", "CreateStackSet", name, create).await?;
     Ok(true)
 }
 
@@ -93,43 +95,49 @@ fn exactly(units: &[String], accounts: &[String]) -> DeploymentTargets {
 /// StackSet targets units, narrowed to the accounts by an intersection filter) and waits.
 pub async fn deploy_accounts(
     aws: &Aws,
+    journal: &Journal,
     name: &str,
     units: &[String],
     accounts: &[String],
     region: &str,
     wait: Duration,
 ) -> Result<(), CloudError> {
-    let op = aws
+    let call = aws
         .cloudformation()
         .create_stack_instances()
         .stack_set_name(name)
         .deployment_targets(exactly(units, accounts))
         .regions(region)
-        .send()
-        .await
-        .map_err(err("CreateStackInstances"))?;
+        .send();
+    let what = format!("{name} {}", accounts.join(","));
+    let op = journal
+        .write(aws, "organization/stack_instances", "cloudformation", "CreateStackInstances", &what, call)
+        .await?;
     finish(aws, name, op.operation_id().unwrap_or_default(), "CreateStackInstances", wait).await
 }
 
 /// Removes the StackSet's instances from exactly `accounts` (garrison's role goes with them).
 pub async fn remove_accounts(
     aws: &Aws,
+    journal: &Journal,
     name: &str,
     units: &[String],
     accounts: &[String],
     region: &str,
     wait: Duration,
 ) -> Result<(), CloudError> {
-    let op = aws
+    let call = aws
         .cloudformation()
         .delete_stack_instances()
         .stack_set_name(name)
         .deployment_targets(exactly(units, accounts))
         .regions(region)
         .retain_stacks(false)
-        .send()
-        .await
-        .map_err(err("DeleteStackInstances"))?;
+        .send();
+    let what = format!("{name} {}", accounts.join(","));
+    let op = journal
+        .write(aws, "organization/stack_instances", "cloudformation", "DeleteStackInstances", &what, call)
+        .await?;
     finish(aws, name, op.operation_id().unwrap_or_default(), "DeleteStackInstances", wait).await
 }
 

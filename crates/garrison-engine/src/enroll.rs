@@ -96,7 +96,8 @@ pub async fn reconcile(e: &Engine, en: &Enrollment) -> EnrollmentStatus {
             false
         }
     };
-    let mut run = Run { e, en, aws, tree, control_tower, members: BTreeMap::new(), problems: vec![] };
+    let journal = crate::execute::store_journal(&e.store, &en.account_id, &en.id, 0);
+    let mut run = Run { e, en, aws, journal, tree, control_tower, members: BTreeMap::new(), problems: vec![] };
     for m in &en.status.members {
         run.members.insert(m.aws_account.clone(), m.clone());
     }
@@ -146,6 +147,8 @@ struct Run<'a> {
     e: &'a Engine,
     en: &'a Enrollment,
     aws: Aws,
+    /// The audit log, written ahead, under the enrollment's id.
+    journal: garrison_cloud::writes::Journal,
     tree: OrgTree,
     /// The organization runs Control Tower: its deployments say so (`is_control_tower`).
     control_tower: bool,
@@ -199,11 +202,20 @@ impl Run<'_> {
         let (template, role_name) = garrison_catalog::cft::render_named(&role, &self.e.principal);
         let region = self.aws.region();
         let placed = async {
-            stacksets::ensure_with(&self.aws, &self.en.stack_set, &template.to_string(), external_id, false).await?;
+            stacksets::ensure_with(
+                &self.aws,
+                &self.journal,
+                &self.en.stack_set,
+                &template.to_string(),
+                external_id,
+                false,
+            )
+            .await?;
             let units: BTreeSet<String> =
                 new.iter().filter_map(|a| self.tree.accounts.get(a)).map(|a| a.parent.clone()).collect();
             stacksets::deploy_accounts(
                 &self.aws,
+                &self.journal,
                 &self.en.stack_set,
                 &units.into_iter().collect::<Vec<_>>(),
                 &new,
@@ -312,6 +324,7 @@ impl Run<'_> {
             let region = self.aws.region();
             let removed = stacksets::remove_accounts(
                 &self.aws,
+                &self.journal,
                 &self.en.stack_set,
                 std::slice::from_ref(&unit),
                 std::slice::from_ref(&a),

@@ -19,6 +19,17 @@ use garrison_model::report::{ActionOutcome, ActionResult};
 use garrison_store::{AuditEntry, Store};
 use tokio::sync::Mutex;
 
+/// The audit log as a write-ahead journal for the writes of `id` (a deployment, or an
+/// organization enrollment's own).
+pub(crate) fn store_journal(store: &Store, account_id: &str, id: &str, generation: i64) -> writes::Journal {
+    writes::Journal::new(std::sync::Arc::new(StoreJournal {
+        store: store.clone(),
+        account_id: account_id.into(),
+        deployment_id: id.into(),
+        generation,
+    }))
+}
+
 /// The audit log as a write-ahead journal: an intent is committed before its call is made.
 struct StoreJournal {
     store: Store,

@@ -130,4 +130,13 @@ async fn an_enrolled_unit_gets_its_accounts_protected_and_lets_them_go() {
             .iter()
             .all(|x| x.platform.id != a1 && x.platform.id != excluded)
     );
+    // Each of the enrollment's own writes is in the audit log, under its id.
+    let log = store.audit_log(&t.account, &en.id, 1000).await.unwrap();
+    let calls: Vec<(&str, &str)> = log.iter().map(|l| (l.call.as_str(), l.outcome.as_str())).collect();
+    for call in
+        ["cloudformation:CreateStackSet", "cloudformation:CreateStackInstances", "cloudformation:DeleteStackInstances"]
+    {
+        assert!(calls.contains(&(call, "ok")), "{call}: {calls:?}");
+    }
+    assert_eq!(calls.iter().filter(|(c, _)| *c == "cloudformation:CreateStackSet").count(), 1, "made once");
 }

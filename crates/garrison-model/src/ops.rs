@@ -539,6 +539,20 @@ pub static OPERATIONS: &[Operation] = &[
     },
     Operation {
         service: "deployments",
+        name: "list_organization_audit_log",
+        method: "GET",
+        path: "/deployments/v1/{account_id}/organizations/{organization_id}/audit",
+        params: params![
+            ACCOUNT,
+            ORG_ID,
+            q("limit", Kind::Integer, "at most this many entries per page (default 1000)"),
+            q("continue", Kind::String, "the continue token of the previous page")
+        ],
+        summary: "Every AWS write made for an organization enrollment itself (StackSet, stack instances), newest first, paged",
+        needs_token: true,
+    },
+    Operation {
+        service: "deployments",
         name: "list_deployments",
         method: "GET",
         path: "/deployments/v1/{account_id}/deployments",

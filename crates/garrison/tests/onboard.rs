@@ -331,4 +331,21 @@ async fn an_organization_enrollment_protects_accounts_as_they_join() {
     let (members, _) = enrolled(2);
     assert_eq!(members, BTreeSet::from([first.clone(), late]));
     assert!(!deployed_accounts(&s).contains(&other), "the other unit's account gets nothing");
+    // The enrollment's own writes, in its audit log.
+    let calls = json_out(&garrison(
+        &s,
+        &[
+            "deployments",
+            "list_organization_audit_log",
+            "--organization_id",
+            &id,
+            "--query",
+            "entries[?outcome=='ok'].call",
+        ],
+    ));
+    let calls: Vec<&str> = calls.as_array().unwrap().iter().filter_map(|c| c.as_str()).collect();
+    assert!(
+        calls.contains(&"cloudformation:CreateStackSet") && calls.contains(&"cloudformation:CreateStackInstances"),
+        "{calls:?}"
+    );
 }

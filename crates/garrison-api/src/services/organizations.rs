@@ -5,7 +5,7 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use garrison_model::enrollment::{Enrollment, parse};
 use garrison_store::StoreError;
@@ -19,11 +19,10 @@ use crate::body;
 use crate::error::{ApiError, ApiResult};
 
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(create_organization, list_organizations)).routes(routes!(
-        get_organization,
-        update_organization,
-        delete_organization
-    ))
+    OpenApiRouter::new()
+        .routes(routes!(create_organization, list_organizations))
+        .routes(routes!(get_organization, update_organization, delete_organization))
+        .routes(routes!(list_organization_audit_log))
 }
 
 fn not_found(id: &str, account_id: &str) -> ApiError {
@@ -131,4 +130,27 @@ async fn delete_organization(
     } else {
         Err(not_found(&id, &account_id))
     }
+}
+
+/// Every AWS write garrison made for the enrollment itself (its StackSet and stack
+/// instances in the management account), newest first, paged like a deployment's; the
+/// writes in each enrolled account are in that account's deployment's log.
+#[utoipa::path(get, path = "/deployments/v1/{account_id}/organizations/{organization_id}/audit", tag = "deployments", operation_id = "list_organization_audit_log",
+    params(("account_id" = String, Path), ("organization_id" = String, Path), super::protection::AuditQuery), security(("X-AIMS-Auth-Token" = [])),
+    responses((status = 200, description = "a page of the audit log, newest first", body = garrison_model::audit::AuditPage), (status = 404, description = "no such enrollment")))]
+async fn list_organization_audit_log(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((account_id, id)): Path<(String, String)>,
+    Query(q): Query<super::protection::AuditQuery>,
+) -> ApiResult<Json<garrison_model::audit::AuditPage>> {
+    s.authorize(&caller, &account_id).await?;
+    let route = format!("list_organization_audit_log/{id}");
+    let exists = async {
+        match s.store.get_enrollment(&account_id, &id).await? {
+            Some(_) => Ok(()),
+            None => Err(not_found(&id, &account_id)),
+        }
+    };
+    Ok(Json(super::protection::audit_page(&s, &account_id, &id, &route, &q, exists).await?))
 }

@@ -132,7 +132,7 @@ async fn known(s: &AppState, account_id: &str, id: &str) -> ApiResult<()> {
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
-struct AuditQuery {
+pub(crate) struct AuditQuery {
     /// At most this many entries (default 1000 for the audit log, 100 for dead letters; at most 100000).
     limit: Option<i64>,
     /// The continue token of the previous page (audit log).
@@ -161,10 +161,25 @@ async fn list_audit_log(
 ) -> ApiResult<Json<garrison_model::audit::AuditPage>> {
     s.authorize(&caller, &account_id).await?;
     let route = format!("list_audit_log/{id}");
+    let page = audit_page(&s, &account_id, &id, &route, &q, known(&s, &account_id, &id)).await?;
+    Ok(Json(page))
+}
+
+/// A page of the audit log of `id` (a deployment, or an organization enrollment's own
+/// writes), newest first. `exists` says whether `id` is there to be read, checked after
+/// the cursor (so a bad cursor is refused before anything about `id` is said).
+pub(crate) async fn audit_page(
+    s: &AppState,
+    account_id: &str,
+    id: &str,
+    route: &str,
+    q: &AuditQuery,
+    exists: impl std::future::Future<Output = ApiResult<()>>,
+) -> ApiResult<garrison_model::audit::AuditPage> {
     // The cursor carries the page size and where the previous page ended (time, entry id).
     let (size, before) = match &q.cont {
         Some(token) => {
-            let opened = s.open_cursor(&account_id, &route, token)?;
+            let opened = s.open_cursor(account_id, route, token)?;
             if q.limit.is_some_and(|l| l != opened.page.size as i64) {
                 return Err(crate::paging::mismatched_query());
             }
@@ -172,23 +187,22 @@ async fn list_audit_log(
             let at: i64 = at.parse().map_err(|_| crate::paging::mismatched_query())?;
             (opened.page.size as i64, Some((at, entry.to_string())))
         }
-        None => (limit(&q, 1000)?, None),
+        None => (limit(q, 1000)?, None),
     };
-    known(&s, &account_id, &id).await?;
-    let mut page =
-        s.store.audit_page(&account_id, &id, before.as_ref().map(|(a, e)| (*a, e.as_str())), size + 1).await?;
+    exists.await?;
+    let mut page = s.store.audit_page(account_id, id, before.as_ref().map(|(a, e)| (*a, e.as_str())), size + 1).await?;
     let more = page.len() as i64 > size;
     page.truncate(size as usize);
     let next = match page.last() {
         Some((entry, last)) if more => {
             let position = format!("{}|{entry}", last.at_ms);
-            let binding = crate::paging::Binding { account_id: &account_id, route: &route, query: &position };
+            let binding = crate::paging::Binding { account_id, route, query: &position };
             Some(s.cursor(&binding, crate::paging::Page { offset: 0, size: size as usize }))
         }
         _ => None,
     };
     let entries = page.into_iter().map(|(_, e)| e).collect();
-    Ok(Json(garrison_model::audit::AuditPage { deployment_id: id, entries, next }))
+    Ok(garrison_model::audit::AuditPage { deployment_id: id.to_string(), entries, next })
 }
 
 /// Audit-queue input the collector could not use (malformed messages, unreadable log

@@ -95,6 +95,35 @@ impl Journal {
     pub fn new(sink: Arc<dyn AuditSink>) -> Self {
         Journal { sink }
     }
+
+    /// One write that is not part of a resource plan (an enrollment's StackSet operations),
+    /// journaled as plan writes are: recorded before it is made, not made when it cannot
+    /// be recorded, completed after. `key` names what it is for in the audit log.
+    pub async fn write<T, E, R>(
+        &self,
+        aws: &Aws,
+        key: &str,
+        service: &'static str,
+        op: &'static str,
+        resource: &str,
+        fut: impl std::future::Future<Output = Result<T, aws_sdk_s3::error::SdkError<E, R>>>,
+    ) -> Result<T, CloudError>
+    where
+        E: aws_sdk_s3::error::ProvideErrorMetadata + std::fmt::Debug,
+        R: std::fmt::Debug,
+    {
+        static NOTHING: std::sync::LazyLock<BTreeMap<String, Created>> = std::sync::LazyLock::new(BTreeMap::new);
+        let c = Ctx {
+            aws: aws.clone(),
+            region: aws.region(),
+            account: String::new(),
+            tags: vec![],
+            journal: self,
+            key: Some(key.to_string()),
+            resolved: &NOTHING,
+        };
+        c.call(service, op, resource, fut).await
+    }
 }
 
 /// What a write needs besides the spec: where, whose tags, and how to find the ids of the
