@@ -32,6 +32,31 @@ pub fn pattern() -> String {
     pattern_value().to_string()
 }
 
+/// The organization lifecycle events an enrollment acts on, as EventBridge delivers them in
+/// the management account: accounts created, moved, removed or closed (Organizations), and
+/// accounts made or updated by Control Tower's account factory.
+pub const LIFECYCLE_EVENTS: &[(&str, &str)] = &[
+    ("aws.organizations", "CreateAccountResult"),
+    ("aws.organizations", "MoveAccount"),
+    ("aws.organizations", "RemoveAccountFromOrganization"),
+    ("aws.organizations", "CloseAccount"),
+    ("aws.organizations", "AcceptHandshake"),
+    ("aws.controltower", "CreateManagedAccount"),
+    ("aws.controltower", "UpdateManagedAccount"),
+];
+
+/// The pattern of an enrollment's lifecycle rule.
+pub fn lifecycle_pattern() -> String {
+    let sources: BTreeSet<&str> = LIFECYCLE_EVENTS.iter().map(|(s, _)| *s).collect();
+    let names: BTreeSet<&str> = LIFECYCLE_EVENTS.iter().map(|(_, n)| *n).collect();
+    json!({
+        "source": sources,
+        "detail-type": ["AWS API Call via CloudTrail", "AWS Service Event via CloudTrail"],
+        "detail": {"eventName": names},
+    })
+    .to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -49,5 +74,15 @@ mod tests {
         assert!(pattern().len() < PATTERN_LIMIT, "{} characters", pattern().len());
         // Stable: the same text every time (rules are compared by it).
         assert_eq!(pattern(), pattern());
+    }
+
+    #[test]
+    fn the_lifecycle_pattern_names_each_event_and_its_source() {
+        let p: Value = serde_json::from_str(&lifecycle_pattern()).unwrap();
+        for (source, name) in LIFECYCLE_EVENTS {
+            assert!(p["source"].as_array().unwrap().iter().any(|s| s == source), "{source}");
+            assert!(p["detail"]["eventName"].as_array().unwrap().iter().any(|n| n == name), "{name}");
+        }
+        assert_eq!(p["detail-type"], json!(["AWS API Call via CloudTrail", "AWS Service Event via CloudTrail"]));
     }
 }

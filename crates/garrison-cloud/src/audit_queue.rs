@@ -157,13 +157,23 @@ pub async fn deliver_as_cloudtrail(aws: &Aws, bucket: &str, key: &str, body: Vec
 pub async fn deliver_as_eventbridge(aws: &Aws, record: &serde_json::Value) -> Result<(), CloudError> {
     let region = record["awsRegion"].as_str().unwrap_or("us-east-1");
     let service = record["eventSource"].as_str().unwrap_or_default().trim_end_matches(".amazonaws.com");
+    deliver_event(&aws.in_region(region), &format!("aws.{service}"), "AWS API Call via CloudTrail", record).await
+}
+
+/// Puts one event on the default bus of `aws`'s region, as an AWS service does (source
+/// `aws.…`). For tests and benchmarks on the emulator only.
+pub async fn deliver_event(
+    aws: &Aws,
+    source: &str,
+    detail_type: &str,
+    detail: &serde_json::Value,
+) -> Result<(), CloudError> {
     let entry = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
-        .source(format!("aws.{service}"))
-        .detail_type("AWS API Call via CloudTrail")
-        .detail(record.to_string())
+        .source(source)
+        .detail_type(detail_type)
+        .detail(detail.to_string())
         .build();
     let out = aws
-        .in_region(region)
         .events()
         .put_events()
         .entries(entry)

@@ -8,6 +8,7 @@ pub mod emulator;
 pub mod error;
 pub mod estate;
 pub mod limiter;
+pub mod org_events;
 pub mod organizations;
 pub mod reuse;
 pub mod role_check;

@@ -13,7 +13,7 @@ use std::time::Duration;
 use garrison_cloud::{Aws, organizations, stacksets};
 use garrison_model::credential::{NewCredential, RoleSecret};
 use garrison_model::deployment::{Refs, parse_request};
-use garrison_model::enrollment::{Enrollment, EnrollmentStatus, Excluded, Member, MemberState};
+use garrison_model::enrollment::{Enrollment, EnrollmentStatus, Excluded, LifecycleFeed, Member, MemberState};
 use garrison_model::organization::{OrgTree, enrolled, judge};
 
 use crate::{Engine, now_ms};
@@ -24,13 +24,16 @@ const STACK_SET_WAIT: Duration = Duration::from_secs(300);
 /// The lease key of an enrollment: on a shared store one worker reconciles it at a time.
 pub const ENROLLMENT_LEASE: &str = "enroll:";
 
-/// Runs until dropped: every enrollment reconciled each `every` (events can be lost: this
-/// is the catch-up). On PostgreSQL each run holds the enrollment's lease, long enough for
-/// the StackSet operations it waits on.
+/// Runs until dropped: every enrollment reconciled at least every minute (or each `every`,
+/// when shorter: events can be lost, this is the catch-up), at once when one is created or
+/// changed, and within a second or two of a lifecycle event arriving on its queue. On
+/// PostgreSQL each run holds the enrollment's lease, long enough for the StackSet
+/// operations it waits on. Deleted enrollments are torn down, then forgotten.
 pub async fn run(engine: Arc<Engine>, every: Duration) {
     let leased = engine.store.backend() == garrison_store::Backend::Postgres;
     let ttl = (STACK_SET_WAIT * 3).max(engine.lease_ttl).as_millis() as i64;
     loop {
+        let mut queues: Vec<(Aws, String)> = vec![];
         match engine.store.all_enrollments().await {
             Ok(list) => {
                 for en in list {
@@ -43,9 +46,14 @@ pub async fn run(engine: Arc<Engine>, every: Duration) {
                     } else {
                         None
                     };
-                    let st = Box::pin(reconcile(&engine, &en)).await;
-                    if let Err(err) = engine.store.set_enrollment_status(&en.id, &st).await {
-                        tracing::warn!(enrollment = %en.id, error = %err, "cannot record the enrollment's status");
+                    if en.deleting {
+                        Box::pin(tear_down(&engine, &en)).await;
+                    } else {
+                        let (st, polled) = Box::pin(reconcile_polled(&engine, &en)).await;
+                        queues.extend(polled);
+                        if let Err(err) = engine.store.set_enrollment_status(&en.id, &st).await {
+                            tracing::warn!(enrollment = %en.id, error = %err, "cannot record the enrollment's status");
+                        }
                     }
                     if let Some(l) = lease {
                         let _ = engine.store.release_lease(&l, &engine.worker_id).await;
@@ -54,12 +62,83 @@ pub async fn run(engine: Arc<Engine>, every: Duration) {
             }
             Err(err) => tracing::warn!(error = %err, "cannot list organization enrollments"),
         }
-        // At least every minute, and at once when an enrollment is created or changed: a new
-        // enrollment or account does not wait for a long resync interval (the organization's
-        // reads are a few calls).
+        wait(&engine, every.min(Duration::from_secs(60)), &queues).await;
+    }
+}
+
+/// Until `pause` ends, an enrollment changes, or a lifecycle event arrives (its messages
+/// are taken: the next pass reads the organization whole, which is what they announce).
+async fn wait(engine: &Engine, pause: Duration, queues: &[(Aws, String)]) {
+    let deadline = tokio::time::Instant::now() + pause;
+    if queues.is_empty() {
         tokio::select! {
-            _ = tokio::time::sleep(every.min(Duration::from_secs(60))) => {}
+            _ = tokio::time::sleep_until(deadline) => {}
             _ = engine.enrollments_changed.notified() => {}
+        }
+        return;
+    }
+    while tokio::time::Instant::now() < deadline {
+        for (aws, url) in queues {
+            let got = tokio::select! {
+                r = garrison_cloud::audit_queue::receive(aws, url, 1) => r,
+                _ = engine.enrollments_changed.notified() => return,
+            };
+            match got {
+                Ok(batch) if !batch.is_empty() => {
+                    tracing::info!(messages = batch.len(), "organization lifecycle event: reconciling");
+                    let receipts: Vec<String> = batch.into_iter().map(|m| m.receipt).collect();
+                    if let Err(err) = garrison_cloud::audit_queue::delete(aws, url, &receipts).await {
+                        tracing::warn!(error = %err, "cannot delete lifecycle messages; they come back");
+                    }
+                    return;
+                }
+                Ok(_) => {}
+                Err(err) => {
+                    tracing::debug!(error = %err, "lifecycle queue not read");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    }
+}
+
+/// The management account's session for `en`.
+async fn management(e: &Engine, en: &Enrollment) -> Result<(Aws, String, String), String> {
+    let role_arn = match e.store.get_credential(&en.account_id, &en.credential_id).await {
+        Ok(Some(c)) => c.secrets.arn,
+        Ok(None) => return Err(format!("credential {} no longer exists", en.credential_id)),
+        Err(err) => return Err(format!("reading the credential: {err}")),
+    };
+    let external_id =
+        e.store.external_id(&en.account_id).await.map_err(|err| format!("reading the external id: {err}"))?;
+    let aws = e
+        .sessions
+        .assume(&role_arn, &external_id)
+        .await
+        .map_err(|err| format!("cannot assume {}: {err}", garrison_model::redact::role_arn(&role_arn)))?;
+    Ok((aws, role_arn, external_id))
+}
+
+/// A deleted enrollment: its lifecycle rule and queue go, then its record. The deployments
+/// it made stay (ordinary deployments now), as do their roles.
+pub async fn tear_down(e: &Engine, en: &Enrollment) {
+    let journal = crate::execute::store_journal(&e.store, &en.account_id, &en.id, 0);
+    let removed = match management(e, en).await {
+        // It never made its lifecycle feed: nothing to take away.
+        _ if en.status.events.is_none() => Ok(()),
+        Ok((aws, _, _)) => {
+            garrison_cloud::org_events::remove(&aws, &journal, &en.feed_name()).await.map_err(|e| e.to_string())
+        }
+        Err(why) => Err(why),
+    };
+    match removed {
+        Ok(()) => {
+            if let Err(err) = e.store.forget_enrollment(&en.account_id, &en.id).await {
+                tracing::warn!(enrollment = %en.id, error = %err, "cannot forget the deleted enrollment");
+            }
+        }
+        Err(why) => {
+            tracing::warn!(enrollment = %en.id, why, "the deleted enrollment's lifecycle feed is not removed yet")
         }
     }
 }
@@ -70,24 +149,28 @@ fn failed(en: &Enrollment, message: String) -> EnrollmentStatus {
 
 /// One reconciliation of `en` against its organization; the status to record.
 pub async fn reconcile(e: &Engine, en: &Enrollment) -> EnrollmentStatus {
-    let role_arn = match e.store.get_credential(&en.account_id, &en.credential_id).await {
-        Ok(Some(c)) => c.secrets.arn,
-        Ok(None) => return failed(en, format!("credential {} no longer exists", en.credential_id)),
-        Err(err) => return failed(en, format!("reading the credential: {err}")),
-    };
-    let external_id = match e.store.external_id(&en.account_id).await {
+    reconcile_polled(e, en).await.0
+}
+
+/// `reconcile`, with the lifecycle queue to listen on.
+async fn reconcile_polled(e: &Engine, en: &Enrollment) -> (EnrollmentStatus, Option<(Aws, String)>) {
+    let (aws, _, external_id) = match management(e, en).await {
         Ok(x) => x,
-        Err(err) => return failed(en, format!("reading the external id: {err}")),
+        Err(why) => return (failed(en, why), None),
     };
-    let aws = match e.sessions.assume(&role_arn, &external_id).await {
-        Ok(a) => a,
-        Err(err) => {
-            return failed(en, format!("cannot assume {}: {err}", garrison_model::redact::role_arn(&role_arn)));
-        }
-    };
+    let journal = crate::execute::store_journal(&e.store, &en.account_id, &en.id, 0);
+    let pattern = garrison_catalog::feed::lifecycle_pattern();
+    let (events, polled, feed_problem) =
+        match garrison_cloud::org_events::ensure(&aws, &journal, &en.feed_name(), &pattern).await {
+            Ok(f) => {
+                let polled = (aws.in_region(garrison_cloud::org_events::REGION), f.queue_url.clone());
+                (Some(LifecycleFeed { queue_url: f.queue_url, rule_arn: f.rule_arn }), Some(polled), None)
+            }
+            Err(err) => (en.status.events.clone(), None, Some(format!("lifecycle events not set up: {err}"))),
+        };
     let tree = match organizations::tree(&aws).await {
         Ok(t) => t,
-        Err(err) => return failed(en, format!("reading the organization: {err}")),
+        Err(err) => return (failed(en, format!("reading the organization: {err}")), polled),
     };
     let control_tower = match organizations::runs_control_tower(&aws).await {
         Ok(ct) => ct,
@@ -96,8 +179,16 @@ pub async fn reconcile(e: &Engine, en: &Enrollment) -> EnrollmentStatus {
             false
         }
     };
-    let journal = crate::execute::store_journal(&e.store, &en.account_id, &en.id, 0);
-    let mut run = Run { e, en, aws, journal, tree, control_tower, members: BTreeMap::new(), problems: vec![] };
+    let mut run = Run {
+        e,
+        en,
+        aws,
+        journal,
+        tree,
+        control_tower,
+        members: BTreeMap::new(),
+        problems: feed_problem.into_iter().collect(),
+    };
     for m in &en.status.members {
         run.members.insert(m.aws_account.clone(), m.clone());
     }
@@ -136,11 +227,12 @@ pub async fn reconcile(e: &Engine, en: &Enrollment) -> EnrollmentStatus {
         message: Some(message),
         members,
         excluded,
+        events,
     };
     if st != en.status {
         st.updated = now_ms();
     }
-    st
+    (st, polled)
 }
 
 struct Run<'a> {

@@ -88,6 +88,24 @@ async fn an_enrolled_unit_gets_its_accounts_protected_and_lets_them_go() {
     let r = reconcile(&e, &d).await.unwrap();
     assert!(r.outcomes.iter().all(|o| o.result == "done") && !r.outcomes.is_empty(), "{:#?}", r.outcomes);
     assert!(r.audit_source.trail.as_ref().is_some_and(|t| t.id.starts_with("garrison-")), "its own audit source");
+    // Its lifecycle feed in the management account: the rule matches the lifecycle events
+    // and sends them to the queue, whose policy admits that rule only.
+    let feed = st.events.clone().expect("the lifecycle feed is set up");
+    let ev = aws.events();
+    let rule = ev.describe_rule().name(en.feed_name()).send().await.unwrap();
+    assert_eq!(rule.event_pattern(), Some(garrison_catalog::feed::lifecycle_pattern().as_str()));
+    let targets = ev.list_targets_by_rule().rule(en.feed_name()).send().await.unwrap();
+    assert!(targets.targets()[0].arn().ends_with(&en.feed_name()), "{:?}", targets.targets());
+    let policy = aws
+        .sqs()
+        .get_queue_attributes()
+        .queue_url(&feed.queue_url)
+        .attribute_names("Policy".into())
+        .send()
+        .await
+        .unwrap();
+    let policy = policy.attributes().unwrap().get(&"Policy".into()).cloned().unwrap_or_default();
+    assert!(policy.contains(&feed.rule_arn) && policy.contains("events.amazonaws.com"), "{policy}");
     store.set_enrollment_status(&en.id, &st).await.unwrap();
 
     // 2. Nothing changed: nothing written.
@@ -139,4 +157,19 @@ async fn an_enrolled_unit_gets_its_accounts_protected_and_lets_them_go() {
         assert!(calls.contains(&(call, "ok")), "{call}: {calls:?}");
     }
     assert_eq!(calls.iter().filter(|(c, _)| *c == "cloudformation:CreateStackSet").count(), 1, "made once");
+
+    // 5. Deleted: gone from the API at once; the engine takes the lifecycle feed away, then
+    // the record. The deployments it made stay.
+    assert!(store.delete_enrollment(&t.account, &en.id).await.unwrap());
+    let deleting = store.all_enrollments().await.unwrap().into_iter().find(|x| x.id == en.id).unwrap();
+    assert!(deleting.deleting);
+    garrison_engine::enroll::tear_down(&e, &deleting).await;
+    assert!(store.all_enrollments().await.unwrap().is_empty(), "forgotten once torn down");
+    assert!(aws.events().describe_rule().name(en.feed_name()).send().await.is_err(), "its rule is gone");
+    assert!(aws.sqs().get_queue_url().queue_name(en.feed_name()).send().await.is_err(), "its queue is gone");
+    assert!(store.list_deployments(&t.account).await.unwrap().iter().any(|x| x.platform.id == late));
+    let log = store.audit_log(&t.account, &en.id, 1000).await.unwrap();
+    for call in ["sqs:CreateQueue", "events:PutRule", "events:PutTargets", "events:DeleteRule", "sqs:DeleteQueue"] {
+        assert!(log.iter().any(|l| l.call == call && l.outcome == "ok"), "{call}");
+    }
 }

@@ -55,6 +55,16 @@ pub struct EnrollmentStatus {
     /// `excluded_account`, `not_active`, `management`).
     #[serde(default)]
     pub excluded: Vec<Excluded>,
+    /// Where the organization's lifecycle events arrive (the management account's queue,
+    /// fed by garrison's rule), once made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events: Option<LifecycleFeed>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct LifecycleFeed {
+    pub queue_url: String,
+    pub rule_arn: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -85,6 +95,18 @@ pub struct Enrollment {
     pub modified: Stamp,
     #[serde(default)]
     pub status: EnrollmentStatus,
+    /// Deleted: gone from the API; the engine takes its lifecycle rule and queue away, then
+    /// the record.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleting: bool,
+}
+
+impl Enrollment {
+    /// The name of its lifecycle rule and queue in the management account.
+    pub fn feed_name(&self) -> String {
+        let short: String = self.id.chars().filter(|c| c.is_ascii_alphanumeric()).take(8).collect();
+        format!("garrison-org-{}", short.to_ascii_lowercase())
+    }
 }
 
 impl Enrollment {
@@ -370,6 +392,7 @@ mod tests {
             created: Stamp { at: 0, by: "u".into() },
             modified: Stamp { at: 0, by: "u".into() },
             status: EnrollmentStatus::default(),
+            deleting: false,
         };
         let d = e.deployment_body("111122223333", "C9");
         assert_eq!(d["platform"]["id"], "111122223333");

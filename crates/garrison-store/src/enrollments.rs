@@ -47,6 +47,7 @@ impl Store {
             created: Stamp { at: t, by: by.into() },
             modified: Stamp { at: t, by: by.into() },
             status: EnrollmentStatus::default(),
+            deleting: false,
         };
         apply(&mut e, spec);
         sqlx::query("INSERT INTO enrollments (id, account_id, version, body) VALUES ($1, $2, $3, $4)")
@@ -64,16 +65,22 @@ impl Store {
             .bind(account_id)
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(|r| from_json(&r.try_get::<String, _>("body")?)).collect()
+        let all: Result<Vec<Enrollment>, StoreError> =
+            rows.iter().map(|r| from_json(&r.try_get::<String, _>("body")?)).collect();
+        Ok(all?.into_iter().filter(|e| !e.deleting).collect())
     }
 
-    /// Every tenant's enrollments (the engine acts for all).
+    /// Every tenant's enrollments, those being deleted too (the engine acts for all).
     pub async fn all_enrollments(&self) -> Result<Vec<Enrollment>, StoreError> {
         let rows = sqlx::query("SELECT body FROM enrollments ORDER BY id").fetch_all(&self.pool).await?;
         rows.iter().map(|r| from_json(&r.try_get::<String, _>("body")?)).collect()
     }
 
     pub async fn get_enrollment(&self, account_id: &str, id: &str) -> Result<Option<Enrollment>, StoreError> {
+        Ok(self.enrollment_record(account_id, id).await?.filter(|e| !e.deleting))
+    }
+
+    async fn enrollment_record(&self, account_id: &str, id: &str) -> Result<Option<Enrollment>, StoreError> {
         sqlx::query("SELECT body FROM enrollments WHERE account_id = $1 AND id = $2")
             .bind(account_id)
             .bind(id)
@@ -81,6 +88,20 @@ impl Store {
             .await?
             .map(|r| from_json(&r.try_get::<String, _>("body")?))
             .transpose()
+    }
+
+    /// Deletes an enrollment as its owner sees it: gone from the API at once; the engine
+    /// removes what it made in the management account, then the record (`forget_enrollment`).
+    pub async fn delete_enrollment(&self, account_id: &str, id: &str) -> Result<bool, StoreError> {
+        let Some(mut e) = self.get_enrollment(account_id, id).await? else { return Ok(false) };
+        e.deleting = true;
+        let r = sqlx::query("UPDATE enrollments SET body = $1 WHERE id = $2 AND account_id = $3")
+            .bind(to_json(&e)?)
+            .bind(id)
+            .bind(account_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() == 1)
     }
 
     /// Replaces what `spec` sets, at `base_version` (else a conflict).
@@ -144,7 +165,8 @@ impl Store {
         Ok(())
     }
 
-    pub async fn delete_enrollment(&self, account_id: &str, id: &str) -> Result<bool, StoreError> {
+    /// The record goes (after the engine removed what the enrollment made).
+    pub async fn forget_enrollment(&self, account_id: &str, id: &str) -> Result<bool, StoreError> {
         let r = sqlx::query("DELETE FROM enrollments WHERE account_id = $1 AND id = $2")
             .bind(account_id)
             .bind(id)

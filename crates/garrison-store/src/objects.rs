@@ -127,8 +127,11 @@ impl Store {
             .await?
             .iter()
             .filter(|r| {
-                serde_json::from_str::<serde_json::Value>(&r.get::<String, _>(1))
-                    .is_ok_and(|b| b["credential_id"].as_str() == Some(id))
+                // A deleted one still needs it to take away what it made, if it made anything.
+                serde_json::from_str::<serde_json::Value>(&r.get::<String, _>(1)).is_ok_and(|b| {
+                    b["credential_id"].as_str() == Some(id)
+                        && !(b["deleting"] == true && b["status"]["events"].is_null())
+                })
             })
             .map(|r| r.get(0))
             .collect();

@@ -227,6 +227,7 @@ async fn protection_records_generations_audit_and_removal() {
                 reason: None,
             }],
             excluded: vec![],
+            events: None,
         };
         store.set_enrollment_status(&en.id, &st).await.unwrap();
         let got = store.get_enrollment(&acct, &en.id).await.unwrap().unwrap();
@@ -235,6 +236,12 @@ async fn protection_records_generations_audit_and_removal() {
         assert!(!store.delete_enrollment("99999999", &en.id).await.unwrap(), "{name}: tenancy");
         assert!(store.delete_enrollment(&acct, &en.id).await.unwrap(), "{name}");
         assert!(store.list_enrollments(&acct).await.unwrap().is_empty(), "{name}");
+        assert!(store.get_enrollment(&acct, &en.id).await.unwrap().is_none(), "{name}: gone from the API");
+        let left = store.all_enrollments().await.unwrap();
+        assert!(left.len() == 1 && left[0].deleting, "{name}: kept for the engine to tear down");
+        assert!(!store.delete_enrollment(&acct, &en.id).await.unwrap(), "{name}: deleted once");
+        assert!(store.forget_enrollment(&acct, &en.id).await.unwrap(), "{name}");
+        assert!(store.all_enrollments().await.unwrap().is_empty(), "{name}");
         assert_eq!(store.generation(&id).await.unwrap(), g2, "{name}: a report does not move the generation");
         assert_eq!(store.get_report(&acct, &id).await.unwrap(), Some(report), "{name}: read back typed");
         assert!(store.get_report("99999999", &id).await.unwrap().is_none(), "{name}: tenancy");

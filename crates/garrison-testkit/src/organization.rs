@@ -25,3 +25,37 @@ pub async fn account(aws: &Aws, root: &str, unit: &str, name: &str) -> anyhow::R
     org.move_account().account_id(&id).source_parent_id(root).destination_parent_id(unit).send().await?;
     Ok(id)
 }
+
+/// Organizations' `CreateAccountResult` for `account`, on the management account's default
+/// bus in us-east-1, as AWS sends it when an account creation completes ("AWS Service Event
+/// via CloudTrail", the CloudTrail record as `detail`).
+pub async fn announce_created(aws: &Aws, management: &str, account: &str, name: &str) -> anyhow::Result<()> {
+    let detail = serde_json::json!({
+        "eventVersion": "1.08",
+        "userIdentity": {"accountId": management, "invokedBy": "AWS Internal"},
+        "eventTime": "2026-12-06T10:00:00Z",
+        "eventSource": "organizations.amazonaws.com",
+        "eventName": "CreateAccountResult",
+        "awsRegion": "us-east-1",
+        "sourceIPAddress": "AWS Internal",
+        "userAgent": "AWS Internal",
+        "requestParameters": null,
+        "responseElements": null,
+        "eventID": format!("{account}-created"),
+        "readOnly": false,
+        "eventType": "AwsServiceEvent",
+        "managementEvent": true,
+        "recipientAccountId": management,
+        "serviceEventDetails": {"createAccountStatus": {"id": format!("car-{account}"), "state": "SUCCEEDED",
+            "accountName": name, "accountId": account}},
+        "eventCategory": "Management"
+    });
+    garrison_cloud::audit_queue::deliver_event(
+        &aws.in_region("us-east-1"),
+        "aws.organizations",
+        "AWS Service Event via CloudTrail",
+        &detail,
+    )
+    .await?;
+    Ok(())
+}

@@ -248,7 +248,9 @@ async fn an_organization_enrollment_protects_accounts_as_they_join() {
     let (prod, dev) = (ou("prod").await, ou("dev").await);
     let first = new_account(&url, &root, &prod, "prod-a").await;
     let other = new_account(&url, &root, &dev, "dev-a").await;
-    let s = serve_cmd(&["--resync-interval", "5"], &moto_env(&url), true);
+    // The default resync: the enrollment loop's own pass comes only every minute, so an
+    // account that joins within seconds did so through its lifecycle event.
+    let s = serve_env_worker(&moto_env(&url));
     // The management account's role and its credential.
     let (_, stack) = customer_creates_role(&s, &aws, "ci_full", "garrison-management").await;
     let cred = json_out(&garrison(
@@ -326,9 +328,12 @@ async fn an_organization_enrollment_protects_accounts_as_they_join() {
         assert!(std::time::Instant::now() < deadline, "the enrolled account's deployment is {st}");
         std::thread::sleep(std::time::Duration::from_millis(500));
     }
-    // A new account in the unit joins by itself.
+    // A new account in the unit joins by itself, through Organizations' event.
     let late = new_account(&url, &root, &prod, "prod-late").await;
+    let t0 = std::time::Instant::now();
+    garrison_testkit::organization::announce_created(&aws, "123456789012", &late, "prod-late").await.unwrap();
     let (members, _) = enrolled(2);
+    assert!(t0.elapsed() < std::time::Duration::from_secs(30), "joined {:?} after its event", t0.elapsed());
     assert_eq!(members, BTreeSet::from([first.clone(), late]));
     assert!(!deployed_accounts(&s).contains(&other), "the other unit's account gets nothing");
     // The enrollment's own writes, in its audit log.
