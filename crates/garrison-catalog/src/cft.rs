@@ -102,10 +102,15 @@ pub fn trust_policy(principal: &str, external_id: Value) -> Value {
 /// The role template's parameter naming the KMS key of an adopted trail's log files.
 pub const AUDIT_KEY_PARAMETER: &str = "AuditLogKmsKeyArn";
 
+/// The fixed name of a role type's role when a StackSet puts it in each account.
+pub fn stack_set_role_name(role_type: &str) -> String {
+    format!("garrison-{}", role_type.replace('_', "-"))
+}
+
 /// `render` with a fixed role name, for a StackSet: each account's role ARN then follows
 /// from its id (`arn:aws:iam::<account>:role/<name>`). The name is `garrison-<role type>`.
 pub fn render_named(role: &RoleDef, principal: &str) -> (Value, String) {
-    let name = format!("garrison-{}", role.role_type.replace('_', "-"));
+    let name = stack_set_role_name(&role.role_type);
     let mut t = render(role, principal);
     t["Resources"]["GarrisonRole"]["Properties"]["RoleName"] = Value::String(name.clone());
     (t, name)

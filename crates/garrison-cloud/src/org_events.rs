@@ -25,7 +25,7 @@ pub struct Feed {
 }
 
 fn absent(e: &CloudError) -> bool {
-    e.code.contains("NonExistent") || e.code.contains("NotFound") || e.code.contains("DoesNotExist")
+    crate::writes::absent(&e.code) || e.code.contains("DoesNotExist")
 }
 
 /// Makes (or finds) the queue, the rule and its target, and the queue's statement.

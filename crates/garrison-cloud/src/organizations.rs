@@ -99,7 +99,7 @@ pub async fn runs_control_tower(aws: &Aws) -> Result<bool, CloudError> {
         Ok(_) => Ok(true),
         Err(e) => {
             let e = CloudError::from_sdk("iam", "GetRole", e);
-            if e.code == "NoSuchEntity" { Ok(false) } else { Err(e) }
+            if crate::writes::absent(&e.code) { Ok(false) } else { Err(e) }
         }
     }
 }

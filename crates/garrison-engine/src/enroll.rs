@@ -123,13 +123,16 @@ async fn management(e: &Engine, en: &Enrollment) -> Result<(Aws, String, String)
 /// it made stay (ordinary deployments now), as do their roles.
 pub async fn tear_down(e: &Engine, en: &Enrollment) {
     let journal = crate::execute::store_journal(&e.store, &en.account_id, &en.id, 0);
-    let removed = match management(e, en).await {
-        // It never made its lifecycle feed: nothing to take away.
-        _ if en.status.events.is_none() => Ok(()),
-        Ok((aws, _, _)) => {
-            garrison_cloud::org_events::remove(&aws, &journal, &en.feed_name()).await.map_err(|e| e.to_string())
+    // It never made its lifecycle feed: nothing to take away, no session needed.
+    let removed = if en.status.events.is_none() {
+        Ok(())
+    } else {
+        match management(e, en).await {
+            Ok((aws, _, _)) => {
+                garrison_cloud::org_events::remove(&aws, &journal, &en.feed_name()).await.map_err(|e| e.to_string())
+            }
+            Err(why) => Err(why),
         }
-        Err(why) => Err(why),
     };
     match removed {
         Ok(()) => {
@@ -195,12 +198,13 @@ async fn reconcile_polled(e: &Engine, en: &Enrollment) -> (EnrollmentStatus, Opt
     let want = enrolled(&run.tree, &en.selection());
     Box::pin(run.join(&want, &external_id)).await;
     Box::pin(run.leave(&want)).await;
+    let selection = en.selection();
     let excluded = run
         .tree
         .accounts
         .keys()
         .filter(|a| !run.members.contains_key(*a))
-        .filter_map(|a| judge(&run.tree, &en.selection(), a).err().map(|why| (a, why)))
+        .filter_map(|a| judge(&run.tree, &selection, a).err().map(|why| (a, why)))
         .map(|(a, why)| Excluded {
             aws_account: a.clone(),
             why: serde_json::to_value(why).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
@@ -233,6 +237,35 @@ async fn reconcile_polled(e: &Engine, en: &Enrollment) -> (EnrollmentStatus, Opt
         st.updated = now_ms();
     }
     (st, polled)
+}
+
+/// What a pass needs of the tenant, read once: its credentials (id, role ARN; id → AWS
+/// account for validation), its deployments (AWS account, credential, id), the policy ids.
+struct Tenant {
+    credentials: Vec<(String, String)>,
+    accounts: std::collections::HashMap<String, String>,
+    deployments: Vec<(String, String, String)>,
+    policies: std::collections::HashSet<String>,
+}
+
+impl Tenant {
+    async fn read(e: &Engine, id: &str) -> Result<Tenant, String> {
+        let why = |err: garrison_store::StoreError| format!("reading the tenant's credentials and deployments: {err}");
+        let credentials = e.store.list_credentials(id).await.map_err(why)?;
+        let deployments = e.store.list_deployments(id).await.map_err(why)?;
+        Ok(Tenant {
+            accounts: e.store.credential_accounts(id).await.map_err(why)?,
+            credentials: credentials.into_iter().map(|c| (c.id, c.secrets.arn)).collect(),
+            deployments: deployments
+                .into_iter()
+                .flat_map(|d| {
+                    let (acct, id) = (d.platform.id, d.id);
+                    d.credentials.into_iter().map(move |c| (acct.clone(), c.id, id.clone()))
+                })
+                .collect(),
+            policies: garrison_catalog::policies::all().into_iter().map(|p| p.id).collect(),
+        })
+    }
 }
 
 struct Run<'a> {
@@ -323,9 +356,16 @@ impl Run<'_> {
             self.problems.push(format!("StackSet {} not deployed: {err}", self.en.stack_set));
             return;
         }
+        let mut tenant = match Tenant::read(self.e, &self.en.account_id).await {
+            Ok(t) => t,
+            Err(why) => {
+                self.problems.push(why);
+                return;
+            }
+        };
         for a in new {
             let arn = format!("arn:aws:iam::{a}:role/{role_name}");
-            match self.connect(&a, &arn).await {
+            match self.connect(&mut tenant, &a, &arn).await {
                 Ok((cred, dep)) => {
                     let m = self.member(&a, MemberState::Enrolled, None);
                     m.credential_id = Some(cred);
@@ -341,33 +381,30 @@ impl Run<'_> {
 
     /// The account's credential (reused when one names its role) and deployment (reused
     /// when one of this account runs on that credential).
-    async fn connect(&self, account: &str, role_arn: &str) -> Result<(String, String), String> {
+    async fn connect(&self, tenant: &mut Tenant, account: &str, role_arn: &str) -> Result<(String, String), String> {
         let store = &self.e.store;
-        let tenant = &self.en.account_id;
-        let creds = store.list_credentials(tenant).await.map_err(|e| e.to_string())?;
-        let cred = match creds.iter().find(|c| c.secrets.arn == role_arn) {
-            Some(c) => c.id.clone(),
+        let id = &self.en.account_id;
+        let cred = match tenant.credentials.iter().find(|(_, arn)| arn == role_arn) {
+            Some((c, _)) => c.clone(),
             None => {
                 let name = format!("{} {account}", self.en.name);
                 let c = NewCredential { name, secret: RoleSecret { arn: role_arn.into() } };
-                store.create_credential(tenant, &c, &self.by()).await.map_err(|e| e.to_string())?.id
+                let made = store.create_credential(id, &c, &self.by()).await.map_err(|e| e.to_string())?.id;
+                tenant.credentials.push((made.clone(), role_arn.to_string()));
+                tenant.accounts.insert(made.clone(), account.to_string());
+                made
             }
         };
-        let existing = store.list_deployments(tenant).await.map_err(|e| e.to_string())?;
-        if let Some(d) =
-            existing.iter().find(|d| d.platform.id == account && d.credentials.iter().any(|c| c.id == cred))
-        {
-            return Ok((cred, d.id.clone()));
+        if let Some(d) = tenant.deployments.iter().find(|(acct, c, _)| acct == account && *c == cred) {
+            return Ok((cred, d.2.clone()));
         }
         let body = self.en.deployment_body(account, &cred);
-        let policies: std::collections::HashSet<String> =
-            garrison_catalog::policies::all().into_iter().map(|p| p.id).collect();
-        let known = store.credential_accounts(tenant).await.map_err(|e| e.to_string())?;
-        let mut req = parse_request(&body, None, &Refs { policies: &policies, credentials: &known })
+        let mut req = parse_request(&body, None, &Refs { policies: &tenant.policies, credentials: &tenant.accounts })
             .map_err(|e| format!("the template does not make a valid deployment: {e}"))?;
         req.spec.is_control_tower |= self.control_tower;
-        let d = store.create_deployment(tenant, req.spec, &self.by()).await.map_err(|e| e.to_string())?;
+        let d = store.create_deployment(id, req.spec, &self.by()).await.map_err(|e| e.to_string())?;
         tracing::info!(enrollment = %self.en.id, aws_account = account, deployment = %d.id, "account enrolled");
+        tenant.deployments.push((account.to_string(), cred.clone(), d.id.clone()));
         self.e.wake.notify_one();
         Ok((cred, d.id))
     }
@@ -383,6 +420,9 @@ impl Run<'_> {
                 return;
             }
         };
+        // Where each instance was placed, read once (only needed for accounts whose
+        // deployment is gone).
+        let mut placed: Option<Vec<stacksets::Instance>> = None;
         for a in gone {
             let m = self.members[&a].clone();
             let tenant = self.en.account_id.clone();
@@ -406,11 +446,12 @@ impl Run<'_> {
             }
             // Deployment gone: the role goes (its instance was placed through the unit the
             // account was in then), and the credential made for it.
-            let placed = stacksets::instances(&self.aws, &self.en.stack_set)
-                .await
-                .ok()
-                .and_then(|list| list.into_iter().find(|i| i.account == a).and_then(|i| i.unit));
-            let unit = placed
+            if placed.is_none() {
+                placed = Some(stacksets::instances(&self.aws, &self.en.stack_set).await.unwrap_or_default());
+            }
+            let through =
+                placed.as_ref().and_then(|list| list.iter().find(|i| i.account == a).and_then(|i| i.unit.clone()));
+            let unit = through
                 .or_else(|| self.tree.accounts.get(&a).map(|x| x.parent.clone()))
                 .unwrap_or_else(|| self.tree.root.clone());
             let region = self.aws.region();

@@ -147,7 +147,7 @@ pub async fn rule_exists(c: &Ctx<'_>, arn: &str) -> Result<bool, CloudError> {
         Ok(_) => return Ok(false),
         Err(e) => {
             let e = CloudError::from_sdk("events", "DescribeRule", e);
-            return if absent(&e.code) || e.code == "ResourceNotFoundException" { Ok(false) } else { Err(e) };
+            return if absent(&e.code) { Ok(false) } else { Err(e) };
         }
     }
     c.aws.pace("events").await;
@@ -155,7 +155,7 @@ pub async fn rule_exists(c: &Ctx<'_>, arn: &str) -> Result<bool, CloudError> {
         Ok(t) => Ok(t.targets().iter().any(|t| t.id() == TARGET_ID)),
         Err(e) => {
             let e = CloudError::from_sdk("events", "ListTargetsByRule", e);
-            if absent(&e.code) || e.code == "ResourceNotFoundException" { Ok(false) } else { Err(e) }
+            if absent(&e.code) { Ok(false) } else { Err(e) }
         }
     }
 }
@@ -218,7 +218,7 @@ pub async fn role_exists(c: &Ctx<'_>, name: &str) -> Result<bool, CloudError> {
         Ok(_) => Ok(true),
         Err(e) => {
             let e = CloudError::from_sdk("iam", "GetRole", e);
-            if absent(&e.code) || e.code == "NoSuchEntity" { Ok(false) } else { Err(e) }
+            if absent(&e.code) { Ok(false) } else { Err(e) }
         }
     }
 }

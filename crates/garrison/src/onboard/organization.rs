@@ -6,7 +6,7 @@ use super::*;
 /// The StackSet's template: the role template with a fixed role name, so each account's
 /// role ARN follows from its id.
 pub(super) fn named_role_template(template: &Value, rt: &str) -> (String, String) {
-    let name = format!("garrison-{}", rt.replace('_', "-"));
+    let name = garrison_catalog::cft::stack_set_role_name(rt);
     let mut t = template.clone();
     t["Resources"]["GarrisonRole"]["Properties"]["RoleName"] = Value::String(name.clone());
     (t.to_string(), name)
