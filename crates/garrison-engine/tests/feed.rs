@@ -18,7 +18,7 @@ use garrison_cloud::estate::{self, EstateSpec};
 use garrison_cloud::{Aws, Sessions};
 use garrison_engine::plan::desired::keys;
 use garrison_engine::protect::reconcile;
-use garrison_model::protection::FEED_SID;
+use garrison_model::protection::{FEED_SID, TAG_KEY};
 use garrison_model::report::Report;
 use garrison_store::Store;
 use garrison_testkit::sample;
@@ -221,4 +221,84 @@ async fn events_on_the_default_bus_reach_garrison_once_and_the_feed_is_removed_w
     for call in ["events:RemoveTargets", "events:DeleteRule", "events:DeleteEventBus", "iam:DeleteRole"] {
         assert!(log.iter().any(|l| l.call == call && l.outcome == "ok"), "{call} in the audit log");
     }
+}
+
+/// The VPCs of a deployment scoped by tag follow their tags through the event feed: a VPC
+/// tagged after the fact gains its scanner within seconds of the `CreateTags` event, one
+/// whose tag is taken away loses it after `DeleteTags`; the untagged VPC gets nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vpc_tagged_after_the_fact_gains_its_appliances_through_the_event_feed() {
+    common::init_log();
+    let moto = Moto::start().expect("the AWS emulator is required for this test");
+    let aws = Aws::from_config(moto.sdk_config("us-east-1").await);
+    let sessions = Arc::new(Sessions::new(aws.clone()));
+    let spec = EstateSpec::s_bare();
+    let est = estate::build(&sessions, &spec).await.unwrap();
+    let first = est.vpcs().find(|v| !v.instances.is_empty()).unwrap().clone();
+    let region = first.region.clone();
+    let others: Vec<_> = est.vpcs().filter(|v| v.region == region && v.id != first.id).cloned().collect();
+    let later = others.first().expect("estate S has two VPCs per region").clone();
+    if later.instances.is_empty() {
+        common::launch_host(&aws, &later).await;
+    }
+    let ec2 = aws.in_region(&region).ec2();
+    let tag = |k: &str, v: &str| aws_sdk_ec2::types::Tag::builder().key(k).value(v).build();
+    ec2.create_tags().resources(&first.id).tags(tag("garrison:protect", "true")).send().await.unwrap();
+    // The same key with another value does not count.
+    for v in &others[1..] {
+        ec2.create_tags().resources(&v.id).tags(tag("garrison:protect", "false")).send().await.unwrap();
+    }
+    let t = garrison_testkit::tenants::tenant(&aws, "tagged").await.unwrap();
+    let store = t.store.clone();
+    let key = format!("/aws/{region}/tag/garrison:protect=true");
+    let (d, e) = common::watched_with(&t, &sessions, "by-tag", vec![common::include("tag", &key)], &region).await;
+    let scanned = |r: &Report, vpc: &str| {
+        r.vpcs.iter().any(|v| v.vpc_id == vpc && v.appliances.iter().any(|a| a.running() && !a.instance_id.is_empty()))
+    };
+
+    // 1. The tagged VPC only.
+    let r = reconcile(&e, &d).await.unwrap();
+    assert!(r.outcomes.iter().all(|o| o.result == "done"), "{:#?}", r.outcomes);
+    assert!(scanned(&r, &first.id), "{:#?}", r.vpcs);
+    assert_eq!(r.vpcs.len(), 1, "only the tagged VPC: {:#?}", r.vpcs);
+    assert_eq!((r.scope[0].key.as_str(), r.scope[0].vpcs), (key.as_str(), 1), "counted under the tag item");
+    assert!(r.audit_source.feed.as_ref().is_some_and(|f| f.regions == [region.clone()]), "the tag's region is fed");
+
+    // 2. Tagged later: the CreateTags event on the region's default bus sets it off.
+    let collector = tokio::spawn(garrison_engine::collect::run(e.clone()));
+    ec2.create_tags().resources(&later.id).tags(tag("garrison:protect", "true")).send().await.unwrap();
+    let tagged_at = Instant::now();
+    let items = |id: &str| json!({"resourcesSet": {"items": [{"resourceId": id}]},
+        "tagSet": {"items": [{"key": "garrison:protect", "value": "true"}]}});
+    let ev = sample::record("ec2", "CreateTags", &region, GARRISON, ALICE, items(&later.id), Value::Null);
+    deliver_as_eventbridge(&aws, &ev).await.unwrap();
+    let r2 = report_when(&store, &d.account_id, &d.id, r.generation, "the scanner of the tagged VPC", |r| {
+        scanned(r, &later.id)
+    })
+    .await;
+    let took = tagged_at.elapsed();
+    assert!(by_event(&r2, "CreateTags"), "{:?}", r2.trigger);
+    assert!(took < Duration::from_secs(30), "protected {took:?} after the tag");
+    eprintln!("a VPC tagged: protected {} ms after the event", took.as_millis());
+    assert_eq!(r2.scope[0].vpcs, 2);
+
+    // 3. Untagged: its appliances go.
+    ec2.delete_tags().resources(&first.id).tags(tag("garrison:protect", "true")).send().await.unwrap();
+    let ev = sample::record("ec2", "DeleteTags", &region, GARRISON, ALICE, items(&first.id), Value::Null);
+    deliver_as_eventbridge(&aws, &ev).await.unwrap();
+    let r3 = report_when(&store, &d.account_id, &d.id, r2.generation, "the untagged VPC's scanner removed", |r| {
+        !r.vpcs.iter().any(|v| v.vpc_id == first.id)
+    })
+    .await;
+    assert!(by_event(&r3, "DeleteTags"), "{:?}", r3.trigger);
+    assert!(scanned(&r3, &later.id));
+    collector.abort();
+    let snap = garrison_cloud::discovery::discover(&aws, std::slice::from_ref(&region), 0).await;
+    let running: Vec<String> = snap.regions[&region]
+        .instances
+        .iter()
+        .filter(|i| i.vpc_id.as_deref() == Some(first.id.as_str()) && i.tags.contains_key(TAG_KEY) && i.is_running())
+        .map(|i| i.id.clone())
+        .collect();
+    assert!(running.is_empty(), "garrison's appliances left running in the untagged VPC: {running:?}");
 }

@@ -1,9 +1,10 @@
 //! Which policy, if any, applies to a place in the account: the deployment's scope
-//! resolved most-specific-wins (host > vpc > region > deployment) with exclusions
-//! (region, vpc, subnet, host) taking precedence over any include.
+//! resolved most-specific-wins (host > vpc > VPC tag > region > deployment) with exclusions
+//! (region, vpc, subnet, host, VPC tag) taking precedence over any include.
 
 use crate::deployment::{PolicyRef, Scope};
 use crate::scope::{AssetKey, ScopeType};
+use crate::snapshot::Tags;
 
 /// A location to judge: a region, a VPC in it, a subnet, a host.
 #[derive(Debug, Clone, Copy, Default)]
@@ -12,6 +13,8 @@ pub struct Place<'a> {
     pub vpc: Option<&'a str>,
     pub subnet: Option<&'a str>,
     pub host: Option<&'a str>,
+    /// The tags of the VPC, for `tag` items (a place without them matches none).
+    pub vpc_tags: Option<&'a Tags>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +40,7 @@ pub fn coverage(scope: &Scope, p: Place<'_>) -> Coverage {
             Some(AssetKey::Vpc { region, vpc }) => region == p.region && p.vpc == Some(vpc.as_str()),
             Some(AssetKey::Subnet { region, subnet }) => region == p.region && p.subnet == Some(subnet.as_str()),
             Some(AssetKey::Host { region, instance }) => region == p.region && p.host == Some(instance.as_str()),
+            Some(k @ AssetKey::Tag { .. }) => k.region() == p.region && p.vpc_tags.is_some_and(|t| k.tag_matches(t)),
             None => false,
         };
         if hit {
@@ -48,11 +52,16 @@ pub fn coverage(scope: &Scope, p: Place<'_>) -> Coverage {
         let rank = match (inc.kind, AssetKey::parse(&inc.key)) {
             (ScopeType::Deployment, _) => Some(0),
             (_, Some(AssetKey::Region { region })) if region == p.region => Some(1),
-            (_, Some(AssetKey::Vpc { region, vpc })) if region == p.region && p.vpc == Some(vpc.as_str()) => Some(2),
+            (_, Some(k @ AssetKey::Tag { .. }))
+                if k.region() == p.region && p.vpc_tags.is_some_and(|t| k.tag_matches(t)) =>
+            {
+                Some(2)
+            }
+            (_, Some(AssetKey::Vpc { region, vpc })) if region == p.region && p.vpc == Some(vpc.as_str()) => Some(3),
             (_, Some(AssetKey::Host { region, instance }))
                 if region == p.region && p.host == Some(instance.as_str()) =>
             {
-                Some(3)
+                Some(4)
             }
             _ => None,
         };
@@ -68,7 +77,7 @@ pub fn coverage(scope: &Scope, p: Place<'_>) -> Coverage {
     }
 }
 
-/// Regions the scope reaches by name (region, vpc and host items); `deployment` items
+/// Regions the scope reaches by name (region, vpc, host and tag items); `deployment` items
 /// reach every region, which the caller resolves.
 pub fn named_regions(scope: &Scope) -> (bool, Vec<String>) {
     let mut all = false;
@@ -113,7 +122,7 @@ mod tests {
                 ExcludeItem { kind: ScopeType::Host, key: "/aws/us-east-1/host/i-0000000c".into() },
             ],
         };
-        let p = |vpc, subnet, host| Place { region: "us-east-1", vpc: Some(vpc), subnet: Some(subnet), host };
+        let p = |vpc, subnet, host| Place { region: "us-east-1", vpc: Some(vpc), subnet: Some(subnet), host, vpc_tags: None };
         let pol = |c: Coverage| match c {
             Coverage::Included(Some(p)) => p.id,
             other => format!("{other:?}"),
@@ -124,5 +133,40 @@ mod tests {
         assert_eq!(coverage(&scope, p("vpc-0000000a", "subnet-00000001", Some("i-0000000c"))), Coverage::Excluded);
         assert_eq!(coverage(&scope, Place { region: "eu-west-1", ..Default::default() }), Coverage::OutOfScope);
         assert_eq!(named_regions(&scope), (false, vec!["us-east-1".to_string()]));
+    }
+
+    #[test]
+    fn a_tag_item_covers_the_tagged_vpcs_of_its_region_below_a_named_vpc() {
+        let scope = Scope {
+            include: vec![
+                inc(ScopeType::Tag, "/aws/us-east-1/tag/garrison:protect=true", "PRO"),
+                inc(ScopeType::Vpc, "/aws/us-east-1/vpc/vpc-0000000a", "ESS"),
+            ],
+            exclude: vec![ExcludeItem { kind: ScopeType::Vpc, key: "/aws/us-east-1/vpc/vpc-0000000e".into() }],
+        };
+        let tagged: Tags = [("garrison:protect".to_string(), "true".to_string())].into();
+        let plain = Tags::new();
+        let at = |region, vpc, tags| Place { region, vpc: Some(vpc), vpc_tags: Some(tags), ..Default::default() };
+        let pol = |c: Coverage| match c {
+            Coverage::Included(Some(p)) => p.id,
+            other => format!("{other:?}"),
+        };
+        assert_eq!(pol(coverage(&scope, at("us-east-1", "vpc-00000001", &tagged))), "PRO");
+        assert_eq!(coverage(&scope, at("us-east-1", "vpc-00000002", &plain)), Coverage::OutOfScope);
+        assert_eq!(coverage(&scope, at("us-west-2", "vpc-00000003", &tagged)), Coverage::OutOfScope, "its region only");
+        assert_eq!(pol(coverage(&scope, at("us-east-1", "vpc-0000000a", &tagged))), "ESS", "a named VPC wins");
+        assert_eq!(coverage(&scope, at("us-east-1", "vpc-0000000e", &tagged)), Coverage::Excluded);
+        let host = Place { host: Some("i-00000001"), ..at("us-east-1", "vpc-00000001", &tagged) };
+        assert_eq!(pol(coverage(&scope, host)), "PRO", "a host in a tagged VPC");
+        assert_eq!(coverage(&scope, Place { region: "us-east-1", ..Default::default() }), Coverage::OutOfScope);
+        assert_eq!(named_regions(&scope), (false, vec!["us-east-1".to_string()]));
+        // And as an exclusion: a region's VPCs but those tagged otherwise.
+        let scope = Scope {
+            include: vec![inc(ScopeType::Region, "/aws/us-east-1", "ESS")],
+            exclude: vec![ExcludeItem { kind: ScopeType::Tag, key: "/aws/us-east-1/tag/garrison:protect=false".into() }],
+        };
+        let off: Tags = [("garrison:protect".to_string(), "false".to_string())].into();
+        assert_eq!(coverage(&scope, at("us-east-1", "vpc-00000001", &off)), Coverage::Excluded);
+        assert_eq!(pol(coverage(&scope, at("us-east-1", "vpc-00000001", &plain))), "ESS");
     }
 }

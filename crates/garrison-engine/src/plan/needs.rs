@@ -45,7 +45,7 @@ pub fn needs(d: &Deployment, snap: &Snapshot, policies: &[Policy]) -> Vec<VpcNee
     let mut out = vec![];
     for (region, rs) in &snap.regions {
         for v in &rs.vpcs {
-            let vpc_cov = coverage(&d.scope, Place { region, vpc: Some(&v.id), ..Default::default() });
+            let vpc_cov = coverage(&d.scope, Place { region, vpc: Some(&v.id), vpc_tags: Some(&v.tags), ..Default::default() });
             let mut need = VpcNeed {
                 region: region.clone(),
                 vpc_id: v.id.clone(),
@@ -64,7 +64,13 @@ pub fn needs(d: &Deployment, snap: &Snapshot, policies: &[Policy]) -> Vec<VpcNee
             for i in rs.instances.iter().filter(|i| {
                 i.vpc_id.as_deref() == Some(v.id.as_str()) && i.is_running() && !super::desired::is_appliance(i)
             }) {
-                let place = Place { region, vpc: Some(&v.id), subnet: i.subnet_id.as_deref(), host: Some(&i.id) };
+                let place = Place {
+                    region,
+                    vpc: Some(&v.id),
+                    subnet: i.subnet_id.as_deref(),
+                    host: Some(&i.id),
+                    vpc_tags: Some(&v.tags),
+                };
                 let Coverage::Included(Some(pref)) = coverage(&d.scope, place) else { continue };
                 let Some(p) = by_id.get(&pref.id.to_ascii_uppercase()) else { continue };
                 need.hosts += 1;

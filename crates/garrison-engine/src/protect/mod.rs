@@ -262,7 +262,7 @@ async fn apply(
         plan: plan.clone(),
         outcomes: outcomes.clone(),
         audit_source,
-        scope: scope_summary(d, &vpcs),
+        scope: scope_summary(d, &vpcs, &seen.snapshot),
         vpcs,
         monthly_appliance_usd,
         trigger,

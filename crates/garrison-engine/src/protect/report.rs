@@ -14,9 +14,10 @@ use garrison_model::report::{
 use crate::discover::{Observation, status};
 use crate::plan::desired::keys;
 
-/// Each protected VPC counts under its most specific include item (VPC, then region, then
-/// the whole deployment); host items protect hosts inside VPCs already counted.
-pub fn scope_summary(d: &Deployment, vpcs: &[VpcView]) -> Vec<ScopeView> {
+/// Each protected VPC counts under its most specific include item (VPC, then VPC tag, then
+/// region, then the whole deployment); host items protect hosts inside VPCs already
+/// counted. `snap` gives the VPCs' tags.
+pub fn scope_summary(d: &Deployment, vpcs: &[VpcView], snap: &garrison_model::snapshot::Snapshot) -> Vec<ScopeView> {
     use garrison_model::scope::{AssetKey, ScopeType};
     let mut out: Vec<ScopeView> = d
         .scope
@@ -31,8 +32,12 @@ pub fn scope_summary(d: &Deployment, vpcs: &[VpcView]) -> Vec<ScopeView> {
         })
         .collect();
     for v in vpcs {
+        let tags = snap.regions.get(&v.region).and_then(|r| r.vpcs.iter().find(|x| x.id == v.vpc_id)).map(|x| &x.tags);
         let rank = |i: &garrison_model::deployment::IncludeItem| match (i.kind, AssetKey::parse(&i.key)) {
-            (_, Some(AssetKey::Vpc { region, vpc })) if region == v.region && vpc == v.vpc_id => Some(3),
+            (_, Some(AssetKey::Vpc { region, vpc })) if region == v.region && vpc == v.vpc_id => Some(4),
+            (_, Some(k @ AssetKey::Tag { .. })) if k.region() == v.region && tags.is_some_and(|t| k.tag_matches(t)) => {
+                Some(3)
+            }
             (_, Some(AssetKey::Region { region })) if region == v.region => Some(2),
             (ScopeType::Deployment, _) => Some(1),
             _ => None,

@@ -74,6 +74,22 @@ fn every_bad_field_is_named() {
 }
 
 #[test]
+fn a_scope_by_vpc_tag_parses_and_a_bad_tag_key_is_named() {
+    let (p, c) = refs_data();
+    let mut b = reference_body();
+    b["scope"] = json!({"include": [{"type": "tag", "key": "/aws/us-east-1/tag/garrison:protect=true", "policy": {"id": PRO}}],
+                        "exclude": [{"type": "tag", "key": "/aws/us-east-1/tag/garrison:protect=false"}]});
+    let s = parse_request(&b, None, &Refs { policies: &p, credentials: &c }).unwrap().spec;
+    assert_eq!((s.scope.include[0].kind, s.scope.exclude[0].kind), (ScopeType::Tag, ScopeType::Tag));
+    b["scope"] = json!({"include": [{"type": "tag", "key": "/aws/us-east-1/tag/=true", "policy": {"id": PRO}},
+                                    {"type": "tag", "key": "/aws/us-east-1/vpc/vpc-0123abcd", "policy": {"id": PRO}}]});
+    let e = parse_request(&b, None, &Refs { policies: &p, credentials: &c }).unwrap_err();
+    assert_eq!(fields(&e), ["scope.include[0].key", "scope.include[1].key"]);
+    assert!(e.errors[0].expected.contains("/aws/<region>/tag/<tag-key>[=<value>]"), "{:?}", e.errors[0]);
+    assert!(e.errors[1].hint.as_ref().unwrap().contains("\"type\": \"vpc\""));
+}
+
+#[test]
 fn policy_required_for_automatic_but_not_readonly() {
     let (p, c) = refs_data();
     let mut b = reference_body();
