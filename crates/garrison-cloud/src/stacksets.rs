@@ -19,9 +19,26 @@ pub struct Instance {
     pub account: String,
     pub region: String,
     pub status: String,
+    /// AWS's detailed status (SUCCEEDED, FAILED, RUNNING, PENDING, CANCELLED, INOPERABLE,
+    /// SKIPPED_SUSPENDED_ACCOUNT), empty where it does not say.
+    pub detail: String,
     pub reason: String,
     /// The organizational unit it was deployed through, where AWS says.
     pub unit: Option<String>,
+}
+
+impl Instance {
+    /// Why the account's role may not be the StackSet's current one: any status but
+    /// CURRENT (OUTDATED after a failed create or update, INOPERABLE after a failed delete)
+    /// that is not an operation still running, with AWS's reason.
+    pub fn problem(&self) -> Option<String> {
+        if self.status == "CURRENT" || matches!(self.detail.as_str(), "RUNNING" | "PENDING") {
+            return None;
+        }
+        let detail = if self.detail.is_empty() { String::new() } else { format!(" ({})", self.detail) };
+        let reason = if self.reason.is_empty() { "AWS gives no reason" } else { self.reason.as_str() };
+        Some(format!("stack instance {}{detail} in {}: {reason}", self.status, self.region))
+    }
 }
 
 fn err<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
@@ -30,14 +47,44 @@ fn err<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
     move |e| CloudError::from_sdk("cloudformation", op, e)
 }
 
-/// Creates the StackSet unless it exists; true when it was created. Automatic deployment
-/// is on, so accounts that join the units later get the role without a re-run.
+/// What `ensure_with` found and did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ensured {
+    Created,
+    /// It held another template or external id (an older role version): updated, and
+    /// AWS updated every stack instance (the operation waited for).
+    Updated,
+    Current,
+}
+
+/// Creates the StackSet unless it exists, updates it when it holds another template;
+/// true when it was created. Automatic deployment is on, so accounts that join the units
+/// later get the role without a re-run.
 pub async fn ensure(aws: &Aws, name: &str, template_body: &str, external_id: &str) -> Result<bool, CloudError> {
-    ensure_with(aws, &Journal::default(), name, template_body, external_id, true).await
+    let made = ensure_with(aws, &Journal::default(), name, template_body, external_id, true, UPDATE_WAIT).await?;
+    Ok(made == Ensured::Created)
+}
+
+/// How long an update of every instance is waited for by `ensure`.
+const UPDATE_WAIT: Duration = Duration::from_secs(600);
+
+/// Whether the StackSet as described holds `template_body` (compared as JSON: AWS may
+/// keep it with other spacing) with `external_id`.
+fn holds(set: &aws_sdk_cloudformation::types::StackSet, template_body: &str, external_id: &str) -> bool {
+    let json = |s: &str| serde_json::from_str::<serde_json::Value>(s).ok();
+    let same_template = match (set.template_body().and_then(json), json(template_body)) {
+        (Some(a), Some(b)) => a == b,
+        _ => set.template_body() == Some(template_body),
+    };
+    let same_id = set
+        .parameters()
+        .iter()
+        .any(|p| p.parameter_key() == Some("ExternalId") && p.parameter_value() == Some(external_id));
+    same_template && same_id
 }
 
 /// `ensure`, choosing automatic deployment: an enrollment places each instance itself
-/// (AWS's own would also reach accounts the enrollment excludes).
+/// (AWS's own would also reach accounts the enrollment excludes). Writes are journaled.
 pub async fn ensure_with(
     aws: &Aws,
     journal: &Journal,
@@ -45,17 +92,36 @@ pub async fn ensure_with(
     template_body: &str,
     external_id: &str,
     auto: bool,
-) -> Result<bool, CloudError> {
+    wait: Duration,
+) -> Result<Ensured, CloudError> {
     let cf = aws.cloudformation();
     match cf.describe_stack_set().stack_set_name(name).send().await {
-        Ok(_) => return Ok(false),
+        Ok(d) => {
+            let Some(set) = d.stack_set() else { return Ok(Ensured::Current) };
+            if holds(set, template_body, external_id) {
+                return Ok(Ensured::Current);
+            }
+            // No targets: AWS updates every instance of the set.
+            let update = cf
+                .update_stack_set()
+                .stack_set_name(name)
+                .description(DESCRIPTION)
+                .template_body(template_body)
+                .parameters(Parameter::builder().parameter_key("ExternalId").parameter_value(external_id).build())
+                .capabilities(Capability::CapabilityNamedIam)
+                .send();
+            let op =
+                journal.write(aws, "organization/stack_set", "cloudformation", "UpdateStackSet", name, update).await?;
+            finish(aws, name, op.operation_id().unwrap_or_default(), "UpdateStackSet", wait).await?;
+            return Ok(Ensured::Updated);
+        }
         Err(e) if e.as_service_error().and_then(|s| s.code()) == Some("StackSetNotFoundException") => {}
         Err(e) => return Err(CloudError::from_sdk("cloudformation", "DescribeStackSet", e)),
     }
     let create = cf
         .create_stack_set()
         .stack_set_name(name)
-        .description("garrison's IAM role for each account of the organization's chosen units")
+        .description(DESCRIPTION)
         .template_body(template_body)
         .parameters(Parameter::builder().parameter_key("ExternalId").parameter_value(external_id).build())
         .capabilities(Capability::CapabilityNamedIam)
@@ -63,8 +129,10 @@ pub async fn ensure_with(
         .auto_deployment(AutoDeployment::builder().enabled(auto).retain_stacks_on_account_removal(false).build())
         .send();
     journal.write(aws, "organization/stack_set", "cloudformation", "CreateStackSet", name, create).await?;
-    Ok(true)
+    Ok(Ensured::Created)
 }
+
+const DESCRIPTION: &str = "garrison's IAM role for each account of the organization's chosen units";
 
 /// Deploys the StackSet to every account of `units` in `region` (accounts that have it
 /// already are left alone) and waits (bounded) for the operation to finish.
@@ -182,6 +250,11 @@ pub async fn instances(aws: &Aws, name: &str) -> Result<Vec<Instance>, CloudErro
                 account: s.account().unwrap_or_default().to_string(),
                 region: s.region().unwrap_or_default().to_string(),
                 status: s.status().map(|x| x.as_str().to_string()).unwrap_or_default(),
+                detail: s
+                    .stack_instance_status()
+                    .and_then(|d| d.detailed_status())
+                    .map(|x| x.as_str().to_string())
+                    .unwrap_or_default(),
                 reason: s.status_reason().unwrap_or_default().to_string(),
                 unit: s.organizational_unit_id().map(str::to_string),
             });
@@ -189,4 +262,37 @@ pub async fn instances(aws: &Aws, name: &str) -> Result<Vec<Instance>, CloudErro
     }
     out.sort_by(|a, b| (&a.account, &a.region).cmp(&(&b.account, &b.region)));
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn instance(status: &str, detail: &str, reason: &str) -> Instance {
+        Instance {
+            account: "111122223333".into(),
+            region: "us-east-1".into(),
+            status: status.into(),
+            detail: detail.into(),
+            reason: reason.into(),
+            unit: None,
+        }
+    }
+
+    #[test]
+    fn a_failed_instance_is_named_with_its_reason_and_one_at_work_is_not() {
+        assert_eq!(instance("CURRENT", "SUCCEEDED", "").problem(), None);
+        assert_eq!(instance("OUTDATED", "RUNNING", "").problem(), None, "an update at work");
+        assert_eq!(instance("OUTDATED", "PENDING", "").problem(), None);
+        let denied =
+            "Account 111122223333 should have 'AWSCloudFormationStackSetExecutionRole' role with trust relationship";
+        assert_eq!(
+            instance("OUTDATED", "FAILED", denied).problem().as_deref(),
+            Some(format!("stack instance OUTDATED (FAILED) in us-east-1: {denied}").as_str())
+        );
+        assert_eq!(
+            instance("INOPERABLE", "", "").problem().as_deref(),
+            Some("stack instance INOPERABLE in us-east-1: AWS gives no reason")
+        );
+    }
 }

@@ -42,7 +42,8 @@ pub fn picture(d: &Deployment, snap: &Snapshot, report_vpcs: &[VpcView]) -> Valu
         let region_cov = coverage(&d.scope, Place { region, ..Default::default() });
         let mut vpcs = vec![];
         for v in &rs.vpcs {
-            let cov = coverage(&d.scope, Place { region, vpc: Some(&v.id), vpc_tags: Some(&v.tags), ..Default::default() });
+            let cov =
+                coverage(&d.scope, Place { region, vpc: Some(&v.id), vpc_tags: Some(&v.tags), ..Default::default() });
             let apps: &[ApplianceView] = report_vpcs
                 .iter()
                 .find(|x| &x.region == region && x.vpc_id == v.id)

@@ -191,13 +191,20 @@ async fn reconcile_polled(e: &Engine, en: &Enrollment) -> (EnrollmentStatus, Opt
         control_tower,
         members: BTreeMap::new(),
         problems: feed_problem.into_iter().collect(),
+        role_name: None,
+        placed: vec![],
+        role: en.status.role.clone(),
     };
     for m in &en.status.members {
         run.members.insert(m.aws_account.clone(), m.clone());
     }
     let want = enrolled(&run.tree, &en.selection());
-    Box::pin(run.join(&want, &external_id)).await;
+    if !want.is_empty() || !run.members.is_empty() {
+        Box::pin(run.role(&external_id)).await;
+    }
+    Box::pin(run.join(&want)).await;
     Box::pin(run.leave(&want)).await;
+    run.health();
     let selection = en.selection();
     let excluded = run
         .tree
@@ -232,6 +239,7 @@ async fn reconcile_polled(e: &Engine, en: &Enrollment) -> (EnrollmentStatus, Opt
         members,
         excluded,
         events,
+        role: run.role,
     };
     if st != en.status {
         st.updated = now_ms();
@@ -279,6 +287,13 @@ struct Run<'a> {
     control_tower: bool,
     members: BTreeMap<String, Member>,
     problems: Vec<String>,
+    /// The role each account gets (its name, fixed for the StackSet), once the StackSet
+    /// holds the catalog's current version; None when it could not be made so.
+    role_name: Option<String>,
+    /// The StackSet's instances, read once a pass.
+    placed: Vec<stacksets::Instance>,
+    /// The role type and version the StackSet holds.
+    role: Option<String>,
 }
 
 impl Run<'_> {
@@ -305,18 +320,12 @@ impl Run<'_> {
         matches!(self.e.store.get_deployment(&self.en.account_id, &id).await, Ok(Some(_)))
     }
 
-    /// New accounts: the role through the StackSet, then a credential and a deployment each.
-    async fn join(&mut self, want: &BTreeSet<String>, external_id: &str) {
-        let mut new = vec![];
-        for a in want {
-            let done = self.members.get(a).is_some_and(|m| m.state == MemberState::Enrolled) && self.live(a).await;
-            if !done {
-                new.push(a.clone());
-            }
-        }
-        if new.is_empty() {
-            return;
-        }
+    /// The StackSet holds the role the catalog's latest version defines: made, or updated
+    /// when the catalog's role changed (AWS then updates every instance). After an update
+    /// every member's deployment runs again, and each run validates its role first: a role
+    /// that lacks what the plan needs is reported as a missing capability, never used.
+    /// Then the instances are read (once a pass) for `join`, `leave` and `health`.
+    async fn role(&mut self, external_id: &str) {
         let role = match self.e.catalog.get("aws", "ci_full", "latest") {
             Ok(r) => r.clone(),
             Err(err) => {
@@ -325,36 +334,102 @@ impl Run<'_> {
             }
         };
         let (template, role_name) = garrison_catalog::cft::render_named(&role, &self.e.principal);
+        let made = stacksets::ensure_with(
+            &self.aws,
+            &self.journal,
+            &self.en.stack_set,
+            &template.to_string(),
+            external_id,
+            false,
+            STACK_SET_WAIT,
+        )
+        .await;
+        let version = format!("{} {}", role.role_type, role.version);
+        match made {
+            Ok(stacksets::Ensured::Updated) => {
+                let ids: Vec<String> = self.members.values().filter_map(|m| m.deployment_id.clone()).collect();
+                tracing::info!(enrollment = %self.en.id, role = %version, accounts = ids.len(), "role upgraded across the organization");
+                if let Err(err) = self.e.store.make_due(&ids).await {
+                    self.problems.push(format!("the upgraded accounts are not re-validated yet: {err}"));
+                }
+                self.e.wake.notify_one();
+                self.role = Some(version);
+                self.role_name = Some(role_name);
+            }
+            Ok(_) => {
+                self.role = Some(version);
+                self.role_name = Some(role_name);
+            }
+            Err(err) => {
+                // The instances' own status names the accounts it failed in (`health`).
+                self.problems.push(format!("StackSet {} not at role {version}: {err}", self.en.stack_set));
+            }
+        }
+        match stacksets::instances(&self.aws, &self.en.stack_set).await {
+            Ok(list) => self.placed = list,
+            Err(err) => self.problems.push(format!("reading StackSet {}'s instances: {err}", self.en.stack_set)),
+        }
+    }
+
+    /// Members whose stack instance failed are named with AWS's reason; their deployment
+    /// stays (it validates its role each run), and the instance is tried again when the
+    /// role changes or the enrollment does.
+    fn health(&mut self) {
+        let failed: Vec<(String, String)> = self
+            .placed
+            .iter()
+            .filter_map(|i| i.problem().map(|p| (i.account.clone(), p)))
+            .filter(|(a, _)| self.members.get(a).is_some_and(|m| m.state == MemberState::Enrolled))
+            .collect();
+        for (a, why) in failed {
+            self.problems.push(format!("{a}: {why}"));
+            self.member(&a, MemberState::Failed, Some(why));
+        }
+    }
+
+    /// New accounts: the role through the StackSet, then a credential and a deployment each.
+    /// An account counts as done when its deployment is live and the StackSet has its
+    /// instance (whatever its status: `health` reports a failed one).
+    async fn join(&mut self, want: &BTreeSet<String>) {
+        let Some(role_name) = self.role_name.clone() else { return };
+        let mut new = vec![];
+        for a in want {
+            let placed = self.placed.iter().any(|i| &i.account == a);
+            let done = self.members.get(a).is_some_and(|m| m.deployment_id.is_some()) && placed && self.live(a).await;
+            if !done {
+                new.push(a.clone());
+            } else if let Some(m) = self.members.get_mut(a)
+                && m.state != MemberState::Enrolled
+            {
+                (m.state, m.reason) = (MemberState::Enrolled, None);
+            }
+        }
+        if new.is_empty() {
+            return;
+        }
         let region = self.aws.region();
-        let placed = async {
-            stacksets::ensure_with(
-                &self.aws,
-                &self.journal,
-                &self.en.stack_set,
-                &template.to_string(),
-                external_id,
-                false,
-            )
-            .await?;
-            let units: BTreeSet<String> =
-                new.iter().filter_map(|a| self.tree.accounts.get(a)).map(|a| a.parent.clone()).collect();
-            stacksets::deploy_accounts(
-                &self.aws,
-                &self.journal,
-                &self.en.stack_set,
-                &units.into_iter().collect::<Vec<_>>(),
-                &new,
-                &region,
-                STACK_SET_WAIT,
-            )
-            .await
-        };
+        let units: BTreeSet<String> =
+            new.iter().filter_map(|a| self.tree.accounts.get(a)).map(|a| a.parent.clone()).collect();
+        let units: Vec<String> = units.into_iter().collect();
+        let placed = stacksets::deploy_accounts(
+            &self.aws,
+            &self.journal,
+            &self.en.stack_set,
+            &units,
+            &new,
+            &region,
+            STACK_SET_WAIT,
+        );
         if let Err(err) = Box::pin(placed).await {
             for a in &new {
                 self.member(a, MemberState::Failed, Some(format!("StackSet {}: {err}", self.en.stack_set)));
             }
             self.problems.push(format!("StackSet {} not deployed: {err}", self.en.stack_set));
             return;
+        }
+        // The instances just made, for `health` and the next pass.
+        if let Ok(list) = stacksets::instances(&self.aws, &self.en.stack_set).await {
+            self.placed = list;
         }
         let mut tenant = match Tenant::read(self.e, &self.en.account_id).await {
             Ok(t) => t,
@@ -420,9 +495,6 @@ impl Run<'_> {
                 return;
             }
         };
-        // Where each instance was placed, read once (only needed for accounts whose
-        // deployment is gone).
-        let mut placed: Option<Vec<stacksets::Instance>> = None;
         for a in gone {
             let m = self.members[&a].clone();
             let tenant = self.en.account_id.clone();
@@ -446,11 +518,7 @@ impl Run<'_> {
             }
             // Deployment gone: the role goes (its instance was placed through the unit the
             // account was in then), and the credential made for it.
-            if placed.is_none() {
-                placed = Some(stacksets::instances(&self.aws, &self.en.stack_set).await.unwrap_or_default());
-            }
-            let through =
-                placed.as_ref().and_then(|list| list.iter().find(|i| i.account == a).and_then(|i| i.unit.clone()));
+            let through = self.placed.iter().find(|i| i.account == a).and_then(|i| i.unit.clone());
             let unit = through
                 .or_else(|| self.tree.accounts.get(&a).map(|x| x.parent.clone()))
                 .unwrap_or_else(|| self.tree.root.clone());

@@ -116,6 +116,39 @@ async fn an_enrolled_unit_gets_its_accounts_protected_and_lets_them_go() {
     assert_eq!(store.list_deployments(&t.account).await.unwrap().len(), 1);
     assert_eq!(store.list_credentials(&t.account).await.unwrap().len(), creds_before);
 
+    // 2b. The StackSet holds an older role (an earlier release's): the next pass updates it
+    // to the catalog's, and the members' deployments are due at once (each run validates
+    // its role before it plans); the pass after writes nothing again.
+    let cf = aws.cloudformation();
+    let template = |aws: &Aws| {
+        let cf = aws.cloudformation();
+        async move {
+            let d = cf.describe_stack_set().stack_set_name("garrison-role").send().await.unwrap();
+            serde_json::from_str::<serde_json::Value>(d.stack_set().unwrap().template_body().unwrap()).unwrap()
+        }
+    };
+    let current = template(&aws).await;
+    let mut older = current.clone();
+    older["Description"] = json!("garrison role ci_full 2026-01-01");
+    older["Resources"]["GarrisonRole"]["Properties"]["Policies"] = json!([]);
+    cf.update_stack_set().stack_set_name("garrison-role").template_body(older.to_string()).send().await.unwrap();
+    let lease = store.claim_next("w", 1, 60_000, 10).await.unwrap().pop().expect("the member's deployment");
+    let version = store.get_deployment(&t.account, &d.id).await.unwrap().unwrap().version;
+    assert!(store.finish_lease(&lease, "w", version, i64::MAX / 2).await.unwrap());
+    assert!(store.claim_next("w", 2, 60_000, 10).await.unwrap().is_empty(), "nothing due before the upgrade");
+    let upgraded = enroll(&e, &en).await;
+    let role = e.catalog.get("aws", "ci_full", "latest").unwrap();
+    assert_eq!(upgraded.role, Some(format!("ci_full {}", role.version)));
+    assert_eq!(upgraded.status, "ok", "{:?}", upgraded.message);
+    assert_eq!(template(&aws).await, current, "the StackSet holds the catalog's role again");
+    let due = store.claim_next("w", 3, 60_000, 10).await.unwrap();
+    assert_eq!(due.iter().map(|l| l.deployment_id.as_str()).collect::<Vec<_>>(), [d.id.as_str()], "re-validated");
+    let log = store.audit_log(&t.account, &en.id, 1000).await.unwrap();
+    assert_eq!(log.iter().filter(|l| l.call == "cloudformation:UpdateStackSet" && l.outcome == "ok").count(), 1);
+    store.set_enrollment_status(&en.id, &upgraded).await.unwrap();
+    let en = store.get_enrollment(&t.account, &en.id).await.unwrap().unwrap();
+    assert_eq!(enroll(&e, &en).await, en.status, "upgraded: nothing more to write");
+
     // 3. An account created into the unit (its event lost): enrolled by the next run.
     let late = organization::account(&aws, &root, &prod, "prod-late").await.unwrap();
     let st = enroll(&e, &en).await;

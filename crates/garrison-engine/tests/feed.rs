@@ -268,8 +268,10 @@ async fn a_vpc_tagged_after_the_fact_gains_its_appliances_through_the_event_feed
     let collector = tokio::spawn(garrison_engine::collect::run(e.clone()));
     ec2.create_tags().resources(&later.id).tags(tag("garrison:protect", "true")).send().await.unwrap();
     let tagged_at = Instant::now();
-    let items = |id: &str| json!({"resourcesSet": {"items": [{"resourceId": id}]},
-        "tagSet": {"items": [{"key": "garrison:protect", "value": "true"}]}});
+    let items = |id: &str| {
+        json!({"resourcesSet": {"items": [{"resourceId": id}]},
+        "tagSet": {"items": [{"key": "garrison:protect", "value": "true"}]}})
+    };
     let ev = sample::record("ec2", "CreateTags", &region, GARRISON, ALICE, items(&later.id), Value::Null);
     deliver_as_eventbridge(&aws, &ev).await.unwrap();
     let r2 = report_when(&store, &d.account_id, &d.id, r.generation, "the scanner of the tagged VPC", |r| {

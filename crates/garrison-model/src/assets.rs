@@ -63,10 +63,10 @@ pub fn build(d: &Deployment, snap: &Snapshot) -> Vec<Asset> {
     for (region, rs) in &snap.regions {
         let rkey = format!("/aws/{region}");
         let r_in = coverage(&d.scope, Place { region, ..Default::default() }).is_included()
-            || rs
-                .vpcs
-                .iter()
-                .any(|v| coverage(&d.scope, Place { region, vpc: Some(&v.id), vpc_tags: Some(&v.tags), ..Default::default() }).is_included());
+            || rs.vpcs.iter().any(|v| {
+                coverage(&d.scope, Place { region, vpc: Some(&v.id), vpc_tags: Some(&v.tags), ..Default::default() })
+                    .is_included()
+            });
         out.push(Asset {
             kind: AssetType::Region,
             key: rkey.clone(),
@@ -76,7 +76,9 @@ pub fn build(d: &Deployment, snap: &Snapshot) -> Vec<Asset> {
         });
         for v in &rs.vpcs {
             let vkey = format!("/aws/{region}/vpc/{}", v.id);
-            let v_in = coverage(&d.scope, Place { region, vpc: Some(&v.id), vpc_tags: Some(&v.tags), ..Default::default() }).is_included();
+            let v_in =
+                coverage(&d.scope, Place { region, vpc: Some(&v.id), vpc_tags: Some(&v.tags), ..Default::default() })
+                    .is_included();
             let name = v.tags.get("Name").cloned().unwrap_or_else(|| v.id.clone());
             let mut b = base(AssetType::Vpc, &vkey, &name, "vpc", v_in);
             b["region"] = json!(region);
@@ -92,8 +94,11 @@ pub fn build(d: &Deployment, snap: &Snapshot) -> Vec<Asset> {
             });
             for s in rs.subnets.iter().filter(|s| s.vpc_id == v.id) {
                 let skey = format!("/aws/{region}/subnet/{}", s.id);
-                let s_in = coverage(&d.scope, Place { region, vpc: Some(&v.id), subnet: Some(&s.id), host: None, vpc_tags: Some(&v.tags) })
-                    .is_included();
+                let s_in = coverage(
+                    &d.scope,
+                    Place { region, vpc: Some(&v.id), subnet: Some(&s.id), host: None, vpc_tags: Some(&v.tags) },
+                )
+                .is_included();
                 let mut b = base(AssetType::Subnet, &skey, s.tags.get("Name").unwrap_or(&s.id), "subnet", s_in);
                 b["region"] = json!(region);
                 b["vpc_key"] = json!(vkey);
@@ -109,15 +114,17 @@ pub fn build(d: &Deployment, snap: &Snapshot) -> Vec<Asset> {
                 });
                 for i in rs.instances.iter().filter(|i| i.subnet_id.as_deref() == Some(s.id.as_str())) {
                     let hkey = format!("/aws/{region}/host/{}", i.id);
-                    let h_in =
-                        coverage(&d.scope, Place {
+                    let h_in = coverage(
+                        &d.scope,
+                        Place {
                             region,
                             vpc: Some(&v.id),
                             subnet: Some(&s.id),
                             host: Some(&i.id),
                             vpc_tags: Some(&v.tags),
-                        })
-                            .is_included();
+                        },
+                    )
+                    .is_included();
                     let mut b = base(AssetType::Host, &hkey, i.tags.get("Name").unwrap_or(&i.id), "host", h_in);
                     b["region"] = json!(region);
                     b["vpc_key"] = json!(vkey);

@@ -122,7 +122,13 @@ mod tests {
                 ExcludeItem { kind: ScopeType::Host, key: "/aws/us-east-1/host/i-0000000c".into() },
             ],
         };
-        let p = |vpc, subnet, host| Place { region: "us-east-1", vpc: Some(vpc), subnet: Some(subnet), host, vpc_tags: None };
+        let p = |vpc, subnet, host| Place {
+            region: "us-east-1",
+            vpc: Some(vpc),
+            subnet: Some(subnet),
+            host,
+            vpc_tags: None,
+        };
         let pol = |c: Coverage| match c {
             Coverage::Included(Some(p)) => p.id,
             other => format!("{other:?}"),
@@ -163,7 +169,10 @@ mod tests {
         // And as an exclusion: a region's VPCs but those tagged otherwise.
         let scope = Scope {
             include: vec![inc(ScopeType::Region, "/aws/us-east-1", "ESS")],
-            exclude: vec![ExcludeItem { kind: ScopeType::Tag, key: "/aws/us-east-1/tag/garrison:protect=false".into() }],
+            exclude: vec![ExcludeItem {
+                kind: ScopeType::Tag,
+                key: "/aws/us-east-1/tag/garrison:protect=false".into(),
+            }],
         };
         let off: Tags = [("garrison:protect".to_string(), "false".to_string())].into();
         assert_eq!(coverage(&scope, at("us-east-1", "vpc-00000001", &off)), Coverage::Excluded);

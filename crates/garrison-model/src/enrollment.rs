@@ -59,6 +59,10 @@ pub struct EnrollmentStatus {
     /// fed by garrison's rule), once made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub events: Option<LifecycleFeed>,
+    /// The role type and version garrison's StackSet holds, e.g. `ci_full 2026-12-06`:
+    /// when the catalog's role changes, the StackSet and every account are upgraded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]

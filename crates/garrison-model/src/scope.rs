@@ -9,13 +9,28 @@ use serde::{Deserialize, Serialize};
 /// A parsed AWS asset key.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum AssetKey {
-    Region { region: String },
-    Vpc { region: String, vpc: String },
-    Subnet { region: String, subnet: String },
-    Host { region: String, instance: String },
+    Region {
+        region: String,
+    },
+    Vpc {
+        region: String,
+        vpc: String,
+    },
+    Subnet {
+        region: String,
+        subnet: String,
+    },
+    Host {
+        region: String,
+        instance: String,
+    },
     /// The VPCs of a region carrying a tag (any value when `value` is None): a garrison
     /// extension, so that a template can scope accounts whose VPC ids nobody knows yet.
-    Tag { region: String, key: String, value: Option<String> },
+    Tag {
+        region: String,
+        key: String,
+        value: Option<String>,
+    },
 }
 
 /// The kinds of scope item the reference API knows.
@@ -232,7 +247,11 @@ mod tests {
         assert!(AssetKey::parse("/aws/ap-southeast-2/host/i-0123456789abcdef0").is_some());
         assert_eq!(
             AssetKey::parse("/aws/us-east-1/tag/garrison:protect=true"),
-            Some(AssetKey::Tag { region: "us-east-1".into(), key: "garrison:protect".into(), value: Some("true".into()) })
+            Some(AssetKey::Tag {
+                region: "us-east-1".into(),
+                key: "garrison:protect".into(),
+                value: Some("true".into())
+            })
         );
         assert_eq!(
             AssetKey::parse("/aws/us-east-1/tag/team/payments"),

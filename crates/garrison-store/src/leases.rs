@@ -192,6 +192,17 @@ impl Store {
             .collect())
     }
 
+    /// Makes these deployments due now (a lease held stays held: its run ends first).
+    pub async fn make_due(&self, ids: &[String]) -> Result<(), StoreError> {
+        for id in ids {
+            sqlx::query("UPDATE leases SET next_due_ms = 0 WHERE deployment_id = $1")
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Makes every deployment due and free at once (benchmarks: one full pass on demand).
     pub async fn make_all_due(&self) -> Result<(), StoreError> {
         sqlx::query("UPDATE leases SET next_due_ms = 0, expires_at_ms = 0, done_version = -1")

@@ -45,7 +45,8 @@ pub fn needs(d: &Deployment, snap: &Snapshot, policies: &[Policy]) -> Vec<VpcNee
     let mut out = vec![];
     for (region, rs) in &snap.regions {
         for v in &rs.vpcs {
-            let vpc_cov = coverage(&d.scope, Place { region, vpc: Some(&v.id), vpc_tags: Some(&v.tags), ..Default::default() });
+            let vpc_cov =
+                coverage(&d.scope, Place { region, vpc: Some(&v.id), vpc_tags: Some(&v.tags), ..Default::default() });
             let mut need = VpcNeed {
                 region: region.clone(),
                 vpc_id: v.id.clone(),
