@@ -127,7 +127,7 @@ both_backends!(themis_roles_and_templates, |s: Server| async move {
     assert_eq!((bad.status.as_u16(), bad.body["field"].as_str()), (400, Some("role_type")));
     let all = s.get("/themis/v1/10000001/roles?platform_type=aws", &t).await;
     let types: Vec<&str> = all.body.as_array().unwrap().iter().map(|r| r["type"].as_str().unwrap()).collect();
-    assert_eq!(types, ["ci_essentials", "ci_full", "ci_manual", "ci_readonly", "ci_x_account_ct"]);
+    assert_eq!(types, ["ci_essentials", "ci_full", "ci_manual", "ci_organization", "ci_readonly", "ci_x_account_ct"]);
     assert_eq!(s.get("/themis/v1/10000001/roles?platform_type=azure", &t).await.body, json!([]));
     // validate_credentials, from stored data.
     let cred = json!({"credential": {"platform_type": "aws", "role_type": "ci_full", "arn": "arn:aws:iam::123412341234:role/garrison", "external_id": ext}});

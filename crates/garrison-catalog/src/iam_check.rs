@@ -148,6 +148,9 @@ pub enum Capability {
     Guardduty,
     Config,
     FlowLogs,
+    /// An organization's management account: its tree, garrison's role StackSet, the
+    /// lifecycle rule and queue (role type `ci_organization`).
+    Organization,
 }
 
 impl Capability {
@@ -156,7 +159,10 @@ impl Capability {
         let a = action.to_ascii_lowercase();
         let (service, name) = a.split_once(':').unwrap_or(("", a.as_str()));
         let read = ["describe", "get", "list", "lookup", "generate"].iter().any(|p| name.starts_with(p));
+        let stack_set = name.contains("stackset") || name.contains("stackinstances");
         match service {
+            "organizations" => Capability::Organization,
+            "cloudformation" if stack_set => Capability::Organization,
             "guardduty" if !read => Capability::Guardduty,
             "config" if !read && name != "deliverconfigsnapshot" => Capability::Config,
             "ec2" if name.contains("flowlogs") => Capability::FlowLogs,

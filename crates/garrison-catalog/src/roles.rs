@@ -23,6 +23,7 @@ const FILES: &[&str] = &[
     include_str!("../data/roles/ci_essentials/2021-03-30.json"),
     include_str!("../data/roles/ci_readonly/2019-10-22.json"),
     include_str!("../data/roles/ci_x_account_ct/2021-03-30.json"),
+    include_str!("../data/roles/ci_organization/2026-12-06.json"),
 ];
 
 /// Role types of the reference that garrison does not offer, with the reason.
@@ -104,7 +105,10 @@ mod tests {
     #[test]
     fn every_reference_role_type_is_there() {
         let c = Catalog::builtin();
-        assert_eq!(c.role_types(), ["ci_essentials", "ci_full", "ci_manual", "ci_readonly", "ci_x_account_ct"]);
+        assert_eq!(
+            c.role_types(),
+            ["ci_essentials", "ci_full", "ci_manual", "ci_organization", "ci_readonly", "ci_x_account_ct"]
+        );
         for r in c.latest() {
             let st = r.policy_document["Statement"].as_array().unwrap();
             assert!(!st.is_empty(), "{}", r.role_type);

@@ -1,6 +1,6 @@
 //! A service-managed CloudFormation StackSet of garrison's role, rolled out from an
 //! organization's management account to the accounts of chosen organizational units
-//! (`garrison onboard --organization`).
+//! (an organization enrollment: `garrison_engine::enroll`).
 
 use std::time::{Duration, Instant};
 
@@ -57,17 +57,6 @@ pub enum Ensured {
     Current,
 }
 
-/// Creates the StackSet unless it exists, updates it when it holds another template;
-/// true when it was created. Automatic deployment is on, so accounts that join the units
-/// later get the role without a re-run.
-pub async fn ensure(aws: &Aws, name: &str, template_body: &str, external_id: &str) -> Result<bool, CloudError> {
-    let made = ensure_with(aws, &Journal::default(), name, template_body, external_id, true, UPDATE_WAIT).await?;
-    Ok(made == Ensured::Created)
-}
-
-/// How long an update of every instance is waited for by `ensure`.
-const UPDATE_WAIT: Duration = Duration::from_secs(600);
-
 /// Whether the StackSet as described holds `template_body` (compared as JSON: AWS may
 /// keep it with other spacing) with `external_id`.
 fn holds(set: &aws_sdk_cloudformation::types::StackSet, template_body: &str, external_id: &str) -> bool {
@@ -83,8 +72,10 @@ fn holds(set: &aws_sdk_cloudformation::types::StackSet, template_body: &str, ext
     same_template && same_id
 }
 
-/// `ensure`, choosing automatic deployment: an enrollment places each instance itself
-/// (AWS's own would also reach accounts the enrollment excludes). Writes are journaled.
+/// Creates the StackSet unless it exists, updates it when it holds another template or
+/// external id (journaled, waiting up to `wait` for AWS to update every instance). `auto`:
+/// AWS's automatic deployment (off for an enrollment, which places each instance itself:
+/// AWS's own would also reach accounts the enrollment excludes).
 pub async fn ensure_with(
     aws: &Aws,
     journal: &Journal,
@@ -133,21 +124,6 @@ pub async fn ensure_with(
 }
 
 const DESCRIPTION: &str = "garrison's IAM role for each account of the organization's chosen units";
-
-/// Deploys the StackSet to every account of `units` in `region` (accounts that have it
-/// already are left alone) and waits (bounded) for the operation to finish.
-pub async fn deploy(aws: &Aws, name: &str, units: &[String], region: &str, wait: Duration) -> Result<(), CloudError> {
-    let op = aws
-        .cloudformation()
-        .create_stack_instances()
-        .stack_set_name(name)
-        .deployment_targets(DeploymentTargets::builder().set_organizational_unit_ids(Some(units.to_vec())).build())
-        .regions(region)
-        .send()
-        .await
-        .map_err(err("CreateStackInstances"))?;
-    finish(aws, name, op.operation_id().unwrap_or_default(), "CreateStackInstances", wait).await
-}
 
 /// Exactly `accounts`, each in one of `units`: a service-managed StackSet targets units,
 /// narrowed to the accounts by an intersection filter.

@@ -46,7 +46,7 @@ async fn published_template_builds_the_role_in_cloudformation() {
         })
         .collect();
     let written = templates::publish(&aws, bucket, objects).await.unwrap();
-    assert_eq!(written.len(), 6);
+    assert_eq!(written.len(), 7);
     let listed = aws.s3().list_objects_v2().bucket(bucket).send().await.unwrap();
     let keys: BTreeSet<String> = listed.contents().iter().filter_map(|o| o.key().map(str::to_string)).collect();
     assert!(keys.contains("ci_full/2026-12-06") && keys.contains("ci_x_account_ct/2021-03-30"), "{keys:?}");

@@ -21,6 +21,9 @@ use crate::{Engine, now_ms};
 /// How long a StackSet operation is waited for within one run.
 const STACK_SET_WAIT: Duration = Duration::from_secs(300);
 
+/// The role type of the management account's credential.
+pub const MANAGEMENT_ROLE: &str = "ci_organization";
+
 /// The lease key of an enrollment: on a shared store one worker reconciles it at a time.
 pub const ENROLLMENT_LEASE: &str = "enroll:";
 
@@ -103,7 +106,11 @@ async fn wait(engine: &Engine, pause: Duration, queues: &[(Aws, String)]) {
 }
 
 /// The management account's session for `en`.
-async fn management(e: &Engine, en: &Enrollment) -> Result<(Aws, String, String), String> {
+/// The management account's session. With `validated`, its role must also be a safe
+/// `ci_organization` role (trust limited to garrison with the tenant's external id, every
+/// action the role type lists granted): an enrollment never acts through a role that would
+/// fail halfway, and the status says what the role lacks.
+async fn management(e: &Engine, en: &Enrollment, validated: bool) -> Result<(Aws, String, String), String> {
     let role_arn = match e.store.get_credential(&en.account_id, &en.credential_id).await {
         Ok(Some(c)) => c.secrets.arn,
         Ok(None) => return Err(format!("credential {} no longer exists", en.credential_id)),
@@ -116,6 +123,17 @@ async fn management(e: &Engine, en: &Enrollment) -> Result<(Aws, String, String)
         .assume(&role_arn, &external_id)
         .await
         .map_err(|err| format!("cannot assume {}: {err}", garrison_model::redact::role_arn(&role_arn)))?;
+    if validated {
+        let role =
+            e.catalog.get("aws", MANAGEMENT_ROLE, "latest").map_err(|err| format!("no role definition: {err}"))?;
+        let v = crate::validation::validate(e, &role_arn, &external_id, role, 1).await;
+        if v.status != crate::validation::ValidationStatus::Ok {
+            return Err(format!(
+                "the management account's role is not a usable {MANAGEMENT_ROLE} role {}: {}",
+                role.version, v.message
+            ));
+        }
+    }
     Ok((aws, role_arn, external_id))
 }
 
@@ -127,7 +145,7 @@ pub async fn tear_down(e: &Engine, en: &Enrollment) {
     let removed = if en.status.events.is_none() {
         Ok(())
     } else {
-        match management(e, en).await {
+        match management(e, en, false).await {
             Ok((aws, _, _)) => {
                 garrison_cloud::org_events::remove(&aws, &journal, &en.feed_name()).await.map_err(|e| e.to_string())
             }
@@ -157,7 +175,7 @@ pub async fn reconcile(e: &Engine, en: &Enrollment) -> EnrollmentStatus {
 
 /// `reconcile`, with the lifecycle queue to listen on.
 async fn reconcile_polled(e: &Engine, en: &Enrollment) -> (EnrollmentStatus, Option<(Aws, String)>) {
-    let (aws, _, external_id) = match management(e, en).await {
+    let (aws, _, external_id) = match management(e, en, true).await {
         Ok(x) => x,
         Err(why) => return (failed(en, why), None),
     };

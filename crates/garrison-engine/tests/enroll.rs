@@ -35,9 +35,11 @@ async fn an_enrolled_unit_gets_its_accounts_protected_and_lets_them_go() {
     let excluded = organization::account(&aws, &root, &prod, "prod-excluded").await.unwrap();
     let d1 = organization::account(&aws, &root, &dev, "dev-a").await.unwrap();
 
-    // The management account's credential is the tenant's role in the emulator's own account.
+    // The management account's credential: a ci_organization role in the emulator's own
+    // account. First a role of another type: refused, saying what it lacks.
     let t = garrison_testkit::tenants::tenant(&aws, "mgmt").await.unwrap();
     let store = t.store.clone();
+    let management = t.role_credential(&aws, "garrison-management", "ci_organization").await.unwrap();
     let spec = EnrollmentSpec {
         name: "acme".into(),
         credential_id: t.credential.clone(),
@@ -51,7 +53,7 @@ async fn an_enrolled_unit_gets_its_accounts_protected_and_lets_them_go() {
             "scope": {"include": [common::include("region", "/aws/us-east-1")]}}),
         stack_set: "garrison-role".into(),
     };
-    let en = store.create_enrollment(&t.account, spec, "u").await.unwrap();
+    let en = store.create_enrollment(&t.account, spec.clone(), "u").await.unwrap();
     // The organization runs Control Tower: its landing zone's role in the management account.
     aws.iam()
         .create_role()
@@ -65,6 +67,13 @@ async fn an_enrolled_unit_gets_its_accounts_protected_and_lets_them_go() {
         .await
         .unwrap();
     let e = Arc::new(garrison_engine::Engine::new(store.clone(), sessions.clone(), GARRISON.into()));
+    let refused = enroll(&e, &en).await;
+    assert_eq!(refused.status, "error");
+    let why = refused.message.clone().unwrap_or_default();
+    assert!(why.contains("not a usable ci_organization role") && why.contains("organizations:"), "{why}");
+    assert!(store.list_deployments(&t.account).await.unwrap().is_empty(), "nothing done through it");
+    let spec = EnrollmentSpec { credential_id: management, ..spec };
+    let en = store.update_enrollment(&t.account, &en.id, en.version, spec, "u").await.unwrap();
 
     // 1. The enrolled account: role, credential, deployment; the others left out, saying why.
     let st = enroll(&e, &en).await;

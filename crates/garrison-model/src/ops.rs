@@ -336,7 +336,7 @@ pub static OPERATIONS: &[Operation] = &[
         params: params![
             ACCOUNT,
             p("platform_type", "aws"),
-            p("role_type", "ci_full | ci_manual | ci_essentials | ci_readonly | ci_x_account_ct"),
+            p("role_type", "ci_full | ci_manual | ci_essentials | ci_readonly | ci_x_account_ct | ci_organization"),
             p("role_version", "YYYY-MM-DD or latest"),
             q("format", Kind::String, "json (default) | terraform (HCL text)")
         ],

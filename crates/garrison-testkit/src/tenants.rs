@@ -70,6 +70,23 @@ pub async fn tenant_with(aws: &Aws, name: &str, key: &SealKey) -> anyhow::Result
 }
 
 impl Tenant {
+    /// A role of `role_type` named `name` in the emulator's account, trusting garrison with
+    /// the tenant's external id as its stack would, and its credential's id (e.g. an
+    /// organization's management account: `ci_organization`).
+    pub async fn role_credential(&self, aws: &Aws, name: &str, role_type: &str) -> anyhow::Result<String> {
+        let ext = self.store.external_id(&self.account).await?;
+        let def = Catalog::builtin().get("aws", role_type, "latest")?.clone();
+        let arn = garrison_cloud::estate::create_role(
+            aws,
+            name,
+            &cft::trust_policy(GARRISON, json!(ext)),
+            &cft::split_policy(&def.policy_document, cft::MANAGED_POLICY_LIMIT),
+        )
+        .await?;
+        let secret = RoleSecret { arn };
+        Ok(self.store.create_credential(&self.account, &NewCredential { name: name.into(), secret }, "test").await?.id)
+    }
+
     /// An automatic-mode deployment of garrison's emulated account with one include item
     /// per region, the i-th region under policy `policy(i)`.
     pub async fn automatic(

@@ -5,16 +5,19 @@
 //! reconcile until the account is protected, or say what failed. Every step finds and reuses
 //! what a previous run made, so running it again changes nothing.
 //!
-//! `--organization` does the same for the accounts of organizational units: the role goes
-//! out as a service-managed StackSet (with a fixed role name, so each account's role ARN is
-//! known without reading the account), then a credential and a deployment per account.
+//! `--organization` enrolls an organization once, and garrison keeps it from then on: the
+//! management account gets its own role (a `ci_organization` stack), garrison a credential
+//! for it and an organization enrollment (units, exclusions, the deployment template the
+//! flags make), and the enrollment loop gives every account of the units garrison's role
+//! (a service-managed StackSet), a credential and a deployment, now and as accounts join,
+//! move or leave. The command waits until the units' accounts are enrolled and protected.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
 use garrison_catalog::policies::{ENTERPRISE, ESSENTIALS, PROFESSIONAL};
-use garrison_cloud::{Aws, stacks, stacksets};
+use garrison_cloud::{Aws, stacks};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 
@@ -23,8 +26,6 @@ use crate::client::{CallError, Client, Overrides, resolve};
 mod follow;
 mod organization;
 use follow::{describe_outcome, follow, outcome};
-#[cfg(test)]
-use organization::named_role_template;
 use organization::organization;
 
 #[derive(Parser, Debug, Clone)]
@@ -44,7 +45,8 @@ pub struct Args {
     /// Region of the CloudFormation stack or StackSet instances (IAM is global; default: the AWS configuration's, else us-east-1)
     #[arg(long = "stack-region")]
     stack_region: Option<String>,
-    /// Name of the CloudFormation stack (or StackSet with --organization)
+    /// Name of the CloudFormation stack (with --organization: of the StackSet, the
+    /// management account's stack being NAME-management)
     #[arg(long = "stack-name", default_value = "garrison")]
     stack_name: String,
     /// Deployment name (default: "aws <account id>")
@@ -59,6 +61,10 @@ pub struct Args {
     /// One VPC to protect, as REGION/VPC-ID (repeatable)
     #[arg(long = "vpc")]
     vpcs: Vec<String>,
+    /// Scope by VPC tag: in each --region, the VPCs carrying KEY (with VALUE, when given)
+    /// rather than every VPC, e.g. --tag garrison:protect=true
+    #[arg(long = "tag")]
+    tag: Option<String>,
     /// A scope key to exclude: /aws/REGION[/vpc|subnet|host/ID] (repeatable)
     #[arg(long = "exclude")]
     excludes: Vec<String>,
@@ -74,9 +80,15 @@ pub struct Args {
     /// Onboard the accounts of organizational units through a StackSet (run with the management account's credentials)
     #[arg(long)]
     organization: bool,
-    /// An organizational unit whose accounts to onboard (repeatable; with --organization)
+    /// An organizational unit whose accounts to enroll, with its child units (repeatable; with --organization)
     #[arg(long = "organizational-unit")]
     units: Vec<String>,
+    /// An account of those units to leave alone (repeatable; with --organization)
+    #[arg(long = "exclude-account")]
+    exclude_accounts: Vec<String>,
+    /// A child unit of those units to leave alone (repeatable; with --organization)
+    #[arg(long = "exclude-unit")]
+    exclude_units: Vec<String>,
     /// json: print the outcome as one JSON document on stdout (progress goes to stderr either way)
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     output: String,
@@ -184,9 +196,16 @@ fn scope_from(a: &Args) -> Result<Value, Failure> {
     if a.regions.is_empty() && a.vpcs.is_empty() {
         return Err(usage("scope: expected at least one --region REGION or --vpc REGION/VPC-ID, found neither".into()));
     }
+    if a.tag.is_some() && a.regions.is_empty() {
+        return Err(usage("--tag: expected at least one --region whose VPCs it selects, found none".into()));
+    }
     let mut include = vec![];
     for r in &a.regions {
-        include.push(json!({"type": "region", "key": format!("/aws/{r}"), "policy": {"id": policy}}));
+        let item = match &a.tag {
+            Some(tag) => json!({"type": "tag", "key": format!("/aws/{r}/tag/{tag}"), "policy": {"id": policy}}),
+            None => json!({"type": "region", "key": format!("/aws/{r}"), "policy": {"id": policy}}),
+        };
+        include.push(item);
     }
     for v in &a.vpcs {
         let Some((region, vpc)) = v.split_once('/').filter(|(r, v)| !r.is_empty() && v.starts_with("vpc-")) else {
@@ -374,11 +393,7 @@ async fn connect_account(
     ui.step(&format!("  role {arn} validated: {}", v["message"].as_str().unwrap_or_default()));
     let (cred, cred_action) = credential(c, account, arn, &format!("garrison role in {aws_account}")).await?;
     ui.step(&format!("  credential {cred}: {}", cred_action.word()));
-    let name = match (&a.name, a.organization) {
-        (Some(n), false) => n.clone(),
-        (Some(n), true) => format!("{n} {aws_account}"),
-        (None, _) => format!("aws {aws_account}"),
-    };
+    let name = a.name.clone().unwrap_or_else(|| format!("aws {aws_account}"));
     let (d, d_action, prior) = deployment(c, account, aws_account, &name, &a.mode, scope, &cred).await?;
     let id = d["id"].as_str().unwrap_or_default().to_string();
     ui.step(&format!("  deployment {id} ({name}): {}", d_action.word()));
@@ -414,11 +429,18 @@ async fn follow_and_report(
     Ok(outcomes)
 }
 
-async fn single(ui: &Ui, c: &Client, aws: &Aws, a: &Args, account: &str, scope: &Value) -> Result<Value, Failure> {
-    let rt = role_type(&a.mode);
-    let aws_account = stacks::caller_account(aws).await?;
-    ui.step(&format!("[2/6] AWS account {aws_account} (stack region {})", aws.region()));
-    expected(a, &aws_account)?;
+/// The stack of garrison's role of type `rt` in the AWS account of `aws`, made, reused or
+/// upgraded to the latest version; waits for it. Returns the role ARN, the external id and
+/// what was done.
+async fn role_stack(
+    ui: &Ui,
+    c: &Client,
+    aws: &Aws,
+    a: &Args,
+    account: &str,
+    rt: &str,
+    stack_name: &str,
+) -> Result<(String, String, Action), Failure> {
     let role = call(c, "GET", &format!("/themis/v1/{account}/roles/aws/{rt}/latest"), None).await?;
     let (ext, version) =
         (role["external_id"].as_str().unwrap_or_default(), role["version"].as_str().unwrap_or_default());
@@ -427,10 +449,10 @@ async fn single(ui: &Ui, c: &Client, aws: &Aws, a: &Args, account: &str, scope: 
         role["aws_account_id"].as_str().unwrap_or_default()
     ));
     let template = call(c, "GET", &format!("/themis/v1/templates/aws/{rt}/{version}"), None).await?.to_string();
-    let found = stacks::find_stack(aws, &a.stack_name).await?;
+    let found = stacks::find_stack(aws, stack_name).await?;
     let stack_action = match &found {
         None => {
-            stacks::start_create(aws, &a.stack_name, &template, ext).await?;
+            stacks::start_create(aws, stack_name, &template, ext).await?;
             Action::Created
         }
         Some(f)
@@ -441,28 +463,38 @@ async fn single(ui: &Ui, c: &Client, aws: &Aws, a: &Args, account: &str, scope: 
             Action::Reused
         }
         Some(f) if f.role.is_some() => {
-            stacks::start_update(aws, &a.stack_name, &template, ext).await?;
+            stacks::start_update(aws, stack_name, &template, ext).await?;
             Action::Updated
         }
         Some(f) if f.status.ends_with("_IN_PROGRESS") => Action::Reused,
         Some(f) => {
             return Err(fail(format!(
-                "the stack {} exists in state {}: delete it (aws cloudformation delete-stack --stack-name {}) or pass --stack-name",
-                a.stack_name, f.status, a.stack_name
+                "the stack {stack_name} exists in state {}: delete it (aws cloudformation delete-stack --stack-name {stack_name}) or pass --stack-name",
+                f.status
             )));
         }
     };
-    let pb = ui.spinner(&format!("stack {}", a.stack_name));
-    let made = stacks::wait_stack(aws, &a.stack_name, Duration::from_secs(a.wait), |status, n| {
-        pb.set_message(format!("stack {}: {status}, {n} resource(s) complete", a.stack_name))
+    let pb = ui.spinner(&format!("stack {stack_name}"));
+    let made = stacks::wait_stack(aws, stack_name, Duration::from_secs(a.wait), |status, n| {
+        pb.set_message(format!("stack {stack_name}: {status}, {n} resource(s) complete"))
     })
     .await;
     pb.finish_and_clear();
     let made = made?;
-    ui.step(&format!("[4/6] stack {} {}: role {}", a.stack_name, stack_action.word(), made.role_arn));
+    ui.step(&format!("[4/6] stack {stack_name} {}: role {}", stack_action.word(), made.role_arn));
+    Ok((made.role_arn, ext.to_string(), stack_action))
+}
+
+async fn single(ui: &Ui, c: &Client, aws: &Aws, a: &Args, account: &str, scope: &Value) -> Result<Value, Failure> {
+    let rt = role_type(&a.mode);
+    let aws_account = stacks::caller_account(aws).await?;
+    ui.step(&format!("[2/6] AWS account {aws_account} (stack region {})", aws.region()));
+    expected(a, &aws_account)?;
+    let (role_arn, ext, stack_action) = role_stack(ui, c, aws, a, account, rt, &a.stack_name).await?;
+    let ext = ext.as_str();
     ui.step("[5/6] connecting the account");
     let (mut record, id, wait_since) =
-        connect_account(&Onboarding { ui, c, a, account, scope }, &aws_account, &made.role_arn, ext).await?;
+        connect_account(&Onboarding { ui, c, a, account, scope }, &aws_account, &role_arn, ext).await?;
     record["stack"] = json!({"name": a.stack_name, "action": stack_action.word()});
     ui.step("[6/6] protection");
     let outcomes = follow_and_report(ui, c, a, account, &[(id, wait_since)]).await?;
@@ -593,13 +625,5 @@ mod tests {
     fn the_stack_description_names_the_role_version() {
         assert_eq!(stack_version("garrison ci_full role, version 2026-11-30: Automatic mode"), Some("2026-11-30"));
         assert_eq!(stack_version("someone else's stack"), None);
-    }
-
-    #[test]
-    fn the_stack_set_role_has_a_fixed_name() {
-        let (body, name) = named_role_template(&json!({"Resources": {"GarrisonRole": {"Properties": {}}}}), "ci_full");
-        assert_eq!(name, "garrison-ci-full");
-        let t: Value = serde_json::from_str(&body).unwrap();
-        assert_eq!(t["Resources"]["GarrisonRole"]["Properties"]["RoleName"], "garrison-ci-full");
     }
 }

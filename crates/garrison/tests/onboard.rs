@@ -164,10 +164,15 @@ fn deployed_accounts(s: &Server) -> BTreeSet<String> {
     v.as_array().unwrap().iter().map(|x| x.as_str().unwrap().to_string()).collect()
 }
 
+/// `onboard --organization`: the management account's own role and credential, then an
+/// enrollment of the chosen units (one account excluded by flag); the command returns once
+/// every covered account is enrolled and protected. A re-run changes nothing, and finds an
+/// account that joined meanwhile (announced by its lifecycle event) already enrolled.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn organization_onboarding_covers_exactly_the_chosen_units() {
+async fn organization_onboarding_enrolls_exactly_the_chosen_units() {
     let moto = garrison_cloud::emulator::Moto::start().expect("the AWS emulator is required for this test");
     let url = moto.url.clone();
+    let aws = garrison_cloud::Aws::from_config(moto.sdk_config("us-east-1").await);
     organizations(&url, "CreateOrganization", json!({"FeatureSet": "ALL"})).await;
     let root = organizations(&url, "ListRoots", json!({})).await["Roots"][0]["Id"].as_str().unwrap().to_string();
     let mut units = vec![];
@@ -180,7 +185,8 @@ async fn organization_onboarding_covers_exactly_the_chosen_units() {
     for (ou, name) in [(prod, "prod-a"), (prod, "prod-b"), (dev, "dev-a")] {
         wanted.insert(new_account(&url, &root, ou, name).await);
     }
-    let excluded = new_account(&url, &root, sandbox, "sandbox-a").await;
+    let left_out = new_account(&url, &root, prod, "prod-legacy").await;
+    let other_unit = new_account(&url, &root, sandbox, "sandbox-a").await;
     let s = serve_env_worker(&moto_env(&url));
     let args = [
         "--organization",
@@ -188,6 +194,8 @@ async fn organization_onboarding_covers_exactly_the_chosen_units() {
         prod,
         "--organizational-unit",
         dev,
+        "--exclude-account",
+        &left_out,
         "--region",
         "us-east-1",
         "--level",
@@ -199,33 +207,53 @@ async fn organization_onboarding_covers_exactly_the_chosen_units() {
     ];
 
     let out = json_out(&onboard(&s, &url, &args));
-    assert_eq!(out["stack_set"]["action"], "created", "{out}");
+    assert_eq!(out["management"]["aws_account"], "123456789012", "{out}");
+    assert_eq!(out["management"]["stack"]["action"], "created", "{out}");
+    assert_eq!(out["enrollment"]["action"], "created", "{out}");
     let accounts = out["accounts"].as_array().unwrap();
     let reached: BTreeSet<String> = accounts.iter().map(|a| a["aws_account"].as_str().unwrap().to_string()).collect();
     assert_eq!(reached, wanted, "{out}");
-    assert!(!reached.contains(&excluded) && !reached.contains("123456789012"));
     for a in accounts {
-        let acct = a["aws_account"].as_str().unwrap();
-        assert_eq!(a["role_arn"], format!("arn:aws:iam::{acct}:role/garrison-ci-full"), "{out}");
-        assert_eq!(a["deployment"]["action"], "created", "{out}");
+        assert_eq!(a["state"], "enrolled", "{out}");
         assert_eq!(a["outcome"]["status"], "ok", "{out}");
         // Each account got its own audit source, built through its own role.
         assert!(a["outcome"]["audit_trail"].as_str().unwrap().starts_with("garrison-"), "{out}");
     }
+    let why = |acct: &str| {
+        out["excluded"].as_array().unwrap().iter().find(|x| x["aws_account"] == acct).map(|x| x["why"].clone())
+    };
+    assert_eq!(why(&left_out), Some(json!("excluded_account")), "{out}");
+    assert_eq!(why(&other_unit), Some(json!("outside_units")), "{out}");
     assert_eq!(deployed_accounts(&s), wanted);
+    // The management credential is a ci_organization role, validated.
+    let management = json_out(&garrison(
+        &s,
+        &["credentials", "get_credential", "--credential_id", out["management"]["credential"]["id"].as_str().unwrap()],
+    ));
+    assert_eq!(management["secrets"]["arn"], out["management"]["role_arn"]);
+    let policies = aws
+        .iam()
+        .list_role_policies()
+        .role_name(out["management"]["role_arn"].as_str().unwrap().rsplit('/').next().unwrap())
+        .send()
+        .await;
+    assert!(policies.is_ok(), "the management role exists: {policies:?}");
 
-    // Re-run after a new account joined a chosen unit: only that account is added.
+    // A new account in a chosen unit, announced by Organizations' event: enrolled by
+    // garrison alone; the re-run reuses everything and reports it.
     let late = new_account(&url, &root, dev, "dev-b").await;
+    garrison_testkit::organization::announce_created(&aws, "123456789012", &late, "dev-b").await.unwrap();
     let out = json_out(&onboard(&s, &url, &args));
-    assert_eq!(out["stack_set"]["action"], "reused");
-    for a in out["accounts"].as_array().unwrap() {
-        let expected = if a["aws_account"] == late.as_str() { "created" } else { "reused" };
-        assert_eq!(a["deployment"]["action"], expected, "{out}");
-        assert_eq!(a["credential"]["action"], expected, "{out}");
-    }
+    assert_eq!(out["management"]["stack"]["action"], "reused", "{out}");
+    assert_eq!(out["management"]["credential"]["action"], "reused", "{out}");
+    assert_eq!(out["enrollment"]["action"], "reused", "{out}");
     wanted.insert(late);
+    let reached: BTreeSet<String> =
+        out["accounts"].as_array().unwrap().iter().map(|a| a["aws_account"].as_str().unwrap().to_string()).collect();
+    assert_eq!(reached, wanted, "{out}");
     assert_eq!(deployed_accounts(&s), wanted);
-    assert_eq!(count(&s, &["credentials", "list_credentials", "--query", "length(@)"]), 4);
+    assert_eq!(count(&s, &["credentials", "list_credentials", "--query", "length(@)"]), 5, "management + 4");
+    assert_eq!(count(&s, &["deployments", "list_organizations", "--query", "length(@)"]), 1);
 }
 
 /// An organization enrollment through the CLI, kept by the server's own loop with no further
@@ -252,7 +280,7 @@ async fn an_organization_enrollment_protects_accounts_as_they_join() {
     // account that joins within seconds did so through its lifecycle event.
     let s = serve_env_worker(&moto_env(&url));
     // The management account's role and its credential.
-    let (_, stack) = customer_creates_role(&s, &aws, "ci_full", "garrison-management").await;
+    let (_, stack) = customer_creates_role(&s, &aws, "ci_organization", "garrison-management").await;
     let cred = json_out(&garrison(
         &s,
         &[
