@@ -598,11 +598,23 @@ mod tests {
                 {"type": "vpc", "key": "/aws/eu-west-1/vpc/vpc-0abc", "policy": {"id": ESSENTIALS}}],
               "exclude": [{"type": "subnet", "key": "/aws/us-east-1/subnet/subnet-1"}]})
         );
+        let tagged =
+            scope_from(&args(&["--region", "us-east-1", "--region", "eu-west-1", "--tag", "garrison:protect=true"]))
+                .unwrap_or_else(|f| panic!("{}", f.what));
+        assert_eq!(
+            tagged["include"],
+            json!([{"type": "tag", "key": "/aws/us-east-1/tag/garrison:protect=true", "policy": {"id": PROFESSIONAL}},
+                   {"type": "tag", "key": "/aws/eu-west-1/tag/garrison:protect=true", "policy": {"id": PROFESSIONAL}}])
+        );
         for (flags, says) in [
             (&[][..], "at least one --region"),
             (&["--vpc", "vpc-1"][..], "--vpc: expected REGION/VPC-ID"),
             (&["--region", "us-east-1", "--exclude", "us-east-1"][..], "--exclude: expected /aws/REGION"),
             (&["--region", "us-east-1", "--exclude", "/aws/us-east-1/bucket/b"][..], "--exclude"),
+            (
+                &["--vpc", "us-east-1/vpc-0abc", "--tag", "garrison:protect=true"][..],
+                "--tag: expected at least one --region",
+            ),
         ] {
             let f = scope_from(&args(flags)).expect_err("refused");
             assert!(f.usage && f.what.contains(says), "{flags:?}: {}", f.what);
