@@ -1,7 +1,9 @@
 //! The dashboard in a real browser: `garrison demo --serve` protects the demo account, then
 //! headless Chromium (Debian's, driven by playwright-core: `tests/browser/dashboard.mjs`)
 //! signs in, opens the demo's deployment, checks its VPCs and appliances against the API,
-//! and follows one appliance's activity. The screenshot stays in the target directory.
+//! and follows one appliance's activity. A second test enrolls an organization
+//! (`onboard --organization`) and checks its view (`tests/browser/organization.mjs`).
+//! The screenshots stay in the target directory.
 
 mod common;
 
@@ -22,11 +24,6 @@ fn cli(env: &[(String, String)], args: &[&str]) -> Value {
 
 #[test]
 fn the_dashboard_shows_the_demo_deployment_in_chromium() {
-    let browser_dir = repo().join("tests/browser");
-    assert!(
-        browser_dir.join("node_modules/playwright-core").exists() && PathBuf::from("/usr/bin/chromium").exists(),
-        "the browser test needs Chromium and playwright-core: run scripts/setup-browser"
-    );
     let mut demo = Command::new(env!("CARGO_BIN_EXE_garrison"))
         .args(["demo", "--serve"])
         .stdin(Stdio::piped())
@@ -99,27 +96,85 @@ fn the_dashboard_shows_the_demo_deployment_in_chromium() {
         "deployment_id": id,
         "exclude": {"region": exclude_region, "vpc": exclude["vpc_id"], "appliances": exclude["appliances"].as_array().unwrap().len()},
     });
+    browse("dashboard.mjs", &expected, "dashboard");
+    drop(demo.stdin.take());
+    let _ = demo.wait();
+}
+
+/// Runs `script` in Chromium with `expected`; its output, after asserting it passed and left
+/// a real screenshot named `shot` in the target directory.
+fn browse(script: &str, expected: &Value, shot: &str) -> String {
+    let browser_dir = repo().join("tests/browser");
+    assert!(
+        browser_dir.join("node_modules/playwright-core").exists() && PathBuf::from("/usr/bin/chromium").exists(),
+        "the browser test needs Chromium and playwright-core: run scripts/setup-browser"
+    );
     let out_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dashboard");
     std::fs::create_dir_all(&out_dir).unwrap();
-    let expect_file = out_dir.join("expected.json");
+    let expect_file = out_dir.join(format!("{shot}.json"));
     std::fs::write(&expect_file, expected.to_string()).unwrap();
-    let shot = out_dir.join("dashboard.png");
+    let shot = out_dir.join(format!("{shot}.png"));
     let _ = std::fs::remove_file(&shot);
-
     let run = Command::new("node")
-        .arg(browser_dir.join("dashboard.mjs"))
+        .arg(browser_dir.join(script))
         .arg(&expect_file)
         .arg(&shot)
         .current_dir(&browser_dir)
         .output()
         .expect("node is needed for the browser test");
-    drop(demo.stdin.take());
-    let _ = demo.wait();
-    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stdout = String::from_utf8_lossy(&run.stdout).to_string();
     println!("{stdout}");
     assert!(run.status.success(), "browser test failed:\n{stdout}\n{}", String::from_utf8_lossy(&run.stderr));
     assert!(stdout.contains("ok - no script errors"), "{stdout}");
     let png = std::fs::read(&shot).expect("the screenshot was written");
     assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "a real screenshot");
-    println!("screenshot kept at {}", shot.display());
+    stdout
+}
+
+/// An organization enrolled by `onboard --organization` (one unit, one account of it
+/// excluded, another unit left out): the list shows the enrollment with its counts, its
+/// view each account with its state and deployment, and who is left out with why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_shows_an_organization_enrollment_in_chromium() {
+    use garrison_testkit::organization as org;
+    let moto = garrison_cloud::emulator::Moto::start().expect("the AWS emulator is required for this test");
+    let aws = garrison_cloud::Aws::from_config(moto.sdk_config("us-east-1").await);
+    let root = org::create(&aws).await.unwrap();
+    let (prod, dev) = (org::unit(&aws, &root, "prod").await.unwrap(), org::unit(&aws, &root, "dev").await.unwrap());
+    let a1 = org::account(&aws, &root, &prod, "prod-a").await.unwrap();
+    let a2 = org::account(&aws, &root, &prod, "prod-b").await.unwrap();
+    let skipped = org::account(&aws, &root, &prod, "prod-legacy").await.unwrap();
+    let other = org::account(&aws, &root, &dev, "dev-a").await.unwrap();
+    let s = common::serve_env_worker(&common::moto_env(&moto.url));
+    let args = [
+        "onboard",
+        "--organization",
+        "--organizational-unit",
+        &prod,
+        "--exclude-account",
+        &skipped,
+        "--name",
+        "acme",
+        "--region",
+        "us-east-1",
+        "--level",
+        "essentials",
+        "--wait",
+        "180",
+        "--output",
+        "json",
+    ];
+    let out = common::json_out(&common::garrison_env(&s, &args, &common::moto_env(&moto.url)));
+    let id = out["enrollment"]["id"].as_str().unwrap();
+    let en = common::json_out(&common::garrison(&s, &["deployments", "get_organization", "--organization_id", id]));
+    let role = en["status"]["role"].as_str().expect("the role version in the status").to_string();
+    let deployment_name = format!("acme {a1}");
+    let expected = json!({
+        "url": s.url, "key_id": common::KEY_ID, "secret": common::SECRET,
+        "org_id": id, "org_name": "acme", "role": role,
+        "members": {a1.clone(): "enrolled", a2: "enrolled"},
+        "excluded": {skipped: "excluded_account", other: "outside_units", "123456789012": "management"},
+        "deployment_name": deployment_name,
+    });
+    browse("organization.mjs", &expected, "organization");
 }

@@ -86,7 +86,10 @@ function showError(e) {
 // ---- deployments list -------------------------------------------------------------
 
 async function listView() {
-  const deps = await api(`/deployments/v1/${account()}/deployments`);
+  const [deps, orgs] = await Promise.all([
+    api(`/deployments/v1/${account()}/deployments`),
+    api(`/deployments/v1/${account()}/organizations`),
+  ]);
   const rows = deps.map((d) =>
     h("tr", { "data-testid": "deployment-row" },
       h("td", {}, h("a", { href: `#/d/${encodeURIComponent(d.id)}` }, d.name)),
@@ -101,6 +104,66 @@ async function listView() {
     deps.length
       ? h("table", {}, h("tr", {}, ["Name", "AWS account", "Mode", "Status", "Message", "Modified"].map((t) => h("th", {}, t))), rows)
       : h("p", { class: "mute" }, "No deployments yet: garrison onboard creates one."),
+    orgs.length ? h("h2", {}, "Organizations") : null,
+    orgs.length ? h("table", {},
+      h("tr", {}, ["Name", "Status", "Enrolled", "Pending", "Leaving", "Failed", "Excluded", "Message"].map((t) => h("th", {}, t))),
+      orgs.map(orgRow)) : null,
+  );
+  schedule(() => route());
+}
+
+// ---- organization enrollments ---------------------------------------------------------
+
+const memberCount = (st, state) => ((st && st.members) || []).filter((m) => m.state === state).length;
+
+function orgRow(o) {
+  const st = o.status || {};
+  return h("tr", { "data-testid": "organization-row", "data-organization": o.id },
+    h("td", {}, h("a", { href: `#/o/${encodeURIComponent(o.id)}` }, o.name)),
+    h("td", {}, badge(st.updated ? st.status : "new", "organization-status")),
+    ["enrolled", "pending", "leaving", "failed"].map((s) => h("td", { "data-testid": `org-${s}` }, memberCount(st, s))),
+    h("td", { "data-testid": "org-excluded" }, (st.excluded || []).length),
+    h("td", { class: "mute" }, st.message || ""));
+}
+
+async function orgView(id) {
+  const [o, deps] = await Promise.all([
+    api(`/deployments/v1/${account()}/organizations/${encodeURIComponent(id)}`),
+    api(`/deployments/v1/${account()}/deployments`),
+  ]);
+  const byId = new Map(deps.map((d) => [d.id, d]));
+  const st = o.status || {};
+  const units = (o.include || []).map((u) => `${u.unit}${u.children ? " (and below)" : ""}`).join(", ");
+  const members = (st.members || []).map((m) => {
+    const d = m.deployment_id && byId.get(m.deployment_id);
+    return h("tr", { "data-testid": "member-row", "data-account": m.aws_account, "data-state": m.state },
+      h("td", {}, m.aws_account),
+      h("td", {}, badge(m.state, "member-state")),
+      h("td", {}, d ? h("a", { href: `#/d/${encodeURIComponent(d.id)}` }, d.name) : "–"),
+      h("td", {}, d ? badge(d.status.status, "member-deployment-status") : "–"),
+      h("td", { class: "mute", "data-testid": "member-reason" }, m.reason || (d && d.status.message) || ""));
+  });
+  const excluded = (st.excluded || []).map((x) =>
+    h("tr", { "data-testid": "excluded-row", "data-account": x.aws_account, "data-why": x.why },
+      h("td", {}, x.aws_account), h("td", {}, x.why.replaceAll("_", " "))));
+  main(
+    h("p", {}, h("a", { href: "#/" }, "← deployments")),
+    h("h1", { "data-testid": "organization-name" }, o.name),
+    h("p", { class: "error", id: "live-error" }),
+    h("div", { class: "card facts" },
+      fact("Status", badge(st.updated ? st.status : "new", "org-status"), "org-status-fact"),
+      fact("Units", units || "–", "org-units"),
+      fact("Role in each account", st.role || "–", "org-role"),
+      fact("StackSet", o.stack_set, "org-stack-set"),
+      fact("Lifecycle events", st.events ? "rule and queue in place" : "not set up yet", "org-events"),
+      fact("Last pass", when(st.updated), "org-updated")),
+    h("p", { class: "mute", "data-testid": "org-message" }, st.message || ""),
+    h("h2", {}, `Accounts (${members.length})`),
+    members.length
+      ? h("table", {}, h("tr", {}, ["AWS account", "State", "Deployment", "Protection", "Why / status"].map((t) => h("th", {}, t))), members)
+      : h("p", { class: "mute" }, "No account enrolled yet."),
+    h("h2", {}, `Left out (${excluded.length})`),
+    excluded.length ? h("table", {}, h("tr", {}, ["AWS account", "Why"].map((t) => h("th", {}, t))), excluded) : null,
   );
   schedule(() => route());
 }
@@ -263,8 +326,10 @@ async function deploymentView(id) {
 async function route() {
   if (!store.getItem("token")) return render();
   const m = location.hash.match(/^#\/d\/(.+)$/);
+  const o = location.hash.match(/^#\/o\/(.+)$/);
   try {
     if (m) await deploymentView(decodeURIComponent(m[1]));
+    else if (o) await orgView(decodeURIComponent(o[1]));
     else await listView();
   } catch (e) {
     if (e instanceof ApiError) main(h("p", { class: "error", id: "live-error" }, e.message));

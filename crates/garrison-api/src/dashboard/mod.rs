@@ -10,6 +10,8 @@ use axum::routing::get;
 const INDEX: &str = include_str!("index.html");
 const APP: &str = include_str!("app.js");
 const STYLE: &str = include_str!("style.css");
+/// The page's icon: without one, browsers ask for `/favicon.ico` and log the 404.
+const ICON: &str = include_str!("icon.svg");
 
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; form-action 'none'; frame-ancestors 'none'; base-uri 'none'";
 
@@ -31,4 +33,5 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route("/", get(|| async { asset("text/html; charset=utf-8", INDEX) }))
         .route("/dashboard/app.js", get(|| async { asset("text/javascript; charset=utf-8", APP) }))
         .route("/dashboard/style.css", get(|| async { asset("text/css; charset=utf-8", STYLE) }))
+        .route("/dashboard/icon.svg", get(|| async { asset("image/svg+xml", ICON) }))
 }
