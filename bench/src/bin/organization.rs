@@ -42,6 +42,7 @@ async fn setup(moto: &Moto) -> anyhow::Result<Run> {
         template: json!({"mode": "automatic", "platform": {"type": "aws", "monitor": {"enabled": false}},
             "scope": {"include": [{"type": "region", "key": "/aws/us-east-1", "policy": {"id": garrison_catalog::policies::ESSENTIALS}}]}}),
         stack_set: "garrison-role".into(),
+        event_feed: Default::default(),
     };
     t.store.create_enrollment(&t.account, spec, "bench").await?;
     let mut engine = Engine::new(t.store.clone(), sessions, GARRISON.into());

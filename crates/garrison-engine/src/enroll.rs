@@ -6,14 +6,18 @@
 //! removal (the worker uninstalls and verifies), then takes the stack instance away. A
 //! second run with nothing changed writes nothing. Runs at each resync and when woken.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use garrison_cloud::{Aws, organizations, stacksets};
+use garrison_cloud::audit_queue::QueueMessage;
+use garrison_cloud::{Aws, org_events, organizations, stacksets};
 use garrison_model::credential::{NewCredential, RoleSecret};
+use garrison_model::deployment::EventFeed;
 use garrison_model::deployment::{Refs, parse_request};
-use garrison_model::enrollment::{Enrollment, EnrollmentStatus, Excluded, LifecycleFeed, Member, MemberState};
+use garrison_model::enrollment::{
+    Enrollment, EnrollmentStatus, Excluded, FeedChoice, LifecycleFeed, Member, MemberState,
+};
 use garrison_model::organization::{OrgTree, enrolled, judge};
 
 use crate::{Engine, now_ms};
@@ -35,8 +39,10 @@ pub const ENROLLMENT_LEASE: &str = "enroll:";
 pub async fn run(engine: Arc<Engine>, every: Duration) {
     let leased = engine.store.backend() == garrison_store::Backend::Postgres;
     let ttl = (STACK_SET_WAIT * 3).max(engine.lease_ttl).as_millis() as i64;
+    let mut states: HashMap<String, crate::collect::State> = HashMap::new();
     loop {
-        let mut queues: Vec<(Aws, String)> = vec![];
+        let mut queues: Vec<Polled> = vec![];
+        // Events applied per routed deployment (by event id), between passes.
         match engine.store.all_enrollments().await {
             Ok(list) => {
                 for en in list {
@@ -65,13 +71,48 @@ pub async fn run(engine: Arc<Engine>, every: Duration) {
             }
             Err(err) => tracing::warn!(error = %err, "cannot list organization enrollments"),
         }
-        wait(&engine, every.min(Duration::from_secs(60)), &queues).await;
+        wait(&engine, every.min(Duration::from_secs(60)), &queues, &mut states).await;
+    }
+}
+
+/// A queue the loop listens on: an enrollment's, with the deployment each member account's
+/// events go to (an organization feed; none otherwise).
+struct Polled {
+    aws: Aws,
+    url: String,
+    /// AWS account → (tenant, deployment id).
+    routes: HashMap<String, (String, String)>,
+}
+
+/// What a message on an enrollment's queue is.
+#[derive(Debug, PartialEq, Eq)]
+enum Arrival {
+    /// Organizations' or Control Tower's: the organization changed.
+    Lifecycle,
+    /// A management event of an account, from the organization's feed bus.
+    Member(String),
+    Unknown,
+}
+
+fn arrival(body: &str) -> Arrival {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(body) else { return Arrival::Unknown };
+    match (v["source"].as_str(), v["account"].as_str()) {
+        (Some("aws.organizations" | "aws.controltower"), _) => Arrival::Lifecycle,
+        (Some(_), Some(account)) => Arrival::Member(account.to_string()),
+        _ => Arrival::Unknown,
     }
 }
 
 /// Until `pause` ends, an enrollment changes, or a lifecycle event arrives (its messages
 /// are taken: the next pass reads the organization whole, which is what they announce).
-async fn wait(engine: &Engine, pause: Duration, queues: &[(Aws, String)]) {
+/// A member account's event (organization feed) is applied to its deployment as its own
+/// poller would, and the wait goes on.
+async fn wait(
+    engine: &Engine,
+    pause: Duration,
+    queues: &[Polled],
+    states: &mut HashMap<String, crate::collect::State>,
+) {
     let deadline = tokio::time::Instant::now() + pause;
     if queues.is_empty() {
         tokio::select! {
@@ -81,19 +122,44 @@ async fn wait(engine: &Engine, pause: Duration, queues: &[(Aws, String)]) {
         return;
     }
     while tokio::time::Instant::now() < deadline {
-        for (aws, url) in queues {
+        for q in queues {
             let got = tokio::select! {
-                r = garrison_cloud::audit_queue::receive(aws, url, 1) => r,
+                r = garrison_cloud::audit_queue::receive(&q.aws, &q.url, 1) => r,
                 _ = engine.enrollments_changed.notified() => return,
             };
             match got {
                 Ok(batch) if !batch.is_empty() => {
-                    tracing::info!(messages = batch.len(), "organization lifecycle event: reconciling");
-                    let receipts: Vec<String> = batch.into_iter().map(|m| m.receipt).collect();
-                    if let Err(err) = garrison_cloud::audit_queue::delete(aws, url, &receipts).await {
+                    let mut lifecycle = false;
+                    let mut taken = vec![];
+                    let mut routed: BTreeMap<(String, String), Vec<QueueMessage>> = BTreeMap::new();
+                    for m in batch {
+                        match arrival(&m.body) {
+                            Arrival::Lifecycle => {
+                                lifecycle = true;
+                                taken.push(m.receipt);
+                            }
+                            Arrival::Member(account) => match q.routes.get(&account) {
+                                Some(route) => routed.entry(route.clone()).or_default().push(m),
+                                None => {
+                                    tracing::debug!(aws_account = %account, "organization feed: not an enrolled account's event");
+                                    taken.push(m.receipt);
+                                }
+                            },
+                            Arrival::Unknown => taken.push(m.receipt),
+                        }
+                    }
+                    if let Err(err) = garrison_cloud::audit_queue::delete(&q.aws, &q.url, &taken).await {
                         tracing::warn!(error = %err, "cannot delete lifecycle messages; they come back");
                     }
-                    return;
+                    for ((tenant, id), msgs) in routed {
+                        tracing::debug!(deployment = %id, messages = msgs.len(), "organization feed: routed");
+                        let state = states.entry(id.clone()).or_default();
+                        crate::collect::handle_routed(engine, &tenant, &id, &q.aws, &q.url, msgs, state).await;
+                    }
+                    if lifecycle {
+                        tracing::info!("organization lifecycle event: reconciling");
+                        return;
+                    }
                 }
                 Ok(_) => {}
                 Err(err) => {
@@ -141,6 +207,20 @@ async fn management(e: &Engine, en: &Enrollment, validated: bool) -> Result<(Aws
 /// it made stay (ordinary deployments now), as do their roles.
 pub async fn tear_down(e: &Engine, en: &Enrollment) {
     let journal = crate::execute::store_journal(&e.store, &en.account_id, &en.id, 0);
+    // Its deployments stay, with feeds of their own again before the organization's bus goes.
+    for id in en.status.members.iter().filter_map(|m| m.deployment_id.as_ref()) {
+        let Ok(Some(d)) = e.store.get_deployment(&en.account_id, id).await else { continue };
+        if d.event_feed.as_ref().is_some_and(|f| f.organization_id == en.id) {
+            let mut spec = d.spec();
+            spec.event_feed = None;
+            let by = format!("organization:{}", en.id);
+            if let Err(err) = e.store.update_deployment(&en.account_id, id, d.version, spec, &by).await {
+                tracing::warn!(deployment = %id, error = %err, "the deployment keeps the organization's feed for now");
+                return;
+            }
+            e.wake.notify_one();
+        }
+    }
     // It never made its lifecycle feed: nothing to take away, no session needed.
     let removed = if en.status.events.is_none() {
         Ok(())
@@ -174,24 +254,32 @@ pub async fn reconcile(e: &Engine, en: &Enrollment) -> EnrollmentStatus {
 }
 
 /// `reconcile`, with the lifecycle queue to listen on.
-async fn reconcile_polled(e: &Engine, en: &Enrollment) -> (EnrollmentStatus, Option<(Aws, String)>) {
+async fn reconcile_polled(e: &Engine, en: &Enrollment) -> (EnrollmentStatus, Option<Polled>) {
     let (aws, _, external_id) = match management(e, en, true).await {
         Ok(x) => x,
         Err(why) => return (failed(en, why), None),
     };
     let journal = crate::execute::store_journal(&e.store, &en.account_id, &en.id, 0);
-    let pattern = garrison_catalog::feed::lifecycle_pattern();
-    let (events, polled, feed_problem) =
-        match garrison_cloud::org_events::ensure(&aws, &journal, &en.feed_name(), &pattern).await {
-            Ok(f) => {
-                let polled = (aws.in_region(garrison_cloud::org_events::REGION), f.queue_url.clone());
-                (Some(LifecycleFeed { queue_url: f.queue_url, rule_arn: f.rule_arn }), Some(polled), None)
-            }
-            Err(err) => (en.status.events.clone(), None, Some(format!("lifecycle events not set up: {err}"))),
-        };
     let tree = match organizations::tree(&aws).await {
         Ok(t) => t,
-        Err(err) => return (failed(en, format!("reading the organization: {err}")), polled),
+        Err(err) => return (failed(en, format!("reading the organization: {err}")), None),
+    };
+    let pattern = garrison_catalog::feed::lifecycle_pattern();
+    let feed_pattern = garrison_catalog::feed::pattern();
+    let org = (en.event_feed == FeedChoice::Organization)
+        .then(|| org_events::OrgFeed { organization_id: &tree.id, pattern: &feed_pattern });
+    let (events, polled, feed_problem) = match org_events::ensure(&aws, &journal, &en.feed_name(), &pattern, org).await
+    {
+        Ok(f) => {
+            let polled =
+                Polled { aws: aws.in_region(org_events::REGION), url: f.queue_url.clone(), routes: HashMap::new() };
+            (
+                Some(LifecycleFeed { queue_url: f.queue_url, rule_arn: f.rule_arn, bus_arn: f.bus_arn }),
+                Some(polled),
+                None,
+            )
+        }
+        Err(err) => (en.status.events.clone(), None, Some(format!("lifecycle events not set up: {err}"))),
     };
     let control_tower = match organizations::runs_control_tower(&aws).await {
         Ok(ct) => ct,
@@ -212,6 +300,10 @@ async fn reconcile_polled(e: &Engine, en: &Enrollment) -> (EnrollmentStatus, Opt
         role_name: None,
         placed: vec![],
         role: en.status.role.clone(),
+        feed: match en.event_feed {
+            FeedChoice::Organization => Some(events.as_ref().and_then(|f| f.bus_arn.clone())),
+            FeedChoice::PerAccount => None,
+        },
     };
     for m in &en.status.members {
         run.members.insert(m.aws_account.clone(), m.clone());
@@ -222,7 +314,16 @@ async fn reconcile_polled(e: &Engine, en: &Enrollment) -> (EnrollmentStatus, Opt
     }
     Box::pin(run.join(&want)).await;
     Box::pin(run.leave(&want)).await;
+    Box::pin(run.feeds()).await;
     run.health();
+    let mut polled = polled;
+    if let (Some(p), Some(_)) = (polled.as_mut(), &run.feed) {
+        p.routes = run
+            .members
+            .values()
+            .filter_map(|m| m.deployment_id.clone().map(|d| (m.aws_account.clone(), (en.account_id.clone(), d))))
+            .collect();
+    }
     let selection = en.selection();
     let excluded = run
         .tree
@@ -312,6 +413,8 @@ struct Run<'a> {
     placed: Vec<stacksets::Instance>,
     /// The role type and version the StackSet holds.
     role: Option<String>,
+    /// With an organization feed: Some, holding its bus once made (None until then).
+    feed: Option<Option<String>>,
 }
 
 impl Run<'_> {
@@ -495,11 +598,45 @@ impl Run<'_> {
         let mut req = parse_request(&body, None, &Refs { policies: &tenant.policies, credentials: &tenant.accounts })
             .map_err(|e| format!("the template does not make a valid deployment: {e}"))?;
         req.spec.is_control_tower |= self.control_tower;
+        req.spec.event_feed = self.event_feed();
         let d = store.create_deployment(id, req.spec, &self.by()).await.map_err(|e| e.to_string())?;
         tracing::info!(enrollment = %self.en.id, aws_account = account, deployment = %d.id, "account enrolled");
         tenant.deployments.push((account.to_string(), cred.clone(), d.id.clone()));
         self.e.wake.notify_one();
         Ok((cred, d.id))
+    }
+
+    /// What each member's deployment's event feed should be: the organization's bus, or its
+    /// own (None); with the organization's bus not made yet, as it is (None: unchanged).
+    fn event_feed(&self) -> Option<EventFeed> {
+        match &self.feed {
+            Some(Some(bus)) => Some(EventFeed { bus_arn: bus.clone(), organization_id: self.en.id.clone() }),
+            _ => None,
+        }
+    }
+
+    /// Members' deployments follow the enrollment's feed choice (their next run moves their
+    /// rules to the organization's bus or back to their own).
+    async fn feeds(&mut self) {
+        if matches!(self.feed, Some(None)) {
+            return;
+        }
+        let want = self.event_feed();
+        let ids: Vec<String> = self.members.values().filter_map(|m| m.deployment_id.clone()).collect();
+        for id in ids {
+            let Ok(Some(d)) = self.e.store.get_deployment(&self.en.account_id, &id).await else { continue };
+            // Only what this enrollment set, or nothing: another's choice is not ours to undo.
+            let ours = d.event_feed.as_ref().is_none_or(|f| f.organization_id == self.en.id);
+            if d.event_feed == want || !ours {
+                continue;
+            }
+            let mut spec = d.spec();
+            spec.event_feed = want.clone();
+            match self.e.store.update_deployment(&self.en.account_id, &id, d.version, spec, &self.by()).await {
+                Ok(_) => self.e.wake.notify_one(),
+                Err(err) => self.problems.push(format!("deployment {id}: event feed not changed: {err}")),
+            }
+        }
     }
 
     /// Accounts that left: their deployment is removed first (the worker uninstalls with

@@ -12,14 +12,18 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use common::GARRISON;
+use garrison_cloud::audit_queue::{self, deliver_as_eventbridge};
 use garrison_cloud::emulator::Moto;
 use garrison_cloud::{Aws, Sessions, stacksets};
 use garrison_engine::enroll::reconcile as enroll;
+use garrison_engine::plan::desired::keys;
 use garrison_engine::protect::{reconcile, uninstall};
-use garrison_model::enrollment::{EnrollmentSpec, MemberState};
+use garrison_model::enrollment::{EnrollmentSpec, FeedChoice, MemberState};
 use garrison_model::organization::{Selection, UnitItem};
-use garrison_testkit::organization;
-use serde_json::json;
+use garrison_testkit::{organization, sample};
+use serde_json::{Value, json};
+
+const ALICE: &str = "arn:aws:sts::123456789012:assumed-role/Admin/alice";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_enrolled_unit_gets_its_accounts_protected_and_lets_them_go() {
@@ -52,6 +56,7 @@ async fn an_enrolled_unit_gets_its_accounts_protected_and_lets_them_go() {
             "platform": {"type": "aws", "monitor": {"enabled": true, "ct_install_region": "us-east-1"}},
             "scope": {"include": [common::include("region", "/aws/us-east-1")]}}),
         stack_set: "garrison-role".into(),
+        event_feed: Default::default(),
     };
     let en = store.create_enrollment(&t.account, spec.clone(), "u").await.unwrap();
     // The organization runs Control Tower: its landing zone's role in the management account.
@@ -212,6 +217,163 @@ async fn an_enrolled_unit_gets_its_accounts_protected_and_lets_them_go() {
     assert!(store.list_deployments(&t.account).await.unwrap().iter().any(|x| x.platform.id == late));
     let log = store.audit_log(&t.account, &en.id, 1000).await.unwrap();
     for call in ["sqs:CreateQueue", "events:PutRule", "events:PutTargets", "events:DeleteRule", "sqs:DeleteQueue"] {
+        assert!(log.iter().any(|l| l.call == call && l.outcome == "ok"), "{call}");
+    }
+}
+
+/// An organization feed: one bus in the management account (its policy admitting the
+/// organization's principals only) whose rule sends to the enrollment's queue; every
+/// member's rules forward there instead of to a bus and queue of its own. An event of a
+/// member arriving on that queue reconciles that member's deployment, not the other's. Back
+/// to a feed per account, the members get their own again and the bus goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_organization_feed_brings_every_members_events_to_one_queue() {
+    common::init_log();
+    let moto = Moto::start().expect("the AWS emulator is required for this test");
+    let aws = Aws::from_config(moto.sdk_config("us-east-1").await);
+    let sessions = Arc::new(Sessions::new(aws.clone()));
+    let root = organization::create(&aws).await.unwrap();
+    let prod = organization::unit(&aws, &root, "prod").await.unwrap();
+    let a1 = organization::account(&aws, &root, &prod, "prod-a").await.unwrap();
+    let a2 = organization::account(&aws, &root, &prod, "prod-b").await.unwrap();
+    let org_id = aws
+        .organizations()
+        .describe_organization()
+        .send()
+        .await
+        .unwrap()
+        .organization()
+        .unwrap()
+        .id()
+        .unwrap()
+        .to_string();
+    let t = garrison_testkit::tenants::tenant(&aws, "mgmt").await.unwrap();
+    let store = t.store.clone();
+    let management = t.role_credential(&aws, "garrison-management", "ci_organization").await.unwrap();
+    let spec = EnrollmentSpec {
+        name: "acme".into(),
+        credential_id: management,
+        selection: Selection { include: vec![UnitItem { unit: prod.clone(), children: true }], ..Default::default() },
+        template: json!({"mode": "automatic",
+            "platform": {"type": "aws", "monitor": {"enabled": true, "ct_install_region": "us-east-1"}},
+            "scope": {"include": [common::include("region", "/aws/us-east-1")]}}),
+        stack_set: "garrison-role".into(),
+        event_feed: FeedChoice::Organization,
+    };
+    let en = store.create_enrollment(&t.account, spec.clone(), "u").await.unwrap();
+    let mut engine = garrison_engine::Engine::new(store.clone(), sessions.clone(), GARRISON.into());
+    engine.collector.wait_secs = 1;
+    let e = Arc::new(engine);
+
+    // 1. The bus, its policy and rule, the queue admitting both rules.
+    let st = enroll(&e, &en).await;
+    assert_eq!(st.status, "ok", "{:?}", st.message);
+    store.set_enrollment_status(&en.id, &st).await.unwrap();
+    let feed = st.events.clone().unwrap();
+    let bus_arn = feed.bus_arn.clone().expect("the organization's bus");
+    let ev = aws.events();
+    let bus = ev.describe_event_bus().name(en.feed_name()).send().await.unwrap();
+    let policy: serde_json::Value = serde_json::from_str(bus.policy().unwrap()).unwrap();
+    assert_eq!(policy["Statement"][0]["Condition"], json!({"StringEquals": {"aws:PrincipalOrgID": org_id}}));
+    assert_eq!(policy["Statement"][0]["Action"], "events:PutEvents");
+    let bus_rule = ev.describe_rule().name(en.feed_name()).event_bus_name(en.feed_name()).send().await.unwrap();
+    assert_eq!(bus_rule.event_pattern(), Some(garrison_catalog::feed::pattern().as_str()));
+    let q = aws.sqs();
+    let attrs =
+        q.get_queue_attributes().queue_url(&feed.queue_url).attribute_names("Policy".into()).send().await.unwrap();
+    let qp: serde_json::Value =
+        serde_json::from_str(attrs.attributes().unwrap().get(&"Policy".into()).unwrap()).unwrap();
+    assert_eq!(
+        qp["Statement"][0]["Condition"]["ArnEquals"]["aws:SourceArn"],
+        json!([feed.rule_arn, bus_rule.arn().unwrap()]),
+        "the lifecycle rule and the bus's rule, nothing else"
+    );
+
+    // 2. Each member's deployment forwards to that bus: no bus or queue statement of its own.
+    let ext = store.external_id(&t.account).await.unwrap();
+    let mut deployments = std::collections::BTreeMap::new();
+    for m in &st.members {
+        let d = store.get_deployment(&t.account, m.deployment_id.as_ref().unwrap()).await.unwrap().unwrap();
+        assert_eq!(
+            d.event_feed.as_ref().map(|f| (f.bus_arn.as_str(), f.organization_id.as_str())),
+            Some((bus_arn.as_str(), en.id.as_str()))
+        );
+        let r = reconcile(&e, &d).await.unwrap();
+        assert!(r.outcomes.iter().all(|o| o.result == "done"), "{:#?}", r.outcomes);
+        let owned = store.owned(&d.id).await.unwrap();
+        assert!(owned.get(keys::FEED_BUS).is_none() && owned.get(keys::QUEUE_POLICY).is_none(), "one queue for all");
+        let cred = store.get_credential(&t.account, m.credential_id.as_ref().unwrap()).await.unwrap().unwrap();
+        let member = sessions.assume(&cred.secrets.arn, &ext).await.unwrap();
+        let rules = member.events().list_rules().name_prefix("garrison-feed-").send().await.unwrap();
+        let rule = rules.rules()[0].name().unwrap().to_string();
+        let targets = member.events().list_targets_by_rule().rule(&rule).send().await.unwrap();
+        assert_eq!(targets.targets()[0].arn(), bus_arn, "{}: to the organization's bus", m.aws_account);
+        assert!(targets.targets()[0].role_arn().is_some(), "through the feed role");
+        deployments.insert(m.aws_account.clone(), (d, r.generation, member));
+    }
+    assert_eq!(deployments.len(), 2);
+    assert_eq!(enroll(&e, &store.get_enrollment(&t.account, &en.id).await.unwrap().unwrap()).await, st, "stable");
+
+    // 3. The emulator carries a member's event across to that bus and on to the queue.
+    let (_, _, member1) = &deployments[&a1];
+    let probe = sample::record(
+        "ec2",
+        "CreateTags",
+        "us-east-1",
+        &a1,
+        ALICE,
+        json!({"resourcesSet": {"items": []}}),
+        Value::Null,
+    );
+    deliver_as_eventbridge(member1, &probe).await.unwrap();
+    let mut crossed = false;
+    for _ in 0..20 {
+        for m in audit_queue::receive(&aws, &feed.queue_url, 1).await.unwrap() {
+            crossed |= m.body.contains(probe["eventID"].as_str().unwrap());
+            audit_queue::delete(&aws, &feed.queue_url, &[m.receipt]).await.unwrap();
+        }
+        if crossed {
+            break;
+        }
+    }
+    assert!(crossed, "the member's rule → the organization's bus → its rule → the queue");
+
+    // 4. What EventBridge delivers there for a1's call: a1's deployment reconciles, a2's does not.
+    let looped = tokio::spawn(garrison_engine::enroll::run(e.clone(), std::time::Duration::from_secs(30)));
+    let run = sample::record("ec2", "RunInstances", "us-east-1", &a1, ALICE, json!({}), Value::Null);
+    let body = sample::eventbridge_event(&run).to_string();
+    q.send_message().queue_url(&feed.queue_url).message_body(body).send().await.unwrap();
+    let (d1, g1, _) = &deployments[&a1];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let r1 = loop {
+        let r = store.get_report(&t.account, &d1.id).await.unwrap().unwrap();
+        if r.generation > *g1 {
+            break r;
+        }
+        assert!(std::time::Instant::now() < deadline, "a1's event did not reconcile a1");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let trigger = r1.trigger.expect("set off by the event");
+    assert!(trigger.changes.iter().any(|c| c.event == "RunInstances"), "{trigger:?}");
+    let (d2, g2, _) = &deployments[&a2];
+    assert_eq!(store.get_report(&t.account, &d2.id).await.unwrap().unwrap().generation, *g2, "a2 untouched");
+    looped.abort();
+
+    // 5. Back to a feed per account: the members' deployments have their own again; the bus goes.
+    let en = store.get_enrollment(&t.account, &en.id).await.unwrap().unwrap();
+    let spec = EnrollmentSpec { event_feed: FeedChoice::PerAccount, ..spec };
+    let en = store.update_enrollment(&t.account, &en.id, en.version, spec, "u").await.unwrap();
+    let st = enroll(&e, &en).await;
+    assert_eq!(st.status, "ok", "{:?}", st.message);
+    assert!(st.events.as_ref().unwrap().bus_arn.is_none());
+    assert!(ev.describe_event_bus().name(en.feed_name()).send().await.is_err(), "the bus is gone");
+    let d1 = store.get_deployment(&t.account, &d1.id).await.unwrap().unwrap();
+    assert!(d1.event_feed.is_none());
+    let r = reconcile(&e, &d1).await.unwrap();
+    assert!(r.outcomes.iter().all(|o| o.result == "done"), "{:#?}", r.outcomes);
+    assert!(store.owned(&d1.id).await.unwrap().get(keys::FEED_BUS).is_some(), "its own bus again");
+    let log = store.audit_log(&t.account, &en.id, 1000).await.unwrap();
+    for call in ["events:CreateEventBus", "events:PutPermission", "events:DeleteEventBus"] {
         assert!(log.iter().any(|l| l.call == call && l.outcome == "ok"), "{call}");
     }
 }

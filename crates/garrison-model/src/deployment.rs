@@ -120,6 +120,20 @@ pub struct DeploymentSpec {
     pub credentials: Vec<DeploymentCredential>,
     pub is_control_tower: bool,
     pub control_tower: Option<Value>,
+    /// Set by an organization enrollment only (never from a request body: forwarding an
+    /// account's events to a bus named by a client would hand them to whoever owns it).
+    pub event_feed: Option<EventFeed>,
+}
+
+/// Where a deployment's event feed goes instead of a bus of its own: the organization's
+/// bus (in the management account, its policy limited to the organization), so that an
+/// organization of N accounts has one feed queue, not N.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct EventFeed {
+    /// `arn:aws:events:<region>:<account>:event-bus/<name>`
+    pub bus_arn: String,
+    /// The organization enrollment that set it.
+    pub organization_id: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -292,6 +306,10 @@ pub struct Deployment {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub control_tower: Option<Value>,
+    /// The organization's event feed, when the deployment's organization enrollment uses
+    /// one (read-only: set by the enrollment).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_feed: Option<EventFeed>,
 }
 
 impl Deployment {
@@ -309,6 +327,7 @@ impl Deployment {
             credentials: self.credentials.clone(),
             is_control_tower: self.is_control_tower,
             control_tower: self.control_tower.clone(),
+            event_feed: self.event_feed.clone(),
         }
     }
 
@@ -325,6 +344,7 @@ impl Deployment {
         self.credentials = spec.credentials;
         self.is_control_tower = spec.is_control_tower;
         self.control_tower = spec.control_tower;
+        self.event_feed = spec.event_feed;
     }
 }
 

@@ -69,6 +69,10 @@ pub struct EnrollmentStatus {
 pub struct LifecycleFeed {
     pub queue_url: String,
     pub rule_arn: String,
+    /// The organization's event feed bus (`event_feed: organization`): the enrolled
+    /// accounts' rules put their events there, its rule sends them to the same queue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bus_arn: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -95,6 +99,10 @@ pub struct Enrollment {
     pub template: Value,
     /// The service-managed StackSet that puts garrison's role in each enrolled account.
     pub stack_set: String,
+    /// Where the enrolled accounts' event feeds go: a bus and queue per account, or one
+    /// bus for the organization (`organization`, in the management account).
+    #[serde(default)]
+    pub event_feed: FeedChoice,
     pub created: Stamp,
     pub modified: Stamp,
     #[serde(default)]
@@ -136,11 +144,34 @@ pub struct EnrollmentSpec {
     pub selection: Selection,
     pub template: Value,
     pub stack_set: String,
+    pub event_feed: FeedChoice,
+}
+
+/// Where an enrollment's accounts send their management events.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FeedChoice {
+    /// Each account its own bus beside its own audit queue (as any deployment).
+    #[default]
+    PerAccount,
+    /// The accounts' rules forward to one bus in the management account (its policy admits
+    /// the organization's accounts only), whose rule sends to the enrollment's queue: one
+    /// queue for N accounts.
+    Organization,
 }
 
 pub const DEFAULT_STACK_SET: &str = "garrison-role";
-const FIELDS: &[&str] =
-    &["name", "credential_id", "include", "exclude_units", "exclude_accounts", "template", "stack_set", "version"];
+const FIELDS: &[&str] = &[
+    "name",
+    "credential_id",
+    "include",
+    "exclude_units",
+    "exclude_accounts",
+    "template",
+    "stack_set",
+    "event_feed",
+    "version",
+];
 const READ_ONLY: &[&str] = &["id", "account_id", "created", "modified", "status"];
 /// An account id that never exists, standing for each enrolled account while the template
 /// is checked.
@@ -221,6 +252,15 @@ pub fn parse(
                 ),
             );
             String::new()
+        }
+    };
+    let event_feed = match m.get("event_feed") {
+        None => existing.map(|e| e.event_feed).unwrap_or_default(),
+        Some(Value::String(s)) if s == "per_account" => FeedChoice::PerAccount,
+        Some(Value::String(s)) if s == "organization" => FeedChoice::Organization,
+        Some(v) => {
+            fail(&mut errors, FieldError::new("event_feed", "one of [per_account, organization]", describe(v)));
+            FeedChoice::PerAccount
         }
     };
     let include = match m.get("include") {
@@ -354,6 +394,7 @@ pub fn parse(
         selection: Selection { include, exclude_units, exclude_accounts },
         template,
         stack_set,
+        event_feed,
     };
     Ok((spec, version))
 }
@@ -381,6 +422,10 @@ mod tests {
     fn a_good_request_and_the_deployment_it_makes() {
         let (spec, _) = parse_it(&ok_body()).unwrap();
         assert_eq!(spec.stack_set, DEFAULT_STACK_SET);
+        assert_eq!(spec.event_feed, FeedChoice::PerAccount, "a feed per account unless asked");
+        let mut b = ok_body();
+        b["event_feed"] = json!("organization");
+        assert_eq!(parse_it(&b).unwrap().0.event_feed, FeedChoice::Organization);
         assert_eq!(spec.selection.include[0], UnitItem { unit: "ou-ab12-cd34ef56".into(), children: true });
         let e = Enrollment {
             id: "E".into(),
@@ -393,6 +438,7 @@ mod tests {
             exclude_accounts: vec![],
             template: spec.template,
             stack_set: spec.stack_set,
+            event_feed: spec.event_feed,
             created: Stamp { at: 0, by: "u".into() },
             modified: Stamp { at: 0, by: "u".into() },
             status: EnrollmentStatus::default(),
@@ -414,6 +460,7 @@ mod tests {
         b["template"]["platform"]["id"] = json!("111122223333");
         b["template"]["mode"] = json!("sometimes");
         b["stack_set"] = json!("1bad");
+        b["event_feed"] = json!("shared");
         b["surprise"] = json!(1);
         let e = parse_it(&b).unwrap_err();
         let fields: Vec<&str> = e.errors.iter().map(|f| f.field.as_str()).collect();
@@ -425,6 +472,7 @@ mod tests {
             "template.platform.id",
             "template.mode",
             "stack_set",
+            "event_feed",
             "surprise",
         ] {
             assert!(fields.contains(&want), "{want} in {fields:?}");

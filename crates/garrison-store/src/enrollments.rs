@@ -23,6 +23,7 @@ fn apply(e: &mut Enrollment, spec: EnrollmentSpec) {
     e.exclude_accounts = spec.selection.exclude_accounts;
     e.template = spec.template;
     e.stack_set = spec.stack_set;
+    e.event_feed = spec.event_feed;
 }
 
 impl Store {
@@ -44,6 +45,7 @@ impl Store {
             exclude_accounts: vec![],
             template: serde_json::Value::Null,
             stack_set: String::new(),
+            event_feed: Default::default(),
             created: Stamp { at: t, by: by.into() },
             modified: Stamp { at: t, by: by.into() },
             status: EnrollmentStatus::default(),

@@ -177,6 +177,7 @@ impl Store {
             version: 1,
             is_control_tower: false,
             control_tower: None,
+            event_feed: None,
         };
         d.apply(spec);
         let mut tx = self.write_tx().await?;

@@ -204,6 +204,7 @@ async fn protection_records_generations_audit_and_removal() {
             },
             template: serde_json::json!({"mode": "automatic"}),
             stack_set: "garrison-role".into(),
+            event_feed: Default::default(),
         };
         let en = store.create_enrollment(&acct, spec("org"), "u").await.unwrap();
         assert_eq!(store.get_enrollment(&acct, &en.id).await.unwrap(), Some(en.clone()), "{name}");
@@ -228,6 +229,7 @@ async fn protection_records_generations_audit_and_removal() {
             }],
             excluded: vec![],
             events: None,
+            role: Some("ci_full 2026-12-06".into()),
         };
         store.set_enrollment_status(&en.id, &st).await.unwrap();
         let got = store.get_enrollment(&acct, &en.id).await.unwrap().unwrap();

@@ -53,6 +53,26 @@ pub fn record(
     })
 }
 
+/// The event EventBridge delivers to an SQS target for a CloudTrail `record` ("AWS API Call
+/// via CloudTrail"): the account and region are the call's, also after the event crossed
+/// to another account's bus (which the emulator does not keep: it puts the receiving
+/// account's id there).
+pub fn eventbridge_event(record: &Value) -> Value {
+    let n = next_id();
+    let service = record["eventSource"].as_str().unwrap_or_default().trim_end_matches(".amazonaws.com");
+    json!({
+        "version": "0",
+        "id": format!("{:08x}-{:04x}-4{:03x}-b{:03x}-{:012x}", n as u32, n >> 48, n & 0xfff, (n >> 12) & 0xfff, n >> 16),
+        "detail-type": "AWS API Call via CloudTrail",
+        "source": format!("aws.{service}"),
+        "account": record["recipientAccountId"],
+        "time": record["eventTime"],
+        "region": record["awsRegion"],
+        "resources": [],
+        "detail": record,
+    })
+}
+
 /// `{"Records":[…]}` of `records`, gzipped as CloudTrail delivers it.
 pub fn gzip(records: &[Value]) -> Vec<u8> {
     gzip_bytes(&serde_json::to_vec(&json!({ "Records": records })).expect("json"))

@@ -147,7 +147,12 @@ impl Ctx<'_> {
         })
     }
 
+    /// The ARN of what `key` made; a key that is an ARN already (a resource garrison does
+    /// not make in this account, such as an organization's feed bus) is itself.
     fn arn(&self, key: &str) -> Result<String, CloudError> {
+        if key.starts_with("arn:") {
+            return Ok(key.to_string());
+        }
         self.resolved.get(key).map(|made| made.arn.clone().unwrap_or_else(|| made.id.clone())).ok_or_else(|| {
             CloudError::terminal("garrison", "Resolve", "MissingDependency", &format!("{key} does not exist"))
         })

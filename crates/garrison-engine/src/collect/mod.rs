@@ -122,6 +122,39 @@ pub async fn run(engine: Arc<Engine>) {
     }
 }
 
+pub(crate) use poll::State;
+
+/// Events of deployment `id` (tenant `account_id`) that arrived on a queue it does not own
+/// (its organization's feed queue, read with `aws`): applied as its own poller applies
+/// them, and deleted from that queue once applied.
+pub(crate) async fn handle_routed(
+    e: &Engine,
+    account_id: &str,
+    id: &str,
+    aws: &garrison_cloud::Aws,
+    url: &str,
+    batch: Vec<garrison_cloud::audit_queue::QueueMessage>,
+    state: &mut State,
+) {
+    let d = match e.store.get_deployment(account_id, id).await {
+        Ok(Some(d)) => d,
+        Ok(None) => return,
+        Err(err) => {
+            tracing::warn!(deployment = %id, error = %err, "organization feed: cannot read the deployment");
+            return;
+        }
+    };
+    let own = match crate::discover::session(e, &d).await {
+        Ok((_, role)) => poll::own_principal(&role),
+        Err(st) => {
+            tracing::warn!(deployment = %id, status = ?st.message, "organization feed: no session; messages kept");
+            return;
+        }
+    };
+    let q = Queue { url: url.to_string(), region: aws.region() };
+    poll::handle(e, &d, aws, &q, own.as_deref(), batch, state).await;
+}
+
 /// The lease key of a deployment's audit queue (beside the deployment's own lease).
 pub const QUEUE_LEASE: &str = "collect:";
 

@@ -80,7 +80,7 @@ async fn backoff(failures: &mut u32) {
 
 /// garrison's own session in the account (its calls are known already). Sessions are
 /// named "garrison"; the role may have a path, the assumed-role ARN has only its name.
-fn own_principal(role_arn: &str) -> Option<String> {
+pub(super) fn own_principal(role_arn: &str) -> Option<String> {
     let account = role_arn.split(':').nth(4)?;
     let name = role_arn.rsplit('/').next()?;
     Some(format!("arn:aws:sts::{account}:assumed-role/{name}/garrison"))
@@ -88,7 +88,7 @@ fn own_principal(role_arn: &str) -> Option<String> {
 
 /// What a poller keeps between batches.
 #[derive(Default)]
-pub(super) struct State {
+pub(crate) struct State {
     /// Records applied, by event id: the same call arrives as an event and in a log file.
     seen: Seen,
     /// Buckets' regions (a trail's bucket may be in another region than the queue).
@@ -106,7 +106,7 @@ enum Fate {
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn handle(
+pub(super) async fn handle(
     e: &Engine,
     d: &Deployment,
     aws: &Aws,

@@ -239,6 +239,23 @@ impl Builder<'_> {
         if regions.is_empty() {
             return;
         }
+        if let Some(f) = &self.d.event_feed {
+            // The organization's bus, in another account: every region's rule puts there
+            // through the role; no bus or queue statement of the account's own.
+            let bus = f.bus_arn.clone();
+            for r in regions {
+                let rule = Spec::EventRule {
+                    name: name.clone(),
+                    bus: None,
+                    pattern: pattern.clone(),
+                    target: bus.clone(),
+                    role: Some(keys::FEED_ROLE.into()),
+                };
+                self.build(keys::region(&r, keys::FEED), &r, rule, false);
+            }
+            self.build(keys::FEED_ROLE.into(), &home, Spec::EventRole { name, bus }, false);
+            return;
+        }
         self.build(keys::FEED_BUS.into(), &home, Spec::EventBus { name: name.clone() }, false);
         self.build(
             keys::FEED_RULE.into(),

@@ -188,11 +188,16 @@ pub fn plan(desired: &Desired, snap: &Snapshot, owned: &Owned) -> Plan {
                     actions.push(create);
                     continue;
                 }
-                // A rule made with an older pattern (the events acted on grew): put again,
-                // which PutRule does in place under the same name and ARN.
-                if let (Spec::EventRule { pattern, .. }, Some(Spec::EventRule { pattern: had, .. })) = (spec, &o.spec)
-                    && pattern != had
-                {
+                // A rule made with an older pattern (the events acted on grew) or another
+                // target (the feed moved to the organization's bus), or a role for another
+                // bus: put again, which PutRule/PutTargets and PutRolePolicy do in place
+                // under the same name and ARN.
+                let changed = match (spec, &o.spec) {
+                    (Spec::EventRule { .. }, Some(had @ Spec::EventRule { .. })) => spec != had,
+                    (Spec::EventRole { .. }, Some(had @ Spec::EventRole { .. })) => spec != had,
+                    _ => false,
+                };
+                if changed {
                     actions.push(create);
                     continue;
                 }

@@ -737,6 +737,50 @@ fn the_event_feed_forwards_each_scope_region_to_the_bus_beside_the_queue() {
     assert!(after_of(&p, keys::QUEUE).contains(&keys::FEED_RULE.to_string()));
 }
 
+#[test]
+fn an_organization_feed_replaces_the_accounts_own_bus_and_back() {
+    let mut w = estate();
+    let d = w.deployment.clone();
+    w.converge(Some(&d));
+    let bus = "arn:aws:events:us-east-1:999999999999:event-bus/garrison-org-e";
+    let mut org = d.clone();
+    org.event_feed = Some(garrison_model::deployment::EventFeed { bus_arn: bus.into(), organization_id: "E".into() });
+    let (p, _) = w.plan(Some(&org));
+    let ops: BTreeMap<&str, (&str, Option<&Spec>)> = p
+        .actions
+        .iter()
+        .map(|a| {
+            let spec = match &a.op {
+                Op::Create { spec, .. } => Some(spec),
+                _ => None,
+            };
+            (a.key.as_str(), (a.op.verb(), spec))
+        })
+        .collect();
+    // Its rule is put again aiming at the organization's bus through the role; its own bus,
+    // the bus's rule and the queue statement go.
+    assert!(
+        matches!(ops["us-east-1/feed"], ("create", Some(Spec::EventRule { target, role: Some(r), .. }))
+        if target == bus && r == keys::FEED_ROLE),
+        "{ops:?}"
+    );
+    assert!(matches!(ops[keys::FEED_ROLE], ("create", Some(Spec::EventRole { bus: b, .. })) if b == bus));
+    for k in [keys::FEED_BUS, keys::FEED_RULE, keys::QUEUE_POLICY] {
+        assert_eq!(ops[k].0, "delete", "{k}: {ops:?}");
+    }
+    assert!(!ops.contains_key(keys::QUEUE), "the audit queue stays (the trail's files)");
+    w.converge(Some(&org));
+    assert!(w.plan(Some(&org)).0.is_empty(), "converged");
+    // Back to its own: bus, bus rule, queue statement again; the rule aims at its bus.
+    let (p, _) = w.plan(Some(&d));
+    let creates: Vec<&str> = p.actions.iter().filter(|a| a.op.verb() == "create").map(|a| a.key.as_str()).collect();
+    for k in [keys::FEED_BUS, keys::FEED_RULE, keys::QUEUE_POLICY, "us-east-1/feed"] {
+        assert!(creates.contains(&k), "{k}: {creates:?}");
+    }
+    w.converge(Some(&d));
+    assert!(w.plan(Some(&d)).0.is_empty());
+}
+
 /// An organization trail seen from a member account, encrypted with KMS, notifying a topic
 /// of the management account: adopted and never changed, no subscription across accounts
 /// (the event feed brings changes), and the status says where its files are and which key.

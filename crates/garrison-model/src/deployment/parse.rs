@@ -43,7 +43,7 @@ const FIELDS: &[&str] = &[
     "control_tower",
 ];
 /// Response-only fields a client may send back unchanged in a PUT (GET, edit, PUT).
-const READ_ONLY: &[&str] = &["id", "account_id", "status", "created", "modified"];
+const READ_ONLY: &[&str] = &["id", "account_id", "status", "created", "modified", "event_feed"];
 pub const MAX_NAME: usize = 256;
 
 /// Validates a create (`existing == None`) or update body. An update replaces the
@@ -209,6 +209,7 @@ pub fn parse_request(
                 credentials,
                 is_control_tower,
                 control_tower,
+                event_feed: existing.and_then(|d| d.event_feed.clone()),
             },
             version: if existing.is_some() { version } else { None },
         }),

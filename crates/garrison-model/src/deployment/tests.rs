@@ -90,6 +90,52 @@ fn a_scope_by_vpc_tag_parses_and_a_bad_tag_key_is_named() {
 }
 
 #[test]
+fn an_event_feed_is_never_taken_from_a_request() {
+    // Forwarding an account's events to a bus a client names would hand them to its owner.
+    let (p, c) = refs_data();
+    let mut b = reference_body();
+    b["event_feed"] = json!({"bus_arn": "arn:aws:events:us-east-1:666666666666:event-bus/x", "organization_id": "E"});
+    let e = parse_request(&b, None, &Refs { policies: &p, credentials: &c }).unwrap_err();
+    assert_eq!(fields(&e), ["event_feed"], "not a field of a create");
+    b.as_object_mut().unwrap().remove("event_feed");
+    let spec = parse_request(&b, None, &Refs { policies: &p, credentials: &c }).unwrap().spec;
+    assert_eq!(spec.event_feed, None);
+    let mut d = Deployment {
+        id: "D".into(),
+        account_id: "10000001".into(),
+        name: String::new(),
+        platform: spec.platform.clone(),
+        mode: Mode::None,
+        enabled: false,
+        discover: false,
+        scan: false,
+        scope: Scope::default(),
+        features: None,
+        cloud_defender: CloudDefender::default(),
+        credentials: vec![],
+        status: Status { status: StatusKind::New, updated: 0, message: None, reason: None },
+        created: crate::Stamp { at: 0, by: "u".into() },
+        modified: crate::Stamp { at: 0, by: "u".into() },
+        version: 1,
+        is_control_tower: false,
+        control_tower: None,
+        event_feed: None,
+    };
+    d.apply(spec);
+    d.event_feed = Some(EventFeed {
+        bus_arn: "arn:aws:events:us-east-1:123456789012:event-bus/garrison-org-e".into(),
+        organization_id: "E".into(),
+    });
+    let mut update = json!({"name": "renamed", "event_feed": null, "version": 1});
+    let kept = parse_request(&update, Some(&d), &Refs { policies: &p, credentials: &c }).unwrap().spec;
+    assert_eq!(kept.event_feed, d.event_feed, "sent back (even changed) on an update: ignored");
+    update["event_feed"] = json!({"bus_arn": "arn:aws:events:us-east-1:666666666666:event-bus/x"});
+    let kept = parse_request(&update, Some(&d), &Refs { policies: &p, credentials: &c }).unwrap().spec;
+    d.apply(kept);
+    assert_eq!(d.event_feed.unwrap().organization_id, "E");
+}
+
+#[test]
 fn policy_required_for_automatic_but_not_readonly() {
     let (p, c) = refs_data();
     let mut b = reference_body();
@@ -134,6 +180,7 @@ fn update_merges_and_keeps_the_rest() {
         version: 3,
         is_control_tower: false,
         control_tower: None,
+        event_feed: None,
     };
     d.apply(spec);
     let req = parse_request(
