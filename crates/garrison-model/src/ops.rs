@@ -103,7 +103,7 @@ macro_rules! params {
 }
 
 const ORG_ID: Param = p("organization_id", "organization enrollment id");
-const fn enrollment_body(required: bool) -> [Param; 7] {
+const fn enrollment_body(required: bool) -> [Param; 8] {
     [
         b("name", Kind::String, required, "name of the enrollment"),
         b(
@@ -132,13 +132,19 @@ const fn enrollment_body(required: bool) -> [Param; 7] {
             false,
             "name of the StackSet that puts garrison's role in each account (default garrison-role)",
         ),
+        b(
+            "event_feed",
+            Kind::String,
+            false,
+            "per_account (default: a bus and queue in each account) | organization (one bus in the management account, one queue)",
+        ),
     ]
 }
-const CREATE_ORG_PARAMS: [Param; 8] = {
+const CREATE_ORG_PARAMS: [Param; 9] = {
     let body = enrollment_body(true);
-    [ACCOUNT, body[0], body[1], body[2], body[3], body[4], body[5], body[6]]
+    [ACCOUNT, body[0], body[1], body[2], body[3], body[4], body[5], body[6], body[7]]
 };
-const UPDATE_ORG_PARAMS: [Param; 10] = {
+const UPDATE_ORG_PARAMS: [Param; 11] = {
     let body = enrollment_body(false);
     [
         ACCOUNT,
@@ -150,6 +156,7 @@ const UPDATE_ORG_PARAMS: [Param; 10] = {
         body[4],
         body[5],
         body[6],
+        body[7],
         b("version", Kind::Integer, false, "update only this version (else 409)"),
     ]
 };

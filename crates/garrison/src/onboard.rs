@@ -89,6 +89,10 @@ pub struct Args {
     /// A child unit of those units to leave alone (repeatable; with --organization)
     #[arg(long = "exclude-unit")]
     exclude_units: Vec<String>,
+    /// Where the accounts' management events go (with --organization): a bus and queue in
+    /// each account, or one bus in the management account and one queue for all
+    #[arg(long = "event-feed", default_value = "per_account", value_parser = ["per_account", "organization"])]
+    event_feed: String,
     /// json: print the outcome as one JSON document on stdout (progress goes to stderr either way)
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     output: String,

@@ -196,6 +196,8 @@ async fn organization_onboarding_enrolls_exactly_the_chosen_units() {
         dev,
         "--exclude-account",
         &left_out,
+        "--event-feed",
+        "organization",
         "--region",
         "us-east-1",
         "--level",
@@ -225,6 +227,14 @@ async fn organization_onboarding_enrolls_exactly_the_chosen_units() {
     assert_eq!(why(&left_out), Some(json!("excluded_account")), "{out}");
     assert_eq!(why(&other_unit), Some(json!("outside_units")), "{out}");
     assert_eq!(deployed_accounts(&s), wanted);
+    // One event feed for the organization: its bus, and every member's deployment on it.
+    let id = out["enrollment"]["id"].as_str().unwrap();
+    let en = json_out(&garrison(&s, &["deployments", "get_organization", "--organization_id", id]));
+    assert_eq!(en["event_feed"], "organization");
+    let bus = en["status"]["events"]["bus_arn"].as_str().expect("the organization's bus").to_string();
+    let feeds = json_out(&garrison(&s, &["deployments", "list_deployments", "--query", "[].event_feed.bus_arn"]));
+    assert_eq!(feeds.as_array().unwrap().len(), wanted.len(), "{feeds}");
+    assert!(feeds.as_array().unwrap().iter().all(|b| b == bus.as_str()), "{feeds}");
     // The management credential is a ci_organization role, validated.
     let management = json_out(&garrison(
         &s,

@@ -18,13 +18,13 @@ fn enrollment_body(a: &Args, name: &str, credential: &str, scope: &Value) -> Val
     json!({"name": name, "credential_id": credential, "include": include,
            "exclude_units": a.exclude_units, "exclude_accounts": a.exclude_accounts,
            "template": {"mode": a.mode, "platform": {"type": "aws"}, "scope": scope},
-           "stack_set": a.stack_name})
+           "stack_set": a.stack_name, "event_feed": a.event_feed})
 }
 
 /// Whether the stored enrollment already says what `want` says.
 fn same_enrollment(have: &Value, want: &Value) -> bool {
     let set = |v: &Value| -> BTreeSet<String> { v.as_array().into_iter().flatten().map(|x| x.to_string()).collect() };
-    ["credential_id", "stack_set", "name"].iter().all(|k| have[k] == want[k])
+    ["credential_id", "stack_set", "name", "event_feed"].iter().all(|k| have[k] == want[k])
         && ["include", "exclude_units", "exclude_accounts"].iter().all(|k| set(&have[k]) == set(&want[k]))
         && have["template"]["mode"] == want["template"]["mode"]
         && same_scope(&have["template"]["scope"], &want["template"]["scope"])
