@@ -2,25 +2,15 @@
 //   node dashboard.mjs <expected.json> <screenshot.png>
 // expected.json: {url, key_id, secret, deployment_name, vpcs, protected, appliances, appliance}
 // Exits non-zero with the first failed check; prints each check as it passes.
-import { chromium } from "playwright-core";
 import assert from "node:assert/strict";
 import fs from "node:fs";
+import { ok, openPage } from "./common.mjs";
 
 const [expectPath, shot] = process.argv.slice(2);
 const want = JSON.parse(fs.readFileSync(expectPath, "utf8"));
-const ok = (what) => console.log(`ok - ${what}`);
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking"],
-});
+const { browser, page, problems } = await openPage();
 try {
-  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-  const problems = [];
-  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
-  page.on("console", (m) => { if (m.type() === "error") problems.push(`console: ${m.text()}`); });
-  page.setDefaultTimeout(30000);
-
   await page.goto(want.url);
   await page.fill("input[name=access_key_id]", want.key_id);
   await page.fill("input[name=secret_key]", "not-the-secret");

@@ -3,25 +3,16 @@
 // expected.json: {url, key_id, secret, org_id, org_name, role, members: {account: state},
 //                 excluded: {account: why}, deployment_name}
 // Exits non-zero with the first failed check; prints each check as it passes.
-import { chromium } from "playwright-core";
 import assert from "node:assert/strict";
 import fs from "node:fs";
+import { ok, openPage } from "./common.mjs";
 
 const [expectPath, shot] = process.argv.slice(2);
 const want = JSON.parse(fs.readFileSync(expectPath, "utf8"));
-const ok = (what) => console.log(`ok - ${what}`);
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking"],
-});
+const { browser, page, problems } = await openPage();
 try {
-  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-  const problems = [];
-  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
-  page.on("console", (m) => { if (m.type() === "error") problems.push(`console: ${m.text()}`); });
   page.on("response", (r) => { if (r.status() >= 400) problems.push(`HTTP ${r.status()} ${r.url()}`); });
-  page.setDefaultTimeout(30000);
 
   await page.goto(want.url);
   await page.fill("input[name=access_key_id]", want.key_id);

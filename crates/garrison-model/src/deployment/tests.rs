@@ -19,6 +19,31 @@ fn reference_body() -> Value {
            "scope": {"include": [{"type": "region", "key": "/aws/us-east-1", "policy": {"id": PRO}}], "exclude": []}})
 }
 
+/// A deployment holding nothing yet but `spec`'s platform (version 1).
+fn blank(spec: &DeploymentSpec) -> Deployment {
+    Deployment {
+        id: "D".into(),
+        account_id: "10000001".into(),
+        name: String::new(),
+        platform: spec.platform.clone(),
+        mode: Mode::None,
+        enabled: false,
+        discover: false,
+        scan: false,
+        scope: Scope::default(),
+        features: None,
+        cloud_defender: CloudDefender::default(),
+        credentials: vec![],
+        status: Status { status: StatusKind::New, updated: 0, message: None, reason: None },
+        created: crate::Stamp { at: 0, by: "u".into() },
+        modified: crate::Stamp { at: 0, by: "u".into() },
+        version: 1,
+        is_control_tower: false,
+        control_tower: None,
+        event_feed: None,
+    }
+}
+
 fn fields(e: &ValidationError) -> Vec<&str> {
     e.errors.iter().map(|e| e.field.as_str()).collect()
 }
@@ -100,27 +125,7 @@ fn an_event_feed_is_never_taken_from_a_request() {
     b.as_object_mut().unwrap().remove("event_feed");
     let spec = parse_request(&b, None, &Refs { policies: &p, credentials: &c }).unwrap().spec;
     assert_eq!(spec.event_feed, None);
-    let mut d = Deployment {
-        id: "D".into(),
-        account_id: "10000001".into(),
-        name: String::new(),
-        platform: spec.platform.clone(),
-        mode: Mode::None,
-        enabled: false,
-        discover: false,
-        scan: false,
-        scope: Scope::default(),
-        features: None,
-        cloud_defender: CloudDefender::default(),
-        credentials: vec![],
-        status: Status { status: StatusKind::New, updated: 0, message: None, reason: None },
-        created: crate::Stamp { at: 0, by: "u".into() },
-        modified: crate::Stamp { at: 0, by: "u".into() },
-        version: 1,
-        is_control_tower: false,
-        control_tower: None,
-        event_feed: None,
-    };
+    let mut d = blank(&spec);
     d.apply(spec);
     d.event_feed = Some(EventFeed {
         bus_arn: "arn:aws:events:us-east-1:123456789012:event-bus/garrison-org-e".into(),
@@ -161,27 +166,7 @@ fn update_merges_and_keeps_the_rest() {
     let (p, c) = refs_data();
     let refs = Refs { policies: &p, credentials: &c };
     let spec = parse_request(&reference_body(), None, &refs).unwrap().spec;
-    let mut d = Deployment {
-        id: "D".into(),
-        account_id: "10000001".into(),
-        name: String::new(),
-        platform: spec.platform.clone(),
-        mode: Mode::None,
-        enabled: false,
-        discover: false,
-        scan: false,
-        scope: Scope::default(),
-        features: None,
-        cloud_defender: CloudDefender::default(),
-        credentials: vec![],
-        status: Status { status: StatusKind::New, updated: 0, message: None, reason: None },
-        created: crate::Stamp { at: 0, by: "u".into() },
-        modified: crate::Stamp { at: 0, by: "u".into() },
-        version: 3,
-        is_control_tower: false,
-        control_tower: None,
-        event_feed: None,
-    };
+    let mut d = Deployment { version: 3, ..blank(&spec) };
     d.apply(spec);
     let req = parse_request(
         &json!({"name": "Renamed", "version": 3, "id": "D", "status": {"status": "ok"}}),
