@@ -250,7 +250,8 @@ fn failed(en: &Enrollment, message: String) -> EnrollmentStatus {
 
 /// One reconciliation of `en` against its organization; the status to record.
 pub async fn reconcile(e: &Engine, en: &Enrollment) -> EnrollmentStatus {
-    reconcile_polled(e, en).await.0
+    // Boxed: a pass is a large future, kept off the caller's stack.
+    Box::pin(reconcile_polled(e, en)).await.0
 }
 
 /// `reconcile`, with the lifecycle queue to listen on.
@@ -314,7 +315,7 @@ async fn reconcile_polled(e: &Engine, en: &Enrollment) -> (EnrollmentStatus, Opt
     }
     Box::pin(run.join(&want)).await;
     Box::pin(run.leave(&want)).await;
-    Box::pin(run.feeds()).await;
+    Box::pin(run.follow()).await;
     run.health();
     let mut polled = polled;
     if let (Some(p), Some(_)) = (polled.as_mut(), &run.feed) {
@@ -429,6 +430,7 @@ impl Run<'_> {
             deployment_id: None,
             credential_id: None,
             reason: None,
+            template_version: None,
         });
         m.state = state;
         m.reason = reason;
@@ -566,6 +568,8 @@ impl Run<'_> {
                     let m = self.member(&a, MemberState::Enrolled, None);
                     m.credential_id = Some(cred);
                     m.deployment_id = Some(dep);
+                    // `follow` brings a reused deployment to the template (a new one is).
+                    m.template_version = None;
                 }
                 Err(why) => {
                     self.member(&a, MemberState::Failed, Some(why.clone()));
@@ -615,26 +619,67 @@ impl Run<'_> {
         }
     }
 
-    /// Members' deployments follow the enrollment's feed choice (their next run moves their
-    /// rules to the organization's bus or back to their own).
-    async fn feeds(&mut self) {
-        if matches!(self.feed, Some(None)) {
-            return;
-        }
-        let want = self.event_feed();
-        let ids: Vec<String> = self.members.values().filter_map(|m| m.deployment_id.clone()).collect();
-        for id in ids {
+    /// Members' deployments follow the enrollment: its template once more each time the
+    /// enrollment changed (its version moved on since the member's deployment was last
+    /// brought to it; hand edits in between stay until then), its feed choice always.
+    async fn follow(&mut self) {
+        let feed_known = !matches!(self.feed, Some(None));
+        let want_feed = self.event_feed();
+        let version = self.en.version;
+        let members: Vec<Member> = self
+            .members
+            .values()
+            .filter(|m| m.deployment_id.is_some() && m.state != MemberState::Leaving)
+            .cloned()
+            .collect();
+        let mut tenant: Option<Tenant> = None;
+        for m in members {
+            let id = m.deployment_id.clone().unwrap_or_default();
             let Ok(Some(d)) = self.e.store.get_deployment(&self.en.account_id, &id).await else { continue };
+            let mut spec = d.spec();
+            let stale = m.template_version != Some(version);
+            if stale {
+                if tenant.is_none() {
+                    match Tenant::read(self.e, &self.en.account_id).await {
+                        Ok(t) => tenant = Some(t),
+                        Err(why) => {
+                            self.problems.push(why);
+                            return;
+                        }
+                    }
+                }
+                let t = tenant.as_ref().expect("read above");
+                let cred = m.credential_id.clone().unwrap_or_default();
+                let body = self.en.deployment_body(&m.aws_account, &cred);
+                let refs = Refs { policies: &t.policies, credentials: &t.accounts };
+                match parse_request(&body, Some(&d), &refs) {
+                    Ok(req) => {
+                        spec = req.spec;
+                        spec.is_control_tower |= self.control_tower;
+                    }
+                    Err(err) => {
+                        self.problems
+                            .push(format!("{}: the template does not fit its deployment: {err}", m.aws_account));
+                        continue;
+                    }
+                }
+            }
             // Only what this enrollment set, or nothing: another's choice is not ours to undo.
             let ours = d.event_feed.as_ref().is_none_or(|f| f.organization_id == self.en.id);
-            if d.event_feed == want || !ours {
-                continue;
+            if feed_known && ours {
+                spec.event_feed = want_feed.clone();
             }
-            let mut spec = d.spec();
-            spec.event_feed = want.clone();
-            match self.e.store.update_deployment(&self.en.account_id, &id, d.version, spec, &self.by()).await {
-                Ok(_) => self.e.wake.notify_one(),
-                Err(err) => self.problems.push(format!("deployment {id}: event feed not changed: {err}")),
+            if spec != d.spec() {
+                match self.e.store.update_deployment(&self.en.account_id, &id, d.version, spec, &self.by()).await {
+                    Ok(_) => self.e.wake.notify_one(),
+                    Err(err) => {
+                        self.problems.push(format!("deployment {id}: not brought to the enrollment: {err}"));
+                        continue;
+                    }
+                }
+            }
+            if stale && let Some(x) = self.members.get_mut(&m.aws_account) {
+                x.template_version = Some(version);
             }
         }
     }

@@ -78,7 +78,7 @@ async fn an_enrolled_unit_gets_its_accounts_protected_and_lets_them_go() {
     assert!(why.contains("not a usable ci_organization role") && why.contains("organizations:"), "{why}");
     assert!(store.list_deployments(&t.account).await.unwrap().is_empty(), "nothing done through it");
     let spec = EnrollmentSpec { credential_id: management, ..spec };
-    let en = store.update_enrollment(&t.account, &en.id, en.version, spec, "u").await.unwrap();
+    let en = store.update_enrollment(&t.account, &en.id, en.version, spec.clone(), "u").await.unwrap();
 
     // 1. The enrolled account: role, credential, deployment; the others left out, saying why.
     let st = enroll(&e, &en).await;
@@ -162,6 +162,27 @@ async fn an_enrolled_unit_gets_its_accounts_protected_and_lets_them_go() {
     store.set_enrollment_status(&en.id, &upgraded).await.unwrap();
     let en = store.get_enrollment(&t.account, &en.id).await.unwrap().unwrap();
     assert_eq!(enroll(&e, &en).await, en.status, "upgraded: nothing more to write");
+
+    // 2c. The template changes (Professional instead of Essentials): the member's deployment
+    // is brought to it by the next pass, and only once.
+    let en = store.get_enrollment(&t.account, &en.id).await.unwrap().unwrap();
+    let before = store.get_deployment(&t.account, &d.id).await.unwrap().unwrap();
+    let mut template = en.template.clone();
+    template["scope"]["include"][0]["policy"]["id"] = json!(garrison_catalog::policies::PROFESSIONAL);
+    let spec = EnrollmentSpec { template, ..spec };
+    let en = store.update_enrollment(&t.account, &en.id, en.version, spec.clone(), "u").await.unwrap();
+    let st = enroll(&e, &en).await;
+    assert_eq!(st.status, "ok", "{:?}", st.message);
+    let after = store.get_deployment(&t.account, &d.id).await.unwrap().unwrap();
+    let policy = after.scope.include[0].policy.as_ref().unwrap().id.to_ascii_uppercase();
+    assert_eq!(policy, garrison_catalog::policies::PROFESSIONAL.to_ascii_uppercase());
+    assert_eq!(after.version, before.version + 1);
+    assert_eq!(st.members[0].template_version, Some(en.version));
+    store.set_enrollment_status(&en.id, &st).await.unwrap();
+    let en = store.get_enrollment(&t.account, &en.id).await.unwrap().unwrap();
+    assert_eq!(enroll(&e, &en).await, en.status, "brought to the template: nothing more");
+    assert_eq!(store.get_deployment(&t.account, &d.id).await.unwrap().unwrap().version, after.version);
+    let d = after;
 
     // 3. An account created into the unit (its event lost): enrolled by the next run.
     let late = organization::account(&aws, &root, &prod, "prod-late").await.unwrap();

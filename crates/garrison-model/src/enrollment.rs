@@ -38,6 +38,10 @@ pub struct Member {
     pub credential_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The enrollment version whose template the deployment was last brought to (a change
+    /// of the enrollment reapplies its template; a hand edit of the deployment stays until then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template_version: Option<i64>,
 }
 
 /// The last reconciliation of the enrollment against the organization.

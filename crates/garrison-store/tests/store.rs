@@ -226,6 +226,7 @@ async fn protection_records_generations_audit_and_removal() {
                 deployment_id: Some("D".into()),
                 credential_id: None,
                 reason: None,
+                template_version: Some(1),
             }],
             excluded: vec![],
             events: None,
