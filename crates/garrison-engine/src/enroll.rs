@@ -530,6 +530,20 @@ impl Run<'_> {
         if new.is_empty() {
             return;
         }
+        // A StackSet operation takes minutes on AWS: meanwhile the status says who waits on what.
+        let step = format!("waiting for garrison's role: StackSet {} instance", self.en.stack_set);
+        for a in &new {
+            self.member(a, MemberState::Pending, Some(step.clone()));
+        }
+        let interim = EnrollmentStatus {
+            updated: now_ms(),
+            message: Some(format!("placing garrison's role in {} account(s)", new.len())),
+            members: self.members.values().cloned().collect(),
+            ..self.en.status.clone()
+        };
+        if let Err(err) = self.e.store.set_enrollment_status(&self.en.id, &interim).await {
+            tracing::debug!(enrollment = %self.en.id, error = %err, "the interim status is not recorded");
+        }
         let region = self.aws.region();
         let units: BTreeSet<String> =
             new.iter().filter_map(|a| self.tree.accounts.get(a)).map(|a| a.parent.clone()).collect();

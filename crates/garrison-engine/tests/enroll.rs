@@ -187,6 +187,12 @@ async fn an_enrolled_unit_gets_its_accounts_protected_and_lets_them_go() {
     // 3. An account created into the unit (its event lost): enrolled by the next run.
     let late = organization::account(&aws, &root, &prod, "prod-late").await.unwrap();
     let st = enroll(&e, &en).await;
+    // While the StackSet placed its role, the status said so (the loop then records the end).
+    let meanwhile = store.get_enrollment(&t.account, &en.id).await.unwrap().unwrap().status;
+    let waiting = meanwhile.members.iter().find(|m| m.aws_account == late).expect("the new account, pending");
+    assert_eq!(waiting.state, MemberState::Pending);
+    assert!(waiting.reason.as_deref().is_some_and(|r| r.contains("StackSet garrison-role")), "{waiting:?}");
+    assert!(meanwhile.members.iter().any(|m| m.aws_account == a1 && m.state == MemberState::Enrolled));
     store.set_enrollment_status(&en.id, &st).await.unwrap();
     let enrolled: BTreeSet<&str> =
         st.members.iter().filter(|m| m.state == MemberState::Enrolled).map(|m| m.aws_account.as_str()).collect();
