@@ -35,9 +35,10 @@ async fn setup(moto: &Moto) -> anyhow::Result<Run> {
     let root = organization::create(&aws).await?;
     let unit = organization::unit(&aws, &root, "prod").await?;
     let t = garrison_testkit::tenants::tenant(&aws, "bench-org").await?;
+    let management = t.role_credential(&aws, "garrison-management", "ci_organization").await?;
     let spec = EnrollmentSpec {
         name: "bench".into(),
-        credential_id: t.credential.clone(),
+        credential_id: management,
         selection: Selection { include: vec![UnitItem { unit: unit.clone(), children: false }], ..Default::default() },
         template: json!({"mode": "automatic", "platform": {"type": "aws", "monitor": {"enabled": false}},
             "scope": {"include": [{"type": "region", "key": "/aws/us-east-1", "policy": {"id": garrison_catalog::policies::ESSENTIALS}}]}}),
