@@ -113,6 +113,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(services::organizations::routes())
         .merge(services::protection::routes())
         .merge(services::assets_query::routes())
+        .merge(services::findings::routes())
 }
 
 pub fn router(state: AppState) -> Router {

@@ -32,6 +32,26 @@ pub fn pattern() -> String {
     pattern_value().to_string()
 }
 
+/// The findings garrison keeps, as EventBridge delivers them on each region's default bus.
+pub fn findings_pattern() -> String {
+    use garrison_model::finding::Source;
+    let (sources, kinds): (Vec<&str>, Vec<&str>) =
+        [Source::Guardduty, Source::Inspector2].into_iter().map(|s| s.event()).unzip();
+    json!({"source": sources, "detail-type": kinds}).to_string()
+}
+
+/// The pattern of the rule on garrison's own bus (which only garrison's rules put events
+/// on): every source either of the region rules forwards.
+pub fn bus_pattern() -> String {
+    let mut sources: BTreeSet<String> = BTreeSet::new();
+    for p in [pattern_value(), serde_json::from_str(&findings_pattern()).unwrap_or(Value::Null)] {
+        for s in p["source"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+            sources.insert(s.to_string());
+        }
+    }
+    json!({"source": sources}).to_string()
+}
+
 /// The organization lifecycle events an enrollment acts on, as EventBridge delivers them in
 /// the management account: accounts created, moved, removed or closed (Organizations), and
 /// accounts made or updated by Control Tower's account factory.
@@ -74,6 +94,19 @@ mod tests {
         assert!(pattern().len() < PATTERN_LIMIT, "{} characters", pattern().len());
         // Stable: the same text every time (rules are compared by it).
         assert_eq!(pattern(), pattern());
+    }
+
+    #[test]
+    fn findings_reach_the_bus_and_its_rule_passes_both_kinds() {
+        let f: Value = serde_json::from_str(&findings_pattern()).unwrap();
+        assert_eq!(f["source"], json!(["aws.guardduty", "aws.inspector2"]));
+        assert_eq!(f["detail-type"], json!(["GuardDuty Finding", "Inspector2 Finding"]));
+        let bus: Value = serde_json::from_str(&bus_pattern()).unwrap();
+        let sources = bus["source"].as_array().unwrap();
+        for s in pattern_value()["source"].as_array().unwrap().iter().chain(f["source"].as_array().unwrap()) {
+            assert!(sources.contains(s), "{s}");
+        }
+        assert!(bus_pattern().len() < PATTERN_LIMIT);
     }
 
     #[test]

@@ -43,6 +43,10 @@ impl Doc<'_> {
     }
 
     fn arn(&self, key: &str, attr: &str) -> Value {
+        // An ARN already (an organization's feed bus): itself.
+        if key.starts_with("arn:") {
+            return json!(key);
+        }
         if self.local.contains(key) {
             json!({"Fn::GetAtt": [logical_id(key), attr]})
         } else if let Some(arn) = self.named.get(key) {

@@ -266,7 +266,7 @@ async fn reconcile_polled(e: &Engine, en: &Enrollment) -> (EnrollmentStatus, Opt
         Err(err) => return (failed(en, format!("reading the organization: {err}")), None),
     };
     let pattern = garrison_catalog::feed::lifecycle_pattern();
-    let feed_pattern = garrison_catalog::feed::pattern();
+    let feed_pattern = garrison_catalog::feed::bus_pattern();
     let org = (en.event_feed == FeedChoice::Organization)
         .then(|| org_events::OrgFeed { organization_id: &tree.id, pattern: &feed_pattern });
     let (events, polled, feed_problem) = match org_events::ensure(&aws, &journal, &en.feed_name(), &pattern, org).await

@@ -304,7 +304,7 @@ async fn an_organization_feed_brings_every_members_events_to_one_queue() {
     assert_eq!(policy["Statement"][0]["Condition"], json!({"StringEquals": {"aws:PrincipalOrgID": org_id}}));
     assert_eq!(policy["Statement"][0]["Action"], "events:PutEvents");
     let bus_rule = ev.describe_rule().name(en.feed_name()).event_bus_name(en.feed_name()).send().await.unwrap();
-    assert_eq!(bus_rule.event_pattern(), Some(garrison_catalog::feed::pattern().as_str()));
+    assert_eq!(bus_rule.event_pattern(), Some(garrison_catalog::feed::bus_pattern().as_str()));
     let q = aws.sqs();
     let attrs =
         q.get_queue_attributes().queue_url(&feed.queue_url).attribute_names("Policy".into()).send().await.unwrap();
@@ -332,6 +332,7 @@ async fn an_organization_feed_brings_every_members_events_to_one_queue() {
         let cred = store.get_credential(&t.account, m.credential_id.as_ref().unwrap()).await.unwrap().unwrap();
         let member = sessions.assume(&cred.secrets.arn, &ext).await.unwrap();
         let rules = member.events().list_rules().name_prefix("garrison-feed-").send().await.unwrap();
+        assert_eq!(rules.rules().len(), 2, "calls and findings");
         let rule = rules.rules()[0].name().unwrap().to_string();
         let targets = member.events().list_targets_by_rule().rule(&rule).send().await.unwrap();
         assert_eq!(targets.targets()[0].arn(), bus_arn, "{}: to the organization's bus", m.aws_account);

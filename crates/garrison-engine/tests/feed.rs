@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::GARRISON;
-use garrison_cloud::audit_queue::{deliver_as_cloudtrail, deliver_as_eventbridge};
+use garrison_cloud::audit_queue::{self, deliver_as_cloudtrail, deliver_as_eventbridge};
 use garrison_cloud::emulator::Moto;
 use garrison_cloud::estate::{self, EstateSpec};
 use garrison_cloud::{Aws, Sessions};
@@ -86,9 +86,14 @@ async fn events_on_the_default_bus_reach_garrison_once_and_the_feed_is_removed_w
     for region in &spec.regions {
         let ev = aws.in_region(region).events();
         let rules = ev.list_rules().name_prefix("garrison-feed-").send().await.unwrap();
-        assert_eq!(rules.rules().len(), 1, "{region}: one rule on the default bus");
-        let rule = &rules.rules()[0];
+        assert_eq!(rules.rules().len(), 2, "{region}: a rule for calls and one for findings on the default bus");
+        let (findings, calls): (Vec<_>, Vec<_>) =
+            rules.rules().iter().partition(|r| r.name().is_some_and(|n| n.ends_with("-findings")));
+        let rule = calls[0];
         assert_eq!(serde_json::from_str::<Value>(rule.event_pattern().unwrap()).unwrap(), pattern, "{region}");
+        assert_eq!(findings[0].event_pattern(), Some(garrison_catalog::feed::findings_pattern().as_str()));
+        let to = ev.list_targets_by_rule().rule(findings[0].name().unwrap()).send().await.unwrap();
+        assert_eq!(to.targets()[0].arn(), bus_arn, "{region}: findings forward to the same bus");
         let targets = ev.list_targets_by_rule().rule(rule.name().unwrap()).send().await.unwrap();
         let target = &targets.targets()[0];
         assert_eq!(target.arn(), bus_arn, "{region}: forwards to garrison's bus");
@@ -303,4 +308,108 @@ async fn a_vpc_tagged_after_the_fact_gains_its_appliances_through_the_event_feed
         .map(|i| i.id.clone())
         .collect();
     assert!(running.is_empty(), "garrison's appliances left running in the untagged VPC: {running:?}");
+}
+
+/// GuardDuty and Inspector findings put on a region's default bus, as those services do,
+/// reach garrison through the findings rule: stored with the asset they name, the same
+/// finding said three times is one finding seen three times, an archived one is resolved,
+/// and a malformed one or one of another account is set aside with the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn findings_on_the_default_bus_are_kept_once_with_their_asset() {
+    use garrison_model::finding::{FindingStatus, Severity};
+    use garrison_store::FindingFilter;
+    common::init_log();
+    let moto = Moto::start().expect("the AWS emulator is required for this test");
+    let aws = Aws::from_config(moto.sdk_config("us-east-1").await);
+    let sessions = Arc::new(Sessions::new(aws.clone()));
+    let spec = EstateSpec::s_bare();
+    let est = estate::build(&sessions, &spec).await.unwrap();
+    let vpc = est.vpcs().find(|v| !v.instances.is_empty()).unwrap().clone();
+    let host = vpc.instances[0].id.clone();
+    let region = vpc.region.clone();
+    let t = garrison_testkit::tenants::tenant(&aws, "findings").await.unwrap();
+    let store = t.store.clone();
+    let (d, e) = common::watched(&t, &sessions, "findings", &spec.regions, &spec.regions[0]).await;
+    let r = reconcile(&e, &d).await.unwrap();
+    assert!(r.outcomes.iter().all(|o| o.result == "done"), "{:#?}", r.outcomes);
+    let collector = tokio::spawn(garrison_engine::collect::run(e.clone()));
+    let at = aws.in_region(&region);
+    let gd = |severity: f64, archived: bool| {
+        sample::guardduty_finding(
+            GARRISON,
+            &region,
+            "6ab0c1d2e3f4a5b6c7d8e9f0a1b2c3d4",
+            &host,
+            &vpc.id,
+            severity,
+            archived,
+            0,
+        )
+    };
+    let list = |filter: FindingFilter| {
+        let store = store.clone();
+        let account = d.account_id.clone();
+        async move { store.list_findings(&account, &filter, 0, 100).await.unwrap().0 }
+    };
+    type Done = Box<dyn Fn(&[garrison_model::finding::Finding]) -> bool + Send>;
+    let until = |what: &'static str, done: Done| async move {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let now = list(FindingFilter::default()).await;
+            if done(&now) {
+                return now;
+            }
+            assert!(Instant::now() < deadline, "{what}: {now:#?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+
+    // 1. A GuardDuty finding on the host: stored with its asset key.
+    audit_queue::deliver_event(&at, "aws.guardduty", "GuardDuty Finding", &gd(8.0, false)).await.unwrap();
+    let got = until("the GuardDuty finding", Box::new(|f| f.len() == 1)).await;
+    let f = &got[0];
+    assert_eq!(f.id, "gd-6ab0c1d2e3f4a5b6c7d8e9f0a1b2c3d4");
+    assert_eq!((f.severity, f.status, f.count), (Severity::High, FindingStatus::Active, 1));
+    assert_eq!(f.resource.as_ref().and_then(|r| r.asset_key.clone()), Some(format!("/aws/{region}/host/{host}")));
+    assert_eq!((f.aws_account.as_str(), f.deployment_id.as_str()), (GARRISON, d.id.as_str()));
+
+    // 2. Said twice more: one finding, seen three times.
+    for _ in 0..2 {
+        audit_queue::deliver_event(&at, "aws.guardduty", "GuardDuty Finding", &gd(8.0, false)).await.unwrap();
+    }
+    until("three sightings", Box::new(|f| f.len() == 1 && f[0].count == 3)).await;
+
+    // 3. An Inspector finding on the same host; then the GuardDuty one archived.
+    let inspector =
+        sample::inspector_finding(GARRISON, &region, "0f1e2d3c4b5a69788796a5b4c3d2e1f0", &host, &vpc.id, "ACTIVE");
+    audit_queue::deliver_event(&at, "aws.inspector2", "Inspector2 Finding", &inspector).await.unwrap();
+    audit_queue::deliver_event(&at, "aws.guardduty", "GuardDuty Finding", &gd(8.0, true)).await.unwrap();
+    let got = until(
+        "Inspector's, and GuardDuty's resolved",
+        Box::new(|f| f.len() == 2 && f.iter().any(|x| x.status == FindingStatus::Resolved)),
+    )
+    .await;
+    assert_eq!(got[0].id, "in-0f1e2d3c4b5a69788796a5b4c3d2e1f0", "critical first");
+    assert_eq!(got[0].severity, Severity::Critical);
+    let active = list(FindingFilter { status: Some(FindingStatus::Active), ..Default::default() }).await;
+    assert_eq!(active.iter().map(|f| f.id.as_str()).collect::<Vec<_>>(), ["in-0f1e2d3c4b5a69788796a5b4c3d2e1f0"]);
+
+    // 4. Malformed, and another account's: set aside with the reason, nothing stored.
+    audit_queue::deliver_event(&at, "aws.guardduty", "GuardDuty Finding", &gd(42.0, false)).await.unwrap();
+    let mut other = gd(5.0, false);
+    other["accountId"] = json!("999999999999");
+    other["id"] = json!("ffffffffffffffffffffffffffffffff");
+    audit_queue::deliver_event(&at, "aws.guardduty", "GuardDuty Finding", &other).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let l = store.dead_letters(&d.account_id, &d.id, 10).await.unwrap();
+        let says = |s: &str| l.iter().any(|x| x.reason.contains(s));
+        if says("field detail.severity") && says("of account 999999999999") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "dead letters: {l:#?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(list(FindingFilter::default()).await.len(), 2, "nothing else stored");
+    collector.abort();
 }

@@ -13,6 +13,7 @@ pub mod credential;
 pub mod deployment;
 pub mod enrollment;
 pub mod error;
+pub mod finding;
 pub mod json_path;
 pub mod ops;
 pub mod organization;

@@ -661,6 +661,34 @@ pub static OPERATIONS: &[Operation] = &[
         summary: "Deleted deployments whose resources are still being removed",
         needs_token: true,
     },
+    // findings (garrison's own service)
+    Operation {
+        service: "findings",
+        name: "list_findings",
+        method: "GET",
+        path: "/findings/v1/{account_id}/findings",
+        params: params![
+            ACCOUNT,
+            q("deployment_id", Kind::String, "only this deployment's findings"),
+            q("severity", Kind::String, "this severity and above: informational, low, medium, high, critical"),
+            q("status", Kind::String, "active | resolved"),
+            q("source", Kind::String, "guardduty | inspector2"),
+            q("since", Kind::String, "last seen at or after (RFC 3339, or milliseconds since the epoch)"),
+            q("page_size", Kind::Integer, "findings per page, 1 to 1000 (default 100)"),
+            q("continue", Kind::String, "token of the next page")
+        ],
+        summary: "Security findings (GuardDuty, Inspector) of the account's deployments, highest severity first",
+        needs_token: true,
+    },
+    Operation {
+        service: "findings",
+        name: "get_finding",
+        method: "GET",
+        path: "/findings/v1/{account_id}/findings/{finding_id}",
+        params: params![ACCOUNT, p("finding_id", "finding id (gd-… or in-…)")],
+        summary: "One security finding",
+        needs_token: true,
+    },
 ];
 
 pub fn find(service: &str, name: &str) -> Option<&'static Operation> {

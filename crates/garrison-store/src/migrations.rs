@@ -127,4 +127,12 @@ pub const MIGRATIONS: &[(i64, &str, &[&str])] = &[
             "CREATE INDEX enrollments_account ON enrollments (account_id)",
         ],
     ),
+    (
+        14,
+        "security findings (GuardDuty, Inspector) per deployment, one row per finding however often it is said",
+        &[
+            "CREATE TABLE findings (deployment_id TEXT NOT NULL, id TEXT NOT NULL, account_id TEXT NOT NULL, source TEXT NOT NULL, severity BIGINT NOT NULL, status TEXT NOT NULL, last_seen_ms BIGINT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (deployment_id, id))",
+            "CREATE INDEX findings_account ON findings (account_id, severity, last_seen_ms)",
+        ],
+    ),
 ];

@@ -231,6 +231,55 @@ fn run_response(id: &str, region: &str) -> Value {
             "ebsOptimized": false, "enaSupport": true, "metadataOptions": {"state": "pending", "httpTokens": "required", "httpPutResponseHopLimit": 2}}]}})
 }
 
+/// A GuardDuty finding's `detail` as GuardDuty puts it on the default bus ("GuardDuty
+/// Finding", schema 2.0) about `instance` in `vpc`. `count` 0 leaves GuardDuty's own count out.
+#[allow(clippy::too_many_arguments)]
+pub fn guardduty_finding(
+    account: &str,
+    region: &str,
+    id: &str,
+    instance: &str,
+    vpc: &str,
+    severity: f64,
+    archived: bool,
+    count: i64,
+) -> Value {
+    let mut service = json!({"serviceName": "guardduty", "detectorId": "12abc34d567e8fa901bc2d34e56789f0",
+        "action": {"actionType": "NETWORK_CONNECTION"}, "resourceRole": "TARGET", "archived": archived,
+        "eventFirstSeen": "2026-12-06T09:00:00.000Z", "eventLastSeen": "2026-12-06T09:59:00.000Z"});
+    if count > 0 {
+        service["count"] = json!(count);
+    }
+    json!({
+        "schemaVersion": "2.0", "accountId": account, "region": region, "partition": "aws", "id": id,
+        "arn": format!("arn:aws:guardduty:{region}:{account}:detector/12abc34d567e8fa901bc2d34e56789f0/finding/{id}"),
+        "type": "UnauthorizedAccess:EC2/SSHBruteForce",
+        "resource": {"resourceType": "Instance", "instanceDetails": {"instanceId": instance, "instanceType": "t3.micro",
+            "networkInterfaces": [{"networkInterfaceId": "eni-0a1b2c3d4e5f60718", "vpcId": vpc,
+                "securityGroups": [{"groupId": "sg-0a1b2c3d4e5f60718", "groupName": "web"}]}]}},
+        "service": service, "severity": severity,
+        "createdAt": "2026-12-06T09:00:00.000Z", "updatedAt": "2026-12-06T09:59:00.000Z",
+        "title": format!("SSH brute force attacks against {instance}."),
+        "description": format!("{instance} is being probed by SSH brute force attacks.")
+    })
+}
+
+/// An Inspector finding's `detail` as Inspector puts it on the default bus ("Inspector2
+/// Finding") about `instance` in `vpc`.
+pub fn inspector_finding(account: &str, region: &str, id: &str, instance: &str, vpc: &str, status: &str) -> Value {
+    json!({
+        "awsAccountId": account, "description": "A heap overflow in openssl.",
+        "findingArn": format!("arn:aws:inspector2:{region}:{account}:finding/{id}"),
+        "firstObservedAt": "2026-12-06T08:00:00.000Z", "lastObservedAt": "2026-12-06T09:00:00.000Z",
+        "updatedAt": "2026-12-06T09:00:00.000Z", "inspectorScore": 9.8, "severity": "CRITICAL", "status": status,
+        "title": "CVE-2026-0001 - openssl", "type": "PACKAGE_VULNERABILITY",
+        "resources": [{"id": instance, "type": "AWS_EC2_INSTANCE", "partition": "aws", "region": region,
+            "details": {"awsEc2Instance": {"vpcId": vpc, "subnetId": "subnet-0a1b2c3d4e5f60718", "type": "t3.micro"}}}],
+        "packageVulnerabilityDetails": {"vulnerabilityId": "CVE-2026-0001", "source": "NVD",
+            "vulnerablePackages": [{"name": "openssl", "version": "3.0.2"}]}
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

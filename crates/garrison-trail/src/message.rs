@@ -23,6 +23,9 @@ pub enum Message {
     /// One CloudTrail record delivered by EventBridge (`detail-type` "AWS API Call via
     /// CloudTrail"): `detail` is the record's JSON, read by the same parser as a log file's.
     Event { id: String, detail: String },
+    /// A GuardDuty or Inspector finding (its whole EventBridge event, read by
+    /// `garrison_model::finding::observe`).
+    Finding { source: garrison_model::finding::Source, event: String },
     /// Well-formed and nothing to do (S3's test event, a delete, only non-CloudTrail objects).
     Ignore(&'static str),
 }
@@ -92,6 +95,10 @@ fn eventbridge(o: &serde_json::Map<String, Value>, kind: &Value) -> Result<Messa
         )));
     };
     if kind != API_CALL {
+        let event = Value::Object(o.clone());
+        if let Some(source) = garrison_model::finding::source_of(&event) {
+            return Ok(Message::Finding { source, event: event.to_string() });
+        }
         return Ok(Message::Ignore("an EventBridge event garrison does not act on"));
     }
     let detail = o.get("detail").ok_or_else(|| Malformed("EventBridge event: field detail: missing".into()))?;
@@ -245,7 +252,12 @@ mod tests {
         let Message::Event { id, detail } = parse(&event.to_string()).unwrap() else { panic!() };
         assert_eq!(id, "ev-1");
         assert_eq!(serde_json::from_str::<Value>(&detail).unwrap(), record);
-        let other = json!({"detail-type": "GuardDuty Finding", "source": "aws.guardduty", "detail": {}});
+        let finding = json!({"detail-type": "GuardDuty Finding", "source": "aws.guardduty", "detail": {}});
+        assert!(matches!(
+            parse(&finding.to_string()).unwrap(),
+            Message::Finding { source: garrison_model::finding::Source::Guardduty, .. }
+        ));
+        let other = json!({"detail-type": "EC2 Instance State-change Notification", "source": "aws.ec2", "detail": {}});
         assert!(matches!(parse(&other.to_string()).unwrap(), Message::Ignore(_)));
         for (body, needle) in [
             (json!({"detail-type": API_CALL}), "field detail: missing"),

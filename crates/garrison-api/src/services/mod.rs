@@ -3,6 +3,7 @@ pub mod assets_query;
 pub mod credentials;
 pub mod deployments;
 pub mod endpoints;
+pub mod findings;
 pub mod organizations;
 pub mod policies;
 pub mod protection;

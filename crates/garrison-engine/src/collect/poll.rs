@@ -159,6 +159,28 @@ pub(super) async fn handle(
                 fates.push(Fate::Done);
                 continue;
             }
+            Ok(Message::Finding { source, event }) => {
+                trigger.messages += 1;
+                inputs.push(FeedPath::Events);
+                let fate = match finding(e, d, source, &event).await {
+                    Ok(()) => Fate::Done,
+                    Err(FindingFate::Unusable(why)) => {
+                        dead.push(letter(d, &format!("sqs:{}", m.id), why, &m.body));
+                        Fate::Done
+                    }
+                    Err(FindingFate::Later(err)) if m.receives < e.collector.max_receives => {
+                        tracing::warn!(deployment = %d.id, error = %err, "collector: finding not stored yet");
+                        Fate::Retry
+                    }
+                    Err(FindingFate::Later(err)) => {
+                        let why = format!("not stored after {} attempts: {err}", m.receives);
+                        dead.push(letter(d, &format!("sqs:{}", m.id), why, &m.body));
+                        Fate::Done
+                    }
+                };
+                fates.push(fate);
+                continue;
+            }
             Ok(Message::Event { id, detail }) => {
                 trigger.messages += 1;
                 inputs.push(FeedPath::Events);
@@ -303,6 +325,40 @@ pub(super) async fn handle(
     if let Err(err) = audit_queue::delete(aws, &q.url, &receipts).await {
         tracing::warn!(deployment = %d.id, error = %err, "collector: cannot delete handled messages; they will be applied again");
     }
+}
+
+/// Why a finding event was not stored.
+enum FindingFate {
+    /// Never usable: set aside with the reason.
+    Unusable(String),
+    /// The store failed: the message comes back.
+    Later(String),
+}
+
+/// Stores the finding `event` tells, for deployment `d` (of the account it watches only).
+async fn finding(
+    e: &Engine,
+    d: &Deployment,
+    source: garrison_model::finding::Source,
+    event: &str,
+) -> Result<(), FindingFate> {
+    let v: serde_json::Value = serde_json::from_str(event).map_err(|err| FindingFate::Unusable(err.to_string()))?;
+    let o = garrison_model::finding::observe(&v, source)
+        .map_err(|m| FindingFate::Unusable(format!("{} finding: {m}", source.as_str())))?;
+    if o.aws_account != d.platform.id {
+        return Err(FindingFate::Unusable(format!(
+            "{} finding of account {}, not this deployment's ({})",
+            source.as_str(),
+            o.aws_account,
+            d.platform.id
+        )));
+    }
+    let (f, change) =
+        e.store.record_finding(&d.account_id, &d.id, o).await.map_err(|err| FindingFate::Later(err.to_string()))?;
+    tracing::info!(deployment = %d.id, finding = %f.id, severity = f.severity.as_str(), change = ?change, "finding recorded");
+    metrics::counter!("garrison_findings_received_total", "source" => source.as_str(), "severity" => f.severity.as_str())
+        .increment(1);
+    Ok(())
 }
 
 /// The region of a log bucket (read once per bucket; the queue's region when it cannot be

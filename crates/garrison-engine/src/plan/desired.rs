@@ -49,6 +49,8 @@ pub mod keys {
     pub const QUEUE_POLICY: &str = "audit/queue_policy";
     /// A region's rule on its default bus.
     pub const FEED: &str = "feed";
+    /// A region's rule for security findings (GuardDuty, Inspector) on its default bus.
+    pub const FINDINGS: &str = "findings";
 
     pub fn vpc(region: &str, vpc: &str, what: &str) -> String {
         format!("{region}/{vpc}/{what}")
@@ -235,6 +237,10 @@ impl Builder<'_> {
         let home = queue_region.clone();
         let name = format!("garrison-feed-{}", short(&self.d.id));
         let pattern = garrison_catalog::feed::pattern();
+        // Findings go the same way under a rule of their own (a rule's pattern cannot
+        // ask for API calls and findings alike), named within the role's `garrison-feed-*`.
+        let findings_name = format!("{name}-findings");
+        let findings = garrison_catalog::feed::findings_pattern();
         let regions = self.scope_regions();
         if regions.is_empty() {
             return;
@@ -252,6 +258,14 @@ impl Builder<'_> {
                     role: Some(keys::FEED_ROLE.into()),
                 };
                 self.build(keys::region(&r, keys::FEED), &r, rule, false);
+                let findings = Spec::EventRule {
+                    name: findings_name.clone(),
+                    bus: None,
+                    pattern: findings.clone(),
+                    target: bus.clone(),
+                    role: Some(keys::FEED_ROLE.into()),
+                };
+                self.build(keys::region(&r, keys::FINDINGS), &r, findings, false);
             }
             self.build(keys::FEED_ROLE.into(), &home, Spec::EventRole { name, bus }, false);
             return;
@@ -263,7 +277,7 @@ impl Builder<'_> {
             Spec::EventRule {
                 name: name.clone(),
                 bus: Some(keys::FEED_BUS.into()),
-                pattern: pattern.clone(),
+                pattern: garrison_catalog::feed::bus_pattern(),
                 target: keys::QUEUE.into(),
                 role: None,
             },
@@ -286,6 +300,18 @@ impl Builder<'_> {
                     name: name.clone(),
                     bus: None,
                     pattern: pattern.clone(),
+                    target: keys::FEED_BUS.into(),
+                    role: role.clone(),
+                },
+                false,
+            );
+            self.build(
+                keys::region(&r, keys::FINDINGS),
+                &r,
+                Spec::EventRule {
+                    name: findings_name.clone(),
+                    bus: None,
+                    pattern: findings.clone(),
                     target: keys::FEED_BUS.into(),
                     role,
                 },
