@@ -727,3 +727,64 @@ both_backends!(authorization_matrix, |s: Server| async move {
     // And the owner still gets its data: the refusals were about the caller, not the route.
     assert_eq!(s.get(&format!("/deployments/v1/{b}/deployments/{}", tt.dep), &tb).await.status, 200);
 });
+
+// findings v1: highest severity first, filters, `continue` paging bound to its filters, every
+// bad parameter named, one finding by id; another tenant sees none of them.
+both_backends!(findings_are_listed_filtered_and_paged_per_tenant, |s: Server| async move {
+    use garrison_model::finding::FindingStatus;
+    let tt = harness::TwoTenants::new(&s).await;
+    let (b, tb) = (tt.b.clone(), tt.tb.clone());
+    let store = &s.state.store;
+    for (i, score) in [2.0, 5.0, 8.0, 9.5].into_iter().enumerate() {
+        store.record_finding(&b, &tt.dep, harness::observation(&format!("f{i}"), score)).await.unwrap();
+    }
+    let mut resolved = harness::observation("f0", 2.0);
+    resolved.status = FindingStatus::Resolved;
+    resolved.last_seen = 9_000;
+    store.record_finding(&b, &tt.dep, resolved).await.unwrap();
+    let base = format!("/findings/v1/{b}/findings");
+    let ids = |r: &Value| -> Vec<String> {
+        r["findings"].as_array().unwrap().iter().map(|f| f["id"].as_str().unwrap().to_string()).collect()
+    };
+    let all = s.get(&base, &tb).await;
+    assert_eq!(all.status, 200, "{}", all.body);
+    assert_eq!(ids(&all.body), ["gd-f3", "gd-f2", "gd-beta-finding", "gd-f1", "gd-f0"], "severity first");
+    let f3 = &all.body["findings"][0];
+    assert_eq!((f3["severity"].as_str(), f3["source"].as_str()), (Some("critical"), Some("guardduty")));
+    assert_eq!(f3["resource"]["asset_key"], "/aws/us-east-1/host/i-0123456789abcdef0");
+    let high = s.get(&format!("{base}?severity=high&status=active"), &tb).await;
+    assert_eq!(ids(&high.body), ["gd-f3", "gd-f2", "gd-beta-finding"]);
+    let resolved = s.get(&format!("{base}?status=resolved&deployment_id={}", tt.dep), &tb).await;
+    assert_eq!(ids(&resolved.body), ["gd-f0"]);
+    assert!(ids(&s.get(&format!("{base}?source=inspector2"), &tb).await.body).is_empty());
+    assert_eq!(ids(&s.get(&format!("{base}?since=9000"), &tb).await.body), ["gd-f0"]);
+    // Pages of two, the token carrying the filter; another filter with it is refused.
+    let p1 = s.get(&format!("{base}?severity=low&page_size=2"), &tb).await;
+    assert_eq!((ids(&p1.body).len(), p1.body["total"].as_u64()), (2, Some(5)));
+    let token = p1.body["continue"].as_str().unwrap().to_string();
+    let p2 = s.get(&format!("{base}?continue={token}"), &tb).await;
+    let p3 = s.get(&format!("{base}?continue={}", p2.body["continue"].as_str().unwrap()), &tb).await;
+    let mut seen = ids(&p1.body);
+    seen.extend(ids(&p2.body));
+    seen.extend(ids(&p3.body));
+    assert_eq!(seen, ids(&all.body));
+    assert!(p3.body.get("continue").is_none());
+    let mixed = s.get(&format!("{base}?continue={token}&severity=critical"), &tb).await;
+    assert_eq!((mixed.status.as_u16(), mixed.body["errors"][0]["field"].as_str()), (400, Some("continue")));
+    // Bad parameters: each named.
+    let bad = s.get(&format!("{base}?severity=severe&status=open&source=macie&since=yesterday"), &tb).await;
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    let fields: Vec<&str> =
+        bad.body["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+    assert_eq!(fields, ["severity", "status", "source", "since"]);
+    assert_eq!(s.get(&format!("{base}?page_size=0"), &tb).await.status, 400);
+    // One by id; unknown: 404.
+    let one = s.get(&format!("{base}/gd-f2"), &tb).await;
+    assert_eq!((one.status.as_u16(), one.body["severity"].as_str()), (200, Some("high")));
+    assert_eq!(s.get(&format!("{base}/gd-nope"), &tb).await.status, 404);
+    // Alpha: its own list is empty; beta's account is not its own.
+    let own = s.get(&format!("/findings/v1/{}/findings", tt.a), &tt.ta).await;
+    assert_eq!((own.status.as_u16(), ids(&own.body).len()), (200, 0));
+    assert_eq!(s.get(&base, &tt.ta).await.status, 403);
+    assert_eq!(s.get(&format!("{base}/gd-f2"), &tt.ta).await.status, 403);
+});

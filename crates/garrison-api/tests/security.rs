@@ -159,7 +159,7 @@ both_backends!(foreign_ids_under_my_account, |s: Server| async move {
     let (cred, dep, user) = (tt.cred.clone(), tt.dep.clone(), tt.user.clone());
     let mut checked = 0;
     for op in garrison_model::ops::OPERATIONS.iter().filter(|o| o.path.contains("{account_id}")) {
-        let ids = ["{deployment_id}", "{credential_id}", "{user_id}", "{access_key_id}"];
+        let ids = ["{deployment_id}", "{credential_id}", "{user_id}", "{access_key_id}", "{finding_id}"];
         if !ids.iter().any(|i| op.path.contains(i)) {
             continue;
         }

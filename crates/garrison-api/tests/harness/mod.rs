@@ -307,6 +307,32 @@ pub fn synthetic_snapshot() -> garrison_model::snapshot::Snapshot {
     Snapshot { aws_account: "123412341234".into(), taken_at: 100, regions: [("us-east-1".to_string(), r)].into() }
 }
 
+/// A GuardDuty finding (`id` its provider id) on a host of account 123412341234.
+pub fn observation(id: &str, score: f64) -> garrison_model::finding::Observation {
+    use garrison_model::finding::*;
+    Observation {
+        id: format!("gd-{id}"),
+        source: Source::Guardduty,
+        provider_id: id.into(),
+        kind: "Recon:EC2/PortProbeUnprotectedPort".into(),
+        title: format!("finding {id}"),
+        severity_score: score,
+        severity: Severity::of_guardduty(score),
+        aws_account: "123412341234".into(),
+        region: "us-east-1".into(),
+        resource: Some(FindingResource {
+            kind: "instance".into(),
+            id: "i-0123456789abcdef0".into(),
+            asset_key: Some("/aws/us-east-1/host/i-0123456789abcdef0".into()),
+            vpc_id: None,
+        }),
+        first_seen: 1_000,
+        last_seen: 2_000 + (score * 10.0) as i64,
+        count: None,
+        status: FindingStatus::Active,
+    }
+}
+
 /// Two child tenants of the root, alpha and beta, with beta's objects that nobody else may
 /// see (a credential, a deployment, its user and key), for the authorization tests.
 pub struct TwoTenants {
@@ -318,6 +344,8 @@ pub struct TwoTenants {
     pub cred: String,
     pub dep: String,
     pub user: String,
+    /// A finding of beta's deployment.
+    pub finding: String,
     /// Beta's ids and names: no answer to anyone else may carry them.
     pub secrets: Vec<String>,
 }
@@ -335,9 +363,18 @@ impl TwoTenants {
         let dep = d.body["id"].as_str().unwrap().to_string();
         let users = s.get(&format!("/aims/v1/{b}/users"), &tb).await;
         let user = users.body["users"][0]["id"].as_str().unwrap().to_string();
-        let secrets =
-            vec![b.clone(), cred.clone(), dep.clone(), user.clone(), "beta-secret-name".to_string(), kb.id.clone()];
-        TwoTenants { a, ta, b, tb, kb, cred, dep, user, secrets }
+        let (f, _) = s.state.store.record_finding(&b, &dep, observation("beta-finding", 7.0)).await.unwrap();
+        let finding = f.id;
+        let secrets = vec![
+            b.clone(),
+            cred.clone(),
+            dep.clone(),
+            user.clone(),
+            "beta-secret-name".to_string(),
+            kb.id.clone(),
+            finding.clone(),
+        ];
+        TwoTenants { a, ta, b, tb, kb, cred, dep, user, finding, secrets }
     }
 
     /// `path` with `account` and beta's object ids in their placeholders.
@@ -347,6 +384,7 @@ impl TwoTenants {
             .replace("{credential_id}", &self.cred)
             .replace("{user_id}", &self.user)
             .replace("{access_key_id}", &self.kb.id)
+            .replace("{finding_id}", &self.finding)
     }
 
     /// Panics if `body` names any of beta's secrets that `path` itself does not carry.
