@@ -41,6 +41,26 @@ try {
   assert.match(await page.textContent("[data-testid=cost]"), /^\$\d+\.\d\d\/month$/);
   assert.notEqual(await page.textContent("[data-testid=audit-health]"), "failed");
   ok(`cost ${await page.textContent("[data-testid=cost]")}, audit source ${await page.textContent("[data-testid=audit-health]")}`);
+  // The findings put on the default bus: listed highest first, beside their VPC.
+  const finding = page.locator(`[data-testid=finding][data-finding="${want.finding.id}"]`);
+  await finding.waitFor({ timeout: 60000 });
+  assert.equal(await finding.getAttribute("data-severity"), want.finding.severity);
+  assert.equal(await finding.locator("[data-testid=finding-asset]").textContent(), want.finding.asset);
+  assert.equal(await finding.locator("[data-testid=finding-unprotected]").count(), 0, "its VPC is protected");
+  await finding.locator("[data-testid=finding-asset]").click();
+  const vpcBox = page.locator(`[data-testid=vpc][data-vpc="${want.finding.vpc}"]`);
+  assert.ok((await vpcBox.getAttribute("class")).includes("selected"), "the link leads to its VPC");
+  assert.match(await vpcBox.locator("[data-testid=vpc-findings]").first().textContent(), /1 active finding/);
+  ok(`finding ${want.finding.id} (${want.finding.severity}) shown beside VPC ${want.finding.vpc}`);
+  if (want.exposed) {
+    const ex = page.locator(`[data-testid=finding][data-finding="${want.exposed.id}"]`);
+    await ex.waitFor({ timeout: 60000 });
+    assert.equal(await ex.locator("[data-testid=finding-unprotected]").count(), 1);
+    const rows = await page.locator("[data-testid=finding]").evaluateAll((rs) => rs.map((r) => r.dataset.finding));
+    assert.equal(rows[0], want.exposed.id, "critical first");
+    ok(`finding ${want.exposed.id} says its asset is not protected`);
+  }
+
   const fresh = await page.textContent("[data-testid=feed-freshness]");
   assert.ok(fresh.includes(want.feed) && fresh.includes("last event") && fresh.includes("last log file"), fresh);
   ok(`freshness: ${fresh}`);

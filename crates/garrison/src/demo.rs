@@ -271,6 +271,8 @@ async fn run(keep_serving: bool) -> anyhow::Result<()> {
         println!("GARRISON_ENDPOINT={}", d.client.conn.endpoint);
         println!("GARRISON_ACCESS_KEY_ID={}", d.client.conn.access_key_id);
         println!("GARRISON_SECRET_KEY={}", d.client.conn.secret_key);
+        // The emulator's address, for what AWS would do meanwhile (a finding, a new host).
+        println!("GARRISON_DEMO_AWS_ENDPOINT={}", moto.url);
         println!("Serving until Ctrl-C (or end of input).");
         wait_for_stop().await;
     }

@@ -33,7 +33,7 @@ fn the_dashboard_shows_the_demo_deployment_in_chromium() {
     let mut lines = BufReader::new(demo.stdout.take().unwrap()).lines();
     let mut env: Vec<(String, String)> = vec![];
     let mut transcript = String::new();
-    while env.len() < 3 {
+    while env.len() < 4 {
         let line = lines.next().unwrap_or_else(|| panic!("the demo ended early:\n{transcript}")).unwrap();
         transcript.push_str(&line);
         transcript.push('\n');
@@ -82,7 +82,68 @@ fn the_dashboard_shows_the_demo_deployment_in_chromium() {
         "{}",
         prot["audit_source"]
     );
+    // A GuardDuty finding on a host of a protected VPC, an Inspector one on an asset of a VPC
+    // garrison does not protect (where the demo has one), put on the region's default bus as
+    // those services do; the page shows them beside their VPCs.
+    let aws_url = get("GARRISON_DEMO_AWS_ENDPOINT");
+    let account = dep["platform"]["id"].as_str().unwrap().to_string();
+    let regions = cov["regions"].as_array().unwrap();
+    let in_status = |want: &dyn Fn(&str) -> bool| {
+        regions.iter().find_map(|r| {
+            r["vpcs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|v| want(v["status"].as_str().unwrap()))
+                .map(|v| (r["region"].as_str().unwrap().to_string(), v["vpc_id"].as_str().unwrap().to_string()))
+        })
+    };
+    let (gd_region, gd_vpc) = in_status(&|s| s == "protected").unwrap();
+    let exposed = in_status(&|s| s != "protected");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let aws = garrison_cloud::Aws::from_config(garrison_cloud::emulator::sdk_config(&aws_url, "us-east-1").await);
+        let gd = garrison_testkit::sample::guardduty_finding(
+            &account,
+            &gd_region,
+            "7bc1d2e3f4a5b6c7d8e9f0a1b2c3d4e5",
+            "i-0a0a0a0a0a0a0a0a0",
+            &gd_vpc,
+            8.0,
+            false,
+            0,
+        );
+        garrison_cloud::audit_queue::deliver_event(
+            &aws.in_region(&gd_region),
+            "aws.guardduty",
+            "GuardDuty Finding",
+            &gd,
+        )
+        .await
+        .unwrap();
+        if let Some((region, vpc)) = &exposed {
+            let f = garrison_testkit::sample::inspector_finding(
+                &account,
+                region,
+                "1a2b3c4d5e6f708192a3b4c5d6e7f801",
+                "i-0b0b0b0b0b0b0b0b0",
+                vpc,
+                "ACTIVE",
+            );
+            garrison_cloud::audit_queue::deliver_event(
+                &aws.in_region(region),
+                "aws.inspector2",
+                "Inspector2 Finding",
+                &f,
+            )
+            .await
+            .unwrap();
+        }
+    });
     let expected = json!({
+        "finding": {"id": "gd-7bc1d2e3f4a5b6c7d8e9f0a1b2c3d4e5", "vpc": gd_vpc, "severity": "high",
+                    "asset": format!("/aws/{gd_region}/host/i-0a0a0a0a0a0a0a0a0")},
+        "exposed": exposed.as_ref().map(|(_, vpc)| json!({"id": "in-1a2b3c4d5e6f708192a3b4c5d6e7f801", "vpc": vpc})),
         "feed": "event feed (EventBridge, seconds)",
         "url": get("GARRISON_ENDPOINT"),
         "key_id": get("GARRISON_ACCESS_KEY_ID"),

@@ -210,7 +210,42 @@ function applianceRow(a) {
   return row;
 }
 
-function coverageView(cov) {
+// The VPC of the coverage picture a finding names (by its VPC, or the host's VPC).
+function vpcOf(f, cov) {
+  const r = f.resource || {};
+  const vpcs = ((cov && cov.regions) || []).filter((x) => x.region === f.region).flatMap((x) => x.vpcs);
+  return vpcs.find((v) => v.vpc_id === r.vpc_id) || null;
+}
+
+function findingsView(findings, cov) {
+  if (!findings.length) return h("p", { class: "mute", "data-testid": "no-findings" }, "No GuardDuty or Inspector finding.");
+  const sevs = ["critical", "high", "medium", "low", "informational"];
+  const sorted = findings.slice().sort((x, y) =>
+    (x.status === y.status ? 0 : x.status === "active" ? -1 : 1) || sevs.indexOf(x.severity) - sevs.indexOf(y.severity) || y.last_seen - x.last_seen);
+  return h("table", { "data-testid": "findings" },
+    h("tr", {}, ["Severity", "Finding", "Asset", "Seen", "Status"].map((t) => h("th", {}, t))),
+    sorted.map((f) => {
+      const r = f.resource || {};
+      const v = vpcOf(f, cov);
+      const where = v
+        ? h("a", { href: "#", "data-testid": "finding-asset", onclick: (ev) => {
+            ev.preventDefault();
+            const el = document.querySelector(`[data-testid=vpc][data-vpc="${v.vpc_id}"]`);
+            if (el) { el.scrollIntoView(); el.classList.add("selected"); }
+          } }, r.asset_key || r.id)
+        : h("span", { "data-testid": "finding-asset" }, r.asset_key || r.id || "–");
+      const exposed = v && v.status !== "protected";
+      return h("tr", { "data-testid": "finding", "data-finding": f.id, "data-severity": f.severity, "data-status": f.status },
+        h("td", {}, badge(f.severity, "finding-severity")),
+        h("td", {}, f.title, h("div", { class: "mute" }, `${f.source} · ${f.type}`)),
+        h("td", {}, where, v ? h("div", { class: "mute" }, `in ${v.vpc_id} (${v.status})`) : null,
+          exposed ? h("div", { class: "error", "data-testid": "finding-unprotected" }, "on an asset garrison does not protect") : null),
+        h("td", { class: "mute" }, `${f.count}× · last ${when(f.last_seen)}`),
+        h("td", {}, badge(f.status)));
+    }));
+}
+
+function coverageView(cov, findings = []) {
   if (!cov) return h("p", { class: "mute" }, "Not discovered yet.");
   const c = cov.counts || {};
   return h("div", {},
@@ -223,7 +258,9 @@ function coverageView(cov) {
         r.vpcs.map((v) =>
           h("div", { class: `vpc vpc-${v.status}`, "data-testid": "vpc", "data-vpc": v.vpc_id, "data-status": v.status },
             h("div", {}, h("code", {}, v.vpc_id), " ", v.name ? `(${v.name}) ` : "", v.cidr, " ", badge(v.status, "vpc-status"),
-              " ", h("span", { class: "mute" }, `${v.policy || "no policy"} · ${v.hosts_running} host(s) running`)),
+              " ", h("span", { class: "mute" }, `${v.policy || "no policy"} · ${v.hosts_running} host(s) running`),
+              ((n) => n ? h("span", { class: "error", "data-testid": "vpc-findings" }, ` · ${n} active finding(s)`) : null)(
+                findings.filter((f) => f.status === "active" && f.region === r.region && (f.resource || {}).vpc_id === v.vpc_id).length)),
             h("div", { class: "zones" },
               v.zones.map((z) =>
                 h("div", { class: "zone", "data-testid": "zone", "data-zone": z.zone },
@@ -276,11 +313,12 @@ async function deploymentView(id) {
   const a = account();
   const base = `/deployments/v1/${a}/deployments/${encodeURIComponent(id)}`;
   const d = await api(base);
-  const [report, cov, audit, dead] = await Promise.all([
+  const [report, cov, audit, dead, found] = await Promise.all([
     api(`${base}/protection`).catch(() => null),
     api(`${base}/coverage`).catch(() => null),
     api(`${base}/audit?limit=1000`).catch(() => ({ entries: [] })),
     api(`${base}/dead_letters?limit=100`).catch(() => ({ dead_letters: [] })),
+    api(`/findings/v1/${a}/findings?deployment_id=${encodeURIComponent(id)}&page_size=100`).catch(() => ({ findings: [] })),
   ]);
   const src = report && report.audit_source;
   const health = auditHealth(src, dead.dead_letters.length);
@@ -310,8 +348,10 @@ async function deploymentView(id) {
         ? h("p", {}, `event feed: bus ${src.feed.bus ? src.feed.bus.id : "–"} · rules in ${src.feed.regions.join(", ") || "no region"}`)
         : null,
       h("p", { "data-testid": "feed-freshness" }, `Changes arrive by: ${freshnessText(report && report.freshness)}`)),
+    h("h2", {}, `Findings (${found.findings.filter((f) => f.status === "active").length} active)`),
+    findingsView(found.findings, cov),
     h("h2", {}, "Coverage"),
-    coverageView(cov),
+    coverageView(cov, found.findings),
     h("h2", {}, "Activity"),
     activityView(audit.entries),
     h("h2", {}, "Plan preview"),
