@@ -59,6 +59,25 @@ pub async fn scrape(State(s): State<AppState>) -> Response {
     if let Ok(r) = s.store.removals().await {
         metrics::gauge!("garrison_removals_pending").set(r.len() as f64);
     }
+    match s.store.finding_counts().await {
+        Ok(counts) => {
+            // Every series, so that one whose last finding moved on reads 0, not its old count.
+            use garrison_model::finding::{Severity, Source};
+            for source in [Source::Guardduty, Source::Inspector2] {
+                for severity in Severity::ALL {
+                    for status in ["active", "resolved"] {
+                        metrics::gauge!("garrison_findings", "source" => source.as_str(), "severity" => severity.as_str(), "status" => status)
+                            .set(0.0);
+                    }
+                }
+            }
+            for (source, severity, status, n) in counts {
+                metrics::gauge!("garrison_findings", "source" => source, "severity" => severity, "status" => status)
+                    .set(n as f64);
+            }
+        }
+        Err(err) => tracing::warn!(error = %err, "metrics: cannot count findings"),
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], h.render()).into_response()
 }
 

@@ -782,6 +782,16 @@ both_backends!(findings_are_listed_filtered_and_paged_per_tenant, |s: Server| as
     let one = s.get(&format!("{base}/gd-f2"), &tb).await;
     assert_eq!((one.status.as_u16(), one.body["severity"].as_str()), (200, Some("high")));
     assert_eq!(s.get(&format!("{base}/gd-nope"), &tb).await.status, 404);
+    // Counted in /metrics by source, severity and status (series without findings at 0).
+    let text = s.http.get(format!("{}/metrics", s.base)).send().await.unwrap().text().await.unwrap();
+    let series = |labels: &str| {
+        text.lines()
+            .find(|l| l.starts_with(&format!("garrison_findings{{{labels}}}")))
+            .map(|l| l.rsplit(' ').next().unwrap().to_string())
+    };
+    assert_eq!(series(r#"source="guardduty",severity="critical",status="active""#).as_deref(), Some("1"), "{text}");
+    assert_eq!(series(r#"source="guardduty",severity="low",status="resolved""#).as_deref(), Some("1"));
+    assert_eq!(series(r#"source="inspector2",severity="high",status="active""#).as_deref(), Some("0"));
     // Alpha: its own list is empty; beta's account is not its own.
     let own = s.get(&format!("/findings/v1/{}/findings", tt.a), &tt.ta).await;
     assert_eq!((own.status.as_u16(), ids(&own.body).len()), (200, 0));
