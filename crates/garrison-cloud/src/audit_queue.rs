@@ -185,3 +185,29 @@ pub async fn deliver_event(
         None => Ok(()),
     }
 }
+
+/// Sends `bodies` to the queue as they are (in batches of ten), as a delivering service
+/// would. For tests and benchmarks on the emulator only.
+pub async fn send_bodies(aws: &Aws, queue_url: &str, bodies: &[String]) -> Result<(), CloudError> {
+    for (c, chunk) in bodies.chunks(10).enumerate() {
+        let entries = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                    .id(format!("m{c}-{i}"))
+                    .message_body(b)
+                    .build()
+                    .map_err(|e| CloudError::terminal("sqs", "SendMessageBatch", "Build", &e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        aws.sqs()
+            .send_message_batch()
+            .queue_url(queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|e| CloudError::from_sdk("sqs", "SendMessageBatch", e))?;
+    }
+    Ok(())
+}
