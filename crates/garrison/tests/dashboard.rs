@@ -158,6 +158,26 @@ fn the_dashboard_shows_the_demo_deployment_in_chromium() {
         "exclude": {"region": exclude_region, "vpc": exclude["vpc_id"], "appliances": exclude["appliances"].as_array().unwrap().len()},
     });
     browse("dashboard.mjs", &expected, "dashboard");
+    // The same findings through the CLI: the list (critical first) and one by id.
+    let ids = cli(&env, &["findings", "list_findings", "--status", "active", "--query", "findings[].id"]);
+    let mut want = vec![json!("gd-7bc1d2e3f4a5b6c7d8e9f0a1b2c3d4e5")];
+    if exposed.is_some() {
+        want.insert(0, json!("in-1a2b3c4d5e6f708192a3b4c5d6e7f801"));
+    }
+    assert_eq!(ids, json!(want));
+    let one = cli(&env, &["findings", "get_finding", "--finding_id", "gd-7bc1d2e3f4a5b6c7d8e9f0a1b2c3d4e5"]);
+    assert_eq!((one["severity"].as_str(), one["count"].as_i64()), (Some("high"), Some(1)), "{one}");
+    let bad = Command::new(env!("CARGO_BIN_EXE_garrison"))
+        .args(["findings", "list_findings", "--severity", "severe"])
+        .envs(env.iter().cloned())
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("\"field\": \"severity\""),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
     drop(demo.stdin.take());
     let _ = demo.wait();
 }
