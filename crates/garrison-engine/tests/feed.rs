@@ -412,4 +412,14 @@ async fn findings_on_the_default_bus_are_kept_once_with_their_asset() {
     }
     assert_eq!(list(FindingFilter::default()).await.len(), 2, "nothing else stored");
     collector.abort();
+
+    // 5. Removed: the findings rules go with the feed, the findings with the deployment.
+    assert!(store.request_removal(&d.account_id, &d.id, "u").await.unwrap());
+    let removal = garrison_engine::protect::uninstall(&e, &d).await.unwrap();
+    assert!(removal.verified, "{removal:?}");
+    for region in &spec.regions {
+        let rules = aws.in_region(region).events().list_rules().name_prefix("garrison-feed-").send().await.unwrap();
+        assert!(rules.rules().is_empty(), "{region}: {:?}", rules.rules());
+    }
+    assert!(list(FindingFilter::default()).await.is_empty(), "forgotten with the deployment");
 }
