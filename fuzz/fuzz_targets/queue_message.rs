@@ -1,4 +1,5 @@
-//! Audit-queue message bodies (S3, SNS, CloudTrail notifications, EventBridge events): any
+//! Audit-queue message bodies (S3, SNS, CloudTrail notifications, EventBridge events and
+//! findings): any
 //! text is a message to act on, to ignore, or to set aside with a reason — never a panic.
 #![no_main]
 
@@ -13,6 +14,13 @@ fuzz_target!(|data: &[u8]| {
             Ok(garrison_trail::Message::Event { detail, .. }) => {
                 assert!(detail.starts_with('{'));
                 let _ = garrison_trail::digest_record(&detail, None);
+            }
+            // A finding event is read into a finding, or refused naming the field.
+            Ok(garrison_trail::Message::Finding { source, event }) => {
+                let v: serde_json::Value = serde_json::from_str(&event).expect("handed on as JSON");
+                if let Err(m) = garrison_model::finding::observe(&v, source) {
+                    assert!(!m.0.is_empty());
+                }
             }
             Err(e) => assert!(!e.0.is_empty()),
         }
