@@ -285,8 +285,13 @@ fn guardduty(d: &Value) -> Result<Observation, Malformed> {
         None => None,
     };
     let service = &d["service"];
-    let first_seen = time(d, "service.eventFirstSeen").or_else(|_| time(d, "createdAt"))?;
-    let last_seen = time(d, "service.eventLastSeen").or_else(|_| time(d, "updatedAt"))?;
+    // The activity's own times where GuardDuty gives them (a bad one is named), else the
+    // finding's.
+    let when = |activity: &str, finding: &str, key: &str| {
+        if service[key].is_null() { time(d, finding) } else { time(d, activity) }
+    };
+    let first_seen = when("service.eventFirstSeen", "createdAt", "eventFirstSeen")?;
+    let last_seen = when("service.eventLastSeen", "updatedAt", "eventLastSeen")?;
     Ok(Observation {
         id: format!("{}-{provider_id}", Source::Guardduty.prefix()),
         source: Source::Guardduty,

@@ -259,8 +259,8 @@ async fn three_workers_share_fifty_deployments_and_take_over_a_killed_one() {
         assert_eq!(left.duplicates(), Vec::<String>::new(), "{acct}");
         assert_eq!(
             left.named.len(),
-            7,
-            "{acct}: bucket, topic, queue, trail, and the event feed's bus with its two rules: {:?}",
+            8,
+            "{acct}: bucket, topic, queue, trail, and the event feed's bus with its three rules (calls, findings, the bus's): {:?}",
             left.named
         );
     }
