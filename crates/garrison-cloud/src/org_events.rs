@@ -132,6 +132,14 @@ fn absent(e: &CloudError) -> bool {
     crate::writes::absent(&e.code) || e.code.contains("DoesNotExist")
 }
 
+/// A removal's outcome, with "already gone" as done.
+fn ok(r: Result<(), CloudError>) -> Result<(), CloudError> {
+    match r {
+        Err(e) if absent(&e) => Ok(()),
+        other => other,
+    }
+}
+
 /// Makes (or finds) the queue, the rule and its target, the organization's bus and its
 /// rule when `org` asks for them, and the queue's statement admitting those rules.
 pub async fn ensure(
@@ -199,10 +207,6 @@ pub async fn ensure(
 /// The organization's bus `name` and its rule, if there (`aws` in `REGION`).
 async fn remove_bus(aws: &Aws, journal: &Journal, name: &str) -> Result<(), CloudError> {
     let ev = aws.events();
-    let ok = |r: Result<(), CloudError>| match r {
-        Err(e) if absent(&e) => Ok(()),
-        other => other,
-    };
     if ev.describe_event_bus().name(name).send().await.is_err() {
         return Ok(());
     }
@@ -221,10 +225,6 @@ async fn remove_bus(aws: &Aws, journal: &Journal, name: &str) -> Result<(), Clou
 pub async fn remove(aws: &Aws, journal: &Journal, name: &str) -> Result<(), CloudError> {
     let aws = aws.in_region(REGION);
     let ev = aws.events();
-    let ok = |r: Result<(), CloudError>| match r {
-        Err(e) if absent(&e) => Ok(()),
-        other => other,
-    };
     remove_bus(&aws, journal, name).await?;
     if ev.describe_rule().name(name).send().await.is_ok() {
         ok(journal

@@ -305,6 +305,7 @@ async fn reconcile_polled(e: &Engine, en: &Enrollment) -> (EnrollmentStatus, Opt
             FeedChoice::Organization => Some(events.as_ref().and_then(|f| f.bus_arn.clone())),
             FeedChoice::PerAccount => None,
         },
+        tenant: None,
     };
     for m in &en.status.members {
         run.members.insert(m.aws_account.clone(), m.clone());
@@ -416,6 +417,8 @@ struct Run<'a> {
     role: Option<String>,
     /// With an organization feed: Some, holding its bus once made (None until then).
     feed: Option<Option<String>>,
+    /// The tenant's credentials and deployments, once read this pass.
+    tenant: Option<Tenant>,
 }
 
 impl Run<'_> {
@@ -568,7 +571,7 @@ impl Run<'_> {
         if let Ok(list) = stacksets::instances(&self.aws, &self.en.stack_set).await {
             self.placed = list;
         }
-        let mut tenant = match Tenant::read(self.e, &self.en.account_id).await {
+        let mut tenant = match self.take_tenant().await {
             Ok(t) => t,
             Err(why) => {
                 self.problems.push(why);
@@ -590,6 +593,16 @@ impl Run<'_> {
                     self.problems.push(format!("{a}: {why}"));
                 }
             }
+        }
+        self.tenant = Some(tenant);
+    }
+
+    /// The tenant's credentials and deployments, read once a pass (`join` keeps them up to
+    /// date as it makes more); the caller puts it back.
+    async fn take_tenant(&mut self) -> Result<Tenant, String> {
+        match self.tenant.take() {
+            Some(t) => Ok(t),
+            None => Tenant::read(self.e, &self.en.account_id).await,
         }
     }
 
@@ -654,7 +667,7 @@ impl Run<'_> {
             let stale = m.template_version != Some(version);
             if stale {
                 if tenant.is_none() {
-                    match Tenant::read(self.e, &self.en.account_id).await {
+                    match self.take_tenant().await {
                         Ok(t) => tenant = Some(t),
                         Err(why) => {
                             self.problems.push(why);
@@ -696,6 +709,7 @@ impl Run<'_> {
                 x.template_version = Some(version);
             }
         }
+        self.tenant = tenant;
     }
 
     /// Accounts that left: their deployment is removed first (the worker uninstalls with

@@ -20,7 +20,7 @@ pub enum FindingChange {
 }
 
 /// The filters of a findings list.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FindingFilter {
     pub deployment_id: Option<String>,
     /// This severity and above.

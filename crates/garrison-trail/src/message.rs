@@ -25,7 +25,7 @@ pub enum Message {
     Event { id: String, detail: String },
     /// A GuardDuty or Inspector finding (its whole EventBridge event, read by
     /// `garrison_model::finding::observe`).
-    Finding { source: garrison_model::finding::Source, event: String },
+    Finding { source: garrison_model::finding::Source, event: Value },
     /// Well-formed and nothing to do (S3's test event, a delete, only non-CloudTrail objects).
     Ignore(&'static str),
 }
@@ -97,7 +97,7 @@ fn eventbridge(o: &serde_json::Map<String, Value>, kind: &Value) -> Result<Messa
     if kind != API_CALL {
         let event = Value::Object(o.clone());
         if let Some(source) = garrison_model::finding::source_of(&event) {
-            return Ok(Message::Finding { source, event: event.to_string() });
+            return Ok(Message::Finding { source, event });
         }
         return Ok(Message::Ignore("an EventBridge event garrison does not act on"));
     }

@@ -93,42 +93,6 @@ fn filter_of(q: &FindingsQuery) -> ApiResult<FindingFilter> {
     if errors.is_empty() { Ok(f) } else { Err(ApiError::Invalid(garrison_model::ValidationError { errors })) }
 }
 
-/// The filter as a cursor is bound to it (normalised).
-fn binding_of(f: &FindingFilter) -> String {
-    json!([
-        f.deployment_id,
-        f.severity.map(|s| s.as_str()),
-        f.status.map(|s| s.as_str()),
-        f.source.map(|s| s.as_str()),
-        f.since_ms
-    ])
-    .to_string()
-}
-
-fn unbind(q: &str) -> Option<FindingFilter> {
-    let v: Value = serde_json::from_str(q).ok()?;
-    let a = v.as_array()?;
-    let text = |i: usize| a.get(i).and_then(Value::as_str);
-    Some(FindingFilter {
-        deployment_id: text(0).map(str::to_string),
-        severity: match text(1) {
-            Some(s) => Some(Severity::parse(s)?),
-            None => None,
-        },
-        status: match text(2) {
-            Some("active") => Some(FindingStatus::Active),
-            Some("resolved") => Some(FindingStatus::Resolved),
-            Some(_) => return None,
-            None => None,
-        },
-        source: match text(3) {
-            Some(s) => Some(Source::parse(s)?),
-            None => None,
-        },
-        since_ms: a.get(4).and_then(Value::as_i64),
-    })
-}
-
 /// The tenant's findings: highest severity first, then the most recently seen.
 #[utoipa::path(get, path = "/findings/v1/{account_id}/findings", tag = "findings", operation_id = "list_findings",
     params(("account_id" = String, Path), FindingsQuery), security(("X-AIMS-Auth-Token" = [])),
@@ -149,7 +113,7 @@ async fn list_findings(
         None => (filter_of(&q)?, Page { offset: 0, size: q.page_size.unwrap_or(DEFAULT_PAGE) }),
         Some(token) => {
             let opened = s.open_cursor(&account_id, ROUTE, token)?;
-            let filter = unbind(&opened.query).ok_or_else(paging::mismatched_query)?;
+            let filter: FindingFilter = serde_json::from_str(&opened.query).map_err(|_| paging::mismatched_query())?;
             let sent = FindingsQuery { page_size: None, cont: None, ..q };
             let named = [&sent.deployment_id, &sent.severity, &sent.status, &sent.source, &sent.since]
                 .iter()
@@ -164,7 +128,8 @@ async fn list_findings(
     let (_, next) = page.window(total);
     let mut body = json!({"findings": rows, "count": rows.len()});
     if let Some(next) = next {
-        let query = binding_of(&filter);
+        // The filter the cursor is bound to, normalised.
+        let query = serde_json::to_string(&filter).map_err(|e| ApiError::Internal(e.to_string()))?;
         let binding = Binding { account_id: &account_id, route: ROUTE, query: &query };
         body["continue"] = json!(s.cursor(&binding, Page { offset: next, size: page.size }));
         body["total"] = json!(total);

@@ -340,10 +340,9 @@ async fn finding(
     e: &Engine,
     d: &Deployment,
     source: garrison_model::finding::Source,
-    event: &str,
+    event: &serde_json::Value,
 ) -> Result<(), FindingFate> {
-    let v: serde_json::Value = serde_json::from_str(event).map_err(|err| FindingFate::Unusable(err.to_string()))?;
-    let o = garrison_model::finding::observe(&v, source)
+    let o = garrison_model::finding::observe(event, source)
         .map_err(|m| FindingFate::Unusable(format!("{} finding: {m}", source.as_str())))?;
     if o.aws_account != d.platform.id {
         return Err(FindingFate::Unusable(format!(

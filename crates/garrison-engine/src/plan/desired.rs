@@ -236,90 +236,53 @@ impl Builder<'_> {
         let Some(Want::Build { region: queue_region, .. }) = self.out.items.get(keys::QUEUE) else { return };
         let home = queue_region.clone();
         let name = format!("garrison-feed-{}", short(&self.d.id));
-        let pattern = garrison_catalog::feed::pattern();
-        // Findings go the same way under a rule of their own (a rule's pattern cannot
-        // ask for API calls and findings alike), named within the role's `garrison-feed-*`.
-        let findings_name = format!("{name}-findings");
-        let findings = garrison_catalog::feed::findings_pattern();
         let regions = self.scope_regions();
         if regions.is_empty() {
             return;
         }
-        if let Some(f) = &self.d.event_feed {
-            // The organization's bus, in another account: every region's rule puts there
-            // through the role; no bus or queue statement of the account's own.
-            let bus = f.bus_arn.clone();
-            for r in regions {
-                let rule = Spec::EventRule {
+        // Where every region's rules send: the organization's bus in another account
+        // (always through the role; no bus or queue statement of the account's own), or
+        // garrison's bus beside the queue (through the role from other regions only).
+        let (bus, remote_only) = match &self.d.event_feed {
+            Some(f) => (f.bus_arn.clone(), false),
+            None => {
+                self.build(keys::FEED_BUS.into(), &home, Spec::EventBus { name: name.clone() }, false);
+                let to_queue = Spec::EventRule {
                     name: name.clone(),
-                    bus: None,
-                    pattern: pattern.clone(),
-                    target: bus.clone(),
-                    role: Some(keys::FEED_ROLE.into()),
+                    bus: Some(keys::FEED_BUS.into()),
+                    pattern: garrison_catalog::feed::bus_pattern(),
+                    target: keys::QUEUE.into(),
+                    role: None,
                 };
-                self.build(keys::region(&r, keys::FEED), &r, rule, false);
-                let findings = Spec::EventRule {
-                    name: findings_name.clone(),
-                    bus: None,
-                    pattern: findings.clone(),
-                    target: bus.clone(),
-                    role: Some(keys::FEED_ROLE.into()),
-                };
-                self.build(keys::region(&r, keys::FINDINGS), &r, findings, false);
+                self.build(keys::FEED_RULE.into(), &home, to_queue, false);
+                let statement = Spec::QueuePolicy { queue: keys::QUEUE.into(), rule: keys::FEED_RULE.into() };
+                self.build(keys::QUEUE_POLICY.into(), &home, statement, false);
+                (keys::FEED_BUS.to_string(), true)
             }
-            self.build(keys::FEED_ROLE.into(), &home, Spec::EventRole { name, bus }, false);
-            return;
-        }
-        self.build(keys::FEED_BUS.into(), &home, Spec::EventBus { name: name.clone() }, false);
-        self.build(
-            keys::FEED_RULE.into(),
-            &home,
-            Spec::EventRule {
-                name: name.clone(),
-                bus: Some(keys::FEED_BUS.into()),
-                pattern: garrison_catalog::feed::bus_pattern(),
-                target: keys::QUEUE.into(),
-                role: None,
-            },
-            false,
-        );
-        self.build(
-            keys::QUEUE_POLICY.into(),
-            &home,
-            Spec::QueuePolicy { queue: keys::QUEUE.into(), rule: keys::FEED_RULE.into() },
-            false,
-        );
-        let mut remote = false;
+        };
+        // Findings go the same way under a rule of their own (a rule's pattern cannot ask
+        // for API calls and findings alike), named within the role's `garrison-feed-*`.
+        let rules = [
+            (keys::FEED, name.clone(), garrison_catalog::feed::pattern()),
+            (keys::FINDINGS, format!("{name}-findings"), garrison_catalog::feed::findings_pattern()),
+        ];
+        let mut role_used = false;
         for r in regions {
-            let role = (r != home).then(|| keys::FEED_ROLE.to_string());
-            remote |= role.is_some();
-            self.build(
-                keys::region(&r, keys::FEED),
-                &r,
-                Spec::EventRule {
-                    name: name.clone(),
+            let role = (!remote_only || r != home).then(|| keys::FEED_ROLE.to_string());
+            role_used |= role.is_some();
+            for (key, rule_name, pattern) in &rules {
+                let rule = Spec::EventRule {
+                    name: rule_name.clone(),
                     bus: None,
                     pattern: pattern.clone(),
-                    target: keys::FEED_BUS.into(),
+                    target: bus.clone(),
                     role: role.clone(),
-                },
-                false,
-            );
-            self.build(
-                keys::region(&r, keys::FINDINGS),
-                &r,
-                Spec::EventRule {
-                    name: findings_name.clone(),
-                    bus: None,
-                    pattern: findings.clone(),
-                    target: keys::FEED_BUS.into(),
-                    role,
-                },
-                false,
-            );
+                };
+                self.build(keys::region(&r, key), &r, rule, false);
+            }
         }
-        if remote {
-            self.build(keys::FEED_ROLE.into(), &home, Spec::EventRole { name, bus: keys::FEED_BUS.into() }, false);
+        if role_used {
+            self.build(keys::FEED_ROLE.into(), &home, Spec::EventRole { name, bus }, false);
         }
     }
 
