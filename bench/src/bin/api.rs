@@ -188,6 +188,7 @@ async fn token_check_cost(garrison_rps: f64) -> anyhow::Result<()> {
         aws_principal: "123456789012".into(),
         template_bucket: None,
         token_ttl_secs: 3600,
+        allow_private_webhooks: true,
     };
     let state = garrison_api::AppState::new(store.clone(), config).await?;
     let user = store.list_users(&root.account_id).await?.remove(0).id;

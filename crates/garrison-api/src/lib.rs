@@ -36,6 +36,9 @@ pub struct ApiConfig {
     pub template_bucket: Option<String>,
     /// Lifetime of an aims token in seconds.
     pub token_ttl_secs: i64,
+    /// Webhook targets on loopback or private networks are accepted (tests, the demo, an
+    /// on-premises receiver); link-local ones (the metadata service) never are.
+    pub allow_private_webhooks: bool,
 }
 
 #[derive(Clone)]
@@ -48,6 +51,8 @@ pub struct Inner {
     pub catalog: Catalog,
     pub config: ApiConfig,
     pub tokens: Tokens,
+    /// Sends a connection's dry run (the worker's delivery loop has its own).
+    pub sender: garrison_notify::Sender,
     pub ancestry: Ancestry,
     pub key_states: KeyStates,
     /// Access keys whose secret this process verified, with the stored hash it matched and a
@@ -93,6 +98,10 @@ impl AppState {
             store,
             catalog: Catalog::builtin(),
             tokens: Tokens::new(key, config.token_ttl_secs),
+            sender: garrison_notify::Sender::new(garrison_notify::Options {
+                allow_private: config.allow_private_webhooks,
+                ..garrison_notify::Options::default()
+            }),
             config,
             ancestry: Ancestry::default(),
             key_states: KeyStates::default(),
@@ -114,6 +123,8 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(services::protection::routes())
         .merge(services::assets_query::routes())
         .merge(services::findings::routes())
+        .merge(services::connectors::routes())
+        .merge(services::herald::routes())
 }
 
 pub fn router(state: AppState) -> Router {

@@ -159,7 +159,15 @@ both_backends!(foreign_ids_under_my_account, |s: Server| async move {
     let (cred, dep, user) = (tt.cred.clone(), tt.dep.clone(), tt.user.clone());
     let mut checked = 0;
     for op in garrison_model::ops::OPERATIONS.iter().filter(|o| o.path.contains("{account_id}")) {
-        let ids = ["{deployment_id}", "{credential_id}", "{user_id}", "{access_key_id}", "{finding_id}"];
+        let ids = [
+            "{deployment_id}",
+            "{credential_id}",
+            "{user_id}",
+            "{access_key_id}",
+            "{finding_id}",
+            "{id}",
+            "{subscription_id}",
+        ];
         if !ids.iter().any(|i| op.path.contains(i)) {
             continue;
         }
@@ -173,7 +181,7 @@ both_backends!(foreign_ids_under_my_account, |s: Server| async move {
         tt.assert_no_leak(op.name, &path, &r.body);
         checked += 1;
     }
-    assert!(checked >= 14, "covered {checked} routes");
+    assert!(checked >= 22, "covered {checked} routes");
     // The in-use credential of B, deleted from A's account: 404, not B's 409 and deployment id.
     let r = s.req(Method::DELETE, &format!("/credentials/v2/{a}/credentials/{cred}"), &ta, None).await;
     assert_eq!(r.status, 404);

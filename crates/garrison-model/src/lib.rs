@@ -15,6 +15,7 @@ pub mod enrollment;
 pub mod error;
 pub mod finding;
 pub mod json_path;
+pub mod notify;
 pub mod ops;
 pub mod organization;
 pub mod policy;

@@ -103,6 +103,39 @@ macro_rules! params {
 }
 
 const ORG_ID: Param = p("organization_id", "organization enrollment id");
+const CONNECTION_ID: Param = p("id", "connection id");
+const SUBSCRIPTION_ID: Param = p("subscription_id", "subscription id");
+const DRY_RUN: Param =
+    q("dry_run", Kind::Boolean, "send a test notification to the target and return what it answered, storing nothing");
+const fn connection_body(required: bool) -> [Param; 9] {
+    [
+        b("name", Kind::String, required, "name of the connection"),
+        b("type", Kind::String, required, "webhook (herald's JSON body) | slack | msteams"),
+        b("target_url", Kind::String, required, "http(s) URL the notifications are sent to"),
+        b("method", Kind::String, false, "POST (default) or PUT"),
+        b("headers", Kind::String, false, "extra headers: \"Name: value, Name2: value\""),
+        b("payload_type", Kind::String, false, "incident | observation (default) | scheduled_report | health"),
+        b("payload_conversion_type", Kind::String, false, "default (the only one garrison offers)"),
+        b("payload_template", Kind::String, false, "kept for compatibility; garrison sends its documented body"),
+        b("auth_header", Kind::String, false, "Authorization header value, sealed and never shown"),
+    ]
+}
+const fn subscription_body(required: bool) -> [Param; 7] {
+    [
+        b("name", Kind::String, required, "name of the subscription"),
+        b("class", Kind::String, required, "event"),
+        b("notification_type", Kind::String, required, "findings/opened | findings/resolved | deployments/status"),
+        b(
+            "subscribers",
+            Kind::Array,
+            false,
+            "[{\"subscriber\": \"<connection or user id>\", \"subscriber_type\": \"connection\"}]",
+        ),
+        b("active", Kind::Boolean, false, "whether notices are sent (default true)"),
+        b("options", Kind::Object, false, "{\"min_severity\": \"high\"}: findings of this severity and above only"),
+        b("filters", Kind::Object, false, "{\"deployment_id\": \"<id>\"}: this deployment's notices only"),
+    ]
+}
 const fn enrollment_body(required: bool) -> [Param; 8] {
     [
         b("name", Kind::String, required, "name of the enrollment"),
@@ -159,6 +192,23 @@ const UPDATE_ORG_PARAMS: [Param; 11] = {
         body[7],
         b("version", Kind::Integer, false, "update only this version (else 409)"),
     ]
+};
+
+const CREATE_CONNECTION_PARAMS: [Param; 11] = {
+    let c = connection_body(true);
+    [ACCOUNT, DRY_RUN, c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8]]
+};
+const UPDATE_CONNECTION_PARAMS: [Param; 12] = {
+    let c = connection_body(true);
+    [ACCOUNT, CONNECTION_ID, DRY_RUN, c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8]]
+};
+const CREATE_SUBSCRIPTION_PARAMS: [Param; 8] = {
+    let b = subscription_body(true);
+    [ACCOUNT, b[0], b[1], b[2], b[3], b[4], b[5], b[6]]
+};
+const UPDATE_SUBSCRIPTION_PARAMS: [Param; 9] = {
+    let b = subscription_body(false);
+    [ACCOUNT, SUBSCRIPTION_ID, b[0], b[1], b[2], b[3], b[4], b[5], b[6]]
 };
 
 pub static OPERATIONS: &[Operation] = &[
@@ -687,6 +737,179 @@ pub static OPERATIONS: &[Operation] = &[
         path: "/findings/v1/{account_id}/findings/{finding_id}",
         params: params![ACCOUNT, p("finding_id", "finding id (gd-… or in-…)")],
         summary: "One security finding",
+        needs_token: true,
+    },
+    // connectors: webhook connections and the notifications' dead letters
+    Operation {
+        service: "connectors",
+        name: "create_connection",
+        method: "POST",
+        path: "/v1/{account_id}/connections",
+        params: &CREATE_CONNECTION_PARAMS,
+        summary: "Create a webhook connection (its signing secret is shown once), or test one with dry_run",
+        needs_token: true,
+    },
+    Operation {
+        service: "connectors",
+        name: "list_connections",
+        method: "GET",
+        path: "/v1/{account_id}/connections",
+        params: params![ACCOUNT],
+        summary: "The account's connections",
+        needs_token: true,
+    },
+    Operation {
+        service: "connectors",
+        name: "get_connection",
+        method: "GET",
+        path: "/v1/{account_id}/connections/{id}",
+        params: params![ACCOUNT, CONNECTION_ID],
+        summary: "One connection",
+        needs_token: true,
+    },
+    Operation {
+        service: "connectors",
+        name: "update_connection",
+        method: "PUT",
+        path: "/v1/{account_id}/connections/{id}",
+        params: &UPDATE_CONNECTION_PARAMS,
+        summary: "Replace a connection's settings (its secret stays), or test them with dry_run",
+        needs_token: true,
+    },
+    Operation {
+        service: "connectors",
+        name: "delete_connection",
+        method: "DELETE",
+        path: "/v1/{account_id}/connections/{id}",
+        params: params![ACCOUNT, CONNECTION_ID],
+        summary: "Delete a connection and what it is still owed",
+        needs_token: true,
+    },
+    Operation {
+        service: "connectors",
+        name: "list_dlq_messages",
+        method: "GET",
+        path: "/v1/connections/management/dlq_messages/{key}",
+        params: params![
+            p("key", "notifications"),
+            q("max", Kind::Integer, "the most to return, 1 to 1000 (default 100)")
+        ],
+        summary: "Notifications the caller's account's connections refused for good or kept failing, with the last error",
+        needs_token: true,
+    },
+    Operation {
+        service: "connectors",
+        name: "reenqueue_dlq",
+        method: "POST",
+        path: "/v1/connections/management/reenqueue",
+        params: params![
+            b("key", Kind::String, true, "notifications"),
+            b("max_messages", Kind::Integer, false, "the most to send again (default all, up to 1000)")
+        ],
+        summary: "Send the caller's account's dead letters again",
+        needs_token: true,
+    },
+    Operation {
+        service: "connectors",
+        name: "delete_dlq_message",
+        method: "DELETE",
+        path: "/v1/connections/management/delete_message",
+        params: params![
+            b("key", Kind::String, true, "notifications"),
+            b("receipt_handles", Kind::Array, true, "ids of the dead letters to drop")
+        ],
+        summary: "Drop dead letters",
+        needs_token: true,
+    },
+    // herald: what is notified, to whom
+    Operation {
+        service: "herald",
+        name: "get_notification_types",
+        method: "GET",
+        path: "/herald/v2/notification_types",
+        params: params![],
+        summary: "The notification types garrison sends",
+        needs_token: true,
+    },
+    Operation {
+        service: "herald",
+        name: "create_subscription",
+        method: "POST",
+        path: "/herald/v2/{account_id}/subscriptions",
+        params: &CREATE_SUBSCRIPTION_PARAMS,
+        summary: "Subscribe connections (and users) to a notification type",
+        needs_token: true,
+    },
+    Operation {
+        service: "herald",
+        name: "get_account_subscriptions",
+        method: "GET",
+        path: "/herald/v2/{account_id}/subscriptions",
+        params: params![
+            ACCOUNT,
+            q("notification_type", Kind::String, "only this type's"),
+            q("include_subscribers", Kind::Boolean, "with their subscribers")
+        ],
+        summary: "The account's subscriptions",
+        needs_token: true,
+    },
+    Operation {
+        service: "herald",
+        name: "get_account_subscription",
+        method: "GET",
+        path: "/herald/v2/{account_id}/subscriptions/{subscription_id}",
+        params: params![ACCOUNT, SUBSCRIPTION_ID, q("include_subscribers", Kind::Boolean, "with its subscribers")],
+        summary: "One subscription",
+        needs_token: true,
+    },
+    Operation {
+        service: "herald",
+        name: "update_subscription",
+        method: "POST",
+        path: "/herald/v2/{account_id}/subscriptions/{subscription_id}",
+        params: &UPDATE_SUBSCRIPTION_PARAMS,
+        summary: "Change a subscription (what it does not name stays)",
+        needs_token: true,
+    },
+    Operation {
+        service: "herald",
+        name: "batch_delete_subscriptions",
+        method: "POST",
+        path: "/herald/v2/{account_id}/subscriptions/batch/delete",
+        params: params![ACCOUNT, b("ids", Kind::Array, true, "subscription ids")],
+        summary: "Delete subscriptions, all or none",
+        needs_token: true,
+    },
+    Operation {
+        service: "herald",
+        name: "get_account_subscription_subscribers",
+        method: "GET",
+        path: "/herald/v2/{account_id}/subscriptions/{subscription_id}/subscribers",
+        params: params![ACCOUNT, SUBSCRIPTION_ID],
+        summary: "A subscription's subscribers",
+        needs_token: true,
+    },
+    Operation {
+        service: "herald",
+        name: "add_subscriber",
+        method: "POST",
+        path: "/herald/v2/{account_id}/subscriptions/{subscription_id}/subscribers",
+        params: params![
+            ACCOUNT,
+            SUBSCRIPTION_ID,
+            b("subscriber", Kind::String, true, "connection or user id"),
+            b("subscriber_type", Kind::String, true, "connection | user")
+        ],
+        summary: "Add a subscriber",
+        needs_token: true,
+    },
+    Operation {
+        service: "herald",
+        name: "remove_subscriber",
+        method: "DELETE",
+        path: "/herald/v2/{account_id}/subscriptions/{subscription_id}/subscribers/{subscriber_type}/{subscriber}",
+        params: params![ACCOUNT, SUBSCRIPTION_ID, p("subscriber_type", "connection | user"), p("subscriber", "its id")],
+        summary: "Remove a subscriber",
         needs_token: true,
     },
 ];

@@ -135,4 +135,17 @@ pub const MIGRATIONS: &[(i64, &str, &[&str])] = &[
             "CREATE INDEX findings_account ON findings (account_id, severity, last_seen_ms)",
         ],
     ),
+    (
+        15,
+        "notifications: webhook connections (secrets sealed), subscriptions, and the delivery outbox with its dead letters",
+        &[
+            "CREATE TABLE connections (id TEXT PRIMARY KEY, account_id TEXT NOT NULL, body TEXT NOT NULL, sealed TEXT NOT NULL)",
+            "CREATE INDEX connections_account ON connections (account_id)",
+            "CREATE TABLE subscriptions (id TEXT PRIMARY KEY, account_id TEXT NOT NULL, notification_type TEXT NOT NULL, body TEXT NOT NULL)",
+            "CREATE INDEX subscriptions_account ON subscriptions (account_id, notification_type)",
+            "CREATE TABLE deliveries (id TEXT PRIMARY KEY, notice_id TEXT NOT NULL, account_id TEXT NOT NULL, connection_id TEXT NOT NULL, notice_type TEXT NOT NULL, body TEXT NOT NULL, state TEXT NOT NULL, attempts BIGINT NOT NULL, next_ms BIGINT NOT NULL, last_error TEXT, created_ms BIGINT NOT NULL, done_ms BIGINT)",
+            "CREATE INDEX deliveries_due ON deliveries (state, next_ms)",
+            "CREATE INDEX deliveries_account ON deliveries (account_id, state, created_ms)",
+        ],
+    ),
 ];

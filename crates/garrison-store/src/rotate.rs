@@ -1,5 +1,5 @@
 //! Re-sealing every secret under a new key, in one transaction: the tenants' external ids,
-//! the credentials' role secrets, and the sealed entries of `meta` (the key check, the token
+//! the credentials' role secrets, the webhook connections' secrets, and the sealed entries of `meta` (the key check, the token
 //! signing key). Run with the servers stopped; they start again with the new key.
 
 use sqlx::Row;
@@ -12,6 +12,8 @@ use crate::seal::{SealKey, Sealer};
 pub struct Rotated {
     pub external_ids: usize,
     pub credentials: usize,
+    /// Webhook connections' signing secrets and Authorization headers.
+    pub connections: usize,
     pub meta: usize,
 }
 
@@ -55,6 +57,21 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             out.credentials += 1;
+        }
+        let conns: Vec<(String, String, String)> = sqlx::query("SELECT id, account_id, sealed FROM connections")
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect();
+        for (id, account, sealed) in conns {
+            let value = reseal(&crate::notify::connection_ctx(&account, &id), &sealed)?;
+            sqlx::query("UPDATE connections SET sealed = $1 WHERE id = $2")
+                .bind(value)
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?;
+            out.connections += 1;
         }
         let metas: Vec<(String, String)> =
             sqlx::query("SELECT key, value FROM meta WHERE key = 'seal_check' OR key LIKE 'secret:%'")

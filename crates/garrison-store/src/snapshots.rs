@@ -45,6 +45,7 @@ impl Store {
             {
                 return Ok(true);
             }
+            let previous = d.status.status;
             d.status = status.clone();
             let body = serde_json::to_string(&d).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             let mut tx = self.write_tx().await?;
@@ -56,6 +57,12 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             if r.rows_affected() == 1 {
+                // A change of state (not of message) is told to subscribers.
+                if previous != d.status.status {
+                    let nid = uuid::Uuid::new_v4().to_string().to_uppercase();
+                    let n = garrison_model::notify::status_notice(&nid, &d, previous, crate::db::now() * 1000);
+                    self.enqueue_in(&mut tx, &n).await?;
+                }
                 let generation = crate::objects::bump(&mut tx).await?;
                 tx.commit().await?;
                 self.cache.wrote(generation, id, Some(d));

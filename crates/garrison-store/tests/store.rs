@@ -103,8 +103,16 @@ async fn secrets_are_sealed_at_rest_rotated_and_a_wrong_key_is_refused() {
         let ext = store.external_id(&acct).await.unwrap();
         let token_key = store.sealed_secret("token_signing_key").await.unwrap();
         let cred_id = store.list_credentials(&acct).await.unwrap()[0].id.clone();
+        let hook = garrison_model::notify::parse_connection(
+            &serde_json::json!({"name": "h", "type": "webhook", "target_url": "https://hooks.example.com/x",
+                                "auth_header": "Bearer hook-auth-value"}),
+            false,
+        )
+        .unwrap();
+        let (conn, signing) = store.create_connection(&acct, hook, "u").await.unwrap();
         drop(store);
         let text = at_rest(&name, &url).await;
+        assert!(!text.contains(&signing) && !text.contains("hook-auth-value"), "{name}: webhook secrets in plaintext");
         assert!(text.contains("123412341234"), "{name}: the dump reads the rows");
         assert!(!text.contains("secret-role-name"), "{name}: role ARN in plaintext");
         assert!(!text.contains(&ext), "{name}: external id in plaintext");
@@ -118,7 +126,7 @@ async fn secrets_are_sealed_at_rest_rotated_and_a_wrong_key_is_refused() {
         let store = Store::open(&url, &key).await.unwrap();
         let new = SealKey::generate();
         let r = store.rotate_key(&new).await.unwrap();
-        assert_eq!((r.external_ids, r.credentials), (1, 1), "{name}: {r:?}");
+        assert_eq!((r.external_ids, r.credentials, r.connections), (1, 1, 1), "{name}: {r:?}");
         assert!(r.meta >= 2, "{name}: the key check and the token key: {r:?}");
         drop(store);
         let before = at_rest(&name, &url).await;
@@ -132,6 +140,8 @@ async fn secrets_are_sealed_at_rest_rotated_and_a_wrong_key_is_refused() {
         assert_eq!(store.sealed_secret("token_signing_key").await.unwrap(), token_key, "{name}: tokens stay valid");
         let cred = store.get_credential(&acct, &cred_id).await.unwrap().unwrap();
         assert_eq!(cred.secrets.arn, "arn:aws:iam::123412341234:role/secret-role-name", "{name}");
+        let (_, secrets) = store.connection_row(&acct, &conn.id).await.unwrap().unwrap();
+        assert_eq!((secrets.signing_secret, secrets.auth_header.as_deref()), (signing, Some("Bearer hook-auth-value")));
     }
 }
 

@@ -39,9 +39,10 @@ async fn run(a: Args) -> anyhow::Result<String> {
     serve::write_private(&a.new_key_file, &new.to_hex())?;
     match store.rotate_key(&new).await {
         Ok(r) => Ok(format!(
-            "re-sealed {} external id(s), {} credential(s), {} other secret(s) under the key in {}; start garrison with --seal-key-file {} (the old key no longer opens the store)",
+            "re-sealed {} external id(s), {} credential(s), {} webhook connection(s), {} other secret(s) under the key in {}; start garrison with --seal-key-file {} (the old key no longer opens the store)",
             r.external_ids,
             r.credentials,
+            r.connections,
             r.meta,
             a.new_key_file.display(),
             a.new_key_file.display()

@@ -65,6 +65,12 @@ pub struct ServeArgs {
     /// JSON appliance image table ({"scan": {"default": "ami-…", "<region>": …}, "ids": {…}}) [default: built in]
     #[arg(long = "appliance-images", env = "GARRISON_APPLIANCE_IMAGES")]
     pub appliance_images: Option<PathBuf>,
+    /// Accept webhook connections whose target is on loopback or a private network (an on-premises receiver, a test); link-local targets are always refused
+    #[arg(long = "allow-private-webhooks", env = "GARRISON_ALLOW_PRIVATE_WEBHOOKS")]
+    pub allow_private_webhooks: bool,
+    /// Seconds before a failed notification is sent again; each next wait doubles, up to an hour [default: 10]
+    #[arg(long = "notify-backoff", env = "GARRISON_NOTIFY_BACKOFF")]
+    pub notify_backoff: Option<f64>,
     /// TOML file with any of the settings above (keys with underscores)
     #[arg(long, env = "GARRISON_CONFIG")]
     pub config: Option<PathBuf>,
@@ -89,6 +95,8 @@ struct FileConfig {
     parallel: Option<usize>,
     price_table: Option<PathBuf>,
     appliance_images: Option<PathBuf>,
+    allow_private_webhooks: Option<bool>,
+    notify_backoff: Option<f64>,
 }
 
 /// Settings after merging every source.
@@ -106,6 +114,7 @@ pub struct Settings {
     pub parallel: usize,
     pub prices: Option<garrison_catalog::prices::PriceTable>,
     pub images: Option<garrison_catalog::appliances::Images>,
+    pub notify: garrison_notify::Options,
 }
 
 pub const DEFAULT_PRINCIPAL: &str = "123456789012";
@@ -137,6 +146,16 @@ pub fn resolve(a: ServeArgs) -> anyhow::Result<Settings> {
     if !principal_ok {
         bail!("--aws-principal: expected a 12-digit AWS account id or an IAM ARN, found {principal:?}");
     }
+    let notify_backoff = a.notify_backoff.or(file.notify_backoff).unwrap_or(10.0);
+    if !(0.01..=3600.0).contains(&notify_backoff) {
+        bail!("--notify-backoff: expected 0.01 to 3600 seconds, found {notify_backoff}");
+    }
+    let allow_private_webhooks = a.allow_private_webhooks || file.allow_private_webhooks.unwrap_or(false);
+    let notify = garrison_notify::Options {
+        backoff: std::time::Duration::from_secs_f64(notify_backoff),
+        allow_private: allow_private_webhooks,
+        ..garrison_notify::Options::default()
+    };
     let token_ttl_secs = a.token_ttl.or(file.token_ttl).unwrap_or(6 * 3600);
     if !(60..=7 * 24 * 3600).contains(&token_ttl_secs) {
         bail!("--token-ttl: expected 60 to 604800 seconds, found {token_ttl_secs}");
@@ -202,7 +221,9 @@ pub fn resolve(a: ServeArgs) -> anyhow::Result<Settings> {
             aws_principal: principal,
             template_bucket: a.template_bucket.or(file.template_bucket),
             token_ttl_secs,
+            allow_private_webhooks,
         },
+        notify,
     })
 }
 
@@ -382,6 +403,7 @@ pub async fn start_with(
         tokio::spawn(garrison_engine::worker::run(engine.clone(), s.resync));
         tokio::spawn(garrison_engine::collect::run(engine.clone()));
         tokio::spawn(garrison_engine::enroll::run(engine.clone(), s.resync));
+        tokio::spawn(garrison_notify::run(store.clone(), garrison_notify::Sender::new(s.notify.clone())));
     }
     let state = AppState::with_engine(store, api, Some(engine)).await?;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -518,9 +540,11 @@ pub async fn worker_main(argv: Vec<String>) -> ExitCode {
         tokio::spawn(garrison_api::metrics::serve_worker(listener));
     }
     let sessions = sessions_for(&store, garrison_cloud::Aws::from_env(None).await);
-    let engine = std::sync::Arc::new(engine_for(&settings, store, sessions, settings.api.aws_principal.clone()));
+    let engine =
+        std::sync::Arc::new(engine_for(&settings, store.clone(), sessions, settings.api.aws_principal.clone()));
     tracing::info!("garrison worker running");
     tokio::select! {
+        _ = garrison_notify::run(store, garrison_notify::Sender::new(settings.notify.clone())) => {},
         _ = garrison_engine::worker::run(engine.clone(), settings.resync) => {},
         _ = garrison_engine::collect::run(engine.clone()) => {},
         _ = garrison_engine::enroll::run(engine, settings.resync) => {},

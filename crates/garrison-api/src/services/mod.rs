@@ -1,9 +1,11 @@
 pub mod aims;
 pub mod assets_query;
+pub mod connectors;
 pub mod credentials;
 pub mod deployments;
 pub mod endpoints;
 pub mod findings;
+pub mod herald;
 pub mod organizations;
 pub mod policies;
 pub mod protection;

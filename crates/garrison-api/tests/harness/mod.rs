@@ -6,7 +6,7 @@
 use garrison_api::{ApiConfig, AppState};
 use garrison_store::{SealKey, Store};
 use reqwest::{Method, StatusCode};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 pub const PRINCIPAL: &str = "210987654321";
 pub const ESSENTIALS: &str = "A8E8B104-8F45-411D-A240-A30EA5FE25B0";
@@ -73,6 +73,7 @@ pub async fn start(db: Db) -> Option<Server> {
         aws_principal: PRINCIPAL.into(),
         template_bucket: None,
         token_ttl_secs: 3600,
+        allow_private_webhooks: true,
     };
     let state = AppState::new(store, config).await.unwrap();
     let app = garrison_api::router(state.clone());
@@ -100,6 +101,7 @@ pub async fn twin(s: &Server) -> String {
         aws_principal: PRINCIPAL.into(),
         template_bucket: None,
         token_ttl_secs: 3600,
+        allow_private_webhooks: true,
     };
     let state = AppState::new(s.state.store.clone(), config).await.unwrap();
     let app = garrison_api::router(state);
@@ -346,6 +348,9 @@ pub struct TwoTenants {
     pub user: String,
     /// A finding of beta's deployment.
     pub finding: String,
+    /// Beta's webhook connection and a subscription naming it.
+    pub connection: String,
+    pub subscription: String,
     /// Beta's ids and names: no answer to anyone else may carry them.
     pub secrets: Vec<String>,
 }
@@ -365,7 +370,29 @@ impl TwoTenants {
         let user = users.body["users"][0]["id"].as_str().unwrap().to_string();
         let (f, _) = s.state.store.record_finding(&b, &dep, observation("beta-finding", 7.0)).await.unwrap();
         let finding = f.id;
+        let c = s
+            .req(Method::POST, &format!("/v1/{b}/connections"), &tb,
+                Some(json!({"name": "beta-hook", "type": "webhook", "target_url": "https://hooks.example.com/beta-hook-path"})))
+            .await;
+        assert_eq!(c.status, 201, "{}", c.body);
+        let connection = c.body["id"].as_str().unwrap().to_string();
+        let signing = c.body["signing_secret"].as_str().unwrap().to_string();
+        let sub = s
+            .req(
+                Method::POST,
+                &format!("/herald/v2/{b}/subscriptions"),
+                &tb,
+                Some(json!({"name": "beta-subscription", "class": "event", "notification_type": "findings/opened",
+                    "subscribers": [{"subscriber": connection, "subscriber_type": "connection"}]})),
+            )
+            .await;
+        assert_eq!(sub.status, 201, "{}", sub.body);
+        let subscription = sub.body["id"].as_str().unwrap().to_string();
         let secrets = vec![
+            connection.clone(),
+            subscription.clone(),
+            signing,
+            "beta-hook-path".to_string(),
             b.clone(),
             cred.clone(),
             dep.clone(),
@@ -374,7 +401,7 @@ impl TwoTenants {
             kb.id.clone(),
             finding.clone(),
         ];
-        TwoTenants { a, ta, b, tb, kb, cred, dep, user, finding, secrets }
+        TwoTenants { a, ta, b, tb, kb, cred, dep, user, finding, connection, subscription, secrets }
     }
 
     /// `path` with `account` and beta's object ids in their placeholders.
@@ -385,6 +412,11 @@ impl TwoTenants {
             .replace("{user_id}", &self.user)
             .replace("{access_key_id}", &self.kb.id)
             .replace("{finding_id}", &self.finding)
+            .replace("{id}", &self.connection)
+            .replace("{subscription_id}", &self.subscription)
+            .replace("{subscriber_type}", "connection")
+            .replace("{subscriber}", &self.connection)
+            .replace("{key}", "notifications")
     }
 
     /// Panics if `body` names any of beta's secrets that `path` itself does not carry.
