@@ -107,19 +107,14 @@ const CONNECTION_ID: Param = p("id", "connection id");
 const SUBSCRIPTION_ID: Param = p("subscription_id", "subscription id");
 const DRY_RUN: Param =
     q("dry_run", Kind::Boolean, "send a test notification to the target and return what it answered, storing nothing");
-const fn connection_body(required: bool) -> [Param; 9] {
-    [
-        b("name", Kind::String, required, "name of the connection"),
-        b("type", Kind::String, required, "webhook (herald's JSON body) | slack | msteams"),
-        b("target_url", Kind::String, required, "http(s) URL the notifications are sent to"),
-        b("method", Kind::String, false, "POST (default) or PUT"),
-        b("headers", Kind::String, false, "extra headers: \"Name: value, Name2: value\""),
-        b("payload_type", Kind::String, false, "incident | observation (default) | scheduled_report | health"),
-        b("payload_conversion_type", Kind::String, false, "default (the only one garrison offers)"),
-        b("payload_template", Kind::String, false, "kept for compatibility; garrison sends its documented body"),
-        b("auth_header", Kind::String, false, "Authorization header value, sealed and never shown"),
-    ]
-}
+/// The whole connection as alcli sends it (`--data '{…}'`).
+const CONNECTION_DATA: Param = Param {
+    name: "data",
+    kind: Kind::Object,
+    location: In::WholeBody,
+    required: true,
+    help: "{\"name\", \"type\": \"webhook\" | \"slack\" | \"msteams\", \"target_url\", \"method\": \"POST\" | \"PUT\", \"headers\": \"Name: value, …\", \"auth_header\" (sealed, never shown), \"payload_type\", \"payload_conversion_type\": \"default\", \"payload_template\"}",
+};
 const fn subscription_body(required: bool) -> [Param; 7] {
     [
         b("name", Kind::String, required, "name of the subscription"),
@@ -194,14 +189,6 @@ const UPDATE_ORG_PARAMS: [Param; 11] = {
     ]
 };
 
-const CREATE_CONNECTION_PARAMS: [Param; 11] = {
-    let c = connection_body(true);
-    [ACCOUNT, DRY_RUN, c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8]]
-};
-const UPDATE_CONNECTION_PARAMS: [Param; 12] = {
-    let c = connection_body(true);
-    [ACCOUNT, CONNECTION_ID, DRY_RUN, c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8]]
-};
 const CREATE_SUBSCRIPTION_PARAMS: [Param; 8] = {
     let b = subscription_body(true);
     [ACCOUNT, b[0], b[1], b[2], b[3], b[4], b[5], b[6]]
@@ -745,7 +732,7 @@ pub static OPERATIONS: &[Operation] = &[
         name: "create_connection",
         method: "POST",
         path: "/v1/{account_id}/connections",
-        params: &CREATE_CONNECTION_PARAMS,
+        params: params![ACCOUNT, DRY_RUN, CONNECTION_DATA],
         summary: "Create a webhook connection (its signing secret is shown once), or test one with dry_run",
         needs_token: true,
     },
@@ -772,7 +759,7 @@ pub static OPERATIONS: &[Operation] = &[
         name: "update_connection",
         method: "PUT",
         path: "/v1/{account_id}/connections/{id}",
-        params: &UPDATE_CONNECTION_PARAMS,
+        params: params![ACCOUNT, CONNECTION_ID, DRY_RUN, CONNECTION_DATA],
         summary: "Replace a connection's settings (its secret stays), or test them with dry_run",
         needs_token: true,
     },

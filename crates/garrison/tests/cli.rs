@@ -255,6 +255,47 @@ fn reference_workflow_through_the_real_alcli() {
         dep["id"].as_str().unwrap(),
     ]);
     assert_eq!(got["scope"]["include"][0]["policy"]["id"], PRO);
+    // Notifications through alcli's own connectors and herald definitions.
+    let types = run(&["herald", "get_notification_types"]);
+    assert_eq!(types["notification_types"][0]["notification_type"], "findings/opened");
+    let conn = run(&[
+        "connectors",
+        "create_connection",
+        "--account_id",
+        ACCOUNT,
+        "--data",
+        r#"{"name": "security hook", "type": "webhook", "target_url": "https://hooks.example.com/garrison",
+            "payload_conversion_type": "default", "payload_template": "{}"}"#,
+    ]);
+    assert!(conn["signing_secret"].as_str().unwrap().starts_with("gsec_"), "{conn}");
+    let conn_id = conn["id"].as_str().unwrap();
+    let sub = run(&[
+        "herald",
+        "create_subscription",
+        "--account_id",
+        ACCOUNT,
+        "--name",
+        "high findings",
+        "--class",
+        "event",
+        "--notification_type",
+        "findings/opened",
+        "--options",
+        r#"{"min_severity": "high"}"#,
+        "--subscribers",
+        &format!(r#"[{{"subscriber": "{conn_id}", "subscriber_type": "connection"}}]"#),
+    ]);
+    assert_eq!(
+        (sub["notification_type"].as_str(), sub["subscriber_count"].as_u64()),
+        (Some("findings/opened"), Some(1))
+    );
+    let listed = run(&["connectors", "list_connections", "--account_id", ACCOUNT]);
+    assert_eq!(listed[0]["id"], conn_id);
+    assert!(listed[0].get("signing_secret").is_none());
+    // alcli sends the dead-letter routes (no account in their path) to Alert Logic's own
+    // connectors host, past the endpoints lookup: garrison's CLI reaches them here.
+    let dead = json_out(&garrison(&s, &["connectors", "list_dlq_messages", "--key", "notifications"]));
+    assert_eq!(dead["count"], 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

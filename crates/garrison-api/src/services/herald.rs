@@ -128,7 +128,7 @@ struct OneQuery {
 /// One subscription.
 #[utoipa::path(get, path = "/herald/v2/{account_id}/subscriptions/{subscription_id}", tag = "herald", operation_id = "get_account_subscription",
     params(("account_id" = String, Path), ("subscription_id" = String, Path), OneQuery), security(("X-AIMS-Auth-Token" = [])),
-    responses((status = 200, body = Subscription), (status = 404, description = "no such subscription")))]
+    responses((status = 200, description = "the Subscription with subscriber_count (its subscribers with include_subscribers=true)"), (status = 404, description = "no such subscription")))]
 async fn get_account_subscription(
     State(s): State<AppState>,
     caller: Caller,
