@@ -332,6 +332,23 @@ async fn findings_on_the_default_bus_are_kept_once_with_their_asset() {
     let (d, e) = common::watched(&t, &sessions, "findings", &spec.regions, &spec.regions[0]).await;
     let r = reconcile(&e, &d).await.unwrap();
     assert!(r.outcomes.iter().all(|o| o.result == "done"), "{:#?}", r.outcomes);
+    // A webhook subscribed to findings opened and resolved: what the collector stores is owed
+    // to it (the delivery itself is tested in garrison-api's notify.rs).
+    let hook = garrison_model::notify::parse_connection(
+        &json!({"name": "hook", "type": "webhook", "target_url": "https://hooks.example.com/findings"}),
+        false,
+    )
+    .unwrap();
+    let (conn, _) = store.create_connection(&d.account_id, hook, "u").await.unwrap();
+    for kind in ["findings/opened", "findings/resolved"] {
+        let sub = garrison_model::notify::parse_subscription(
+            &json!({"name": kind, "class": "event", "notification_type": kind,
+                    "subscribers": [{"subscriber": conn.id, "subscriber_type": "connection"}]}),
+            None,
+        )
+        .unwrap();
+        store.create_subscription(&d.account_id, sub, "u").await.unwrap();
+    }
     let collector = tokio::spawn(garrison_engine::collect::run(e.clone()));
     let at = aws.in_region(&region);
     let gd = |severity: f64, archived: bool| {
@@ -393,6 +410,22 @@ async fn findings_on_the_default_bus_are_kept_once_with_their_asset() {
     assert_eq!(got[0].severity, Severity::Critical);
     let active = list(FindingFilter { status: Some(FindingStatus::Active), ..Default::default() }).await;
     assert_eq!(active.iter().map(|f| f.id.as_str()).collect::<Vec<_>>(), ["in-0f1e2d3c4b5a69788796a5b4c3d2e1f0"]);
+    // Owed to the webhook: two findings opened, one resolved; the repeats told nothing.
+    let owed = store.deliveries(&d.account_id, "pending", 10).await.unwrap();
+    let mut told: Vec<(String, String)> = owed
+        .iter()
+        .map(|x| (x.notification_type.clone(), x.body["payload"]["finding"]["id"].as_str().unwrap().to_string()))
+        .collect();
+    told.sort();
+    assert_eq!(
+        told,
+        [
+            ("findings/opened".to_string(), "gd-6ab0c1d2e3f4a5b6c7d8e9f0a1b2c3d4".to_string()),
+            ("findings/opened".to_string(), "in-0f1e2d3c4b5a69788796a5b4c3d2e1f0".to_string()),
+            ("findings/resolved".to_string(), "gd-6ab0c1d2e3f4a5b6c7d8e9f0a1b2c3d4".to_string()),
+        ]
+    );
+    assert!(owed.iter().all(|x| x.connection_id == conn.id));
 
     // 4. Malformed, and another account's: set aside with the reason, nothing stored.
     audit_queue::deliver_event(&at, "aws.guardduty", "GuardDuty Finding", &gd(42.0, false)).await.unwrap();
