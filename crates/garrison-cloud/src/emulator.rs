@@ -60,9 +60,17 @@ fn free_port() -> std::io::Result<u16> {
 
 /// A small HTTP/1.0 exchange; enough for moto's control API.
 fn http(port: u16, method: &str, path: &str) -> std::io::Result<String> {
+    http_with(port, method, path, "")
+}
+
+fn http_with(port: u16, method: &str, path: &str, body: &str) -> std::io::Result<String> {
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    write!(s, "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\n\r\n")?;
+    let len = body.len();
+    write!(
+        s,
+        "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nContent-Length: {len}\r\n\r\n{body}"
+    )?;
     let mut out = String::new();
     s.read_to_string(&mut out)?;
     Ok(out)
@@ -97,6 +105,25 @@ impl Moto {
     pub fn reset(&self) -> anyhow::Result<()> {
         let r = http(self.port, "POST", "/moto-api/reset")?;
         anyhow::ensure!(r.contains(" 200 "), "moto reset failed: {}", r.lines().next().unwrap_or(""));
+        Ok(())
+    }
+
+    /// What Inspector's `ListFindings` answers next in `account`'s `region`: each item of
+    /// `results` is the findings of one call with new arguments (moto's own control API; the
+    /// same arguments again get the same answer). The findings are in the API's shape.
+    pub fn seed_inspector_findings(
+        &self,
+        account: &str,
+        region: &str,
+        results: &[Vec<serde_json::Value>],
+    ) -> anyhow::Result<()> {
+        let body = serde_json::json!({"results": results, "account_id": account, "region": region}).to_string();
+        let r = http_with(self.port, "POST", "/moto-api/static/inspector2/findings-results", &body)?;
+        anyhow::ensure!(
+            r.contains(" 201 ") || r.contains(" 200 "),
+            "seeding Inspector findings failed: {}",
+            r.lines().next().unwrap_or("")
+        );
         Ok(())
     }
 

@@ -7,6 +7,7 @@ pub mod discovery;
 pub mod emulator;
 pub mod error;
 pub mod estate;
+pub mod inspector;
 pub mod limiter;
 pub mod org_events;
 pub mod organizations;

@@ -204,6 +204,7 @@ impl Aws {
     client!(ec2, aws_sdk_ec2);
     client!(cloudtrail, aws_sdk_cloudtrail);
     client!(guardduty, aws_sdk_guardduty);
+    client!(inspector2, aws_sdk_inspector2);
     client!(configservice, aws_sdk_config);
     client!(ecs, aws_sdk_ecs);
     client!(eks, aws_sdk_eks);

@@ -53,6 +53,9 @@ pub struct Engine {
     pub backoff_base: Duration,
     /// Consecutive such failures per deployment.
     failures: Mutex<HashMap<String, u32>>,
+    /// When the findings backfill last read each `<deployment>/<region>` (milliseconds,
+    /// less an overlap): the next read asks for what changed since.
+    pub(crate) backfilled: Mutex<HashMap<String, i64>>,
 }
 
 impl Engine {
@@ -80,6 +83,7 @@ impl Engine {
             parallel_runs: 8,
             backoff_base: Duration::from_secs(5),
             failures: Mutex::new(HashMap::new()),
+            backfilled: Mutex::new(HashMap::new()),
         }
     }
 

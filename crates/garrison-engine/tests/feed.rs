@@ -446,7 +446,26 @@ async fn findings_on_the_default_bus_are_kept_once_with_their_asset() {
     assert_eq!(list(FindingFilter::default()).await.len(), 2, "nothing else stored");
     collector.abort();
 
-    // 5. Removed: the findings rules go with the feed, the findings with the deployment.
+    // 5. An Inspector finding whose event never came: the next full reconcile reads it back
+    //    (ListFindings), keeps it and tells the webhook; the one after asks only for what
+    //    changed since, and learns it was closed.
+    let missed = "1a2b3c4d5e6f708192a3b4c5d6e7f809";
+    let listed = |status: &str| sample::inspector_listed(GARRISON, &region, missed, &host, &vpc.id, status);
+    moto.seed_inspector_findings(GARRISON, &region, &[vec![listed("ACTIVE")], vec![listed("CLOSED")]]).unwrap();
+    reconcile(&e, &d).await.unwrap();
+    let got = list(FindingFilter::default()).await;
+    let back = got.iter().find(|f| f.id == format!("in-{missed}")).expect("read back");
+    assert_eq!((back.status, back.count, back.severity), (FindingStatus::Active, 1, Severity::Critical));
+    assert_eq!(back.resource.as_ref().and_then(|r| r.asset_key.clone()), Some(format!("/aws/{region}/host/{host}")));
+    let owed = store.deliveries(&d.account_id, "pending", 10).await.unwrap();
+    assert!(owed.iter().any(|x| x.body["payload"]["finding"]["id"] == format!("in-{missed}").as_str()), "told");
+    reconcile(&e, &d).await.unwrap();
+    let got = list(FindingFilter::default()).await;
+    let back = got.iter().find(|f| f.id == format!("in-{missed}")).unwrap();
+    assert_eq!((back.status, back.count), (FindingStatus::Resolved, 1), "closed since; a read is not a sighting");
+    assert_eq!(got.len(), 3);
+
+    // 6. Removed: the findings rules go with the feed, the findings with the deployment.
     assert!(store.request_removal(&d.account_id, &d.id, "u").await.unwrap());
     let removal = garrison_engine::protect::uninstall(&e, &d).await.unwrap();
     assert!(removal.verified, "{removal:?}");

@@ -381,7 +381,7 @@ pub static OPERATIONS: &[Operation] = &[
             ACCOUNT,
             p("platform_type", "aws"),
             p("role_type", "ci_full | ci_manual | ci_essentials | ci_readonly | ci_x_account_ct | ci_organization"),
-            p("role_version", "YYYY-MM-DD or latest"),
+            p("role_version", "YYYY-MM-DD[.N] or latest"),
             q("format", Kind::String, "json (default) | terraform (HCL text)")
         ],
         summary: "The IAM role to create for garrison, with its CloudFormation template (or as Terraform)",
@@ -404,7 +404,7 @@ pub static OPERATIONS: &[Operation] = &[
         params: params![
             p("platform_type", "aws"),
             p("role_type", "role type"),
-            p("role_version", "YYYY-MM-DD or latest")
+            p("role_version", "YYYY-MM-DD[.N] or latest")
         ],
         summary: "The CloudFormation template of a role version (public)",
         needs_token: false,

@@ -280,6 +280,16 @@ pub fn inspector_finding(account: &str, region: &str, id: &str, instance: &str, 
     })
 }
 
+/// The same Inspector finding as `ListFindings` answers it (times in epoch seconds).
+pub fn inspector_listed(account: &str, region: &str, id: &str, instance: &str, vpc: &str, status: &str) -> Value {
+    let mut f = inspector_finding(account, region, id, instance, vpc, status);
+    for k in ["firstObservedAt", "lastObservedAt", "updatedAt"] {
+        let t = garrison_model::finding::parse_time(f[k].as_str().unwrap_or_default()).unwrap_or_default();
+        f[k] = json!(t as f64 / 1000.0);
+    }
+    f
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

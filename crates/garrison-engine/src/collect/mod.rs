@@ -5,6 +5,7 @@
 //! used is set aside as a dead letter with the reason. Between messages it checks that the
 //! audit path itself (queue, subscription, notification, bucket) is still there.
 
+pub mod backfill;
 mod poll;
 
 use std::collections::HashMap;

@@ -1062,6 +1062,8 @@ fn the_automatic_role_covers_what_garrison_does_to_its_audit_resources() {
         ("iam:DeleteRolePolicy", &role),
         ("iam:DeleteRole", &role),
         ("s3:GetBucketLocation", &s3),
+        // The findings backfill (ListFindings has no resource type: "*").
+        ("inspector2:ListFindings", &"*".to_string()),
     ] {
         needed.push((a, r.clone()));
     }

@@ -134,7 +134,13 @@ async fn reconcile_once(e: &Engine, d: &Deployment) -> Result<Report, EngineErro
         let missing = missing_audit_items(d, &seen.aws, &owned).await;
         forget_missing(e, d, generation, &mut owned, &missing).await?;
     }
-    Box::pin(apply(e, d, generation, seen, owned, None, None)).await
+    let aws = seen.aws.clone();
+    let report = Box::pin(apply(e, d, generation, seen, owned, None, None)).await?;
+    if d.mode == Mode::Automatic {
+        let b = crate::collect::backfill::inspector(e, d, &aws).await;
+        tracing::debug!(deployment = %d.id, ?b, "findings backfill");
+    }
+    Ok(report)
 }
 
 /// A targeted reconcile after events: only `regions` are read again (the rest of the
