@@ -381,4 +381,14 @@ both_backends!(notifications_are_signed_retried_dead_lettered_and_redelivered, |
         .await;
     assert_eq!(drop.status, 204, "{}", drop.body);
     assert_eq!(s.get(&dlq, &t).await.body["count"], 0);
+
+    // An account has at most 100 connections; the 101st is a 409 that says why.
+    let have = s.get(&conns, &t).await.body.as_array().unwrap().len();
+    let hook = json!({"name": "n", "type": "webhook", "target_url": "https://hooks.example.com/n"});
+    for _ in have..garrison_api::services::connectors::MAX_CONNECTIONS {
+        assert_eq!(s.req(Method::POST, &conns, &t, Some(hook.clone())).await.status, 201);
+    }
+    let full = s.req(Method::POST, &conns, &t, Some(hook)).await;
+    assert_eq!(full.status, 409, "{}", full.body);
+    assert!(full.body["message"].as_str().unwrap().contains("100 connections"), "{}", full.body);
 });

@@ -272,29 +272,31 @@ pub fn parse_headers(h: &str) -> Result<Vec<(String, String)>, FieldError> {
 }
 
 /// A target URL garrison may post to: http(s), a host, and not the instance metadata
-/// service or (unless allowed) this machine's or a private network.
+/// service or (unless allowed) this machine's or a private network. The host is judged as
+/// an HTTP client will read it (WHATWG parsing: `http://2130706433/`, `http://0x7f.1/` and
+/// `http://127.1/` are all 127.0.0.1).
 pub fn check_target(u: &str, allow_private: bool) -> Result<(), FieldError> {
     let bad = |why: &str| FieldError::new("target_url", why, format!("{:?}", crate::error::clip(u, 120)));
-    let rest = u
-        .strip_prefix("https://")
-        .or_else(|| u.strip_prefix("http://"))
-        .ok_or_else(|| bad("an http:// or https:// URL"))?;
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    if authority.contains('@') {
-        return Err(bad("a URL without user information (use auth_header)"));
-    }
-    let host = match authority.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or_default().to_string(),
-        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h).to_ascii_lowercase(),
-    };
-    if host.is_empty() || u.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    if u.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(bad("an http(s) URL with a host"));
     }
-    let ip = host.parse::<IpAddr>().ok();
-    if ip.is_some_and(never_a_target) || host == "metadata.google.internal" {
+    let parsed = url::Url::parse(u).map_err(|_| bad("an http:// or https:// URL"))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(bad("an http:// or https:// URL"));
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(bad("a URL without user information (use auth_header)"));
+    }
+    let (ip, name) = match parsed.host() {
+        Some(url::Host::Ipv4(v4)) => (Some(IpAddr::V4(v4)), String::new()),
+        Some(url::Host::Ipv6(v6)) => (Some(IpAddr::V6(v6)), String::new()),
+        Some(url::Host::Domain(d)) if !d.is_empty() => (None, d.trim_end_matches('.').to_ascii_lowercase()),
+        _ => return Err(bad("an http(s) URL with a host")),
+    };
+    if ip.is_some_and(never_a_target) || name == "metadata.google.internal" {
         return Err(bad("a URL outside link-local addresses (the instance metadata service is never a target)"));
     }
-    let private = host == "localhost" || host.ends_with(".localhost") || ip.is_some_and(is_private);
+    let private = name == "localhost" || name.ends_with(".localhost") || ip.is_some_and(is_private);
     if private && !allow_private {
         return Err(bad("a URL on a public address").hint(
             "targets on loopback or private networks are refused unless the server runs with allow_private_webhooks",

@@ -186,7 +186,7 @@ impl Sender {
             .iter()
             .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_string(), Value::String(v.to_string()))))
             .collect();
-        let text = r.text().await.unwrap_or_default();
+        let text = read_capped(r).await;
         let answer = Answer { body: clip(&text), code, headers };
         match code {
             200..=299 => Outcome::Sent(ActualRequest { request: sent, response: answer }),
@@ -252,6 +252,20 @@ impl reqwest::dns::Resolve for Guarded {
             Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs)
         })
     }
+}
+
+/// At most `ANSWER_CHARS` × 4 bytes of a receiver's answer are read: a receiver cannot make
+/// garrison hold a large body.
+async fn read_capped(mut r: reqwest::Response) -> String {
+    let cap = ANSWER_CHARS * 4;
+    let mut buf = Vec::new();
+    while buf.len() < cap {
+        match r.chunk().await {
+            Ok(Some(c)) => buf.extend_from_slice(&c[..c.len().min(cap - buf.len())]),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&buf).into_owned()
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {

@@ -32,6 +32,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
 }
 
 const MAX_DEAD: usize = 1000;
+/// Connections per account: each is a target every matching notice is sent to.
+pub const MAX_CONNECTIONS: usize = 100;
 
 fn not_found(id: &str, account_id: &str) -> ApiError {
     ApiError::NotFound(format!("no connection {id:?} in account {account_id}"))
@@ -102,6 +104,11 @@ async fn create_connection(
     if q.dry_run == Some(true) {
         let (c, secrets) = unsaved(&account_id, &spec, &caller.user_id);
         return dry_run(&s, &c, &secrets).await;
+    }
+    if s.store.list_connections(&account_id).await?.len() >= MAX_CONNECTIONS {
+        return Err(ApiError::Conflict(format!(
+            "account {account_id} has {MAX_CONNECTIONS} connections, the most it may have; delete one first"
+        )));
     }
     let (c, secret) = s.store.create_connection(&account_id, spec, &caller.user_id).await?;
     tracing::info!(account = %account_id, connection = %c.id, "connection created");

@@ -33,6 +33,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 /// At most this many subscribers per subscription.
 const MAX_SUBSCRIBERS: usize = 100;
+/// Subscriptions per account.
+pub const MAX_SUBSCRIPTIONS: usize = 200;
 
 fn not_found(id: &str, account_id: &str) -> ApiError {
     ApiError::NotFound(format!("no subscription {id:?} in account {account_id}"))
@@ -90,6 +92,11 @@ async fn create_subscription(
     s.authorize(&caller, &account_id).await?;
     let spec = parse_subscription(&body::parse(&bytes)?, None)?;
     check_subscribers(&s, &account_id, spec.subscribers.as_deref().unwrap_or_default(), "subscribers").await?;
+    if s.store.list_subscriptions(&account_id, None).await?.len() >= MAX_SUBSCRIPTIONS {
+        return Err(ApiError::Conflict(format!(
+            "account {account_id} has {MAX_SUBSCRIPTIONS} subscriptions, the most it may have; delete one first"
+        )));
+    }
     let sub = s.store.create_subscription(&account_id, spec, &caller.user_id).await?;
     tracing::info!(account = %account_id, subscription = %sub.id, kind = %sub.notification_type, "subscription created");
     Ok((StatusCode::CREATED, Json(shown(&sub, true))))

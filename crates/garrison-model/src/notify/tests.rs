@@ -90,9 +90,14 @@ fn a_connection_body_is_checked_field_by_field() {
 fn targets_on_metadata_and_private_addresses_are_refused() {
     for u in [
         "http://169.254.169.254/latest/meta-data",
+        "http://2852039166/latest/meta-data",
+        "http://0xa9fea9fe/",
         "http://[fe80::1]/",
         "http://0.0.0.0:80/",
         "https://user:pw@example.com/",
+        "file:///etc/passwd",
+        "http://",
+        "http://:80/",
     ] {
         assert!(check_target(u, true).is_err(), "{u}");
     }
@@ -102,6 +107,13 @@ fn targets_on_metadata_and_private_addresses_are_refused() {
         "http://10.1.2.3/",
         "http://[::1]:8080/",
         "http://100.64.0.1/",
+        "http://LOCALHOST./",
+        // Other spellings of loopback an HTTP client reads as 127.0.0.1.
+        "http://2130706433/",
+        "http://0x7f000001/",
+        "http://127.1/",
+        "http://0177.0.0.1/",
+        "http://[::ffff:127.0.0.1]/",
     ] {
         let e = check_target(u, false).unwrap_err();
         assert!(e.hint.unwrap().contains("allow_private_webhooks"), "{u}");
