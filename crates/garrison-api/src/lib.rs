@@ -125,6 +125,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(services::findings::routes())
         .merge(services::connectors::routes())
         .merge(services::herald::routes())
+        .merge(services::otis::routes())
 }
 
 pub fn router(state: AppState) -> Router {

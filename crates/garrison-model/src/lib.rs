@@ -18,6 +18,7 @@ pub mod json_path;
 pub mod notify;
 pub mod ops;
 pub mod organization;
+pub mod otis;
 pub mod policy;
 pub mod protection;
 pub mod redact;

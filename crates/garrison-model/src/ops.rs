@@ -198,6 +198,24 @@ const UPDATE_SUBSCRIPTION_PARAMS: [Param; 9] = {
     [ACCOUNT, SUBSCRIPTION_ID, b[0], b[1], b[2], b[3], b[4], b[5], b[6]]
 };
 
+/// An otis option whole, as alcli sends it.
+const fn option_body(name: &'static str) -> Param {
+    Param {
+        name,
+        kind: Kind::Object,
+        location: In::WholeBody,
+        required: true,
+        help: "{\"name\": \"<option>\", \"scope\": {\"deployment_id\"?, \"region_key\"?, \"vpc_key\"?}, \"value\": …}",
+    }
+}
+const OPTION_ID: Param = p("option_id", "option id (derived from its name and scope)");
+const NETWORK_FILTERS: [Param; 4] = [
+    ACCOUNT,
+    q("deployment_id", Kind::String, "only this deployment's networks"),
+    q("option_id", Kind::String, "only this option's"),
+    q("vpc_key", Kind::String, "only this VPC (/aws/<region>/vpc/<vpc-id>)"),
+];
+
 pub static OPERATIONS: &[Operation] = &[
     // aims
     Operation {
@@ -897,6 +915,70 @@ pub static OPERATIONS: &[Operation] = &[
         path: "/herald/v2/{account_id}/subscriptions/{subscription_id}/subscribers/{subscriber_type}/{subscriber}",
         params: params![ACCOUNT, SUBSCRIPTION_ID, p("subscriber_type", "connection | user"), p("subscriber", "its id")],
         summary: "Remove a subscriber",
+        needs_token: true,
+    },
+    // otis: tuning options
+    Operation {
+        service: "otis",
+        name: "create_option",
+        method: "POST",
+        path: "/otis/v3/{account_id}/options",
+        params: &[ACCOUNT, option_body("option")],
+        summary: "Create a tuning option (one per name and scope)",
+        needs_token: true,
+    },
+    Operation {
+        service: "otis",
+        name: "list_options",
+        method: "GET",
+        path: "/otis/v3/{account_id}/options",
+        params: params![ACCOUNT],
+        summary: "The account's tuning options, each saying whether garrison applies it",
+        needs_token: true,
+    },
+    Operation {
+        service: "otis",
+        name: "get_option",
+        method: "GET",
+        path: "/otis/v3/{account_id}/options/{option_id}",
+        params: params![ACCOUNT, OPTION_ID],
+        summary: "One tuning option",
+        needs_token: true,
+    },
+    Operation {
+        service: "otis",
+        name: "update_option",
+        method: "PUT",
+        path: "/otis/v3/{account_id}/options/{option_id}",
+        params: &[ACCOUNT, OPTION_ID, option_body("data")],
+        summary: "Change a tuning option's value",
+        needs_token: true,
+    },
+    Operation {
+        service: "otis",
+        name: "delete_option",
+        method: "DELETE",
+        path: "/otis/v3/{account_id}/options/{option_id}",
+        params: params![ACCOUNT, OPTION_ID],
+        summary: "Delete a tuning option",
+        needs_token: true,
+    },
+    Operation {
+        service: "otis",
+        name: "list_cross_protected_networks",
+        method: "GET",
+        path: "/otis/v3/{account_id}/cross_protected_networks",
+        params: &NETWORK_FILTERS,
+        summary: "Networks protected from another network (cross_network_protection), with their protector",
+        needs_token: true,
+    },
+    Operation {
+        service: "otis",
+        name: "list_cross_protecting_networks",
+        method: "GET",
+        path: "/otis/v3/{account_id}/cross_protecting_networks",
+        params: &NETWORK_FILTERS,
+        summary: "Networks that protect others, with what they protect",
         needs_token: true,
     },
 ];

@@ -12,6 +12,7 @@ mod leases;
 mod migrations;
 mod notify;
 mod objects;
+mod otis;
 mod protection;
 mod rotate;
 pub mod seal;

@@ -148,4 +148,11 @@ pub const MIGRATIONS: &[(i64, &str, &[&str])] = &[
             "CREATE INDEX deliveries_account ON deliveries (account_id, state, created_ms)",
         ],
     ),
+    (
+        16,
+        "tuning options (otis): one value per account, option name and scope",
+        &[
+            "CREATE TABLE tuning_options (account_id TEXT NOT NULL, id TEXT NOT NULL, name TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (account_id, id))",
+        ],
+    ),
 ];

@@ -255,6 +255,23 @@ fn reference_workflow_through_the_real_alcli() {
         dep["id"].as_str().unwrap(),
     ]);
     assert_eq!(got["scope"]["include"][0]["policy"]["id"], PRO);
+    // Tuning options through alcli's otis definitions.
+    let dep_id = dep["id"].as_str().unwrap();
+    let opt = run(&[
+        "otis",
+        "create_option",
+        "--account_id",
+        ACCOUNT,
+        "--option",
+        &format!(
+            r#"{{"name": "ids_appliances_placement", "scope": {{"deployment_id": "{dep_id}"}}, "value": {{"policy": "automatic", "max_zones": 1}}}}"#
+        ),
+    ]);
+    assert_eq!(opt["value"]["max_zones"], 1, "{opt}");
+    let opts = run(&["otis", "list_options", "--account_id", ACCOUNT]);
+    assert_eq!(opts[0]["id"], opt["id"]);
+    let got_opt = run(&["otis", "get_option", "--account_id", ACCOUNT, "--option_id", opt["id"].as_str().unwrap()]);
+    assert_eq!(got_opt["scope"]["deployment_id"], dep_id);
     // Notifications through alcli's own connectors and herald definitions.
     let types = run(&["herald", "get_notification_types"]);
     assert_eq!(types["notification_types"][0]["notification_type"], "findings/opened");

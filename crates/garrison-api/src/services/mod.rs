@@ -7,6 +7,7 @@ pub mod endpoints;
 pub mod findings;
 pub mod herald;
 pub mod organizations;
+pub mod otis;
 pub mod policies;
 pub mod protection;
 pub mod themis;

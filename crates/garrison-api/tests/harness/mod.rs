@@ -351,6 +351,8 @@ pub struct TwoTenants {
     /// Beta's webhook connection and a subscription naming it.
     pub connection: String,
     pub subscription: String,
+    /// A tuning option of beta's deployment.
+    pub option: String,
     /// Beta's ids and names: no answer to anyone else may carry them.
     pub secrets: Vec<String>,
 }
@@ -388,11 +390,24 @@ impl TwoTenants {
             .await;
         assert_eq!(sub.status, 201, "{}", sub.body);
         let subscription = sub.body["id"].as_str().unwrap().to_string();
+        let opt = s
+            .req(
+                Method::POST,
+                &format!("/otis/v3/{b}/options"),
+                &tb,
+                Some(json!({"name": "security_resource_tags", "scope": {"deployment_id": dep},
+                    "value": [{"key": "beta-tag-key", "value": "beta-tag-value"}]})),
+            )
+            .await;
+        assert_eq!(opt.status, 201, "{}", opt.body);
+        let option = opt.body["id"].as_str().unwrap().to_string();
         let secrets = vec![
             connection.clone(),
             subscription.clone(),
             signing,
             "beta-hook-path".to_string(),
+            option.clone(),
+            "beta-tag-value".to_string(),
             b.clone(),
             cred.clone(),
             dep.clone(),
@@ -401,7 +416,7 @@ impl TwoTenants {
             kb.id.clone(),
             finding.clone(),
         ];
-        TwoTenants { a, ta, b, tb, kb, cred, dep, user, finding, connection, subscription, secrets }
+        TwoTenants { a, ta, b, tb, kb, cred, dep, user, finding, connection, subscription, option, secrets }
     }
 
     /// `path` with `account` and beta's object ids in their placeholders.
@@ -417,6 +432,7 @@ impl TwoTenants {
             .replace("{subscriber_type}", "connection")
             .replace("{subscriber}", &self.connection)
             .replace("{key}", "notifications")
+            .replace("{option_id}", &self.option)
     }
 
     /// Panics if `body` names any of beta's secrets that `path` itself does not carry.

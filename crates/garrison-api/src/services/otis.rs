@@ -1,0 +1,249 @@
+//! otis v3: tuning options. Each is a named value at the account, a deployment, a region or
+//! a VPC (its id derived from name and scope: one value per name and scope); every value is
+//! checked for its option; each says whether garrison acts on it (`applied`, else
+//! `not_applied_reason`). `cross_network_protection` options are also listed as the networks
+//! they protect and the networks protecting them.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use garrison_model::FieldError;
+use garrison_model::otis::{TuningOption, parse, shown};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::body;
+use crate::error::{ApiError, ApiResult};
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_option, list_options))
+        .routes(routes!(get_option, update_option, delete_option))
+        .routes(routes!(list_cross_protected_networks))
+        .routes(routes!(list_cross_protecting_networks))
+}
+
+/// Options per account: a value for each name and scope, bounded.
+pub const MAX_OPTIONS: usize = 1000;
+
+fn not_found(id: &str, account_id: &str) -> ApiError {
+    ApiError::NotFound(format!("no option {id:?} in account {account_id}"))
+}
+
+/// The deployments an option names (its scope's, and a protecting network's) are the
+/// account's own.
+async fn check_deployments(s: &AppState, account_id: &str, o: &TuningOption) -> ApiResult<()> {
+    let mut named = vec![];
+    if let Some(d) = &o.scope.deployment_id {
+        named.push(("scope.deployment_id", d.clone()));
+    }
+    if o.name == "cross_network_protection"
+        && let Some(d) = o.value.get("deployment_id").and_then(Value::as_str)
+    {
+        named.push(("value.deployment_id", d.to_string()));
+    }
+    let mut errors = garrison_model::ValidationError::default();
+    for (field, id) in named {
+        if s.store.get_deployment(account_id, &id).await?.is_none() {
+            errors.push(FieldError::new(
+                field,
+                format!("the id of one of account {account_id}'s deployments"),
+                format!("{id:?}"),
+            ));
+        }
+    }
+    if errors.is_empty() { Ok(()) } else { Err(errors.into()) }
+}
+
+/// Create an option (one per name and scope: an existing one is a 409; update it instead).
+#[utoipa::path(post, path = "/otis/v3/{account_id}/options", tag = "otis", operation_id = "create_option",
+    params(("account_id" = String, Path)), security(("X-AIMS-Auth-Token" = [])),
+    responses((status = 201, body = TuningOption), (status = 400, description = "invalid field"), (status = 409, description = "the option exists")))]
+async fn create_option(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(account_id): Path<String>,
+    bytes: Bytes,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    s.authorize(&caller, &account_id).await?;
+    let o = parse(&body::parse(&bytes)?)?;
+    check_deployments(&s, &account_id, &o).await?;
+    if s.store.list_options(&account_id, None).await?.len() >= MAX_OPTIONS {
+        return Err(ApiError::Conflict(format!(
+            "account {account_id} has {MAX_OPTIONS} options, the most it may have"
+        )));
+    }
+    if !s.store.create_option(&account_id, &o).await? {
+        return Err(ApiError::Conflict(format!(
+            "option {} ({} at this scope) exists; update it with PUT …/options/{}",
+            o.id, o.name, o.id
+        )));
+    }
+    tracing::info!(account = %account_id, option = %o.id, name = %o.name, "option created");
+    s.wake_engine();
+    Ok((StatusCode::CREATED, Json(shown(&o))))
+}
+
+/// The account's options.
+#[utoipa::path(get, path = "/otis/v3/{account_id}/options", tag = "otis", operation_id = "list_options",
+    params(("account_id" = String, Path)), security(("X-AIMS-Auth-Token" = [])), responses((status = 200, body = Vec<TuningOption>)))]
+async fn list_options(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(account_id): Path<String>,
+) -> ApiResult<Json<Vec<Value>>> {
+    s.authorize(&caller, &account_id).await?;
+    Ok(Json(s.store.list_options(&account_id, None).await?.iter().map(shown).collect()))
+}
+
+/// One option.
+#[utoipa::path(get, path = "/otis/v3/{account_id}/options/{option_id}", tag = "otis", operation_id = "get_option",
+    params(("account_id" = String, Path), ("option_id" = String, Path)), security(("X-AIMS-Auth-Token" = [])),
+    responses((status = 200, body = TuningOption), (status = 404, description = "no such option")))]
+async fn get_option(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((account_id, id)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    s.authorize(&caller, &account_id).await?;
+    let o = s.store.get_option(&account_id, &id).await?.ok_or_else(|| not_found(&id, &account_id))?;
+    Ok(Json(shown(&o)))
+}
+
+/// Change an option's value (its name and scope are its id: to move it, delete and create).
+#[utoipa::path(put, path = "/otis/v3/{account_id}/options/{option_id}", tag = "otis", operation_id = "update_option",
+    params(("account_id" = String, Path), ("option_id" = String, Path)), security(("X-AIMS-Auth-Token" = [])),
+    responses((status = 200, body = TuningOption), (status = 400, description = "invalid field"), (status = 404, description = "no such option")))]
+async fn update_option(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((account_id, id)): Path<(String, String)>,
+    bytes: Bytes,
+) -> ApiResult<Json<Value>> {
+    s.authorize(&caller, &account_id).await?;
+    let current = s.store.get_option(&account_id, &id).await?.ok_or_else(|| not_found(&id, &account_id))?;
+    let mut v = body::parse(&bytes)?;
+    // The name and scope may be left out: they are the option's.
+    if let Some(m) = v.as_object_mut() {
+        m.entry("name").or_insert_with(|| json!(current.name));
+        m.entry("scope").or_insert_with(|| json!(current.scope));
+    }
+    let o = parse(&v)?;
+    if o.id != current.id {
+        return Err(ApiError::field(FieldError::new(
+            "name",
+            format!("{} at the option's own scope (to move an option, delete it and create another)", current.name),
+            format!("{} at another scope", o.name),
+        )));
+    }
+    check_deployments(&s, &account_id, &o).await?;
+    if !s.store.update_option(&account_id, &o).await? {
+        return Err(not_found(&id, &account_id));
+    }
+    s.wake_engine();
+    Ok(Json(shown(&o)))
+}
+
+/// Delete an option.
+#[utoipa::path(delete, path = "/otis/v3/{account_id}/options/{option_id}", tag = "otis", operation_id = "delete_option",
+    params(("account_id" = String, Path), ("option_id" = String, Path)), security(("X-AIMS-Auth-Token" = [])),
+    responses((status = 204, description = "deleted"), (status = 404, description = "no such option")))]
+async fn delete_option(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((account_id, id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    s.authorize(&caller, &account_id).await?;
+    if s.store.delete_option(&account_id, &id).await? {
+        s.wake_engine();
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(not_found(&id, &account_id))
+    }
+}
+
+#[derive(Deserialize, utoipa::IntoParams, Default)]
+struct NetworkQuery {
+    /// Only this deployment's networks.
+    deployment_id: Option<String>,
+    /// Only this option's.
+    option_id: Option<String>,
+    /// Only this VPC.
+    vpc_key: Option<String>,
+}
+
+/// (protected network, protecting network, option id) of each cross_network_protection option.
+async fn protections(s: &AppState, account_id: &str) -> ApiResult<Vec<(Value, Value, String)>> {
+    Ok(s.store
+        .list_options(account_id, Some("cross_network_protection"))
+        .await?
+        .into_iter()
+        .map(|o| {
+            let key = o.scope.vpc_key.clone().or(o.scope.region_key.clone());
+            let protected = json!({"account_id": account_id, "deployment_id": o.scope.deployment_id, "vpc_key": key});
+            let protecting = json!({"account_id": account_id, "deployment_id": o.value["deployment_id"], "vpc_key": o.value["vpc_key"]});
+            (protected, protecting, o.id)
+        })
+        .collect())
+}
+
+fn wanted(net: &Value, id: &str, q: &NetworkQuery) -> bool {
+    q.deployment_id.as_deref().is_none_or(|d| net["deployment_id"].as_str() == Some(d))
+        && q.vpc_key.as_deref().is_none_or(|v| net["vpc_key"].as_str() == Some(v))
+        && q.option_id.as_deref().is_none_or(|o| o == id)
+}
+
+/// Networks protected by appliances of another network, each with the network that protects it.
+#[utoipa::path(get, path = "/otis/v3/{account_id}/cross_protected_networks", tag = "otis", operation_id = "list_cross_protected_networks",
+    params(("account_id" = String, Path), NetworkQuery), security(("X-AIMS-Auth-Token" = [])),
+    responses((status = 200, description = "[{account_id, deployment_id, vpc_key, option_id, protecting_network}]")))]
+async fn list_cross_protected_networks(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(account_id): Path<String>,
+    Query(q): Query<NetworkQuery>,
+) -> ApiResult<Json<Vec<Value>>> {
+    s.authorize(&caller, &account_id).await?;
+    Ok(Json(
+        protections(&s, &account_id)
+            .await?
+            .into_iter()
+            .filter(|(protected, _, id)| wanted(protected, id, &q))
+            .map(|(mut protected, protecting, id)| {
+                protected["option_id"] = json!(id);
+                protected["protecting_network"] = protecting;
+                protected
+            })
+            .collect(),
+    ))
+}
+
+/// Networks whose appliances protect other networks, each with a network it protects.
+#[utoipa::path(get, path = "/otis/v3/{account_id}/cross_protecting_networks", tag = "otis", operation_id = "list_cross_protecting_networks",
+    params(("account_id" = String, Path), NetworkQuery), security(("X-AIMS-Auth-Token" = [])),
+    responses((status = 200, description = "[{account_id, deployment_id, vpc_key, option_id, protected_network}]")))]
+async fn list_cross_protecting_networks(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(account_id): Path<String>,
+    Query(q): Query<NetworkQuery>,
+) -> ApiResult<Json<Vec<Value>>> {
+    s.authorize(&caller, &account_id).await?;
+    Ok(Json(
+        protections(&s, &account_id)
+            .await?
+            .into_iter()
+            .filter(|(_, protecting, id)| wanted(protecting, id, &q))
+            .map(|(protected, mut protecting, id)| {
+                protecting["option_id"] = json!(id);
+                protecting["protected_network"] = protected;
+                protecting
+            })
+            .collect(),
+    ))
+}
