@@ -53,9 +53,13 @@ pub struct Engine {
     pub backoff_base: Duration,
     /// Consecutive such failures per deployment.
     failures: Mutex<HashMap<String, u32>>,
-    /// When the findings backfill last read each `<deployment>/<region>` (milliseconds,
-    /// less an overlap): the next read asks for what changed since.
-    pub(crate) backfilled: Mutex<HashMap<String, i64>>,
+    /// When the findings backfill last read each `<deployment>/<region>`: (the time the next
+    /// read asks for changes since — the last read's start less an overlap —, the last read's
+    /// start), in milliseconds.
+    pub(crate) backfilled: Mutex<HashMap<String, (i64, i64)>>,
+    /// At most one findings read-back per deployment and region in this time: full
+    /// reconciles can come often (edits, wakes, retries), findings change slowly.
+    pub backfill_every: Duration,
 }
 
 impl Engine {
@@ -84,6 +88,7 @@ impl Engine {
             backoff_base: Duration::from_secs(5),
             failures: Mutex::new(HashMap::new()),
             backfilled: Mutex::new(HashMap::new()),
+            backfill_every: Duration::from_secs(240),
         }
     }
 

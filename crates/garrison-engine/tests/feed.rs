@@ -464,6 +464,13 @@ async fn findings_on_the_default_bus_are_kept_once_with_their_asset() {
     let back = got.iter().find(|f| f.id == format!("in-{missed}")).unwrap();
     assert_eq!((back.status, back.count), (FindingStatus::Resolved, 1), "closed since; a read is not a sighting");
     assert_eq!(got.len(), 3);
+    // At the default pace a deployment's regions are read at most once in four minutes,
+    // however often it is reconciled.
+    let paced = garrison_engine::Engine::new(store.clone(), sessions.clone(), GARRISON.into());
+    let first = garrison_engine::collect::backfill::inspector(&paced, &d, &aws).await;
+    let second = garrison_engine::collect::backfill::inspector(&paced, &d, &aws).await;
+    assert_eq!((first.regions, first.fresh), (spec.regions.len(), 0), "{first:?}");
+    assert_eq!((second.regions, second.fresh, second.read), (spec.regions.len(), spec.regions.len(), 0), "{second:?}");
 
     // 6. Removed: the findings rules go with the feed, the findings with the deployment.
     assert!(store.request_removal(&d.account_id, &d.id, "u").await.unwrap());

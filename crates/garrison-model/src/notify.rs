@@ -400,6 +400,25 @@ pub struct SubscriptionSpec {
     pub subscribers: Option<Vec<Subscriber>>,
 }
 
+impl SubscriptionSpec {
+    /// The new subscription `id` of `account_id`, made at `stamp`.
+    pub fn into_subscription(self, id: String, account_id: &str, stamp: Stamp) -> Subscription {
+        Subscription {
+            id,
+            account_id: account_id.into(),
+            name: self.name,
+            class: self.class,
+            notification_type: self.notification_type,
+            active: self.active,
+            options: self.options,
+            filters: self.filters,
+            created: stamp.clone(),
+            modified: stamp,
+            subscribers: self.subscribers.unwrap_or_default(),
+        }
+    }
+}
+
 const SUBSCRIPTION_FIELDS: [&str; 9] =
     ["name", "class", "notification_type", "external_id", "subscribers", "active", "options", "filters", "template"];
 const SUBSCRIPTION_ECHOED: [&str; 6] =

@@ -202,19 +202,7 @@ impl Store {
         by: &str,
     ) -> Result<Subscription, StoreError> {
         let stamp = Stamp { at: now(), by: by.into() };
-        let s = Subscription {
-            id: new_id(),
-            account_id: account_id.into(),
-            name: spec.name,
-            class: spec.class,
-            notification_type: spec.notification_type,
-            active: spec.active,
-            options: spec.options,
-            filters: spec.filters,
-            created: stamp.clone(),
-            modified: stamp,
-            subscribers: spec.subscribers.unwrap_or_default(),
-        };
+        let s = spec.into_subscription(new_id(), account_id, stamp);
         sqlx::query("INSERT INTO subscriptions (id, account_id, notification_type, body) VALUES ($1, $2, $3, $4)")
             .bind(&s.id)
             .bind(account_id)

@@ -177,25 +177,30 @@ struct NetworkQuery {
     vpc_key: Option<String>,
 }
 
-/// (protected network, protecting network, option id) of each cross_network_protection option.
-async fn protections(s: &AppState, account_id: &str) -> ApiResult<Vec<(Value, Value, String)>> {
-    Ok(s.store
-        .list_options(account_id, Some("cross_network_protection"))
-        .await?
+/// Each cross_network_protection option as one network seen from the other: the protected
+/// network with its `protecting_network` (`protecting == false`), or the reverse.
+async fn networks(s: &AppState, account_id: &str, q: &NetworkQuery, protecting: bool) -> ApiResult<Vec<Value>> {
+    let (other_field, options) = (
+        if protecting { "protected_network" } else { "protecting_network" },
+        s.store.list_options(account_id, Some("cross_network_protection")).await?,
+    );
+    Ok(options
         .into_iter()
-        .map(|o| {
+        .filter_map(|o| {
             let key = o.scope.vpc_key.clone().or(o.scope.region_key.clone());
             let protected = json!({"account_id": account_id, "deployment_id": o.scope.deployment_id, "vpc_key": key});
-            let protecting = json!({"account_id": account_id, "deployment_id": o.value["deployment_id"], "vpc_key": o.value["vpc_key"]});
-            (protected, protecting, o.id)
+            let protector = json!({"account_id": account_id, "deployment_id": o.value["deployment_id"], "vpc_key": o.value["vpc_key"]});
+            let (mut this, other) = if protecting { (protector, protected) } else { (protected, protector) };
+            let wanted = q.deployment_id.as_deref().is_none_or(|d| this["deployment_id"].as_str() == Some(d))
+                && q.vpc_key.as_deref().is_none_or(|v| this["vpc_key"].as_str() == Some(v))
+                && q.option_id.as_deref().is_none_or(|id| id == o.id);
+            wanted.then(|| {
+                this["option_id"] = json!(o.id);
+                this[other_field] = other;
+                this
+            })
         })
         .collect())
-}
-
-fn wanted(net: &Value, id: &str, q: &NetworkQuery) -> bool {
-    q.deployment_id.as_deref().is_none_or(|d| net["deployment_id"].as_str() == Some(d))
-        && q.vpc_key.as_deref().is_none_or(|v| net["vpc_key"].as_str() == Some(v))
-        && q.option_id.as_deref().is_none_or(|o| o == id)
 }
 
 /// Networks protected by appliances of another network, each with the network that protects it.
@@ -209,18 +214,7 @@ async fn list_cross_protected_networks(
     Query(q): Query<NetworkQuery>,
 ) -> ApiResult<Json<Vec<Value>>> {
     s.authorize(&caller, &account_id).await?;
-    Ok(Json(
-        protections(&s, &account_id)
-            .await?
-            .into_iter()
-            .filter(|(protected, _, id)| wanted(protected, id, &q))
-            .map(|(mut protected, protecting, id)| {
-                protected["option_id"] = json!(id);
-                protected["protecting_network"] = protecting;
-                protected
-            })
-            .collect(),
-    ))
+    Ok(Json(networks(&s, &account_id, &q, false).await?))
 }
 
 /// Networks whose appliances protect other networks, each with a network it protects.
@@ -234,16 +228,5 @@ async fn list_cross_protecting_networks(
     Query(q): Query<NetworkQuery>,
 ) -> ApiResult<Json<Vec<Value>>> {
     s.authorize(&caller, &account_id).await?;
-    Ok(Json(
-        protections(&s, &account_id)
-            .await?
-            .into_iter()
-            .filter(|(_, protecting, id)| wanted(protecting, id, &q))
-            .map(|(protected, mut protecting, id)| {
-                protecting["option_id"] = json!(id);
-                protecting["protected_network"] = protected;
-                protecting
-            })
-            .collect(),
-    ))
+    Ok(Json(networks(&s, &account_id, &q, true).await?))
 }

@@ -6,7 +6,8 @@
 //! relies on its events.
 //!
 //! The first read of a deployment and region by this process takes every finding; later
-//! ones those updated since the previous read began (a minute's overlap).
+//! ones those updated since the previous read began (a minute's overlap), at most one per
+//! `Engine::backfill_every` (4 minutes: about one per resync).
 
 use garrison_model::deployment::Deployment;
 use garrison_model::finding::{Source, observe};
@@ -23,6 +24,8 @@ pub struct Backfilled {
     pub regions: usize,
     pub read: usize,
     pub recorded: usize,
+    /// Regions read less than `backfill_every` ago, not read again.
+    pub fresh: usize,
     /// Regions that could not be read, with the reason (an older role without
     /// `inspector2:ListFindings`, Inspector not enabled, throttling).
     pub skipped: Vec<String>,
@@ -52,8 +55,13 @@ pub async fn inspector(e: &Engine, d: &Deployment, aws: &garrison_cloud::Aws) ->
     for region in regions {
         out.regions += 1;
         let key = format!("{}/{region}", d.id);
-        let since = e.backfilled.lock().unwrap().get(&key).copied();
+        let last = e.backfilled.lock().unwrap().get(&key).copied();
         let started = now_ms();
+        if last.is_some_and(|(_, at)| started - at < e.backfill_every.as_millis() as i64) {
+            out.fresh += 1;
+            continue;
+        }
+        let since = last.map(|(since, _)| since);
         let events = match garrison_cloud::inspector::findings(&aws.in_region(&region), &d.platform.id, since).await {
             Ok(ev) => ev,
             Err(err) => {
@@ -87,7 +95,7 @@ pub async fn inspector(e: &Engine, d: &Deployment, aws: &garrison_cloud::Aws) ->
             }
         }
         if complete {
-            e.backfilled.lock().unwrap().insert(key, started - OVERLAP_MS);
+            e.backfilled.lock().unwrap().insert(key, (started - OVERLAP_MS, started));
         }
     }
     metrics::counter!("garrison_findings_backfilled_total", "source" => "inspector2").increment(out.recorded as u64);

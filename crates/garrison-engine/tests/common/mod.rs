@@ -52,6 +52,8 @@ pub async fn watched_with(
     let mut e = garrison_engine::Engine::new(t.store.clone(), sessions.clone(), GARRISON.into());
     e.collector.wait_secs = 1;
     e.collector.audit_check = std::time::Duration::from_secs(3600);
+    // Every full reconcile reads findings back (the tests' reconciles are seconds apart).
+    e.backfill_every = std::time::Duration::ZERO;
     (d, std::sync::Arc::new(e))
 }
 

@@ -16,20 +16,7 @@ fn subscription(kind: &str, options: Value, filters: Value) -> Subscription {
         None,
     )
     .unwrap();
-    let stamp = Stamp { at: 0, by: "u".into() };
-    Subscription {
-        id: "S1".into(),
-        account_id: "10000001".into(),
-        name: spec.name,
-        class: spec.class,
-        notification_type: spec.notification_type,
-        active: spec.active,
-        options: spec.options,
-        filters: spec.filters,
-        created: stamp.clone(),
-        modified: stamp,
-        subscribers: spec.subscribers.unwrap(),
-    }
+    spec.into_subscription("S1".into(), "10000001", Stamp { at: 0, by: "u".into() })
 }
 
 #[test]
