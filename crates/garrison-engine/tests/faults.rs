@@ -56,17 +56,37 @@ async fn estate_m_converges_under_faults_with_no_duplicate_or_orphan() {
         // every resync). A run with a kind unread (a gap: status warning) keeps that kind's
         // previous facts, which may predate the last run's writes, so it proves nothing.
         let mut rounds = 0;
+        // Why each round did not count as converged, for the failure message.
+        let mut why: Vec<String> = vec![];
         loop {
             rounds += 1;
-            assert!(rounds <= MAX_ROUNDS, "run {run}: not converged after {MAX_ROUNDS} reconciles");
+            assert!(
+                rounds <= MAX_ROUNDS,
+                "run {run}: not converged after {MAX_ROUNDS} reconciles:\n{}",
+                why.join("\n")
+            );
             match reconcile(&e, &d).await {
                 Ok(r) if r.plan.actions.is_empty() => {
                     let now = t.store.get_deployment(&d.account_id, &d.id).await.unwrap().unwrap();
                     if now.status.status == garrison_model::deployment::StatusKind::Ok {
                         break;
                     }
+                    why.push(format!(
+                        "round {rounds}: nothing to do, status {:?}: {:?}",
+                        now.status.status, now.status.message
+                    ));
                 }
-                Ok(_) | Err(_) => {}
+                Ok(r) => {
+                    let failed: Vec<String> = r
+                        .outcomes
+                        .iter()
+                        .filter(|o| o.result != "done")
+                        .map(|o| format!("{} {:?} {}", o.key, o.result, o.error.as_deref().unwrap_or("")))
+                        .take(5)
+                        .collect();
+                    why.push(format!("round {rounds}: {} action(s), not done: {failed:?}", r.plan.actions.len()));
+                }
+                Err(err) => why.push(format!("round {rounds}: {err}")),
             }
         }
         let t_converged = t_run.elapsed();
