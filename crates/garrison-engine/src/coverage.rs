@@ -31,9 +31,20 @@ fn running_appliance(apps: &[ApplianceView], role: Role, zone: Option<&str>) -> 
 }
 
 /// `report_vpcs`: the `vpcs` of the latest protection report (none before the first).
-pub fn picture(d: &Deployment, snap: &Snapshot, report_vpcs: &[VpcView]) -> Value {
+/// `options`: the account's tuning options (an IDS placement moves which zones need an
+/// appliance of their own).
+pub fn picture(
+    d: &Deployment,
+    snap: &Snapshot,
+    report_vpcs: &[VpcView],
+    options: &[garrison_model::otis::TuningOption],
+) -> Value {
     let needs: BTreeMap<(String, String), _> = needs(d, snap, &garrison_catalog::policies::all())
         .into_iter()
+        .map(|mut n| {
+            crate::plan::needs::place_ids(&mut n, &d.id, options);
+            n
+        })
         .map(|n| ((n.region.clone(), n.vpc_id.clone()), n))
         .collect();
     let mut counts: BTreeMap<&str, usize> = ["protected", "unprotected", "excluded", "idle"].map(|k| (k, 0)).into();

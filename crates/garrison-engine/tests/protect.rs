@@ -295,3 +295,64 @@ async fn a_stale_executor_is_fenced_before_any_write() {
     assert!(store.owned(dep).await.unwrap().items.is_empty(), "no intent recorded");
     assert!(store.audit_log(&root_account, dep, 10).await.unwrap().is_empty(), "no AWS write");
 }
+
+/// otis `ids_appliances_placement` on the emulator: with `max_zones: 1` a Professional VPC
+/// whose running hosts are in two zones gets one IDS appliance, in the zone with the most
+/// hosts; removing the option brings the second zone's appliance back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ids_placement_option_caps_the_zones_with_appliances() {
+    let moto = Moto::start().expect("the AWS emulator is required for this test");
+    let aws = Aws::from_config(moto.sdk_config("us-east-1").await);
+    let sessions = Arc::new(Sessions::new(aws.clone()));
+    let spec = EstateSpec { regions: vec!["us-east-1".into()], ..EstateSpec::s_bare() };
+    let est = estate::build(&sessions, &spec).await.unwrap();
+    let zones_of = |v: &garrison_cloud::estate::BuiltVpc| -> BTreeMap<String, usize> {
+        let mut z = BTreeMap::new();
+        for i in v.instances.iter().filter(|i| i.running) {
+            *z.entry(i.zone.clone()).or_insert(0) += 1;
+        }
+        z
+    };
+    let vpc = est.vpcs().find(|v| zones_of(v).len() >= 2).expect("a VPC with running hosts in two zones").clone();
+    let t = garrison_testkit::tenants::tenant(&aws, "placement").await.unwrap();
+    let body = json!({"name": "p", "platform": {"type": "aws", "id": GARRISON}, "mode": "automatic",
+        "credentials": [{"id": t.credential, "purpose": "discover"}],
+        "scope": {"include": [{"type": "vpc", "key": format!("/aws/us-east-1/vpc/{}", vpc.id), "policy": {"id": PROFESSIONAL}}]}});
+    let d: Deployment = t.deployment(&body).await.unwrap();
+    let option = garrison_model::otis::parse(&json!({"name": "ids_appliances_placement",
+        "scope": {"deployment_id": d.id}, "value": {"policy": "automatic", "max_zones": 1}}))
+    .unwrap();
+    assert!(t.store.create_option(&t.account, &option).await.unwrap());
+    let e = Engine::new(t.store.clone(), sessions.clone(), GARRISON.into());
+    // IDS appliances garrison runs in the VPC, by zone.
+    let ids_zones = || async {
+        let snap = garrison_cloud::discovery::discover(&aws, &spec.regions, 0).await;
+        let mut z: Vec<String> = snap.regions["us-east-1"]
+            .instances
+            .iter()
+            .filter(|i| {
+                i.vpc_id.as_deref() == Some(vpc.id.as_str())
+                    && i.tags.get(TAG_KEY).is_some_and(|k| k.ends_with("/ids"))
+                    && i.state != "terminated"
+            })
+            .map(|i| i.zone.clone())
+            .collect();
+        z.sort();
+        z
+    };
+    let r = reconcile(&e, &d).await.unwrap();
+    assert!(r.outcomes.iter().all(|o| o.result == "done"), "{:#?}", r.outcomes);
+    let busiest = {
+        let z = zones_of(&vpc);
+        let mut by: Vec<(String, usize)> = z.into_iter().collect();
+        by.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        by[0].0.clone()
+    };
+    assert_eq!(ids_zones().await, [busiest.clone()], "one IDS appliance, in the busiest zone");
+    assert!(reconcile(&e, &d).await.unwrap().plan.actions.is_empty(), "planning again changes nothing");
+
+    assert!(t.store.delete_option(&t.account, &option.id).await.unwrap());
+    let r = reconcile(&e, &d).await.unwrap();
+    assert!(r.outcomes.iter().all(|o| o.result == "done"), "{:#?}", r.outcomes);
+    assert_eq!(ids_zones().await.len(), zones_of(&vpc).len(), "without the option: one per inhabited zone");
+}

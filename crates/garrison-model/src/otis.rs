@@ -110,10 +110,7 @@ pub const OPTIONS: &[(&str, Effect)] = &[
         "ids_appliance_instance_type_test",
         Effect::NotApplied("stored; the planner picks the cheapest offered type for now"),
     ),
-    (
-        "ids_appliances_placement",
-        Effect::NotApplied("stored; the planner places one IDS appliance group per inhabited zone for now"),
-    ),
+    ("ids_appliances_placement", Effect::Applied),
     ("ids_appliances_scaling", Effect::NotApplied("stored; IDS groups run one appliance for now")),
     ("ids_security_resource_tags", Effect::NotApplied("stored; not yet put on what garrison builds")),
     (

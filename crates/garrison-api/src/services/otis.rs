@@ -60,6 +60,18 @@ async fn check_deployments(s: &AppState, account_id: &str, o: &TuningOption) -> 
     if errors.is_empty() { Ok(()) } else { Err(errors.into()) }
 }
 
+/// A changed option is planned at once: the deployments it may apply to are made due (its
+/// scope's deployment, or all of the account's) and the engine woken.
+async fn replan(s: &AppState, account_id: &str, o: &TuningOption) -> ApiResult<()> {
+    let ids: Vec<String> = match &o.scope.deployment_id {
+        Some(d) => vec![d.clone()],
+        None => s.store.list_deployments(account_id).await?.into_iter().map(|d| d.id).collect(),
+    };
+    s.store.make_due(&ids).await?;
+    s.wake_engine();
+    Ok(())
+}
+
 /// Create an option (one per name and scope: an existing one is a 409; update it instead).
 #[utoipa::path(post, path = "/otis/v3/{account_id}/options", tag = "otis", operation_id = "create_option",
     params(("account_id" = String, Path)), security(("X-AIMS-Auth-Token" = [])),
@@ -85,7 +97,7 @@ async fn create_option(
         )));
     }
     tracing::info!(account = %account_id, option = %o.id, name = %o.name, "option created");
-    s.wake_engine();
+    replan(&s, &account_id, &o).await?;
     Ok((StatusCode::CREATED, Json(shown(&o))))
 }
 
@@ -145,7 +157,7 @@ async fn update_option(
     if !s.store.update_option(&account_id, &o).await? {
         return Err(not_found(&id, &account_id));
     }
-    s.wake_engine();
+    replan(&s, &account_id, &o).await?;
     Ok(Json(shown(&o)))
 }
 
@@ -159,8 +171,9 @@ async fn delete_option(
     Path((account_id, id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     s.authorize(&caller, &account_id).await?;
+    let o = s.store.get_option(&account_id, &id).await?.ok_or_else(|| not_found(&id, &account_id))?;
     if s.store.delete_option(&account_id, &id).await? {
-        s.wake_engine();
+        replan(&s, &account_id, &o).await?;
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(not_found(&id, &account_id))

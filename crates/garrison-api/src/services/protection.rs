@@ -122,7 +122,8 @@ async fn get_coverage(
         ApiError::NotFound(format!("deployment {id:?} in account {account_id} has not been discovered yet"))
     })?;
     let vpcs = s.store.get_report(&account_id, &id).await?.map(|r| r.vpcs).unwrap_or_default();
-    Ok(Json(garrison_engine::coverage::picture(&d, &snap, &vpcs)))
+    let options = s.store.list_options(&account_id, Some(garrison_engine::plan::needs::PLACEMENT)).await?;
+    Ok(Json(garrison_engine::coverage::picture(&d, &snap, &vpcs, &options)))
 }
 
 /// 404 for a deployment id the account never had (sub-routes answer for live deployments,

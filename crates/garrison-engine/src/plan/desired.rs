@@ -34,6 +34,8 @@ pub struct Desired {
 pub struct Inputs<'a> {
     pub prices: &'a PriceTable,
     pub images: &'a Images,
+    /// The account's tuning options the planner applies (`ids_appliances_placement`).
+    pub options: &'a [garrison_model::otis::TuningOption],
 }
 
 pub mod keys {
@@ -325,7 +327,9 @@ impl Builder<'_> {
         if n.detect() {
             let mut ids_zones: BTreeSet<String> = n.ids_zones.clone();
             for (k, o) in &self.owned.items {
-                if !o.adopted
+                // Kept (stopped) where hosts left, unless an option placed the appliances.
+                if !n.ids_placed
+                    && !o.adopted
                     && k.starts_with(&keys::vpc(region, vpc, ""))
                     && let Some(Spec::Appliance { role: Role::Ids, zone, .. }) = &o.spec
                     && self.owned.get(k).is_some()
@@ -494,7 +498,10 @@ impl Builder<'_> {
 /// nothing (`Desired::default()`), which the planner turns into an uninstall.
 pub fn desired(d: &Deployment, snap: &Snapshot, owned: &Owned, inputs: &Inputs<'_>) -> Desired {
     let all = garrison_catalog::policies::all();
-    let needs = needs(d, snap, &all);
+    let mut needs = needs(d, snap, &all);
+    for n in &mut needs {
+        super::needs::place_ids(n, &d.id, inputs.options);
+    }
     let mut b = Builder { d, snap, owned, inputs, out: Desired::default() };
     if d.platform.monitor.enabled {
         b.audit_source();

@@ -26,6 +26,9 @@ pub struct VpcNeed {
     pub vpc_policy: Option<String>,
     /// Counted instances per zone.
     pub zone_hosts: BTreeMap<String, usize>,
+    /// `ids_zones` were chosen by an `ids_appliances_placement` option: the appliances there
+    /// watch the VPC's other zones too, and no others are kept.
+    pub ids_placed: bool,
 }
 
 impl VpcNeed {
@@ -60,6 +63,7 @@ pub fn needs(d: &Deployment, snap: &Snapshot, policies: &[Policy]) -> Vec<VpcNee
                     _ => None,
                 },
                 zone_hosts: BTreeMap::new(),
+                ids_placed: false,
             };
             let mut best_rank = 0usize;
             for i in rs.instances.iter().filter(|i| {
@@ -93,6 +97,46 @@ pub fn needs(d: &Deployment, snap: &Snapshot, policies: &[Policy]) -> Vec<VpcNee
         }
     }
     out
+}
+
+/// The otis option that places IDS appliances.
+pub const PLACEMENT: &str = "ids_appliances_placement";
+
+/// `n`'s IDS zones under the `ids_appliances_placement` option that resolves for its VPC, if
+/// any (`options`: the account's options of that name): `automatic` with `max_zones` keeps the
+/// most populated inhabited zones, `automatic` with `zone_keys` the named ones among the
+/// inhabited, `constant` the named zones of its region whether inhabited or not. A VPC that
+/// needs no IDS is left alone.
+pub fn place_ids(n: &mut VpcNeed, deployment_id: &str, options: &[garrison_model::otis::TuningOption]) {
+    use garrison_model::otis::{OptionScope, resolve};
+    let target = OptionScope {
+        deployment_id: Some(deployment_id.into()),
+        region_key: Some(format!("/aws/{}", n.region)),
+        vpc_key: Some(format!("/aws/{}/vpc/{}", n.region, n.vpc_id)),
+    };
+    let mine: Vec<_> = options.iter().filter(|o| o.name == PLACEMENT).cloned().collect();
+    let Some(o) = resolve(&mine, &target) else { return };
+    if !n.detect() {
+        return;
+    }
+    let prefix = format!("/aws/{}/zone/", n.region);
+    let named: Option<BTreeSet<String>> = o.value["zone_keys"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|z| z.as_str()?.strip_prefix(&prefix).map(str::to_string)).collect());
+    let zones = match (o.value["policy"].as_str(), o.value["max_zones"].as_u64(), named) {
+        (Some("constant"), _, Some(named)) => named,
+        (Some("automatic"), _, Some(named)) => n.ids_zones.intersection(&named).cloned().collect(),
+        (Some("automatic"), Some(max), None) => {
+            let mut by: Vec<(&String, usize)> =
+                n.ids_zones.iter().map(|z| (z, n.zone_hosts.get(z).copied().unwrap_or(0))).collect();
+            by.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+            by.into_iter().take(max as usize).map(|(z, _)| z.clone()).collect()
+        }
+        // automatic alone: the default placement.
+        _ => return,
+    };
+    n.ids_zones = zones;
+    n.ids_placed = true;
 }
 
 #[cfg(test)]

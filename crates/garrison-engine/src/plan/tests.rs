@@ -49,6 +49,8 @@ struct World {
     owned: Owned,
     deployment: Deployment,
     next: u64,
+    /// The account's tuning options.
+    options: Vec<garrison_model::otis::TuningOption>,
 }
 
 fn rules(p: &[Perm]) -> Vec<Rule> {
@@ -178,6 +180,7 @@ fn random_world(seed: u64) -> World {
         owned: Owned::default(),
         deployment,
         next: 0,
+        options: vec![],
     }
 }
 
@@ -432,7 +435,13 @@ impl World {
     fn plan(&self, d: Option<&Deployment>) -> (Plan, Owned) {
         let prices = PriceTable::builtin();
         let images = Images::builtin();
-        plan_deployment(d, DEP, &self.snap, &self.owned, &Inputs { prices: &prices, images: &images })
+        plan_deployment(
+            d,
+            DEP,
+            &self.snap,
+            &self.owned,
+            &Inputs { prices: &prices, images: &images, options: &self.options },
+        )
     }
 
     /// Applies plans until converged; returns how many rounds it took.
@@ -512,7 +521,7 @@ proptest! {
             let mut view = stale.clone();
             view.regions.insert(region.clone(), w.snap.regions[region].clone());
             let (targeted, _) =
-                plan_deployment(Some(&d), DEP, &view, &w.owned, &Inputs { prices: &prices, images: &images });
+                plan_deployment(Some(&d), DEP, &view, &w.owned, &Inputs { prices: &prices, images: &images, options: &[] });
             let only = |p: &Plan| p.actions.iter().filter(|a| &a.region == region).cloned().collect::<Vec<_>>();
             prop_assert_eq!(only(&targeted), only(&full), "region {}", region);
         }
@@ -951,7 +960,8 @@ fn the_operators_price_table_decides_among_the_offered_types() {
     )
     .unwrap();
     let images = Images::from_json(r#"{"scan": {"default": "ami-5ca9"}, "ids": {"default": "ami-1d5"}}"#).unwrap();
-    let (p, _) = plan_deployment(Some(&d), DEP, &w.snap, &w.owned, &Inputs { prices: &prices, images: &images });
+    let (p, _) =
+        plan_deployment(Some(&d), DEP, &w.snap, &w.owned, &Inputs { prices: &prices, images: &images, options: &[] });
     let scanner = p.actions.iter().find(|a| a.key == "us-east-1/vpc-0000000b/scanner").unwrap();
     let Op::Create { spec: Spec::Appliance { instance_type, image, zone, .. }, .. } = &scanner.op else { panic!() };
     // m3.medium is cheapest but not offered in us-east-1a, where the VPC's host is.
@@ -1089,7 +1099,7 @@ fn the_coverage_picture_judges_each_vpc_and_zone() {
             app("a", "scan", "us-east-1a", "running"), app("a", "ids", "us-east-1a", "running")]},
         {"region": "us-east-1", "vpc_id": "vpc-0000000b", "appliances": [app("b", "scan", "us-east-1a", "running")]},
     ]);
-    let pic = crate::coverage::picture(&w.deployment, &w.snap, &views(&report));
+    let pic = crate::coverage::picture(&w.deployment, &w.snap, &views(&report), &w.options);
     let vpc = |p: &serde_json::Value, id: &str| {
         p["regions"][0]["vpcs"].as_array().unwrap().iter().find(|v| v["vpc_id"] == id).unwrap().clone()
     };
@@ -1114,13 +1124,91 @@ fn the_coverage_picture_judges_each_vpc_and_zone() {
     let mut d = w.deployment.clone();
     d.scope.exclude =
         serde_json::from_value(json!([{"type": "vpc", "key": "/aws/us-east-1/vpc/vpc-0000000c"}])).unwrap();
-    let pic = crate::coverage::picture(&d, &w.snap, &views(&report));
+    let pic = crate::coverage::picture(&d, &w.snap, &views(&report), &[]);
     assert_eq!(vpc(&pic, "vpc-0000000a")["status"], "protected");
     assert_eq!(vpc(&pic, "vpc-0000000b")["status"], "unprotected", "a stopped scanner protects nothing");
     let c = vpc(&pic, "vpc-0000000c");
     assert_eq!((c["status"].as_str(), c["scope"].as_str()), (Some("excluded"), Some("excluded")));
     assert_eq!(pic["counts"], json!({"excluded": 1, "idle": 0, "protected": 1, "unprotected": 1}));
     // Before the first report nothing is protected yet.
-    let none = crate::coverage::picture(&w.deployment, &w.snap, &[]);
+    let none = crate::coverage::picture(&w.deployment, &w.snap, &[], &[]);
     assert_eq!(none["counts"]["unprotected"], 2);
+}
+
+/// IDS appliances of the Professional VPC (hosts in us-east-1a and us-east-1b) in `w`'s
+/// current protection: their zones, and whether each runs.
+fn ids_zones(w: &World) -> Vec<String> {
+    let mut z: Vec<String> = w
+        .owned
+        .items
+        .values()
+        .filter_map(|o| match &o.spec {
+            Some(Spec::Appliance { role: Role::Ids, vpc, zone, .. }) if vpc == "vpc-0000000a" => Some(zone.clone()),
+            _ => None,
+        })
+        .collect();
+    z.sort();
+    z
+}
+
+fn placement(w: &World, value: serde_json::Value) -> garrison_model::otis::TuningOption {
+    garrison_model::otis::parse(&json!({"name": "ids_appliances_placement",
+        "scope": {"deployment_id": w.deployment.id, "vpc_key": "/aws/us-east-1/vpc/vpc-0000000a"}, "value": value}))
+    .unwrap()
+}
+
+/// otis `ids_appliances_placement`: `max_zones` caps the zones with IDS appliances (the most
+/// populated kept), `constant` puts them in the named zones whether inhabited or not and
+/// removes the others; planning again is empty; the coverage picture counts the VPC
+/// protected (the placed appliances watch its other zones).
+#[test]
+fn an_ids_placement_option_decides_the_zones_with_appliances() {
+    let mut w = estate();
+    let d = w.deployment.clone();
+    w.converge(Some(&d));
+    assert_eq!(ids_zones(&w), ["us-east-1a", "us-east-1b"], "the default: every inhabited zone");
+
+    w.options = vec![placement(&w, json!({"policy": "automatic", "max_zones": 1}))];
+    let (p, _) = w.plan(Some(&d));
+    let deleted: Vec<&str> =
+        p.actions.iter().filter(|a| matches!(a.op, Op::Delete { .. })).map(|a| a.key.as_str()).collect();
+    assert!(deleted.contains(&"us-east-1/vpc-0000000a/us-east-1b/ids"), "{deleted:?}");
+    w.converge(Some(&d));
+    assert_eq!(ids_zones(&w), ["us-east-1a"], "one zone, the first of two equally populated");
+    assert!(w.plan(Some(&d)).0.is_empty(), "planning again changes nothing");
+    // The report's view of vpc a: its scanner and the one IDS appliance, in us-east-1a.
+    let app = |role: &str| {
+        json!({"key": format!("a/{role}"), "role": role, "zone": "us-east-1a", "state": "running",
+            "instance_id": format!("i-a-{role}"), "instance_type": "c5.large", "monthly_usd": 0.0})
+    };
+    let views: Vec<crate::protect::VpcView> = serde_json::from_value(json!([
+        {"region": "us-east-1", "vpc_id": "vpc-0000000a", "appliances": [app("scan"), app("ids")]}]))
+    .unwrap();
+    let pic = crate::coverage::picture(&w.deployment, &w.snap, &views, &w.options);
+    let vpc =
+        pic["regions"][0]["vpcs"].as_array().unwrap().iter().find(|v| v["vpc_id"] == "vpc-0000000a").unwrap().clone();
+    assert_eq!(vpc["status"], "protected", "{vpc:#}");
+
+    w.options = vec![placement(
+        &w,
+        json!({"policy": "constant", "zone_keys": ["/aws/us-east-1/zone/us-east-1b", "/aws/us-east-1/zone/us-east-1c"]}),
+    )];
+    w.converge(Some(&d));
+    assert_eq!(ids_zones(&w), ["us-east-1b", "us-east-1c"], "the named zones, 1c without hosts included");
+    let running = w
+        .owned
+        .items
+        .values()
+        .filter(|o| matches!(&o.spec, Some(Spec::Appliance { role: Role::Ids, zone, .. }) if zone == "us-east-1c"))
+        .count();
+    assert_eq!(running, 1);
+
+    // The option gone: the default again.
+    w.options.clear();
+    w.converge(Some(&d));
+    assert_eq!(
+        ids_zones(&w),
+        ["us-east-1a", "us-east-1b", "us-east-1c"],
+        "placed ones are kept (stopped where empty), as without options"
+    );
 }

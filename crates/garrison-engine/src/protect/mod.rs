@@ -51,8 +51,16 @@ fn executor(e: &Engine, seen: &Observation, d: &Deployment, generation: i64) -> 
     }
 }
 
-fn inputs(e: &Engine) -> Inputs<'_> {
-    Inputs { prices: &e.prices, images: &e.images }
+fn inputs<'a>(e: &'a Engine, options: &'a [garrison_model::otis::TuningOption]) -> Inputs<'a> {
+    Inputs { prices: &e.prices, images: &e.images, options }
+}
+
+/// The account's tuning options the planner applies.
+async fn options(
+    e: &Engine,
+    d: &Deployment,
+) -> Result<Vec<garrison_model::otis::TuningOption>, garrison_store::StoreError> {
+    e.store.list_options(&d.account_id, Some(crate::plan::needs::PLACEMENT)).await
 }
 
 fn regions_of(owned: &Owned) -> Vec<String> {
@@ -73,7 +81,9 @@ pub async fn preview(e: &Engine, d: &Deployment) -> Result<(Plan, Observation), 
         .await
         .map_err(|err| status(StatusKind::Error, Reason::StoreUnavailable, err.to_string()))?;
     let seen = observe(e, d, &regions_of(&owned)).await?;
-    let (plan, _) = plan_deployment(Some(d), &d.id, &seen.snapshot, &owned, &inputs(e));
+    let opts =
+        options(e, d).await.map_err(|err| status(StatusKind::Error, Reason::StoreUnavailable, err.to_string()))?;
+    let (plan, _) = plan_deployment(Some(d), &d.id, &seen.snapshot, &owned, &inputs(e, &opts));
     Ok((plan, seen))
 }
 
@@ -226,7 +236,8 @@ async fn apply(
     only: Option<&BTreeSet<String>>,
     trigger: Option<Trigger>,
 ) -> Result<Report, EngineError> {
-    let inputs = inputs(e);
+    let opts = options(e, d).await?;
+    let inputs = inputs(e, &opts);
     let (mut plan, mut owned, want) = plan_with_desired(Some(d), &d.id, &seen.snapshot, &owned, &inputs);
     if let Some(only) = only {
         // The other regions' facts may predate the last run's changes; they wait for a full reconcile.

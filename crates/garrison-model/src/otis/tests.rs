@@ -134,6 +134,7 @@ fn every_option_says_whether_garrison_applies_it() {
             assert!(!why.is_empty(), "{name}");
         }
     }
+    assert_eq!(effect("ids_appliances_placement"), Some(Effect::Applied));
     let o = parse(&json!({"name": "span_port_enabled", "value": true})).unwrap();
     assert_eq!(shown(&o)["applied"], false);
     assert!(shown(&o)["not_applied_reason"].as_str().unwrap().contains("span"));
