@@ -348,7 +348,7 @@ async fn an_ids_placement_option_caps_the_zones_with_appliances() {
         by.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         by[0].0.clone()
     };
-    assert_eq!(ids_zones().await, [busiest.clone()], "one IDS appliance, in the busiest zone");
+    assert_eq!(ids_zones().await, [busiest], "one IDS appliance, in the busiest zone");
     assert!(reconcile(&e, &d).await.unwrap().plan.actions.is_empty(), "planning again changes nothing");
 
     assert!(t.store.delete_option(&t.account, &option.id).await.unwrap());
