@@ -77,9 +77,12 @@ pub fn option_id(name: &str, scope: &OptionScope) -> String {
 }
 
 /// The value for `target` among `options` (all of one name): the best fit, if any.
-pub fn resolve<'a>(options: &'a [TuningOption], target: &OptionScope) -> Option<&'a TuningOption> {
+pub fn resolve<'a>(
+    options: impl IntoIterator<Item = &'a TuningOption>,
+    target: &OptionScope,
+) -> Option<&'a TuningOption> {
     options
-        .iter()
+        .into_iter()
         .filter_map(|o| o.scope.fit(target).map(|rank| (rank, o)))
         .max_by_key(|(rank, _)| *rank)
         .map(|(_, o)| o)
@@ -127,7 +130,7 @@ pub const OPTIONS: &[(&str, Effect)] = &[
     ("scan_appliance_instance_type", Effect::NotApplied("stored; the planner picks the cheapest offered type for now")),
     ("scan_appliances_scaling", Effect::NotApplied("stored; scan groups run one appliance for now")),
     ("scan_security_resource_tags", Effect::NotApplied("stored; not yet put on what garrison builds")),
-    ("scan_security_subnet_cidr_block", Effect::NotApplied("stored; garrison picks a free /28 for now")),
+    ("scan_security_subnet_cidr_block", Effect::Applied),
     ("security_resource_tags", Effect::NotApplied("stored; not yet put on what garrison builds")),
     ("span_port_enabled", Effect::NotApplied("garrison's IDS appliances are in-VPC, without span ports")),
     ("vulnerability_scan_frequency", Effect::NotApplied("stored; scan windows are not planned yet")),

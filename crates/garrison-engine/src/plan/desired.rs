@@ -374,10 +374,26 @@ impl Builder<'_> {
             }
         }
         let mut groups_needed = BTreeSet::new();
+        // The operator's block for the scanner's subnet (otis), used when garrison makes it.
+        let scan_block = super::needs::option_for(self.inputs.options, super::needs::SCAN_SUBNET, &dep, region, vpc)
+            .and_then(|o| o.value.as_str())
+            .and_then(|c| c.parse::<Ipv4Net>().ok());
         for (zone, roles) in &zones {
             let subnet_key = keys::zone(region, vpc, zone, "subnet");
-            let cidr = match self.owned_spec(&subnet_key) {
-                Some(Spec::Subnet { cidr, .. }) => cidr.clone(),
+            let wants_block = scan_block.filter(|_| roles.iter().any(|(r, _)| *r == Role::Scan));
+            let cidr = match (self.owned_spec(&subnet_key), wants_block) {
+                (Some(Spec::Subnet { cidr, .. }), _) => cidr.clone(),
+                (_, Some(block)) => {
+                    if !vpc_net.contains(&block) || taken.iter().any(|t| t.overlaps(&block)) {
+                        self.out.problems.push(format!(
+                            "{region} {vpc}: scan_security_subnet_cidr_block {block} is not a free block of the VPC ({})",
+                            n.cidr
+                        ));
+                        continue;
+                    }
+                    taken.push(block);
+                    block.to_string()
+                }
                 _ => match free_block(&vpc_net, &taken, 28) {
                     Some(c) => {
                         taken.push(c);

@@ -1212,3 +1212,47 @@ fn an_ids_placement_option_decides_the_zones_with_appliances() {
         "placed ones are kept (stopped where empty), as without options"
     );
 }
+
+/// otis `scan_security_subnet_cidr_block`: the scanner's subnet is made with the operator's
+/// block; a block outside the VPC or taken is a problem that names it, and nothing is built
+/// in that zone; a subnet already made keeps its block.
+#[test]
+fn the_scanner_subnet_takes_the_operators_block() {
+    let block = |w: &World, cidr: &str| {
+        garrison_model::otis::parse(&json!({"name": "scan_security_subnet_cidr_block",
+            "scope": {"deployment_id": w.deployment.id, "vpc_key": "/aws/us-east-1/vpc/vpc-0000000a"}, "value": cidr}))
+        .unwrap()
+    };
+    let scanner_subnet = |w: &World| -> Option<String> {
+        let zone = match &w.owned.get("us-east-1/vpc-0000000a/scanner")?.spec {
+            Some(Spec::Appliance { zone, .. }) => zone.clone(),
+            _ => return None,
+        };
+        match &w.owned.get(&format!("us-east-1/vpc-0000000a/{zone}/subnet"))?.spec {
+            Some(Spec::Subnet { cidr, .. }) => Some(cidr.clone()),
+            _ => None,
+        }
+    };
+    let mut w = estate();
+    let d = w.deployment.clone();
+    w.options = vec![block(&w, "10.1.200.0/28")];
+    w.converge(Some(&d));
+    assert_eq!(scanner_subnet(&w).as_deref(), Some("10.1.200.0/28"));
+    assert!(w.plan(Some(&d)).0.is_empty());
+    // Another block later: the subnet made keeps its own.
+    w.options = vec![block(&w, "10.1.201.0/28")];
+    assert!(w.plan(Some(&d)).0.is_empty());
+
+    // Taken (the customer's 10.1.0.0/24) or outside the VPC: said, and no scanner subnet.
+    for bad in ["10.1.0.0/28", "10.9.0.0/28"] {
+        let mut w = estate();
+        w.options = vec![block(&w, bad)];
+        let (p, _) = w.plan(Some(&d));
+        assert!(
+            p.problems.iter().any(|m| m.contains(bad) && m.contains("not a free block")),
+            "{bad}: {:?}",
+            p.problems
+        );
+        assert!(!p.actions.iter().any(|a| a.key == "us-east-1/vpc-0000000a/scanner"), "{bad}");
+    }
+}

@@ -60,7 +60,7 @@ async fn options(
     e: &Engine,
     d: &Deployment,
 ) -> Result<Vec<garrison_model::otis::TuningOption>, garrison_store::StoreError> {
-    e.store.list_options(&d.account_id, Some(crate::plan::needs::PLACEMENT)).await
+    e.store.list_options(&d.account_id, None).await
 }
 
 fn regions_of(owned: &Owned) -> Vec<String> {
