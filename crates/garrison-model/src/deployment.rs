@@ -145,6 +145,18 @@ pub enum StatusKind {
     Error,
 }
 
+impl StatusKind {
+    /// Its name on the wire (as serialised).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StatusKind::New => "new",
+            StatusKind::Ok => "ok",
+            StatusKind::Warning => "warning",
+            StatusKind::Error => "error",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Status {
     pub status: StatusKind,

@@ -238,6 +238,35 @@ pub fn parse_connection(body: &Value, allow_private: bool) -> Result<ConnectionS
     }
 }
 
+impl ConnectionSpec {
+    /// The connection `id` of `account_id` this spec describes; `auth_header_set` says
+    /// whether its (sealed) Authorization header is set.
+    pub fn into_connection(
+        self,
+        id: &str,
+        account_id: &str,
+        auth_header_set: bool,
+        created: Stamp,
+        modified: Stamp,
+    ) -> Connection {
+        Connection {
+            id: id.into(),
+            account_id: account_id.into(),
+            name: self.name,
+            kind: self.kind,
+            target_url: self.target_url,
+            method: self.method,
+            headers: self.headers,
+            payload_type: self.payload_type,
+            payload_conversion_type: self.payload_conversion_type,
+            payload_template: self.payload_template,
+            auth_header_set,
+            created,
+            modified,
+        }
+    }
+}
+
 /// `Name: value, Name2: value` into pairs (the connectors spec's `headers` format).
 pub fn parse_headers(h: &str) -> Result<Vec<(String, String)>, FieldError> {
     let mut out = vec![];
@@ -604,25 +633,16 @@ fn source_name(f: &Finding) -> &'static str {
     }
 }
 
-fn status_word(s: StatusKind) -> &'static str {
-    match s {
-        StatusKind::New => "new",
-        StatusKind::Ok => "ok",
-        StatusKind::Warning => "warning",
-        StatusKind::Error => "error",
-    }
-}
-
 /// A deployment's status changed from `previous` to `d.status`.
 pub fn status_notice(id: &str, d: &crate::deployment::Deployment, previous: StatusKind, at_ms: i64) -> Notice {
     let kind = NoticeType::DeploymentStatus;
-    let now = status_word(d.status.status);
+    let now = d.status.status.as_str();
     let body = json!({
         "id": id, "account_id": d.account_id, "type": kind.as_str(),
         "notification_data": {
-            "class": "deployment_status", "status": now, "previous_status": status_word(previous),
+            "class": "deployment_status", "status": now, "previous_status": previous.as_str(),
             "reason": d.status.reason.map(|r| r.as_str()),
-            "subject": format!("deployment {} is {now} (was {})", d.name, status_word(previous)),
+            "subject": format!("deployment {} is {now} (was {})", d.name, previous.as_str()),
         },
         "asset_data": {"deployment_id": d.id, "aws_account": d.platform.id},
         "payload": {"deployment": {"id": d.id, "name": d.name, "status": d.status}},

@@ -69,6 +69,15 @@ pub(crate) fn now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// A new object id: an upper-case UUID, as the reference's ids are.
+pub(crate) fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string().to_uppercase()
+}
+
 /// The file of a `sqlite://PATH?…` URL (`None` for in-memory databases).
 pub fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
     let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;

@@ -35,7 +35,7 @@ impl Store {
     ) -> Result<Enrollment, StoreError> {
         let t = now();
         let mut e = Enrollment {
-            id: uuid::Uuid::new_v4().to_string().to_uppercase(),
+            id: crate::db::new_id(),
             account_id: account_id.into(),
             name: String::new(),
             version: 1,

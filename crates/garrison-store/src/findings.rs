@@ -101,9 +101,14 @@ impl Store {
             }
         };
         if change != FindingChange::Updated {
-            let id = uuid::Uuid::new_v4().to_string().to_uppercase();
             let opened = change != FindingChange::Resolved;
-            let n = garrison_model::notify::finding_notice(&id, account_id, &f, opened, crate::db::now() * 1000);
+            let n = garrison_model::notify::finding_notice(
+                &crate::db::new_id(),
+                account_id,
+                &f,
+                opened,
+                crate::db::now_ms(),
+            );
             self.enqueue_in(&mut tx, &n).await?;
         }
         tx.commit().await?;

@@ -9,7 +9,7 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
-use crate::db::{Store, StoreError, now};
+use crate::db::{Store, StoreError, new_id, now, now_ms};
 
 /// A connection's sealed parts.
 #[derive(Clone, Serialize, Deserialize)]
@@ -57,14 +57,6 @@ fn parse<T: for<'de> Deserialize<'de>>(s: &str, what: &str) -> Result<T, StoreEr
     serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
 }
 
-fn new_id() -> String {
-    uuid::Uuid::new_v4().to_string().to_uppercase()
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
-
 const DELIVERY_COLUMNS: &str =
     "id, notice_id, account_id, connection_id, notice_type, body, state, attempts, next_ms, last_error, created_ms";
 
@@ -98,7 +90,7 @@ impl Store {
         let signing_secret = format!("gsec_{}", hex::encode(raw));
         let stamp = Stamp { at: now(), by: by.into() };
         let auth_header = spec.auth_header.clone().filter(|a| !a.is_empty());
-        let c = connection(&id, account_id, spec, auth_header.is_some(), stamp.clone(), stamp);
+        let c = spec.into_connection(&id, account_id, auth_header.is_some(), stamp.clone(), stamp);
         let secrets = ConnectionSecrets { signing_secret: signing_secret.clone(), auth_header };
         let sealed = self.sealer.seal(&connection_ctx(account_id, &id), json(&secrets)?.as_bytes());
         sqlx::query("INSERT INTO connections (id, account_id, body, sealed) VALUES ($1, $2, $3, $4)")
@@ -159,10 +151,9 @@ impl Store {
         if let Some(a) = &spec.auth_header {
             secrets.auth_header = Some(a.clone()).filter(|a| !a.is_empty());
         }
-        let c = connection(
+        let c = spec.into_connection(
             id,
             account_id,
-            spec,
             secrets.auth_header.is_some(),
             old.created,
             Stamp { at: now(), by: by.into() },
@@ -437,30 +428,5 @@ impl Store {
             .iter()
             .map(|r| (r.get(0), r.get(1)))
             .collect())
-    }
-}
-
-fn connection(
-    id: &str,
-    account_id: &str,
-    s: ConnectionSpec,
-    auth: bool,
-    created: Stamp,
-    modified: Stamp,
-) -> Connection {
-    Connection {
-        id: id.into(),
-        account_id: account_id.into(),
-        name: s.name,
-        kind: s.kind,
-        target_url: s.target_url,
-        method: s.method,
-        headers: s.headers,
-        payload_type: s.payload_type,
-        payload_conversion_type: s.payload_conversion_type,
-        payload_template: s.payload_template,
-        auth_header_set: auth,
-        created,
-        modified,
     }
 }

@@ -22,7 +22,7 @@ impl Store {
         c: &NewCredential,
         by: &str,
     ) -> Result<Credential, StoreError> {
-        let id = uuid::Uuid::new_v4().to_string().to_uppercase();
+        let id = crate::db::new_id();
         let secret = serde_json::to_vec(&c.secret).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let sealed = self.sealer.seal(&secret_ctx(account_id, &id), &secret);
         let aws_account = arn_account(&c.secret.arn).unwrap_or_default();
@@ -157,7 +157,7 @@ impl Store {
         by: &str,
     ) -> Result<Deployment, StoreError> {
         let t = now();
-        let id = uuid::Uuid::new_v4().to_string().to_uppercase();
+        let id = crate::db::new_id();
         let mut d = Deployment {
             id: id.clone(),
             account_id: account_id.into(),

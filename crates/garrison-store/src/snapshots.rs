@@ -59,8 +59,8 @@ impl Store {
             if r.rows_affected() == 1 {
                 // A change of state (not of message) is told to subscribers.
                 if previous != d.status.status {
-                    let nid = uuid::Uuid::new_v4().to_string().to_uppercase();
-                    let n = garrison_model::notify::status_notice(&nid, &d, previous, crate::db::now() * 1000);
+                    let n =
+                        garrison_model::notify::status_notice(&crate::db::new_id(), &d, previous, crate::db::now_ms());
                     self.enqueue_in(&mut tx, &n).await?;
                 }
                 let generation = crate::objects::bump(&mut tx).await?;

@@ -260,7 +260,7 @@ impl Store {
         role: Option<Role>,
         by: &str,
     ) -> Result<User, StoreError> {
-        let id = uuid::Uuid::new_v4().to_string().to_uppercase();
+        let id = crate::db::new_id();
         let t = now();
         let mut tx = self.write_tx().await?;
         let existing: i64 = sqlx::query("SELECT COUNT(*) FROM users WHERE account_id = $1")

@@ -58,29 +58,16 @@ async fn dry_run(s: &AppState, c: &Connection, secrets: &ConnectionSecrets) -> A
     }
 }
 
-/// The connection a dry run would be, without storing it.
+/// The connection a dry run would be, without storing it, signed with a throwaway secret
+/// (the receiver can check the header's form).
 fn unsaved(
     account_id: &str,
     spec: &garrison_model::notify::ConnectionSpec,
     by: &str,
 ) -> (Connection, ConnectionSecrets) {
     let stamp = garrison_model::Stamp { at: 0, by: by.into() };
-    let c = Connection {
-        id: "dry-run".into(),
-        account_id: account_id.into(),
-        name: spec.name.clone(),
-        kind: spec.kind,
-        target_url: spec.target_url.clone(),
-        method: spec.method.clone(),
-        headers: spec.headers.clone(),
-        payload_type: spec.payload_type.clone(),
-        payload_conversion_type: spec.payload_conversion_type.clone(),
-        payload_template: spec.payload_template.clone(),
-        auth_header_set: spec.auth_header.as_deref().is_some_and(|a| !a.is_empty()),
-        created: stamp.clone(),
-        modified: stamp,
-    };
-    // A dry run is signed with a throwaway secret: the receiver can check the header's form.
+    let auth = spec.auth_header.as_deref().is_some_and(|a| !a.is_empty());
+    let c = spec.clone().into_connection("dry-run", account_id, auth, stamp.clone(), stamp);
     let secrets = ConnectionSecrets { signing_secret: "gsec_dry_run".into(), auth_header: spec.auth_header.clone() };
     (c, secrets)
 }
