@@ -24,8 +24,23 @@ both_backends!(options_are_stored_checked_and_listed, |s: Server| async move {
     let scope = garrison_model::otis::OptionScope { deployment_id: Some(dep.clone()), ..Default::default() };
     assert_eq!(id, garrison_model::otis::option_id("security_resource_tags", &scope));
     assert_eq!(c.body["value"], json!([{"key": "CostCenter", "value": "sec"}]));
-    assert_eq!(c.body["applied"], false);
-    assert!(c.body["not_applied_reason"].is_string());
+    assert_eq!(c.body["applied"], true);
+    assert!(c.body.get("not_applied_reason").is_none(), "{}", c.body);
+    // An option garrison has no use for is stored and says why it is not applied.
+    let span = json!({"name": "span_port_enabled", "scope": {"deployment_id": dep}, "value": true});
+    let n = s.req(Method::POST, &base, &t, Some(span)).await;
+    assert_eq!((n.status.as_u16(), &n.body["applied"]), (201, &json!(false)), "{}", n.body);
+    assert!(n.body["not_applied_reason"].as_str().unwrap().contains("span ports"));
+    assert_eq!(
+        s.req(Method::DELETE, &format!("{base}/{}", n.body["id"].as_str().unwrap()), &t, None).await.status,
+        204
+    );
+    // The test IDS type takes any name, but not one known to be too small for an appliance.
+    let small =
+        json!({"name": "ids_appliance_instance_type_test", "scope": {"deployment_id": dep}, "value": "m3.medium"});
+    let r = s.req(Method::POST, &base, &t, Some(small)).await;
+    assert_eq!((r.status.as_u16(), r.body["errors"][0]["field"].as_str()), (400, Some("value")), "{}", r.body);
+    assert!(r.body["errors"][0]["found"].as_str().unwrap().contains("1 vCPU and 3.75 GiB"), "{}", r.body);
     // The same name and scope again: a 409 naming the id to update.
     let again = s.req(Method::POST, &base, &t, Some(tags)).await;
     assert_eq!(again.status, 409);

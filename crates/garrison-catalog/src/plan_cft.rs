@@ -334,7 +334,7 @@ mod tests {
             key: key.into(),
             region: region.into(),
             kind: spec.kind(),
-            op: Op::Create { spec, running: true },
+            op: Op::Create { spec, running: true, tags: Default::default() },
             after: vec![],
         }
     }

@@ -18,6 +18,10 @@ pub struct PriceTable {
     pub currency: String,
     pub specs: BTreeMap<String, Spec>,
     pub regions: BTreeMap<String, BTreeMap<String, f64>>,
+    /// The types garrison chooses among by itself (absent: every type of `specs`); an
+    /// operator's option may name any type of `specs`.
+    #[serde(default)]
+    pub defaults: Vec<String>,
 }
 
 /// Minimum sizes of the appliances.
@@ -28,6 +32,9 @@ pub const IDS_MIN: Spec = Spec { vcpu: 4, memory_gib: 7.5 };
 pub const REFERENCE_SCANNER: [&str; 3] = ["m3.medium", "c5.large", "c4.large"];
 pub const REFERENCE_IDS: [&str; 3] = ["c5.xlarge", "m5.xlarge", "c4.xlarge"];
 
+/// The least an IDS appliance type named by `ids_appliance_instance_type_test` may be: the
+/// reference's "at least two cores" with the memory of its smallest listed type.
+pub const IDS_TEST_MIN: Spec = Spec { vcpu: 2, memory_gib: 4.0 };
 pub const HOURS_PER_MONTH: f64 = 730.0;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -39,7 +46,7 @@ pub struct Price {
 
 impl PriceTable {
     pub fn builtin() -> PriceTable {
-        serde_json::from_str(include_str!("../data/prices/2026-11-30.json")).expect("embedded price table is valid")
+        serde_json::from_str(include_str!("../data/prices/2026-12-06.json")).expect("embedded price table is valid")
     }
 
     /// An operator's table (same shape as the built-in file), checked: every priced type has
@@ -59,6 +66,9 @@ impl PriceTable {
         if t.regions.is_empty() {
             return Err("regions: expected at least one region's prices, found none".into());
         }
+        if let Some(d) = t.defaults.iter().find(|d| !t.specs.contains_key(*d)) {
+            return Err(format!("defaults: {d} has no entry in specs (vcpu, memory_gib)"));
+        }
         Ok(t)
     }
 
@@ -71,6 +81,26 @@ impl PriceTable {
                 .and_then(|r| r.get(instance_type))
                 .map(|p| Price { per_hour: *p, estimated: true }),
         }
+    }
+
+    /// Why `instance_type` cannot serve as an appliance needing `min`, if it cannot: its
+    /// size unknown to the table, or below `min`.
+    pub fn unfit(&self, instance_type: &str, min: Spec) -> Option<String> {
+        match self.specs.get(instance_type) {
+            None => Some(format!("{instance_type} is not in the price table (its size is unknown)")),
+            Some(s) if s.vcpu < min.vcpu || s.memory_gib < min.memory_gib => Some(format!(
+                "{instance_type} has {} vCPU and {} GiB, less than the {} vCPU and {} GiB an appliance needs",
+                s.vcpu, s.memory_gib, min.vcpu, min.memory_gib
+            )),
+            Some(_) => None,
+        }
+    }
+
+    /// The cheapest of the types garrison chooses among by itself (`defaults`) that `offered`
+    /// allows and that meets `min`.
+    pub fn cheapest_default(&self, region: &str, offered: &dyn Fn(&str) -> bool, min: Spec) -> Option<(String, Price)> {
+        let defaults: Vec<&str> = self.defaults.iter().map(String::as_str).collect();
+        self.cheapest(region, &defaults, offered, min)
     }
 
     /// The cheapest type of `candidates` (all known types when empty) that `offered` allows
@@ -122,13 +152,13 @@ mod tests {
     fn cheapest_fit_respects_size_and_offer() {
         let t = PriceTable::builtin();
         let any = |_: &str| true;
-        assert_eq!(t.cheapest("us-east-1", &[], &any, SCANNER_MIN).unwrap().0, "t3a.medium");
+        assert_eq!(t.cheapest_default("us-east-1", &any, SCANNER_MIN).unwrap().0, "t3a.medium");
         let no_t3a = |x: &str| x != "t3a.medium";
-        assert_eq!(t.cheapest("us-east-1", &[], &no_t3a, SCANNER_MIN).unwrap().0, "t3.medium");
-        assert_eq!(t.cheapest("us-east-1", &[], &any, IDS_MIN).unwrap().0, "c5.xlarge");
+        assert_eq!(t.cheapest_default("us-east-1", &no_t3a, SCANNER_MIN).unwrap().0, "t3.medium");
+        assert_eq!(t.cheapest_default("us-east-1", &any, IDS_MIN).unwrap().0, "c5.xlarge");
         assert_eq!(t.cheapest("us-east-1", &REFERENCE_SCANNER, &any, SCANNER_MIN).unwrap().0, "m3.medium");
-        assert!(t.cheapest("us-east-1", &[], &|_: &str| false, SCANNER_MIN).is_none());
-        let est = t.cheapest("eu-west-1", &[], &any, SCANNER_MIN).unwrap().1;
+        assert!(t.cheapest_default("us-east-1", &|_: &str| false, SCANNER_MIN).is_none());
+        let est = t.cheapest_default("eu-west-1", &any, SCANNER_MIN).unwrap().1;
         assert!(est.estimated);
         assert!(!t.price("us-east-1", "c5.xlarge").unwrap().estimated);
         // Every priced type has a spec.

@@ -21,6 +21,7 @@ const FILES: &[&str] = &[
     include_str!("../data/roles/ci_full/2026-11-30.json"),
     include_str!("../data/roles/ci_full/2026-12-06.json"),
     include_str!("../data/roles/ci_full/2026-12-06.2.json"),
+    include_str!("../data/roles/ci_full/2026-12-06.3.json"),
     include_str!("../data/roles/ci_manual/2020-01-10.json"),
     include_str!("../data/roles/ci_essentials/2021-03-30.json"),
     include_str!("../data/roles/ci_readonly/2019-10-22.json"),

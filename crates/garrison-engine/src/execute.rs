@@ -99,14 +99,28 @@ fn token(deployment: &str, key: &str, generation: i64) -> String {
 }
 
 impl Executor {
-    fn tags(&self, key: &str, spec: Option<&Spec>, kind: ResKind) -> Vec<(String, String)> {
-        vec![
+    /// Garrison's own tags, then the operator's (`extra`) where they do not name one of
+    /// garrison's keys.
+    fn tags(
+        &self,
+        key: &str,
+        spec: Option<&Spec>,
+        kind: ResKind,
+        extra: &BTreeMap<String, String>,
+    ) -> Vec<(String, String)> {
+        let mut t: Vec<(String, String)> = vec![
             (TAG_OWNER.0.into(), TAG_OWNER.1.into()),
             (TAG_TENANT.into(), self.account_id.clone()),
             (TAG_DEPLOYMENT.into(), self.deployment_id.clone()),
             ("Name".into(), kind.name_tag(spec).into()),
             (TAG_KEY.into(), key.into()),
-        ]
+        ];
+        for (k, v) in extra {
+            if !t.iter().any(|(own, _)| own == k) {
+                t.push((k.clone(), v.clone()));
+            }
+        }
+        t
     }
 
     async fn current(&self) -> bool {
@@ -252,27 +266,31 @@ impl Executor {
             let s = state.lock().await;
             (s.resolved.clone(), s.owned.items.get(&a.key).cloned())
         };
-        let spec = match &a.op {
-            Op::Create { spec, .. } => Some(spec),
-            _ => None,
+        let (spec, extra) = match &a.op {
+            Op::Create { spec, tags, .. } => (Some(spec), tags.clone()),
+            _ => (None, BTreeMap::new()),
         };
         let ctx = Ctx {
             aws,
             region: a.region.clone(),
             account: self.aws.account.clone(),
-            tags: self.tags(&a.key, spec.or(prior.as_ref().and_then(|p| p.spec.as_ref())), a.kind),
+            tags: self.tags(&a.key, spec.or(prior.as_ref().and_then(|p| p.spec.as_ref())), a.kind, &extra),
             journal,
             key: Some(a.key.clone()),
             resolved: &resolved,
         };
         match &a.op {
-            Op::Create { spec, running } => {
+            Op::Create { spec, running, tags } => {
                 // The intent, with the token a retry after a crash will reuse.
                 let token = prior
                     .as_ref()
                     .filter(|p| p.id.is_empty())
                     .and_then(|p| p.token.clone())
-                    .unwrap_or_else(|| token(&self.deployment_id, &a.key, self.generation));
+                    // A replacement's token differs from its predecessor's, whatever the run.
+                    .unwrap_or_else(|| {
+                        let replaces = prior.as_ref().map_or("", |p| p.id.as_str());
+                        token(&self.deployment_id, &format!("{}{replaces}", a.key), self.generation)
+                    });
                 let mut item = OwnedItem {
                     key: a.key.clone(),
                     region: a.region.clone(),
@@ -282,6 +300,7 @@ impl Executor {
                     adopted: false,
                     spec: Some(spec.clone()),
                     token: Some(token.clone()),
+                    tags: tags.clone(),
                 };
                 self.record(state, item.clone()).await?;
                 // A removal may have begun between the first check and the intent.
@@ -315,6 +334,7 @@ impl Executor {
                         adopted: true,
                         spec: None,
                         token: None,
+                        tags: BTreeMap::new(),
                     },
                 )
                 .await
@@ -328,6 +348,13 @@ impl Executor {
             Op::Stop { id } => writes::stop(&ctx, id).await,
             Op::SetRules { id, add_ingress, remove_ingress, add_egress, remove_egress } => {
                 writes::set_rules(&ctx, id, (add_ingress, add_egress), (remove_ingress, remove_egress)).await
+            }
+            Op::Tag { id, set, unset } => {
+                writes::tag(&ctx, id, set, unset).await?;
+                let Some(mut item) = prior else { return Ok(()) };
+                item.tags.retain(|k, _| !unset.contains(k));
+                item.tags.extend(set.clone());
+                self.record(state, item).await
             }
         }
     }

@@ -278,7 +278,7 @@ async fn a_stale_executor_is_fenced_before_any_write() {
             key: "k1".into(),
             region: "us-east-1".into(),
             kind: ResKind::Subnet,
-            op: Op::Create { spec: spec.clone(), running: false },
+            op: Op::Create { spec: spec.clone(), running: false, tags: Default::default() },
             after: vec![],
         },
         Action {
@@ -355,4 +355,126 @@ async fn an_ids_placement_option_caps_the_zones_with_appliances() {
     let r = reconcile(&e, &d).await.unwrap();
     assert!(r.outcomes.iter().all(|o| o.result == "done"), "{:#?}", r.outcomes);
     assert_eq!(ids_zones().await.len(), zones_of(&vpc).len(), "without the option: one per inhabited zone");
+}
+
+/// otis types, tags and scaling on the emulator: `ids_appliance_instance_type` replaces each
+/// IDS appliance (the new one launched before the old one is terminated, by the audit log),
+/// the scanner keeps its instance; the tags land on what garrison builds (role tags on the
+/// scanner only); constant scan scaling runs a second scanner; planning again is empty. A
+/// changed tag option re-tags in place and leaves the customer's own tag; uninstall takes
+/// everything away, the second scanner too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn type_tag_and_scaling_options_change_exactly_what_they_say() {
+    let moto = Moto::start().expect("the AWS emulator is required for this test");
+    let aws = Aws::from_config(moto.sdk_config("us-east-1").await);
+    let sessions = Arc::new(Sessions::new(aws.clone()));
+    let spec = EstateSpec { regions: vec!["us-east-1".into()], ..EstateSpec::s_bare() };
+    let est = estate::build(&sessions, &spec).await.unwrap();
+    let vpc = est.vpcs().find(|v| v.instances.iter().any(|i| i.running)).expect("a VPC with a running host").clone();
+    let t = garrison_testkit::tenants::tenant(&aws, "tuning").await.unwrap();
+    let body = json!({"name": "o", "platform": {"type": "aws", "id": GARRISON}, "mode": "automatic",
+        "credentials": [{"id": t.credential, "purpose": "discover"}],
+        "scope": {"include": [{"type": "vpc", "key": format!("/aws/us-east-1/vpc/{}", vpc.id), "policy": {"id": PROFESSIONAL}}]}});
+    let d: Deployment = t.deployment(&body).await.unwrap();
+    let e = Engine::new(t.store.clone(), sessions.clone(), GARRISON.into());
+    let r = reconcile(&e, &d).await.unwrap();
+    assert!(r.outcomes.iter().all(|o| o.result == "done"), "{:#?}", r.outcomes);
+    // garrison's live instances in the VPC: key → (id, type, tags).
+    let ours = || async {
+        let snap = garrison_cloud::discovery::discover(&aws, &spec.regions, 0).await;
+        let rs = snap.regions["us-east-1"].clone();
+        let instances: BTreeMap<String, (String, String, Tags)> = rs
+            .instances
+            .iter()
+            .filter(|i| tagged(&i.tags, &d.id) && !matches!(i.state.as_str(), "terminated" | "shutting-down"))
+            .map(|i| (i.tags[TAG_KEY].clone(), (i.id.clone(), i.instance_type.clone(), i.tags.clone())))
+            .collect();
+        (instances, rs)
+    };
+    let (before, _) = ours().await;
+    let scanner = format!("us-east-1/{}/scanner", vpc.id);
+    let ids_keys: Vec<String> = before.keys().filter(|k| k.ends_with("/ids")).cloned().collect();
+    assert!(!ids_keys.is_empty() && before.contains_key(&scanner), "{before:?}");
+    assert!(ids_keys.iter().all(|k| before[k].1 != "m5.xlarge"), "the default type is another");
+
+    let opt = |name: &str, value: Value| {
+        garrison_model::otis::parse(&json!({"name": name, "scope": {"deployment_id": d.id}, "value": value})).unwrap()
+    };
+    for o in [
+        opt("ids_appliance_instance_type", json!("m5.xlarge")),
+        opt("security_resource_tags", json!([{"key": "Team", "value": "sec"}, {"key": "CostCenter", "value": "42"}])),
+        opt("scan_security_resource_tags", json!([{"key": "Role", "value": "scanner"}])),
+        opt("scan_appliances_scaling", json!({"policy": "constant", "num_instances": 2})),
+    ] {
+        assert!(t.store.create_option(&t.account, &o).await.unwrap());
+    }
+    let r = reconcile(&e, &d).await.unwrap();
+    assert!(r.outcomes.iter().all(|o| o.result == "done"), "{:#?}", r.outcomes);
+    let (after, rs) = ours().await;
+    for k in &ids_keys {
+        let (id, ty, tags) = &after[k];
+        assert_eq!(ty, "m5.xlarge", "{k}");
+        assert_ne!(id, &before[k].0, "{k}: replaced");
+        assert_eq!((tags["Team"].as_str(), tags.get("Role")), ("sec", None), "{k}: general tags only");
+        // The old one is terminated only after its replacement was launched.
+        let log = t.store.audit_log(&t.account, &d.id, 100_000).await.unwrap();
+        let at = |call: &str, key: &str| {
+            log.iter().find(|e| e.call == call && e.key.as_deref() == Some(key) && e.outcome == "ok").map(|e| e.at_ms)
+        };
+        let launched = log
+            .iter()
+            .filter(|e| e.call == "ec2:RunInstances" && e.key.as_deref() == Some(k.as_str()))
+            .map(|e| e.at_ms)
+            .max()
+            .unwrap();
+        let terminated = at("ec2:TerminateInstances", &format!("retired/{k}")).expect("the old appliance terminated");
+        assert!(launched <= terminated, "{k}: launched at {launched}, old terminated at {terminated}");
+        let old = rs.instances.iter().find(|i| i.id == before[k].0);
+        assert!(old.is_none_or(|i| i.state == "terminated"), "{k}: {old:?}");
+    }
+    let (scan_id, _, scan_tags) = &after[&scanner];
+    assert_eq!(scan_id, &before[&scanner].0, "the scanner's type is unchanged: same instance");
+    assert_eq!(
+        (scan_tags["Team"].as_str(), scan_tags["CostCenter"].as_str(), scan_tags["Role"].as_str()),
+        ("sec", "42", "scanner")
+    );
+    assert_eq!(scan_tags[TAG_KEY], scanner, "garrison's own tags stay");
+    assert!(after.contains_key(&format!("{scanner}-2")), "a second scanner: {:?}", after.keys());
+    let subnet = rs.subnets.iter().find(|s| tagged(&s.tags, &d.id)).expect("garrison's subnet");
+    assert_eq!((subnet.tags["Team"].as_str(), subnet.tags.get("Role")), ("sec", None));
+    assert!(reconcile(&e, &d).await.unwrap().plan.actions.is_empty(), "planning again changes nothing");
+
+    // The customer tags garrison's subnet; the operator changes Team and drops the scan tags.
+    aws.ec2()
+        .create_tags()
+        .resources(&subnet.id)
+        .tags(aws_sdk_ec2::types::Tag::builder().key("Backup").value("daily").build())
+        .send()
+        .await
+        .unwrap();
+    let changed =
+        opt("security_resource_tags", json!([{"key": "Team", "value": "ops"}, {"key": "CostCenter", "value": "42"}]));
+    assert!(t.store.update_option(&t.account, &changed).await.unwrap());
+    let scan_tags_id = opt("scan_security_resource_tags", json!([])).id;
+    assert!(t.store.delete_option(&t.account, &scan_tags_id).await.unwrap());
+    let r = reconcile(&e, &d).await.unwrap();
+    assert!(r.outcomes.iter().all(|o| o.result == "done"), "{:#?}", r.outcomes);
+    assert!(r.plan.actions.iter().all(|a| a.op.verb() == "tag"), "tags change in place: {:#?}", r.plan.actions);
+    let (now, rs) = ours().await;
+    let s = rs.subnets.iter().find(|s| s.id == subnet.id).unwrap();
+    assert_eq!((s.tags["Team"].as_str(), s.tags["Backup"].as_str()), ("ops", "daily"), "the customer's tag stays");
+    assert_eq!(
+        (now[&scanner].2["Team"].as_str(), now[&scanner].2.get("Role")),
+        ("ops", None),
+        "the dropped tag is off"
+    );
+    assert!(reconcile(&e, &d).await.unwrap().plan.actions.is_empty());
+
+    assert!(t.store.request_removal(&t.account, &d.id, "u").await.unwrap());
+    let removal = uninstall(&e, &d).await.unwrap();
+    assert!(removal.verified, "{:?} {:#?}", removal.remaining, removal.outcomes);
+    let (left, rs) = ours().await;
+    assert!(left.is_empty(), "{left:?}");
+    assert!(rs.subnets.iter().all(|s| !tagged(&s.tags, &d.id)));
+    assert!(rs.security_groups.iter().all(|s| !tagged(&s.tags, &d.id)));
 }

@@ -526,6 +526,10 @@ pub struct OwnedItem {
     /// The idempotency token of the create in flight (RunInstances' ClientToken).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
+    /// The operator's tags (otis `*security_resource_tags`) garrison put on it, so that a
+    /// tag the operator drops is taken off and a tag someone else added is left alone.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -547,6 +551,9 @@ pub enum Op {
         spec: Spec,
         /// Appliances: whether to leave it running.
         running: bool,
+        /// The operator's tags, beside garrison's own.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        tags: BTreeMap<String, String>,
     },
     /// Record a customer's resource as adopted (no AWS write).
     Adopt {
@@ -572,6 +579,12 @@ pub enum Op {
         add_egress: Vec<Perm>,
         remove_egress: Vec<Perm>,
     },
+    /// Brings the operator's tags on an EC2 resource to what the options say.
+    Tag {
+        id: String,
+        set: BTreeMap<String, String>,
+        unset: Vec<String>,
+    },
 }
 
 impl Op {
@@ -584,6 +597,7 @@ impl Op {
             Op::Start { .. } => "start",
             Op::Stop { .. } => "stop",
             Op::SetRules { .. } => "set_rules",
+            Op::Tag { .. } => "tag",
         }
     }
 

@@ -161,6 +161,7 @@ async fn protection_records_generations_audit_and_removal() {
             adopted: false,
             spec: None,
             token: Some("t".into()),
+            tags: Default::default(),
         };
         store.put_owned(&acct, &id, &item("a", "")).await.unwrap();
         store.put_owned(&acct, &id, &item("a", "subnet-1")).await.unwrap();

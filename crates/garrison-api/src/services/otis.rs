@@ -60,6 +60,23 @@ async fn check_deployments(s: &AppState, account_id: &str, o: &TuningOption) -> 
     if errors.is_empty() { Ok(()) } else { Err(errors.into()) }
 }
 
+/// The test IDS type takes any type name; one the built-in price table knows to be smaller
+/// than an appliance needs is refused here (an unknown one is judged by the planner, which
+/// says why it does not use it).
+fn check_size(o: &TuningOption) -> ApiResult<()> {
+    use garrison_catalog::prices::{IDS_TEST_MIN, PriceTable};
+    let Some(ty) = o.value.as_str().filter(|_| o.name == garrison_engine::plan::tuning::IDS_TYPE_TEST) else {
+        return Ok(());
+    };
+    match PriceTable::builtin().unfit(ty, IDS_TEST_MIN) {
+        Some(why) if PriceTable::builtin().specs.contains_key(ty) => Err(garrison_model::ValidationError::one(
+            FieldError::new("value", "an instance type of at least 2 vCPU and 4 GiB", why),
+        )
+        .into()),
+        _ => Ok(()),
+    }
+}
+
 /// A changed option is planned at once: the deployments it may apply to are made due (its
 /// scope's deployment, or all of the account's) and the engine woken.
 async fn replan(s: &AppState, account_id: &str, o: &TuningOption) -> ApiResult<()> {
@@ -84,6 +101,7 @@ async fn create_option(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     s.authorize(&caller, &account_id).await?;
     let o = parse(&body::parse(&bytes)?)?;
+    check_size(&o)?;
     check_deployments(&s, &account_id, &o).await?;
     if s.store.list_options(&account_id, None).await?.len() >= MAX_OPTIONS {
         return Err(ApiError::Conflict(format!(
@@ -153,6 +171,7 @@ async fn update_option(
             format!("{} at another scope", o.name),
         )));
     }
+    check_size(&o)?;
     check_deployments(&s, &account_id, &o).await?;
     if !s.store.update_option(&account_id, &o).await? {
         return Err(not_found(&id, &account_id));

@@ -272,6 +272,11 @@ pub async fn set_rules(
     network::set_rules(c, id, add, remove).await
 }
 
+/// Brings the operator's tags on an EC2 resource garrison owns to what its options say.
+pub async fn tag(c: &Ctx<'_>, id: &str, set: &BTreeMap<String, String>, unset: &[String]) -> Result<(), CloudError> {
+    network::tag(c, id, set, unset).await
+}
+
 /// Whether an owned resource still exists, for verifying a removal and the audit path
 /// (the kinds discovery lists are checked by discovery: false here).
 pub async fn exists(c: &Ctx<'_>, kind: ResKind, id: &str) -> Result<bool, CloudError> {

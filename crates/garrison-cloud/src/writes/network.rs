@@ -258,6 +258,25 @@ pub async fn set_rules(
     Ok(())
 }
 
+/// Sets and takes off the operator's tags on an EC2 resource (any id CreateTags takes).
+pub async fn tag(
+    c: &Ctx<'_>,
+    id: &str,
+    set: &std::collections::BTreeMap<String, String>,
+    unset: &[String],
+) -> Result<(), CloudError> {
+    let ec2 = c.aws.ec2();
+    if !unset.is_empty() {
+        let keys = unset.iter().map(|k| Tag::builder().key(k).build()).collect();
+        c.call("ec2", "DeleteTags", id, ec2.delete_tags().resources(id).set_tags(Some(keys)).send()).await?;
+    }
+    if !set.is_empty() {
+        let tags = set.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect();
+        c.call("ec2", "CreateTags", id, ec2.create_tags().resources(id).set_tags(Some(tags)).send()).await?;
+    }
+    Ok(())
+}
+
 pub async fn launch(
     c: &Ctx<'_>,
     instance_type: &str,

@@ -7,20 +7,32 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use garrison_catalog::appliances::Images;
 use garrison_catalog::network::{SgRules, ids_rules, scan_rules};
-use garrison_catalog::prices::{IDS_MIN, PriceTable, SCANNER_MIN, Spec as Size};
+use garrison_catalog::prices::{IDS_MIN, IDS_TEST_MIN, PriceTable, SCANNER_MIN, Spec as Size};
 use garrison_model::cidr::{Ipv4Net, free_block};
 use garrison_model::deployment::{DEFAULT_CT_REGION, Deployment};
 use garrison_model::protection::{
     Owned, Perm, RECORDER_NAME, ResKind, Role, Spec, TAG_DEPLOYMENT, TAG_OWNER, TRAIL_PREFIX,
 };
-use garrison_model::snapshot::{Kind, RegionSnapshot, Snapshot};
+use garrison_model::snapshot::{Kind, RegionSnapshot, Snapshot, Tags};
 
 use super::needs::{VpcNeed, needs};
+use super::tuning::{self, VpcTuning};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Want {
-    Build { region: String, spec: Spec, running: bool },
-    Adopt { region: String, kind: ResKind, id: String, arn: Option<String> },
+    /// `tags`: the operator's tags (otis), beside garrison's own.
+    Build {
+        region: String,
+        spec: Spec,
+        running: bool,
+        tags: Tags,
+    },
+    Adopt {
+        region: String,
+        kind: ResKind,
+        id: String,
+        arn: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -34,7 +46,7 @@ pub struct Desired {
 pub struct Inputs<'a> {
     pub prices: &'a PriceTable,
     pub images: &'a Images,
-    /// The account's tuning options the planner applies (`ids_appliances_placement`).
+    /// The account's tuning options (otis); `plan::tuning` reads those the planner applies.
     pub options: &'a [garrison_model::otis::TuningOption],
 }
 
@@ -98,7 +110,11 @@ struct Builder<'a> {
 
 impl Builder<'_> {
     fn build(&mut self, key: String, region: &str, spec: Spec, running: bool) {
-        self.out.items.insert(key, Want::Build { region: region.into(), spec, running });
+        self.build_tagged(key, region, spec, running, Tags::new());
+    }
+
+    fn build_tagged(&mut self, key: String, region: &str, spec: Spec, running: bool, tags: Tags) {
+        self.out.items.insert(key, Want::Build { region: region.into(), spec, running, tags });
     }
 
     fn adopt(&mut self, key: &str, region: &str, kind: ResKind, id: &str, arn: Option<String>) {
@@ -299,7 +315,44 @@ impl Builder<'_> {
     fn pick_type(&mut self, region: &str, zone: &str, min: Size) -> Option<String> {
         let rs = self.snap.regions.get(region)?;
         let offered = Self::offered(rs, zone);
-        self.inputs.prices.cheapest(region, &[], &offered, min).map(|(t, _)| t)
+        self.inputs.prices.cheapest_default(region, &offered, min).map(|(t, _)| t)
+    }
+
+    /// The type of a `role` appliance in `zone`: the operator's (otis) when it is offered
+    /// there (and, from the test option, big enough), else the one it already has, else the
+    /// cheapest offered type of the appliance's size.
+    fn appliance_type(
+        &mut self,
+        at: (&str, &str, &str),
+        role: Role,
+        kept: Option<String>,
+        t: &VpcTuning,
+    ) -> Option<String> {
+        let (region, vpc, zone) = at;
+        let (chosen, option, least) = match (role, &t.ids_type) {
+            (Role::Scan, _) => (t.scan_type.clone(), tuning::SCAN_TYPE, None),
+            (Role::Ids, Some((ty, true))) => (Some(ty.clone()), tuning::IDS_TYPE_TEST, Some(IDS_TEST_MIN)),
+            (Role::Ids, Some((ty, false))) => (Some(ty.clone()), tuning::IDS_TYPE, None),
+            (Role::Ids, None) => (None, tuning::IDS_TYPE, None),
+        };
+        let min = if role == Role::Scan { SCANNER_MIN } else { IDS_MIN };
+        let Some(ty) = chosen else { return kept.or_else(|| self.pick_type(region, zone, min)) };
+        let rs = self.snap.regions.get(region)?;
+        let why = if Self::offered(rs, zone)(&ty) {
+            least.and_then(|m| self.inputs.prices.unfit(&ty, m))
+        } else {
+            Some(format!("{ty} is not offered in {zone}"))
+        };
+        let Some(why) = why else { return Some(ty) };
+        let instead = kept.or_else(|| self.pick_type(region, zone, min));
+        let problem = format!(
+            "{region} {vpc}: option {option} = {ty} not applied in {zone}: {why}; the appliance runs {}",
+            instead.as_deref().unwrap_or("nothing (no type is offered)")
+        );
+        if !self.out.problems.contains(&problem) {
+            self.out.problems.push(problem);
+        }
+        instead
     }
 
     fn vpc(&mut self, n: &VpcNeed) {
@@ -307,6 +360,7 @@ impl Builder<'_> {
         let Some(rs) = self.snap.regions.get(region) else { return };
         let dep = self.d.id.clone();
         let tenant = self.d.account_id.clone();
+        let t = tuning::for_vpc(self.inputs.options, &dep, region, vpc);
         let scanner_key = keys::vpc(region, vpc, "scanner");
         // Where the appliances go: kept where they are, else where most hosts are.
         let mut zones: BTreeMap<String, Vec<(Role, bool)>> = BTreeMap::new();
@@ -321,7 +375,8 @@ impl Builder<'_> {
                 by.first().map(|(z, _)| (*z).clone())
             });
             if let Some(z) = zone {
-                zones.entry(z).or_default().push((Role::Scan, n.scan));
+                // Constant scaling to zero keeps the scanner, stopped.
+                zones.entry(z).or_default().push((Role::Scan, n.scan && t.scanners != Some(0)));
             }
         }
         if n.detect() {
@@ -357,7 +412,13 @@ impl Builder<'_> {
                 let id = g.id.clone();
                 self.adopt(&igw_key, region, ResKind::InternetGateway, &id, None)
             }
-            _ => self.build(igw_key.clone(), region, Spec::InternetGateway { vpc: vpc.into() }, false),
+            _ => self.build_tagged(
+                igw_key.clone(),
+                region,
+                Spec::InternetGateway { vpc: vpc.into() },
+                false,
+                t.tags.clone(),
+            ),
         }
         let Ok(vpc_net) = n.cidr.parse::<Ipv4Net>() else {
             self.out.problems.push(format!("{region} {vpc}: unreadable CIDR {}", n.cidr));
@@ -375,9 +436,7 @@ impl Builder<'_> {
         }
         let mut groups_needed = BTreeSet::new();
         // The operator's block for the scanner's subnet (otis), used when garrison makes it.
-        let scan_block = super::needs::option_for(self.inputs.options, super::needs::SCAN_SUBNET, &dep, region, vpc)
-            .and_then(|o| o.value.as_str())
-            .and_then(|c| c.parse::<Ipv4Net>().ok());
+        let scan_block = t.scan_block;
         for (zone, roles) in &zones {
             let subnet_key = keys::zone(region, vpc, zone, "subnet");
             let wants_block = scan_block.filter(|_| roles.iter().any(|(r, _)| *r == Role::Scan));
@@ -405,62 +464,87 @@ impl Builder<'_> {
                     }
                 },
             };
-            self.build(subnet_key.clone(), region, Spec::Subnet { vpc: vpc.into(), zone: zone.clone(), cidr }, false);
-            self.build(
+            let tags = t.tags.clone();
+            self.build_tagged(
+                subnet_key.clone(),
+                region,
+                Spec::Subnet { vpc: vpc.into(), zone: zone.clone(), cidr },
+                false,
+                tags.clone(),
+            );
+            self.build_tagged(
                 keys::zone(region, vpc, zone, "route_table"),
                 region,
                 Spec::RouteTable { vpc: vpc.into(), subnet: subnet_key.clone(), gateway: igw_key.clone() },
                 false,
+                tags.clone(),
             );
-            self.build(
+            self.build_tagged(
                 keys::zone(region, vpc, zone, "nacl"),
                 region,
                 Spec::NetworkAcl { vpc: vpc.into(), subnet: subnet_key.clone(), vpc_cidr: n.cidr.clone() },
                 false,
+                tags,
             );
             for (role, running) in roles {
-                let (key, group_key, min) = match role {
-                    Role::Scan => (scanner_key.clone(), keys::vpc(region, vpc, "scan_sg"), SCANNER_MIN),
-                    Role::Ids => (keys::zone(region, vpc, zone, "ids"), keys::vpc(region, vpc, "ids_sg"), IDS_MIN),
+                let (base, group_key, tags, count) = match role {
+                    Role::Scan => (scanner_key.clone(), keys::vpc(region, vpc, "scan_sg"), &t.scan_tags, t.scanners),
+                    Role::Ids => (
+                        keys::zone(region, vpc, zone, "ids"),
+                        keys::vpc(region, vpc, "ids_sg"),
+                        &t.ids_tags,
+                        Some(t.ids_per_zone),
+                    ),
                 };
-                let kept = match self.owned_spec(&key) {
-                    Some(Spec::Appliance { instance_type, .. }) => Some(instance_type.clone()),
-                    _ => None,
-                };
-                let Some(instance_type) = kept.or_else(|| self.pick_type(region, zone, min)) else {
-                    self.out.problems.push(format!("{region} {zone}: no {role:?} appliance instance type is offered"));
-                    continue;
-                };
-                groups_needed.insert(*role);
-                let image = self.inputs.images.image(*role, region);
-                self.build(
-                    key,
-                    region,
-                    Spec::Appliance {
-                        role: *role,
-                        vpc: vpc.into(),
-                        zone: zone.clone(),
-                        instance_type,
-                        image,
-                        subnet: subnet_key.clone(),
-                        group: group_key,
-                    },
-                    *running,
-                );
+                // Scaling adds appliances beside the first while they are to run; one kept
+                // stopped stays one.
+                let count = if *running { count.unwrap_or(1).max(1) } else { 1 };
+                for i in 1..=count {
+                    let key = tuning::nth(&base, i);
+                    let kept = match self.owned_spec(&key) {
+                        Some(Spec::Appliance { instance_type, .. }) => Some(instance_type.clone()),
+                        _ => None,
+                    };
+                    let Some(instance_type) = self.appliance_type((region, vpc, zone), *role, kept, &t) else {
+                        self.out
+                            .problems
+                            .push(format!("{region} {zone}: no {role:?} appliance instance type is offered"));
+                        continue;
+                    };
+                    groups_needed.insert(*role);
+                    let image = self.inputs.images.image(*role, region);
+                    self.build_tagged(
+                        key,
+                        region,
+                        Spec::Appliance {
+                            role: *role,
+                            vpc: vpc.into(),
+                            zone: zone.clone(),
+                            instance_type,
+                            image,
+                            subnet: subnet_key.clone(),
+                            group: group_key.clone(),
+                        },
+                        *running,
+                        tags.clone(),
+                    );
+                }
             }
         }
         for role in groups_needed {
-            let (key, spec) = match role {
+            let (key, spec, tags) = match role {
                 Role::Scan => (
                     keys::vpc(region, vpc, "scan_sg"),
                     group(vpc, format!("AlertLogic Security Group {tenant}/{dep}/{vpc}"), scan_rules(&n.cidr)),
+                    t.scan_tags.clone(),
                 ),
                 Role::Ids => (
                     keys::vpc(region, vpc, "ids_sg"),
                     group(vpc, format!("AlertLogic IDS Security Group {tenant}/{dep}/{vpc}"), ids_rules(&n.cidr)),
+                    t.ids_tags.clone(),
                 ),
             };
-            self.build(key, region, spec, false);
+            self.build_tagged(key, region, spec, false, tags);
         }
     }
 

@@ -6,6 +6,7 @@ pub mod needs;
 pub mod planner;
 #[cfg(test)]
 mod tests;
+pub mod tuning;
 
 use garrison_model::deployment::Deployment;
 use garrison_model::protection::{Owned, Plan};

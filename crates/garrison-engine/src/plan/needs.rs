@@ -99,35 +99,16 @@ pub fn needs(d: &Deployment, snap: &Snapshot, policies: &[Policy]) -> Vec<VpcNee
     out
 }
 
-/// The otis option that places IDS appliances.
-pub const PLACEMENT: &str = "ids_appliances_placement";
-/// The otis option that sets the CIDR block of the scanner's subnet.
-pub const SCAN_SUBNET: &str = "scan_security_subnet_cidr_block";
-
-/// The value of option `name` that resolves for a VPC of the deployment, if any.
-pub fn option_for<'a>(
-    options: &'a [garrison_model::otis::TuningOption],
-    name: &str,
-    deployment_id: &str,
-    region: &str,
-    vpc: &str,
-) -> Option<&'a garrison_model::otis::TuningOption> {
-    use garrison_model::otis::OptionScope;
-    let target = OptionScope {
-        deployment_id: Some(deployment_id.into()),
-        region_key: Some(format!("/aws/{region}")),
-        vpc_key: Some(format!("/aws/{region}/vpc/{vpc}")),
-    };
-    garrison_model::otis::resolve(options.iter().filter(|o| o.name == name), &target)
-}
-
 /// `n`'s IDS zones under the `ids_appliances_placement` option that resolves for its VPC, if
 /// any (`options`: the account's options of that name): `automatic` with `max_zones` keeps the
 /// most populated inhabited zones, `automatic` with `zone_keys` the named ones among the
 /// inhabited, `constant` the named zones of its region whether inhabited or not. A VPC that
 /// needs no IDS is left alone.
 pub fn place_ids(n: &mut VpcNeed, deployment_id: &str, options: &[garrison_model::otis::TuningOption]) {
-    let Some(o) = option_for(options, PLACEMENT, deployment_id, &n.region, &n.vpc_id) else { return };
+    let Some(o) = super::tuning::option_for(options, super::tuning::PLACEMENT, deployment_id, &n.region, &n.vpc_id)
+    else {
+        return;
+    };
     if !n.detect() {
         return;
     }

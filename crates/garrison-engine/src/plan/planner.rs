@@ -24,6 +24,7 @@ pub enum Seen<'a> {
 pub enum Observed<'a> {
     Instance {
         state: &'a str,
+        instance_type: &'a str,
     },
     Group {
         ingress: Vec<Perm>,
@@ -73,7 +74,7 @@ pub fn seen<'a>(snap: &'a Snapshot, o: &OwnedItem) -> Seen<'a> {
             .instances
             .iter()
             .find(|i| i.id == id && !matches!(i.state.as_str(), "terminated" | "shutting-down"))
-            .map(|i| Observed::Instance { state: i.state.as_str() }),
+            .map(|i| Observed::Instance { state: i.state.as_str(), instance_type: i.instance_type.as_str() }),
         ResKind::FlowLogs => rs.flow_logs.iter().any(|f| f.id == id).then_some(Observed::Other),
         ResKind::Detector => rs.detectors.iter().any(|d| d.id == id).then_some(Observed::Other),
         ResKind::Recorder => rs.config_recorders.iter().any(|r| r.name == id).then_some(Observed::Other),
@@ -114,13 +115,24 @@ pub fn recover(owned: &mut Owned, snap: &Snapshot, deployment: &str) {
                     adopted: false,
                     spec: None,
                     token: None,
+                    tags: Default::default(),
                 });
             }
             prior => {
                 let spec = prior.and_then(|p| p.spec.clone());
                 owned.items.insert(
                     key.clone(),
-                    OwnedItem { key, region, kind, id, arn: None, adopted: false, spec, token: None },
+                    OwnedItem {
+                        key,
+                        region,
+                        kind,
+                        id,
+                        arn: None,
+                        adopted: false,
+                        spec,
+                        token: None,
+                        tags: prior.map(|p| p.tags.clone()).unwrap_or_default(),
+                    },
                 );
             }
         }
@@ -154,6 +166,32 @@ fn scan_region(rs: &RegionSnapshot, note: &mut impl FnMut(&Tags, ResKind, &str))
     }
 }
 
+/// The tags AWS shows on an owned resource of a kind that takes the operator's tags.
+fn observed_tags<'a>(snap: &'a Snapshot, o: &OwnedItem) -> Option<&'a Tags> {
+    let rs = snap.regions.get(&o.region)?;
+    let id = o.id.as_str();
+    match o.kind {
+        ResKind::Subnet => rs.subnets.iter().find(|x| x.id == id).map(|x| &x.tags),
+        ResKind::InternetGateway => rs.internet_gateways.iter().find(|x| x.id == id).map(|x| &x.tags),
+        ResKind::RouteTable => rs.route_tables.iter().find(|x| x.id == id).map(|x| &x.tags),
+        ResKind::NetworkAcl => rs.network_acls.iter().find(|x| x.id == id).map(|x| &x.tags),
+        ResKind::SecurityGroup => rs.security_groups.iter().find(|x| x.id == id).map(|x| &x.tags),
+        ResKind::Appliance => rs.instances.iter().find(|x| x.id == id).map(|x| &x.tags),
+        _ => None,
+    }
+}
+
+/// What to set and take off for an owned resource to carry `want` (the operator's tags):
+/// values that differ are set; keys garrison put before (`o.tags`) and no longer wants are
+/// taken off; tags anyone else put are left alone.
+fn tag_changes(want: &Tags, o: &OwnedItem, have: &Tags) -> Option<(Tags, Vec<String>)> {
+    let set: Tags =
+        want.iter().filter(|(k, v)| have.get(*k) != Some(*v)).map(|(k, v)| (k.clone(), v.clone())).collect();
+    let unset: Vec<String> =
+        o.tags.keys().filter(|k| !want.contains_key(*k) && have.contains_key(*k)).cloned().collect();
+    (!set.is_empty() || !unset.is_empty()).then_some((set, unset))
+}
+
 fn diff(want: &[Perm], have: &[Perm]) -> (Vec<Perm>, Vec<Perm>) {
     let w: BTreeSet<&Perm> = want.iter().collect();
     let h: BTreeSet<&Perm> = have.iter().collect();
@@ -176,8 +214,13 @@ pub fn plan(desired: &Desired, snap: &Snapshot, owned: &Owned) -> Plan {
                     actions.push(act(key, region, *kind, Op::Adopt { id: id.clone() }));
                 }
             }
-            Want::Build { region, spec, running } => {
-                let create = act(key, region, spec.kind(), Op::Create { spec: spec.clone(), running: *running });
+            Want::Build { region, spec, running, tags } => {
+                let create = act(
+                    key,
+                    region,
+                    spec.kind(),
+                    Op::Create { spec: spec.clone(), running: *running, tags: tags.clone() },
+                );
                 let Some(o) = owned.get(key) else {
                     actions.push(create);
                     continue;
@@ -201,10 +244,28 @@ pub fn plan(desired: &Desired, snap: &Snapshot, owned: &Owned) -> Plan {
                     actions.push(create);
                     continue;
                 }
-                match seen(snap, o) {
+                let observed = seen(snap, o);
+                // An appliance of another type than wanted (the operator chose one): its
+                // replacement is launched first, and the old one terminated once it runs.
+                if let (
+                    Spec::Appliance { instance_type, .. },
+                    Seen::Present(Observed::Instance { instance_type: had, .. }),
+                ) = (spec, &observed)
+                    && instance_type != had
+                {
+                    actions.push(create);
+                    actions.push(act(&retired(key), &o.region, o.kind, Op::Delete { id: o.id.clone() }));
+                    continue;
+                }
+                if let (Seen::Present(_), Some(have)) = (&observed, observed_tags(snap, o))
+                    && let Some((set, unset)) = tag_changes(tags, o, have)
+                {
+                    actions.push(act(key, region, o.kind, Op::Tag { id: o.id.clone(), set, unset }));
+                }
+                match observed {
                     Seen::Gone => actions.push(create),
                     Seen::Unknown => {}
-                    Seen::Present(Observed::Instance { state }) => {
+                    Seen::Present(Observed::Instance { state, .. }) => {
                         let up = matches!(state, "running" | "pending");
                         if *running && !up {
                             actions.push(act(key, region, o.kind, Op::Start { id: o.id.clone() }));
@@ -265,8 +326,14 @@ pub fn plan(desired: &Desired, snap: &Snapshot, owned: &Owned) -> Plan {
     Plan { actions, problems: desired.problems.clone(), notes: desired.notes.clone() }
 }
 
+/// The key under which the resource a replacement retires is removed.
+pub fn retired(key: &str) -> String {
+    format!("retired/{key}")
+}
+
 /// Fills `after`: creates wait for the creates and adoptions they reference; removals wait
-/// for the lower-ranked removals in their region (audit resources: in any region).
+/// for the lower-ranked removals in their region (audit resources: in any region); a retired
+/// resource waits for its replacement.
 fn order(actions: &mut [Action]) {
     let preparing: BTreeSet<String> = actions
         .iter()
@@ -283,14 +350,17 @@ fn order(actions: &mut [Action]) {
             Op::Create { spec, .. } => {
                 spec.refs().into_iter().filter(|r| preparing.contains(*r)).map(str::to_string).collect()
             }
-            Op::Delete { .. } => removing
-                .iter()
-                .filter(|(_, (region, kind))| {
-                    kind.removal_rank() < a.kind.removal_rank()
-                        && (region == &a.region || a.kind.is_audit() || kind.is_audit())
-                })
-                .map(|(k, _)| k.clone())
-                .collect(),
+            Op::Delete { .. } => match a.key.strip_prefix("retired/") {
+                Some(replacement) => vec![replacement.to_string()],
+                None => removing
+                    .iter()
+                    .filter(|(_, (region, kind))| {
+                        kind.removal_rank() < a.kind.removal_rank()
+                            && (region == &a.region || a.kind.is_audit() || kind.is_audit())
+                    })
+                    .map(|(k, _)| k.clone())
+                    .collect(),
+            },
             _ => vec![],
         };
     }

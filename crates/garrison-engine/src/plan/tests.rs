@@ -213,9 +213,9 @@ impl World {
         }
         for a in &ordered {
             match &a.op {
-                Op::Create { spec, running } => {
+                Op::Create { spec, running, tags } => {
                     let key = a.key.clone();
-                    let (id, arn) = self.create(&a.region, &key, spec, *running);
+                    let (id, arn) = self.create(&a.region, &key, spec, *running, tags);
                     self.owned.items.insert(
                         key.clone(),
                         OwnedItem {
@@ -227,6 +227,7 @@ impl World {
                             adopted: false,
                             spec: Some(spec.clone()),
                             token: None,
+                            tags: tags.clone(),
                         },
                     );
                 }
@@ -242,6 +243,7 @@ impl World {
                             adopted: true,
                             spec: None,
                             token: None,
+                            tags: Tags::new(),
                         },
                     );
                 }
@@ -278,6 +280,22 @@ impl World {
                         i.state = state.into();
                     }
                 }
+                Op::Tag { id, set, unset } => {
+                    let rs = self.snap.regions.get_mut(&a.region).unwrap();
+                    let on = |t: &mut Tags| {
+                        t.retain(|k, _| !unset.contains(k));
+                        t.extend(set.clone());
+                    };
+                    rs.subnets.iter_mut().filter(|x| &x.id == id).for_each(|x| on(&mut x.tags));
+                    rs.internet_gateways.iter_mut().filter(|x| &x.id == id).for_each(|x| on(&mut x.tags));
+                    rs.route_tables.iter_mut().filter(|x| &x.id == id).for_each(|x| on(&mut x.tags));
+                    rs.network_acls.iter_mut().filter(|x| &x.id == id).for_each(|x| on(&mut x.tags));
+                    rs.security_groups.iter_mut().filter(|x| &x.id == id).for_each(|x| on(&mut x.tags));
+                    rs.instances.iter_mut().filter(|x| &x.id == id).for_each(|x| on(&mut x.tags));
+                    let o = self.owned.items.get_mut(&a.key).expect("a tagged resource is owned");
+                    o.tags.retain(|k, _| !unset.contains(k));
+                    o.tags.extend(set.clone());
+                }
                 Op::SetRules { id, add_ingress, remove_ingress, add_egress, remove_egress } => {
                     let g = self
                         .snap
@@ -301,8 +319,18 @@ impl World {
         }
     }
 
-    fn create(&mut self, region: &str, key: &str, spec: &Spec, running: bool) -> (String, Option<String>) {
-        let tags = tags_of(key);
+    fn create(
+        &mut self,
+        region: &str,
+        key: &str,
+        spec: &Spec,
+        running: bool,
+        extra: &Tags,
+    ) -> (String, Option<String>) {
+        let mut tags = tags_of(key);
+        for (k, v) in extra {
+            tags.entry(k.clone()).or_insert_with(|| v.clone());
+        }
         match spec {
             Spec::Bucket { name } => (name.clone(), Some(format!("arn:aws:s3:::{name}"))),
             Spec::Topic { name, .. } | Spec::Queue { name, .. } => {
@@ -460,8 +488,15 @@ impl World {
 
     fn check_touches_only_owned(&self, p: &Plan) {
         for a in &p.actions {
-            if let Op::Delete { id } | Op::Start { id } | Op::Stop { id } | Op::SetRules { id, .. } = &a.op {
-                let o = self.owned.items.get(&a.key).unwrap_or_else(|| panic!("{} is not owned", a.key));
+            if let Op::Delete { id }
+            | Op::Start { id }
+            | Op::Stop { id }
+            | Op::SetRules { id, .. }
+            | Op::Tag { id, .. } = &a.op
+            {
+                // A retired resource is the one its replacement's key holds now.
+                let key = a.key.strip_prefix("retired/").unwrap_or(&a.key);
+                let o = self.owned.items.get(key).unwrap_or_else(|| panic!("{} is not owned", a.key));
                 assert!(!o.adopted && &o.id == id, "{a:?} touches what garrison does not own");
             }
         }
@@ -1254,5 +1289,268 @@ fn the_scanner_subnet_takes_the_operators_block() {
             p.problems
         );
         assert!(!p.actions.iter().any(|a| a.key == "us-east-1/vpc-0000000a/scanner"), "{bad}");
+    }
+}
+
+fn option(
+    w: &World,
+    name: &str,
+    scope: serde_json::Value,
+    value: serde_json::Value,
+) -> garrison_model::otis::TuningOption {
+    let mut scope = scope;
+    if scope.is_object() && !scope.as_object().unwrap().is_empty() {
+        scope["deployment_id"] = json!(w.deployment.id);
+    }
+    garrison_model::otis::parse(&json!({"name": name, "scope": scope, "value": value})).unwrap()
+}
+
+const VPC_A: &str = "/aws/us-east-1/vpc/vpc-0000000a";
+
+fn appliances(w: &World) -> BTreeMap<String, (String, String)> {
+    w.owned
+        .items
+        .values()
+        .filter_map(|o| match &o.spec {
+            Some(Spec::Appliance { instance_type, .. }) => {
+                let state = w.snap.regions[&o.region].instances.iter().find(|i| i.id == o.id)?.state.clone();
+                Some((o.key.clone(), (instance_type.clone(), state)))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// otis `*_instance_type`: an appliance of another type is replaced — the new one launched
+/// first, the old one terminated after it (`retired/` key, ordered after the create) — and
+/// planning again is empty; a type not offered in the zone is a problem naming the option,
+/// the appliance keeping its type; the test option refuses a type too small; the option
+/// gone, the appliances keep the type they have (no churn back).
+#[test]
+fn an_instance_type_option_replaces_the_appliance_launching_first() {
+    let mut w = estate();
+    let d = w.deployment.clone();
+    w.converge(Some(&d));
+    let ids_a = "us-east-1/vpc-0000000a/us-east-1a/ids";
+    let before = appliances(&w);
+    assert_eq!(before[ids_a].0, "c5.xlarge", "the default: cheapest offered of the IDS size");
+    let old_id = w.owned.items[ids_a].id.clone();
+
+    w.options = vec![option(&w, "ids_appliance_instance_type", json!({"vpc_key": VPC_A}), json!("m5.xlarge"))];
+    let (p, _) = w.plan(Some(&d));
+    // us-east-1a offers only t3.medium and c5.xlarge: refused there, applied in 1b.
+    assert!(
+        p.problems.iter().any(|m| m.contains("ids_appliance_instance_type = m5.xlarge")
+            && m.contains("not offered in us-east-1a")
+            && m.contains("runs c5.xlarge")),
+        "{:?}",
+        p.problems
+    );
+    let ids_b = "us-east-1/vpc-0000000a/us-east-1b/ids";
+    let create = p.actions.iter().find(|a| a.key == ids_b && matches!(a.op, Op::Create { .. })).expect("a new 1b IDS");
+    let retire = p.actions.iter().find(|a| a.key == format!("retired/{ids_b}")).expect("the old 1b IDS retired");
+    assert!(matches!(&retire.op, Op::Delete { id } if *id == w.owned.items[ids_b].id));
+    assert_eq!(retire.after, vec![create.key.clone()], "terminated only after its replacement runs");
+    assert!(!p.actions.iter().any(|a| a.key == ids_a && !matches!(a.op, Op::Tag { .. })), "1a untouched");
+    w.converge(Some(&d));
+    let now = appliances(&w);
+    assert_eq!(now[ids_b], ("m5.xlarge".to_string(), "running".to_string()));
+    assert_eq!(w.owned.items[ids_a].id, old_id);
+    assert_eq!(
+        w.snap.regions["us-east-1"].instances.iter().filter(|i| i.tags.contains_key(TAG_KEY)).count(),
+        now.len(),
+        "every old appliance is gone"
+    );
+    assert!(w.plan(Some(&d)).0.is_empty());
+
+    // The test option overrides the listed one; too small a type is refused with its size.
+    w.options.push(option(&w, "ids_appliance_instance_type_test", json!({"vpc_key": VPC_A}), json!("m3.medium")));
+    w.options.push(option(&w, "scan_appliance_instance_type", json!({}), json!("t3.medium")));
+    let (p, _) = w.plan(Some(&d));
+    assert!(
+        p.problems.iter().any(|m| m.contains("ids_appliance_instance_type_test = m3.medium not applied in us-east-1b")
+            && m.contains("1 vCPU and 3.75 GiB, less than the 2 vCPU and 4 GiB")),
+        "{:?}",
+        p.problems
+    );
+    w.converge(Some(&d));
+    assert_eq!(appliances(&w)["us-east-1/vpc-0000000a/scanner"].0, "t3.medium", "an account-wide scan type");
+
+    w.options.clear();
+    assert!(w.plan(Some(&d)).0.is_empty(), "without the options the types stay as they are");
+}
+
+/// otis `*_security_resource_tags`: what garrison builds carries the operator's tags (role
+/// tags over the general ones, on the appliances and their groups only); a changed option
+/// re-tags in place; a tag dropped from the option is taken off, one the customer added is
+/// left; garrison's own tags never change.
+#[test]
+fn operator_tags_are_put_changed_and_taken_off_in_place() {
+    let mut w = estate();
+    let d = w.deployment.clone();
+    w.options = vec![
+        option(
+            &w,
+            "security_resource_tags",
+            json!({}),
+            json!([{"key": "Team", "value": "sec"}, {"key": "Cost", "value": "1"}]),
+        ),
+        option(&w, "ids_security_resource_tags", json!({"vpc_key": VPC_A}), json!([{"key": "Cost", "value": "ids"}])),
+    ];
+    w.converge(Some(&d));
+    let tags_of_key = |w: &World, key: &str| -> Tags {
+        let o = &w.owned.items[key];
+        let rs = &w.snap.regions[&o.region];
+        rs.instances
+            .iter()
+            .map(|i| (&i.id, &i.tags))
+            .chain(rs.subnets.iter().map(|x| (&x.id, &x.tags)))
+            .chain(rs.security_groups.iter().map(|x| (&x.id, &x.tags)))
+            .find(|(id, _)| **id == o.id)
+            .map(|(_, t)| t.clone())
+            .unwrap()
+    };
+    let ids = "us-east-1/vpc-0000000a/us-east-1a/ids";
+    let scanner = "us-east-1/vpc-0000000a/scanner";
+    let subnet = "us-east-1/vpc-0000000a/us-east-1a/subnet";
+    assert_eq!((tags_of_key(&w, ids)["Team"].as_str(), tags_of_key(&w, ids)["Cost"].as_str()), ("sec", "ids"));
+    assert_eq!(tags_of_key(&w, scanner)["Cost"], "1");
+    assert_eq!(tags_of_key(&w, "us-east-1/vpc-0000000a/ids_sg")["Cost"], "ids");
+    assert_eq!(tags_of_key(&w, subnet)["Cost"], "1", "the subnet takes the general tags only");
+    assert_eq!(tags_of_key(&w, ids)[TAG_KEY], ids, "garrison's own tags stay");
+    assert!(w.plan(Some(&d)).0.is_empty());
+
+    // The customer adds a tag of their own to our subnet; the operator drops Team and
+    // changes Cost.
+    let sid = w.owned.items[subnet].id.clone();
+    let rs = w.snap.regions.get_mut("us-east-1").unwrap();
+    rs.subnets.iter_mut().find(|s| s.id == sid).unwrap().tags.insert("Backup".into(), "no".into());
+    w.options[0] = option(&w, "security_resource_tags", json!({}), json!([{"key": "Cost", "value": "2"}]));
+    let (p, _) = w.plan(Some(&d));
+    let on_subnet = p.actions.iter().find(|a| a.key == subnet).expect("the subnet re-tagged");
+    assert_eq!(
+        on_subnet.op,
+        Op::Tag { id: sid.clone(), set: [("Cost".to_string(), "2".to_string())].into(), unset: vec!["Team".into()] }
+    );
+    assert!(p.actions.iter().all(|a| matches!(a.op, Op::Tag { .. })), "tags change in place: {:?}", p.actions);
+    w.converge(Some(&d));
+    let t = tags_of_key(&w, subnet);
+    assert_eq!(
+        (t.get("Cost").map(String::as_str), t.get("Team"), t.get("Backup").map(String::as_str)),
+        (Some("2"), None, Some("no"))
+    );
+    assert_eq!(tags_of_key(&w, ids)["Cost"], "ids");
+    assert!(w.plan(Some(&d)).0.is_empty());
+}
+
+/// otis scaling: `ids_appliances_scaling` constant 2 runs two IDS appliances per protected
+/// zone (the first keeps its key), back to one removes the second; `scan_appliances_scaling`
+/// constant 0 keeps the scanner stopped, constant 2 runs a second one.
+#[test]
+fn scaling_options_set_how_many_appliances_run() {
+    let mut w = estate();
+    let d = w.deployment.clone();
+    w.converge(Some(&d));
+    let first = w.owned.items["us-east-1/vpc-0000000a/us-east-1a/ids"].id.clone();
+    w.options = vec![option(
+        &w,
+        "ids_appliances_scaling",
+        json!({"vpc_key": VPC_A}),
+        json!({"policy": "constant", "num_instances": 2}),
+    )];
+    w.converge(Some(&d));
+    let a = appliances(&w);
+    for z in ["us-east-1a", "us-east-1b"] {
+        for k in ["ids", "ids-2"] {
+            assert_eq!(a[&format!("us-east-1/vpc-0000000a/{z}/{k}")].1, "running", "{z} {k}");
+        }
+    }
+    assert_eq!(w.owned.items["us-east-1/vpc-0000000a/us-east-1a/ids"].id, first, "scaling up replaces nothing");
+    w.options = vec![
+        option(
+            &w,
+            "ids_appliances_scaling",
+            json!({"vpc_key": VPC_A}),
+            json!({"policy": "automatic", "max_instances": 3}),
+        ),
+        option(&w, "scan_appliances_scaling", json!({}), json!({"policy": "constant", "num_instances": 0})),
+    ];
+    w.converge(Some(&d));
+    let a = appliances(&w);
+    assert!(!a.contains_key("us-east-1/vpc-0000000a/us-east-1a/ids-2"), "{a:?}");
+    assert_eq!(a["us-east-1/vpc-0000000a/scanner"].1, "stopped");
+    assert_eq!(a["us-east-1/vpc-0000000b/scanner"].1, "stopped", "account-wide");
+    w.options = vec![option(
+        &w,
+        "scan_appliances_scaling",
+        json!({"vpc_key": VPC_A}),
+        json!({"policy": "constant", "num_instances": 2}),
+    )];
+    w.converge(Some(&d));
+    let a = appliances(&w);
+    assert_eq!(
+        (a["us-east-1/vpc-0000000a/scanner"].1.as_str(), a["us-east-1/vpc-0000000a/scanner-2"].1.as_str()),
+        ("running", "running")
+    );
+    assert_eq!(a["us-east-1/vpc-0000000b/scanner"].1, "running");
+}
+
+/// A random valid option set for `w` (types, tags, scaling, placement, the subnet block).
+fn random_options(w: &World, seed: u64) -> Vec<garrison_model::otis::TuningOption> {
+    let mut r = Rng(seed.rotate_left(29) | 1);
+    let mut out = vec![];
+    let mut scopes = vec![json!({}), json!({"deployment_id": DEP})];
+    for (region, rs) in &w.snap.regions {
+        scopes.push(json!({"deployment_id": DEP, "region_key": format!("/aws/{region}")}));
+        for v in &rs.vpcs {
+            scopes.push(json!({"deployment_id": DEP, "vpc_key": format!("/aws/{region}/vpc/{}", v.id)}));
+        }
+    }
+    let pick = |r: &mut Rng, a: &[serde_json::Value]| a[r.below(a.len() as u64) as usize].clone();
+    let tags = |r: &mut Rng| json!([{"key": "Team", "value": format!("t{}", r.below(3))}, {"key": format!("K{}", r.below(3)), "value": "v"}]);
+    for _ in 0..r.below(8) {
+        let scope = pick(&mut r, &scopes);
+        let (name, value) = match r.below(8) {
+            0 => (
+                "ids_appliance_instance_type",
+                pick(&mut r, &[json!("m5.xlarge"), json!("c5.xlarge"), json!("t3.medium")]),
+            ),
+            1 => ("scan_appliance_instance_type", pick(&mut r, &[json!("m3.medium"), json!("t3.medium")])),
+            2 => ("security_resource_tags", tags(&mut r)),
+            3 => ("ids_security_resource_tags", tags(&mut r)),
+            4 => ("scan_appliances_scaling", json!({"policy": "constant", "num_instances": r.below(3)})),
+            5 => ("ids_appliances_scaling", json!({"policy": "constant", "num_instances": 1 + r.below(2)})),
+            6 => ("ids_appliances_placement", json!({"policy": "automatic", "max_zones": 1 + r.below(2)})),
+            _ => ("ids_appliance_instance_type_test", pick(&mut r, &[json!("t3a.medium"), json!("m5.xlarge")])),
+        };
+        if name == "ids_appliances_placement" && scope.get("deployment_id").is_none() {
+            continue;
+        }
+        if let Ok(o) = garrison_model::otis::parse(&json!({"name": name, "scope": scope, "value": value})) {
+            out.retain(|x: &garrison_model::otis::TuningOption| x.id != o.id);
+            out.push(o);
+        }
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 150, ..ProptestConfig::default() })]
+
+    /// Any valid option set, and any change of it: one plan applied converges (planning again
+    /// is empty), no action touches what garrison does not own, and removal leaves the
+    /// customer's estate as it was.
+    #[test]
+    fn any_option_set_converges_and_touches_only_what_is_owned(seed in any::<u64>()) {
+        let mut w = random_world(seed);
+        let d = w.deployment.clone();
+        w.options = random_options(&w, seed);
+        prop_assert!(w.converge(Some(&d)) <= 2, "one plan applied converges: {:?}", w.options);
+        w.options = random_options(&w, seed.wrapping_mul(31).wrapping_add(7));
+        prop_assert!(w.converge(Some(&d)) <= 2, "after the options change too: {:?}", w.options);
+        let before_customer = serde_json::to_string(&w.snap.customer_view()).unwrap();
+        prop_assert!(w.converge(None) <= 2);
+        prop_assert!(w.owned.items.is_empty());
+        prop_assert_eq!(serde_json::to_string(&w.snap.customer_view()).unwrap(), before_customer);
     }
 }
