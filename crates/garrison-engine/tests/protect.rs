@@ -410,6 +410,21 @@ async fn type_tag_and_scaling_options_change_exactly_what_they_say() {
     }
     let r = reconcile(&e, &d).await.unwrap();
     assert!(r.outcomes.iter().all(|o| o.result == "done"), "{:#?}", r.outcomes);
+    // What each option costs, in the report: the type's difference per IDS appliance, a
+    // second scanner's price, nothing for tags.
+    let prices = garrison_catalog::prices::PriceTable::builtin();
+    let m = |ty: &str| garrison_engine::plan::cost::monthly(&prices, "us-east-1", ty);
+    let cost_of = |name: &str| r.option_costs.iter().find(|c| c.name == name).map(|c| c.monthly_usd);
+    let ids_delta = ids_keys.len() as f64 * (m("m5.xlarge") - m(&before[&ids_keys[0]].1));
+    assert!((cost_of("ids_appliance_instance_type").unwrap() - ids_delta).abs() < 0.05, "{:?}", r.option_costs);
+    assert!(
+        (cost_of("scan_appliances_scaling").unwrap() - m(&before[&scanner].1)).abs() < 0.05,
+        "{:?}",
+        r.option_costs
+    );
+    assert_eq!(cost_of("security_resource_tags"), Some(0.0));
+    let v = r.vpcs.iter().find(|v| v.vpc_id == vpc.id).unwrap();
+    assert!((v.monthly_usd - r.monthly_appliance_usd).abs() < 0.01 && v.monthly_usd > 0.0, "{v:?}");
     let (after, rs) = ours().await;
     for k in &ids_keys {
         let (id, ty, tags) = &after[k];

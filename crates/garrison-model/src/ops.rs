@@ -107,6 +107,11 @@ const CONNECTION_ID: Param = p("id", "connection id");
 const SUBSCRIPTION_ID: Param = p("subscription_id", "subscription id");
 const DRY_RUN: Param =
     q("dry_run", Kind::Boolean, "send a test notification to the target and return what it answered, storing nothing");
+const PREVIEW: Param = q(
+    "dry_run",
+    Kind::Boolean,
+    "plan every deployment the option reaches with it in place and show what would change and cost, storing nothing",
+);
 /// The whole connection as alcli sends it (`--data '{…}'`).
 const CONNECTION_DATA: Param = Param {
     name: "data",
@@ -923,8 +928,8 @@ pub static OPERATIONS: &[Operation] = &[
         name: "create_option",
         method: "POST",
         path: "/otis/v3/{account_id}/options",
-        params: &[ACCOUNT, option_body("option")],
-        summary: "Create a tuning option (one per name and scope)",
+        params: &[ACCOUNT, option_body("option"), PREVIEW],
+        summary: "Create a tuning option (one per name and scope), or preview its effect with dry_run",
         needs_token: true,
     },
     Operation {
@@ -950,8 +955,8 @@ pub static OPERATIONS: &[Operation] = &[
         name: "update_option",
         method: "PUT",
         path: "/otis/v3/{account_id}/options/{option_id}",
-        params: &[ACCOUNT, OPTION_ID, option_body("data")],
-        summary: "Change a tuning option's value",
+        params: &[ACCOUNT, OPTION_ID, option_body("data"), PREVIEW],
+        summary: "Change a tuning option's value, or preview its effect with dry_run",
         needs_token: true,
     },
     Operation {

@@ -26,6 +26,10 @@ pub struct Report {
     /// Per include item of the scope: the protected VPCs and appliances it accounts for.
     pub scope: Vec<ScopeView>,
     pub monthly_appliance_usd: f64,
+    /// What each applied tuning option adds to (or, negative, saves on) the monthly cost of
+    /// the appliances: the protection designed from scratch with and without it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub option_costs: Vec<OptionCost>,
     /// Set for a targeted reconcile: the events it followed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trigger: Option<Trigger>,
@@ -194,6 +198,35 @@ pub struct VpcView {
     pub region: String,
     pub vpc_id: String,
     pub appliances: Vec<ApplianceView>,
+    /// The running appliances' monthly cost (reports of earlier releases: 0).
+    #[serde(default)]
+    pub monthly_usd: f64,
+}
+
+/// What a tuning option does to the monthly appliance cost.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct OptionCost {
+    pub option_id: String,
+    pub name: String,
+    /// With the option minus without it, USD a month.
+    pub monthly_usd: f64,
+}
+
+/// The monthly appliance cost now and once a plan is applied, in all and per VPC.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CostChange {
+    pub now_usd_month: f64,
+    pub planned_usd_month: f64,
+    pub delta_usd_month: f64,
+    pub vpcs: Vec<VpcCost>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct VpcCost {
+    pub region: String,
+    pub vpc_id: String,
+    pub now_usd_month: f64,
+    pub planned_usd_month: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]

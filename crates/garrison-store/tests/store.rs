@@ -186,6 +186,7 @@ async fn protection_records_generations_audit_and_removal() {
             vpcs: vec![],
             scope: vec![],
             monthly_appliance_usd: 12.5,
+            option_costs: vec![],
             trigger: None,
             freshness: None,
         };

@@ -111,6 +111,38 @@ async fn estate_m_is_protected_hands_off_and_removed_cleanly() {
     let preview = json_out(&garrison(&s, &["deployments", "plan_deployment", "--deployment_id", &id]));
     let creates = preview["counts"]["create"].as_u64().unwrap();
     assert!(creates > 100, "{}", preview["counts"]);
+    // The plan's cost: nothing runs yet; what is planned is priced, per VPC too.
+    let cost = &preview["cost"];
+    let planned = cost["planned_usd_month"].as_f64().unwrap();
+    assert_eq!(
+        (cost["now_usd_month"].as_f64(), cost["delta_usd_month"].as_f64()),
+        (Some(0.0), Some(planned)),
+        "{cost}"
+    );
+    let per_vpc: f64 = cost["vpcs"].as_array().unwrap().iter().map(|v| v["planned_usd_month"].as_f64().unwrap()).sum();
+    assert!(planned > 0.0 && (per_vpc - planned).abs() < 0.05, "{cost}");
+    // An option previewed before it is saved (scanners scaled to zero): the same creates,
+    // every scanner's price less; nothing stored.
+    let prices = garrison_catalog::prices::PriceTable::builtin();
+    let scanners: f64 = preview["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["op"] == "create" && a["spec"]["role"] == "scan")
+        .map(|a| {
+            let ty = a["spec"]["instance_type"].as_str().unwrap();
+            garrison_engine::plan::cost::monthly(&prices, a["region"].as_str().unwrap(), ty)
+        })
+        .sum();
+    assert!(scanners > 0.0, "{}", preview["actions"]);
+    let option = json!({"name": "scan_appliances_scaling", "scope": {"deployment_id": id},
+        "value": {"policy": "constant", "num_instances": 0}});
+    let dry = json_out(&garrison(&s, &["otis", "create_option", "--option", &option.to_string(), "--dry_run", "true"]));
+    assert_eq!((&dry["dry_run"], &dry["deployments"][0]["deployment_id"]), (&json!(true), &json!(id)), "{dry}");
+    let with = dry["deployments"][0]["cost"]["planned_usd_month"].as_f64().unwrap();
+    assert!((planned - with - scanners).abs() < 0.05, "planned {planned}, with the option {with}, scanners {scanners}");
+    assert_eq!(dry["deployments"][0]["counts"]["create"], preview["counts"]["create"]);
+    assert_eq!(json_out(&garrison(&s, &["otis", "list_options"])), json!([]), "a dry run stores nothing");
     let cfn = json_out(&garrison(
         &s,
         &["deployments", "plan_deployment", "--deployment_id", &id, "--format", "cloudformation"],
@@ -174,6 +206,10 @@ async fn estate_m_is_protected_hands_off_and_removed_cleanly() {
     assert!(failed.is_empty(), "{failed:#?}");
     let st = json_out(&garrison(&s, &["deployments", "get_deployment", "--deployment_id", &id, "--query", "status"]));
     assert_eq!(st["status"], "ok", "{st}");
+    // Each VPC's cost in the report; together the report's total.
+    let vpc_total: f64 = report["vpcs"].as_array().unwrap().iter().map(|v| v["monthly_usd"].as_f64().unwrap()).sum();
+    let total = report["monthly_appliance_usd"].as_f64().unwrap();
+    assert!(total > 0.0 && (vpc_total - total).abs() < 0.05, "{vpc_total} vs {total}");
     eprintln!("estate M protected in {took:?}: {} actions", report["outcomes"].as_array().unwrap().len());
     // Automatic mode put the rule manual mode's template describes.
     for region in [east, west, eu] {

@@ -30,6 +30,46 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 /// Options per account: a value for each name and scope, bounded.
 pub const MAX_OPTIONS: usize = 1000;
+/// Deployments a dry run plans at most (each is discovered afresh).
+pub const MAX_PREVIEWED: usize = 20;
+
+#[derive(Deserialize, utoipa::IntoParams, Default)]
+struct Preview {
+    /// Plan every deployment the option reaches with it in place and answer what would
+    /// change and cost; nothing is stored.
+    dry_run: Option<bool>,
+}
+
+/// The plans of the deployments `o` reaches with `o` in place of the stored option of its
+/// name and scope: actions, problems and the monthly cost before and after.
+async fn preview(s: &AppState, account_id: &str, o: &TuningOption) -> ApiResult<Value> {
+    let engine = s.engine.as_ref().ok_or_else(|| ApiError::Unavailable("this server runs without an engine".into()))?;
+    let mut options = s.store.list_options(account_id, None).await?;
+    options.retain(|x| x.id != o.id);
+    options.push(o.clone());
+    let deployments = match &o.scope.deployment_id {
+        Some(id) => s.store.get_deployment(account_id, id).await?.into_iter().collect(),
+        None => s.store.list_deployments(account_id).await?,
+    };
+    if deployments.len() > MAX_PREVIEWED {
+        return Err(ApiError::field(FieldError::new(
+            "scope.deployment_id",
+            format!("a deployment to preview (a dry run plans at most {MAX_PREVIEWED} deployments)"),
+            format!("an account-wide option reaching {} deployments", deployments.len()),
+        )));
+    }
+    let mut out = vec![];
+    for d in deployments {
+        let p = garrison_engine::protect::preview_with(engine, &d, Some(options.clone()))
+            .await
+            .map_err(|st| ApiError::Upstream(st.message.unwrap_or_default()))?;
+        out.push(json!({
+            "deployment_id": d.id, "name": d.name, "counts": p.plan.counts(), "actions": p.plan.actions,
+            "problems": p.plan.problems, "cost": p.cost,
+        }));
+    }
+    Ok(json!({"dry_run": true, "option": shown(o), "deployments": out}))
+}
 
 fn not_found(id: &str, account_id: &str) -> ApiError {
     ApiError::NotFound(format!("no option {id:?} in account {account_id}"))
@@ -90,19 +130,29 @@ async fn replan(s: &AppState, account_id: &str, o: &TuningOption) -> ApiResult<(
 }
 
 /// Create an option (one per name and scope: an existing one is a 409; update it instead).
+/// With `dry_run=true` nothing is stored: the answer is the plan and cost of every
+/// deployment the option reaches, as they would be with it.
 #[utoipa::path(post, path = "/otis/v3/{account_id}/options", tag = "otis", operation_id = "create_option",
-    params(("account_id" = String, Path)), security(("X-AIMS-Auth-Token" = [])),
-    responses((status = 201, body = TuningOption), (status = 400, description = "invalid field"), (status = 409, description = "the option exists")))]
+    params(("account_id" = String, Path), Preview), security(("X-AIMS-Auth-Token" = [])),
+    responses((status = 201, body = TuningOption), (status = 200, description = "dry run: {dry_run, option, deployments: [{deployment_id, counts, actions, problems, cost}]}"),
+        (status = 400, description = "invalid field"), (status = 409, description = "the option exists")))]
 async fn create_option(
     State(s): State<AppState>,
     caller: Caller,
     Path(account_id): Path<String>,
+    Query(q): Query<Preview>,
     bytes: Bytes,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     s.authorize(&caller, &account_id).await?;
     let o = parse(&body::parse(&bytes)?)?;
     check_size(&o)?;
     check_deployments(&s, &account_id, &o).await?;
+    if q.dry_run == Some(true) {
+        if s.store.get_option(&account_id, &o.id).await?.is_some() {
+            return Err(ApiError::Conflict(format!("option {} ({} at this scope) exists", o.id, o.name)));
+        }
+        return Ok((StatusCode::OK, Json(preview(&s, &account_id, &o).await?)));
+    }
     if s.store.list_options(&account_id, None).await?.len() >= MAX_OPTIONS {
         return Err(ApiError::Conflict(format!(
             "account {account_id} has {MAX_OPTIONS} options, the most it may have"
@@ -146,13 +196,16 @@ async fn get_option(
 }
 
 /// Change an option's value (its name and scope are its id: to move it, delete and create).
+/// With `dry_run=true` nothing is stored: the answer is the plan and cost of every
+/// deployment the option reaches, as they would be with the new value.
 #[utoipa::path(put, path = "/otis/v3/{account_id}/options/{option_id}", tag = "otis", operation_id = "update_option",
-    params(("account_id" = String, Path), ("option_id" = String, Path)), security(("X-AIMS-Auth-Token" = [])),
+    params(("account_id" = String, Path), ("option_id" = String, Path), Preview), security(("X-AIMS-Auth-Token" = [])),
     responses((status = 200, body = TuningOption), (status = 400, description = "invalid field"), (status = 404, description = "no such option")))]
 async fn update_option(
     State(s): State<AppState>,
     caller: Caller,
     Path((account_id, id)): Path<(String, String)>,
+    Query(q): Query<Preview>,
     bytes: Bytes,
 ) -> ApiResult<Json<Value>> {
     s.authorize(&caller, &account_id).await?;
@@ -173,6 +226,9 @@ async fn update_option(
     }
     check_size(&o)?;
     check_deployments(&s, &account_id, &o).await?;
+    if q.dry_run == Some(true) {
+        return Ok(Json(preview(&s, &account_id, &o).await?));
+    }
     if !s.store.update_option(&account_id, &o).await? {
         return Err(not_found(&id, &account_id));
     }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use garrison_engine::protect::preview;
+use garrison_engine::protect::preview_with;
 use garrison_model::FieldError;
 use garrison_model::protection::{TAG_DEPLOYMENT, TAG_OWNER, TAG_TENANT};
 use serde::Deserialize;
@@ -35,11 +35,11 @@ struct PlanQuery {
     format: Option<String>,
 }
 
-/// What protection would create, change or remove now, from a fresh discovery; nothing is
-/// written. `format=cloudformation` gives the creates as one template per region.
+/// What protection would create, change or remove now, from a fresh discovery, and the
+/// monthly appliance cost before and after (`cost`, in all and per VPC); nothing is written. `format=cloudformation` gives the creates as one template per region.
 #[utoipa::path(get, path = "/deployments/v1/{account_id}/deployments/{deployment_id}/plan", tag = "deployments", operation_id = "plan_deployment",
     params(("account_id" = String, Path), ("deployment_id" = String, Path), PlanQuery), security(("X-AIMS-Auth-Token" = [])),
-    responses((status = 200, description = "{actions, counts, problems} or {templates}"), (status = 404, description = "no such deployment"), (status = 502, description = "the AWS account could not be read")))]
+    responses((status = 200, description = "{actions, counts, problems, cost} or {templates}"), (status = 404, description = "no such deployment"), (status = 502, description = "the AWS account could not be read")))]
 async fn plan_deployment(
     State(s): State<AppState>,
     caller: Caller,
@@ -60,7 +60,8 @@ async fn plan_deployment(
     };
     let d = s.store.get_deployment(&account_id, &id).await?.ok_or_else(|| not_found(&id, &account_id))?;
     let engine = s.engine.as_ref().ok_or_else(|| ApiError::Unavailable("this server runs without an engine".into()))?;
-    let (plan, seen) = preview(engine, &d).await.map_err(|st| ApiError::Upstream(st.message.unwrap_or_default()))?;
+    let garrison_engine::protect::Preview { plan, seen, cost } =
+        preview_with(engine, &d, None).await.map_err(|st| ApiError::Upstream(st.message.unwrap_or_default()))?;
     if cfn {
         let owned = s.store.owned(&id).await?;
         let existing: BTreeMap<String, String> = owned.items.values().map(|o| (o.key.clone(), o.id.clone())).collect();
@@ -79,6 +80,7 @@ async fn plan_deployment(
         "counts": plan.counts(),
         "actions": plan.actions,
         "problems": plan.problems,
+        "cost": cost,
     })))
 }
 

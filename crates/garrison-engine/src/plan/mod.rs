@@ -1,6 +1,7 @@
 //! The pure centre of protection: what each VPC needs (`needs`), what the deployment
 //! should have (`desired`), and the difference as ordered actions (`planner`).
 
+pub mod cost;
 pub mod desired;
 pub mod needs;
 pub mod planner;

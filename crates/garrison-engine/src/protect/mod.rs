@@ -19,7 +19,7 @@ use crate::discover::{Observation, gap_warning, observe, session, status};
 use crate::error::EngineError;
 use crate::execute::Executor;
 use crate::plan::desired::Want;
-use crate::plan::{Inputs, plan_deployment, plan_with_desired};
+use crate::plan::{Inputs, plan_with_desired};
 use crate::{Engine, now};
 
 pub use removal::{Removal, uninstall};
@@ -70,8 +70,26 @@ fn regions_of(owned: &Owned) -> Vec<String> {
     r
 }
 
+/// A plan preview: what protection would do now, and what it would cost.
+pub struct Preview {
+    pub plan: Plan,
+    pub seen: Observation,
+    pub cost: garrison_model::report::CostChange,
+}
+
 /// The plan for `d` from a fresh discovery, without writing anything (plan preview).
 pub async fn preview(e: &Engine, d: &Deployment) -> Result<(Plan, Observation), Status> {
+    preview_with(e, d, None).await.map(|p| (p.plan, p.seen))
+}
+
+/// The plan for `d` and its cost from a fresh discovery, with the account's options or
+/// with `options` in their place (an option previewed before it is saved); nothing is
+/// written but the snapshot.
+pub async fn preview_with(
+    e: &Engine,
+    d: &Deployment,
+    options: Option<Vec<garrison_model::otis::TuningOption>>,
+) -> Result<Preview, Status> {
     // The preview's discovery stores a snapshot: it takes its turn with this process's runs
     // of the deployment rather than write under one of them.
     let _turn = e.lock(&d.id).await;
@@ -81,10 +99,18 @@ pub async fn preview(e: &Engine, d: &Deployment) -> Result<(Plan, Observation), 
         .await
         .map_err(|err| status(StatusKind::Error, Reason::StoreUnavailable, err.to_string()))?;
     let seen = observe(e, d, &regions_of(&owned)).await?;
-    let opts =
-        options(e, d).await.map_err(|err| status(StatusKind::Error, Reason::StoreUnavailable, err.to_string()))?;
-    let (plan, _) = plan_deployment(Some(d), &d.id, &seen.snapshot, &owned, &inputs(e, &opts));
-    Ok((plan, seen))
+    let opts = match options {
+        Some(o) => o,
+        None => self::options(e, d)
+            .await
+            .map_err(|err| status(StatusKind::Error, Reason::StoreUnavailable, err.to_string()))?,
+    };
+    let (plan, owned, want) = plan_with_desired(Some(d), &d.id, &seen.snapshot, &owned, &inputs(e, &opts));
+    let cost = crate::plan::cost::change(
+        &crate::plan::cost::now(&seen.snapshot, &owned, &e.prices),
+        &crate::plan::cost::planned(&want, &e.prices),
+    );
+    Ok(Preview { plan, seen, cost })
 }
 
 /// Discover, plan and (automatic mode) execute; records the report and the status.
@@ -282,6 +308,7 @@ async fn apply(
         scope: scope_summary(d, &vpcs, &seen.snapshot),
         vpcs,
         monthly_appliance_usd,
+        option_costs: crate::plan::cost::option_costs(d, &seen.snapshot, &inputs),
         trigger,
         freshness: None,
     };

@@ -110,7 +110,13 @@ pub fn summarize(owned: &Owned, running: &BTreeMap<String, bool>, prices: &Price
                 .collect(),
         }),
     };
-    let vpcs = vpcs.into_iter().map(|((region, vpc_id), appliances)| VpcView { region, vpc_id, appliances }).collect();
+    let vpcs = vpcs
+        .into_iter()
+        .map(|((region, vpc_id), appliances)| {
+            let monthly_usd = crate::plan::cost::cents(appliances.iter().map(|a| a.monthly_usd).sum());
+            VpcView { region, vpc_id, appliances, monthly_usd }
+        })
+        .collect();
     Summary { audit_source, vpcs, monthly_appliance_usd: (total * 100.0).round() / 100.0 }
 }
 
