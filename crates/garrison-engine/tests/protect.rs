@@ -493,3 +493,59 @@ async fn type_tag_and_scaling_options_change_exactly_what_they_say() {
     assert!(rs.subnets.iter().all(|s| !tagged(&s.tags, &d.id)));
     assert!(rs.security_groups.iter().all(|s| !tagged(&s.tags, &d.id)));
 }
+
+/// otis `predefined_security_subnet` on the emulator: the scanner is launched in the
+/// customer's subnet; garrison makes no subnet, route table, ACL or gateway in the VPC and
+/// leaves the customer's subnet, its routes and ACL exactly as they were, also after
+/// uninstall.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_predefined_subnet_is_used_and_never_changed() {
+    let moto = Moto::start().expect("the AWS emulator is required for this test");
+    let aws = Aws::from_config(moto.sdk_config("us-east-1").await);
+    let sessions = Arc::new(Sessions::new(aws.clone()));
+    let spec = EstateSpec { regions: vec!["us-east-1".into()], ..EstateSpec::s_bare() };
+    let est = estate::build(&sessions, &spec).await.unwrap();
+    let vpc = est.vpcs().find(|v| v.instances.iter().any(|i| i.running)).expect("a VPC with a running host").clone();
+    let theirs = vpc.subnets[0].0.clone();
+    let t = garrison_testkit::tenants::tenant(&aws, "predefined").await.unwrap();
+    let body = json!({"name": "o", "platform": {"type": "aws", "id": GARRISON}, "mode": "automatic",
+        "credentials": [{"id": t.credential, "purpose": "discover"}],
+        "scope": {"include": [{"type": "vpc", "key": format!("/aws/us-east-1/vpc/{}", vpc.id), "policy": {"id": ESSENTIALS}}]}});
+    let d: Deployment = t.deployment(&body).await.unwrap();
+    let option = garrison_model::otis::parse(&json!({"name": "predefined_security_subnet",
+        "scope": {"deployment_id": d.id, "vpc_key": format!("/aws/us-east-1/vpc/{}", vpc.id)},
+        "value": format!("/aws/us-east-1/subnet/{theirs}")}))
+    .unwrap();
+    assert!(t.store.create_option(&t.account, &option).await.unwrap());
+    // The customer's subnet as AWS describes it, with the route tables and ACLs naming it.
+    let view = |snap: &Snapshot| {
+        let rs = &snap.regions["us-east-1"];
+        let subnet = rs.subnets.iter().find(|s| s.id == theirs).map(|s| serde_json::to_value(s).unwrap());
+        let tables: Vec<Value> =
+            rs.route_tables.iter().filter(|r| r.vpc_id == vpc.id).map(|r| serde_json::to_value(r).unwrap()).collect();
+        let acls: Vec<Value> =
+            rs.network_acls.iter().filter(|a| a.vpc_id == vpc.id).map(|a| serde_json::to_value(a).unwrap()).collect();
+        (subnet, tables, acls)
+    };
+    let before = garrison_cloud::discovery::discover(&aws, &spec.regions, 0).await;
+    let e = Engine::new(t.store.clone(), sessions.clone(), GARRISON.into());
+    let r = reconcile(&e, &d).await.unwrap();
+    assert!(r.outcomes.iter().all(|o| o.result == "done"), "{:#?}", r.outcomes);
+    let snap = garrison_cloud::discovery::discover(&aws, &spec.regions, 0).await;
+    let rs = &snap.regions["us-east-1"];
+    let scanner =
+        rs.instances.iter().find(|i| tagged(&i.tags, &d.id) && i.state == "running").expect("the scanner runs");
+    assert_eq!(scanner.subnet_id.as_deref(), Some(theirs.as_str()), "in the customer's subnet");
+    assert!(rs.subnets.iter().all(|s| !tagged(&s.tags, &d.id)), "no subnet of garrison's");
+    assert!(rs.route_tables.iter().all(|s| !tagged(&s.tags, &d.id)), "no route table of garrison's");
+    assert!(rs.network_acls.iter().all(|s| !tagged(&s.tags, &d.id)), "no ACL of garrison's");
+    assert!(rs.internet_gateways.iter().all(|s| !tagged(&s.tags, &d.id)), "no gateway of garrison's");
+    assert_eq!(view(&snap), view(&before), "the customer's subnet, routes and ACLs are as they were");
+    assert!(reconcile(&e, &d).await.unwrap().plan.actions.is_empty(), "planning again changes nothing");
+
+    assert!(t.store.request_removal(&t.account, &d.id, "u").await.unwrap());
+    let removal = uninstall(&e, &d).await.unwrap();
+    assert!(removal.verified, "{:?} {:#?}", removal.remaining, removal.outcomes);
+    let after = garrison_cloud::discovery::discover(&aws, &spec.regions, 0).await;
+    assert_eq!(view(&after), view(&before), "after uninstall too");
+}

@@ -122,7 +122,7 @@ pub const OPTIONS: &[(&str, Effect)] = &[
         Effect::NotApplied("scan jobs run inside the appliance, which garrison does not configure"),
     ),
     ("no_stats_interval_hours", Effect::NotApplied("garrison does not collect appliance statistics yet")),
-    ("predefined_security_subnet", Effect::NotApplied("stored; garrison builds its own security subnet for now")),
+    ("predefined_security_subnet", Effect::Applied),
     ("prohibit_cross_az_connection", Effect::NotApplied("garrison runs no agents")),
     ("scan_appliance_instance_type", Effect::Applied),
     ("scan_appliances_scaling", Effect::Applied),

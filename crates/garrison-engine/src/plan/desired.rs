@@ -361,6 +361,22 @@ impl Builder<'_> {
         let dep = self.d.id.clone();
         let tenant = self.d.account_id.clone();
         let t = tuning::for_vpc(self.inputs.options, &dep, region, vpc);
+        // The customer's subnet for the appliances of its zone (otis), as discovery read it.
+        let predefined = match &t.predefined_subnet {
+            None => None,
+            Some(id) => match rs.subnets.iter().find(|s| &s.id == id && s.vpc_id == vpc) {
+                Some(s) => Some((s.id.clone(), s.zone.clone())),
+                None => {
+                    self.out.problems.push(format!(
+                        "{region} {vpc}: predefined_security_subnet {id} is not a subnet of the VPC: no appliance is placed there until it is"
+                    ));
+                    if n.detect() {
+                        self.flow_logs(rs, region, vpc);
+                    }
+                    return;
+                }
+            },
+        };
         let scanner_key = keys::vpc(region, vpc, "scanner");
         // Where the appliances go: kept where they are, else where most hosts are.
         let mut zones: BTreeMap<String, Vec<(Role, bool)>> = BTreeMap::new();
@@ -369,7 +385,7 @@ impl Builder<'_> {
             _ => None,
         };
         if n.scan || self.built(&scanner_key) {
-            let zone = owned_zone(&scanner_key).or_else(|| {
+            let zone = predefined.as_ref().map(|(_, z)| z.clone()).or_else(|| owned_zone(&scanner_key)).or_else(|| {
                 let mut by: Vec<(&String, &usize)> = n.zone_hosts.iter().collect();
                 by.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
                 by.first().map(|(z, _)| (*z).clone())
@@ -403,11 +419,14 @@ impl Builder<'_> {
         if zones.is_empty() {
             return;
         }
-        // The gateway: the VPC's own when it has one (a VPC takes only one), else ours.
+        // The gateway: the VPC's own when it has one (a VPC takes only one), else ours; none
+        // when every appliance goes in the customer's subnet (its routing is the customer's).
         let igw_key = keys::vpc(region, vpc, "igw");
+        let own_subnets = zones.keys().any(|z| predefined.as_ref().is_none_or(|(_, pz)| pz != z));
         let theirs =
             rs.internet_gateways.iter().find(|g| g.vpc_ids.iter().any(|v| v == vpc) && !is_ours(&g.tags, &dep));
         match theirs {
+            _ if !own_subnets => {}
             Some(g) if !self.built(&igw_key) => {
                 let id = g.id.clone();
                 self.adopt(&igw_key, region, ResKind::InternetGateway, &id, None)
@@ -438,6 +457,12 @@ impl Builder<'_> {
         // The operator's block for the scanner's subnet (otis), used when garrison makes it.
         let scan_block = t.scan_block;
         for (zone, roles) in &zones {
+            if let Some((id, _)) = predefined.as_ref().filter(|(_, pz)| pz == zone) {
+                let key = keys::zone(region, vpc, zone, "predefined_subnet");
+                self.adopt(&key, region, ResKind::Subnet, id, None);
+                self.appliances(n, &t, (zone, roles), &key, &mut groups_needed);
+                continue;
+            }
             let subnet_key = keys::zone(region, vpc, zone, "subnet");
             let wants_block = scan_block.filter(|_| roles.iter().any(|(r, _)| *r == Role::Scan));
             let cidr = match (self.owned_spec(&subnet_key), wants_block) {
@@ -486,50 +511,7 @@ impl Builder<'_> {
                 false,
                 tags,
             );
-            for (role, running) in roles {
-                let (base, group_key, tags, count) = match role {
-                    Role::Scan => (scanner_key.clone(), keys::vpc(region, vpc, "scan_sg"), &t.scan_tags, t.scanners),
-                    Role::Ids => (
-                        keys::zone(region, vpc, zone, "ids"),
-                        keys::vpc(region, vpc, "ids_sg"),
-                        &t.ids_tags,
-                        Some(t.ids_per_zone),
-                    ),
-                };
-                // Scaling adds appliances beside the first while they are to run; one kept
-                // stopped stays one.
-                let count = if *running { count.unwrap_or(1).max(1) } else { 1 };
-                for i in 1..=count {
-                    let key = tuning::nth(&base, i);
-                    let kept = match self.owned_spec(&key) {
-                        Some(Spec::Appliance { instance_type, .. }) => Some(instance_type.clone()),
-                        _ => None,
-                    };
-                    let Some(instance_type) = self.appliance_type((region, vpc, zone), *role, kept, &t) else {
-                        self.out
-                            .problems
-                            .push(format!("{region} {zone}: no {role:?} appliance instance type is offered"));
-                        continue;
-                    };
-                    groups_needed.insert(*role);
-                    let image = self.inputs.images.image(*role, region);
-                    self.build_tagged(
-                        key,
-                        region,
-                        Spec::Appliance {
-                            role: *role,
-                            vpc: vpc.into(),
-                            zone: zone.clone(),
-                            instance_type,
-                            image,
-                            subnet: subnet_key.clone(),
-                            group: group_key.clone(),
-                        },
-                        *running,
-                        tags.clone(),
-                    );
-                }
-            }
+            self.appliances(n, &t, (zone, roles), &subnet_key, &mut groups_needed);
         }
         for role in groups_needed {
             let (key, spec, tags) = match role {
@@ -545,6 +527,62 @@ impl Builder<'_> {
                 ),
             };
             self.build_tagged(key, region, spec, false, tags);
+        }
+    }
+
+    /// The appliances of one zone, in the subnet under `subnet_key`: for each role, as many
+    /// as the scaling options say (one while kept stopped), of the type the options allow.
+    fn appliances(
+        &mut self,
+        n: &VpcNeed,
+        t: &VpcTuning,
+        (zone, roles): (&String, &Vec<(Role, bool)>),
+        subnet_key: &str,
+        groups_needed: &mut BTreeSet<Role>,
+    ) {
+        let (region, vpc) = (n.region.as_str(), n.vpc_id.as_str());
+        let scanner_key = keys::vpc(region, vpc, "scanner");
+        for (role, running) in roles {
+            let (base, group_key, tags, count) = match role {
+                Role::Scan => (scanner_key.clone(), keys::vpc(region, vpc, "scan_sg"), &t.scan_tags, t.scanners),
+                Role::Ids => (
+                    keys::zone(region, vpc, zone, "ids"),
+                    keys::vpc(region, vpc, "ids_sg"),
+                    &t.ids_tags,
+                    Some(t.ids_per_zone),
+                ),
+            };
+            // Scaling adds appliances beside the first while they are to run; one kept
+            // stopped stays one.
+            let count = if *running { count.unwrap_or(1).max(1) } else { 1 };
+            for i in 1..=count {
+                let key = tuning::nth(&base, i);
+                let kept = match self.owned_spec(&key) {
+                    Some(Spec::Appliance { instance_type, .. }) => Some(instance_type.clone()),
+                    _ => None,
+                };
+                let Some(instance_type) = self.appliance_type((region, vpc, zone), *role, kept, t) else {
+                    self.out.problems.push(format!("{region} {zone}: no {role:?} appliance instance type is offered"));
+                    continue;
+                };
+                groups_needed.insert(*role);
+                let image = self.inputs.images.image(*role, region);
+                self.build_tagged(
+                    key,
+                    region,
+                    Spec::Appliance {
+                        role: *role,
+                        vpc: vpc.into(),
+                        zone: zone.clone(),
+                        instance_type,
+                        image,
+                        subnet: subnet_key.to_string(),
+                        group: group_key.clone(),
+                    },
+                    *running,
+                    tags.clone(),
+                );
+            }
         }
     }
 

@@ -245,13 +245,15 @@ pub fn plan(desired: &Desired, snap: &Snapshot, owned: &Owned) -> Plan {
                     continue;
                 }
                 let observed = seen(snap, o);
-                // An appliance of another type than wanted (the operator chose one): its
-                // replacement is launched first, and the old one terminated once it runs.
+                // An appliance of another type than wanted, or wanted in another subnet (the
+                // operator chose them): its replacement is launched first, and the old one
+                // terminated once it runs.
                 if let (
-                    Spec::Appliance { instance_type, .. },
+                    Spec::Appliance { instance_type, zone, subnet, .. },
                     Seen::Present(Observed::Instance { instance_type: had, .. }),
                 ) = (spec, &observed)
-                    && instance_type != had
+                    && (instance_type != had
+                        || matches!(&o.spec, Some(Spec::Appliance { zone: z, subnet: s, .. }) if z != zone || s != subnet))
                 {
                     actions.push(create);
                     actions.push(act(&retired(key), &o.region, o.kind, Op::Delete { id: o.id.clone() }));

@@ -1531,6 +1531,17 @@ fn random_options(w: &World, seed: u64) -> Vec<garrison_model::otis::TuningOptio
             out.push(o);
         }
     }
+    // The customer's subnet for one VPC's appliances, now and then.
+    for (region, rs) in &w.snap.regions {
+        for s in rs.subnets.iter().filter(|s| !s.tags.contains_key(TAG_KEY)).filter(|_| r.chance(20)) {
+            let o = json!({"name": "predefined_security_subnet",
+                "scope": {"deployment_id": DEP, "vpc_key": format!("/aws/{region}/vpc/{}", s.vpc_id)},
+                "value": format!("/aws/{region}/subnet/{}", s.id)});
+            let o = garrison_model::otis::parse(&o).unwrap();
+            out.retain(|x: &garrison_model::otis::TuningOption| x.id != o.id);
+            out.push(o);
+        }
+    }
     out
 }
 
@@ -1553,4 +1564,74 @@ proptest! {
         prop_assert!(w.owned.items.is_empty());
         prop_assert_eq!(serde_json::to_string(&w.snap.customer_view()).unwrap(), before_customer);
     }
+}
+
+/// otis `predefined_security_subnet`: the appliances of the subnet's zone go in the
+/// customer's subnet, adopted and never changed (no route table, ACL or tags of garrison's
+/// there); other zones get garrison's own; a subnet the VPC does not have is a problem and
+/// nothing is placed. The option gone, those appliances move to a subnet of garrison's
+/// (replaced, launched first) and the customer's subnet is only forgotten.
+#[test]
+fn a_predefined_subnet_takes_the_appliances_of_its_zone_and_is_never_changed() {
+    let mut w = estate();
+    let d = w.deployment.clone();
+    w.options = vec![option(
+        &w,
+        "predefined_security_subnet",
+        json!({"vpc_key": VPC_A}),
+        json!("/aws/us-east-1/subnet/subnet-000000a1"),
+    )];
+    let customer_before = w.snap.regions["us-east-1"].subnets.iter().find(|s| s.id == "subnet-000000a1").cloned();
+    let (p, _) = w.plan(Some(&d));
+    assert!(
+        p.actions.iter().any(|a| a.key == "us-east-1/vpc-0000000a/us-east-1a/predefined_subnet"
+            && a.op == Op::Adopt { id: "subnet-000000a1".into() }),
+        "{:?}",
+        p.actions
+    );
+    for k in ["subnet", "route_table", "nacl"] {
+        assert!(!p.actions.iter().any(|a| a.key == format!("us-east-1/vpc-0000000a/us-east-1a/{k}")), "no {k} in 1a");
+    }
+    assert!(p.actions.iter().any(|a| a.key == "us-east-1/vpc-0000000a/us-east-1b/subnet"), "1b gets garrison's");
+    w.converge(Some(&d));
+    let subnet_of = |w: &World, key: &str| match &w.owned.items[key].spec {
+        Some(Spec::Appliance { subnet, zone, .. }) => (zone.clone(), w.owned.items[subnet].id.clone()),
+        _ => panic!("{key}"),
+    };
+    assert_eq!(subnet_of(&w, "us-east-1/vpc-0000000a/scanner"), ("us-east-1a".into(), "subnet-000000a1".into()));
+    assert_eq!(subnet_of(&w, "us-east-1/vpc-0000000a/us-east-1a/ids").1, "subnet-000000a1");
+    assert_ne!(subnet_of(&w, "us-east-1/vpc-0000000a/us-east-1b/ids").1, "subnet-000000a1");
+    assert_eq!(
+        w.snap.regions["us-east-1"].subnets.iter().find(|s| s.id == "subnet-000000a1").cloned(),
+        customer_before,
+        "the customer's subnet is as it was"
+    );
+    assert!(w.plan(Some(&d)).0.is_empty());
+
+    // A subnet of another VPC (or gone): said, and nothing placed in the VPC.
+    let mut bad = estate();
+    bad.options = vec![option(
+        &bad,
+        "predefined_security_subnet",
+        json!({"vpc_key": VPC_A}),
+        json!("/aws/us-east-1/subnet/subnet-0000ffff"),
+    )];
+    let (p, _) = bad.plan(Some(&d));
+    assert!(
+        p.problems.iter().any(|m| m.contains("subnet-0000ffff") && m.contains("not a subnet of the VPC")),
+        "{:?}",
+        p.problems
+    );
+    assert!(!p.actions.iter().any(|a| a.key.starts_with("us-east-1/vpc-0000000a/") && a.kind == ResKind::Appliance));
+
+    // The option gone: the appliances move to garrison's subnet, the customer's is forgotten.
+    let scanner_before = w.owned.items["us-east-1/vpc-0000000a/scanner"].id.clone();
+    w.options.clear();
+    let (p, _) = w.plan(Some(&d));
+    assert!(p.actions.iter().any(|a| a.key == "retired/us-east-1/vpc-0000000a/scanner"), "{:?}", p.actions);
+    assert!(p.actions.iter().any(|a| a.key.ends_with("1a/predefined_subnet") && matches!(a.op, Op::Forget { .. })));
+    w.converge(Some(&d));
+    assert_ne!(w.owned.items["us-east-1/vpc-0000000a/scanner"].id, scanner_before);
+    assert_ne!(subnet_of(&w, "us-east-1/vpc-0000000a/scanner").1, "subnet-000000a1");
+    assert!(w.snap.regions["us-east-1"].subnets.iter().any(|s| s.id == "subnet-000000a1"), "never removed");
 }

@@ -20,6 +20,8 @@ pub const IDS_SCALING: &str = "ids_appliances_scaling";
 pub const TAGS: &str = "security_resource_tags";
 pub const SCAN_TAGS: &str = "scan_security_resource_tags";
 pub const IDS_TAGS: &str = "ids_security_resource_tags";
+/// The customer's subnet for the appliances of its zone (adopted, never changed).
+pub const PREDEFINED_SUBNET: &str = "predefined_security_subnet";
 
 /// The value of option `name` that resolves for a VPC of the deployment, if any.
 pub fn option_for<'a>(
@@ -55,6 +57,8 @@ pub struct VpcTuning {
     /// IDS appliances per protected zone.
     pub ids_per_zone: u64,
     pub scan_block: Option<Ipv4Net>,
+    /// The id of the customer's subnet the appliances of its zone go in.
+    pub predefined_subnet: Option<String>,
 }
 
 fn tag_map(o: Option<&TuningOption>) -> Tags {
@@ -95,6 +99,10 @@ pub fn for_vpc(options: &[TuningOption], deployment_id: &str, region: &str, vpc:
         scanners,
         ids_per_zone,
         scan_block: text(SCAN_SUBNET).and_then(|c| c.parse().ok()),
+        predefined_subnet: text(PREDEFINED_SUBNET).and_then(|k| match garrison_model::scope::AssetKey::parse(&k) {
+            Some(garrison_model::scope::AssetKey::Subnet { subnet, .. }) => Some(subnet),
+            _ => None,
+        }),
     }
 }
 
