@@ -212,21 +212,16 @@ impl Doc<'_> {
                     json!({"RouteTableId": {"Ref": id}, "SubnetId": self.id(subnet)}),
                 );
             }
-            Spec::NetworkAcl { vpc, subnet, vpc_cidr } => {
+            Spec::NetworkAcl { vpc, subnet, vpc_cidr, peers } => {
                 self.put(id.clone(), "AWS::EC2::NetworkAcl", json!({"VpcId": vpc, "Tags": tags}));
-                let entries = [
-                    ("InVpc", 100, false, -1, vpc_cidr.as_str(), None),
-                    ("InTcpReplies", 110, false, 6, "0.0.0.0/0", Some((1024, 65535))),
-                    ("InUdpReplies", 120, false, 17, "0.0.0.0/0", Some((1024, 65535))),
-                    ("OutAll", 100, true, -1, "0.0.0.0/0", None),
-                ];
-                for (n, rule, egress, proto, cidr, ports) in entries {
-                    let mut p = json!({"NetworkAclId": {"Ref": id}, "RuleNumber": rule, "Egress": egress, "Protocol": proto,
-                                       "RuleAction": "allow", "CidrBlock": cidr});
-                    if let Some((from, to)) = ports {
+                for e in garrison_model::protection::acl_entries(vpc_cidr, peers) {
+                    let proto: i32 = e.protocol.parse().unwrap_or(-1);
+                    let mut p = json!({"NetworkAclId": {"Ref": id}, "RuleNumber": e.rule, "Egress": e.egress, "Protocol": proto,
+                                       "RuleAction": "allow", "CidrBlock": e.cidr});
+                    if let Some((from, to)) = e.ports {
                         p["PortRange"] = json!({"From": from, "To": to});
                     }
-                    self.put(format!("{id}{n}"), "AWS::EC2::NetworkAclEntry", p);
+                    self.put(format!("{id}{}", e.name), "AWS::EC2::NetworkAclEntry", p);
                 }
                 self.put(
                     format!("{id}Association"),

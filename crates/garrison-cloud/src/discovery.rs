@@ -183,6 +183,44 @@ async fn flow_logs(aws: &Aws) -> Result<Vec<FlowLog>, CloudError> {
     Ok(out)
 }
 
+/// Active VPC peerings and available transit gateway VPC attachments (what lets a hub VPC's
+/// appliances protect another VPC).
+async fn connections(aws: &Aws) -> Result<Vec<Connection>, CloudError> {
+    let mut out = vec![];
+    pages!(aws, "ec2", "DescribeVpcPeeringConnections", aws.ec2().describe_vpc_peering_connections(), |p| {
+        for c in p.vpc_peering_connections() {
+            let active = c.status().and_then(|s| s.code()).is_some_and(|s| s.as_str() == "active");
+            let vpc = |i: Option<&aws_sdk_ec2::types::VpcPeeringConnectionVpcInfo>| {
+                i.and_then(|i| i.vpc_id()).map(str::to_string)
+            };
+            if let (true, Some(a), Some(b)) = (active, vpc(c.requester_vpc_info()), vpc(c.accepter_vpc_info())) {
+                let id = c.vpc_peering_connection_id().unwrap_or_default().to_string();
+                out.push(Connection { id, kind: "peering".into(), via: None, vpcs: vec![a, b] });
+            }
+        }
+    });
+    pages!(
+        aws,
+        "ec2",
+        "DescribeTransitGatewayVpcAttachments",
+        aws.ec2().describe_transit_gateway_vpc_attachments(),
+        |p| {
+            for a in p.transit_gateway_vpc_attachments() {
+                let available = a.state().is_some_and(|s| s.as_str() == "available");
+                if let (true, Some(vpc)) = (available, a.vpc_id()) {
+                    out.push(Connection {
+                        id: a.transit_gateway_attachment_id().unwrap_or_default().into(),
+                        kind: "transit_gateway".into(),
+                        via: a.transit_gateway_id().map(str::to_string),
+                        vpcs: vec![vpc.to_string()],
+                    });
+                }
+            }
+        }
+    );
+    Ok(out)
+}
+
 async fn trails(aws: &Aws, region: &str) -> Result<Vec<Trail>, CloudError> {
     aws.pace("cloudtrail").await;
     let ct = aws.cloudtrail();
@@ -394,7 +432,7 @@ pub async fn discover_region(aws: &Aws, region: &str) -> RegionSnapshot {
             None => tokio::join!(zones(&a), offerings(&a, &types)),
         }
     };
-    let ((z, of), v, s, i, sg, rt, na, ig, fl, tr, gd, cr, ec, ek) = tokio::join!(
+    let ((z, of), v, s, i, sg, rt, na, ig, fl, tr, gd, cr, ec, ek, cn) = tokio::join!(
         facts,
         vpcs(&a),
         subnets(&a),
@@ -409,6 +447,7 @@ pub async fn discover_region(aws: &Aws, region: &str) -> RegionSnapshot {
         config_recorders(&a),
         ecs_clusters(&a),
         eks_clusters(&a),
+        connections(&a),
     );
     if let (Some(r), false, Ok(z), Ok(o)) = (&a.reuse, reused, &z, &of) {
         r.keep_facts(&a.account, region, (z.clone(), o.clone()));
@@ -430,6 +469,7 @@ pub async fn discover_region(aws: &Aws, region: &str) -> RegionSnapshot {
         ecs_clusters: settle(&mut st, Kind::EcsClusters, ec),
         eks_clusters: settle(&mut st, Kind::EksClusters, ek),
         offerings: settle(&mut st, Kind::Offerings, of),
+        connections: settle(&mut st, Kind::Connections, cn),
         status: st,
     }
 }
@@ -515,6 +555,7 @@ pub async fn discover_sequential(aws: &Aws, regions: &[String], now: i64) -> Sna
             ecs_clusters: settle(&mut st, Kind::EcsClusters, ecs_clusters(&a).await),
             eks_clusters: settle(&mut st, Kind::EksClusters, eks_clusters(&a).await),
             offerings: settle(&mut st, Kind::Offerings, offerings(&a, &appliance_types()).await),
+            connections: settle(&mut st, Kind::Connections, connections(&a).await),
             status: BTreeMap::new(),
         };
         out.insert(r.clone(), RegionSnapshot { status: st, ..snap });

@@ -39,14 +39,13 @@ pub fn picture(
     report_vpcs: &[VpcView],
     options: &[garrison_model::otis::TuningOption],
 ) -> Value {
-    let needs: BTreeMap<(String, String), _> = needs(d, snap, &garrison_catalog::policies::all())
-        .into_iter()
-        .map(|mut n| {
-            crate::plan::needs::place_ids(&mut n, &d.id, options);
-            n
-        })
-        .map(|n| ((n.region.clone(), n.vpc_id.clone()), n))
-        .collect();
+    let mut all = needs(d, snap, &garrison_catalog::policies::all());
+    for n in &mut all {
+        crate::plan::needs::place_ids(n, &d.id, options);
+    }
+    crate::plan::needs::cross_network(&mut all, &d.id, snap, options);
+    let needs: BTreeMap<(String, String), _> =
+        all.into_iter().map(|n| ((n.region.clone(), n.vpc_id.clone()), n)).collect();
     let mut counts: BTreeMap<&str, usize> = ["protected", "unprotected", "excluded", "idle"].map(|k| (k, 0)).into();
     let mut regions = vec![];
     for (region, rs) in &snap.regions {
@@ -55,12 +54,14 @@ pub fn picture(
         for v in &rs.vpcs {
             let cov =
                 coverage(&d.scope, Place { region, vpc: Some(&v.id), vpc_tags: Some(&v.tags), ..Default::default() });
+            let need = needs.get(&(region.clone(), v.id.clone()));
+            // A spoke is judged by its hub's appliances (which watch it from any zone).
+            let hub = need.and_then(|n| n.hub.clone());
             let apps: &[ApplianceView] = report_vpcs
                 .iter()
-                .find(|x| &x.region == region && x.vpc_id == v.id)
+                .find(|x| &x.region == region && x.vpc_id == *hub.as_ref().unwrap_or(&v.id))
                 .map(|x| x.appliances.as_slice())
                 .unwrap_or_default();
-            let need = needs.get(&(region.clone(), v.id.clone()));
             let excluded = !cov.is_included() && need.is_none_or(|n| n.hosts == 0);
             let mut zones: BTreeMap<String, (usize, usize)> = BTreeMap::new();
             for s in rs.subnets.iter().filter(|s| s.vpc_id == v.id) {
@@ -81,8 +82,9 @@ pub fn picture(
                     let counted = need.and_then(|n| n.zone_hosts.get(zone)).copied().unwrap_or(0);
                     let ids_needed = need.is_some_and(|n| n.ids_zones.contains(zone));
                     let needed = counted > 0 && (scan_needed || ids_needed);
-                    let have = (!scan_needed || has_scanner)
-                        && (!ids_needed || running_appliance(apps, Role::Ids, Some(zone)));
+                    let ids_zone = if hub.is_some() { None } else { Some(zone.as_str()) };
+                    let have =
+                        (!scan_needed || has_scanner) && (!ids_needed || running_appliance(apps, Role::Ids, ids_zone));
                     let status = if excluded || (*running > 0 && counted == 0) {
                         "excluded"
                     } else {
@@ -90,7 +92,7 @@ pub fn picture(
                     };
                     json!({"zone": zone, "status": status, "hosts_running": running, "hosts_stopped": stopped,
                            "hosts_in_scope": counted,
-                           "appliances": apps.iter().filter(|a| &a.zone == zone).collect::<Vec<_>>()})
+                           "appliances": apps.iter().filter(|a| hub.is_none() && &a.zone == zone).collect::<Vec<_>>()})
                 })
                 .collect();
             let needed = need.is_some_and(|n| n.hosts > 0 && (n.scan || !n.ids_zones.is_empty()));
@@ -109,6 +111,7 @@ pub fn picture(
                 "hosts_in_scope": need.map_or(0, |n| n.hosts),
                 "zones": zone_views,
                 "appliances": apps,
+                "protected_by": hub,
             }));
         }
         regions.push(json!({

@@ -549,3 +549,95 @@ async fn a_predefined_subnet_is_used_and_never_changed() {
     let after = garrison_cloud::discovery::discover(&aws, &spec.regions, 0).await;
     assert_eq!(view(&after), view(&before), "after uninstall too");
 }
+
+/// otis `cross_network_protection` on the emulator, over a VPC peering and over a transit
+/// gateway: discovery reads both; the two spokes get no appliances, the hub's scanner
+/// reaches them (its group's rules and its subnet's ACL name their CIDRs); planning again
+/// is empty; without the options each spoke gets its own scanner back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hub_protects_spokes_over_a_peering_and_a_transit_gateway() {
+    let moto = Moto::start().expect("the AWS emulator is required for this test");
+    let aws = Aws::from_config(moto.sdk_config("us-east-1").await);
+    let sessions = Arc::new(Sessions::new(aws.clone()));
+    let spec = EstateSpec { regions: vec!["us-east-1".into()], vpcs: 6, instances: 18, ..EstateSpec::s_bare() };
+    let est = estate::build(&sessions, &spec).await.unwrap();
+    let inhabited: Vec<_> = est.vpcs().filter(|v| v.instances.iter().any(|i| i.running)).cloned().collect();
+    assert!(inhabited.len() >= 3, "three VPCs with running hosts");
+    let (hub, peered, attached) = (&inhabited[0], &inhabited[1], &inhabited[2]);
+    let ec2 = aws.ec2();
+    let pcx = ec2.create_vpc_peering_connection().vpc_id(&hub.id).peer_vpc_id(&peered.id).send().await.unwrap();
+    let pcx_id = pcx.vpc_peering_connection().unwrap().vpc_peering_connection_id().unwrap().to_string();
+    ec2.accept_vpc_peering_connection().vpc_peering_connection_id(&pcx_id).send().await.unwrap();
+    let tgw = ec2.create_transit_gateway().send().await.unwrap();
+    let tgw_id = tgw.transit_gateway().unwrap().transit_gateway_id().unwrap().to_string();
+    for v in [hub, attached] {
+        ec2.create_transit_gateway_vpc_attachment()
+            .transit_gateway_id(&tgw_id)
+            .vpc_id(&v.id)
+            .subnet_ids(&v.subnets[0].0)
+            .send()
+            .await
+            .unwrap();
+    }
+    let snap = garrison_cloud::discovery::discover(&aws, &spec.regions, 0).await;
+    let rs = &snap.regions["us-east-1"];
+    assert!(rs.connected(&hub.id, &peered.id).is_some_and(|c| c.kind == "peering"), "{:?}", rs.connections);
+    assert!(rs.connected(&hub.id, &attached.id).is_some_and(|c| c.kind == "transit_gateway"), "{:?}", rs.connections);
+    assert!(rs.connected(&peered.id, &attached.id).is_none());
+
+    let t = garrison_testkit::tenants::tenant(&aws, "hub").await.unwrap();
+    let body = json!({"name": "h", "platform": {"type": "aws", "id": GARRISON}, "mode": "automatic",
+        "credentials": [{"id": t.credential, "purpose": "discover"}],
+        "scope": {"include": [{"type": "region", "key": "/aws/us-east-1", "policy": {"id": ESSENTIALS}}]}});
+    let d: Deployment = t.deployment(&body).await.unwrap();
+    let mut ids = vec![];
+    for spoke in [peered, attached] {
+        let o = garrison_model::otis::parse(&json!({"name": "cross_network_protection",
+            "scope": {"deployment_id": d.id, "vpc_key": format!("/aws/us-east-1/vpc/{}", spoke.id)},
+            "value": {"deployment_id": d.id, "vpc_key": format!("/aws/us-east-1/vpc/{}", hub.id)}}))
+        .unwrap();
+        assert!(t.store.create_option(&t.account, &o).await.unwrap());
+        ids.push(o.id);
+    }
+    let e = Engine::new(t.store.clone(), sessions.clone(), GARRISON.into());
+    let r = reconcile(&e, &d).await.unwrap();
+    assert!(r.outcomes.iter().all(|o| o.result == "done"), "{:#?}", r.outcomes);
+    let scanners = || async {
+        let snap = garrison_cloud::discovery::discover(&aws, &spec.regions, 0).await;
+        let rs = snap.regions["us-east-1"].clone();
+        let s: BTreeMap<String, String> = rs
+            .instances
+            .iter()
+            .filter(|i| tagged(&i.tags, &d.id) && i.state == "running")
+            .map(|i| (i.vpc_id.clone().unwrap(), i.id.clone()))
+            .collect();
+        (s, rs)
+    };
+    let (s, rs) = scanners().await;
+    assert!(s.contains_key(&hub.id), "the hub's scanner: {s:?}");
+    for spoke in [peered, attached] {
+        assert!(!s.contains_key(&spoke.id), "{}: no appliance of its own", spoke.id);
+        assert!(rs.subnets.iter().all(|x| x.vpc_id != spoke.id || !tagged(&x.tags, &d.id)));
+        let group = rs
+            .security_groups
+            .iter()
+            .find(|g| g.vpc_id.as_deref() == Some(hub.id.as_str()) && tagged(&g.tags, &d.id))
+            .unwrap();
+        assert!(group.egress.iter().any(|r| r.cidrs.contains(&spoke.cidr)), "{}: {:?}", spoke.cidr, group.egress);
+        let acl = rs.network_acls.iter().find(|a| a.vpc_id == hub.id && tagged(&a.tags, &d.id)).unwrap();
+        let entries = ec2.describe_network_acls().network_acl_ids(&acl.id).send().await.unwrap();
+        let cidrs: Vec<String> =
+            entries.network_acls()[0].entries().iter().filter_map(|x| x.cidr_block().map(str::to_string)).collect();
+        assert!(cidrs.contains(&spoke.cidr), "{}: {cidrs:?}", spoke.cidr);
+    }
+    assert!(reconcile(&e, &d).await.unwrap().plan.actions.is_empty(), "planning again changes nothing");
+
+    for id in &ids {
+        assert!(t.store.delete_option(&t.account, id).await.unwrap());
+    }
+    let r = reconcile(&e, &d).await.unwrap();
+    assert!(r.outcomes.iter().all(|o| o.result == "done"), "{:#?}", r.outcomes);
+    let (s, _) = scanners().await;
+    assert!(s.contains_key(&peered.id) && s.contains_key(&attached.id), "each spoke its own again: {s:?}");
+    assert!(reconcile(&e, &d).await.unwrap().plan.actions.is_empty());
+}

@@ -101,7 +101,7 @@ pub enum Effect {
 pub const OPTIONS: &[(&str, Effect)] = &[
     ("abs_follow_internal_scan_schedules", Effect::NotApplied("garrison runs no agents")),
     ("agent_assisted_decryption", Effect::NotApplied("garrison runs no agents")),
-    ("cross_network_protection", Effect::NotApplied("stored; hub-and-spoke placement is not planned yet")),
+    ("cross_network_protection", Effect::Applied),
     ("custom_routing", Effect::NotApplied("garrison's appliances use the VPC's own routing")),
     (
         "discovery_scan_frequency",

@@ -422,6 +422,9 @@ pub enum Spec {
         vpc: String,
         subnet: Ref,
         vpc_cidr: String,
+        /// The CIDRs of the VPCs a hub protects (otis `cross_network_protection`).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        peers: Vec<String>,
     },
     SecurityGroup {
         vpc: String,
@@ -641,6 +644,41 @@ impl Plan {
         }
         m
     }
+}
+
+/// One entry of a security subnet's ACL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AclEntry {
+    pub name: String,
+    pub rule: i32,
+    pub egress: bool,
+    /// `-1` (all), `6` (TCP), `17` (UDP)
+    pub protocol: &'static str,
+    pub cidr: String,
+    pub ports: Option<(i32, i32)>,
+}
+
+/// The ACL of a security subnet: everything in from the VPC (and from the VPCs a hub
+/// protects), replies in from anywhere, everything out (the groups narrow it per appliance).
+pub fn acl_entries(vpc_cidr: &str, peers: &[String]) -> Vec<AclEntry> {
+    let e = |name: &str, rule, egress, protocol, cidr: &str, ports| AclEntry {
+        name: name.into(),
+        rule,
+        egress,
+        protocol,
+        cidr: cidr.into(),
+        ports,
+    };
+    let mut v = vec![
+        e("InVpc", 100, false, "-1", vpc_cidr, None),
+        e("InTcpReplies", 110, false, "6", "0.0.0.0/0", Some((1024, 65535))),
+        e("InUdpReplies", 120, false, "17", "0.0.0.0/0", Some((1024, 65535))),
+        e("OutAll", 100, true, "-1", "0.0.0.0/0", None),
+    ];
+    for (i, p) in peers.iter().enumerate() {
+        v.push(e(&format!("InPeer{i}"), 130 + i as i32, false, "-1", p, None));
+    }
+    v
 }
 
 /// The audit bucket's policy: CloudTrail, VPC flow logs and AWS Config may deliver to this

@@ -27,10 +27,12 @@ pub enum Kind {
     EcsClusters,
     EksClusters,
     Offerings,
+    /// VPC peering connections and transit gateway VPC attachments.
+    Connections,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 15] = [
+    pub const ALL: [Kind; 16] = [
         Kind::Zones,
         Kind::Vpcs,
         Kind::Subnets,
@@ -46,6 +48,7 @@ impl Kind {
         Kind::EcsClusters,
         Kind::EksClusters,
         Kind::Offerings,
+        Kind::Connections,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -65,6 +68,7 @@ impl Kind {
             Kind::EcsClusters => "ecs_clusters",
             Kind::EksClusters => "eks_clusters",
             Kind::Offerings => "instance_type_offerings",
+            Kind::Connections => "network_connections",
         }
     }
 }
@@ -224,6 +228,19 @@ pub struct EksCluster {
     pub name: String,
 }
 
+/// A network path between VPCs: an active peering (its two VPCs) or an available transit
+/// gateway attachment (one VPC, `via` its gateway: two VPCs attached to one gateway are
+/// connected).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Connection {
+    pub id: String,
+    /// `peering` or `transit_gateway`
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
+    pub vpcs: Vec<String>,
+}
+
 /// An instance type offered in a zone (read only for the types appliances may use).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Offering {
@@ -250,6 +267,22 @@ pub struct RegionSnapshot {
     pub eks_clusters: Vec<EksCluster>,
     #[serde(default)]
     pub offerings: Vec<Offering>,
+    #[serde(default)]
+    pub connections: Vec<Connection>,
+}
+
+impl RegionSnapshot {
+    /// How `a` reaches `b` in this region, if it does: the peering or the transit gateway.
+    pub fn connected(&self, a: &str, b: &str) -> Option<&Connection> {
+        let has = |c: &Connection, v: &str| c.vpcs.iter().any(|x| x == v);
+        self.connections.iter().find(|c| c.kind == "peering" && has(c, a) && has(c, b)).or_else(|| {
+            self.connections.iter().find(|c| {
+                c.kind == "transit_gateway"
+                    && has(c, a)
+                    && self.connections.iter().any(|d| d.kind == "transit_gateway" && d.via == c.via && has(d, b))
+            })
+        })
+    }
 }
 
 impl RegionSnapshot {
@@ -279,6 +312,7 @@ impl RegionSnapshot {
                 Kind::EcsClusters => self.ecs_clusters = previous.ecs_clusters.clone(),
                 Kind::EksClusters => self.eks_clusters = previous.eks_clusters.clone(),
                 Kind::Offerings => self.offerings = previous.offerings.clone(),
+                Kind::Connections => self.connections = previous.connections.clone(),
             }
         }
     }
@@ -377,6 +411,7 @@ impl Snapshot {
                 Kind::EcsClusters => r.ecs_clusters.len(),
                 Kind::EksClusters => r.eks_clusters.len(),
                 Kind::Offerings => r.offerings.len(),
+                Kind::Connections => r.connections.len(),
             })
             .sum()
     }

@@ -124,7 +124,7 @@ async fn get_coverage(
         ApiError::NotFound(format!("deployment {id:?} in account {account_id} has not been discovered yet"))
     })?;
     let vpcs = s.store.get_report(&account_id, &id).await?.map(|r| r.vpcs).unwrap_or_default();
-    let options = s.store.list_options(&account_id, Some(garrison_engine::plan::tuning::PLACEMENT)).await?;
+    let options = s.store.list_options(&account_id, None).await?;
     Ok(Json(garrison_engine::coverage::picture(&d, &snap, &vpcs, &options)))
 }
 

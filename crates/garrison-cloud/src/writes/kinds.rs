@@ -145,7 +145,7 @@ kind!(RouteTable, RouteTable,
     delete(c, id) => network::delete_route_table(c, id).await,
 );
 kind!(NetworkAcl, NetworkAcl,
-    create(c, Spec::NetworkAcl { vpc, subnet, vpc_cidr }, _, _) => network::acl(c, vpc, &c.id(subnet)?, vpc_cidr).await,
+    create(c, Spec::NetworkAcl { vpc, subnet, vpc_cidr, peers }, _, _) => network::acl(c, vpc, &c.id(subnet)?, vpc_cidr, peers).await,
     delete(c, id) => network::delete_acl(c, id).await,
 );
 kind!(SecurityGroup, SecurityGroup,

@@ -101,12 +101,13 @@ pub async fn route_table(c: &Ctx<'_>, vpc: &str, subnet: &str, gateway: &str) ->
     Ok(rt)
 }
 
-/// Rule number, egress, protocol, CIDR, port range.
-type AclEntry<'a> = (i32, bool, &'a str, &'a str, Option<(i32, i32)>);
-
-/// The ACL of the security subnet: everything from the VPC and replies from anywhere in;
-/// everything out (the security groups narrow it per appliance).
-pub async fn acl(c: &Ctx<'_>, vpc: &str, subnet: &str, vpc_cidr: &str) -> Result<Created, CloudError> {
+pub async fn acl(
+    c: &Ctx<'_>,
+    vpc: &str,
+    subnet: &str,
+    vpc_cidr: &str,
+    peers: &[String],
+) -> Result<Created, CloudError> {
     let ec2 = c.aws.ec2();
     let out = c
         .call_made(
@@ -120,22 +121,16 @@ pub async fn acl(c: &Ctx<'_>, vpc: &str, subnet: &str, vpc_cidr: &str) -> Result
         )
         .await?;
     let acl = created(out.network_acl().and_then(|a| a.network_acl_id()), "CreateNetworkAcl", "network ACL")?;
-    let entries: [AclEntry; 4] = [
-        (100, false, "-1", vpc_cidr, None),
-        (110, false, "6", "0.0.0.0/0", Some((1024, 65535))),
-        (120, false, "17", "0.0.0.0/0", Some((1024, 65535))),
-        (100, true, "-1", "0.0.0.0/0", None),
-    ];
-    for (n, egress, proto, cidr, ports) in entries {
+    for e in garrison_model::protection::acl_entries(vpc_cidr, peers) {
         let mut req = ec2
             .create_network_acl_entry()
             .network_acl_id(&acl.id)
-            .rule_number(n)
-            .egress(egress)
-            .protocol(proto)
-            .cidr_block(cidr)
+            .rule_number(e.rule)
+            .egress(e.egress)
+            .protocol(e.protocol)
+            .cidr_block(&e.cidr)
             .rule_action(RuleAction::Allow);
-        if let Some((from, to)) = ports {
+        if let Some((from, to)) = e.ports {
             req = req.port_range(aws_sdk_ec2::types::PortRange::builder().from(from).to(to).build());
         }
         c.call("ec2", "CreateNetworkAclEntry", &acl.id, req.send()).await?;

@@ -85,6 +85,7 @@ pub fn short(id: &str) -> String {
 fn perms(r: &[garrison_catalog::network::SgRule]) -> Vec<Perm> {
     let mut v: Vec<Perm> = r.iter().map(|r| Perm::new(&r.protocol, r.from_port, r.to_port, &r.cidr)).collect();
     v.sort();
+    v.dedup();
     v
 }
 
@@ -361,6 +362,15 @@ impl Builder<'_> {
         let dep = self.d.id.clone();
         let tenant = self.d.account_id.clone();
         let t = tuning::for_vpc(self.inputs.options, &dep, region, vpc);
+        // A spoke is protected by its hub's appliances: only its flow logs are its own.
+        if n.hub.is_some() {
+            if n.detect() {
+                self.flow_logs(rs, region, vpc);
+            }
+            return;
+        }
+        let mut peers = n.peers.clone();
+        peers.sort();
         // The customer's subnet for the appliances of its zone (otis), as discovery read it.
         let predefined = match &t.predefined_subnet {
             None => None,
@@ -507,22 +517,37 @@ impl Builder<'_> {
             self.build_tagged(
                 keys::zone(region, vpc, zone, "nacl"),
                 region,
-                Spec::NetworkAcl { vpc: vpc.into(), subnet: subnet_key.clone(), vpc_cidr: n.cidr.clone() },
+                Spec::NetworkAcl {
+                    vpc: vpc.into(),
+                    subnet: subnet_key.clone(),
+                    vpc_cidr: n.cidr.clone(),
+                    peers: peers.clone(),
+                },
                 false,
                 tags,
             );
             self.appliances(n, &t, (zone, roles), &subnet_key, &mut groups_needed);
         }
+        // A hub's groups reach the VPCs it protects as they reach its own.
+        let rules_for = |of: fn(&str) -> SgRules| {
+            let mut all = of(&n.cidr);
+            for p in &peers {
+                let more = of(p);
+                all.ingress.extend(more.ingress);
+                all.egress.extend(more.egress);
+            }
+            all
+        };
         for role in groups_needed {
             let (key, spec, tags) = match role {
                 Role::Scan => (
                     keys::vpc(region, vpc, "scan_sg"),
-                    group(vpc, format!("AlertLogic Security Group {tenant}/{dep}/{vpc}"), scan_rules(&n.cidr)),
+                    group(vpc, format!("AlertLogic Security Group {tenant}/{dep}/{vpc}"), rules_for(scan_rules)),
                     t.scan_tags.clone(),
                 ),
                 Role::Ids => (
                     keys::vpc(region, vpc, "ids_sg"),
-                    group(vpc, format!("AlertLogic IDS Security Group {tenant}/{dep}/{vpc}"), ids_rules(&n.cidr)),
+                    group(vpc, format!("AlertLogic IDS Security Group {tenant}/{dep}/{vpc}"), rules_for(ids_rules)),
                     t.ids_tags.clone(),
                 ),
             };
@@ -640,7 +665,9 @@ pub fn desired(d: &Deployment, snap: &Snapshot, owned: &Owned, inputs: &Inputs<'
     for n in &mut needs {
         super::needs::place_ids(n, &d.id, inputs.options);
     }
+    let hub_problems = super::needs::cross_network(&mut needs, &d.id, snap, inputs.options);
     let mut b = Builder { d, snap, owned, inputs, out: Desired::default() };
+    b.out.problems.extend(hub_problems);
     if d.platform.monitor.enabled {
         b.audit_source();
     }

@@ -29,6 +29,11 @@ pub struct VpcNeed {
     /// `ids_zones` were chosen by an `ids_appliances_placement` option: the appliances there
     /// watch the VPC's other zones too, and no others are kept.
     pub ids_placed: bool,
+    /// The hub VPC (same region) whose appliances protect this one (otis
+    /// `cross_network_protection` over a peering or a transit gateway): none of its own.
+    pub hub: Option<String>,
+    /// As a hub: the CIDRs of the VPCs it protects (its groups and ACLs let them in).
+    pub peers: Vec<String>,
 }
 
 impl VpcNeed {
@@ -64,6 +69,8 @@ pub fn needs(d: &Deployment, snap: &Snapshot, policies: &[Policy]) -> Vec<VpcNee
                 },
                 zone_hosts: BTreeMap::new(),
                 ids_placed: false,
+                hub: None,
+                peers: vec![],
             };
             let mut best_rank = 0usize;
             for i in rs.instances.iter().filter(|i| {
@@ -97,6 +104,112 @@ pub fn needs(d: &Deployment, snap: &Snapshot, policies: &[Policy]) -> Vec<VpcNee
         }
     }
     out
+}
+
+/// Hub and spokes (otis `cross_network_protection`, scoped to the protected VPC or its
+/// region, naming the protecting VPC): a spoke connected to its hub in the same region and
+/// deployment — an active peering, or attachments to one transit gateway — gets no
+/// appliances; its hub scans for it (a scanner when any spoke needs one) and watches it (an
+/// IDS appliance in at least one zone), its groups and ACLs letting the spokes' CIDRs in.
+/// A spoke that is not connected, a hub of another deployment or region, or a hub that is
+/// itself a spoke keeps its own appliances, and the problem says why. Connections not read
+/// completely are trusted (the option stands until a read shows otherwise).
+pub fn cross_network(
+    needs: &mut Vec<VpcNeed>,
+    deployment_id: &str,
+    snap: &Snapshot,
+    options: &[garrison_model::otis::TuningOption],
+) -> Vec<String> {
+    use garrison_model::scope::AssetKey;
+    use garrison_model::snapshot::Kind;
+    let mut problems = vec![];
+    let mut links: Vec<(usize, String)> = vec![];
+    for (i, n) in needs.iter().enumerate() {
+        let Some(o) = super::tuning::option_for(options, super::tuning::CROSS, deployment_id, &n.region, &n.vpc_id)
+        else {
+            continue;
+        };
+        let hub_key = o.value["vpc_key"].as_str().unwrap_or_default();
+        let at = format!("{} {}: cross_network_protection by {hub_key}", n.region, n.vpc_id);
+        let Some(AssetKey::Vpc { region, vpc: hub }) = AssetKey::parse(hub_key) else { continue };
+        if hub == n.vpc_id {
+            continue;
+        }
+        let why = if o.value["deployment_id"].as_str() != Some(deployment_id) {
+            Some("the protecting VPC is another deployment's (hubs are supported within one deployment)".to_string())
+        } else if region != n.region {
+            Some(format!("the protecting VPC is in {region} (a hub protects VPCs of its own region)"))
+        } else {
+            let rs = &snap.regions[&n.region];
+            if !rs.vpcs.iter().any(|v| v.id == hub) {
+                Some("the protecting VPC was not found".to_string())
+            } else if rs.complete(Kind::Connections) && rs.connected(&n.vpc_id, &hub).is_none() {
+                Some("the VPCs are neither peered nor attached to one transit gateway".to_string())
+            } else {
+                None
+            }
+        };
+        match why {
+            Some(why) => problems.push(format!("{at} not applied: {why}; it keeps appliances of its own")),
+            None => links.push((i, hub)),
+        }
+    }
+    let spokes: Vec<(String, String)> =
+        links.iter().map(|(i, _)| (needs[*i].region.clone(), needs[*i].vpc_id.clone())).collect();
+    for (i, hub) in links {
+        let region = needs[i].region.clone();
+        if spokes.contains(&(region.clone(), hub.clone())) {
+            problems.push(format!(
+                "{region} {}: cross_network_protection by {hub} not applied: that VPC is protected by another itself; it keeps appliances of its own",
+                needs[i].vpc_id
+            ));
+            continue;
+        }
+        let spoke = needs[i].clone();
+        let h = match needs.iter().position(|x| x.region == region && x.vpc_id == hub) {
+            Some(h) => h,
+            None => {
+                let v = snap.regions[&region].vpcs.iter().find(|v| v.id == hub).expect("checked above");
+                needs.push(VpcNeed {
+                    region: region.clone(),
+                    vpc_id: hub.clone(),
+                    cidr: v.cidr.clone(),
+                    hosts: 0,
+                    scan: false,
+                    ids_zones: BTreeSet::new(),
+                    policy: None,
+                    vpc_policy: None,
+                    zone_hosts: BTreeMap::new(),
+                    ids_placed: false,
+                    hub: None,
+                    peers: vec![],
+                });
+                needs.len() - 1
+            }
+        };
+        let rs = &snap.regions[&region];
+        let h_need = &mut needs[h];
+        // A hub without hosts places its appliances in its first zone with a subnet.
+        if h_need.zone_hosts.is_empty()
+            && let Some(z) = rs.subnets.iter().filter(|s| s.vpc_id == hub).map(|s| s.zone.clone()).min()
+        {
+            h_need.zone_hosts.insert(z, 0);
+        }
+        h_need.scan |= spoke.scan;
+        if spoke.detect() && h_need.ids_zones.is_empty() {
+            let mut by: Vec<(&String, &usize)> = h_need.zone_hosts.iter().collect();
+            by.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+            if let Some((z, _)) = by.first() {
+                let z = (*z).clone();
+                h_need.ids_zones.insert(z);
+            }
+        }
+        if !h_need.peers.contains(&spoke.cidr) {
+            h_need.peers.push(spoke.cidr.clone());
+        }
+        needs[i].hub = Some(hub);
+    }
+    problems
 }
 
 /// `n`'s IDS zones under the `ids_appliances_placement` option that resolves for its VPC, if

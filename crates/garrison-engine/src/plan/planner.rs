@@ -245,6 +245,17 @@ pub fn plan(desired: &Desired, snap: &Snapshot, owned: &Owned) -> Plan {
                     continue;
                 }
                 let observed = seen(snap, o);
+                // An ACL for other peers (a hub's spokes changed): a new one is made and
+                // associated first, then the old one removed (ACL entries are numbered, so
+                // a replacement is simpler than renumbering in place).
+                if let (Spec::NetworkAcl { .. }, Some(had @ Spec::NetworkAcl { .. }), Seen::Present(_)) =
+                    (spec, &o.spec, &observed)
+                    && spec != had
+                {
+                    actions.push(create);
+                    actions.push(act(&retired(key), &o.region, o.kind, Op::Delete { id: o.id.clone() }));
+                    continue;
+                }
                 // An appliance of another type than wanted, or wanted in another subnet (the
                 // operator chose them): its replacement is launched first, and the old one
                 // terminated once it runs.

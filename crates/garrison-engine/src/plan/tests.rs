@@ -1531,6 +1531,21 @@ fn random_options(w: &World, seed: u64) -> Vec<garrison_model::otis::TuningOptio
             out.push(o);
         }
     }
+    // Hubs and spokes: any VPC protected by any other (connected or not, any region).
+    let vpcs: Vec<(String, String)> =
+        w.snap.regions.iter().flat_map(|(r, rs)| rs.vpcs.iter().map(move |v| (r.clone(), v.id.clone()))).collect();
+    for (region, spoke) in &vpcs {
+        if r.chance(30) && !vpcs.is_empty() {
+            let (hr, hub) = &vpcs[r.below(vpcs.len() as u64) as usize];
+            let o = json!({"name": "cross_network_protection",
+                "scope": {"deployment_id": DEP, "vpc_key": format!("/aws/{region}/vpc/{spoke}")},
+                "value": {"deployment_id": DEP, "vpc_key": format!("/aws/{hr}/vpc/{hub}")}});
+            if let Ok(o) = garrison_model::otis::parse(&o) {
+                out.retain(|x: &garrison_model::otis::TuningOption| x.id != o.id);
+                out.push(o);
+            }
+        }
+    }
     // The customer's subnet for one VPC's appliances, now and then.
     for (region, rs) in &w.snap.regions {
         for s in rs.subnets.iter().filter(|s| !s.tags.contains_key(TAG_KEY)).filter(|_| r.chance(20)) {
@@ -1555,6 +1570,21 @@ proptest! {
     fn any_option_set_converges_and_touches_only_what_is_owned(seed in any::<u64>()) {
         let mut w = random_world(seed);
         let d = w.deployment.clone();
+        // Some VPCs of a region peered, some attached to one transit gateway.
+        let mut r = Rng(seed.rotate_left(41) | 1);
+        for rs in w.snap.regions.values_mut() {
+            let ids: Vec<String> = rs.vpcs.iter().map(|v| v.id.clone()).collect();
+            for (i, a) in ids.iter().enumerate() {
+                for b in &ids[i + 1..] {
+                    if r.chance(40) {
+                        rs.connections.push(Connection { id: format!("pcx-{a}{b}"), kind: "peering".into(), via: None, vpcs: vec![a.clone(), b.clone()] });
+                    }
+                }
+                if r.chance(40) {
+                    rs.connections.push(Connection { id: format!("tgw-attach-{a}"), kind: "transit_gateway".into(), via: Some("tgw-1".into()), vpcs: vec![a.clone()] });
+                }
+            }
+        }
         w.options = random_options(&w, seed);
         prop_assert!(w.converge(Some(&d)) <= 2, "one plan applied converges: {:?}", w.options);
         w.options = random_options(&w, seed.wrapping_mul(31).wrapping_add(7));
@@ -1634,4 +1664,99 @@ fn a_predefined_subnet_takes_the_appliances_of_its_zone_and_is_never_changed() {
     assert_ne!(w.owned.items["us-east-1/vpc-0000000a/scanner"].id, scanner_before);
     assert_ne!(subnet_of(&w, "us-east-1/vpc-0000000a/scanner").1, "subnet-000000a1");
     assert!(w.snap.regions["us-east-1"].subnets.iter().any(|s| s.id == "subnet-000000a1"), "never removed");
+}
+
+/// otis `cross_network_protection`: a spoke peered with (or attached to one transit gateway
+/// as) its hub gets no appliances; the hub's groups and ACL let the spoke's CIDR in (the
+/// ACL replaced launch-first when its peers change); planning again is empty; a spoke that
+/// is not connected keeps its own appliances and the problem says why; the coverage picture
+/// counts the spoke protected by the hub's appliances.
+#[test]
+fn a_hub_protects_its_connected_spokes() {
+    let mut w = estate();
+    let d = w.deployment.clone();
+    let spoke = |w: &World| {
+        option(
+            w,
+            "cross_network_protection",
+            json!({"vpc_key": "/aws/us-east-1/vpc/vpc-0000000b"}),
+            json!({"deployment_id": DEP, "vpc_key": VPC_A}),
+        )
+    };
+    let rs = w.snap.regions.get_mut("us-east-1").unwrap();
+    rs.connections.push(Connection {
+        id: "pcx-0000000a".into(),
+        kind: "peering".into(),
+        via: None,
+        vpcs: vec!["vpc-0000000a".into(), "vpc-0000000b".into()],
+    });
+    w.options = vec![spoke(&w)];
+    w.converge(Some(&d));
+    let keys: Vec<&String> = w.owned.items.keys().collect();
+    assert!(!keys.iter().any(|k| k.starts_with("us-east-1/vpc-0000000b/") && !k.ends_with("flow_logs")), "{keys:?}");
+    let sg = |w: &World, k: &str| match &w.owned.items[k].spec {
+        Some(Spec::SecurityGroup { ingress, egress, .. }) => (ingress.clone(), egress.clone()),
+        _ => panic!("{k}"),
+    };
+    let (_, scan_out) = sg(&w, "us-east-1/vpc-0000000a/scan_sg");
+    assert!(scan_out.iter().any(|p| p.cidr == "10.2.0.0/16"), "the scanner reaches the spoke: {scan_out:?}");
+    let (ids_in, _) = sg(&w, "us-east-1/vpc-0000000a/ids_sg");
+    assert!(ids_in.iter().any(|p| p.cidr == "10.2.0.0/16"), "the spoke reaches the IDS: {ids_in:?}");
+    match &w.owned.items["us-east-1/vpc-0000000a/us-east-1a/nacl"].spec {
+        Some(Spec::NetworkAcl { peers, .. }) => assert_eq!(peers, &["10.2.0.0/16".to_string()]),
+        other => panic!("{other:?}"),
+    }
+    assert!(w.plan(Some(&d)).0.is_empty());
+    // The coverage picture: vpc b protected by a's running scanner.
+    let app = |role: &str| {
+        json!({"key": format!("a/{role}"), "role": role, "zone": "us-east-1a", "state": "running",
+            "instance_id": format!("i-a-{role}"), "instance_type": "c5.large", "monthly_usd": 0.0})
+    };
+    let views: Vec<crate::protect::VpcView> = serde_json::from_value(json!([
+        {"region": "us-east-1", "vpc_id": "vpc-0000000a", "appliances": [app("scan"), app("ids")]}]))
+    .unwrap();
+    let pic = crate::coverage::picture(&w.deployment, &w.snap, &views, &w.options);
+    let b =
+        pic["regions"][0]["vpcs"].as_array().unwrap().iter().find(|v| v["vpc_id"] == "vpc-0000000b").unwrap().clone();
+    assert_eq!((b["status"].as_str(), b["protected_by"].as_str()), (Some("protected"), Some("vpc-0000000a")), "{b:#}");
+
+    // Over a transit gateway instead of the peering: the same.
+    let rs = w.snap.regions.get_mut("us-east-1").unwrap();
+    rs.connections = ["vpc-0000000a", "vpc-0000000b"]
+        .iter()
+        .map(|v| Connection {
+            id: format!("tgw-attach-{v}"),
+            kind: "transit_gateway".into(),
+            via: Some("tgw-1".into()),
+            vpcs: vec![v.to_string()],
+        })
+        .collect();
+    assert!(w.plan(Some(&d)).0.is_empty(), "still connected");
+
+    // Not connected: the spoke keeps appliances of its own, and the problem says why.
+    w.snap.regions.get_mut("us-east-1").unwrap().connections.clear();
+    let (p, _) = w.plan(Some(&d));
+    assert!(
+        p.problems.iter().any(|m| m.contains("vpc-0000000b") && m.contains("neither peered nor attached")),
+        "{:?}",
+        p.problems
+    );
+    assert!(p.actions.iter().any(|a| a.key == "us-east-1/vpc-0000000b/scanner"));
+    // Its own again: the hub's ACL is replaced without the peer, created before the old goes.
+    w.converge(Some(&d));
+    let (p, _) = {
+        w.options.clear();
+        w.plan(Some(&d))
+    };
+    assert!(
+        p.actions.iter().all(|a| !a.key.starts_with("retired/") || a.kind == ResKind::NetworkAcl),
+        "{:?}",
+        p.actions
+    );
+    w.converge(Some(&d));
+    match &w.owned.items["us-east-1/vpc-0000000a/us-east-1a/nacl"].spec {
+        Some(Spec::NetworkAcl { peers, .. }) => assert!(peers.is_empty()),
+        other => panic!("{other:?}"),
+    }
+    assert!(w.owned.items.contains_key("us-east-1/vpc-0000000b/scanner"));
 }

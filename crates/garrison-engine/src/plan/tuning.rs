@@ -20,6 +20,8 @@ pub const IDS_SCALING: &str = "ids_appliances_scaling";
 pub const TAGS: &str = "security_resource_tags";
 pub const SCAN_TAGS: &str = "scan_security_resource_tags";
 pub const IDS_TAGS: &str = "ids_security_resource_tags";
+/// Hub and spokes: the protecting VPC of a VPC or region.
+pub const CROSS: &str = "cross_network_protection";
 /// The customer's subnet for the appliances of its zone (adopted, never changed).
 pub const PREDEFINED_SUBNET: &str = "predefined_security_subnet";
 
