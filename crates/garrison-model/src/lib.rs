@@ -23,6 +23,7 @@ pub mod policy;
 pub mod protection;
 pub mod redact;
 pub mod report;
+pub mod schedule;
 pub mod scope;
 pub mod snapshot;
 
