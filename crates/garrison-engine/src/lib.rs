@@ -60,6 +60,8 @@ pub struct Engine {
     /// At most one findings read-back per deployment and region in this time: full
     /// reconciles can come often (edits, wakes, retries), findings change slowly.
     pub backfill_every: Duration,
+    /// The time scan windows are judged at, in milliseconds (tests set it).
+    pub clock: Arc<dyn Fn() -> i64 + Send + Sync>,
 }
 
 impl Engine {
@@ -89,6 +91,7 @@ impl Engine {
             failures: Mutex::new(HashMap::new()),
             backfilled: Mutex::new(HashMap::new()),
             backfill_every: Duration::from_secs(240),
+            clock: Arc::new(now_ms),
         }
     }
 

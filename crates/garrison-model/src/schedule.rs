@@ -567,6 +567,121 @@ fn ip(s: &str) -> Option<u32> {
     s.parse::<std::net::Ipv4Addr>().ok().map(u32::from)
 }
 
+/// A scan expedited or stopped for an asset (`expedite_scan`, `stop_scan_assets`): an
+/// expedite runs the scanners reaching it until `until`; a stop shuts them from `stopped_at`
+/// until the windows open then have closed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ScanControl {
+    pub key: String,
+    pub asset_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expedite_until: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_at: Option<i64>,
+}
+
+/// How long an expedited scan keeps the scanners running.
+pub const EXPEDITE_MS: i64 = 4 * 3_600_000;
+
+/// The asset item of an expedite or stop request, checked: `{type: asset, asset_type, key}`
+/// naming the deployment, a region, VPC (network), subnet or host.
+pub fn control_item(body: &Value) -> Result<(String, String), ValidationError> {
+    let s = |k: &str| body.get(k).and_then(Value::as_str);
+    let mut errors = ValidationError::default();
+    let asset_type = match s("asset_type") {
+        Some(t @ ("deployment" | "region" | "network" | "vpc" | "subnet" | "host")) => Some(t.to_string()),
+        other => {
+            errors.push(FieldError::new(
+                "asset_type",
+                "one of [deployment, region, network, vpc, subnet, host]",
+                other.map_or("nothing".into(), |o| format!("{o:?}")),
+            ));
+            None
+        }
+    };
+    let key = match s("key") {
+        Some(k) if k.starts_with('/') && k.len() <= 256 => Some(k.to_string()),
+        other => {
+            errors.push(FieldError::new(
+                "key",
+                "an asset key, e.g. /aws/us-east-1/vpc/vpc-0a1b2c3d",
+                other.map_or("nothing".into(), |o| format!("{o:?}")),
+            ));
+            None
+        }
+    };
+    if let Some(t) = s("type")
+        && t != "asset"
+    {
+        errors.push(FieldError::new("type", "asset", format!("{t:?}")));
+    }
+    match (asset_type, key) {
+        (Some(t), Some(k)) if errors.is_empty() => Ok((t, k)),
+        _ => Err(errors),
+    }
+}
+
+/// Whether one scope item (or a control's asset) reaches a host of the VPC.
+pub fn reaches(it: &Value, p: &VpcPlace<'_>) -> bool {
+    let vpc_key = format!("/aws/{}/vpc/{}", p.region, p.vpc);
+    let region_key = format!("/aws/{}", p.region);
+    let net: Option<crate::cidr::Ipv4Net> = p.cidr.parse().ok();
+    let span = net.map(|n| (n.addr, n.addr | u32::MAX.checked_shr(n.prefix as u32).unwrap_or(0)));
+    let meets = |lo: u32, hi: u32| span.is_some_and(|(a, b)| lo <= b && a <= hi);
+    let s = |k: &str| it.get(k).and_then(Value::as_str).unwrap_or_default();
+    match s("type") {
+        "asset" | "" => {
+            let key = s("key");
+            s("asset_type") == "deployment"
+                || key == region_key
+                || key == vpc_key
+                || key.strip_prefix(&format!("/aws/{}/", p.region)).is_some_and(|rest| {
+                    rest.strip_prefix("network/").is_some_and(|x| x == p.vpc)
+                        || rest.strip_prefix("subnet/").is_some_and(|x| p.subnets.contains(&x))
+                        || rest.strip_prefix("host/").is_some_and(|x| p.hosts.contains(&x))
+                })
+        }
+        "cidr" => s("value")
+            .parse::<crate::cidr::Ipv4Net>()
+            .ok()
+            .is_some_and(|c| meets(c.addr, c.addr | u32::MAX.checked_shr(c.prefix as u32).unwrap_or(0))),
+        "ip_address" => ip(s("value")).is_some_and(|a| meets(a, a)),
+        "ip_range" => match (ip(s("from_ip")), ip(s("to_ip"))) {
+            (Some(a), Some(b)) => meets(a.min(b), a.max(b)),
+            _ => false,
+        },
+        "tag" => p.tags.get(s("key")).is_some_and(|v| it.get("value").and_then(Value::as_str).is_none_or(|w| w == v)),
+        _ => false,
+    }
+}
+
+/// The deployment's default vulnerability schedule, as it is until someone changes it:
+/// every asset, no windows (scanners run whenever there is something to scan), the
+/// frequency the otis `vulnerability_scan_frequency` option gives (else automatic).
+pub fn default_schedule(deployment_id: &str, frequency: Option<&str>) -> Schedule {
+    Schedule {
+        id: default_id(deployment_id),
+        name: "Default vulnerability scan".into(),
+        default: true,
+        enabled: true,
+        type_of_scan: "vulnerability".into(),
+        timezone: None,
+        scan_frequency: frequency.filter(|f| FREQUENCIES.contains(f)).unwrap_or("automatic").into(),
+        scan_windows: None,
+        scan_scope: serde_json::json!({"include_all_assets": true}),
+        scan_options: None,
+        stopped_at: None,
+    }
+}
+
+/// The default schedule's id: the deployment's, so that it is the same in every listing.
+pub fn default_id(deployment_id: &str) -> String {
+    crate::otis::option_id(
+        "default-vulnerability-schedule",
+        &crate::otis::OptionScope { deployment_id: Some(deployment_id.into()), ..Default::default() },
+    )
+}
+
 impl Schedule {
     /// Whether the schedule's scope reaches a host of the VPC (all assets; the deployment;
     /// its region, VPC, a subnet or host of it; a CIDR, address or range meeting its CIDR; a
@@ -574,45 +689,24 @@ impl Schedule {
     pub fn covers(&self, p: &VpcPlace<'_>) -> bool {
         let vpc_key = format!("/aws/{}/vpc/{}", p.region, p.vpc);
         let region_key = format!("/aws/{}", p.region);
-        let net: Option<crate::cidr::Ipv4Net> = p.cidr.parse().ok();
-        let span = net.map(|n| (n.addr, n.addr | u32::MAX.checked_shr(n.prefix as u32).unwrap_or(0)));
-        let meets = |lo: u32, hi: u32| span.is_some_and(|(a, b)| lo <= b && a <= hi);
-        let reaches = |it: &Value| {
-            let s = |k: &str| it.get(k).and_then(Value::as_str).unwrap_or_default();
-            match s("type") {
-                "asset" => {
-                    let key = s("key");
-                    s("asset_type") == "deployment"
-                        || key == region_key
-                        || key == vpc_key
-                        || key.strip_prefix(&format!("/aws/{}/", p.region)).is_some_and(|rest| {
-                            rest.strip_prefix("subnet/").is_some_and(|x| p.subnets.contains(&x))
-                                || rest.strip_prefix("host/").is_some_and(|x| p.hosts.contains(&x))
-                        })
-                }
-                "cidr" => s("value").parse::<crate::cidr::Ipv4Net>().ok().is_some_and(|c| {
-                    let lo = c.addr;
-                    meets(lo, lo | u32::MAX.checked_shr(c.prefix as u32).unwrap_or(0))
-                }),
-                "ip_address" => ip(s("value")).is_some_and(|a| meets(a, a)),
-                "ip_range" => match (ip(s("from_ip")), ip(s("to_ip"))) {
-                    (Some(a), Some(b)) => meets(a.min(b), a.max(b)),
-                    _ => false,
-                },
-                "tag" => {
-                    p.tags.get(s("key")).is_some_and(|v| it.get("value").and_then(Value::as_str).is_none_or(|w| w == v))
-                }
-                _ => false,
-            }
-        };
         let list = |k: &str| self.scan_scope.get(k).and_then(Value::as_array).cloned().unwrap_or_default();
         let excluded = list("exclude").iter().any(|it| {
             let key = it.get("key").and_then(Value::as_str).unwrap_or_default();
             key == vpc_key || key == region_key
         });
         let all = self.scan_scope.get("include_all_assets").and_then(Value::as_bool).unwrap_or(false);
-        !excluded && (all || list("include").iter().any(reaches))
+        !excluded && (all || list("include").iter().any(|it| reaches(it, p)))
     }
+}
+
+/// An RFC 3339 time in milliseconds since the epoch.
+pub fn parse_ms(rfc3339: &str) -> Option<i64> {
+    rfc3339.parse::<jiff::Timestamp>().ok().map(|t| t.as_millisecond())
+}
+
+/// Milliseconds since the epoch as RFC 3339 (UTC).
+pub fn rfc3339(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms).map(|t| t.to_string()).unwrap_or_default()
 }
 
 /// One SLA period of a frequency, in milliseconds.

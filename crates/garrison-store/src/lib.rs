@@ -15,6 +15,7 @@ mod objects;
 mod otis;
 mod protection;
 mod rotate;
+mod schedules;
 pub mod seal;
 mod snapshots;
 mod tenants;

@@ -155,4 +155,12 @@ pub const MIGRATIONS: &[(i64, &str, &[&str])] = &[
             "CREATE TABLE tuning_options (account_id TEXT NOT NULL, id TEXT NOT NULL, name TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (account_id, id))",
         ],
     ),
+    (
+        17,
+        "scan schedules (scan_scheduler v2) per deployment, and the scans expedited or stopped per asset",
+        &[
+            "CREATE TABLE scan_schedules (deployment_id TEXT NOT NULL, id TEXT NOT NULL, account_id TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (deployment_id, id))",
+            "CREATE TABLE scan_controls (deployment_id TEXT NOT NULL, asset_key TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (deployment_id, asset_key))",
+        ],
+    ),
 ];

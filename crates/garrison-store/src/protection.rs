@@ -286,6 +286,8 @@ impl Store {
             "DELETE FROM snapshots WHERE deployment_id = $1",
             // Its findings: a deployment made again later starts from what AWS says then.
             "DELETE FROM findings WHERE deployment_id = $1",
+            "DELETE FROM scan_schedules WHERE deployment_id = $1",
+            "DELETE FROM scan_controls WHERE deployment_id = $1",
             // Its queue's lease (the queue is gone); the deployment's own lease is released
             // by the run that removed it.
             "DELETE FROM leases WHERE deployment_id = 'collect:' || $1",

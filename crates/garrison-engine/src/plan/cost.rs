@@ -75,7 +75,7 @@ pub fn change(now: &BTreeMap<Vpc, f64>, planned: &BTreeMap<Vpc, f64>) -> CostCha
 pub fn option_costs(d: &Deployment, snap: &Snapshot, inputs: &Inputs<'_>) -> Vec<OptionCost> {
     let fresh = Owned::default();
     let total = |options: &[garrison_model::otis::TuningOption]| -> f64 {
-        let want = desired(d, snap, &fresh, &Inputs { prices: inputs.prices, images: inputs.images, options });
+        let want = desired(d, snap, &fresh, &Inputs { options, ..*inputs });
         planned(&want, inputs.prices).values().sum()
     };
     let reaches = |s: &OptionScope| s.deployment_id.as_ref().is_none_or(|id| *id == d.id);

@@ -48,6 +48,8 @@ pub struct Inputs<'a> {
     pub images: &'a Images,
     /// The account's tuning options (otis); `plan::tuning` reads those the planner applies.
     pub options: &'a [garrison_model::otis::TuningOption],
+    /// The scan schedules and controls, and the clock they are read at.
+    pub scans: &'a super::scans::Scans,
 }
 
 pub mod keys {
@@ -76,6 +78,8 @@ pub mod keys {
         format!("{region}/{what}")
     }
 }
+
+static EMPTY_TAGS: Tags = Tags::new();
 
 /// Short, lower-case form of a deployment id for AWS names (bucket names are lower case).
 pub fn short(id: &str) -> String {
@@ -401,8 +405,23 @@ impl Builder<'_> {
                 by.first().map(|(z, _)| (*z).clone())
             });
             if let Some(z) = zone {
-                // Constant scaling to zero keeps the scanner, stopped.
-                zones.entry(z).or_default().push((Role::Scan, n.scan && t.scanners != Some(0)));
+                // Constant scaling to zero keeps the scanner, stopped; so does a time outside
+                // the scan windows of every schedule reaching the VPC.
+                let place = garrison_model::schedule::VpcPlace {
+                    region,
+                    vpc,
+                    cidr: &n.cidr,
+                    tags: rs.vpcs.iter().find(|v| v.id == vpc).map_or(&EMPTY_TAGS, |v| &v.tags),
+                    subnets: rs.subnets.iter().filter(|s| s.vpc_id == vpc).map(|s| s.id.as_str()).collect(),
+                    hosts: rs
+                        .instances
+                        .iter()
+                        .filter(|i| i.vpc_id.as_deref() == Some(vpc))
+                        .map(|i| i.id.as_str())
+                        .collect(),
+                };
+                let in_window = self.inputs.scans.open(&place);
+                zones.entry(z).or_default().push((Role::Scan, n.scan && t.scanners != Some(0) && in_window));
             }
         }
         if n.detect() {

@@ -5,6 +5,7 @@ pub mod cost;
 pub mod desired;
 pub mod needs;
 pub mod planner;
+pub mod scans;
 #[cfg(test)]
 mod tests;
 pub mod tuning;

@@ -9,6 +9,7 @@ use garrison_catalog::policies::{ESSENTIALS, PROFESSIONAL};
 use garrison_catalog::prices::PriceTable;
 use garrison_model::deployment::Deployment;
 use garrison_model::protection::*;
+use garrison_model::schedule::Schedule;
 use garrison_model::snapshot::*;
 use proptest::prelude::*;
 use serde_json::json;
@@ -51,6 +52,8 @@ struct World {
     next: u64,
     /// The account's tuning options.
     options: Vec<garrison_model::otis::TuningOption>,
+    /// Scan schedules and controls, and the planner's clock.
+    scans: super::scans::Scans,
 }
 
 fn rules(p: &[Perm]) -> Vec<Rule> {
@@ -181,6 +184,7 @@ fn random_world(seed: u64) -> World {
         deployment,
         next: 0,
         options: vec![],
+        scans: Default::default(),
     }
 }
 
@@ -468,7 +472,7 @@ impl World {
             DEP,
             &self.snap,
             &self.owned,
-            &Inputs { prices: &prices, images: &images, options: &self.options },
+            &Inputs { prices: &prices, images: &images, options: &self.options, scans: &self.scans },
         )
     }
 
@@ -556,7 +560,7 @@ proptest! {
             let mut view = stale.clone();
             view.regions.insert(region.clone(), w.snap.regions[region].clone());
             let (targeted, _) =
-                plan_deployment(Some(&d), DEP, &view, &w.owned, &Inputs { prices: &prices, images: &images, options: &[] });
+                plan_deployment(Some(&d), DEP, &view, &w.owned, &Inputs { prices: &prices, images: &images, options: &[], scans: &Default::default() });
             let only = |p: &Plan| p.actions.iter().filter(|a| &a.region == region).cloned().collect::<Vec<_>>();
             prop_assert_eq!(only(&targeted), only(&full), "region {}", region);
         }
@@ -995,8 +999,13 @@ fn the_operators_price_table_decides_among_the_offered_types() {
     )
     .unwrap();
     let images = Images::from_json(r#"{"scan": {"default": "ami-5ca9"}, "ids": {"default": "ami-1d5"}}"#).unwrap();
-    let (p, _) =
-        plan_deployment(Some(&d), DEP, &w.snap, &w.owned, &Inputs { prices: &prices, images: &images, options: &[] });
+    let (p, _) = plan_deployment(
+        Some(&d),
+        DEP,
+        &w.snap,
+        &w.owned,
+        &Inputs { prices: &prices, images: &images, options: &[], scans: &Default::default() },
+    );
     let scanner = p.actions.iter().find(|a| a.key == "us-east-1/vpc-0000000b/scanner").unwrap();
     let Op::Create { spec: Spec::Appliance { instance_type, image, zone, .. }, .. } = &scanner.op else { panic!() };
     // m3.medium is cheapest but not offered in us-east-1a, where the VPC's host is.
@@ -1759,4 +1768,79 @@ fn a_hub_protects_its_connected_spokes() {
         other => panic!("{other:?}"),
     }
     assert!(w.owned.items.contains_key("us-east-1/vpc-0000000b/scanner"));
+}
+
+/// Scan windows: with the default schedule given windows, scanners run inside them and are
+/// stopped outside (IDS appliances run regardless); a scan expedited for a VPC runs its
+/// scanner outside the windows; a stop shuts it inside one; a schedule reaching only one VPC
+/// (the default disabled) leaves the other's scanner stopped.
+#[test]
+fn scanners_run_inside_their_windows_only() {
+    use garrison_model::schedule::{ScanControl, default_schedule};
+    let ms = |s: &str| garrison_model::schedule::parse_ms(s).unwrap();
+    let scanner_state = |w: &World, vpc: &str| appliances(w)[&format!("us-east-1/{vpc}/scanner")].1.clone();
+    let mut w = estate();
+    let d = w.deployment.clone();
+    let mut nightly = default_schedule(DEP, Some("daily"));
+    nightly.scan_windows = Some(vec![
+        json!({"type": "days_of_week", "start_time": "22:00", "end_time": "02:00", "days_of_week": [1, 2, 3, 4, 5, 6, 7]}),
+    ]);
+    w.scans =
+        super::scans::Scans { now_ms: ms("2027-01-04T23:00:00Z"), schedules: vec![nightly.clone()], controls: vec![] };
+    w.converge(Some(&d));
+    assert_eq!(scanner_state(&w, "vpc-0000000a"), "running");
+    w.scans.now_ms = ms("2027-01-05T12:00:00Z");
+    let (p, _) = w.plan(Some(&d));
+    let stops: Vec<&str> =
+        p.actions.iter().filter(|a| matches!(a.op, Op::Stop { .. })).map(|a| a.key.as_str()).collect();
+    assert_eq!(stops, ["us-east-1/vpc-0000000a/scanner", "us-east-1/vpc-0000000b/scanner"], "only the scanners stop");
+    w.converge(Some(&d));
+    assert_eq!(scanner_state(&w, "vpc-0000000a"), "stopped");
+    assert_eq!(appliances(&w)["us-east-1/vpc-0000000a/us-east-1a/ids"].1, "running");
+    // Expedited for VPC a: its scanner runs now, b's stays stopped.
+    w.scans.controls = vec![ScanControl {
+        key: VPC_A.into(),
+        asset_type: "vpc".into(),
+        expedite_until: Some(w.scans.now_ms + 3_600_000),
+        stopped_at: None,
+    }];
+    w.converge(Some(&d));
+    assert_eq!(
+        (scanner_state(&w, "vpc-0000000a"), scanner_state(&w, "vpc-0000000b")),
+        ("running".into(), "stopped".into())
+    );
+    // Back in the window at night, but a stopped: a's scanner stays off until the next one.
+    w.scans.now_ms = ms("2027-01-05T23:00:00Z");
+    w.scans.controls = vec![ScanControl {
+        key: VPC_A.into(),
+        asset_type: "vpc".into(),
+        expedite_until: None,
+        stopped_at: Some(ms("2027-01-05T22:30:00Z")),
+    }];
+    w.converge(Some(&d));
+    assert_eq!(
+        (scanner_state(&w, "vpc-0000000a"), scanner_state(&w, "vpc-0000000b")),
+        ("stopped".into(), "running".into())
+    );
+    w.scans.now_ms = ms("2027-01-06T22:30:00Z");
+    w.converge(Some(&d));
+    assert_eq!(scanner_state(&w, "vpc-0000000a"), "running", "the next window runs again");
+    // Only a schedule for VPC b, the default disabled: a's scanner is stopped.
+    let mut only_b = nightly.clone();
+    only_b.id = "B".into();
+    only_b.default = false;
+    only_b.scan_windows = None;
+    only_b.scan_scope =
+        json!({"include": [{"type": "asset", "asset_type": "vpc", "key": "/aws/us-east-1/vpc/vpc-0000000b"}]});
+    w.scans = super::scans::Scans {
+        now_ms: ms("2027-01-06T12:00:00Z"),
+        schedules: vec![Schedule { enabled: false, ..nightly }, only_b],
+        controls: vec![],
+    };
+    w.converge(Some(&d));
+    assert_eq!(
+        (scanner_state(&w, "vpc-0000000a"), scanner_state(&w, "vpc-0000000b")),
+        ("stopped".into(), "running".into())
+    );
+    assert!(w.plan(Some(&d)).0.is_empty());
 }

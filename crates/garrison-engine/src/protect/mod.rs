@@ -51,8 +51,38 @@ fn executor(e: &Engine, seen: &Observation, d: &Deployment, generation: i64) -> 
     }
 }
 
-fn inputs<'a>(e: &'a Engine, options: &'a [garrison_model::otis::TuningOption]) -> Inputs<'a> {
-    Inputs { prices: &e.prices, images: &e.images, options }
+fn inputs<'a>(
+    e: &'a Engine,
+    options: &'a [garrison_model::otis::TuningOption],
+    scans: &'a crate::plan::scans::Scans,
+) -> Inputs<'a> {
+    Inputs { prices: &e.prices, images: &e.images, options, scans }
+}
+
+/// The deployment's scan schedules (its default one as stored, else as the otis
+/// `vulnerability_scan_frequency` option makes it) and scan controls, at the engine's clock.
+pub async fn scans(
+    e: &Engine,
+    d: &Deployment,
+    options: &[garrison_model::otis::TuningOption],
+) -> Result<crate::plan::scans::Scans, garrison_store::StoreError> {
+    let mut schedules = e.store.list_schedules(&d.account_id, &d.id).await?;
+    if !schedules.iter().any(|s| s.default) {
+        schedules.push(default_schedule(d, options));
+    }
+    Ok(crate::plan::scans::Scans { now_ms: (e.clock)(), schedules, controls: e.store.scan_controls(&d.id).await? })
+}
+
+/// The default vulnerability schedule of `d` before anyone changed it.
+pub fn default_schedule(
+    d: &Deployment,
+    options: &[garrison_model::otis::TuningOption],
+) -> garrison_model::schedule::Schedule {
+    let scope = garrison_model::otis::OptionScope { deployment_id: Some(d.id.clone()), ..Default::default() };
+    let frequency =
+        garrison_model::otis::resolve(options.iter().filter(|o| o.name == "vulnerability_scan_frequency"), &scope)
+            .and_then(|o| o.value.as_str());
+    garrison_model::schedule::default_schedule(&d.id, frequency)
 }
 
 /// The account's tuning options the planner applies.
@@ -105,7 +135,9 @@ pub async fn preview_with(
             .await
             .map_err(|err| status(StatusKind::Error, Reason::StoreUnavailable, err.to_string()))?,
     };
-    let (plan, owned, want) = plan_with_desired(Some(d), &d.id, &seen.snapshot, &owned, &inputs(e, &opts));
+    let scans =
+        scans(e, d, &opts).await.map_err(|err| status(StatusKind::Error, Reason::StoreUnavailable, err.to_string()))?;
+    let (plan, owned, want) = plan_with_desired(Some(d), &d.id, &seen.snapshot, &owned, &inputs(e, &opts, &scans));
     let cost = crate::plan::cost::change(
         &crate::plan::cost::now(&seen.snapshot, &owned, &e.prices),
         &crate::plan::cost::planned(&want, &e.prices),
@@ -263,7 +295,8 @@ async fn apply(
     trigger: Option<Trigger>,
 ) -> Result<Report, EngineError> {
     let opts = options(e, d).await?;
-    let inputs = inputs(e, &opts);
+    let scans = scans(e, d, &opts).await?;
+    let inputs = inputs(e, &opts, &scans);
     let (mut plan, mut owned, want) = plan_with_desired(Some(d), &d.id, &seen.snapshot, &owned, &inputs);
     if let Some(only) = only {
         // The other regions' facts may predate the last run's changes; they wait for a full reconcile.

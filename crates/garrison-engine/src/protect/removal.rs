@@ -32,7 +32,8 @@ async fn uninstall_once(e: &Engine, d: &Deployment) -> Result<Removal, EngineErr
     let generation = e.store.claim_generation(&d.account_id, &d.id).await?;
     let owned = e.store.owned(&d.id).await?;
     let regions = regions_of(&owned);
-    let inputs = inputs(e, &[]);
+    let no_scans = crate::plan::scans::Scans::default();
+    let inputs = inputs(e, &[], &no_scans);
     let observe_owned = |d: &Deployment| {
         // Only the regions where something is owned matter now.
         let mut d = d.clone();

@@ -1,0 +1,36 @@
+//! When scanners run: the deployment's scan schedules (scan_scheduler v2) and the scans
+//! expedited or stopped, at the planner's clock.
+
+use garrison_model::schedule::{ScanControl, Schedule, VpcPlace, reaches};
+use serde_json::json;
+
+/// What the planner knows of scan timing. Empty (no schedules): scanners run whenever there
+/// is something to scan, as without the scheduler.
+#[derive(Debug, Clone, Default)]
+pub struct Scans {
+    pub now_ms: i64,
+    /// The deployment's schedules, its default one included.
+    pub schedules: Vec<Schedule>,
+    pub controls: Vec<ScanControl>,
+}
+
+impl Scans {
+    /// Whether the scanners of a VPC may run now: a scan expedited for an asset reaching it
+    /// runs them; else one of the vulnerability schedules reaching it has a window open
+    /// (the union of their windows), not stopped in it.
+    pub fn open(&self, p: &VpcPlace<'_>) -> bool {
+        if self.schedules.is_empty() {
+            return true;
+        }
+        let control = |c: &ScanControl| reaches(&json!({"type": "asset", "asset_type": c.asset_type, "key": c.key}), p);
+        if self.controls.iter().any(|c| c.expedite_until.is_some_and(|u| u > self.now_ms) && control(c)) {
+            return true;
+        }
+        let stopped = self.controls.iter().filter(|c| control(c)).filter_map(|c| c.stopped_at).max();
+        self.schedules.iter().filter(|s| s.type_of_scan == "vulnerability" && s.covers(p)).any(|s| {
+            let mut s = s.clone();
+            s.stopped_at = s.stopped_at.max(stopped);
+            s.open_at(self.now_ms)
+        })
+    }
+}
