@@ -126,6 +126,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(services::connectors::routes())
         .merge(services::herald::routes())
         .merge(services::otis::routes())
+        .merge(services::scheduler::routes())
 }
 
 pub fn router(state: AppState) -> Router {

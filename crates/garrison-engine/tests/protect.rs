@@ -641,3 +641,70 @@ async fn a_hub_protects_spokes_over_a_peering_and_a_transit_gateway() {
     assert!(s.contains_key(&peered.id) && s.contains_key(&attached.id), "each spoke its own again: {s:?}");
     assert!(reconcile(&e, &d).await.unwrap().plan.actions.is_empty());
 }
+
+/// Scan windows on the emulator with a controllable clock: the default schedule given a
+/// nightly window in New York time, the scanner runs inside it and is stopped outside it
+/// (the IDS appliance keeps running); a scan expedited for the VPC starts it outside the
+/// window; planning again at the same time is empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scanner_runs_inside_its_window_and_stops_outside_it() {
+    use std::sync::atomic::{AtomicI64, Ordering};
+    let moto = Moto::start().expect("the AWS emulator is required for this test");
+    let aws = Aws::from_config(moto.sdk_config("us-east-1").await);
+    let sessions = Arc::new(Sessions::new(aws.clone()));
+    let spec = EstateSpec { regions: vec!["us-east-1".into()], ..EstateSpec::s_bare() };
+    let est = estate::build(&sessions, &spec).await.unwrap();
+    let vpc = est.vpcs().find(|v| v.instances.iter().any(|i| i.running)).expect("a VPC with a running host").clone();
+    let t = garrison_testkit::tenants::tenant(&aws, "windows").await.unwrap();
+    let body = json!({"name": "w", "platform": {"type": "aws", "id": GARRISON}, "mode": "automatic",
+        "credentials": [{"id": t.credential, "purpose": "discover"}],
+        "scope": {"include": [{"type": "vpc", "key": format!("/aws/us-east-1/vpc/{}", vpc.id), "policy": {"id": PROFESSIONAL}}]}});
+    let d: Deployment = t.deployment(&body).await.unwrap();
+    let mut nightly = garrison_model::schedule::default_schedule(&d.id, None);
+    nightly.timezone = Some("America/New_York".into());
+    nightly.scan_windows = Some(vec![json!({"type": "days_of_week", "start_time": "22:00", "end_time": "02:00",
+        "days_of_week": [1, 2, 3, 4, 5, 6, 7]})]);
+    t.store.put_schedule(&t.account, &d.id, &nightly).await.unwrap();
+    let ms = |s: &str| garrison_model::schedule::parse_ms(s).unwrap();
+    let clock = Arc::new(AtomicI64::new(ms("2027-01-05T04:00:00Z"))); // 23:00 in New York
+    let mut e = Engine::new(t.store.clone(), sessions.clone(), GARRISON.into());
+    let c = clock.clone();
+    e.clock = Arc::new(move || c.load(Ordering::SeqCst));
+    let states = || async {
+        let snap = garrison_cloud::discovery::discover(&aws, &spec.regions, 0).await;
+        let mut by_role: BTreeMap<String, String> = BTreeMap::new();
+        for i in
+            snap.regions["us-east-1"].instances.iter().filter(|i| tagged(&i.tags, &d.id) && i.state != "terminated")
+        {
+            let role = if i.tags[TAG_KEY].ends_with("/scanner") { "scan" } else { "ids" };
+            by_role.insert(role.into(), i.state.clone());
+        }
+        by_role
+    };
+    let r = reconcile(&e, &d).await.unwrap();
+    assert!(r.outcomes.iter().all(|o| o.result == "done"), "{:#?}", r.outcomes);
+    assert_eq!(states().await.get("scan").map(String::as_str), Some("running"), "inside the window");
+
+    clock.store(ms("2027-01-05T17:00:00Z"), Ordering::SeqCst); // noon in New York
+    let r = reconcile(&e, &d).await.unwrap();
+    let verbs: Vec<(&str, &str)> = r.plan.actions.iter().map(|a| (a.key.as_str(), a.op.verb())).collect();
+    assert_eq!(verbs, [(format!("us-east-1/{}/scanner", vpc.id).as_str(), "stop")], "only the scanner stops");
+    let s = states().await;
+    assert_eq!((s["scan"].as_str(), s["ids"].as_str()), ("stopped", "running"));
+    assert!(reconcile(&e, &d).await.unwrap().plan.actions.is_empty(), "planning again at noon changes nothing");
+
+    // Scan now, for the VPC: the scanner starts outside the window.
+    let expedite = garrison_model::schedule::ScanControl {
+        key: format!("/aws/us-east-1/vpc/{}", vpc.id),
+        asset_type: "vpc".into(),
+        expedite_until: Some(clock.load(Ordering::SeqCst) + garrison_model::schedule::EXPEDITE_MS),
+        stopped_at: None,
+    };
+    t.store.put_scan_control(&d.id, &expedite).await.unwrap();
+    reconcile(&e, &d).await.unwrap();
+    assert_eq!(states().await["scan"], "running", "expedited");
+    // Five hours later the expedite has run out, and it is still day in New York.
+    clock.store(ms("2027-01-05T22:00:00Z"), Ordering::SeqCst);
+    reconcile(&e, &d).await.unwrap();
+    assert_eq!(states().await["scan"], "stopped");
+}

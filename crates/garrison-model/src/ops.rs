@@ -221,6 +221,69 @@ const NETWORK_FILTERS: [Param; 4] = [
     q("vpc_key", Kind::String, "only this VPC (/aws/<region>/vpc/<vpc-id>)"),
 ];
 
+const SCHED_DEPLOYMENT: Param = p("deployment_id", "deployment id");
+const SCHEDULE_ID: Param = p("id", "scan schedule id");
+const SCHEDULE_FIELDS: [Param; 8] = [
+    b("name", Kind::String, false, "schedule name"),
+    b("enabled", Kind::Boolean, false, "whether it is active (default true)"),
+    b("type_of_scan", Kind::String, false, "vulnerability | external | discovery | abs (default vulnerability)"),
+    b("timezone", Kind::String, false, "a time zone of list_timezones (default UTC)"),
+    b("scan_frequency", Kind::String, false, "automatic | daily | weekly | fortnightly | monthly | quarterly | once"),
+    b(
+        "scan_windows",
+        Kind::Array,
+        false,
+        "[{\"type\": \"days_of_week\", \"start_time\": \"22:00\", \"end_time\": \"02:00\", \"days_of_week\": [1, 2]}, …]",
+    ),
+    b(
+        "scan_scope",
+        Kind::Object,
+        false,
+        "{\"include_all_assets\": true} or {\"include\": [{\"type\": \"asset\", \"asset_type\": \"vpc\", \"key\": …}]}",
+    ),
+    b("scan_options", Kind::Array, false, "scan options (stored)"),
+];
+const SCHEDULE_CREATE: [Param; 10] = [
+    ACCOUNT,
+    SCHED_DEPLOYMENT,
+    SCHEDULE_FIELDS[0],
+    SCHEDULE_FIELDS[1],
+    SCHEDULE_FIELDS[2],
+    SCHEDULE_FIELDS[3],
+    SCHEDULE_FIELDS[4],
+    SCHEDULE_FIELDS[5],
+    SCHEDULE_FIELDS[6],
+    SCHEDULE_FIELDS[7],
+];
+const SCHEDULE_UPDATE: [Param; 11] = [
+    ACCOUNT,
+    SCHED_DEPLOYMENT,
+    SCHEDULE_ID,
+    SCHEDULE_FIELDS[0],
+    SCHEDULE_FIELDS[1],
+    SCHEDULE_FIELDS[2],
+    SCHEDULE_FIELDS[3],
+    SCHEDULE_FIELDS[4],
+    SCHEDULE_FIELDS[5],
+    SCHEDULE_FIELDS[6],
+    SCHEDULE_FIELDS[7],
+];
+const SCAN_ASSET: [Param; 5] = [
+    ACCOUNT,
+    SCHED_DEPLOYMENT,
+    b("type", Kind::String, true, "asset"),
+    b("asset_type", Kind::String, true, "deployment | region | network | vpc | subnet | host"),
+    b("key", Kind::String, true, "the asset key, e.g. /aws/us-east-1/vpc/vpc-0a1b2c3d"),
+];
+const EXPEDITE: [Param; 6] = [
+    SCAN_ASSET[0],
+    SCAN_ASSET[1],
+    SCAN_ASSET[2],
+    SCAN_ASSET[3],
+    SCAN_ASSET[4],
+    q("force", Kind::Boolean, "scan excluded targets too (accepted)"),
+];
+
 pub static OPERATIONS: &[Operation] = &[
     // aims
     Operation {
@@ -920,6 +983,106 @@ pub static OPERATIONS: &[Operation] = &[
         path: "/herald/v2/{account_id}/subscriptions/{subscription_id}/subscribers/{subscriber_type}/{subscriber}",
         params: params![ACCOUNT, SUBSCRIPTION_ID, p("subscriber_type", "connection | user"), p("subscriber", "its id")],
         summary: "Remove a subscriber",
+        needs_token: true,
+    },
+    // scan_scheduler v2: scan schedules and scan control
+    Operation {
+        service: "scan_scheduler",
+        name: "list_timezones",
+        method: "GET",
+        path: "/scheduler/v2/timezones",
+        params: &[],
+        summary: "The time zones a scan schedule may name",
+        needs_token: true,
+    },
+    Operation {
+        service: "scan_scheduler",
+        name: "list_schedules",
+        method: "GET",
+        path: "/scheduler/v2/{account_id}/{deployment_id}/schedules",
+        params: params![
+            ACCOUNT,
+            SCHED_DEPLOYMENT,
+            q("return_fields", Kind::String, "only these fields, comma separated")
+        ],
+        summary: "A deployment's scan schedules, its default one first",
+        needs_token: true,
+    },
+    Operation {
+        service: "scan_scheduler",
+        name: "create_schedule",
+        method: "POST",
+        path: "/scheduler/v2/{account_id}/{deployment_id}/schedules",
+        params: &SCHEDULE_CREATE,
+        summary: "Create a scan schedule (scope, time zone, windows, frequency)",
+        needs_token: true,
+    },
+    Operation {
+        service: "scan_scheduler",
+        name: "get_schedule",
+        method: "GET",
+        path: "/scheduler/v2/{account_id}/{deployment_id}/schedules/{id}",
+        params: params![ACCOUNT, SCHED_DEPLOYMENT, SCHEDULE_ID],
+        summary: "A scan schedule",
+        needs_token: true,
+    },
+    Operation {
+        service: "scan_scheduler",
+        name: "update_schedule",
+        method: "PUT",
+        path: "/scheduler/v2/{account_id}/{deployment_id}/schedules/{id}",
+        params: &SCHEDULE_UPDATE,
+        summary: "Change a scan schedule (what is not given stays)",
+        needs_token: true,
+    },
+    Operation {
+        service: "scan_scheduler",
+        name: "delete_schedule",
+        method: "DELETE",
+        path: "/scheduler/v2/{account_id}/{deployment_id}/schedules/{id}",
+        params: params![ACCOUNT, SCHED_DEPLOYMENT, SCHEDULE_ID],
+        summary: "Delete a scan schedule (not the default one)",
+        needs_token: true,
+    },
+    Operation {
+        service: "scan_scheduler",
+        name: "stop_scan_schedule",
+        method: "PUT",
+        path: "/scheduler/v2/{account_id}/{deployment_id}/schedules/{id}/stop",
+        params: params![ACCOUNT, SCHED_DEPLOYMENT, SCHEDULE_ID],
+        summary: "Stop a schedule's scans until its open window closes",
+        needs_token: true,
+    },
+    Operation {
+        service: "scan_scheduler",
+        name: "get_schedule_summary",
+        method: "GET",
+        path: "/scheduler/v2/{account_id}/{deployment_id}/schedules/{id}/summary",
+        params: params![
+            ACCOUNT,
+            SCHED_DEPLOYMENT,
+            SCHEDULE_ID,
+            q("return_fields", Kind::String, "only these fields, comma separated")
+        ],
+        summary: "A schedule's state now, assets in scope and next window",
+        needs_token: true,
+    },
+    Operation {
+        service: "scan_scheduler",
+        name: "expedite_scan",
+        method: "PUT",
+        path: "/scheduler/v2/{account_id}/{deployment_id}/scan",
+        params: &EXPEDITE,
+        summary: "Scan an asset now: its scanners run whatever the windows",
+        needs_token: true,
+    },
+    Operation {
+        service: "scan_scheduler",
+        name: "stop_scan_assets",
+        method: "PUT",
+        path: "/scheduler/v2/{account_id}/{deployment_id}/stop",
+        params: &SCAN_ASSET,
+        summary: "Stop an asset's scans until the open window closes",
         needs_token: true,
     },
     // otis: tuning options

@@ -130,7 +130,7 @@ pub const OPTIONS: &[(&str, Effect)] = &[
     ("scan_security_subnet_cidr_block", Effect::Applied),
     ("security_resource_tags", Effect::Applied),
     ("span_port_enabled", Effect::NotApplied("garrison's IDS appliances are in-VPC, without span ports")),
-    ("vulnerability_scan_frequency", Effect::NotApplied("stored; scan windows are not planned yet")),
+    ("vulnerability_scan_frequency", Effect::Applied),
 ];
 
 pub fn effect(name: &str) -> Option<Effect> {

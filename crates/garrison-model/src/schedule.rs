@@ -56,6 +56,10 @@ pub struct Schedule {
     /// Set by `stop_scan_schedule`: the window open then stays shut until it closes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopped_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<Stamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modified: Option<Stamp>,
 }
 
 /// A clock time of day, minutes since midnight.
@@ -333,7 +337,10 @@ pub fn parse(body: &Value, id: &str, default: bool) -> Result<Schedule, Validati
     let Some(o) = body.as_object() else {
         return Err(ValidationError::one(FieldError::new("body", "a JSON object (a scan schedule)", describe(body))));
     };
+    // `id`, `default`, `created` and `modified` are the server's: accepted and ignored.
     const FIELDS: &[&str] = &[
+        "created",
+        "modified",
         "id",
         "name",
         "default",
@@ -436,6 +443,8 @@ pub fn parse(body: &Value, id: &str, default: bool) -> Result<Schedule, Validati
             scan_scope,
             scan_options: o.get("scan_options").filter(|v| !v.is_null()).cloned(),
             stopped_at: None,
+            created: None,
+            modified: None,
         }),
         _ => Err(errors),
     }
@@ -671,6 +680,8 @@ pub fn default_schedule(deployment_id: &str, frequency: Option<&str>) -> Schedul
         scan_scope: serde_json::json!({"include_all_assets": true}),
         scan_options: None,
         stopped_at: None,
+        created: None,
+        modified: None,
     }
 }
 

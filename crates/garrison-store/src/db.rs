@@ -74,7 +74,7 @@ pub(crate) fn now_ms() -> i64 {
 }
 
 /// A new object id: an upper-case UUID, as the reference's ids are.
-pub(crate) fn new_id() -> String {
+pub fn new_id() -> String {
     uuid::Uuid::new_v4().to_string().to_uppercase()
 }
 

@@ -22,7 +22,7 @@ mod tenants;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use db::{Backend, DbError, Store, StoreError, sqlite_path};
+pub use db::{Backend, DbError, Store, StoreError, new_id, sqlite_path};
 pub use dead_letters::{DeadLetter, EXCERPT_CHARS};
 pub use feed::{FeedPath, FeedSeen};
 pub use findings::{FindingChange, FindingFilter};

@@ -272,6 +272,41 @@ fn reference_workflow_through_the_real_alcli() {
     assert_eq!(opts[0]["id"], opt["id"]);
     let got_opt = run(&["otis", "get_option", "--account_id", ACCOUNT, "--option_id", opt["id"].as_str().unwrap()]);
     assert_eq!(got_opt["scope"]["deployment_id"], dep_id);
+    // Scan schedules through alcli's scan_scheduler definitions: the default one is listed,
+    // a schedule with a window created from alcli's expanded body.
+    let scheds = run(&["scan_scheduler", "list_schedules", "--account_id", ACCOUNT, "--deployment_id", dep_id]);
+    assert_eq!(scheds[0]["default"], true, "{scheds}");
+    let created = run(&[
+        "scan_scheduler",
+        "create_schedule",
+        "--account_id",
+        ACCOUNT,
+        "--deployment_id",
+        dep_id,
+        "--name",
+        "nightly",
+        "--scan_frequency",
+        "daily",
+        "--scan_windows",
+        // (alcli's schema wants `start_day` in this window too; garrison accepts it.)
+        r#"[{"type": "days_of_week", "start_time": "22:00", "end_time": "02:00", "start_day": 1, "days_of_week": [1, 2, 3]}]"#,
+    ]);
+    assert_eq!(
+        (created["name"].as_str(), created["scan_windows"][0]["start_time"].as_str()),
+        (Some("nightly"), Some("22:00")),
+        "{created}"
+    );
+    let got = run(&[
+        "scan_scheduler",
+        "get_schedule",
+        "--account_id",
+        ACCOUNT,
+        "--deployment_id",
+        dep_id,
+        "--id",
+        created["id"].as_str().unwrap(),
+    ]);
+    assert_eq!(got["scan_frequency"], "daily");
     // Notifications through alcli's own connectors and herald definitions.
     let types = run(&["herald", "get_notification_types"]);
     assert_eq!(types["notification_types"][0]["notification_type"], "findings/opened");

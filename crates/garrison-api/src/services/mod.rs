@@ -10,6 +10,7 @@ pub mod organizations;
 pub mod otis;
 pub mod policies;
 pub mod protection;
+pub mod scheduler;
 pub mod themis;
 
 use axum::extract::State;
