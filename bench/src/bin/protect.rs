@@ -207,6 +207,12 @@ async fn main() -> anyhow::Result<()> {
     );
     println!("| of which scanners | ${ours_scan:.0} | ${ref_scan:.0} | {:.0}% |", 100.0 * ours_scan / ref_scan);
     println!("\n{shards} emulator process(es); the plan's longest write chain is {exec} calls");
+
+    // The cost of layouts (otis), on the same estate: every VPC of a region attached to one
+    // transit gateway, one hub per region protecting the others, IDS in one zone, scanners
+    // running four hours a night.
+    let layouts = cost_table(&aws, &est, &spec, &d, &engine, &store, &root_account).await?;
+
     let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("out");
     std::fs::create_dir_all(&out)?;
     std::fs::write(
@@ -220,8 +226,196 @@ async fn main() -> anyhow::Result<()> {
             "limiter": limited, "busiest_region_ec2_writes": busiest, "write_budget_floor_s": budget_floor,
             "monthly_usd": ours, "reference_monthly_usd": reference, "cost_ratio": ours / reference,
             "scanner_monthly_usd": ours_scan, "reference_scanner_monthly_usd": ref_scan,
+            "layouts": layouts,
         }))?,
     )?;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+/// Hours a month a scanner runs in a nightly four-hour window.
+const WINDOW_HOURS: f64 = 4.0 * 365.0 / 12.0;
+
+/// One layout's monthly appliance cost (always-on appliances for the month, scanners for
+/// `scan_hours`) and the in-scope VPCs it would leave unprotected (the coverage picture with
+/// every appliance running).
+fn layout(
+    d: &garrison_model::deployment::Deployment,
+    snap: &garrison_model::snapshot::Snapshot,
+    options: &[garrison_model::otis::TuningOption],
+    scan_hours: f64,
+) -> (usize, usize, f64, u64) {
+    use garrison_engine::plan::desired::Want;
+    use garrison_model::protection::Role;
+    use garrison_model::report::{ApplianceView, VpcView};
+    let prices = PriceTable::builtin();
+    let images = garrison_catalog::appliances::Images::builtin();
+    let scans = garrison_engine::plan::scans::Scans::default();
+    let inputs = garrison_engine::plan::Inputs { prices: &prices, images: &images, options, scans: &scans };
+    let want = garrison_engine::plan::desired(d, snap, &Default::default(), &inputs);
+    let (mut scanners, mut ids, mut usd) = (0, 0, 0.0);
+    let mut views: BTreeMap<(String, String), Vec<ApplianceView>> = BTreeMap::new();
+    for (key, w) in &want.items {
+        if let Want::Build {
+            region, spec: Spec::Appliance { role, vpc, zone, instance_type, .. }, running: true, ..
+        } = w
+        {
+            let hourly = prices.price(region, instance_type).map_or(0.0, |p| p.per_hour);
+            match role {
+                Role::Scan => {
+                    scanners += 1;
+                    usd += hourly * scan_hours;
+                }
+                Role::Ids => {
+                    ids += 1;
+                    usd += hourly * HOURS_PER_MONTH;
+                }
+            }
+            views.entry((region.clone(), vpc.clone())).or_default().push(ApplianceView {
+                key: key.clone(),
+                role: *role,
+                zone: zone.clone(),
+                instance_type: instance_type.clone(),
+                instance_id: key.clone(),
+                state: "running".into(),
+                monthly_usd: 0.0,
+            });
+        }
+    }
+    let views: Vec<VpcView> = views
+        .into_iter()
+        .map(|((region, vpc_id), appliances)| VpcView { region, vpc_id, appliances, monthly_usd: 0.0 })
+        .collect();
+    let pic = garrison_engine::coverage::picture(d, snap, &views, options);
+    (scanners, ids, usd, pic["counts"]["unprotected"].as_u64().unwrap_or(u64::MAX))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn cost_table(
+    aws: &Aws,
+    est: &garrison_cloud::estate::Estate,
+    spec: &EstateSpec,
+    d: &garrison_model::deployment::Deployment,
+    engine: &Engine,
+    store: &garrison_store::Store,
+    root: &str,
+) -> anyhow::Result<serde_json::Value> {
+    // Connect each region's VPCs through one transit gateway.
+    for region in &spec.regions {
+        let ec2 = aws.in_region(region).ec2();
+        let tgw = ec2.create_transit_gateway().send().await?;
+        let tgw_id = tgw.transit_gateway().and_then(|t| t.transit_gateway_id()).unwrap_or_default().to_string();
+        for v in est.vpcs().filter(|v| &v.region == region && !v.subnets.is_empty()) {
+            ec2.create_transit_gateway_vpc_attachment()
+                .transit_gateway_id(&tgw_id)
+                .vpc_id(&v.id)
+                .subnet_ids(&v.subnets[0].0)
+                .send()
+                .await?;
+        }
+    }
+    let snap = garrison_cloud::discovery::discover(aws, &spec.regions, 0).await;
+    let opt = |name: &str, scope: serde_json::Value, value: serde_json::Value| {
+        garrison_model::otis::parse(&json!({"name": name, "scope": scope, "value": value})).expect("a valid option")
+    };
+    // One hub per region, the VPC with the most running hosts; every other inhabited VPC a spoke.
+    let mut cheapest = vec![opt(
+        "ids_appliances_placement",
+        json!({"deployment_id": d.id}),
+        json!({"policy": "automatic", "max_zones": 1}),
+    )];
+    let mut hubs = vec![];
+    for region in &spec.regions {
+        let rs = &snap.regions[region];
+        let running =
+            |v: &str| rs.instances.iter().filter(|i| i.vpc_id.as_deref() == Some(v) && i.state == "running").count();
+        let mut inhabited: Vec<&str> = rs.vpcs.iter().map(|v| v.id.as_str()).filter(|v| running(v) > 0).collect();
+        inhabited.sort_by_key(|v| std::cmp::Reverse(running(v)));
+        let Some(hub) = inhabited.first() else { continue };
+        hubs.push(format!("{region}/{hub}"));
+        for spoke in &inhabited[1..] {
+            cheapest.push(opt(
+                "cross_network_protection",
+                json!({"deployment_id": d.id, "vpc_key": format!("/aws/{region}/vpc/{spoke}")}),
+                json!({"deployment_id": d.id, "vpc_key": format!("/aws/{region}/vpc/{hub}")}),
+            ));
+        }
+    }
+    let prices = PriceTable::builtin();
+    let hourly = |t: &str| prices.price("us-east-1", t).map(|p| p.per_hour).unwrap_or(0.0);
+    let mut essentials = d.clone();
+    for i in &mut essentials.scope.include {
+        if let Some(p) = &mut i.policy {
+            p.id = ESSENTIALS.into();
+        }
+    }
+    let mut rows = vec![];
+    println!(
+        "\n| scope | layout | scanners | IDS | monthly | of the reference | unprotected VPCs |\n|---|---|---|---|---|---|---|"
+    );
+    for (scope, dep) in [("mixed (Professional in one region)", d), ("Essentials only", &essentials)] {
+        let in_scope_vpcs: usize = snap.regions.values().map(|r| r.vpcs.len()).sum();
+        let pro_zones: usize = if std::ptr::eq(dep, d) {
+            est.vpcs()
+                .filter(|v| v.region == spec.regions[0])
+                .map(|v| v.instances.iter().filter(|i| i.running).map(|i| i.zone.clone()).collect::<HashSet<_>>().len())
+                .sum()
+        } else {
+            0
+        };
+        let reference =
+            (in_scope_vpcs as f64 * hourly("m3.medium") + pro_zones as f64 * hourly("c5.xlarge")) * HOURS_PER_MONTH;
+        println!(
+            "| {scope} | reference defaults: an m3.medium scanner always on per in-scope VPC, a c5.xlarge IDS per inhabited zone of Professional VPCs | {in_scope_vpcs} | {pro_zones} | ${reference:.0} | 100% | - |"
+        );
+        for (name, options, hours) in [
+            (
+                "garrison defaults: scanners where hosts run, cheapest offered types, IDS per inhabited zone",
+                vec![],
+                HOURS_PER_MONTH,
+            ),
+            (
+                "garrison cheapest: one hub per region over its transit gateway, IDS in one zone, scanners in a nightly 4-hour window",
+                cheapest.clone(),
+                WINDOW_HOURS,
+            ),
+        ] {
+            let (scanners, ids, usd, unprotected) = layout(dep, &snap, &options, hours);
+            let ratio = usd / reference;
+            println!("| {scope} | {name} | {scanners} | {ids} | ${usd:.0} | {:.0}% | {unprotected} |", 100.0 * ratio);
+            rows.push(json!({"scope": scope, "layout": name, "scanners": scanners, "ids": ids, "monthly_usd": usd,
+                "reference_monthly_usd": reference, "ratio": ratio, "unprotected_vpcs": unprotected}));
+        }
+    }
+    println!("hubs: {}", hubs.join(", "));
+    println!(
+        "targets: cheapest <= 40% of the reference for the mixed scope, <= 25% for Essentials only, none unprotected"
+    );
+
+    // The cheapest mixed layout applied for real: every action done, nothing unprotected.
+    for o in &cheapest {
+        store.create_option(root, o).await?;
+    }
+    let t = Instant::now();
+    let applied = reconcile(engine, d).await?;
+    let failed = applied.outcomes.iter().filter(|o| o.result != "done").count();
+    anyhow::ensure!(
+        failed == 0,
+        "applying the cheapest layout: {:?}",
+        applied.outcomes.iter().find(|o| o.result != "done")
+    );
+    let pic = garrison_engine::coverage::picture(
+        d,
+        &store.get_snapshot(root, &d.id).await?.expect("snapshot"),
+        &applied.vpcs,
+        &cheapest,
+    );
+    println!(
+        "cheapest mixed layout applied on the emulator: {} actions in {:.1} s; coverage {}; report ${:.0} a month with every appliance running",
+        applied.outcomes.len(),
+        t.elapsed().as_secs_f64(),
+        pic["counts"],
+        applied.monthly_appliance_usd
+    );
+    Ok(json!(rows))
 }
