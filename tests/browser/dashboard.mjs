@@ -41,6 +41,12 @@ try {
   assert.match(await page.textContent("[data-testid=cost]"), /^\$\d+\.\d\d\/month$/);
   assert.notEqual(await page.textContent("[data-testid=audit-health]"), "failed");
   ok(`cost ${await page.textContent("[data-testid=cost]")}, audit source ${await page.textContent("[data-testid=audit-health]")}`);
+  // What the tuning option costs, and each VPC's cost.
+  assert.match(await page.textContent(`[data-testid=option-cost][data-option="${want.option}"]`), /\+\$0\.00\/month$/);
+  if (want.vpc_cost) {
+    assert.equal(await page.locator(`[data-testid=vpc][data-vpc="${want.vpc_cost.vpc}"] [data-testid=vpc-cost]`).first().textContent(), want.vpc_cost.text);
+  }
+  ok(`option ${want.option} costs nothing; VPC cost shown (${want.vpc_cost ? want.vpc_cost.text : "–"})`);
   // The findings put on the default bus: listed highest first, beside their VPC.
   const finding = page.locator(`[data-testid=finding][data-finding="${want.finding.id}"]`);
   await finding.waitFor({ timeout: 60000 });
@@ -109,6 +115,7 @@ try {
   await page.click("[data-testid=plan-button]");
   await page.waitForFunction(() => document.querySelector("[data-testid=plan-counts]"), null, { timeout: 60000 });
   assert.match(await page.textContent("[data-testid=plan-counts]"), /^0 action\(s\)/);
+  assert.match(await page.textContent("[data-testid=plan-cost]"), /^Appliances: \$\d+\.\d\d\/month now, \$\d+\.\d\d\/month planned \(\+\$0\.00\)$/);
   ok(`plan preview after the reconcile: ${await page.textContent("[data-testid=plan-counts]")}`);
   assert.deepEqual(problems, [], "no script errors or blocked resources");
   ok("no script errors");

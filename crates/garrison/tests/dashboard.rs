@@ -50,6 +50,20 @@ fn the_dashboard_shows_the_demo_deployment_in_chromium() {
     let deps = cli(&env, &["deployments", "list_deployments"]);
     let dep = &deps[0];
     let id = dep["id"].as_str().unwrap();
+    // A tuning option (the operator's tags): the worker applies it, and the report says
+    // what it costs (nothing: tags are free).
+    let option = json!({"name": "security_resource_tags", "scope": {"deployment_id": id}, "value": [{"key": "Team", "value": "sec"}]});
+    cli(&env, &["otis", "create_option", "--option", &option.to_string()]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    let tuned = loop {
+        let p = cli(&env, &["deployments", "get_protection", "--deployment_id", id]);
+        if p["option_costs"].as_array().is_some_and(|c| c.iter().any(|o| o["name"] == "security_resource_tags")) {
+            break p;
+        }
+        assert!(std::time::Instant::now() < deadline, "the worker never applied the option: {}", p["option_costs"]);
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    };
+    assert_eq!(tuned["option_costs"][0]["monthly_usd"], 0.0, "{}", tuned["option_costs"]);
     let cov = cli(&env, &["deployments", "get_coverage", "--deployment_id", id]);
     let vpcs: Vec<&Value> =
         cov["regions"].as_array().unwrap().iter().flat_map(|r| r["vpcs"].as_array().unwrap()).collect();
@@ -155,6 +169,9 @@ fn the_dashboard_shows_the_demo_deployment_in_chromium() {
         "vpc_status": vpcs.iter().map(|v| (v["vpc_id"].as_str().unwrap().to_string(), v["status"].clone())).collect::<serde_json::Map<_, _>>(),
         "appliance": ids["instance_id"],
         "deployment_id": id,
+        "option": "security_resource_tags",
+        "vpc_cost": prot["vpcs"].as_array().unwrap().iter().find(|v| v["vpc_id"] == gd_vpc.as_str())
+            .map(|v| json!({"vpc": gd_vpc, "text": format!(" · ${:.2}/month", v["monthly_usd"].as_f64().unwrap())})),
         "exclude": {"region": exclude_region, "vpc": exclude["vpc_id"], "appliances": exclude["appliances"].as_array().unwrap().len()},
     });
     browse("dashboard.mjs", &expected, "dashboard");

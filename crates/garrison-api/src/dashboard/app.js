@@ -245,9 +245,11 @@ function findingsView(findings, cov) {
     }));
 }
 
-function coverageView(cov, findings = []) {
+function coverageView(cov, findings = [], report = null) {
   if (!cov) return h("p", { class: "mute" }, "Not discovered yet.");
   const c = cov.counts || {};
+  // Each VPC's monthly appliance cost, from the protection report.
+  const costOf = (region, vpc) => ((report && report.vpcs) || []).find((x) => x.region === region && x.vpc_id === vpc);
   return h("div", {},
     h("p", { "data-testid": "coverage-counts" },
       `${c.protected || 0} protected, ${c.unprotected || 0} unprotected, ${c.excluded || 0} excluded, ${c.idle || 0} idle VPC(s)`),
@@ -259,6 +261,8 @@ function coverageView(cov, findings = []) {
           h("div", { class: `vpc vpc-${v.status}`, "data-testid": "vpc", "data-vpc": v.vpc_id, "data-status": v.status },
             h("div", {}, h("code", {}, v.vpc_id), " ", v.name ? `(${v.name}) ` : "", v.cidr, " ", badge(v.status, "vpc-status"),
               " ", h("span", { class: "mute" }, `${v.policy || "no policy"} · ${v.hosts_running} host(s) running`),
+              v.protected_by ? h("span", { class: "mute", "data-testid": "vpc-hub" }, ` · protected by ${v.protected_by}`) : null,
+              ((x) => x ? h("span", { class: "mute", "data-testid": "vpc-cost" }, ` · ${usd(x.monthly_usd)}/month`) : null)(costOf(r.region, v.vpc_id)),
               ((n) => n ? h("span", { class: "error", "data-testid": "vpc-findings" }, ` · ${n} active finding(s)`) : null)(
                 findings.filter((f) => f.status === "active" && f.region === r.region && (f.resource || {}).vpc_id === v.vpc_id).length)),
             h("div", { class: "zones" },
@@ -269,6 +273,18 @@ function coverageView(cov, findings = []) {
             v.appliances.length
               ? h("table", {}, v.appliances.map(applianceRow))
               : null)))));
+}
+
+// What each applied otis option adds to the monthly cost (negative: saves).
+function tuningView(report) {
+  const costs = (report && report.option_costs) || [];
+  if (!costs.length) return h("p", { class: "mute", "data-testid": "no-options" }, "No tuning option applies (otis): garrison's defaults.");
+  return h("table", { "data-testid": "option-costs" },
+    h("tr", {}, ["Option", "Id", "Cost"].map((t) => h("th", {}, t))),
+    costs.map((o) => h("tr", { "data-testid": "option-cost", "data-option": o.name },
+      h("td", {}, o.name),
+      h("td", {}, h("code", {}, o.option_id)),
+      h("td", {}, `${o.monthly_usd < 0 ? "−" : "+"}${usd(Math.abs(o.monthly_usd))}/month`))));
 }
 
 function activityView(entries) {
@@ -298,8 +314,12 @@ async function planPreview(id, box) {
   try {
     const p = await api(`/deployments/v1/${account()}/deployments/${encodeURIComponent(id)}/plan`);
     const counts = Object.entries(p.counts || {}).map(([k, v]) => `${v} ${k}`).join(", ") || "nothing to do";
+    const c = p.cost || {};
+    const sign = (x) => (x < 0 ? "−" : "+") + usd(Math.abs(x));
     box.replaceChildren(
       h("p", { "data-testid": "plan-counts" }, `${p.actions.length} action(s): ${counts}`),
+      h("p", { "data-testid": "plan-cost" },
+        `Appliances: ${usd(c.now_usd_month || 0)}/month now, ${usd(c.planned_usd_month || 0)}/month planned (${sign(c.delta_usd_month || 0)})`),
       p.actions.length
         ? h("table", {}, p.actions.slice(0, 200).map((a) => h("tr", {}, h("td", {}, a.op), h("td", {}, a.kind), h("td", {}, a.region), h("td", {}, h("code", {}, a.key)))))
         : null,
@@ -351,7 +371,9 @@ async function deploymentView(id) {
     h("h2", {}, `Findings (${found.findings.filter((f) => f.status === "active").length} active)`),
     findingsView(found.findings, cov),
     h("h2", {}, "Coverage"),
-    coverageView(cov, found.findings),
+    coverageView(cov, found.findings, report),
+    h("h2", {}, "Tuning"),
+    tuningView(report),
     h("h2", {}, "Activity"),
     activityView(audit.entries),
     h("h2", {}, "Plan preview"),
