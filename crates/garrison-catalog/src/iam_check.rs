@@ -375,7 +375,7 @@ mod tests {
         assert!(m[&Capability::Discover].contains(&"ecs:Describe*".to_string()));
         assert_eq!(
             m[&Capability::Appliances],
-            ["ec2:DetachInternetGateway", "ec2:DeleteInternetGateway", "ec2:DisassociateRouteTable"]
+            ["ec2:DetachInternetGateway", "ec2:DeleteInternetGateway", "ec2:DisassociateRouteTable", "ec2:DeleteTags"]
         );
         // `*` covers everything.
         assert!(missing_actions(&role.policy_document, &["*".to_string()]).values().all(Vec::is_empty));

@@ -708,3 +708,39 @@ async fn the_scanner_runs_inside_its_window_and_stops_outside_it() {
     reconcile(&e, &d).await.unwrap();
     assert_eq!(states().await["scan"], "stopped");
 }
+
+/// otis `scan_security_subnet_cidr_block` on the emulator: the scanner's subnet is made with
+/// the operator's block (the VPC's last /28 here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scanner_subnet_takes_the_operators_block_on_the_emulator() {
+    let moto = Moto::start().expect("the AWS emulator is required for this test");
+    let aws = Aws::from_config(moto.sdk_config("us-east-1").await);
+    let sessions = Arc::new(Sessions::new(aws.clone()));
+    let spec = EstateSpec { regions: vec!["us-east-1".into()], ..EstateSpec::s_bare() };
+    let est = estate::build(&sessions, &spec).await.unwrap();
+    let vpc = est.vpcs().find(|v| v.instances.iter().any(|i| i.running)).expect("a VPC with a running host").clone();
+    let net: garrison_model::cidr::Ipv4Net = vpc.cidr.parse().unwrap();
+    let last =
+        garrison_model::cidr::Ipv4Net { addr: (net.addr | (u32::MAX >> net.prefix)) & !15, prefix: 28 }.to_string();
+    let t = garrison_testkit::tenants::tenant(&aws, "block").await.unwrap();
+    let body = json!({"name": "b", "platform": {"type": "aws", "id": GARRISON}, "mode": "automatic",
+        "credentials": [{"id": t.credential, "purpose": "discover"}],
+        "scope": {"include": [{"type": "vpc", "key": format!("/aws/us-east-1/vpc/{}", vpc.id), "policy": {"id": ESSENTIALS}}]}});
+    let d: Deployment = t.deployment(&body).await.unwrap();
+    let o = garrison_model::otis::parse(&json!({"name": "scan_security_subnet_cidr_block",
+        "scope": {"deployment_id": d.id, "vpc_key": format!("/aws/us-east-1/vpc/{}", vpc.id)}, "value": last}))
+    .unwrap();
+    assert!(t.store.create_option(&t.account, &o).await.unwrap());
+    let e = Engine::new(t.store.clone(), sessions.clone(), GARRISON.into());
+    let r = reconcile(&e, &d).await.unwrap();
+    assert!(r.outcomes.iter().all(|o| o.result == "done"), "{:#?}", r.outcomes);
+    let snap = garrison_cloud::discovery::discover(&aws, &spec.regions, 0).await;
+    let rs = &snap.regions["us-east-1"];
+    let scanner = rs.instances.iter().find(|i| tagged(&i.tags, &d.id) && i.state == "running").expect("the scanner");
+    let subnet = rs.subnets.iter().find(|s| Some(&s.id) == scanner.subnet_id.as_ref()).unwrap();
+    assert_eq!(
+        (subnet.cidr.as_str(), tagged(&subnet.tags, &d.id)),
+        (last.as_str(), true),
+        "garrison's subnet, the operator's block"
+    );
+}

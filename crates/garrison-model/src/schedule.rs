@@ -45,8 +45,9 @@ pub struct Schedule {
     #[serde(default)]
     pub timezone: Option<String>,
     pub scan_frequency: String,
-    #[serde(default)]
-    #[schema(value_type = Vec<Object>)]
+    /// None (no windows: whenever there is something to scan) is left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Object>>)]
     pub scan_windows: Option<Vec<Value>>,
     #[schema(value_type = Object)]
     pub scan_scope: Value,

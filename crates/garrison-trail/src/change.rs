@@ -51,6 +51,11 @@ const ACTED_ON: &[(&str, &[(&str, Effect)])] = {
                 ("ModifyInstanceAttribute", Asset(K::Instances)),
                 ("ModifyNetworkInterfaceAttribute", Asset(K::Instances)),
                 ("ModifyInstancePlacement", Asset(K::Instances)),
+                // The paths a hub's appliances protect its spokes over (otis cross_network_protection).
+                ("AcceptVpcPeeringConnection", Asset(K::Connections)),
+                ("DeleteVpcPeeringConnection", Asset(K::Connections)),
+                ("CreateTransitGatewayVpcAttachment", Asset(K::Connections)),
+                ("DeleteTransitGatewayVpcAttachment", Asset(K::Connections)),
                 ("CreateVpc", Asset(K::Vpcs)),
                 ("DeleteVpc", Asset(K::Vpcs)),
                 ("CreateDefaultVpc", Asset(K::Vpcs)),
