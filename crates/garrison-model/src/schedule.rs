@@ -24,8 +24,10 @@ const WINDOW_TYPES: &[&str] = &[
     "quarterly",
     "weekday_of_month",
 ];
-/// Windows per schedule and items per scope, bounded.
+/// Items per scope, bounded.
 pub const MAX_ITEMS: usize = 100;
+/// Windows per schedule, bounded (each is evaluated minute by minute when a stop is judged).
+pub const MAX_WINDOWS: usize = 20;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Stamp {
@@ -403,7 +405,7 @@ pub fn parse(body: &Value, id: &str, default: bool) -> Result<Schedule, Validati
     };
     let scan_windows = match o.get("scan_windows") {
         None | Some(Value::Null) => None,
-        Some(Value::Array(a)) if a.len() <= MAX_ITEMS => {
+        Some(Value::Array(a)) if a.len() <= MAX_WINDOWS => {
             let mut out = vec![];
             for (i, w) in a.iter().enumerate() {
                 window(w, &format!("scan_windows[{i}]"), &mut out);
@@ -513,53 +515,83 @@ impl Schedule {
         self.scan_windows.iter().flatten().filter_map(|w| window(w, "", &mut ignore)).collect()
     }
 
+    /// Its windows and time zone, parsed once for repeated questions.
+    pub fn compile(&self) -> Compiled {
+        Compiled { windows: self.windows(), tz: zone(self.timezone.as_deref()) }
+    }
+
     /// Whether one of its windows is open at `ms` (no windows: always), ignoring stops.
     pub fn window_open(&self, ms: i64) -> bool {
-        let ws = self.windows();
-        if ws.is_empty() {
-            return true;
+        self.compile().open(ms)
+    }
+
+    /// Whether a stop made at `at` still holds at `ms`: the windows open then have not closed
+    /// since (searched minute by minute, at most 93 days: no window stays open longer but an
+    /// always-open schedule, which a stop shuts for one SLA period).
+    pub fn stopped(&self, c: &Compiled, at: i64, ms: i64) -> bool {
+        if at > ms {
+            return false;
         }
-        let Some(tz) = zone(self.timezone.as_deref()) else { return false };
-        let Ok(ts) = jiff::Timestamp::from_millisecond(ms) else { return false };
-        let local = tz.to_datetime(ts);
-        ws.iter().any(|w| w.open(&local))
+        if c.windows.is_empty() {
+            return ms - at < sla_ms(&self.scan_frequency);
+        }
+        c.closes(at, ms.min(at + STOP_HORIZON_MS)).is_none_or(|closed| closed > ms)
     }
 
     /// Whether scanners may run at `ms` under this schedule: enabled, a window open, and not
     /// stopped during the window open now.
     pub fn open_at(&self, ms: i64) -> bool {
-        if !self.enabled || !self.window_open(ms) {
-            return false;
-        }
-        match self.stopped_at {
-            // Stopped: shut until the window open at the stop has closed (one minute steps,
-            // at most 93 days: no window stays open longer but an always-open schedule,
-            // which a stop shuts for one SLA period).
-            Some(at) if at <= ms => {
-                if self.windows().is_empty() {
-                    return ms - at >= sla_ms(&self.scan_frequency);
-                }
-                let mut t = at;
-                while t < ms && ms - at < 93 * 86_400_000 {
-                    if !self.window_open(t) {
-                        return true;
-                    }
-                    t += 60_000;
-                }
-                false
-            }
-            _ => true,
-        }
+        let c = self.compile();
+        self.enabled && c.open(ms) && !self.stopped_at.is_some_and(|at| self.stopped(&c, at, ms))
     }
 
     /// When its next window opens after `ms`, within `horizon_ms` (None: none opens in it, or
     /// it is open now).
     pub fn next_open(&self, ms: i64, horizon_ms: i64) -> Option<i64> {
-        if self.open_at(ms) {
+        if !self.enabled || self.open_at(ms) {
             return None;
         }
-        let start = ms - ms.rem_euclid(60_000) + 60_000;
-        (0..horizon_ms / 60_000).map(|i| start + i * 60_000).find(|t| self.open_at(*t))
+        let c = self.compile();
+        // A stop holds until the window open at it closes: look from there.
+        let mut from = ms;
+        if let Some(at) = self.stopped_at.filter(|at| *at <= ms && c.open(ms)) {
+            from = c.closes(at, at + STOP_HORIZON_MS)?.max(ms);
+        }
+        let start = from - from.rem_euclid(60_000) + 60_000;
+        (0..horizon_ms / 60_000).map(|i| start + i * 60_000).find(|t| c.open(*t))
+    }
+}
+
+/// How far a stop is followed.
+const STOP_HORIZON_MS: i64 = 93 * 86_400_000;
+
+/// A schedule's windows and time zone, parsed.
+pub struct Compiled {
+    windows: Vec<Window>,
+    tz: Option<TimeZone>,
+}
+
+impl Compiled {
+    /// Whether a window is open at `ms` (no windows: always; an unknown zone: never).
+    pub fn open(&self, ms: i64) -> bool {
+        if self.windows.is_empty() {
+            return true;
+        }
+        let (Some(tz), Ok(ts)) = (&self.tz, jiff::Timestamp::from_millisecond(ms)) else { return false };
+        let local = tz.to_datetime(ts);
+        self.windows.iter().any(|w| w.open(&local))
+    }
+
+    /// The first minute from `from` to `until` at which no window is open.
+    fn closes(&self, from: i64, until: i64) -> Option<i64> {
+        let mut t = from;
+        while t <= until {
+            if !self.open(t) {
+                return Some(t);
+            }
+            t += 60_000;
+        }
+        None
     }
 }
 

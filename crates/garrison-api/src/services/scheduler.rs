@@ -33,7 +33,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 }
 
 /// Schedules per deployment, bounded.
-pub const MAX_SCHEDULES: usize = 100;
+pub const MAX_SCHEDULES: usize = 50;
 
 fn now_ms() -> i64 {
     garrison_engine::now_ms()

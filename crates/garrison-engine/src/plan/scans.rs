@@ -12,6 +12,8 @@ pub struct Scans {
     /// The deployment's schedules, its default one included.
     pub schedules: Vec<Schedule>,
     pub controls: Vec<ScanControl>,
+    /// Whether each schedule, under each stop, is open at `now_ms`.
+    pub memo: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<(String, Option<i64>, i64), bool>>>,
 }
 
 impl Scans {
@@ -28,9 +30,14 @@ impl Scans {
         }
         let stopped = self.controls.iter().filter(|c| control(c)).filter_map(|c| c.stopped_at).max();
         self.schedules.iter().filter(|s| s.type_of_scan == "vulnerability" && s.covers(p)).any(|s| {
-            let mut s = s.clone();
-            s.stopped_at = s.stopped_at.max(stopped);
-            s.open_at(self.now_ms)
+            let at = s.stopped_at.max(stopped);
+            // Judging a stop walks the windows minute by minute: once per schedule and stop,
+            // not once per VPC.
+            let mut memo = self.memo.lock().unwrap_or_else(|e| e.into_inner());
+            *memo.entry((s.id.clone(), at, self.now_ms)).or_insert_with(|| {
+                let c = s.compile();
+                s.enabled && c.open(self.now_ms) && !at.is_some_and(|at| s.stopped(&c, at, self.now_ms))
+            })
         })
     }
 }

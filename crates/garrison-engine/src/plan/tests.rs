@@ -1785,8 +1785,11 @@ fn scanners_run_inside_their_windows_only() {
     nightly.scan_windows = Some(vec![
         json!({"type": "days_of_week", "start_time": "22:00", "end_time": "02:00", "days_of_week": [1, 2, 3, 4, 5, 6, 7]}),
     ]);
-    w.scans =
-        super::scans::Scans { now_ms: ms("2027-01-04T23:00:00Z"), schedules: vec![nightly.clone()], controls: vec![] };
+    w.scans = super::scans::Scans {
+        now_ms: ms("2027-01-04T23:00:00Z"),
+        schedules: vec![nightly.clone()],
+        ..Default::default()
+    };
     w.converge(Some(&d));
     assert_eq!(scanner_state(&w, "vpc-0000000a"), "running");
     w.scans.now_ms = ms("2027-01-05T12:00:00Z");
@@ -1835,7 +1838,7 @@ fn scanners_run_inside_their_windows_only() {
     w.scans = super::scans::Scans {
         now_ms: ms("2027-01-06T12:00:00Z"),
         schedules: vec![Schedule { enabled: false, ..nightly }, only_b],
-        controls: vec![],
+        ..Default::default()
     };
     w.converge(Some(&d));
     assert_eq!(

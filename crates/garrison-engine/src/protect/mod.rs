@@ -70,7 +70,12 @@ pub async fn scans(
     if !schedules.iter().any(|s| s.default) {
         schedules.push(default_schedule(d, options));
     }
-    Ok(crate::plan::scans::Scans { now_ms: (e.clock)(), schedules, controls: e.store.scan_controls(&d.id).await? })
+    Ok(crate::plan::scans::Scans {
+        now_ms: (e.clock)(),
+        schedules,
+        controls: e.store.scan_controls(&d.id).await?,
+        ..Default::default()
+    })
 }
 
 /// The default vulnerability schedule of `d` before anyone changed it.

@@ -199,3 +199,30 @@ proptest! {
         }
     }
 }
+
+/// A stop on a window that stays open for most of a month is judged in bounded time, and
+/// the summary's next window after it too.
+#[test]
+fn a_long_window_and_a_stop_are_judged_quickly() {
+    let mut s = sched(
+        json!([{"type": "monthly_period", "start_day": 1, "start_time": "00:00", "end_day": 31, "end_time": "23:00"}]),
+        None,
+    );
+    s.stopped_at = Some(ms("2027-01-01T01:00:00Z"));
+    let t = std::time::Instant::now();
+    assert!(!s.open_at(ms("2027-01-30T12:00:00Z")), "stopped until the window closes on the 31st at 23:00");
+    assert!(s.open_at(ms("2027-02-01T00:00:00Z")), "the next month's window runs");
+    assert_eq!(s.next_open(ms("2027-01-30T12:00:00Z"), 35 * 86_400_000), Some(ms("2027-02-01T00:00:00Z")));
+    assert!(t.elapsed() < std::time::Duration::from_secs(5), "{:?}", t.elapsed());
+}
+
+proptest! {
+    /// Any expedite or stop body is answered: an asset item, or errors naming its fields.
+    #[test]
+    fn any_control_body_is_answered(b in any_json()) {
+        match control_item(&b) {
+            Ok((t, k)) => prop_assert!(!t.is_empty() && k.starts_with('/')),
+            Err(e) => prop_assert!(!e.errors.is_empty()),
+        }
+    }
+}
