@@ -1,8 +1,14 @@
 //! When scanners run: the deployment's scan schedules (scan_scheduler v2) and the scans
 //! expedited or stopped, at the planner's clock.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use garrison_model::schedule::{ScanControl, Schedule, VpcPlace, reaches};
 use serde_json::json;
+
+/// A schedule's id, the stop it is judged under, and the time.
+type Judged = (String, Option<i64>, i64);
 
 /// What the planner knows of scan timing. Empty (no schedules): scanners run whenever there
 /// is something to scan, as without the scheduler.
@@ -13,7 +19,7 @@ pub struct Scans {
     pub schedules: Vec<Schedule>,
     pub controls: Vec<ScanControl>,
     /// Whether each schedule, under each stop, is open at `now_ms`.
-    pub memo: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<(String, Option<i64>, i64), bool>>>,
+    pub memo: Arc<Mutex<HashMap<Judged, bool>>>,
 }
 
 impl Scans {
