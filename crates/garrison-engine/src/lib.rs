@@ -62,7 +62,13 @@ pub struct Engine {
     pub backfill_every: Duration,
     /// The time scan windows are judged at, in milliseconds (tests set it).
     pub clock: Arc<dyn Fn() -> i64 + Send + Sync>,
+    /// Per deployment, when a scan window next opens or closes (within `EDGE_HORIZON_MS`):
+    /// its next run comes then rather than at the resync.
+    edges: Mutex<HashMap<String, i64>>,
 }
+
+/// How far ahead a run looks for the next scan window edge (the longest resync it shortens).
+pub const EDGE_HORIZON_MS: i64 = 3_600_000;
 
 impl Engine {
     pub fn new(store: Store, sessions: Arc<Sessions>, principal: String) -> Engine {
@@ -92,6 +98,7 @@ impl Engine {
             backfilled: Mutex::new(HashMap::new()),
             backfill_every: Duration::from_secs(240),
             clock: Arc::new(now_ms),
+            edges: Mutex::new(HashMap::new()),
         }
     }
 
@@ -114,9 +121,22 @@ impl Engine {
             }
             Retry::Resync | Retry::WaitForChange => {
                 failures.remove(id);
-                None
+                // A scan window opening or closing before the resync: run then (a second
+                // after the edge, so that the run sees it).
+                let edge = self.edges.lock().expect("edges").get(id).copied()?;
+                let wait = Duration::from_millis((edge - (self.clock)()).max(0) as u64 + 1_000);
+                (wait < resync).then_some(wait)
             }
         }
+    }
+
+    /// Records when `id`'s next scan window edge is (None: none within the horizon).
+    pub fn note_edge(&self, id: &str, edge: Option<i64>) {
+        let mut edges = self.edges.lock().expect("edges");
+        match edge {
+            Some(t) => edges.insert(id.to_string(), t),
+            None => edges.remove(id),
+        };
     }
 
     /// Waits for the deployment's turn to write.

@@ -707,6 +707,16 @@ async fn the_scanner_runs_inside_its_window_and_stops_outside_it() {
     clock.store(ms("2027-01-05T22:00:00Z"), Ordering::SeqCst);
     reconcile(&e, &d).await.unwrap();
     assert_eq!(states().await["scan"], "stopped");
+    // Two minutes before the window opens, the worker's next run is due at its opening, not
+    // at the five-minute resync.
+    clock.store(ms("2027-01-06T02:58:00Z"), Ordering::SeqCst);
+    reconcile(&e, &d).await.unwrap();
+    let resync = std::time::Duration::from_secs(300);
+    let next = e.after_run(&d.id, garrison_model::deployment::Reason::Converged, resync).expect("a run at the edge");
+    assert_eq!(next, std::time::Duration::from_secs(121), "the edge at 03:00 UTC, plus a second");
+    clock.store(ms("2027-01-06T03:00:01Z"), Ordering::SeqCst);
+    reconcile(&e, &d).await.unwrap();
+    assert_eq!(states().await["scan"], "running", "started when the window opened");
 }
 
 /// otis `scan_security_subnet_cidr_block` on the emulator: the scanner's subnet is made with

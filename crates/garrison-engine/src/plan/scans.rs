@@ -23,6 +23,33 @@ pub struct Scans {
 }
 
 impl Scans {
+    /// The first time within `horizon_ms` after now at which a schedule's windows open or
+    /// close or an expedite runs out: when the scanners' state may change with no one acting.
+    pub fn next_edge(&self, horizon_ms: i64) -> Option<i64> {
+        let now = self.now_ms;
+        let end = now + horizon_ms;
+        let mut best: Option<i64> = None;
+        let mut keep = |t: i64| best = Some(best.map_or(t, |b| b.min(t)));
+        for u in self.controls.iter().filter_map(|c| c.expedite_until) {
+            if u > now && u <= end {
+                keep(u);
+            }
+        }
+        for s in self.schedules.iter().filter(|s| s.enabled && s.type_of_scan == "vulnerability") {
+            let c = s.compile();
+            let was = c.open(now);
+            let mut t = now - now.rem_euclid(60_000) + 60_000;
+            while t <= end {
+                if c.open(t) != was {
+                    keep(t);
+                    break;
+                }
+                t += 60_000;
+            }
+        }
+        best
+    }
+
     /// Whether the scanners of a VPC may run now: a scan expedited for an asset reaching it
     /// runs them; else one of the vulnerability schedules reaching it has a window open
     /// (the union of their windows), not stopped in it.

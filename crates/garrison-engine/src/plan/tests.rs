@@ -1847,3 +1847,31 @@ fn scanners_run_inside_their_windows_only() {
     );
     assert!(w.plan(Some(&d)).0.is_empty());
 }
+
+/// The next scan window edge within the horizon: a window's opening or closing, or an
+/// expedite running out, whichever comes first; none when nothing changes in it.
+#[test]
+fn the_next_window_edge_is_found_within_the_horizon() {
+    use garrison_model::schedule::{ScanControl, default_schedule};
+    let ms = |s: &str| garrison_model::schedule::parse_ms(s).unwrap();
+    let mut nightly = default_schedule(DEP, None);
+    nightly.scan_windows = Some(vec![
+        json!({"type": "days_of_week", "start_time": "22:00", "end_time": "02:00", "days_of_week": [1, 2, 3, 4, 5, 6, 7]}),
+    ]);
+    let at = |now: &str, controls: Vec<ScanControl>| super::scans::Scans {
+        now_ms: ms(now),
+        schedules: vec![nightly.clone()],
+        controls,
+        ..Default::default()
+    };
+    assert_eq!(at("2027-01-04T21:30:20Z", vec![]).next_edge(3_600_000), Some(ms("2027-01-04T22:00:00Z")), "it opens");
+    assert_eq!(at("2027-01-05T01:59:00Z", vec![]).next_edge(3_600_000), Some(ms("2027-01-05T02:00:00Z")), "it closes");
+    assert_eq!(at("2027-01-05T12:00:00Z", vec![]).next_edge(3_600_000), None, "nothing within the hour");
+    let expedite = ScanControl {
+        key: VPC_A.into(),
+        asset_type: "vpc".into(),
+        expedite_until: Some(ms("2027-01-05T12:10:00Z")),
+        stopped_at: None,
+    };
+    assert_eq!(at("2027-01-05T12:00:00Z", vec![expedite]).next_edge(3_600_000), Some(ms("2027-01-05T12:10:00Z")));
+}

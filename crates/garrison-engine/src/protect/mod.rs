@@ -301,6 +301,7 @@ async fn apply(
 ) -> Result<Report, EngineError> {
     let opts = options(e, d).await?;
     let scans = scans(e, d, &opts).await?;
+    e.note_edge(&d.id, scans.next_edge(crate::EDGE_HORIZON_MS));
     let inputs = inputs(e, &opts, &scans);
     let (mut plan, mut owned, want) = plan_with_desired(Some(d), &d.id, &seen.snapshot, &owned, &inputs);
     if let Some(only) = only {
