@@ -357,6 +357,33 @@ async fn an_ids_placement_option_caps_the_zones_with_appliances() {
     assert_eq!(ids_zones().await.len(), zones_of(&vpc).len(), "without the option: one per inhabited zone");
 }
 
+/// A fresh emulator holding estate S's first region, a tenant, and a deployment of one VPC
+/// with running hosts under `policy`: what the tuning tests start from.
+struct OneVpc {
+    _moto: Moto,
+    aws: Aws,
+    sessions: Arc<Sessions>,
+    spec: EstateSpec,
+    vpc: garrison_cloud::estate::BuiltVpc,
+    t: garrison_testkit::tenants::Tenant,
+    d: Deployment,
+}
+
+async fn one_vpc(name: &str, policy: &str) -> OneVpc {
+    let moto = Moto::start().expect("the AWS emulator is required for this test");
+    let aws = Aws::from_config(moto.sdk_config("us-east-1").await);
+    let sessions = Arc::new(Sessions::new(aws.clone()));
+    let spec = EstateSpec { regions: vec!["us-east-1".into()], ..EstateSpec::s_bare() };
+    let est = estate::build(&sessions, &spec).await.unwrap();
+    let vpc = est.vpcs().find(|v| v.instances.iter().any(|i| i.running)).expect("a VPC with a running host").clone();
+    let t = garrison_testkit::tenants::tenant(&aws, name).await.unwrap();
+    let body = json!({"name": name, "platform": {"type": "aws", "id": GARRISON}, "mode": "automatic",
+        "credentials": [{"id": t.credential, "purpose": "discover"}],
+        "scope": {"include": [{"type": "vpc", "key": format!("/aws/us-east-1/vpc/{}", vpc.id), "policy": {"id": policy}}]}});
+    let d: Deployment = t.deployment(&body).await.unwrap();
+    OneVpc { _moto: moto, aws, sessions, spec, vpc, t, d }
+}
+
 /// otis types, tags and scaling on the emulator: `ids_appliance_instance_type` replaces each
 /// IDS appliance (the new one launched before the old one is terminated, by the audit log),
 /// the scanner keeps its instance; the tags land on what garrison builds (role tags on the
@@ -365,17 +392,7 @@ async fn an_ids_placement_option_caps_the_zones_with_appliances() {
 /// everything away, the second scanner too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn type_tag_and_scaling_options_change_exactly_what_they_say() {
-    let moto = Moto::start().expect("the AWS emulator is required for this test");
-    let aws = Aws::from_config(moto.sdk_config("us-east-1").await);
-    let sessions = Arc::new(Sessions::new(aws.clone()));
-    let spec = EstateSpec { regions: vec!["us-east-1".into()], ..EstateSpec::s_bare() };
-    let est = estate::build(&sessions, &spec).await.unwrap();
-    let vpc = est.vpcs().find(|v| v.instances.iter().any(|i| i.running)).expect("a VPC with a running host").clone();
-    let t = garrison_testkit::tenants::tenant(&aws, "tuning").await.unwrap();
-    let body = json!({"name": "o", "platform": {"type": "aws", "id": GARRISON}, "mode": "automatic",
-        "credentials": [{"id": t.credential, "purpose": "discover"}],
-        "scope": {"include": [{"type": "vpc", "key": format!("/aws/us-east-1/vpc/{}", vpc.id), "policy": {"id": PROFESSIONAL}}]}});
-    let d: Deployment = t.deployment(&body).await.unwrap();
+    let OneVpc { _moto, aws, sessions, spec, vpc, t, d } = one_vpc("tuning", PROFESSIONAL).await;
     let e = Engine::new(t.store.clone(), sessions.clone(), GARRISON.into());
     let r = reconcile(&e, &d).await.unwrap();
     assert!(r.outcomes.iter().all(|o| o.result == "done"), "{:#?}", r.outcomes);
@@ -500,18 +517,8 @@ async fn type_tag_and_scaling_options_change_exactly_what_they_say() {
 /// uninstall.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_predefined_subnet_is_used_and_never_changed() {
-    let moto = Moto::start().expect("the AWS emulator is required for this test");
-    let aws = Aws::from_config(moto.sdk_config("us-east-1").await);
-    let sessions = Arc::new(Sessions::new(aws.clone()));
-    let spec = EstateSpec { regions: vec!["us-east-1".into()], ..EstateSpec::s_bare() };
-    let est = estate::build(&sessions, &spec).await.unwrap();
-    let vpc = est.vpcs().find(|v| v.instances.iter().any(|i| i.running)).expect("a VPC with a running host").clone();
+    let OneVpc { _moto, aws, sessions, spec, vpc, t, d } = one_vpc("predefined", ESSENTIALS).await;
     let theirs = vpc.subnets[0].0.clone();
-    let t = garrison_testkit::tenants::tenant(&aws, "predefined").await.unwrap();
-    let body = json!({"name": "o", "platform": {"type": "aws", "id": GARRISON}, "mode": "automatic",
-        "credentials": [{"id": t.credential, "purpose": "discover"}],
-        "scope": {"include": [{"type": "vpc", "key": format!("/aws/us-east-1/vpc/{}", vpc.id), "policy": {"id": ESSENTIALS}}]}});
-    let d: Deployment = t.deployment(&body).await.unwrap();
     let option = garrison_model::otis::parse(&json!({"name": "predefined_security_subnet",
         "scope": {"deployment_id": d.id, "vpc_key": format!("/aws/us-east-1/vpc/{}", vpc.id)},
         "value": format!("/aws/us-east-1/subnet/{theirs}")}))
@@ -649,17 +656,7 @@ async fn a_hub_protects_spokes_over_a_peering_and_a_transit_gateway() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_scanner_runs_inside_its_window_and_stops_outside_it() {
     use std::sync::atomic::{AtomicI64, Ordering};
-    let moto = Moto::start().expect("the AWS emulator is required for this test");
-    let aws = Aws::from_config(moto.sdk_config("us-east-1").await);
-    let sessions = Arc::new(Sessions::new(aws.clone()));
-    let spec = EstateSpec { regions: vec!["us-east-1".into()], ..EstateSpec::s_bare() };
-    let est = estate::build(&sessions, &spec).await.unwrap();
-    let vpc = est.vpcs().find(|v| v.instances.iter().any(|i| i.running)).expect("a VPC with a running host").clone();
-    let t = garrison_testkit::tenants::tenant(&aws, "windows").await.unwrap();
-    let body = json!({"name": "w", "platform": {"type": "aws", "id": GARRISON}, "mode": "automatic",
-        "credentials": [{"id": t.credential, "purpose": "discover"}],
-        "scope": {"include": [{"type": "vpc", "key": format!("/aws/us-east-1/vpc/{}", vpc.id), "policy": {"id": PROFESSIONAL}}]}});
-    let d: Deployment = t.deployment(&body).await.unwrap();
+    let OneVpc { _moto, aws, sessions, spec, vpc, t, d } = one_vpc("windows", PROFESSIONAL).await;
     let mut nightly = garrison_model::schedule::default_schedule(&d.id, None);
     nightly.timezone = Some("America/New_York".into());
     nightly.scan_windows = Some(vec![json!({"type": "days_of_week", "start_time": "22:00", "end_time": "02:00",
@@ -723,20 +720,10 @@ async fn the_scanner_runs_inside_its_window_and_stops_outside_it() {
 /// the operator's block (the VPC's last /28 here).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_scanner_subnet_takes_the_operators_block_on_the_emulator() {
-    let moto = Moto::start().expect("the AWS emulator is required for this test");
-    let aws = Aws::from_config(moto.sdk_config("us-east-1").await);
-    let sessions = Arc::new(Sessions::new(aws.clone()));
-    let spec = EstateSpec { regions: vec!["us-east-1".into()], ..EstateSpec::s_bare() };
-    let est = estate::build(&sessions, &spec).await.unwrap();
-    let vpc = est.vpcs().find(|v| v.instances.iter().any(|i| i.running)).expect("a VPC with a running host").clone();
+    let OneVpc { _moto, aws, sessions, spec, vpc, t, d } = one_vpc("block", ESSENTIALS).await;
     let net: garrison_model::cidr::Ipv4Net = vpc.cidr.parse().unwrap();
     let last =
         garrison_model::cidr::Ipv4Net { addr: (net.addr | (u32::MAX >> net.prefix)) & !15, prefix: 28 }.to_string();
-    let t = garrison_testkit::tenants::tenant(&aws, "block").await.unwrap();
-    let body = json!({"name": "b", "platform": {"type": "aws", "id": GARRISON}, "mode": "automatic",
-        "credentials": [{"id": t.credential, "purpose": "discover"}],
-        "scope": {"include": [{"type": "vpc", "key": format!("/aws/us-east-1/vpc/{}", vpc.id), "policy": {"id": ESSENTIALS}}]}});
-    let d: Deployment = t.deployment(&body).await.unwrap();
     let o = garrison_model::otis::parse(&json!({"name": "scan_security_subnet_cidr_block",
         "scope": {"deployment_id": d.id, "vpc_key": format!("/aws/us-east-1/vpc/{}", vpc.id)}, "value": last}))
     .unwrap();
