@@ -14,6 +14,7 @@ pub mod deployment;
 pub mod enrollment;
 pub mod error;
 pub mod finding;
+pub mod health;
 pub mod json_path;
 pub mod notify;
 pub mod ops;
