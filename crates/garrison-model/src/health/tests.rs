@@ -63,7 +63,7 @@ fn items_open_update_conclude_and_reopen() {
     assert!(items["appliance_silent/i-1"].remedy.contains("replacing it"));
     assert_eq!(reconcile(&mut items, &[silent.clone(), denied.clone()], 2), vec![], "seen again: nothing new");
     let gave_up = Cause::ReplacementGivenUp { appliance: "i-1".into(), why: "2 replacement(s)".into() };
-    let changes = reconcile(&mut items, &[gave_up.clone()], 3);
+    let changes = reconcile(&mut items, std::slice::from_ref(&gave_up), 3);
     assert_eq!(
         changes,
         vec![
