@@ -605,6 +605,20 @@ pub struct VpcPlace<'a> {
     pub hosts: Vec<&'a str>,
 }
 
+impl<'a> VpcPlace<'a> {
+    /// VPC `v` of region `rs` as discovery read it.
+    pub fn of(region: &'a str, rs: &'a crate::snapshot::RegionSnapshot, v: &'a crate::snapshot::Vpc) -> VpcPlace<'a> {
+        VpcPlace {
+            region,
+            vpc: &v.id,
+            cidr: &v.cidr,
+            tags: &v.tags,
+            subnets: rs.subnets.iter().filter(|x| x.vpc_id == v.id).map(|x| x.id.as_str()).collect(),
+            hosts: rs.instances.iter().filter(|i| i.vpc_id.as_deref() == Some(&v.id)).map(|i| i.id.as_str()).collect(),
+        }
+    }
+}
+
 fn ip(s: &str) -> Option<u32> {
     s.parse::<std::net::Ipv4Addr>().ok().map(u32::from)
 }

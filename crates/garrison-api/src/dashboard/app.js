@@ -24,6 +24,7 @@ function h(tag, attrs, ...children) {
 
 const badge = (s, testid) => h("span", { class: `badge s-${s}`, "data-testid": testid }, s);
 const usd = (n) => `$${(Number(n) || 0).toFixed(2)}`;
+const signedUsd = (n) => (n < 0 ? "−" : "+") + usd(Math.abs(n));
 const when = (ms) => (ms ? new Date(ms).toISOString().replace("T", " ").slice(0, 19) + "Z" : "–");
 
 class ApiError extends Error {}
@@ -284,7 +285,7 @@ function tuningView(report) {
     costs.map((o) => h("tr", { "data-testid": "option-cost", "data-option": o.name },
       h("td", {}, o.name),
       h("td", {}, h("code", {}, o.option_id)),
-      h("td", {}, `${o.monthly_usd < 0 ? "−" : "+"}${usd(Math.abs(o.monthly_usd))}/month`))));
+      h("td", {}, `${signedUsd(o.monthly_usd)}/month`))));
 }
 
 function activityView(entries) {
@@ -315,11 +316,10 @@ async function planPreview(id, box) {
     const p = await api(`/deployments/v1/${account()}/deployments/${encodeURIComponent(id)}/plan`);
     const counts = Object.entries(p.counts || {}).map(([k, v]) => `${v} ${k}`).join(", ") || "nothing to do";
     const c = p.cost || {};
-    const sign = (x) => (x < 0 ? "−" : "+") + usd(Math.abs(x));
     box.replaceChildren(
       h("p", { "data-testid": "plan-counts" }, `${p.actions.length} action(s): ${counts}`),
       h("p", { "data-testid": "plan-cost" },
-        `Appliances: ${usd(c.now_usd_month || 0)}/month now, ${usd(c.planned_usd_month || 0)}/month planned (${sign(c.delta_usd_month || 0)})`),
+        `Appliances: ${usd(c.now_usd_month || 0)}/month now, ${usd(c.planned_usd_month || 0)}/month planned (${signedUsd(c.delta_usd_month || 0)})`),
       p.actions.length
         ? h("table", {}, p.actions.slice(0, 200).map((a) => h("tr", {}, h("td", {}, a.op), h("td", {}, a.kind), h("td", {}, a.region), h("td", {}, h("code", {}, a.key)))))
         : null,

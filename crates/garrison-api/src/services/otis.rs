@@ -60,7 +60,7 @@ async fn preview(s: &AppState, account_id: &str, o: &TuningOption) -> ApiResult<
     }
     let mut out = vec![];
     for d in deployments {
-        let p = garrison_engine::protect::preview_with(engine, &d, Some(options.clone()))
+        let p = garrison_engine::protect::preview(engine, &d, Some(options.clone()))
             .await
             .map_err(|st| ApiError::Upstream(st.message.unwrap_or_default()))?;
         out.push(json!({
@@ -108,10 +108,13 @@ fn check_size(o: &TuningOption) -> ApiResult<()> {
     let Some(ty) = o.value.as_str().filter(|_| o.name == garrison_engine::plan::tuning::IDS_TYPE_TEST) else {
         return Ok(());
     };
-    match PriceTable::builtin().unfit(ty, IDS_TEST_MIN) {
-        Some(why) if PriceTable::builtin().specs.contains_key(ty) => Err(garrison_model::ValidationError::one(
-            FieldError::new("value", "an instance type of at least 2 vCPU and 4 GiB", why),
-        )
+    let table = PriceTable::builtin();
+    match table.unfit(ty, IDS_TEST_MIN) {
+        Some(why) if table.specs.contains_key(ty) => Err(garrison_model::ValidationError::one(FieldError::new(
+            "value",
+            "an instance type of at least 2 vCPU and 4 GiB",
+            why,
+        ))
         .into()),
         _ => Ok(()),
     }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use garrison_engine::protect::preview_with;
+use garrison_engine::protect::preview;
 use garrison_model::FieldError;
 use garrison_model::protection::{TAG_DEPLOYMENT, TAG_OWNER, TAG_TENANT};
 use serde::Deserialize;
@@ -61,7 +61,7 @@ async fn plan_deployment(
     let d = s.store.get_deployment(&account_id, &id).await?.ok_or_else(|| not_found(&id, &account_id))?;
     let engine = s.engine.as_ref().ok_or_else(|| ApiError::Unavailable("this server runs without an engine".into()))?;
     let garrison_engine::protect::Preview { plan, seen, cost } =
-        preview_with(engine, &d, None).await.map_err(|st| ApiError::Upstream(st.message.unwrap_or_default()))?;
+        preview(engine, &d, None).await.map_err(|st| ApiError::Upstream(st.message.unwrap_or_default()))?;
     if cfn {
         let owned = s.store.owned(&id).await?;
         let existing: BTreeMap<String, String> = owned.items.values().map(|o| (o.key.clone(), o.id.clone())).collect();

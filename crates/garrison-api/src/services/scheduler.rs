@@ -20,6 +20,7 @@ use crate::AppState;
 use crate::auth::Caller;
 use crate::body;
 use crate::error::{ApiError, ApiResult};
+use garrison_engine::now_ms;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -35,10 +36,6 @@ pub fn routes() -> OpenApiRouter<AppState> {
 /// Schedules per deployment, bounded.
 pub const MAX_SCHEDULES: usize = 50;
 
-fn now_ms() -> i64 {
-    garrison_engine::now_ms()
-}
-
 async fn deployment(s: &AppState, caller: &Caller, account_id: &str, id: &str) -> ApiResult<Deployment> {
     s.authorize(caller, account_id).await?;
     s.store.get_deployment(account_id, id).await?.ok_or_else(|| not_found(id, account_id))
@@ -46,13 +43,8 @@ async fn deployment(s: &AppState, caller: &Caller, account_id: &str, id: &str) -
 
 /// The deployment's schedules: those stored, and the default one as it is until changed.
 async fn schedules(s: &AppState, d: &Deployment) -> ApiResult<Vec<Schedule>> {
-    let mut all = s.store.list_schedules(&d.account_id, &d.id).await?;
-    if !all.iter().any(|x| x.default) {
-        let options = s.store.list_options(&d.account_id, Some("vulnerability_scan_frequency")).await?;
-        all.insert(0, garrison_engine::protect::default_schedule(d, &options));
-    }
-    all.sort_by_key(|x| !x.default);
-    Ok(all)
+    let options = s.store.list_options(&d.account_id, Some("vulnerability_scan_frequency")).await?;
+    Ok(garrison_engine::protect::schedules(&s.store, d, &options).await?)
 }
 
 async fn find(s: &AppState, d: &Deployment, id: &str) -> ApiResult<Schedule> {
@@ -262,19 +254,7 @@ async fn get_schedule_summary(
     if let Some(snap) = s.store.get_snapshot(&account_id, &d.id).await? {
         for (region, rs) in &snap.regions {
             for v in &rs.vpcs {
-                let place = schedule::VpcPlace {
-                    region,
-                    vpc: &v.id,
-                    cidr: &v.cidr,
-                    tags: &v.tags,
-                    subnets: rs.subnets.iter().filter(|x| x.vpc_id == v.id).map(|x| x.id.as_str()).collect(),
-                    hosts: rs
-                        .instances
-                        .iter()
-                        .filter(|i| i.vpc_id.as_deref() == Some(&v.id))
-                        .map(|i| i.id.as_str())
-                        .collect(),
-                };
+                let place = schedule::VpcPlace::of(region, rs, v);
                 if sched.covers(&place) {
                     assets += place.hosts.len();
                 }

@@ -79,8 +79,6 @@ pub mod keys {
     }
 }
 
-static EMPTY_TAGS: Tags = Tags::new();
-
 /// Short, lower-case form of a deployment id for AWS names (bucket names are lower case).
 pub fn short(id: &str) -> String {
     id.chars().filter(|c| c.is_ascii_alphanumeric()).take(8).collect::<String>().to_ascii_lowercase()
@@ -407,20 +405,11 @@ impl Builder<'_> {
             if let Some(z) = zone {
                 // Constant scaling to zero keeps the scanner, stopped; so does a time outside
                 // the scan windows of every schedule reaching the VPC.
-                let place = garrison_model::schedule::VpcPlace {
-                    region,
-                    vpc,
-                    cidr: &n.cidr,
-                    tags: rs.vpcs.iter().find(|v| v.id == vpc).map_or(&EMPTY_TAGS, |v| &v.tags),
-                    subnets: rs.subnets.iter().filter(|s| s.vpc_id == vpc).map(|s| s.id.as_str()).collect(),
-                    hosts: rs
-                        .instances
-                        .iter()
-                        .filter(|i| i.vpc_id.as_deref() == Some(vpc))
-                        .map(|i| i.id.as_str())
-                        .collect(),
-                };
-                let in_window = self.inputs.scans.open(&place);
+                let in_window = rs
+                    .vpcs
+                    .iter()
+                    .find(|v| v.id == vpc)
+                    .is_none_or(|v| self.inputs.scans.open(&garrison_model::schedule::VpcPlace::of(region, rs, v)));
                 zones.entry(z).or_default().push((Role::Scan, n.scan && t.scanners != Some(0) && in_window));
             }
         }

@@ -245,27 +245,24 @@ pub fn plan(desired: &Desired, snap: &Snapshot, owned: &Owned) -> Plan {
                     continue;
                 }
                 let observed = seen(snap, o);
-                // An ACL for other peers (a hub's spokes changed): a new one is made and
-                // associated first, then the old one removed (ACL entries are numbered, so
-                // a replacement is simpler than renumbering in place).
-                if let (Spec::NetworkAcl { .. }, Some(had @ Spec::NetworkAcl { .. }), Seen::Present(_)) =
-                    (spec, &o.spec, &observed)
-                    && spec != had
-                {
-                    actions.push(create);
-                    actions.push(act(&retired(key), &o.region, o.kind, Op::Delete { id: o.id.clone() }));
-                    continue;
-                }
-                // An appliance of another type than wanted, or wanted in another subnet (the
-                // operator chose them): its replacement is launched first, and the old one
-                // terminated once it runs.
-                if let (
-                    Spec::Appliance { instance_type, zone, subnet, .. },
-                    Seen::Present(Observed::Instance { instance_type: had, .. }),
-                ) = (spec, &observed)
-                    && (instance_type != had
-                        || matches!(&o.spec, Some(Spec::Appliance { zone: z, subnet: s, .. }) if z != zone || s != subnet))
-                {
+                // Replaced, the new one made first and the old one removed after it
+                // (`retired/<key>`): an appliance of another type than wanted or wanted in
+                // another subnet (the operator chose them), and an ACL for other peers (a
+                // hub's spokes changed; ACL entries are numbered, so a replacement is simpler
+                // than renumbering in place).
+                let replaced = match (spec, &o.spec, &observed) {
+                    (Spec::NetworkAcl { .. }, Some(had @ Spec::NetworkAcl { .. }), Seen::Present(_)) => spec != had,
+                    (
+                        Spec::Appliance { instance_type, zone, subnet, .. },
+                        had,
+                        Seen::Present(Observed::Instance { instance_type: running, .. }),
+                    ) => {
+                        instance_type != running
+                            || matches!(had, Some(Spec::Appliance { zone: z, subnet: s, .. }) if z != zone || s != subnet)
+                    }
+                    _ => false,
+                };
+                if replaced {
                     actions.push(create);
                     actions.push(act(&retired(key), &o.region, o.kind, Op::Delete { id: o.id.clone() }));
                     continue;

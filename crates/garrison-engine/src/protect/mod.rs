@@ -66,20 +66,31 @@ pub async fn scans(
     d: &Deployment,
     options: &[garrison_model::otis::TuningOption],
 ) -> Result<crate::plan::scans::Scans, garrison_store::StoreError> {
-    let mut schedules = e.store.list_schedules(&d.account_id, &d.id).await?;
-    if !schedules.iter().any(|s| s.default) {
-        schedules.push(default_schedule(d, options));
-    }
     Ok(crate::plan::scans::Scans {
         now_ms: (e.clock)(),
-        schedules,
+        schedules: schedules(&e.store, d, options).await?,
         controls: e.store.scan_controls(&d.id).await?,
         ..Default::default()
     })
 }
 
+/// The deployment's scan schedules, its default one first (as stored, else as `options`'
+/// `vulnerability_scan_frequency` makes it).
+pub async fn schedules(
+    store: &garrison_store::Store,
+    d: &Deployment,
+    options: &[garrison_model::otis::TuningOption],
+) -> Result<Vec<garrison_model::schedule::Schedule>, garrison_store::StoreError> {
+    let mut all = store.list_schedules(&d.account_id, &d.id).await?;
+    if !all.iter().any(|s| s.default) {
+        all.push(default_schedule(d, options));
+    }
+    all.sort_by_key(|s| !s.default);
+    Ok(all)
+}
+
 /// The default vulnerability schedule of `d` before anyone changed it.
-pub fn default_schedule(
+fn default_schedule(
     d: &Deployment,
     options: &[garrison_model::otis::TuningOption],
 ) -> garrison_model::schedule::Schedule {
@@ -112,15 +123,10 @@ pub struct Preview {
     pub cost: garrison_model::report::CostChange,
 }
 
-/// The plan for `d` from a fresh discovery, without writing anything (plan preview).
-pub async fn preview(e: &Engine, d: &Deployment) -> Result<(Plan, Observation), Status> {
-    preview_with(e, d, None).await.map(|p| (p.plan, p.seen))
-}
-
 /// The plan for `d` and its cost from a fresh discovery, with the account's options or
 /// with `options` in their place (an option previewed before it is saved); nothing is
 /// written but the snapshot.
-pub async fn preview_with(
+pub async fn preview(
     e: &Engine,
     d: &Deployment,
     options: Option<Vec<garrison_model::otis::TuningOption>>,
@@ -335,6 +341,13 @@ async fn apply(
         vec![]
     };
     let Summary { audit_source, vpcs, monthly_appliance_usd } = summarize(&owned, &running, &e.prices);
+    // What each option costs plans the whole deployment again per option: a full run's work.
+    // A targeted run (an event) keeps the last report's figures.
+    let option_costs = match only {
+        None => crate::plan::cost::option_costs(d, &seen.snapshot, &inputs),
+        Some(_) if opts.is_empty() => vec![],
+        Some(_) => e.store.get_report(&d.account_id, &d.id).await?.map(|r| r.option_costs).unwrap_or_default(),
+    };
     let mut report = Report {
         deployment_id: d.id.clone(),
         mode: d.mode,
@@ -347,7 +360,7 @@ async fn apply(
         scope: scope_summary(d, &vpcs, &seen.snapshot),
         vpcs,
         monthly_appliance_usd,
-        option_costs: crate::plan::cost::option_costs(d, &seen.snapshot, &inputs),
+        option_costs,
         trigger,
         freshness: None,
     };

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use garrison_catalog::prices::{HOURS_PER_MONTH, PriceTable};
+use garrison_catalog::prices::PriceTable;
 use garrison_model::deployment::{Deployment, Mode, Reason, Status, StatusKind};
 use garrison_model::protection::{Owned, Plan, ResKind, Role, Spec};
 use garrison_model::report::{
@@ -67,8 +67,7 @@ pub fn summarize(owned: &Owned, running: &BTreeMap<String, bool>, prices: &Price
     for o in owned.items.values().filter(|o| !o.id.is_empty()) {
         if let Some(Spec::Appliance { role, vpc, zone, instance_type, .. }) = &o.spec {
             let up = running.get(&o.key).copied().unwrap_or(true);
-            let hourly = prices.price(&o.region, instance_type).map(|p| p.per_hour).unwrap_or(0.0);
-            let monthly = if up { (hourly * HOURS_PER_MONTH * 100.0).round() / 100.0 } else { 0.0 };
+            let monthly = if up { crate::plan::cost::monthly(prices, &o.region, instance_type) } else { 0.0 };
             total += monthly;
             vpcs.entry((o.region.clone(), vpc.clone())).or_default().push(ApplianceView {
                 key: o.key.clone(),
@@ -117,7 +116,7 @@ pub fn summarize(owned: &Owned, running: &BTreeMap<String, bool>, prices: &Price
             VpcView { region, vpc_id, appliances, monthly_usd }
         })
         .collect();
-    Summary { audit_source, vpcs, monthly_appliance_usd: (total * 100.0).round() / 100.0 }
+    Summary { audit_source, vpcs, monthly_appliance_usd: crate::plan::cost::cents(total) }
 }
 
 pub(super) fn protection_status(
