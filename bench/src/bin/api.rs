@@ -189,6 +189,7 @@ async fn token_check_cost(garrison_rps: f64) -> anyhow::Result<()> {
         template_bucket: None,
         token_ttl_secs: 3600,
         allow_private_webhooks: true,
+        heartbeat_s: 60,
     };
     let state = garrison_api::AppState::new(store.clone(), config).await?;
     let user = store.list_users(&root.account_id).await?.remove(0).id;

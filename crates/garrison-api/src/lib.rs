@@ -39,6 +39,8 @@ pub struct ApiConfig {
     /// Webhook targets on loopback or private networks are accepted (tests, the demo, an
     /// on-premises receiver); link-local ones (the metadata service) never are.
     pub allow_private_webhooks: bool,
+    /// How often appliances are told to send a heartbeat, in seconds.
+    pub heartbeat_s: u64,
 }
 
 #[derive(Clone)]
@@ -127,6 +129,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(services::herald::routes())
         .merge(services::otis::routes())
         .merge(services::scheduler::routes())
+        .merge(services::health::routes())
 }
 
 pub fn router(state: AppState) -> Router {
@@ -137,6 +140,7 @@ pub fn router(state: AppState) -> Router {
     router
         .route("/health", get(services::health))
         .route("/metrics", get(metrics::scrape))
+        .merge(services::appliance_channel::routes())
         .merge(dashboard::routes())
         .route(
             "/openapi.json",

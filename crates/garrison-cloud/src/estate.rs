@@ -370,3 +370,20 @@ pub async fn default_vpc(aws: &Aws, region: &str) -> anyhow::Result<Option<Strin
         .await?;
     Ok(out.vpcs().first().and_then(|v| v.vpc_id()).map(str::to_string))
 }
+
+/// What an instance was launched with as user data, decoded (tests read an appliance's
+/// first-boot script as the instance would).
+pub async fn user_data(aws: &crate::Aws, instance: &str) -> anyhow::Result<Option<String>> {
+    use base64::Engine as _;
+    let out = aws
+        .ec2()
+        .describe_instance_attribute()
+        .instance_id(instance)
+        .attribute(aws_sdk_ec2::types::InstanceAttributeName::UserData)
+        .send()
+        .await?;
+    match out.user_data().and_then(|u| u.value()) {
+        Some(raw) => Ok(Some(String::from_utf8(base64::engine::general_purpose::STANDARD.decode(raw)?)?)),
+        None => Ok(None),
+    }
+}

@@ -81,6 +81,8 @@ pub struct Executor {
     pub parallel: usize,
     /// First pause before a retry (doubling up to 16×).
     pub retry_pause: Duration,
+    /// Appliances get a one-time bootstrap token in their user data when set.
+    pub appliances: Option<crate::appliances::Channel>,
 }
 
 /// Codes AWS gives while a dependency is still going away (an instance terminating, a
@@ -236,6 +238,31 @@ impl Executor {
         }
     }
 
+    /// An appliance's first-boot script with a token minted for this launch (each try
+    /// mints its own; a retried RunInstances returns the first try's instance, and
+    /// `bind_bootstrap` binds every token of the launch to it). None for anything else.
+    async fn bootstrap(&self, a: &Action, spec: &Spec, launch_token: &str) -> Result<Option<String>, CloudError> {
+        let (Some(ch), Spec::Appliance { role, .. }) = (&self.appliances, spec) else { return Ok(None) };
+        let role = match role {
+            garrison_model::protection::Role::Ids => "ids",
+            garrison_model::protection::Role::Scan => "scan",
+        };
+        let token = self
+            .store
+            .mint_bootstrap(
+                &self.account_id,
+                &self.deployment_id,
+                &a.key,
+                role,
+                launch_token,
+                crate::now_ms(),
+                ch.token_ttl_ms(),
+            )
+            .await
+            .map_err(|e| CloudError::terminal("garrison", "Record", "StoreError", &e.to_string()))?;
+        Ok(Some(ch.user_data(&token, role)))
+    }
+
     async fn record(&self, state: &Mutex<State>, item: OwnedItem) -> Result<(), CloudError> {
         self.store
             .put_owned(&self.account_id, &self.deployment_id, &item)
@@ -278,6 +305,7 @@ impl Executor {
             journal,
             key: Some(a.key.clone()),
             resolved: &resolved,
+            user_data: None,
         };
         match &a.op {
             Op::Create { spec, running, tags } => {
@@ -312,7 +340,14 @@ impl Executor {
                         "a removal or newer run took over",
                     ));
                 }
+                let ctx = Ctx { user_data: self.bootstrap(a, spec, &token).await?, ..ctx };
                 let made = Box::pin(writes::create(&ctx, spec, *running, &token)).await?;
+                if ctx.user_data.is_some() {
+                    self.store
+                        .bind_bootstrap(&self.deployment_id, &token, &made.id)
+                        .await
+                        .map_err(|e| CloudError::terminal("garrison", "Record", "StoreError", &e.to_string()))?;
+                }
                 item.id = made.id;
                 item.arn = made.arn;
                 item.token = None;

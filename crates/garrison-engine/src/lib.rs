@@ -1,6 +1,7 @@
 //! The engine: discovery of deployments into persisted snapshots, role validation, and
 //! the worker loop that runs them when deployments change and periodically.
 
+pub mod appliances;
 pub mod collect;
 pub mod coverage;
 pub mod discover;
@@ -65,6 +66,9 @@ pub struct Engine {
     /// Per deployment, when a scan window next opens or closes (within `EDGE_HORIZON_MS`):
     /// its next run comes then rather than at the resync.
     edges: Mutex<HashMap<String, i64>>,
+    /// How appliances report in (their user data carries a one-time token); None: they are
+    /// launched without the agent and their health is not watched.
+    pub appliances: Option<appliances::Channel>,
 }
 
 /// How far ahead a run looks for the next scan window edge (the longest resync it shortens).
@@ -99,6 +103,7 @@ impl Engine {
             backfill_every: Duration::from_secs(240),
             clock: Arc::new(now_ms),
             edges: Mutex::new(HashMap::new()),
+            appliances: None,
         }
     }
 

@@ -171,7 +171,7 @@ async fn leased_run(engine: Arc<Engine>, lease: garrison_store::Lease, d: Deploy
 /// deployment as it is now, once it is ours.
 async fn start(
     engine: &Arc<Engine>,
-    slots: &Arc<tokio::sync::Semaphore>,
+    lanes: &[&Arc<tokio::sync::Semaphore>],
     running: &Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
     lease: garrison_store::Lease,
     removal_of: Option<Deployment>,
@@ -182,11 +182,12 @@ async fn start(
     // A run of ours still going (its lease lapsed while it stalled): it finds out at its
     // next renewal; this claim waits for a later pass.
     let busy = running.lock().expect("running").contains(&id);
-    let permit = match slots.clone().try_acquire_owned() {
-        Ok(p) if !busy => p,
+    let permit = lanes.iter().find_map(|lane| (*lane).clone().try_acquire_owned().ok());
+    let permit = match permit {
+        Some(p) if !busy => p,
         other => {
             let _ = engine.store.release_lease(&lease, me).await;
-            return other.is_ok();
+            return other.is_some();
         }
     };
     let removal = removal_of.is_some();
@@ -220,10 +221,15 @@ async fn start(
 /// changed ones first, then its own from before, then the longest overdue) and runs them;
 /// a killed worker's leases expire and others take them over. A slot freed wakes the loop
 /// at once. A large account holds one slot for as long as it takes; the others keep turning.
+/// Runs a dead worker left half-done are taken over as soon as their leases lapse, in a
+/// slot if one is free and otherwise in a takeover lane of as many again: with every slot
+/// busy they would wait for a routine run to end, and an account left half-built waits
+/// for nothing else.
 pub async fn run_leased(engine: Arc<Engine>, resync: Duration) {
     let me = engine.worker_id.clone();
     let ttl = engine.lease_ttl.as_millis() as i64;
     let slots = Arc::new(tokio::sync::Semaphore::new(engine.parallel_runs.max(1)));
+    let takeovers = Arc::new(tokio::sync::Semaphore::new(engine.parallel_runs.max(1)));
     let running: Arc<std::sync::Mutex<std::collections::HashSet<String>>> = Arc::default();
     tracing::info!(worker = %me, "worker running with leases");
     loop {
@@ -240,7 +246,7 @@ pub async fn run_leased(engine: Arc<Engine>, resync: Duration) {
                     }
                     match engine.store.claim_due(&d.id, -2, &me, now_ms(), ttl).await {
                         Ok(Some(lease)) => {
-                            start(&engine, &slots, &running, lease, Some(d), resync).await;
+                            start(&engine, &[&slots], &running, lease, Some(d), resync).await;
                         }
                         Ok(None) => {}
                         Err(err) => tracing::warn!(deployment = %d.id, error = %err, "cannot claim a lease"),
@@ -249,12 +255,23 @@ pub async fn run_leased(engine: Arc<Engine>, resync: Duration) {
             }
             Err(err) => tracing::warn!(error = %err, "worker cannot list removals"),
         }
+        let room = slots.available_permits() + takeovers.available_permits();
+        if room > 0 {
+            match engine.store.claim_lapsed(&me, now_ms(), ttl, room as i64).await {
+                Ok(leases) => {
+                    for lease in leases {
+                        start(&engine, &[&slots, &takeovers], &running, lease, None, resync).await;
+                    }
+                }
+                Err(err) => tracing::warn!(error = %err, "worker cannot claim lapsed runs"),
+            }
+        }
         let free = slots.available_permits();
         if free > 0 {
             match engine.store.claim_next(&me, now_ms(), ttl, free as i64).await {
                 Ok(leases) => {
                     for lease in leases {
-                        start(&engine, &slots, &running, lease, None, resync).await;
+                        start(&engine, &[&slots], &running, lease, None, resync).await;
                     }
                 }
                 Err(err) => tracing::warn!(error = %err, "worker cannot claim due deployments"),

@@ -271,6 +271,7 @@ async fn a_stale_executor_is_fenced_before_any_write() {
         generation: old,
         parallel: 4,
         retry_pause: std::time::Duration::from_millis(500),
+        appliances: None,
     };
     let spec = Spec::Subnet { vpc: "vpc-1".into(), zone: "us-east-1a".into(), cidr: "10.0.255.240/28".into() };
     let plan = vec![

@@ -9,6 +9,12 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::deployment::Reason;
+use crate::report::{ActionResult, Freshness, Report};
+use crate::snapshot::Gap;
+
+pub mod wire;
+
 /// When an appliance counts as silent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Timing {
@@ -249,6 +255,50 @@ pub fn reconcile(items: &mut BTreeMap<String, Item>, now_causes: &[Cause], now: 
         }
     }
     changes
+}
+
+
+/// One appliance as `list_health` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApplianceHealth {
+    pub key: String,
+    pub instance_id: String,
+    pub role: String,
+    pub state: State,
+    pub launched_ms: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registered_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_heartbeat_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub work: Option<Work>,
+}
+
+/// The causes a deployment's last run shows, besides its appliances': writes AWS refused,
+/// a trail whose changes reach garrison only at the resync, a role short of permissions, a
+/// region whose reads are denied (`gaps` of the last discovery).
+pub fn run_causes(report: &Report, gaps: &[Gap]) -> Vec<Cause> {
+    let mut causes = vec![];
+    for o in report.outcomes.iter().filter(|o| o.result == ActionResult::Failed) {
+        causes.push(Cause::WritesFailing { what: o.key.clone() });
+    }
+    if let Some(trail) = &report.audit_source.trail
+        && Freshness::of(&report.audit_source, None, None, 0).live == "resync_only"
+    {
+        causes.push(Cause::TrailWithoutLiveFeed { trail: trail.id.clone() });
+    }
+    if report.reason == Reason::RolePermissions {
+        causes.push(Cause::RoleMissingPermissions { capability: format!("{} mode", report.mode.as_str()) });
+    }
+    for g in gaps {
+        let denied = ["AccessDenied", "UnauthorizedOperation", "AuthFailure"].iter().any(|c| g.code.contains(c));
+        if denied && !causes.iter().any(|c| matches!(c, Cause::RegionDenied { region } if *region == g.region)) {
+            causes.push(Cause::RegionDenied { region: g.region.clone() });
+        }
+    }
+    causes
 }
 
 #[cfg(test)]

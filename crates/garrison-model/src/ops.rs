@@ -719,6 +719,19 @@ pub static OPERATIONS: &[Operation] = &[
     },
     Operation {
         service: "deployments",
+        name: "list_health",
+        method: "GET",
+        path: "/deployments/v1/{account_id}/deployments/{deployment_id}/health",
+        params: params![
+            ACCOUNT,
+            p("deployment_id", "deployment id"),
+            q("status", Kind::String, "unhealthy | concluded (default: both)")
+        ],
+        summary: "What weakens a deployment's protection, with the remedy (open and concluded), and its appliances' health",
+        needs_token: true,
+    },
+    Operation {
+        service: "deployments",
         name: "plan_deployment",
         method: "GET",
         path: "/deployments/v1/{account_id}/deployments/{deployment_id}/plan",

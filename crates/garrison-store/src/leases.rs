@@ -192,6 +192,37 @@ impl Store {
             .collect())
     }
 
+    /// Claims for `holder` up to `limit` runs a worker left unfinished: leases that lapsed
+    /// (not finished, not given back) by `now_ms`, due or not, the longest lapsed first. A
+    /// worker takes these over even when its slots are full (see `worker::run_leased`): a run
+    /// cut off half-way leaves an account half-built, and it must not wait behind routine resyncs.
+    pub async fn claim_lapsed(
+        &self,
+        holder: &str,
+        now_ms: i64,
+        ttl_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<Lease>, StoreError> {
+        let lock = if self.backend == Backend::Postgres { " FOR UPDATE OF l SKIP LOCKED" } else { "" };
+        // Deployments only (the join): audit-queue leases and removals are claimed elsewhere.
+        let sql = format!(
+            "UPDATE leases SET {} WHERE expires_at_ms > 0 AND expires_at_ms <= $3 AND deployment_id IN \
+             (SELECT l.deployment_id FROM leases l JOIN deployments d ON d.id = l.deployment_id \
+              WHERE l.expires_at_ms > 0 AND l.expires_at_ms <= $3 ORDER BY l.expires_at_ms, l.deployment_id LIMIT $4{lock}) {WON}",
+            take("$1", "$2")
+        );
+        Ok(sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(holder)
+            .bind(now_ms + ttl_ms)
+            .bind(now_ms)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| won(r, holder))
+            .collect())
+    }
+
     /// Makes these deployments due now (a lease held stays held: its run ends first).
     pub async fn make_due(&self, ids: &[String]) -> Result<(), StoreError> {
         for id in ids {

@@ -1,6 +1,7 @@
 //! Persistence for garrison: one SQL dialect subset that runs on SQLite (embedded default)
 //! and PostgreSQL, migrations applied at open, and secrets sealed with AES-256-GCM.
 
+mod appliances;
 mod budget;
 mod cache;
 mod db;
@@ -22,6 +23,7 @@ mod tenants;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use appliances::{Appliance, Launch, Refusal, Refused};
 pub use db::{Backend, DbError, Store, StoreError, new_id, sqlite_path};
 pub use dead_letters::{DeadLetter, EXCERPT_CHARS};
 pub use feed::{FeedPath, FeedSeen};

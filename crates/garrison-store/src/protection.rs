@@ -288,6 +288,11 @@ impl Store {
             "DELETE FROM findings WHERE deployment_id = $1",
             "DELETE FROM scan_schedules WHERE deployment_id = $1",
             "DELETE FROM scan_controls WHERE deployment_id = $1",
+            // Its appliances are gone: their tokens and credentials with them.
+            "DELETE FROM appliance_bootstraps WHERE deployment_id = $1",
+            "DELETE FROM appliances WHERE deployment_id = $1",
+            "DELETE FROM appliance_refusals WHERE deployment_id = $1",
+            "DELETE FROM health_items WHERE deployment_id = $1",
             // Its queue's lease (the queue is gone); the deployment's own lease is released
             // by the run that removed it.
             "DELETE FROM leases WHERE deployment_id = 'collect:' || $1",

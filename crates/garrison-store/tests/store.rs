@@ -557,6 +557,47 @@ async fn claim_next_takes_lapsed_then_changed_then_own_then_longest_overdue() {
     }
 }
 
+/// What a worker takes over beyond its free slots (`claim_lapsed`): only runs left unfinished
+/// (a lease lapsed, not finished nor given back), due or not, the longest lapsed first, up to
+/// the limit; never a live lease, a finished one, a released one or an audit queue's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claim_lapsed_takes_only_unfinished_runs_oldest_first() {
+    for (name, url) in urls().await {
+        let store = Store::open(&url, &SealKey::generate()).await.unwrap();
+        let (acct, first) = seed(&store).await;
+        let mut ids = vec![first];
+        for i in 0..3 {
+            let d = store.get_deployment_fresh(&acct, &ids[0]).await.unwrap().unwrap();
+            let mut spec = d.spec();
+            spec.name = format!("d{i}");
+            ids.push(store.create_deployment(&acct, spec, "u").await.unwrap().id);
+        }
+        let t0 = 10_000_000i64;
+        assert_eq!(store.claim_lapsed("w", t0, 1000, 10).await.unwrap(), vec![], "{name}: never claimed: nothing lapsed");
+        // "dead" holds ids[0] until t0 + 2000 and ids[1] until t0 + 1000; ids[2] finished
+        // (next due far away); ids[3] released; an audit queue's lease lapsed too.
+        let l0 = store.claim_lease(&ids[0], "dead", t0 + 1000, 1000).await.unwrap().unwrap();
+        store.claim_lease(&ids[1], "dead", t0, 1000).await.unwrap().unwrap();
+        let l2 = store.claim_lease(&ids[2], "dead", t0, 1000).await.unwrap().unwrap();
+        assert!(store.finish_lease(&l2, "dead", 1, t0 + 1_000_000).await.unwrap());
+        let l3 = store.claim_lease(&ids[3], "dead", t0, 1000).await.unwrap().unwrap();
+        store.release_lease(&l3, "dead").await.unwrap();
+        store.claim_lease(&format!("collect:{}", ids[0]), "dead", t0, 1000).await.unwrap().unwrap();
+        assert_eq!(store.claim_lapsed("w", t0 + 999, 1000, 10).await.unwrap(), vec![], "{name}: none lapsed yet");
+        let got = store.claim_lapsed("w", t0 + 5000, 1000, 1).await.unwrap();
+        assert_eq!(got.len(), 1, "{name}: the limit holds");
+        assert_eq!((got[0].deployment_id.as_str(), got[0].taken_from.as_deref()), (ids[1].as_str(), Some("dead")), "{name}");
+        let got = store.claim_lapsed("w2", t0 + 5000, 1000, 10).await.unwrap();
+        assert_eq!(
+            got.iter().map(|l| l.deployment_id.as_str()).collect::<Vec<_>>(),
+            vec![ids[0].as_str()],
+            "{name}: the rest, w's claim left alone"
+        );
+        assert!(got[0].fence > l0.fence, "{name}: the dead worker is fenced off");
+        assert!(!store.renew_lease(&l0, "dead", t0 + 5000, 1000).await.unwrap(), "{name}");
+    }
+}
+
 /// Workers claiming at the same moment through their own connections never get the same
 /// deployment: every one of 120 due deployments is claimed exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -717,5 +758,75 @@ fn no_query_selects_every_column() {
                 n + 1
             );
         }
+    }
+}
+
+/// The appliance channel's records: a bootstrap token works once, only for the instance its
+/// launch became and before it expires; every refusal is recorded; a credential works until
+/// revoked; neither is kept in the clear; a removal forgets them all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bootstrap_tokens_are_one_time_bound_and_kept_as_hashes() {
+    use garrison_store::Refused;
+    for (name, url) in urls().await {
+        let store = Store::open(&url, &SealKey::generate()).await.unwrap();
+        let (acct, dep) = seed(&store).await;
+        let t0 = 1_000_000i64;
+        let token = store.mint_bootstrap(&acct, &dep, "us-east-1/vpc-1/ids", "ids", "launch-1", t0, 600_000).await.unwrap();
+        // A second try of the same launch mints its own; both bind to the instance.
+        let retry = store.mint_bootstrap(&acct, &dep, "us-east-1/vpc-1/ids", "ids", "launch-1", t0, 600_000).await.unwrap();
+        let late = store.mint_bootstrap(&acct, &dep, "us-east-1/vpc-1/scanner", "scan", "launch-2", t0, 1000).await.unwrap();
+        assert_ne!(token, retry, "{name}");
+        let reg = |t: &str, i: &str, at: i64| {
+            let (store, t, i) = (store.clone(), t.to_string(), i.to_string());
+            async move { store.register_appliance(&t, &i, "1.0", at).await.unwrap() }
+        };
+        assert_eq!(reg(&token, "i-0aaa", t0).await.unwrap_err(), Refused::ForeignInstance, "{name}: not bound yet");
+        store.bind_bootstrap(&dep, "launch-1", "i-0aaa").await.unwrap();
+        store.bind_bootstrap(&dep, "launch-2", "i-0bbb").await.unwrap();
+        assert_eq!(reg(&token, "i-0ccc", t0).await.unwrap_err(), Refused::ForeignInstance, "{name}");
+        assert_eq!(reg("gbt_nonsense", "i-0aaa", t0).await.unwrap_err(), Refused::Unknown, "{name}");
+        assert_eq!(reg(&late, "i-0bbb", t0 + 5000).await.unwrap_err(), Refused::Expired, "{name}");
+        let (a, credential) = reg(&token, "i-0aaa", t0 + 10).await.unwrap();
+        assert_eq!((a.key.as_str(), a.role.as_str(), a.instance_id.as_str()), ("us-east-1/vpc-1/ids", "ids", "i-0aaa"));
+        assert!(credential.starts_with("gap_"), "{name}");
+        assert_eq!(reg(&token, "i-0aaa", t0 + 20).await.unwrap_err(), Refused::Replayed, "{name}");
+        let launches = store.launches(&dep).await.unwrap();
+        assert_eq!(launches.len(), 3, "{name}: {launches:?}");
+        assert_eq!(launches.iter().filter(|l| l.used).count(), 1, "{name}");
+        // Heartbeats: the last work becomes the previous.
+        let a = store.appliance_by_credential(&credential).await.unwrap().unwrap();
+        let w1 = garrison_model::health::Work::Ids { packets: 5, alerts: 0 };
+        let w2 = garrison_model::health::Work::Ids { packets: 9, alerts: 1 };
+        store.heartbeat(&a, "1.0", 3, &w1, t0 + 100).await.unwrap();
+        let a = store.appliance_by_credential(&credential).await.unwrap().unwrap();
+        store.heartbeat(&a, "1.1", 4, &w2, t0 + 200).await.unwrap();
+        let a = store.appliances(&dep).await.unwrap().remove(0);
+        assert_eq!((a.previous_work, a.work, a.last_heartbeat_ms, a.version.as_str()), (Some(w1), Some(w2), Some(t0 + 200), "1.1"));
+        // Refusals recorded, newest first, without the token.
+        let refusals = store.refusals(&dep, 10).await.unwrap();
+        let reasons: Vec<Refused> = refusals.iter().map(|r| r.reason).collect();
+        assert_eq!(reasons, vec![Refused::Expired, Refused::Replayed, Refused::ForeignInstance, Refused::ForeignInstance], "{name}: by time");
+        // Health items round-trip.
+        let mut items = std::collections::BTreeMap::new();
+        garrison_model::health::reconcile(
+            &mut items,
+            &[garrison_model::health::Cause::ApplianceSilent { appliance: "us-east-1/vpc-1/ids".into() }],
+            t0,
+        );
+        store.put_health_items(&acct, &dep, &items.values().collect::<Vec<_>>()).await.unwrap();
+        assert_eq!(store.health_items(&dep).await.unwrap(), items, "{name}");
+        let text = at_rest(&name, &url).await;
+        assert!(!text.contains(&token) && !text.contains(&credential), "{name}: a token or credential in the clear");
+        // Revoked once its instance is no longer garrison's.
+        assert_eq!(store.revoke_appliances(&dep, &["i-0aaa".into()], t0).await.unwrap(), 0);
+        assert_eq!(store.revoke_appliances(&dep, &[], t0).await.unwrap(), 1);
+        assert_eq!(store.appliance_by_credential(&credential).await.unwrap().unwrap_err(), Refused::Revoked, "{name}");
+        assert_eq!(store.appliances(&dep).await.unwrap(), vec![], "{name}");
+        // The deployment removed: its appliance records go with it.
+        assert!(store.request_removal(&acct, &dep, "u").await.unwrap());
+        store.finish_removal(&dep).await.unwrap();
+        assert_eq!(store.appliance_by_credential(&credential).await.unwrap().unwrap_err(), Refused::Unknown, "{name}");
+        assert_eq!(store.launches(&dep).await.unwrap(), vec![], "{name}");
+        assert!(store.health_items(&dep).await.unwrap().is_empty() && store.refusals(&dep, 10).await.unwrap().is_empty());
     }
 }

@@ -1,6 +1,8 @@
-//! `garrison`: the server (`serve`), the reconcile loop alone (`worker`), the demo (`demo`), and the alcli-grammar client
+//! `garrison`: the server (`serve`), the reconcile loop alone (`worker`), the demo (`demo`), the
+//! appliance agent (`appliance run`), and the alcli-grammar client
 //! (`garrison <service> <operation> --param value …`).
 
+mod appliance;
 mod client;
 mod demo;
 mod onboard;
@@ -34,6 +36,7 @@ async fn run(argv: Vec<String>) -> ExitCode {
         Some("onboard") => onboard::main(argv).await,
         Some("publish-templates") => publish::main(argv).await,
         Some("rotate-seal-key") => rotate::main(argv).await,
+        Some("appliance") => appliance::main(argv).await,
         _ => service_cli::main(argv).await,
     }
 }

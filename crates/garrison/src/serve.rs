@@ -71,6 +71,18 @@ pub struct ServeArgs {
     /// Seconds before a failed notification is sent again; each next wait doubles, up to an hour [default: 10]
     #[arg(long = "notify-backoff", env = "GARRISON_NOTIFY_BACKOFF")]
     pub notify_backoff: Option<f64>,
+    /// The URL appliances reach garrison at (rendered into their user data: they register and send heartbeats there); without it appliances are launched without the agent and their health is not watched
+    #[arg(long = "appliance-endpoint", env = "GARRISON_APPLIANCE_ENDPOINT")]
+    pub appliance_endpoint: Option<String>,
+    /// Where an appliance's first boot downloads the garrison binary from (https://…); without it the image must hold /usr/local/bin/garrison
+    #[arg(long = "agent-url", env = "GARRISON_AGENT_URL")]
+    pub agent_url: Option<String>,
+    /// Seconds between an appliance's heartbeats; 3 missed make it silent [default: 60]
+    #[arg(long = "heartbeat-interval", env = "GARRISON_HEARTBEAT_INTERVAL")]
+    pub heartbeat_interval: Option<u64>,
+    /// Seconds an appliance has to register after its launch before it counts as silent [default: 300]
+    #[arg(long = "register-within", env = "GARRISON_REGISTER_WITHIN")]
+    pub register_within: Option<u64>,
     /// TOML file with any of the settings above (keys with underscores)
     #[arg(long, env = "GARRISON_CONFIG")]
     pub config: Option<PathBuf>,
@@ -97,6 +109,10 @@ struct FileConfig {
     appliance_images: Option<PathBuf>,
     allow_private_webhooks: Option<bool>,
     notify_backoff: Option<f64>,
+    appliance_endpoint: Option<String>,
+    agent_url: Option<String>,
+    heartbeat_interval: Option<u64>,
+    register_within: Option<u64>,
 }
 
 /// Settings after merging every source.
@@ -115,6 +131,7 @@ pub struct Settings {
     pub prices: Option<garrison_catalog::prices::PriceTable>,
     pub images: Option<garrison_catalog::appliances::Images>,
     pub notify: garrison_notify::Options,
+    pub appliances: Option<garrison_engine::appliances::Channel>,
 }
 
 pub const DEFAULT_PRINCIPAL: &str = "123456789012";
@@ -204,7 +221,36 @@ pub fn resolve(a: ServeArgs) -> anyhow::Result<Settings> {
         ),
         None => None,
     };
+    let heartbeat = a.heartbeat_interval.or(file.heartbeat_interval).unwrap_or(60);
+    if !(1..=3600).contains(&heartbeat) {
+        bail!("--heartbeat-interval: expected 1 to 3600 seconds, found {heartbeat}");
+    }
+    let register_within = a.register_within.or(file.register_within).unwrap_or(300);
+    if !(1..=86_400).contains(&register_within) {
+        bail!("--register-within: expected 1 to 86400 seconds, found {register_within}");
+    }
+    let url = |flag: &str, u: String| -> anyhow::Result<String> {
+        match reqwest::Url::parse(&u) {
+            Ok(p) if matches!(p.scheme(), "http" | "https") && p.host().is_some() => Ok(u.trim_end_matches('/').to_string()),
+            _ => bail!("{flag}: expected an http(s) URL such as https://garrison.example.com, found {u:?}"),
+        }
+    };
+    let agent_url = a.agent_url.or(file.agent_url).map(|u| url("--agent-url", u)).transpose()?;
+    let appliances = match a.appliance_endpoint.or(file.appliance_endpoint) {
+        Some(u) => Some(garrison_engine::appliances::Channel {
+            endpoint: url("--appliance-endpoint", u)?,
+            agent_url,
+            timing: garrison_model::health::Timing {
+                register_within_ms: register_within as i64 * 1000,
+                heartbeat_ms: heartbeat as i64 * 1000,
+                missed: 3,
+            },
+        }),
+        None if agent_url.is_some() => bail!("--agent-url: needs --appliance-endpoint (the agent it installs reports there)"),
+        None => None,
+    };
     Ok(Settings {
+        appliances,
         prices,
         images,
         resync: std::time::Duration::from_secs(resync),
@@ -222,6 +268,7 @@ pub fn resolve(a: ServeArgs) -> anyhow::Result<Settings> {
             template_bucket: a.template_bucket.or(file.template_bucket),
             token_ttl_secs,
             allow_private_webhooks,
+            heartbeat_s: heartbeat,
         },
         notify,
     })
@@ -403,6 +450,7 @@ pub async fn start_with(
         tokio::spawn(garrison_engine::worker::run(engine.clone(), s.resync));
         tokio::spawn(garrison_engine::collect::run(engine.clone()));
         tokio::spawn(garrison_engine::enroll::run(engine.clone(), s.resync));
+        tokio::spawn(garrison_engine::appliances::watch(engine.clone()));
         tokio::spawn(garrison_notify::run(store.clone(), garrison_notify::Sender::new(s.notify.clone())));
     }
     let state = AppState::with_engine(store, api, Some(engine)).await?;
@@ -450,6 +498,7 @@ fn engine_for(
     if let Some(i) = &s.images {
         e.images = std::sync::Arc::new(i.clone());
     }
+    e.appliances = s.appliances.clone();
     e
 }
 
@@ -547,6 +596,7 @@ pub async fn worker_main(argv: Vec<String>) -> ExitCode {
         _ = garrison_notify::run(store, garrison_notify::Sender::new(settings.notify.clone())) => {},
         _ = garrison_engine::worker::run(engine.clone(), settings.resync) => {},
         _ = garrison_engine::collect::run(engine.clone()) => {},
+        _ = garrison_engine::appliances::watch(engine.clone()) => {},
         _ = garrison_engine::enroll::run(engine, settings.resync) => {},
         _ = shutdown_signal() => {},
     }

@@ -1,10 +1,12 @@
 pub mod aims;
+pub mod appliance_channel;
 pub mod assets_query;
 pub mod connectors;
 pub mod credentials;
 pub mod deployments;
 pub mod endpoints;
 pub mod findings;
+pub mod health;
 pub mod herald;
 pub mod organizations;
 pub mod otis;

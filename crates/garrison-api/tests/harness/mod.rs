@@ -74,6 +74,7 @@ pub async fn start(db: Db) -> Option<Server> {
         template_bucket: None,
         token_ttl_secs: 3600,
         allow_private_webhooks: true,
+        heartbeat_s: 60,
     };
     let state = AppState::new(store, config).await.unwrap();
     let app = garrison_api::router(state.clone());
@@ -102,6 +103,7 @@ pub async fn twin(s: &Server) -> String {
         template_bucket: None,
         token_ttl_secs: 3600,
         allow_private_webhooks: true,
+        heartbeat_s: 60,
     };
     let state = AppState::new(s.state.store.clone(), config).await.unwrap();
     let app = garrison_api::router(state);

@@ -121,6 +121,7 @@ impl Journal {
             journal: self,
             key: Some(key.to_string()),
             resolved: &NOTHING,
+            user_data: None,
         };
         c.call(service, op, resource, fut).await
     }
@@ -138,6 +139,8 @@ pub struct Ctx<'a> {
     pub key: Option<String>,
     /// key -> (id, arn) of what exists already.
     pub resolved: &'a BTreeMap<String, Created>,
+    /// An appliance's first-boot script (cloud-init), when garrison watches its health.
+    pub user_data: Option<String>,
 }
 
 impl Ctx<'_> {
@@ -325,6 +328,7 @@ mod tests {
             journal,
             key: Some("audit/bucket".into()),
             resolved: &RESOLVED,
+            user_data: None,
         }
     }
 

@@ -280,7 +280,10 @@ pub async fn launch(
     group: &str,
     running: bool,
     token: &str,
+    user_data: Option<&str>,
 ) -> Result<Created, CloudError> {
+    use base64::Engine as _;
+    let user_data = user_data.map(|u| base64::engine::general_purpose::STANDARD.encode(u));
     let out = c
         .call_made(
             "ec2",
@@ -296,6 +299,7 @@ pub async fn launch(
                 .subnet_id(subnet)
                 .security_group_ids(group)
                 .client_token(token)
+                .set_user_data(user_data)
                 .tag_specifications(tags(c, ResourceType::Instance))
                 .tag_specifications(tags(c, ResourceType::Volume))
                 .send(),

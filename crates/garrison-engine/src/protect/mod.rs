@@ -48,6 +48,7 @@ fn executor(e: &Engine, seen: &Observation, d: &Deployment, generation: i64) -> 
         generation,
         parallel: PARALLEL,
         retry_pause: e.retry_pause,
+        appliances: e.appliances.clone(),
     }
 }
 

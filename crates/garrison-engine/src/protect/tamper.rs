@@ -55,6 +55,7 @@ pub(super) async fn missing_audit_items(d: &Deployment, aws: &garrison_cloud::Aw
             journal: &journal,
             key: Some(o.key.clone()),
             resolved: &resolved,
+            user_data: None,
         };
         async move { (o, exists(&c, o.kind, &o.id).await) }
     });

@@ -119,3 +119,47 @@ proptest! {
         prop_assert_ne!(judge(&s, &Timing::default(), launched + reg + beat + gap), State::Silent);
     }
 }
+
+#[test]
+fn a_runs_failures_open_their_causes() {
+    let report = |reason: &str, trail: bool, queue: bool, failed: &[&str]| -> crate::report::Report {
+        let outcomes: Vec<serde_json::Value> = failed
+            .iter()
+            .map(|k| serde_json::json!({"key": k, "op": "create", "result": "failed", "error": "AWS said no"}))
+            .chain([serde_json::json!({"key": "ok", "op": "create", "result": "done"})])
+            .collect();
+        let item = serde_json::json!({"id": "t", "arn": null, "region": "us-east-1", "adopted": false});
+        serde_json::from_value(serde_json::json!({
+            "deployment_id": "d", "mode": "automatic", "at": 0, "generation": 1, "reason": reason,
+            "plan": {"actions": [], "problems": []}, "outcomes": outcomes,
+            "audit_source": {"trail": if trail { item.clone() } else { serde_json::Value::Null }, "bucket": null,
+                "topic": if queue { item.clone() } else { serde_json::Value::Null },
+                "queue": if queue { item.clone() } else { serde_json::Value::Null },
+                "detectors": [], "recorders": [], "flow_logs": 0},
+            "vpcs": [], "scope": [], "monthly_appliance_usd": 0.0
+        }))
+        .unwrap()
+    };
+    assert_eq!(run_causes(&report("converged", true, true, &[]), &[]), vec![], "a converged run with a live feed");
+    let gap = |region: &str, code: &str| crate::snapshot::Gap {
+        region: region.into(),
+        kind: crate::snapshot::Kind::Vpcs,
+        code: code.into(),
+        message: "m".into(),
+    };
+    let causes = run_causes(
+        &report("role_permissions", true, false, &["us-east-1/vpc-1/ids"]),
+        &[gap("eu-west-1", "AccessDenied"), gap("eu-west-1", "UnauthorizedOperation"), gap("us-west-2", "Throttling")],
+    );
+    assert_eq!(
+        causes,
+        vec![
+            Cause::WritesFailing { what: "us-east-1/vpc-1/ids".into() },
+            Cause::TrailWithoutLiveFeed { trail: "t".into() },
+            Cause::RoleMissingPermissions { capability: "automatic mode".into() },
+            Cause::RegionDenied { region: "eu-west-1".into() },
+        ],
+        "one item per region denied; a throttled read is not a denial"
+    );
+    assert!(causes.iter().all(|c| !c.remedy().is_empty()));
+}

@@ -102,11 +102,17 @@ pub fn serve_env(extra: &[&str], aws_env: &[(&str, &str)]) -> Server {
 }
 
 pub fn serve_cmd(extra: &[&str], aws_env: &[(&str, &str)], worker: bool) -> Server {
+    serve_at("127.0.0.1:0", extra, aws_env, worker)
+}
+
+/// A server listening on `listen` (a port the caller must know beforehand, e.g. to tell
+/// appliances where it is).
+pub fn serve_at(listen: &str, extra: &[&str], aws_env: &[(&str, &str)], worker: bool) -> Server {
     use std::io::BufRead;
     let dir = std::env::temp_dir().join(format!("garrison-cli-{}-{:x}", std::process::id(), rand_u64()));
     // Port 0: the server picks a free port and says which, so parallel tests cannot collide.
     let mut child = Command::new(env!("CARGO_BIN_EXE_garrison"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .args(["serve", "--listen", listen, "--data-dir"])
         .arg(&dir)
         .args(if worker { &[][..] } else { &["--no-worker"][..] })
         .args(extra)

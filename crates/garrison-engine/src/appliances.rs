@@ -1,0 +1,231 @@
+//! Appliances that report in: the first-boot script that installs and starts the agent
+//! with its one-time token, and the health watch — each running appliance judged from its
+//! registration and heartbeats (`garrison_model::health::judge`), each deployment's health
+//! items brought to the causes seen now (the appliances' and its last run's), credentials of
+//! appliances no longer there revoked.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use garrison_model::deployment::Deployment;
+use garrison_model::health::{self, ApplianceHealth, Cause, Change, Item, State, Timing};
+use garrison_model::report::Report;
+use garrison_store::StoreError;
+
+use crate::Engine;
+
+/// How appliances reach garrison, and how soon they must.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Channel {
+    /// The URL appliances register and send heartbeats to.
+    pub endpoint: String,
+    /// Where first boot downloads the garrison binary from; None: the image holds it.
+    pub agent_url: Option<String>,
+    pub timing: Timing,
+}
+
+impl Channel {
+    /// A bootstrap token lives twice the time an appliance has to register: long enough
+    /// for a slow first boot, short enough that a leaked user data is soon worthless.
+    pub fn token_ttl_ms(&self) -> i64 {
+        self.timing.register_within_ms * 2
+    }
+
+    /// The appliance's first boot (cloud-init): the token and endpoint in a root-only file,
+    /// the agent as a service that restarts, the binary fetched when the image lacks it.
+    pub fn user_data(&self, token: &str, role: &str) -> String {
+        let fetch = match &self.agent_url {
+            Some(u) => format!(
+                "  - [sh, -c, \"curl -fsSL --retry 10 '{u}' -o /usr/local/bin/garrison.new && chmod 0755 /usr/local/bin/garrison.new && mv /usr/local/bin/garrison.new /usr/local/bin/garrison\"]\n"
+            ),
+            None => String::new(),
+        };
+        format!(
+            "#cloud-config\n\
+write_files:\n\
+  - path: /etc/garrison/appliance.env\n\
+    permissions: '0600'\n\
+    content: |\n\
+      GARRISON_ENDPOINT={endpoint}\n\
+      GARRISON_BOOTSTRAP_TOKEN={token}\n\
+      GARRISON_APPLIANCE_ROLE={role}\n\
+  - path: /etc/systemd/system/garrison-appliance.service\n\
+    content: |\n\
+      [Unit]\n\
+      Description=garrison appliance agent\n\
+      After=network-online.target\n\
+      Wants=network-online.target\n\
+      [Service]\n\
+      EnvironmentFile=/etc/garrison/appliance.env\n\
+      ExecStart=/usr/local/bin/garrison appliance run --state-dir /var/lib/garrison-appliance\n\
+      StateDirectory=garrison-appliance\n\
+      Restart=always\n\
+      RestartSec=5\n\
+      NoNewPrivileges=yes\n\
+      ProtectSystem=strict\n\
+      [Install]\n\
+      WantedBy=multi-user.target\n\
+runcmd:\n\
+{fetch}  - [systemctl, daemon-reload]\n\
+  - [systemctl, enable, --now, garrison-appliance.service]\n",
+            endpoint = self.endpoint,
+        )
+    }
+}
+
+/// What the watch found for one deployment.
+#[derive(Debug, Clone, Default)]
+pub struct Health {
+    pub appliances: Vec<ApplianceHealth>,
+    pub items: BTreeMap<String, Item>,
+    pub changes: Vec<Change>,
+}
+
+/// The deployment's running appliances judged at `now` from what they reported, with the
+/// causes the silent and degraded ones open. Appliances launched without the agent (no
+/// channel then, or before it existed) are not judged: nothing would ever hear from them.
+pub async fn judge(
+    store: &garrison_store::Store,
+    ch: &Channel,
+    d: &Deployment,
+    report: &Report,
+    now: i64,
+) -> Result<(Vec<ApplianceHealth>, Vec<Cause>), StoreError> {
+    let launches = store.launches(&d.id).await?;
+    let registered = store.appliances(&d.id).await?;
+    let (mut views, mut causes) = (vec![], vec![]);
+    for a in report.vpcs.iter().flat_map(|v| &v.appliances).filter(|a| a.running()) {
+        let Some(launch) = launches.iter().find(|l| l.instance_id.as_deref() == Some(a.instance_id.as_str())) else {
+            continue;
+        };
+        let reg = registered.iter().find(|r| r.instance_id == a.instance_id);
+        let seen = health::Seen {
+            launched_ms: launch.minted_ms,
+            registered_ms: reg.map(|r| r.registered_ms),
+            last_heartbeat_ms: reg.and_then(|r| r.last_heartbeat_ms),
+            previous_work: reg.and_then(|r| r.previous_work.clone()),
+            work: reg.and_then(|r| r.work.clone()),
+        };
+        let state = health::judge(&seen, &ch.timing, now);
+        match state {
+            State::Silent => causes.push(Cause::ApplianceSilent { appliance: a.key.clone() }),
+            State::Degraded => causes.push(Cause::ApplianceDegraded { appliance: a.key.clone() }),
+            _ => {}
+        }
+        views.push(ApplianceHealth {
+            key: a.key.clone(),
+            instance_id: a.instance_id.clone(),
+            role: match a.role {
+                garrison_model::protection::Role::Ids => "ids".into(),
+                garrison_model::protection::Role::Scan => "scan".into(),
+            },
+            state,
+            launched_ms: launch.minted_ms,
+            registered_ms: seen.registered_ms,
+            last_heartbeat_ms: seen.last_heartbeat_ms,
+            version: reg.map(|r| r.version.clone()),
+            work: seen.work,
+        });
+    }
+    Ok((views, causes))
+}
+
+/// Judges the deployment's appliances and its last run at `now`, stores the health items
+/// that changed, and revokes the credentials of appliances that are no longer garrison's.
+pub async fn evaluate(e: &Engine, d: &Deployment, now: i64) -> Result<Health, StoreError> {
+    let report = e.store.get_report(&d.account_id, &d.id).await?;
+    let mut causes: Vec<Cause> = vec![];
+    let mut appliances = vec![];
+    if let Some(report) = &report {
+        if let Some(ch) = &e.appliances {
+            (appliances, causes) = judge(&e.store, ch, d, report, now).await?;
+        }
+        // A credential lives as long as its instance is garrison's (a stopped scanner
+        // keeps its own): a terminated or replaced appliance's is revoked.
+        let kept: Vec<String> =
+            report.vpcs.iter().flat_map(|v| &v.appliances).map(|a| a.instance_id.clone()).collect();
+        let revoked = e.store.revoke_appliances(&d.id, &kept, now).await?;
+        if revoked > 0 {
+            tracing::info!(deployment = %d.id, revoked, "appliance credentials revoked");
+        }
+        let gaps = e.store.get_snapshot(&d.account_id, &d.id).await?.map(|s| s.gaps()).unwrap_or_default();
+        causes.extend(health::run_causes(report, &gaps));
+    }
+    let mut items = e.store.health_items(&d.id).await?;
+    let changes = health::reconcile(&mut items, &causes, now);
+    if !changes.is_empty() {
+        let changed: Vec<&Item> = changes
+            .iter()
+            .filter_map(|c| match c {
+                Change::Opened(k) | Change::Updated(k) | Change::Concluded(k) => items.get(k),
+            })
+            .collect();
+        e.store.put_health_items(&d.account_id, &d.id, &changed).await?;
+        for c in &changes {
+            let (what, key) = match c {
+                Change::Opened(k) => ("opened", k),
+                Change::Updated(k) => ("updated", k),
+                Change::Concluded(k) => ("concluded", k),
+            };
+            let cause = key.split('/').next().unwrap_or("").to_string();
+            metrics::counter!("garrison_health_items_total", "change" => what, "cause" => cause).increment(1);
+            tracing::info!(deployment = %d.id, item = %key, change = what, "health item");
+        }
+    }
+    Ok(Health { appliances, items, changes })
+}
+
+/// The lease that makes one worker of a fleet the health watcher.
+pub const WATCH_LEASE: &str = "health:watch";
+
+/// Every deployment judged once per heartbeat interval (every 15 s without a channel: the
+/// run causes change only with runs). With a shared store one worker watches at a time.
+pub async fn watch(engine: Arc<Engine>) {
+    let every = engine.appliances.as_ref().map_or(15_000, |c| c.timing.heartbeat_ms).clamp(500, 60_000);
+    let every = Duration::from_millis(every as u64);
+    let shared = engine.store.backend() == garrison_store::Backend::Postgres;
+    loop {
+        let mine = !shared
+            || matches!(
+                engine.store.claim_lease(WATCH_LEASE, &engine.worker_id, crate::now_ms(), (every * 3).as_millis() as i64).await,
+                Ok(Some(_))
+            );
+        if mine {
+            match engine.store.all_deployments().await {
+                Ok(list) => {
+                    let mut gauges: BTreeMap<&'static str, f64> = BTreeMap::new();
+                    let mut open = 0usize;
+                    for d in &list {
+                        match evaluate(&engine, d, crate::now_ms()).await {
+                            Ok(h) => {
+                                for a in &h.appliances {
+                                    *gauges.entry(state_name(a.state)).or_default() += 1.0;
+                                }
+                                open += h.items.values().filter(|i| i.status == health::ItemStatus::Unhealthy).count();
+                            }
+                            Err(err) => tracing::warn!(deployment = %d.id, error = %err, "health watch failed"),
+                        }
+                    }
+                    for s in [State::Launching, State::Registered, State::Healthy, State::Degraded, State::Silent] {
+                        let n = gauges.get(state_name(s)).copied().unwrap_or(0.0);
+                        metrics::gauge!("garrison_appliances", "state" => state_name(s)).set(n);
+                    }
+                    metrics::gauge!("garrison_health_items_open").set(open as f64);
+                }
+                Err(err) => tracing::warn!(error = %err, "health watch cannot list deployments"),
+            }
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+pub fn state_name(s: State) -> &'static str {
+    match s {
+        State::Launching => "launching",
+        State::Registered => "registered",
+        State::Healthy => "healthy",
+        State::Degraded => "degraded",
+        State::Silent => "silent",
+    }
+}
