@@ -143,8 +143,7 @@ pub async fn evaluate(e: &Engine, d: &Deployment, now: i64) -> Result<Health, St
         }
         // A credential lives as long as its instance is garrison's (a stopped scanner
         // keeps its own): a terminated or replaced appliance's is revoked.
-        let kept: Vec<String> =
-            report.vpcs.iter().flat_map(|v| &v.appliances).map(|a| a.instance_id.clone()).collect();
+        let kept: Vec<String> = report.vpcs.iter().flat_map(|v| &v.appliances).map(|a| a.instance_id.clone()).collect();
         let revoked = e.store.revoke_appliances(&d.id, &kept, now).await?;
         if revoked > 0 {
             tracing::info!(deployment = %d.id, revoked, "appliance credentials revoked");
@@ -188,7 +187,10 @@ pub async fn watch(engine: Arc<Engine>) {
     loop {
         let mine = !shared
             || matches!(
-                engine.store.claim_lease(WATCH_LEASE, &engine.worker_id, crate::now_ms(), (every * 3).as_millis() as i64).await,
+                engine
+                    .store
+                    .claim_lease(WATCH_LEASE, &engine.worker_id, crate::now_ms(), (every * 3).as_millis() as i64)
+                    .await,
                 Ok(Some(_))
             );
         if mine {

@@ -250,11 +250,13 @@ impl Executor {
         let token = self
             .store
             .mint_bootstrap(
-                &self.account_id,
-                &self.deployment_id,
-                &a.key,
-                role,
-                launch_token,
+                &garrison_store::NewLaunch {
+                    account_id: &self.account_id,
+                    deployment_id: &self.deployment_id,
+                    key: &a.key,
+                    role,
+                    launch_token,
+                },
                 crate::now_ms(),
                 ch.token_ttl_ms(),
             )

@@ -257,7 +257,6 @@ pub fn reconcile(items: &mut BTreeMap<String, Item>, now_causes: &[Cause], now: 
     changes
 }
 
-
 /// One appliance as `list_health` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApplianceHealth {

@@ -90,7 +90,19 @@ pub struct Refusal {
     pub reason: Refused,
 }
 
-const APPLIANCE_COLUMNS: &str = "id, account_id, deployment_id, appliance_key, instance_id, role, registered_ms, last_heartbeat_ms, body";
+/// An appliance launch a bootstrap token is minted for: the tenant and deployment, its key
+/// in the plan and role, and the launch's idempotency token (RunInstances' ClientToken).
+#[derive(Debug, Clone, Copy)]
+pub struct NewLaunch<'a> {
+    pub account_id: &'a str,
+    pub deployment_id: &'a str,
+    pub key: &'a str,
+    pub role: &'a str,
+    pub launch_token: &'a str,
+}
+
+const APPLIANCE_COLUMNS: &str =
+    "id, account_id, deployment_id, appliance_key, instance_id, role, registered_ms, last_heartbeat_ms, body";
 
 #[derive(Serialize, Deserialize, Default)]
 struct Body {
@@ -119,18 +131,10 @@ fn appliance(r: &sqlx::any::AnyRow) -> Result<Appliance, StoreError> {
 }
 
 impl Store {
-    /// A one-time bootstrap token for the appliance `key` about to be launched with the
-    /// idempotency token `launch_token`, valid `ttl_ms`. Returned this once, in the clear.
-    pub async fn mint_bootstrap(
-        &self,
-        account_id: &str,
-        deployment_id: &str,
-        key: &str,
-        role: &str,
-        launch_token: &str,
-        now_ms: i64,
-        ttl_ms: i64,
-    ) -> Result<String, StoreError> {
+    /// A one-time bootstrap token for the appliance about to be launched, valid `ttl_ms`.
+    /// Returned this once, in the clear.
+    pub async fn mint_bootstrap(&self, l: &NewLaunch<'_>, now_ms: i64, ttl_ms: i64) -> Result<String, StoreError> {
+        let NewLaunch { account_id, deployment_id, key, role, launch_token } = *l;
         let token = secret("gbt");
         sqlx::query(
             "INSERT INTO appliance_bootstraps (token_hash, account_id, deployment_id, appliance_key, role, launch_token, instance_id, minted_ms, expires_ms, used_ms) \
@@ -151,7 +155,12 @@ impl Store {
 
     /// The launch made with `launch_token` is instance `instance_id`: its tokens (one per
     /// try; a retried RunInstances returns the instance of the first) are bound to it.
-    pub async fn bind_bootstrap(&self, deployment_id: &str, launch_token: &str, instance_id: &str) -> Result<(), StoreError> {
+    pub async fn bind_bootstrap(
+        &self,
+        deployment_id: &str,
+        launch_token: &str,
+        instance_id: &str,
+    ) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE appliance_bootstraps SET instance_id = $3 WHERE deployment_id = $1 AND launch_token = $2 AND instance_id IS NULL",
         )
@@ -217,11 +226,12 @@ impl Store {
             self.record_refusal(&account_id, &deployment_id, instance_id, r, now_ms).await?;
             return Ok(Err(r));
         }
-        let spent = sqlx::query("UPDATE appliance_bootstraps SET used_ms = $2 WHERE token_hash = $1 AND used_ms IS NULL")
-            .bind(hash(token))
-            .bind(now_ms)
-            .execute(&mut *tx)
-            .await?;
+        let spent =
+            sqlx::query("UPDATE appliance_bootstraps SET used_ms = $2 WHERE token_hash = $1 AND used_ms IS NULL")
+                .bind(hash(token))
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await?;
         if spent.rows_affected() != 1 {
             drop(tx);
             self.record_refusal(&account_id, &deployment_id, instance_id, Refused::Replayed, now_ms).await?;
@@ -269,10 +279,12 @@ impl Store {
 
     /// The live appliance a credential belongs to.
     pub async fn appliance_by_credential(&self, credential: &str) -> Result<Result<Appliance, Refused>, StoreError> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {APPLIANCE_COLUMNS}, revoked_ms FROM appliances WHERE credential_hash = $1")))
-            .bind(hash(credential))
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {APPLIANCE_COLUMNS}, revoked_ms FROM appliances WHERE credential_hash = $1"
+        )))
+        .bind(hash(credential))
+        .fetch_optional(&self.pool)
+        .await?;
         match row {
             None => Ok(Err(Refused::Unknown)),
             Some(r) if r.get::<Option<i64>, _>(9).is_some() => Ok(Err(Refused::Revoked)),
@@ -281,7 +293,14 @@ impl Store {
     }
 
     /// A heartbeat: the work it reports becomes the last, the last the previous.
-    pub async fn heartbeat(&self, a: &Appliance, version: &str, uptime_s: u64, work: &Work, now_ms: i64) -> Result<(), StoreError> {
+    pub async fn heartbeat(
+        &self,
+        a: &Appliance,
+        version: &str,
+        uptime_s: u64,
+        work: &Work,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
         let body = Body { version: version.into(), uptime_s, previous_work: a.work.clone(), work: Some(work.clone()) };
         sqlx::query("UPDATE appliances SET last_heartbeat_ms = $2, body = $3 WHERE id = $1 AND revoked_ms IS NULL")
             .bind(&a.id)
@@ -305,7 +324,12 @@ impl Store {
 
     /// Revokes the credentials of the deployment's appliances whose instances are not in
     /// `running` (terminated, replaced, the deployment removed: pass none); how many.
-    pub async fn revoke_appliances(&self, deployment_id: &str, running: &[String], now_ms: i64) -> Result<u64, StoreError> {
+    pub async fn revoke_appliances(
+        &self,
+        deployment_id: &str,
+        running: &[String],
+        now_ms: i64,
+    ) -> Result<u64, StoreError> {
         let mut revoked = 0;
         for a in self.appliances(deployment_id).await? {
             if !running.contains(&a.instance_id) {
@@ -375,7 +399,12 @@ impl Store {
     }
 
     /// Stores the items that changed.
-    pub async fn put_health_items(&self, account_id: &str, deployment_id: &str, items: &[&Item]) -> Result<(), StoreError> {
+    pub async fn put_health_items(
+        &self,
+        account_id: &str,
+        deployment_id: &str,
+        items: &[&Item],
+    ) -> Result<(), StoreError> {
         for it in items {
             sqlx::query(
                 "INSERT INTO health_items (deployment_id, item_key, account_id, body) VALUES ($1, $2, $3, $4) \

@@ -573,7 +573,11 @@ async fn claim_lapsed_takes_only_unfinished_runs_oldest_first() {
             ids.push(store.create_deployment(&acct, spec, "u").await.unwrap().id);
         }
         let t0 = 10_000_000i64;
-        assert_eq!(store.claim_lapsed("w", t0, 1000, 10).await.unwrap(), vec![], "{name}: never claimed: nothing lapsed");
+        assert_eq!(
+            store.claim_lapsed("w", t0, 1000, 10).await.unwrap(),
+            vec![],
+            "{name}: never claimed: nothing lapsed"
+        );
         // "dead" holds ids[0] until t0 + 2000 and ids[1] until t0 + 1000; ids[2] finished
         // (next due far away); ids[3] released; an audit queue's lease lapsed too.
         let l0 = store.claim_lease(&ids[0], "dead", t0 + 1000, 1000).await.unwrap().unwrap();
@@ -586,7 +590,11 @@ async fn claim_lapsed_takes_only_unfinished_runs_oldest_first() {
         assert_eq!(store.claim_lapsed("w", t0 + 999, 1000, 10).await.unwrap(), vec![], "{name}: none lapsed yet");
         let got = store.claim_lapsed("w", t0 + 5000, 1000, 1).await.unwrap();
         assert_eq!(got.len(), 1, "{name}: the limit holds");
-        assert_eq!((got[0].deployment_id.as_str(), got[0].taken_from.as_deref()), (ids[1].as_str(), Some("dead")), "{name}");
+        assert_eq!(
+            (got[0].deployment_id.as_str(), got[0].taken_from.as_deref()),
+            (ids[1].as_str(), Some("dead")),
+            "{name}"
+        );
         let got = store.claim_lapsed("w2", t0 + 5000, 1000, 10).await.unwrap();
         assert_eq!(
             got.iter().map(|l| l.deployment_id.as_str()).collect::<Vec<_>>(),
@@ -771,10 +779,19 @@ async fn bootstrap_tokens_are_one_time_bound_and_kept_as_hashes() {
         let store = Store::open(&url, &SealKey::generate()).await.unwrap();
         let (acct, dep) = seed(&store).await;
         let t0 = 1_000_000i64;
-        let token = store.mint_bootstrap(&acct, &dep, "us-east-1/vpc-1/ids", "ids", "launch-1", t0, 600_000).await.unwrap();
+        let launch = |key: &'static str, role: &'static str, launch_token: &'static str| garrison_store::NewLaunch {
+            account_id: &acct,
+            deployment_id: &dep,
+            key,
+            role,
+            launch_token,
+        };
+        let ids = launch("us-east-1/vpc-1/ids", "ids", "launch-1");
+        let token = store.mint_bootstrap(&ids, t0, 600_000).await.unwrap();
         // A second try of the same launch mints its own; both bind to the instance.
-        let retry = store.mint_bootstrap(&acct, &dep, "us-east-1/vpc-1/ids", "ids", "launch-1", t0, 600_000).await.unwrap();
-        let late = store.mint_bootstrap(&acct, &dep, "us-east-1/vpc-1/scanner", "scan", "launch-2", t0, 1000).await.unwrap();
+        let retry = store.mint_bootstrap(&ids, t0, 600_000).await.unwrap();
+        let late =
+            store.mint_bootstrap(&launch("us-east-1/vpc-1/scanner", "scan", "launch-2"), t0, 1000).await.unwrap();
         assert_ne!(token, retry, "{name}");
         let reg = |t: &str, i: &str, at: i64| {
             let (store, t, i) = (store.clone(), t.to_string(), i.to_string());
@@ -801,11 +818,18 @@ async fn bootstrap_tokens_are_one_time_bound_and_kept_as_hashes() {
         let a = store.appliance_by_credential(&credential).await.unwrap().unwrap();
         store.heartbeat(&a, "1.1", 4, &w2, t0 + 200).await.unwrap();
         let a = store.appliances(&dep).await.unwrap().remove(0);
-        assert_eq!((a.previous_work, a.work, a.last_heartbeat_ms, a.version.as_str()), (Some(w1), Some(w2), Some(t0 + 200), "1.1"));
+        assert_eq!(
+            (a.previous_work, a.work, a.last_heartbeat_ms, a.version.as_str()),
+            (Some(w1), Some(w2), Some(t0 + 200), "1.1")
+        );
         // Refusals recorded, newest first, without the token.
         let refusals = store.refusals(&dep, 10).await.unwrap();
         let reasons: Vec<Refused> = refusals.iter().map(|r| r.reason).collect();
-        assert_eq!(reasons, vec![Refused::Expired, Refused::Replayed, Refused::ForeignInstance, Refused::ForeignInstance], "{name}: by time");
+        assert_eq!(
+            reasons,
+            vec![Refused::Expired, Refused::Replayed, Refused::ForeignInstance, Refused::ForeignInstance],
+            "{name}: by time"
+        );
         // Health items round-trip.
         let mut items = std::collections::BTreeMap::new();
         garrison_model::health::reconcile(
@@ -827,6 +851,8 @@ async fn bootstrap_tokens_are_one_time_bound_and_kept_as_hashes() {
         store.finish_removal(&dep).await.unwrap();
         assert_eq!(store.appliance_by_credential(&credential).await.unwrap().unwrap_err(), Refused::Unknown, "{name}");
         assert_eq!(store.launches(&dep).await.unwrap(), vec![], "{name}");
-        assert!(store.health_items(&dep).await.unwrap().is_empty() && store.refusals(&dep, 10).await.unwrap().is_empty());
+        assert!(
+            store.health_items(&dep).await.unwrap().is_empty() && store.refusals(&dep, 10).await.unwrap().is_empty()
+        );
     }
 }

@@ -94,7 +94,9 @@ fn work(a: &Args) -> anyhow::Result<Work> {
                 Work::Ids { packets, alerts: 0 }
             }
         },
-        _ => Work::Scan { last_scan_ms: a.scan_stats.as_deref().map(read).transpose()?.and_then(|v| v["last_scan_ms"].as_i64()) },
+        _ => Work::Scan {
+            last_scan_ms: a.scan_stats.as_deref().map(read).transpose()?.and_then(|v| v["last_scan_ms"].as_i64()),
+        },
     })
 }
 
@@ -105,7 +107,11 @@ async fn failure(r: reqwest::Response) -> String {
     format!("{status}: {}", body.chars().take(300).collect::<String>())
 }
 
-async fn register(http: &reqwest::Client, a: &Args, instance: &str) -> anyhow::Result<Result<(String, Config), Refused>> {
+async fn register(
+    http: &reqwest::Client,
+    a: &Args,
+    instance: &str,
+) -> anyhow::Result<Result<(String, Config), Refused>> {
     let file = a.state_dir.join("credential");
     let stored = std::fs::read_to_string(&file).ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
     let mut req = http.post(format!("{}/appliances/v1/register", a.endpoint));
@@ -116,7 +122,10 @@ async fn register(http: &reqwest::Client, a: &Args, instance: &str) -> anyhow::R
         }
         None => {
             let Some(token) = &a.token else {
-                bail!("no stored credential in {} and no bootstrap token (--token, GARRISON_BOOTSTRAP_TOKEN)", file.display())
+                bail!(
+                    "no stored credential in {} and no bootstrap token (--token, GARRISON_BOOTSTRAP_TOKEN)",
+                    file.display()
+                )
             };
             json!({"token": token, "instance_id": instance, "role": a.role, "version": version()})
         }
@@ -169,7 +178,13 @@ async fn run(a: Args) -> anyhow::Result<Result<(), Refused>> {
     tracing::info!(appliance = %config.appliance_id, key = %config.key, "registered");
     loop {
         let beat = json!({"version": version(), "uptime_s": started.elapsed().as_secs(), "work": work(&a)?});
-        match http.post(format!("{}/appliances/v1/heartbeat", a.endpoint)).bearer_auth(&credential).json(&beat).send().await {
+        match http
+            .post(format!("{}/appliances/v1/heartbeat", a.endpoint))
+            .bearer_auth(&credential)
+            .json(&beat)
+            .send()
+            .await
+        {
             Ok(r) if r.status().is_success() => match r.json::<Config>().await {
                 Ok(c) => config = c,
                 Err(e) => tracing::warn!(error = %e, "heartbeat answer unreadable"),
@@ -186,10 +201,13 @@ pub async fn main(argv: Vec<String>) -> ExitCode {
     crate::serve::init_tracing_default("info");
     let pos = argv.iter().position(|a| a == "appliance").unwrap_or(1);
     if argv.get(pos + 1).map(String::as_str) != Some("run") {
-        eprintln!("garrison appliance: expected `garrison appliance run --endpoint URL --role ids|scan …` (see --help)");
+        eprintln!(
+            "garrison appliance: expected `garrison appliance run --endpoint URL --role ids|scan …` (see --help)"
+        );
         return ExitCode::from(2);
     }
-    let args = Args::parse_from(std::iter::once("garrison appliance run".to_string()).chain(argv[pos + 2..].iter().cloned()));
+    let args =
+        Args::parse_from(std::iter::once("garrison appliance run".to_string()).chain(argv[pos + 2..].iter().cloned()));
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(t) => t,
         Err(e) => {

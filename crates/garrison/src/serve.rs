@@ -231,7 +231,9 @@ pub fn resolve(a: ServeArgs) -> anyhow::Result<Settings> {
     }
     let url = |flag: &str, u: String| -> anyhow::Result<String> {
         match reqwest::Url::parse(&u) {
-            Ok(p) if matches!(p.scheme(), "http" | "https") && p.host().is_some() => Ok(u.trim_end_matches('/').to_string()),
+            Ok(p) if matches!(p.scheme(), "http" | "https") && p.host().is_some() => {
+                Ok(u.trim_end_matches('/').to_string())
+            }
             _ => bail!("{flag}: expected an http(s) URL such as https://garrison.example.com, found {u:?}"),
         }
     };
@@ -246,7 +248,9 @@ pub fn resolve(a: ServeArgs) -> anyhow::Result<Settings> {
                 missed: 3,
             },
         }),
-        None if agent_url.is_some() => bail!("--agent-url: needs --appliance-endpoint (the agent it installs reports there)"),
+        None if agent_url.is_some() => {
+            bail!("--agent-url: needs --appliance-endpoint (the agent it installs reports there)")
+        }
         None => None,
     };
     Ok(Settings {

@@ -51,7 +51,12 @@ fn agent(endpoint: &str, token: Option<&str>, role: &str, instance: &str, state:
     if role == "ids" {
         c.arg("--sensor-stats").arg(stats);
     }
-    Agent { child: c.spawn().expect("start garrison appliance run"), instance: instance.into(), role: role.into(), state: state.into() }
+    Agent {
+        child: c.spawn().expect("start garrison appliance run"),
+        instance: instance.into(),
+        role: role.into(),
+        state: state.into(),
+    }
 }
 
 /// The environment file the user data writes, as a map.
@@ -143,7 +148,8 @@ async fn appliances_register_beat_fall_silent_and_are_revoked_with_real_agents()
             &format!(r#"{{"type": "aws_iam_role", "arn": "{}"}}"#, stack.role_arn),
         ],
     ));
-    let scope = json!({"include": [{"type": "vpc", "key": format!("/aws/us-east-1/vpc/{vpc}"), "policy": {"id": PRO}}]});
+    let scope =
+        json!({"include": [{"type": "vpc", "key": format!("/aws/us-east-1/vpc/{vpc}"), "policy": {"id": PRO}}]});
     let d = json_out(&garrison(
         &s,
         &[
@@ -296,7 +302,8 @@ async fn appliances_register_beat_fall_silent_and_are_revoked_with_real_agents()
         for (header, value) in
             [("x-aims-auth-token", credential.clone()), ("authorization", format!("Bearer {credential}"))]
         {
-            let r = http.request(method.clone(), format!("{}{path}", s.url)).header(header, &value).send().await.unwrap();
+            let r =
+                http.request(method.clone(), format!("{}{path}", s.url)).header(header, &value).send().await.unwrap();
             if r.status() != 401 {
                 opened.push(format!("{} {} with {header}: {}", op.method, op.path, r.status()));
             }
@@ -313,7 +320,11 @@ async fn appliances_register_beat_fall_silent_and_are_revoked_with_real_agents()
                 .send()
                 .await
                 .unwrap();
-            assert!([400, 401].contains(&r.status().as_u16()), "{method} {route} with a tenant token in {header}: {}", r.status());
+            assert!(
+                [400, 401].contains(&r.status().as_u16()),
+                "{method} {route} with a tenant token in {header}: {}",
+                r.status()
+            );
             assert_ne!(r.status(), 200);
         }
     }
@@ -343,7 +354,8 @@ async fn appliances_register_beat_fall_silent_and_are_revoked_with_real_agents()
     });
     assert_eq!(h["status"], "healthy", "{h:#}");
     assert!(item(&h, &silent).unwrap()["concluded_ms"].as_i64().is_some());
-    let unhealthy = json_out(&garrison(&s, &["deployments", "list_health", "--deployment_id", &id, "--status", "unhealthy"]));
+    let unhealthy =
+        json_out(&garrison(&s, &["deployments", "list_health", "--deployment_id", &id, "--status", "unhealthy"]));
     assert_eq!(unhealthy["items"], json!([]), "{unhealthy:#}");
 
     // The sensor stops counting: degraded, then healthy again when traffic flows.

@@ -8,7 +8,7 @@
 mod common;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::process::Child;
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use garrison_catalog::{Catalog, cft};
@@ -113,10 +113,17 @@ async fn three_workers_share_fifty_deployments_and_take_over_a_killed_one() {
         }
     };
     // Kill w0 while it has runs in flight: once the fleet is under way and w0 holds a lease.
+    // It is frozen (SIGSTOP) while its leases are read, so that none of the runs seen in
+    // flight finishes between the look and the kill.
+    let signal = |sig: &str, pid: u32| {
+        assert!(Command::new("kill").args([sig, &pid.to_string()]).status().unwrap().success());
+    };
+    let w0 = workers.0[0].id();
     let start = Instant::now();
     let held_by_w0: Vec<String> = loop {
         assert!(start.elapsed() < Duration::from_secs(120), "w0 never held a lease while the fleet ran");
         if reported(&store).await >= 4 {
+            signal("-STOP", w0);
             let now = garrison_engine::now_ms();
             let held: Vec<String> = store
                 .leases()
@@ -124,13 +131,14 @@ async fn three_workers_share_fifty_deployments_and_take_over_a_killed_one() {
                 .unwrap()
                 .into_iter()
                 .filter(|(d, holder, _, expires)| {
-                    holder.starts_with("w0-") && *expires > now && !d.starts_with(QUEUE_LEASE)
+                    holder.starts_with("w0-") && *expires > now && accounts.contains_key(d)
                 })
                 .map(|(d, ..)| d)
                 .collect();
             if !held.is_empty() {
                 break held;
             }
+            signal("-CONT", w0);
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
@@ -150,9 +158,11 @@ async fn three_workers_share_fifty_deployments_and_take_over_a_killed_one() {
     }
     let taken_over = taken_over.unwrap_or_else(|| killed.elapsed());
     // One lease period, plus a worker's pass (0.5 s) and a little scheduling slack.
+    let leases = store.leases().await.unwrap();
     assert!(
         taken_over <= Duration::from_secs(LEASE_TTL_SECS) + Duration::from_millis(2500),
-        "w0's runs were taken over {taken_over:?} after the kill"
+        "w0's runs were taken over {taken_over:?} after the kill; their leases now: {:?}",
+        leases.iter().filter(|l| held_by_w0.contains(&l.0)).collect::<Vec<_>>()
     );
     let converged = killed.elapsed();
     // The survivors count their takeovers in their /metrics.

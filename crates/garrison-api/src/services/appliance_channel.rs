@@ -38,12 +38,19 @@ fn refused(r: Refused) -> ApiError {
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers.get("authorization")?.to_str().ok()?.strip_prefix("Bearer ").map(str::trim).filter(|t| t.starts_with("gap_"))
+    headers
+        .get("authorization")?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+        .filter(|t| t.starts_with("gap_"))
 }
 
 async fn appliance(s: &AppState, headers: &HeaderMap) -> ApiResult<Appliance> {
-    let credential = bearer(headers)
-        .ok_or_else(|| ApiError::Unauthorized("an appliance credential (Authorization: Bearer gap_…) is required".into()))?;
+    let credential = bearer(headers).ok_or_else(|| {
+        ApiError::Unauthorized("an appliance credential (Authorization: Bearer gap_…) is required".into())
+    })?;
     s.store.appliance_by_credential(credential).await?.map_err(refused)
 }
 
@@ -63,10 +70,11 @@ async fn register(State(s): State<AppState>, headers: HeaderMap, bytes: Bytes) -
     let now = now_ms();
     let (a, credential) = match (&r.token, bearer(&headers)) {
         (Some(token), _) => {
-            let (a, credential) = s.store.register_appliance(token, &r.instance_id, &r.version, now).await?.map_err(|e| {
-                tracing::warn!(instance = %r.instance_id, reason = e.as_str(), "appliance registration refused");
-                refused(e)
-            })?;
+            let (a, credential) =
+                s.store.register_appliance(token, &r.instance_id, &r.version, now).await?.map_err(|e| {
+                    tracing::warn!(instance = %r.instance_id, reason = e.as_str(), "appliance registration refused");
+                    refused(e)
+                })?;
             tracing::info!(deployment = %a.deployment_id, key = %a.key, instance = %a.instance_id, "appliance registered");
             metrics::counter!("garrison_appliance_registrations_total", "kind" => "first").increment(1);
             (a, Some(credential))
@@ -74,7 +82,9 @@ async fn register(State(s): State<AppState>, headers: HeaderMap, bytes: Bytes) -
         (None, Some(_)) => {
             let a = appliance(&s, &headers).await?;
             if a.instance_id != r.instance_id {
-                s.store.record_refusal(&a.account_id, &a.deployment_id, &r.instance_id, Refused::ForeignInstance, now).await?;
+                s.store
+                    .record_refusal(&a.account_id, &a.deployment_id, &r.instance_id, Refused::ForeignInstance, now)
+                    .await?;
                 return Err(refused(Refused::ForeignInstance));
             }
             metrics::counter!("garrison_appliance_registrations_total", "kind" => "restart").increment(1);

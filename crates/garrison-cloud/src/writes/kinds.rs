@@ -154,7 +154,7 @@ kind!(SecurityGroup, SecurityGroup,
 );
 kind!(Appliance, Appliance,
     create(c, Spec::Appliance { instance_type, image, subnet, group, .. }, running, token) =>
-        network::launch(c, instance_type, image, &c.id(subnet)?, &c.id(group)?, running, token, c.user_data.as_deref()).await,
+        network::launch(c, instance_type, image, &c.id(subnet)?, &c.id(group)?, running, token).await,
     delete(c, id) => network::terminate(c, id).await,
     start(c, id) => network::start(c, id).await,
 );

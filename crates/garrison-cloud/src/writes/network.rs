@@ -280,10 +280,10 @@ pub async fn launch(
     group: &str,
     running: bool,
     token: &str,
-    user_data: Option<&str>,
 ) -> Result<Created, CloudError> {
     use base64::Engine as _;
-    let user_data = user_data.map(|u| base64::engine::general_purpose::STANDARD.encode(u));
+    // An appliance's first boot, when garrison watches its health (`Ctx::user_data`).
+    let user_data = c.user_data.as_deref().map(|u| base64::engine::general_purpose::STANDARD.encode(u));
     let out = c
         .call_made(
             "ec2",

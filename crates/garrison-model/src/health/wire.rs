@@ -103,7 +103,11 @@ pub fn parse_register(body: &Value) -> Result<Register, ValidationError> {
     if let Some(id) = &instance_id
         && !(id.starts_with("i-") && id.len() > 2 && id[2..].chars().all(|c| c.is_ascii_hexdigit()))
     {
-        errors.push(FieldError::new("instance_id", "an EC2 instance id (i- and hex digits)", found(Some(&body["instance_id"]))));
+        errors.push(FieldError::new(
+            "instance_id",
+            "an EC2 instance id (i- and hex digits)",
+            found(Some(&body["instance_id"])),
+        ));
     }
     let role = text(body, "role", true, &mut errors);
     if let Some(r) = &role
@@ -153,7 +157,11 @@ pub fn parse_heartbeat(body: &Value) -> Result<Heartbeat, ValidationError> {
                 Some(v) => match v.as_i64().filter(|n| *n >= 0) {
                     Some(n) => Some(Work::Scan { last_scan_ms: Some(n) }),
                     None => {
-                        errors.push(FieldError::new("work.last_scan_ms", "milliseconds since 1970, or null", found(Some(v))));
+                        errors.push(FieldError::new(
+                            "work.last_scan_ms",
+                            "milliseconds since 1970, or null",
+                            found(Some(v)),
+                        ));
                         None
                     }
                 },
@@ -191,11 +199,14 @@ mod tests {
         let e = parse_register(&json!({"instance_id": "x", "role": "web", "extra": 1})).unwrap_err();
         let fields: Vec<&str> = e.errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, vec!["extra", "instance_id", "role", "version"], "{e}");
-        let h = parse_heartbeat(&json!({"version": "1", "uptime_s": 5, "work": {"role": "ids", "packets": 3, "alerts": 0}}))
-            .unwrap();
+        let h = parse_heartbeat(
+            &json!({"version": "1", "uptime_s": 5, "work": {"role": "ids", "packets": 3, "alerts": 0}}),
+        )
+        .unwrap();
         assert_eq!(h.work, Work::Ids { packets: 3, alerts: 0 });
-        let h = parse_heartbeat(&json!({"version": "1", "uptime_s": 5, "work": {"role": "scan", "last_scan_ms": null}}))
-            .unwrap();
+        let h =
+            parse_heartbeat(&json!({"version": "1", "uptime_s": 5, "work": {"role": "scan", "last_scan_ms": null}}))
+                .unwrap();
         assert_eq!(h.work, Work::Scan { last_scan_ms: None });
         let e = parse_heartbeat(&json!({"version": "1", "uptime_s": -1, "work": {"role": "ids", "packets": "many"}}))
             .unwrap_err();
