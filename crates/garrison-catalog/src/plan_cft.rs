@@ -329,7 +329,7 @@ mod tests {
             key: key.into(),
             region: region.into(),
             kind: spec.kind(),
-            op: Op::Create { spec, running: true, tags: Default::default() },
+            op: Op::Create { spec, running: true, tags: Default::default(), retire: None },
             after: vec![],
         }
     }

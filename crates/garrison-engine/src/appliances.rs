@@ -95,7 +95,9 @@ pub async fn judge(
     let launches = store.launches(&d.id).await?;
     let registered = store.appliances(&d.id).await?;
     let (mut views, mut causes) = (vec![], vec![]);
-    for a in report.vpcs.iter().flat_map(|v| &v.appliances).filter(|a| a.running()) {
+    // A retired appliance is kept running only until its replacement registers: the
+    // replacement is the one judged.
+    for a in report.vpcs.iter().flat_map(|v| &v.appliances).filter(|a| a.running() && !a.key.starts_with("retired/")) {
         let Some(launch) = launches.iter().find(|l| l.instance_id.as_deref() == Some(a.instance_id.as_str())) else {
             continue;
         };
@@ -131,6 +133,69 @@ pub async fn judge(
     Ok((views, causes))
 }
 
+/// The replacement of silent appliances, launch-first: a silent appliance gets a
+/// replacement (the plan launches it and keeps the silent one running under `retired/`);
+/// once the replacement registers, the old one goes. A replacement that never registers is
+/// replaced in turn, twice at most (`health::decide`), then garrison gives up: what runs is
+/// kept and the cause reported. Returns the causes to report and whether to plan again.
+async fn replace(e: &Engine, d: &Deployment, views: &[ApplianceHealth], now: i64) -> Result<(Vec<Cause>, bool), StoreError> {
+    let rows = e.store.replacements(&d.id).await?;
+    let (mut causes, mut replan) = (vec![], false);
+    for v in views {
+        let row = rows.get(&v.key);
+        let request = |old: &str, tries: i64, given_up: bool| garrison_store::Replacement {
+            key: v.key.clone(),
+            old_instance_id: old.to_string(),
+            tries,
+            given_up,
+            updated_ms: now,
+        };
+        match row {
+            // The replacement registered: the one it replaces can go.
+            Some(r) if r.old_instance_id != v.instance_id && v.registered_ms.is_some() => {
+                e.store.drop_replacement(&d.id, &v.key).await?;
+                tracing::info!(deployment = %d.id, key = %v.key, instance = %v.instance_id, "replacement registered");
+                metrics::counter!("garrison_appliance_replacements_total", "outcome" => "registered").increment(1);
+                replan = true;
+            }
+            _ if v.state != State::Silent => {}
+            None => {
+                e.store.put_replacement(&d.account_id, &d.id, &request(&v.instance_id, 1, false)).await?;
+                tracing::warn!(deployment = %d.id, key = %v.key, instance = %v.instance_id, "appliance silent: replacing it");
+                metrics::counter!("garrison_appliance_replacements_total", "outcome" => "launched").increment(1);
+                replan = true;
+            }
+            Some(r) if r.given_up || r.old_instance_id == v.instance_id => {
+                if r.given_up {
+                    let attempts = vec![health::Attempt { at_ms: r.updated_ms, registered: false }; r.tries as usize];
+                    if let health::Decision::GiveUp(why) = health::decide(State::Silent, &attempts, false) {
+                        causes.push(Cause::ReplacementGivenUp { appliance: v.key.clone(), why });
+                    }
+                }
+            }
+            // The replacement itself never registered.
+            Some(r) => {
+                let attempts = vec![health::Attempt { at_ms: r.updated_ms, registered: false }; r.tries as usize];
+                match health::decide(State::Silent, &attempts, false) {
+                    health::Decision::GiveUp(why) => {
+                        e.store.put_replacement(&d.account_id, &d.id, &request(&r.old_instance_id, r.tries, true)).await?;
+                        tracing::warn!(deployment = %d.id, key = %v.key, tries = r.tries, "replacements never registered: given up");
+                        metrics::counter!("garrison_appliance_replacements_total", "outcome" => "given_up").increment(1);
+                        causes.push(Cause::ReplacementGivenUp { appliance: v.key.clone(), why });
+                    }
+                    _ => {
+                        e.store.put_replacement(&d.account_id, &d.id, &request(&v.instance_id, r.tries + 1, false)).await?;
+                        tracing::warn!(deployment = %d.id, key = %v.key, tries = r.tries + 1, "replacement silent: trying again");
+                        metrics::counter!("garrison_appliance_replacements_total", "outcome" => "launched").increment(1);
+                        replan = true;
+                    }
+                }
+            }
+        }
+    }
+    Ok((causes, replan))
+}
+
 /// Judges the deployment's appliances and its last run at `now`, stores the health items
 /// that changed, and revokes the credentials of appliances that are no longer garrison's.
 pub async fn evaluate(e: &Engine, d: &Deployment, now: i64) -> Result<Health, StoreError> {
@@ -140,6 +205,12 @@ pub async fn evaluate(e: &Engine, d: &Deployment, now: i64) -> Result<Health, St
     if let Some(report) = &report {
         if let Some(ch) = &e.appliances {
             (appliances, causes) = judge(&e.store, ch, d, report, now).await?;
+            let (more, replan) = replace(e, d, &appliances, now).await?;
+            causes.extend(more);
+            if replan {
+                e.store.make_due(std::slice::from_ref(&d.id)).await?;
+                e.wake.notify_one();
+            }
         }
         // A credential lives as long as its instance is garrison's (a stopped scanner
         // keeps its own): a terminated or replaced appliance's is revoked.

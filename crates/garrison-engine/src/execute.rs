@@ -310,7 +310,7 @@ impl Executor {
             user_data: None,
         };
         match &a.op {
-            Op::Create { spec, running, tags } => {
+            Op::Create { spec, running, tags, retire } => {
                 // The intent, with the token a retry after a crash will reuse.
                 let token = prior
                     .as_ref()
@@ -332,6 +332,12 @@ impl Executor {
                     token: Some(token.clone()),
                     tags: tags.clone(),
                 };
+                // What this create replaces (an appliance or ACL of ours) is recorded under
+                // its retired key first, so that it stays garrison's until it is removed —
+                // after the replacement, or once a silent appliance's replacement registers.
+                if let (Some(key), Some(p)) = (retire, prior.as_ref().filter(|p| !p.adopted && !p.id.is_empty())) {
+                    self.record(state, OwnedItem { key: key.clone(), ..p.clone() }).await?;
+                }
                 self.record(state, item.clone()).await?;
                 // A removal may have begun between the first check and the intent.
                 if !self.current().await {

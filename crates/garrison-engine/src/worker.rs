@@ -82,12 +82,19 @@ pub async fn run(engine: Arc<Engine>, resync: Duration) {
             }
             Err(err) => tracing::warn!(error = %err, "worker cannot list removals"),
         }
+        let made_due: std::collections::HashSet<String> = match engine.store.take_made_due().await {
+            Ok(ids) => ids.into_iter().collect(),
+            Err(err) => {
+                tracing::warn!(error = %err, "worker cannot read the deployments made due");
+                Default::default()
+            }
+        };
         match engine.store.all_deployments().await {
             Ok(all) => {
                 seen.retain(|id, _| all.iter().any(|d| &d.id == id));
                 again.retain(|id, _| all.iter().any(|d| &d.id == id));
                 for d in all {
-                    let due = again.get(&d.id).is_some_and(|at| Instant::now() >= *at);
+                    let due = again.get(&d.id).is_some_and(|at| Instant::now() >= *at) || made_due.contains(&d.id);
                     if !full && !due && seen.get(&d.id) == Some(&d.version) {
                         continue;
                     }

@@ -279,7 +279,7 @@ async fn a_stale_executor_is_fenced_before_any_write() {
             key: "k1".into(),
             region: "us-east-1".into(),
             kind: ResKind::Subnet,
-            op: Op::Create { spec: spec.clone(), running: false, tags: Default::default() },
+            op: Op::Create { spec: spec.clone(), running: false, tags: Default::default(), retire: None },
             after: vec![],
         },
         Action {

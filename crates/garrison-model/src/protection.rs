@@ -557,6 +557,10 @@ pub enum Op {
         /// The operator's tags, beside garrison's own.
         #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
         tags: BTreeMap<String, String>,
+        /// A replacement: the key the resource it replaces is recorded under (`retired/…`)
+        /// before the create, so that it stays garrison's until it is removed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retire: Option<String>,
     },
     /// Record a customer's resource as adopted (no AWS write).
     Adopt {

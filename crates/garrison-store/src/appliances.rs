@@ -90,6 +90,18 @@ pub struct Refusal {
     pub reason: Refused,
 }
 
+/// A silent appliance being replaced: the instance to replace now (the original, or a
+/// replacement that never registered), how many replacements were launched, and whether
+/// garrison gave up (then it keeps what runs and reports why).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replacement {
+    pub key: String,
+    pub old_instance_id: String,
+    pub tries: i64,
+    pub given_up: bool,
+    pub updated_ms: i64,
+}
+
 /// An appliance launch a bootstrap token is minted for: the tenant and deployment, its key
 /// in the plan and role, and the launch's idempotency token (RunInstances' ClientToken).
 #[derive(Debug, Clone, Copy)]
@@ -417,6 +429,59 @@ impl Store {
             .execute(&self.pool)
             .await?;
         }
+        Ok(())
+    }
+
+    /// The replacements of silent appliances in progress or given up, by appliance key.
+    pub async fn replacements(&self, deployment_id: &str) -> Result<BTreeMap<String, Replacement>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT appliance_key, old_instance_id, tries, state, updated_ms FROM appliance_replacements WHERE deployment_id = $1",
+        )
+        .bind(deployment_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let key: String = r.get(0);
+                let state: String = r.get(3);
+                (
+                    key.clone(),
+                    Replacement {
+                        key,
+                        old_instance_id: r.get(1),
+                        tries: r.get(2),
+                        given_up: state == "given_up",
+                        updated_ms: r.get(4),
+                    },
+                )
+            })
+            .collect())
+    }
+
+    pub async fn put_replacement(&self, account_id: &str, deployment_id: &str, r: &Replacement) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO appliance_replacements (deployment_id, appliance_key, account_id, old_instance_id, tries, state, updated_ms) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (deployment_id, appliance_key) DO UPDATE SET old_instance_id = excluded.old_instance_id, tries = excluded.tries, state = excluded.state, updated_ms = excluded.updated_ms",
+        )
+        .bind(deployment_id)
+        .bind(&r.key)
+        .bind(account_id)
+        .bind(&r.old_instance_id)
+        .bind(r.tries)
+        .bind(if r.given_up { "given_up" } else { "requested" })
+        .bind(r.updated_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn drop_replacement(&self, deployment_id: &str, key: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM appliance_replacements WHERE deployment_id = $1 AND appliance_key = $2")
+            .bind(deployment_id)
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 }

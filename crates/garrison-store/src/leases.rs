@@ -234,6 +234,18 @@ impl Store {
         Ok(())
     }
 
+    /// The single worker of an embedded store (no leases claimed there): the deployments
+    /// made due since it last asked (`make_due`: an option, a schedule or the health watch
+    /// changed what they need), marked as taken.
+    pub async fn take_made_due(&self) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query("UPDATE leases SET next_due_ms = 1 WHERE next_due_ms = 0 RETURNING deployment_id")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect())
+    }
+
     /// Makes every deployment due and free at once (benchmarks: one full pass on demand).
     pub async fn make_all_due(&self) -> Result<(), StoreError> {
         sqlx::query("UPDATE leases SET next_due_ms = 0, expires_at_ms = 0, done_version = -1")

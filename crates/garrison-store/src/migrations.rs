@@ -165,7 +165,7 @@ pub const MIGRATIONS: &[(i64, &str, &[&str])] = &[
     ),
     (
         18,
-        "the appliance channel: one-time bootstrap tokens bound to their instances, registered appliances with their credentials (hashes only), refused registrations, and health items per deployment",
+        "the appliance channel: one-time bootstrap tokens bound to their instances, registered appliances with their credentials (hashes only), refused registrations, health items per deployment, and the replacements of silent appliances in progress",
         &[
             "CREATE TABLE appliance_bootstraps (token_hash TEXT PRIMARY KEY, account_id TEXT NOT NULL, deployment_id TEXT NOT NULL, appliance_key TEXT NOT NULL, role TEXT NOT NULL, launch_token TEXT NOT NULL, instance_id TEXT, minted_ms BIGINT NOT NULL, expires_ms BIGINT NOT NULL, used_ms BIGINT)",
             "CREATE INDEX appliance_bootstraps_launch ON appliance_bootstraps (deployment_id, launch_token)",
@@ -174,6 +174,7 @@ pub const MIGRATIONS: &[(i64, &str, &[&str])] = &[
             "CREATE TABLE appliance_refusals (id TEXT PRIMARY KEY, account_id TEXT NOT NULL, deployment_id TEXT NOT NULL, instance_id TEXT NOT NULL, reason TEXT NOT NULL, at_ms BIGINT NOT NULL)",
             "CREATE INDEX appliance_refusals_deployment ON appliance_refusals (deployment_id, at_ms)",
             "CREATE TABLE health_items (deployment_id TEXT NOT NULL, item_key TEXT NOT NULL, account_id TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (deployment_id, item_key))",
+            "CREATE TABLE appliance_replacements (deployment_id TEXT NOT NULL, appliance_key TEXT NOT NULL, account_id TEXT NOT NULL, old_instance_id TEXT NOT NULL, tries BIGINT NOT NULL, state TEXT NOT NULL, updated_ms BIGINT NOT NULL, PRIMARY KEY (deployment_id, appliance_key))",
         ],
     ),
 ];

@@ -293,6 +293,7 @@ impl Store {
             "DELETE FROM appliances WHERE deployment_id = $1",
             "DELETE FROM appliance_refusals WHERE deployment_id = $1",
             "DELETE FROM health_items WHERE deployment_id = $1",
+            "DELETE FROM appliance_replacements WHERE deployment_id = $1",
             // Its queue's lease (the queue is gone); the deployment's own lease is released
             // by the run that removed it.
             "DELETE FROM leases WHERE deployment_id = 'collect:' || $1",

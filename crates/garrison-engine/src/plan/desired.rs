@@ -40,6 +40,11 @@ pub struct Desired {
     pub items: BTreeMap<String, Want>,
     pub problems: Vec<String>,
     pub notes: Vec<String>,
+    /// Appliances the health watch judged silent: key → the instance to replace
+    /// (launch-first, as for a change of type).
+    pub replace: BTreeMap<String, String>,
+    /// Keys whose retired appliance keeps running until its replacement registers.
+    pub hold: BTreeSet<String>,
 }
 
 /// Catalog data the choices depend on.
@@ -50,6 +55,15 @@ pub struct Inputs<'a> {
     pub options: &'a [garrison_model::otis::TuningOption],
     /// The scan schedules and controls, and the clock they are read at.
     pub scans: &'a super::scans::Scans,
+    /// Silent appliances to replace and retired ones to keep (the health watch's).
+    pub appliances: &'a Replacing,
+}
+
+/// What the health watch asks of the plan (see `Desired::replace` and `Desired::hold`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Replacing {
+    pub replace: BTreeMap<String, String>,
+    pub hold: BTreeSet<String>,
 }
 
 pub mod keys {
@@ -675,6 +689,8 @@ pub fn desired(d: &Deployment, snap: &Snapshot, owned: &Owned, inputs: &Inputs<'
     }
     let hub_problems = super::needs::cross_network(&mut needs, &d.id, snap, inputs.options);
     let mut b = Builder { d, snap, owned, inputs, out: Desired::default() };
+    b.out.replace = inputs.appliances.replace.clone();
+    b.out.hold = inputs.appliances.hold.clone();
     b.out.problems.extend(hub_problems);
     if d.platform.monitor.enabled {
         b.audit_source();

@@ -14,7 +14,7 @@ use garrison_model::deployment::Deployment;
 use garrison_model::protection::{Owned, Plan};
 use garrison_model::snapshot::Snapshot;
 
-pub use desired::{Desired, Inputs, desired};
+pub use desired::{Desired, Inputs, Replacing, desired};
 pub use planner::{plan, recover};
 
 /// Records completed from the snapshot's tags, then the plan for `d` (None: the

@@ -102,6 +102,10 @@ pub fn recover(owned: &mut Owned, snap: &Snapshot, deployment: &str) {
         scan_region(rs, &mut note);
     }
     for (key, region, kind, id) in found {
+        // Recorded under another key: a retired resource still carries its old key's tag.
+        if owned.items.values().any(|o| o.id == id) {
+            continue;
+        }
         match owned.items.get(&key) {
             Some(o) if o.id == id => {}
             Some(o) if !o.id.is_empty() => {
@@ -219,7 +223,7 @@ pub fn plan(desired: &Desired, snap: &Snapshot, owned: &Owned) -> Plan {
                     key,
                     region,
                     spec.kind(),
-                    Op::Create { spec: spec.clone(), running: *running, tags: tags.clone() },
+                    Op::Create { spec: spec.clone(), running: *running, tags: tags.clone(), retire: None },
                 );
                 let Some(o) = owned.get(key) else {
                     actions.push(create);
@@ -262,9 +266,20 @@ pub fn plan(desired: &Desired, snap: &Snapshot, owned: &Owned) -> Plan {
                     }
                     _ => false,
                 };
-                if replaced {
+                // A silent appliance (the health watch asks): replaced the same way, its
+                // predecessor kept running (`hold`) until the replacement registers, so that
+                // coverage never drops to nothing.
+                let silent = desired.replace.get(key).is_some_and(|i| *i == o.id);
+                if replaced || silent {
+                    let rk = retire_key(owned, key, &o.id);
+                    let mut create = create;
+                    if let Op::Create { retire, .. } = &mut create.op {
+                        *retire = Some(rk.clone());
+                    }
                     actions.push(create);
-                    actions.push(act(&retired(key), &o.region, o.kind, Op::Delete { id: o.id.clone() }));
+                    if !(rk == retired(key) && desired.hold.contains(key)) {
+                        actions.push(act(&rk, &o.region, o.kind, Op::Delete { id: o.id.clone() }));
+                    }
                     continue;
                 }
                 if let (Seen::Present(_), Some(have)) = (&observed, observed_tags(snap, o))
@@ -317,7 +332,7 @@ pub fn plan(desired: &Desired, snap: &Snapshot, owned: &Owned) -> Plan {
         }
     }
     for (key, o) in &owned.items {
-        if desired.items.contains_key(key) {
+        if desired.items.contains_key(key) || key.strip_prefix("retired/").is_some_and(|k| desired.hold.contains(k)) {
             continue;
         }
         if o.adopted || o.id.is_empty() {
@@ -341,6 +356,17 @@ pub fn retired(key: &str) -> String {
     format!("retired/{key}")
 }
 
+/// Where the executor records resource `id` of `key` when a replacement retires it: under
+/// `retired/<key>`, or, when that holds an earlier one kept running (a silent appliance's
+/// original while its replacements try to register), under `retired/<key>#<id>`.
+pub fn retire_key(owned: &Owned, key: &str, id: &str) -> String {
+    let first = retired(key);
+    match owned.items.get(&first) {
+        Some(o) if o.id != id => format!("{first}#{id}"),
+        _ => first,
+    }
+}
+
 /// Fills `after`: creates wait for the creates and adoptions they reference; removals wait
 /// for the lower-ranked removals in their region (audit resources: in any region); a retired
 /// resource waits for its replacement.
@@ -361,7 +387,7 @@ fn order(actions: &mut [Action]) {
                 spec.refs().into_iter().filter(|r| preparing.contains(*r)).map(str::to_string).collect()
             }
             Op::Delete { .. } => match a.key.strip_prefix("retired/") {
-                Some(replacement) => vec![replacement.to_string()],
+                Some(replacement) => vec![replacement.split('#').next().unwrap_or(replacement).to_string()],
                 None => removing
                     .iter()
                     .filter(|(_, (region, kind))| {

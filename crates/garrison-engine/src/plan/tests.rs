@@ -54,6 +54,8 @@ struct World {
     options: Vec<garrison_model::otis::TuningOption>,
     /// Scan schedules and controls, and the planner's clock.
     scans: super::scans::Scans,
+    /// What the health watch asks: silent appliances replaced, retired ones kept.
+    replacing: super::desired::Replacing,
 }
 
 fn rules(p: &[Perm]) -> Vec<Rule> {
@@ -185,6 +187,7 @@ fn random_world(seed: u64) -> World {
         next: 0,
         options: vec![],
         scans: Default::default(),
+        replacing: Default::default(),
     }
 }
 
@@ -200,13 +203,15 @@ impl World {
 
     /// What the executor does to the account, as the next discovery would see it.
     fn apply(&mut self, p: &Plan) {
-        // In dependency order, as the executor runs them.
+        // In dependency order, as the executor runs them (a dependency not in the plan is
+        // there already).
         let mut done = std::collections::BTreeSet::new();
+        let planned: std::collections::BTreeSet<&String> = p.actions.iter().map(|a| &a.key).collect();
         let mut ordered = vec![];
         while ordered.len() < p.actions.len() {
             let before = ordered.len();
             for a in &p.actions {
-                if !done.contains(&a.key) && a.after.iter().all(|k| done.contains(k)) {
+                if !done.contains(&a.key) && a.after.iter().all(|k| done.contains(k) || !planned.contains(k)) {
                     ordered.push(a.clone());
                 }
             }
@@ -217,8 +222,13 @@ impl World {
         }
         for a in &ordered {
             match &a.op {
-                Op::Create { spec, running, tags } => {
+                Op::Create { spec, running, tags, retire } => {
                     let key = a.key.clone();
+                    // As the executor does: what a create replaces stays owned, retired.
+                    if let (Some(rk), Some(prior)) = (retire, self.owned.items.get(&key)) {
+                        let item = OwnedItem { key: rk.clone(), ..prior.clone() };
+                        self.owned.items.insert(rk.clone(), item);
+                    }
                     let (id, arn) = self.create(&a.region, &key, spec, *running, tags);
                     self.owned.items.insert(
                         key.clone(),
@@ -472,7 +482,7 @@ impl World {
             DEP,
             &self.snap,
             &self.owned,
-            &Inputs { prices: &prices, images: &images, options: &self.options, scans: &self.scans },
+            &Inputs { prices: &prices, images: &images, options: &self.options, scans: &self.scans, appliances: &self.replacing },
         )
     }
 
@@ -498,9 +508,15 @@ impl World {
             | Op::SetRules { id, .. }
             | Op::Tag { id, .. } = &a.op
             {
-                // A retired resource is the one its replacement's key holds now.
-                let key = a.key.strip_prefix("retired/").unwrap_or(&a.key);
-                let o = self.owned.items.get(key).unwrap_or_else(|| panic!("{} is not owned", a.key));
+                // A retired resource is owned under its retired key, or (retired by this
+                // plan) the one its replacement's key holds now.
+                let replaced = a.key.strip_prefix("retired/").map(|k| k.split('#').next().unwrap_or(k));
+                let o = self
+                    .owned
+                    .items
+                    .get(&a.key)
+                    .or_else(|| self.owned.items.get(replaced?))
+                    .unwrap_or_else(|| panic!("{} is not owned", a.key));
                 assert!(!o.adopted && &o.id == id, "{a:?} touches what garrison does not own");
             }
         }
@@ -560,7 +576,7 @@ proptest! {
             let mut view = stale.clone();
             view.regions.insert(region.clone(), w.snap.regions[region].clone());
             let (targeted, _) =
-                plan_deployment(Some(&d), DEP, &view, &w.owned, &Inputs { prices: &prices, images: &images, options: &[], scans: &Default::default() });
+                plan_deployment(Some(&d), DEP, &view, &w.owned, &Inputs { prices: &prices, images: &images, options: &[], scans: &Default::default(), appliances: &Default::default() });
             let only = |p: &Plan| p.actions.iter().filter(|a| &a.region == region).cloned().collect::<Vec<_>>();
             prop_assert_eq!(only(&targeted), only(&full), "region {}", region);
         }
@@ -1004,7 +1020,7 @@ fn the_operators_price_table_decides_among_the_offered_types() {
         DEP,
         &w.snap,
         &w.owned,
-        &Inputs { prices: &prices, images: &images, options: &[], scans: &Default::default() },
+        &Inputs { prices: &prices, images: &images, options: &[], scans: &Default::default(), appliances: &Default::default() },
     );
     let scanner = p.actions.iter().find(|a| a.key == "us-east-1/vpc-0000000b/scanner").unwrap();
     let Op::Create { spec: Spec::Appliance { instance_type, image, zone, .. }, .. } = &scanner.op else { panic!() };
@@ -1874,4 +1890,65 @@ fn the_next_window_edge_is_found_within_the_horizon() {
         stopped_at: None,
     };
     assert_eq!(at("2027-01-05T12:00:00Z", vec![expedite]).next_edge(3_600_000), Some(ms("2027-01-05T12:10:00Z")));
+}
+
+/// The health watch's replacements: a silent appliance is replaced launch-first and its
+/// predecessor kept running (retired, held) until the replacement registers; a replacement
+/// that stays silent is replaced in turn and retired at once, the original still held; once
+/// nothing is held the original goes. Nothing else is touched on the way.
+#[test]
+fn a_silent_appliance_is_replaced_and_its_predecessor_kept_until_the_replacement_registers() {
+    let mut w = estate();
+    let d = w.deployment.clone();
+    w.converge(Some(&d));
+    let key = "us-east-1/vpc-0000000a/us-east-1a/ids";
+    let retired = format!("retired/{key}");
+    let original = w.owned.items[key].id.clone();
+    let running = |w: &World| -> std::collections::BTreeSet<String> {
+        w.snap.regions["us-east-1"]
+            .instances
+            .iter()
+            .filter(|i| i.tags.get(TAG_KEY).is_some_and(|k| k == key) && i.state == "running")
+            .map(|i| i.id.clone())
+            .collect()
+    };
+    w.replacing.replace.insert(key.into(), original.clone());
+    w.replacing.hold.insert(key.into());
+    let (p, _) = w.plan(Some(&d));
+    assert_eq!(p.actions.len(), 1, "only the replacement's launch: {:?}", p.actions);
+    assert!(
+        matches!(&p.actions[0].op, Op::Create { retire: Some(r), .. } if *r == retired) && p.actions[0].key == key,
+        "{:?}",
+        p.actions
+    );
+    w.converge(Some(&d));
+    let first = w.owned.items[key].id.clone();
+    assert_ne!(first, original);
+    assert_eq!(w.owned.items[&retired].id, original, "the silent one is kept, retired");
+    assert_eq!(running(&w), std::collections::BTreeSet::from([original.clone(), first.clone()]), "both run meanwhile");
+
+    // The replacement never registered: replaced in turn, and it alone goes.
+    w.replacing.replace.insert(key.into(), first.clone());
+    let (p, _) = w.plan(Some(&d));
+    let failed = format!("{retired}#{first}");
+    assert_eq!(p.actions.len(), 2, "{:?}", p.actions);
+    let delete = p.actions.iter().find(|a| a.key == failed).expect("the failed replacement retired under its own key");
+    assert!(matches!(&delete.op, Op::Delete { id } if *id == first));
+    assert_eq!(delete.after, vec![key.to_string()], "after its own replacement runs");
+    w.converge(Some(&d));
+    let second = w.owned.items[key].id.clone();
+    assert_eq!(running(&w), std::collections::BTreeSet::from([original.clone(), second.clone()]));
+    assert_eq!(w.owned.items[&retired].id, original);
+
+    // The second replacement registered: the watch holds nothing any more; the original goes.
+    w.replacing = Default::default();
+    let (p, _) = w.plan(Some(&d));
+    assert_eq!(p.actions.len(), 1, "{:?}", p.actions);
+    assert!(p.actions[0].key == retired && matches!(&p.actions[0].op, Op::Delete { id } if *id == original));
+    w.converge(Some(&d));
+    assert_eq!(running(&w), std::collections::BTreeSet::from([second]));
+    assert!(!w.owned.items.contains_key(&retired));
+    // Given up: nothing to replace, the retired one held — the plan stays empty (no churn).
+    w.replacing.hold.insert(key.into());
+    assert!(w.plan(Some(&d)).0.is_empty());
 }

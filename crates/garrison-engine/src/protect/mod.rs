@@ -56,8 +56,19 @@ fn inputs<'a>(
     e: &'a Engine,
     options: &'a [garrison_model::otis::TuningOption],
     scans: &'a crate::plan::scans::Scans,
+    appliances: &'a crate::plan::Replacing,
 ) -> Inputs<'a> {
-    Inputs { prices: &e.prices, images: &e.images, options, scans }
+    Inputs { prices: &e.prices, images: &e.images, options, scans, appliances }
+}
+
+/// What the health watch asks: silent appliances to replace (not those given up on), and
+/// the retired ones kept running while a replacement is on its way or was given up on.
+pub async fn replacing(e: &Engine, d: &Deployment) -> Result<crate::plan::Replacing, garrison_store::StoreError> {
+    let rows = e.store.replacements(&d.id).await?;
+    Ok(crate::plan::Replacing {
+        replace: rows.values().filter(|r| !r.given_up).map(|r| (r.key.clone(), r.old_instance_id.clone())).collect(),
+        hold: rows.into_keys().collect(),
+    })
 }
 
 /// The deployment's scan schedules (its default one as stored, else as the otis
@@ -149,7 +160,9 @@ pub async fn preview(
     };
     let scans =
         scans(e, d, &opts).await.map_err(|err| status(StatusKind::Error, Reason::StoreUnavailable, err.to_string()))?;
-    let (plan, owned, want) = plan_with_desired(Some(d), &d.id, &seen.snapshot, &owned, &inputs(e, &opts, &scans));
+    let work = replacing(e, d).await.map_err(|err| status(StatusKind::Error, Reason::StoreUnavailable, err.to_string()))?;
+    let (plan, owned, want) =
+        plan_with_desired(Some(d), &d.id, &seen.snapshot, &owned, &inputs(e, &opts, &scans, &work));
     let cost = crate::plan::cost::change(
         &crate::plan::cost::now(&seen.snapshot, &owned, &e.prices),
         &crate::plan::cost::planned(&want, &e.prices),
@@ -309,7 +322,8 @@ async fn apply(
     let opts = options(e, d).await?;
     let scans = scans(e, d, &opts).await?;
     e.note_edge(&d.id, scans.next_edge(crate::EDGE_HORIZON_MS));
-    let inputs = inputs(e, &opts, &scans);
+    let work = replacing(e, d).await?;
+    let inputs = inputs(e, &opts, &scans, &work);
     let (mut plan, mut owned, want) = plan_with_desired(Some(d), &d.id, &seen.snapshot, &owned, &inputs);
     if let Some(only) = only {
         // The other regions' facts may predate the last run's changes; they wait for a full reconcile.

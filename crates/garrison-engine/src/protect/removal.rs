@@ -33,7 +33,8 @@ async fn uninstall_once(e: &Engine, d: &Deployment) -> Result<Removal, EngineErr
     let owned = e.store.owned(&d.id).await?;
     let regions = regions_of(&owned);
     let no_scans = crate::plan::scans::Scans::default();
-    let inputs = inputs(e, &[], &no_scans);
+    let keep_nothing = crate::plan::Replacing::default();
+    let inputs = inputs(e, &[], &no_scans, &keep_nothing);
     let observe_owned = |d: &Deployment| {
         // Only the regions where something is owned matter now.
         let mut d = d.clone();
