@@ -387,3 +387,22 @@ pub async fn user_data(aws: &crate::Aws, instance: &str) -> anyhow::Result<Optio
         None => Ok(None),
     }
 }
+
+/// The instances (id, state) carrying tag `key` = `value` in `region`.
+pub async fn instances_tagged(aws: &Aws, region: &str, key: &str, value: &str) -> anyhow::Result<Vec<(String, String)>> {
+    let out = aws
+        .in_region(region)
+        .ec2()
+        .describe_instances()
+        .filters(Filter::builder().name(format!("tag:{key}")).values(value).build())
+        .send()
+        .await?;
+    Ok(out
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .filter_map(|i| {
+            Some((i.instance_id()?.to_string(), i.state()?.name()?.as_str().to_string()))
+        })
+        .collect())
+}

@@ -385,6 +385,13 @@ impl Executor {
             Op::Forget { .. } => self.forget(state, &a.key).await,
             Op::Delete { id } => {
                 writes::delete(&ctx, a.kind, id).await?;
+                // A terminated appliance's credential dies with it, at once.
+                if a.kind == ResKind::Appliance {
+                    self.store
+                        .revoke_instance(&self.deployment_id, id, crate::now_ms())
+                        .await
+                        .map_err(|e| CloudError::terminal("garrison", "Record", "StoreError", &e.to_string()))?;
+                }
                 self.forget(state, &a.key).await
             }
             Op::Start { id } => writes::start(&ctx, a.kind, id).await,

@@ -356,6 +356,17 @@ impl Store {
         Ok(revoked)
     }
 
+    /// Revokes the credential of the appliance on `instance_id` (terminated by garrison).
+    pub async fn revoke_instance(&self, deployment_id: &str, instance_id: &str, now_ms: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE appliances SET revoked_ms = $3 WHERE deployment_id = $1 AND instance_id = $2 AND revoked_ms IS NULL")
+            .bind(deployment_id)
+            .bind(instance_id)
+            .bind(now_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     pub async fn record_refusal(
         &self,
         account_id: &str,

@@ -109,6 +109,32 @@ fn state_of<'a>(h: &'a Value, instance: &str) -> &'a str {
         .unwrap_or("absent")
 }
 
+/// The report's appliances: (key, instance, state).
+fn reported(s: &Server, id: &str) -> Vec<(String, String, String)> {
+    let r = json_out(&garrison(s, &["deployments", "get_protection", "--deployment_id", id]));
+    r["vpcs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|v| v["appliances"].as_array().unwrap().clone())
+        .map(|a| {
+            let f = |k: &str| a[k].as_str().unwrap().to_string();
+            (f("key"), f("instance_id"), f("state"))
+        })
+        .collect()
+}
+
+/// The instances EC2 runs under an appliance key (its tag), whatever garrison calls them now.
+async fn running_under(aws: &garrison_cloud::Aws, key: &str) -> std::collections::BTreeSet<String> {
+    estate::instances_tagged(aws, "us-east-1", garrison_model::protection::TAG_KEY, key)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|(_, state)| state == "running" || state == "pending")
+        .map(|(id, _)| id)
+        .collect()
+}
+
 fn item<'a>(h: &'a Value, key: &str) -> Option<&'a Value> {
     h["items"].as_array().unwrap().iter().find(|i| i["key"] == key)
 }
@@ -132,7 +158,7 @@ async fn appliances_register_beat_fall_silent_and_are_revoked_with_real_agents()
     let endpoint = format!("http://127.0.0.1:{port}");
     let s = serve_at(
         &format!("127.0.0.1:{port}"),
-        &["--appliance-endpoint", &endpoint, "--heartbeat-interval", "1", "--register-within", "60"],
+        &["--appliance-endpoint", &endpoint, "--heartbeat-interval", "1", "--register-within", "15"],
         &moto_env(&moto.url),
         true,
     );
@@ -244,7 +270,7 @@ async fn appliances_register_beat_fall_silent_and_are_revoked_with_real_agents()
             }
         })
     };
-    let start = |instance: &str, with_token: bool| {
+    let start = |env: &BTreeMap<String, BTreeMap<String, String>>, instance: &str, with_token: bool| {
         let e = &env[instance];
         agent(
             &e["GARRISON_ENDPOINT"],
@@ -255,8 +281,8 @@ async fn appliances_register_beat_fall_silent_and_are_revoked_with_real_agents()
             &stats,
         )
     };
-    let mut ids = start(&ids_instance, true);
-    let mut scan = start(&scan_instance, true);
+    let mut ids = start(&env, &ids_instance, true);
+    let mut scan = start(&env, &scan_instance, true);
     let h = health_when(&s, &id, "both appliances healthy", 60, |h| {
         state_of(h, &ids_instance) == "healthy" && state_of(h, &scan_instance) == "healthy"
     });
@@ -331,53 +357,117 @@ async fn appliances_register_beat_fall_silent_and_are_revoked_with_real_agents()
 
     // A restarted agent registers again with its credential (no token) and stays healthy.
     drop(scan);
-    scan = start(&scan_instance, false);
+    scan = start(&env, &scan_instance, false);
     std::thread::sleep(Duration::from_secs(3));
     assert!(scan.child.try_wait().unwrap().is_none(), "the restarted scanner agent runs on");
     assert_eq!(state_of(&health(&s, &id), &scan_instance), "healthy");
 
+    // The sensor stops counting: degraded, then healthy again when traffic flows.
+    flowing.store(false, Ordering::SeqCst);
+    let degraded = format!("appliance_degraded/{ids_key}");
+    let h = health_when(&s, &id, "the IDS degraded", 30, |h| {
+        state_of(h, &ids_instance) == "degraded" && item(h, &degraded).is_some_and(|i| i["status"] == "unhealthy")
+    });
+    assert!(item(&h, &degraded).unwrap()["remedy"].as_str().unwrap().contains("sees no traffic"));
+    flowing.store(true, Ordering::SeqCst);
+    let h = health_when(&s, &id, "the degraded item concluded", 30, |h| {
+        item(h, &degraded).is_some_and(|i| i["status"] == "concluded") && state_of(h, &ids_instance) == "healthy"
+    });
+    assert_eq!(h["status"], "healthy", "{h:#}");
+    assert!(item(&h, &degraded).unwrap()["concluded_ms"].as_i64().is_some(), "kept for the record");
+    let unhealthy =
+        json_out(&garrison(&s, &["deployments", "list_health", "--deployment_id", &id, "--status", "unhealthy"]));
+    assert_eq!(unhealthy["items"], json!([]), "{unhealthy:#}");
+
     // The IDS agent killed: silent after 3 missed heartbeats, an item with its remedy.
     drop(ids);
     let silent = format!("appliance_silent/{ids_key}");
-    let h = health_when(&s, &id, "the IDS silent", 30, |h| {
-        state_of(h, &ids_instance) == "silent" && item(h, &silent).is_some_and(|i| i["status"] == "unhealthy")
-    });
+    let h = health_when(&s, &id, "the IDS silent", 30, |h| item(h, &silent).is_some_and(|i| i["status"] == "unhealthy"));
     assert_eq!(h["status"], "unhealthy");
     let it = item(&h, &silent).unwrap();
     assert_eq!(it["cause"]["cause"], "appliance_silent", "{it}");
     assert!(it["remedy"].as_str().unwrap().contains("no heartbeat"), "{it}");
     assert_eq!(state_of(&h, &scan_instance), "healthy", "the scanner is not affected");
-    // Back (restarted with its credential): the item concluded, kept for the record.
-    ids = start(&ids_instance, false);
-    let h = health_when(&s, &id, "the silent item concluded", 30, |h| {
-        item(h, &silent).is_some_and(|i| i["status"] == "concluded")
-    });
-    assert_eq!(h["status"], "healthy", "{h:#}");
-    assert!(item(&h, &silent).unwrap()["concluded_ms"].as_i64().is_some());
-    let unhealthy =
-        json_out(&garrison(&s, &["deployments", "list_health", "--deployment_id", &id, "--status", "unhealthy"]));
-    assert_eq!(unhealthy["items"], json!([]), "{unhealthy:#}");
 
-    // The sensor stops counting: degraded, then healthy again when traffic flows.
-    flowing.store(false, Ordering::SeqCst);
-    let degraded = format!("appliance_degraded/{ids_key}");
-    health_when(&s, &id, "the IDS degraded", 30, |h| {
-        state_of(h, &ids_instance) == "degraded" && item(h, &degraded).is_some_and(|i| i["status"] == "unhealthy")
+    // The IDS killed for good: garrison launches a replacement with its own token, keeps the
+    // silent one running until the replacement registers, then terminates it. EC2 runs an
+    // IDS for this key at every moment.
+    let original = ids_instance.clone();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let replacement = loop {
+        assert!(!running_under(&aws, &ids_key).await.is_empty(), "no IDS running while it is replaced");
+        let now = reported(&s, &id);
+        if let Some((_, i, _)) = now.iter().find(|(k, i, st)| *k == ids_key && *i != original && st == "running") {
+            assert!(
+                now.iter().any(|(k, i, _)| *k == format!("retired/{ids_key}") && *i == original),
+                "the silent one kept, retired: {now:?}"
+            );
+            break i.clone();
+        }
+        assert!(Instant::now() < deadline, "no replacement launched: {now:?}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert_eq!(running_under(&aws, &ids_key).await, [original.clone(), replacement.clone()].into(), "both run meanwhile");
+    let text = estate::user_data(&aws, &replacement).await.unwrap().expect("the replacement's user data");
+    let e = user_data_env(&text);
+    assert_ne!(e["GARRISON_BOOTSTRAP_TOKEN"], env[&original]["GARRISON_BOOTSTRAP_TOKEN"], "a new token");
+    env.insert(replacement.clone(), e);
+    ids = start(&env, &replacement, true);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let up = running_under(&aws, &ids_key).await;
+        assert!(!up.is_empty(), "no IDS running while the old one is removed");
+        if up == [replacement.clone()].into() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the silent IDS never went: {up:?}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let h = health_when(&s, &id, "the replacement healthy, the silent item concluded", 30, |h| {
+        state_of(h, &replacement) == "healthy" && item(h, &silent).is_some_and(|i| i["status"] == "concluded")
     });
-    flowing.store(true, Ordering::SeqCst);
-    health_when(&s, &id, "the degraded item concluded", 30, |h| {
-        item(h, &degraded).is_some_and(|i| i["status"] == "concluded") && state_of(h, &ids_instance) == "healthy"
+    assert_eq!(state_of(&h, &original), "absent", "{h:#}");
+    let r = http
+        .post(format!("{endpoint}/appliances/v1/heartbeat"))
+        .bearer_auth(credential.trim())
+        .json(&json!({"version": "x", "uptime_s": 1, "work": {"role": "ids", "packets": 1, "alerts": 0}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "the replaced appliance's credential is revoked");
+
+    // Replacements that never register: two tries, then garrison gives up, keeps what runs
+    // and says why; it does not churn instances.
+    drop(ids);
+    let given_up = format!("replacement_given_up/{ids_key}");
+    let h = health_when(&s, &id, "the replacements given up", 180, |h| {
+        item(h, &given_up).is_some_and(|i| i["status"] == "unhealthy")
     });
+    let it = item(&h, &given_up).unwrap();
+    assert!(it["remedy"].as_str().unwrap().contains("never registered"), "{it}");
+    let kept = running_under(&aws, &ids_key).await;
+    assert_eq!(kept.len(), 2, "the silent one and the last replacement kept: {kept:?}");
+    assert!(kept.contains(&replacement), "{kept:?}");
+    let audit = || json_out(&garrison(&s, &["deployments", "list_audit_log", "--deployment_id", &id, "--limit", "100000"]));
+    let run_instances = |log: &Value| {
+        log["entries"].as_array().unwrap().iter().filter(|e| e["call"] == "ec2:RunInstances" && e["key"] == ids_key.as_str()).count()
+    };
+    let launches = audit();
+    assert_eq!(run_instances(&launches), 4, "the first IDS, its replacement, and two that never registered");
+    std::thread::sleep(Duration::from_secs(20));
+    assert_eq!(running_under(&aws, &ids_key).await, kept, "no churn after giving up");
+    let later = audit();
+    assert_eq!(run_instances(&later), run_instances(&launches), "no launch after giving up");
 
     // A bad filter is a 400 naming the field.
     let o = garrison(&s, &["deployments", "list_health", "--deployment_id", &id, "--status", "sick"]);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("status"), "{}", String::from_utf8_lossy(&o.stderr));
 
-    // Removal: the appliances go, their credentials with them; the agents are refused and stop (exit 3).
+    // Removal: the appliances go, their credentials with them; the agent is refused and stops (exit 3).
     assert!(garrison(&s, &["deployments", "delete_deployment", "--deployment_id", &id]).status.success());
     let deadline = Instant::now() + Duration::from_secs(240);
-    for a in [&mut ids, &mut scan] {
+    for a in [&mut scan] {
         let code = loop {
             if let Some(st) = a.child.try_wait().unwrap() {
                 break st.code();
@@ -387,14 +477,7 @@ async fn appliances_register_beat_fall_silent_and_are_revoked_with_real_agents()
         };
         assert_eq!(code, Some(3), "the {} agent ends as refused", a.role);
     }
-    let r = http
-        .post(format!("{endpoint}/appliances/v1/heartbeat"))
-        .bearer_auth(credential.trim())
-        .json(&json!({"version": "x", "uptime_s": 1, "work": {"role": "ids", "packets": 1, "alerts": 0}}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 401, "a removed appliance's credential is dead");
+    assert!(running_under(&aws, &ids_key).await.is_empty(), "every IDS gone with the deployment");
     std::fs::remove_dir_all(&scratch).unwrap();
     sensor.join().unwrap();
 }
