@@ -251,7 +251,13 @@ fn layout(
     let prices = PriceTable::builtin();
     let images = garrison_catalog::appliances::Images::builtin();
     let scans = garrison_engine::plan::scans::Scans::default();
-    let inputs = garrison_engine::plan::Inputs { prices: &prices, images: &images, options, scans: &scans, appliances: &Default::default() };
+    let inputs = garrison_engine::plan::Inputs {
+        prices: &prices,
+        images: &images,
+        options,
+        scans: &scans,
+        appliances: &Default::default(),
+    };
     let want = garrison_engine::plan::desired(d, snap, &Default::default(), &inputs);
     let (mut scanners, mut ids, mut usd) = (0, 0, 0.0);
     let mut views: BTreeMap<(String, String), Vec<ApplianceView>> = BTreeMap::new();

@@ -165,7 +165,10 @@ both_backends!(notifications_are_signed_retried_dead_lettered_and_redelivered, |
         .iter()
         .map(|x| x["notification_type"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["findings/opened", "findings/resolved", "deployments/status"]);
+    assert_eq!(
+        names,
+        ["findings/opened", "findings/resolved", "deployments/status", "health/opened", "health/concluded"]
+    );
     let subs = format!("/herald/v2/{a}/subscriptions");
     let unknown = s
         .req(

@@ -389,7 +389,12 @@ pub async fn user_data(aws: &crate::Aws, instance: &str) -> anyhow::Result<Optio
 }
 
 /// The instances (id, state) carrying tag `key` = `value` in `region`.
-pub async fn instances_tagged(aws: &Aws, region: &str, key: &str, value: &str) -> anyhow::Result<Vec<(String, String)>> {
+pub async fn instances_tagged(
+    aws: &Aws,
+    region: &str,
+    key: &str,
+    value: &str,
+) -> anyhow::Result<Vec<(String, String)>> {
     let out = aws
         .in_region(region)
         .ec2()
@@ -401,8 +406,6 @@ pub async fn instances_tagged(aws: &Aws, region: &str, key: &str, value: &str) -
         .reservations()
         .iter()
         .flat_map(|r| r.instances())
-        .filter_map(|i| {
-            Some((i.instance_id()?.to_string(), i.state()?.name()?.as_str().to_string()))
-        })
+        .filter_map(|i| Some((i.instance_id()?.to_string(), i.state()?.name()?.as_str().to_string())))
         .collect())
 }

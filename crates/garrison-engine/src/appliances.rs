@@ -138,7 +138,12 @@ pub async fn judge(
 /// once the replacement registers, the old one goes. A replacement that never registers is
 /// replaced in turn, twice at most (`health::decide`), then garrison gives up: what runs is
 /// kept and the cause reported. Returns the causes to report and whether to plan again.
-async fn replace(e: &Engine, d: &Deployment, views: &[ApplianceHealth], now: i64) -> Result<(Vec<Cause>, bool), StoreError> {
+async fn replace(
+    e: &Engine,
+    d: &Deployment,
+    views: &[ApplianceHealth],
+    now: i64,
+) -> Result<(Vec<Cause>, bool), StoreError> {
     let rows = e.store.replacements(&d.id).await?;
     let (mut causes, mut replan) = (vec![], false);
     for v in views {
@@ -178,15 +183,21 @@ async fn replace(e: &Engine, d: &Deployment, views: &[ApplianceHealth], now: i64
                 let attempts = vec![health::Attempt { at_ms: r.updated_ms, registered: false }; r.tries as usize];
                 match health::decide(State::Silent, &attempts, false) {
                     health::Decision::GiveUp(why) => {
-                        e.store.put_replacement(&d.account_id, &d.id, &request(&r.old_instance_id, r.tries, true)).await?;
+                        e.store
+                            .put_replacement(&d.account_id, &d.id, &request(&r.old_instance_id, r.tries, true))
+                            .await?;
                         tracing::warn!(deployment = %d.id, key = %v.key, tries = r.tries, "replacements never registered: given up");
-                        metrics::counter!("garrison_appliance_replacements_total", "outcome" => "given_up").increment(1);
+                        metrics::counter!("garrison_appliance_replacements_total", "outcome" => "given_up")
+                            .increment(1);
                         causes.push(Cause::ReplacementGivenUp { appliance: v.key.clone(), why });
                     }
                     _ => {
-                        e.store.put_replacement(&d.account_id, &d.id, &request(&v.instance_id, r.tries + 1, false)).await?;
+                        e.store
+                            .put_replacement(&d.account_id, &d.id, &request(&v.instance_id, r.tries + 1, false))
+                            .await?;
                         tracing::warn!(deployment = %d.id, key = %v.key, tries = r.tries + 1, "replacement silent: trying again");
-                        metrics::counter!("garrison_appliance_replacements_total", "outcome" => "launched").increment(1);
+                        metrics::counter!("garrison_appliance_replacements_total", "outcome" => "launched")
+                            .increment(1);
                         replan = true;
                     }
                 }
@@ -225,10 +236,10 @@ pub async fn evaluate(e: &Engine, d: &Deployment, now: i64) -> Result<Health, St
     let mut items = e.store.health_items(&d.id).await?;
     let changes = health::reconcile(&mut items, &causes, now);
     if !changes.is_empty() {
-        let changed: Vec<&Item> = changes
+        let changed: Vec<(&Item, &Change)> = changes
             .iter()
             .filter_map(|c| match c {
-                Change::Opened(k) | Change::Updated(k) | Change::Concluded(k) => items.get(k),
+                Change::Opened(k) | Change::Updated(k) | Change::Concluded(k) => Some((items.get(k)?, c)),
             })
             .collect();
         e.store.put_health_items(&d.account_id, &d.id, &changed).await?;

@@ -22,10 +22,19 @@ pub enum NoticeType {
     FindingResolved,
     #[serde(rename = "deployments/status")]
     DeploymentStatus,
+    #[serde(rename = "health/opened")]
+    HealthOpened,
+    #[serde(rename = "health/concluded")]
+    HealthConcluded,
 }
 
-pub const NOTICE_TYPES: [NoticeType; 3] =
-    [NoticeType::FindingOpened, NoticeType::FindingResolved, NoticeType::DeploymentStatus];
+pub const NOTICE_TYPES: [NoticeType; 5] = [
+    NoticeType::FindingOpened,
+    NoticeType::FindingResolved,
+    NoticeType::DeploymentStatus,
+    NoticeType::HealthOpened,
+    NoticeType::HealthConcluded,
+];
 
 impl NoticeType {
     pub fn as_str(self) -> &'static str {
@@ -33,6 +42,8 @@ impl NoticeType {
             NoticeType::FindingOpened => "findings/opened",
             NoticeType::FindingResolved => "findings/resolved",
             NoticeType::DeploymentStatus => "deployments/status",
+            NoticeType::HealthOpened => "health/opened",
+            NoticeType::HealthConcluded => "health/concluded",
         }
     }
 
@@ -45,6 +56,8 @@ impl NoticeType {
             NoticeType::FindingOpened => "Security finding opened (GuardDuty, Inspector)",
             NoticeType::FindingResolved => "Security finding resolved",
             NoticeType::DeploymentStatus => "Deployment status changed",
+            NoticeType::HealthOpened => "Protection weakened: a health item opened, with its remedy",
+            NoticeType::HealthConcluded => "Health item concluded: its cause is gone",
         }
     }
 
@@ -650,6 +663,40 @@ pub fn status_notice(id: &str, d: &crate::deployment::Deployment, previous: Stat
         "created": {"at": at_ms / 1000, "by": "garrison"},
     });
     Notice { id: id.into(), kind, account_id: d.account_id.clone(), deployment_id: d.id.clone(), severity: None, body }
+}
+
+/// A health item opened (or opened again) or concluded.
+pub fn health_notice(
+    id: &str,
+    account_id: &str,
+    deployment_id: &str,
+    item: &crate::health::Item,
+    opened: bool,
+    at_ms: i64,
+) -> Notice {
+    let kind = if opened { NoticeType::HealthOpened } else { NoticeType::HealthConcluded };
+    let cause = serde_json::to_value(&item.cause).unwrap_or_default();
+    let class = cause["cause"].as_str().unwrap_or("health").to_string();
+    let body = json!({
+        "id": id, "account_id": account_id, "type": kind.as_str(),
+        "notification_data": {
+            "class": class, "status": if opened { "unhealthy" } else { "concluded" },
+            "targets": [item.key],
+            "subject": if opened { format!("protection weakened: {}", item.remedy) } else { format!("health item concluded: {}", item.key) },
+        },
+        "asset_data": {"deployment_id": deployment_id},
+        "payload": {"health_item": item},
+        "status": "created",
+        "created": {"at": at_ms / 1000, "by": "garrison"},
+    });
+    Notice {
+        id: id.into(),
+        kind,
+        account_id: account_id.into(),
+        deployment_id: deployment_id.into(),
+        severity: None,
+        body,
+    }
 }
 
 /// The body a connection of `kind` sends for herald notification `n`.

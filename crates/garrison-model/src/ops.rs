@@ -124,7 +124,12 @@ const fn subscription_body(required: bool) -> [Param; 7] {
     [
         b("name", Kind::String, required, "name of the subscription"),
         b("class", Kind::String, required, "event"),
-        b("notification_type", Kind::String, required, "findings/opened | findings/resolved | deployments/status"),
+        b(
+            "notification_type",
+            Kind::String,
+            required,
+            "findings/opened | findings/resolved | deployments/status | health/opened | health/concluded",
+        ),
         b(
             "subscribers",
             Kind::Array,

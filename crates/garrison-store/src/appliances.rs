@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use garrison_model::health::{Item, Work};
+use garrison_model::health::{Change, Item, Work};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -421,14 +421,17 @@ impl Store {
             .collect()
     }
 
-    /// Stores the items that changed.
+    /// Stores the items that changed; an item opened or concluded is told to its
+    /// subscribers (health/opened, health/concluded) in the same transaction.
     pub async fn put_health_items(
         &self,
         account_id: &str,
         deployment_id: &str,
-        items: &[&Item],
+        changed: &[(&Item, &Change)],
     ) -> Result<(), StoreError> {
-        for it in items {
+        let mut tx = self.write_tx().await?;
+        let now = crate::db::now_ms();
+        for (it, change) in changed {
             sqlx::query(
                 "INSERT INTO health_items (deployment_id, item_key, account_id, body) VALUES ($1, $2, $3, $4) \
                  ON CONFLICT (deployment_id, item_key) DO UPDATE SET body = excluded.body",
@@ -437,9 +440,17 @@ impl Store {
             .bind(&it.key)
             .bind(account_id)
             .bind(serde_json::to_string(it).map_err(corrupt)?)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+            let opened = match change {
+                Change::Opened(_) => true,
+                Change::Concluded(_) => false,
+                Change::Updated(_) => continue,
+            };
+            let n = garrison_model::notify::health_notice(&new_id(), account_id, deployment_id, it, opened, now);
+            self.enqueue_in(&mut tx, &n).await?;
         }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -470,7 +481,12 @@ impl Store {
             .collect())
     }
 
-    pub async fn put_replacement(&self, account_id: &str, deployment_id: &str, r: &Replacement) -> Result<(), StoreError> {
+    pub async fn put_replacement(
+        &self,
+        account_id: &str,
+        deployment_id: &str,
+        r: &Replacement,
+    ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO appliance_replacements (deployment_id, appliance_key, account_id, old_instance_id, tries, state, updated_ms) VALUES ($1, $2, $3, $4, $5, $6, $7) \
              ON CONFLICT (deployment_id, appliance_key) DO UPDATE SET old_instance_id = excluded.old_instance_id, tries = excluded.tries, state = excluded.state, updated_ms = excluded.updated_ms",

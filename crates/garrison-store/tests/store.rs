@@ -837,7 +837,8 @@ async fn bootstrap_tokens_are_one_time_bound_and_kept_as_hashes() {
             &[garrison_model::health::Cause::ApplianceSilent { appliance: "us-east-1/vpc-1/ids".into() }],
             t0,
         );
-        store.put_health_items(&acct, &dep, &items.values().collect::<Vec<_>>()).await.unwrap();
+        let opened = garrison_model::health::Change::Opened("x".into());
+        store.put_health_items(&acct, &dep, &items.values().map(|i| (i, &opened)).collect::<Vec<_>>()).await.unwrap();
         assert_eq!(store.health_items(&dep).await.unwrap(), items, "{name}");
         let text = at_rest(&name, &url).await;
         assert!(!text.contains(&token) && !text.contains(&credential), "{name}: a token or credential in the clear");

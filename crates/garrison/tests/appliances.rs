@@ -135,6 +135,26 @@ async fn running_under(aws: &garrison_cloud::Aws, key: &str) -> std::collections
         .collect()
 }
 
+/// A webhook receiver on loopback: every body it gets.
+async fn receiver() -> (String, Arc<std::sync::Mutex<Vec<Value>>>) {
+    let got: Arc<std::sync::Mutex<Vec<Value>>> = Arc::default();
+    let keep = got.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let keep = keep.clone();
+            async move {
+                keep.lock().unwrap().push(serde_json::from_slice(&body).unwrap_or(Value::Null));
+                axum::http::StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (base, got)
+}
+
 fn item<'a>(h: &'a Value, key: &str) -> Option<&'a Value> {
     h["items"].as_array().unwrap().iter().find(|i| i["key"] == key)
 }
@@ -158,7 +178,15 @@ async fn appliances_register_beat_fall_silent_and_are_revoked_with_real_agents()
     let endpoint = format!("http://127.0.0.1:{port}");
     let s = serve_at(
         &format!("127.0.0.1:{port}"),
-        &["--appliance-endpoint", &endpoint, "--heartbeat-interval", "1", "--register-within", "15"],
+        &[
+            "--appliance-endpoint",
+            &endpoint,
+            "--heartbeat-interval",
+            "1",
+            "--register-within",
+            "15",
+            "--allow-private-webhooks",
+        ],
         &moto_env(&moto.url),
         true,
     );
@@ -174,6 +202,34 @@ async fn appliances_register_beat_fall_silent_and_are_revoked_with_real_agents()
             &format!(r#"{{"type": "aws_iam_role", "arn": "{}"}}"#, stack.role_arn),
         ],
     ));
+    // The team subscribes a webhook to health items opening and concluding.
+    let (hook, notices) = receiver().await;
+    let conn = json_out(&garrison(
+        &s,
+        &[
+            "connectors",
+            "create_connection",
+            "--data",
+            &json!({"name": "health hook", "type": "webhook", "target_url": format!("{hook}/hook")}).to_string(),
+        ],
+    ));
+    for kind in ["health/opened", "health/concluded"] {
+        json_out(&garrison(
+            &s,
+            &[
+                "herald",
+                "create_subscription",
+                "--name",
+                kind,
+                "--class",
+                "event",
+                "--notification_type",
+                kind,
+                "--subscribers",
+                &format!(r#"[{{"subscriber": "{}", "subscriber_type": "connection"}}]"#, conn["id"].as_str().unwrap()),
+            ],
+        ));
+    }
     let scope =
         json!({"include": [{"type": "vpc", "key": format!("/aws/us-east-1/vpc/{vpc}"), "policy": {"id": PRO}}]});
     let d = json_out(&garrison(
@@ -382,7 +438,8 @@ async fn appliances_register_beat_fall_silent_and_are_revoked_with_real_agents()
     // The IDS agent killed: silent after 3 missed heartbeats, an item with its remedy.
     drop(ids);
     let silent = format!("appliance_silent/{ids_key}");
-    let h = health_when(&s, &id, "the IDS silent", 30, |h| item(h, &silent).is_some_and(|i| i["status"] == "unhealthy"));
+    let h =
+        health_when(&s, &id, "the IDS silent", 30, |h| item(h, &silent).is_some_and(|i| i["status"] == "unhealthy"));
     assert_eq!(h["status"], "unhealthy");
     let it = item(&h, &silent).unwrap();
     assert_eq!(it["cause"]["cause"], "appliance_silent", "{it}");
@@ -407,7 +464,11 @@ async fn appliances_register_beat_fall_silent_and_are_revoked_with_real_agents()
         assert!(Instant::now() < deadline, "no replacement launched: {now:?}");
         tokio::time::sleep(Duration::from_millis(300)).await;
     };
-    assert_eq!(running_under(&aws, &ids_key).await, [original.clone(), replacement.clone()].into(), "both run meanwhile");
+    assert_eq!(
+        running_under(&aws, &ids_key).await,
+        [original.clone(), replacement.clone()].into(),
+        "both run meanwhile"
+    );
     let text = estate::user_data(&aws, &replacement).await.unwrap().expect("the replacement's user data");
     let e = user_data_env(&text);
     assert_ne!(e["GARRISON_BOOTSTRAP_TOKEN"], env[&original]["GARRISON_BOOTSTRAP_TOKEN"], "a new token");
@@ -448,9 +509,15 @@ async fn appliances_register_beat_fall_silent_and_are_revoked_with_real_agents()
     let kept = running_under(&aws, &ids_key).await;
     assert_eq!(kept.len(), 2, "the silent one and the last replacement kept: {kept:?}");
     assert!(kept.contains(&replacement), "{kept:?}");
-    let audit = || json_out(&garrison(&s, &["deployments", "list_audit_log", "--deployment_id", &id, "--limit", "100000"]));
+    let audit =
+        || json_out(&garrison(&s, &["deployments", "list_audit_log", "--deployment_id", &id, "--limit", "100000"]));
     let run_instances = |log: &Value| {
-        log["entries"].as_array().unwrap().iter().filter(|e| e["call"] == "ec2:RunInstances" && e["key"] == ids_key.as_str()).count()
+        log["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["call"] == "ec2:RunInstances" && e["key"] == ids_key.as_str())
+            .count()
     };
     let launches = audit();
     assert_eq!(run_instances(&launches), 4, "the first IDS, its replacement, and two that never registered");
@@ -458,6 +525,36 @@ async fn appliances_register_beat_fall_silent_and_are_revoked_with_real_agents()
     assert_eq!(running_under(&aws, &ids_key).await, kept, "no churn after giving up");
     let later = audit();
     assert_eq!(run_instances(&later), run_instances(&launches), "no launch after giving up");
+
+    // The team was told of each item as it opened and concluded.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let told = loop {
+        let told: Vec<(String, String)> = notices
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|n| {
+                let f = |v: &Value| v.as_str().unwrap_or("").to_string();
+                (f(&n["type"]), f(&n["notification_data"]["targets"][0]))
+            })
+            .collect();
+        if told.len() >= 5 || Instant::now() > deadline {
+            break told;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    for (kind, key) in [
+        ("health/opened", &degraded),
+        ("health/concluded", &degraded),
+        ("health/opened", &silent),
+        ("health/concluded", &silent),
+        ("health/opened", &given_up),
+    ] {
+        assert!(told.contains(&(kind.to_string(), key.clone())), "{kind} {key} not told: {told:?}");
+    }
+    let n = notices.lock().unwrap().iter().find(|n| n["type"] == "health/opened").cloned().unwrap();
+    assert_eq!(n["asset_data"]["deployment_id"], id.as_str());
+    assert!(n["notification_data"]["subject"].as_str().unwrap().starts_with("protection weakened: "), "{n}");
 
     // A bad filter is a 400 naming the field.
     let o = garrison(&s, &["deployments", "list_health", "--deployment_id", &id, "--status", "sick"]);

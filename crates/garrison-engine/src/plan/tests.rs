@@ -482,7 +482,13 @@ impl World {
             DEP,
             &self.snap,
             &self.owned,
-            &Inputs { prices: &prices, images: &images, options: &self.options, scans: &self.scans, appliances: &self.replacing },
+            &Inputs {
+                prices: &prices,
+                images: &images,
+                options: &self.options,
+                scans: &self.scans,
+                appliances: &self.replacing,
+            },
         )
     }
 
@@ -1020,7 +1026,13 @@ fn the_operators_price_table_decides_among_the_offered_types() {
         DEP,
         &w.snap,
         &w.owned,
-        &Inputs { prices: &prices, images: &images, options: &[], scans: &Default::default(), appliances: &Default::default() },
+        &Inputs {
+            prices: &prices,
+            images: &images,
+            options: &[],
+            scans: &Default::default(),
+            appliances: &Default::default(),
+        },
     );
     let scanner = p.actions.iter().find(|a| a.key == "us-east-1/vpc-0000000b/scanner").unwrap();
     let Op::Create { spec: Spec::Appliance { instance_type, image, zone, .. }, .. } = &scanner.op else { panic!() };

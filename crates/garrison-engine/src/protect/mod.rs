@@ -160,7 +160,8 @@ pub async fn preview(
     };
     let scans =
         scans(e, d, &opts).await.map_err(|err| status(StatusKind::Error, Reason::StoreUnavailable, err.to_string()))?;
-    let work = replacing(e, d).await.map_err(|err| status(StatusKind::Error, Reason::StoreUnavailable, err.to_string()))?;
+    let work =
+        replacing(e, d).await.map_err(|err| status(StatusKind::Error, Reason::StoreUnavailable, err.to_string()))?;
     let (plan, owned, want) =
         plan_with_desired(Some(d), &d.id, &seen.snapshot, &owned, &inputs(e, &opts, &scans, &work));
     let cost = crate::plan::cost::change(
