@@ -41,6 +41,10 @@ try {
   assert.match(await page.textContent("[data-testid=cost]"), /^\$\d+\.\d\d\/month$/);
   assert.notEqual(await page.textContent("[data-testid=audit-health]"), "failed");
   ok(`cost ${await page.textContent("[data-testid=cost]")}, audit source ${await page.textContent("[data-testid=audit-health]")}`);
+  // The health panel: nothing weakens the demo's protection.
+  assert.equal(await page.textContent("[data-testid=health-status]"), "healthy");
+  await page.locator("[data-testid=no-health-items]").waitFor();
+  ok("health: nothing weakens its protection");
   // What the tuning option costs, and each VPC's cost.
   assert.match(await page.textContent(`[data-testid=option-cost][data-option="${want.option}"]`), /\+\$0\.00\/month$/);
   if (want.vpc_cost) {

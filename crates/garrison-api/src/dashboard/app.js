@@ -288,6 +288,38 @@ function tuningView(report) {
       h("td", {}, `${signedUsd(o.monthly_usd)}/month`))));
 }
 
+// What weakens protection (open items first, each with its remedy), the appliances as
+// their heartbeats say, and registrations garrison refused.
+function healthView(health) {
+  if (!health) return h("p", { class: "mute" }, "Health not available.");
+  const open = health.items.filter((i) => i.status === "unhealthy");
+  const closed = health.items.filter((i) => i.status !== "unhealthy").slice(0, 10);
+  const itemRow = (i) => h("tr", { "data-testid": "health-item", "data-item": i.key, "data-status": i.status },
+    h("td", {}, badge(i.status)),
+    h("td", {}, h("code", {}, i.key)),
+    h("td", {}, i.remedy),
+    h("td", { class: "mute" }, i.status === "unhealthy" ? `since ${when(i.opened_ms)}` : `concluded ${when(i.concluded_ms)}`));
+  return h("div", { class: "card", "data-testid": "health" },
+    open.length
+      ? h("table", {}, open.map(itemRow))
+      : h("p", { "data-testid": "no-health-items" }, "Nothing weakens this deployment's protection."),
+    closed.length ? h("details", {}, h("summary", {}, `${closed.length} concluded item(s)`), h("table", {}, closed.map(itemRow))) : null,
+    health.appliances.length
+      ? h("table", { "data-testid": "appliance-health" },
+          h("tr", {}, ["Appliance", "Instance", "State", "Last heartbeat", "Doing"].map((t) => h("th", {}, t))),
+          health.appliances.map((a) => h("tr", { "data-testid": "appliance-state", "data-instance": a.instance_id, "data-state": a.state },
+            h("td", {}, h("code", {}, a.key)),
+            h("td", {}, h("code", {}, a.instance_id)),
+            h("td", {}, badge(a.state)),
+            h("td", { class: "mute" }, a.last_heartbeat_ms ? when(a.last_heartbeat_ms) : "–"),
+            h("td", {}, !a.work ? "–" : a.work.role === "ids" ? `${a.work.packets} packets, ${a.work.alerts} alerts` : a.work.last_scan_ms ? `last scan ${when(a.work.last_scan_ms)}` : "no scan yet"))))
+      : h("p", { class: "mute" }, "No appliance reports in (garrison runs without --appliance-endpoint, or none is launched)."),
+    health.refusals.length
+      ? h("p", { class: "error", "data-testid": "refusals" },
+          `${health.refusals.length} refused registration(s), latest: ${health.refusals[0].reason} from ${health.refusals[0].instance_id}`)
+      : null);
+}
+
 function activityView(entries) {
   const shown = selectedAppliance
     ? entries.filter((e) => e.resource.includes(selectedAppliance) || e.message && e.message.includes(selectedAppliance))
@@ -333,12 +365,13 @@ async function deploymentView(id) {
   const a = account();
   const base = `/deployments/v1/${a}/deployments/${encodeURIComponent(id)}`;
   const d = await api(base);
-  const [report, cov, audit, dead, found] = await Promise.all([
+  const [report, cov, audit, dead, found, healthNow] = await Promise.all([
     api(`${base}/protection`).catch(() => null),
     api(`${base}/coverage`).catch(() => null),
     api(`${base}/audit?limit=1000`).catch(() => ({ entries: [] })),
     api(`${base}/dead_letters?limit=100`).catch(() => ({ dead_letters: [] })),
     api(`/findings/v1/${a}/findings?deployment_id=${encodeURIComponent(id)}&page_size=100`).catch(() => ({ findings: [] })),
+    api(`${base}/health`).catch(() => null),
   ]);
   const src = report && report.audit_source;
   const health = auditHealth(src, dead.dead_letters.length);
@@ -358,6 +391,7 @@ async function deploymentView(id) {
       fact("VPCs protected", String(cov ? cov.counts.protected || 0 : 0), "protected-count"),
       fact("Estimated cost", `${usd(report ? report.monthly_appliance_usd : 0)}/month`, "cost"),
       fact("Audit source", health, "audit-health"),
+      fact("Health", healthNow ? healthNow.status : "–", "health-status"),
       fact("Last reconcile", when(report && report.at * 1000))),
     h("div", { class: "card" },
       h("h2", {}, "Audit source"),
@@ -368,6 +402,8 @@ async function deploymentView(id) {
         ? h("p", {}, `event feed: bus ${src.feed.bus ? src.feed.bus.id : "–"} · rules in ${src.feed.regions.join(", ") || "no region"}`)
         : null,
       h("p", { "data-testid": "feed-freshness" }, `Changes arrive by: ${freshnessText(report && report.freshness)}`)),
+    h("h2", {}, "Health"),
+    healthView(healthNow),
     h("h2", {}, `Findings (${found.findings.filter((f) => f.status === "active").length} active)`),
     findingsView(found.findings, cov),
     h("h2", {}, "Coverage"),
