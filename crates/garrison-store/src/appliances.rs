@@ -29,6 +29,12 @@ fn corrupt(e: serde_json::Error) -> StoreError {
     StoreError::Corrupt(format!("appliance record: {e}"))
 }
 
+/// Refusals kept per deployment (the newest).
+pub const KEPT_REFUSALS: i64 = 100;
+
+/// Heartbeats closer together than this are answered but not written.
+pub const MIN_HEARTBEAT_GAP_MS: i64 = 250;
+
 /// A registered appliance as garrison knows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Appliance {
@@ -304,7 +310,9 @@ impl Store {
         }
     }
 
-    /// A heartbeat: the work it reports becomes the last, the last the previous.
+    /// A heartbeat: the work it reports becomes the last, the last the previous. One that
+    /// comes within `MIN_HEARTBEAT_GAP_MS` of the last is answered and not written (an
+    /// appliance beating too fast costs garrison no writes); false then.
     pub async fn heartbeat(
         &self,
         a: &Appliance,
@@ -312,7 +320,10 @@ impl Store {
         uptime_s: u64,
         work: &Work,
         now_ms: i64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
+        if a.last_heartbeat_ms.is_some_and(|last| now_ms - last < MIN_HEARTBEAT_GAP_MS) {
+            return Ok(false);
+        }
         let body = Body { version: version.into(), uptime_s, previous_work: a.work.clone(), work: Some(work.clone()) };
         sqlx::query("UPDATE appliances SET last_heartbeat_ms = $2, body = $3 WHERE id = $1 AND revoked_ms IS NULL")
             .bind(&a.id)
@@ -320,7 +331,7 @@ impl Store {
             .bind(serde_json::to_string(&body).map_err(corrupt)?)
             .execute(&self.pool)
             .await?;
-        Ok(())
+        Ok(true)
     }
 
     /// The live (not revoked) appliances of a deployment.
@@ -384,6 +395,16 @@ impl Store {
         .bind(instance_id)
         .bind(reason.as_str())
         .bind(now_ms)
+        .execute(&self.pool)
+        .await?;
+        // Whoever holds a spent token can replay it at will: the record keeps the latest
+        // refusals of a deployment, not all of them.
+        sqlx::query(
+            "DELETE FROM appliance_refusals WHERE deployment_id = $1 AND id NOT IN \
+             (SELECT id FROM appliance_refusals WHERE deployment_id = $1 ORDER BY at_ms DESC, id LIMIT $2)",
+        )
+        .bind(deployment_id)
+        .bind(KEPT_REFUSALS)
         .execute(&self.pool)
         .await?;
         Ok(())

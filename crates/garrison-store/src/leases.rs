@@ -180,16 +180,7 @@ impl Store {
                WHERE l.expires_at_ms <= $3 AND (l.done_version <> d.version OR l.next_due_ms <= $3) {DUE_ORDER} LIMIT $4{lock}) {WON}",
             take("$1", "$2")
         );
-        Ok(sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(holder)
-            .bind(now_ms + ttl_ms)
-            .bind(now_ms)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(|r| won(r, holder))
-            .collect())
+        self.claim_many(sql, holder, now_ms, ttl_ms, limit).await
     }
 
     /// Claims for `holder` up to `limit` runs a worker left unfinished: leases that lapsed
@@ -211,6 +202,18 @@ impl Store {
               WHERE l.expires_at_ms > 0 AND l.expires_at_ms <= $3 ORDER BY l.expires_at_ms, l.deployment_id LIMIT $4{lock}) {WON}",
             take("$1", "$2")
         );
+        self.claim_many(sql, holder, now_ms, ttl_ms, limit).await
+    }
+
+    /// Runs a claim statement of many leases (`$1` holder, `$2` expiry, `$3` now, `$4` limit).
+    async fn claim_many(
+        &self,
+        sql: String,
+        holder: &str,
+        now_ms: i64,
+        ttl_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<Lease>, StoreError> {
         Ok(sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(holder)
             .bind(now_ms + ttl_ms)

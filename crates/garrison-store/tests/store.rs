@@ -814,13 +814,14 @@ async fn bootstrap_tokens_are_one_time_bound_and_kept_as_hashes() {
         let a = store.appliance_by_credential(&credential).await.unwrap().unwrap();
         let w1 = garrison_model::health::Work::Ids { packets: 5, alerts: 0 };
         let w2 = garrison_model::health::Work::Ids { packets: 9, alerts: 1 };
-        store.heartbeat(&a, "1.0", 3, &w1, t0 + 100).await.unwrap();
+        assert!(store.heartbeat(&a, "1.0", 3, &w1, t0 + 100).await.unwrap());
         let a = store.appliance_by_credential(&credential).await.unwrap().unwrap();
-        store.heartbeat(&a, "1.1", 4, &w2, t0 + 200).await.unwrap();
+        assert!(!store.heartbeat(&a, "1.1", 4, &w2, t0 + 200).await.unwrap(), "{name}: too soon, not written");
+        assert!(store.heartbeat(&a, "1.1", 4, &w2, t0 + 400).await.unwrap());
         let a = store.appliances(&dep).await.unwrap().remove(0);
         assert_eq!(
             (a.previous_work, a.work, a.last_heartbeat_ms, a.version.as_str()),
-            (Some(w1), Some(w2), Some(t0 + 200), "1.1")
+            (Some(w1), Some(w2), Some(t0 + 400), "1.1")
         );
         // Refusals recorded, newest first, without the token.
         let refusals = store.refusals(&dep, 10).await.unwrap();
@@ -830,6 +831,13 @@ async fn bootstrap_tokens_are_one_time_bound_and_kept_as_hashes() {
             vec![Refused::Expired, Refused::Replayed, Refused::ForeignInstance, Refused::ForeignInstance],
             "{name}: by time"
         );
+        // A spent token replayed without end fills nothing: the newest refusals are kept.
+        for i in 0..(garrison_store::KEPT_REFUSALS + 20) {
+            assert_eq!(reg(&token, "i-0aaa", t0 + 10_000 + i).await.unwrap_err(), Refused::Replayed);
+        }
+        let kept = store.refusals(&dep, 1000).await.unwrap();
+        assert_eq!(kept.len() as i64, garrison_store::KEPT_REFUSALS, "{name}");
+        assert_eq!(kept[0].at_ms, t0 + 10_000 + garrison_store::KEPT_REFUSALS + 19, "{name}: the newest kept");
         // Health items round-trip.
         let mut items = std::collections::BTreeMap::new();
         garrison_model::health::reconcile(

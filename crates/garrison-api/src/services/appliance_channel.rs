@@ -111,8 +111,9 @@ async fn heartbeat(State(s): State<AppState>, headers: HeaderMap, bytes: Bytes) 
     if role != a.role {
         return Err(ApiError::field(garrison_model::FieldError::new("work.role", a.role.clone(), role)));
     }
-    s.store.heartbeat(&a, &h.version, h.uptime_s, &h.work, now_ms()).await?;
-    metrics::counter!("garrison_appliance_heartbeats_total").increment(1);
+    let written = s.store.heartbeat(&a, &h.version, h.uptime_s, &h.work, now_ms()).await?;
+    metrics::counter!("garrison_appliance_heartbeats_total", "written" => if written { "yes" } else { "too_soon" })
+        .increment(1);
     Ok(Json(config_of(&s, &a)))
 }
 
