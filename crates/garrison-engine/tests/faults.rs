@@ -18,6 +18,7 @@ use garrison_cloud::{Aws, Sessions};
 use garrison_engine::Engine;
 use garrison_engine::protect::{reconcile, uninstall};
 use garrison_model::deployment::Deployment;
+use garrison_model::health::ItemStatus;
 use garrison_testkit::proxy::{Proxy, Rates};
 use garrison_testkit::tenants::leftovers;
 
@@ -191,6 +192,19 @@ async fn partial_discovery_removes_nothing_and_says_what_failed() {
             let n = proxy.faults.throttled.load(std::sync::atomic::Ordering::Relaxed) - throttled;
             assert!(n >= u64::from(garrison_cloud::session::MAX_ATTEMPTS), "every attempt was throttled: {n}");
         }
+        // A region whose reads are denied is a health item with its remedy; a throttled
+        // read is not a denial (the region's item concludes once its reads go through).
+        let h = garrison_engine::appliances::evaluate(&e, &d, garrison_engine::now_ms()).await.unwrap();
+        let denied = format!("region_denied/{west}");
+        let open: Vec<&String> =
+            h.items.values().filter(|i| i.status == ItemStatus::Unhealthy).map(|i| &i.key).collect();
+        if fault == "region" {
+            assert_eq!(open, vec![&denied], "{fault}: {:?}", h.items);
+            assert!(h.items[&denied].remedy.contains("service control policy"), "{:?}", h.items[&denied]);
+        } else {
+            assert!(open.is_empty(), "{fault}: {:?}", h.items);
+            assert_eq!(h.items[&denied].status, ItemStatus::Concluded);
+        }
     }
     // Faults gone: the next reconcile is clean and finds nothing to change.
     proxy.faults.throttle_always.lock().unwrap().clear();
@@ -198,4 +212,30 @@ async fn partial_discovery_removes_nothing_and_says_what_failed() {
     let status = t.store.get_deployment(&t.account, &d.id).await.unwrap().unwrap().status;
     assert_eq!(status.status, garrison_model::deployment::StatusKind::Ok, "{:?}", status.message);
     assert!(r.plan.actions.is_empty(), "{:?}", r.plan.actions);
+    let h = garrison_engine::appliances::evaluate(&e, &d, garrison_engine::now_ms()).await.unwrap();
+    assert!(h.items.values().all(|i| i.status == ItemStatus::Concluded), "{:?}", h.items);
+
+    // Writes AWS refuses: a scanner terminated behind garrison's back cannot be launched
+    // again while every RunInstances is throttled — an item per failing resource — and the
+    // item concludes once the launch goes through.
+    let scanner = r.vpcs.iter().flat_map(|v| &v.appliances).find(|a| a.running()).expect("a running scanner").clone();
+    direct
+        .in_region(&r.vpcs.iter().find(|v| v.appliances.contains(&scanner)).unwrap().region)
+        .ec2()
+        .terminate_instances()
+        .instance_ids(&scanner.instance_id)
+        .send()
+        .await
+        .unwrap();
+    proxy.faults.throttle_always.lock().unwrap().insert("RunInstances".into());
+    let r = reconcile(&e, &d).await.unwrap();
+    assert!(r.outcomes.iter().any(|o| o.key == scanner.key && o.result == "failed"), "{:?}", r.outcomes);
+    let h = garrison_engine::appliances::evaluate(&e, &d, garrison_engine::now_ms()).await.unwrap();
+    let failing = format!("writes_failing/{}", scanner.key);
+    assert_eq!(h.items.get(&failing).map(|i| i.status), Some(ItemStatus::Unhealthy), "{:?}", h.items);
+    proxy.faults.throttle_always.lock().unwrap().clear();
+    let r = reconcile(&e, &d).await.unwrap();
+    assert!(r.outcomes.iter().all(|o| o.result == "done"), "{:?}", r.outcomes);
+    let h = garrison_engine::appliances::evaluate(&e, &d, garrison_engine::now_ms()).await.unwrap();
+    assert_eq!(h.items.get(&failing).map(|i| i.status), Some(ItemStatus::Concluded), "{:?}", h.items);
 }
