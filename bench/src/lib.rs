@@ -10,6 +10,29 @@ use http_body_util::{BodyExt, Empty};
 use hyper::Request;
 use hyper_util::rt::TokioIo;
 
+/// A child process killed when dropped (servers under measurement).
+pub struct Proc(pub std::process::Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").map(|l| l.local_addr().map(|a| a.port()).unwrap_or(0)).unwrap_or(0)
+}
+
+/// Waits until something listens on `port` (30 s at most).
+pub fn wait_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "server on {port} did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct LoadResult {
     pub requests: u64,
@@ -20,6 +43,18 @@ pub struct LoadResult {
 }
 
 impl LoadResult {
+    /// From every request's latency in microseconds.
+    pub fn of(mut latencies: Vec<u32>, errors: u64, seconds: f64) -> LoadResult {
+        latencies.sort_unstable();
+        let pct = |p: f64| {
+            latencies
+                .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+                .copied()
+                .unwrap_or(0) as u64
+        };
+        LoadResult { requests: latencies.len() as u64, errors, seconds, p50_us: pct(0.50), p99_us: pct(0.99) }
+    }
+
     pub fn rps(&self) -> f64 {
         self.requests as f64 / self.seconds
     }
@@ -70,10 +105,5 @@ pub async fn run(
         all.extend(lat);
         errors += e;
     }
-    let seconds = started.elapsed().as_secs_f64();
-    all.sort_unstable();
-    let pct = |p: f64| {
-        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or(0) as u64
-    };
-    Ok(LoadResult { requests: all.len() as u64, errors, seconds, p50_us: pct(0.50), p99_us: pct(0.99) })
+    Ok(LoadResult::of(all, errors, started.elapsed().as_secs_f64()))
 }

@@ -2,12 +2,12 @@
 //! SQLite) against a minimal axum handler serving the same bytes — the framework's ceiling —
 //! measured in the same run, interleaved, with the same load generator.
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Instant;
 
 use base64::Engine as _;
 use bytes::Bytes;
-use garrison_bench::{LoadResult, run};
+use garrison_bench::{LoadResult, Proc, free_port, run, wait_port};
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper_util::rt::TokioIo;
@@ -15,26 +15,6 @@ use serde_json::{Value, json};
 
 const KEY_ID: &str = "0123456789abcdef";
 const SECRET: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
-
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn wait_port(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "server on {port} did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 async fn call(
     addr: &str,

@@ -4,36 +4,16 @@
 //! same route shape answering the same bytes (no lookup, no write), in the same run. The
 //! appliances register through the API first (registrations per second are printed too).
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use garrison_bench::LoadResult;
+use garrison_bench::{LoadResult, Proc, free_port, wait_port};
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
-
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn wait_port(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "server on {port} did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 async fn ceiling_server(port: u16) -> anyhow::Result<()> {
     let config = Bytes::from(
@@ -99,12 +79,7 @@ async fn load(
         all.extend(lat);
         errors += e;
     }
-    let seconds = started.elapsed().as_secs_f64();
-    all.sort_unstable();
-    let pct = |p: f64| {
-        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or(0) as u64
-    };
-    Ok(LoadResult { requests: all.len() as u64, errors, seconds, p50_us: pct(0.50), p99_us: pct(0.99) })
+    Ok(LoadResult::of(all, errors, started.elapsed().as_secs_f64()))
 }
 
 async fn post(addr: &str, path: &str, body: Value) -> anyhow::Result<(u16, Value)> {

@@ -18,6 +18,7 @@ use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use garrison_bench::free_port;
 use garrison_catalog::{Catalog, cft};
 use garrison_cloud::emulator::{Moto, sdk_config};
 use garrison_cloud::{Aws, Sessions};
@@ -35,10 +36,6 @@ fn peak_kib(pid: u32) -> u64 {
             s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         })
         .unwrap_or(0)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").map(|l| l.local_addr().map(|a| a.port()).unwrap_or(0)).unwrap_or(0)
 }
 
 /// A worker's AWS call attempts by "service operation", from its /metrics.
