@@ -347,6 +347,18 @@ async fn appliances_register_beat_fall_silent_and_are_revoked_with_real_agents()
     assert_eq!(ids_view["role"], "ids");
     assert!(ids_view["work"]["packets"].as_u64().unwrap() > 1, "{ids_view}");
     assert!(ids_view["registered_ms"].as_i64().is_some() && ids_view["version"].as_str().is_some(), "{ids_view}");
+    // The watch's gauges say so too.
+    let metrics =
+        |url: String| async move { reqwest::get(format!("{url}/metrics")).await.unwrap().text().await.unwrap() };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = metrics(s.url.clone()).await;
+        if text.lines().any(|l| l == "garrison_appliances{state=\"healthy\"} 2") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no healthy gauge of 2: {text}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
     // Each kept its credential, 0600, in its state directory.
     for a in [&ids, &scan] {
         use std::os::unix::fs::PermissionsExt;
@@ -526,6 +538,14 @@ async fn appliances_register_beat_fall_silent_and_are_revoked_with_real_agents()
     let later = audit();
     assert_eq!(run_instances(&later), run_instances(&launches), "no launch after giving up");
 
+    let text = metrics(s.url.clone()).await;
+    for want in [
+        "garrison_appliance_replacements_total{outcome=\"given_up\"} 1",
+        "garrison_appliance_replacements_total{outcome=\"registered\"} 1",
+        "garrison_appliance_refusals_total{reason=\"replayed\"} 1",
+    ] {
+        assert!(text.lines().any(|l| l == want), "{want} not in the metrics: {text}");
+    }
     // The team was told of each item as it opened and concluded.
     let deadline = Instant::now() + Duration::from_secs(30);
     let told = loop {
