@@ -207,9 +207,28 @@ async fn replace(
     Ok((causes, replan))
 }
 
+/// The causes the deployment's last run shows: as the run noted them (`protect::apply`), or
+/// read from the store when another worker ran it or the run stopped before its report (the
+/// status's reason changed). The watch comes often, runs seldom, and the discovery snapshot
+/// is the largest thing garrison stores.
+async fn run_causes(e: &Engine, d: &Deployment, report: &Report) -> Result<Vec<Cause>, StoreError> {
+    let reason = e.store.get_deployment(&d.account_id, &d.id).await?.and_then(|d| d.status.reason);
+    let seen = (report.generation, reason);
+    if let Some((at, causes)) = e.run_causes.lock().expect("run causes").get(&d.id)
+        && *at == seen
+    {
+        return Ok(causes.clone());
+    }
+    let gaps = e.store.get_snapshot(&d.account_id, &d.id).await?.map(|s| s.gaps()).unwrap_or_default();
+    let causes = health::run_causes(report, reason, &gaps);
+    e.run_causes.lock().expect("run causes").insert(d.id.clone(), (seen, causes.clone()));
+    Ok(causes)
+}
+
 /// Judges the deployment's appliances and its last run at `now`, stores the health items
 /// that changed, and revokes the credentials of appliances that are no longer garrison's.
 pub async fn evaluate(e: &Engine, d: &Deployment, now: i64) -> Result<Health, StoreError> {
+    let _turn = e.health_turn.lock().await;
     let report = e.store.get_report(&d.account_id, &d.id).await?;
     let mut causes: Vec<Cause> = vec![];
     let mut appliances = vec![];
@@ -230,8 +249,7 @@ pub async fn evaluate(e: &Engine, d: &Deployment, now: i64) -> Result<Health, St
         if revoked > 0 {
             tracing::info!(deployment = %d.id, revoked, "appliance credentials revoked");
         }
-        let gaps = e.store.get_snapshot(&d.account_id, &d.id).await?.map(|s| s.gaps()).unwrap_or_default();
-        causes.extend(health::run_causes(report, &gaps));
+        causes.extend(run_causes(e, d, report).await?);
     }
     let mut items = e.store.health_items(&d.id).await?;
     let changes = health::reconcile(&mut items, &causes, now);
@@ -260,10 +278,13 @@ pub async fn evaluate(e: &Engine, d: &Deployment, now: i64) -> Result<Health, St
 /// The lease that makes one worker of a fleet the health watcher.
 pub const WATCH_LEASE: &str = "health:watch";
 
-/// Every deployment judged once per heartbeat interval (every 15 s without a channel: the
-/// run causes change only with runs). With a shared store one worker watches at a time.
+/// With a channel, every deployment judged once per heartbeat interval (appliances fall
+/// silent between runs); with a shared store one worker watches at a time. Without one there
+/// is nothing to watch between runs: each run is followed by its evaluation (`worker::run_one`).
 pub async fn watch(engine: Arc<Engine>) {
-    let every = engine.appliances.as_ref().map_or(15_000, |c| c.timing.heartbeat_ms).clamp(500, 60_000);
+    let Some(every) = engine.appliances.as_ref().map(|c| c.timing.heartbeat_ms.clamp(500, 60_000)) else {
+        return std::future::pending().await;
+    };
     let every = Duration::from_millis(every as u64);
     let shared = engine.store.backend() == garrison_store::Backend::Postgres;
     loop {

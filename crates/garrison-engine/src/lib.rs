@@ -69,7 +69,15 @@ pub struct Engine {
     /// How appliances report in (their user data carries a one-time token); None: they are
     /// launched without the agent and their health is not watched.
     pub appliances: Option<appliances::Channel>,
+    /// Per deployment, the causes its last run showed, and what they were read from (the
+    /// report's generation, the status's reason).
+    pub(crate) run_causes: Mutex<HashMap<String, RunCauses>>,
+    /// One health evaluation at a time in this process (the watch and the runs' own), so
+    /// that an item is opened, and told, once.
+    pub(crate) health_turn: tokio::sync::Mutex<()>,
 }
+
+type RunCauses = ((i64, Option<garrison_model::deployment::Reason>), Vec<garrison_model::health::Cause>);
 
 /// How far ahead a run looks for the next scan window edge (the longest resync it shortens).
 pub const EDGE_HORIZON_MS: i64 = 3_600_000;
@@ -104,6 +112,8 @@ impl Engine {
             clock: Arc::new(now_ms),
             edges: Mutex::new(HashMap::new()),
             appliances: None,
+            run_causes: Mutex::new(HashMap::new()),
+            health_turn: tokio::sync::Mutex::new(()),
         }
     }
 

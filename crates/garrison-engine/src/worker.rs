@@ -22,13 +22,18 @@ pub async fn run_one(engine: &Engine, d: &Deployment) -> Reason {
     } else {
         discover_deployment(engine, d).await.map(|o| o.status.reason.unwrap_or(Reason::Idle))
     };
-    match r {
+    let reason = match r {
         Ok(reason) => reason,
         Err(err) => {
             tracing::warn!(deployment = %d.id, reason = err.reason.as_str(), error = %err.message, "reconcile failed");
             err.reason
         }
+    };
+    // What the run changed in the deployment's health, told at once.
+    if let Err(err) = crate::appliances::evaluate(engine, d, now_ms()).await {
+        tracing::warn!(deployment = %d.id, error = %err, "health evaluation failed");
     }
+    reason
 }
 
 /// Runs until the task is dropped. On a shared store (PostgreSQL) workers coordinate through

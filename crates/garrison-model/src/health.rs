@@ -276,9 +276,10 @@ pub struct ApplianceHealth {
 }
 
 /// The causes a deployment's last run shows, besides its appliances': writes AWS refused,
-/// a trail whose changes reach garrison only at the resync, a role short of permissions, a
-/// region whose reads are denied (`gaps` of the last discovery).
-pub fn run_causes(report: &Report, gaps: &[Gap]) -> Vec<Cause> {
+/// a trail whose changes reach garrison only at the resync, a role short of permissions (the
+/// deployment status's `reason`), a region whose reads are denied (`gaps` of the last
+/// discovery).
+pub fn run_causes(report: &Report, reason: Option<Reason>, gaps: &[Gap]) -> Vec<Cause> {
     let mut causes = vec![];
     for o in report.outcomes.iter().filter(|o| o.result == ActionResult::Failed) {
         causes.push(Cause::WritesFailing { what: o.key.clone() });
@@ -288,7 +289,8 @@ pub fn run_causes(report: &Report, gaps: &[Gap]) -> Vec<Cause> {
     {
         causes.push(Cause::TrailWithoutLiveFeed { trail: trail.id.clone() });
     }
-    if report.reason == Reason::RolePermissions {
+    // The status's reason: a run that stops at the role check writes no report.
+    if reason == Some(Reason::RolePermissions) {
         causes.push(Cause::RoleMissingPermissions { capability: format!("{} mode", report.mode.as_str()) });
     }
     for g in gaps {

@@ -383,6 +383,9 @@ async fn apply(
     let st = protection_status(d, &seen, &plan, &outcomes, &report);
     report.reason = st.reason.unwrap_or(Reason::Converged);
     e.store.put_report(&d.account_id, &d.id, &report).await?;
+    // The health evaluation that follows reads the run's causes here, not the snapshot again.
+    let causes = garrison_model::health::run_causes(&report, st.reason, &seen.snapshot.gaps());
+    e.run_causes.lock().expect("run causes").insert(d.id.clone(), ((report.generation, st.reason), causes));
     crate::record_status(e, d, st).await?;
     Ok(report)
 }

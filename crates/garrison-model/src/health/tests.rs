@@ -140,7 +140,11 @@ fn a_runs_failures_open_their_causes() {
         }))
         .unwrap()
     };
-    assert_eq!(run_causes(&report("converged", true, true, &[]), &[]), vec![], "a converged run with a live feed");
+    assert_eq!(
+        run_causes(&report("converged", true, true, &[]), Some(crate::deployment::Reason::Converged), &[]),
+        vec![],
+        "a converged run with a live feed"
+    );
     let gap = |region: &str, code: &str| crate::snapshot::Gap {
         region: region.into(),
         kind: crate::snapshot::Kind::Vpcs,
@@ -148,7 +152,8 @@ fn a_runs_failures_open_their_causes() {
         message: "m".into(),
     };
     let causes = run_causes(
-        &report("role_permissions", true, false, &["us-east-1/vpc-1/ids"]),
+        &report("actions_failed", true, false, &["us-east-1/vpc-1/ids"]),
+        Some(crate::deployment::Reason::RolePermissions),
         &[gap("eu-west-1", "AccessDenied"), gap("eu-west-1", "UnauthorizedOperation"), gap("us-west-2", "Throttling")],
     );
     assert_eq!(
