@@ -82,20 +82,22 @@ fn found(v: Option<&Value>) -> String {
     }
 }
 
-fn only(body: &Value, allowed: &[&str], errors: &mut ValidationError) -> bool {
+/// Whether `body` (at `at`: "" for the body itself) is an object of `allowed` keys only.
+fn only(body: &Value, at: &str, allowed: &[&str], errors: &mut ValidationError) -> bool {
     let Some(map) = body.as_object() else {
-        errors.push(FieldError::new("body", "a JSON object", found(Some(body))));
+        errors.push(FieldError::new(if at.is_empty() { "body" } else { at }, "a JSON object", found(Some(body))));
         return false;
     };
     for k in map.keys().filter(|k| !allowed.contains(&k.as_str())) {
-        errors.push(FieldError::new(k.clone(), format!("one of {}", allowed.join(", ")), "an unknown field"));
+        let field = if at.is_empty() { k.clone() } else { format!("{at}.{k}") };
+        errors.push(FieldError::new(field, format!("one of {}", allowed.join(", ")), "an unknown field"));
     }
     true
 }
 
 pub fn parse_register(body: &Value) -> Result<Register, ValidationError> {
     let mut errors = ValidationError::default();
-    if !only(body, &["token", "instance_id", "role", "version"], &mut errors) {
+    if !only(body, "", &["token", "instance_id", "role", "version"], &mut errors) {
         return Err(errors);
     }
     let token = text(body, "token", false, &mut errors);
@@ -137,21 +139,21 @@ fn count(v: &Value, field: &str, errors: &mut ValidationError) -> Option<u64> {
 
 pub fn parse_heartbeat(body: &Value) -> Result<Heartbeat, ValidationError> {
     let mut errors = ValidationError::default();
-    if !only(body, &["version", "uptime_s", "work"], &mut errors) {
+    if !only(body, "", &["version", "uptime_s", "work"], &mut errors) {
         return Err(errors);
     }
     let version = text(body, "version", true, &mut errors);
     let uptime = count(body.get("uptime_s").unwrap_or(&Value::Null), "uptime_s", &mut errors);
     let work = match body.get("work") {
         Some(w) if w.get("role") == Some(&Value::from("ids")) => {
-            let mut ok = only(w, &["role", "packets", "alerts"], &mut errors);
+            let mut ok = only(w, "work", &["role", "packets", "alerts"], &mut errors);
             let packets = count(w.get("packets").unwrap_or(&Value::Null), "work.packets", &mut errors);
             let alerts = count(w.get("alerts").unwrap_or(&Value::Null), "work.alerts", &mut errors);
             ok &= packets.is_some() && alerts.is_some();
             ok.then(|| Work::Ids { packets: packets.unwrap_or(0), alerts: alerts.unwrap_or(0) })
         }
         Some(w) if w.get("role") == Some(&Value::from("scan")) => {
-            only(w, &["role", "last_scan_ms"], &mut errors);
+            only(w, "work", &["role", "last_scan_ms"], &mut errors);
             match w.get("last_scan_ms") {
                 None | Some(Value::Null) => Some(Work::Scan { last_scan_ms: None }),
                 Some(v) => match v.as_i64().filter(|n| *n >= 0) {
@@ -214,6 +216,9 @@ mod tests {
         assert_eq!(fields, vec!["uptime_s", "work.packets", "work.alerts"], "{e}");
         let e = parse_heartbeat(&json!({"version": "1", "uptime_s": 1, "work": {"role": "dns"}})).unwrap_err();
         assert_eq!(e.errors[0].field, "work.role");
+        let e = parse_heartbeat(&json!({"version": "1", "uptime_s": 1, "work": {"role": "scan", "packets": 1}}))
+            .unwrap_err();
+        assert_eq!(e.errors[0].field, "work.packets", "a nested field is named by its path");
         assert!(parse_register(&json!([1])).is_err());
         let long = "i-".to_string() + &"a".repeat(300);
         let e = parse_register(&json!({"instance_id": long, "role": "ids", "version": "1"})).unwrap_err();
