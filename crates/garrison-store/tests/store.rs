@@ -474,6 +474,19 @@ async fn a_rate_budget_holds_across_processes_sharing_the_store() {
     }
 }
 
+/// A tenant with four deployments like `seed`'s.
+async fn seed_four(store: &Store) -> (String, Vec<String>) {
+    let (acct, first) = seed(store).await;
+    let mut ids = vec![first];
+    for i in 0..3 {
+        let d = store.get_deployment_fresh(&acct, &ids[0]).await.unwrap().unwrap();
+        let mut spec = d.spec();
+        spec.name = format!("d{i}");
+        ids.push(store.create_deployment(&acct, spec, "u").await.unwrap().id);
+    }
+    (acct, ids)
+}
+
 /// What a worker pass claims (`claim_next`, one at a time here to see the order): a dead
 /// worker's lapsed run first, then changed deployments, then the worker's own from before,
 /// then the longest overdue; nothing held by another worker or not due yet.
@@ -481,14 +494,7 @@ async fn a_rate_budget_holds_across_processes_sharing_the_store() {
 async fn claim_next_takes_lapsed_then_changed_then_own_then_longest_overdue() {
     for (name, url) in urls().await {
         let store = Store::open(&url, &SealKey::generate()).await.unwrap();
-        let (acct, first) = seed(&store).await;
-        let mut ids = vec![first];
-        for i in 0..3 {
-            let d = store.get_deployment_fresh(&acct, &ids[0]).await.unwrap().unwrap();
-            let mut spec = d.spec();
-            spec.name = format!("d{i}");
-            ids.push(store.create_deployment(&acct, spec, "u").await.unwrap().id);
-        }
+        let (acct, ids) = seed_four(&store).await;
         let t0 = 10_000_000i64;
         let next = |w: &'static str, at: i64| {
             let store = store.clone();
@@ -564,14 +570,7 @@ async fn claim_next_takes_lapsed_then_changed_then_own_then_longest_overdue() {
 async fn claim_lapsed_takes_only_unfinished_runs_oldest_first() {
     for (name, url) in urls().await {
         let store = Store::open(&url, &SealKey::generate()).await.unwrap();
-        let (acct, first) = seed(&store).await;
-        let mut ids = vec![first];
-        for i in 0..3 {
-            let d = store.get_deployment_fresh(&acct, &ids[0]).await.unwrap().unwrap();
-            let mut spec = d.spec();
-            spec.name = format!("d{i}");
-            ids.push(store.create_deployment(&acct, spec, "u").await.unwrap().id);
-        }
+        let (_, ids) = seed_four(&store).await;
         let t0 = 10_000_000i64;
         assert_eq!(
             store.claim_lapsed("w", t0, 1000, 10).await.unwrap(),
