@@ -6,7 +6,7 @@ pub mod fixture;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Empty, Full};
 use hyper::Request;
 use hyper_util::rt::TokioIo;
 
@@ -106,4 +106,27 @@ pub async fn run(
         errors += e;
     }
     Ok(LoadResult::of(all, errors, started.elapsed().as_secs_f64()))
+}
+
+/// One request on a fresh connection: its status and JSON body (Null when not JSON).
+pub async fn call(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: Option<serde_json::Value>,
+) -> anyhow::Result<(u16, serde_json::Value)> {
+    let stream = tokio::net::TcpStream::connect(addr).await?;
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    let mut req =
+        Request::builder().method(method).uri(path).header("host", addr).header("content-type", "application/json");
+    for (k, v) in headers {
+        req = req.header(*k, v);
+    }
+    let bytes = body.map(|b| b.to_string()).unwrap_or_default();
+    let resp = send.send_request(req.body(Full::new(Bytes::from(bytes)))?).await?;
+    let status = resp.status().as_u16();
+    let body = resp.into_body().collect().await?.to_bytes();
+    Ok((status, serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null)))
 }

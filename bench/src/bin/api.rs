@@ -7,36 +7,11 @@ use std::time::Instant;
 
 use base64::Engine as _;
 use bytes::Bytes;
-use garrison_bench::{LoadResult, Proc, free_port, run, wait_port};
-use http_body_util::{BodyExt, Full};
-use hyper::Request;
-use hyper_util::rt::TokioIo;
-use serde_json::{Value, json};
+use garrison_bench::{LoadResult, Proc, call, free_port, run, wait_port};
+use serde_json::json;
 
 const KEY_ID: &str = "0123456789abcdef";
 const SECRET: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
-
-async fn call(
-    addr: &str,
-    method: &str,
-    path: &str,
-    headers: &[(&str, String)],
-    body: Option<Value>,
-) -> anyhow::Result<(u16, Value)> {
-    let stream = tokio::net::TcpStream::connect(addr).await?;
-    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    tokio::spawn(conn);
-    let mut req =
-        Request::builder().method(method).uri(path).header("host", addr).header("content-type", "application/json");
-    for (k, v) in headers {
-        req = req.header(*k, v);
-    }
-    let bytes = body.map(|b| b.to_string()).unwrap_or_default();
-    let resp = send.send_request(req.body(Full::new(Bytes::from(bytes)))?).await?;
-    let status = resp.status().as_u16();
-    let body = resp.into_body().collect().await?.to_bytes();
-    Ok((status, serde_json::from_slice(&body).unwrap_or(Value::Null)))
-}
 
 async fn ceiling_server(port: u16, body_file: &str) -> anyhow::Result<()> {
     let body = Bytes::from(std::fs::read(body_file)?);

@@ -9,11 +9,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use garrison_bench::{LoadResult, Proc, free_port, wait_port};
+use garrison_bench::{LoadResult, Proc, call, free_port, wait_port};
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper_util::rt::TokioIo;
-use serde_json::{Value, json};
+use serde_json::json;
 
 async fn ceiling_server(port: u16) -> anyhow::Result<()> {
     let config = Bytes::from(
@@ -80,20 +80,6 @@ async fn load(
         errors += e;
     }
     Ok(LoadResult::of(all, errors, started.elapsed().as_secs_f64()))
-}
-
-async fn post(addr: &str, path: &str, body: Value) -> anyhow::Result<(u16, Value)> {
-    let stream = tokio::net::TcpStream::connect(addr).await?;
-    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    tokio::spawn(conn);
-    let req = Request::post(path)
-        .header("host", addr)
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(body.to_string())))?;
-    let resp = send.send_request(req).await?;
-    let status = resp.status().as_u16();
-    let body = resp.into_body().collect().await?.to_bytes();
-    Ok((status, serde_json::from_slice(&body).unwrap_or(Value::Null)))
 }
 
 fn line(name: &str, r: &LoadResult) -> String {
@@ -171,12 +157,8 @@ async fn main() -> anyhow::Result<()> {
         tasks.push(tokio::spawn(async move {
             let mut got = vec![];
             for (token, instance) in tokens.iter().skip(w).step_by(8) {
-                let (st, r) = post(
-                    &gaddr,
-                    "/appliances/v1/register",
-                    json!({"token": token, "instance_id": instance, "role": "ids", "version": "bench"}),
-                )
-                .await?;
+                let body = json!({"token": token, "instance_id": instance, "role": "ids", "version": "bench"});
+                let (st, r) = call(&gaddr, "POST", "/appliances/v1/register", &[], Some(body)).await?;
                 anyhow::ensure!(st == 200, "register: {st} {r}");
                 got.push(r["credential"].as_str().unwrap_or_default().to_string());
             }

@@ -118,10 +118,7 @@ pub async fn judge(
         views.push(ApplianceHealth {
             key: a.key.clone(),
             instance_id: a.instance_id.clone(),
-            role: match a.role {
-                garrison_model::protection::Role::Ids => "ids".into(),
-                garrison_model::protection::Role::Scan => "scan".into(),
-            },
+            role: a.role.as_str().into(),
             state,
             launched_ms: launch.minted_ms,
             registered_ms: seen.registered_ms,

@@ -243,10 +243,7 @@ impl Executor {
     /// `bind_bootstrap` binds every token of the launch to it). None for anything else.
     async fn bootstrap(&self, a: &Action, spec: &Spec, launch_token: &str) -> Result<Option<String>, CloudError> {
         let (Some(ch), Spec::Appliance { role, .. }) = (&self.appliances, spec) else { return Ok(None) };
-        let role = match role {
-            garrison_model::protection::Role::Ids => "ids",
-            garrison_model::protection::Role::Scan => "scan",
-        };
+        let role = role.as_str();
         let token = self
             .store
             .mint_bootstrap(

@@ -42,6 +42,16 @@ pub enum Work {
     Scan { last_scan_ms: Option<i64> },
 }
 
+impl Work {
+    /// The role of the appliance that does this work (`Role::as_str`).
+    pub fn role(&self) -> &'static str {
+        match self {
+            Work::Ids { .. } => "ids",
+            Work::Scan { .. } => "scan",
+        }
+    }
+}
+
 /// What garrison knows of one appliance.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Seen {

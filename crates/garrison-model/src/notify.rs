@@ -612,23 +612,42 @@ pub struct Notice {
     pub body: Value,
 }
 
+/// herald's Notification around what each notice says.
+fn herald(
+    id: &str,
+    account_id: &str,
+    kind: NoticeType,
+    data: Value,
+    asset: Value,
+    payload: Value,
+    at_ms: i64,
+) -> Value {
+    json!({
+        "id": id, "account_id": account_id, "type": kind.as_str(),
+        "notification_data": data, "asset_data": asset, "payload": payload,
+        "status": "created",
+        "created": {"at": at_ms / 1000, "by": "garrison"},
+    })
+}
+
 /// A finding opened (first seen, or active again) or resolved.
 pub fn finding_notice(id: &str, account_id: &str, f: &Finding, opened: bool, at_ms: i64) -> Notice {
     let kind = if opened { NoticeType::FindingOpened } else { NoticeType::FindingResolved };
     let target = f.resource.as_ref().map(|r| r.asset_key.clone().unwrap_or_else(|| r.id.clone()));
-    let body = json!({
-        "id": id, "account_id": account_id, "type": kind.as_str(),
-        "notification_data": {
+    let body = herald(
+        id,
+        account_id,
+        kind,
+        json!({
             "class": f.kind, "threat_level": f.severity.as_str(), "status": f.status.as_str(),
             "detection_source": f.source.as_str(), "targets": target.into_iter().collect::<Vec<_>>(),
             "subject": format!("[{}] {} finding {}: {}", f.severity.as_str(), source_name(f),
                 if opened { "opened" } else { "resolved" }, f.title),
-        },
-        "asset_data": {"deployment_id": f.deployment_id, "aws_account": f.aws_account, "region": f.region},
-        "payload": {"finding": f},
-        "status": "created",
-        "created": {"at": at_ms / 1000, "by": "garrison"},
-    });
+        }),
+        json!({"deployment_id": f.deployment_id, "aws_account": f.aws_account, "region": f.region}),
+        json!({"finding": f}),
+        at_ms,
+    );
     Notice {
         id: id.into(),
         kind,
@@ -650,18 +669,19 @@ fn source_name(f: &Finding) -> &'static str {
 pub fn status_notice(id: &str, d: &crate::deployment::Deployment, previous: StatusKind, at_ms: i64) -> Notice {
     let kind = NoticeType::DeploymentStatus;
     let now = d.status.status.as_str();
-    let body = json!({
-        "id": id, "account_id": d.account_id, "type": kind.as_str(),
-        "notification_data": {
+    let body = herald(
+        id,
+        &d.account_id,
+        kind,
+        json!({
             "class": "deployment_status", "status": now, "previous_status": previous.as_str(),
             "reason": d.status.reason.map(|r| r.as_str()),
             "subject": format!("deployment {} is {now} (was {})", d.name, previous.as_str()),
-        },
-        "asset_data": {"deployment_id": d.id, "aws_account": d.platform.id},
-        "payload": {"deployment": {"id": d.id, "name": d.name, "status": d.status}},
-        "status": "created",
-        "created": {"at": at_ms / 1000, "by": "garrison"},
-    });
+        }),
+        json!({"deployment_id": d.id, "aws_account": d.platform.id}),
+        json!({"deployment": {"id": d.id, "name": d.name, "status": d.status}}),
+        at_ms,
+    );
     Notice { id: id.into(), kind, account_id: d.account_id.clone(), deployment_id: d.id.clone(), severity: None, body }
 }
 
@@ -677,18 +697,19 @@ pub fn health_notice(
     let kind = if opened { NoticeType::HealthOpened } else { NoticeType::HealthConcluded };
     let cause = serde_json::to_value(&item.cause).unwrap_or_default();
     let class = cause["cause"].as_str().unwrap_or("health").to_string();
-    let body = json!({
-        "id": id, "account_id": account_id, "type": kind.as_str(),
-        "notification_data": {
+    let body = herald(
+        id,
+        account_id,
+        kind,
+        json!({
             "class": class, "status": if opened { "unhealthy" } else { "concluded" },
             "targets": [item.key],
             "subject": if opened { format!("protection weakened: {}", item.remedy) } else { format!("health item concluded: {}", item.key) },
-        },
-        "asset_data": {"deployment_id": deployment_id},
-        "payload": {"health_item": item},
-        "status": "created",
-        "created": {"at": at_ms / 1000, "by": "garrison"},
-    });
+        }),
+        json!({"deployment_id": deployment_id}),
+        json!({"health_item": item}),
+        at_ms,
+    );
     Notice {
         id: id.into(),
         kind,

@@ -341,6 +341,16 @@ pub enum Role {
     Ids,
 }
 
+impl Role {
+    /// As the appliance channel and its agent name it (`--role`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Scan => "scan",
+            Role::Ids => "ids",
+        }
+    }
+}
+
 /// One security group permission, one CIDR each; protocol "-1" always has ports 0..0.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Perm {

@@ -104,10 +104,7 @@ async fn register(State(s): State<AppState>, headers: HeaderMap, bytes: Bytes) -
 async fn heartbeat(State(s): State<AppState>, headers: HeaderMap, bytes: Bytes) -> ApiResult<Json<Config>> {
     let a = appliance(&s, &headers).await?;
     let h = wire::parse_heartbeat(&body::parse(&bytes)?)?;
-    let role = match h.work {
-        garrison_model::health::Work::Ids { .. } => "ids",
-        garrison_model::health::Work::Scan { .. } => "scan",
-    };
+    let role = h.work.role();
     if role != a.role {
         return Err(ApiError::field(garrison_model::FieldError::new("work.role", a.role.clone(), role)));
     }
