@@ -27,10 +27,10 @@ both_backends!(options_are_stored_checked_and_listed, |s: Server| async move {
     assert_eq!(c.body["applied"], true);
     assert!(c.body.get("not_applied_reason").is_none(), "{}", c.body);
     // An option garrison has no use for is stored and says why it is not applied.
-    let span = json!({"name": "span_port_enabled", "scope": {"deployment_id": dep}, "value": true});
-    let n = s.req(Method::POST, &base, &t, Some(span)).await;
+    let routing = json!({"name": "custom_routing", "scope": {"deployment_id": dep}, "value": true});
+    let n = s.req(Method::POST, &base, &t, Some(routing)).await;
     assert_eq!((n.status.as_u16(), &n.body["applied"]), (201, &json!(false)), "{}", n.body);
-    assert!(n.body["not_applied_reason"].as_str().unwrap().contains("span ports"));
+    assert!(n.body["not_applied_reason"].as_str().unwrap().contains("routing"));
     assert_eq!(
         s.req(Method::DELETE, &format!("{base}/{}", n.body["id"].as_str().unwrap()), &t, None).await.status,
         204

@@ -255,6 +255,31 @@ impl Doc<'_> {
                            "SecurityGroupIds": [self.id(group)], "Tags": t}),
                 );
             }
+            Spec::MirrorFilter { vpc } => {
+                self.put(
+                    id.clone(),
+                    "AWS::EC2::TrafficMirrorFilter",
+                    json!({"Description": format!("garrison: what the IDS appliances of {vpc} are sent"), "Tags": tags}),
+                );
+                let (number, action, source, destination) = garrison_model::protection::MIRROR_FILTER_RULE;
+                for direction in ["ingress", "egress"] {
+                    self.put(
+                        format!("{id}{}", logical_id(direction)),
+                        "AWS::EC2::TrafficMirrorFilterRule",
+                        json!({"TrafficMirrorFilterId": {"Ref": id}, "TrafficDirection": direction, "RuleNumber": number,
+                               "RuleAction": action, "SourceCidrBlock": source, "DestinationCidrBlock": destination}),
+                    );
+                }
+            }
+            // Rendered as a manual step (`render`): a template cannot name an instance's
+            // primary network interface.
+            Spec::MirrorTarget { .. } => {}
+            Spec::MirrorSession { interface, target, filter, number } => self.put(
+                id,
+                "AWS::EC2::TrafficMirrorSession",
+                json!({"NetworkInterfaceId": interface, "TrafficMirrorTargetId": self.id(target),
+                       "TrafficMirrorFilterId": self.id(filter), "SessionNumber": number, "Tags": tags}),
+            ),
         }
     }
 }
@@ -271,6 +296,9 @@ pub fn render(
     let mut manual: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for a in &plan.actions {
         match &a.op {
+            Op::Create { spec: Spec::MirrorTarget { appliance }, .. } => manual.entry(a.region.as_str()).or_default().push(
+                format!("create {}: a traffic mirror target at the primary network interface of {}", a.key, appliance),
+            ),
             Op::Create { spec, .. } => by_region.entry(a.region.as_str()).or_default().push((a.key.as_str(), spec)),
             Op::Adopt { .. } | Op::Forget { .. } => {}
             other => manual.entry(a.region.as_str()).or_default().push(format!("{} {}", other.verb(), a.key)),

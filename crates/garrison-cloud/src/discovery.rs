@@ -87,10 +87,71 @@ async fn instances(aws: &Aws) -> Result<Vec<Instance>, CloudError> {
                 private_ip: i.private_ip_address().map(str::to_string),
                 security_groups: i.security_groups().iter().filter_map(|g| g.group_id().map(str::to_string)).collect(),
                 tags: ec2_tags(i.tags()),
+                interfaces: {
+                    let mut n: Vec<(i32, String)> = i
+                        .network_interfaces()
+                        .iter()
+                        .filter_map(|n| {
+                            let index = n.attachment().and_then(|a| a.device_index()).unwrap_or(i32::MAX);
+                            Some((index, n.network_interface_id()?.to_string()))
+                        })
+                        .collect();
+                    n.sort();
+                    n.into_iter().map(|(_, id)| id).collect()
+                },
             }));
         }
     });
     Ok(out)
+}
+
+/// A region's traffic mirror targets, filters and sessions.
+#[derive(Default)]
+struct Mirrors {
+    targets: Vec<MirrorTarget>,
+    filters: Vec<MirrorFilter>,
+    sessions: Vec<MirrorSession>,
+}
+
+async fn mirroring(aws: &Aws) -> Result<Vec<Mirrors>, CloudError> {
+    let mut m = Mirrors::default();
+    let ec2 = aws.ec2();
+    pages!(aws, "ec2", "DescribeTrafficMirrorTargets", ec2.describe_traffic_mirror_targets(), |p| {
+        m.targets.extend(p.traffic_mirror_targets().iter().map(|t| MirrorTarget {
+            id: t.traffic_mirror_target_id().unwrap_or_default().into(),
+            interface: t.network_interface_id().map(str::to_string),
+            tags: ec2_tags(t.tags()),
+        }))
+    });
+    pages!(aws, "ec2", "DescribeTrafficMirrorFilters", ec2.describe_traffic_mirror_filters(), |p| {
+        m.filters.extend(p.traffic_mirror_filters().iter().map(|f| MirrorFilter {
+            id: f.traffic_mirror_filter_id().unwrap_or_default().into(),
+            ingress_rules: f.ingress_filter_rules().len(),
+            egress_rules: f.egress_filter_rules().len(),
+            tags: ec2_tags(f.tags()),
+        }))
+    });
+    pages!(aws, "ec2", "DescribeTrafficMirrorSessions", ec2.describe_traffic_mirror_sessions(), |p| {
+        m.sessions.extend(p.traffic_mirror_sessions().iter().map(|s| MirrorSession {
+            id: s.traffic_mirror_session_id().unwrap_or_default().into(),
+            interface: s.network_interface_id().unwrap_or_default().into(),
+            target: s.traffic_mirror_target_id().unwrap_or_default().into(),
+            filter: s.traffic_mirror_filter_id().unwrap_or_default().into(),
+            number: s.session_number().unwrap_or_default(),
+            tags: ec2_tags(s.tags()),
+        }))
+    });
+    Ok(vec![m])
+}
+
+fn settle_mirrors(st: &mut BTreeMap<Kind, ReadStatus>, r: Result<Vec<Mirrors>, CloudError>) -> RegionSnapshot {
+    let m = settle(st, Kind::Mirroring, r).pop().unwrap_or_default();
+    RegionSnapshot {
+        mirror_targets: m.targets,
+        mirror_filters: m.filters,
+        mirror_sessions: m.sessions,
+        ..Default::default()
+    }
 }
 
 fn rules(perms: &[aws_sdk_ec2::types::IpPermission]) -> Vec<Rule> {
@@ -432,7 +493,7 @@ pub async fn discover_region(aws: &Aws, region: &str) -> RegionSnapshot {
             None => tokio::join!(zones(&a), offerings(&a, &types)),
         }
     };
-    let ((z, of), v, s, i, sg, rt, na, ig, fl, tr, gd, cr, ec, ek, cn) = tokio::join!(
+    let ((z, of), v, s, i, sg, rt, na, ig, fl, tr, gd, cr, ec, ek, cn, mi) = tokio::join!(
         facts,
         vpcs(&a),
         subnets(&a),
@@ -448,11 +509,13 @@ pub async fn discover_region(aws: &Aws, region: &str) -> RegionSnapshot {
         ecs_clusters(&a),
         eks_clusters(&a),
         connections(&a),
+        mirroring(&a),
     );
     if let (Some(r), false, Ok(z), Ok(o)) = (&a.reuse, reused, &z, &of) {
         r.keep_facts(&a.account, region, (z.clone(), o.clone()));
     }
     let mut st = BTreeMap::new();
+    let mirrors = settle_mirrors(&mut st, mi);
     RegionSnapshot {
         zones: settle(&mut st, Kind::Zones, z),
         vpcs: settle(&mut st, Kind::Vpcs, v),
@@ -471,6 +534,7 @@ pub async fn discover_region(aws: &Aws, region: &str) -> RegionSnapshot {
         offerings: settle(&mut st, Kind::Offerings, of),
         connections: settle(&mut st, Kind::Connections, cn),
         status: st,
+        ..mirrors
     }
 }
 
@@ -557,6 +621,7 @@ pub async fn discover_sequential(aws: &Aws, regions: &[String], now: i64) -> Sna
             offerings: settle(&mut st, Kind::Offerings, offerings(&a, &appliance_types()).await),
             connections: settle(&mut st, Kind::Connections, connections(&a).await),
             status: BTreeMap::new(),
+            ..settle_mirrors(&mut st, mirroring(&a).await)
         };
         out.insert(r.clone(), RegionSnapshot { status: st, ..snap });
     }

@@ -96,6 +96,9 @@ fn check_calls(aws: &Aws, regions: usize, clusters: u64, detectors: u64, trails:
         "DescribeInstanceTypeOfferings",
         "DescribeVpcPeeringConnections",
         "DescribeTransitGatewayVpcAttachments",
+        "DescribeTrafficMirrorTargets",
+        "DescribeTrafficMirrorFilters",
+        "DescribeTrafficMirrorSessions",
     ] {
         let n = aws.calls.count(op);
         let expected = if op == "ListClusters" { 2 * regions as u64 } else { regions as u64 };

@@ -396,6 +396,11 @@ impl Executor {
             Op::SetRules { id, add_ingress, remove_ingress, add_egress, remove_egress } => {
                 writes::set_rules(&ctx, id, (add_ingress, add_egress), (remove_ingress, remove_egress)).await
             }
+            Op::Modify { id, spec } => {
+                writes::modify(&ctx, id, spec).await?;
+                let Some(item) = prior else { return Ok(()) };
+                self.record(state, OwnedItem { spec: Some(spec.clone()), ..item }).await
+            }
             Op::Tag { id, set, unset } => {
                 writes::tag(&ctx, id, set, unset).await?;
                 let Some(mut item) = prior else { return Ok(()) };

@@ -229,6 +229,7 @@ mod tests {
                 state: "running".into(),
                 instance_type: "t3.micro".into(),
                 private_ip: None,
+                interfaces: vec![],
                 security_groups: vec![],
                 tags: Tags::new(),
             }],

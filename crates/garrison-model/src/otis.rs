@@ -129,7 +129,9 @@ pub const OPTIONS: &[(&str, Effect)] = &[
     ("scan_security_resource_tags", Effect::Applied),
     ("scan_security_subnet_cidr_block", Effect::Applied),
     ("security_resource_tags", Effect::Applied),
-    ("span_port_enabled", Effect::NotApplied("garrison's IDS appliances are in-VPC, without span ports")),
+    // AWS's span port is VPC Traffic Mirroring: the protected instances' interfaces are
+    // mirrored to the IDS appliances (instead of agents forwarding their traffic).
+    ("span_port_enabled", Effect::Applied),
     ("vulnerability_scan_frequency", Effect::Applied),
 ];
 

@@ -41,6 +41,9 @@ pub enum ResKind {
     EventRule,
     EventRole,
     QueuePolicy,
+    MirrorFilter,
+    MirrorTarget,
+    MirrorSession,
 }
 
 /// What a resource kind costs the customer while it exists.
@@ -84,7 +87,7 @@ const AUDIT_TAG: &str = "AlertLogic Audit";
 const FEED_TAG: &str = "AlertLogic Event Feed";
 
 /// Every kind, in `ResKind`'s order.
-pub const KINDS: [KindFacts; 19] = {
+pub const KINDS: [KindFacts; 22] = {
     use CostClass::*;
     use ResKind as R;
     [
@@ -278,11 +281,43 @@ pub const KINDS: [KindFacts; 19] = {
             create_call: "sqs:SetQueueAttributes",
             cost: Free,
         },
+        // VPC Traffic Mirroring (otis `span_port_enabled`): sessions go before the targets and
+        // filters they use (AWS refuses to delete those while a session uses them).
+        KindFacts {
+            kind: R::MirrorFilter,
+            name: "mirror_filter",
+            discovered_as: Some(Kind::Mirroring),
+            removal_rank: 1,
+            audit: false,
+            name_tag: "AlertLogic IDS Mirror Filter",
+            create_call: "ec2:CreateTrafficMirrorFilter",
+            cost: Free,
+        },
+        KindFacts {
+            kind: R::MirrorTarget,
+            name: "mirror_target",
+            discovered_as: Some(Kind::Mirroring),
+            removal_rank: 1,
+            audit: false,
+            name_tag: "AlertLogic IDS Mirror Target",
+            create_call: "ec2:CreateTrafficMirrorTarget",
+            cost: Free,
+        },
+        KindFacts {
+            kind: R::MirrorSession,
+            name: "mirror_session",
+            discovered_as: Some(Kind::Mirroring),
+            removal_rank: 0,
+            audit: false,
+            name_tag: "AlertLogic IDS Mirror Session",
+            create_call: "ec2:CreateTrafficMirrorSession",
+            cost: Usage,
+        },
     ]
 };
 
 impl ResKind {
-    pub const ALL: [ResKind; 19] = [
+    pub const ALL: [ResKind; 22] = [
         ResKind::Bucket,
         ResKind::Topic,
         ResKind::Queue,
@@ -302,6 +337,9 @@ impl ResKind {
         ResKind::EventRule,
         ResKind::EventRole,
         ResKind::QueuePolicy,
+        ResKind::MirrorFilter,
+        ResKind::MirrorTarget,
+        ResKind::MirrorSession,
     ];
 
     /// This kind's row of `KINDS`.
@@ -475,6 +513,24 @@ pub enum Spec {
         queue: Ref,
         rule: Ref,
     },
+    /// What an IDS appliance is sent of the traffic it watches: everything, both ways
+    /// (`mirror_filter_rules`).
+    MirrorFilter {
+        vpc: String,
+    },
+    /// The IDS appliance's primary network interface as a mirror target.
+    MirrorTarget {
+        appliance: Ref,
+    },
+    /// A protected instance's network interface mirrored to a target; `number` is the
+    /// session's priority on that interface (garrison takes the lowest free one, after the
+    /// customer's own sessions).
+    MirrorSession {
+        interface: String,
+        target: Ref,
+        filter: Ref,
+        number: i32,
+    },
 }
 
 impl Spec {
@@ -499,6 +555,9 @@ impl Spec {
             Spec::EventRule { .. } => ResKind::EventRule,
             Spec::EventRole { .. } => ResKind::EventRole,
             Spec::QueuePolicy { .. } => ResKind::QueuePolicy,
+            Spec::MirrorFilter { .. } => ResKind::MirrorFilter,
+            Spec::MirrorTarget { .. } => ResKind::MirrorTarget,
+            Spec::MirrorSession { .. } => ResKind::MirrorSession,
         }
     }
 
@@ -517,6 +576,8 @@ impl Spec {
             Spec::RouteTable { subnet, gateway, .. } => vec![subnet, gateway],
             Spec::NetworkAcl { subnet, .. } => vec![subnet],
             Spec::Appliance { subnet, group, .. } => vec![subnet, group],
+            Spec::MirrorTarget { appliance } => vec![appliance],
+            Spec::MirrorSession { target, filter, .. } => vec![target, filter],
             _ => vec![],
         }
     }
@@ -602,6 +663,12 @@ pub enum Op {
         set: BTreeMap<String, String>,
         unset: Vec<String>,
     },
+    /// Changes a resource in place to `spec` (a mirror session sent to another target or
+    /// filter, a filter given back the rules it lost).
+    Modify {
+        id: String,
+        spec: Spec,
+    },
 }
 
 impl Op {
@@ -615,6 +682,7 @@ impl Op {
             Op::Stop { .. } => "stop",
             Op::SetRules { .. } => "set_rules",
             Op::Tag { .. } => "tag",
+            Op::Modify { .. } => "modify",
         }
     }
 
@@ -659,6 +727,17 @@ impl Plan {
         m
     }
 }
+
+/// The rule a mirror filter has in each direction (`ingress`, `egress`): number, action,
+/// source and destination — every packet, accepted. A filter without rules mirrors nothing.
+pub const MIRROR_FILTER_RULE: (i32, &str, &str, &str) = (100, "accept", "0.0.0.0/0", "0.0.0.0/0");
+
+/// Mirrored packets reach the target in VXLAN on this UDP port: the IDS group lets it in
+/// from the sources' VPC.
+pub const VXLAN_PORT: i32 = 4789;
+
+/// The most sessions AWS lets one network interface be the source of.
+pub const MAX_SESSIONS_PER_INTERFACE: usize = 3;
 
 /// One entry of a security subnet's ACL.
 #[derive(Debug, Clone, PartialEq, Eq)]

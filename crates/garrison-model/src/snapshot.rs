@@ -29,10 +29,12 @@ pub enum Kind {
     Offerings,
     /// VPC peering connections and transit gateway VPC attachments.
     Connections,
+    /// Traffic mirror targets, filters and sessions.
+    Mirroring,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 16] = [
+    pub const ALL: [Kind; 17] = [
         Kind::Zones,
         Kind::Vpcs,
         Kind::Subnets,
@@ -49,6 +51,7 @@ impl Kind {
         Kind::EksClusters,
         Kind::Offerings,
         Kind::Connections,
+        Kind::Mirroring,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -69,6 +72,7 @@ impl Kind {
             Kind::EksClusters => "eks_clusters",
             Kind::Offerings => "instance_type_offerings",
             Kind::Connections => "network_connections",
+            Kind::Mirroring => "traffic_mirroring",
         }
     }
 }
@@ -116,6 +120,9 @@ pub struct Instance {
     pub private_ip: Option<String>,
     pub security_groups: Vec<String>,
     pub tags: Tags,
+    /// Its network interfaces, the primary (device index 0) first.
+    #[serde(default)]
+    pub interfaces: Vec<String>,
 }
 
 impl Instance {
@@ -241,6 +248,36 @@ pub struct Connection {
     pub vpcs: Vec<String>,
 }
 
+/// A traffic mirror target (garrison's point at an IDS appliance's interface).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MirrorTarget {
+    pub id: String,
+    /// The network interface it sends to (none for load balancer targets).
+    pub interface: Option<String>,
+    pub tags: Tags,
+}
+
+/// A traffic mirror filter with how many rules it has each way (a filter without rules
+/// mirrors nothing).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MirrorFilter {
+    pub id: String,
+    pub ingress_rules: usize,
+    pub egress_rules: usize,
+    pub tags: Tags,
+}
+
+/// A traffic mirror session: what one source interface sends where.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MirrorSession {
+    pub id: String,
+    pub interface: String,
+    pub target: String,
+    pub filter: String,
+    pub number: i32,
+    pub tags: Tags,
+}
+
 /// An instance type offered in a zone (read only for the types appliances may use).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Offering {
@@ -269,6 +306,12 @@ pub struct RegionSnapshot {
     pub offerings: Vec<Offering>,
     #[serde(default)]
     pub connections: Vec<Connection>,
+    #[serde(default)]
+    pub mirror_targets: Vec<MirrorTarget>,
+    #[serde(default)]
+    pub mirror_filters: Vec<MirrorFilter>,
+    #[serde(default)]
+    pub mirror_sessions: Vec<MirrorSession>,
 }
 
 impl RegionSnapshot {
@@ -313,6 +356,11 @@ impl RegionSnapshot {
                 Kind::EksClusters => self.eks_clusters = previous.eks_clusters.clone(),
                 Kind::Offerings => self.offerings = previous.offerings.clone(),
                 Kind::Connections => self.connections = previous.connections.clone(),
+                Kind::Mirroring => {
+                    self.mirror_targets = previous.mirror_targets.clone();
+                    self.mirror_filters = previous.mirror_filters.clone();
+                    self.mirror_sessions = previous.mirror_sessions.clone();
+                }
             }
         }
     }
@@ -384,6 +432,9 @@ impl Snapshot {
             rs.detectors.retain(|x| !x.tags.contains_key(TAG_KEY));
             rs.config_recorders.retain(|x| x.name != RECORDER_NAME);
             rs.trails.retain(|x| !x.name.starts_with(TRAIL_PREFIX));
+            rs.mirror_targets.retain(|x| !x.tags.contains_key(TAG_KEY));
+            rs.mirror_filters.retain(|x| !x.tags.contains_key(TAG_KEY));
+            rs.mirror_sessions.retain(|x| !x.tags.contains_key(TAG_KEY));
             let subnets: std::collections::BTreeSet<String> = rs.subnets.iter().map(|s| s.id.clone()).collect();
             for acl in rs.network_acls.iter_mut() {
                 acl.subnet_ids.retain(|s| subnets.contains(s));
@@ -412,6 +463,7 @@ impl Snapshot {
                 Kind::EksClusters => r.eks_clusters.len(),
                 Kind::Offerings => r.offerings.len(),
                 Kind::Connections => r.connections.len(),
+                Kind::Mirroring => r.mirror_targets.len() + r.mirror_filters.len() + r.mirror_sessions.len(),
             })
             .sum()
     }
@@ -435,6 +487,7 @@ mod tests {
             private_ip: None,
             security_groups: vec![],
             tags: Tags::new(),
+            interfaces: vec![],
         });
         let prev = Snapshot { aws_account: "1".into(), taken_at: 1, regions: [("us-east-1".to_string(), old)].into() };
         let mut new = RegionSnapshot::default();

@@ -303,6 +303,7 @@ pub fn synthetic_snapshot() -> garrison_model::snapshot::Snapshot {
                 state: "running".into(),
                 instance_type: "t3.micro".into(),
                 private_ip: None,
+                interfaces: vec![],
                 security_groups: vec![],
                 tags: Tags::new(),
             });

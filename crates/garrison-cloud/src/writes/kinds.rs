@@ -6,7 +6,7 @@
 
 use garrison_model::protection::{ResKind, Spec};
 
-use super::{BoxFuture, Created, Ctx, audit, detect, feed, network};
+use super::{BoxFuture, Created, Ctx, audit, detect, feed, mirror, network};
 use crate::CloudError;
 
 /// A resource kind's AWS behaviour.
@@ -27,6 +27,12 @@ pub trait KindWrites: Sync {
         let what = format!("a {} cannot be started", self.kind().as_str());
         Box::pin(async move { Err(CloudError::terminal("garrison", "Start", "Unsupported", &what)) })
     }
+    /// Changes it in place to `spec`: a mirror session's target, filter or number; a
+    /// mirror filter's lost rules. Other kinds are replaced instead.
+    fn modify<'a>(&'a self, _c: &'a Ctx<'a>, _id: &'a str, _spec: &'a Spec) -> BoxFuture<'a, Result<(), CloudError>> {
+        let what = format!("a {} cannot be changed in place", self.kind().as_str());
+        Box::pin(async move { Err(CloudError::terminal("garrison", "Modify", "Unsupported", &what)) })
+    }
     /// Whether it still exists; None for the kinds discovery lists (its snapshot says).
     fn exists<'a>(&'a self, _c: &'a Ctx<'a>, _id: &'a str) -> Option<BoxFuture<'a, Result<bool, CloudError>>> {
         None
@@ -44,6 +50,7 @@ macro_rules! kind {
         create($c:ident, $spec:pat, $running:pat, $token:pat) => $create:expr,
         delete($dc:ident, $did:ident) => $delete:expr
         $(, start($sc:ident, $sid:ident) => $start:expr)?
+        $(, modify($mc:ident, $mid:ident, $mspec:pat) => $modify:expr)?
         $(, exists($ec:ident, $eid:ident) => $exists:expr)?
         $(,)?
     ) => {
@@ -76,6 +83,16 @@ macro_rules! kind {
 
             $(fn start<'a>(&'a self, $sc: &'a Ctx<'a>, $sid: &'a str) -> BoxFuture<'a, Result<(), CloudError>> {
                 Box::pin(async move { $start })
+            })?
+
+            $(fn modify<'a>(&'a self, $mc: &'a Ctx<'a>, $mid: &'a str, spec: &'a Spec) -> BoxFuture<'a, Result<(), CloudError>> {
+                Box::pin(async move {
+                    match spec {
+                        $mspec => $modify,
+                        #[allow(unreachable_patterns)]
+                        other => Err(mismatch(ResKind::$kind, other)),
+                    }
+                })
             })?
 
             $(fn exists<'a>(&'a self, $ec: &'a Ctx<'a>, $eid: &'a str) -> Option<BoxFuture<'a, Result<bool, CloudError>>> {
@@ -184,6 +201,23 @@ kind!(QueuePolicy, QueuePolicy,
     exists(c, id) => feed::rule_allowed(c, id).await,
 );
 
+kind!(MirrorFilter, MirrorFilter,
+    create(c, Spec::MirrorFilter { vpc }, _, token) => mirror::filter(c, vpc, token).await,
+    delete(c, id) => mirror::delete_filter(c, id).await,
+    modify(c, id, Spec::MirrorFilter { .. }) => mirror::mend_filter(c, id).await,
+);
+kind!(MirrorTarget, MirrorTarget,
+    create(c, Spec::MirrorTarget { appliance }, _, token) => mirror::target(c, &c.id(appliance)?, token).await,
+    delete(c, id) => mirror::delete_target(c, id).await,
+);
+kind!(MirrorSession, MirrorSession,
+    create(c, Spec::MirrorSession { interface, target, filter, number }, _, token) =>
+        mirror::session(c, interface, (&c.id(target)?, &c.id(filter)?), *number, token).await,
+    delete(c, id) => mirror::delete_session(c, id).await,
+    modify(c, id, Spec::MirrorSession { target, filter, number, .. }) =>
+        mirror::modify_session(c, id, (&c.id(target)?, &c.id(filter)?), *number).await,
+);
+
 /// The implementation of `kind`.
 pub fn implementation(kind: ResKind) -> &'static dyn KindWrites {
     match kind {
@@ -206,5 +240,8 @@ pub fn implementation(kind: ResKind) -> &'static dyn KindWrites {
         ResKind::EventRule => &EventRule,
         ResKind::EventRole => &EventRole,
         ResKind::QueuePolicy => &QueuePolicy,
+        ResKind::MirrorFilter => &MirrorFilter,
+        ResKind::MirrorTarget => &MirrorTarget,
+        ResKind::MirrorSession => &MirrorSession,
     }
 }

@@ -7,6 +7,7 @@ mod audit;
 mod detect;
 mod feed;
 pub mod kinds;
+mod mirror;
 mod network;
 
 use std::collections::BTreeMap;
@@ -273,6 +274,11 @@ pub async fn set_rules(
     remove: (&[Perm], &[Perm]),
 ) -> Result<(), CloudError> {
     network::set_rules(c, id, add, remove).await
+}
+
+/// Changes an owned resource in place to `spec` (the kinds that can be).
+pub async fn modify(c: &Ctx<'_>, id: &str, spec: &Spec) -> Result<(), CloudError> {
+    kinds::implementation(spec.kind()).modify(c, id, spec).await
 }
 
 /// Brings the operator's tags on an EC2 resource garrison owns to what its options say.

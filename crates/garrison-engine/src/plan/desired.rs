@@ -11,7 +11,8 @@ use garrison_catalog::prices::{IDS_MIN, IDS_TEST_MIN, PriceTable, SCANNER_MIN, S
 use garrison_model::cidr::{Ipv4Net, free_block};
 use garrison_model::deployment::{DEFAULT_CT_REGION, Deployment};
 use garrison_model::protection::{
-    Owned, Perm, RECORDER_NAME, ResKind, Role, Spec, TAG_DEPLOYMENT, TAG_OWNER, TRAIL_PREFIX,
+    MAX_SESSIONS_PER_INTERFACE, Owned, Perm, RECORDER_NAME, ResKind, Role, Spec, TAG_DEPLOYMENT, TAG_OWNER,
+    TRAIL_PREFIX, VXLAN_PORT,
 };
 use garrison_model::snapshot::{Kind, RegionSnapshot, Snapshot, Tags};
 
@@ -93,6 +94,20 @@ pub mod keys {
     }
 }
 
+/// The key of an IDS appliance's mirror `what` (`target`, `filter`).
+pub fn mirror_key(appliance: &str, what: &str) -> String {
+    format!("{appliance}/mirror_{what}")
+}
+
+/// The highest session number AWS takes (the lowest priority on an interface).
+const MAX_SESSION_NUMBER: i32 = 32766;
+
+/// Which of `n` appliances an interface goes to: stable for the interface, spread over them.
+fn spread(interface: &str, n: usize) -> usize {
+    let h = interface.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3));
+    (h % n.max(1) as u64) as usize
+}
+
 /// Short, lower-case form of a deployment id for AWS names (bucket names are lower case).
 pub fn short(id: &str) -> String {
     id.chars().filter(|c| c.is_ascii_alphanumeric()).take(8).collect::<String>().to_ascii_lowercase()
@@ -123,6 +138,9 @@ struct Builder<'a> {
     owned: &'a Owned,
     inputs: &'a Inputs<'a>,
     out: Desired,
+    /// The running IDS appliances of the VPC being built that take mirrored traffic:
+    /// (zone, appliance key).
+    mirror_to: Vec<(String, String)>,
 }
 
 impl Builder<'_> {
@@ -378,8 +396,14 @@ impl Builder<'_> {
         let dep = self.d.id.clone();
         let tenant = self.d.account_id.clone();
         let t = tuning::for_vpc(self.inputs.options, &dep, region, vpc);
+        self.mirror_to.clear();
         // A spoke is protected by its hub's appliances: only its flow logs are its own.
-        if n.hub.is_some() {
+        if let Some(hub) = &n.hub {
+            if t.mirroring {
+                self.out.problems.push(format!(
+                    "{region} {vpc}: span_port_enabled not applied: the VPC is protected by hub {hub}, and garrison mirrors only a VPC's own instances to its own IDS appliances"
+                ));
+            }
             if n.detect() {
                 self.flow_logs(rs, region, vpc);
             }
@@ -567,13 +591,85 @@ impl Builder<'_> {
                     group(vpc, format!("AlertLogic Security Group {tenant}/{dep}/{vpc}"), rules_for(scan_rules)),
                     t.scan_tags.clone(),
                 ),
-                Role::Ids => (
-                    keys::vpc(region, vpc, "ids_sg"),
-                    group(vpc, format!("AlertLogic IDS Security Group {tenant}/{dep}/{vpc}"), rules_for(ids_rules)),
-                    t.ids_tags.clone(),
-                ),
+                Role::Ids => {
+                    let mut spec =
+                        group(vpc, format!("AlertLogic IDS Security Group {tenant}/{dep}/{vpc}"), rules_for(ids_rules));
+                    // Mirrored packets arrive in VXLAN from the VPC's instances.
+                    if let (true, Spec::SecurityGroup { ingress, .. }) = (t.mirroring, &mut spec) {
+                        ingress.push(Perm::new("udp", VXLAN_PORT, VXLAN_PORT, &n.cidr));
+                        ingress.sort();
+                        ingress.dedup();
+                    }
+                    (keys::vpc(region, vpc, "ids_sg"), spec, t.ids_tags.clone())
+                }
             };
             self.build_tagged(key, region, spec, false, tags);
+        }
+        if t.mirroring {
+            self.mirror_sessions(n, rs, &t);
+        }
+    }
+
+    /// One mirror session per network interface of each instance under an `ids` policy, to
+    /// a running IDS appliance of the instance's zone (else of the VPC), kept where it is
+    /// while that appliance still takes traffic. Its number puts it after the customer's own
+    /// sessions on the interface; an interface with as many sessions as AWS allows is left
+    /// as it is, and said.
+    fn mirror_sessions(&mut self, n: &VpcNeed, rs: &RegionSnapshot, t: &VpcTuning) {
+        let (region, vpc) = (n.region.as_str(), n.vpc_id.as_str());
+        let to = std::mem::take(&mut self.mirror_to);
+        if to.is_empty() {
+            return;
+        }
+        let dep = self.d.id.clone();
+        for host in &n.ids_hosts {
+            let Some(i) = rs.instances.iter().find(|i| &i.id == host) else { continue };
+            for eni in &i.interfaces {
+                let key = keys::vpc(region, vpc, &format!("mirror/{eni}"));
+                let theirs: Vec<i32> = rs
+                    .mirror_sessions
+                    .iter()
+                    .filter(|s| &s.interface == eni && !is_ours(&s.tags, &dep))
+                    .map(|s| s.number)
+                    .collect();
+                if theirs.len() >= MAX_SESSIONS_PER_INTERFACE {
+                    self.out.problems.push(format!(
+                        "{region} {vpc}: {eni} of {} is not mirrored to the IDS: it is the source of {} mirror sessions already, the most AWS allows",
+                        i.id,
+                        theirs.len()
+                    ));
+                    continue;
+                }
+                if !theirs.is_empty() {
+                    self.out.notes.push(format!(
+                        "{region} {vpc}: {eni} of {} has mirror sessions of the customer's ahead of garrison's: the packets their filters take go to them, not to the IDS",
+                        i.id
+                    ));
+                }
+                let kept = match self.owned_spec(&key) {
+                    Some(Spec::MirrorSession { target, number, .. }) => Some((target.clone(), *number)),
+                    _ => None,
+                };
+                let same_zone: Vec<&String> = to.iter().filter(|(z, _)| *z == i.zone).map(|(_, k)| k).collect();
+                let pool: Vec<&String> = if same_zone.is_empty() { to.iter().map(|(_, k)| k).collect() } else { same_zone };
+                let appliance = match &kept {
+                    Some((target, _)) if pool.iter().any(|k| mirror_key(k, "target") == *target) => {
+                        target.trim_end_matches("/mirror_target").to_string()
+                    }
+                    _ => pool[spread(eni, pool.len())].clone(),
+                };
+                let number = match kept {
+                    Some((_, n)) if !theirs.contains(&n) => n,
+                    _ => (1..=MAX_SESSION_NUMBER).rev().find(|n| !theirs.contains(n)).unwrap_or(MAX_SESSION_NUMBER),
+                };
+                let spec = Spec::MirrorSession {
+                    interface: eni.clone(),
+                    target: mirror_key(&appliance, "target"),
+                    filter: mirror_key(&appliance, "filter"),
+                    number,
+                };
+                self.build_tagged(key, region, spec, false, t.ids_tags.clone());
+            }
         }
     }
 
@@ -614,6 +710,23 @@ impl Builder<'_> {
                 };
                 groups_needed.insert(*role);
                 let image = self.inputs.images.image(*role, region);
+                if *role == Role::Ids && *running && t.mirroring {
+                    self.build_tagged(
+                        mirror_key(&key, "filter"),
+                        region,
+                        Spec::MirrorFilter { vpc: vpc.into() },
+                        false,
+                        tags.clone(),
+                    );
+                    self.build_tagged(
+                        mirror_key(&key, "target"),
+                        region,
+                        Spec::MirrorTarget { appliance: key.clone() },
+                        false,
+                        tags.clone(),
+                    );
+                    self.mirror_to.push((zone.clone(), key.clone()));
+                }
                 self.build_tagged(
                     key,
                     region,
@@ -688,7 +801,7 @@ pub fn desired(d: &Deployment, snap: &Snapshot, owned: &Owned, inputs: &Inputs<'
         super::needs::place_ids(n, &d.id, inputs.options);
     }
     let hub_problems = super::needs::cross_network(&mut needs, &d.id, snap, inputs.options);
-    let mut b = Builder { d, snap, owned, inputs, out: Desired::default() };
+    let mut b = Builder { d, snap, owned, inputs, out: Desired::default(), mirror_to: vec![] };
     b.out.replace = inputs.appliances.replace.clone();
     b.out.hold = inputs.appliances.hold.clone();
     b.out.problems.extend(hub_problems);

@@ -34,6 +34,8 @@ pub struct VpcNeed {
     pub hub: Option<String>,
     /// As a hub: the CIDRs of the VPCs it protects (its groups and ACLs let them in).
     pub peers: Vec<String>,
+    /// The counted instances under a policy with `ids` (the sources of traffic mirroring).
+    pub ids_hosts: Vec<String>,
 }
 
 impl VpcNeed {
@@ -71,6 +73,7 @@ pub fn needs(d: &Deployment, snap: &Snapshot, policies: &[Policy]) -> Vec<VpcNee
                 ids_placed: false,
                 hub: None,
                 peers: vec![],
+                ids_hosts: vec![],
             };
             let mut best_rank = 0usize;
             for i in rs.instances.iter().filter(|i| {
@@ -92,6 +95,7 @@ pub fn needs(d: &Deployment, snap: &Snapshot, policies: &[Policy]) -> Vec<VpcNee
                 }
                 if p.has_feature("ids") {
                     need.ids_zones.insert(i.zone.clone());
+                    need.ids_hosts.push(i.id.clone());
                 }
                 if p.features.len() > best_rank {
                     best_rank = p.features.len();
@@ -183,6 +187,7 @@ pub fn cross_network(
                     ids_placed: false,
                     hub: None,
                     peers: vec![],
+                    ids_hosts: vec![],
                 });
                 needs.len() - 1
             }
@@ -263,6 +268,7 @@ mod tests {
             state: state.into(),
             instance_type: "t3.micro".into(),
             private_ip: None,
+            interfaces: vec![],
             security_groups: vec![],
             tags: Tags::new(),
         }

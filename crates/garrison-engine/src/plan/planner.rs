@@ -34,6 +34,18 @@ pub enum Observed<'a> {
     Trail {
         logging: Option<bool>,
     },
+    MirrorTarget {
+        interface: Option<&'a str>,
+    },
+    /// How many rules it has each way.
+    MirrorFilter {
+        ingress: usize,
+        egress: usize,
+    },
+    MirrorSession {
+        target: &'a str,
+        filter: &'a str,
+    },
     Other,
 }
 
@@ -81,6 +93,21 @@ pub fn seen<'a>(snap: &'a Snapshot, o: &OwnedItem) -> Seen<'a> {
         ResKind::Trail => {
             rs.trails.iter().find(|t| t.name == id || t.arn == id).map(|t| Observed::Trail { logging: t.logging })
         }
+        ResKind::MirrorTarget => rs
+            .mirror_targets
+            .iter()
+            .find(|t| t.id == id)
+            .map(|t| Observed::MirrorTarget { interface: t.interface.as_deref() }),
+        ResKind::MirrorFilter => rs
+            .mirror_filters
+            .iter()
+            .find(|f| f.id == id)
+            .map(|f| Observed::MirrorFilter { ingress: f.ingress_rules, egress: f.egress_rules }),
+        ResKind::MirrorSession => rs
+            .mirror_sessions
+            .iter()
+            .find(|m| m.id == id)
+            .map(|m| Observed::MirrorSession { target: m.target.as_str(), filter: m.filter.as_str() }),
         _ => None,
     };
     found.map(Seen::Present).unwrap_or(Seen::Gone)
@@ -168,6 +195,27 @@ fn scan_region(rs: &RegionSnapshot, note: &mut impl FnMut(&Tags, ResKind, &str))
     for d in &rs.detectors {
         note(&d.tags, ResKind::Detector, &d.id);
     }
+    for t in &rs.mirror_targets {
+        note(&t.tags, ResKind::MirrorTarget, &t.id);
+    }
+    for f in &rs.mirror_filters {
+        note(&f.tags, ResKind::MirrorFilter, &f.id);
+    }
+    for m in &rs.mirror_sessions {
+        note(&m.tags, ResKind::MirrorSession, &m.id);
+    }
+}
+
+/// The primary network interface of the instance owned under `appliance`, as discovery saw it.
+fn appliance_interface<'a>(snap: &'a Snapshot, owned: &Owned, appliance: &str) -> Option<&'a str> {
+    let o = owned.get(appliance).filter(|o| !o.id.is_empty())?;
+    let rs = snap.regions.get(&o.region)?;
+    rs.instances.iter().find(|i| i.id == o.id)?.interfaces.first().map(String::as_str)
+}
+
+/// The id owned under `key`, if made.
+fn owned_id<'a>(owned: &'a Owned, key: &str) -> Option<&'a str> {
+    owned.get(key).map(|o| o.id.as_str()).filter(|id| !id.is_empty())
 }
 
 /// The tags AWS shows on an owned resource of a kind that takes the operator's tags.
@@ -256,6 +304,13 @@ pub fn plan(desired: &Desired, snap: &Snapshot, owned: &Owned) -> Plan {
                 // than renumbering in place).
                 let replaced = match (spec, &o.spec, &observed) {
                     (Spec::NetworkAcl { .. }, Some(had @ Spec::NetworkAcl { .. }), Seen::Present(_)) => spec != had,
+                    // A target at another interface than its appliance's (the appliance was
+                    // replaced in an earlier run).
+                    (
+                        Spec::MirrorTarget { appliance },
+                        _,
+                        Seen::Present(Observed::MirrorTarget { interface }),
+                    ) => appliance_interface(snap, owned, appliance).is_some_and(|want| Some(want) != *interface),
                     (
                         Spec::Appliance { instance_type, zone, subnet, .. },
                         had,
@@ -326,7 +381,25 @@ pub fn plan(desired: &Desired, snap: &Snapshot, owned: &Owned) -> Plan {
                     Seen::Present(Observed::Trail { logging: Some(false) }) => {
                         actions.push(act(key, region, o.kind, Op::Start { id: o.id.clone() }));
                     }
-                    Seen::Present(Observed::Trail { .. } | Observed::Other) => {}
+                    // A filter that lost a rule (or never got one: a create cut off between
+                    // the filter and its rules) mirrors nothing that way: given it back.
+                    Seen::Present(Observed::MirrorFilter { ingress, egress }) if ingress == 0 || egress == 0 => {
+                        actions.push(act(key, region, o.kind, Op::Modify { id: o.id.clone(), spec: spec.clone() }));
+                    }
+                    // Sent to another appliance, or the target or filter it used is not the
+                    // one now under its key: changed in place, the interface mirrored throughout.
+                    Seen::Present(Observed::MirrorSession { target, filter }) => {
+                        if let Spec::MirrorSession { target: tk, filter: fk, .. } = spec
+                            && (o.spec.as_ref() != Some(spec)
+                                || owned_id(owned, tk).is_some_and(|t| t != target)
+                                || owned_id(owned, fk).is_some_and(|f| f != filter))
+                        {
+                            actions.push(act(key, region, o.kind, Op::Modify { id: o.id.clone(), spec: spec.clone() }));
+                        }
+                    }
+                    Seen::Present(
+                        Observed::Trail { .. } | Observed::MirrorTarget { .. } | Observed::MirrorFilter { .. } | Observed::Other,
+                    ) => {}
                 }
             }
         }
@@ -347,8 +420,64 @@ pub fn plan(desired: &Desired, snap: &Snapshot, owned: &Owned) -> Plan {
             _ => actions.push(act(key, &o.region, o.kind, Op::Delete { id: o.id.clone() })),
         }
     }
+    follow_replacements(desired, snap, owned, &mut actions);
     order(&mut actions);
     Plan { actions, problems: desired.problems.clone(), notes: desired.notes.clone() }
+}
+
+/// What is built on a resource this plan makes anew follows it: an IDS appliance's mirror
+/// target is replaced with the appliance (launch-first, the old one removed once the
+/// sessions moved), and the sessions of a target or filter made anew are changed in place to
+/// it (`Op::Modify`, after the create).
+fn follow_replacements(desired: &Desired, snap: &Snapshot, owned: &Owned, actions: &mut Vec<Action>) {
+    let acted: BTreeSet<String> = actions.iter().map(|a| a.key.clone()).collect();
+    let creating = |actions: &[Action]| -> BTreeSet<String> {
+        actions.iter().filter(|a| matches!(a.op, Op::Create { .. })).map(|a| a.key.clone()).collect()
+    };
+    let made = creating(actions);
+    for (key, want) in &desired.items {
+        let Want::Build { region, spec: spec @ Spec::MirrorTarget { appliance }, running, tags } = want else {
+            continue;
+        };
+        let Some(o) = owned.get(key).filter(|o| !o.adopted && !o.id.is_empty()) else { continue };
+        if acted.contains(key) || !made.contains(appliance) || !matches!(seen(snap, o), Seen::Present(_)) {
+            continue;
+        }
+        let rk = retire_key(owned, key, &o.id);
+        actions.push(Action {
+            key: key.clone(),
+            region: region.clone(),
+            kind: o.kind,
+            op: Op::Create { spec: spec.clone(), running: *running, tags: tags.clone(), retire: Some(rk.clone()) },
+            after: vec![],
+        });
+        actions.push(Action {
+            key: rk,
+            region: o.region.clone(),
+            kind: o.kind,
+            op: Op::Delete { id: o.id.clone() },
+            after: vec![],
+        });
+    }
+    let made = creating(actions);
+    for (key, want) in &desired.items {
+        let Want::Build { region, spec: spec @ Spec::MirrorSession { target, filter, .. }, .. } = want else {
+            continue;
+        };
+        let Some(o) = owned.get(key).filter(|o| !o.adopted && !o.id.is_empty()) else { continue };
+        if acted.contains(key) || !(made.contains(target) || made.contains(filter)) {
+            continue;
+        }
+        if matches!(seen(snap, o), Seen::Present(_)) {
+            actions.push(Action {
+                key: key.clone(),
+                region: region.clone(),
+                kind: o.kind,
+                op: Op::Modify { id: o.id.clone(), spec: spec.clone() },
+                after: vec![],
+            });
+        }
+    }
 }
 
 /// The key under which the resource a replacement retires is removed.
@@ -367,9 +496,9 @@ pub fn retire_key(owned: &Owned, key: &str, id: &str) -> String {
     }
 }
 
-/// Fills `after`: creates wait for the creates and adoptions they reference; removals wait
-/// for the lower-ranked removals in their region (audit resources: in any region); a retired
-/// resource waits for its replacement.
+/// Fills `after`: creates and changes in place wait for the creates and adoptions they
+/// reference; removals wait for the lower-ranked removals in their region (audit resources:
+/// in any region); a retired resource waits for its replacement and for what is moved off it.
 fn order(actions: &mut [Action]) {
     let preparing: BTreeSet<String> = actions
         .iter()
@@ -381,13 +510,26 @@ fn order(actions: &mut [Action]) {
         .filter(|a| matches!(a.op, Op::Delete { .. }))
         .map(|a| (a.key.clone(), (a.region.clone(), a.kind)))
         .collect();
+    let moving: Vec<(String, Vec<String>)> = actions
+        .iter()
+        .filter_map(|a| match &a.op {
+            Op::Modify { spec, .. } => Some((a.key.clone(), spec.refs().into_iter().map(str::to_string).collect())),
+            _ => None,
+        })
+        .collect();
     for a in actions.iter_mut() {
         a.after = match &a.op {
-            Op::Create { spec, .. } => {
+            Op::Create { spec, .. } | Op::Modify { spec, .. } => {
                 spec.refs().into_iter().filter(|r| preparing.contains(*r)).map(str::to_string).collect()
             }
             Op::Delete { .. } => match a.key.strip_prefix("retired/") {
-                Some(replacement) => vec![replacement.split('#').next().unwrap_or(replacement).to_string()],
+                Some(replacement) => {
+                    let replacement = replacement.split('#').next().unwrap_or(replacement).to_string();
+                    let mut after: Vec<String> =
+                        moving.iter().filter(|(_, refs)| refs.contains(&replacement)).map(|(k, _)| k.clone()).collect();
+                    after.insert(0, replacement);
+                    after
+                }
                 None => removing
                     .iter()
                     .filter(|(_, (region, kind))| {

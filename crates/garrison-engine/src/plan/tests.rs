@@ -127,8 +127,23 @@ fn random_world(seed: u64) -> World {
                 }
                 for h in 0..r.below(4) {
                     let id = format!("i-{ri}{v}{s}{h:05}");
+                    let eni = format!("eni-{}", &id[2..]);
                     if r.chance(10) {
                         exclude.push(json!({"type": "host", "key": format!("/aws/{region}/host/{id}")}));
+                    }
+                    // The customer's own mirroring on some interfaces (now and then as many
+                    // sessions as AWS allows).
+                    if r.chance(15) {
+                        for n in 0..if r.chance(30) { 3 } else { 1 } {
+                            rs.mirror_sessions.push(MirrorSession {
+                                id: format!("tms-c{}{n}", &id[2..]),
+                                interface: eni.clone(),
+                                target: "tmt-customer".into(),
+                                filter: "tmf-customer".into(),
+                                number: 1 + n,
+                                tags: Tags::new(),
+                            });
+                        }
                     }
                     rs.instances.push(Instance {
                         id,
@@ -138,6 +153,7 @@ fn random_world(seed: u64) -> World {
                         state: if r.chance(75) { "running" } else { "stopped" }.into(),
                         instance_type: "t3.micro".into(),
                         private_ip: None,
+                        interfaces: vec![eni],
                         security_groups: vec![],
                         tags: Tags::new(),
                     });
@@ -275,6 +291,13 @@ impl World {
                     rs.flow_logs.retain(|x| &x.id != id);
                     rs.detectors.retain(|x| &x.id != id);
                     rs.config_recorders.retain(|x| &x.name != id);
+                    assert!(
+                        !rs.mirror_sessions.iter().any(|m| &m.target == id || &m.filter == id),
+                        "{id} removed while a session uses it (AWS refuses)"
+                    );
+                    rs.mirror_targets.retain(|x| &x.id != id);
+                    rs.mirror_filters.retain(|x| &x.id != id);
+                    rs.mirror_sessions.retain(|x| &x.id != id);
                     for rs in self.snap.regions.values_mut() {
                         rs.trails.retain(|x| &x.name != id);
                         rs.instances.retain(|x| &x.id != id);
@@ -309,6 +332,23 @@ impl World {
                     let o = self.owned.items.get_mut(&a.key).expect("a tagged resource is owned");
                     o.tags.retain(|k, _| !unset.contains(k));
                     o.tags.extend(set.clone());
+                }
+                Op::Modify { id, spec } => {
+                    let resolved = match spec {
+                        Spec::MirrorSession { target, filter, number, .. } => {
+                            Some((self.resolve(target), self.resolve(filter), *number))
+                        }
+                        _ => None,
+                    };
+                    let rs = self.snap.regions.get_mut(&a.region).unwrap();
+                    for m in rs.mirror_sessions.iter_mut().filter(|m| &m.id == id) {
+                        let (t, f, n) = resolved.clone().expect("only sessions are sent elsewhere");
+                        (m.target, m.filter, m.number) = (t, f, n);
+                    }
+                    for f in rs.mirror_filters.iter_mut().filter(|f| &f.id == id) {
+                        (f.ingress_rules, f.egress_rules) = (1, 1);
+                    }
+                    self.owned.items.get_mut(&a.key).expect("a modified resource is owned").spec = Some(spec.clone());
                 }
                 Op::SetRules { id, add_ingress, remove_ingress, add_egress, remove_egress } => {
                     let g = self
@@ -453,6 +493,7 @@ impl World {
                             state: if running { "running" } else { "stopped" }.into(),
                             instance_type: instance_type.clone(),
                             private_ip: None,
+                            interfaces: vec![format!("eni-{id}")],
                             security_groups: vec![],
                             tags,
                         };
@@ -465,6 +506,31 @@ impl World {
                     Spec::Detector => {
                         let d = Detector { id: id.clone(), status: Some("ENABLED".into()), tags };
                         Box::new(move |rs: &mut RegionSnapshot| rs.detectors.push(d))
+                    }
+                    Spec::MirrorFilter { .. } => {
+                        let f = MirrorFilter { id: id.clone(), ingress_rules: 1, egress_rules: 1, tags };
+                        Box::new(move |rs: &mut RegionSnapshot| rs.mirror_filters.push(f))
+                    }
+                    Spec::MirrorTarget { appliance } => {
+                        let instance = sub(self, appliance);
+                        let interface = self.snap.regions[region]
+                            .instances
+                            .iter()
+                            .find(|i| i.id == instance)
+                            .and_then(|i| i.interfaces.first().cloned());
+                        let t = MirrorTarget { id: id.clone(), interface, tags };
+                        Box::new(move |rs: &mut RegionSnapshot| rs.mirror_targets.push(t))
+                    }
+                    Spec::MirrorSession { interface, target, filter, number } => {
+                        let m = MirrorSession {
+                            id: id.clone(),
+                            interface: interface.clone(),
+                            target: sub(self, target),
+                            filter: sub(self, filter),
+                            number: *number,
+                            tags,
+                        };
+                        Box::new(move |rs: &mut RegionSnapshot| rs.mirror_sessions.push(m))
                     }
                     _ => unreachable!(),
                 };
@@ -512,6 +578,7 @@ impl World {
             | Op::Start { id }
             | Op::Stop { id }
             | Op::SetRules { id, .. }
+            | Op::Modify { id, .. }
             | Op::Tag { id, .. } = &a.op
             {
                 // A retired resource is owned under its retired key, or (retired by this
@@ -628,6 +695,7 @@ fn estate() -> World {
         state: "running".into(),
         instance_type: "t3.micro".into(),
         private_ip: None,
+        interfaces: vec![format!("eni-{}", &id[2..])],
         security_groups: vec![],
         tags: Tags::new(),
     };
@@ -1547,7 +1615,7 @@ fn random_options(w: &World, seed: u64) -> Vec<garrison_model::otis::TuningOptio
     let tags = |r: &mut Rng| json!([{"key": "Team", "value": format!("t{}", r.below(3))}, {"key": format!("K{}", r.below(3)), "value": "v"}]);
     for _ in 0..r.below(8) {
         let scope = pick(&mut r, &scopes);
-        let (name, value) = match r.below(8) {
+        let (name, value) = match r.below(9) {
             0 => (
                 "ids_appliance_instance_type",
                 pick(&mut r, &[json!("m5.xlarge"), json!("c5.xlarge"), json!("t3.medium")]),
@@ -1558,6 +1626,7 @@ fn random_options(w: &World, seed: u64) -> Vec<garrison_model::otis::TuningOptio
             4 => ("scan_appliances_scaling", json!({"policy": "constant", "num_instances": r.below(3)})),
             5 => ("ids_appliances_scaling", json!({"policy": "constant", "num_instances": 1 + r.below(2)})),
             6 => ("ids_appliances_placement", json!({"policy": "automatic", "max_zones": 1 + r.below(2)})),
+            7 => ("span_port_enabled", json!(r.chance(70))),
             _ => ("ids_appliance_instance_type_test", pick(&mut r, &[json!("t3a.medium"), json!("m5.xlarge")])),
         };
         if name == "ids_appliances_placement" && scope.get("deployment_id").is_none() {
@@ -1963,4 +2032,131 @@ fn a_silent_appliance_is_replaced_and_its_predecessor_kept_until_the_replacement
     // Given up: nothing to replace, the retired one held — the plan stays empty (no churn).
     w.replacing.hold.insert(key.into());
     assert!(w.plan(Some(&d)).0.is_empty());
+}
+
+fn sessions(w: &World) -> BTreeMap<String, (String, String, i32)> {
+    w.snap.regions["us-east-1"]
+        .mirror_sessions
+        .iter()
+        .filter(|m| m.tags.contains_key(TAG_KEY))
+        .map(|m| (m.interface.clone(), (m.target.clone(), m.filter.clone(), m.number)))
+        .collect()
+}
+
+/// otis `span_port_enabled`: each running IDS appliance gets a mirror filter (a rule each
+/// way) and a target at its primary interface; every interface of every instance under an
+/// `ids` policy gets one session, to an appliance of its zone, numbered after the customer's
+/// own sessions there; an interface that has the most sessions AWS allows is a problem and
+/// left alone; the IDS group lets VXLAN in from the VPC. A replaced appliance takes its
+/// target with it in the same plan (the new target created after the new appliance, the
+/// sessions moved in place, the old target removed after them, never while in use). A
+/// filter that lost a rule is mended in place. The option off, the mirroring goes, sessions
+/// before the targets and filters they use, the customer's sessions untouched.
+#[test]
+fn span_port_mirrors_every_protected_interface_and_follows_a_replaced_appliance() {
+    let mut w = estate();
+    let d = w.deployment.clone();
+    {
+        let rs = w.snap.regions.get_mut("us-east-1").unwrap();
+        // The customer mirrors i-000000a1 already; eni-000000a2 is full.
+        rs.mirror_sessions.push(MirrorSession {
+            id: "tms-customer".into(),
+            interface: "eni-000000a1".into(),
+            target: "tmt-customer".into(),
+            filter: "tmf-customer".into(),
+            number: 32766,
+            tags: Tags::new(),
+        });
+        let a2 = rs.instances.iter_mut().find(|i| i.id == "i-000000a2").unwrap();
+        a2.interfaces.push("eni-000000a9".into());
+        for n in 1..=3 {
+            rs.mirror_sessions.push(MirrorSession {
+                id: format!("tms-full{n}"),
+                interface: "eni-000000a9".into(),
+                target: "tmt-customer".into(),
+                filter: "tmf-customer".into(),
+                number: n,
+                tags: Tags::new(),
+            });
+        }
+    }
+    w.options = vec![option(&w, "span_port_enabled", json!({"vpc_key": VPC_A}), json!(true))];
+    assert_eq!(w.converge(Some(&d)), 2, "one plan applied converges");
+    let (ids_a, ids_b) = ("us-east-1/vpc-0000000a/us-east-1a/ids", "us-east-1/vpc-0000000a/us-east-1b/ids");
+    let target = |w: &World, ids: &str| w.owned.items[&format!("{ids}/mirror_target")].id.clone();
+    let filter = |w: &World, ids: &str| w.owned.items[&format!("{ids}/mirror_filter")].id.clone();
+    let rs = &w.snap.regions["us-east-1"];
+    let eni_of = |w: &World, ids: &str| format!("eni-{}", w.owned.items[ids].id);
+    for ids in [ids_a, ids_b] {
+        let t = rs.mirror_targets.iter().find(|t| t.id == target(&w, ids)).unwrap();
+        assert_eq!(t.interface, Some(eni_of(&w, ids)), "the target is the appliance's interface");
+        let f = rs.mirror_filters.iter().find(|f| f.id == filter(&w, ids)).unwrap();
+        assert_eq!((f.ingress_rules, f.egress_rules), (1, 1));
+    }
+    let s = sessions(&w);
+    assert_eq!(
+        s.keys().collect::<Vec<_>>(),
+        ["eni-000000a1", "eni-000000a2"],
+        "every protected interface but the full one; nothing in the Essentials VPC"
+    );
+    assert_eq!(s["eni-000000a1"], (target(&w, ids_a), filter(&w, ids_a), 32765), "after the customer's 32766");
+    assert_eq!(s["eni-000000a2"], (target(&w, ids_b), filter(&w, ids_b), 32766), "to its zone's appliance");
+    let (p, _) = w.plan(Some(&d));
+    assert!(
+        p.problems.iter().any(|m| m.contains("eni-000000a9") && m.contains("the most AWS allows")),
+        "{:?}",
+        p.problems
+    );
+    let group = w.owned.items["us-east-1/vpc-0000000a/ids_sg"].spec.clone();
+    assert!(
+        matches!(&group, Some(Spec::SecurityGroup { ingress, .. })
+            if ingress.contains(&Perm::new("udp", VXLAN_PORT, VXLAN_PORT, "10.1.0.0/16"))),
+        "{group:?}"
+    );
+
+    // The 1a appliance replaced (another type): its target follows in the same plan.
+    w.snap.regions.get_mut("us-east-1").unwrap().offerings.push(Offering {
+        zone: "us-east-1a".into(),
+        instance_type: "m5.xlarge".into(),
+    });
+    w.options.push(option(&w, "ids_appliance_instance_type", json!({"vpc_key": VPC_A}), json!("m5.xlarge")));
+    let old_target = target(&w, ids_a);
+    let (p, _) = w.plan(Some(&d));
+    let t_key = format!("{ids_a}/mirror_target");
+    let find = |key: &str, verb: &str| {
+        p.actions.iter().find(|a| a.key == key && a.op.verb() == verb).unwrap_or_else(|| panic!("{verb} {key}: {p:#?}"))
+    };
+    assert!(find(&t_key, "create").after.contains(&ids_a.to_string()), "after the new appliance");
+    let moved = find("us-east-1/vpc-0000000a/mirror/eni-000000a1", "modify");
+    assert!(moved.after.contains(&t_key), "the session moves once the new target exists");
+    let retired = find(&format!("retired/{t_key}"), "delete");
+    assert!(matches!(&retired.op, Op::Delete { id } if *id == old_target));
+    assert!(retired.after.contains(&"us-east-1/vpc-0000000a/mirror/eni-000000a1".to_string()), "{retired:?}");
+    w.apply(&p);
+    assert_eq!(w.converge(Some(&d)), 1, "converged in that one plan");
+    assert_ne!(target(&w, ids_a), old_target);
+    assert_eq!(sessions(&w)["eni-000000a1"].0, target(&w, ids_a));
+    let t = w.snap.regions["us-east-1"].mirror_targets.iter().find(|t| t.id == target(&w, ids_a)).cloned().unwrap();
+    assert_eq!(t.interface, Some(eni_of(&w, ids_a)));
+
+    // A filter that lost its egress rule is given it back in place.
+    let f = filter(&w, ids_b);
+    w.snap.regions.get_mut("us-east-1").unwrap().mirror_filters.iter_mut().find(|x| x.id == f).unwrap().egress_rules = 0;
+    let (p, _) = w.plan(Some(&d));
+    assert_eq!(p.actions.len(), 1, "{p:#?}");
+    assert!(matches!(&p.actions[0].op, Op::Modify { id, .. } if *id == f));
+    w.apply(&p);
+
+    // Off: the mirroring goes; the customer's sessions stay.
+    w.options.retain(|o| o.name != "span_port_enabled");
+    let (p, _) = w.plan(Some(&d));
+    let dels: Vec<&Action> = p.actions.iter().filter(|a| matches!(a.op, Op::Delete { .. })).collect();
+    assert_eq!(dels.len(), 2 + 2 + 2, "two sessions, two targets, two filters: {dels:#?}");
+    for a in dels.iter().filter(|a| a.kind != ResKind::MirrorSession) {
+        assert_eq!(a.after.iter().filter(|k| k.contains("/mirror/")).count(), 2, "{a:?}");
+    }
+    w.converge(Some(&d));
+    let rs = &w.snap.regions["us-east-1"];
+    assert!(sessions(&w).is_empty() && rs.mirror_targets.is_empty() && rs.mirror_filters.is_empty());
+    assert_eq!(rs.mirror_sessions.len(), 4, "the customer's four sessions");
 }

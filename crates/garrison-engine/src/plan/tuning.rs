@@ -24,6 +24,8 @@ pub const IDS_TAGS: &str = "ids_security_resource_tags";
 pub const CROSS: &str = "cross_network_protection";
 /// The customer's subnet for the appliances of its zone (adopted, never changed).
 pub const PREDEFINED_SUBNET: &str = "predefined_security_subnet";
+/// IDS traffic by VPC Traffic Mirroring: AWS's span port.
+pub const SPAN_PORT: &str = "span_port_enabled";
 
 /// The value of option `name` that resolves for a VPC of the deployment, if any.
 pub fn option_for<'a>(
@@ -61,6 +63,9 @@ pub struct VpcTuning {
     pub scan_block: Option<Ipv4Net>,
     /// The id of the customer's subnet the appliances of its zone go in.
     pub predefined_subnet: Option<String>,
+    /// The protected instances' interfaces are mirrored to the IDS appliances
+    /// (`span_port_enabled`).
+    pub mirroring: bool,
 }
 
 fn tag_map(o: Option<&TuningOption>) -> Tags {
@@ -105,6 +110,7 @@ pub fn for_vpc(options: &[TuningOption], deployment_id: &str, region: &str, vpc:
             Some(garrison_model::scope::AssetKey::Subnet { subnet, .. }) => Some(subnet),
             _ => None,
         }),
+        mirroring: get(SPAN_PORT).is_some_and(|o| o.value == serde_json::Value::Bool(true)),
     }
 }
 
@@ -134,6 +140,8 @@ mod tests {
             opt(SCAN_TYPE, json!({}), json!("c6a.large")),
             opt(SCAN_SCALING, vpc.clone(), json!({"policy": "constant", "num_instances": 0})),
             opt(IDS_SCALING, json!({}), json!({"policy": "automatic", "min_instances": 2, "max_instances": 3})),
+            opt(SPAN_PORT, json!({"deployment_id": "D"}), json!(true)),
+            opt(SPAN_PORT, vpc.clone(), json!(false)),
         ];
         let t = for_vpc(&options, "D", "us-east-1", "vpc-00000001");
         assert_eq!(t.tags, Tags::from([("Team".into(), "sec".into()), ("Cost".into(), "1".into())]));
@@ -143,9 +151,11 @@ mod tests {
         assert_eq!(t.scan_type.as_deref(), Some("c6a.large"));
         assert_eq!(t.scanners, Some(0));
         assert_eq!(t.ids_per_zone, 2);
+        assert!(!t.mirroring, "the VPC's own span_port_enabled = false wins over the deployment's");
         let other = for_vpc(&options, "D", "us-east-1", "vpc-00000002");
         assert_eq!(other.ids_type, Some(("m5.large".into(), false)));
         assert_eq!(other.scanners, None, "the scaling option names another VPC");
+        assert!(other.mirroring);
         assert_eq!(for_vpc(&[], "D", "us-east-1", "vpc-00000001"), VpcTuning { ids_per_zone: 1, ..Default::default() });
         assert_eq!((nth("k/ids", 1), nth("k/ids", 3)), ("k/ids".to_string(), "k/ids-3".to_string()));
     }
