@@ -98,7 +98,7 @@ both_backends!(themis_roles_and_templates, |s: Server| async move {
     let keys: Vec<&str> = b.as_object().unwrap().keys().map(|k| k.as_str()).collect();
     assert_eq!(keys, ["type", "platform_type", "policy_document", "external_id", "aws_account_id", "version", "cft"]);
     assert_eq!(b["type"], "ci_full");
-    assert_eq!(b["version"], "2026-12-06.3");
+    assert_eq!(b["version"], "2026-12-07");
     assert_eq!(b["aws_account_id"], PRINCIPAL);
     let ext = b["external_id"].as_str().unwrap();
     assert_eq!(ext.len(), 32);
@@ -108,9 +108,9 @@ both_backends!(themis_roles_and_templates, |s: Server| async move {
         ext,
         "stable per tenant"
     );
-    assert_eq!(b["cft"]["s3_key"], "ci_full/2026-12-06.3");
+    assert_eq!(b["cft"]["s3_key"], "ci_full/2026-12-07");
     let url = b["cft"]["s3_url"].as_str().unwrap().to_string();
-    assert_eq!(url, format!("{}/themis/v1/templates/aws/ci_full/2026-12-06.3", s.base));
+    assert_eq!(url, format!("{}/themis/v1/templates/aws/ci_full/2026-12-07", s.base));
     // The template is public and trusts our principal with the ExternalId parameter.
     let tpl: Value = s.http.get(&url).send().await.unwrap().json().await.unwrap();
     let trust = &tpl["Resources"]["GarrisonRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0];
@@ -125,7 +125,7 @@ both_backends!(themis_roles_and_templates, |s: Server| async move {
         missing.body["message"]
             .as_str()
             .unwrap()
-            .contains("2020-01-10, 2026-11-30, 2026-12-06, 2026-12-06.2, 2026-12-06.3")
+            .contains("2020-01-10, 2026-11-30, 2026-12-06, 2026-12-06.2, 2026-12-07")
     );
     assert_eq!(s.get("/themis/v1/10000001/roles/aws/cd_full/latest", &t).await.status, 404);
     let bad = s.get("/themis/v1/10000001/roles/aws/ci_fulll/latest", &t).await;
@@ -137,7 +137,7 @@ both_backends!(themis_roles_and_templates, |s: Server| async move {
     // validate_credentials, from stored data.
     let cred = json!({"credential": {"platform_type": "aws", "role_type": "ci_full", "arn": "arn:aws:iam::123412341234:role/garrison", "external_id": ext}});
     let v = s.req(Method::POST, "/themis/v1/validate/aws/ci_full", &t, Some(cred.clone())).await;
-    assert_eq!(v.body, json!({"status": "latest", "message": "Validation successful", "version": "2026-12-06.3"}));
+    assert_eq!(v.body, json!({"status": "latest", "message": "Validation successful", "version": "2026-12-07"}));
     let mut old = cred.clone();
     old["credential"]["role_version"] = json!("2020-01-10");
     assert_eq!(s.req(Method::POST, "/themis/v1/validate/aws/ci_full", &t, Some(old)).await.body["status"], "outdated");
@@ -156,7 +156,7 @@ both_backends!(themis_roles_and_templates, |s: Server| async move {
     assert_eq!(tf.status(), 200);
     assert_eq!(tf.headers()["content-type"], "text/plain; charset=utf-8");
     let hcl = tf.text().await.unwrap();
-    assert!(hcl.starts_with("# garrison ci_full role, version 2026-12-06.3"), "{hcl}");
+    assert!(hcl.starts_with("# garrison ci_full role, version 2026-12-07"), "{hcl}");
     assert!(
         hcl.contains("resource \"aws_iam_role\" \"garrison\"")
             && hcl.contains(&format!("arn:aws:iam::{PRINCIPAL}:root")),

@@ -296,9 +296,12 @@ pub fn render(
     let mut manual: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for a in &plan.actions {
         match &a.op {
-            Op::Create { spec: Spec::MirrorTarget { appliance }, .. } => manual.entry(a.region.as_str()).or_default().push(
-                format!("create {}: a traffic mirror target at the primary network interface of {}", a.key, appliance),
-            ),
+            Op::Create { spec: Spec::MirrorTarget { appliance }, .. } => {
+                manual.entry(a.region.as_str()).or_default().push(format!(
+                    "create {}: a traffic mirror target at the primary network interface of {}",
+                    a.key, appliance
+                ))
+            }
             Op::Create { spec, .. } => by_region.entry(a.region.as_str()).or_default().push((a.key.as_str(), spec)),
             Op::Adopt { .. } | Op::Forget { .. } => {}
             other => manual.entry(a.region.as_str()).or_default().push(format!("{} {}", other.verb(), a.key)),

@@ -22,6 +22,7 @@ const FILES: &[&str] = &[
     include_str!("../data/roles/ci_full/2026-12-06.json"),
     include_str!("../data/roles/ci_full/2026-12-06.2.json"),
     include_str!("../data/roles/ci_full/2026-12-06.3.json"),
+    include_str!("../data/roles/ci_full/2026-12-07.json"),
     include_str!("../data/roles/ci_manual/2020-01-10.json"),
     include_str!("../data/roles/ci_essentials/2021-03-30.json"),
     include_str!("../data/roles/ci_readonly/2019-10-22.json"),
@@ -122,7 +123,7 @@ mod tests {
     #[test]
     fn latest_resolves_to_the_newest_date() {
         let c = Catalog::builtin();
-        assert_eq!(c.get("aws", "ci_full", "latest").unwrap().version, "2026-12-06.3");
+        assert_eq!(c.get("aws", "ci_full", "latest").unwrap().version, "2026-12-07");
         assert_eq!(c.get("aws", "ci_full", "2020-01-10").unwrap().version, "2020-01-10");
         assert!(matches!(c.get("aws", "ci_full", "2019-01-01"), Err(LookupError::Version { .. })));
         assert!(matches!(c.get("aws", "cd_full", "latest"), Err(LookupError::Retired(..))));

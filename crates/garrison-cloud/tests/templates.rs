@@ -49,13 +49,13 @@ async fn published_template_builds_the_role_in_cloudformation() {
     assert_eq!(written.len(), 7);
     let listed = aws.s3().list_objects_v2().bucket(bucket).send().await.unwrap();
     let keys: BTreeSet<String> = listed.contents().iter().filter_map(|o| o.key().map(str::to_string)).collect();
-    assert!(keys.contains("ci_full/2026-12-06.3") && keys.contains("ci_x_account_ct/2021-03-30"), "{keys:?}");
+    assert!(keys.contains("ci_full/2026-12-07") && keys.contains("ci_x_account_ct/2021-03-30"), "{keys:?}");
 
     let role = catalog.get("aws", "ci_full", "latest").unwrap();
     let cf = aws.cloudformation();
     cf.create_stack()
         .stack_name("garrison-ci-full")
-        .template_url(templates::template_url(bucket, "ci_full/2026-12-06.3"))
+        .template_url(templates::template_url(bucket, "ci_full/2026-12-07"))
         .parameters(Parameter::builder().parameter_key("ExternalId").parameter_value("ext-0123456789abcdef").build())
         .capabilities(Capability::CapabilityIam)
         .send()

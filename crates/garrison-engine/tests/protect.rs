@@ -742,3 +742,137 @@ async fn the_scanner_subnet_takes_the_operators_block_on_the_emulator() {
         "garrison's subnet, the operator's block"
     );
 }
+
+/// otis `span_port_enabled` on the emulator: a session for exactly the interfaces of the
+/// VPC's protected instances, each to the target at an IDS appliance of its zone (the
+/// appliance's primary interface), with a filter that takes everything both ways; numbered
+/// after the customer's own session on one interface, which is left as it was; the IDS group
+/// lets VXLAN in; every mirror resource has its create entry in the audit log. An IDS
+/// appliance replaced (another type) takes its target along: the sessions are the same ones,
+/// sent to the new target in place, the old target gone. Uninstall removes all of it and
+/// nothing of the customer's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn span_port_mirrors_exactly_the_protected_interfaces_and_goes_on_uninstall() {
+    use garrison_model::protection::ResKind as K;
+    let OneVpc { _moto, aws, sessions, spec, vpc, t, d } = one_vpc("mirror", PROFESSIONAL).await;
+    let read =
+        || async { garrison_cloud::discovery::discover(&aws, &spec.regions, 0).await.regions["us-east-1"].clone() };
+    let rs = read().await;
+    let hosts: Vec<&garrison_model::snapshot::Instance> =
+        rs.instances.iter().filter(|i| i.vpc_id.as_deref() == Some(vpc.id.as_str()) && i.is_running()).collect();
+    assert!(hosts.len() >= 2, "{hosts:?}");
+    // The customer mirrors their first host to their second already.
+    let ec2 = aws.ec2();
+    let their_target = ec2
+        .create_traffic_mirror_target()
+        .network_interface_id(&hosts[1].interfaces[0])
+        .send()
+        .await
+        .unwrap()
+        .traffic_mirror_target
+        .unwrap()
+        .traffic_mirror_target_id
+        .unwrap();
+    let their_filter = ec2
+        .create_traffic_mirror_filter()
+        .send()
+        .await
+        .unwrap()
+        .traffic_mirror_filter
+        .unwrap()
+        .traffic_mirror_filter_id
+        .unwrap();
+    ec2.create_traffic_mirror_session()
+        .network_interface_id(&hosts[0].interfaces[0])
+        .traffic_mirror_target_id(&their_target)
+        .traffic_mirror_filter_id(&their_filter)
+        .session_number(32766)
+        .send()
+        .await
+        .unwrap();
+    let theirs_before = {
+        let now = read().await;
+        (now.mirror_targets.len(), now.mirror_sessions)
+    };
+
+    let option = |name: &str, value: Value| {
+        garrison_model::otis::parse(&json!({"name": name, "scope": {"deployment_id": d.id}, "value": value})).unwrap()
+    };
+    assert!(t.store.create_option(&t.account, &option("span_port_enabled", json!(true))).await.unwrap());
+    let e = Engine::new(t.store.clone(), sessions.clone(), GARRISON.into());
+    let r = reconcile(&e, &d).await.unwrap();
+    assert!(r.outcomes.iter().all(|o| o.result == "done"), "{:#?}", r.outcomes);
+
+    // What garrison mirrors, and to which appliance.
+    let check = |rs: &garrison_model::snapshot::RegionSnapshot| {
+        let ours = |tags: &Tags| tagged(tags, &d.id);
+        let sessions: BTreeMap<&str, &garrison_model::snapshot::MirrorSession> =
+            rs.mirror_sessions.iter().filter(|s| ours(&s.tags)).map(|s| (s.interface.as_str(), s)).collect();
+        let wanted: std::collections::BTreeSet<&str> =
+            hosts.iter().flat_map(|h| h.interfaces.iter().map(String::as_str)).collect();
+        assert_eq!(
+            sessions.keys().copied().collect::<std::collections::BTreeSet<_>>(),
+            wanted,
+            "exactly the protected interfaces"
+        );
+        for h in &hosts {
+            let s = sessions[h.interfaces[0].as_str()];
+            let target =
+                rs.mirror_targets.iter().find(|t| t.id == s.target && ours(&t.tags)).expect("garrison's target");
+            let ids = rs
+                .instances
+                .iter()
+                .find(|i| i.interfaces.first() == target.interface.as_ref())
+                .expect("the target is an instance's primary interface");
+            assert_eq!(ids.tags[TAG_KEY], format!("us-east-1/{}/{}/ids", vpc.id, h.zone), "{}: its zone's IDS", h.id);
+            let f = rs.mirror_filters.iter().find(|f| f.id == s.filter && ours(&f.tags)).expect("garrison's filter");
+            assert_eq!((f.ingress_rules, f.egress_rules), (1, 1));
+            let number = if h.id == hosts[0].id { 32765 } else { 32766 };
+            assert_eq!(s.number, number, "{}: after the customer's session", h.id);
+        }
+        sessions.values().map(|s| (s.interface.clone(), (s.id.clone(), s.target.clone()))).collect::<BTreeMap<_, _>>()
+    };
+    let rs = read().await;
+    let first = check(&rs);
+    let group = rs.security_groups.iter().find(|g| tagged(&g.tags, &d.id) && g.name.contains("IDS")).unwrap();
+    assert!(
+        garrison_engine::plan::planner::flatten(&group.ingress).contains(&Perm::new("udp", 4789, 4789, &vpc.cidr)),
+        "{:?}",
+        group.ingress
+    );
+    let log = t.store.audit_log(&t.account, &d.id, 100_000).await.unwrap();
+    for o in t.store.owned(&d.id).await.unwrap().items.values() {
+        if matches!(o.kind, K::MirrorFilter | K::MirrorTarget | K::MirrorSession) {
+            let call = o.kind.facts().create_call;
+            assert!(
+                log.iter().any(|e| e.call == call && e.outcome == "ok" && e.key.as_deref() == Some(&o.key)),
+                "{}",
+                o.key
+            );
+        }
+    }
+    assert!(log.iter().filter(|e| e.call == "ec2:CreateTrafficMirrorFilterRule" && e.outcome == "ok").count() >= 2);
+    assert!(reconcile(&e, &d).await.unwrap().plan.actions.is_empty(), "planning again changes nothing");
+
+    // Each IDS appliance replaced: the sessions stay, sent to the new targets.
+    assert!(
+        t.store.create_option(&t.account, &option("ids_appliance_instance_type", json!("m5.xlarge"))).await.unwrap()
+    );
+    let r = reconcile(&e, &d).await.unwrap();
+    assert!(r.outcomes.iter().all(|o| o.result == "done"), "{:#?}", r.outcomes);
+    let rs = read().await;
+    let second = check(&rs);
+    for (eni, (id, target)) in &second {
+        assert_eq!(&first[eni].0, id, "{eni}: the same session, changed in place");
+        assert_ne!(&first[eni].1, target, "{eni}: to the new appliance's target");
+        assert!(rs.mirror_targets.iter().all(|t| t.id != first[eni].1), "the old target is gone");
+    }
+    assert!(reconcile(&e, &d).await.unwrap().plan.actions.is_empty(), "converged");
+
+    assert!(t.store.request_removal(&t.account, &d.id, "u").await.unwrap());
+    let removal = uninstall(&e, &d).await.unwrap();
+    assert!(removal.verified, "{:?} {:#?}", removal.remaining, removal.outcomes);
+    let rs = read().await;
+    assert_eq!((rs.mirror_targets.len(), rs.mirror_sessions.clone()), theirs_before, "the customer's, as they were");
+    assert_eq!(rs.mirror_filters.iter().map(|f| f.id.as_str()).collect::<Vec<_>>(), [their_filter.as_str()]);
+}

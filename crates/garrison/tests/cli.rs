@@ -211,7 +211,7 @@ fn reference_workflow_through_the_real_alcli() {
         json_out(&o)
     };
     let role = run(&REFERENCE_GET_ROLE);
-    assert_eq!((role["type"].as_str(), role["version"].as_str()), (Some("ci_full"), Some("2026-12-06.3")));
+    assert_eq!((role["type"].as_str(), role["version"].as_str()), (Some("ci_full"), Some("2026-12-07")));
     let cred = run(&[
         "credentials",
         "create_credential",
@@ -368,7 +368,7 @@ async fn templates_published_to_s3_are_what_themis_points_at() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let printed = String::from_utf8_lossy(&out.stdout);
     assert_eq!(printed.lines().count(), 10, "{printed}");
-    let obj = aws.s3().get_object().bucket("operator-templates").key("ci_full/2026-12-06.3").send().await.unwrap();
+    let obj = aws.s3().get_object().bucket("operator-templates").key("ci_full/2026-12-07").send().await.unwrap();
     let body: Value = serde_json::from_slice(&obj.body.collect().await.unwrap().into_bytes()).unwrap();
     assert_eq!(
         body["Resources"]["GarrisonRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]["AWS"],
@@ -383,7 +383,7 @@ async fn templates_published_to_s3_are_what_themis_points_at() {
     ));
     assert_eq!(
         role["cft"],
-        serde_json::json!({"s3_bucket": "operator-templates", "s3_key": "ci_full/2026-12-06.3", "s3_url": "https://operator-templates.s3.amazonaws.com/ci_full/2026-12-06.3"})
+        serde_json::json!({"s3_bucket": "operator-templates", "s3_key": "ci_full/2026-12-07", "s3_url": "https://operator-templates.s3.amazonaws.com/ci_full/2026-12-07"})
     );
 }
 

@@ -651,7 +651,8 @@ impl Builder<'_> {
                     _ => None,
                 };
                 let same_zone: Vec<&String> = to.iter().filter(|(z, _)| *z == i.zone).map(|(_, k)| k).collect();
-                let pool: Vec<&String> = if same_zone.is_empty() { to.iter().map(|(_, k)| k).collect() } else { same_zone };
+                let pool: Vec<&String> =
+                    if same_zone.is_empty() { to.iter().map(|(_, k)| k).collect() } else { same_zone };
                 let appliance = match &kept {
                     Some((target, _)) if pool.iter().any(|k| mirror_key(k, "target") == *target) => {
                         target.trim_end_matches("/mirror_target").to_string()

@@ -306,11 +306,9 @@ pub fn plan(desired: &Desired, snap: &Snapshot, owned: &Owned) -> Plan {
                     (Spec::NetworkAcl { .. }, Some(had @ Spec::NetworkAcl { .. }), Seen::Present(_)) => spec != had,
                     // A target at another interface than its appliance's (the appliance was
                     // replaced in an earlier run).
-                    (
-                        Spec::MirrorTarget { appliance },
-                        _,
-                        Seen::Present(Observed::MirrorTarget { interface }),
-                    ) => appliance_interface(snap, owned, appliance).is_some_and(|want| Some(want) != *interface),
+                    (Spec::MirrorTarget { appliance }, _, Seen::Present(Observed::MirrorTarget { interface })) => {
+                        appliance_interface(snap, owned, appliance).is_some_and(|want| Some(want) != *interface)
+                    }
                     (
                         Spec::Appliance { instance_type, zone, subnet, .. },
                         had,
@@ -398,7 +396,10 @@ pub fn plan(desired: &Desired, snap: &Snapshot, owned: &Owned) -> Plan {
                         }
                     }
                     Seen::Present(
-                        Observed::Trail { .. } | Observed::MirrorTarget { .. } | Observed::MirrorFilter { .. } | Observed::Other,
+                        Observed::Trail { .. }
+                        | Observed::MirrorTarget { .. }
+                        | Observed::MirrorFilter { .. }
+                        | Observed::Other,
                     ) => {}
                 }
             }

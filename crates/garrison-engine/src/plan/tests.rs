@@ -2115,10 +2115,12 @@ fn span_port_mirrors_every_protected_interface_and_follows_a_replaced_appliance(
     );
 
     // The 1a appliance replaced (another type): its target follows in the same plan.
-    w.snap.regions.get_mut("us-east-1").unwrap().offerings.push(Offering {
-        zone: "us-east-1a".into(),
-        instance_type: "m5.xlarge".into(),
-    });
+    w.snap
+        .regions
+        .get_mut("us-east-1")
+        .unwrap()
+        .offerings
+        .push(Offering { zone: "us-east-1a".into(), instance_type: "m5.xlarge".into() });
     w.options.push(option(&w, "ids_appliance_instance_type", json!({"vpc_key": VPC_A}), json!("m5.xlarge")));
     let old_target = target(&w, ids_a);
     let (p, _) = w.plan(Some(&d));
@@ -2141,7 +2143,8 @@ fn span_port_mirrors_every_protected_interface_and_follows_a_replaced_appliance(
 
     // A filter that lost its egress rule is given it back in place.
     let f = filter(&w, ids_b);
-    w.snap.regions.get_mut("us-east-1").unwrap().mirror_filters.iter_mut().find(|x| x.id == f).unwrap().egress_rules = 0;
+    w.snap.regions.get_mut("us-east-1").unwrap().mirror_filters.iter_mut().find(|x| x.id == f).unwrap().egress_rules =
+        0;
     let (p, _) = w.plan(Some(&d));
     assert_eq!(p.actions.len(), 1, "{p:#?}");
     assert!(matches!(&p.actions[0].op, Op::Modify { id, .. } if *id == f));

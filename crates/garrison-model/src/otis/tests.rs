@@ -135,9 +135,10 @@ fn every_option_says_whether_garrison_applies_it() {
         }
     }
     assert_eq!(effect("ids_appliances_placement"), Some(Effect::Applied));
-    let o = parse(&json!({"name": "span_port_enabled", "value": true})).unwrap();
+    assert_eq!(effect("span_port_enabled"), Some(Effect::Applied), "VPC Traffic Mirroring");
+    let o = parse(&json!({"name": "custom_routing", "value": true})).unwrap();
     assert_eq!(shown(&o)["applied"], false);
-    assert!(shown(&o)["not_applied_reason"].as_str().unwrap().contains("span"));
+    assert!(shown(&o)["not_applied_reason"].as_str().unwrap().contains("routing"));
 }
 
 fn any_scope() -> impl Strategy<Value = OptionScope> {
