@@ -47,6 +47,12 @@ async fn estate_m_converges_under_faults_with_no_duplicate_or_orphan() {
         let t = garrison_testkit::tenants::tenant(&direct, "faults").await.unwrap();
         let d: Deployment =
             t.automatic("faults", &spec.regions, |i| if i == 0 { PROFESSIONAL } else { ESSENTIALS }).await.unwrap();
+        // Traffic mirroring too: its filters, targets and sessions under the same faults.
+        let span = garrison_model::otis::parse(
+            &serde_json::json!({"name": "span_port_enabled", "scope": {"deployment_id": d.id}, "value": true}),
+        )
+        .unwrap();
+        assert!(t.store.create_option(&t.account, &span).await.unwrap());
         let mut e = Engine::new(t.store.clone(), Arc::new(Sessions::new(faulty.clone())), GARRISON.into());
         e.propagation = (3, Duration::ZERO);
         e.retry_pause = Duration::from_millis(50);
@@ -96,10 +102,10 @@ async fn estate_m_converges_under_faults_with_no_duplicate_or_orphan() {
         let regions = spec.regions.clone();
         let got = leftovers(&direct, &regions, &d.id).await;
         let owned = t.store.owned(&d.id).await.unwrap();
-        assert!(
-            got.by_key.keys().any(|(k, _)| *k == garrison_model::protection::ResKind::Appliance),
-            "run {run}: appliances were built"
-        );
+        for kind in [garrison_model::protection::ResKind::Appliance, garrison_model::protection::ResKind::MirrorSession]
+        {
+            assert!(got.by_key.keys().any(|(k, _)| *k == kind), "run {run}: {kind:?} built");
+        }
         assert_eq!(got.duplicates(), Vec::<String>::new(), "run {run}: duplicates");
         let (orphans, missing) = got.orphans_and_missing(&owned);
         assert_eq!(orphans, Vec::<String>::new(), "run {run}: orphans");

@@ -739,6 +739,10 @@ pub const VXLAN_PORT: i32 = 4789;
 /// The most sessions AWS lets one network interface be the source of.
 pub const MAX_SESSIONS_PER_INTERFACE: usize = 3;
 
+/// The most sources AWS lets a network-interface target take (all but the largest instance
+/// sizes: 10; garrison assumes 10 everywhere, never more than AWS takes).
+pub const MAX_SOURCES_PER_TARGET: usize = 10;
+
 /// One entry of a security subnet's ACL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AclEntry {

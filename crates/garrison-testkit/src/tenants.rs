@@ -180,6 +180,15 @@ pub async fn leftovers(aws: &Aws, regions: &[String], d: &str) -> Leftovers {
         for det in &rs.detectors {
             add(ResKind::Detector, ours(&det.tags, d), &det.id);
         }
+        for m in &rs.mirror_targets {
+            add(ResKind::MirrorTarget, ours(&m.tags, d), &m.id);
+        }
+        for m in &rs.mirror_filters {
+            add(ResKind::MirrorFilter, ours(&m.tags, d), &m.id);
+        }
+        for m in &rs.mirror_sessions {
+            add(ResKind::MirrorSession, ours(&m.tags, d), &m.id);
+        }
     }
     let short = d[..8].to_ascii_lowercase();
     for b in aws.s3().list_buckets().send().await.unwrap().buckets() {

@@ -35,6 +35,12 @@ async fn a_worker_killed_anywhere_in_an_apply_leaves_no_duplicate() {
         let key = SealKey::generate();
         let t = tenant_with(&direct, "crash", &key).await.unwrap();
         let d = t.automatic("crash", &spec.regions, |_| garrison_catalog::policies::PROFESSIONAL).await.unwrap();
+        // With traffic mirroring: a kill can land between a filter and its rules too.
+        let span = garrison_model::otis::parse(
+            &serde_json::json!({"name": "span_port_enabled", "scope": {"deployment_id": d.id}, "value": true}),
+        )
+        .unwrap();
+        assert!(t.store.create_option(&t.account, &span).await.unwrap());
         let db = format!("sqlite://{}?mode=rwc", t.dir.join("g.db").display());
 
         // Killed once its journal holds a number of writes that moves through the apply
@@ -68,10 +74,10 @@ async fn a_worker_killed_anywhere_in_an_apply_leaves_no_duplicate() {
         points.push((writes, t.store.audit_log(&t.account, &d.id, 100_000).await.unwrap().len()));
         let got = leftovers(&direct, &spec.regions, &d.id).await;
         let owned = t.store.owned(&d.id).await.unwrap();
-        assert!(
-            got.by_key.keys().any(|(k, _)| *k == garrison_model::protection::ResKind::Appliance),
-            "trial {trial}: appliances were built"
-        );
+        for kind in [garrison_model::protection::ResKind::Appliance, garrison_model::protection::ResKind::MirrorSession]
+        {
+            assert!(got.by_key.keys().any(|(k, _)| *k == kind), "trial {trial}: {kind:?} built");
+        }
         assert_eq!(got.duplicates(), Vec::<String>::new(), "trial {trial} (killed after {writes} writes): duplicates");
         let (orphans, missing) = got.orphans_and_missing(&owned);
         assert_eq!(orphans, Vec::<String>::new(), "trial {trial} (killed after {writes} writes): orphans");

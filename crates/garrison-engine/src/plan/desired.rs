@@ -11,8 +11,8 @@ use garrison_catalog::prices::{IDS_MIN, IDS_TEST_MIN, PriceTable, SCANNER_MIN, S
 use garrison_model::cidr::{Ipv4Net, free_block};
 use garrison_model::deployment::{DEFAULT_CT_REGION, Deployment};
 use garrison_model::protection::{
-    MAX_SESSIONS_PER_INTERFACE, Owned, Perm, RECORDER_NAME, ResKind, Role, Spec, TAG_DEPLOYMENT, TAG_OWNER,
-    TRAIL_PREFIX, VXLAN_PORT,
+    MAX_SESSIONS_PER_INTERFACE, MAX_SOURCES_PER_TARGET, Owned, Perm, RECORDER_NAME, ResKind, Role, Spec,
+    TAG_DEPLOYMENT, TAG_OWNER, TRAIL_PREFIX, VXLAN_PORT,
 };
 use garrison_model::snapshot::{Kind, RegionSnapshot, Snapshot, Tags};
 
@@ -611,10 +611,11 @@ impl Builder<'_> {
     }
 
     /// One mirror session per network interface of each instance under an `ids` policy, to
-    /// a running IDS appliance of the instance's zone (else of the VPC), kept where it is
-    /// while that appliance still takes traffic. Its number puts it after the customer's own
-    /// sessions on the interface; an interface with as many sessions as AWS allows is left
-    /// as it is, and said.
+    /// a running IDS appliance of the instance's zone (else of the VPC) with room for it (a
+    /// target takes `MAX_SOURCES_PER_TARGET` sources), kept where it is while that appliance
+    /// still takes traffic. Its number puts it after the customer's own sessions on the
+    /// interface. An interface with as many sessions as AWS allows, or with no appliance to
+    /// take it, is left as it is, and said.
     fn mirror_sessions(&mut self, n: &VpcNeed, rs: &RegionSnapshot, t: &VpcTuning) {
         let (region, vpc) = (n.region.as_str(), n.vpc_id.as_str());
         let to = std::mem::take(&mut self.mirror_to);
@@ -622,10 +623,11 @@ impl Builder<'_> {
             return;
         }
         let dep = self.d.id.clone();
+        // (interface, instance, zone, the customer's session numbers there, kept (appliance, number)).
+        let mut sources = vec![];
         for host in &n.ids_hosts {
             let Some(i) = rs.instances.iter().find(|i| &i.id == host) else { continue };
             for eni in &i.interfaces {
-                let key = keys::vpc(region, vpc, &format!("mirror/{eni}"));
                 let theirs: Vec<i32> = rs
                     .mirror_sessions
                     .iter()
@@ -646,31 +648,70 @@ impl Builder<'_> {
                         i.id
                     ));
                 }
+                let key = keys::vpc(region, vpc, &format!("mirror/{eni}"));
                 let kept = match self.owned_spec(&key) {
-                    Some(Spec::MirrorSession { target, number, .. }) => Some((target.clone(), *number)),
+                    Some(Spec::MirrorSession { target, number, .. }) => {
+                        to.iter().find(|(_, k)| mirror_key(k, "target") == *target).map(|(_, k)| (k.clone(), *number))
+                    }
                     _ => None,
                 };
-                let same_zone: Vec<&String> = to.iter().filter(|(z, _)| *z == i.zone).map(|(_, k)| k).collect();
-                let pool: Vec<&String> =
-                    if same_zone.is_empty() { to.iter().map(|(_, k)| k).collect() } else { same_zone };
-                let appliance = match &kept {
-                    Some((target, _)) if pool.iter().any(|k| mirror_key(k, "target") == *target) => {
-                        target.trim_end_matches("/mirror_target").to_string()
-                    }
-                    _ => pool[spread(eni, pool.len())].clone(),
-                };
-                let number = match kept {
-                    Some((_, n)) if !theirs.contains(&n) => n,
-                    _ => (1..=MAX_SESSION_NUMBER).rev().find(|n| !theirs.contains(n)).unwrap_or(MAX_SESSION_NUMBER),
-                };
-                let spec = Spec::MirrorSession {
-                    interface: eni.clone(),
-                    target: mirror_key(&appliance, "target"),
-                    filter: mirror_key(&appliance, "filter"),
-                    number,
-                };
-                self.build_tagged(key, region, spec, false, t.ids_tags.clone());
+                sources.push((eni.clone(), i.id.clone(), i.zone.clone(), theirs, kept));
             }
+        }
+        let mut load: BTreeMap<&str, usize> = to.iter().map(|(_, k)| (k.as_str(), 0)).collect();
+        let mut assigned: BTreeMap<usize, String> = BTreeMap::new();
+        // What runs stays where it is (within the limit); the rest goes to the least loaded
+        // appliance of its zone, else of the VPC.
+        for (n, (_, _, _, _, kept)) in sources.iter().enumerate() {
+            if let Some((k, _)) = kept
+                && let Some(l) = load.get_mut(k.as_str())
+                && *l < MAX_SOURCES_PER_TARGET
+            {
+                *l += 1;
+                assigned.insert(n, k.clone());
+            }
+        }
+        for (n, (eni, id, zone, _, _)) in sources.iter().enumerate() {
+            if assigned.contains_key(&n) {
+                continue;
+            }
+            let pick = |same_zone: bool, load: &BTreeMap<&str, usize>| {
+                let mut pool: Vec<&String> = to
+                    .iter()
+                    .filter(|(z, k)| (!same_zone || z == zone) && load[k.as_str()] < MAX_SOURCES_PER_TARGET)
+                    .map(|(_, k)| k)
+                    .collect();
+                if pool.is_empty() {
+                    return None;
+                }
+                let first = spread(eni, pool.len());
+                pool.rotate_left(first);
+                pool.into_iter().min_by_key(|k| load[k.as_str()]).cloned()
+            };
+            match pick(true, &load).or_else(|| pick(false, &load)) {
+                Some(k) => {
+                    *load.get_mut(k.as_str()).expect("a known appliance") += 1;
+                    assigned.insert(n, k);
+                }
+                None => self.out.problems.push(format!(
+                    "{region} {vpc}: {eni} of {id} is not mirrored: every IDS appliance of the VPC takes {MAX_SOURCES_PER_TARGET} sources already (AWS's limit per target); more appliances (ids_appliances_scaling) take more"
+                )),
+            }
+        }
+        for (n, appliance) in assigned {
+            let (eni, _, _, theirs, kept) = &sources[n];
+            let number = match kept {
+                Some((_, n)) if !theirs.contains(n) => *n,
+                _ => (1..=MAX_SESSION_NUMBER).rev().find(|n| !theirs.contains(n)).unwrap_or(MAX_SESSION_NUMBER),
+            };
+            let spec = Spec::MirrorSession {
+                interface: eni.clone(),
+                target: mirror_key(&appliance, "target"),
+                filter: mirror_key(&appliance, "filter"),
+                number,
+            };
+            let key = keys::vpc(region, vpc, &format!("mirror/{eni}"));
+            self.build_tagged(key, region, spec, false, t.ids_tags.clone());
         }
     }
 

@@ -2163,3 +2163,47 @@ fn span_port_mirrors_every_protected_interface_and_follows_a_replaced_appliance(
     assert!(sessions(&w).is_empty() && rs.mirror_targets.is_empty() && rs.mirror_filters.is_empty());
     assert_eq!(rs.mirror_sessions.len(), 4, "the customer's four sessions");
 }
+
+/// A network-interface target takes 10 sources (AWS's limit): a zone's interfaces beyond
+/// that go to the VPC's other appliances, and beyond all of them are named in the problems
+/// with the remedy; more appliances per zone take them all, without moving what runs.
+#[test]
+fn mirror_targets_take_at_most_ten_sources_each() {
+    let mut w = estate();
+    let d = w.deployment.clone();
+    {
+        let rs = w.snap.regions.get_mut("us-east-1").unwrap();
+        let template = rs.instances.iter().find(|i| i.id == "i-000000a1").unwrap().clone();
+        for n in 0..20 {
+            let id = format!("i-0000a1{n:02}");
+            rs.instances.push(Instance { interfaces: vec![format!("eni-{}", &id[2..])], id, ..template.clone() });
+        }
+    }
+    w.options = vec![option(&w, "span_port_enabled", json!({"vpc_key": VPC_A}), json!(true))];
+    w.converge(Some(&d));
+    let per_target = |w: &World| {
+        let mut m: BTreeMap<String, usize> = BTreeMap::new();
+        for (t, _, _) in sessions(w).values() {
+            *m.entry(t.clone()).or_default() += 1;
+        }
+        m
+    };
+    assert_eq!(per_target(&w).values().copied().collect::<Vec<_>>(), [10, 10], "two appliances, full");
+    let (p, _) = w.plan(Some(&d));
+    let unmirrored: Vec<&String> = p.problems.iter().filter(|m| m.contains("ids_appliances_scaling")).collect();
+    assert_eq!(unmirrored.len(), 2, "22 interfaces, room for 20: {:?}", p.problems);
+    let before = sessions(&w);
+
+    w.options.push(option(
+        &w,
+        "ids_appliances_scaling",
+        json!({"vpc_key": VPC_A}),
+        json!({"policy": "constant", "num_instances": 2}),
+    ));
+    w.converge(Some(&d));
+    assert_eq!(sessions(&w).len(), 22, "every interface mirrored");
+    assert!(per_target(&w).values().all(|n| *n <= 10), "{:?}", per_target(&w));
+    for (eni, s) in &before {
+        assert_eq!(&sessions(&w)[eni], s, "{eni}: kept where it was");
+    }
+}
