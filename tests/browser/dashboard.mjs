@@ -51,6 +51,9 @@ try {
     assert.equal(await page.locator(`[data-testid=vpc][data-vpc="${want.vpc_cost.vpc}"] [data-testid=vpc-cost]`).first().textContent(), want.vpc_cost.text);
   }
   ok(`option ${want.option} costs nothing; VPC cost shown (${want.vpc_cost ? want.vpc_cost.text : "–"})`);
+  // Traffic mirroring (span_port_enabled): how many interfaces a VPC mirrors to its IDS.
+  assert.equal(await page.locator(`[data-testid=vpc][data-vpc="${want.mirrored.vpc}"] [data-testid=vpc-mirrored]`).first().textContent(), want.mirrored.text);
+  ok(`mirroring shown: ${want.mirrored.vpc}${want.mirrored.text}`);
   // The findings put on the default bus: listed highest first, beside their VPC.
   const finding = page.locator(`[data-testid=finding][data-finding="${want.finding.id}"]`);
   await finding.waitFor({ timeout: 60000 });

@@ -42,6 +42,11 @@ fn calls(spec: &Spec) -> u32 {
             Spec::SecurityGroup { ingress, .. } if ingress.is_empty() => 3,
             _ => 4,
         },
+        // CreateTrafficMirrorFilter and a rule each way; DescribeInstances (the appliance's
+        // interface), CreateTrafficMirrorTarget; CreateTrafficMirrorSession
+        ResKind::MirrorFilter => 3,
+        ResKind::MirrorTarget => 2,
+        ResKind::MirrorSession => 1,
     }
 }
 
@@ -290,7 +295,13 @@ fn layout(
     }
     let views: Vec<VpcView> = views
         .into_iter()
-        .map(|((region, vpc_id), appliances)| VpcView { region, vpc_id, appliances, monthly_usd: 0.0 })
+        .map(|((region, vpc_id), appliances)| VpcView {
+            region,
+            vpc_id,
+            appliances,
+            monthly_usd: 0.0,
+            mirror_sessions: 0,
+        })
         .collect();
     let pic = garrison_engine::coverage::picture(d, snap, &views, options);
     (scanners, ids, usd, pic["counts"]["unprotected"].as_u64().unwrap_or(u64::MAX))

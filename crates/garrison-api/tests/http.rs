@@ -125,7 +125,7 @@ both_backends!(themis_roles_and_templates, |s: Server| async move {
         missing.body["message"]
             .as_str()
             .unwrap()
-            .contains("2020-01-10, 2026-11-30, 2026-12-06, 2026-12-06.2, 2026-12-07")
+            .contains("2020-01-10, 2026-11-30, 2026-12-06, 2026-12-06.2, 2026-12-06.3, 2026-12-07")
     );
     assert_eq!(s.get("/themis/v1/10000001/roles/aws/cd_full/latest", &t).await.status, 404);
     let bad = s.get("/themis/v1/10000001/roles/aws/ci_fulll/latest", &t).await;

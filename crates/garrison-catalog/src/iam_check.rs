@@ -148,6 +148,8 @@ pub enum Capability {
     Guardduty,
     Config,
     FlowLogs,
+    /// VPC Traffic Mirroring for the IDS appliances (otis `span_port_enabled`).
+    TrafficMirroring,
     /// An organization's management account: its tree, garrison's role StackSet, the
     /// lifecycle rule and queue (role type `ci_organization`).
     Organization,
@@ -166,6 +168,7 @@ impl Capability {
             "guardduty" if !read => Capability::Guardduty,
             "config" if !read && name != "deliverconfigsnapshot" => Capability::Config,
             "ec2" if name.contains("flowlogs") => Capability::FlowLogs,
+            "ec2" if name.contains("trafficmirror") && !read => Capability::TrafficMirroring,
             "logs" if !read => Capability::FlowLogs,
             "cloudtrail" | "s3" | "sns" | "sqs" if !read || service == "sqs" && name.starts_with("receive") => {
                 Capability::AuditSource
@@ -377,6 +380,8 @@ mod tests {
             m[&Capability::Appliances],
             ["ec2:DetachInternetGateway", "ec2:DeleteInternetGateway", "ec2:DisassociateRouteTable", "ec2:DeleteTags"]
         );
+        assert_eq!(m[&Capability::TrafficMirroring].len(), 9, "{:?}", m[&Capability::TrafficMirroring]);
+        assert!(m[&Capability::TrafficMirroring].contains(&"ec2:ModifyTrafficMirrorSession".to_string()));
         // `*` covers everything.
         assert!(missing_actions(&role.policy_document, &["*".to_string()]).values().all(Vec::is_empty));
     }

@@ -22,6 +22,9 @@ pub struct PriceTable {
     /// operator's option may name any type of `specs`.
     #[serde(default)]
     pub defaults: Vec<String>,
+    /// A traffic mirror session's price per hour (otis `span_port_enabled`), any region.
+    #[serde(default)]
+    pub mirror_session_per_hour: f64,
 }
 
 /// Minimum sizes of the appliances.
@@ -46,7 +49,7 @@ pub struct Price {
 
 impl PriceTable {
     pub fn builtin() -> PriceTable {
-        serde_json::from_str(include_str!("../data/prices/2026-12-06.json")).expect("embedded price table is valid")
+        serde_json::from_str(include_str!("../data/prices/2026-12-07.json")).expect("embedded price table is valid")
     }
 
     /// An operator's table (same shape as the built-in file), checked: every priced type has

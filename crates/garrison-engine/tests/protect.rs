@@ -802,6 +802,16 @@ async fn span_port_mirrors_exactly_the_protected_interfaces_and_goes_on_uninstal
     let e = Engine::new(t.store.clone(), sessions.clone(), GARRISON.into());
     let r = reconcile(&e, &d).await.unwrap();
     assert!(r.outcomes.iter().all(|o| o.result == "done"), "{:#?}", r.outcomes);
+    // What mirroring costs: a session-hour per interface, in the option's cost and the VPC's.
+    let interfaces = hosts.iter().map(|h| h.interfaces.len()).sum::<usize>();
+    let session = garrison_engine::plan::cost::monthly_session(&garrison_catalog::prices::PriceTable::builtin());
+    assert!(session > 10.0, "USD 0.015 an hour: {session}");
+    let cost = r.option_costs.iter().find(|c| c.name == "span_port_enabled").map(|c| c.monthly_usd);
+    assert!((cost.unwrap() - interfaces as f64 * session).abs() < 0.05, "{:?}", r.option_costs);
+    let v = r.vpcs.iter().find(|v| v.vpc_id == vpc.id).unwrap();
+    assert_eq!(v.mirror_sessions, interfaces);
+    let appliances: f64 = v.appliances.iter().map(|a| a.monthly_usd).sum();
+    assert!((v.monthly_usd - appliances - interfaces as f64 * session).abs() < 0.05, "{v:?}");
 
     // What garrison mirrors, and to which appliance.
     let check = |rs: &garrison_model::snapshot::RegionSnapshot| {

@@ -198,9 +198,13 @@ pub struct VpcView {
     pub region: String,
     pub vpc_id: String,
     pub appliances: Vec<ApplianceView>,
-    /// The running appliances' monthly cost (reports of earlier releases: 0).
+    /// The monthly cost of the running appliances and the mirror sessions (reports of
+    /// earlier releases: 0).
     #[serde(default)]
     pub monthly_usd: f64,
+    /// The network interfaces mirrored to the IDS appliances (otis `span_port_enabled`).
+    #[serde(default)]
+    pub mirror_sessions: usize,
 }
 
 /// What a tuning option does to the monthly appliance cost.

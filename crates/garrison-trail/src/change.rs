@@ -51,6 +51,17 @@ const ACTED_ON: &[(&str, &[(&str, Effect)])] = {
                 ("ModifyInstanceAttribute", Asset(K::Instances)),
                 ("ModifyNetworkInterfaceAttribute", Asset(K::Instances)),
                 ("ModifyInstancePlacement", Asset(K::Instances)),
+                // An interface attached or detached changes what is mirrored (span_port_enabled).
+                ("AttachNetworkInterface", Asset(K::Instances)),
+                ("DetachNetworkInterface", Asset(K::Instances)),
+                // Traffic Mirroring: someone else's hand on garrison's sessions, targets or
+                // filters, or the customer's own sessions taking an interface's room.
+                ("CreateTrafficMirrorSession", Asset(K::Mirroring)),
+                ("ModifyTrafficMirrorSession", Asset(K::Mirroring)),
+                ("DeleteTrafficMirrorSession", Asset(K::Mirroring)),
+                ("DeleteTrafficMirrorTarget", Asset(K::Mirroring)),
+                ("DeleteTrafficMirrorFilter", Asset(K::Mirroring)),
+                ("DeleteTrafficMirrorFilterRule", Asset(K::Mirroring)),
                 // The paths a hub's appliances protect its spokes over (otis cross_network_protection).
                 ("AcceptVpcPeeringConnection", Asset(K::Connections)),
                 ("DeleteVpcPeeringConnection", Asset(K::Connections)),
@@ -179,6 +190,7 @@ fn tagged_kind(id: &str) -> Option<Kind> {
         "rtb" => Kind::RouteTables,
         "igw" => Kind::InternetGateways,
         "fl" => Kind::FlowLogs,
+        "tmt" | "tmf" | "tms" => Kind::Mirroring,
         _ => return None,
     })
 }

@@ -54,16 +54,30 @@ fn the_dashboard_shows_the_demo_deployment_in_chromium() {
     // what it costs (nothing: tags are free).
     let option = json!({"name": "security_resource_tags", "scope": {"deployment_id": id}, "value": [{"key": "Team", "value": "sec"}]});
     cli(&env, &["otis", "create_option", "--option", &option.to_string()]);
+    // And traffic mirroring: the interfaces it mirrors, per VPC, on the page.
+    let span = json!({"name": "span_port_enabled", "scope": {"deployment_id": id}, "value": true});
+    cli(&env, &["otis", "create_option", "--option", &span.to_string()]);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
     let tuned = loop {
         let p = cli(&env, &["deployments", "get_protection", "--deployment_id", id]);
-        if p["option_costs"].as_array().is_some_and(|c| c.iter().any(|o| o["name"] == "security_resource_tags")) {
+        let costs = p["option_costs"].as_array().cloned().unwrap_or_default();
+        let mirrored = p["vpcs"].as_array().is_some_and(|v| v.iter().any(|v| v["mirror_sessions"].as_u64() > Some(0)));
+        if ["security_resource_tags", "span_port_enabled"].iter().all(|n| costs.iter().any(|o| o["name"] == *n))
+            && mirrored
+        {
             break p;
         }
-        assert!(std::time::Instant::now() < deadline, "the worker never applied the option: {}", p["option_costs"]);
+        assert!(std::time::Instant::now() < deadline, "the worker never applied the options: {}", p["option_costs"]);
         std::thread::sleep(std::time::Duration::from_millis(300));
     };
-    assert_eq!(tuned["option_costs"][0]["monthly_usd"], 0.0, "{}", tuned["option_costs"]);
+    let cost = |name: &str| {
+        tuned["option_costs"].as_array().unwrap().iter().find(|o| o["name"] == name).unwrap()["monthly_usd"].as_f64()
+    };
+    assert_eq!(cost("security_resource_tags"), Some(0.0), "{}", tuned["option_costs"]);
+    assert!(cost("span_port_enabled") > Some(10.0), "a session-hour per interface: {}", tuned["option_costs"]);
+    let mirrored = tuned["vpcs"].as_array().unwrap().iter().find(|v| v["mirror_sessions"].as_u64() > Some(0)).map(|v| {
+        json!({"vpc": v["vpc_id"], "text": format!(" · {} interface(s) mirrored to the IDS", v["mirror_sessions"])})
+    });
     let cov = cli(&env, &["deployments", "get_coverage", "--deployment_id", id]);
     let vpcs: Vec<&Value> =
         cov["regions"].as_array().unwrap().iter().flat_map(|r| r["vpcs"].as_array().unwrap()).collect();
@@ -170,6 +184,7 @@ fn the_dashboard_shows_the_demo_deployment_in_chromium() {
         "appliance": ids["instance_id"],
         "deployment_id": id,
         "option": "security_resource_tags",
+        "mirrored": mirrored,
         "vpc_cost": prot["vpcs"].as_array().unwrap().iter().find(|v| v["vpc_id"] == gd_vpc.as_str())
             .map(|v| json!({"vpc": gd_vpc, "text": format!(" · ${:.2}/month", v["monthly_usd"].as_f64().unwrap())})),
         "exclude": {"region": exclude_region, "vpc": exclude["vpc_id"], "appliances": exclude["appliances"].as_array().unwrap().len()},

@@ -264,6 +264,7 @@ function coverageView(cov, findings = [], report = null) {
               " ", h("span", { class: "mute" }, `${v.policy || "no policy"} · ${v.hosts_running} host(s) running`),
               v.protected_by ? h("span", { class: "mute", "data-testid": "vpc-hub" }, ` · protected by ${v.protected_by}`) : null,
               ((x) => x ? h("span", { class: "mute", "data-testid": "vpc-cost" }, ` · ${usd(x.monthly_usd)}/month`) : null)(costOf(r.region, v.vpc_id)),
+              ((x) => x && x.mirror_sessions ? h("span", { class: "mute", "data-testid": "vpc-mirrored" }, ` · ${x.mirror_sessions} interface(s) mirrored to the IDS`) : null)(costOf(r.region, v.vpc_id)),
               ((n) => n ? h("span", { class: "error", "data-testid": "vpc-findings" }, ` · ${n} active finding(s)`) : null)(
                 findings.filter((f) => f.status === "active" && f.region === r.region && (f.resource || {}).vpc_id === v.vpc_id).length)),
             h("div", { class: "zones" },

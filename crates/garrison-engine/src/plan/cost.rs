@@ -1,6 +1,6 @@
-//! What protection costs a month: the appliances as they run now and as a plan leaves them,
-//! per VPC, and what each tuning option adds or saves. Prices are the catalog's dated table
-//! (or the operator's); stopped appliances cost no compute.
+//! What protection costs a month: the appliances (and traffic mirror sessions) as they run
+//! now and as a plan leaves them, per VPC, and what each tuning option adds or saves. Prices
+//! are the catalog's dated table (or the operator's); stopped appliances cost no compute.
 
 use std::collections::BTreeMap;
 
@@ -24,12 +24,30 @@ pub fn monthly(prices: &PriceTable, region: &str, instance_type: &str) -> f64 {
     cents(prices.price(region, instance_type).map_or(0.0, |p| p.per_hour) * HOURS_PER_MONTH)
 }
 
-/// The running appliances `want` asks for, priced, per VPC.
+/// A traffic mirror session's monthly price.
+pub fn monthly_session(prices: &PriceTable) -> f64 {
+    cents(prices.mirror_session_per_hour * HOURS_PER_MONTH)
+}
+
+/// The VPC of a mirror session's key (`<region>/<vpc>/mirror/<interface>`).
+fn session_vpc(key: &str) -> Option<&str> {
+    key.split('/').nth(1)
+}
+
+/// The running appliances and the mirror sessions `want` asks for, priced, per VPC.
 pub fn planned(want: &Desired, prices: &PriceTable) -> BTreeMap<Vpc, f64> {
     let mut out = BTreeMap::new();
-    for w in want.items.values() {
-        if let Want::Build { region, spec: Spec::Appliance { vpc, instance_type, .. }, running: true, .. } = w {
-            *out.entry((region.clone(), vpc.clone())).or_default() += monthly(prices, region, instance_type);
+    for (key, w) in &want.items {
+        match w {
+            Want::Build { region, spec: Spec::Appliance { vpc, instance_type, .. }, running: true, .. } => {
+                *out.entry((region.clone(), vpc.clone())).or_default() += monthly(prices, region, instance_type);
+            }
+            Want::Build { region, spec: Spec::MirrorSession { .. }, .. } => {
+                if let Some(vpc) = session_vpc(key) {
+                    *out.entry((region.clone(), vpc.to_string())).or_default() += monthly_session(prices);
+                }
+            }
+            _ => {}
         }
     }
     out
@@ -40,6 +58,10 @@ pub fn planned(want: &Desired, prices: &PriceTable) -> BTreeMap<Vpc, f64> {
 pub fn now(snap: &Snapshot, owned: &Owned, prices: &PriceTable) -> BTreeMap<Vpc, f64> {
     let mut out = BTreeMap::new();
     for o in owned.items.values().filter(|o| !o.adopted && !o.id.is_empty()) {
+        if let (Some(Spec::MirrorSession { .. }), Some(vpc)) = (&o.spec, session_vpc(&o.key)) {
+            *out.entry((o.region.clone(), vpc.to_string())).or_default() += monthly_session(prices);
+            continue;
+        }
         let Some(Spec::Appliance { vpc, .. }) = &o.spec else { continue };
         let Some(i) = snap.regions.get(&o.region).and_then(|rs| rs.instances.iter().find(|i| i.id == o.id)) else {
             continue;

@@ -109,11 +109,24 @@ pub fn summarize(owned: &Owned, running: &BTreeMap<String, bool>, prices: &Price
                 .collect(),
         }),
     };
+    // Mirror sessions by VPC (their keys: `<region>/<vpc>/mirror/<interface>`).
+    let mut sessions: BTreeMap<(String, String), usize> = BTreeMap::new();
+    for o in of(ResKind::MirrorSession).filter(|o| !o.id.is_empty()) {
+        if let Some(vpc) = o.key.split('/').nth(1) {
+            *sessions.entry((o.region.clone(), vpc.to_string())).or_default() += 1;
+            vpcs.entry((o.region.clone(), vpc.to_string())).or_default();
+        }
+    }
+    let session = crate::plan::cost::monthly_session(prices);
     let vpcs = vpcs
         .into_iter()
-        .map(|((region, vpc_id), appliances)| {
-            let monthly_usd = crate::plan::cost::cents(appliances.iter().map(|a| a.monthly_usd).sum());
-            VpcView { region, vpc_id, appliances, monthly_usd }
+        .map(|(at, appliances)| {
+            let mirror_sessions = sessions.get(&at).copied().unwrap_or(0);
+            let monthly_usd = crate::plan::cost::cents(
+                appliances.iter().map(|a| a.monthly_usd).sum::<f64>() + mirror_sessions as f64 * session,
+            );
+            let (region, vpc_id) = at;
+            VpcView { region, vpc_id, appliances, monthly_usd, mirror_sessions }
         })
         .collect();
     Summary { audit_source, vpcs, monthly_appliance_usd: crate::plan::cost::cents(total) }
