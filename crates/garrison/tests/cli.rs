@@ -367,7 +367,7 @@ async fn templates_published_to_s3_are_what_themis_points_at() {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let printed = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(printed.lines().count(), 10, "{printed}");
+    assert_eq!(printed.lines().count(), 11, "{printed}");
     let obj = aws.s3().get_object().bucket("operator-templates").key("ci_full/2026-12-07").send().await.unwrap();
     let body: Value = serde_json::from_slice(&obj.body.collect().await.unwrap().into_bytes()).unwrap();
     assert_eq!(
