@@ -11,6 +11,7 @@ pub mod openapi;
 pub mod paging;
 pub mod server;
 pub mod services;
+pub mod tls;
 
 use std::sync::Arc;
 

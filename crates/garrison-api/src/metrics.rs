@@ -83,7 +83,10 @@ pub async fn scrape(State(s): State<AppState>) -> Response {
 
 /// A worker's own `/metrics` listener (no API routes, no token), with the API's timeouts and
 /// connection cap, so that a scraper cannot hold the worker either.
-pub async fn serve_worker(listener: tokio::net::TcpListener) -> std::io::Result<()> {
+pub async fn serve_worker(
+    listener: tokio::net::TcpListener,
+    tls: Option<std::sync::Arc<crate::tls::Tls>>,
+) -> std::io::Result<()> {
     let app = axum::Router::new().route("/metrics", axum::routing::get(worker_scrape));
-    crate::server::serve(listener, app, Default::default(), std::future::pending()).await
+    crate::server::serve_tls(listener, app, Default::default(), tls, std::future::pending()).await
 }

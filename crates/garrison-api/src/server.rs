@@ -3,6 +3,8 @@
 //! connection may sit idle between requests) and its body within `body_timeout`
 //! (`limits::read_body`); at most `max_connections` are open at once — past that a new
 //! connection is closed at once rather than queued behind the ones holding the slots.
+//! With TLS (`serve_tls`), the handshake is held to `header_timeout` as well, and every
+//! answer says `Strict-Transport-Security`.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -44,8 +46,31 @@ pub async fn serve(
     limits: Limits,
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
+    serve_tls(listener, app, limits, None, shutdown).await
+}
+
+/// HSTS for a year: a browser that once reached garrison over TLS never tries plain HTTP.
+const HSTS: &str = "max-age=31536000";
+
+/// `serve`, over TLS when `tls` is given (each connection takes the configuration current at
+/// its accept: a reload reaches new connections only).
+pub async fn serve_tls(
+    listener: TcpListener,
+    app: Router,
+    limits: Limits,
+    tls: Option<Arc<crate::tls::Tls>>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> std::io::Result<()> {
     let body_timeout = limits.body_timeout;
-    let app = app.layer(axum::middleware::from_fn(move |req, next| crate::limits::read_body(body_timeout, req, next)));
+    let mut app =
+        app.layer(axum::middleware::from_fn(move |req, next| crate::limits::read_body(body_timeout, req, next)));
+    if tls.is_some() {
+        app = app.layer(axum::middleware::map_response(|mut r: axum::response::Response| async move {
+            r.headers_mut()
+                .insert(axum::http::header::STRICT_TRANSPORT_SECURITY, axum::http::HeaderValue::from_static(HSTS));
+            r
+        }));
+    }
     let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut builder = hyper::server::conn::http1::Builder::new();
@@ -70,11 +95,31 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let conn = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
-        let conn = graceful.watch(conn);
+        let service = TowerToHyperService::new(app.clone());
+        let Some(tls) = &tls else {
+            let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+            tokio::spawn(async move {
+                // Timeouts and resets end here as errors; nothing to do but free the slot.
+                let _ = conn.await;
+                drop(slot);
+            });
+            continue;
+        };
+        let (acceptor, watcher, builder) = (tls.acceptor(), graceful.watcher(), builder.clone());
+        let handshake_timeout = limits.header_timeout;
         tokio::spawn(async move {
-            // Timeouts and resets end here as errors; nothing to do but free the slot.
-            let _ = conn.await;
+            // A client that never finishes its handshake is cut off like one that never
+            // sends its headers.
+            match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                Ok(Ok(stream)) => {
+                    let _ = watcher.watch(builder.serve_connection(TokioIo::new(stream), service)).await;
+                }
+                Ok(Err(e)) => {
+                    metrics::counter!("garrison_tls_handshakes_failed_total").increment(1);
+                    tracing::debug!(error = %e, "TLS handshake failed");
+                }
+                Err(_) => metrics::counter!("garrison_tls_handshakes_failed_total").increment(1),
+            }
             drop(slot);
         });
     }

@@ -13,6 +13,8 @@ pub struct Connection {
     pub access_key_id: String,
     pub secret_key: String,
     pub account_id: Option<String>,
+    /// PEM CA certificates to trust besides the system's (a private CA's server).
+    pub ca_bundle: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Connection {
@@ -30,6 +32,7 @@ pub struct Overrides {
     pub access_key_id: Option<String>,
     pub secret_key: Option<String>,
     pub profile: Option<String>,
+    pub ca_bundle: Option<String>,
 }
 
 /// Reads one `[profile]` section of an INI file (the alcli config format).
@@ -101,11 +104,18 @@ pub fn resolve(o: &Overrides) -> Result<Connection, String> {
     let (Some(access_key_id), Some(secret_key)) = (key_id, secret) else {
         return Err("no access key: pass --access_key_id and --secret_key, set GARRISON_ACCESS_KEY_ID and GARRISON_SECRET_KEY, or add them to a profile in ~/.garrison/config".into());
     };
+    let ca_bundle = o
+        .ca_bundle
+        .clone()
+        .or_else(|| env(&["GARRISON_CA_BUNDLE"]))
+        .or_else(|| file.get("ca_bundle").cloned())
+        .map(PathBuf::from);
     Ok(Connection {
         endpoint: endpoint.trim_end_matches('/').to_string(),
         access_key_id,
         secret_key,
         account_id: file.get("account_id").cloned(),
+        ca_bundle,
     })
 }
 
@@ -118,7 +128,8 @@ pub enum CallError {
 }
 
 pub struct Client {
-    http: reqwest::Client,
+    /// Or why there is none (a CA bundle that cannot be read): every call says so.
+    http: Result<reqwest::Client, String>,
     pub conn: Connection,
     token: Option<String>,
     pub account_id: Option<String>,
@@ -128,13 +139,50 @@ fn body_of(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string()))
 }
 
+/// The HTTP client: the system's CAs (and webpki's), and the bundle's when given.
+fn http_client(ca_bundle: Option<&PathBuf>) -> Result<reqwest::Client, String> {
+    let mut b = reqwest::Client::builder().user_agent(concat!("garrison/", env!("CARGO_PKG_VERSION")));
+    if let Some(path) = ca_bundle {
+        let pem = std::fs::read(path).map_err(|e| format!("--ca-bundle {}: {e}", path.display()))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| format!("--ca-bundle {}: expected PEM certificates: {e}", path.display()))?;
+        if certs.is_empty() {
+            return Err(format!("--ca-bundle {}: expected PEM certificates, found none", path.display()));
+        }
+        for c in certs {
+            b = b.add_root_certificate(c);
+        }
+    }
+    b.build().map_err(|e| format!("HTTP client: {e}"))
+}
+
+/// Why a request got no answer, in words: an untrusted certificate says how to trust it.
+fn unreachable(endpoint: &str, e: &reqwest::Error) -> String {
+    let mut chain = vec![e.to_string()];
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        chain.push(s.to_string());
+        source = s.source();
+    }
+    let detail = chain.join(": ");
+    if chain.iter().any(|m| m.contains("certificate") || m.contains("UnknownIssuer")) {
+        format!(
+            "cannot reach {endpoint}: its TLS certificate is not trusted ({}); pass --ca-bundle FILE (or set GARRISON_CA_BUNDLE) with the CA that signed it",
+            chain.last().map(String::as_str).unwrap_or("")
+        )
+    } else {
+        format!("cannot reach {endpoint}: {detail}")
+    }
+}
+
 impl Client {
     pub fn new(conn: Connection) -> Client {
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("garrison/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .expect("HTTP client");
+        let http = http_client(conn.ca_bundle.as_ref());
         Client { http, account_id: conn.account_id.clone(), conn, token: None }
+    }
+
+    fn http(&self) -> Result<&reqwest::Client, CallError> {
+        self.http.as_ref().map_err(|e| CallError::Transport(e.clone()))
     }
 
     /// POST /aims/v1/authenticate with the access key; keeps the token and default account.
@@ -142,12 +190,12 @@ impl Client {
         let basic = base64::engine::general_purpose::STANDARD
             .encode(format!("{}:{}", self.conn.access_key_id, self.conn.secret_key));
         let resp = self
-            .http
+            .http()?
             .post(format!("{}/aims/v1/authenticate", self.conn.endpoint))
             .header("authorization", format!("Basic {basic}"))
             .send()
             .await
-            .map_err(|e| CallError::Transport(format!("cannot reach {}: {e}", self.conn.endpoint)))?;
+            .map_err(|e| CallError::Transport(unreachable(&self.conn.endpoint, &e)))?;
         let status = resp.status().as_u16();
         let body = body_of(&resp.text().await.unwrap_or_default());
         if status != 200 {
@@ -169,7 +217,7 @@ impl Client {
         body: Option<&Value>,
     ) -> Result<(u16, Value), CallError> {
         let m = reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| CallError::Transport(e.to_string()))?;
-        let mut req = self.http.request(m, format!("{}{path}", self.conn.endpoint));
+        let mut req = self.http()?.request(m, format!("{}{path}", self.conn.endpoint));
         if !query.is_empty() {
             req = req.query(query);
         }
@@ -179,8 +227,7 @@ impl Client {
         if let Some(b) = body {
             req = req.json(b);
         }
-        let resp =
-            req.send().await.map_err(|e| CallError::Transport(format!("cannot reach {}: {e}", self.conn.endpoint)))?;
+        let resp = req.send().await.map_err(|e| CallError::Transport(unreachable(&self.conn.endpoint, &e)))?;
         let status = resp.status().as_u16();
         let text = resp.text().await.unwrap_or_default();
         let body = if text.is_empty() { Value::Null } else { body_of(&text) };

@@ -76,7 +76,13 @@ async fn run(keep_serving: bool) -> anyhow::Result<()> {
     let (addr, handle, stop) = serve::start_with(&settings, Some(key.clone()), Some(aws.clone())).await?;
     let endpoint = format!("http://{addr}");
     println!("garrison demo: server on {endpoint}, embedded SQLite in {}", dir.display());
-    let mut client = Client::new(Connection { endpoint, access_key_id: key.0, secret_key: key.1, account_id: None });
+    let mut client = Client::new(Connection {
+        endpoint,
+        access_key_id: key.0,
+        secret_key: key.1,
+        account_id: None,
+        ca_bundle: None,
+    });
     client.authenticate().await.map_err(|e| anyhow::anyhow!("authenticate: {e:?}"))?;
     let a = client.account_id.clone().unwrap_or_default();
     let mut d = Demo { client, step: 0 };

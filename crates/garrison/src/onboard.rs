@@ -522,6 +522,7 @@ async fn run(a: Args) -> Result<Value, Failure> {
         access_key_id: a.access_key_id.clone(),
         secret_key: a.secret_key.clone(),
         profile: a.garrison_profile.clone(),
+        ca_bundle: None,
     })
     .map_err(|what| Failure { what, usage: true })?;
     let mut c = Client::new(conn);

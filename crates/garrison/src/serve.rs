@@ -83,6 +83,12 @@ pub struct ServeArgs {
     /// Seconds an appliance has to register after its launch before it counts as silent [default: 300]
     #[arg(long = "register-within", env = "GARRISON_REGISTER_WITHIN")]
     pub register_within: Option<u64>,
+    /// PEM certificate chain to serve over TLS (1.2 and 1.3 only) with --tls-key; read again on SIGHUP. `garrison worker`: for --metrics-listen
+    #[arg(long = "tls-cert", env = "GARRISON_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert
+    #[arg(long = "tls-key", env = "GARRISON_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
     /// TOML file with any of the settings above (keys with underscores)
     #[arg(long, env = "GARRISON_CONFIG")]
     pub config: Option<PathBuf>,
@@ -113,6 +119,8 @@ struct FileConfig {
     agent_url: Option<String>,
     heartbeat_interval: Option<u64>,
     register_within: Option<u64>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
 }
 
 /// Settings after merging every source.
@@ -132,6 +140,8 @@ pub struct Settings {
     pub images: Option<garrison_catalog::appliances::Images>,
     pub notify: garrison_notify::Options,
     pub appliances: Option<garrison_engine::appliances::Channel>,
+    /// The certificate and key served over TLS, checked (read) at start.
+    pub tls: Option<std::sync::Arc<garrison_api::tls::Tls>>,
 }
 
 pub const DEFAULT_PRINCIPAL: &str = "123456789012";
@@ -253,7 +263,14 @@ pub fn resolve(a: ServeArgs) -> anyhow::Result<Settings> {
         }
         None => None,
     };
+    let tls = match (a.tls_cert.or(file.tls_cert), a.tls_key.or(file.tls_key)) {
+        (Some(cert), Some(key)) => Some(garrison_api::tls::Tls::load(&cert, &key).map_err(|e| anyhow::anyhow!(e))?),
+        (None, None) => None,
+        (Some(_), None) => bail!("--tls-key: expected the PEM private key of --tls-cert, found nothing"),
+        (None, Some(_)) => bail!("--tls-cert: expected the PEM certificate chain of --tls-key, found nothing"),
+    };
     Ok(Settings {
+        tls,
         appliances,
         prices,
         images,
@@ -441,7 +458,8 @@ pub async fn start_with(
     let store = open_store(s, root_override).await?;
     let mut api = s.api.clone();
     if api.public_url.is_empty() {
-        api.public_url = format!("http://{addr}");
+        let scheme = if s.tls.is_some() { "https" } else { "http" };
+        api.public_url = format!("{scheme}://{addr}");
     }
     // AWS configuration comes from the standard chain; nothing is called until needed.
     let aws = match aws {
@@ -460,6 +478,10 @@ pub async fn start_with(
     let state = AppState::with_engine(store, api, Some(engine)).await?;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let app = garrison_api::router(state);
+    let tls = s.tls.clone();
+    if let Some(t) = &tls {
+        reload_on_hangup(t.clone());
+    }
     let h = tokio::spawn(async move {
         let shutdown = async {
             tokio::select! {
@@ -467,7 +489,7 @@ pub async fn start_with(
                 _ = shutdown_signal() => {},
             }
         };
-        if let Err(e) = garrison_api::server::serve(listener, app, Default::default(), shutdown).await {
+        if let Err(e) = garrison_api::server::serve_tls(listener, app, Default::default(), tls, shutdown).await {
             tracing::error!(error = %e, "server stopped");
         }
     });
@@ -504,6 +526,21 @@ fn engine_for(
     }
     e.appliances = s.appliances.clone();
     e
+}
+
+/// SIGHUP reads the certificate and key again (a renewed certificate is served on new
+/// connections; open ones keep theirs); a bad file is logged and the one in use stays.
+fn reload_on_hangup(tls: std::sync::Arc<garrison_api::tls::Tls>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else { return };
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            match tls.reload() {
+                Ok(()) => tracing::info!("TLS certificate read again"),
+                Err(e) => tracing::error!(error = %e, "TLS certificate not reloaded; the one in use stays"),
+            }
+        }
+    });
 }
 
 async fn shutdown_signal() {
@@ -544,7 +581,8 @@ pub async fn main(argv: Vec<String>) -> ExitCode {
     match start(&settings, None).await {
         Ok((addr, handle, _tx)) => {
             // On stdout so that scripts (and tests) binding port 0 learn the address.
-            println!("garrison: listening on http://{addr}");
+            let scheme = if settings.tls.is_some() { "https" } else { "http" };
+            println!("garrison: listening on {scheme}://{addr}");
             tracing::info!(%addr, "garrison listening");
             let _ = handle.await;
             ExitCode::SUCCESS
@@ -587,10 +625,14 @@ pub async fn worker_main(argv: Vec<String>) -> ExitCode {
                 return ExitCode::from(2);
             }
         };
+        let scheme = if settings.tls.is_some() { "https" } else { "http" };
         if let Ok(a) = listener.local_addr() {
-            println!("garrison: metrics on http://{a}/metrics");
+            println!("garrison: metrics on {scheme}://{a}/metrics");
         }
-        tokio::spawn(garrison_api::metrics::serve_worker(listener));
+        if let Some(t) = &settings.tls {
+            reload_on_hangup(t.clone());
+        }
+        tokio::spawn(garrison_api::metrics::serve_worker(listener, settings.tls.clone()));
     }
     let sessions = sessions_for(&store, garrison_cloud::Aws::from_env(None).await);
     let engine =

@@ -61,6 +61,13 @@ pub fn command() -> Command {
         .arg(global("access_key_id", "access key id (env GARRISON_ACCESS_KEY_ID or ALERTLOGIC_ACCESS_KEY_ID)"))
         .arg(global("secret_key", "secret key (env GARRISON_SECRET_KEY or ALERTLOGIC_SECRET_KEY)"))
         .arg(global("profile", "profile in ~/.garrison/config (env GARRISON_PROFILE)"))
+        .arg(
+            global(
+                "ca-bundle",
+                "PEM file of CAs to trust for an https endpoint, besides the system's (env GARRISON_CA_BUNDLE)",
+            )
+            .alias("ca_bundle"),
+        )
         .arg(global("query", "JMESPath expression applied to the result"))
         .arg(global("output", "json (default) or table").value_parser(["json", "table"]))
         .arg(global("residency", "accepted for alcli compatibility; garrison has one residency").hide(true));
@@ -217,6 +224,7 @@ pub async fn main(argv: Vec<String>) -> ExitCode {
         access_key_id: get("access_key_id"),
         secret_key: get("secret_key"),
         profile: get("profile"),
+        ca_bundle: get("ca-bundle"),
     };
     let query = get("query");
     let format = get("output").unwrap_or_else(|| "json".into());
@@ -247,6 +255,11 @@ pub async fn main(argv: Vec<String>) -> ExitCode {
                 access_key_id: String::new(),
                 secret_key: String::new(),
                 account_id: None,
+                ca_bundle: overrides
+                    .ca_bundle
+                    .clone()
+                    .or_else(|| std::env::var("GARRISON_CA_BUNDLE").ok())
+                    .map(Into::into),
             },
         }
     };
