@@ -1,22 +1,12 @@
 //! VPC Traffic Mirroring (otis `span_port_enabled`): a filter and a target per IDS
 //! appliance, and one session per protected network interface sending its packets there.
 
-use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification, TrafficDirection, TrafficMirrorRuleAction};
+use aws_sdk_ec2::types::{ResourceType, TrafficDirection, TrafficMirrorRuleAction};
 use garrison_model::protection::MIRROR_FILTER_RULE;
 
+use super::network::{missing, tags};
 use super::{Created, Ctx, gone_ok};
 use crate::CloudError;
-
-fn tags(c: &Ctx<'_>, rt: ResourceType) -> TagSpecification {
-    TagSpecification::builder()
-        .resource_type(rt)
-        .set_tags(Some(c.tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect()))
-        .build()
-}
-
-fn missing(op: &'static str, what: &str) -> CloudError {
-    CloudError::terminal("ec2", op, "EmptyResponse", &format!("no {what} in the response"))
-}
 
 const DIRECTIONS: [TrafficDirection; 2] = [TrafficDirection::Ingress, TrafficDirection::Egress];
 

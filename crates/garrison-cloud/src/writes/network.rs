@@ -11,14 +11,15 @@ use garrison_model::protection::Perm;
 use super::{Created, Ctx, absent, gone_ok};
 use crate::CloudError;
 
-fn tags(c: &Ctx<'_>, rt: ResourceType) -> TagSpecification {
+/// garrison's tags (and the operator's) on a resource of type `rt` as it is created.
+pub(super) fn tags(c: &Ctx<'_>, rt: ResourceType) -> TagSpecification {
     TagSpecification::builder()
         .resource_type(rt)
         .set_tags(Some(c.tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect()))
         .build()
 }
 
-fn missing(op: &'static str, what: &str) -> CloudError {
+pub(super) fn missing(op: &'static str, what: &str) -> CloudError {
     CloudError::terminal("ec2", op, "EmptyResponse", &format!("no {what} in the response"))
 }
 
