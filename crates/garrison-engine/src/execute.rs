@@ -92,11 +92,7 @@ const SETTLING: &[&str] =
 
 /// A ClientToken: the deployment, the key and the generation that first meant to create it.
 fn token(deployment: &str, key: &str, generation: i64) -> String {
-    let mut h: u64 = 0xcbf29ce484222325;
-    for b in deployment.bytes().chain(key.bytes()) {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x100000001b3);
-    }
+    let h = crate::fnv1a(deployment.bytes().chain(key.bytes()));
     format!("garrison-{h:016x}-{generation}")
 }
 

@@ -166,6 +166,12 @@ impl Engine {
     }
 }
 
+/// FNV-1a of `bytes`: a stable hash (client tokens, spreading interfaces over appliances)
+/// that never changes between releases, unlike std's.
+pub fn fnv1a(bytes: impl IntoIterator<Item = u8>) -> u64 {
+    bytes.into_iter().fold(0xcbf29ce484222325, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3))
+}
+
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }

@@ -11,7 +11,7 @@ use garrison_model::protection::{Owned, Spec};
 use garrison_model::report::{CostChange, OptionCost, VpcCost};
 use garrison_model::snapshot::Snapshot;
 
-use super::desired::{Desired, Inputs, Want, desired};
+use super::desired::{Desired, Inputs, Want, desired, keys};
 
 type Vpc = (String, String);
 
@@ -29,11 +29,6 @@ pub fn monthly_session(prices: &PriceTable) -> f64 {
     cents(prices.mirror_session_per_hour * HOURS_PER_MONTH)
 }
 
-/// The VPC of a mirror session's key (`<region>/<vpc>/mirror/<interface>`).
-fn session_vpc(key: &str) -> Option<&str> {
-    key.split('/').nth(1)
-}
-
 /// The running appliances and the mirror sessions `want` asks for, priced, per VPC.
 pub fn planned(want: &Desired, prices: &PriceTable) -> BTreeMap<Vpc, f64> {
     let mut out = BTreeMap::new();
@@ -43,7 +38,7 @@ pub fn planned(want: &Desired, prices: &PriceTable) -> BTreeMap<Vpc, f64> {
                 *out.entry((region.clone(), vpc.clone())).or_default() += monthly(prices, region, instance_type);
             }
             Want::Build { region, spec: Spec::MirrorSession { .. }, .. } => {
-                if let Some(vpc) = session_vpc(key) {
+                if let Some(vpc) = keys::vpc_of(key) {
                     *out.entry((region.clone(), vpc.to_string())).or_default() += monthly_session(prices);
                 }
             }
@@ -58,7 +53,7 @@ pub fn planned(want: &Desired, prices: &PriceTable) -> BTreeMap<Vpc, f64> {
 pub fn now(snap: &Snapshot, owned: &Owned, prices: &PriceTable) -> BTreeMap<Vpc, f64> {
     let mut out = BTreeMap::new();
     for o in owned.items.values().filter(|o| !o.adopted && !o.id.is_empty()) {
-        if let (Some(Spec::MirrorSession { .. }), Some(vpc)) = (&o.spec, session_vpc(&o.key)) {
+        if let (Some(Spec::MirrorSession { .. }), Some(vpc)) = (&o.spec, keys::vpc_of(&o.key)) {
             *out.entry((o.region.clone(), vpc.to_string())).or_default() += monthly_session(prices);
             continue;
         }

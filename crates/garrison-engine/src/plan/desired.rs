@@ -92,6 +92,14 @@ pub mod keys {
     pub fn region(region: &str, what: &str) -> String {
         format!("{region}/{what}")
     }
+    /// The mirror session of a protected network interface.
+    pub fn mirror_session(region: &str, vpc: &str, interface: &str) -> String {
+        self::vpc(region, vpc, &format!("mirror/{interface}"))
+    }
+    /// The VPC a key made by `vpc`, `zone` or `mirror_session` is under.
+    pub fn vpc_of(key: &str) -> Option<&str> {
+        key.split('/').nth(1)
+    }
 }
 
 /// The key of an IDS appliance's mirror `what` (`target`, `filter`).
@@ -104,8 +112,7 @@ const MAX_SESSION_NUMBER: i32 = 32766;
 
 /// Which of `n` appliances an interface goes to: stable for the interface, spread over them.
 fn spread(interface: &str, n: usize) -> usize {
-    let h = interface.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3));
-    (h % n.max(1) as u64) as usize
+    (crate::fnv1a(interface.bytes()) % n.max(1) as u64) as usize
 }
 
 /// Short, lower-case form of a deployment id for AWS names (bucket names are lower case).
@@ -623,7 +630,7 @@ impl Builder<'_> {
             return;
         }
         let dep = self.d.id.clone();
-        // (interface, instance, zone, the customer's session numbers there, kept (appliance, number)).
+        // (key, interface, instance, zone, the customer's session numbers there, kept (appliance, number)).
         let mut sources = vec![];
         for host in &n.ids_hosts {
             let Some(i) = rs.instances.iter().find(|i| &i.id == host) else { continue };
@@ -648,21 +655,21 @@ impl Builder<'_> {
                         i.id
                     ));
                 }
-                let key = keys::vpc(region, vpc, &format!("mirror/{eni}"));
+                let key = keys::mirror_session(region, vpc, eni);
                 let kept = match self.owned_spec(&key) {
                     Some(Spec::MirrorSession { target, number, .. }) => {
                         to.iter().find(|(_, k)| mirror_key(k, "target") == *target).map(|(_, k)| (k.clone(), *number))
                     }
                     _ => None,
                 };
-                sources.push((eni.clone(), i.id.clone(), i.zone.clone(), theirs, kept));
+                sources.push((key, eni.clone(), i.id.clone(), i.zone.clone(), theirs, kept));
             }
         }
         let mut load: BTreeMap<&str, usize> = to.iter().map(|(_, k)| (k.as_str(), 0)).collect();
         let mut assigned: BTreeMap<usize, String> = BTreeMap::new();
         // What runs stays where it is (within the limit); the rest goes to the least loaded
         // appliance of its zone, else of the VPC.
-        for (n, (_, _, _, _, kept)) in sources.iter().enumerate() {
+        for (n, (_, _, _, _, _, kept)) in sources.iter().enumerate() {
             if let Some((k, _)) = kept
                 && let Some(l) = load.get_mut(k.as_str())
                 && *l < MAX_SOURCES_PER_TARGET
@@ -671,7 +678,7 @@ impl Builder<'_> {
                 assigned.insert(n, k.clone());
             }
         }
-        for (n, (eni, id, zone, _, _)) in sources.iter().enumerate() {
+        for (n, (_, eni, id, zone, _, _)) in sources.iter().enumerate() {
             if assigned.contains_key(&n) {
                 continue;
             }
@@ -699,7 +706,7 @@ impl Builder<'_> {
             }
         }
         for (n, appliance) in assigned {
-            let (eni, _, _, theirs, kept) = &sources[n];
+            let (key, eni, _, _, theirs, kept) = &sources[n];
             let number = match kept {
                 Some((_, n)) if !theirs.contains(n) => *n,
                 _ => (1..=MAX_SESSION_NUMBER).rev().find(|n| !theirs.contains(n)).unwrap_or(MAX_SESSION_NUMBER),
@@ -710,8 +717,7 @@ impl Builder<'_> {
                 filter: mirror_key(&appliance, "filter"),
                 number,
             };
-            let key = keys::vpc(region, vpc, &format!("mirror/{eni}"));
-            self.build_tagged(key, region, spec, false, t.ids_tags.clone());
+            self.build_tagged(key.clone(), region, spec, false, t.ids_tags.clone());
         }
     }
 

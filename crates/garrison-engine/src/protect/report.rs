@@ -109,10 +109,10 @@ pub fn summarize(owned: &Owned, running: &BTreeMap<String, bool>, prices: &Price
                 .collect(),
         }),
     };
-    // Mirror sessions by VPC (their keys: `<region>/<vpc>/mirror/<interface>`).
+    // Mirror sessions by VPC.
     let mut sessions: BTreeMap<(String, String), usize> = BTreeMap::new();
     for o in of(ResKind::MirrorSession).filter(|o| !o.id.is_empty()) {
-        if let Some(vpc) = o.key.split('/').nth(1) {
+        if let Some(vpc) = keys::vpc_of(&o.key) {
             *sessions.entry((o.region.clone(), vpc.to_string())).or_default() += 1;
             vpcs.entry((o.region.clone(), vpc.to_string())).or_default();
         }
