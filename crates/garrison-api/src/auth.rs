@@ -1,17 +1,19 @@
 //! Tokens (HMAC-signed, expiring, naming the access key they came from) and the rules of
 //! who may act: a caller may act on its own account and on the accounts it manages, directly
 //! or not; the key behind a token must still exist and its user be active (checked per
-//! request, cached for `REVOCATION_TTL`); managing other users and their keys takes the
-//! Administrator role; a Read Only user only reads.
+//! request, cached for `REVOCATION_TTL`); and its role must allow the permission the
+//! operation table declares for the route (`garrison_model::permission`), in the target
+//! account's scope (`own` or `managed`).
 
 use std::collections::HashMap;
 use std::sync::RwLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use garrison_model::account::Role;
+use garrison_model::ops::{By, OPERATIONS, Operation};
+use garrison_model::permission::{GlobalRole, Permissions, Scope, needed};
 use garrison_store::KeyState;
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, MatchedPath, RawPathParams};
 use axum::http::request::Parts;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -32,8 +34,42 @@ pub struct Caller {
     pub user_id: String,
     /// The access key the token was issued for.
     pub key_id: String,
-    pub role: Role,
+    /// The role the user holds (a global role's id, one of the account's, or empty: none).
+    pub role_id: String,
+    pub permissions: Permissions,
     pub expires: i64,
+}
+
+impl Caller {
+    /// The permissions of a user's role: a global role's, an account role's as stored, or none.
+    pub fn permissions_of(role_id: &str, custom: Option<&str>) -> Permissions {
+        match (GlobalRole::from_id(role_id), custom) {
+            (Some(g), _) => g.permissions(),
+            (None, Some(text)) => Permissions::from_stored(text),
+            (None, None) => Permissions::none(),
+        }
+    }
+
+    /// How the role is named in refusals.
+    fn role_label(&self) -> String {
+        match GlobalRole::from_id(&self.role_id) {
+            Some(g) => format!("the {} role", g.name()),
+            None if self.role_id.is_empty() => "no role".into(),
+            None => format!("role {}", self.role_id),
+        }
+    }
+
+    /// Where `account_id` stands from the caller (tenancy itself is `AppState::authorize`'s).
+    pub fn scope_of(&self, account_id: &str) -> Scope {
+        if account_id == self.account_id { Scope::Own } else { Scope::Managed }
+    }
+}
+
+/// The operation a matched route serves.
+fn operation(method: &axum::http::Method, path: &str) -> Option<&'static Operation> {
+    static BY_ROUTE: std::sync::LazyLock<HashMap<(&'static str, &'static str), &'static Operation>> =
+        std::sync::LazyLock::new(|| OPERATIONS.iter().map(|o| ((o.method, o.path), o)).collect());
+    BY_ROUTE.get(&(method.as_str(), path)).copied()
 }
 
 /// The claims of a token whose signature and expiry checked out.
@@ -173,17 +209,46 @@ impl FromRequestParts<AppState> for Caller {
         if !key.active || key.user_id != claims.user_id || key.account_id != claims.account_id {
             return Err(revoked());
         }
-        // Read Only: the reference's role allows `list` and `get` only.
-        if key.role == Role::ReadOnly && !matches!(parts.method, axum::http::Method::GET | axum::http::Method::HEAD) {
-            return Err(ApiError::Forbidden("this user has the Read Only role: it may only read".into()));
-        }
-        Ok(Caller {
+        let caller = Caller {
+            permissions: Caller::permissions_of(&key.role_id, key.custom_permissions.as_deref()),
             account_id: claims.account_id,
             user_id: claims.user_id,
             key_id: claims.key_id,
-            role: key.role,
+            role_id: key.role_id,
             expires: claims.expires,
-        })
+        };
+        caller.check_permission(parts, state).await?;
+        Ok(caller)
+    }
+}
+
+impl Caller {
+    /// Refuses (403, naming the permission and the role) unless the caller's role allows what
+    /// the route's operation needs where it acts. A route outside the operation table is
+    /// refused: a handler cannot be reached without a declared permission.
+    async fn check_permission(&self, parts: &mut Parts, state: &AppState) -> Result<(), ApiError> {
+        let path = parts.extensions.get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_default();
+        let Some(op) = operation(&parts.method, &path) else {
+            return Err(ApiError::Forbidden("this route declares no permission; it is not open to tokens".into()));
+        };
+        let params = RawPathParams::from_request_parts(parts, state).await.ok();
+        let param =
+            |name: &str| params.as_ref().and_then(|p| p.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string()));
+        let account = param("account_id");
+        let scope = account.as_deref().map_or(Scope::Own, |a| self.scope_of(a));
+        if self.permissions.allows_op(op, scope) {
+            return Ok(());
+        }
+        let own_user = scope == Scope::Own && param("user_id").as_deref() == Some(self.user_id.as_str());
+        if op.need.by == By::RoleOrOwnUser && own_user {
+            return Ok(());
+        }
+        Err(ApiError::Forbidden(format!(
+            "{} needs the permission {}, which {} does not allow",
+            op.name,
+            needed(op, scope),
+            self.role_label()
+        )))
     }
 }
 
@@ -236,30 +301,5 @@ impl AppState {
             }
         }
         Err(refused())
-    }
-}
-
-impl AppState {
-    /// Refuses (403) unless the caller may manage `user_id` of `account_id` and its keys:
-    /// itself always; anyone else only as an Administrator of that account or of one that
-    /// manages it.
-    pub async fn authorize_user_admin(&self, caller: &Caller, account_id: &str, user_id: &str) -> Result<(), ApiError> {
-        self.authorize(caller, account_id).await?;
-        if caller.account_id == account_id && caller.user_id == user_id {
-            return Ok(());
-        }
-        self.require_admin(caller)
-    }
-
-    /// Refuses (403) a caller without the Administrator role.
-    pub fn require_admin(&self, caller: &Caller) -> Result<(), ApiError> {
-        if caller.role == Role::Administrator {
-            Ok(())
-        } else {
-            Err(ApiError::Forbidden(format!(
-                "managing users and their access keys needs the Administrator role; this user has {}",
-                caller.role.name()
-            )))
-        }
     }
 }

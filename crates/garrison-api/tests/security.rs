@@ -17,22 +17,27 @@ both_backends!(only_administrators_act_for_others, |s: Server| async move {
     let (tb, _) = s.login(&bob_key).await;
     let info = s.get("/aims/v1/token_info", &tb).await.body;
     assert_eq!(info["roles"][0]["name"], "Power User");
-    // Bob cannot touch the root user's keys, nor sign in as root through a key he made.
+    // Bob cannot touch the root user's keys, nor sign in as root through a key he made. The
+    // reference's Power User reads its account (key ids and labels: never a secret) and every
+    // aims write is refused, naming the permission it needs and his role.
     let root_keys = format!("/aims/v1/{a}/users/{root_uid}/access_keys");
-    for (method, path) in [
-        (Method::GET, root_keys.clone()),
-        (Method::POST, root_keys.clone()),
-        (Method::GET, format!("{root_keys}/{}", s.root.id)),
-        (Method::DELETE, format!("{root_keys}/{}", s.root.id)),
-        (Method::POST, format!("/aims/v1/{a}/users")),
-        (Method::POST, format!("/aims/v1/{a}/managed_accounts")),
-        (Method::POST, format!("/aims/v1/{a}/users/{root_uid}")),
-        (Method::DELETE, format!("/aims/v1/{a}/users/{root_uid}")),
+    let listed = s.get(&format!("{root_keys}?out=full"), &tb).await;
+    assert_eq!(listed.status, 200, "{}", listed.body);
+    assert!(listed.body["access_keys"].as_array().unwrap().iter().all(|k| k.get("secret_key").is_none()));
+    for (method, path, permission) in [
+        (Method::POST, root_keys.clone(), "aims:own:create:access_key"),
+        (Method::DELETE, format!("{root_keys}/{}", s.root.id), "aims:own:delete:access_key"),
+        (Method::POST, format!("/aims/v1/{a}/users"), "aims:own:create:user"),
+        (Method::POST, format!("/aims/v1/{a}/managed_accounts"), "aims:own:create:account"),
+        (Method::POST, format!("/aims/v1/{a}/users/{root_uid}"), "aims:own:update:user"),
+        (Method::DELETE, format!("/aims/v1/{a}/users/{root_uid}"), "aims:own:delete:user"),
+        (Method::PUT, format!("/aims/v1/{a}/users/{root_uid}/roles/{READ_ONLY_ROLE_ID}"), "aims:own:grant:role"),
     ] {
         let body = (method == Method::POST).then(|| json!({"name": "x", "email": "x@example.com"}));
         let r = s.req(method.clone(), &path, &tb, body).await;
         assert_eq!(r.status, 403, "{method} {path}: {}", r.body);
-        assert!(r.body["message"].as_str().unwrap().contains("Administrator"), "{}", r.body);
+        let message = r.body["message"].as_str().unwrap();
+        assert!(message.contains(permission) && message.contains("Power User"), "{}", r.body);
     }
     assert_eq!(s.sign_in_status(&s.root).await, 200, "root's key is untouched");
     // His own keys he manages.
@@ -71,6 +76,7 @@ both_backends!(only_administrators_act_for_others, |s: Server| async move {
         )
         .await;
     assert_eq!(r.status, 403, "{}", r.body);
+    assert!(r.body["message"].as_str().unwrap().contains("credentials:own:create:credential"), "{}", r.body);
     assert!(r.body["message"].as_str().unwrap().contains("Read Only"));
 
     // A second Administrator may manage bob; the last Administrator cannot be removed.
@@ -105,7 +111,11 @@ both_backends!(only_administrators_act_for_others, |s: Server| async move {
     let (tk, _) = s.login(&kc).await;
     let kid_uid = s.get("/aims/v1/token_info", &tk).await.body["user"]["id"].as_str().unwrap().to_string();
     assert_eq!(s.get(&format!("/aims/v1/{child}/users/{kid_uid}/access_keys"), &root).await.status, 200);
-    assert_eq!(s.get(&format!("/aims/v1/{child}/users/{kid_uid}/access_keys"), &tb).await.status, 403);
+    // Bob (Power User) reads the managed account, writes nothing there.
+    assert_eq!(s.get(&format!("/aims/v1/{child}/users/{kid_uid}/access_keys"), &tb).await.status, 200);
+    let r = s.req(Method::POST, &format!("/aims/v1/{child}/users/{kid_uid}/access_keys"), &tb, None).await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(r.body["message"].as_str().unwrap().contains("aims:managed:create:access_key"), "{}", r.body);
     // An email is unique within an account, and says nothing about other accounts.
     let r = s
         .req(

@@ -54,62 +54,42 @@ pub fn is_account_id(s: &str) -> bool {
     s.len() == 8 && s.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// A global role of the reference (aims `list_global_roles`), as far as garrison enforces it:
-/// Administrator manages users and their keys; Power User does everything else in its
-/// accounts and only its own keys; Read Only reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Role {
-    Administrator,
-    PowerUser,
-    ReadOnly,
+pub use crate::permission::{
+    ADMINISTRATOR_ROLE_ID, GlobalRole, OWNER_ROLE_ID, POWER_USER_ROLE_ID, READ_ONLY_ROLE_ID, SUPPORT_ROLE_ID,
+    USER_ROLE_ID,
+};
+
+/// A role as aims answers it: a global role (`account_id` `*`, `global: true`) or one of an
+/// account's own.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RoleView {
+    pub id: String,
+    pub account_id: String,
+    pub name: String,
+    /// `{"service:account:action:resource": "allowed" | "denied"}`
+    #[schema(value_type = Object)]
+    pub permissions: serde_json::Value,
+    pub legacy_permissions: Vec<String>,
+    pub version: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub global: Option<bool>,
+    pub created: Stamp,
+    pub modified: Stamp,
 }
 
-/// The reference's global role ids (aims.v1.yaml, `list_global_roles`).
-pub const ADMINISTRATOR_ROLE_ID: &str = "4389AB00-BBCC-4EB1-83E9-7A906A452BF0";
-pub const POWER_USER_ROLE_ID: &str = "2A33175D-86EF-44B5-AA39-C9549F6306DF";
-pub const READ_ONLY_ROLE_ID: &str = "F578CCE5-9574-4489-BF05-A04075838DE3";
-
-pub const GLOBAL_ROLES: [(Role, &str, &str); 3] = [
-    (Role::Administrator, ADMINISTRATOR_ROLE_ID, "Administrator"),
-    (Role::PowerUser, POWER_USER_ROLE_ID, "Power User"),
-    (Role::ReadOnly, READ_ONLY_ROLE_ID, "Read Only"),
-];
-
-impl Role {
-    pub fn id(self) -> &'static str {
-        match self {
-            Role::Administrator => ADMINISTRATOR_ROLE_ID,
-            Role::PowerUser => POWER_USER_ROLE_ID,
-            Role::ReadOnly => READ_ONLY_ROLE_ID,
+impl RoleView {
+    pub fn global(role: GlobalRole) -> RoleView {
+        let system = || Stamp { at: 1_430_184_599, by: "System".into() };
+        RoleView {
+            id: role.id().into(),
+            account_id: "*".into(),
+            name: role.name().into(),
+            permissions: role.permissions().to_json(),
+            legacy_permissions: vec![],
+            version: 1,
+            global: Some(true),
+            created: system(),
+            modified: system(),
         }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Role::Administrator => "Administrator",
-            Role::PowerUser => "Power User",
-            Role::ReadOnly => "Read Only",
-        }
-    }
-
-    /// The role of a stored or requested id (case-insensitive, as the reference's ids are upper-case UUIDs).
-    pub fn from_id(id: &str) -> Option<Role> {
-        GLOBAL_ROLES.iter().find(|(_, rid, _)| rid.eq_ignore_ascii_case(id)).map(|(r, _, _)| *r)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn role_ids_round_trip() {
-        for (role, id, _) in GLOBAL_ROLES {
-            assert_eq!(Role::from_id(id), Some(role));
-            assert_eq!(Role::from_id(&id.to_lowercase()), Some(role));
-            assert_eq!(role.id(), id);
-            assert_eq!(role.name(), GLOBAL_ROLES.iter().find(|(r, _, _)| *r == role).unwrap().2);
-        }
-        assert_eq!(Role::from_id("not-a-role"), None);
     }
 }

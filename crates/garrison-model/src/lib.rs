@@ -20,6 +20,7 @@ pub mod notify;
 pub mod ops;
 pub mod organization;
 pub mod otis;
+pub mod permission;
 pub mod policy;
 pub mod protection;
 pub mod redact;

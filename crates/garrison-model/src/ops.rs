@@ -45,6 +45,39 @@ pub struct Operation {
     pub summary: &'static str,
     /// False only for authenticate (HTTP Basic) and public documents.
     pub needs_token: bool,
+    /// The permission it needs (`service:account:action:resource`, the service being the
+    /// operation's own): the server checks it and the role matrix is derived from it.
+    pub need: Need,
+}
+
+/// Who may call an operation besides the roles that allow its permission.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum By {
+    /// Only a role that allows the permission.
+    Role,
+    /// Also any caller acting on its own user (`{user_id}` is the caller): reading itself,
+    /// renaming itself, keeping its own access keys, reading its own roles and permissions.
+    RoleOrOwnUser,
+    /// Any authenticated caller (e.g. describing its own token).
+    AnyCaller,
+}
+
+/// An operation's action and resource (see `permission`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Need {
+    pub action: &'static str,
+    pub resource: &'static str,
+    pub by: By,
+}
+
+const fn need(action: &'static str, resource: &'static str) -> Need {
+    Need { action, resource, by: By::Role }
+}
+const fn own_user(action: &'static str, resource: &'static str) -> Need {
+    Need { action, resource, by: By::RoleOrOwnUser }
+}
+const fn anyone(action: &'static str, resource: &'static str) -> Need {
+    Need { action, resource, by: By::AnyCaller }
 }
 
 const fn p(name: &'static str, help: &'static str) -> Param {
@@ -57,6 +90,8 @@ const fn b(name: &'static str, kind: Kind, required: bool, help: &'static str) -
     Param { name, kind, location: In::Body, required, help }
 }
 
+const ROLE_ID: Param = p("role_id", "role id (a global role's or one of the account's)");
+const USER_ID: Param = p("user_id", "user id");
 const ACCOUNT: Param = p("account_id", "garrison (AIMS) account id, 8 digits");
 const DEPLOYMENT_BODY: [Param; 13] = [
     b("name", Kind::String, false, "deployment name"),
@@ -299,6 +334,7 @@ pub static OPERATIONS: &[Operation] = &[
         params: &[],
         summary: "Exchange an access key (HTTP Basic) for a token",
         needs_token: false,
+        need: need("get", "token"),
     },
     Operation {
         service: "aims",
@@ -308,6 +344,7 @@ pub static OPERATIONS: &[Operation] = &[
         params: &[],
         summary: "Describe the caller's token",
         needs_token: true,
+        need: anyone("get", "token"),
     },
     Operation {
         service: "aims",
@@ -317,6 +354,7 @@ pub static OPERATIONS: &[Operation] = &[
         params: params![ACCOUNT],
         summary: "Get an account",
         needs_token: true,
+        need: need("get", "account"),
     },
     Operation {
         service: "aims",
@@ -326,6 +364,7 @@ pub static OPERATIONS: &[Operation] = &[
         params: params![ACCOUNT, p("relationship", "managed | managing")],
         summary: "List managed (child) or managing (parent) accounts",
         needs_token: true,
+        need: need("list", "account"),
     },
     Operation {
         service: "aims",
@@ -335,6 +374,7 @@ pub static OPERATIONS: &[Operation] = &[
         params: params![ACCOUNT, b("name", Kind::String, true, "name of the new child account")],
         summary: "Create a child account managed by this one (garrison extension)",
         needs_token: true,
+        need: need("create", "account"),
     },
     Operation {
         service: "aims",
@@ -350,6 +390,7 @@ pub static OPERATIONS: &[Operation] = &[
         ],
         summary: "Create a user in an account (Administrators only)",
         needs_token: true,
+        need: need("create", "user"),
     },
     Operation {
         service: "aims",
@@ -359,6 +400,7 @@ pub static OPERATIONS: &[Operation] = &[
         params: params![ACCOUNT],
         summary: "List an account's users",
         needs_token: true,
+        need: need("list", "user"),
     },
     Operation {
         service: "aims",
@@ -368,6 +410,7 @@ pub static OPERATIONS: &[Operation] = &[
         params: params![ACCOUNT, p("user_id", "user id")],
         summary: "Get a user",
         needs_token: true,
+        need: own_user("get", "user"),
     },
     Operation {
         service: "aims",
@@ -383,6 +426,7 @@ pub static OPERATIONS: &[Operation] = &[
         ],
         summary: "Update a user (Administrators; users may rename themselves)",
         needs_token: true,
+        need: own_user("update", "user"),
     },
     Operation {
         service: "aims",
@@ -392,6 +436,7 @@ pub static OPERATIONS: &[Operation] = &[
         params: params![ACCOUNT, p("user_id", "user id")],
         summary: "Delete a user and their access keys (Administrators)",
         needs_token: true,
+        need: need("delete", "user"),
     },
     Operation {
         service: "aims",
@@ -401,6 +446,7 @@ pub static OPERATIONS: &[Operation] = &[
         params: params![ACCOUNT, p("user_id", "user id"), b("label", Kind::String, false, "label for the key")],
         summary: "Create an access key (the secret is shown once)",
         needs_token: true,
+        need: own_user("create", "access_key"),
     },
     Operation {
         service: "aims",
@@ -410,6 +456,7 @@ pub static OPERATIONS: &[Operation] = &[
         params: params![ACCOUNT, p("user_id", "user id"), q("out", Kind::String, "ids_only | full")],
         summary: "List a user's access keys",
         needs_token: true,
+        need: own_user("list", "access_key"),
     },
     Operation {
         service: "aims",
@@ -419,6 +466,7 @@ pub static OPERATIONS: &[Operation] = &[
         params: params![ACCOUNT, p("user_id", "user id"), p("access_key_id", "access key id")],
         summary: "Get an access key (never its secret)",
         needs_token: true,
+        need: own_user("get", "access_key"),
     },
     Operation {
         service: "aims",
@@ -428,6 +476,136 @@ pub static OPERATIONS: &[Operation] = &[
         params: params![ACCOUNT, p("user_id", "user id"), p("access_key_id", "access key id")],
         summary: "Delete an access key",
         needs_token: true,
+        need: own_user("delete", "access_key"),
+    },
+    Operation {
+        service: "aims",
+        name: "list_global_roles",
+        method: "GET",
+        path: "/aims/v1/roles",
+        params: &[],
+        summary: "List the global roles (shared by every account) with their permissions",
+        needs_token: true,
+        need: need("list", "role"),
+    },
+    Operation {
+        service: "aims",
+        name: "get_global_role_details",
+        method: "GET",
+        path: "/aims/v1/roles/{role_id}",
+        params: params![ROLE_ID],
+        summary: "Get a global role",
+        needs_token: true,
+        need: need("get", "role"),
+    },
+    Operation {
+        service: "aims",
+        name: "create_role",
+        method: "POST",
+        path: "/aims/v1/{account_id}/roles",
+        params: params![
+            ACCOUNT,
+            b("name", Kind::String, true, "role name, unique in the account"),
+            b("permissions", Kind::Object, true, "{\"service:own|managed:action:resource\": \"allowed\" | \"denied\"}"),
+        ],
+        summary: "Create a role of the account",
+        needs_token: true,
+        need: need("create", "role"),
+    },
+    Operation {
+        service: "aims",
+        name: "list_roles",
+        method: "GET",
+        path: "/aims/v1/{account_id}/roles",
+        params: params![ACCOUNT],
+        summary: "List the account's roles and the global ones",
+        needs_token: true,
+        need: need("list", "role"),
+    },
+    Operation {
+        service: "aims",
+        name: "get_role_details",
+        method: "GET",
+        path: "/aims/v1/{account_id}/roles/{role_id}",
+        params: params![ACCOUNT, ROLE_ID],
+        summary: "Get a role of the account (or a global one)",
+        needs_token: true,
+        need: need("get", "role"),
+    },
+    Operation {
+        service: "aims",
+        name: "update_role_details",
+        method: "POST",
+        path: "/aims/v1/{account_id}/roles/{role_id}",
+        params: params![
+            ACCOUNT,
+            ROLE_ID,
+            b("name", Kind::String, false, "new name"),
+            b("permissions", Kind::Object, false, "the role's permissions, replaced whole"),
+        ],
+        summary: "Change a role's name or permissions",
+        needs_token: true,
+        need: need("update", "role"),
+    },
+    Operation {
+        service: "aims",
+        name: "delete_role",
+        method: "DELETE",
+        path: "/aims/v1/{account_id}/roles/{role_id}",
+        params: params![ACCOUNT, ROLE_ID],
+        summary: "Delete a role of the account (refused while a user holds it)",
+        needs_token: true,
+        need: need("delete", "role"),
+    },
+    Operation {
+        service: "aims",
+        name: "get_assigned_roles",
+        method: "GET",
+        path: "/aims/v1/{account_id}/users/{user_id}/roles",
+        params: params![ACCOUNT, USER_ID],
+        summary: "The roles granted to a user",
+        needs_token: true,
+        need: own_user("get", "user_role"),
+    },
+    Operation {
+        service: "aims",
+        name: "get_assigned_role_ids",
+        method: "GET",
+        path: "/aims/v1/{account_id}/users/{user_id}/role_ids",
+        params: params![ACCOUNT, USER_ID],
+        summary: "The ids of the roles granted to a user",
+        needs_token: true,
+        need: own_user("get", "user_role"),
+    },
+    Operation {
+        service: "aims",
+        name: "get_user_permissions",
+        method: "GET",
+        path: "/aims/v1/{account_id}/users/{user_id}/permissions",
+        params: params![ACCOUNT, USER_ID],
+        summary: "A user's permissions, from the roles granted",
+        needs_token: true,
+        need: own_user("get", "user_permission"),
+    },
+    Operation {
+        service: "aims",
+        name: "grant_user_role",
+        method: "PUT",
+        path: "/aims/v1/{account_id}/users/{user_id}/roles/{role_id}",
+        params: params![ACCOUNT, USER_ID, ROLE_ID],
+        summary: "Grant a role to a user (it replaces the role held)",
+        needs_token: true,
+        need: need("grant", "role"),
+    },
+    Operation {
+        service: "aims",
+        name: "revoke_user_role",
+        method: "DELETE",
+        path: "/aims/v1/{account_id}/users/{user_id}/roles/{role_id}",
+        params: params![ACCOUNT, USER_ID, ROLE_ID],
+        summary: "Revoke a user's role",
+        needs_token: true,
+        need: need("revoke", "role"),
     },
     // endpoints
     Operation {
@@ -442,6 +620,7 @@ pub static OPERATIONS: &[Operation] = &[
         ],
         summary: "The host serving a service for an account",
         needs_token: true,
+        need: need("get", "endpoint"),
     },
     Operation {
         service: "endpoints",
@@ -461,6 +640,7 @@ pub static OPERATIONS: &[Operation] = &[
         ],
         summary: "Hosts for several services",
         needs_token: true,
+        need: need("get", "endpoint"),
     },
     // themis
     Operation {
@@ -477,6 +657,7 @@ pub static OPERATIONS: &[Operation] = &[
         ],
         summary: "The IAM role to create for garrison, with its CloudFormation template (or as Terraform)",
         needs_token: true,
+        need: need("get", "role"),
     },
     Operation {
         service: "themis",
@@ -486,6 +667,7 @@ pub static OPERATIONS: &[Operation] = &[
         params: params![ACCOUNT, q("platform_type", Kind::String, "aws")],
         summary: "The latest version of every role",
         needs_token: true,
+        need: need("list", "role"),
     },
     Operation {
         service: "themis",
@@ -499,6 +681,7 @@ pub static OPERATIONS: &[Operation] = &[
         ],
         summary: "The CloudFormation template of a role version (public)",
         needs_token: false,
+        need: need("get", "template"),
     },
     Operation {
         service: "themis",
@@ -517,6 +700,7 @@ pub static OPERATIONS: &[Operation] = &[
         ],
         summary: "Check a customer's role against the role type",
         needs_token: true,
+        need: need("get", "validation"),
     },
     // credentials
     Operation {
@@ -531,6 +715,7 @@ pub static OPERATIONS: &[Operation] = &[
         ],
         summary: "Store an IAM role garrison will assume",
         needs_token: true,
+        need: need("create", "credential"),
     },
     Operation {
         service: "credentials",
@@ -540,6 +725,7 @@ pub static OPERATIONS: &[Operation] = &[
         params: params![ACCOUNT],
         summary: "List credentials",
         needs_token: true,
+        need: need("list", "credential"),
     },
     Operation {
         service: "credentials",
@@ -549,6 +735,7 @@ pub static OPERATIONS: &[Operation] = &[
         params: params![ACCOUNT, p("credential_id", "credential id")],
         summary: "Get a credential",
         needs_token: true,
+        need: need("get", "credential"),
     },
     Operation {
         service: "credentials",
@@ -558,6 +745,7 @@ pub static OPERATIONS: &[Operation] = &[
         params: params![ACCOUNT, p("credential_id", "credential id")],
         summary: "Delete a credential (refused while a deployment uses it)",
         needs_token: true,
+        need: need("delete", "credential"),
     },
     // policies
     Operation {
@@ -568,6 +756,7 @@ pub static OPERATIONS: &[Operation] = &[
         params: params![ACCOUNT],
         summary: "List protection policies",
         needs_token: true,
+        need: need("list", "policy"),
     },
     Operation {
         service: "policies",
@@ -577,6 +766,7 @@ pub static OPERATIONS: &[Operation] = &[
         params: params![ACCOUNT, p("policy_id", "policy id")],
         summary: "Get a protection policy",
         needs_token: true,
+        need: need("get", "policy"),
     },
     // assets_query
     Operation {
@@ -593,6 +783,7 @@ pub static OPERATIONS: &[Operation] = &[
         ],
         summary: "Assets of all deployments, paged",
         needs_token: true,
+        need: need("list", "asset"),
     },
     Operation {
         service: "assets_query",
@@ -607,6 +798,7 @@ pub static OPERATIONS: &[Operation] = &[
         ],
         summary: "Assets of one deployment",
         needs_token: true,
+        need: need("list", "asset"),
     },
     Operation {
         service: "assets_query",
@@ -616,6 +808,7 @@ pub static OPERATIONS: &[Operation] = &[
         params: params![ACCOUNT, p("deployment_id", "deployment id")],
         summary: "region → vpc → subnet → host paths of a deployment",
         needs_token: true,
+        need: need("get", "topology"),
     },
     // deployments
     Operation {
@@ -626,6 +819,7 @@ pub static OPERATIONS: &[Operation] = &[
         params: &CREATE_DEPLOYMENT_PARAMS,
         summary: "Create a deployment",
         needs_token: true,
+        need: need("create", "deployment"),
     },
     Operation {
         service: "deployments",
@@ -635,6 +829,7 @@ pub static OPERATIONS: &[Operation] = &[
         params: &CREATE_ORG_PARAMS,
         summary: "Enroll units of an AWS organization: their accounts are protected as they come and go",
         needs_token: true,
+        need: need("create", "organization"),
     },
     Operation {
         service: "deployments",
@@ -644,6 +839,7 @@ pub static OPERATIONS: &[Operation] = &[
         params: params![ACCOUNT],
         summary: "List organization enrollments",
         needs_token: true,
+        need: need("list", "organization"),
     },
     Operation {
         service: "deployments",
@@ -653,6 +849,7 @@ pub static OPERATIONS: &[Operation] = &[
         params: params![ACCOUNT, ORG_ID],
         summary: "Get an organization enrollment with its status per account",
         needs_token: true,
+        need: need("get", "organization"),
     },
     Operation {
         service: "deployments",
@@ -662,6 +859,7 @@ pub static OPERATIONS: &[Operation] = &[
         params: &UPDATE_ORG_PARAMS,
         summary: "Update an organization enrollment (fields given replace, others stay)",
         needs_token: true,
+        need: need("update", "organization"),
     },
     Operation {
         service: "deployments",
@@ -671,6 +869,7 @@ pub static OPERATIONS: &[Operation] = &[
         params: params![ACCOUNT, ORG_ID],
         summary: "Stop enrolling (the deployments it made stay)",
         needs_token: true,
+        need: need("delete", "organization"),
     },
     Operation {
         service: "deployments",
@@ -685,6 +884,7 @@ pub static OPERATIONS: &[Operation] = &[
         ],
         summary: "Every AWS write made for an organization enrollment itself (StackSet, stack instances), newest first, paged",
         needs_token: true,
+        need: need("list", "audit"),
     },
     Operation {
         service: "deployments",
@@ -694,6 +894,7 @@ pub static OPERATIONS: &[Operation] = &[
         params: params![ACCOUNT],
         summary: "List deployments",
         needs_token: true,
+        need: need("list", "deployment"),
     },
     Operation {
         service: "deployments",
@@ -703,6 +904,7 @@ pub static OPERATIONS: &[Operation] = &[
         params: params![ACCOUNT, p("deployment_id", "deployment id")],
         summary: "Get a deployment",
         needs_token: true,
+        need: need("get", "deployment"),
     },
     Operation {
         service: "deployments",
@@ -712,6 +914,7 @@ pub static OPERATIONS: &[Operation] = &[
         params: &UPDATE_DEPLOYMENT_PARAMS,
         summary: "Update a deployment (fields given replace, others stay)",
         needs_token: true,
+        need: need("update", "deployment"),
     },
     Operation {
         service: "deployments",
@@ -721,6 +924,7 @@ pub static OPERATIONS: &[Operation] = &[
         params: params![ACCOUNT, p("deployment_id", "deployment id")],
         summary: "Delete a deployment (garrison removes what it built first)",
         needs_token: true,
+        need: need("delete", "deployment"),
     },
     Operation {
         service: "deployments",
@@ -734,6 +938,7 @@ pub static OPERATIONS: &[Operation] = &[
         ],
         summary: "What weakens a deployment's protection, with the remedy (open and concluded), and its appliances' health",
         needs_token: true,
+        need: need("list", "health"),
     },
     Operation {
         service: "deployments",
@@ -747,6 +952,7 @@ pub static OPERATIONS: &[Operation] = &[
         ],
         summary: "What protection would create, change or remove now (nothing is written)",
         needs_token: true,
+        need: need("get", "plan"),
     },
     Operation {
         service: "deployments",
@@ -756,6 +962,7 @@ pub static OPERATIONS: &[Operation] = &[
         params: params![ACCOUNT, p("deployment_id", "deployment id")],
         summary: "The latest protection report: appliances per VPC, audit source, cost, outcomes",
         needs_token: true,
+        need: need("get", "protection"),
     },
     Operation {
         service: "deployments",
@@ -770,6 +977,7 @@ pub static OPERATIONS: &[Operation] = &[
         ],
         summary: "Every AWS write made for a deployment, newest first, paged",
         needs_token: true,
+        need: need("list", "audit"),
     },
     Operation {
         service: "deployments",
@@ -779,6 +987,7 @@ pub static OPERATIONS: &[Operation] = &[
         params: params![ACCOUNT, p("deployment_id", "deployment id")],
         summary: "Regions, VPCs and zones of the latest snapshot: protected, unprotected, excluded or idle",
         needs_token: true,
+        need: need("get", "coverage"),
     },
     Operation {
         service: "deployments",
@@ -792,6 +1001,7 @@ pub static OPERATIONS: &[Operation] = &[
         ],
         summary: "Audit-queue input the collector set aside, newest first, with the reason",
         needs_token: true,
+        need: need("list", "dead_letter"),
     },
     Operation {
         service: "deployments",
@@ -801,6 +1011,7 @@ pub static OPERATIONS: &[Operation] = &[
         params: params![ACCOUNT],
         summary: "Deleted deployments whose resources are still being removed",
         needs_token: true,
+        need: need("list", "removal"),
     },
     // findings (garrison's own service)
     Operation {
@@ -820,6 +1031,7 @@ pub static OPERATIONS: &[Operation] = &[
         ],
         summary: "Security findings (GuardDuty, Inspector) of the account's deployments, highest severity first",
         needs_token: true,
+        need: need("list", "finding"),
     },
     Operation {
         service: "findings",
@@ -829,6 +1041,7 @@ pub static OPERATIONS: &[Operation] = &[
         params: params![ACCOUNT, p("finding_id", "finding id (gd-… or in-…)")],
         summary: "One security finding",
         needs_token: true,
+        need: need("get", "finding"),
     },
     // connectors: webhook connections and the notifications' dead letters
     Operation {
@@ -839,6 +1052,7 @@ pub static OPERATIONS: &[Operation] = &[
         params: params![ACCOUNT, DRY_RUN, CONNECTION_DATA],
         summary: "Create a webhook connection (its signing secret is shown once), or test one with dry_run",
         needs_token: true,
+        need: need("create", "connection"),
     },
     Operation {
         service: "connectors",
@@ -848,6 +1062,7 @@ pub static OPERATIONS: &[Operation] = &[
         params: params![ACCOUNT],
         summary: "The account's connections",
         needs_token: true,
+        need: need("list", "connection"),
     },
     Operation {
         service: "connectors",
@@ -857,6 +1072,7 @@ pub static OPERATIONS: &[Operation] = &[
         params: params![ACCOUNT, CONNECTION_ID],
         summary: "One connection",
         needs_token: true,
+        need: need("get", "connection"),
     },
     Operation {
         service: "connectors",
@@ -866,6 +1082,7 @@ pub static OPERATIONS: &[Operation] = &[
         params: params![ACCOUNT, CONNECTION_ID, DRY_RUN, CONNECTION_DATA],
         summary: "Replace a connection's settings (its secret stays), or test them with dry_run",
         needs_token: true,
+        need: need("update", "connection"),
     },
     Operation {
         service: "connectors",
@@ -875,6 +1092,7 @@ pub static OPERATIONS: &[Operation] = &[
         params: params![ACCOUNT, CONNECTION_ID],
         summary: "Delete a connection and what it is still owed",
         needs_token: true,
+        need: need("delete", "connection"),
     },
     Operation {
         service: "connectors",
@@ -887,6 +1105,7 @@ pub static OPERATIONS: &[Operation] = &[
         ],
         summary: "Notifications the caller's account's connections refused for good or kept failing, with the last error",
         needs_token: true,
+        need: need("list", "dlq_message"),
     },
     Operation {
         service: "connectors",
@@ -899,6 +1118,7 @@ pub static OPERATIONS: &[Operation] = &[
         ],
         summary: "Send the caller's account's dead letters again",
         needs_token: true,
+        need: need("update", "dlq_message"),
     },
     Operation {
         service: "connectors",
@@ -911,6 +1131,7 @@ pub static OPERATIONS: &[Operation] = &[
         ],
         summary: "Drop dead letters",
         needs_token: true,
+        need: need("delete", "dlq_message"),
     },
     // herald: what is notified, to whom
     Operation {
@@ -921,6 +1142,7 @@ pub static OPERATIONS: &[Operation] = &[
         params: params![],
         summary: "The notification types garrison sends",
         needs_token: true,
+        need: need("list", "notification_type"),
     },
     Operation {
         service: "herald",
@@ -930,6 +1152,7 @@ pub static OPERATIONS: &[Operation] = &[
         params: &CREATE_SUBSCRIPTION_PARAMS,
         summary: "Subscribe connections (and users) to a notification type",
         needs_token: true,
+        need: need("create", "subscription"),
     },
     Operation {
         service: "herald",
@@ -943,6 +1166,7 @@ pub static OPERATIONS: &[Operation] = &[
         ],
         summary: "The account's subscriptions",
         needs_token: true,
+        need: need("list", "subscription"),
     },
     Operation {
         service: "herald",
@@ -952,6 +1176,7 @@ pub static OPERATIONS: &[Operation] = &[
         params: params![ACCOUNT, SUBSCRIPTION_ID, q("include_subscribers", Kind::Boolean, "with its subscribers")],
         summary: "One subscription",
         needs_token: true,
+        need: need("get", "subscription"),
     },
     Operation {
         service: "herald",
@@ -961,6 +1186,7 @@ pub static OPERATIONS: &[Operation] = &[
         params: &UPDATE_SUBSCRIPTION_PARAMS,
         summary: "Change a subscription (what it does not name stays)",
         needs_token: true,
+        need: need("update", "subscription"),
     },
     Operation {
         service: "herald",
@@ -970,6 +1196,7 @@ pub static OPERATIONS: &[Operation] = &[
         params: params![ACCOUNT, b("ids", Kind::Array, true, "subscription ids")],
         summary: "Delete subscriptions, all or none",
         needs_token: true,
+        need: need("delete", "subscription"),
     },
     Operation {
         service: "herald",
@@ -979,6 +1206,7 @@ pub static OPERATIONS: &[Operation] = &[
         params: params![ACCOUNT, SUBSCRIPTION_ID],
         summary: "A subscription's subscribers",
         needs_token: true,
+        need: need("list", "subscriber"),
     },
     Operation {
         service: "herald",
@@ -993,6 +1221,7 @@ pub static OPERATIONS: &[Operation] = &[
         ],
         summary: "Add a subscriber",
         needs_token: true,
+        need: need("update", "subscription"),
     },
     Operation {
         service: "herald",
@@ -1002,6 +1231,7 @@ pub static OPERATIONS: &[Operation] = &[
         params: params![ACCOUNT, SUBSCRIPTION_ID, p("subscriber_type", "connection | user"), p("subscriber", "its id")],
         summary: "Remove a subscriber",
         needs_token: true,
+        need: need("update", "subscription"),
     },
     // scan_scheduler v2: scan schedules and scan control
     Operation {
@@ -1012,6 +1242,7 @@ pub static OPERATIONS: &[Operation] = &[
         params: &[],
         summary: "The time zones a scan schedule may name",
         needs_token: true,
+        need: need("list", "timezone"),
     },
     Operation {
         service: "scan_scheduler",
@@ -1025,6 +1256,7 @@ pub static OPERATIONS: &[Operation] = &[
         ],
         summary: "A deployment's scan schedules, its default one first",
         needs_token: true,
+        need: need("list", "schedule"),
     },
     Operation {
         service: "scan_scheduler",
@@ -1034,6 +1266,7 @@ pub static OPERATIONS: &[Operation] = &[
         params: &SCHEDULE_CREATE,
         summary: "Create a scan schedule (scope, time zone, windows, frequency)",
         needs_token: true,
+        need: need("create", "schedule"),
     },
     Operation {
         service: "scan_scheduler",
@@ -1043,6 +1276,7 @@ pub static OPERATIONS: &[Operation] = &[
         params: params![ACCOUNT, SCHED_DEPLOYMENT, SCHEDULE_ID],
         summary: "A scan schedule",
         needs_token: true,
+        need: need("get", "schedule"),
     },
     Operation {
         service: "scan_scheduler",
@@ -1052,6 +1286,7 @@ pub static OPERATIONS: &[Operation] = &[
         params: &SCHEDULE_UPDATE,
         summary: "Change a scan schedule (what is not given stays)",
         needs_token: true,
+        need: need("update", "schedule"),
     },
     Operation {
         service: "scan_scheduler",
@@ -1061,6 +1296,7 @@ pub static OPERATIONS: &[Operation] = &[
         params: params![ACCOUNT, SCHED_DEPLOYMENT, SCHEDULE_ID],
         summary: "Delete a scan schedule (not the default one)",
         needs_token: true,
+        need: need("delete", "schedule"),
     },
     Operation {
         service: "scan_scheduler",
@@ -1070,6 +1306,7 @@ pub static OPERATIONS: &[Operation] = &[
         params: params![ACCOUNT, SCHED_DEPLOYMENT, SCHEDULE_ID],
         summary: "Stop a schedule's scans until its open window closes",
         needs_token: true,
+        need: need("update", "schedule"),
     },
     Operation {
         service: "scan_scheduler",
@@ -1084,6 +1321,7 @@ pub static OPERATIONS: &[Operation] = &[
         ],
         summary: "A schedule's state now, assets in scope and next window",
         needs_token: true,
+        need: need("get", "schedule"),
     },
     Operation {
         service: "scan_scheduler",
@@ -1093,6 +1331,7 @@ pub static OPERATIONS: &[Operation] = &[
         params: &EXPEDITE,
         summary: "Scan an asset now: its scanners run whatever the windows",
         needs_token: true,
+        need: need("update", "scan"),
     },
     Operation {
         service: "scan_scheduler",
@@ -1102,6 +1341,7 @@ pub static OPERATIONS: &[Operation] = &[
         params: &SCAN_ASSET,
         summary: "Stop an asset's scans until the open window closes",
         needs_token: true,
+        need: need("update", "scan"),
     },
     // otis: tuning options
     Operation {
@@ -1112,6 +1352,7 @@ pub static OPERATIONS: &[Operation] = &[
         params: &[ACCOUNT, option_body("option"), PREVIEW],
         summary: "Create a tuning option (one per name and scope), or preview its effect with dry_run",
         needs_token: true,
+        need: need("create", "option"),
     },
     Operation {
         service: "otis",
@@ -1121,6 +1362,7 @@ pub static OPERATIONS: &[Operation] = &[
         params: params![ACCOUNT],
         summary: "The account's tuning options, each saying whether garrison applies it",
         needs_token: true,
+        need: need("list", "option"),
     },
     Operation {
         service: "otis",
@@ -1130,6 +1372,7 @@ pub static OPERATIONS: &[Operation] = &[
         params: params![ACCOUNT, OPTION_ID],
         summary: "One tuning option",
         needs_token: true,
+        need: need("get", "option"),
     },
     Operation {
         service: "otis",
@@ -1139,6 +1382,7 @@ pub static OPERATIONS: &[Operation] = &[
         params: &[ACCOUNT, OPTION_ID, option_body("data"), PREVIEW],
         summary: "Change a tuning option's value, or preview its effect with dry_run",
         needs_token: true,
+        need: need("update", "option"),
     },
     Operation {
         service: "otis",
@@ -1148,6 +1392,7 @@ pub static OPERATIONS: &[Operation] = &[
         params: params![ACCOUNT, OPTION_ID],
         summary: "Delete a tuning option",
         needs_token: true,
+        need: need("delete", "option"),
     },
     Operation {
         service: "otis",
@@ -1157,6 +1402,7 @@ pub static OPERATIONS: &[Operation] = &[
         params: &NETWORK_FILTERS,
         summary: "Networks protected from another network (cross_network_protection), with their protector",
         needs_token: true,
+        need: need("list", "network"),
     },
     Operation {
         service: "otis",
@@ -1166,6 +1412,7 @@ pub static OPERATIONS: &[Operation] = &[
         params: &NETWORK_FILTERS,
         summary: "Networks that protect others, with what they protect",
         needs_token: true,
+        need: need("list", "network"),
     },
 ];
 
@@ -1193,5 +1440,48 @@ mod tests {
             let declared: Vec<&str> = op.params.iter().filter(|p| p.location == In::Path).map(|p| p.name).collect();
             assert_eq!(placeholders, declared, "{}.{}", op.service, op.name);
         }
+    }
+
+    /// Reads are `list`/`get`, whatever the method (a POST that only reads, like
+    /// `get_endpoints`, needs no write permission); writes never hide behind a read action.
+    #[test]
+    fn every_operation_declares_a_fitting_permission() {
+        for op in OPERATIONS {
+            let n = op.need;
+            assert!(crate::permission::ACTIONS.contains(&n.action), "{}: {}", op.name, n.action);
+            assert!(!n.resource.is_empty() && n.resource.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
+            if op.method == "GET" {
+                assert!(matches!(n.action, "list" | "get"), "{} reads but needs {}", op.name, n.action);
+            }
+            if op.method == "DELETE" {
+                assert!(
+                    matches!(n.action, "delete" | "revoke" | "update"),
+                    "{} deletes but needs {}",
+                    op.name,
+                    n.action
+                );
+            }
+            if n.by == By::RoleOrOwnUser {
+                assert!(op.path.contains("{user_id}"), "{}: only a user's own routes are open to that user", op.name);
+            }
+            let writes = [
+                "create_",
+                "update_",
+                "delete_",
+                "grant_",
+                "revoke_",
+                "add_",
+                "remove_",
+                "stop_",
+                "expedite_",
+                "batch_",
+                "reenqueue_",
+            ];
+            if writes.iter().any(|w| op.name.starts_with(w)) {
+                assert!(!matches!(n.action, "list" | "get"), "{} writes but needs only {}", op.name, n.action);
+            }
+        }
+        let anyone: Vec<&str> = OPERATIONS.iter().filter(|o| o.need.by == By::AnyCaller).map(|o| o.name).collect();
+        assert_eq!(anyone, ["get_token_info"], "only describing one's own token is open to every caller");
     }
 }

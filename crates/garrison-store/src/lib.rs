@@ -15,6 +15,7 @@ mod notify;
 mod objects;
 mod otis;
 mod protection;
+mod roles;
 mod rotate;
 mod schedules;
 pub mod seal;

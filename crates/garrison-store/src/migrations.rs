@@ -177,4 +177,12 @@ pub const MIGRATIONS: &[(i64, &str, &[&str])] = &[
             "CREATE TABLE appliance_replacements (deployment_id TEXT NOT NULL, appliance_key TEXT NOT NULL, account_id TEXT NOT NULL, old_instance_id TEXT NOT NULL, tries BIGINT NOT NULL, state TEXT NOT NULL, updated_ms BIGINT NOT NULL, PRIMARY KEY (deployment_id, appliance_key))",
         ],
     ),
+    (
+        19,
+        "aims roles of an account (custom roles: name and permissions); a user holds one role id, a global role's or one of these, or none",
+        &[
+            "CREATE TABLE roles (id TEXT PRIMARY KEY, account_id TEXT NOT NULL, name TEXT NOT NULL, permissions TEXT NOT NULL, version BIGINT NOT NULL, created_at BIGINT NOT NULL, created_by TEXT NOT NULL, modified_at BIGINT NOT NULL, modified_by TEXT NOT NULL, UNIQUE (account_id, name))",
+            "CREATE INDEX users_role ON users (account_id, role_id)",
+        ],
+    ),
 ];

@@ -1,7 +1,7 @@
 //! aims data: accounts (tenants and their managed children), users, access keys.
 
 use garrison_model::Stamp;
-use garrison_model::account::{AccessKey, Account, LOCATION, Role, User};
+use garrison_model::account::{ADMINISTRATOR_ROLE_ID, AccessKey, Account, LOCATION, POWER_USER_ROLE_ID, User};
 use rand::{Rng, RngCore};
 use sha2::{Digest, Sha256};
 use sqlx::Row;
@@ -71,7 +71,10 @@ impl KeyRecord {
 pub struct KeyState {
     pub user_id: String,
     pub account_id: String,
-    pub role: Role,
+    /// The user's role id (a global role's, one of the account's, or empty: none).
+    pub role_id: String,
+    /// The permissions of an account's own role, as stored (`None` for a global role or none).
+    pub custom_permissions: Option<String>,
     pub active: bool,
 }
 
@@ -81,7 +84,8 @@ pub struct UserChange {
     pub name: Option<String>,
     pub email: Option<String>,
     pub active: Option<bool>,
-    pub role: Option<Role>,
+    /// A role id already checked by the caller; `Some("")` takes the role away.
+    pub role: Option<String>,
 }
 
 /// The root tenant created on first start.
@@ -257,7 +261,7 @@ impl Store {
         account_id: &str,
         name: &str,
         email: &str,
-        role: Option<Role>,
+        role: Option<&str>,
         by: &str,
     ) -> Result<User, StoreError> {
         let id = crate::db::new_id();
@@ -268,7 +272,7 @@ impl Store {
             .fetch_one(&mut *tx)
             .await?
             .get(0);
-        let role = if existing == 0 { Role::Administrator } else { role.unwrap_or(Role::PowerUser) };
+        let role = if existing == 0 { ADMINISTRATOR_ROLE_ID } else { role.unwrap_or(POWER_USER_ROLE_ID) };
         let res = sqlx::query(
             "INSERT INTO users (id, account_id, name, email, role_id, active, version, created_at, created_by, modified_at, modified_by) \
              VALUES ($1, $2, $3, $4, $5, 1, 1, $6, $7, $8, $9) ON CONFLICT (account_id, email) DO NOTHING",
@@ -277,7 +281,7 @@ impl Store {
         .bind(account_id)
         .bind(name)
         .bind(email)
-        .bind(role.id())
+        .bind(role)
         .bind(t)
         .bind(by)
         .bind(t)
@@ -318,7 +322,7 @@ impl Store {
     ) -> Result<i64, StoreError> {
         Ok(sqlx::query("SELECT COUNT(*) FROM users WHERE account_id = $1 AND role_id = $2 AND active = 1 AND id <> $3")
             .bind(account_id)
-            .bind(Role::Administrator.id())
+            .bind(ADMINISTRATOR_ROLE_ID)
             .bind(except)
             .fetch_one(&mut **tx)
             .await?
@@ -343,16 +347,16 @@ impl Store {
             .await?
             .ok_or(StoreError::NotFound)?;
         let current = user_from(&row);
-        let current_role = Role::from_id(row.get::<String, _>("role_id").as_str()).unwrap_or(Role::PowerUser);
+        let current_role: String = row.get("role_id");
         let name = change.name.clone().unwrap_or_else(|| current.name.clone());
         let email = change.email.clone().unwrap_or_else(|| current.email.clone());
         let active = change.active.unwrap_or(current.active);
-        let role = change.role.unwrap_or(current_role);
+        let role = change.role.clone().unwrap_or_else(|| current_role.clone());
         if name == current.name && email == current.email && active == current.active && role == current_role {
             return Ok(current);
         }
         let loses_admin =
-            current_role == Role::Administrator && current.active && (!active || role != Role::Administrator);
+            current_role == ADMINISTRATOR_ROLE_ID && current.active && (!active || role != ADMINISTRATOR_ROLE_ID);
         if loses_admin && Self::other_admins(&mut tx, account_id, id).await? == 0 {
             return Err(StoreError::Conflict(
                 "this is the account's last active Administrator: make another user Administrator first".into(),
@@ -377,7 +381,7 @@ impl Store {
         .bind(&name)
         .bind(&email)
         .bind(if active { 1i64 } else { 0 })
-        .bind(role.id())
+        .bind(&role)
         .bind(now())
         .bind(by)
         .bind(id)
@@ -400,7 +404,7 @@ impl Store {
         else {
             return Ok(false);
         };
-        let is_admin = row.get::<String, _>(0) == Role::Administrator.id() && row.get::<i64, _>(1) != 0;
+        let is_admin = row.get::<String, _>(0) == ADMINISTRATOR_ROLE_ID && row.get::<i64, _>(1) != 0;
         if is_admin && Self::other_admins(&mut tx, account_id, id).await? == 0 {
             return Err(StoreError::Conflict(
                 "this is the account's last active Administrator: make another user Administrator first".into(),
@@ -423,7 +427,7 @@ impl Store {
     /// What an access key stands for now (`None`: the key is gone).
     pub async fn key_state(&self, key_id: &str) -> Result<Option<KeyState>, StoreError> {
         Ok(sqlx::query(
-            "SELECT k.user_id, k.account_id, u.role_id, u.active FROM access_keys k JOIN users u ON u.id = k.user_id AND u.account_id = k.account_id WHERE k.id = $1",
+            "SELECT k.user_id, k.account_id, u.role_id, u.active, r.permissions FROM access_keys k JOIN users u ON u.id = k.user_id AND u.account_id = k.account_id LEFT JOIN roles r ON r.id = u.role_id AND r.account_id = u.account_id WHERE k.id = $1",
         )
         .bind(key_id)
         .fetch_optional(&self.pool)
@@ -431,8 +435,9 @@ impl Store {
         .map(|r| KeyState {
             user_id: r.get(0),
             account_id: r.get(1),
-            role: Role::from_id(r.get::<String, _>(2).as_str()).unwrap_or(Role::ReadOnly),
+            role_id: r.get(2),
             active: r.get::<i64, _>(3) != 0,
+            custom_permissions: r.get(4),
         }))
     }
 
@@ -556,7 +561,7 @@ fn user_from(r: &AnyRow) -> User {
         active: r.get::<i64, _>("active") != 0,
         locked: false,
         version: r.get("version"),
-        role_ids: vec![r.get("role_id")],
+        role_ids: Some(r.get::<String, _>("role_id")).filter(|id| !id.is_empty()).into_iter().collect(),
         created: stamp(r, "created_at", "created_by"),
         modified: stamp(r, "modified_at", "modified_by"),
     }

@@ -6,7 +6,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use base64::Engine as _;
 use garrison_model::FieldError;
-use garrison_model::account::{AccessKey, Account, GLOBAL_ROLES, Role, User};
+use garrison_model::account::{AccessKey, Account, User};
 use garrison_store::{UserChange, Verdict};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -30,6 +30,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(get_user_details, update_user_details, delete_user))
         .routes(routes!(create_access_key, list_access_keys))
         .routes(routes!(get_access_key, delete_access_key))
+        .merge(super::aims_roles::routes())
 }
 
 fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
@@ -107,7 +108,7 @@ async fn get_token_info(State(s): State<AppState>, caller: Caller) -> ApiResult<
     Ok(Json(json!({
         "account": account, "entity_id": caller.user_id, "entity_type": "user",
         "requester_id": format!("{}:user:{}", caller.account_id, caller.user_id),
-        "roles": [{"id": caller.role.id(), "account_id": "*", "name": caller.role.name(), "global": true}],
+        "roles": super::aims_roles::held(&s, &caller.account_id, &caller.role_id).await?,
         "token_expiration": caller.expires, "user": user,
     })))
 }
@@ -160,7 +161,7 @@ async fn list_accounts_by_relationship(
 }
 
 /// Create a child account managed by this one (garrison extension: the reference has no such
-/// call). Administrators only.
+/// call). Needs `aims:…:create:account` (Administrator, Owner).
 #[utoipa::path(post, path = "/aims/v1/{account_id}/managed_accounts", tag = "aims", operation_id = "create_managed_account",
     params(("account_id" = String, Path)), security(("X-AIMS-Auth-Token" = [])),
     responses((status = 201, body = Account), (status = 400, description = "invalid name")))]
@@ -171,8 +172,6 @@ async fn create_managed_account(
     bytes: Bytes,
 ) -> ApiResult<(StatusCode, Json<Account>)> {
     s.authorize(&caller, &account_id).await?;
-    // A new tenant is an aims write like a new user: the reference's Power User may not.
-    s.require_admin(&caller)?;
     let v = body::parse(&bytes)?;
     let name = required_string(&v, "name", 256)?;
     only_keys(&v, &["name"])?;
@@ -180,7 +179,7 @@ async fn create_managed_account(
     Ok((StatusCode::CREATED, Json(a)))
 }
 
-fn required_string(v: &Value, field: &str, max: usize) -> ApiResult<String> {
+pub(crate) fn required_string(v: &Value, field: &str, max: usize) -> ApiResult<String> {
     match v.get(field) {
         Some(Value::String(x)) if !x.trim().is_empty() && x.len() <= max => Ok(x.clone()),
         Some(other) => Err(ApiError::field(FieldError::new(
@@ -192,7 +191,7 @@ fn required_string(v: &Value, field: &str, max: usize) -> ApiResult<String> {
     }
 }
 
-fn only_keys(v: &Value, allowed: &[&str]) -> ApiResult<()> {
+pub(crate) fn only_keys(v: &Value, allowed: &[&str]) -> ApiResult<()> {
     let Some(m) = v.as_object() else {
         return Err(ApiError::field(FieldError::new("body", "a JSON object", garrison_model::error::describe(v))));
     };
@@ -201,8 +200,9 @@ fn only_keys(v: &Value, allowed: &[&str]) -> ApiResult<()> {
     if errors.is_empty() { Ok(()) } else { Err(errors.into()) }
 }
 
-/// Create a user in an account (Administrators only). The account's first user is its
-/// Administrator; `role_id` picks another user's global role (Power User by default).
+/// Create a user in an account (`aims:…:create:user`). The account's first user is its
+/// Administrator; `role_id` picks another user's role (Power User by default), a global one or
+/// one of the account's, never more than the caller holds.
 #[utoipa::path(post, path = "/aims/v1/{account_id}/users", tag = "aims", operation_id = "create_user",
     params(("account_id" = String, Path)), security(("X-AIMS-Auth-Token" = [])),
     responses((status = 201, body = User), (status = 403, description = "not an Administrator"), (status = 409, description = "user exists")))]
@@ -213,14 +213,26 @@ async fn create_user(
     bytes: Bytes,
 ) -> ApiResult<(StatusCode, Json<User>)> {
     s.authorize(&caller, &account_id).await?;
-    s.require_admin(&caller)?;
     let v = body::parse(&bytes)?;
     only_keys(&v, &["name", "email", "role_id", "active"])?;
     let name = required_string(&v, "name", 256)?;
     let email = email_field(&v)?;
-    let role = role_field(&v)?;
+    let role = match v.get("role_id") {
+        None => None,
+        Some(Value::String(id)) => {
+            let role = super::aims_roles::grantable(&s, &caller, &account_id, id).await?;
+            Some(role.id)
+        }
+        Some(other) => {
+            return Err(ApiError::field(FieldError::new(
+                "role_id",
+                "a role id (aims list_roles)",
+                garrison_model::error::describe(other),
+            )));
+        }
+    };
     let active = bool_field(&v, "active")?;
-    let user = s.store.create_user(&account_id, &name, &email, role, &caller.user_id).await?;
+    let user = s.store.create_user(&account_id, &name, &email, role.as_deref(), &caller.user_id).await?;
     let user = if active == Some(false) {
         let change = UserChange { active: Some(false), ..Default::default() };
         s.store.update_user(&account_id, &user.id, &change, &caller.user_id).await?
@@ -237,24 +249,6 @@ fn email_field(v: &Value) -> ApiResult<String> {
         return Err(ApiError::field(FieldError::new("email", "an email address", format!("{email:?}"))));
     }
     Ok(email)
-}
-
-fn role_field(v: &Value) -> ApiResult<Option<Role>> {
-    match v.get("role_id") {
-        None => Ok(None),
-        Some(Value::String(id)) if Role::from_id(id).is_some() => Ok(Role::from_id(id)),
-        Some(other) => Err(ApiError::field(
-            FieldError::new(
-                "role_id",
-                format!(
-                    "a global role id: {}",
-                    GLOBAL_ROLES.iter().map(|(_, id, name)| format!("{id} ({name})")).collect::<Vec<_>>().join(", ")
-                ),
-                garrison_model::error::describe(other),
-            )
-            .hint("aims list_global_roles in the reference lists them"),
-        )),
-    }
 }
 
 fn bool_field(v: &Value, field: &str) -> ApiResult<Option<bool>> {
@@ -279,9 +273,10 @@ async fn list_users(
     Ok(Json(json!({"users": s.store.list_users(&account_id).await?})))
 }
 
-/// The user, once the caller is allowed to manage them (themselves, or as an Administrator).
-async fn user_in(s: &AppState, caller: &Caller, account_id: &str, user_id: &str) -> ApiResult<User> {
-    s.authorize_user_admin(caller, account_id, user_id).await?;
+/// The user, in an account the caller may act on (the route's permission, or the caller's
+/// own user, was checked by `Caller`).
+pub(crate) async fn user_in(s: &AppState, caller: &Caller, account_id: &str, user_id: &str) -> ApiResult<User> {
+    s.authorize(caller, account_id).await?;
     s.store
         .get_user(account_id, user_id)
         .await?
@@ -305,8 +300,8 @@ async fn get_user_details(
         .ok_or_else(|| ApiError::NotFound(format!("no user {user_id:?} in account {account_id}")))
 }
 
-/// Update a user: `name`, `email`, `active` (Administrators; a user may change their own
-/// name and email, never their own `active`). A disabled user's tokens stop at once.
+/// Update a user: `name`, `email`, `active` (`aims:…:update:user`; a user may change their
+/// own name and email, never their own `active`). A disabled user's tokens stop at once.
 #[utoipa::path(post, path = "/aims/v1/{account_id}/users/{user_id}", tag = "aims", operation_id = "update_user_details",
     params(("account_id" = String, Path), ("user_id" = String, Path)), security(("X-AIMS-Auth-Token" = [])),
     responses((status = 200, body = User), (status = 403, description = "not allowed"), (status = 409, description = "last Administrator or email taken")))]
@@ -340,7 +335,7 @@ async fn update_user_details(
     Ok(Json(user))
 }
 
-/// Delete a user with their access keys (Administrators; not oneself; not the account's
+/// Delete a user with their access keys (`aims:…:delete:user`; not oneself; not the account's
 /// last Administrator). Their tokens stop at once.
 #[utoipa::path(delete, path = "/aims/v1/{account_id}/users/{user_id}", tag = "aims", operation_id = "delete_user",
     params(("account_id" = String, Path), ("user_id" = String, Path)), security(("X-AIMS-Auth-Token" = [])),
@@ -351,7 +346,6 @@ async fn delete_user(
     Path((account_id, user_id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     s.authorize(&caller, &account_id).await?;
-    s.require_admin(&caller)?;
     if caller.account_id == account_id && caller.user_id == user_id {
         return Err(ApiError::field(
             FieldError::new("user_id", "another user than the caller", "the caller's own user id")

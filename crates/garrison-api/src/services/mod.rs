@@ -1,4 +1,5 @@
 pub mod aims;
+pub mod aims_roles;
 pub mod appliance_channel;
 pub mod assets_query;
 pub mod connectors;
