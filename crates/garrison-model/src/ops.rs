@@ -385,10 +385,16 @@ pub static OPERATIONS: &[Operation] = &[
             ACCOUNT,
             b("name", Kind::String, true, "user's name"),
             b("email", Kind::String, true, "user's email (also the username)"),
-            b("role_id", Kind::String, false, "global role id: Administrator, Power User (default) or Read Only"),
-            b("active", Kind::Boolean, false, "whether the user may sign in (default true)")
+            b(
+                "role_id",
+                Kind::String,
+                false,
+                "role id: a global role (aims list_global_roles; Power User by default) or one of the account's"
+            ),
+            b("active", Kind::Boolean, false, "whether the user may sign in (default true)"),
+            b("notifications_only", Kind::Boolean, false, "a user that receives notifications only: it holds no role"),
         ],
-        summary: "Create a user in an account (Administrators only)",
+        summary: "Create a user in an account (aims:…:create:user)",
         needs_token: true,
         need: need("create", "user"),
     },
@@ -422,9 +428,9 @@ pub static OPERATIONS: &[Operation] = &[
             p("user_id", "user id"),
             b("name", Kind::String, false, "new name"),
             b("email", Kind::String, false, "new email"),
-            b("active", Kind::Boolean, false, "false disables the user: their tokens stop at once (Administrators)")
+            b("active", Kind::Boolean, false, "false disables the user: their tokens stop at once (not oneself)")
         ],
-        summary: "Update a user (Administrators; users may rename themselves)",
+        summary: "Update a user (aims:…:update:user; users may rename themselves)",
         needs_token: true,
         need: own_user("update", "user"),
     },
@@ -434,7 +440,7 @@ pub static OPERATIONS: &[Operation] = &[
         method: "DELETE",
         path: "/aims/v1/{account_id}/users/{user_id}",
         params: params![ACCOUNT, p("user_id", "user id")],
-        summary: "Delete a user and their access keys (Administrators)",
+        summary: "Delete a user and their access keys (aims:…:delete:user)",
         needs_token: true,
         need: need("delete", "user"),
     },

@@ -190,6 +190,57 @@ fn alcli_path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv-alcli/bin/alcli")
 }
 
+/// alcli's own aims definitions reach the role routes: global roles listed, a user created
+/// with one, another granted, the grant read back, permissions in the reference's shape.
+#[test]
+fn roles_through_the_real_alcli() {
+    let alcli = alcli_path();
+    assert!(alcli.exists(), "alcli not found at {} — run scripts/setup-python", alcli.display());
+    let s = serve();
+    let run = |args: &[&str]| {
+        let o = Command::new(&alcli)
+            .args(args)
+            .env("ALERTLOGIC_ENDPOINT", &s.url)
+            .env("ALERTLOGIC_ACCESS_KEY_ID", KEY_ID)
+            .env("ALERTLOGIC_SECRET_KEY", SECRET)
+            .env("HOME", &s.dir)
+            .output()
+            .unwrap();
+        o
+    };
+    let global = json_out(&run(&["aims", "list_global_roles"]));
+    let names: Vec<&str> = global["roles"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["Administrator", "Owner", "Power User", "User", "Read Only", "Support"]);
+    let roles = json_out(&run(&["aims", "list_roles", "--account_id", ACCOUNT]));
+    assert_eq!(roles["roles"].as_array().unwrap().len(), 6, "{roles}");
+    let user = json_out(&run(&[
+        "aims",
+        "create_user",
+        "--account_id",
+        ACCOUNT,
+        "--name",
+        "Rita Reader",
+        "--email",
+        "rita@example.com",
+    ]));
+    let uid = user["id"].as_str().unwrap_or_else(|| panic!("{user}"));
+    let read_only = "F578CCE5-9574-4489-BF05-A04075838DE3";
+    let grant = run(&["aims", "grant_user_role", "--account_id", ACCOUNT, "--user_id", uid, "--role_id", read_only]);
+    assert!(grant.status.success(), "{}", String::from_utf8_lossy(&grant.stderr));
+    let ids = json_out(&run(&["aims", "get_assigned_role_ids", "--account_id", ACCOUNT, "--user_id", uid]));
+    assert_eq!(ids["role_ids"], serde_json::json!([read_only]));
+    let perms = json_out(&run(&["aims", "get_user_permissions", "--account_id", ACCOUNT, "--user_id", uid]));
+    assert_eq!(perms["permissions"], serde_json::json!([{"*:own:list:*": "allowed"}, {"*:own:get:*": "allowed"}]));
+    let detail = json_out(&run(&["aims", "get_role_details", "--account_id", ACCOUNT, "--role_id", read_only]));
+    assert_eq!(detail["name"], "Read Only");
+    // Granting oneself is the reference's self_grant_error, shown by alcli as an error.
+    let root = json_out(&run(&["aims", "list_users", "--account_id", ACCOUNT]));
+    let root_id = root["users"][0]["id"].as_str().unwrap();
+    let own = run(&["aims", "grant_user_role", "--account_id", ACCOUNT, "--user_id", root_id, "--role_id", read_only]);
+    let text = format!("{}{}", String::from_utf8_lossy(&own.stdout), String::from_utf8_lossy(&own.stderr));
+    assert!(text.contains("self_grant_error") || text.contains("400"), "{text}");
+}
+
 #[test]
 fn reference_workflow_through_the_real_alcli() {
     let alcli = alcli_path();

@@ -214,11 +214,21 @@ async fn create_user(
 ) -> ApiResult<(StatusCode, Json<User>)> {
     s.authorize(&caller, &account_id).await?;
     let v = body::parse(&bytes)?;
-    only_keys(&v, &["name", "email", "role_id", "active"])?;
+    only_keys(&v, &["name", "email", "role_id", "active", "notifications_only"])?;
     let name = required_string(&v, "name", 256)?;
     let email = email_field(&v)?;
+    // The reference's notifications-only user (alcli sends `false` by default) may not use
+    // the product: it holds no role.
+    let notifications_only = bool_field(&v, "notifications_only")? == Some(true);
     let role = match v.get("role_id") {
+        None if notifications_only => Some(String::new()),
         None => None,
+        Some(_) if notifications_only => {
+            return Err(ApiError::field(
+                FieldError::new("role_id", "no role for a notifications-only user", "a role id")
+                    .hint("drop role_id or notifications_only"),
+            ));
+        }
         Some(Value::String(id)) => {
             let role = super::aims_roles::grantable(&s, &caller, &account_id, id).await?;
             Some(role.id)
