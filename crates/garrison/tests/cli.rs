@@ -198,15 +198,14 @@ fn roles_through_the_real_alcli() {
     assert!(alcli.exists(), "alcli not found at {} — run scripts/setup-python", alcli.display());
     let s = serve();
     let run = |args: &[&str]| {
-        let o = Command::new(&alcli)
+        Command::new(&alcli)
             .args(args)
             .env("ALERTLOGIC_ENDPOINT", &s.url)
             .env("ALERTLOGIC_ACCESS_KEY_ID", KEY_ID)
             .env("ALERTLOGIC_SECRET_KEY", SECRET)
             .env("HOME", &s.dir)
             .output()
-            .unwrap();
-        o
+            .unwrap()
     };
     let global = json_out(&run(&["aims", "list_global_roles"]));
     let names: Vec<&str> = global["roles"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();

@@ -112,8 +112,14 @@ async fn get_global_role_details(_caller: Caller, Path(role_id): Path<String>) -
         .ok_or_else(|| ApiError::NotFound(format!("no global role {role_id:?}")))
 }
 
+/// A role body's `name` and `permissions` (as sent, and read).
+struct RoleBody {
+    name: Option<String>,
+    permissions: Option<(Value, Permissions)>,
+}
+
 /// Reads `name` and `permissions` of a role body (each optional when `partial`).
-fn role_body(v: &Value, partial: bool) -> ApiResult<(Option<String>, Option<(Value, Permissions)>)> {
+fn role_body(v: &Value, partial: bool) -> ApiResult<RoleBody> {
     only_keys(v, &["name", "permissions"])?;
     let name = match (v.get("name"), partial) {
         (None, true) => None,
@@ -124,7 +130,7 @@ fn role_body(v: &Value, partial: bool) -> ApiResult<(Option<String>, Option<(Val
         (None, false) => return Err(ApiError::field(FieldError::new("permissions", "an object", "nothing"))),
         (Some(p), _) => Some((p.clone(), Permissions::parse(p, "permissions")?)),
     };
-    Ok((name, permissions))
+    Ok(RoleBody { name, permissions })
 }
 
 /// Create a role of the account.
@@ -140,7 +146,7 @@ async fn create_role(
 ) -> ApiResult<(StatusCode, Json<RoleView>)> {
     s.authorize(&caller, &account_id).await?;
     let v = body::parse(&bytes)?;
-    let (Some(name), Some((raw, perms))) = role_body(&v, false)? else {
+    let RoleBody { name: Some(name), permissions: Some((raw, perms)) } = role_body(&v, false)? else {
         unreachable!("role_body requires both when not partial")
     };
     if GlobalRole::ALL.iter().any(|g| g.name().eq_ignore_ascii_case(&name)) {
@@ -206,7 +212,7 @@ async fn update_role_details(
     s.authorize(&caller, &account_id).await?;
     global_is_fixed(&role_id)?;
     let v = body::parse(&bytes)?;
-    let (name, perms) = role_body(&v, true)?;
+    let RoleBody { name, permissions: perms } = role_body(&v, true)?;
     if let Some(n) = &name
         && GlobalRole::ALL.iter().any(|g| g.name().eq_ignore_ascii_case(n))
     {
