@@ -9,65 +9,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use common::{KEY_ID, SECRET};
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl is required for this test");
-    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
-/// A CA (`<name>-ca.pem`) and a server certificate for 127.0.0.1 it signed
-/// (`<name>-cert.pem`, `<name>-key.pem`).
-fn pki(dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
-    let (ca_key, ca) = (format!("{name}-ca-key.pem"), format!("{name}-ca.pem"));
-    let (key, csr, cert) = (format!("{name}-key.pem"), format!("{name}.csr"), format!("{name}-cert.pem"));
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            &ca_key,
-            "-out",
-            &ca,
-            "-days",
-            "2",
-            "-subj",
-            &format!("/CN=garrison test CA {name}"),
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign,cRLSign",
-        ],
-    );
-    openssl(dir, &["req", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &csr, "-subj", "/CN=127.0.0.1"]);
-    std::fs::write(dir.join(format!("{name}.ext")), "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
-        .unwrap();
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            &csr,
-            "-CA",
-            &ca,
-            "-CAkey",
-            &ca_key,
-            "-CAcreateserial",
-            "-out",
-            &cert,
-            "-days",
-            "2",
-            "-extfile",
-            &format!("{name}.ext"),
-        ],
-    );
-    (dir.join(ca), dir.join(cert), dir.join(key))
-}
+use common::{KEY_ID, SECRET, pki};
 
 fn cli(url: &str, home: &Path, bundle: Option<&Path>, args: &[&str]) -> std::process::Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_garrison"));
