@@ -188,6 +188,11 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        if !parts.headers.contains_key(TOKEN_HEADER)
+            && let Some(id) = crate::sso::session_cookie(&parts.headers)
+        {
+            return Caller::from_session(parts, state, &id).await;
+        }
         let token = parts
             .headers
             .get(TOKEN_HEADER)
@@ -223,6 +228,30 @@ impl FromRequestParts<AppState> for Caller {
 }
 
 impl Caller {
+    /// A caller signed in to the dashboard through single sign-on: its session must be live
+    /// and its user active (read on every request: ending a session or disabling the user
+    /// takes effect at once), and anything but a read must carry the session's CSRF token
+    /// from this server's own pages.
+    async fn from_session(parts: &mut Parts, state: &AppState, id: &str) -> Result<Caller, ApiError> {
+        let ws =
+            state.store.web_session(id).await?.filter(|w| w.active).ok_or_else(|| {
+                ApiError::Unauthorized("this dashboard session ended or expired; sign in again".into())
+            })?;
+        if !matches!(parts.method, axum::http::Method::GET | axum::http::Method::HEAD) {
+            check_csrf(state, &parts.headers, &ws.csrf)?;
+        }
+        let caller = Caller {
+            permissions: Caller::permissions_of(&ws.role_id, ws.custom_permissions.as_deref()),
+            account_id: ws.account_id,
+            user_id: ws.user_id,
+            key_id: "session".into(),
+            role_id: ws.role_id,
+            expires: ws.expires_ms / 1000,
+        };
+        caller.check_permission(parts, state).await?;
+        Ok(caller)
+    }
+
     /// Refuses (403, naming the permission and the role) unless the caller's role allows what
     /// the route's operation needs where it acts. A route outside the operation table is
     /// refused: a handler cannot be reached without a declared permission.
@@ -301,5 +330,31 @@ impl AppState {
             }
         }
         Err(refused())
+    }
+}
+
+/// Refuses (403) a state-changing request of a cookie session that does not carry the
+/// session's CSRF token, or that comes from another origin than this server's.
+pub fn check_csrf(state: &AppState, headers: &axum::http::HeaderMap, csrf: &str) -> Result<(), ApiError> {
+    use subtle_eq::eq;
+    let refused = |why: &str| ApiError::Forbidden(format!("cross-site request refused: {why}"));
+    if let Some(origin) = headers.get(axum::http::header::ORIGIN) {
+        let public = state.config.public_url.trim_end_matches('/');
+        if origin.to_str().ok() != Some(public) {
+            return Err(refused("the request's Origin is not this server"));
+        }
+    }
+    let sent = headers.get(crate::sso::CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if sent.is_empty() || !eq(sent.as_bytes(), csrf.as_bytes()) {
+        return Err(refused("the x-csrf-token header does not match the session's"));
+    }
+    Ok(())
+}
+
+/// Comparison in constant time (of equal-length inputs), so that the token is not guessed
+/// byte by byte from response times.
+mod subtle_eq {
+    pub fn eq(a: &[u8], b: &[u8]) -> bool {
+        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
     }
 }

@@ -11,6 +11,7 @@ pub mod openapi;
 pub mod paging;
 pub mod server;
 pub mod services;
+pub mod sso;
 pub mod tls;
 
 use std::sync::Arc;
@@ -62,6 +63,9 @@ pub struct Inner {
     /// SHA-256 of the secret: a repeated sign-in skips the slow hash while the stored one is
     /// unchanged (a deleted key is not found, so it is not accepted).
     pub verified_keys: std::sync::Mutex<std::collections::HashMap<String, (String, [u8; 32])>>,
+    /// Single sign-on for the dashboard, when the operator configured a provider (set once,
+    /// at start: `AppState::enable_sso`).
+    pub sso: std::sync::OnceLock<Arc<sso::Sso>>,
 }
 
 impl std::ops::Deref for AppState {
@@ -109,7 +113,13 @@ impl AppState {
             ancestry: Ancestry::default(),
             key_states: KeyStates::default(),
             verified_keys: Default::default(),
+            sso: std::sync::OnceLock::new(),
         })))
+    }
+
+    /// Turns on single sign-on (once; a second call changes nothing).
+    pub fn enable_sso(&self, sso: sso::Sso) {
+        let _ = self.sso.set(Arc::new(sso));
     }
 }
 
@@ -142,6 +152,7 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(services::health))
         .route("/metrics", get(metrics::scrape))
         .merge(services::appliance_channel::routes())
+        .merge(sso::routes())
         .merge(dashboard::routes())
         .route(
             "/openapi.json",

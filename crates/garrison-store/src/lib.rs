@@ -19,6 +19,7 @@ mod roles;
 mod rotate;
 mod schedules;
 pub mod seal;
+mod sessions;
 mod snapshots;
 mod tenants;
 #[cfg(feature = "testing")]
@@ -36,4 +37,5 @@ pub use notify::{ConnectionSecrets, Delivery};
 pub use protection::AuditEntry;
 pub use rotate::Rotated;
 pub use seal::{SealKey, Sealer};
+pub use sessions::{LOGIN_TTL_MS, WebSession};
 pub use tenants::{KeyRecord, KeyState, MIN_SECRET_LEN, NewRoot, UserChange, Verdict};

@@ -185,4 +185,13 @@ pub const MIGRATIONS: &[(i64, &str, &[&str])] = &[
             "CREATE INDEX users_role ON users (account_id, role_id)",
         ],
     ),
+    (
+        20,
+        "single sign-on: logins in progress (by a hash of their state: each is taken once) and dashboard sessions (by a hash of their cookie), each with its CSRF token",
+        &[
+            "CREATE TABLE sso_logins (state_hash TEXT PRIMARY KEY, nonce TEXT NOT NULL, pkce_verifier TEXT NOT NULL, created_ms BIGINT NOT NULL)",
+            "CREATE TABLE web_sessions (id_hash TEXT PRIMARY KEY, account_id TEXT NOT NULL, user_id TEXT NOT NULL, csrf TEXT NOT NULL, created_ms BIGINT NOT NULL, expires_ms BIGINT NOT NULL)",
+            "CREATE INDEX web_sessions_user ON web_sessions (account_id, user_id)",
+        ],
+    ),
 ];

@@ -90,6 +90,25 @@ pub struct ServeArgs {
     #[arg(long = "tls-key", env = "GARRISON_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
     /// TOML file with any of the settings above (keys with underscores)
+    /// OpenID Connect issuer URL: the dashboard signs in through this provider (needs
+    /// --oidc-client-id and --oidc-mapping)
+    #[arg(long = "oidc-issuer", env = "GARRISON_OIDC_ISSUER")]
+    pub oidc_issuer: Option<String>,
+    /// The client id garrison is registered with at the provider
+    #[arg(long = "oidc-client-id", env = "GARRISON_OIDC_CLIENT_ID")]
+    pub oidc_client_id: Option<String>,
+    /// The client's secret (none for a public client)
+    #[arg(long = "oidc-client-secret", env = "GARRISON_OIDC_CLIENT_SECRET", hide_env_values = true)]
+    pub oidc_client_secret: Option<String>,
+    /// Where the provider sends the browser back [default: <public-url>/auth/callback]
+    #[arg(long = "oidc-redirect-url", env = "GARRISON_OIDC_REDIRECT_URL")]
+    pub oidc_redirect_url: Option<String>,
+    /// TOML file mapping a claim's values (groups by default) to an account and a role
+    #[arg(long = "oidc-mapping", env = "GARRISON_OIDC_MAPPING")]
+    pub oidc_mapping: Option<PathBuf>,
+    /// Seconds a dashboard session lasts, 60 to 86400 [default: 3600]
+    #[arg(long = "session-ttl", env = "GARRISON_SESSION_TTL")]
+    pub session_ttl: Option<u64>,
     #[arg(long, env = "GARRISON_CONFIG")]
     pub config: Option<PathBuf>,
 }
@@ -121,6 +140,12 @@ struct FileConfig {
     register_within: Option<u64>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    oidc_issuer: Option<String>,
+    oidc_client_id: Option<String>,
+    oidc_client_secret: Option<String>,
+    oidc_redirect_url: Option<String>,
+    oidc_mapping: Option<PathBuf>,
+    session_ttl: Option<u64>,
 }
 
 /// Settings after merging every source.
@@ -142,6 +167,8 @@ pub struct Settings {
     pub appliances: Option<garrison_engine::appliances::Channel>,
     /// The certificate and key served over TLS, checked (read) at start.
     pub tls: Option<std::sync::Arc<garrison_api::tls::Tls>>,
+    /// Single sign-on for the dashboard; an empty redirect URL means `<public URL>/auth/callback`.
+    pub sso: Option<garrison_api::sso::SsoConfig>,
 }
 
 pub const DEFAULT_PRINCIPAL: &str = "123456789012";
@@ -269,7 +296,38 @@ pub fn resolve(a: ServeArgs) -> anyhow::Result<Settings> {
         (Some(_), None) => bail!("--tls-key: expected the PEM private key of --tls-cert, found nothing"),
         (None, Some(_)) => bail!("--tls-cert: expected the PEM certificate chain of --tls-key, found nothing"),
     };
+    let session_ttl = a.session_ttl.or(file.session_ttl).unwrap_or(3600);
+    if !(60..=86_400).contains(&session_ttl) {
+        bail!("--session-ttl: expected 60 to 86400 seconds, found {session_ttl}");
+    }
+    let sso = match (a.oidc_issuer.or(file.oidc_issuer), a.oidc_client_id.or(file.oidc_client_id)) {
+        (Some(issuer), Some(client_id)) => {
+            let path = a.oidc_mapping.or(file.oidc_mapping).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--oidc-mapping: expected the file mapping claim values to accounts and roles, found nothing"
+                )
+            })?;
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("--oidc-mapping: reading {}", path.display()))?;
+            let mapping = garrison_api::sso::Mapping::parse(&text)
+                .map_err(|e| anyhow::anyhow!("--oidc-mapping {}: {e}", path.display()))?;
+            Some(garrison_api::sso::SsoConfig {
+                issuer,
+                client_id,
+                client_secret: a.oidc_client_secret.or(file.oidc_client_secret),
+                redirect_url: a.oidc_redirect_url.or(file.oidc_redirect_url).unwrap_or_default(),
+                mapping,
+                session_ttl: std::time::Duration::from_secs(session_ttl),
+            })
+        }
+        (None, None) => None,
+        (Some(_), None) => bail!("--oidc-client-id: expected the client id registered at --oidc-issuer, found nothing"),
+        (None, Some(_)) => {
+            bail!("--oidc-issuer: expected the provider's issuer URL for --oidc-client-id, found nothing")
+        }
+    };
     Ok(Settings {
+        sso,
         tls,
         appliances,
         prices,
@@ -475,7 +533,15 @@ pub async fn start_with(
         tokio::spawn(garrison_engine::appliances::watch(engine.clone()));
         tokio::spawn(garrison_notify::run(store.clone(), garrison_notify::Sender::new(s.notify.clone())));
     }
+    let public_url = api.public_url.clone();
     let state = AppState::with_engine(store, api, Some(engine)).await?;
+    if let Some(cfg) = &s.sso {
+        let mut cfg = cfg.clone();
+        if cfg.redirect_url.is_empty() {
+            cfg.redirect_url = format!("{}/auth/callback", public_url.trim_end_matches('/'));
+        }
+        state.enable_sso(garrison_api::sso::Sso::new(cfg).map_err(|e| anyhow::anyhow!(e))?);
+    }
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let app = garrison_api::router(state);
     let tls = s.tls.clone();

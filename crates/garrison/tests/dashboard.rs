@@ -2,8 +2,9 @@
 //! headless Chromium (Debian's, driven by playwright-core: `tests/browser/dashboard.mjs`)
 //! signs in, opens the demo's deployment, checks its VPCs and appliances against the API,
 //! and follows one appliance's activity. A second test enrolls an organization
-//! (`onboard --organization`) and checks its view (`tests/browser/organization.mjs`).
-//! The screenshots stay in the target directory.
+//! (`onboard --organization`) and checks its view (`tests/browser/organization.mjs`). A third
+//! signs in through a real OpenID provider (`tests/browser/sso.mjs`, npm `oidc-provider` on
+//! loopback). The screenshots stay in the target directory.
 
 mod common;
 
@@ -290,4 +291,85 @@ async fn the_dashboard_shows_an_organization_enrollment_in_chromium() {
         "deployment_name": deployment_name,
     });
     browse("organization.mjs", &expected, "organization");
+}
+
+/// Single sign-on through a real OpenID provider run by the test: a reader sees the deployment
+/// and cannot change it (no button, 403), an admin can; a replayed state, a cross-site POST, a
+/// tampered ID token and one for another audience are refused; after the provider rotates its
+/// key, sign-in still works.
+#[test]
+fn the_dashboard_signs_in_through_an_openid_provider_in_chromium() {
+    use common::{ACCOUNT, KEY_ID, SECRET};
+    let provider_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dir = std::env::temp_dir().join(format!("garrison-sso-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mapping = dir.join("mapping.toml");
+    std::fs::write(
+        &mapping,
+        format!(
+            "scopes = [\"email\", \"groups\"]\n\
+             [[map]]\nvalue = \"garrison-admins\"\naccount_id = \"{ACCOUNT}\"\nrole = \"Administrator\"\n\
+             [[map]]\nvalue = \"garrison-readers\"\naccount_id = \"{ACCOUNT}\"\nrole = \"Read Only\"\n"
+        ),
+    )
+    .unwrap();
+    let issuer = format!("http://127.0.0.1:{provider_port}");
+    let s = common::serve_with(&[
+        "--oidc-issuer",
+        &issuer,
+        "--oidc-client-id",
+        "garrison-dashboard",
+        "--oidc-client-secret",
+        "a-client-secret-of-the-test",
+        "--oidc-mapping",
+        mapping.to_str().unwrap(),
+    ]);
+    let env: Vec<(String, String)> = vec![
+        ("GARRISON_ENDPOINT".into(), s.url.clone()),
+        ("GARRISON_ACCESS_KEY_ID".into(), KEY_ID.into()),
+        ("GARRISON_SECRET_KEY".into(), SECRET.into()),
+        ("HOME".into(), s.dir.display().to_string()),
+    ];
+    let cred = cli(
+        &env,
+        &[
+            "credentials",
+            "create_credential",
+            "--name",
+            "sso role",
+            "--secrets",
+            r#"{"type": "aws_iam_role", "arn": "arn:aws:iam::123412341234:role/garrison"}"#,
+        ],
+    );
+    let dep = cli(
+        &env,
+        &[
+            "deployments",
+            "create_deployment",
+            "--name",
+            "SSO estate",
+            "--platform",
+            r#"{"type": "aws", "id": "123412341234"}"#,
+            "--credentials",
+            &format!(r#"[{{"id": "{}", "purpose": "discover"}}]"#, cred["id"].as_str().unwrap()),
+        ],
+    );
+    assert_eq!(dep["enabled"], true);
+    let expected = json!({
+        "url": s.url, "provider_port": provider_port, "client_id": "garrison-dashboard",
+        "client_secret": "a-client-secret-of-the-test", "account": ACCOUNT, "deployment_name": "SSO estate",
+    });
+    browse("sso.mjs", &expected, "sso");
+    // What the browser did is what the API says: the admin disabled it; the users were made
+    // with the mapped roles.
+    let got = cli(&env, &["deployments", "get_deployment", "--deployment_id", dep["id"].as_str().unwrap()]);
+    assert_eq!(got["enabled"], false);
+    let users = cli(&env, &["aims", "list_users"]);
+    let role_of = |email: &str| {
+        users["users"].as_array().unwrap().iter().find(|u| u["email"] == email).map(|u| u["role_ids"][0].clone())
+    };
+    assert_eq!(role_of("reader@example.com"), Some(json!(garrison_model::account::READ_ONLY_ROLE_ID)));
+    assert_eq!(role_of("admin@example.com"), Some(json!(garrison_model::account::ADMINISTRATOR_ROLE_ID)));
+    assert_eq!(role_of("mallory@example.com"), None, "refused sign-ins made no user");
+    let _ = std::fs::remove_dir_all(&dir);
 }

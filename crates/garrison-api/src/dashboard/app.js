@@ -1,11 +1,16 @@
-// garrison dashboard: a thin client of the same JSON API the CLI uses. The token lives in
-// sessionStorage (gone with the tab); every value is put on the page as text, never as HTML.
+// garrison dashboard: a thin client of the same JSON API the CLI uses. Signed in with an
+// access key, the token lives in sessionStorage (gone with the tab); signed in through single
+// sign-on, the session is an HttpOnly cookie this script never sees, and every request that
+// changes something carries the session's CSRF token. Every value is put on the page as text,
+// never as HTML.
 "use strict";
 
 const store = window.sessionStorage;
 const REFRESH_MS = 2000;
 let timer = null;
 let selectedAppliance = null;
+// The single sign-on session (from /auth/session), or null.
+let sso = null;
 
 function h(tag, attrs, ...children) {
   const el = document.createElement(tag);
@@ -31,7 +36,10 @@ class ApiError extends Error {}
 
 async function api(path, opts = {}) {
   const token = store.getItem("token");
-  const res = await fetch(path, { ...opts, headers: { ...(opts.headers || {}), ...(token ? { "x-aims-auth-token": token } : {}) } });
+  const headers = { ...(opts.headers || {}) };
+  if (token) headers["x-aims-auth-token"] = token;
+  else if (sso && (opts.method || "GET") !== "GET") headers["x-csrf-token"] = sso.csrf_token;
+  const res = await fetch(path, { ...opts, headers });
   const text = await res.text();
   let body = null;
   try { body = text ? JSON.parse(text) : null; } catch { body = text; }
@@ -40,12 +48,25 @@ async function api(path, opts = {}) {
   return body;
 }
 
-function account() { return store.getItem("account"); }
+function account() { return sso ? sso.account.id : store.getItem("account"); }
 
-function signOut() {
+// Whether the signed-in user's role allows an operation in its own account (a key's token:
+// the server decides alone).
+function may(op) { return !sso || sso.may.includes(op); }
+
+async function signOut() {
+  if (sso) {
+    await fetch("/auth/logout", { method: "POST", headers: { "x-csrf-token": sso.csrf_token } }).catch(() => null);
+    sso = null;
+  }
   store.clear();
   location.hash = "#/";
   render();
+}
+
+async function loadSession() {
+  const res = await fetch("/auth/session").catch(() => null);
+  sso = res && res.ok ? await res.json() : null;
 }
 
 async function signIn(ev) {
@@ -388,6 +409,7 @@ async function deploymentView(id) {
     h("div", { class: "card facts" },
       fact("AWS account", d.platform.id),
       fact("Mode", d.mode),
+      fact("Enabled", d.enabled ? "yes" : "no", "enabled"),
       fact("Appliances", String(appliances.length), "appliance-count"),
       fact("VPCs protected", String(cov ? cov.counts.protected || 0 : 0), "protected-count"),
       fact("Estimated cost", `${usd(report ? report.monthly_appliance_usd : 0)}/month`, "cost"),
@@ -414,16 +436,27 @@ async function deploymentView(id) {
     h("h2", {}, "Activity"),
     activityView(audit.entries),
     h("h2", {}, "Plan preview"),
-    h("div", { class: "actions" }, h("button", { onclick: () => planPreview(id, planBox), "data-testid": "plan-button" }, "Preview the next reconcile")),
+    h("div", { class: "actions" },
+      h("button", { onclick: () => planPreview(id, planBox), "data-testid": "plan-button" }, "Preview the next reconcile"),
+      may("update_deployment")
+        ? h("button", { onclick: () => setEnabled(base, !d.enabled), "data-testid": "toggle-enabled" }, d.enabled ? "Disable the deployment" : "Enable the deployment")
+        : null),
     planBox,
   );
   schedule(() => route());
 }
 
+async function setEnabled(base, enabled) {
+  try {
+    await api(base, { method: "PUT", headers: { "content-type": "application/json" }, body: JSON.stringify({ enabled }) });
+    route();
+  } catch (e) { showError(e); }
+}
+
 // ---- routing -------------------------------------------------------------------------
 
 async function route() {
-  if (!store.getItem("token")) return render();
+  if (!store.getItem("token") && !sso) return render();
   const m = location.hash.match(/^#\/d\/(.+)$/);
   const o = location.hash.match(/^#\/o\/(.+)$/);
   try {
@@ -438,12 +471,14 @@ async function route() {
 
 function render() {
   clearTimeout(timer);
-  const signedIn = !!store.getItem("token");
+  const signedIn = !!store.getItem("token") || !!sso;
   document.getElementById("signout").hidden = !signedIn;
-  document.getElementById("who").textContent = signedIn ? `account ${store.getItem("who")}` : "";
+  const who = sso ? `${sso.user.email} (${sso.role.name}) · account ${sso.account.name || ""} ${sso.account.id}` : `account ${store.getItem("who")}`;
+  document.getElementById("who").textContent = signedIn ? who : "";
   if (!signedIn) {
     main(document.getElementById("signin-tpl").content.cloneNode(true));
     document.getElementById("signin").addEventListener("submit", signIn);
+    fetch("/auth/config").then((r) => r.json()).then((c) => { document.getElementById("sso").hidden = !c.sso; }).catch(() => null);
     return;
   }
   route();
@@ -451,4 +486,4 @@ function render() {
 
 window.addEventListener("hashchange", () => { selectedAppliance = null; route(); });
 document.getElementById("signout").addEventListener("click", signOut);
-render();
+loadSession().then(render);
