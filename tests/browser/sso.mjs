@@ -141,8 +141,8 @@ try {
   ok(`the reader sees the deployment, has no button to change it, and the API answers 403: ${refused.body.message}`);
   await reader.p.click("#signout");
   await reader.p.locator("[data-testid=sso-link]").waitFor();
-  const after = await reader.p.evaluate(async () => (await fetch("/auth/session")).status);
-  assert.equal(after, 401, "signed out: the session is gone");
+  const after = await reader.p.evaluate(async () => (await (await fetch("/auth/session")).json()).signed_in);
+  assert.equal(after, false, "signed out: the session is gone");
   ok("sign-out ends the session");
 
   // An admin: the button is there and works.
@@ -161,6 +161,19 @@ try {
   assert.equal(replay.status(), 400);
   assert.match(await replay.text(), /already used or has expired/);
   ok("a replayed state is refused (400)");
+
+  // Login CSRF: a sign-in started by an attacker (its state) finished in a victim's browser
+  // is refused before any code is exchanged: the state is bound to the browser that started it.
+  const attacker = await browser.newContext();
+  const started = await attacker.request.get(`${want.url}/auth/login`, { maxRedirects: 0 });
+  assert.equal(started.status(), 303);
+  const st = new URL(started.headers()["location"]).searchParams.get("state");
+  assert.ok(st, "the provider URL carries a state");
+  const victim = await admin.context.request.get(`${want.url}/auth/callback?code=attackers-code&state=${encodeURIComponent(st)}`, { maxRedirects: 0 });
+  assert.equal(victim.status(), 400, await victim.text());
+  assert.match(await victim.text(), /did not start in this browser/);
+  await attacker.close();
+  ok("a sign-in started in another browser is refused (login CSRF)");
 
   // A cross-site POST with the admin's cookie: the browser does not send a Lax cookie, and a
   // request that does carry it without the CSRF token (or from another origin) is refused.
@@ -190,8 +203,8 @@ try {
     const text = await bad.p.textContent("body");
     assert.match(text, /the ID token was refused/, text);
     assert.match(text, why, text);
-    const s = await bad.p.evaluate(async () => (await fetch("/auth/session")).status);
-    assert.equal(s, 401, "no session was opened");
+    const s = await bad.p.evaluate(async () => (await (await fetch("/auth/session")).json()).signed_in);
+    assert.equal(s, false, "no session was opened");
     ok(`a ${m === "tamper" ? "tampered ID token" : "token for another audience"} is refused: ${text.slice(0, 160)}`);
     await bad.context.close();
   }

@@ -336,7 +336,6 @@ impl AppState {
 /// Refuses (403) a state-changing request of a cookie session that does not carry the
 /// session's CSRF token, or that comes from another origin than this server's.
 pub fn check_csrf(state: &AppState, headers: &axum::http::HeaderMap, csrf: &str) -> Result<(), ApiError> {
-    use subtle_eq::eq;
     let refused = |why: &str| ApiError::Forbidden(format!("cross-site request refused: {why}"));
     if let Some(origin) = headers.get(axum::http::header::ORIGIN) {
         let public = state.config.public_url.trim_end_matches('/');
@@ -345,16 +344,14 @@ pub fn check_csrf(state: &AppState, headers: &axum::http::HeaderMap, csrf: &str)
         }
     }
     let sent = headers.get(crate::sso::CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    if sent.is_empty() || !eq(sent.as_bytes(), csrf.as_bytes()) {
+    if sent.is_empty() || !same_secret(sent.as_bytes(), csrf.as_bytes()) {
         return Err(refused("the x-csrf-token header does not match the session's"));
     }
     Ok(())
 }
 
-/// Comparison in constant time (of equal-length inputs), so that the token is not guessed
-/// byte by byte from response times.
-mod subtle_eq {
-    pub fn eq(a: &[u8], b: &[u8]) -> bool {
-        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-    }
+/// Whether two secrets are equal, compared in constant time (for equal lengths), so that a
+/// token is not guessed byte by byte from response times.
+pub fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

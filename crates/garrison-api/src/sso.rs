@@ -36,6 +36,9 @@ use crate::error::{ApiError, ApiResult};
 
 /// The session cookie's name.
 pub const COOKIE: &str = "garrison_session";
+/// The cookie that binds a sign-in in progress to the browser that started it (so that an
+/// attacker's own sign-in cannot be finished in a victim's browser).
+pub const STATE_COOKIE: &str = "garrison_sso_state";
 /// The header a cookie-authenticated request that changes something must carry.
 pub const CSRF_HEADER: &str = "x-csrf-token";
 /// How long the provider's discovery document and keys are trusted before being read again.
@@ -224,7 +227,9 @@ async fn login(State(s): State<AppState>) -> ApiResult<Response> {
     }
     let (url, state, nonce) = req.set_pkce_challenge(challenge).url();
     s.store.begin_sso_login(state.secret(), nonce.secret(), verifier.secret()).await?;
-    Ok(Redirect::to(url.as_str()).into_response())
+    let mut res = Redirect::to(url.as_str()).into_response();
+    res.headers_mut().insert(header::SET_COOKIE, state_cookie(&s, state.secret(), 600));
+    Ok(res)
 }
 
 #[derive(Deserialize)]
@@ -245,7 +250,11 @@ fn refused(status: StatusCode, why: impl Into<String>) -> Response {
 /// The provider's answer: the state taken (once), the code exchanged with the PKCE verifier,
 /// the ID token checked, the claim mapped to an account and role, the user found or made, and a
 /// session opened.
-async fn callback(State(s): State<AppState>, Query(q): Query<CallbackQuery>) -> ApiResult<Response> {
+async fn callback(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<CallbackQuery>,
+) -> ApiResult<Response> {
     let sso = sso(&s)?.clone();
     if let Some(e) = q.error {
         let d = q.error_description.unwrap_or_default();
@@ -260,6 +269,13 @@ async fn callback(State(s): State<AppState>, Query(q): Query<CallbackQuery>) -> 
             "state: this sign-in was already used or has expired (or did not start here); sign in again",
         ));
     };
+    let bound = named_cookie(&headers, STATE_COOKIE).unwrap_or_default();
+    if !crate::auth::same_secret(bound.as_bytes(), state.as_bytes()) {
+        return Ok(refused(
+            StatusCode::BAD_REQUEST,
+            "state: this sign-in did not start in this browser; sign in again",
+        ));
+    }
     let client = sso.client(sso.metadata(false).await?);
     let exchange = client
         .exchange_code(AuthorizationCode::new(code))
@@ -329,6 +345,7 @@ async fn callback(State(s): State<AppState>, Query(q): Query<CallbackQuery>) -> 
     tracing::info!(account = %entry.account_id, user = %user_id, "signed in through single sign-on");
     let mut res = Redirect::to("/").into_response();
     res.headers_mut().insert(header::SET_COOKIE, cookie(&s, &session, ttl.as_secs()));
+    res.headers_mut().append(header::SET_COOKIE, state_cookie(&s, "", 0));
     Ok(res)
 }
 
@@ -374,6 +391,14 @@ fn cookie(s: &AppState, value: &str, max_age: u64) -> HeaderValue {
         .expect("cookie text is ASCII")
 }
 
+fn state_cookie(s: &AppState, value: &str, max_age: u64) -> HeaderValue {
+    let secure = if s.config.public_url.starts_with("https://") { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{STATE_COOKIE}={value}; HttpOnly; SameSite=Lax; Path=/auth; Max-Age={max_age}{secure}"
+    ))
+    .expect("cookie text is ASCII")
+}
+
 /// The session cookie: never readable by scripts, not sent on other sites' POSTs, `Secure`
 /// when garrison is served over TLS.
 fn cookie_text(secure: bool, value: &str, max_age: u64) -> String {
@@ -383,26 +408,27 @@ fn cookie_text(secure: bool, value: &str, max_age: u64) -> String {
 
 /// The session cookie of a request, if any.
 pub fn session_cookie(headers: &HeaderMap) -> Option<String> {
+    named_cookie(headers, COOKIE)
+}
+
+fn named_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|c| c.trim().split_once('='))
-        .find(|(k, _)| *k == COOKIE)
+        .find(|(k, _)| *k == name)
         .map(|(_, v)| v.to_string())
 }
 
 /// The signed-in session: who, the role, the CSRF token the dashboard sends back, and the
 /// operations the role allows in its own account (the dashboard shows only those buttons).
+/// Not signed in is an answer, not an error: `{"signed_in": false}`.
 async fn session(State(s): State<AppState>, headers: HeaderMap) -> ApiResult<Json<Value>> {
-    let id = session_cookie(&headers).ok_or_else(|| ApiError::Unauthorized("not signed in".into()))?;
-    let ws = s
-        .store
-        .web_session(&id)
-        .await?
-        .filter(|w| w.active)
-        .ok_or_else(|| ApiError::Unauthorized("this session ended or expired; sign in again".into()))?;
+    let out = json!({"signed_in": false, "sso": s.sso.get().is_some()});
+    let Some(id) = session_cookie(&headers) else { return Ok(Json(out)) };
+    let Some(ws) = s.store.web_session(&id).await?.filter(|w| w.active) else { return Ok(Json(out)) };
     let perms = Caller::permissions_of(&ws.role_id, ws.custom_permissions.as_deref());
     let may: Vec<&str> =
         OPERATIONS.iter().filter(|o| o.needs_token && perms.allows_op(o, Scope::Own)).map(|o| o.name).collect();
@@ -410,7 +436,7 @@ async fn session(State(s): State<AppState>, headers: HeaderMap) -> ApiResult<Jso
     let account = s.store.get_account(&ws.account_id).await?;
     let role = GlobalRole::from_id(&ws.role_id).map(|g| g.name().to_string()).unwrap_or(ws.role_id.clone());
     Ok(Json(json!({
-        "account": account, "user": user, "role": {"id": ws.role_id, "name": role},
+        "signed_in": true, "sso": true, "account": account, "user": user, "role": {"id": ws.role_id, "name": role},
         "csrf_token": ws.csrf, "expires": ws.expires_ms / 1000, "may": may,
     })))
 }

@@ -610,6 +610,12 @@ async fn a_hub_protects_spokes_over_a_peering_and_a_transit_gateway() {
     let e = Engine::new(t.store.clone(), sessions.clone(), GARRISON.into());
     let r = reconcile(&e, &d).await.unwrap();
     assert!(r.outcomes.iter().all(|o| o.result == "done"), "{:#?}", r.outcomes);
+    // The ACL associations were replaced (a read of the association on the way), and the
+    // audit log holds the writes only.
+    let log = t.store.audit_log(&t.account, &d.id, 100_000).await.unwrap();
+    assert!(log.iter().any(|e| e.call == "ec2:ReplaceNetworkAclAssociation"), "{log:?}");
+    let reads: Vec<&str> = log.iter().map(|e| e.call.as_str()).filter(|c| garrison_model::audit::is_read(c)).collect();
+    assert!(reads.is_empty(), "reads in the audit log: {reads:?}");
     let scanners = || async {
         let snap = garrison_cloud::discovery::discover(&aws, &spec.regions, 0).await;
         let rs = snap.regions["us-east-1"].clone();

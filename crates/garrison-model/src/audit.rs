@@ -10,6 +10,13 @@ pub const PENDING: &str = "pending";
 /// The outcome of a write AWS accepted.
 pub const OK: &str = "ok";
 
+/// Whether an AWS operation (`DescribeNetworkAcls`, or `ec2:DescribeNetworkAcls`) only reads:
+/// such calls are never audit entries, which hold writes only.
+pub fn is_read(op: &str) -> bool {
+    let op = op.rsplit(':').next().unwrap_or(op);
+    ["Describe", "Get", "List", "Head", "Lookup"].iter().any(|p| op.starts_with(p))
+}
+
 /// One entry of a deployment's audit log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditEntry {
@@ -40,4 +47,21 @@ pub struct AuditPage {
     /// Present while older entries remain: pass it back as `continue` for the next page.
     #[serde(rename = "continue", default, skip_serializing_if = "Option::is_none")]
     pub next: Option<String>,
+}
+
+#[cfg(test)]
+mod read_tests {
+    use super::is_read;
+
+    #[test]
+    fn reads_are_told_from_writes() {
+        for r in ["DescribeNetworkAcls", "ec2:DescribeInstances", "s3:GetBucketPolicy", "ListTrails", "s3:HeadBucket"] {
+            assert!(is_read(r), "{r}");
+        }
+        for w in
+            ["ReplaceNetworkAclAssociation", "ec2:RunInstances", "PutBucketPolicy", "CreateTrail", "garrison:Adopt"]
+        {
+            assert!(!is_read(w), "{w}");
+        }
+    }
 }

@@ -66,7 +66,8 @@ async function signOut() {
 
 async function loadSession() {
   const res = await fetch("/auth/session").catch(() => null);
-  sso = res && res.ok ? await res.json() : null;
+  const body = res && res.ok ? await res.json() : null;
+  sso = body && body.signed_in ? body : null;
 }
 
 async function signIn(ev) {

@@ -191,6 +191,10 @@ impl Ctx<'_> {
         E: aws_sdk_s3::error::ProvideErrorMetadata + std::fmt::Debug,
         R: std::fmt::Debug,
     {
+        debug_assert!(
+            !garrison_model::audit::is_read(op),
+            "{service}:{op} is a read: the audit log holds writes only (make reads outside Ctx::call)"
+        );
         let budget = if service == "ec2" && !op.starts_with("Describe") { crate::limiter::EC2_WRITES } else { service };
         self.aws.pace(budget).await;
         let at_ms = std::time::SystemTime::now()
