@@ -134,6 +134,17 @@ pub struct SsoConfig {
     pub session_ttl: Duration,
 }
 
+/// The client as discovery makes it: the authorization endpoint set, the token and user-info
+/// endpoints as the provider's metadata says.
+type Client = CoreClient<
+    openidconnect::EndpointSet,
+    openidconnect::EndpointNotSet,
+    openidconnect::EndpointNotSet,
+    openidconnect::EndpointNotSet,
+    openidconnect::EndpointMaybeSet,
+    openidconnect::EndpointMaybeSet,
+>;
+
 pub struct Sso {
     pub config: SsoConfig,
     http: openidconnect::reqwest::Client,
@@ -170,17 +181,7 @@ impl Sso {
         Ok(m)
     }
 
-    fn client(
-        &self,
-        m: CoreProviderMetadata,
-    ) -> openidconnect::core::CoreClient<
-        openidconnect::EndpointSet,
-        openidconnect::EndpointNotSet,
-        openidconnect::EndpointNotSet,
-        openidconnect::EndpointNotSet,
-        openidconnect::EndpointMaybeSet,
-        openidconnect::EndpointMaybeSet,
-    > {
+    fn client(&self, m: CoreProviderMetadata) -> Client {
         CoreClient::from_provider_metadata(
             m,
             ClientId::new(self.config.client_id.clone()),
@@ -356,19 +357,7 @@ fn host_of(url: &str) -> String {
 /// The verified claims of an ID token, as JSON. A token signed by a key the cached set does
 /// not hold is checked again against keys read afresh (rotation); anything else refused stays
 /// refused.
-async fn verify(
-    sso: &Sso,
-    client: &openidconnect::core::CoreClient<
-        openidconnect::EndpointSet,
-        openidconnect::EndpointNotSet,
-        openidconnect::EndpointNotSet,
-        openidconnect::EndpointNotSet,
-        openidconnect::EndpointMaybeSet,
-        openidconnect::EndpointMaybeSet,
-    >,
-    token: &CoreIdToken,
-    nonce: &Nonce,
-) -> Result<Value, String> {
+async fn verify(sso: &Sso, client: &Client, token: &CoreIdToken, nonce: &Nonce) -> Result<Value, String> {
     match token.claims(&client.id_token_verifier(), nonce) {
         Ok(_) => {}
         Err(ClaimsVerificationError::SignatureVerification(

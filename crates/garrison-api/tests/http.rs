@@ -695,16 +695,7 @@ both_backends!(authorization_matrix, |s: Server| async move {
     let tt = harness::TwoTenants::new(&s).await;
     let (ta, tb, b) = (tt.ta.clone(), tt.tb.clone(), tt.b.clone());
     let (expired, _) = s.state.tokens.mint_until(&b, &tt.user, &tt.kb.id, 1);
-    let fill = |path: &str, account: &str| {
-        tt.fill(path, account)
-            .replace("{relationship}", "managed")
-            .replace("{residency}", "default")
-            .replace("{service_name}", "themis")
-            .replace("{policy_id}", ESSENTIALS)
-            .replace("{platform_type}", "aws")
-            .replace("{role_type}", "ci_full")
-            .replace("{role_version}", "latest")
-    };
+    let fill = |path: &str, account: &str| tt.fill_all(path, account);
     let mut checked = 0;
     for op in garrison_model::ops::OPERATIONS.iter().filter(|o| o.needs_token) {
         let method = Method::from_bytes(op.method.as_bytes()).unwrap();

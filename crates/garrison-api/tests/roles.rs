@@ -10,7 +10,7 @@ use garrison_model::account::{
 };
 use garrison_model::ops::{By, OPERATIONS};
 use garrison_model::permission::{Permissions, Scope};
-use harness::{ESSENTIALS, Server};
+use harness::Server;
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -52,16 +52,7 @@ both_backends!(role_matrix, |s: Server| async move {
     callers.push(("no role".into(), s.login(&key).await.0, uid, key, Permissions::none()));
 
     let fill = |path: &str, account: &str, user: &str| {
-        tt.fill(path, account)
-            .replace(&tt.user, user)
-            .replace("{relationship}", "managed")
-            .replace("{residency}", "default")
-            .replace("{service_name}", "themis")
-            .replace("{policy_id}", ESSENTIALS)
-            .replace("{platform_type}", "aws")
-            .replace("{role_type}", "ci_full")
-            .replace("{role_version}", "latest")
-            .replace("{role_id}", &deployer_id)
+        tt.fill_all(path, account).replace(&tt.user, user).replace("{role_id}", &deployer_id)
     };
     let (mut allowed, mut refused) = (0, 0);
     for (name, token, uid, key, perms) in &callers {

@@ -190,23 +190,30 @@ fn alcli_path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv-alcli/bin/alcli")
 }
 
+/// The real alcli against `s`, signed in with the root key.
+fn alcli(s: &Server, args: &[&str]) -> std::process::Output {
+    let alcli = alcli_path();
+    assert!(
+        alcli.exists(),
+        "alcli not found at {} — run scripts/setup-python (it installs alcli==1.0.70 into .venv)",
+        alcli.display()
+    );
+    Command::new(&alcli)
+        .args(args)
+        .env("ALERTLOGIC_ENDPOINT", &s.url)
+        .env("ALERTLOGIC_ACCESS_KEY_ID", KEY_ID)
+        .env("ALERTLOGIC_SECRET_KEY", SECRET)
+        .env("HOME", &s.dir)
+        .output()
+        .unwrap()
+}
+
 /// alcli's own aims definitions reach the role routes: global roles listed, a user created
 /// with one, another granted, the grant read back, permissions in the reference's shape.
 #[test]
 fn roles_through_the_real_alcli() {
-    let alcli = alcli_path();
-    assert!(alcli.exists(), "alcli not found at {} — run scripts/setup-python", alcli.display());
     let s = serve();
-    let run = |args: &[&str]| {
-        Command::new(&alcli)
-            .args(args)
-            .env("ALERTLOGIC_ENDPOINT", &s.url)
-            .env("ALERTLOGIC_ACCESS_KEY_ID", KEY_ID)
-            .env("ALERTLOGIC_SECRET_KEY", SECRET)
-            .env("HOME", &s.dir)
-            .output()
-            .unwrap()
-    };
+    let run = |args: &[&str]| alcli(&s, args);
     let global = json_out(&run(&["aims", "list_global_roles"]));
     let names: Vec<&str> = global["roles"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["Administrator", "Owner", "Power User", "User", "Read Only", "Support"]);
@@ -242,24 +249,8 @@ fn roles_through_the_real_alcli() {
 
 #[test]
 fn reference_workflow_through_the_real_alcli() {
-    let alcli = alcli_path();
-    assert!(
-        alcli.exists(),
-        "alcli not found at {} — run scripts/setup-python (it installs alcli==1.0.70 into .venv)",
-        alcli.display()
-    );
     let s = serve();
-    let run = |args: &[&str]| {
-        let o = Command::new(&alcli)
-            .args(args)
-            .env("ALERTLOGIC_ENDPOINT", &s.url)
-            .env("ALERTLOGIC_ACCESS_KEY_ID", KEY_ID)
-            .env("ALERTLOGIC_SECRET_KEY", SECRET)
-            .env("HOME", &s.dir)
-            .output()
-            .unwrap();
-        json_out(&o)
-    };
+    let run = |args: &[&str]| json_out(&alcli(&s, args));
     let role = run(&REFERENCE_GET_ROLE);
     assert_eq!((role["type"].as_str(), role["version"].as_str()), (Some("ci_full"), Some("2026-12-07")));
     let cred = run(&[

@@ -438,6 +438,19 @@ impl TwoTenants {
             .replace("{option_id}", &self.option)
     }
 
+    /// `fill`, with the fixed placeholders of the public catalog routes too (relationship,
+    /// residency, service, policy, role type and version).
+    pub fn fill_all(&self, path: &str, account: &str) -> String {
+        self.fill(path, account)
+            .replace("{relationship}", "managed")
+            .replace("{residency}", "default")
+            .replace("{service_name}", "themis")
+            .replace("{policy_id}", ESSENTIALS)
+            .replace("{platform_type}", "aws")
+            .replace("{role_type}", "ci_full")
+            .replace("{role_version}", "latest")
+    }
+
     /// Panics if `body` names any of beta's secrets that `path` itself does not carry.
     pub fn assert_no_leak(&self, what: &str, path: &str, body: &Value) {
         let text = body.to_string();
