@@ -199,7 +199,6 @@ fn random_token() -> String {
 
 pub fn routes() -> axum::Router<AppState> {
     axum::Router::new()
-        .route("/auth/config", get(config))
         .route("/auth/login", get(login))
         .route("/auth/callback", get(callback))
         .route("/auth/session", get(session))
@@ -208,11 +207,6 @@ pub fn routes() -> axum::Router<AppState> {
 
 fn sso(s: &AppState) -> ApiResult<&Arc<Sso>> {
     s.sso.get().ok_or_else(|| ApiError::NotFound("single sign-on is not configured on this server".into()))
-}
-
-/// Whether the dashboard offers single sign-on.
-async fn config(State(s): State<AppState>) -> Json<Value> {
-    Json(json!({"sso": s.sso.get().is_some()}))
 }
 
 /// Starts a sign-in: remembers the state, nonce and PKCE verifier, and sends the browser to
@@ -229,7 +223,7 @@ async fn login(State(s): State<AppState>) -> ApiResult<Response> {
     let (url, state, nonce) = req.set_pkce_challenge(challenge).url();
     s.store.begin_sso_login(state.secret(), nonce.secret(), verifier.secret()).await?;
     let mut res = Redirect::to(url.as_str()).into_response();
-    res.headers_mut().insert(header::SET_COOKIE, state_cookie(&s, state.secret(), 600));
+    res.headers_mut().insert(header::SET_COOKIE, cookie(&s, STATE_COOKIE, "/auth", state.secret(), 600));
     Ok(res)
 }
 
@@ -345,8 +339,8 @@ async fn callback(
     s.store.create_web_session(&session, &entry.account_id, &user_id, &csrf, ttl.as_millis() as i64).await?;
     tracing::info!(account = %entry.account_id, user = %user_id, "signed in through single sign-on");
     let mut res = Redirect::to("/").into_response();
-    res.headers_mut().insert(header::SET_COOKIE, cookie(&s, &session, ttl.as_secs()));
-    res.headers_mut().append(header::SET_COOKIE, state_cookie(&s, "", 0));
+    res.headers_mut().insert(header::SET_COOKIE, cookie(&s, COOKIE, "/", &session, ttl.as_secs()));
+    res.headers_mut().append(header::SET_COOKIE, cookie(&s, STATE_COOKIE, "/auth", "", 0));
     Ok(res)
 }
 
@@ -375,24 +369,16 @@ async fn verify(sso: &Sso, client: &Client, token: &CoreIdToken, nonce: &Nonce) 
     serde_json::from_slice(&bytes).map_err(|e| e.to_string())
 }
 
-fn cookie(s: &AppState, value: &str, max_age: u64) -> HeaderValue {
-    HeaderValue::from_str(&cookie_text(s.config.public_url.starts_with("https://"), value, max_age))
+/// A cookie garrison sets: never readable by scripts, not sent on other sites' POSTs,
+/// `Secure` when garrison is served over TLS.
+fn cookie(s: &AppState, name: &str, path: &str, value: &str, max_age: u64) -> HeaderValue {
+    HeaderValue::from_str(&cookie_text(name, path, s.config.public_url.starts_with("https://"), value, max_age))
         .expect("cookie text is ASCII")
 }
 
-fn state_cookie(s: &AppState, value: &str, max_age: u64) -> HeaderValue {
-    let secure = if s.config.public_url.starts_with("https://") { "; Secure" } else { "" };
-    HeaderValue::from_str(&format!(
-        "{STATE_COOKIE}={value}; HttpOnly; SameSite=Lax; Path=/auth; Max-Age={max_age}{secure}"
-    ))
-    .expect("cookie text is ASCII")
-}
-
-/// The session cookie: never readable by scripts, not sent on other sites' POSTs, `Secure`
-/// when garrison is served over TLS.
-fn cookie_text(secure: bool, value: &str, max_age: u64) -> String {
+fn cookie_text(name: &str, path: &str, secure: bool, value: &str, max_age: u64) -> String {
     let secure = if secure { "; Secure" } else { "" };
-    format!("{COOKIE}={value}; HttpOnly; SameSite=Lax; Path=/; Max-Age={max_age}{secure}")
+    format!("{name}={value}; HttpOnly; SameSite=Lax; Path={path}; Max-Age={max_age}{secure}")
 }
 
 /// The session cookie of a request, if any.
@@ -437,7 +423,7 @@ async fn logout(State(s): State<AppState>, headers: HeaderMap) -> ApiResult<Resp
     crate::auth::check_csrf(&s, &headers, &ws.csrf)?;
     s.store.end_web_session(&id).await?;
     let mut res = StatusCode::NO_CONTENT.into_response();
-    res.headers_mut().insert(header::SET_COOKIE, cookie(&s, "", 0));
+    res.headers_mut().insert(header::SET_COOKIE, cookie(&s, COOKIE, "/", "", 0));
     Ok(res)
 }
 
@@ -483,10 +469,10 @@ mod tests {
     #[test]
     fn the_cookie_is_secure_under_tls_only() {
         assert_eq!(
-            cookie_text(true, "v", 60),
+            cookie_text(COOKIE, "/", true, "v", 60),
             "garrison_session=v; HttpOnly; SameSite=Lax; Path=/; Max-Age=60; Secure"
         );
-        assert!(!cookie_text(false, "v", 60).contains("Secure"));
+        assert!(!cookie_text(COOKIE, "/", false, "v", 60).contains("Secure"));
     }
 
     #[test]

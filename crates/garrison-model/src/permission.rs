@@ -220,10 +220,8 @@ struct Known {
 impl Known {
     fn get() -> &'static Known {
         static KNOWN: std::sync::LazyLock<Known> = std::sync::LazyLock::new(|| {
-            let mut services: Vec<&'static str> = OPERATIONS.iter().map(|o| o.service).collect();
+            let services = crate::ops::services();
             let mut resources: Vec<&'static str> = OPERATIONS.iter().map(|o| o.need.resource).collect();
-            services.sort_unstable();
-            services.dedup();
             resources.sort_unstable();
             resources.dedup();
             Known { services, resources }

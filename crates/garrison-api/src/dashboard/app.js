@@ -11,6 +11,8 @@ let timer = null;
 let selectedAppliance = null;
 // The single sign-on session (from /auth/session), or null.
 let sso = null;
+// Whether this server offers single sign-on (also from /auth/session).
+let ssoOffered = false;
 
 function h(tag, attrs, ...children) {
   const el = document.createElement(tag);
@@ -68,6 +70,7 @@ async function loadSession() {
   const res = await fetch("/auth/session").catch(() => null);
   const body = res && res.ok ? await res.json() : null;
   sso = body && body.signed_in ? body : null;
+  ssoOffered = !!(body && body.sso);
 }
 
 async function signIn(ev) {
@@ -479,7 +482,7 @@ function render() {
   if (!signedIn) {
     main(document.getElementById("signin-tpl").content.cloneNode(true));
     document.getElementById("signin").addEventListener("submit", signIn);
-    fetch("/auth/config").then((r) => r.json()).then((c) => { document.getElementById("sso").hidden = !c.sso; }).catch(() => null);
+    document.getElementById("sso").hidden = !ssoOffered;
     return;
   }
   route();
