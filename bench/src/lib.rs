@@ -68,11 +68,24 @@ pub async fn run(
     connections: usize,
     secs: f64,
 ) -> anyhow::Result<LoadResult> {
+    run_paths(addr, std::sync::Arc::new(vec![path.to_string()]), headers, connections, secs).await
+}
+
+/// `connections` loops, each sending GETs back to back on one connection for `secs`, going
+/// round `paths` (each connection from its own place in it).
+pub async fn run_paths(
+    addr: &str,
+    paths: std::sync::Arc<Vec<String>>,
+    headers: &[(&str, String)],
+    connections: usize,
+    secs: f64,
+) -> anyhow::Result<LoadResult> {
+    anyhow::ensure!(!paths.is_empty(), "no path to request");
     let deadline = Instant::now() + Duration::from_secs_f64(secs);
     let started = Instant::now();
     let mut tasks = vec![];
-    for _ in 0..connections {
-        let (addr, path) = (addr.to_string(), path.to_string());
+    for c in 0..connections {
+        let (addr, paths) = (addr.to_string(), paths.clone());
         let headers: Vec<(String, String)> = headers.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
         tasks.push(tokio::spawn(async move {
             let stream = tokio::net::TcpStream::connect(&addr).await?;
@@ -81,8 +94,10 @@ pub async fn run(
             tokio::spawn(conn);
             let mut lat: Vec<u32> = Vec::with_capacity(200_000);
             let mut errors = 0u64;
+            let mut i = c * paths.len() / connections.max(1);
             while Instant::now() < deadline {
-                let mut req = Request::get(&path).header("host", &addr);
+                let mut req = Request::get(&paths[i % paths.len()]).header("host", &addr);
+                i += 1;
                 for (k, v) in &headers {
                     req = req.header(k, v);
                 }
@@ -106,6 +121,70 @@ pub async fn run(
         errors += e;
     }
     Ok(LoadResult::of(all, errors, started.elapsed().as_secs_f64()))
+}
+
+/// `connections` loops sending the POSTs `body(i)` to `path(i)` for i in 0..n, each request
+/// on the loop's keep-alive connection; every response's status, JSON body and latency (µs)
+/// in the order of i, and the wall time.
+pub async fn post_all(
+    addr: &str,
+    n: usize,
+    connections: usize,
+    headers: &[(&str, String)],
+    request: std::sync::Arc<dyn Fn(usize) -> (String, serde_json::Value) + Send + Sync>,
+) -> anyhow::Result<(Vec<(u16, serde_json::Value, u32)>, f64)> {
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = vec![];
+    for _ in 0..connections {
+        let (addr, next, request) = (addr.to_string(), next.clone(), request.clone());
+        let headers: Vec<(String, String)> = headers.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+        tasks.push(tokio::spawn(async move {
+            let stream = tokio::net::TcpStream::connect(&addr).await?;
+            stream.set_nodelay(true)?;
+            let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+            tokio::spawn(conn);
+            let mut out = vec![];
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= n {
+                    break;
+                }
+                let (path, body) = request(i);
+                let mut req = Request::post(&path).header("host", &addr).header("content-type", "application/json");
+                for (k, v) in &headers {
+                    req = req.header(k, v);
+                }
+                let t = Instant::now();
+                let resp = send.send_request(req.body(Full::new(Bytes::from(body.to_string())))?).await?;
+                let status = resp.status().as_u16();
+                let bytes = resp.into_body().collect().await?.to_bytes();
+                let us = t.elapsed().as_micros().min(u32::MAX as u128) as u32;
+                out.push((i, status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null), us));
+            }
+            anyhow::Ok(out)
+        }));
+    }
+    let mut all = vec![];
+    for t in tasks {
+        all.extend(t.await??);
+    }
+    let secs = started.elapsed().as_secs_f64();
+    all.sort_by_key(|r| r.0);
+    Ok((all.into_iter().map(|(_, s, b, us)| (s, b, us)).collect(), secs))
+}
+
+/// Resident memory of a process now and at its peak, in MiB (Linux `/proc`).
+pub fn rss_mib(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .map_or(0.0, |kb| kb / 1024.0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
 }
 
 /// One request on a fresh connection: its status and JSON body (Null when not JSON).

@@ -1,6 +1,10 @@
 //! bench/api: GET deployment throughput and latency of garrison (release build, embedded
 //! SQLite) against a minimal axum handler serving the same bytes — the framework's ceiling —
-//! measured in the same run, interleaved, with the same load generator.
+//! measured in the same run, interleaved, with the same load generator; then the same at
+//! scale (`scale.rs`): 10,000 deployments in one account and in 100, on SQLite and PostgreSQL.
+
+#[path = "api/scale.rs"]
+mod scale;
 
 use std::process::{Command, Stdio};
 use std::time::Instant;
@@ -10,18 +14,37 @@ use bytes::Bytes;
 use garrison_bench::{LoadResult, Proc, call, free_port, run, wait_port};
 use serde_json::json;
 
-const KEY_ID: &str = "0123456789abcdef";
-const SECRET: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+pub(crate) const KEY_ID: &str = "0123456789abcdef";
+pub(crate) const SECRET: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
 
-async fn ceiling_server(port: u16, body_file: &str) -> anyhow::Result<()> {
+/// The same bytes from bare handlers: a deployment for GET and POST (201), and a page of the
+/// list when its file is given.
+async fn ceiling_server(port: u16, body_file: &str, page_file: Option<&String>) -> anyhow::Result<()> {
     let body = Bytes::from(std::fs::read(body_file)?);
-    let app = axum::Router::new().route(
-        "/deployments/v1/{account_id}/deployments/{id}",
-        axum::routing::get(move || {
-            let b = body.clone();
-            async move { ([("content-type", "application/json")], b) }
-        }),
-    );
+    let page = Bytes::from(match page_file {
+        Some(f) => std::fs::read(f)?,
+        None => b"[]".to_vec(),
+    });
+    let b2 = body.clone();
+    let app = axum::Router::new()
+        .route(
+            "/deployments/v1/{account_id}/deployments/{id}",
+            axum::routing::get(move || {
+                let b = body.clone();
+                async move { ([("content-type", "application/json")], b) }
+            }),
+        )
+        .route(
+            "/deployments/v1/{account_id}/deployments",
+            axum::routing::get(move || {
+                let p = page.clone();
+                async move { ([("content-type", "application/json")], p) }
+            })
+            .post(move |_: Bytes| {
+                let b = b2.clone();
+                async move { (axum::http::StatusCode::CREATED, [("content-type", "application/json")], b) }
+            }),
+        );
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     axum::serve(listener, app).await?;
     Ok(())
@@ -41,7 +64,7 @@ fn line(name: &str, r: &LoadResult) -> String {
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("--ceiling-server") {
-        return ceiling_server(args[2].parse()?, &args[3]).await;
+        return ceiling_server(args[2].parse()?, &args[3], args.get(4)).await;
     }
     let secs: f64 = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(8.0);
     let conns: usize = std::env::var("BENCH_CONNECTIONS").ok().and_then(|s| s.parse().ok()).unwrap_or(32);
@@ -123,9 +146,44 @@ async fn main() -> anyhow::Result<()> {
             "ratio": ratio,
         }))?,
     )?;
-    let _ = std::fs::remove_dir_all(&dir);
     anyhow::ensure!(g.errors == 0 && c.errors == 0, "errors during the run");
-    token_check_cost(g.rps()).await
+    token_check_cost(g.rps()).await?;
+
+    // At scale: BENCH_DEPLOYMENTS (10,000; 0 skips), each store (PostgreSQL when
+    // GARRISON_TEST_DATABASE_URL names a server), each layout.
+    let n: usize = std::env::var("BENCH_DEPLOYMENTS").ok().and_then(|s| s.parse().ok()).unwrap_or(10_000);
+    let scale_secs: f64 = std::env::var("BENCH_SCALE_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(4.0);
+    let mut figures = vec![];
+    if n > 0 {
+        println!("\nbench/api at scale: {n} deployments, each with its own credential; {scale_secs}s per load round");
+        let admin = std::env::var("GARRISON_TEST_DATABASE_URL").ok();
+        for layout in &scale::LAYOUTS {
+            figures.push(scale::measure(&garrison, &exe, &dir, "SQLite", None, layout, n, scale_secs).await?);
+            if let Some(admin) = &admin {
+                let url = garrison_testkit::postgres::fresh_postgres(admin).await?;
+                let f = scale::measure(&garrison, &exe, &dir, "PostgreSQL", Some(&url), layout, n, scale_secs).await;
+                drop_database(admin, &url).await;
+                figures.push(f?);
+            }
+        }
+    }
+    let scale = scale::print(&figures);
+    let file = out.join("api.json");
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&file)?)?;
+    v["scale"] = scale;
+    std::fs::write(&file, serde_json::to_vec_pretty(&v)?)?;
+    let _ = std::fs::remove_dir_all(&dir);
+    anyhow::ensure!(figures.iter().all(|f| f.get.errors == 0 && f.page.errors == 0), "errors during the scale run");
+    Ok(())
+}
+
+async fn drop_database(admin: &str, url: &str) {
+    let Some((_, name)) = url.rsplit_once('/') else { return };
+    let _ = Command::new("psql")
+        .args([admin, "-qAtc", &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
 }
 
 /// What the per-request revocation check costs: the token's signature and expiry alone,

@@ -6,6 +6,7 @@ pub mod body;
 pub mod dashboard;
 pub mod error;
 pub mod limits;
+pub mod listing;
 pub mod metrics;
 pub mod openapi;
 pub mod paging;

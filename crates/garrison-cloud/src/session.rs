@@ -227,6 +227,11 @@ impl Aws {
     pub async fn pace(&self, service: &'static str) {
         self.limiter.acquire(&self.account, &self.region(), service).await;
     }
+
+    /// Waits for a write's budget in this account and region (EC2: the action's own).
+    pub async fn pace_write(&self, service: &'static str, action: &'static str) {
+        self.limiter.acquire_write(&self.account, &self.region(), service, action).await;
+    }
 }
 
 struct Cached {

@@ -19,6 +19,22 @@ use sqlx::{AnyPool, Row};
 /// How often the generation counter is polled.
 pub const POLL: Duration = Duration::from_millis(100);
 
+/// The most deployments kept (a few MB): the cache serves the hot ones, and the server's
+/// memory does not grow with the store. Past it, an arbitrary entry makes room (the hash
+/// map's order is random per process), which keeps a hot working set mostly cached
+/// without bookkeeping on every read.
+pub const CAPACITY: usize = 4096;
+
+fn insert(e: &mut HashMap<String, Arc<Deployment>>, d: Deployment) {
+    if e.len() >= CAPACITY && !e.contains_key(&d.id) {
+        let victim = e.keys().next().cloned();
+        if let Some(v) = victim {
+            e.remove(&v);
+        }
+    }
+    e.insert(d.id.clone(), Arc::new(d));
+}
+
 #[derive(Default, Debug)]
 pub struct DeploymentCache {
     entries: RwLock<HashMap<String, Arc<Deployment>>>,
@@ -40,7 +56,7 @@ impl DeploymentCache {
     pub fn fill(&self, seen: i64, d: Deployment) {
         let mut e = self.entries.write().expect("cache lock");
         if self.generation() == seen && seen != i64::MIN {
-            e.insert(d.id.clone(), Arc::new(d));
+            insert(&mut e, d);
         }
     }
 
@@ -58,9 +74,7 @@ impl DeploymentCache {
             e.clear();
         }
         match value {
-            Some(d) => {
-                e.insert(id.to_string(), Arc::new(d));
-            }
+            Some(d) => insert(&mut e, d),
             None => {
                 e.remove(id);
             }
@@ -138,5 +152,20 @@ mod tests {
         // A read that raced a change is not kept.
         c.fill(4, dep("c", 1));
         assert!(c.get("c").is_none());
+    }
+
+    #[test]
+    fn the_cache_never_holds_more_than_its_capacity() {
+        let c = DeploymentCache::default();
+        for i in 0..(CAPACITY + 500) {
+            c.fill(0, dep(&format!("d{i}"), 1));
+        }
+        assert_eq!(c.entries.read().unwrap().len(), CAPACITY);
+        // The newest is always kept, and an update of a cached entry evicts nothing.
+        assert!(c.get(&format!("d{}", CAPACITY + 499)).is_some());
+        let kept: Vec<String> = c.entries.read().unwrap().keys().cloned().collect();
+        c.wrote(1, &kept[0], Some(dep(&kept[0], 2)));
+        assert_eq!(c.entries.read().unwrap().len(), CAPACITY);
+        assert_eq!(c.get(&kept[0]).unwrap().version, 2);
     }
 }

@@ -194,4 +194,14 @@ pub const MIGRATIONS: &[(i64, &str, &[&str])] = &[
             "CREATE INDEX web_sessions_user ON web_sessions (account_id, user_id)",
         ],
     ),
+    (
+        21,
+        "an account's deployments and credentials read a page at a time in list order (keyset paging), whatever the account's size",
+        &[
+            "CREATE INDEX deployments_account_order ON deployments (account_id, id)",
+            "DROP INDEX deployments_account",
+            "CREATE INDEX credentials_account_order ON credentials (account_id, created_at, id)",
+            "DROP INDEX credentials_account",
+        ],
+    ),
 ];

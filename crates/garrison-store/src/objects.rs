@@ -39,7 +39,7 @@ impl Store {
         self.get_credential(account_id, &id).await?.ok_or(StoreError::NotFound)
     }
 
-    async fn credential_from(&self, r: &AnyRow, external_id: &str) -> Result<Credential, StoreError> {
+    pub(crate) async fn credential_from(&self, r: &AnyRow, external_id: &str) -> Result<Credential, StoreError> {
         let id: String = r.get("id");
         let account_id: String = r.get("account_id");
         let sealed: String = r.get("sealed_secret");
@@ -92,6 +92,34 @@ impl Store {
             .iter()
             .map(|r| (r.get(0), r.get(1)))
             .collect())
+    }
+
+    /// Credential id → AWS account of its role, for the ids named only: what validating a
+    /// deployment or enrollment needs, at a cost that does not grow with the account's
+    /// credentials (an organization's account holds one per member).
+    pub async fn credential_accounts_of(
+        &self,
+        account_id: &str,
+        ids: &[String],
+    ) -> Result<HashMap<String, String>, StoreError> {
+        let mut ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut out = HashMap::new();
+        for chunk in ids.chunks(100) {
+            let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+            let sql = format!(
+                "SELECT id, aws_account_id FROM credentials WHERE account_id = $1 AND id IN ({})",
+                marks.join(", ")
+            );
+            // Only placeholders are formatted in; the ids are bound.
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(account_id);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            out.extend(q.fetch_all(&self.pool).await?.iter().map(|r| (r.get(0), r.get(1))));
+        }
+        Ok(out)
     }
 
     /// Deletes a credential unless a deployment refers to it (then `Conflict` naming them).
@@ -343,6 +371,6 @@ fn to_json(d: &Deployment) -> Result<String, StoreError> {
     serde_json::to_string(d).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-fn from_json(s: &str) -> Result<Deployment, StoreError> {
+pub(crate) fn from_json(s: &str) -> Result<Deployment, StoreError> {
     serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("deployment body: {e}")))
 }

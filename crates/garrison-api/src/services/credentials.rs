@@ -2,9 +2,11 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::response::Response;
 use garrison_model::credential::{Credential, NewCredential};
+use garrison_store::credential_position;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -12,6 +14,7 @@ use crate::AppState;
 use crate::auth::Caller;
 use crate::body;
 use crate::error::{ApiError, ApiResult};
+use crate::listing::{self, ListQuery, Wanted};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -36,16 +39,35 @@ async fn create_credential(
     Ok(Json(created))
 }
 
-/// List credentials.
+/// List credentials, oldest first: all of them (written as they are read), or a page of
+/// `limit` with the next one in the `Link` header.
 #[utoipa::path(get, path = "/credentials/v2/{account_id}/credentials", tag = "credentials", operation_id = "list_credentials",
-    params(("account_id" = String, Path)), security(("X-AIMS-Auth-Token" = [])), responses((status = 200, body = Vec<Credential>)))]
+    params(("account_id" = String, Path), ListQuery), security(("X-AIMS-Auth-Token" = [])),
+    responses((status = 200, body = Vec<Credential>, headers(("link" = String, description = "<…?continue=…>; rel=\"next\" while more remain (pages only)"))),
+        (status = 400, description = "invalid limit or continue")))]
 async fn list_credentials(
     State(s): State<AppState>,
     caller: Caller,
     Path(account_id): Path<String>,
-) -> ApiResult<Json<Vec<Credential>>> {
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Response> {
+    const ROUTE: &str = "list_credentials";
     s.authorize(&caller, &account_id).await?;
-    Ok(Json(s.store.list_credentials(&account_id).await?))
+    match q.wanted(&s, &account_id, ROUTE)? {
+        Wanted::Page { after, size } => {
+            let rows = s.store.credentials_after(&account_id, after.as_deref(), size + 1).await?;
+            let path = format!("/credentials/v2/{account_id}/credentials");
+            Ok(listing::page(&s, &account_id, ROUTE, &path, rows, size, credential_position))
+        }
+        Wanted::All => {
+            let first = s.store.credentials_after(&account_id, None, listing::BATCH).await?;
+            let store = s.store.clone();
+            Ok(listing::stream_all(first, credential_position, move |after| {
+                let (store, account_id) = (store.clone(), account_id.clone());
+                async move { store.credentials_after(&account_id, Some(&after), listing::BATCH).await }
+            }))
+        }
+    }
 }
 
 /// Get a credential.

@@ -4,9 +4,10 @@ use std::collections::HashSet;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use garrison_model::deployment::{Deployment, Refs, parse_request};
+use axum::response::Response;
+use garrison_model::deployment::{Deployment, DeploymentCredential, Refs, parse_request};
 use garrison_store::StoreError;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -15,6 +16,7 @@ use crate::AppState;
 use crate::auth::Caller;
 use crate::body;
 use crate::error::{ApiError, ApiResult};
+use crate::listing::{self, ListQuery, Wanted};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(create_deployment, list_deployments)).routes(routes!(
@@ -26,6 +28,14 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 pub(crate) fn policy_ids() -> HashSet<String> {
     garrison_catalog::policies::all().into_iter().map(|p| p.id).collect()
+}
+
+/// The credential ids a deployment body names, and those of the deployment it updates: all
+/// that validation looks up (never the account's whole list, which grows with it).
+pub(crate) fn named_credentials(v: &serde_json::Value, current: &[DeploymentCredential]) -> Vec<String> {
+    let named = v.get("credentials").and_then(|c| c.as_array()).into_iter().flatten();
+    let named = named.filter_map(|c| c.get("id").and_then(|id| id.as_str()).map(str::to_string));
+    named.chain(current.iter().map(|c| c.id.clone())).collect()
 }
 
 pub(crate) fn not_found(id: &str, account_id: &str) -> ApiError {
@@ -44,7 +54,7 @@ async fn create_deployment(
 ) -> ApiResult<(StatusCode, Json<Deployment>)> {
     s.authorize(&caller, &account_id).await?;
     let v = body::parse(&bytes)?;
-    let creds = s.store.credential_accounts(&account_id).await?;
+    let creds = s.store.credential_accounts_of(&account_id, &named_credentials(&v, &[])).await?;
     let policies = policy_ids();
     let req = parse_request(&v, None, &Refs { policies: &policies, credentials: &creds })?;
     let d = s.store.create_deployment(&account_id, req.spec, &caller.user_id).await?;
@@ -53,17 +63,38 @@ async fn create_deployment(
     Ok((StatusCode::CREATED, Json(d)))
 }
 
-/// List deployments.
+/// List deployments, in id order: all of them (written as they are read), or a page of
+/// `limit` with the next one in the `Link` header.
 #[utoipa::path(get, path = "/deployments/v1/{account_id}/deployments", tag = "deployments", operation_id = "list_deployments",
-    params(("account_id" = String, Path)), security(("X-AIMS-Auth-Token" = [])), responses((status = 200, body = Vec<Deployment>)))]
+    params(("account_id" = String, Path), ListQuery), security(("X-AIMS-Auth-Token" = [])),
+    responses((status = 200, body = Vec<Deployment>, headers(("link" = String, description = "<…?continue=…>; rel=\"next\" while more remain (pages only)"))),
+        (status = 400, description = "invalid limit or continue")))]
 async fn list_deployments(
     State(s): State<AppState>,
     caller: Caller,
     Path(account_id): Path<String>,
-) -> ApiResult<Json<Vec<Deployment>>> {
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Response> {
     s.authorize(&caller, &account_id).await?;
-    Ok(Json(s.store.list_deployments(&account_id).await?))
+    let position = |d: &Deployment| d.id.clone();
+    match q.wanted(&s, &account_id, LIST_ROUTE)? {
+        Wanted::Page { after, size } => {
+            let rows = s.store.deployments_after(&account_id, after.as_deref(), size + 1).await?;
+            let path = format!("/deployments/v1/{account_id}/deployments");
+            Ok(listing::page(&s, &account_id, LIST_ROUTE, &path, rows, size, position))
+        }
+        Wanted::All => {
+            let first = s.store.deployments_after(&account_id, None, listing::BATCH).await?;
+            let store = s.store.clone();
+            Ok(listing::stream_all(first, position, move |after| {
+                let (store, account_id) = (store.clone(), account_id.clone());
+                async move { store.deployments_after(&account_id, Some(&after), listing::BATCH).await }
+            }))
+        }
+    }
 }
+
+const LIST_ROUTE: &str = "list_deployments";
 
 /// Get a deployment.
 #[utoipa::path(get, path = "/deployments/v1/{account_id}/deployments/{deployment_id}", tag = "deployments", operation_id = "get_deployment",
@@ -96,7 +127,7 @@ async fn update_deployment(
     for _ in 0..8 {
         let current =
             s.store.get_deployment_fresh(&account_id, &id).await?.ok_or_else(|| not_found(&id, &account_id))?;
-        let creds = s.store.credential_accounts(&account_id).await?;
+        let creds = s.store.credential_accounts_of(&account_id, &named_credentials(&v, &current.credentials)).await?;
         let req = parse_request(&v, Some(&current), &Refs { policies: &policies, credentials: &creds })?;
         if let Some(asked) = req.version
             && asked != current.version

@@ -42,12 +42,19 @@ async fn create_organization(
 ) -> ApiResult<(StatusCode, Json<Enrollment>)> {
     s.authorize(&caller, &account_id).await?;
     let v = body::parse(&bytes)?;
-    let creds = s.store.credential_accounts(&account_id).await?;
+    let creds = s.store.credential_accounts_of(&account_id, &named_credential(&v, None)).await?;
     let (spec, _) = parse(&v, None, &policy_ids(), &creds)?;
     let e = s.store.create_enrollment(&account_id, spec, &caller.user_id).await?;
     tracing::info!(account = %account_id, enrollment = %e.id, "organization enrolled");
     s.wake_enrollments();
     Ok((StatusCode::CREATED, Json(e)))
+}
+
+/// The credential an enrollment body names, and the one of the enrollment it updates: all
+/// that validation looks up.
+fn named_credential(v: &serde_json::Value, current: Option<&str>) -> Vec<String> {
+    let named = v.get("credential_id").and_then(|c| c.as_str()).map(str::to_string);
+    named.into_iter().chain(current.map(str::to_string)).collect()
 }
 
 /// List organization enrollments.
@@ -90,7 +97,8 @@ async fn update_organization(
     let v = body::parse(&bytes)?;
     for _ in 0..8 {
         let current = s.store.get_enrollment(&account_id, &id).await?.ok_or_else(|| not_found(&id, &account_id))?;
-        let creds = s.store.credential_accounts(&account_id).await?;
+        let named = named_credential(&v, Some(&current.credential_id));
+        let creds = s.store.credential_accounts_of(&account_id, &named).await?;
         let (spec, asked) = parse(&v, Some(&current), &policy_ids(), &creds)?;
         if let Some(asked) = asked
             && asked != current.version

@@ -114,6 +114,8 @@ pub async fn twin(s: &Server) -> String {
 pub struct Resp {
     pub status: StatusCode,
     pub body: Value,
+    /// The `Link` header's `rel="next"` target, when a page names one.
+    pub next: Option<String>,
 }
 
 impl Server {
@@ -155,10 +157,15 @@ impl Server {
         }
         let r = req.send().await.unwrap();
         let status = r.status();
+        let next = r.headers().get("link").and_then(|l| l.to_str().ok()).map(|l| {
+            let (target, rel) = l.split_once(">; ").expect("a Link header as <target>; rel=\"next\"");
+            assert_eq!(rel, "rel=\"next\"", "{l}");
+            target.strip_prefix('<').expect("<target>").to_string()
+        });
         let text = r.text().await.unwrap();
         let body =
             if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
-        Resp { status, body }
+        Resp { status, body, next }
     }
 
     pub async fn req(&self, method: Method, path: &str, token: &str, body: Option<Value>) -> Resp {

@@ -195,8 +195,7 @@ impl Ctx<'_> {
             !garrison_model::audit::is_read(op),
             "{service}:{op} is a read: the audit log holds writes only (make reads outside Ctx::call)"
         );
-        let budget = if service == "ec2" && !op.starts_with("Describe") { crate::limiter::EC2_WRITES } else { service };
-        self.aws.pace(budget).await;
+        self.aws.pace_write(service, op).await;
         let at_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as i64)

@@ -1,0 +1,170 @@
+//! Lists that grow with an account (deployments, credentials): the whole list as one JSON
+//! array, as the reference answers it, but written a batch at a time while it is sent, so
+//! the server never holds it; or, with `limit` or `continue`, one page in the same array
+//! shape with the next page named in a `Link: <…>; rel="next"` header (RFC 8288).
+//!
+//! Both read the store by keyset (after the last row sent), so a page costs the same at the
+//! start of a list of 10,000 as at its end. The cursor is `paging`'s: signed, bound to the
+//! account and route, carrying the page size and the position only.
+
+use std::future::Future;
+
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::stream;
+use garrison_model::FieldError;
+use garrison_store::StoreError;
+use serde::{Deserialize, Serialize};
+
+use crate::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::paging::{Binding, Page};
+
+/// Rows read from the store per batch of a whole-list answer.
+pub const BATCH: usize = 500;
+/// The largest page a client may ask for.
+pub const MAX_LIMIT: i64 = 1000;
+
+#[derive(Deserialize, utoipa::IntoParams, Default)]
+pub struct ListQuery {
+    /// At most this many items, 1 to 1000. With it (or with `continue`) the answer is one
+    /// page, and a `Link: <…>; rel="next"` header names the next one while more remain;
+    /// without either, the whole list.
+    pub limit: Option<i64>,
+    /// The token of the next page, as the previous page's `Link` header gave it.
+    #[serde(rename = "continue")]
+    pub cont: Option<String>,
+}
+
+/// What a list request asks for.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Wanted {
+    All,
+    /// `size` items after the position `after` (from the start when `None`).
+    Page {
+        after: Option<String>,
+        size: usize,
+    },
+}
+
+fn bad_limit(found: String) -> ApiError {
+    ApiError::field(FieldError::new("limit", format!("an integer from 1 to {MAX_LIMIT}"), found))
+}
+
+impl ListQuery {
+    pub fn wanted(&self, s: &AppState, account_id: &str, route: &str) -> ApiResult<Wanted> {
+        let limit = match self.limit {
+            Some(l) if (1..=MAX_LIMIT).contains(&l) => Some(l as usize),
+            Some(l) => return Err(bad_limit(l.to_string())),
+            None => None,
+        };
+        match (&self.cont, limit) {
+            (None, None) => Ok(Wanted::All),
+            (None, Some(size)) => Ok(Wanted::Page { after: None, size }),
+            (Some(token), limit) => {
+                let opened = s.open_cursor(account_id, route, token)?;
+                if limit.is_some_and(|l| l != opened.page.size) {
+                    return Err(ApiError::field(
+                        FieldError::new(
+                            "limit",
+                            format!("the limit the token was made with ({}), or none", opened.page.size),
+                            limit.unwrap_or_default().to_string(),
+                        )
+                        .hint("send continue alone, or start again without it to change the page size"),
+                    ));
+                }
+                Ok(Wanted::Page { after: Some(opened.query), size: opened.page.size })
+            }
+        }
+    }
+}
+
+/// One page: `rows` holds up to `size + 1` items read after the position; the one past
+/// `size`, if there, only says that a next page exists, which starts after the last item
+/// sent (`position` of it).
+pub fn page<T: Serialize>(
+    s: &AppState,
+    account_id: &str,
+    route: &str,
+    path: &str,
+    mut rows: Vec<T>,
+    size: usize,
+    position: impl Fn(&T) -> String,
+) -> Response {
+    let more = rows.len() > size;
+    rows.truncate(size);
+    let link = match rows.last() {
+        Some(last) if more => {
+            let at = position(last);
+            let token = s.cursor(&Binding { account_id, route, query: &at }, Page { offset: 0, size });
+            // The token is URL-safe base64 and a dot: it goes into the URL as it is.
+            HeaderValue::from_str(&format!("<{path}?continue={token}>; rel=\"next\"")).ok()
+        }
+        _ => None,
+    };
+    let mut r = axum::Json(rows).into_response();
+    if let Some(link) = link {
+        r.headers_mut().insert(header::LINK, link);
+    }
+    r
+}
+
+/// The whole list as one JSON array, `first` (read already, so that a store that cannot
+/// be read is a clean error before anything is sent) and then batches of `BATCH` from
+/// `fetch(position of the last item)` until one comes back short. A store error in the
+/// middle ends the body early (the client sees a truncated answer, never a wrong one).
+pub fn stream_all<T, F, Fut>(first: Vec<T>, position: fn(&T) -> String, fetch: F) -> Response
+where
+    T: Serialize + Send + 'static,
+    F: Fn(String) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Vec<T>, StoreError>> + Send + 'static,
+{
+    enum Next<T> {
+        Rows(Vec<T>),
+        After(String),
+        Done,
+    }
+    struct State<T, F> {
+        next: Next<T>,
+        /// An item was written (the next one needs a comma before it).
+        started: bool,
+        opened: bool,
+        fetch: F,
+    }
+    let state = State { next: Next::Rows(first), started: false, opened: false, fetch };
+    let body = stream::unfold(state, move |mut st| async move {
+        let rows = match std::mem::replace(&mut st.next, Next::Done) {
+            Next::Done => return None,
+            Next::Rows(rows) => rows,
+            Next::After(at) => match (st.fetch)(at).await {
+                Ok(rows) => rows,
+                Err(e) => {
+                    tracing::warn!(error = %e, "a listing could not be read to its end; the answer was cut short");
+                    return Some((Err(std::io::Error::other("store error while listing")), st));
+                }
+            },
+        };
+        let mut chunk = Vec::with_capacity(rows.len() * 1024 + 2);
+        if !st.opened {
+            st.opened = true;
+            chunk.push(b'[');
+        }
+        for r in &rows {
+            if st.started {
+                chunk.push(b',');
+            }
+            st.started = true;
+            if let Err(e) = serde_json::to_writer(&mut chunk, r) {
+                return Some((Err(std::io::Error::other(e)), st));
+            }
+        }
+        if rows.len() < BATCH {
+            chunk.push(b']');
+        } else if let Some(last) = rows.last() {
+            st.next = Next::After(position(last));
+        }
+        Some((Ok::<_, std::io::Error>(Bytes::from(chunk)), st))
+    });
+    ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], Body::from_stream(body)).into_response()
+}

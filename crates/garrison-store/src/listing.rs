@@ -1,0 +1,73 @@
+//! An account's deployments and credentials a batch at a time, in a fixed order, each batch
+//! starting after the last row of the one before (keyset paging): a page costs the same at the
+//! start of a list of 10,000 as at its end, and nobody holds the whole list in memory.
+
+use garrison_model::credential::Credential;
+use garrison_model::deployment::Deployment;
+use sqlx::Row;
+
+use crate::db::{Store, StoreError};
+use crate::objects::from_json;
+
+/// Where a credential list continues: the last row's creation time and id (credentials are
+/// listed in creation order, as they always were).
+pub fn credential_position(c: &Credential) -> String {
+    format!("{}|{}", c.created.at, c.id)
+}
+
+impl Store {
+    /// At most `limit` of the account's deployments in id order, after the id `after`.
+    pub async fn deployments_after(
+        &self,
+        account_id: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Deployment>, StoreError> {
+        sqlx::query("SELECT body FROM deployments WHERE account_id = $1 AND id > $2 ORDER BY id LIMIT $3")
+            .bind(account_id)
+            .bind(after.unwrap_or(""))
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| from_json(&r.get::<String, _>(0)))
+            .collect()
+    }
+
+    /// At most `limit` of the account's credentials in creation order, after the position
+    /// `after` (`credential_position` of the last one seen). A position garrison did not make
+    /// is `NotFound`.
+    pub async fn credentials_after(
+        &self,
+        account_id: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Credential>, StoreError> {
+        let (at, id) = match after {
+            None => (i64::MIN, String::new()),
+            Some(p) => {
+                let (at, id) = p.split_once('|').ok_or(StoreError::NotFound)?;
+                (at.parse().map_err(|_| StoreError::NotFound)?, id.to_string())
+            }
+        };
+        let rows = sqlx::query(
+            "SELECT id, account_id, name, sealed_secret, created_at, created_by FROM credentials \
+             WHERE account_id = $1 AND (created_at > $2 OR (created_at = $2 AND id > $3)) ORDER BY created_at, id LIMIT $4",
+        )
+        .bind(account_id)
+        .bind(at)
+        .bind(&id)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        if rows.is_empty() {
+            return Ok(vec![]);
+        }
+        let ext = self.external_id(account_id).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            out.push(self.credential_from(r, &ext).await?);
+        }
+        Ok(out)
+    }
+}
