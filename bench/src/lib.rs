@@ -176,6 +176,21 @@ pub async fn post_all(
 
 /// Resident memory of a process now and at its peak, in MiB (Linux `/proc`).
 pub fn rss_mib(pid: u32) -> (f64, f64) {
+    let m = memory_mib(pid);
+    (m.rss, m.peak)
+}
+
+/// A process's resident memory in MiB: all of it, its peak, and the part that is its own
+/// data (anonymous) rather than mapped files (the binary's code, the database's shared pages).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Memory {
+    pub rss: f64,
+    pub peak: f64,
+    pub anon: f64,
+    pub file: f64,
+}
+
+pub fn memory_mib(pid: u32) -> Memory {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let field = |name: &str| {
         status
@@ -184,7 +199,7 @@ pub fn rss_mib(pid: u32) -> (f64, f64) {
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
             .map_or(0.0, |kb| kb / 1024.0)
     };
-    (field("VmRSS:"), field("VmHWM:"))
+    Memory { rss: field("VmRSS:"), peak: field("VmHWM:"), anon: field("RssAnon:"), file: field("RssFile:") }
 }
 
 /// One request on a fresh connection: its status and JSON body (Null when not JSON).

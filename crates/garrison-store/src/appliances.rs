@@ -224,7 +224,7 @@ impl Store {
             "SELECT account_id, deployment_id, appliance_key, role, instance_id, expires_ms, used_ms FROM appliance_bootstraps WHERE token_hash = $1",
         )
         .bind(hash(token))
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut **tx)
         .await?;
         let Some(row) = row else { return Ok(Err(Refused::Unknown)) };
         let (account_id, deployment_id, key, role): (String, String, String, String) =
@@ -248,7 +248,7 @@ impl Store {
             sqlx::query("UPDATE appliance_bootstraps SET used_ms = $2 WHERE token_hash = $1 AND used_ms IS NULL")
                 .bind(hash(token))
                 .bind(now_ms)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
         if spent.rows_affected() != 1 {
             drop(tx);
@@ -259,7 +259,7 @@ impl Store {
             .bind(&deployment_id)
             .bind(instance_id)
             .bind(now_ms)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         let credential = secret("gap");
         let a = Appliance {
@@ -289,7 +289,7 @@ impl Store {
         .bind(now_ms)
         .bind(serde_json::to_string(&body).map_err(corrupt)?)
         .bind(hash(&credential))
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         tx.commit().await?;
         Ok(Ok((a, credential)))
@@ -461,7 +461,7 @@ impl Store {
             .bind(&it.key)
             .bind(account_id)
             .bind(serde_json::to_string(it).map_err(corrupt)?)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
             let opened = match change {
                 Change::Opened(_) => true,

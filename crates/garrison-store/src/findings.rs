@@ -53,7 +53,7 @@ impl Store {
         let had: Option<String> = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(deployment_id)
             .bind(&o.id)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut **tx)
             .await?
             .map(|r| r.get(0));
         let (f, change) = match had {
@@ -75,7 +75,7 @@ impl Store {
                 .bind(f.status.as_str())
                 .bind(f.last_seen)
                 .bind(to_json(&f)?)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
                 (f, change)
             }
@@ -93,7 +93,7 @@ impl Store {
                 .bind(f.status.as_str())
                 .bind(f.last_seen)
                 .bind(to_json(&f)?)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
                 let change =
                     if f.status == FindingStatus::Active { FindingChange::Opened } else { FindingChange::Resolved };

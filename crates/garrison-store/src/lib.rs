@@ -29,7 +29,7 @@ pub mod testing;
 pub use appliances::{
     Appliance, KEPT_REFUSALS, Launch, MIN_HEARTBEAT_GAP_MS, NewLaunch, Refusal, Refused, Replacement,
 };
-pub use db::{Backend, DbError, Store, StoreError, new_id, sqlite_path};
+pub use db::{Backend, CHECKPOINT_EVERY, DbError, Store, StoreError, new_id, sqlite_path};
 pub use dead_letters::{DeadLetter, EXCERPT_CHARS};
 pub use feed::{FeedPath, FeedSeen};
 pub use findings::{FindingChange, FindingFilter};

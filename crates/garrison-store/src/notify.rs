@@ -175,12 +175,12 @@ impl Store {
         let r = sqlx::query("DELETE FROM connections WHERE account_id = $1 AND id = $2")
             .bind(account_id)
             .bind(id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         sqlx::query("DELETE FROM deliveries WHERE account_id = $1 AND connection_id = $2 AND state <> 'sent'")
             .bind(account_id)
             .bind(id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         tx.commit().await?;
         Ok(r.rows_affected() == 1)
@@ -261,7 +261,7 @@ impl Store {
             let r = sqlx::query("DELETE FROM subscriptions WHERE account_id = $1 AND id = $2")
                 .bind(account_id)
                 .bind(id)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
             if r.rows_affected() == 0 {
                 missing.push(id.clone());
@@ -399,7 +399,7 @@ impl Store {
             )
             .bind(now_ms())
             .bind(&d.id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         }
         tx.commit().await?;

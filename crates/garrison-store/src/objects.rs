@@ -26,6 +26,7 @@ impl Store {
         let secret = serde_json::to_vec(&c.secret).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let sealed = self.sealer.seal(&secret_ctx(account_id, &id), &secret);
         let aws_account = arn_account(&c.secret.arn).unwrap_or_default();
+        let mut tx = self.write_tx().await?;
         sqlx::query("INSERT INTO credentials (id, account_id, name, aws_account_id, sealed_secret, created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7)")
             .bind(&id)
             .bind(account_id)
@@ -34,8 +35,9 @@ impl Store {
             .bind(&sealed)
             .bind(now())
             .bind(by)
-            .execute(&self.pool)
+            .execute(&mut **tx)
             .await?;
+        tx.commit().await?;
         self.get_credential(account_id, &id).await?.ok_or(StoreError::NotFound)
     }
 
@@ -129,7 +131,7 @@ impl Store {
         let mine = sqlx::query("SELECT 1 FROM credentials WHERE id = $1 AND account_id = $2")
             .bind(id)
             .bind(account_id)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut **tx)
             .await?;
         if mine.is_none() {
             return Ok(false);
@@ -140,7 +142,7 @@ impl Store {
             "SELECT deployment_id FROM deployment_credentials WHERE credential_id = $1 ORDER BY deployment_id",
         )
         .bind(id)
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut **tx)
         .await?
         .iter()
         .map(|r| r.get(0))
@@ -151,7 +153,7 @@ impl Store {
         // Nor while an organization enrollment reads its organization through it.
         let enrolling: Vec<String> = sqlx::query("SELECT id, body FROM enrollments WHERE account_id = $1 ORDER BY id")
             .bind(account_id)
-            .fetch_all(&mut *tx)
+            .fetch_all(&mut **tx)
             .await?
             .iter()
             .filter(|r| {
@@ -172,7 +174,7 @@ impl Store {
         let r = sqlx::query("DELETE FROM credentials WHERE id = $1 AND account_id = $2")
             .bind(id)
             .bind(account_id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         tx.commit().await?;
         Ok(r.rows_affected() == 1)
@@ -214,10 +216,10 @@ impl Store {
             .bind(account_id)
             .bind(d.version)
             .bind(to_json(&d)?)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         // Its work lease, free and due (never reconciled): what workers claim (`claim_next`).
-        sqlx::query(NEW_LEASE).bind(&id).execute(&mut *tx).await?;
+        sqlx::query(NEW_LEASE).bind(&id).execute(&mut **tx).await?;
         link_credentials(&mut tx, &d).await?;
         let generation = bump(&mut tx).await?;
         tx.commit().await?;
@@ -304,12 +306,12 @@ impl Store {
         .bind(id)
         .bind(account_id)
         .bind(base_version)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         if r.rows_affected() != 1 {
             return Err(StoreError::Conflict(format!("the deployment changed after version {base_version}")));
         }
-        sqlx::query("DELETE FROM deployment_credentials WHERE deployment_id = $1").bind(id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM deployment_credentials WHERE deployment_id = $1").bind(id).execute(&mut **tx).await?;
         link_credentials(&mut tx, &d).await?;
         let generation = bump(&mut tx).await?;
         tx.commit().await?;
@@ -322,7 +324,7 @@ impl Store {
         let r = sqlx::query("DELETE FROM deployments WHERE id = $1 AND account_id = $2")
             .bind(id)
             .bind(account_id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         if r.rows_affected() == 1 {
             for q in [
@@ -331,7 +333,7 @@ impl Store {
                 // An executor still at work on it stops at its next action.
                 "UPDATE protection SET generation = generation + 1 WHERE deployment_id = $1",
             ] {
-                sqlx::query(q).bind(id).execute(&mut *tx).await?;
+                sqlx::query(q).bind(id).execute(&mut **tx).await?;
             }
             let generation = bump(&mut tx).await?;
             tx.commit().await?;

@@ -230,7 +230,7 @@ impl Store {
         let Some(row) = sqlx::query("SELECT body FROM deployments WHERE id = $1 AND account_id = $2")
             .bind(id)
             .bind(account_id)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut **tx)
             .await?
         else {
             return Ok(false);
@@ -244,16 +244,16 @@ impl Store {
         .bind(now())
         .bind(by)
         .bind(body)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
-        sqlx::query("DELETE FROM deployments WHERE id = $1").bind(id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM deployments WHERE id = $1").bind(id).execute(&mut **tx).await?;
         sqlx::query(
             "INSERT INTO protection (deployment_id, account_id, generation, updated) VALUES ($1, $2, 1, $3) ON CONFLICT (deployment_id) DO UPDATE SET generation = protection.generation + 1",
         )
         .bind(id)
         .bind(account_id)
         .bind(now())
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         let generation = crate::objects::bump(&mut tx).await?;
         tx.commit().await?;
@@ -298,7 +298,7 @@ impl Store {
             // by the run that removed it.
             "DELETE FROM leases WHERE deployment_id = 'collect:' || $1",
         ] {
-            sqlx::query(q).bind(deployment_id).execute(&mut *tx).await?;
+            sqlx::query(q).bind(deployment_id).execute(&mut **tx).await?;
         }
         tx.commit().await?;
         Ok(())

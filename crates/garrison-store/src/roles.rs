@@ -125,7 +125,7 @@ impl Store {
         let holders: i64 = sqlx::query("SELECT COUNT(*) FROM users WHERE account_id = $1 AND role_id = $2")
             .bind(account_id)
             .bind(&id)
-            .fetch_one(&mut *tx)
+            .fetch_one(&mut **tx)
             .await?
             .get(0);
         if holders > 0 {
@@ -136,7 +136,7 @@ impl Store {
         let r = sqlx::query("DELETE FROM roles WHERE id = $1 AND account_id = $2")
             .bind(&id)
             .bind(account_id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         tx.commit().await?;
         Ok(r.rows_affected() == 1)

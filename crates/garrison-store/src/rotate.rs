@@ -29,7 +29,7 @@ impl Store {
             Ok(next.seal(ctx, &plain))
         };
         let accounts: Vec<(String, String)> = sqlx::query("SELECT id, sealed_external_id FROM accounts")
-            .fetch_all(&mut *tx)
+            .fetch_all(&mut **tx)
             .await?
             .iter()
             .map(|r| (r.get(0), r.get(1)))
@@ -39,12 +39,12 @@ impl Store {
             sqlx::query("UPDATE accounts SET sealed_external_id = $1 WHERE id = $2")
                 .bind(value)
                 .bind(&id)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
             out.external_ids += 1;
         }
         let creds: Vec<(String, String, String)> = sqlx::query("SELECT id, account_id, sealed_secret FROM credentials")
-            .fetch_all(&mut *tx)
+            .fetch_all(&mut **tx)
             .await?
             .iter()
             .map(|r| (r.get(0), r.get(1), r.get(2)))
@@ -54,12 +54,12 @@ impl Store {
             sqlx::query("UPDATE credentials SET sealed_secret = $1 WHERE id = $2")
                 .bind(value)
                 .bind(&id)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
             out.credentials += 1;
         }
         let conns: Vec<(String, String, String)> = sqlx::query("SELECT id, account_id, sealed FROM connections")
-            .fetch_all(&mut *tx)
+            .fetch_all(&mut **tx)
             .await?
             .iter()
             .map(|r| (r.get(0), r.get(1), r.get(2)))
@@ -69,20 +69,20 @@ impl Store {
             sqlx::query("UPDATE connections SET sealed = $1 WHERE id = $2")
                 .bind(value)
                 .bind(&id)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
             out.connections += 1;
         }
         let metas: Vec<(String, String)> =
             sqlx::query("SELECT key, value FROM meta WHERE key = 'seal_check' OR key LIKE 'secret:%'")
-                .fetch_all(&mut *tx)
+                .fetch_all(&mut **tx)
                 .await?
                 .iter()
                 .map(|r| (r.get(0), r.get(1)))
                 .collect();
         for (key, sealed) in metas {
             let value = reseal(&format!("meta:{key}"), &sealed)?;
-            sqlx::query("UPDATE meta SET value = $1 WHERE key = $2").bind(value).bind(&key).execute(&mut *tx).await?;
+            sqlx::query("UPDATE meta SET value = $1 WHERE key = $2").bind(value).bind(&key).execute(&mut **tx).await?;
             out.meta += 1;
         }
         tx.commit().await?;

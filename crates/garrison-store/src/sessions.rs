@@ -46,12 +46,12 @@ impl Store {
         let mut tx = self.write_tx().await?;
         let row = sqlx::query("SELECT nonce, pkce_verifier, created_ms FROM sso_logins WHERE state_hash = $1")
             .bind(hash(state))
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut **tx)
             .await?;
         let Some(row) = row else { return Ok(None) };
         let taken = sqlx::query("DELETE FROM sso_logins WHERE state_hash = $1")
             .bind(hash(state))
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?
             .rows_affected();
         tx.commit().await?;

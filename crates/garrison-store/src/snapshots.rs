@@ -54,7 +54,7 @@ impl Store {
                 .bind(id)
                 .bind(account_id)
                 .bind(d.version)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
             if r.rows_affected() == 1 {
                 // A change of state (not of message) is told to subscribers.

@@ -269,7 +269,7 @@ impl Store {
         let mut tx = self.write_tx().await?;
         let existing: i64 = sqlx::query("SELECT COUNT(*) FROM users WHERE account_id = $1")
             .bind(account_id)
-            .fetch_one(&mut *tx)
+            .fetch_one(&mut **tx)
             .await?
             .get(0);
         let role = if existing == 0 { ADMINISTRATOR_ROLE_ID } else { role.unwrap_or(POWER_USER_ROLE_ID) };
@@ -286,7 +286,7 @@ impl Store {
         .bind(by)
         .bind(t)
         .bind(by)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         if res.rows_affected() == 0 {
             return Err(StoreError::Conflict(format!("a user with email {email:?} exists in this account")));
@@ -343,7 +343,7 @@ impl Store {
         let row = sqlx::query("SELECT id, account_id, name, email, role_id, active, version, created_at, created_by, modified_at, modified_by FROM users WHERE id = $1 AND account_id = $2")
             .bind(id)
             .bind(account_id)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut **tx)
             .await?
             .ok_or(StoreError::NotFound)?;
         let current = user_from(&row);
@@ -368,7 +368,7 @@ impl Store {
                     .bind(account_id)
                     .bind(&email)
                     .bind(id)
-                    .fetch_one(&mut *tx)
+                    .fetch_one(&mut **tx)
                     .await?
                     .get(0);
             if taken > 0 {
@@ -386,7 +386,7 @@ impl Store {
         .bind(by)
         .bind(id)
         .bind(account_id)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         tx.commit().await?;
         self.get_user(account_id, id).await?.ok_or(StoreError::NotFound)
@@ -399,7 +399,7 @@ impl Store {
         let Some(row) = sqlx::query("SELECT role_id, active FROM users WHERE id = $1 AND account_id = $2")
             .bind(id)
             .bind(account_id)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut **tx)
             .await?
         else {
             return Ok(false);
@@ -413,12 +413,12 @@ impl Store {
         sqlx::query("DELETE FROM access_keys WHERE user_id = $1 AND account_id = $2")
             .bind(id)
             .bind(account_id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         sqlx::query("DELETE FROM users WHERE id = $1 AND account_id = $2")
             .bind(id)
             .bind(account_id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         tx.commit().await?;
         Ok(true)

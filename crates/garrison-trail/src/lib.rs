@@ -3,6 +3,7 @@
 //! records were seen already (`seen`). Pure functions over bytes, so the parser can be
 //! fuzzed and benchmarked on its own.
 
+mod blocks;
 pub mod change;
 pub mod log;
 pub mod message;

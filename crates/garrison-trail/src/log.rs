@@ -268,7 +268,7 @@ impl<R: Read> Stream<R> {
 type Span = Option<std::ops::Range<usize>>;
 
 /// Where the wanted fields of one record are, relative to its start.
-#[derive(Default)]
+#[derive(Default, Debug, PartialEq, Eq)]
 struct Fields {
     source: Span,
     name: Span,
@@ -335,7 +335,114 @@ fn skip_ws(b: &[u8], mut i: usize) -> Option<usize> {
 /// Walks the record at the start of `b` over its top-level fields, noting where the
 /// wanted ones are. None if `b` ends before the record does. A record that is not an
 /// object of named fields is still cut out whole, and reported.
+///
+/// The record's structure comes from `blocks` (64 bytes at a time, strings skipped by bit
+/// arithmetic), so no string is looked at but the keys and the wanted values. Anything but a
+/// plainly well-formed object (a missing or doubled colon, a trailing comma, brackets that
+/// do not close as they opened, a wanted value that is not one JSON value) is read again by
+/// `walk_bytes`, which says what is wrong. The values of fields garrison does not read are
+/// checked for balance only.
 fn walk(b: &[u8], at_eof: bool) -> Option<(usize, Result<Fields, String>)> {
+    match walk_blocks(b) {
+        Walked::Done(n, f) => Some((n, Ok(f))),
+        Walked::More if !at_eof => None,
+        Walked::More | Walked::Irregular => walk_bytes(b, at_eof),
+    }
+}
+
+enum Walked {
+    Done(usize, Fields),
+    /// `b` ends inside the record.
+    More,
+    Irregular,
+}
+
+fn trim(b: &[u8], mut r: std::ops::Range<usize>) -> std::ops::Range<usize> {
+    while r.start < r.end && matches!(b[r.start], b' ' | b'\n' | b'\r' | b'\t') {
+        r.start += 1;
+    }
+    while r.end > r.start && matches!(b[r.end - 1], b' ' | b'\n' | b'\r' | b'\t') {
+        r.end -= 1;
+    }
+    r
+}
+
+fn walk_blocks(b: &[u8]) -> Walked {
+    if b.first() != Some(&b'{') {
+        return Walked::Irregular;
+    }
+    let mut f = Fields::default();
+    let mut depth = 0usize;
+    let mut fields = 0usize;
+    // The current field: where it starts, its colon, and how often a nested value closed.
+    let (mut start, mut colon, mut closed) = (1usize, None::<usize>, 0u32);
+    let end_field = |f: &mut Fields, start: usize, colon: Option<usize>, closed: u32, end: usize| -> bool {
+        let Some(colon) = colon else { return false };
+        let key = trim(b, start..colon);
+        let value = trim(b, colon + 1..end);
+        let (k, v) = (&b[key.clone()], &b[value.clone()]);
+        if k.len() < 2 || k[0] != b'"' || k[k.len() - 1] != b'"' || v.is_empty() || closed > 1 {
+            return false;
+        }
+        let slot = match &k[1..k.len() - 1] {
+            b"eventSource" => &mut f.source,
+            b"eventName" => &mut f.name,
+            b"awsRegion" => &mut f.region,
+            b"eventID" => &mut f.id,
+            b"eventTime" => &mut f.time,
+            b"errorCode" => &mut f.error,
+            b"recipientAccountId" => &mut f.recipient,
+            b"userIdentity" => &mut f.identity,
+            b"requestParameters" => &mut f.request,
+            _ => return closed == 0 || matches!(v[v.len() - 1], b'}' | b']'),
+        };
+        // A wanted value is exactly one JSON value.
+        let one = match v[0] {
+            b'{' | b'[' => closed == 1 && matches!(v[v.len() - 1], b'}' | b']'),
+            _ => closed == 0 && scan(v, true) == Some(v.len()),
+        };
+        *slot = Some(value);
+        one
+    };
+    for (i, c) in crate::blocks::Structurals::new(b) {
+        match c {
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => {
+                depth -= 1;
+                match depth {
+                    0 if c == b'}' => {
+                        let empty = fields == 0 && colon.is_none() && trim(b, start..i).is_empty();
+                        if !empty && !end_field(&mut f, start, colon, closed, i) {
+                            return Walked::Irregular;
+                        }
+                        return Walked::Done(i + 1, f);
+                    }
+                    0 => return Walked::Irregular,
+                    1 => closed += 1,
+                    _ => {}
+                }
+            }
+            b':' if depth == 1 => {
+                if colon.replace(i).is_some() {
+                    return Walked::Irregular;
+                }
+            }
+            b',' if depth == 1 => {
+                if !end_field(&mut f, start, colon, closed, i) {
+                    return Walked::Irregular;
+                }
+                fields += 1;
+                (start, colon, closed) = (i + 1, None, 0);
+            }
+            _ => {}
+        }
+    }
+    Walked::More
+}
+
+/// `walk`, byte by byte: the reference the block walk is tested against, and the reader of
+/// records that are not plainly well formed (it names what is wrong).
+fn walk_bytes(b: &[u8], at_eof: bool) -> Option<(usize, Result<Fields, String>)> {
     let bad = |why: &str| scan(b, at_eof).map(|n| (n, Err(why.to_string())));
     if b.first()? != &b'{' {
         return bad("expected an object");
@@ -528,6 +635,22 @@ mod tests {
         use proptest::prelude::*;
         use serde_json::json;
 
+        fn json_value() -> impl Strategy<Value = serde_json::Value> {
+            let leaf = prop_oneof![
+                Just(serde_json::Value::Null),
+                any::<bool>().prop_map(serde_json::Value::from),
+                any::<i32>().prop_map(serde_json::Value::from),
+                "\\PC{0,10}[\"\\\\{}\\[\\]:,]?\\PC{0,3}".prop_map(serde_json::Value::from),
+            ];
+            leaf.prop_recursive(3, 24, 4, |inner| {
+                prop_oneof![
+                    proptest::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
+                    proptest::collection::vec(("[a-z\"]{0,5}", inner), 0..4)
+                        .prop_map(|kv| serde_json::Value::Object(kv.into_iter().collect())),
+                ]
+            })
+        }
+
         proptest! {
             /// Whatever the strings hold (quotes, braces, escapes, unicode), the records
             /// come back as serde_json wrote them, in order.
@@ -542,6 +665,33 @@ mod tests {
                 let stats = read_json(text.as_bytes(), |r| got.push(r.unwrap().event_name.to_string())).unwrap();
                 prop_assert_eq!(&got, &names);
                 prop_assert_eq!(stats.records, names.len());
+            }
+
+            /// On any well-formed record (nested values of every kind, wanted fields among
+            /// others, compact or pretty) the block walk finds what the byte walk finds, and
+            /// on any record at all it never accepts what the byte walk finds truncated.
+            #[test]
+            fn the_block_walk_agrees_with_the_byte_walk(
+                fields in proptest::collection::vec((
+                    prop_oneof![
+                        Just("eventSource".to_string()), Just("eventName".to_string()), Just("awsRegion".to_string()),
+                        Just("eventID".to_string()), Just("errorCode".to_string()), Just("userIdentity".to_string()),
+                        Just("requestParameters".to_string()), "\\PC{0,8}[\"\\\\{}]?"],
+                    json_value()), 0..12),
+                pretty in any::<bool>(), cut in any::<prop::sample::Index>(), tail in "[ ,}\\]x\"]{0,3}",
+            ) {
+                let record = serde_json::Value::Object(fields.into_iter().collect());
+                let text = if pretty { serde_json::to_string_pretty(&record).unwrap() } else { record.to_string() };
+                let b = format!("{text}{tail}");
+                let (blocks, bytes) = (walk(b.as_bytes(), false), walk_bytes(b.as_bytes(), false));
+                prop_assert_eq!(format!("{blocks:?}"), format!("{bytes:?}"));
+                prop_assert!(matches!(walk_blocks(b.as_bytes()), Walked::Done(..)), "a well-formed record is read by blocks");
+                // Cut anywhere: never a record where the bytes say the input ends first.
+                let n = cut.index(b.len().max(1));
+                let cut_b = &b.as_bytes()[..n.min(b.len())];
+                if walk_bytes(cut_b, false).is_none() {
+                    prop_assert!(walk(cut_b, false).is_none());
+                }
             }
 
             /// Arbitrary bytes and cut or corrupted files end in records, bad records or an

@@ -14,6 +14,9 @@ mod service_cli;
 
 use std::process::ExitCode;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().collect();
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Instant;
 
-use garrison_bench::{LoadResult, Proc, call, free_port, post_all, rss_mib, run_paths, wait_port};
+use garrison_bench::{LoadResult, Memory, Proc, call, free_port, memory_mib, post_all, run_paths, wait_port};
 use serde_json::{Value, json};
 
 use super::{KEY_ID, SECRET};
@@ -47,7 +47,9 @@ pub struct Figures {
     /// The whole list of the largest account: best of three, ms, and its size in MB.
     pub whole_ms: f64,
     pub whole_mb: f64,
-    pub rss: (f64, f64),
+    /// After the creates, and at the end (after every load).
+    pub mem_created: Memory,
+    pub mem: Memory,
     /// The ceiling's figures in the same run: create (rps, p99), get, page.
     pub ceil_create: (f64, f64),
     pub ceil_get: LoadResult,
@@ -138,12 +140,13 @@ pub async fn measure(
     };
     let (a3, b3) = (acct.clone(), body.clone());
     let (deps, create_secs) =
-        post_all(&addr, n, 4, &h, Arc::new(move |i| (format!("/deployments/v1/{}/deployments", a3(i)), b3(i)))).await?;
+        post_all(&addr, n, 1, &h, Arc::new(move |i| (format!("/deployments/v1/{}/deployments", a3(i)), b3(i)))).await?;
     anyhow::ensure!(
         deps.iter().all(|d| d.0 == 201),
         "a deployment was refused: {:?}",
         deps.iter().find(|d| d.0 != 201)
     );
+    let mem_created = memory_mib(server.0.id());
     let lat: Vec<u32> = deps.iter().map(|d| d.2).collect();
     let k = 1000.min(n);
     let create_first = (pct(&lat[..k], 0.5), pct(&lat[..k], 0.99));
@@ -195,7 +198,7 @@ pub async fn measure(
     let caddr = format!("127.0.0.1:{cport}");
     let (a4, b4) = (acct.clone(), body.clone());
     let (ceil, ceil_secs) =
-        post_all(&caddr, n, 4, &[], Arc::new(move |i| (format!("/deployments/v1/{}/deployments", a4(i)), b4(i))))
+        post_all(&caddr, n, 1, &[], Arc::new(move |i| (format!("/deployments/v1/{}/deployments", a4(i)), b4(i))))
             .await?;
     let ceil_lat: Vec<u32> = ceil.iter().map(|c| c.2).collect();
 
@@ -206,7 +209,7 @@ pub async fn measure(
     let ceil_get = run_paths(&caddr, scattered, &[], 32, secs).await?;
     let page = run_paths(&addr, pages.clone(), &h, 32, secs).await?;
     let ceil_page = run_paths(&caddr, pages, &[], 32, secs).await?;
-    let rss = rss_mib(server.0.id());
+    let mem = memory_mib(server.0.id());
     drop(server);
     Ok(Figures {
         backend,
@@ -219,7 +222,8 @@ pub async fn measure(
         page,
         whole_ms,
         whole_mb: whole_bytes as f64 / 1e6,
-        rss,
+        mem_created,
+        mem,
         ceil_create: (n as f64 / ceil_secs, pct(&ceil_lat, 0.99)),
         ceil_get,
         ceil_page,
@@ -248,13 +252,13 @@ async fn link(addr: &str, path: &str, token: &str) -> anyhow::Result<(u16, Optio
 
 pub fn print(all: &[Figures]) -> Value {
     println!(
-        "\n| store | layout | create p50/p99 ms (first 1,000 → last 1,000) | creates/s (ceiling) | get req/s, p99 ms (ratio to ceiling) | page of 100 req/s, p99 ms (ratio) | whole list of the largest account | RSS now / peak MiB |"
+        "\n| store | layout | create p50/p99 ms (first 1,000 → last 1,000) | creates/s (ceiling) | get req/s, p99 ms (ratio to ceiling) | page of 100 req/s, p99 ms (ratio) | whole list of the largest account | RSS after creates / after the loads / peak MiB (own data of it: after the loads) |"
     );
     println!("|---|---|---|---|---|---|---|---|");
     let mut out = vec![];
     for f in all {
         println!(
-            "| {} | {} × {} | {:.2}/{:.2} → {:.2}/{:.2} | {:.0} ({:.0}, p99 {:.2}) | {:.0}, {:.2} ({:.2}) | {:.0}, {:.2} ({:.2}) | {:.0} ms, {:.1} MB | {:.0} / {:.0} |",
+            "| {} | {} × {} | {:.2}/{:.2} → {:.2}/{:.2} | {:.0} ({:.0}, p99 {:.2}) | {:.0}, {:.2} ({:.2}) | {:.0}, {:.2} ({:.2}) | {:.0} ms, {:.1} MB | {:.0} / {:.0} / {:.0} ({:.0}) |",
             f.backend,
             f.layout,
             f.n,
@@ -273,8 +277,10 @@ pub fn print(all: &[Figures]) -> Value {
             f.page.rps() / f.ceil_page.rps(),
             f.whole_ms,
             f.whole_mb,
-            f.rss.0,
-            f.rss.1
+            f.mem_created.rss,
+            f.mem.rss,
+            f.mem.peak,
+            f.mem.anon
         );
         out.push(json!({
             "store": f.backend, "layout": f.layout, "deployments": f.n,
@@ -283,7 +289,8 @@ pub fn print(all: &[Figures]) -> Value {
             "get": {"rps": f.get.rps(), "p99_ms": f.get.p99_us as f64 / 1e3, "errors": f.get.errors, "ceiling_rps": f.ceil_get.rps(), "ratio": f.get.rps() / f.ceil_get.rps()},
             "page": {"rps": f.page.rps(), "p99_ms": f.page.p99_us as f64 / 1e3, "errors": f.page.errors, "ceiling_rps": f.ceil_page.rps(), "ratio": f.page.rps() / f.ceil_page.rps()},
             "whole_list": {"ms": f.whole_ms, "mb": f.whole_mb},
-            "rss_mib": f.rss.0, "peak_rss_mib": f.rss.1,
+            "rss_after_creates_mib": f.mem_created.rss, "rss_mib": f.mem.rss, "peak_rss_mib": f.mem.peak,
+            "anon_rss_mib": f.mem.anon, "file_rss_mib": f.mem.file,
         }));
     }
     println!(
