@@ -148,53 +148,49 @@ impl Executor {
         let mut outcomes: BTreeMap<String, ActionOutcome> = BTreeMap::new();
         let mut done: BTreeSet<String> = BTreeSet::new();
         let keys: BTreeSet<&str> = actions.iter().map(|a| a.key.as_str()).collect();
+        // Each action starts as soon as what it comes after is done (not when the whole
+        // wave it was ready with is: a wave paced by one API's budget would hold back every
+        // action of the next, e.g. the launches behind the network ACLs' entries), at most
+        // `parallel` at once; a slow action holds one slot.
+        let mut started: BTreeSet<&str> = BTreeSet::new();
+        let mut running = futures_util::stream::FuturesUnordered::new();
         loop {
-            let mut ready = vec![];
-            for a in actions {
-                if outcomes.contains_key(&a.key) {
-                    continue;
-                }
-                let blocked = a.after.iter().find(|k| outcomes.get(*k).is_some_and(|o| o.result != ActionResult::Done));
-                if let Some(k) = blocked {
-                    outcomes.insert(
-                        a.key.clone(),
-                        ActionOutcome {
-                            key: a.key.clone(),
-                            op: a.op.verb().into(),
-                            result: ActionResult::Skipped,
-                            error: Some(format!("{k} did not complete")),
-                        },
-                    );
-                    continue;
-                }
-                if a.after.iter().all(|k| done.contains(k) || !keys.contains(k.as_str())) {
-                    ready.push(a);
-                }
-            }
-            if ready.is_empty() {
-                break;
-            }
-            // At most `parallel` at once; a slow action holds one slot, not a whole batch.
-            let mut results: Vec<ActionOutcome> = vec![];
-            let mut queue = ready.into_iter();
-            let mut running = futures_util::stream::FuturesUnordered::new();
-            for _ in 0..self.parallel.max(1) {
-                if let Some(a) = queue.next() {
-                    running.push(self.apply(a, state.clone()));
+            // Skipping one action can block another: look again until nothing changes.
+            let mut changed = true;
+            while changed {
+                changed = false;
+                for a in actions {
+                    if outcomes.contains_key(&a.key) || started.contains(a.key.as_str()) {
+                        continue;
+                    }
+                    let blocked =
+                        a.after.iter().find(|k| outcomes.get(*k).is_some_and(|o| o.result != ActionResult::Done));
+                    if let Some(k) = blocked {
+                        outcomes.insert(
+                            a.key.clone(),
+                            ActionOutcome {
+                                key: a.key.clone(),
+                                op: a.op.verb().into(),
+                                result: ActionResult::Skipped,
+                                error: Some(format!("{k} did not complete")),
+                            },
+                        );
+                        changed = true;
+                        continue;
+                    }
+                    if running.len() < self.parallel.max(1)
+                        && a.after.iter().all(|k| done.contains(k) || !keys.contains(k.as_str()))
+                    {
+                        started.insert(a.key.as_str());
+                        running.push(self.apply(a, state.clone()));
+                    }
                 }
             }
-            while let Some(o) = running.next().await {
-                results.push(o);
-                if let Some(a) = queue.next() {
-                    running.push(self.apply(a, state.clone()));
-                }
+            let Some(o) = running.next().await else { break };
+            if o.result == ActionResult::Done {
+                done.insert(o.key.clone());
             }
-            for o in results {
-                if o.result == ActionResult::Done {
-                    done.insert(o.key.clone());
-                }
-                outcomes.insert(o.key.clone(), o);
-            }
+            outcomes.insert(o.key.clone(), o);
         }
         *owned = state.lock().await.owned.clone();
         actions.iter().filter_map(|a| outcomes.remove(&a.key)).collect()
