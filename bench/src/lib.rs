@@ -60,6 +60,17 @@ impl LoadResult {
     }
 }
 
+/// A keep-alive HTTP/1.1 connection to `addr` (Nagle off), its driver spawned.
+async fn keep_alive(
+    addr: &str,
+) -> anyhow::Result<hyper::client::conn::http1::SendRequest<http_body_util::Full<Bytes>>> {
+    let stream = tokio::net::TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    Ok(send)
+}
+
 /// `connections` loops, each sending GET `path` back to back on one connection for `secs`.
 pub async fn run(
     addr: &str,
@@ -88,10 +99,7 @@ pub async fn run_paths(
         let (addr, paths) = (addr.to_string(), paths.clone());
         let headers: Vec<(String, String)> = headers.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
         tasks.push(tokio::spawn(async move {
-            let stream = tokio::net::TcpStream::connect(&addr).await?;
-            stream.set_nodelay(true)?;
-            let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-            tokio::spawn(conn);
+            let mut send = keep_alive(&addr).await?;
             let mut lat: Vec<u32> = Vec::with_capacity(200_000);
             let mut errors = 0u64;
             let mut i = c * paths.len() / connections.max(1);
@@ -102,7 +110,7 @@ pub async fn run_paths(
                     req = req.header(k, v);
                 }
                 let t = Instant::now();
-                let resp = send.send_request(req.body(Empty::<Bytes>::new())?).await?;
+                let resp = send.send_request(req.body(Full::new(Bytes::new()))?).await?;
                 let ok = resp.status().is_success();
                 resp.into_body().collect().await?;
                 lat.push(t.elapsed().as_micros().min(u32::MAX as u128) as u32);
@@ -140,10 +148,7 @@ pub async fn post_all(
         let (addr, next, request) = (addr.to_string(), next.clone(), request.clone());
         let headers: Vec<(String, String)> = headers.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
         tasks.push(tokio::spawn(async move {
-            let stream = tokio::net::TcpStream::connect(&addr).await?;
-            stream.set_nodelay(true)?;
-            let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-            tokio::spawn(conn);
+            let mut send = keep_alive(&addr).await?;
             let mut out = vec![];
             loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -17,6 +17,21 @@ use serde_json::json;
 pub(crate) const KEY_ID: &str = "0123456789abcdef";
 pub(crate) const SECRET: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
 
+/// `garrison serve` without a worker on `port`, its store in `dir`, the bench's root key.
+pub(crate) fn serve(garrison: &std::path::Path, port: u16, dir: &std::path::Path) -> Command {
+    let mut cmd = Command::new(garrison);
+    cmd.args(["serve", "--no-worker", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .arg(dir)
+        .env("GARRISON_ROOT_ACCESS_KEY_ID", KEY_ID)
+        .env("GARRISON_ROOT_SECRET_KEY", SECRET)
+        .env("GARRISON_ROOT_ACCOUNT_ID", "12345678")
+        .env("GARRISON_LOG", "warn")
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .stdout(Stdio::null());
+    cmd
+}
+
 /// The same bytes from bare handlers: a deployment for GET and POST (201), and a page of the
 /// list when its file is given.
 async fn ceiling_server(port: u16, body_file: &str, page_file: Option<&String>) -> anyhow::Result<()> {
@@ -75,19 +90,7 @@ async fn main() -> anyhow::Result<()> {
 
     // garrison, with one deployment to read.
     let gport = free_port();
-    let _g = Proc(
-        Command::new(&garrison)
-            .args(["serve", "--no-worker", "--listen", &format!("127.0.0.1:{gport}"), "--data-dir"])
-            .arg(&dir)
-            .env("GARRISON_ROOT_ACCESS_KEY_ID", KEY_ID)
-            .env("GARRISON_ROOT_SECRET_KEY", SECRET)
-            .env("GARRISON_ROOT_ACCOUNT_ID", "12345678")
-            .env("GARRISON_LOG", "warn")
-            .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .stdout(Stdio::null())
-            .spawn()?,
-    );
+    let _g = Proc(serve(&garrison, gport, &dir).spawn()?);
     wait_port(gport);
     let gaddr = format!("127.0.0.1:{gport}");
     let basic = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{KEY_ID}:{SECRET}")));

@@ -4,7 +4,7 @@
 //! handler answering the same bytes in the same run, and the server's memory.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -70,16 +70,7 @@ pub async fn measure(
 ) -> anyhow::Result<Figures> {
     let data = dir.join(format!("{backend}-{}", layout.accounts));
     let port = free_port();
-    let mut cmd = Command::new(garrison);
-    cmd.args(["serve", "--no-worker", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
-        .arg(&data)
-        .env("GARRISON_ROOT_ACCESS_KEY_ID", KEY_ID)
-        .env("GARRISON_ROOT_SECRET_KEY", SECRET)
-        .env("GARRISON_ROOT_ACCOUNT_ID", "12345678")
-        .env("GARRISON_LOG", "warn")
-        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .stdout(Stdio::null());
+    let mut cmd = super::serve(garrison, port, &data);
     if let Some(url) = database_url {
         cmd.args(["--database-url", url]);
     }
