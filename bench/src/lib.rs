@@ -179,12 +179,6 @@ pub async fn post_all(
     Ok((all.into_iter().map(|(_, s, b, us)| (s, b, us)).collect(), secs))
 }
 
-/// Resident memory of a process now and at its peak, in MiB (Linux `/proc`).
-pub fn rss_mib(pid: u32) -> (f64, f64) {
-    let m = memory_mib(pid);
-    (m.rss, m.peak)
-}
-
 /// A process's resident memory in MiB: all of it, its peak, and the part that is its own
 /// data (anonymous) rather than mapped files (the binary's code, the database's shared pages).
 #[derive(Debug, Clone, Copy, Default)]

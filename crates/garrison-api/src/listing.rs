@@ -39,7 +39,7 @@ pub struct ListQuery {
 
 /// What a list request asks for.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Wanted {
+enum Wanted {
     All,
     /// `size` items after the position `after` (from the start when `None`).
     Page {
@@ -53,7 +53,7 @@ fn bad_limit(found: String) -> ApiError {
 }
 
 impl ListQuery {
-    pub fn wanted(&self, s: &AppState, account_id: &str, route: &str) -> ApiResult<Wanted> {
+    fn wanted(&self, s: &AppState, account_id: &str, route: &str) -> ApiResult<Wanted> {
         let limit = match self.limit {
             Some(l) if (1..=MAX_LIMIT).contains(&l) => Some(l as usize),
             Some(l) => return Err(bad_limit(l.to_string())),
@@ -80,17 +80,46 @@ impl ListQuery {
     }
 }
 
+/// Answers a list request: the page it asks for, or the whole list written as it is read.
+/// `fetch(after, n)` reads at most `n` items after a position (from the start when none);
+/// `position` says where an item is, for the next page or batch.
+pub async fn answer<T, F, Fut>(
+    s: &AppState,
+    q: &ListQuery,
+    account_id: &str,
+    route: &str,
+    path: &str,
+    position: fn(&T) -> String,
+    fetch: F,
+) -> ApiResult<Response>
+where
+    T: Serialize + Send + 'static,
+    F: Fn(Option<String>, usize) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Vec<T>, StoreError>> + Send + 'static,
+{
+    match q.wanted(s, account_id, route)? {
+        Wanted::Page { after, size } => {
+            let rows = fetch(after, size + 1).await?;
+            Ok(page(s, account_id, route, path, rows, size, position))
+        }
+        Wanted::All => {
+            let first = fetch(None, BATCH).await?;
+            Ok(stream_all(first, position, move |after| fetch(Some(after), BATCH)))
+        }
+    }
+}
+
 /// One page: `rows` holds up to `size + 1` items read after the position; the one past
 /// `size`, if there, only says that a next page exists, which starts after the last item
 /// sent (`position` of it).
-pub fn page<T: Serialize>(
+fn page<T: Serialize>(
     s: &AppState,
     account_id: &str,
     route: &str,
     path: &str,
     mut rows: Vec<T>,
     size: usize,
-    position: impl Fn(&T) -> String,
+    position: fn(&T) -> String,
 ) -> Response {
     let more = rows.len() > size;
     rows.truncate(size);
@@ -114,7 +143,7 @@ pub fn page<T: Serialize>(
 /// be read is a clean error before anything is sent) and then batches of `BATCH` from
 /// `fetch(position of the last item)` until one comes back short. A store error in the
 /// middle ends the body early (the client sees a truncated answer, never a wrong one).
-pub fn stream_all<T, F, Fut>(first: Vec<T>, position: fn(&T) -> String, fetch: F) -> Response
+fn stream_all<T, F, Fut>(first: Vec<T>, position: fn(&T) -> String, fetch: F) -> Response
 where
     T: Serialize + Send + 'static,
     F: Fn(String) -> Fut + Send + Sync + 'static,

@@ -96,17 +96,32 @@ pub async fn read_generation(pool: &AnyPool) -> Result<i64, sqlx::Error> {
     rows.first().map(|r| r.get(0)).ok_or(sqlx::Error::RowNotFound)
 }
 
-/// Polls the counter while the cache is alive.
-pub fn spawn_poller(pool: AnyPool, cache: Weak<DeploymentCache>) {
+/// Runs `task` every `period` while the store is alive (`alive`: its cache, dropped with the
+/// last handle of the store), outside any request. Nothing is started without a runtime.
+pub(crate) fn every<F, Fut>(period: Duration, alive: Weak<DeploymentCache>, mut task: F)
+where
+    F: FnMut(Arc<DeploymentCache>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
     if tokio::runtime::Handle::try_current().is_err() {
         return;
     }
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(POLL);
+        let mut tick = tokio::time::interval(period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            let Some(cache) = cache.upgrade() else { return };
+            let Some(cache) = alive.upgrade() else { return };
+            task(cache).await;
+        }
+    });
+}
+
+/// Polls the counter while the cache is alive.
+pub fn spawn_poller(pool: AnyPool, cache: Weak<DeploymentCache>) {
+    every(POLL, cache, move |cache| {
+        let pool = pool.clone();
+        async move {
             match read_generation(&pool).await {
                 Ok(g) => cache.observed(g),
                 // Without a fresh counter the cache cannot be trusted.

@@ -75,17 +75,9 @@ pub const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_mill
 /// still needs and never waits for a writer, so writers never wait for it; with automatic
 /// checkpoints off, the log would otherwise grow without end.
 fn spawn_checkpointer(pool: AnyPool, alive: std::sync::Weak<DeploymentCache>) {
-    if tokio::runtime::Handle::try_current().is_err() {
-        return;
-    }
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            if alive.upgrade().is_none() {
-                return;
-            }
+    crate::cache::every(CHECKPOINT_EVERY, alive, move |_| {
+        let pool = pool.clone();
+        async move {
             if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await {
                 tracing::warn!(error = %e, "SQLite checkpoint failed; it is tried again");
             }

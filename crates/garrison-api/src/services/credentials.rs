@@ -14,7 +14,7 @@ use crate::AppState;
 use crate::auth::Caller;
 use crate::body;
 use crate::error::{ApiError, ApiResult};
-use crate::listing::{self, ListQuery, Wanted};
+use crate::listing::{self, ListQuery};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -51,23 +51,14 @@ async fn list_credentials(
     Path(account_id): Path<String>,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Response> {
-    const ROUTE: &str = "list_credentials";
     s.authorize(&caller, &account_id).await?;
-    match q.wanted(&s, &account_id, ROUTE)? {
-        Wanted::Page { after, size } => {
-            let rows = s.store.credentials_after(&account_id, after.as_deref(), size + 1).await?;
-            let path = format!("/credentials/v2/{account_id}/credentials");
-            Ok(listing::page(&s, &account_id, ROUTE, &path, rows, size, credential_position))
-        }
-        Wanted::All => {
-            let first = s.store.credentials_after(&account_id, None, listing::BATCH).await?;
-            let store = s.store.clone();
-            Ok(listing::stream_all(first, credential_position, move |after| {
-                let (store, account_id) = (store.clone(), account_id.clone());
-                async move { store.credentials_after(&account_id, Some(&after), listing::BATCH).await }
-            }))
-        }
-    }
+    let path = format!("/credentials/v2/{account_id}/credentials");
+    let (store, account) = (s.store.clone(), account_id.clone());
+    let fetch = move |after: Option<String>, n| {
+        let (store, account) = (store.clone(), account.clone());
+        async move { store.credentials_after(&account, after.as_deref(), n).await }
+    };
+    listing::answer(&s, &q, &account_id, "list_credentials", &path, credential_position, fetch).await
 }
 
 /// Get a credential.

@@ -16,7 +16,7 @@ use crate::AppState;
 use crate::auth::Caller;
 use crate::body;
 use crate::error::{ApiError, ApiResult};
-use crate::listing::{self, ListQuery, Wanted};
+use crate::listing::{self, ListQuery};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(create_deployment, list_deployments)).routes(routes!(
@@ -76,22 +76,13 @@ async fn list_deployments(
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Response> {
     s.authorize(&caller, &account_id).await?;
-    let position = |d: &Deployment| d.id.clone();
-    match q.wanted(&s, &account_id, LIST_ROUTE)? {
-        Wanted::Page { after, size } => {
-            let rows = s.store.deployments_after(&account_id, after.as_deref(), size + 1).await?;
-            let path = format!("/deployments/v1/{account_id}/deployments");
-            Ok(listing::page(&s, &account_id, LIST_ROUTE, &path, rows, size, position))
-        }
-        Wanted::All => {
-            let first = s.store.deployments_after(&account_id, None, listing::BATCH).await?;
-            let store = s.store.clone();
-            Ok(listing::stream_all(first, position, move |after| {
-                let (store, account_id) = (store.clone(), account_id.clone());
-                async move { store.deployments_after(&account_id, Some(&after), listing::BATCH).await }
-            }))
-        }
-    }
+    let path = format!("/deployments/v1/{account_id}/deployments");
+    let (store, account) = (s.store.clone(), account_id.clone());
+    let fetch = move |after: Option<String>, n| {
+        let (store, account) = (store.clone(), account.clone());
+        async move { store.deployments_after(&account, after.as_deref(), n).await }
+    };
+    listing::answer(&s, &q, &account_id, LIST_ROUTE, &path, |d: &Deployment| d.id.clone(), fetch).await
 }
 
 const LIST_ROUTE: &str = "list_deployments";
