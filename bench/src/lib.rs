@@ -2,6 +2,7 @@
 //! connections and exact latency percentiles, and a protected-deployment fixture.
 
 pub mod fixture;
+pub mod pgwire;
 
 use std::time::{Duration, Instant};
 
@@ -199,6 +200,16 @@ pub fn memory_mib(pid: u32) -> Memory {
             .map_or(0.0, |kb| kb / 1024.0)
     };
     Memory { rss: field("VmRSS:"), peak: field("VmHWM:"), anon: field("RssAnon:"), file: field("RssFile:") }
+}
+
+/// CPU time a process has spent, user and system, all its threads (live and exited), in
+/// seconds: /proc's clock ticks, which are 1/100 s on Linux whatever the kernel's HZ.
+pub fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces): state is the first, utime the 12th.
+    let fields: Vec<&str> = stat.rsplit_once(") ").map(|(_, r)| r.split(' ').collect()).unwrap_or_default();
+    let tick = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (tick(11) + tick(12)) / 100.0
 }
 
 /// One request on a fresh connection: its status and JSON body (Null when not JSON).

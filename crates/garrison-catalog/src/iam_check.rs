@@ -214,9 +214,9 @@ pub fn key_policy_lets_decrypt(doc: &Value, role_arn: &str, account: &str) -> bo
 }
 
 /// Allowed actions of a set of policy documents.
-pub fn granted_actions(docs: &[Value]) -> Vec<String> {
+pub fn granted_actions<D: std::borrow::Borrow<Value>>(docs: &[D]) -> Vec<String> {
     docs.iter()
-        .flat_map(statements)
+        .flat_map(|d| statements(d.borrow()))
         .filter(|s| s.get("Effect").and_then(Value::as_str) == Some("Allow"))
         .flat_map(|s| as_list(s.get("Action").unwrap_or(&Value::Null)))
         .collect()

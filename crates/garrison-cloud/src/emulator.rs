@@ -78,10 +78,17 @@ fn http_with(port: u16, method: &str, path: &str, body: &str) -> std::io::Result
 
 impl Moto {
     pub fn start() -> anyhow::Result<Moto> {
+        Moto::start_with(&[])
+    }
+
+    /// `start` with these environment variables set for the emulator (its settings, such as
+    /// `MOTO_EC2_LOAD_DEFAULT_AMIS`).
+    pub fn start_with(env: &[(&str, &str)]) -> anyhow::Result<Moto> {
         let bin = find_moto()?;
         let port = free_port()?;
         let child = Command::new(&bin)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -99,6 +106,11 @@ impl Moto {
             std::thread::sleep(Duration::from_millis(100));
         }
         Ok(moto)
+    }
+
+    /// The emulator's process id (benchmarks read its CPU time and memory).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Forgets every resource in every emulated account.

@@ -7,7 +7,7 @@
 //! validation always reads everything afresh.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use garrison_model::snapshot::{Offering, Zone};
@@ -21,7 +21,7 @@ type Entries<K, V> = Mutex<HashMap<K, (Instant, V)>>;
 pub struct Reuse {
     pub max_age: Duration,
     facts: Entries<(String, String), Facts>,
-    permissions: Entries<(String, String), Vec<Value>>,
+    permissions: Entries<(String, String), Vec<Arc<Value>>>,
 }
 
 /// Entries kept at most per cache; beyond, it starts over.
@@ -55,11 +55,11 @@ impl Reuse {
 
     /// A role's permission documents, if read recently under this `version` (the
     /// deployment's and credential's state: a change reads them again).
-    pub fn permissions(&self, role_arn: &str, version: &str) -> Option<Vec<Value>> {
+    pub fn permissions(&self, role_arn: &str, version: &str) -> Option<Vec<Arc<Value>>> {
         fresh(&self.permissions, &(role_arn.to_string(), version.to_string()), self.max_age)
     }
 
-    pub fn keep_permissions(&self, role_arn: &str, version: &str, docs: Vec<Value>) {
+    pub fn keep_permissions(&self, role_arn: &str, version: &str, docs: Vec<Arc<Value>>) {
         keep(&self.permissions, (role_arn.to_string(), version.to_string()), docs);
     }
 
@@ -76,8 +76,8 @@ mod tests {
     #[test]
     fn entries_expire_and_are_keyed_by_version() {
         let r = Reuse::new(Duration::from_millis(50));
-        r.keep_permissions("arn:role", "v1", vec![Value::Null]);
-        assert_eq!(r.permissions("arn:role", "v1"), Some(vec![Value::Null]));
+        r.keep_permissions("arn:role", "v1", vec![Arc::new(Value::Null)]);
+        assert_eq!(r.permissions("arn:role", "v1"), Some(vec![Arc::new(Value::Null)]));
         assert_eq!(r.permissions("arn:role", "v2"), None, "another version reads afresh");
         r.keep_facts("1", "us-east-1", (vec![], vec![]));
         assert!(r.facts("1", "us-east-1").is_some() && r.facts("1", "eu-west-1").is_none());

@@ -3,6 +3,7 @@
 //! role that cannot be assumed or read yet is retried a bounded number of times, since a
 //! new role takes 10-60 s to become usable.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -12,7 +13,9 @@ use crate::{CloudError, Sessions};
 #[derive(Debug, Clone)]
 pub struct RoleDocuments {
     pub trust: Value,
-    pub policies: Vec<Value>,
+    /// Shared copies (`Sessions::document`): every run of every role made from one
+    /// template reads the same few documents.
+    pub policies: Vec<Arc<Value>>,
     pub tags: Vec<(String, String)>,
 }
 
@@ -101,7 +104,7 @@ async fn fetch_once(
             .send()
             .await
             .map_err(|e| CloudError::from_sdk("iam", "GetPolicyVersion", e))?;
-        let doc = decode(v.policy_version().and_then(|p| p.document()).unwrap_or("{}"));
+        let doc = sessions.document(v.policy_version().and_then(|p| p.document()).unwrap_or("{}"));
         sessions.keep_policy_version(&key, &version, &doc);
         policies.push(doc);
     }
@@ -121,7 +124,7 @@ async fn fetch_once(
             .send()
             .await
             .map_err(|e| CloudError::from_sdk("iam", "GetRolePolicy", e))?;
-        policies.push(decode(p.policy_document()));
+        policies.push(sessions.document(p.policy_document()));
     }
     if let Some((c, v)) = &cache {
         c.keep_permissions(role_arn, v, policies.clone());

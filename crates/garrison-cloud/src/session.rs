@@ -34,6 +34,8 @@ pub struct Aws {
     pub account: String,
     /// What may be reused between runs (see `reuse`); None: everything is read every time.
     pub reuse: Option<Arc<crate::reuse::Reuse>>,
+    /// When these credentials expire, for an assumed role's session.
+    pub expires: Option<SystemTime>,
     /// The SDK clients made for `config` (private: a copy with another configuration must
     /// not inherit them; see `with_config`).
     clients: Arc<Clients>,
@@ -131,6 +133,7 @@ impl Aws {
             limiter: Arc::new(Limiter::default()),
             account: String::new(),
             reuse: None,
+            expires: None,
             clients: Arc::default(),
         }
     }
@@ -234,8 +237,11 @@ impl Aws {
     }
 }
 
+/// A role's credentials from AssumeRole: a few hundred bytes, kept until shortly before
+/// they expire whatever the fleet's size.
 struct Cached {
-    session: Aws,
+    creds: Credentials,
+    account: String,
     expires: SystemTime,
 }
 
@@ -243,27 +249,71 @@ struct Cached {
 pub struct Sessions {
     pub base: Aws,
     cache: Mutex<HashMap<(String, String), Cached>>,
-    /// Managed policy documents by (policy ARN and unique id, version id): immutable, so kept.
-    policy_versions: Mutex<HashMap<(String, String), serde_json::Value>>,
+    /// Sessions with their SDK clients made, for the roles used most recently: a session's
+    /// clients hold ~100 KiB, so a worker of 10,000 accounts keeping them all held ~3 GiB
+    /// (bench/fleet). Beyond `CLIENTS_KEPT`, this set starts over; a session made again
+    /// from its cached credentials costs its clients' construction, not an AWS call.
+    made: Mutex<HashMap<(String, String), Aws>>,
+    /// Managed policy documents by (policy ARN and unique id, version id): immutable, so
+    /// kept, each distinct document once (`documents`).
+    policy_versions: Mutex<HashMap<(String, String), Arc<serde_json::Value>>>,
+    /// Policy documents by their text: a fleet's roles come from one template, so 10,000
+    /// roles' documents are a handful of distinct ones.
+    documents: Mutex<HashMap<String, Arc<serde_json::Value>>>,
 }
 
 /// Policy versions kept at most; beyond, the cache starts over (a fleet has a few per account).
 const POLICY_VERSIONS_KEPT: usize = 50_000;
+
+/// Distinct policy documents kept at most; beyond, the set starts over.
+const DOCUMENTS_KEPT: usize = 4_096;
+
+/// Sessions kept with their SDK clients (see `Sessions::made`): twice a worker's default
+/// parallelism many times over, so the runs in flight and the roles used again soon (the
+/// collector's, a deployment's retries) keep theirs.
+pub const CLIENTS_KEPT: usize = 512;
+
+/// Credentials kept at most; beyond, the expired ones are dropped first.
+const CREDENTIALS_KEPT: usize = 100_000;
 
 /// Renewed this long before the credentials expire.
 const EARLY: Duration = Duration::from_secs(300);
 
 impl Sessions {
     pub fn new(base: Aws) -> Sessions {
-        Sessions { base, cache: Mutex::new(HashMap::new()), policy_versions: Mutex::new(HashMap::new()) }
+        Sessions {
+            base,
+            cache: Mutex::new(HashMap::new()),
+            made: Mutex::new(HashMap::new()),
+            policy_versions: Mutex::new(HashMap::new()),
+            documents: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// How many sessions are kept with their SDK clients (at most `CLIENTS_KEPT`).
+    pub fn with_clients(&self) -> usize {
+        self.made.lock().expect("sessions").len()
+    }
+
+    /// The one shared copy of the policy document `text` (IAM's URL-encoded form or JSON).
+    pub fn document(&self, text: &str) -> Arc<serde_json::Value> {
+        if let Some(d) = self.documents.lock().expect("documents").get(text) {
+            return d.clone();
+        }
+        let doc = Arc::new(crate::role_check::decode(text));
+        let mut m = self.documents.lock().expect("documents");
+        if m.len() >= DOCUMENTS_KEPT {
+            m.clear();
+        }
+        m.entry(text.to_string()).or_insert(doc).clone()
     }
 
     /// A managed policy version's document read before, if any.
-    pub fn policy_version(&self, policy_arn: &str, version_id: &str) -> Option<serde_json::Value> {
+    pub fn policy_version(&self, policy_arn: &str, version_id: &str) -> Option<Arc<serde_json::Value>> {
         self.policy_versions.lock().expect("policies").get(&(policy_arn.to_string(), version_id.to_string())).cloned()
     }
 
-    pub fn keep_policy_version(&self, policy_arn: &str, version_id: &str, doc: &serde_json::Value) {
+    pub fn keep_policy_version(&self, policy_arn: &str, version_id: &str, doc: &Arc<serde_json::Value>) {
         let mut m = self.policy_versions.lock().expect("policies");
         if m.len() >= POLICY_VERSIONS_KEPT {
             m.clear();
@@ -275,15 +325,23 @@ impl Sessions {
     /// process's call log and rate limits.
     pub async fn assume(&self, role_arn: &str, external_id: &str) -> Result<Aws, CloudError> {
         let key = (role_arn.to_string(), external_id.to_string());
+        let fresh = |c: &Cached| c.expires > SystemTime::now() + EARLY;
+        let known = self.cache.lock().expect("sessions").get(&key).filter(|c| fresh(c)).map(|c| c.expires);
+        if let Some(expires) = known
+            && let Some(aws) = self.made.lock().expect("sessions").get(&key)
+            && aws.expires == Some(expires)
+        {
+            return Ok(aws.clone());
+        }
         let cached = self
             .cache
             .lock()
             .expect("sessions")
             .get(&key)
-            .filter(|c| c.expires > SystemTime::now() + EARLY)
-            .map(|c| c.session.clone());
-        let session = match cached {
-            Some(aws) => aws,
+            .filter(|c| fresh(c))
+            .map(|c| (c.creds.clone(), c.account.clone(), c.expires));
+        let (creds, account, expires) = match cached {
+            Some(c) => c,
             None => {
                 self.base.pace("sts").await;
                 let out = self
@@ -309,21 +367,34 @@ impl Sessions {
                     Some(expires),
                     "garrison-assume-role",
                 );
-                let config =
-                    self.base.config.to_builder().credentials_provider(SharedCredentialsProvider::new(creds)).build();
                 let account = garrison_model::credential::arn_account(role_arn).unwrap_or_default().to_string();
-                // Kept with the credentials, so that its SDK clients serve every run until they expire.
-                let session = Aws { account, ..self.base.with_config(config) };
-                self.cache.lock().expect("sessions").insert(key, Cached { session: session.clone(), expires });
-                session
+                let mut m = self.cache.lock().expect("sessions");
+                if m.len() >= CREDENTIALS_KEPT {
+                    m.retain(|_, c| fresh(c));
+                    if m.len() >= CREDENTIALS_KEPT {
+                        m.clear();
+                    }
+                }
+                m.insert(key.clone(), Cached { creds: creds.clone(), account: account.clone(), expires });
+                (creds, account, expires)
             }
         };
+        let config = self.base.config.to_builder().credentials_provider(SharedCredentialsProvider::new(creds)).build();
+        // Kept with its clients while among the most recently used, so that they serve the
+        // run's every call and the next runs of a small fleet.
+        let session = Aws { account, expires: Some(expires), ..self.base.with_config(config) };
+        let mut made = self.made.lock().expect("sessions");
+        if made.len() >= CLIENTS_KEPT {
+            made.clear();
+        }
+        made.insert(key, session.clone());
         Ok(session)
     }
 
     /// Forgets cached credentials of a role (after an access error, for instance).
     pub fn forget(&self, role_arn: &str) {
         self.cache.lock().expect("sessions").retain(|(r, _), _| r != role_arn);
+        self.made.lock().expect("sessions").retain(|(r, _), _| r != role_arn);
         if let Some(r) = &self.base.reuse {
             r.forget_role(role_arn);
         }

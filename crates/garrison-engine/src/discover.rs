@@ -179,7 +179,7 @@ async fn kms_warnings(
     aws: &garrison_cloud::Aws,
     snap: &garrison_model::snapshot::Snapshot,
     role_arn: &str,
-    role_policies: &[serde_json::Value],
+    role_policies: &[std::sync::Arc<serde_json::Value>],
 ) -> Vec<String> {
     let account = role_arn.split(':').nth(4).unwrap_or_default();
     let mut out = vec![];

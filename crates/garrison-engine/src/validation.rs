@@ -45,7 +45,7 @@ pub struct RoleValidation {
     /// The role's permission documents as read (for checks beyond the role type's, such as
     /// decrypting an adopted trail's files).
     #[serde(skip)]
-    pub policies: Vec<serde_json::Value>,
+    pub policies: Vec<std::sync::Arc<serde_json::Value>>,
 }
 
 impl RoleValidation {

@@ -204,4 +204,9 @@ pub const MIGRATIONS: &[(i64, &str, &[&str])] = &[
             "DROP INDEX credentials_account",
         ],
     ),
+    (
+        22,
+        "owned resources of one kind across deployments (the collector's audit queues) found by their key, not by reading every deployment",
+        &["CREATE INDEX owned_resources_key ON owned_resources (key, deployment_id)"],
+    ),
 ];

@@ -50,6 +50,25 @@ impl Store {
         Ok(owned)
     }
 
+    /// Every deployment that owns an item under `key`, with that item: one statement, by the
+    /// `owned_resources_key` index, whatever the number of deployments without one.
+    pub async fn deployments_owning(&self, key: &str) -> Result<Vec<(Deployment, OwnedItem)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT d.body, o.body FROM owned_resources o JOIN deployments d ON d.id = o.deployment_id WHERE o.key = $1 ORDER BY o.deployment_id",
+        )
+        .bind(key)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let d: Deployment =
+                    serde_json::from_str(&r.get::<String, _>(0)).map_err(|e| corrupt("deployment body", e))?;
+                let item: OwnedItem = serde_json::from_str(&r.get::<String, _>(1)).map_err(|e| corrupt("owned", e))?;
+                Ok((d, item))
+            })
+            .collect()
+    }
+
     pub async fn put_owned(&self, account_id: &str, deployment_id: &str, item: &OwnedItem) -> Result<(), StoreError> {
         let body = serde_json::to_string(item).map_err(|e| corrupt("owned", e))?;
         sqlx::query(

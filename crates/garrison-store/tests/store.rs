@@ -170,6 +170,13 @@ async fn protection_records_generations_audit_and_removal() {
         let owned = store.owned(&id).await.unwrap();
         assert_eq!(owned.items.len(), 1, "{name}");
         assert_eq!(owned.items["a"].id, "subnet-1", "{name}: the outcome replaces the intent");
+        // Across deployments by key (the collector's queues): only those owning one, with it.
+        store.put_owned(&acct, &id, &item("queue", "https://sqs/q")).await.unwrap();
+        let owning = store.deployments_owning("queue").await.unwrap();
+        assert_eq!(owning.len(), 1, "{name}");
+        assert_eq!((owning[0].0.id.as_str(), owning[0].1.id.as_str()), (id.as_str(), "https://sqs/q"), "{name}");
+        assert!(store.deployments_owning("b").await.unwrap().is_empty(), "{name}: removed");
+        store.remove_owned(&id, "queue").await.unwrap();
         // Generations: each claim supersedes the previous one.
         let g1 = store.claim_generation(&acct, &id).await.unwrap();
         let g2 = store.claim_generation(&acct, &id).await.unwrap();

@@ -159,16 +159,16 @@ pub(crate) async fn handle_routed(
 /// The lease key of a deployment's audit queue (beside the deployment's own lease).
 pub const QUEUE_LEASE: &str = "collect:";
 
-/// Deployment id → (its tenant, its queue).
+/// Deployment id → (its tenant, its queue). Read every two seconds, so by the queues' own
+/// index: one statement whatever the fleet's size (it read every deployment, then each
+/// one's owned resources: at 1,000 deployments 21 statements per deployment per minute).
 async fn queues(e: &Engine) -> anyhow::Result<HashMap<String, (String, Queue)>> {
     let mut out = HashMap::new();
-    for d in e.store.all_deployments().await? {
-        if !(d.enabled && d.discover && d.mode == Mode::Automatic) {
+    for (d, q) in e.store.deployments_owning(keys::QUEUE).await? {
+        if !(d.enabled && d.discover && d.mode == Mode::Automatic) || q.id.is_empty() {
             continue;
         }
-        if let Some(q) = e.store.owned(&d.id).await?.get(keys::QUEUE).filter(|q| !q.id.is_empty()) {
-            out.insert(d.id.clone(), (d.account_id.clone(), Queue { url: q.id.clone(), region: q.region.clone() }));
-        }
+        out.insert(d.id.clone(), (d.account_id.clone(), Queue { url: q.id, region: q.region }));
     }
     Ok(out)
 }
