@@ -326,13 +326,6 @@ impl Sessions {
     pub async fn assume(&self, role_arn: &str, external_id: &str) -> Result<Aws, CloudError> {
         let key = (role_arn.to_string(), external_id.to_string());
         let fresh = |c: &Cached| c.expires > SystemTime::now() + EARLY;
-        let known = self.cache.lock().expect("sessions").get(&key).filter(|c| fresh(c)).map(|c| c.expires);
-        if let Some(expires) = known
-            && let Some(aws) = self.made.lock().expect("sessions").get(&key)
-            && aws.expires == Some(expires)
-        {
-            return Ok(aws.clone());
-        }
         let cached = self
             .cache
             .lock()
@@ -340,6 +333,13 @@ impl Sessions {
             .get(&key)
             .filter(|c| fresh(c))
             .map(|c| (c.creds.clone(), c.account.clone(), c.expires));
+        // The session made from these very credentials, if its clients are still kept.
+        if let Some((_, _, expires)) = &cached
+            && let Some(aws) = self.made.lock().expect("sessions").get(&key)
+            && aws.expires == Some(*expires)
+        {
+            return Ok(aws.clone());
+        }
         let (creds, account, expires) = match cached {
             Some(c) => c,
             None => {
