@@ -370,6 +370,37 @@ fn trim(b: &[u8], mut r: std::ops::Range<usize>) -> std::ops::Range<usize> {
 }
 
 fn walk_blocks(b: &[u8]) -> Walked {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::is_x86_feature_detected as has;
+        if has!("avx512bw") && has!("pclmulqdq") && has!("popcnt") {
+            // SAFETY: the CPU has the features the walker is compiled for.
+            return unsafe { walk_avx512(b) };
+        }
+        if has!("avx2") && has!("pclmulqdq") && has!("popcnt") {
+            // SAFETY: as above.
+            return unsafe { walk_avx2(b) };
+        }
+        walk_with::<crate::blocks::Sse2>(b)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    walk_with::<crate::blocks::Bytes>(b)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512bw,pclmulqdq,popcnt")]
+fn walk_avx512(b: &[u8]) -> Walked {
+    walk_with::<crate::blocks::Avx512>(b)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,pclmulqdq,popcnt")]
+fn walk_avx2(b: &[u8]) -> Walked {
+    walk_with::<crate::blocks::Avx2>(b)
+}
+
+#[inline(always)]
+fn walk_with<W: crate::blocks::Width>(b: &[u8]) -> Walked {
     if b.first() != Some(&b'{') {
         return Walked::Irregular;
     }
@@ -406,13 +437,26 @@ fn walk_blocks(b: &[u8]) -> Walked {
         *slot = Some(value);
         one
     };
-    for (i, c) in crate::blocks::Structurals::new(b) {
-        match c {
-            b'{' | b'[' => depth += 1,
-            b'}' | b']' => {
+    let mut blocks = crate::blocks::Blocks::<W>::new(b);
+    while let Some((at, block)) = blocks.next_block() {
+        let closes = block.close.count_ones() as usize;
+        // Two levels down or deeper, a block that cannot close back to the record's own
+        // fields is passed over whole: most of a record's bytes are in its nested values.
+        if depth >= closes + 2 {
+            depth = depth + block.open.count_ones() as usize - closes;
+            continue;
+        }
+        let mut bits = block.open | block.close | block.sep;
+        while bits != 0 {
+            let bit = bits & bits.wrapping_neg();
+            bits ^= bit;
+            let i = at + bit.trailing_zeros() as usize;
+            if block.open & bit != 0 {
+                depth += 1;
+            } else if block.close & bit != 0 {
                 depth -= 1;
                 match depth {
-                    0 if c == b'}' => {
+                    0 if b[i] == b'}' => {
                         let empty = fields == 0 && colon.is_none() && trim(b, start..i).is_empty();
                         if !empty && !end_field(&mut f, start, colon, closed, i) {
                             return Walked::Irregular;
@@ -423,21 +467,19 @@ fn walk_blocks(b: &[u8]) -> Walked {
                     1 => closed += 1,
                     _ => {}
                 }
-            }
-            b':' if depth == 1 => {
-                let second = colon.replace(i).is_some();
-                if second {
-                    return Walked::Irregular;
+            } else if depth == 1 {
+                if b[i] == b':' {
+                    if colon.replace(i).is_some() {
+                        return Walked::Irregular;
+                    }
+                } else {
+                    if !end_field(&mut f, start, colon, closed, i) {
+                        return Walked::Irregular;
+                    }
+                    fields += 1;
+                    (start, colon, closed) = (i + 1, None, 0);
                 }
             }
-            b',' if depth == 1 => {
-                if !end_field(&mut f, start, colon, closed, i) {
-                    return Walked::Irregular;
-                }
-                fields += 1;
-                (start, colon, closed) = (i + 1, None, 0);
-            }
-            _ => {}
         }
     }
     Walked::More
@@ -632,9 +674,42 @@ mod tests {
         assert!(e.0.contains("cannot inflate"), "{e}");
     }
 
+    /// The block walk at one width (`blocks::tests::widths`).
+    fn walk_by(width: &str, b: &[u8]) -> Walked {
+        match width {
+            #[cfg(target_arch = "x86_64")]
+            "sse2" => walk_with::<crate::blocks::Sse2>(b),
+            // SAFETY: `widths` names these only when the CPU has their features.
+            #[cfg(target_arch = "x86_64")]
+            "avx2" => unsafe { walk_avx2(b) },
+            #[cfg(target_arch = "x86_64")]
+            "avx512" => unsafe { walk_avx512(b) },
+            _ => walk_with::<crate::blocks::Bytes>(b),
+        }
+    }
+
+    #[test]
+    fn deep_values_spanning_blocks_are_passed_over_whole() {
+        // requestParameters several blocks long, nested four deep, with brackets, colons and
+        // escaped quotes in its strings; then the wanted fields after it.
+        let inner = r#"{"k":[{"s":"}]:,\"{["},[1,2,{"t":"x"}]],"u":{"v":{"w":"]]]}}}"}}}"#.repeat(12);
+        let rec = format!(
+            r#"{{"requestParameters":{{"a":[{inner}],"b":{{"c":[{inner}]}}}},"eventSource":"s","eventName":"n","awsRegion":"r","x":[[[]]],"eventID":"e"}}"#
+        );
+        let want = walk_bytes(rec.as_bytes(), true);
+        let (n, f) = want.as_ref().map(|(n, f)| (*n, f.as_ref().unwrap())).unwrap();
+        assert_eq!(n, rec.len());
+        assert!(f.id.is_some() && f.request.is_some());
+        for w in crate::blocks::tests::widths() {
+            let Walked::Done(n, f) = walk_by(w, rec.as_bytes()) else { panic!("{w}: not read by blocks") };
+            assert_eq!(format!("{:?}", Some((n, Ok::<_, String>(f)))), format!("{want:?}"), "{w}");
+        }
+    }
+
     mod prop {
         use super::super::*;
-        use super::{A, B};
+        use super::{A, B, walk_by};
+        use crate::blocks::tests::widths;
         use proptest::prelude::*;
         use serde_json::json;
 
@@ -644,6 +719,8 @@ mod tests {
                 any::<bool>().prop_map(serde_json::Value::from),
                 any::<i32>().prop_map(serde_json::Value::from),
                 "\\PC{0,10}[\"\\\\{}\\[\\]:,]?\\PC{0,3}".prop_map(serde_json::Value::from),
+                // Long enough that nested values span blocks, and the walk passes some over.
+                "[a-z{}\\[\\]:,\"]{40,90}".prop_map(serde_json::Value::from),
             ];
             leaf.prop_recursive(3, 24, 4, |inner| {
                 prop_oneof![
@@ -688,12 +765,17 @@ mod tests {
                 let b = format!("{text}{tail}");
                 let (blocks, bytes) = (walk(b.as_bytes(), false), walk_bytes(b.as_bytes(), false));
                 prop_assert_eq!(format!("{blocks:?}"), format!("{bytes:?}"));
-                prop_assert!(matches!(walk_blocks(b.as_bytes()), Walked::Done(..)), "a well-formed record is read by blocks");
-                // Cut anywhere: never a record where the bytes say the input ends first.
                 let n = cut.index(b.len().max(1));
                 let cut_b = &b.as_bytes()[..n.min(b.len())];
-                if walk_bytes(cut_b, false).is_none() {
-                    prop_assert!(walk(cut_b, false).is_none());
+                for w in widths() {
+                    let Walked::Done(n, f) = walk_by(w, b.as_bytes()) else {
+                        return Err(TestCaseError::fail(format!("{w}: a well-formed record is read by blocks")));
+                    };
+                    prop_assert_eq!(format!("{:?}", Some((n, Ok::<_, String>(f)))), format!("{bytes:?}"), "{}", w);
+                    // Cut anywhere: never a record where the bytes say the input ends first.
+                    if walk_bytes(cut_b, false).is_none() {
+                        prop_assert!(!matches!(walk_by(w, cut_b), Walked::Done(..)), "{}", w);
+                    }
                 }
             }
 
