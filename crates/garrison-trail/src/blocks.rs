@@ -108,6 +108,7 @@ fn escaped(backslash: u64, carry: &mut u64) -> u64 {
 }
 
 /// Byte by byte: other targets, and the reference the vector widths are tested against.
+#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
 pub struct Bytes;
 
 impl Width for Bytes {
