@@ -22,8 +22,10 @@ pub struct Block {
     pub open: u64,
     /// `}` and `]`.
     pub close: u64,
-    /// `:` and `,`.
-    pub sep: u64,
+    /// `:`.
+    pub colon: u64,
+    /// `,`.
+    pub comma: u64,
 }
 
 /// One block's bit masks, strings not yet masked out.
@@ -33,7 +35,8 @@ pub struct Masks {
     backslash: u64,
     open: u64,
     close: u64,
-    sep: u64,
+    colon: u64,
+    comma: u64,
 }
 
 /// A way of classifying a block: one per vector width.
@@ -89,7 +92,7 @@ impl<'a, W: Width> Blocks<'a, W> {
         // All ones when the block ends inside a string.
         self.in_string_carry = 0u64.wrapping_sub(in_string >> 63);
         let out = !in_string;
-        Some((at, Block { open: m.open & out, close: m.close & out, sep: m.sep & out }))
+        Some((at, Block { open: m.open & out, close: m.close & out, colon: m.colon & out, comma: m.comma & out }))
     }
 }
 
@@ -113,7 +116,7 @@ pub struct Bytes;
 
 impl Width for Bytes {
     fn masks(b: &[u8; 64]) -> Masks {
-        let mut m = Masks { quote: 0, backslash: 0, open: 0, close: 0, sep: 0 };
+        let mut m = Masks { quote: 0, backslash: 0, open: 0, close: 0, colon: 0, comma: 0 };
         for (i, c) in b.iter().enumerate() {
             let bit = 1u64 << i;
             match c {
@@ -121,7 +124,8 @@ impl Width for Bytes {
                 b'\\' => m.backslash |= bit,
                 b'{' | b'[' => m.open |= bit,
                 b'}' | b']' => m.close |= bit,
-                b':' | b',' => m.sep |= bit,
+                b':' => m.colon |= bit,
+                b',' => m.comma |= bit,
                 _ => {}
             }
         }
@@ -149,23 +153,24 @@ mod x86 {
     impl Width for Sse2 {
         #[inline(always)]
         fn masks(b: &[u8; 64]) -> Masks {
-            let mut m = Masks { quote: 0, backslash: 0, open: 0, close: 0, sep: 0 };
+            let mut m = Masks { quote: 0, backslash: 0, open: 0, close: 0, colon: 0, comma: 0 };
             for (i, lane) in b.chunks_exact(16).enumerate() {
                 // SAFETY: SSE2 is part of the x86-64 baseline; the load reads the 16 bytes of
                 // `lane` and has no alignment requirement.
-                let [q, bs, o, c, s] = unsafe {
+                let [q, bs, o, c, co, cm] = unsafe {
                     let v = _mm_loadu_si128(lane.as_ptr().cast::<__m128i>());
                     let eq = |c: i8| _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(c)));
                     let folded = _mm_or_si128(v, _mm_set1_epi8(0x20));
                     let feq = |c: i8| _mm_movemask_epi8(_mm_cmpeq_epi8(folded, _mm_set1_epi8(c)));
-                    [eq(b'"' as i8), eq(b'\\' as i8), feq(OPEN), feq(CLOSE), eq(b':' as i8) | eq(b',' as i8)]
+                    [eq(b'"' as i8), eq(b'\\' as i8), feq(OPEN), feq(CLOSE), eq(b':' as i8), eq(b',' as i8)]
                 };
                 let bits = |x: i32| u64::from(x as u16) << (16 * i);
                 m.quote |= bits(q);
                 m.backslash |= bits(bs);
                 m.open |= bits(o);
                 m.close |= bits(c);
-                m.sep |= bits(s);
+                m.colon |= bits(co);
+                m.comma |= bits(cm);
             }
             m
         }
@@ -188,23 +193,24 @@ mod x86 {
     impl Width for Avx2 {
         #[inline(always)]
         fn masks(b: &[u8; 64]) -> Masks {
-            let mut m = Masks { quote: 0, backslash: 0, open: 0, close: 0, sep: 0 };
+            let mut m = Masks { quote: 0, backslash: 0, open: 0, close: 0, colon: 0, comma: 0 };
             for (i, lane) in b.chunks_exact(32).enumerate() {
                 // SAFETY: reached only from the AVX2 walker, entered after
                 // `is_x86_feature_detected!("avx2")`; the load reads `lane`'s 32 bytes, unaligned.
-                let [q, bs, o, c, s] = unsafe {
+                let [q, bs, o, c, co, cm] = unsafe {
                     let v = _mm256_loadu_si256(lane.as_ptr().cast::<__m256i>());
                     let eq = |c: i8| _mm256_movemask_epi8(_mm256_cmpeq_epi8(v, _mm256_set1_epi8(c)));
                     let folded = _mm256_or_si256(v, _mm256_set1_epi8(0x20));
                     let feq = |c: i8| _mm256_movemask_epi8(_mm256_cmpeq_epi8(folded, _mm256_set1_epi8(c)));
-                    [eq(b'"' as i8), eq(b'\\' as i8), feq(OPEN), feq(CLOSE), eq(b':' as i8) | eq(b',' as i8)]
+                    [eq(b'"' as i8), eq(b'\\' as i8), feq(OPEN), feq(CLOSE), eq(b':' as i8), eq(b',' as i8)]
                 };
                 let bits = |x: i32| u64::from(x as u32) << (32 * i);
                 m.quote |= bits(q);
                 m.backslash |= bits(bs);
                 m.open |= bits(o);
                 m.close |= bits(c);
-                m.sep |= bits(s);
+                m.colon |= bits(co);
+                m.comma |= bits(cm);
             }
             m
         }
@@ -233,7 +239,8 @@ mod x86 {
                     backslash: eq(b'\\' as i8),
                     open: feq(OPEN),
                     close: feq(CLOSE),
-                    sep: eq(b':' as i8) | eq(b',' as i8),
+                    colon: eq(b':' as i8),
+                    comma: eq(b',' as i8),
                 }
             }
         }
@@ -255,7 +262,7 @@ pub(crate) mod tests {
         let mut out = vec![];
         let mut blocks = Blocks::<W>::new(b);
         while let Some((at, block)) = blocks.next_block() {
-            let mut bits = block.open | block.close | block.sep;
+            let mut bits = block.open | block.close | block.colon | block.comma;
             while bits != 0 {
                 let i = at + bits.trailing_zeros() as usize;
                 bits &= bits - 1;

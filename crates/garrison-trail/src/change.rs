@@ -173,6 +173,11 @@ pub fn acted_on() -> impl Iterator<Item = (&'static str, &'static str)> {
     ACTED_ON.iter().flat_map(|(source, names)| names.iter().map(move |(name, _)| (*source, *name)))
 }
 
+/// Whether a call of `name` on `source` is one garrison acts on (when it succeeds).
+pub fn acts_on(source: &str, name: &str) -> bool {
+    effect(source, name).is_some()
+}
+
 fn effect(source: &str, name: &str) -> Option<Effect> {
     let (_, names) = ACTED_ON.iter().find(|(s, _)| *s == source)?;
     names.iter().find(|(n, _)| *n == name).map(|(_, e)| *e)

@@ -9,7 +9,7 @@ pub mod log;
 pub mod message;
 pub mod seen;
 
-pub use change::{Change, Target, acted_on, classify};
+pub use change::{Change, Target, acted_on, acts_on, classify};
 pub use message::{Malformed, Message, ObjectRef};
 pub use seen::Seen;
 
@@ -73,10 +73,12 @@ impl Digest {
     }
 }
 
-/// Reads a gzipped log file and keeps its asset deltas.
+/// Reads a gzipped log file and keeps its asset deltas. Only the records of calls garrison
+/// acts on are read in full (`change::acts_on`): a malformed field of any other record is
+/// not reported, since nothing would be done with it.
 pub fn digest_gz(gz: &[u8], own_principal: Option<&str>) -> Result<Digest, log::Unreadable> {
     let mut d = Digest::default();
-    let stats = log::read_gz(gz, |r| d.take(r, own_principal))?;
+    let stats = log::read_gz_where(gz, change::acts_on, |r| d.take(r, own_principal))?;
     d.stats = stats;
     Ok(d)
 }
@@ -85,7 +87,7 @@ pub fn digest_gz(gz: &[u8], own_principal: Option<&str>) -> Result<Digest, log::
 pub fn digest_record(record: &str, own_principal: Option<&str>) -> Result<Digest, log::Unreadable> {
     let mut d = Digest::default();
     let wrapped = format!("{{\"Records\":[{record}]}}");
-    let stats = log::read_json(wrapped.as_bytes(), |r| d.take(r, own_principal))?;
+    let stats = log::read_json_where(wrapped.as_bytes(), change::acts_on, |r| d.take(r, own_principal))?;
     d.stats = stats;
     Ok(d)
 }
@@ -133,6 +135,32 @@ mod tests {
                 prop_assert_eq!(by_event.acted[0].event_id.as_deref(), Some(id.as_str()));
             }
         }
+    }
+
+    #[test]
+    fn only_records_acted_on_are_read_in_full() {
+        // A read with a malformed region: read_json reports it, the digest passes it by (it
+        // would act on nothing); a write with the same fault is still reported, and a record
+        // whose name cannot be read is reported either way.
+        let doc = json!({"Records": [
+            {"eventSource": "ec2.amazonaws.com", "eventName": "DescribeInstances", "awsRegion": 5},
+            {"eventSource": "ec2.amazonaws.com", "eventName": "RunInstances", "awsRegion": 5},
+            {"eventSource": "ec2.amazonaws.com", "eventName": 42},
+            {"eventSource": "ec2.amazonaws.com", "eventName": "DeleteSubnet", "awsRegion": "eu-west-1"},
+        ]});
+        let mut bad = vec![];
+        log::read_json(doc.to_string().as_bytes(), |r| {
+            if let Err(b) = r {
+                bad.push(b.index)
+            }
+        })
+        .unwrap();
+        assert_eq!(bad, [0, 1, 2]);
+        let d = digest_gz(&gz(&doc), None).unwrap();
+        assert_eq!(d.bad.iter().map(|b| b.index).collect::<Vec<_>>(), [1, 2]);
+        assert!(d.bad[0].reason.contains("awsRegion"), "{:?}", d.bad);
+        assert_eq!((d.stats.records, d.stats.bad), (4, 2));
+        assert_eq!(d.changes.iter().map(|c| c.event.as_str()).collect::<Vec<_>>(), ["DeleteSubnet"]);
     }
 
     #[test]
