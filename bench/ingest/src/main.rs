@@ -46,8 +46,13 @@ fn main() -> anyhow::Result<()> {
         std::fs::read(p)?;
     }
 
+    // Garrison and inflating alone (with the same library: what is left is the parser's
+    // share) take turns, best of ROUNDS each: the machine is shared, and a slow spell then
+    // falls on both rather than on one.
+    const ROUNDS: usize = 7;
     let mut best = (f64::MAX, 0usize, 0usize);
-    for _ in 0..3 {
+    let mut inflate_s = f64::MAX;
+    for _ in 0..ROUNDS {
         let t = Instant::now();
         let (mut records, mut changes) = (0, 0);
         for p in &paths {
@@ -60,12 +65,6 @@ fn main() -> anyhow::Result<()> {
         if s < best.0 {
             best = (s, records, changes);
         }
-    }
-    let (g_s, records, changes) = best;
-
-    // Inflating alone with the same library: what is left is the parser's share.
-    let mut inflate_s = f64::MAX;
-    for _ in 0..3 {
         let t = Instant::now();
         for p in &paths {
             let bytes = std::fs::read(p)?;
@@ -73,6 +72,7 @@ fn main() -> anyhow::Result<()> {
         }
         inflate_s = inflate_s.min(t.elapsed().as_secs_f64());
     }
+    let (g_s, records, changes) = best;
 
     let mut gzip_s = f64::MAX;
     for _ in 0..3 {

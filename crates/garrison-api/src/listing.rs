@@ -14,12 +14,46 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream;
 use garrison_model::FieldError;
-use garrison_store::StoreError;
-use serde::{Deserialize, Serialize};
+use garrison_model::credential::Credential;
+use garrison_store::{ListedDeployment, StoreError};
+use serde::Deserialize;
 
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::paging::{Binding, Page};
+
+/// An item of a list, written into its JSON array.
+pub trait Item: Send + 'static {
+    fn write_json(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error>;
+}
+
+impl Item for Credential {
+    fn write_json(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+        serde_json::to_writer(out, self)
+    }
+}
+
+/// A deployment's JSON as the store holds it: copied, not parsed and written again.
+impl Item for ListedDeployment {
+    fn write_json(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+        out.extend_from_slice(&self.json);
+        Ok(())
+    }
+}
+
+/// Items as one JSON array.
+fn json_array<T: Item>(items: &[T]) -> Result<Vec<u8>, serde_json::Error> {
+    let mut out = Vec::with_capacity(items.len() * 1024 + 2);
+    out.push(b'[');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        item.write_json(&mut out)?;
+    }
+    out.push(b']');
+    Ok(out)
+}
 
 /// Rows read from the store per batch of a whole-list answer.
 pub const BATCH: usize = 500;
@@ -93,7 +127,7 @@ pub async fn answer<T, F, Fut>(
     fetch: F,
 ) -> ApiResult<Response>
 where
-    T: Serialize + Send + 'static,
+    T: Item,
     F: Fn(Option<String>, usize) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<Vec<T>, StoreError>> + Send + 'static,
 {
@@ -112,7 +146,7 @@ where
 /// One page: `rows` holds up to `size + 1` items read after the position; the one past
 /// `size`, if there, only says that a next page exists, which starts after the last item
 /// sent (`position` of it).
-fn page<T: Serialize>(
+fn page<T: Item>(
     s: &AppState,
     account_id: &str,
     route: &str,
@@ -132,7 +166,10 @@ fn page<T: Serialize>(
         }
         _ => None,
     };
-    let mut r = axum::Json(rows).into_response();
+    let mut r = match json_array(&rows) {
+        Ok(body) => ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response(),
+        Err(e) => ApiError::Internal(format!("a list item could not be written: {e}")).into_response(),
+    };
     if let Some(link) = link {
         r.headers_mut().insert(header::LINK, link);
     }
@@ -145,7 +182,7 @@ fn page<T: Serialize>(
 /// middle ends the body early (the client sees a truncated answer, never a wrong one).
 fn stream_all<T, F, Fut>(first: Vec<T>, position: fn(&T) -> String, fetch: F) -> Response
 where
-    T: Serialize + Send + 'static,
+    T: Item,
     F: Fn(String) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<Vec<T>, StoreError>> + Send + 'static,
 {
@@ -184,7 +221,7 @@ where
                 chunk.push(b',');
             }
             st.started = true;
-            if let Err(e) = serde_json::to_writer(&mut chunk, r) {
+            if let Err(e) = r.write_json(&mut chunk) {
                 return Some((Err(std::io::Error::other(e)), st));
             }
         }

@@ -836,6 +836,11 @@ both_backends!(long_lists_stream_whole_and_page_by_link, |s: Server| async move 
         if path.contains("deployments") {
             assert!(whole_ids.windows(2).all(|w| w[0] < w[1]), "deployments in id order, as before");
             assert_eq!(whole[0], s.get(&format!("{path}/{}", whole_ids[0]), &tb).await.body, "the same item as get");
+            // Sent as the store holds them (not through a serializer): still JSON, and said to be.
+            for url in [format!("{path}/{}", whole_ids[0]), format!("{path}?limit=2")] {
+                let r = s.http.get(format!("{}{url}", s.base)).header("x-aims-auth-token", &tb).send().await.unwrap();
+                assert_eq!(r.headers()["content-type"], "application/json", "{url}");
+            }
         } else {
             let at: Vec<i64> = whole.iter().map(|c| c["created"]["at"].as_i64().unwrap()).collect();
             assert!(at.windows(2).all(|w| w[0] <= w[1]), "credentials oldest first, as before");

@@ -293,6 +293,13 @@ pub fn backoff(failures: u32, base: std::time::Duration, cap: std::time::Duratio
     base.saturating_mul(2u32.saturating_pow(failures.saturating_sub(1).min(20))).min(cap)
 }
 
+/// The shape of `Deployment`'s JSON. The store records it beside each body it writes, and
+/// answers a body written in this shape as it is stored, without parsing it; a body written
+/// by a release with another shape is parsed and written again first. Any change to the
+/// JSON a deployment serializes to must raise it: `the_json_shape_is_pinned` fails until
+/// it is raised.
+pub const JSON_FORMAT: i64 = 1;
+
 /// A deployment as the API returns it (field order follows the reference schema).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Deployment {

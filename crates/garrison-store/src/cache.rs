@@ -19,25 +19,66 @@ use sqlx::{AnyPool, Row};
 /// How often the generation counter is polled.
 pub const POLL: Duration = Duration::from_millis(100);
 
-/// The most deployments kept (a few MB): the cache serves the hot ones, and the server's
-/// memory does not grow with the store. Past it, an arbitrary entry makes room (the hash
-/// map's order is random per process), which keeps a hot working set mostly cached
-/// without bookkeeping on every read.
-pub const CAPACITY: usize = 4096;
+/// The most JSON kept, in bytes: about 11,000 deployments of the usual ~750 bytes, so the
+/// deployments of a 10,000-account organization are all served from memory, and the
+/// server's memory does not grow with the store past it. Past it, arbitrary entries make
+/// room (the hash map's order is random per process), which keeps a hot working set mostly
+/// cached without bookkeeping on every read.
+pub const BUDGET: usize = 8 << 20;
 
-fn insert(e: &mut HashMap<String, Arc<Deployment>>, d: Deployment) {
-    if e.len() >= CAPACITY && !e.contains_key(&d.id) {
-        let victim = e.keys().next().cloned();
-        if let Some(v) = victim {
-            e.remove(&v);
+/// One cached deployment, as GET answers it: its JSON (written by `Deployment`'s own
+/// serializer, so parsing it gives the deployment back) and the account it belongs to.
+/// Kept as bytes, not parsed: a third of the memory, and a GET sends them as they are.
+#[derive(Clone, Debug)]
+pub struct Cached {
+    pub account_id: Arc<str>,
+    pub json: bytes::Bytes,
+}
+
+impl Cached {
+    pub fn of(d: &Deployment) -> Cached {
+        let json = serde_json::to_vec(d).expect("a deployment always serializes");
+        Cached { account_id: d.account_id.as_str().into(), json: json.into() }
+    }
+
+    fn size(&self) -> usize {
+        self.json.len() + self.account_id.len()
+    }
+}
+
+#[derive(Default, Debug)]
+struct Entries {
+    map: HashMap<String, Cached>,
+    /// The sizes of the entries in `map`, summed.
+    bytes: usize,
+}
+
+impl Entries {
+    fn insert(&mut self, id: &str, c: Cached) {
+        self.remove(id);
+        while self.bytes + c.size() > BUDGET {
+            let Some(victim) = self.map.keys().next().cloned() else { break };
+            self.remove(&victim);
+        }
+        self.bytes += c.size();
+        self.map.insert(id.to_string(), c);
+    }
+
+    fn remove(&mut self, id: &str) {
+        if let Some(old) = self.map.remove(id) {
+            self.bytes -= old.size();
         }
     }
-    e.insert(d.id.clone(), Arc::new(d));
+
+    fn clear(&mut self) {
+        self.map.clear();
+        self.bytes = 0;
+    }
 }
 
 #[derive(Default, Debug)]
 pub struct DeploymentCache {
-    entries: RwLock<HashMap<String, Arc<Deployment>>>,
+    entries: RwLock<Entries>,
     /// The counter value the entries are known to be consistent with.
     generation: AtomicI64,
 }
@@ -47,21 +88,22 @@ impl DeploymentCache {
         self.generation.load(Ordering::Acquire)
     }
 
-    pub fn get(&self, id: &str) -> Option<Arc<Deployment>> {
-        self.entries.read().expect("cache lock").get(id).cloned()
+    pub fn get(&self, id: &str) -> Option<Cached> {
+        self.entries.read().expect("cache lock").map.get(id).cloned()
     }
 
     /// Caches a value read from the database at generation `seen`, unless a change
     /// arrived meanwhile (then the read may be stale and is not kept).
-    pub fn fill(&self, seen: i64, d: Deployment) {
+    pub fn fill(&self, seen: i64, id: &str, c: Cached) {
         let mut e = self.entries.write().expect("cache lock");
         if self.generation() == seen && seen != i64::MIN {
-            insert(&mut e, d);
+            e.insert(id, c);
         }
     }
 
     /// After this process's own write committed at generation `new`.
-    pub fn wrote(&self, new: i64, id: &str, value: Option<Deployment>) {
+    pub fn wrote(&self, new: i64, id: &str, value: Option<&Deployment>) {
+        let value = value.map(Cached::of);
         let mut e = self.entries.write().expect("cache lock");
         let current = self.generation.load(Ordering::Acquire);
         if new <= current {
@@ -74,10 +116,8 @@ impl DeploymentCache {
             e.clear();
         }
         match value {
-            Some(d) => insert(&mut e, d),
-            None => {
-                e.remove(id);
-            }
+            Some(c) => e.insert(id, c),
+            None => e.remove(id),
         }
         self.generation.store(new, Ordering::Release);
     }
@@ -149,38 +189,65 @@ mod tests {
         .unwrap()
     }
 
+    fn version(c: &DeploymentCache, id: &str) -> Option<i64> {
+        c.get(id).map(|c| serde_json::from_slice::<Deployment>(&c.json).unwrap().version)
+    }
+
     #[test]
     fn own_writes_are_read_back_and_foreign_writes_clear() {
         let c = DeploymentCache::default();
-        c.wrote(1, "a", Some(dep("a", 1)));
-        assert_eq!(c.get("a").unwrap().version, 1);
-        c.fill(1, dep("b", 1));
+        c.wrote(1, "a", Some(&dep("a", 1)));
+        assert_eq!(version(&c, "a"), Some(1));
+        assert_eq!(&*c.get("a").unwrap().account_id, "1");
+        c.fill(1, "b", Cached::of(&dep("b", 1)));
         assert!(c.get("b").is_some());
         // Generation 2 was written elsewhere; our write is 3.
-        c.wrote(3, "a", Some(dep("a", 2)));
+        c.wrote(3, "a", Some(&dep("a", 2)));
         assert!(c.get("b").is_none(), "entries from before the foreign write are dropped");
-        assert_eq!(c.get("a").unwrap().version, 2);
+        assert_eq!(version(&c, "a"), Some(2));
         // The poller saw generation 5; our late write at 4 must not be cached.
         c.observed(5);
-        c.wrote(4, "a", Some(dep("a", 3)));
+        c.wrote(4, "a", Some(&dep("a", 3)));
         assert!(c.get("a").is_none());
         // A read that raced a change is not kept.
-        c.fill(4, dep("c", 1));
+        c.fill(4, "c", Cached::of(&dep("c", 1)));
         assert!(c.get("c").is_none());
     }
 
     #[test]
-    fn the_cache_never_holds_more_than_its_capacity() {
+    fn what_is_cached_is_the_deployment_as_its_serializer_writes_it() {
+        let d = dep("a", 7);
+        let c = Cached::of(&d);
+        assert_eq!(c.json, serde_json::to_vec(&d).unwrap());
+        assert_eq!(serde_json::from_slice::<Deployment>(&c.json).unwrap(), d);
+    }
+
+    #[test]
+    fn the_cache_never_holds_more_than_its_budget() {
         let c = DeploymentCache::default();
-        for i in 0..(CAPACITY + 500) {
-            c.fill(0, dep(&format!("d{i}"), 1));
+        let each = Cached::of(&dep("d00000", 1)).size();
+        let fits = BUDGET / each;
+        for i in 0..(fits + 500) {
+            let id = format!("d{i:05}");
+            c.fill(0, &id, Cached::of(&dep(&id, 1)));
         }
-        assert_eq!(c.entries.read().unwrap().len(), CAPACITY);
+        let (len, bytes) = {
+            let e = c.entries.read().unwrap();
+            (e.map.len(), e.bytes)
+        };
+        assert_eq!(len, fits);
+        assert_eq!(bytes, fits * each);
+        assert!(bytes <= BUDGET);
         // The newest is always kept, and an update of a cached entry evicts nothing.
-        assert!(c.get(&format!("d{}", CAPACITY + 499)).is_some());
-        let kept: Vec<String> = c.entries.read().unwrap().keys().cloned().collect();
-        c.wrote(1, &kept[0], Some(dep(&kept[0], 2)));
-        assert_eq!(c.entries.read().unwrap().len(), CAPACITY);
-        assert_eq!(c.get(&kept[0]).unwrap().version, 2);
+        assert!(c.get(&format!("d{:05}", fits + 499)).is_some());
+        let kept: String = c.entries.read().unwrap().map.keys().next().cloned().unwrap();
+        c.wrote(1, &kept, Some(&dep(&kept, 2)));
+        assert_eq!(c.entries.read().unwrap().map.len(), fits);
+        assert_eq!(version(&c, &kept), Some(2));
+        // Removing and clearing keep the sum true.
+        c.wrote(2, &kept, None);
+        assert_eq!(c.entries.read().unwrap().bytes, (fits - 1) * each);
+        c.observed(9);
+        assert_eq!(c.entries.read().unwrap().bytes, 0);
     }
 }

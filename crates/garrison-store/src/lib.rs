@@ -34,7 +34,7 @@ pub use dead_letters::{DeadLetter, EXCERPT_CHARS};
 pub use feed::{FeedPath, FeedSeen};
 pub use findings::{FindingChange, FindingFilter};
 pub use leases::Lease;
-pub use listing::credential_position;
+pub use listing::{ListedDeployment, credential_position};
 pub use notify::{ConnectionSecrets, Delivery};
 pub use protection::AuditEntry;
 pub use rotate::Rotated;

@@ -3,11 +3,19 @@
 //! start of a list of 10,000 as at its end, and nobody holds the whole list in memory.
 
 use garrison_model::credential::Credential;
-use garrison_model::deployment::Deployment;
 use sqlx::Row;
 
 use crate::db::{Store, StoreError};
-use crate::objects::from_json;
+use crate::objects::current_json;
+
+/// A deployment as a list answers it: its id (where the list goes on from) and its JSON,
+/// as stored when it was written in the current shape (`objects::current_json`), so that a
+/// page of deployments is sent without parsing them.
+#[derive(Debug, Clone)]
+pub struct ListedDeployment {
+    pub id: String,
+    pub json: bytes::Bytes,
+}
 
 /// Where a credential list continues: the last row's creation time and id (credentials are
 /// listed in creation order, as they always were).
@@ -22,15 +30,15 @@ impl Store {
         account_id: &str,
         after: Option<&str>,
         limit: usize,
-    ) -> Result<Vec<Deployment>, StoreError> {
-        sqlx::query("SELECT body FROM deployments WHERE account_id = $1 AND id > $2 ORDER BY id LIMIT $3")
+    ) -> Result<Vec<ListedDeployment>, StoreError> {
+        sqlx::query("SELECT id, format, body FROM deployments WHERE account_id = $1 AND id > $2 ORDER BY id LIMIT $3")
             .bind(account_id)
             .bind(after.unwrap_or(""))
             .bind(limit as i64)
             .fetch_all(&self.pool)
             .await?
-            .iter()
-            .map(|r| from_json(&r.get::<String, _>(0)))
+            .into_iter()
+            .map(|r| Ok(ListedDeployment { id: r.get(0), json: current_json(r.get(1), r.get(2))? }))
             .collect()
     }
 

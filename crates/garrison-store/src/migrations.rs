@@ -209,4 +209,9 @@ pub const MIGRATIONS: &[(i64, &str, &[&str])] = &[
         "owned resources of one kind across deployments (the collector's audit queues) found by their key, not by reading every deployment",
         &["CREATE INDEX owned_resources_key ON owned_resources (key, deployment_id)"],
     ),
+    (
+        23,
+        "which shape of the deployment JSON a row's body was written in: a body in the current shape is answered as stored",
+        &["ALTER TABLE deployments ADD COLUMN format BIGINT NOT NULL DEFAULT 0"],
+    ),
 ];

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use garrison_model::Stamp;
 use garrison_model::credential::{Credential, CredentialSecrets, NewCredential, RoleSecret, arn_account};
-use garrison_model::deployment::{Deployment, DeploymentSpec, Status, StatusKind};
+use garrison_model::deployment::{Deployment, DeploymentSpec, JSON_FORMAT, Status, StatusKind};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
@@ -211,11 +211,12 @@ impl Store {
         };
         d.apply(spec);
         let mut tx = self.write_tx().await?;
-        sqlx::query("INSERT INTO deployments (id, account_id, version, body) VALUES ($1, $2, $3, $4)")
+        sqlx::query("INSERT INTO deployments (id, account_id, version, body, format) VALUES ($1, $2, $3, $4, $5)")
             .bind(&id)
             .bind(account_id)
             .bind(d.version)
             .bind(to_json(&d)?)
+            .bind(JSON_FORMAT)
             .execute(&mut **tx)
             .await?;
         // Its work lease, free and due (never reconciled): what workers claim (`claim_next`).
@@ -223,21 +224,40 @@ impl Store {
         link_credentials(&mut tx, &d).await?;
         let generation = bump(&mut tx).await?;
         tx.commit().await?;
-        self.cache.wrote(generation, &id, Some(d.clone()));
+        self.cache.wrote(generation, &id, Some(&d));
         Ok(d)
     }
 
     /// A deployment, from the read cache when it holds it (see `cache`).
     pub async fn get_deployment(&self, account_id: &str, id: &str) -> Result<Option<Deployment>, StoreError> {
-        if let Some(d) = self.cache.get(id) {
-            return Ok((d.account_id == account_id).then(|| (*d).clone()));
+        if let Some(c) = self.cache.get(id) {
+            return if *c.account_id == *account_id { from_json_bytes(&c.json).map(Some) } else { Ok(None) };
         }
         let seen = self.cache.generation();
         let d = self.get_deployment_fresh(account_id, id).await?;
         if let Some(d) = &d {
-            self.cache.fill(seen, d.clone());
+            self.cache.fill(seen, id, crate::cache::Cached::of(d));
         }
         Ok(d)
+    }
+
+    /// A deployment's JSON as GET answers it, from the read cache when it holds it: a cached
+    /// deployment is sent without being parsed or written again.
+    pub async fn get_deployment_json(&self, account_id: &str, id: &str) -> Result<Option<bytes::Bytes>, StoreError> {
+        if let Some(c) = self.cache.get(id) {
+            return Ok((*c.account_id == *account_id).then_some(c.json));
+        }
+        let seen = self.cache.generation();
+        let row = sqlx::query("SELECT format, body FROM deployments WHERE id = $1 AND account_id = $2")
+            .bind(id)
+            .bind(account_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let c = crate::cache::Cached { account_id: account_id.into(), json: current_json(row.get(0), row.get(1))? };
+        let json = c.json.clone();
+        self.cache.fill(seen, id, c);
+        Ok(Some(json))
     }
 
     /// A deployment read from the database, bypassing the cache (for read-modify-write).
@@ -299,13 +319,14 @@ impl Store {
         d.modified = Stamp { at: now(), by: by.into() };
         let mut tx = self.write_tx().await?;
         let r = sqlx::query(
-            "UPDATE deployments SET version = $1, body = $2 WHERE id = $3 AND account_id = $4 AND version = $5",
+            "UPDATE deployments SET version = $1, body = $2, format = $6 WHERE id = $3 AND account_id = $4 AND version = $5",
         )
         .bind(d.version)
         .bind(to_json(&d)?)
         .bind(id)
         .bind(account_id)
         .bind(base_version)
+        .bind(JSON_FORMAT)
         .execute(&mut **tx)
         .await?;
         if r.rows_affected() != 1 {
@@ -315,7 +336,7 @@ impl Store {
         link_credentials(&mut tx, &d).await?;
         let generation = bump(&mut tx).await?;
         tx.commit().await?;
-        self.cache.wrote(generation, id, Some(d.clone()));
+        self.cache.wrote(generation, id, Some(&d));
         Ok(d)
     }
 
@@ -373,6 +394,20 @@ fn to_json(d: &Deployment) -> Result<String, StoreError> {
     serde_json::to_string(d).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
+/// A stored body as the API answers it: as stored when written in the current shape
+/// (`JSON_FORMAT`), else parsed and written again (a row from an older release may lack
+/// fields the current shape has).
+pub(crate) fn current_json(format: i64, body: String) -> Result<bytes::Bytes, StoreError> {
+    if format == JSON_FORMAT {
+        return Ok(body.into_bytes().into());
+    }
+    Ok(to_json(&from_json(&body)?)?.into_bytes().into())
+}
+
 pub(crate) fn from_json(s: &str) -> Result<Deployment, StoreError> {
-    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("deployment body: {e}")))
+    from_json_bytes(s.as_bytes())
+}
+
+fn from_json_bytes(b: &[u8]) -> Result<Deployment, StoreError> {
+    serde_json::from_slice(b).map_err(|e| StoreError::Corrupt(format!("deployment body: {e}")))
 }

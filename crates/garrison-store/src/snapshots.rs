@@ -49,13 +49,16 @@ impl Store {
             d.status = status.clone();
             let body = serde_json::to_string(&d).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             let mut tx = self.write_tx().await?;
-            let r = sqlx::query("UPDATE deployments SET body = $1 WHERE id = $2 AND account_id = $3 AND version = $4")
-                .bind(body)
-                .bind(id)
-                .bind(account_id)
-                .bind(d.version)
-                .execute(&mut **tx)
-                .await?;
+            let r = sqlx::query(
+                "UPDATE deployments SET body = $1, format = $5 WHERE id = $2 AND account_id = $3 AND version = $4",
+            )
+            .bind(body)
+            .bind(id)
+            .bind(account_id)
+            .bind(d.version)
+            .bind(garrison_model::deployment::JSON_FORMAT)
+            .execute(&mut **tx)
+            .await?;
             if r.rows_affected() == 1 {
                 // A change of state (not of message) is told to subscribers.
                 if previous != d.status.status {
@@ -65,7 +68,7 @@ impl Store {
                 }
                 let generation = crate::objects::bump(&mut tx).await?;
                 tx.commit().await?;
-                self.cache.wrote(generation, id, Some(d));
+                self.cache.wrote(generation, id, Some(&d));
                 return Ok(true);
             }
         }

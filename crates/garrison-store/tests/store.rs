@@ -80,6 +80,87 @@ async fn a_write_through_one_process_is_seen_by_another() {
     }
 }
 
+/// GET's JSON path: the deployment as its serializer writes it, cached or not, in its own
+/// account only, and another process's write visible through it as through the parsed path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployments_json_is_the_deployment_in_its_account_only() {
+    for (name, url) in urls().await {
+        let key = SealKey::generate();
+        let a = Store::open(&url, &key).await.unwrap();
+        let b = Store::open(&url, &key).await.unwrap();
+        let (acct, id) = seed(&a).await;
+        // b reads it from the database (a miss), then from its cache (a hit): the same bytes.
+        let miss = b.get_deployment_json(&acct, &id).await.unwrap().unwrap();
+        let hit = b.get_deployment_json(&acct, &id).await.unwrap().unwrap();
+        let d = b.get_deployment(&acct, &id).await.unwrap().unwrap();
+        assert_eq!(miss, serde_json::to_vec(&d).unwrap(), "{name}");
+        assert_eq!(hit, miss, "{name}");
+        // Another account does not see it, cached or not; an unknown id is none.
+        assert!(b.get_deployment_json("99999999", &id).await.unwrap().is_none(), "{name}");
+        assert!(a.get_deployment_json("99999999", &id).await.unwrap().is_none(), "{name}");
+        assert!(b.get_deployment_json(&acct, "NO-SUCH-ID").await.unwrap().is_none(), "{name}");
+        // a's write reaches b's JSON within the poll interval.
+        let mut renamed = d.clone();
+        renamed.name = "renamed".into();
+        a.update_deployment(&acct, &id, d.version, renamed.spec(), "u").await.unwrap();
+        let t = Instant::now();
+        loop {
+            let json = b.get_deployment_json(&acct, &id).await.unwrap().unwrap();
+            let got: serde_json::Value = serde_json::from_slice(&json).unwrap();
+            if got["name"] == "renamed" {
+                assert_eq!(got["version"], d.version + 1, "{name}");
+                break;
+            }
+            assert!(t.elapsed() < Duration::from_secs(2), "{name}: b's JSON never showed the write");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+/// A body stored in the current shape is answered as it is stored; one written by an older
+/// release (another `format`) is parsed and written in the current shape first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_of_an_older_shape_are_written_again_and_current_ones_sent_as_stored() {
+    use garrison_model::deployment::JSON_FORMAT;
+    sqlx::any::install_default_drivers();
+    for (name, url) in urls().await {
+        let key = SealKey::generate();
+        let a = Store::open(&url, &key).await.unwrap();
+        let (acct, id) = seed(&a).await;
+        let d = a.get_deployment(&acct, &id).await.unwrap().unwrap();
+        let canonical = serde_json::to_vec(&d).unwrap();
+        let listed = a.deployments_after(&acct, None, 10).await.unwrap();
+        assert_eq!((listed.len(), listed[0].id.as_str()), (1, id.as_str()), "{name}");
+        assert_eq!(listed[0].json, canonical, "{name}: a new row is stored in the current shape");
+        // The same deployment as an older release might have stored it: another layout.
+        let pretty = serde_json::to_string_pretty(&d).unwrap();
+        let raw = sqlx::any::AnyPoolOptions::new().max_connections(1).connect(&url).await.unwrap();
+        let set = |format: i64| {
+            sqlx::query("UPDATE deployments SET body = $1, format = $2 WHERE id = $3")
+                .bind(pretty.clone())
+                .bind(format)
+                .bind(id.clone())
+                .execute(&raw)
+        };
+        set(0).await.unwrap();
+        let b = Store::open(&url, &key).await.unwrap();
+        assert_eq!(b.deployments_after(&acct, None, 10).await.unwrap()[0].json, canonical, "{name}");
+        assert_eq!(b.get_deployment_json(&acct, &id).await.unwrap().unwrap(), canonical, "{name}");
+        // Marked as the current shape, the stored text itself is what is sent.
+        set(JSON_FORMAT).await.unwrap();
+        let c = Store::open(&url, &key).await.unwrap();
+        assert_eq!(c.deployments_after(&acct, None, 10).await.unwrap()[0].json, pretty.as_bytes(), "{name}");
+        assert_eq!(c.get_deployment_json(&acct, &id).await.unwrap().unwrap(), pretty.as_bytes(), "{name}");
+        // Writing it again stores the current shape.
+        let mut renamed = d.clone();
+        renamed.name = "renamed".into();
+        let after = c.update_deployment(&acct, &id, d.version, renamed.spec(), "u").await.unwrap();
+        let listed = c.deployments_after(&acct, None, 10).await.unwrap();
+        assert_eq!(listed[0].json, serde_json::to_vec(&after).unwrap(), "{name}");
+        raw.close().await;
+    }
+}
+
 /// Everything the store holds, as text: the SQLite file (WAL included), or every row of
 /// every PostgreSQL table.
 async fn at_rest(name: &str, url: &str) -> String {

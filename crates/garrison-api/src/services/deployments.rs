@@ -6,9 +6,9 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use garrison_model::deployment::{Deployment, DeploymentCredential, Refs, parse_request};
-use garrison_store::StoreError;
+use garrison_store::{ListedDeployment, StoreError};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -82,7 +82,7 @@ async fn list_deployments(
         let (store, account) = (store.clone(), account.clone());
         async move { store.deployments_after(&account, after.as_deref(), n).await }
     };
-    listing::answer(&s, &q, &account_id, LIST_ROUTE, &path, |d: &Deployment| d.id.clone(), fetch).await
+    listing::answer(&s, &q, &account_id, LIST_ROUTE, &path, |d: &ListedDeployment| d.id.clone(), fetch).await
 }
 
 const LIST_ROUTE: &str = "list_deployments";
@@ -95,9 +95,11 @@ async fn get_deployment(
     State(s): State<AppState>,
     caller: Caller,
     Path((account_id, id)): Path<(String, String)>,
-) -> ApiResult<Json<Deployment>> {
+) -> ApiResult<Response> {
     s.authorize(&caller, &account_id).await?;
-    s.store.get_deployment(&account_id, &id).await?.map(Json).ok_or_else(|| not_found(&id, &account_id))
+    // The store's JSON of the deployment, sent as it is (from the read cache, unparsed).
+    let json = s.store.get_deployment_json(&account_id, &id).await?.ok_or_else(|| not_found(&id, &account_id))?;
+    Ok(([(axum::http::header::CONTENT_TYPE, "application/json")], json).into_response())
 }
 
 /// Update a deployment: the fields given replace the current ones, the others stay. With

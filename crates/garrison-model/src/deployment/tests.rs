@@ -219,3 +219,27 @@ proptest::proptest! {
         }
     }
 }
+
+/// The shape `JSON_FORMAT` names: the schema of `Deployment` and of every type it holds.
+/// When it changes, stored bodies of the old shape must not be answered as they are.
+#[test]
+fn the_json_shape_is_pinned() {
+    use utoipa::{PartialSchema, ToSchema};
+    let mut schemas = vec![];
+    <Deployment as ToSchema>::schemas(&mut schemas);
+    schemas.sort_by(|a, b| a.0.cmp(&b.0));
+    let text = serde_json::to_string(&(Deployment::schema(), &schemas)).unwrap();
+    // FNV-1a: stable across Rust releases, unlike the standard library's hasher.
+    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    // The types it holds are in it (a scope's items, a credential's purpose), not only their names.
+    for field in ["\"event_feed\"", "\"include\"", "\"purpose\"", "\"cloud_defender\""] {
+        assert!(text.contains(field), "{field} is not in the pinned shape");
+    }
+    const PINNED: (i64, u64) = (1, 0x5836_8670_358b_64cc);
+    assert_eq!(
+        (JSON_FORMAT, hash),
+        PINNED,
+        "the JSON shape of Deployment changed (its schema hashes to {hash:#x}): raise JSON_FORMAT, then pin \
+         (JSON_FORMAT, {hash:#x}) here, so that bodies stored in the old shape are parsed and written again"
+    );
+}
