@@ -5,7 +5,7 @@
 use garrison_model::credential::Credential;
 use sqlx::Row;
 
-use crate::db::{Store, StoreError};
+use crate::db::{Backend, Store, StoreError};
 use crate::objects::current_json;
 
 /// A deployment as a list answers it: its id (where the list goes on from) and its JSON,
@@ -31,6 +31,9 @@ impl Store {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<ListedDeployment>, StoreError> {
+        if self.backend == Backend::Sqlite {
+            return self.deployments_after_joined(account_id, after, limit).await;
+        }
         sqlx::query("SELECT id, format, body FROM deployments WHERE account_id = $1 AND id > $2 ORDER BY id LIMIT $3")
             .bind(account_id)
             .bind(after.unwrap_or(""))
@@ -39,6 +42,49 @@ impl Store {
             .await?
             .into_iter()
             .map(|r| Ok(ListedDeployment { id: r.get(0), json: current_json(r.get(1), r.get(2))? }))
+            .collect()
+    }
+
+    /// `deployments_after` on SQLite, as one row: SQLite's rows cross from its connection's
+    /// thread to the async side one at a time, each a thread wake-up — perf over bench/api's
+    /// pages of 100 put 29% of the server's CPU in wake-ups and context switches. Joined
+    /// with a separator JSON cannot hold unescaped (U+001E) and ids never do, the page
+    /// crosses once.
+    async fn deployments_after_joined(
+        &self,
+        account_id: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ListedDeployment>, StoreError> {
+        const SEP: char = '\u{1e}';
+        let row = sqlx::query(
+            "SELECT group_concat(id, char(30) ORDER BY id), group_concat(format, char(30) ORDER BY id), \
+             group_concat(body, char(30) ORDER BY id) FROM (SELECT id, format, body FROM deployments \
+             WHERE account_id = $1 AND id > $2 ORDER BY id LIMIT $3)",
+        )
+        .bind(account_id)
+        .bind(after.unwrap_or(""))
+        .bind(limit as i64)
+        .fetch_one(&self.pool)
+        .await?;
+        let (Some(ids), Some(formats), Some(bodies)) =
+            (row.get::<Option<String>, _>(0), row.get::<Option<String>, _>(1), row.get::<Option<String>, _>(2))
+        else {
+            return Ok(vec![]);
+        };
+        let (ids, formats, bodies): (Vec<&str>, Vec<&str>, Vec<&str>) =
+            (ids.split(SEP).collect(), formats.split(SEP).collect(), bodies.split(SEP).collect());
+        if ids.len() != formats.len() || ids.len() != bodies.len() {
+            return Err(StoreError::Corrupt("a deployment body holds the list separator U+001E".into()));
+        }
+        ids.into_iter()
+            .zip(formats)
+            .zip(bodies)
+            .map(|((id, format), body)| {
+                let format =
+                    format.parse().map_err(|_| StoreError::Corrupt(format!("deployment {id}: format {format}")))?;
+                Ok(ListedDeployment { id: id.to_string(), json: current_json(format, body.to_string())? })
+            })
             .collect()
     }
 

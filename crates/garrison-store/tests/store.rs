@@ -117,6 +117,38 @@ async fn a_deployments_json_is_the_deployment_in_its_account_only() {
     }
 }
 
+/// An account's deployments a page at a time: in id order, after the position given, at most
+/// the limit, its own account's only — on SQLite read as one joined row, on PostgreSQL row by
+/// row, the same answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deployments_are_listed_by_keyset_in_their_account_only() {
+    for (name, url) in urls().await {
+        let store = Store::open(&url, &SealKey::generate()).await.unwrap();
+        let (acct, first) = seed(&store).await;
+        let d = store.get_deployment(&acct, &first).await.unwrap().unwrap();
+        let mut ids = vec![first];
+        for _ in 0..6 {
+            ids.push(store.create_deployment(&acct, d.spec(), "u").await.unwrap().id);
+        }
+        ids.sort();
+        let page = |after: Option<String>, n: usize| {
+            let store = store.clone();
+            let acct = acct.clone();
+            async move { store.deployments_after(&acct, after.as_deref(), n).await.unwrap() }
+        };
+        let all = page(None, 100).await;
+        assert_eq!(all.iter().map(|l| l.id.clone()).collect::<Vec<_>>(), ids, "{name}");
+        for l in &all {
+            let want = serde_json::to_vec(&store.get_deployment(&acct, &l.id).await.unwrap().unwrap()).unwrap();
+            assert_eq!(l.json, want, "{name}: {}", l.id);
+        }
+        let second = page(Some(ids[2].clone()), 3).await;
+        assert_eq!(second.iter().map(|l| l.id.clone()).collect::<Vec<_>>(), ids[3..6], "{name}");
+        assert!(page(Some(ids[6].clone()), 3).await.is_empty(), "{name}: nothing after the last");
+        assert!(store.deployments_after("99999999", None, 100).await.unwrap().is_empty(), "{name}");
+    }
+}
+
 /// A body stored in the current shape is answered as it is stored; one written by an older
 /// release (another `format`) is parsed and written in the current shape first.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
