@@ -41,6 +41,12 @@ impl Cached {
         Cached { account_id: d.account_id.as_str().into(), json: json.into() }
     }
 
+    /// A deployment's JSON as it was just written to its row: the cache keeps those bytes,
+    /// not a second serialization.
+    pub fn stored(account_id: &str, body: String) -> Cached {
+        Cached { account_id: account_id.into(), json: body.into_bytes().into() }
+    }
+
     fn size(&self) -> usize {
         self.json.len() + self.account_id.len()
     }
@@ -102,8 +108,7 @@ impl DeploymentCache {
     }
 
     /// After this process's own write committed at generation `new`.
-    pub fn wrote(&self, new: i64, id: &str, value: Option<&Deployment>) {
-        let value = value.map(Cached::of);
+    pub fn wrote(&self, new: i64, id: &str, value: Option<Cached>) {
         let mut e = self.entries.write().expect("cache lock");
         let current = self.generation.load(Ordering::Acquire);
         if new <= current {
@@ -196,18 +201,18 @@ mod tests {
     #[test]
     fn own_writes_are_read_back_and_foreign_writes_clear() {
         let c = DeploymentCache::default();
-        c.wrote(1, "a", Some(&dep("a", 1)));
+        c.wrote(1, "a", Some(Cached::of(&dep("a", 1))));
         assert_eq!(version(&c, "a"), Some(1));
         assert_eq!(&*c.get("a").unwrap().account_id, "1");
         c.fill(1, "b", Cached::of(&dep("b", 1)));
         assert!(c.get("b").is_some());
         // Generation 2 was written elsewhere; our write is 3.
-        c.wrote(3, "a", Some(&dep("a", 2)));
+        c.wrote(3, "a", Some(Cached::of(&dep("a", 2))));
         assert!(c.get("b").is_none(), "entries from before the foreign write are dropped");
         assert_eq!(version(&c, "a"), Some(2));
         // The poller saw generation 5; our late write at 4 must not be cached.
         c.observed(5);
-        c.wrote(4, "a", Some(&dep("a", 3)));
+        c.wrote(4, "a", Some(Cached::of(&dep("a", 3))));
         assert!(c.get("a").is_none());
         // A read that raced a change is not kept.
         c.fill(4, "c", Cached::of(&dep("c", 1)));
@@ -241,7 +246,7 @@ mod tests {
         // The newest is always kept, and an update of a cached entry evicts nothing.
         assert!(c.get(&format!("d{:05}", fits + 499)).is_some());
         let kept: String = c.entries.read().unwrap().map.keys().next().cloned().unwrap();
-        c.wrote(1, &kept, Some(&dep(&kept, 2)));
+        c.wrote(1, &kept, Some(Cached::of(&dep(&kept, 2))));
         assert_eq!(c.entries.read().unwrap().map.len(), fits);
         assert_eq!(version(&c, &kept), Some(2));
         // Removing and clearing keep the sum true.

@@ -210,12 +210,13 @@ impl Store {
             event_feed: None,
         };
         d.apply(spec);
+        let body = to_json(&d)?;
         let mut tx = self.write_tx().await?;
         sqlx::query("INSERT INTO deployments (id, account_id, version, body, format) VALUES ($1, $2, $3, $4, $5)")
             .bind(&id)
             .bind(account_id)
             .bind(d.version)
-            .bind(to_json(&d)?)
+            .bind(body.as_str())
             .bind(JSON_FORMAT)
             .execute(&mut **tx)
             .await?;
@@ -224,7 +225,7 @@ impl Store {
         link_credentials(&mut tx, &d).await?;
         let generation = bump(&mut tx).await?;
         tx.commit().await?;
-        self.cache.wrote(generation, &id, Some(&d));
+        self.cache.wrote(generation, &id, Some(crate::cache::Cached::stored(account_id, body)));
         Ok(d)
     }
 
@@ -317,12 +318,13 @@ impl Store {
         }
         d.version = base_version + 1;
         d.modified = Stamp { at: now(), by: by.into() };
+        let body = to_json(&d)?;
         let mut tx = self.write_tx().await?;
         let r = sqlx::query(
             "UPDATE deployments SET version = $1, body = $2, format = $6 WHERE id = $3 AND account_id = $4 AND version = $5",
         )
         .bind(d.version)
-        .bind(to_json(&d)?)
+        .bind(body.as_str())
         .bind(id)
         .bind(account_id)
         .bind(base_version)
@@ -336,7 +338,7 @@ impl Store {
         link_credentials(&mut tx, &d).await?;
         let generation = bump(&mut tx).await?;
         tx.commit().await?;
-        self.cache.wrote(generation, id, Some(&d));
+        self.cache.wrote(generation, id, Some(crate::cache::Cached::stored(account_id, body)));
         Ok(d)
     }
 

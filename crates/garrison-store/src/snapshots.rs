@@ -52,7 +52,7 @@ impl Store {
             let r = sqlx::query(
                 "UPDATE deployments SET body = $1, format = $5 WHERE id = $2 AND account_id = $3 AND version = $4",
             )
-            .bind(body)
+            .bind(body.as_str())
             .bind(id)
             .bind(account_id)
             .bind(d.version)
@@ -68,7 +68,7 @@ impl Store {
                 }
                 let generation = crate::objects::bump(&mut tx).await?;
                 tx.commit().await?;
-                self.cache.wrote(generation, id, Some(&d));
+                self.cache.wrote(generation, id, Some(crate::cache::Cached::stored(account_id, body)));
                 return Ok(true);
             }
         }
