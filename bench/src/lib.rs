@@ -202,6 +202,18 @@ pub fn memory_mib(pid: u32) -> Memory {
     Memory { rss: field("VmRSS:"), peak: field("VmHWM:"), anon: field("RssAnon:"), file: field("RssFile:") }
 }
 
+/// With `BENCH_SMAPS=<dir>`, keeps a copy of the process's memory map (`/proc/PID/smaps`)
+/// as `<dir>/<name>.smaps`, to see which mappings hold the memory `memory_mib` reports.
+pub fn keep_smaps(pid: u32, name: &str) {
+    if let Some(dir) = std::env::var_os("BENCH_SMAPS") {
+        let dir = std::path::PathBuf::from(dir);
+        let _ = std::fs::create_dir_all(&dir);
+        if let Err(e) = std::fs::copy(format!("/proc/{pid}/smaps"), dir.join(format!("{name}.smaps"))) {
+            eprintln!("BENCH_SMAPS: {e}");
+        }
+    }
+}
+
 /// CPU time a process has spent, user and system, all its threads (live and exited), in
 /// seconds: /proc's clock ticks, which are 1/100 s on Linux whatever the kernel's HZ.
 pub fn cpu_secs(pid: u32) -> f64 {

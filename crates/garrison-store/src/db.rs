@@ -157,6 +157,15 @@ fn private_sqlite_files(path: &std::path::Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Connections to an SQLite store: each is a thread of its own with its own page cache, and
+/// reads run in parallel only as far as there are cores. Two per core, four at least, eight
+/// at most: on two cores four served pages of deployments as fast as eight did, with less
+/// memory (bench/api).
+fn sqlite_connections() -> u32 {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get() as u32);
+    (2 * cores).clamp(4, 8)
+}
+
 const SEAL_CHECK: &str = "garrison seal check";
 
 impl Store {
@@ -170,7 +179,7 @@ impl Store {
         {
             private_sqlite_files(&path).map_err(|e| StoreError::Invalid(format!("{}: {e}", path.display())))?;
         }
-        let max = if backend == Backend::Sqlite { 8 } else { 16 };
+        let max = if backend == Backend::Sqlite { sqlite_connections() } else { 16 };
         let pool = AnyPoolOptions::new()
             .max_connections(max)
             .after_connect(move |conn, _| {
@@ -180,10 +189,11 @@ impl Store {
                         sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
                         // With WAL, NORMAL keeps the database consistent and skips an fsync per commit.
                         sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
-                        // 1 MiB of page cache per connection (SQLite's default is 2): the
-                        // operating system caches the file too, and eight connections'
-                        // caches were a third of the server's memory (bench/api).
-                        sqlx::query("PRAGMA cache_size = -1024").execute(&mut *conn).await?;
+                        // 256 KiB of page cache per connection (SQLite's default is 2 MiB):
+                        // the operating system caches the file too, so a page missed here is
+                        // a copy, not a disk read; at 1 MiB the caches were a ninth of the
+                        // API server's memory and pages were no faster (bench/api).
+                        sqlx::query("PRAGMA cache_size = -256").execute(&mut *conn).await?;
                         // No commit copies the log back into the database itself (the
                         // fsyncs of a checkpoint put 5 ms on one commit in a hundred):
                         // `spawn_checkpointer` does it beside them.
@@ -325,5 +335,39 @@ impl Store {
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_gets_four_to_eight_connections() {
+        let n = sqlite_connections();
+        assert!((4..=8).contains(&n), "{n}");
+        let cores = std::thread::available_parallelism().unwrap().get() as u32;
+        assert_eq!(n, (2 * cores).clamp(4, 8));
+    }
+
+    #[tokio::test]
+    async fn every_sqlite_connection_has_the_small_page_cache() {
+        let dir =
+            std::env::temp_dir().join(format!("garrison-pragmas-{}-{:x}", std::process::id(), rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.join("s.db").display());
+        let store = Store::open(&url, &SealKey::generate()).await.unwrap();
+        assert_eq!(store.pool.options().get_max_connections(), sqlite_connections());
+        // Hold every connection at once, so each one the pool makes is asked.
+        let mut held = vec![];
+        for _ in 0..sqlite_connections() {
+            held.push(store.pool.acquire().await.unwrap());
+        }
+        for conn in &mut held {
+            let size: i64 = sqlx::query_scalar("PRAGMA cache_size").fetch_one(&mut **conn).await.unwrap();
+            assert_eq!(size, -256, "KiB of page cache (negative: KiB, not pages)");
+        }
+        drop(held);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

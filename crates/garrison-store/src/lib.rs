@@ -20,6 +20,7 @@ mod roles;
 mod rotate;
 mod schedules;
 pub mod seal;
+mod secret_hash;
 mod sessions;
 mod snapshots;
 mod tenants;

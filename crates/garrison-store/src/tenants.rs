@@ -34,11 +34,11 @@ impl KeyRecord {
     /// before it, the unsalted SHA-256 in constant time).
     pub fn verify(&self, secret: &str) -> Verdict {
         if self.secret_hash.starts_with("$argon2") {
-            let ok = argon2::PasswordHash::new(&self.secret_hash).is_ok_and(|h| {
-                use argon2::PasswordVerifier;
-                argon2::Argon2::default().verify_password(secret.as_bytes(), &h).is_ok()
-            });
-            return if ok { Verdict::Match } else { Verdict::NoMatch };
+            return if crate::secret_hash::verify(secret, &self.secret_hash) {
+                Verdict::Match
+            } else {
+                Verdict::NoMatch
+            };
         }
         let presented = legacy_hash(secret);
         let same = presented.len() == self.secret_hash.len()
@@ -103,16 +103,11 @@ fn legacy_hash(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
-/// Secrets at rest: argon2id with a random salt (PHC string). Garrison's own secrets are
-/// 256-bit random, but an operator may give the root key, and a leaked database should not
-/// give a cheap way to test guesses.
+/// Secrets at rest: argon2id with a random salt (PHC string, `secret_hash`). Garrison's own
+/// secrets are 256-bit random, but an operator may give the root key, and a leaked database
+/// should not give a cheap way to test guesses.
 fn hash_secret(secret: &str) -> String {
-    use argon2::PasswordHasher;
-    let salt = argon2::password_hash::SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
-    argon2::Argon2::default()
-        .hash_password(secret.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .expect("argon2 with default parameters hashes any input")
+    crate::secret_hash::hash(secret)
 }
 
 /// The shortest secret an operator may give for the root key.

@@ -8,7 +8,9 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Instant;
 
-use garrison_bench::{LoadResult, Memory, Proc, call, free_port, memory_mib, post_all, run_paths, wait_port};
+use garrison_bench::{
+    LoadResult, Memory, Proc, call, free_port, keep_smaps, memory_mib, post_all, run_paths, wait_port,
+};
 use serde_json::{Value, json};
 
 use super::{KEY_ID, SECRET};
@@ -76,6 +78,7 @@ pub async fn measure(
     }
     let server = Proc(cmd.spawn()?);
     wait_port(port);
+    keep_smaps(server.0.id(), &format!("{backend}-{}-started", layout.accounts));
     let addr = format!("127.0.0.1:{port}");
     let basic = format!(
         "Basic {}",
@@ -138,6 +141,7 @@ pub async fn measure(
         deps.iter().find(|d| d.0 != 201)
     );
     let mem_created = memory_mib(server.0.id());
+    keep_smaps(server.0.id(), &format!("{backend}-{}-created", layout.accounts));
     let lat: Vec<u32> = deps.iter().map(|d| d.2).collect();
     let k = 1000.min(n);
     let create_first = (pct(&lat[..k], 0.5), pct(&lat[..k], 0.99));
@@ -201,6 +205,7 @@ pub async fn measure(
     let page = run_paths(&addr, pages.clone(), &h, 32, secs).await?;
     let ceil_page = run_paths(&caddr, pages, &[], 32, secs).await?;
     let mem = memory_mib(server.0.id());
+    keep_smaps(server.0.id(), &format!("{backend}-{}-loaded", layout.accounts));
     drop(server);
     Ok(Figures {
         backend,
