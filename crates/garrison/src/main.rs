@@ -36,6 +36,7 @@ fn main() -> ExitCode {
 /// load were huge pages kept for a few live blocks each (bench/api), for a speed-up this
 /// process does not measure. Kernels without the call leave things as they were.
 fn no_huge_pages() {
+    #[cfg(target_os = "linux")]
     // SAFETY: PR_SET_THP_DISABLE takes integer arguments and touches no memory of ours.
     let _ = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
 }
