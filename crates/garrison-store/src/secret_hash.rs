@@ -1,5 +1,7 @@
 //! Access-key secrets at rest: argon2id with a random salt, as PHC strings
-//! (`$argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>`, argon2's defaults).
+//! (`$argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>`, argon2's defaults). Garrison's own secrets
+//! are 256-bit random, but an operator may give the root key, and a leaked database should not
+//! give a cheap way to test guesses.
 //!
 //! Each hash works through 19 MiB of memory. Taken from the allocator, that memory stayed with
 //! the process after a sign-in until something else made the allocator purge: an idle server
@@ -79,26 +81,20 @@ fn argon2(params: &Params, secret: &[u8], salt: &[u8], out: &mut [u8]) -> argon2
 
 /// The PHC string of `secret` under a new random salt.
 pub(crate) fn hash(secret: &str) -> String {
+    const ANY: &str = "argon2id with its default parameters hashes any secret under a generated salt";
     let salt = SaltString::generate(&mut OsRng);
     let params = Params::DEFAULT;
     let mut raw = [0u8; 64];
     let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
-    let phc = salt
-        .as_salt()
-        .decode_b64(&mut raw)
-        .map_err(|e| e.to_string())
-        .and_then(|s| argon2(&params, secret.as_bytes(), s, &mut out).map_err(|e| e.to_string()))
-        .and_then(|()| {
-            Ok(PasswordHash {
-                algorithm: Algorithm::Argon2id.ident(),
-                version: Some(Version::V0x13.into()),
-                params: ParamsString::try_from(&params).map_err(|e| e.to_string())?,
-                salt: Some(salt.as_salt()),
-                hash: Some(Output::new(&out).map_err(|e| e.to_string())?),
-            }
-            .to_string())
-        });
-    phc.expect("argon2id with its default parameters hashes any secret under a generated salt")
+    argon2(&params, secret.as_bytes(), salt.as_salt().decode_b64(&mut raw).expect(ANY), &mut out).expect(ANY);
+    PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(&params).expect(ANY),
+        salt: Some(salt.as_salt()),
+        hash: Some(Output::new(&out).expect(ANY)),
+    }
+    .to_string()
 }
 
 /// Whether `secret` is the one `phc` was made from. Only argon2id strings are accepted (the

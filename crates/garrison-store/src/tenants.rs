@@ -54,7 +54,7 @@ impl KeyRecord {
             user_id: String::new(),
             account_id: String::new(),
             active: false,
-            secret_hash: hash_secret(&random_hex(32)),
+            secret_hash: crate::secret_hash::hash(&random_hex(32)),
         }
     }
 
@@ -101,13 +101,6 @@ pub struct NewRoot {
 /// verify (and then re-hash) keys made before it.
 fn legacy_hash(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
-}
-
-/// Secrets at rest: argon2id with a random salt (PHC string, `secret_hash`). Garrison's own
-/// secrets are 256-bit random, but an operator may give the root key, and a leaked database
-/// should not give a cheap way to test guesses.
-fn hash_secret(secret: &str) -> String {
-    crate::secret_hash::hash(secret)
 }
 
 /// The shortest secret an operator may give for the root key.
@@ -439,7 +432,7 @@ impl Store {
     /// Replaces a key's legacy hash by an argon2id one, after a successful sign-in with it.
     pub async fn upgrade_key_hash(&self, key_id: &str, secret: &str) -> Result<(), StoreError> {
         sqlx::query("UPDATE access_keys SET secret_hash = $1 WHERE id = $2")
-            .bind(hash_secret(secret))
+            .bind(crate::secret_hash::hash(secret))
             .bind(key_id)
             .execute(&self.pool)
             .await?;
@@ -459,7 +452,7 @@ impl Store {
             .bind(key_id)
             .bind(user_id)
             .bind(account_id)
-            .bind(hash_secret(secret))
+            .bind(crate::secret_hash::hash(secret))
             .bind(label)
             .bind(now())
             .bind(by)
