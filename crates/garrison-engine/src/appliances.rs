@@ -160,6 +160,12 @@ async fn replace(
                 metrics::counter!("garrison_appliance_replacements_total", "outcome" => "registered").increment(1);
                 replan = true;
             }
+            // A replacement on its way: protection stays weakened until it registers, so the
+            // silent item stays open (concluding it at launch would tell the team all is well
+            // while no IDS watches the zone).
+            Some(r) if r.old_instance_id != v.instance_id && v.state != State::Silent => {
+                causes.push(Cause::ApplianceSilent { appliance: v.key.clone() });
+            }
             _ if v.state != State::Silent => {}
             None => {
                 e.store.put_replacement(&d.account_id, &d.id, &request(&v.instance_id, 1, false)).await?;

@@ -486,6 +486,13 @@ async fn appliances_register_beat_fall_silent_and_are_revoked_with_real_agents()
         [original.clone(), replacement.clone()].into(),
         "both run meanwhile"
     );
+    let h = health(&s, &id);
+    assert_eq!(
+        item(&h, &silent).map(|i| i["status"].clone()),
+        Some(json!("unhealthy")),
+        "the silent item stays open while its replacement has not registered: {h:#}"
+    );
+    assert_eq!(h["status"], "unhealthy", "{h:#}");
     let text = estate::user_data(&aws, &replacement).await.unwrap().expect("the replacement's user data");
     let e = user_data_env(&text);
     assert_ne!(e["GARRISON_BOOTSTRAP_TOKEN"], env[&original]["GARRISON_BOOTSTRAP_TOKEN"], "a new token");
