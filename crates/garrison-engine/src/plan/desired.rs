@@ -482,26 +482,7 @@ impl Builder<'_> {
         if zones.is_empty() {
             return;
         }
-        // The gateway: the VPC's own when it has one (a VPC takes only one), else ours; none
-        // when every appliance goes in the customer's subnet (its routing is the customer's).
         let igw_key = keys::vpc(region, vpc, "igw");
-        let own_subnets = zones.keys().any(|z| predefined.as_ref().is_none_or(|(_, pz)| pz != z));
-        let theirs =
-            rs.internet_gateways.iter().find(|g| g.vpc_ids.iter().any(|v| v == vpc) && !is_ours(&g.tags, &dep));
-        match theirs {
-            _ if !own_subnets => {}
-            Some(g) if !self.built(&igw_key) => {
-                let id = g.id.clone();
-                self.adopt(&igw_key, region, ResKind::InternetGateway, &id, None)
-            }
-            _ => self.build_tagged(
-                igw_key.clone(),
-                region,
-                Spec::InternetGateway { vpc: vpc.into() },
-                false,
-                t.tags.clone(),
-            ),
-        }
         let Ok(vpc_net) = n.cidr.parse::<Ipv4Net>() else {
             self.out.problems.push(format!("{region} {vpc}: unreadable CIDR {}", n.cidr));
             return;
@@ -519,6 +500,7 @@ impl Builder<'_> {
         let mut groups_needed = BTreeSet::new();
         // The operator's block for the scanner's subnet (otis), used when garrison makes it.
         let scan_block = t.scan_block;
+        let mut own_subnets = false;
         for (zone, roles) in &zones {
             if let Some((id, _)) = predefined.as_ref().filter(|(_, pz)| pz == zone) {
                 let key = keys::zone(region, vpc, zone, "predefined_subnet");
@@ -553,6 +535,7 @@ impl Builder<'_> {
                 },
             };
             let tags = t.tags.clone();
+            own_subnets = true;
             self.build_tagged(
                 subnet_key.clone(),
                 region,
@@ -580,6 +563,26 @@ impl Builder<'_> {
                 tags,
             );
             self.appliances(n, &t, (zone, roles), &subnet_key, &mut groups_needed);
+        }
+        // The gateway: the VPC's own when it has one (a VPC takes only one), else ours; none
+        // when no subnet of garrison's is placed (every appliance in the customer's subnet,
+        // whose routing is the customer's, or no free block): decided after the subnets, or
+        // a gateway adopted for a subnet that cannot be placed is forgotten a plan later.
+        let theirs =
+            rs.internet_gateways.iter().find(|g| g.vpc_ids.iter().any(|v| v == vpc) && !is_ours(&g.tags, &dep));
+        match theirs {
+            _ if !own_subnets => {}
+            Some(g) if !self.built(&igw_key) => {
+                let id = g.id.clone();
+                self.adopt(&igw_key, region, ResKind::InternetGateway, &id, None)
+            }
+            _ => self.build_tagged(
+                igw_key.clone(),
+                region,
+                Spec::InternetGateway { vpc: vpc.into() },
+                false,
+                t.tags.clone(),
+            ),
         }
         // A hub's groups reach the VPCs it protects as they reach its own.
         let rules_for = |of: fn(&str) -> SgRules| {

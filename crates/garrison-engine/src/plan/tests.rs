@@ -630,7 +630,7 @@ impl World {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(200), ..ProptestConfig::default() })]
 
     /// What the collector does: plan over the stored snapshot (read before the last run
     /// executed, so stale everywhere) with only the region an event touched read again,
@@ -1600,6 +1600,12 @@ fn scaling_options_set_how_many_appliances_run() {
     assert_eq!(a["us-east-1/vpc-0000000b/scanner"].1, "running");
 }
 
+/// `n` cases, or `PROPTEST_CASES` when it is set: CI runs a bounded number, and a long hunt
+/// for rare estates is `PROPTEST_CASES=20000 cargo test --workspace --lib -- plan::tests`.
+fn cases(n: u32) -> u32 {
+    std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(n)
+}
+
 /// A random valid option set for `w` (types, tags, scaling, placement, the subnet block).
 fn random_options(w: &World, seed: u64) -> Vec<garrison_model::otis::TuningOption> {
     let mut r = Rng(seed.rotate_left(29) | 1);
@@ -1667,7 +1673,7 @@ fn random_options(w: &World, seed: u64) -> Vec<garrison_model::otis::TuningOptio
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 150, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(150), ..ProptestConfig::default() })]
 
     /// Any valid option set, and any change of it: one plan applied converges (planning again
     /// is empty), no action touches what garrison does not own, and removal leaves the
@@ -2206,4 +2212,49 @@ fn mirror_targets_take_at_most_ten_sources_each() {
     for (eni, s) in &before {
         assert_eq!(&sessions(&w)[eni], s, "{eni}: kept where it was");
     }
+}
+
+/// A VPC with no free /28 for garrison's subnet: said, and nothing of the network is built
+/// or adopted for it — not the customer's gateway either, which would route nothing and be
+/// forgotten a plan later (found by `any_option_set_converges…`, seed 8034834687498168292:
+/// a scanner moved out of a customer's subnet into a full VPC took three plans).
+#[test]
+fn a_vpc_without_room_for_a_subnet_adopts_no_gateway() {
+    let mut w = estate();
+    let d = w.deployment.clone();
+    let rs = w.snap.regions.get_mut("us-east-1").unwrap();
+    rs.subnets.iter_mut().find(|s| s.id == "subnet-000000a1").unwrap().cidr = "10.1.0.0/16".into();
+    rs.internet_gateways.push(InternetGateway {
+        id: "igw-customer".into(),
+        vpc_ids: vec!["vpc-0000000a".into()],
+        tags: Tags::new(),
+    });
+    let (p, _) = w.plan(Some(&d));
+    assert!(
+        p.problems.iter().any(|m| m.contains("vpc-0000000a: no free /28 for a security subnet")),
+        "{:?}",
+        p.problems
+    );
+    assert!(
+        !p.actions.iter().any(|a| a.key.starts_with("us-east-1/vpc-0000000a/")
+            && !a.key.ends_with("/flow_logs")
+            && !matches!(a.op, Op::Delete { .. } | Op::Forget { .. })),
+        "nothing built or adopted in the full VPC: {:#?}",
+        p.actions.iter().filter(|a| a.key.starts_with("us-east-1/vpc-0000000a/")).collect::<Vec<_>>()
+    );
+    assert_eq!(w.converge(Some(&d)), 2, "one plan applied converges");
+
+    // The customer's subnet given for the scanner's zone, then taken back: the scanner
+    // leaves it, there is no room for one of garrison's, and one plan settles it.
+    w.options = vec![option(
+        &w,
+        "predefined_security_subnet",
+        json!({"vpc_key": VPC_A}),
+        json!("/aws/us-east-1/subnet/subnet-000000a1"),
+    )];
+    assert_eq!(w.converge(Some(&d)), 2);
+    assert!(w.owned.items.contains_key("us-east-1/vpc-0000000a/scanner"));
+    w.options.clear();
+    assert_eq!(w.converge(Some(&d)), 2, "the scanner's leaving takes one plan");
+    assert!(!w.owned.items.keys().any(|k| k.starts_with("us-east-1/vpc-0000000a/") && k.ends_with("igw")));
 }
