@@ -8,6 +8,7 @@ mod demo;
 mod onboard;
 mod output;
 mod publish;
+mod resident;
 mod rotate;
 mod serve;
 mod service_cli;

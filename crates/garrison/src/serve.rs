@@ -628,7 +628,14 @@ pub fn init_tracing_default(default: &str) {
     // Colour codes only on a terminal: a log file or a journal gets plain text.
     use std::io::IsTerminal;
     let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(colour);
+    // A log that cannot be written is lost, never fatal: by default the subscriber reports
+    // the failure with eprintln!, which panics when stderr itself is gone (a closed pipe, a
+    // full disk), and the server died with its log reader.
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(colour)
+        .log_internal_errors(false);
     let _ = if json { b.json().try_init() } else { b.try_init() };
 }
 
@@ -648,8 +655,13 @@ pub async fn main(argv: Vec<String>) -> ExitCode {
         Ok((addr, handle, _tx)) => {
             // On stdout so that scripts (and tests) binding port 0 learn the address.
             let scheme = if settings.tls.is_some() { "https" } else { "http" };
-            println!("garrison: listening on {scheme}://{addr}");
-            tracing::info!(%addr, "garrison listening");
+            {
+                use std::io::Write;
+                let mut out = std::io::stdout();
+                let _ = writeln!(out, "garrison: listening on {scheme}://{addr}").and_then(|()| out.flush());
+            }
+            let dropped = crate::resident::drop_startup_pages();
+            tracing::info!(%addr, startup_pages_dropped_kib = dropped >> 10, "garrison listening");
             let _ = handle.await;
             ExitCode::SUCCESS
         }
