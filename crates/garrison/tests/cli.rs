@@ -907,6 +907,23 @@ fn the_binary_packs_its_relocations() {
     assert!(relacount < 1000, "{relacount} relative relocations left unpacked");
 }
 
+/// `garrison serve` on a free port with the store in `dir`, logging at `level` to `log`.
+fn serve_logging(dir: &std::path::Path, level: &str, log: Stdio) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_garrison"))
+        .args(["serve", "--no-worker", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir)
+        .envs(NO_AWS)
+        .env("GARRISON_ROOT_ACCESS_KEY_ID", KEY_ID)
+        .env("GARRISON_ROOT_SECRET_KEY", SECRET)
+        .env("GARRISON_ROOT_ACCOUNT_ID", ACCOUNT)
+        .env("GARRISON_LOG", level)
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
 /// Once listening, the server drops the pages of its code that starting touched (resident.rs:
 /// the kernel maps code 64 KiB around each first touch, and most of what starting ran never
 /// runs again), says how much, and serves on.
@@ -914,19 +931,7 @@ fn the_binary_packs_its_relocations() {
 fn the_server_lets_go_of_its_startup_code_and_serves_on() {
     use std::io::{BufRead, BufReader};
     let dir = std::env::temp_dir().join(format!("garrison-cli-resident-{}", rand_u64()));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_garrison"))
-        .args(["serve", "--no-worker", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(&dir)
-        .envs(NO_AWS)
-        .env("GARRISON_ROOT_ACCESS_KEY_ID", KEY_ID)
-        .env("GARRISON_ROOT_SECRET_KEY", SECRET)
-        .env("GARRISON_ROOT_ACCOUNT_ID", ACCOUNT)
-        .env("GARRISON_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = serve_logging(&dir, "info", Stdio::piped());
     let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
     let url = loop {
         let l = out.next().expect("garrison serve exited before listening").unwrap();
@@ -964,18 +969,8 @@ fn the_server_lets_go_of_its_startup_code_and_serves_on() {
 fn a_server_whose_log_cannot_be_written_serves_on() {
     use std::io::{BufRead, BufReader};
     let dir = std::env::temp_dir().join(format!("garrison-cli-full-{}", rand_u64()));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_garrison"))
-        .args(["serve", "--no-worker", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(&dir)
-        .envs(NO_AWS)
-        .env("GARRISON_ROOT_ACCESS_KEY_ID", KEY_ID)
-        .env("GARRISON_ROOT_SECRET_KEY", SECRET)
-        .env("GARRISON_ROOT_ACCOUNT_ID", ACCOUNT)
-        .env("GARRISON_LOG", "debug")
-        .stdout(Stdio::piped())
-        .stderr(std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap())
-        .spawn()
-        .unwrap();
+    let mut child =
+        serve_logging(&dir, "debug", std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap().into());
     let url = BufReader::new(child.stdout.take().unwrap())
         .lines()
         .map_while(Result::ok)
