@@ -13,33 +13,32 @@
 /// A mapping of the executable that can be dropped: `(start, end)` addresses.
 pub type Range = (usize, usize);
 
+/// A mapping's header line in smaps ("start-end perms offset dev inode path"): its range,
+/// permissions and path (empty for an anonymous mapping); `None` for a field line.
+fn header(line: &str) -> Option<(Range, &str, &str)> {
+    let mut words = line.split_whitespace();
+    let (a, b) = words.next()?.split_once('-')?;
+    let range = (usize::from_str_radix(a, 16).ok()?, usize::from_str_radix(b, 16).ok()?);
+    let perms = words.next().unwrap_or("");
+    Some((range, perms, words.nth(3).unwrap_or("")))
+}
+
 /// The mappings of `exe` in `smaps` (the text of `/proc/self/smaps`) that are read-only or
 /// code and hold no private page.
 pub fn droppable(smaps: &str, exe: &str) -> Vec<Range> {
     let mut out = vec![];
     let mut current: Option<Range> = None;
     for line in smaps.lines() {
-        let mut words = line.split_whitespace();
-        let Some(first) = words.next() else { continue };
-        if let Some((a, b)) = first.split_once('-')
-            && let (Ok(start), Ok(end)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
+        if let Some((range, perms, path)) = header(line) {
+            let read_only = perms.starts_with('r') && perms.as_bytes().get(1) == Some(&b'-');
+            current = (!path.is_empty() && path == exe && read_only).then_some(range);
+        } else if let Some(r) = current
+            && let Some(kib) = line.strip_prefix("Anonymous:")
         {
-            // A header: "start-end perms offset dev inode path".
-            let perms = words.next().unwrap_or("");
-            let path = words.nth(3).unwrap_or("");
-            current = (!path.is_empty()
-                && path == exe
-                && perms.starts_with('r')
-                && perms.as_bytes().get(1) == Some(&b'-')
-                && start < end)
-                .then_some((start, end));
-            continue;
-        }
-        if first == "Anonymous:"
-            && let Some(r) = current.take()
-            && words.next() == Some("0")
-        {
-            out.push(r);
+            current = None;
+            if kib.split_whitespace().next() == Some("0") {
+                out.push(r);
+            }
         }
     }
     out
@@ -121,13 +120,10 @@ Anonymous:          1024 kB
         let mut current = false;
         let mut kib = 0;
         for line in smaps.lines() {
-            let first = line.split_whitespace().next().unwrap_or("");
-            if let Some((a, b)) = first.split_once('-')
-                && let (Ok(a), Ok(b)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
-            {
-                current = ranges.contains(&(a, b));
-            } else if current && first == "Rss:" {
-                kib += line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap();
+            if let Some((range, _, _)) = header(line) {
+                current = ranges.contains(&range);
+            } else if current && let Some(v) = line.strip_prefix("Rss:") {
+                kib += v.split_whitespace().next().unwrap().parse::<u64>().unwrap();
             }
         }
         kib

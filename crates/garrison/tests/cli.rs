@@ -907,39 +907,14 @@ fn the_binary_packs_its_relocations() {
     assert!(relacount < 1000, "{relacount} relative relocations left unpacked");
 }
 
-/// `garrison serve` on a free port with the store in `dir`, logging at `level` to `log`.
-fn serve_logging(dir: &std::path::Path, level: &str, log: Stdio) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_garrison"))
-        .args(["serve", "--no-worker", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir)
-        .envs(NO_AWS)
-        .env("GARRISON_ROOT_ACCESS_KEY_ID", KEY_ID)
-        .env("GARRISON_ROOT_SECRET_KEY", SECRET)
-        .env("GARRISON_ROOT_ACCOUNT_ID", ACCOUNT)
-        .env("GARRISON_LOG", level)
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::piped())
-        .stderr(log)
-        .spawn()
-        .unwrap()
-}
-
 /// Once listening, the server drops the pages of its code that starting touched (resident.rs:
 /// the kernel maps code 64 KiB around each first touch, and most of what starting ran never
 /// runs again), says how much, and serves on.
 #[test]
 fn the_server_lets_go_of_its_startup_code_and_serves_on() {
     use std::io::{BufRead, BufReader};
-    let dir = std::env::temp_dir().join(format!("garrison-cli-resident-{}", rand_u64()));
-    let mut child = serve_logging(&dir, "info", Stdio::piped());
-    let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
-    let url = loop {
-        let l = out.next().expect("garrison serve exited before listening").unwrap();
-        if let Some(u) = l.strip_prefix("garrison: listening on ") {
-            break u.to_string();
-        }
-    };
-    let mut err = BufReader::new(child.stderr.take().unwrap()).lines().map_while(Result::ok);
+    let mut s = serve_logging("info", Stdio::piped());
+    let mut err = BufReader::new(s.child.stderr.take().unwrap()).lines().map_while(Result::ok);
     let said = err.find(|l| l.contains("garrison listening")).expect("the listening line is logged");
     // Drained on: a server whose log pipe is closed cannot log the requests below.
     std::thread::spawn(move || err.for_each(drop));
@@ -949,48 +924,19 @@ fn the_server_lets_go_of_its_startup_code_and_serves_on() {
         .unwrap_or_else(|| panic!("no figure in {said:?}"))
         .parse()
         .unwrap();
-    let served = Command::new(env!("CARGO_BIN_EXE_garrison"))
-        .args(["--endpoint", &url, "--access_key_id", KEY_ID, "--secret_key", SECRET, "aims", "get_token_info"])
-        .args(["--query", "account.id"])
-        .env("HOME", &dir)
-        .output()
-        .unwrap();
-    let _ = child.kill();
-    let _ = child.wait();
-    let _ = std::fs::remove_dir_all(&dir);
     // The debug binary's code alone is tens of MiB.
     assert!(kib > 10 << 10, "{said}");
-    assert_eq!(String::from_utf8_lossy(&served.stdout).trim(), format!("\"{ACCOUNT}\""), "{served:?}");
+    assert_eq!(json_out(&garrison(&s, &["aims", "get_token_info", "--query", "account.id"])), ACCOUNT);
 }
 
 /// A log that cannot be written (a full disk, a reader gone) costs the log, not the server:
 /// it used to panic at its first line, when the subscriber reported the failure on stderr.
 #[test]
 fn a_server_whose_log_cannot_be_written_serves_on() {
-    use std::io::{BufRead, BufReader};
-    let dir = std::env::temp_dir().join(format!("garrison-cli-full-{}", rand_u64()));
-    let mut child =
-        serve_logging(&dir, "debug", std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap().into());
-    let url = BufReader::new(child.stdout.take().unwrap())
-        .lines()
-        .map_while(Result::ok)
-        .find_map(|l| l.strip_prefix("garrison: listening on ").map(str::to_string))
-        .expect("garrison serve exited before listening");
-    let ask = || {
-        Command::new(env!("CARGO_BIN_EXE_garrison"))
-            .args(["--endpoint", &url, "--access_key_id", KEY_ID, "--secret_key", SECRET, "aims", "get_token_info"])
-            .args(["--query", "account.id"])
-            .env("HOME", &dir)
-            .output()
-            .unwrap()
-    };
-    let (first, second) = (ask(), ask());
-    let alive = child.try_wait().unwrap().is_none();
-    let _ = child.kill();
-    let _ = child.wait();
-    let _ = std::fs::remove_dir_all(&dir);
-    for o in [first, second] {
-        assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), format!("\"{ACCOUNT}\""), "{o:?}");
+    let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+    let mut s = serve_logging("debug", full.into());
+    for _ in 0..2 {
+        assert_eq!(json_out(&garrison(&s, &["aims", "get_token_info", "--query", "account.id"])), ACCOUNT);
     }
-    assert!(alive, "the server is still running");
+    assert!(s.child.try_wait().unwrap().is_none(), "the server is still running");
 }

@@ -108,6 +108,23 @@ pub fn serve_cmd(extra: &[&str], aws_env: &[(&str, &str)], worker: bool) -> Serv
 /// A server listening on `listen` (a port the caller must know beforehand, e.g. to tell
 /// appliances where it is).
 pub fn serve_at(listen: &str, extra: &[&str], aws_env: &[(&str, &str)], worker: bool) -> Server {
+    let level = std::env::var("GARRISON_TEST_LOG").unwrap_or_else(|_| "warn".into());
+    spawn_server(listen, extra, aws_env, worker, &level, Stdio::inherit())
+}
+
+/// A server without a worker whose log, at `level`, goes to `log`.
+pub fn serve_logging(level: &str, log: Stdio) -> Server {
+    spawn_server("127.0.0.1:0", &[], &NO_AWS, false, level, log)
+}
+
+fn spawn_server(
+    listen: &str,
+    extra: &[&str],
+    aws_env: &[(&str, &str)],
+    worker: bool,
+    level: &str,
+    log: Stdio,
+) -> Server {
     use std::io::BufRead;
     let dir = std::env::temp_dir().join(format!("garrison-cli-{}-{:x}", std::process::id(), rand_u64()));
     // Port 0: the server picks a free port and says which, so parallel tests cannot collide.
@@ -120,8 +137,9 @@ pub fn serve_at(listen: &str, extra: &[&str], aws_env: &[(&str, &str)], worker: 
         .env("GARRISON_ROOT_ACCESS_KEY_ID", KEY_ID)
         .env("GARRISON_ROOT_SECRET_KEY", SECRET)
         .env("GARRISON_ROOT_ACCOUNT_ID", ACCOUNT)
-        .env("GARRISON_LOG", std::env::var("GARRISON_TEST_LOG").unwrap_or_else(|_| "warn".into()))
+        .env("GARRISON_LOG", level)
         .stdout(Stdio::piped())
+        .stderr(log)
         .spawn()
         .expect("start garrison serve");
     let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
